@@ -1,0 +1,683 @@
+//! The IPC contract between the Rust backend and the TypeScript UI.
+//!
+//! Every command takes at most one argument, always named `args`, and returns one value or
+//! rejects with an [`ErrorPayload`]. [`COMMANDS`] lists them; [`typescript_bindings`] turns
+//! the types and the table into `ui/src/bindings.ts` (committed; a test fails when stale).
+//! Times are UTC instants as RFC 3339 text; positions are WGS-84 degrees.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::{Config, TS};
+
+use outpost_domain::facility::Facility;
+use outpost_domain::geo::LatLon;
+use outpost_domain::incident::{Disposition, IncidentStatus, IncidentType, Priority};
+use outpost_domain::op::{Fix, IncidentFields};
+use outpost_domain::unit::{UnitKind, UnitStatus};
+
+/// The error codes the UI branches on. Grows only when the UI needs a new branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The incident, unit or facility does not exist.
+    NotFound,
+    /// A status change or assignment the domain refuses.
+    IllegalTransition,
+    /// Input that fails validation (empty text, out-of-range coordinate).
+    InvalidInput,
+    /// The incident is closed; nothing more can be changed.
+    IncidentClosed,
+    /// The local database failed (disk full, corrupt file).
+    Storage,
+    /// The area pack is missing, corrupt or lacks what was asked.
+    Pack,
+}
+
+/// What a failed command rejects with: a code for the UI to branch on and a message for
+/// a person (already in plain words; the UI may localise by code).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ErrorPayload {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation of what was wrong and where.
+    pub message: String,
+}
+
+/// The metadata of the open area pack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct PackInfo {
+    /// Path of the pack file on this machine.
+    pub path: String,
+    /// Display name, e.g. `"Andorra"`.
+    pub name: String,
+    /// Bounding box `[west, south, east, north]`, WGS-84 degrees.
+    pub bounds: [f64; 4],
+    /// Initial map centre.
+    pub center: LatLon,
+    /// Initial zoom level.
+    pub zoom: f64,
+    /// Lowest tile zoom in the pack.
+    pub min_zoom: u8,
+    /// Highest tile zoom in the pack.
+    pub max_zoom: u8,
+    /// Attribution text to show on the map, e.g. `"© OpenStreetMap contributors"`.
+    pub attribution: String,
+    /// When the pack was built (UTC).
+    pub built_at: DateTime<Utc>,
+}
+
+/// Why the console cannot show a map, for the error screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct PackProblem {
+    /// The file that was tried.
+    pub path: String,
+    /// What is wrong with it.
+    pub problem: String,
+    /// What the user can do about it (a command to run, a flag to pass).
+    pub hint: String,
+}
+
+/// Display language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// Follow the operating system's locale.
+    Auto,
+    /// Simplified Chinese.
+    ZhCn,
+    /// English.
+    En,
+}
+
+/// Map theme. Dispatch rooms are dark: `night` is the default at night.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    /// Night from 19:00 to 07:00 local time, day otherwise.
+    Auto,
+    /// Light basemap.
+    Day,
+    /// Dark basemap.
+    Night,
+}
+
+/// Per-user console settings, stored in the local database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Settings {
+    /// Display language.
+    pub language: Language,
+    /// Map theme.
+    pub theme: Theme,
+    /// A unit's fix older than this many seconds is drawn as stale (default 120).
+    pub stale_after_s: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            language: Language::Auto,
+            theme: Theme::Auto,
+            stale_after_s: 120,
+        }
+    }
+}
+
+/// Everything the UI needs once at start-up, when the pack opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConsoleInit {
+    /// The open pack.
+    pub pack: PackInfo,
+    /// Base URL of the custom protocol that serves `style/{theme}.json`, `tiles/{z}/{x}/{y}.pbf`,
+    /// `glyphs/{fontstack}/{range}.pbf` and `sprites/…` with no network request.
+    pub map_base_url: String,
+    /// True when `--demo` replays simulated life; the UI says so plainly.
+    pub demo: bool,
+    /// The logged-in user's name (shown in timelines).
+    pub user: String,
+    /// The settings.
+    pub settings: Settings,
+}
+
+/// The result of `startup`: a console, or an error screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Startup {
+    /// The pack opened.
+    Ready {
+        /// Start-up data.
+        init: ConsoleInit,
+    },
+    /// No usable pack: show the error screen.
+    PackError {
+        /// What went wrong.
+        problem: PackProblem,
+    },
+}
+
+/// One unit on the status board and the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UnitView {
+    /// Stable id.
+    pub id: String,
+    /// Radio callsign.
+    pub callsign: String,
+    /// What it is.
+    pub kind: UnitKind,
+    /// Home station or post id.
+    pub home_station: Option<String>,
+    /// Current status.
+    pub status: UnitStatus,
+    /// When the current status began (UTC); the board ticks from it.
+    pub status_since: DateTime<Utc>,
+    /// The incident of the active assignment.
+    pub incident_id: Option<String>,
+    /// That incident's number.
+    pub incident_number: Option<String>,
+    /// Latest fix (the newest fix time), if any.
+    pub fix: Option<Fix>,
+}
+
+/// One incident in the queue and on the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct IncidentSummary {
+    /// Id (UUID text).
+    pub id: String,
+    /// Human-readable number.
+    pub number: String,
+    /// Type.
+    pub incident_type: IncidentType,
+    /// Priority.
+    pub priority: Priority,
+    /// Derived status.
+    pub status: IncidentStatus,
+    /// Location (WGS-84).
+    pub location: LatLon,
+    /// Address text.
+    pub address: String,
+    /// When it was created (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Whether a commander acknowledged it.
+    pub acknowledged: bool,
+    /// Callsigns of the units actively assigned.
+    pub assigned: Vec<String>,
+}
+
+/// The live picture: every unit, open incident and facility. Closed incidents of the last
+/// 24 hours are included so the queue can show them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConsoleState {
+    /// Increases with every change; the `state-changed` event carries it.
+    #[ts(type = "number")]
+    pub revision: u64,
+    /// Units in callsign order.
+    pub units: Vec<UnitView>,
+    /// Incidents, priority then age.
+    pub incidents: Vec<IncidentSummary>,
+    /// Stations, posts, checkpoints.
+    pub facilities: Vec<Facility>,
+}
+
+/// A unit's assignment to an incident, as the detail panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AssignmentView {
+    /// Assignment id.
+    pub id: String,
+    /// Unit id.
+    pub unit_id: String,
+    /// Unit callsign.
+    pub callsign: String,
+    /// Unit's current status.
+    pub unit_status: UnitStatus,
+    /// When assigned (UTC).
+    pub assigned_at: DateTime<Utc>,
+    /// When released (UTC); `None` while active.
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// What happened, in a timeline entry. Tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TimelineEvent {
+    /// The incident was created.
+    Created {
+        /// Type at creation.
+        incident_type: IncidentType,
+        /// Priority at creation.
+        priority: Priority,
+        /// Address at creation.
+        address: String,
+    },
+    /// Fields changed.
+    FieldsChanged {
+        /// The new values.
+        fields: IncidentFields,
+    },
+    /// A commander acknowledged it.
+    Acknowledged,
+    /// A unit was dispatched.
+    UnitAssigned {
+        /// Unit id.
+        unit_id: String,
+        /// Callsign.
+        callsign: String,
+    },
+    /// A unit was released or cleared.
+    UnitReleased {
+        /// Unit id.
+        unit_id: String,
+        /// Callsign.
+        callsign: String,
+    },
+    /// An assigned unit changed status.
+    UnitStatus {
+        /// Unit id.
+        unit_id: String,
+        /// Callsign.
+        callsign: String,
+        /// New status.
+        to: UnitStatus,
+    },
+    /// A note.
+    Note {
+        /// Text.
+        text: String,
+    },
+    /// Closed.
+    Closed {
+        /// Disposition.
+        disposition: Disposition,
+        /// Closing summary.
+        summary: String,
+    },
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct TimelineEntry {
+    /// Op id of the change (UUID text).
+    pub id: String,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub user: String,
+    /// What.
+    pub event: TimelineEvent,
+}
+
+/// The incident card: everything about one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct IncidentDetail {
+    /// The summary fields.
+    pub summary: IncidentSummary,
+    /// Description.
+    pub description: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Disposition, once closed.
+    pub disposition: Option<Disposition>,
+    /// When closed (UTC).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Every assignment, active and past.
+    pub assignments: Vec<AssignmentView>,
+    /// Every change, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Arguments of `create_incident`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct NewIncident {
+    /// Type.
+    pub incident_type: IncidentType,
+    /// Priority; `None` takes the type's default.
+    pub priority: Option<Priority>,
+    /// Location (WGS-84).
+    pub location: LatLon,
+    /// Address text; empty asks the backend to describe the location from the pack.
+    pub address: String,
+    /// Description.
+    pub description: String,
+}
+
+/// Arguments of `update_incident`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UpdateIncident {
+    /// Target.
+    pub incident_id: String,
+    /// Changes.
+    pub fields: IncidentFields,
+}
+
+/// Arguments naming one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct IncidentRef {
+    /// Target.
+    pub incident_id: String,
+}
+
+/// Arguments of `assign_unit` and `release_unit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UnitOnIncident {
+    /// Incident.
+    pub incident_id: String,
+    /// Unit.
+    pub unit_id: String,
+}
+
+/// Arguments of `set_unit_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SetUnitStatus {
+    /// Unit.
+    pub unit_id: String,
+    /// New status (checked against the domain's transition table).
+    pub to: UnitStatus,
+}
+
+/// Arguments of `add_note`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AddNote {
+    /// Incident.
+    pub incident_id: String,
+    /// Note text (non-empty).
+    pub text: String,
+}
+
+/// Arguments of `close_incident`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CloseIncident {
+    /// Incident.
+    pub incident_id: String,
+    /// Disposition code.
+    pub disposition: Disposition,
+    /// Closing summary (may be empty).
+    pub summary: String,
+}
+
+/// Arguments of `search_places`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct PlaceQuery {
+    /// What the user typed: a prefix of a street, place, POI or address, Chinese or Latin.
+    pub text: String,
+    /// Rank by distance from here (usually the map centre).
+    pub near: Option<LatLon>,
+    /// At most this many hits (1..=50).
+    pub limit: u32,
+}
+
+/// What kind of thing a search hit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceKind {
+    /// A named street.
+    Street,
+    /// A town, village, suburb, locality.
+    Place,
+    /// A point of interest (shop, school, hospital, police).
+    Poi,
+    /// An address (house number and street).
+    Address,
+}
+
+/// One offline search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct PlaceHit {
+    /// The name in the pack's default language.
+    pub name: String,
+    /// `name:zh`, if tagged.
+    pub name_zh: Option<String>,
+    /// `name:en`, if tagged.
+    pub name_en: Option<String>,
+    /// What it is.
+    pub kind: PlaceKind,
+    /// OSM class, e.g. `"residential"`, `"hospital"`, `"town"`.
+    pub category: String,
+    /// A representative point (WGS-84).
+    pub position: LatLon,
+    /// Distance from `near`, metres.
+    pub distance_m: Option<f64>,
+    /// Street + nearest named place, ready to use as an incident address.
+    pub address: String,
+}
+
+/// A human description of a point, for a new incident's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct LocationDescription {
+    /// e.g. `"Avinguda Meritxell, Andorra la Vella"`.
+    pub address: String,
+    /// Nearest named street, if one is within 150 m.
+    pub street: Option<String>,
+    /// Nearest named place.
+    pub place: Option<String>,
+}
+
+/// The name of the event the backend emits after any change; payload `{ revision: number }`.
+pub const STATE_CHANGED_EVENT: &str = "state-changed";
+
+/// One command of the IPC contract.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// The Tauri command name (snake_case).
+    pub name: &'static str,
+    /// The TypeScript function name.
+    pub ts_name: &'static str,
+    /// TypeScript type of the single `args` argument, if any.
+    pub args: Option<&'static str>,
+    /// TypeScript type of the result.
+    pub returns: &'static str,
+    /// One line for the generated doc comment.
+    pub doc: &'static str,
+}
+
+/// Every command the UI may invoke. The Tauri shell registers exactly these.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "startup",
+        ts_name: "startup",
+        args: None,
+        returns: "Startup",
+        doc: "Opens the pack and the local database; the console or the error screen.",
+    },
+    CommandSpec {
+        name: "console_state",
+        ts_name: "consoleState",
+        args: None,
+        returns: "ConsoleState",
+        doc: "The live picture: units, incidents, facilities.",
+    },
+    CommandSpec {
+        name: "incident_detail",
+        ts_name: "incidentDetail",
+        args: Some("IncidentRef"),
+        returns: "IncidentDetail",
+        doc: "One incident with its assignments and timeline.",
+    },
+    CommandSpec {
+        name: "create_incident",
+        ts_name: "createIncident",
+        args: Some("NewIncident"),
+        returns: "IncidentDetail",
+        doc: "Creates an incident (on disk before it resolves).",
+    },
+    CommandSpec {
+        name: "update_incident",
+        ts_name: "updateIncident",
+        args: Some("UpdateIncident"),
+        returns: "IncidentDetail",
+        doc: "Changes type, priority, location, address or description.",
+    },
+    CommandSpec {
+        name: "acknowledge_incident",
+        ts_name: "acknowledgeIncident",
+        args: Some("IncidentRef"),
+        returns: "IncidentDetail",
+        doc: "Marks the incident as seen by a commander.",
+    },
+    CommandSpec {
+        name: "assign_unit",
+        ts_name: "assignUnit",
+        args: Some("UnitOnIncident"),
+        returns: "IncidentDetail",
+        doc: "Dispatches an available unit to the incident.",
+    },
+    CommandSpec {
+        name: "release_unit",
+        ts_name: "releaseUnit",
+        args: Some("UnitOnIncident"),
+        returns: "IncidentDetail",
+        doc: "Releases (clears) a unit from the incident.",
+    },
+    CommandSpec {
+        name: "set_unit_status",
+        ts_name: "setUnitStatus",
+        args: Some("SetUnitStatus"),
+        returns: "UnitView",
+        doc: "Changes a unit's status; illegal transitions are refused.",
+    },
+    CommandSpec {
+        name: "add_note",
+        ts_name: "addNote",
+        args: Some("AddNote"),
+        returns: "IncidentDetail",
+        doc: "Appends a note to the incident's timeline.",
+    },
+    CommandSpec {
+        name: "close_incident",
+        ts_name: "closeIncident",
+        args: Some("CloseIncident"),
+        returns: "IncidentDetail",
+        doc: "Closes with a disposition, releasing every unit.",
+    },
+    CommandSpec {
+        name: "search_places",
+        ts_name: "searchPlaces",
+        args: Some("PlaceQuery"),
+        returns: "PlaceHit[]",
+        doc: "Offline search of the pack's streets, places, POIs and addresses.",
+    },
+    CommandSpec {
+        name: "describe_location",
+        ts_name: "describeLocation",
+        args: Some("LatLon"),
+        returns: "LocationDescription",
+        doc: "Street + nearest named place for a point.",
+    },
+    CommandSpec {
+        name: "get_settings",
+        ts_name: "getSettings",
+        args: None,
+        returns: "Settings",
+        doc: "The stored settings.",
+    },
+    CommandSpec {
+        name: "save_settings",
+        ts_name: "saveSettings",
+        args: Some("Settings"),
+        returns: "Settings",
+        doc: "Stores the settings.",
+    },
+];
+
+fn decls(cfg: &Config) -> Vec<String> {
+    use outpost_domain::facility::FacilityKind;
+    vec![
+        LatLon::decl(cfg),
+        Priority::decl(cfg),
+        IncidentType::decl(cfg),
+        IncidentStatus::decl(cfg),
+        Disposition::decl(cfg),
+        UnitKind::decl(cfg),
+        UnitStatus::decl(cfg),
+        FacilityKind::decl(cfg),
+        Facility::decl(cfg),
+        Fix::decl(cfg),
+        IncidentFields::decl(cfg),
+        ErrorCode::decl(cfg),
+        ErrorPayload::decl(cfg),
+        PackInfo::decl(cfg),
+        PackProblem::decl(cfg),
+        Language::decl(cfg),
+        Theme::decl(cfg),
+        Settings::decl(cfg),
+        ConsoleInit::decl(cfg),
+        Startup::decl(cfg),
+        UnitView::decl(cfg),
+        IncidentSummary::decl(cfg),
+        ConsoleState::decl(cfg),
+        AssignmentView::decl(cfg),
+        TimelineEvent::decl(cfg),
+        TimelineEntry::decl(cfg),
+        IncidentDetail::decl(cfg),
+        NewIncident::decl(cfg),
+        UpdateIncident::decl(cfg),
+        IncidentRef::decl(cfg),
+        UnitOnIncident::decl(cfg),
+        SetUnitStatus::decl(cfg),
+        AddNote::decl(cfg),
+        CloseIncident::decl(cfg),
+        PlaceQuery::decl(cfg),
+        PlaceKind::decl(cfg),
+        PlaceHit::decl(cfg),
+        LocationDescription::decl(cfg),
+    ]
+}
+
+/// The whole of `ui/src/bindings.ts`: every IPC type and one typed function per command.
+/// Deterministic, so a test can compare it with the committed file.
+pub fn typescript_bindings() -> String {
+    let cfg = Config::new().with_large_int("number");
+    let mut out = String::from(
+        "// Generated by outpost-app (crates/outpost-app/src/ipc.rs). Do not edit by hand:\n\
+         // run `UPDATE_BINDINGS=1 cargo test -p outpost-app bindings` after changing the Rust types.\n\n\
+         import { invoke } from \"@tauri-apps/api/core\";\n\n",
+    );
+    for d in decls(&cfg) {
+        out.push_str("export ");
+        out.push_str(d.trim());
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!(
+        "/** Event emitted after every change; payload `{{ revision: number }}`. */\nexport const STATE_CHANGED_EVENT = {STATE_CHANGED_EVENT:?};\n\n"
+    ));
+    for c in COMMANDS {
+        out.push_str(&format!("/** {} */\n", c.doc));
+        match c.args {
+            Some(a) => out.push_str(&format!(
+                "export function {}(args: {a}): Promise<{}> {{\n  return invoke(\"{}\", {{ args }});\n}}\n\n",
+                c.ts_name, c.returns, c.name
+            )),
+            None => out.push_str(&format!(
+                "export function {}(): Promise<{}> {{\n  return invoke(\"{}\");\n}}\n\n",
+                c.ts_name, c.returns, c.name
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when `ui/src/bindings.ts` is stale. `UPDATE_BINDINGS=1` rewrites it.
+    #[test]
+    fn bindings_are_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings.ts");
+        let want = typescript_bindings();
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &want).expect("write bindings");
+        }
+        let got = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            got == want,
+            "ui/src/bindings.ts is stale: run `UPDATE_BINDINGS=1 cargo test -p outpost-app bindings`"
+        );
+    }
+
+    #[test]
+    fn command_names_are_unique() {
+        let mut names: Vec<_> = COMMANDS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len());
+    }
+}

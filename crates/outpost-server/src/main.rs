@@ -1,0 +1,3 @@
+//! `outpost-server`: the central server and admin tool.
+
+fn main() {}
