@@ -1,4 +1,328 @@
 //! The console's local SQLite cache (rusqlite, WAL): migrations, queries, the outbox.
 //!
+//! Owns: the schema ([`schema`], append-only migrations), the one place where sync
+//! operations change state ([`apply::apply`]), the read queries the console needs
+//! ([`query`]), settings, this installation's origin id and the outbox of ops
+//! (`design/SYNC.md`).
+//!
 //! Architecture invariant: every user action is one transaction that changes the state
-//! tables and appends its op to the outbox together; nothing here knows about Tauri or HTTP.
+//! tables and appends its op to the outbox together ([`Store::write`]); nothing here knows
+//! about Tauri, HTTP or the UI's types. Domain rules (which transitions are legal) are checked
+//! by the caller inside that transaction; [`apply::apply`] only records what an op says.
+
+pub mod apply;
+pub mod query;
+pub mod schema;
+mod sql;
+pub mod timeline;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use uuid::Uuid;
+
+use outpost_domain::op::{Hlc, OpBody, OpEnvelope, SCHEMA_VERSION};
+
+pub use query::{AssignmentRow, IncidentRow, OutboxRow, OutboxStatus, UnitRow};
+pub use timeline::{TimelineEvent, TimelineRow};
+
+/// How long a writer waits for another connection's lock before giving up (SQLite busy
+/// timeout), milliseconds.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database was written by a newer Outpost (permanent until the binary is upgraded).
+    #[error(
+        "{path}: the database has schema version {found}, but this Outpost knows only up to \
+         version {known}; run a newer Outpost, or start with another --data-dir"
+    )]
+    TooNew {
+        /// The database file.
+        path: String,
+        /// `user_version` found in the file.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// The file could not be opened or is not a database.
+    #[error("{path}: cannot open the database: {source}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// A migration failed (the transaction was rolled back).
+    #[error("{path}: cannot upgrade the database schema: {source}")]
+    Migrate {
+        /// The database file.
+        path: String,
+        /// The migration error.
+        source: rusqlite_migration::Error,
+    },
+    /// Any other SQLite error (disk full, I/O, constraint).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// An op or a stored value could not be (de)serialized.
+    #[error("stored JSON is not readable: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored value does not parse (e.g. an unknown status name).
+    #[error("stored value {value:?} in {column} is not readable")]
+    Corrupt {
+        /// Table and column.
+        column: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// An op refers to something that does not exist (e.g. an assignment of an unknown unit).
+    #[error("{what} {id} does not exist")]
+    Missing {
+        /// "incident", "unit", "assignment".
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+}
+
+impl StoreError {
+    /// True when retrying the same action later may succeed (database locked or busy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// This installation's identity and sync clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// One UUIDv7 per installation, created on first open.
+    pub id: Uuid,
+    /// The last outbox sequence number used (0 before the first op).
+    pub last_seq: u64,
+    /// The last HLC stamp issued.
+    pub hlc: Hlc,
+}
+
+/// The local database. Not `Sync`: the app keeps it behind a mutex.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    origin: Uuid,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`: WAL journal, foreign keys on,
+    /// busy timeout [`BUSY_TIMEOUT_MS`], migrated to the latest schema, origin id created on
+    /// first open. `now` stamps the origin row when it is created.
+    ///
+    /// # Errors
+    /// [`StoreError::TooNew`] when the file's schema is newer than this build;
+    /// [`StoreError::Open`] / [`StoreError::Migrate`] naming the file otherwise.
+    pub fn open(path: &Path, now: DateTime<Utc>) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::init(conn, path.to_path_buf(), now)
+    }
+
+    /// A fresh in-memory database (tests, previews).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_in_memory(now: DateTime<Utc>) -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Self::init(conn, PathBuf::from(":memory:"), now)
+    }
+
+    fn init(mut conn: Connection, path: PathBuf, now: DateTime<Utc>) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(open_err)?;
+        // Reading user_version is the first real read: a file that is not SQLite fails here.
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let known = schema::latest_version();
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: shown,
+                found,
+                known,
+            });
+        }
+        // journal_mode returns a row; in-memory databases answer "memory".
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
+        schema::migrations()
+            .to_latest(&mut conn)
+            .map_err(|source| StoreError::Migrate {
+                path: shown.clone(),
+                source,
+            })?;
+        let origin = ensure_origin(&conn, now)?;
+        Ok(Store { conn, path, origin })
+    }
+
+    /// The database file (`:memory:` for in-memory stores).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This installation's origin id.
+    pub fn origin_id(&self) -> Uuid {
+        self.origin
+    }
+
+    /// The connection, for the read queries of [`query`].
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs one local action as ONE transaction: `decide` reads what it needs through the
+    /// transaction, checks the domain rules and returns the op to perform (or an error, and
+    /// nothing is written); the op then gets the next gap-free `seq` and an HLC stamp from
+    /// `now`, is applied to the state tables ([`apply::apply`]) and appended to the outbox.
+    /// Committed before this returns.
+    ///
+    /// # Errors
+    /// Whatever `decide` returns, or a [`StoreError`] converted into `E`.
+    pub fn write<E, F>(
+        &mut self,
+        now: DateTime<Utc>,
+        user: &str,
+        decide: F,
+    ) -> Result<OpEnvelope, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Connection) -> Result<OpBody, E>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let body = decide(&tx)?;
+        let env = append_local(&tx, self.origin, now, user, body)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(env)
+    }
+
+    /// A plain transaction for writes that are not ops (settings).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Reads a setting (`None` when never stored).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        query::setting(&self.conn, key)
+    }
+
+    /// Stores a setting, replacing any previous value.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
+
+/// Reads (creating on first open) the origin row.
+fn ensure_origin(conn: &Connection, now: DateTime<Utc>) -> Result<Uuid, StoreError> {
+    if let Some(o) = query::origin(conn)? {
+        return Ok(o.id);
+    }
+    let id = Uuid::now_v7();
+    conn.execute(
+        "INSERT INTO origin(singleton, origin_id, created_at) VALUES (1, ?1, ?2)",
+        params![id.to_string(), now.timestamp_millis()],
+    )?;
+    Ok(id)
+}
+
+/// Stamps `body` as the next op of this origin, applies it and appends it to the outbox,
+/// inside the caller's transaction.
+fn append_local(
+    tx: &Connection,
+    origin: Uuid,
+    now: DateTime<Utc>,
+    user: &str,
+    body: OpBody,
+) -> Result<OpEnvelope, StoreError> {
+    let o = query::origin(tx)?.ok_or_else(|| StoreError::Missing {
+        what: "origin",
+        id: origin.to_string(),
+    })?;
+    let seq = o.last_seq + 1;
+    let hlc = Hlc::tick(o.hlc, now.timestamp_millis());
+    let env = OpEnvelope {
+        op_id: Uuid::now_v7(),
+        origin,
+        seq,
+        hlc,
+        base_version: None,
+        user: user.to_string(),
+        schema: SCHEMA_VERSION,
+        lane: body.lane(),
+        body,
+    };
+    tx.execute(
+        "UPDATE origin SET last_seq = ?1, hlc_wall_ms = ?2, hlc_logical = ?3 WHERE singleton = 1",
+        params![sql::u64_sql(seq), hlc.wall_ms, hlc.logical],
+    )?;
+    apply::apply(tx, &env)?;
+    tx.execute(
+        "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical, envelope, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            sql::u64_sql(seq),
+            env.op_id.to_string(),
+            origin.to_string(),
+            sql::enum_text(&env.lane)?,
+            env.body.kind(),
+            hlc.wall_ms,
+            hlc.logical,
+            serde_json::to_string(&env)?,
+            now.timestamp_millis(),
+        ],
+    )?;
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests;
