@@ -1,10 +1,21 @@
 //! The console's use-cases: what the UI can ask for and do, as plain Rust.
 //!
 //! Owns: the IPC contract ([`ipc`]: argument and result types, the command table, the
-//! TypeScript bindings generated from them), the use-cases behind each command, the demo
-//! replay. The Tauri shell in `src-tauri/` only forwards commands here.
+//! TypeScript bindings generated from them), the use-cases behind each command ([`Console`],
+//! one method per [`ipc::COMMANDS`] entry, same names and types), the domain rules applied
+//! to user actions (through `outpost-domain`), the error codes crossing IPC ([`AppError`]).
+//! The Tauri shell in `src-tauri/` only forwards commands here.
 //!
 //! Architecture invariant: no dependency on Tauri or any UI toolkit; everything here runs in
-//! a plain `cargo test`.
+//! a plain `cargo test`. State changes only through `outpost_store::Store::write` (one
+//! transaction: rules, state, outbox).
 
+mod console;
+mod error;
 pub mod ipc;
+
+pub use console::{
+    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, default_data_dir,
+    status_words,
+};
+pub use error::AppError;

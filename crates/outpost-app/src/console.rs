@@ -1,0 +1,864 @@
+//! [`Console`]: the use-cases behind every IPC command, plus the roster and position calls of
+//! the demo replay.
+//!
+//! Every state-changing method is one SQLite transaction (through
+//! [`outpost_store::Store::write`]) that checks the domain rules, changes the state tables
+//! and appends the op to the outbox; it is committed before the method returns. After the
+//! commit the revision counter goes up and the [`Console::on_change`] callbacks run (outside
+//! the database lock, so a callback may read the console).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{Duration, Local};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use outpost_domain::clock::Clock;
+use outpost_domain::facility::Facility;
+use outpost_domain::geo::LatLon;
+use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope};
+use outpost_domain::unit::{StatusError, UnitKind, UnitStatus};
+use outpost_geo::{Pack, PackError};
+use outpost_store::query::{self, IncidentRow, UnitRow};
+use outpost_store::{Store, TimelineEvent as StoredEvent};
+
+use crate::error::AppError;
+use crate::ipc::{
+    AddNote, AssignmentView, CloseIncident, ConsoleInit, ConsoleState, ErrorCode, IncidentDetail,
+    IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident, PackInfo,
+    PackProblem, PlaceHit, PlaceKind, PlaceQuery, SetUnitStatus, Settings, Startup, Theme,
+    TimelineEntry, TimelineEvent, UnitOnIncident, UnitView, UpdateIncident,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "outpost.db";
+
+/// Settings key of the last area pack opened successfully (absolute path).
+pub const LAST_PACK_KEY: &str = "last_pack";
+
+/// How long closed incidents stay in the queue, hours.
+pub const CLOSED_VISIBLE_HOURS: i64 = 24;
+
+/// How [`Console::open`] is configured (the shell fills it from the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleOptions {
+    /// The area pack to open; `None` reopens the last pack used (stored in settings).
+    pub pack: Option<PathBuf>,
+    /// Per-user data directory; holds [`DB_FILE`]. Created if missing.
+    pub data_dir: PathBuf,
+    /// True when the demo replay runs (the UI says so).
+    pub demo: bool,
+    /// The logged-in user's name, written into every op and timeline entry.
+    pub user: String,
+}
+
+type Listener = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// The console's use-cases. `Send + Sync`: the shell shares one in an `Arc`.
+pub struct Console {
+    store: Mutex<Store>,
+    pack: Option<Pack>,
+    pack_problem: Option<PackProblem>,
+    clock: Arc<dyn Clock>,
+    user: String,
+    demo: bool,
+    revision: AtomicU64,
+    listeners: Mutex<Vec<Listener>>,
+    map_base_url: Mutex<String>,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("user", &self.user)
+            .field("demo", &self.demo)
+            .field("pack", &self.pack.as_ref().map(|p| p.path().to_path_buf()))
+            .field("revision", &self.revision.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The per-user data directory by OS convention (`directories::ProjectDirs` for "Outpost":
+/// `~/.local/share/outpost` on Linux, `%APPDATA%\Outpost\data` on Windows,
+/// `~/Library/Application Support/Outpost` on macOS). `None` when the OS reports no home
+/// directory; the shell then asks for `--data-dir`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "Outpost").map(|d| d.data_dir().to_path_buf())
+}
+
+impl Console {
+    /// Opens the local database in `opts.data_dir` (creating both if needed) and the area
+    /// pack. A store problem is fatal; a pack problem is not: [`Console::startup`] then
+    /// reports it for the error screen.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`] when the data directory cannot be created or the database
+    /// cannot be opened (including a database newer than this build, named with both versions).
+    pub fn open(opts: ConsoleOptions, clock: Arc<dyn Clock>) -> Result<Console, AppError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
+            AppError::new(
+                ErrorCode::Storage,
+                format!(
+                    "cannot create the data directory {}: {e}",
+                    opts.data_dir.display()
+                ),
+            )
+        })?;
+        let store = Store::open(&opts.data_dir.join(DB_FILE), clock.now())?;
+        let pack_path = match opts.pack {
+            Some(p) => Some(p),
+            None => store.setting(LAST_PACK_KEY)?.map(PathBuf::from),
+        };
+        let (pack, pack_problem) = match pack_path {
+            None => (
+                None,
+                Some(PackProblem {
+                    path: String::new(),
+                    problem: "no area pack has been opened on this computer yet".into(),
+                    hint: "start Outpost with --pack FILE.outpost, or with --demo to open the \
+                           demo area (Andorra)"
+                        .into(),
+                }),
+            ),
+            Some(path) => match Pack::open(&path) {
+                Ok(pack) => {
+                    let stored = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+                    store.set_setting(LAST_PACK_KEY, &stored.to_string_lossy())?;
+                    (Some(pack), None)
+                }
+                Err(e) => (None, Some(pack_problem(&path, &e))),
+            },
+        };
+        Ok(Console {
+            store: Mutex::new(store),
+            pack,
+            pack_problem,
+            clock,
+            user: opts.user,
+            demo: opts.demo,
+            revision: AtomicU64::new(0),
+            listeners: Mutex::new(Vec::new()),
+            map_base_url: Mutex::new(String::new()),
+        })
+    }
+
+    /// Registers `f`, called with the new revision after each committed change.
+    pub fn on_change(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
+        lock(&self.listeners).push(Arc::from(f));
+    }
+
+    /// The open area pack (for the shell's tile protocol), if it opened.
+    pub fn pack(&self) -> Option<&Pack> {
+        self.pack.as_ref()
+    }
+
+    /// Sets the base URL of the shell's custom protocol (e.g. `outpost://localhost`),
+    /// returned by [`Console::startup`].
+    pub fn set_map_base_url(&self, url: String) {
+        *lock(&self.map_base_url) = url;
+    }
+
+    /// The current revision (0 after open; +1 per committed change).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::SeqCst)
+    }
+
+    /// `startup`: the console's start-up data, or the pack error screen.
+    pub fn startup(&self) -> Startup {
+        let Some(pack) = &self.pack else {
+            return Startup::PackError {
+                problem: self.pack_problem.clone().unwrap_or_else(|| PackProblem {
+                    path: String::new(),
+                    problem: "no area pack is open".into(),
+                    hint: "start Outpost with --pack FILE.outpost".into(),
+                }),
+            };
+        };
+        let m = pack.meta();
+        let settings = self.get_settings().unwrap_or_default();
+        Startup::Ready {
+            init: ConsoleInit {
+                pack: PackInfo {
+                    path: pack.path().display().to_string(),
+                    name: m.name.clone(),
+                    bounds: m.bounds,
+                    center: m.center,
+                    zoom: m.zoom,
+                    min_zoom: m.min_zoom,
+                    max_zoom: m.max_zoom,
+                    attribution: m.attribution.clone(),
+                    built_at: m.built_at,
+                },
+                map_base_url: lock(&self.map_base_url).clone(),
+                demo: self.demo,
+                user: self.user.clone(),
+                settings,
+            },
+        }
+    }
+
+    /// `console_state`: units in callsign order; open incidents (priority, then oldest
+    /// first) followed by those closed in the last [`CLOSED_VISIBLE_HOURS`]; facilities.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn console_state(&self) -> Result<ConsoleState, AppError> {
+        let store = lock(&self.store);
+        let c = store.conn();
+        let since = self.clock.now() - Duration::hours(CLOSED_VISIBLE_HOURS);
+        Ok(ConsoleState {
+            revision: self.revision(),
+            units: query::units(c)?.into_iter().map(unit_view).collect(),
+            incidents: query::queue(c, since)?
+                .into_iter()
+                .map(incident_summary)
+                .collect(),
+            facilities: query::facilities(c)?,
+        })
+    }
+
+    /// `incident_detail`.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] for an unknown id.
+    pub fn incident_detail(&self, args: IncidentRef) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        let store = lock(&self.store);
+        detail(store.conn(), id)
+    }
+
+    /// `create_incident`: a new incident numbered `YYYYMMDD-NNNN` (local date). An empty
+    /// address is filled from the pack's description of the location.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for a coordinate outside WGS-84 ranges.
+    pub fn create_incident(&self, args: NewIncident) -> Result<IncidentDetail, AppError> {
+        let location = check_location(args.location)?;
+        let mut address = args.address.trim().to_string();
+        if address.is_empty() {
+            address = self
+                .pack
+                .as_ref()
+                .and_then(|p| p.describe(location).ok())
+                .map(|d| d.address)
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| format!("{:.5}, {:.5}", location.lat, location.lon));
+        }
+        let day = self
+            .clock
+            .now()
+            .with_timezone(&Local)
+            .format("%Y%m%d")
+            .to_string();
+        let incident_id = Uuid::now_v7();
+        let priority = args
+            .priority
+            .unwrap_or_else(|| args.incident_type.default_priority());
+        let description = args.description.trim().to_string();
+        self.act(
+            |c| {
+                Ok(OpBody::IncidentCreate {
+                    incident_id,
+                    number: query::next_incident_number(c, &day)?,
+                    incident_type: args.incident_type,
+                    priority,
+                    location,
+                    address,
+                    description,
+                })
+            },
+            |c, _| detail(c, incident_id),
+        )
+    }
+
+    /// `update_incident`: per-field changes of type, priority, location, address, description.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`], [`ErrorCode::InvalidInput`]
+    /// (nothing to change, bad coordinate).
+    pub fn update_incident(&self, args: UpdateIncident) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        let mut fields = args.fields;
+        if let Some(l) = fields.location {
+            fields.location = Some(check_location(l)?);
+        }
+        fields.address = fields.address.map(|a| a.trim().to_string());
+        fields.description = fields.description.map(|a| a.trim().to_string());
+        if fields == IncidentFields::default() {
+            return Err(AppError::invalid("nothing to change: no field was given"));
+        }
+        self.act(
+            |c| {
+                open_incident(c, id)?;
+                Ok(OpBody::IncidentSetFields {
+                    incident_id: id,
+                    fields,
+                })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `acknowledge_incident`: a commander has seen it.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`].
+    pub fn acknowledge_incident(&self, args: IncidentRef) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        self.act(
+            |c| {
+                open_incident(c, id)?;
+                Ok(OpBody::IncidentAcknowledge { incident_id: id })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `assign_unit`: dispatches an available unit; the unit becomes `dispatched`.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`], [`ErrorCode::IllegalTransition`]
+    /// when the unit is not available or already assigned.
+    pub fn assign_unit(&self, args: UnitOnIncident) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        self.act(
+            |c| {
+                let inc = open_incident(c, id)?;
+                let unit = find_unit(c, &args.unit_id)?;
+                let active = query::active_assignment(c, &unit.id)?;
+                unit.status
+                    .check_dispatch(active.is_some())
+                    .map_err(|e| dispatch_refused(&unit, &inc, active.is_some(), e))?;
+                Ok(OpBody::AssignmentAdd {
+                    assignment_id: Uuid::now_v7(),
+                    incident_id: id,
+                    unit_id: unit.id,
+                })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `release_unit`: ends the unit's assignment to the incident; the unit becomes available.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] (incident, unit, or no active assignment of that unit there),
+    /// [`ErrorCode::IncidentClosed`].
+    pub fn release_unit(&self, args: UnitOnIncident) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        self.act(
+            |c| {
+                let inc = open_incident(c, id)?;
+                let unit = find_unit(c, &args.unit_id)?;
+                let assignment = query::active_assignment(c, &unit.id)?
+                    .filter(|a| a.incident_id == id)
+                    .ok_or_else(|| {
+                        AppError::not_found(format!(
+                            "unit {} is not assigned to incident {}",
+                            unit.callsign, inc.number
+                        ))
+                    })?;
+                Ok(OpBody::AssignmentRelease {
+                    assignment_id: assignment.id,
+                    incident_id: id,
+                    unit_id: unit.id,
+                })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `set_unit_status`: a status button. Checked against the transition table
+    /// ([`UnitStatus::check_transition`]); `available` from an assignment clears the unit and
+    /// releases the assignment.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IllegalTransition`] naming the unit and both
+    /// statuses (nothing is written).
+    pub fn set_unit_status(&self, args: SetUnitStatus) -> Result<UnitView, AppError> {
+        let unit_id = args.unit_id.clone();
+        self.act(
+            |c| {
+                let unit = find_unit(c, &args.unit_id)?;
+                let assigned = query::active_assignment(c, &unit.id)?.is_some();
+                unit.status
+                    .check_transition(args.to, assigned)
+                    .map_err(|e| transition_refused(&unit, args.to, e))?;
+                Ok(OpBody::UnitSetStatus {
+                    unit_id: unit.id,
+                    from: unit.status,
+                    to: args.to,
+                })
+            },
+            |c, _| Ok(unit_view(find_unit(c, &unit_id)?)),
+        )
+    }
+
+    /// `add_note`: appends a note to the incident's timeline.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for empty text, [`ErrorCode::NotFound`],
+    /// [`ErrorCode::IncidentClosed`].
+    pub fn add_note(&self, args: AddNote) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        let text = args.text.trim().to_string();
+        if text.is_empty() {
+            return Err(AppError::invalid("a note needs some text"));
+        }
+        self.act(
+            |c| {
+                open_incident(c, id)?;
+                Ok(OpBody::TimelineAppend {
+                    entry_id: Uuid::now_v7(),
+                    incident_id: id,
+                    text,
+                })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `close_incident`: closes with a disposition; every active assignment is released and
+    /// those units become available.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`] when already closed.
+    pub fn close_incident(&self, args: CloseIncident) -> Result<IncidentDetail, AppError> {
+        let id = parse_incident_id(&args.incident_id)?;
+        let summary = args.summary.trim().to_string();
+        self.act(
+            |c| {
+                open_incident(c, id)?;
+                Ok(OpBody::IncidentClose {
+                    incident_id: id,
+                    disposition: args.disposition,
+                    summary,
+                })
+            },
+            |c, _| detail(c, id),
+        )
+    }
+
+    /// `search_places`: offline search in the pack (at most 50 hits).
+    ///
+    /// # Errors
+    /// [`ErrorCode::Pack`] when no pack is open or it cannot be read;
+    /// [`ErrorCode::InvalidInput`] for a bad `near` coordinate.
+    pub fn search_places(&self, args: PlaceQuery) -> Result<Vec<PlaceHit>, AppError> {
+        let pack = self.require_pack()?;
+        let near = args.near.map(check_location).transpose()?;
+        let limit = args.limit.clamp(1, 50) as usize;
+        Ok(pack
+            .search(&args.text, near, limit)?
+            .into_iter()
+            .map(|h| PlaceHit {
+                name: h.name,
+                name_zh: h.name_zh,
+                name_en: h.name_en,
+                kind: match h.kind {
+                    outpost_geo::SearchKind::Street => PlaceKind::Street,
+                    outpost_geo::SearchKind::Place => PlaceKind::Place,
+                    outpost_geo::SearchKind::Poi => PlaceKind::Poi,
+                    outpost_geo::SearchKind::Address => PlaceKind::Address,
+                },
+                category: h.category,
+                position: h.position,
+                distance_m: h.distance_m,
+                address: h.address,
+            })
+            .collect())
+    }
+
+    /// `describe_location`: nearest named street within 150 m + nearest named place.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Pack`], [`ErrorCode::InvalidInput`] for a bad coordinate.
+    pub fn describe_location(&self, args: LatLon) -> Result<LocationDescription, AppError> {
+        let pack = self.require_pack()?;
+        let d = pack.describe(check_location(args)?)?;
+        Ok(LocationDescription {
+            address: d.address,
+            street: d.street,
+            place: d.place,
+        })
+    }
+
+    /// `get_settings`: stored values, defaults for anything never stored or unreadable.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn get_settings(&self) -> Result<Settings, AppError> {
+        let store = lock(&self.store);
+        let d = Settings::default();
+        let read = |key: &str| store.setting(key);
+        Ok(Settings {
+            language: read("language")?
+                .and_then(|v| parse_enum::<Language>(&v))
+                .unwrap_or(d.language),
+            theme: read("theme")?
+                .and_then(|v| parse_enum::<Theme>(&v))
+                .unwrap_or(d.theme),
+            stale_after_s: read("stale_after_s")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d.stale_after_s),
+        })
+    }
+
+    /// `save_settings`: stores all three settings in one transaction.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] when `stale_after_s` is outside 10..=86400 seconds;
+    /// [`ErrorCode::Storage`].
+    pub fn save_settings(&self, args: Settings) -> Result<Settings, AppError> {
+        if !(10..=86_400).contains(&args.stale_after_s) {
+            return Err(AppError::invalid(format!(
+                "stale_after_s must be between 10 and 86400 seconds, not {}",
+                args.stale_after_s
+            )));
+        }
+        {
+            let mut store = lock(&self.store);
+            let tx = store.transaction()?;
+            for (k, v) in [
+                ("language", enum_name(&args.language)),
+                ("theme", enum_name(&args.theme)),
+                ("stale_after_s", args.stale_after_s.to_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![k, v],
+                )
+                .map_err(outpost_store::StoreError::from)?;
+            }
+            tx.commit().map_err(outpost_store::StoreError::from)?;
+        }
+        self.get_settings()
+    }
+
+    /// Adds or updates a station, post or checkpoint (a `facility.register` op).
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for an empty id or a bad position.
+    pub fn register_facility(&self, f: Facility) -> Result<(), AppError> {
+        if f.id.trim().is_empty() {
+            return Err(AppError::invalid("a facility needs an id"));
+        }
+        check_location(f.position)?;
+        self.act(
+            |_| Ok(OpBody::FacilityRegister { facility: f }),
+            |_, _| Ok(()),
+        )
+    }
+
+    /// Adds or updates a unit in the roster (a `unit.register` op). A new unit starts
+    /// `available`; re-registering keeps its status.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for an empty id or callsign.
+    pub fn register_unit(
+        &self,
+        unit_id: &str,
+        callsign: &str,
+        kind: UnitKind,
+        home_station: Option<String>,
+    ) -> Result<(), AppError> {
+        if unit_id.trim().is_empty() || callsign.trim().is_empty() {
+            return Err(AppError::invalid("a unit needs an id and a callsign"));
+        }
+        self.act(
+            |_| {
+                Ok(OpBody::UnitRegister {
+                    unit_id: unit_id.to_string(),
+                    callsign: callsign.trim().to_string(),
+                    unit_kind: kind,
+                    home_station,
+                })
+            },
+            |_, _| Ok(()),
+        )
+    }
+
+    /// Records a unit's fix (a `position.report` op in the positions lane). The latest
+    /// position moves only when this fix is newer than the one shown.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] for an unknown unit, [`ErrorCode::InvalidInput`] for a bad
+    /// position.
+    pub fn report_position(&self, unit_id: &str, fix: Fix) -> Result<(), AppError> {
+        check_location(fix.position)?;
+        self.act(
+            |c| {
+                let unit = find_unit(c, unit_id)?;
+                Ok(OpBody::PositionReport {
+                    unit_id: unit.id,
+                    fix,
+                })
+            },
+            |_, _| Ok(()),
+        )
+    }
+
+    fn require_pack(&self) -> Result<&Pack, AppError> {
+        self.pack.as_ref().ok_or_else(|| {
+            AppError::pack(
+                self.pack_problem
+                    .as_ref()
+                    .map(|p| p.problem.clone())
+                    .unwrap_or_else(|| "no area pack is open".into()),
+            )
+        })
+    }
+
+    /// One local action: `decide` (rules) -> op -> apply + outbox in one transaction, then
+    /// `result` reads the answer under the same lock; after that the revision goes up and
+    /// listeners run.
+    fn act<T>(
+        &self,
+        decide: impl FnOnce(&Connection) -> Result<OpBody, AppError>,
+        result: impl FnOnce(&Connection, &OpEnvelope) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let out = {
+            let mut store = lock(&self.store);
+            let env = store.write(self.clock.now(), &self.user, decide)?;
+            tracing::debug!(seq = env.seq, kind = env.body.kind(), "op committed");
+            // The op is on disk now; a failure to read the answer back is still an error,
+            // but listeners must hear about the change either way.
+            let out = result(store.conn(), &env);
+            self.revision.fetch_add(1, Ordering::SeqCst);
+            out
+        };
+        self.notify();
+        out
+    }
+
+    fn notify(&self) {
+        let rev = self.revision();
+        let listeners: Vec<Listener> = lock(&self.listeners).clone();
+        for f in listeners {
+            f(rev);
+        }
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panicked reader cannot corrupt SQLite state:
+/// an unfinished transaction rolls back when dropped).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pack_problem(path: &Path, e: &PackError) -> PackProblem {
+    let hint = match e {
+        PackError::Missing { .. } => {
+            "check the path, or start Outpost with --demo to open the demo area (Andorra), or \
+             build a pack with `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`"
+        }
+        PackError::NotAPack { .. } | PackError::CorruptTile { .. } => {
+            "rebuild the pack with `outpost-server pack build --osm FILE.osm.pbf --out \
+             FILE.outpost`, or pick another file with --pack"
+        }
+        _ => "check that the file is readable, or pick another file with --pack",
+    };
+    PackProblem {
+        path: path.display().to_string(),
+        problem: e.to_string(),
+        hint: hint.into(),
+    }
+}
+
+fn check_location(l: LatLon) -> Result<LatLon, AppError> {
+    LatLon::new(l.lat, l.lon).map_err(|e| AppError::invalid(format!("bad location: {e}")))
+}
+
+fn parse_incident_id(text: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(text.trim())
+        .map_err(|_| AppError::not_found(format!("incident {text:?} does not exist")))
+}
+
+fn find_unit(c: &Connection, unit_id: &str) -> Result<UnitRow, AppError> {
+    query::unit(c, unit_id)?
+        .ok_or_else(|| AppError::not_found(format!("unit {unit_id} does not exist")))
+}
+
+/// The incident, refused when closed.
+fn open_incident(c: &Connection, id: Uuid) -> Result<IncidentRow, AppError> {
+    let inc = query::incident(c, id)?
+        .ok_or_else(|| AppError::not_found(format!("incident {id} does not exist")))?;
+    if inc.closed_at.is_some() {
+        return Err(AppError::new(
+            ErrorCode::IncidentClosed,
+            format!(
+                "incident {} is closed; it can no longer be changed",
+                inc.number
+            ),
+        ));
+    }
+    Ok(inc)
+}
+
+/// A status in words, as a commander says it ("en route").
+pub fn status_words(s: UnitStatus) -> &'static str {
+    match s {
+        UnitStatus::Available => "available",
+        UnitStatus::Dispatched => "dispatched",
+        UnitStatus::EnRoute => "en route",
+        UnitStatus::OnScene => "on scene",
+        UnitStatus::Busy => "busy",
+        UnitStatus::OutOfService => "out of service",
+    }
+}
+
+fn transition_refused(unit: &UnitRow, to: UnitStatus, e: StatusError) -> AppError {
+    let why = match e {
+        StatusError::NeedsAssignment(_) => " without being assigned to an incident",
+        _ if to == UnitStatus::Dispatched => ": assign it to an incident instead",
+        _ => "",
+    };
+    AppError::illegal(format!(
+        "unit {} ({}) is {} and cannot become {}{why}",
+        unit.callsign,
+        unit.id,
+        status_words(unit.status),
+        status_words(to)
+    ))
+}
+
+fn dispatch_refused(unit: &UnitRow, inc: &IncidentRow, assigned: bool, e: StatusError) -> AppError {
+    let why = match (&e, assigned, &unit.incident) {
+        (StatusError::AlreadyAssigned, true, Some((_, number))) => {
+            format!("it is already assigned to incident {number}")
+        }
+        (StatusError::AlreadyAssigned, _, _) => "it is already assigned to an incident".into(),
+        _ => "only available units can be dispatched".into(),
+    };
+    AppError::illegal(format!(
+        "unit {} ({}) is {} and cannot be dispatched to incident {}: {why}",
+        unit.callsign,
+        unit.id,
+        status_words(unit.status),
+        inc.number
+    ))
+}
+
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+fn unit_view(u: UnitRow) -> UnitView {
+    let (incident_id, incident_number) = match u.incident {
+        Some((id, n)) => (Some(id.to_string()), Some(n)),
+        None => (None, None),
+    };
+    UnitView {
+        id: u.id,
+        callsign: u.callsign,
+        kind: u.kind,
+        home_station: u.home_station,
+        status: u.status,
+        status_since: u.status_since,
+        incident_id,
+        incident_number,
+        fix: u.fix,
+    }
+}
+
+fn incident_summary(i: IncidentRow) -> IncidentSummary {
+    IncidentSummary {
+        id: i.id.to_string(),
+        number: i.number,
+        incident_type: i.incident_type,
+        priority: i.priority,
+        status: i.status,
+        location: i.location,
+        address: i.address,
+        created_at: i.created_at,
+        acknowledged: i.acknowledged,
+        assigned: i.assigned,
+    }
+}
+
+fn timeline_event(e: StoredEvent) -> TimelineEvent {
+    match e {
+        StoredEvent::Created {
+            incident_type,
+            priority,
+            address,
+        } => TimelineEvent::Created {
+            incident_type,
+            priority,
+            address,
+        },
+        StoredEvent::FieldsChanged { fields } => TimelineEvent::FieldsChanged { fields },
+        StoredEvent::Acknowledged => TimelineEvent::Acknowledged,
+        StoredEvent::UnitAssigned { unit_id, callsign } => {
+            TimelineEvent::UnitAssigned { unit_id, callsign }
+        }
+        StoredEvent::UnitReleased { unit_id, callsign } => {
+            TimelineEvent::UnitReleased { unit_id, callsign }
+        }
+        StoredEvent::UnitStatus {
+            unit_id,
+            callsign,
+            to,
+        } => TimelineEvent::UnitStatus {
+            unit_id,
+            callsign,
+            to,
+        },
+        StoredEvent::Note { text } => TimelineEvent::Note { text },
+        StoredEvent::Closed {
+            disposition,
+            summary,
+        } => TimelineEvent::Closed {
+            disposition,
+            summary,
+        },
+    }
+}
+
+fn detail(c: &Connection, id: Uuid) -> Result<IncidentDetail, AppError> {
+    let inc = query::incident(c, id)?
+        .ok_or_else(|| AppError::not_found(format!("incident {id} does not exist")))?;
+    let assignments = query::assignments(c, id)?
+        .into_iter()
+        .map(|a| AssignmentView {
+            id: a.id.to_string(),
+            unit_id: a.unit_id,
+            callsign: a.callsign,
+            unit_status: a.unit_status,
+            assigned_at: a.assigned_at,
+            released_at: a.released_at,
+        })
+        .collect();
+    let timeline = query::timeline(c, id)?
+        .into_iter()
+        .map(|t| TimelineEntry {
+            id: t.id,
+            at: t.at,
+            user: t.user,
+            event: timeline_event(t.event),
+        })
+        .collect();
+    let description = inc.description.clone();
+    let created_by = inc.created_by.clone();
+    let disposition = inc.disposition;
+    let closed_at = inc.closed_at;
+    Ok(IncidentDetail {
+        summary: incident_summary(inc),
+        description,
+        created_by,
+        disposition,
+        closed_at,
+        assignments,
+        timeline,
+    })
+}
