@@ -1,0 +1,204 @@
+// The console in headless Chromium (Debian's /usr/bin/chromium through playwright-core) with
+// the Tauri IPC mocked by the in-memory backend (src/mock, bundled by vite.mock.config.ts).
+// Run with `npm run test:e2e` (builds ui/dist and the mock first). Tiles 404: there is no pack.
+import assert from "node:assert/strict";
+import { readFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { serve } from "./serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ui = join(here, "..");
+const outDir = join(ui, "test-results");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+let server;
+let browser;
+let mockScript;
+
+before(async () => {
+  mockScript = await readFile(join(here, ".build", "mock-backend.js"), "utf8");
+  server = await serve(join(ui, "dist"));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--enable-unsafe-swiftshader",
+    ],
+  });
+  await mkdir(outDir, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A page with the fake backend installed before the app runs; records every request. */
+async function openConsole(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: "zh-CN" });
+  const page = await context.newPage();
+  const requests = [];
+  const consoleErrors = [];
+  page.on("request", (r) => requests.push(r.url()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await page.addInitScript(
+    ({ opts, script }) => {
+      window.__OUTPOST_MOCK_OPTIONS__ = { mapBaseUrl: `${location.origin}/no-pack`, ...opts };
+      // Indirect eval: the bundle is a classic IIFE script.
+      (0, eval)(script);
+    },
+    { opts: options, script: mockScript },
+  );
+  await page.goto(`${server.origin}/index.html`);
+  return { context, page, requests, consoleErrors };
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(() => window.__outpost?.ready === true, null, { timeout: 30_000 });
+}
+
+test("the map draws one feature per unit and nothing leaves the machine", async () => {
+  const { context, page, requests, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    const { drawn, expected, layers } = await page.evaluate(() => {
+      const map = window.__outpost.map;
+      const feats = map.queryRenderedFeatures({ layers: ["units"] });
+      return {
+        drawn: [...new Set(feats.map((f) => f.properties.id))].sort(),
+        expected: window.__outpostMock.units.filter((u) => u.fix).map((u) => u.id).sort(),
+        layers: ["units", "incidents", "facilities"].map((l) => Boolean(map.getLayer(l))),
+      };
+    });
+    assert.equal(expected.length, 6);
+    assert.deepEqual(drawn, expected);
+    assert.deepEqual(layers, [true, true, true]);
+    // Facilities and incidents render too (4 facilities, 3 open incidents in the fake).
+    const counts = await page.evaluate(() => {
+      const map = window.__outpost.map;
+      const ids = (l) => new Set(map.queryRenderedFeatures({ layers: [l] }).map((f) => f.properties.id)).size;
+      return { incidents: ids("incidents"), facilities: ids("facilities") };
+    });
+    assert.equal(counts.incidents, 3);
+    assert.equal(counts.facilities, 4);
+    // Demo banner, attribution, the board and the queue.
+    assert.match(await page.locator("#demo-banner").innerText(), /DEMO/);
+    assert.match(await page.locator(".maplibregl-ctrl-attrib").innerText(), /© OpenStreetMap contributors/);
+    assert.equal(await page.locator("[data-unit-id]").count(), 6);
+    assert.equal(await page.locator("[data-incident-id]").count(), 3);
+    // Every request stayed on the local server (tiles, glyphs, sprites, worker).
+    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith("data:") && !u.startsWith("blob:"));
+    assert.deepEqual(foreign, []);
+    assert.ok(requests.some((u) => u.includes("/map/sprites/maki")), "sprite requested from the bundle");
+    assert.ok(requests.some((u) => u.includes("/no-pack/tiles/")), "tiles requested from map_base_url");
+    assert.deepEqual(consoleErrors, []);
+    await page.screenshot({ path: join(outDir, "console.png") });
+  } finally {
+    await context.close();
+  }
+});
+
+test("creating an incident through the form adds a queue row and opens its detail", async () => {
+  const { context, page } = await openConsole();
+  try {
+    await waitReady(page);
+    const before = await page.locator("[data-incident-id]").count();
+    await page.click("#new-incident");
+    await page.fill("#incident-address", "Meritxell");
+    // Pick the offline search hit: it sets the location and the address.
+    await page.locator("[data-search-hit='0']").click();
+    assert.equal(await page.inputValue("#incident-address"), "Avinguda Meritxell, Andorra la Vella");
+    await page.selectOption("#incident-type", "fire");
+    await page.fill("#incident-description", "Smoke on the third floor");
+    await page.click("#incident-submit");
+
+    const detail = page.locator("#incident-detail");
+    await detail.waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-incident-id]").length === n, before + 1);
+    const newId = await detail.getAttribute("data-incident-id-detail");
+    assert.ok(newId);
+    assert.equal(await page.locator(`[data-incident-id="${newId}"]`).count(), 1);
+    const entries = detail.locator("[data-timeline-entry]");
+    assert.ok((await entries.count()) >= 1);
+    const first = await entries.first().innerText();
+    // Local time with the date, the user, and what happened.
+    assert.match(first, /\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}/);
+    assert.match(first, /dispatcher/);
+    assert.match(first, /火警/);
+    assert.match(await detail.innerText(), /Smoke on the third floor/);
+    // A fire defaults to P1 and draws the eye until acknowledged.
+    assert.equal(await page.locator(`[data-incident-id="${newId}"].unack-p1`).count(), 1);
+
+    // Keyboard: A acknowledges the open incident; the row stops flashing.
+    await page.locator("body").click({ position: { x: 5, y: 5 } }).catch(() => {});
+    await page.keyboard.press("a");
+    await page.waitForSelector(`[data-incident-id="${newId}"]:not(.unack-p1)`);
+    // Assign the nearest available unit, then see it in the detail and the timeline.
+    await page.selectOption("#assign-unit", { index: 1 });
+    await page.click("#assign-submit");
+    await page.waitForSelector("#incident-detail [data-timeline-entry='unit_assigned']");
+    // Notes go into the timeline too.
+    await page.fill("#incident-note", "Caller on the line");
+    await page.click("#note-submit");
+    await page.waitForSelector("#incident-detail [data-timeline-entry='note']");
+    // The new incident is on the map.
+    await page.waitForFunction(
+      (id) => window.__outpost.map.querySourceFeatures("incidents").some((f) => f.properties.id === id),
+      newId,
+    );
+    // Esc closes the panel; N opens a new form.
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#incident-detail", { state: "detached" });
+    await page.keyboard.press("n");
+    await page.waitForSelector("#new-incident-form");
+    await page.screenshot({ path: join(outDir, "new-incident.png") });
+  } finally {
+    await context.close();
+  }
+});
+
+test("an illegal status change is refused with a message", async () => {
+  const { context, page } = await openConsole();
+  try {
+    await waitReady(page);
+    await page.click("[data-unit-id='u-01'] .callsign");
+    await page.waitForSelector("#unit-card [data-status-to='busy']");
+    // Another console took the unit out of service; this one has not refreshed yet.
+    await page.evaluate(() => window.__outpostMock.forceUnitStatus("u-01", "out_of_service"));
+    await page.click("#unit-card [data-status-to='busy']");
+    const err = page.locator("#action-error");
+    await err.waitFor();
+    assert.match(await err.innerText(), /cannot become busy/);
+    // The refresh after the refusal shows the real status.
+    await page.waitForSelector("#unit-card [data-unit-status='out_of_service']");
+    // A legal change goes through and clears the message.
+    await page.click("#unit-card [data-status-to='available']");
+    await page.waitForSelector("#unit-card [data-unit-status='available']");
+    assert.equal(await err.count(), 0);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a broken pack opens the error screen naming the file, the problem and the hint", async () => {
+  const { context, page } = await openConsole({ packError: true });
+  try {
+    const screen = page.locator("#pack-error");
+    await screen.waitFor();
+    assert.match(await page.locator("[data-pack-path]").innerText(), /dongsheng\.outpost$/);
+    assert.match(await page.locator("[data-pack-problem]").innerText(), /metadata table is missing/);
+    assert.match(await page.locator("[data-pack-hint]").innerText(), /outpost-server pack build/);
+    await page.screenshot({ path: join(outDir, "pack-error.png") });
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,387 @@
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import {
+  acknowledgeIncident,
+  addNote,
+  assignUnit,
+  closeIncident,
+  type ConsoleInit,
+  createIncident,
+  describeLocation,
+  type IncidentDetail,
+  incidentDetail,
+  type LatLon,
+  type NewIncident,
+  releaseUnit,
+  saveSettings,
+  type Settings,
+  setUnitStatus,
+  type UnitStatus,
+  updateIncident,
+} from "./bindings";
+import { errorText } from "./errors";
+import { isNightHour, useNow } from "./hooks";
+import { type Lang, resolveLang, t } from "./i18n";
+import { type MapSelection, MapView } from "./map/MapView";
+import type { MapTheme } from "./map/style";
+import { IncidentDetailPanel } from "./panels/IncidentDetailPanel";
+import { IncidentQueue } from "./panels/IncidentQueue";
+import { type Draft, NewIncidentForm } from "./panels/NewIncidentForm";
+import { PlaceSearch } from "./panels/PlaceSearch";
+import { SettingsPanel } from "./panels/SettingsPanel";
+import { UnitBoard } from "./panels/UnitBoard";
+import { FacilityCard, UnitCard } from "./panels/UnitCard";
+import { ConsoleStore } from "./store";
+
+type Panel =
+  | { kind: "none" }
+  | { kind: "incident"; id: string }
+  | { kind: "unit"; id: string }
+  | { kind: "facility"; id: string }
+  | { kind: "new" }
+  | { kind: "settings" };
+
+const EMPTY_DRAFT: Draft = { location: null, address: "" };
+
+/** The theme to draw now: `auto` is night between 19:00 and 07:00 local time. */
+export function resolveTheme(setting: Settings["theme"], now: Date): MapTheme {
+  if (setting === "day" || setting === "night") return setting;
+  return isNightHour(now) ? "night" : "day";
+}
+
+function isTyping(target: EventTarget | null): boolean {
+  if (!(target instanceof HTMLElement)) return false;
+  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
+}
+
+/** The console: top bar, queue and board, map, and one side panel at a time. */
+export function Console({ init }: { init: ConsoleInit }) {
+  const store = useMemo(() => new ConsoleStore(), []);
+  const state = useSyncExternalStore(store.subscribe, store.get);
+  const [settings, setSettings] = useState<Settings>(init.settings);
+  const now = useNow(1000);
+  const lang: Lang = resolveLang(settings.language, navigator.language);
+  // The theme follows the clock only at minute resolution, so the map isn't rebuilt each tick.
+  const minute = Math.floor(now / 60000);
+  const theme = useMemo(() => resolveTheme(settings.theme, new Date(minute * 60000)), [settings.theme, minute]);
+  const [panel, setPanel] = useState<Panel>({ kind: "none" });
+  const [detail, setDetail] = useState<IncidentDetail | null>(null);
+  const [draft, setDraft] = useState<Draft>(EMPTY_DRAFT);
+  const [centre, setCentre] = useState<LatLon>(init.pack.center);
+  const [flyTo, setFlyTo] = useState<{ at: LatLon; seq: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [showClosed, setShowClosed] = useState(false);
+  const [search, setSearch] = useState("");
+  const searchRef = useRef<HTMLInputElement>(null);
+  const panelRef = useRef(panel);
+  panelRef.current = panel;
+
+  useEffect(() => {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.documentElement.dataset.theme = theme;
+  }, [lang, theme]);
+
+  useEffect(() => {
+    let unlisten: (() => void) | undefined;
+    let gone = false;
+    void store.refresh();
+    store
+      .listen()
+      .then((u) => (gone ? u() : (unlisten = u)))
+      .catch((e) => setError(errorText(e)));
+    return () => {
+      gone = true;
+      unlisten?.();
+    };
+  }, [store]);
+
+  // The open incident's detail follows every revision.
+  const openIncidentId = panel.kind === "incident" ? panel.id : null;
+  useEffect(() => {
+    if (!openIncidentId) {
+      setDetail(null);
+      return;
+    }
+    let stale = false;
+    incidentDetail({ incident_id: openIncidentId })
+      .then((d) => !stale && setDetail(d))
+      .catch((e) => !stale && setError(errorText(e)));
+    return () => {
+      stale = true;
+    };
+  }, [openIncidentId, state?.revision]);
+
+  /** Runs one backend action: errors are shown, never swallowed; state refreshes after. */
+  const act = useCallback(
+    async <T,>(f: () => Promise<T>): Promise<T | undefined> => {
+      setBusy(true);
+      try {
+        const r = await f();
+        setError(null);
+        return r;
+      } catch (e) {
+        setError(errorText(e));
+        return undefined;
+      } finally {
+        setBusy(false);
+        void store.refresh();
+      }
+    },
+    [store],
+  );
+
+  const openIncident = useCallback((id: string) => setPanel({ kind: "incident", id }), []);
+  const openNew = useCallback((d: Draft = EMPTY_DRAFT) => {
+    setDraft(d);
+    setPanel({ kind: "new" });
+  }, []);
+
+  const onContextMenu = useCallback((at: LatLon) => {
+    setDraft({ location: at, address: "", describing: true });
+    setPanel({ kind: "new" });
+    describeLocation(at)
+      .then((d) =>
+        setDraft((cur) =>
+          cur.location === at ? { ...cur, describing: false, address: cur.address.trim() ? cur.address : d.address } : cur,
+        ),
+      )
+      .catch((e) => {
+        setDraft((cur) => (cur.location === at ? { ...cur, describing: false } : cur));
+        setError(errorText(e));
+      });
+  }, []);
+
+  const onSelect = useCallback((s: MapSelection) => setPanel({ kind: s.kind, id: s.id }), []);
+
+  const acknowledge = useCallback(
+    (id: string) => act(() => acknowledgeIncident({ incident_id: id })).then((d) => d && setDetail(d)),
+    [act],
+  );
+
+  // Keyboard: N new incident, / search, A acknowledge, Esc close.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") {
+        if (panelRef.current.kind !== "none") {
+          setPanel({ kind: "none" });
+          setDraft(EMPTY_DRAFT);
+        } else setError(null);
+        return;
+      }
+      if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.key === "n" || e.key === "N") {
+        e.preventDefault();
+        openNew();
+      } else if (e.key === "/") {
+        e.preventDefault();
+        searchRef.current?.focus();
+      } else if ((e.key === "a" || e.key === "A") && panelRef.current.kind === "incident") {
+        e.preventDefault();
+        void acknowledge(panelRef.current.id);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [openNew, acknowledge]);
+
+  const submitNew = async (n: NewIncident) => {
+    const d = await act(() => createIncident(n));
+    if (d) {
+      setDetail(d);
+      setDraft(EMPTY_DRAFT);
+      setPanel({ kind: "incident", id: d.summary.id });
+    }
+  };
+
+  const setStatus = (unitId: string, to: UnitStatus) => act(() => setUnitStatus({ unit_id: unitId, to }));
+
+  const selection: MapSelection | null =
+    panel.kind === "incident" || panel.kind === "unit" || panel.kind === "facility" ? { kind: panel.kind, id: panel.id } : null;
+  const units = state?.units ?? [];
+  const facilities = state?.facilities ?? [];
+  const selectedUnit = panel.kind === "unit" ? units.find((u) => u.id === panel.id) : undefined;
+  const selectedFacility = panel.kind === "facility" ? facilities.find((f) => f.id === panel.id) : undefined;
+
+  let side: React.ReactNode = null;
+  if (panel.kind === "new") {
+    side = (
+      <NewIncidentForm
+        lang={lang}
+        draft={draft}
+        centre={centre}
+        busy={busy}
+        onDraft={(d) => {
+          setDraft(d);
+          if (d.location && d.location !== draft.location) setFlyTo({ at: d.location, seq: Date.now() });
+        }}
+        onSubmit={(n) => void submitNew(n)}
+        onCancel={() => {
+          setPanel({ kind: "none" });
+          setDraft(EMPTY_DRAFT);
+        }}
+      />
+    );
+  } else if (panel.kind === "incident" && detail && detail.summary.id === panel.id) {
+    const id = panel.id;
+    side = (
+      <IncidentDetailPanel
+        key={id}
+        lang={lang}
+        detail={detail}
+        units={units}
+        busy={busy}
+        actions={{
+          acknowledge: () => void acknowledge(id),
+          setType: (it) =>
+            void act(() =>
+              updateIncident({ incident_id: id, fields: { incident_type: it, priority: null, location: null, address: null, description: null } }),
+            ).then((d) => d && setDetail(d)),
+          setPriority: (p) =>
+            void act(() =>
+              updateIncident({ incident_id: id, fields: { incident_type: null, priority: p, location: null, address: null, description: null } }),
+            ).then((d) => d && setDetail(d)),
+          assign: (unitId) => void act(() => assignUnit({ incident_id: id, unit_id: unitId })).then((d) => d && setDetail(d)),
+          release: (unitId) => void act(() => releaseUnit({ incident_id: id, unit_id: unitId })).then((d) => d && setDetail(d)),
+          setUnitStatus: (unitId, to) => void setStatus(unitId, to),
+          addNote: async (text) => {
+            const d = await act(() => addNote({ incident_id: id, text }));
+            if (d) setDetail(d);
+            return d !== undefined;
+          },
+          close: (disposition, summary) =>
+            void act(() => closeIncident({ incident_id: id, disposition, summary })).then((d) => d && setDetail(d)),
+          dismiss: () => setPanel({ kind: "none" }),
+        }}
+      />
+    );
+  } else if (selectedUnit) {
+    side = (
+      <UnitCard
+        lang={lang}
+        now={now}
+        unit={selectedUnit}
+        facilities={facilities}
+        staleAfterS={settings.stale_after_s}
+        busy={busy}
+        onSetStatus={(to) => void setStatus(selectedUnit.id, to)}
+        onOpenIncident={openIncident}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  } else if (selectedFacility) {
+    side = (
+      <FacilityCard
+        lang={lang}
+        facility={selectedFacility}
+        units={units}
+        onOpenUnit={(id) => setPanel({ kind: "unit", id })}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  } else if (panel.kind === "settings") {
+    side = (
+      <SettingsPanel
+        lang={lang}
+        settings={settings}
+        busy={busy}
+        onSave={(s) =>
+          void act(() => saveSettings(s)).then((saved) => {
+            if (saved) {
+              setSettings(saved);
+              setPanel({ kind: "none" });
+            }
+          })
+        }
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  }
+
+  return (
+    <div className={`console theme-${theme}`} data-theme={theme}>
+      <header className="topbar">
+        <h1 className="brand">{t(lang, "app.name")}</h1>
+        <span className="pack-name" title={init.pack.path}>
+          {init.pack.name}
+        </span>
+        {init.demo && (
+          <span className="demo-banner" id="demo-banner" role="status">
+            {t(lang, "app.demo")}
+          </span>
+        )}
+        <div className="top-search">
+          <PlaceSearch
+            lang={lang}
+            id="place-search"
+            inputRef={searchRef}
+            value={search}
+            near={centre}
+            placeholder={`${t(lang, "top.search")} (/)`}
+            onChange={setSearch}
+            onPick={(h) => {
+              setSearch("");
+              setFlyTo({ at: h.position, seq: Date.now() });
+              openNew({ location: h.position, address: h.address });
+            }}
+          />
+        </div>
+        <button type="button" id="new-incident" className="primary" onClick={() => openNew()} aria-keyshortcuts="N">
+          {t(lang, "top.newIncident")} <kbd>N</kbd>
+        </button>
+        <button type="button" id="open-settings" onClick={() => setPanel({ kind: "settings" })}>
+          {t(lang, "top.settings")}
+        </button>
+        <span className="clock num" title={init.user}>
+          {init.user} · {new Date(now).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hourCycle: "h23" })}
+        </span>
+      </header>
+      <p className="shortcuts small muted">{t(lang, "top.shortcuts")}</p>
+      {error && (
+        <div id="action-error" className="error-bar" role="alert">
+          <strong>{t(lang, "error.backend")}:</strong> <span data-error-message>{error}</span>
+          <button type="button" onClick={() => setError(null)}>
+            {t(lang, "error.dismiss")}
+          </button>
+        </div>
+      )}
+      <div className={`workspace${side ? " with-side" : ""}`}>
+        <div className="left">
+          <IncidentQueue
+            lang={lang}
+            now={now}
+            incidents={state?.incidents ?? []}
+            selectedId={openIncidentId}
+            showClosed={showClosed}
+            onShowClosed={setShowClosed}
+            onOpen={openIncident}
+          />
+          <UnitBoard
+            lang={lang}
+            now={now}
+            units={units}
+            facilities={facilities}
+            staleAfterS={settings.stale_after_s}
+            selectedId={panel.kind === "unit" ? panel.id : null}
+            onOpenUnit={(id) => setPanel({ kind: "unit", id })}
+            onOpenIncident={openIncident}
+          />
+        </div>
+        <MapView
+          init={init}
+          theme={theme}
+          lang={lang}
+          state={state}
+          staleAfterS={settings.stale_after_s}
+          selected={selection}
+          showClosed={showClosed}
+          draft={panel.kind === "new" ? draft.location : null}
+          flyTo={flyTo}
+          onSelect={onSelect}
+          onContextMenu={onContextMenu}
+          onCentreChange={setCentre}
+        />
+        {side && <aside className="side">{side}</aside>}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,28 @@
+import * as maplibregl from "maplibre-gl";
+import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import "./styles.css";
+
+// Vite does not emit MapLibre's worker by itself; without this GeoJSON and vector layers
+// silently never render (TAURI.md).
+maplibregl.setWorkerUrl(workerUrl);
+
+async function boot() {
+  // `npm run dev` in a plain browser has no Tauri runtime: answer IPC from the in-memory fake.
+  // Production builds never include it (the branch is removed when DEV is false).
+  if (import.meta.env.DEV && !("__TAURI_INTERNALS__" in window)) {
+    const { installMockBackend } = await import("./mock/install");
+    installMockBackend({ demo: true });
+  }
+  const root = document.getElementById("root");
+  if (!root) throw new Error("index.html has no #root");
+  createRoot(root).render(
+    <StrictMode>
+      <App />
+    </StrictMode>,
+  );
+}
+
+void boot();

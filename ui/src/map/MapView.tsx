@@ -1,0 +1,225 @@
+import * as maplibregl from "maplibre-gl";
+import "maplibre-gl/dist/maplibre-gl.css";
+import { useEffect, useRef } from "react";
+import type { ConsoleInit, ConsoleState, LatLon } from "../bindings";
+import type { Lang } from "../i18n";
+import { t } from "../i18n";
+import { facilityFeatures, incidentFeatures, unitFeatures } from "./features";
+import { headingArrowImage } from "./heading";
+import {
+  assetUrls,
+  buildStyle,
+  CJK_FONT_FAMILY,
+  CLICKABLE_LAYERS,
+  HEADING_IMAGE,
+  LAYERS,
+  type MapTheme,
+  SOURCES,
+} from "./style";
+
+/** What a click on the map selected. */
+export type MapSelection = { kind: "unit" | "incident" | "facility"; id: string };
+
+/** The e2e hook (TAURI.md): the map and whether the style loaded and units are drawn. */
+export interface OutpostHook {
+  map: maplibregl.Map;
+  ready: boolean;
+}
+
+declare global {
+  interface Window {
+    __outpost?: OutpostHook;
+  }
+}
+
+export interface MapViewProps {
+  init: ConsoleInit;
+  theme: MapTheme;
+  lang: Lang;
+  state: ConsoleState | null;
+  staleAfterS: number;
+  selected: MapSelection | null;
+  showClosed: boolean;
+  /** Where a new incident is being placed (drawn as a marker). */
+  draft: LatLon | null;
+  /** Changes of `seq` fly the map to `at`. */
+  flyTo: { at: LatLon; seq: number } | null;
+  onSelect: (s: MapSelection) => void;
+  onContextMenu: (at: LatLon) => void;
+  onCentreChange?: (at: LatLon) => void;
+}
+
+function setSource(map: maplibregl.Map, id: string, data: object): void {
+  const src = map.getSource(id) as maplibregl.GeoJSONSource | undefined;
+  void src?.setData(data as Parameters<maplibregl.GeoJSONSource["setData"]>[0]);
+}
+
+export function MapView(props: MapViewProps) {
+  const container = useRef<HTMLDivElement>(null);
+  const mapRef = useRef<maplibregl.Map | null>(null);
+  const styleReady = useRef(false);
+  const latest = useRef(props);
+  latest.current = props;
+  const styleKey = `${props.theme}|${props.lang}`;
+  const appliedStyleKey = useRef(styleKey);
+  const marker = useRef<maplibregl.Marker | null>(null);
+
+  // Pushes the overlay data into the sources (cheap: a few dozen points).
+  const push = () => {
+    const map = mapRef.current;
+    const p = latest.current;
+    if (!map || !styleReady.current || !p.state) return false;
+    const now = Date.now();
+    const sel = p.selected;
+    setSource(map, SOURCES.facilities, facilityFeatures(p.state.facilities, p.lang));
+    setSource(map, SOURCES.incidents, incidentFeatures(p.state.incidents, p.lang, sel?.kind === "incident" ? sel.id : null, p.showClosed));
+    setSource(map, SOURCES.units, unitFeatures(p.state.units, now, p.staleAfterS, p.lang, sel?.kind === "unit" ? sel.id : null));
+    return true;
+  };
+
+  // Create the map once.
+  useEffect(() => {
+    if (!container.current) return;
+    const p = latest.current;
+    const urls = assetUrls(window.location.href, p.init.map_base_url);
+    const style = buildStyle({
+      theme: p.theme,
+      lang: p.lang,
+      ...urls,
+      attribution: p.init.pack.attribution,
+      minZoom: p.init.pack.min_zoom,
+      maxZoom: p.init.pack.max_zoom,
+    });
+    const map = new maplibregl.Map({
+      container: container.current,
+      style,
+      center: [p.init.pack.center.lon, p.init.pack.center.lat],
+      zoom: p.init.pack.zoom,
+      maxZoom: 19,
+      attributionControl: { compact: false },
+      localIdeographFontFamily: CJK_FONT_FAMILY,
+      // Keep the rendered canvas readable for screenshots and the e2e check.
+      canvasContextAttributes: { preserveDrawingBuffer: true },
+    });
+    mapRef.current = map;
+    const hook: OutpostHook = { map, ready: false };
+    window.__outpost = hook;
+    map.addControl(new maplibregl.NavigationControl({ showCompass: true }), "top-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+
+    const addImages = () => {
+      if (!map.hasImage(HEADING_IMAGE)) map.addImage(HEADING_IMAGE, headingArrowImage(), { sdf: true, pixelRatio: 1 });
+    };
+    map.on("styleimagemissing", (e: { id: string }) => {
+      if (e.id === HEADING_IMAGE) addImages();
+    });
+    map.on("style.load", () => {
+      addImages();
+      styleReady.current = true;
+      push();
+    });
+    // Ready for e2e once every unit with a fix is drawn. Not `idle`: the P1 pulse repaints
+    // continuously, so the map may never go idle.
+    const checkReady = () => {
+      const p = latest.current;
+      if (hook.ready || !styleReady.current || !p.state || !map.getLayer(LAYERS.units)) return;
+      const want = p.state.units.filter((u) => u.fix).length;
+      const drawn = new Set(map.queryRenderedFeatures({ layers: [LAYERS.units] }).map((f) => f.properties.id)).size;
+      if (drawn >= want) {
+        hook.ready = true;
+        map.off("render", checkReady);
+      }
+    };
+    map.on("render", checkReady);
+
+    map.on("click", (e) => {
+      const layers = CLICKABLE_LAYERS.filter((l) => map.getLayer(l));
+      const hit = map.queryRenderedFeatures(e.point, { layers })[0];
+      if (!hit) return;
+      const props = hit.properties as { id?: string };
+      if (!props.id) return;
+      const kind = hit.layer.id === LAYERS.units ? "unit" : hit.layer.id === LAYERS.incidents ? "incident" : "facility";
+      latest.current.onSelect({ kind, id: props.id });
+    });
+    for (const layer of CLICKABLE_LAYERS) {
+      map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
+      map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
+    }
+    map.on("contextmenu", (e) => {
+      e.preventDefault();
+      latest.current.onContextMenu({ lat: e.lngLat.lat, lon: e.lngLat.lng });
+    });
+    map.on("moveend", () => {
+      const c = map.getCenter();
+      latest.current.onCentreChange?.({ lat: c.lat, lon: c.lng });
+    });
+
+    // Unacknowledged P1: a ring that breathes (10 frames a second is enough to draw the eye).
+    const pulse = setInterval(() => {
+      if (!styleReady.current || !map.getLayer(LAYERS.incidentsPulse)) return;
+      const phase = (Date.now() % 1400) / 1400;
+      map.setPaintProperty(LAYERS.incidentsPulse, "circle-radius", 10 + 16 * phase);
+      map.setPaintProperty(LAYERS.incidentsPulse, "circle-opacity", 0.45 * (1 - phase));
+      map.setPaintProperty(LAYERS.incidentsPulse, "circle-stroke-opacity", 0.9 * (1 - phase));
+    }, 100);
+    // Fix ages and staleness change with time alone.
+    const ages = setInterval(push, 5000);
+
+    return () => {
+      clearInterval(pulse);
+      clearInterval(ages);
+      if (window.__outpost === hook) delete window.__outpost;
+      map.remove();
+      mapRef.current = null;
+      styleReady.current = false;
+    };
+  }, []);
+
+  // Theme or language changed: rebuild the style; data is pushed again on style.load.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || appliedStyleKey.current === styleKey) return;
+    appliedStyleKey.current = styleKey;
+    const p = latest.current;
+    styleReady.current = false;
+    map.setStyle(
+      buildStyle({
+        theme: p.theme,
+        lang: p.lang,
+        ...assetUrls(window.location.href, p.init.map_base_url),
+        attribution: p.init.pack.attribution,
+        minZoom: p.init.pack.min_zoom,
+        maxZoom: p.init.pack.max_zoom,
+      }),
+      { diff: false },
+    );
+  }, [styleKey]);
+
+  // New state, selection or threshold: push the overlay.
+  useEffect(() => {
+    push();
+  }, [props.state, props.selected, props.staleAfterS, props.showClosed]);
+
+  // The draft marker for a new incident.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map) return;
+    if (!props.draft) {
+      marker.current?.remove();
+      marker.current = null;
+      return;
+    }
+    if (!marker.current) marker.current = new maplibregl.Marker({ color: "#e5342f" });
+    marker.current.setLngLat([props.draft.lon, props.draft.lat]).addTo(map);
+  }, [props.draft]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !props.flyTo) return;
+    map.flyTo({ center: [props.flyTo.at.lon, props.flyTo.at.lat], zoom: Math.max(map.getZoom(), 16), duration: 600 });
+  }, [props.flyTo]);
+
+  return (
+    <div className="map" ref={container} role="application" aria-label={t(props.lang, "map.newHere")} />
+  );
+}

@@ -1,0 +1,66 @@
+import { useState } from "react";
+import type { Language, Settings, Theme } from "../bindings";
+import { type Lang, t } from "../i18n";
+
+export interface SettingsPanelProps {
+  lang: Lang;
+  settings: Settings;
+  busy: boolean;
+  onSave: (s: Settings) => void;
+  onDismiss: () => void;
+}
+
+const LANGUAGES: Language[] = ["auto", "zh_cn", "en"];
+const THEMES: Theme[] = ["auto", "day", "night"];
+
+/** Language, theme and the stale-fix threshold, saved with saveSettings. */
+export function SettingsPanel(p: SettingsPanelProps) {
+  const [s, setS] = useState<Settings>(p.settings);
+  return (
+    <section id="settings-panel" className="panel card" aria-labelledby="settings-title">
+      <header className="panel-head">
+        <h2 id="settings-title">{t(p.lang, "settings.title")}</h2>
+        <button type="button" className="icon-button" onClick={p.onDismiss} title={t(p.lang, "detail.closePanel")} aria-label={t(p.lang, "detail.closePanel")}>
+          ✕
+        </button>
+      </header>
+      <form
+        className="stack"
+        onSubmit={(e) => {
+          e.preventDefault();
+          p.onSave(s);
+        }}
+      >
+        <label htmlFor="settings-language">{t(p.lang, "settings.language")}</label>
+        <select id="settings-language" value={s.language} onChange={(e) => setS({ ...s, language: e.target.value as Language })}>
+          {LANGUAGES.map((l) => (
+            <option key={l} value={l}>
+              {t(p.lang, `lang.${l}`)}
+            </option>
+          ))}
+        </select>
+        <label htmlFor="settings-theme">{t(p.lang, "settings.theme")}</label>
+        <select id="settings-theme" value={s.theme} onChange={(e) => setS({ ...s, theme: e.target.value as Theme })}>
+          {THEMES.map((th) => (
+            <option key={th} value={th}>
+              {t(p.lang, `theme.${th}`)}
+            </option>
+          ))}
+        </select>
+        <label htmlFor="settings-stale">{t(p.lang, "settings.stale")}</label>
+        <input
+          id="settings-stale"
+          type="number"
+          min={10}
+          max={3600}
+          step={10}
+          value={s.stale_after_s}
+          onChange={(e) => setS({ ...s, stale_after_s: Number(e.target.value) })}
+        />
+        <button type="submit" id="settings-save" className="primary" disabled={p.busy}>
+          {t(p.lang, "settings.save")}
+        </button>
+      </form>
+    </section>
+  );
+}
