@@ -1,0 +1,136 @@
+//! Command-line flags of the `outpost` binary.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME]`
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "outpost",
+    version,
+    about = "Outpost: offline police command console",
+    long_about = "Outpost: offline police command console.\n\n\
+        Opens an area pack (--pack, else the last one used) and the local database in the data \
+        directory. --demo builds the Andorra demo pack on first run and replays simulated units \
+        and incidents."
+)]
+pub struct Cli {
+    /// Area pack to open (`*.outpost`, built with `outpost-server pack build`).
+    #[arg(long, value_name = "FILE")]
+    pub pack: Option<PathBuf>,
+
+    /// Directory of the local database [default: the per-user data directory, with a
+    /// separate `demo` subdirectory under --demo].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Open the Andorra demo area and replay simulated units and incidents.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Name recorded in timelines and operations [default: the login name].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// With --demo: build the demo pack if missing, then exit without opening a window.
+    #[arg(long, hide = true)]
+    pub prepare_demo: bool,
+}
+
+/// Flags we know, with whether they take a value. Anything else on the command line is
+/// dropped: WebKitWebDriver (through tauri-driver) and desktop launchers may add arguments of
+/// their own (e.g. `--automation`), and the console must still start.
+const KNOWN: &[(&str, bool)] = &[
+    ("--pack", true),
+    ("--data-dir", true),
+    ("--user", true),
+    ("--demo", false),
+    ("--prepare-demo", false),
+    ("--help", false),
+    ("-h", false),
+    ("--version", false),
+    ("-V", false),
+];
+
+/// Keeps the program name and the known flags (with their values, in `--flag value` or
+/// `--flag=value` form); drops the rest.
+pub fn known_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString> {
+    let mut it = raw.into_iter();
+    let mut out: Vec<OsString> = it.next().into_iter().collect();
+    while let Some(arg) = it.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let name = text.split_once('=').map_or(text.as_str(), |(n, _)| n);
+        match KNOWN.iter().find(|(k, _)| *k == name) {
+            Some((_, true)) if !text.contains('=') => {
+                out.push(arg);
+                if let Some(value) = it.next() {
+                    out.push(value);
+                }
+            }
+            Some(_) => out.push(arg),
+            None => tracing::debug!(argument = %text, "ignoring unknown command-line argument"),
+        }
+    }
+    out
+}
+
+impl Cli {
+    /// Parses the process's arguments, ignoring ones we do not know (see [`known_args`]).
+    /// `--help`/`--version` and a flag missing its value exit as clap does.
+    pub fn from_env() -> Self {
+        Self::parse_from(known_args(std::env::args_os()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let raw = std::iter::once("outpost")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        Cli::try_parse_from(known_args(raw)).expect("parses")
+    }
+
+    #[test]
+    fn all_flags() {
+        let cli = parse(&[
+            "--pack",
+            "a.outpost",
+            "--data-dir=/tmp/d",
+            "--demo",
+            "--user",
+            "li.wei",
+        ]);
+        assert_eq!(cli.pack, Some(PathBuf::from("a.outpost")));
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/d")));
+        assert!(cli.demo);
+        assert_eq!(cli.user.as_deref(), Some("li.wei"));
+        assert!(!cli.prepare_demo);
+    }
+
+    #[test]
+    fn no_flags() {
+        let cli = parse(&[]);
+        assert_eq!(cli.pack, None);
+        assert_eq!(cli.data_dir, None);
+        assert!(!cli.demo);
+    }
+
+    #[test]
+    fn driver_arguments_are_ignored() {
+        let cli = parse(&[
+            "--automation",
+            "--demo",
+            "-psn_0_12345",
+            "stray",
+            "--data-dir",
+            "x",
+        ]);
+        assert!(cli.demo);
+        assert_eq!(cli.data_dir, Some(PathBuf::from("x")));
+    }
+}

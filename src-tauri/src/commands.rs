@@ -1,0 +1,208 @@
+//! One Tauri command per entry of [`outpost_app::ipc::COMMANDS`], each forwarding to the
+//! same-named [`Console`] method. No logic lives here.
+//!
+//! Commands are `async` and run the (blocking, SQLite) use-case on Tauri's blocking pool, so
+//! a slow disk never freezes the window's event loop. The single argument is always named
+//! `args`, as the generated `ui/src/bindings.ts` sends it; errors reject with
+//! [`ErrorPayload`] (`{code, message}`).
+
+use std::sync::Arc;
+
+use outpost_app::ipc::{
+    AddNote, CloseIncident, ConsoleState, ErrorCode, ErrorPayload, IncidentDetail, IncidentRef,
+    LocationDescription, NewIncident, PlaceHit, PlaceQuery, SetUnitStatus, Settings, Startup,
+    UnitOnIncident, UnitView, UpdateIncident,
+};
+use outpost_domain::LatLon;
+use tauri::State;
+
+use crate::console::{AppError, Console};
+
+/// The managed state every command receives.
+pub type SharedConsole = Arc<Console>;
+
+/// Runs `f` on the blocking pool and turns its error into the IPC payload.
+async fn blocking<T, F>(console: &State<'_, SharedConsole>, f: F) -> Result<T, ErrorPayload>
+where
+    T: Send + 'static,
+    F: FnOnce(&Console) -> Result<T, AppError> + Send + 'static,
+{
+    let console = Arc::clone(console.inner());
+    match tauri::async_runtime::spawn_blocking(move || f(&console)).await {
+        Ok(result) => result.map_err(ErrorPayload::from),
+        Err(join) => Err(ErrorPayload {
+            code: ErrorCode::Storage,
+            message: format!("the console backend failed while handling the request: {join}"),
+        }),
+    }
+}
+
+/// Opens the pack and the local database; the console or the error screen.
+#[tauri::command]
+async fn startup(console: State<'_, SharedConsole>) -> Result<Startup, ErrorPayload> {
+    blocking(&console, |c| Ok(c.startup())).await
+}
+
+/// The live picture: units, incidents, facilities.
+#[tauri::command]
+async fn console_state(console: State<'_, SharedConsole>) -> Result<ConsoleState, ErrorPayload> {
+    blocking(&console, Console::console_state).await
+}
+
+/// One incident with its assignments and timeline.
+#[tauri::command]
+async fn incident_detail(
+    console: State<'_, SharedConsole>,
+    args: IncidentRef,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.incident_detail(args)).await
+}
+
+/// Creates an incident (on disk before it resolves).
+#[tauri::command]
+async fn create_incident(
+    console: State<'_, SharedConsole>,
+    args: NewIncident,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.create_incident(args)).await
+}
+
+/// Changes type, priority, location, address or description.
+#[tauri::command]
+async fn update_incident(
+    console: State<'_, SharedConsole>,
+    args: UpdateIncident,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.update_incident(args)).await
+}
+
+/// Marks the incident as seen by a commander.
+#[tauri::command]
+async fn acknowledge_incident(
+    console: State<'_, SharedConsole>,
+    args: IncidentRef,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.acknowledge_incident(args)).await
+}
+
+/// Dispatches an available unit to the incident.
+#[tauri::command]
+async fn assign_unit(
+    console: State<'_, SharedConsole>,
+    args: UnitOnIncident,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.assign_unit(args)).await
+}
+
+/// Releases (clears) a unit from the incident.
+#[tauri::command]
+async fn release_unit(
+    console: State<'_, SharedConsole>,
+    args: UnitOnIncident,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.release_unit(args)).await
+}
+
+/// Changes a unit's status; illegal transitions are refused.
+#[tauri::command]
+async fn set_unit_status(
+    console: State<'_, SharedConsole>,
+    args: SetUnitStatus,
+) -> Result<UnitView, ErrorPayload> {
+    blocking(&console, move |c| c.set_unit_status(args)).await
+}
+
+/// Appends a note to the incident's timeline.
+#[tauri::command]
+async fn add_note(
+    console: State<'_, SharedConsole>,
+    args: AddNote,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.add_note(args)).await
+}
+
+/// Closes with a disposition, releasing every unit.
+#[tauri::command]
+async fn close_incident(
+    console: State<'_, SharedConsole>,
+    args: CloseIncident,
+) -> Result<IncidentDetail, ErrorPayload> {
+    blocking(&console, move |c| c.close_incident(args)).await
+}
+
+/// Offline search of the pack's streets, places, POIs and addresses.
+#[tauri::command]
+async fn search_places(
+    console: State<'_, SharedConsole>,
+    args: PlaceQuery,
+) -> Result<Vec<PlaceHit>, ErrorPayload> {
+    blocking(&console, move |c| c.search_places(args)).await
+}
+
+/// Street + nearest named place for a point.
+#[tauri::command]
+async fn describe_location(
+    console: State<'_, SharedConsole>,
+    args: LatLon,
+) -> Result<LocationDescription, ErrorPayload> {
+    blocking(&console, move |c| c.describe_location(args)).await
+}
+
+/// The stored settings.
+#[tauri::command]
+async fn get_settings(console: State<'_, SharedConsole>) -> Result<Settings, ErrorPayload> {
+    blocking(&console, Console::get_settings).await
+}
+
+/// Stores the settings.
+#[tauri::command]
+async fn save_settings(
+    console: State<'_, SharedConsole>,
+    args: Settings,
+) -> Result<Settings, ErrorPayload> {
+    blocking(&console, move |c| c.save_settings(args)).await
+}
+
+/// Declares the registered commands once, so the handler and the name list cannot drift.
+macro_rules! registered {
+    ($($name:ident),* $(,)?) => {
+        /// Names of the commands the handler registers, in registration order.
+        pub const REGISTERED: &[&str] = &[$(stringify!($name)),*];
+
+        /// The invoke handler with every command of [`REGISTERED`].
+        pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$($name),*]
+        }
+    };
+}
+
+registered![
+    startup,
+    console_state,
+    incident_detail,
+    create_incident,
+    update_incident,
+    acknowledge_incident,
+    assign_unit,
+    release_unit,
+    set_unit_status,
+    add_note,
+    close_incident,
+    search_places,
+    describe_location,
+    get_settings,
+    save_settings,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_app::ipc::COMMANDS;
+
+    /// The shell registers exactly the commands of the IPC contract, in the same order.
+    #[test]
+    fn registered_commands_equal_the_contract() {
+        let contract: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        assert_eq!(REGISTERED, contract.as_slice());
+    }
+}

@@ -1,0 +1,90 @@
+//! `--demo`: the Andorra demo area. Builds the demo pack into the data directory on first
+//! run (from the OpenStreetMap extract the project ships in `data/osm/`), then the replay of
+//! simulated units and incidents runs through the console.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// File name of the demo pack inside the data directory.
+pub const DEMO_PACK: &str = "andorra-demo.outpost";
+
+/// Path of the shipped extract, relative to the repository or install root.
+const DEMO_OSM: &str = "data/osm/andorra.osm.pbf";
+
+/// Where the shipped extract may be: `$OUTPOST_DEMO_OSM`, the current directory, the
+/// repository root of a `target/{debug,release}/outpost` binary, the install root of a
+/// bundled one. The first that exists wins.
+pub fn demo_osm_candidates(cwd: &Path, exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("OUTPOST_DEMO_OSM") {
+        out.push(PathBuf::from(p));
+    }
+    out.push(cwd.join(DEMO_OSM));
+    if let Some(dir) = exe.and_then(Path::parent) {
+        // target/<profile>/outpost and target/<triple>/<profile>/outpost
+        for up in [2usize, 3] {
+            if let Some(root) = dir.ancestors().nth(up) {
+                out.push(root.join(DEMO_OSM));
+            }
+        }
+        // .deb: /usr/bin/outpost with resources under /usr/lib/Outpost/
+        if let Some(prefix) = dir.parent() {
+            out.push(prefix.join("lib/Outpost").join(DEMO_OSM));
+        }
+    }
+    out
+}
+
+/// The demo pack in `data_dir`, built first if it is not there yet.
+///
+/// # Errors
+/// When the extract cannot be found or the build fails (the message says which file and why).
+pub fn ensure_demo_pack(data_dir: &Path) -> Result<PathBuf> {
+    let pack = data_dir.join(DEMO_PACK);
+    if pack.is_file() {
+        return Ok(pack);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let exe = std::env::current_exe().ok();
+    let candidates = demo_osm_candidates(&cwd, exe.as_deref());
+    let Some(osm) = candidates.iter().find(|p| p.is_file()) else {
+        bail!(
+            "the demo area needs {DEMO_OSM}; looked in: {}. Run from the repository root or set OUTPOST_DEMO_OSM",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    eprintln!(
+        "outpost: building the demo area pack {} from {} (first run only)…",
+        pack.display(),
+        osm.display()
+    );
+    build_pack(osm, &pack)
+        .with_context(|| format!("building the demo pack from {}", osm.display()))?;
+    Ok(pack)
+}
+
+fn build_pack(_osm: &Path, _out: &Path) -> Result<()> {
+    bail!("the area pack builder is not available in this build yet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_cover_repo_and_install_roots() {
+        let c = demo_osm_candidates(
+            Path::new("/w"),
+            Some(Path::new("/repo/target/release/outpost")),
+        );
+        assert!(c.contains(&PathBuf::from("/w/data/osm/andorra.osm.pbf")));
+        assert!(c.contains(&PathBuf::from("/repo/data/osm/andorra.osm.pbf")));
+        let deb = demo_osm_candidates(Path::new("/"), Some(Path::new("/usr/bin/outpost")));
+        assert!(deb.contains(&PathBuf::from("/usr/lib/Outpost/data/osm/andorra.osm.pbf")));
+    }
+}

@@ -1,0 +1,120 @@
+//! `outpost`: the desktop console's thin Tauri shell.
+//!
+//! Owns: the command line, the window, one Tauri command per entry of the IPC contract
+//! (forwarding to [`outpost_app::Console`]), the `state-changed` event, the `outpost://` tile
+//! protocol, and the first-run build of the demo pack.
+//!
+//! Architecture invariant: no business logic. Every use-case lives in `outpost-app` and is
+//! testable without Tauri; this crate only wires it to the webview.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod cli;
+mod commands;
+#[path = "pending.rs"]
+mod console;
+mod demo;
+mod tiles;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use outpost_app::ipc::STATE_CHANGED_EVENT;
+use outpost_domain::SystemClock;
+use tauri::Emitter;
+
+use crate::cli::Cli;
+use crate::console::{Console, ConsoleOptions};
+
+/// The Tauri identifier, also the name of the per-user data directory.
+const IDENTIFIER: &str = "org.outpost.console";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::from_env()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outpost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data directory: `--data-dir`, else the per-user one by OS convention
+/// (`~/.local/share/org.outpost.console` on Linux, `~/Library/Application Support/…` on
+/// macOS, `%APPDATA%\…` on Windows), with the demo kept apart in its `demo/` subdirectory.
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(dir) = &cli.data_dir {
+        return Ok(dir.clone());
+    }
+    let base = dirs::data_dir()
+        .context("no per-user data directory on this system; pass --data-dir DIR")?
+        .join(IDENTIFIER);
+    Ok(if cli.demo { base.join("demo") } else { base })
+}
+
+/// The login name, for timelines when `--user` is not given.
+fn default_user() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "commander".to_owned())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = data_dir(&cli)?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+
+    let mut pack = cli.pack.clone();
+    if cli.demo && pack.is_none() {
+        pack = Some(demo::ensure_demo_pack(&data_dir)?);
+    }
+    if cli.prepare_demo {
+        return Ok(());
+    }
+
+    let options = ConsoleOptions {
+        pack,
+        data_dir: data_dir.clone(),
+        demo: cli.demo,
+        user: cli.user.clone().unwrap_or_else(default_user),
+    };
+    let console = Console::open(options, Arc::new(SystemClock)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the local database in {}: {e}",
+            data_dir.display()
+        )
+    })?;
+    console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
+    let console = Arc::new(console);
+
+    let on_setup = Arc::clone(&console);
+    tauri::Builder::default()
+        .manage(Arc::clone(&console))
+        .register_asynchronous_uri_scheme_protocol(tiles::SCHEME, tiles::handle)
+        .invoke_handler(commands::handler())
+        .setup(move |app| {
+            tracing::debug!(commands = ?commands::REGISTERED, "IPC commands registered");
+            let handle = app.handle().clone();
+            on_setup.on_change(Box::new(move |revision| {
+                if let Err(e) = handle.emit(
+                    STATE_CHANGED_EVENT,
+                    serde_json::json!({ "revision": revision }),
+                ) {
+                    tracing::warn!(error = %e, "could not emit {STATE_CHANGED_EVENT}");
+                }
+            }));
+            Ok(())
+        })
+        .run(tauri::generate_context!())
+        .context("the window system failed")
+}

@@ -1,0 +1,278 @@
+// End-to-end test of the real Outpost app: tauri-driver + WebKitWebDriver drive the release
+// or debug binary (built with the `custom-protocol` feature, so the UI comes from the bundle)
+// on the demo area with a temporary data directory.
+//
+//   1. launch `outpost --demo --data-dir TMP`; wait for window.__outpost.ready (map drawn);
+//   2. the map's `units` layer has as many features as demo/andorra-roster.json has units;
+//   3. create an incident through the UI (#new-incident, #incident-*), see it in the queue
+//      and its timeline in the detail panel; save tests/e2e/out/console.png;
+//   4. quit, relaunch on the same data directory: the incident and its timeline are there.
+//
+// Run under a display and a session bus, as scripts/test does:
+//   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24' node tests/e2e/run.mjs
+// Environment: OUTPOST_BIN (default target/debug/outpost), E2E_KEEP=1 keeps the temp dir,
+// E2E_TIMEOUT_S (default 180) bounds each wait for the map.
+
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { remote } from "webdriverio";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "../..");
+const OUT = path.join(HERE, "out");
+const BIN = path.resolve(ROOT, process.env.OUTPOST_BIN ?? "target/debug/outpost");
+const ROSTER = path.join(ROOT, "demo/andorra-roster.json");
+const DEMO_PACK = "andorra-demo.outpost";
+const WAIT_MS = Number(process.env.E2E_TIMEOUT_S ?? 180) * 1000;
+
+const t0 = Date.now();
+const log = (...a) => console.error(`[e2e ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+
+function fail(message) {
+  throw new Error(message);
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), resolve(true)));
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  fail(`tauri-driver did not listen on port ${port} within ${ms} ms`);
+}
+
+/**
+ * The demo pack, built once per binary by `outpost --demo --prepare-demo` into a cache under
+ * target/ and copied into each test's data directory (building it inside a WebDriver session
+ * would outlast the session timeout).
+ */
+function demoPack() {
+  const cacheDir = path.join(ROOT, "target/e2e-cache");
+  const cached = path.join(cacheDir, DEMO_PACK);
+  if (existsSync(cached) && statSync(cached).mtimeMs > statSync(BIN).mtimeMs) return cached;
+  rmSync(cached, { force: true });
+  mkdirSync(cacheDir, { recursive: true });
+  log(`building the demo pack into ${path.relative(ROOT, cacheDir)} (once per build of the app)`);
+  const r = spawnSync(BIN, ["--demo", "--data-dir", cacheDir, "--prepare-demo"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) fail(`${BIN} --prepare-demo failed (exit ${r.status})`);
+  if (!existsSync(cached)) fail(`--prepare-demo left no ${cached}`);
+  return cached;
+}
+
+function rosterUnitCount() {
+  const roster = JSON.parse(readFileSync(ROSTER, "utf8"));
+  const units = roster.units;
+  if (!Array.isArray(units) || units.length === 0) fail(`${ROSTER} has no units array`);
+  return units.length;
+}
+
+class Driver {
+  async start() {
+    this.port = await freePort();
+    this.nativePort = await freePort();
+    this.proc = spawn("tauri-driver", ["--port", String(this.port), "--native-port", String(this.nativePort)], {
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    this.exited = new Promise((resolve) => this.proc.once("exit", resolve));
+    this.proc.once("error", (e) => log(`tauri-driver failed to start: ${e.message} (cargo install tauri-driver --locked --version ^2)`));
+    await waitForPort(this.port, 20_000);
+  }
+
+  /** SIGTERM, never SIGKILL: tauri-driver then stops WebKitWebDriver too (TAURI.md). */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** Launches the app and returns the WebDriver session. */
+  session(args) {
+    return remote({
+      hostname: "127.0.0.1",
+      port: this.port,
+      logLevel: "warn",
+      connectionRetryTimeout: 120_000,
+      connectionRetryCount: 0,
+      // No browserName: WebKitWebDriver refuses "wry" (TAURI.md).
+      capabilities: { "tauri:options": { application: BIN, args } },
+    });
+  }
+}
+
+async function waitReady(browser) {
+  await browser.waitUntil(
+    () => browser.execute(() => Boolean(window.__outpost && window.__outpost.ready)),
+    {
+      timeout: WAIT_MS,
+      interval: 250,
+      timeoutMsg: `window.__outpost.ready was not true within ${WAIT_MS / 1000} s`,
+    },
+  );
+}
+
+/** Distinct unit features the map drew in its `units` layer (ids from feature properties). */
+async function drawnUnits(browser) {
+  return browser.execute(() => {
+    const map = window.__outpost.map;
+    if (!map.getLayer("units")) return { error: "no layer named units in the map style", ids: [] };
+    const ids = new Set();
+    for (const f of map.queryRenderedFeatures({ layers: ["units"] })) {
+      ids.add(String(f.properties?.id ?? f.id ?? JSON.stringify(f.geometry)));
+    }
+    return { ids: [...ids] };
+  });
+}
+
+/** Waits until the incident detail panel shows `id` with at least `min` timeline rows; returns their kinds. */
+async function timelineOf(browser, id, min = 1) {
+  let kinds = [];
+  await browser.waitUntil(
+    async () => {
+      kinds = await browser.execute((want) => {
+        const panel = document.querySelector("#incident-detail");
+        if (!panel || panel.getAttribute("data-incident-id-detail") !== want) return [];
+        return [...panel.querySelectorAll("[data-timeline-entry]")].map((e) => e.getAttribute("data-timeline-entry"));
+      }, id);
+      return kinds.length >= min;
+    },
+    { timeout: 30_000, interval: 250, timeoutMsg: `the detail panel of incident ${id} showed no timeline` },
+  );
+  return kinds;
+}
+
+async function firstRun(browser, expectedUnits) {
+  await waitReady(browser);
+  log("map ready");
+
+  // The replay may still be placing units right after start; give the count a few seconds.
+  let drawn = { ids: [] };
+  await browser
+    .waitUntil(async () => (drawn = await drawnUnits(browser)).ids.length === expectedUnits, { timeout: 20_000, interval: 500 })
+    .catch(() => {});
+  if (drawn.error) fail(drawn.error);
+  if (drawn.ids.length !== expectedUnits) {
+    fail(`the units layer drew ${drawn.ids.length} units, the roster has ${expectedUnits}: ${drawn.ids.join(", ")}`);
+  }
+  log(`units layer: ${drawn.ids.length} features = ${expectedUnits} roster units`);
+
+  const description = `e2e check ${new Date().toISOString()}`;
+  await (await browser.$("#new-incident")).click();
+  const address = await browser.$("#incident-address");
+  await address.waitForDisplayed({ timeout: 10_000 });
+  await address.setValue("Avinguda Meritxell");
+  await (await browser.$("#incident-type")).selectByAttribute("value", "traffic_accident").catch(async () => {
+    // Whatever the type list holds, pick its second entry (the first is the default).
+    await (await browser.$("#incident-type")).selectByIndex(1);
+  });
+  await (await browser.$("#incident-description")).setValue(description);
+  const typeChosen = await (await browser.$("#incident-type")).getValue();
+  await (await browser.$("#incident-submit")).click();
+
+  // The detail panel opens on the new incident.
+  let id = null;
+  await browser.waitUntil(
+    async () => {
+      id = await browser.execute(() => document.querySelector("#incident-detail")?.getAttribute("data-incident-id-detail") ?? null);
+      return Boolean(id);
+    },
+    { timeout: 30_000, interval: 250, timeoutMsg: "no incident detail panel after #incident-submit" },
+  );
+  const row = await browser.$(`[data-incident-id="${id}"]`);
+  await row.waitForExist({ timeout: 10_000, timeoutMsg: `incident ${id} is not in the queue` });
+  const detailText = await (await browser.$("#incident-detail")).getText();
+  if (!detailText.includes(description)) fail(`the detail panel of ${id} does not show the description "${description}"`);
+  const kinds = await timelineOf(browser, id);
+  if (!kinds.includes("created")) fail(`timeline of ${id} lacks its "created" entry: ${kinds.join(", ")}`);
+  log(`created incident ${id} (${typeChosen}); timeline: ${kinds.join(", ")}`);
+
+  // Let the map settle on the incident for the screenshot.
+  await browser.pause(1500);
+  mkdirSync(OUT, { recursive: true });
+  await browser.saveScreenshot(path.join(OUT, "console.png"));
+  log(`screenshot: ${path.relative(ROOT, path.join(OUT, "console.png"))}`);
+  return { id, description, kinds };
+}
+
+async function secondRun(browser, first) {
+  await waitReady(browser);
+  log("relaunched; map ready");
+  const row = await browser.$(`[data-incident-id="${first.id}"]`);
+  await row.waitForExist({ timeout: 20_000, timeoutMsg: `after relaunch, incident ${first.id} is not in the queue` });
+  await row.click();
+  const kinds = await timelineOf(browser, first.id, first.kinds.length);
+  for (const k of first.kinds) {
+    if (!kinds.includes(k)) fail(`after relaunch, the timeline of ${first.id} lacks "${k}": ${kinds.join(", ")}`);
+  }
+  const detailText = await (await browser.$("#incident-detail")).getText();
+  if (!detailText.includes(first.description)) fail(`after relaunch, the description of ${first.id} is gone`);
+  log(`after relaunch: incident ${first.id} with timeline ${kinds.join(", ")}`);
+}
+
+async function main() {
+  if (!existsSync(BIN)) fail(`no app binary at ${BIN}: build it with cargo build -p outpost --features custom-protocol`);
+  const expectedUnits = rosterUnitCount();
+  const pack = demoPack();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-"));
+  copyFileSync(pack, path.join(dataDir, DEMO_PACK));
+  const args = ["--demo", "--data-dir", dataDir, "--user", "e2e"];
+  log(`app: ${BIN} ${args.join(" ")}`);
+
+  const driver = new Driver();
+  let browser = null;
+  try {
+    await driver.start();
+    browser = await driver.session(args);
+    const first = await firstRun(browser, expectedUnits);
+    await browser.deleteSession();
+    browser = null;
+    log("quit; relaunching on the same data directory");
+
+    browser = await driver.session(args);
+    await secondRun(browser, first);
+    await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
+    await browser.deleteSession();
+    browser = null;
+  } catch (e) {
+    if (browser) {
+      mkdirSync(OUT, { recursive: true });
+      await browser.saveScreenshot(path.join(OUT, "failure.png")).catch(() => {});
+      log(`failure screenshot: ${path.relative(ROOT, path.join(OUT, "failure.png"))}`);
+      await browser.deleteSession().catch(() => {});
+    }
+    throw e;
+  } finally {
+    await driver.stop();
+    if (process.env.E2E_KEEP) log(`kept data directory ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
+  log("PASS");
+}
+
+main().catch((e) => {
+  console.error(`[e2e] FAIL: ${e.message}`);
+  process.exit(1);
+});
