@@ -16,3 +16,9 @@ pub mod routing;
 pub mod track;
 
 pub use roster::{Roster, RosterError, RosterFacility, RosterUnit};
+pub mod replay;
+
+pub use replay::{
+    DEMO_USER, DemoConsole, DemoHandle, DemoOptions, DemoStats, IncidentSnapshot, Sim,
+    UnitSnapshot, start_with,
+};

@@ -1,0 +1,1 @@
+//! The replay against the real console (waits for outpost-app's Console).
