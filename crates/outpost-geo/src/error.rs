@@ -130,6 +130,14 @@ pub enum BuildError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The finished pack did not pass `Pack::open`'s completeness check (a bug, not bad input).
+    #[error("{path}: the built pack is incomplete: {detail}")]
+    Incomplete {
+        /// The output path.
+        path: PathBuf,
+        /// What `Pack::open` said.
+        detail: String,
+    },
     /// The build was interrupted (Ctrl-C).
     #[error("{path}: build interrupted")]
     Interrupted {

@@ -19,3 +19,7 @@ pub use pack::{
     LocationDescription, Pack, PackMeta, RoadEdge, RoadNetwork, RoadNode, STREET_RADIUS_M,
     SearchHit, SearchKind, point_segment_distance_m,
 };
+
+mod build;
+
+pub use build::{ATTRIBUTION, BuildOptions, BuildReport, SearchCounts, build_pack, parse_maxspeed};

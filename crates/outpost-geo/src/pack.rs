@@ -375,63 +375,10 @@ impl Pack {
     /// # Errors
     /// [`PackError::Read`] on an SQLite error.
     pub fn describe(&self, at: LatLon) -> Result<LocationDescription, PackError> {
-        let dlat = STREET_RADIUS_M / 111_320.0;
-        let dlon = STREET_RADIUS_M / (111_320.0 * at.lat.to_radians().cos().max(0.01));
-        let segments: Vec<(String, f64, f64, f64, f64)> = self.with_conn(
+        self.with_conn(
             || format!("describe {:.6},{:.6}", at.lat, at.lon),
-            |c| {
-                let mut s = c.prepare_cached(
-                    "SELECT e.name, a.lat, a.lon, b.lat, b.lon
-                     FROM road_edges_rtree r
-                     JOIN road_edges e ON e.id = r.id
-                     JOIN road_nodes a ON a.idx = e.from_node
-                     JOIN road_nodes b ON b.idx = e.to_node
-                     WHERE r.max_lon >= ?1 AND r.min_lon <= ?2 AND r.max_lat >= ?3 AND r.min_lat <= ?4
-                       AND e.name IS NOT NULL AND e.name <> ''",
-                )?;
-                s.query_map(
-                    params![at.lon - dlon, at.lon + dlon, at.lat - dlat, at.lat + dlat],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )?
-                .collect()
-            },
-        )?;
-        let street = segments
-            .into_iter()
-            .map(|(name, alat, alon, blat, blon)| {
-                let d = point_segment_distance_m(
-                    at,
-                    LatLon {
-                        lat: alat,
-                        lon: alon,
-                    },
-                    LatLon {
-                        lat: blat,
-                        lon: blon,
-                    },
-                );
-                (name, d)
-            })
-            .filter(|(_, d)| *d <= STREET_RADIUS_M)
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(n, _)| n);
-        let place = self
-            .places
-            .iter()
-            .map(|(n, p)| (n, at.distance_m(p)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(n, _)| n.clone());
-        let address = match (&street, &place) {
-            (Some(s), Some(p)) if s != p => format!("{s}, {p}"),
-            (Some(s), _) => s.clone(),
-            (None, Some(p)) => p.clone(),
-            (None, None) => format!("{:.5}, {:.5}", at.lat, at.lon),
-        };
-        Ok(LocationDescription {
-            address,
-            street,
-            place,
-        })
+            |c| describe_at(c, &self.places, at),
+        )
     }
 
     /// The whole road graph (for routing and the demo's unit movement).
@@ -501,6 +448,66 @@ impl Pack {
     }
 }
 
+/// The nearest named road within [`STREET_RADIUS_M`] of `at` (via the `road_edges_rtree`
+/// index) and the nearest of `places`, shared by the reader and the builder.
+pub(crate) fn describe_at(
+    c: &Connection,
+    places: &[(String, LatLon)],
+    at: LatLon,
+) -> rusqlite::Result<LocationDescription> {
+    let dlat = STREET_RADIUS_M / 111_320.0;
+    let dlon = STREET_RADIUS_M / (111_320.0 * at.lat.to_radians().cos().max(0.01));
+    let mut s = c.prepare_cached(
+        "SELECT e.name, a.lat, a.lon, b.lat, b.lon
+         FROM road_edges_rtree r
+         JOIN road_edges e ON e.id = r.id
+         JOIN road_nodes a ON a.idx = e.from_node
+         JOIN road_nodes b ON b.idx = e.to_node
+         WHERE r.max_lon >= ?1 AND r.min_lon <= ?2 AND r.max_lat >= ?3 AND r.min_lat <= ?4
+           AND e.name IS NOT NULL AND e.name <> ''",
+    )?;
+    let segments = s
+        .query_map(
+            params![at.lon - dlon, at.lon + dlon, at.lat - dlat, at.lat + dlat],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    LatLon {
+                        lat: r.get(1)?,
+                        lon: r.get(2)?,
+                    },
+                    LatLon {
+                        lat: r.get(3)?,
+                        lon: r.get(4)?,
+                    },
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let street = segments
+        .into_iter()
+        .map(|(name, a, b)| (name, point_segment_distance_m(at, a, b)))
+        .filter(|(_, d)| *d <= STREET_RADIUS_M)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n);
+    let place = places
+        .iter()
+        .map(|(n, p)| (n, at.distance_m(p)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n.clone());
+    let address = match (&street, &place) {
+        (Some(s), Some(p)) if s != p => format!("{s}, {p}"),
+        (Some(s), _) => s.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => format!("{:.5}, {:.5}", at.lat, at.lon),
+    };
+    Ok(LocationDescription {
+        address,
+        street,
+        place,
+    })
+}
+
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags(
         path,
@@ -536,7 +543,7 @@ fn query_hits(
     rows.collect()
 }
 
-fn load_places(c: &Connection) -> rusqlite::Result<Vec<(String, LatLon)>> {
+pub(crate) fn load_places(c: &Connection) -> rusqlite::Result<Vec<(String, LatLon)>> {
     c.prepare("SELECT name, lat, lon FROM places WHERE kind = 'place'")?
         .query_map([], |r| {
             Ok((
