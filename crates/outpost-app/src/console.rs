@@ -622,7 +622,10 @@ impl Console {
     ) -> Result<T, AppError> {
         let out = {
             let mut store = lock(&self.store);
-            let env = store.write(self.clock.now(), &self.user, decide)?;
+            let user = ACTING_AS
+                .with(|a| a.borrow().clone())
+                .unwrap_or_else(|| self.user.clone());
+            let env = store.write(self.clock.now(), &user, decide)?;
             tracing::debug!(seq = env.seq, kind = env.body.kind(), "op committed");
             // The op is on disk now; a failure to read the answer back is still an error,
             // but listeners must hear about the change either way.
@@ -640,6 +643,29 @@ impl Console {
         for f in listeners {
             f(rev);
         }
+    }
+}
+
+thread_local! {
+    /// The user this thread's changes are recorded as, while [`Console::acting_as`] runs.
+    static ACTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Console {
+    /// Runs `f` with every change it makes *on this thread* recorded as `user` (ops and
+    /// timelines) instead of the console's user; other threads (the UI's commands) are not
+    /// affected. The demo replay acts as `"demo"` this way.
+    pub fn acting_as<T>(&self, user: &str, f: impl FnOnce(&Console) -> T) -> T {
+        /// Puts the previous override back, also when `f` panics.
+        struct Restore(Option<String>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                ACTING_AS.with(|a| *a.borrow_mut() = previous);
+            }
+        }
+        let _restore = Restore(ACTING_AS.with(|a| a.replace(Some(user.to_string()))));
+        f(self)
     }
 }
 

@@ -835,3 +835,22 @@ fn app_error_serializes_as_error_payload() {
     let p: outpost_app::ipc::ErrorPayload = e.into();
     assert_eq!(p.code, ErrorCode::IllegalTransition);
 }
+
+#[test]
+fn acting_as_attributes_ops_to_another_user_on_this_thread_only() {
+    let f = fixture();
+    let c = &f.console;
+    let inc = c.acting_as("demo", |c| new_incident(c, IncidentType::Fire, None));
+    assert_eq!(inc.created_by, "demo");
+    assert_eq!(inc.timeline[0].user, "demo");
+    let d = c
+        .add_note(AddNote {
+            incident_id: inc.summary.id.clone(),
+            text: "commander here".into(),
+        })
+        .expect("note");
+    assert_eq!(d.timeline[1].user, "cmdr.li");
+    let ops = outbox(f.dir.path());
+    assert_eq!(ops[3].envelope.user, "demo");
+    assert_eq!(ops[4].envelope.user, "cmdr.li");
+}
