@@ -14,13 +14,31 @@ const ui = join(here, "..");
 const outDir = join(ui, "test-results");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
+/**
+ * The desktop app's Content-Security-Policy (src-tauri/tauri.conf.json, owned by the shell),
+ * so a violation shows up here rather than only in the real app. The IPC and tile-protocol
+ * sources are the shell's; in this test tiles come from the page's own origin ('self').
+ */
+async function appCsp() {
+  try {
+    const conf = JSON.parse(await readFile(join(ui, "..", "src-tauri", "tauri.conf.json"), "utf8"));
+    const csp = conf?.app?.security?.csp;
+    if (!csp) return null;
+    return typeof csp === "string" ? csp : Object.entries(csp).map(([k, v]) => `${k} ${v}`).join("; ");
+  } catch {
+    return null;
+  }
+}
+
 let server;
+let csp;
 let browser;
 let mockScript;
 
 before(async () => {
   mockScript = await readFile(join(here, ".build", "mock-backend.js"), "utf8");
-  server = await serve(join(ui, "dist"));
+  csp = await appCsp();
+  server = await serve(join(ui, "dist"), csp ? { "content-security-policy": csp } : {});
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -50,14 +68,14 @@ async function openConsole(options = {}) {
   const consoleErrors = [];
   page.on("request", (r) => requests.push(r.url()));
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  await page.addInitScript(
-    ({ opts, script }) => {
-      window.__OUTPOST_MOCK_OPTIONS__ = { mapBaseUrl: `${location.origin}/no-pack`, ...opts };
-      // Indirect eval: the bundle is a classic IIFE script.
-      (0, eval)(script);
-    },
-    { opts: options, script: mockScript },
-  );
+  page.on("console", (m) => {
+    // CSP violations are reported on the console only.
+    if (/Content Security Policy/i.test(m.text())) consoleErrors.push(m.text());
+  });
+  // Init scripts are not subject to the page's CSP (no eval needed).
+  await page.addInitScript({
+    content: `window.__OUTPOST_MOCK_OPTIONS__ = Object.assign({ mapBaseUrl: location.origin + "/no-pack" }, ${JSON.stringify(options)});\n${mockScript}`,
+  });
   await page.goto(`${server.origin}/index.html`);
   return { context, page, requests, consoleErrors };
 }
@@ -101,6 +119,7 @@ test("the map draws one feature per unit and nothing leaves the machine", async 
     assert.ok(requests.some((u) => u.includes("/map/sprites/maki")), "sprite requested from the bundle");
     assert.ok(requests.some((u) => u.includes("/no-pack/tiles/")), "tiles requested from map_base_url");
     assert.deepEqual(consoleErrors, []);
+    if (csp) assert.match(csp, /default-src/); // served with the app's CSP
     await page.screenshot({ path: join(outDir, "console.png") });
   } finally {
     await context.close();

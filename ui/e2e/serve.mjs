@@ -18,8 +18,11 @@ const TYPES = {
   ".map": "application/json",
 };
 
-/** Serves `root` on 127.0.0.1 at a free port; resolves to { origin, close }. */
-export function serve(root) {
+/**
+ * Serves `root` on 127.0.0.1 at a free port; resolves to { origin, close }. `headers` are
+ * added to HTML answers (the test sends the app's Content-Security-Policy this way).
+ */
+export function serve(root, headers = {}) {
   const base = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -38,9 +41,11 @@ export function serve(root) {
         res.writeHead(404, { "content-type": "text/plain" }).end("not found");
         return;
       }
+      const type = TYPES[extname(file)] ?? "application/octet-stream";
       res.writeHead(200, {
-        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "content-type": type,
         "content-length": st.size,
+        ...(type.startsWith("text/html") ? headers : {}),
       });
       createReadStream(file).pipe(res);
     } catch (e) {

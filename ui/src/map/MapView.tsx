@@ -123,7 +123,9 @@ export function MapView(props: MapViewProps) {
     const checkReady = () => {
       const p = latest.current;
       if (hook.ready || !styleReady.current || !p.state || !map.getLayer(LAYERS.units)) return;
-      const want = p.state.units.filter((u) => u.fix).length;
+      // Units outside the view cannot be drawn; count only those inside it.
+      const b = map.getBounds();
+      const want = p.state.units.filter((u) => u.fix && b.contains([u.fix.position.lon, u.fix.position.lat])).length;
       const drawn = new Set(map.queryRenderedFeatures({ layers: [LAYERS.units] }).map((f) => f.properties.id)).size;
       if (drawn >= want) {
         hook.ready = true;
