@@ -1,0 +1,4 @@
+//! Integration tests of the console's use-cases (one test binary, as STYLE.md asks).
+
+mod console;
+mod pack;
