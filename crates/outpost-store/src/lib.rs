@@ -173,7 +173,9 @@ impl Store {
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: in WAL mode NORMAL may lose the last commits on power loss; an action must
+        // be on disk before the UI confirms it (issue 2, SYNC.md principle 1).
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;

@@ -737,3 +737,41 @@ fn settings_round_trip() {
     s.set_setting("language", "en").expect("overwrite");
     assert_eq!(s.setting("language").expect("read").as_deref(), Some("en"));
 }
+
+#[test]
+fn busy_and_locked_are_transient_the_rest_permanent() {
+    let busy = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        None,
+    ));
+    assert!(busy.is_transient());
+    let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        None,
+    ));
+    assert!(!full.is_transient());
+    assert!(
+        !StoreError::TooNew {
+            path: "x".into(),
+            found: 3,
+            known: 2
+        }
+        .is_transient()
+    );
+}
+
+#[test]
+fn synchronous_is_full_for_durable_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&dir.path().join("outpost.db"), t(0)).expect("open");
+    let sync: i64 = s
+        .conn()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(sync, 2, "FULL");
+    let timeout: i64 = s
+        .conn()
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(timeout, crate::BUSY_TIMEOUT_MS as i64);
+}
