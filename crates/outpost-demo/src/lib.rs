@@ -11,10 +11,12 @@
 //! the UI.
 
 pub mod calls;
+mod console;
 pub mod roster;
 pub mod routing;
 pub mod track;
 
+pub use console::start;
 pub use roster::{Roster, RosterError, RosterFacility, RosterUnit};
 pub mod replay;
 

@@ -991,6 +991,7 @@ pub fn start_with<C: DemoConsole>(
     let (tx, rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("outpost-demo".into())
+        .stack_size(8 << 20)
         .spawn(move || {
             sim.load_roads();
             let started = Instant::now();

@@ -9,7 +9,7 @@
 
 use outpost_domain::LatLon;
 use outpost_geo::RoadNetwork;
-use petgraph::algo::{astar, tarjan_scc};
+use petgraph::algo::{astar, kosaraju_scc};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rand::{Rng, RngExt};
 
@@ -144,7 +144,8 @@ impl RoadGraph {
                 graph.add_edge(b, a, hop);
             }
         }
-        let main = tarjan_scc(&graph)
+        // Kosaraju: iterative, so a large graph cannot overflow a thread stack.
+        let main = kosaraju_scc(&graph)
             .into_iter()
             .max_by_key(Vec::len)
             .unwrap_or_default();

@@ -1,0 +1,139 @@
+//! The replay on the real console: [`DemoConsole`] for `outpost_app::Console`, and [`start`].
+//!
+//! Every change goes through a public `Console` use-case inside
+//! `Console::acting_as(DEMO_USER, …)`, so the domain rules, the op log and the timelines
+//! apply to the demo as to a person, and the demo's actions read "demo" in them.
+
+use std::sync::Arc;
+
+use outpost_app::ipc::{CloseIncident, IncidentRef, NewIncident, SetUnitStatus, UnitOnIncident};
+use outpost_app::{AppError, Console};
+use outpost_domain::op::Fix;
+use outpost_domain::{Disposition, Facility, LatLon, UnitStatus};
+use outpost_geo::RoadNetwork;
+
+use crate::replay::{
+    DEMO_USER, DemoConsole, DemoHandle, DemoOptions, IncidentSnapshot, UnitSnapshot, start_with,
+};
+use crate::roster::{Roster, RosterUnit};
+
+impl DemoConsole for Console {
+    type Error = AppError;
+
+    fn register_facility(&self, facility: Facility) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| c.register_facility(facility))
+    }
+
+    fn register_unit(&self, unit: &RosterUnit) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| {
+            c.register_unit(&unit.id, &unit.callsign, unit.kind, Some(unit.home.clone()))
+        })
+    }
+
+    fn report_position(&self, unit_id: &str, fix: Fix) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| c.report_position(unit_id, fix))
+    }
+
+    fn create_incident(&self, args: NewIncident) -> Result<String, AppError> {
+        self.acting_as(DEMO_USER, |c| c.create_incident(args))
+            .map(|d| d.summary.id)
+    }
+
+    fn assign_unit(&self, incident_id: &str, unit_id: &str) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| {
+            c.assign_unit(UnitOnIncident {
+                incident_id: incident_id.to_string(),
+                unit_id: unit_id.to_string(),
+            })
+        })
+        .map(|_| ())
+    }
+
+    fn set_unit_status(&self, unit_id: &str, to: UnitStatus) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| {
+            c.set_unit_status(SetUnitStatus {
+                unit_id: unit_id.to_string(),
+                to,
+            })
+        })
+        .map(|_| ())
+    }
+
+    fn close_incident(
+        &self,
+        incident_id: &str,
+        disposition: Disposition,
+        summary: &str,
+    ) -> Result<(), AppError> {
+        self.acting_as(DEMO_USER, |c| {
+            c.close_incident(CloseIncident {
+                incident_id: incident_id.to_string(),
+                disposition,
+                summary: summary.to_string(),
+            })
+        })
+        .map(|_| ())
+    }
+
+    fn units(&self) -> Result<Vec<UnitSnapshot>, AppError> {
+        Ok(self
+            .console_state()?
+            .units
+            .into_iter()
+            .map(|u| UnitSnapshot {
+                unit_id: u.id,
+                status: u.status,
+                incident_id: u.incident_id,
+            })
+            .collect())
+    }
+
+    fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, AppError> {
+        match self.incident_detail(IncidentRef {
+            incident_id: incident_id.to_string(),
+        }) {
+            Ok(d) => Ok(Some(IncidentSnapshot {
+                location: d.summary.location,
+                created_by: d.created_by,
+                closed: d.closed_at.is_some(),
+            })),
+            Err(e) if e.code == outpost_app::ipc::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn road_network(&self) -> Option<RoadNetwork> {
+        match self.pack()?.road_network() {
+            Ok(net) => Some(net),
+            Err(e) => {
+                tracing::warn!(target: "outpost_demo", "no road network, units stay home: {e}");
+                None
+            }
+        }
+    }
+
+    fn describe(&self, at: LatLon) -> Option<String> {
+        self.pack()?.describe(at).ok().map(|d| d.address)
+    }
+}
+
+/// Starts the `--demo` replay on `console`.
+///
+/// Before it returns, the roster's facilities and units are registered (idempotent: a
+/// second launch re-registers the same ids and keeps unit statuses) and every unit has
+/// reported a first position at its home facility, so the map shows every unit at once.
+/// The replay then runs on its own thread until the handle is stopped or dropped.
+///
+/// The shell calls it once after opening the console with `demo: true`:
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # fn demo(console: Arc<outpost_app::Console>) -> Result<(), outpost_demo::RosterError> {
+/// let roster = outpost_demo::Roster::andorra()?;
+/// let handle = outpost_demo::start(console, roster, outpost_demo::DemoOptions::default());
+/// // keep `handle` alive as long as the window; dropping it stops the replay
+/// # drop(handle); Ok(()) }
+/// ```
+pub fn start(console: Arc<Console>, roster: Roster, opts: DemoOptions) -> DemoHandle {
+    start_with(console, roster, opts)
+}
