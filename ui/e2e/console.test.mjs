@@ -208,6 +208,72 @@ test("an illegal status change is refused with a message", async () => {
   }
 });
 
+test("map clicks open cards, right-click starts an incident at a described address", async () => {
+  const { context, page } = await openConsole();
+  try {
+    await waitReady(page);
+    // Where a WGS-84 point is on the page now (the map resizes when a side panel opens).
+    const pagePoint = async (lon, lat) => {
+      await page.waitForTimeout(300);
+      const box = await page.locator(".map").boundingBox();
+      const p = await page.evaluate(([x, y]) => window.__outpost.map.project([x, y]), [lon, lat]);
+      return { x: box.x + p.x, y: box.y + p.y };
+    };
+    const unit = await page.evaluate(() => window.__outpostMock.units.find((x) => x.id === "u-01").fix.position);
+    let p = await pagePoint(unit.lon, unit.lat);
+    await page.mouse.click(p.x, p.y);
+    await page.waitForSelector("#unit-card[data-unit-id='u-01']");
+    // The side panel narrowed the map; bring the station into view first.
+    const fac = await page.evaluate(() => {
+      const f = window.__outpostMock.facilities.find((x) => x.id === "stn-east").position;
+      window.__outpost.map.jumpTo({ center: [f.lon + 0.002, f.lat] });
+      return f;
+    });
+    p = await pagePoint(fac.lon, fac.lat);
+    await page.mouse.click(p.x, p.y);
+    await page.waitForSelector("#facility-card");
+    assert.match(await page.locator("#facility-card").innerText(), /东区派出所/);
+
+    // Right-click near Carrer de la Unió: the form opens with the described address.
+    await page.evaluate(() => window.__outpost.map.jumpTo({ center: [1.5226, 42.5068] }));
+    p = await pagePoint(1.5226, 42.5068);
+    await page.mouse.click(p.x, p.y, { button: "right" });
+    await page.waitForSelector("#new-incident-form");
+    await page.waitForFunction(() => document.querySelector("#incident-address")?.value === "Carrer de la Unió, Andorra la Vella");
+    assert.match(await page.locator("[data-form-location]").innerText(), /42\.50\d+, 1\.52\d+/);
+  } finally {
+    await context.close();
+  }
+});
+
+test("settings switch language and theme, and the map redraws every unit", async () => {
+  const { context, page } = await openConsole({ settings: { language: "zh_cn", theme: "day" } });
+  try {
+    await waitReady(page);
+    assert.equal(await page.locator("html").getAttribute("data-theme"), "day");
+    await page.click("#open-settings");
+    await page.selectOption("#settings-language", "en");
+    await page.selectOption("#settings-theme", "night");
+    await page.fill("#settings-stale", "600");
+    await page.click("#settings-save");
+    await page.waitForSelector("#settings-panel", { state: "detached" });
+    assert.equal(await page.locator("html").getAttribute("data-theme"), "night");
+    assert.match(await page.locator("#queue-title").innerText(), /Incidents/);
+    assert.deepEqual(await page.evaluate(() => window.__outpostMock.settings), { language: "en", theme: "night", stale_after_s: 600 });
+    // The rebuilt style still draws all six units; with a 600 s threshold none is stale.
+    await page.waitForFunction(() => {
+      const map = window.__outpost.map;
+      if (!map.getLayer("units")) return false;
+      const f = map.queryRenderedFeatures({ layers: ["units"] });
+      return new Set(f.map((x) => x.properties.id)).size === 6 && f.every((x) => x.properties.stale === false);
+    });
+    assert.equal(await page.locator("[data-stale]").count(), 0);
+    await page.screenshot({ path: join(outDir, "night-en.png") });
+  } finally {
+    await context.close();
+  }
+});
+
 test("a broken pack opens the error screen naming the file, the problem and the hint", async () => {
   const { context, page } = await openConsole({ packError: true });
   try {
