@@ -134,6 +134,13 @@ export function MapView(props: MapViewProps) {
     };
     map.on("render", checkReady);
 
+    // A tile the pack lacks is not worth a console error per tile; anything else is.
+    map.on("error", (ev) => {
+      const e = ev as unknown as { error?: { message?: string; status?: number }; sourceId?: string; tile?: unknown };
+      if (e.sourceId === SOURCES.pack && e.tile && e.error?.status === 404) return;
+      console.error("map:", e.error?.message ?? ev);
+    });
+
     map.on("click", (e) => {
       const layers = CLICKABLE_LAYERS.filter((l) => map.getLayer(l));
       const hit = map.queryRenderedFeatures(e.point, { layers })[0];

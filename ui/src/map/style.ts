@@ -105,7 +105,7 @@ export const PALETTES: Record<MapTheme, Palette> = {
     background: "#0d1117",
     land: "#121820",
     landuseUrban: "#171e27",
-    landuseGreen: "#132019",
+    landuseGreen: "#111b16",
     water: "#0a2136",
     waterLine: "#123452",
     building: "#1c2430",
