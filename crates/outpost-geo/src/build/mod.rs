@@ -557,7 +557,15 @@ mod tests {
     #[test]
     fn embedded_config_lists_the_contract_layers() {
         let c: serde_json::Value = serde_json::from_str(TILEMAKER_CONFIG).expect("json");
-        let layers = c["layers"].as_object().expect("layers");
+        let w: serde_json::Value = serde_json::from_str(TILEMAKER_WORLD_CONFIG).expect("json");
+        let mut layers = c["layers"].as_object().expect("layers").clone();
+        layers.extend(w["layers"].as_object().expect("world layers").clone());
+        let declared: Vec<&str> = c["settings"]["metadata"]["json"]["vector_layers"]
+            .as_array()
+            .expect("vector_layers")
+            .iter()
+            .filter_map(|l| l["id"].as_str())
+            .collect();
         for l in [
             "ne_land",
             "ne_countries",
@@ -572,6 +580,7 @@ mod tests {
             "boundary",
         ] {
             assert!(layers.contains_key(l), "{l}");
+            assert!(declared.contains(&l), "{l} missing from vector_layers");
         }
         assert_eq!(c["settings"]["maxzoom"], 14);
     }

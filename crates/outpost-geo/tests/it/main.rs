@@ -1,0 +1,435 @@
+//! Integration tests of area packs: one pack is built from the shipped Andorra extract
+//! (data/osm/andorra.osm.pbf, needs `tilemaker` on PATH) and shared by the tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use mvt_reader::Reader;
+use mvt_reader::feature::Value;
+use outpost_domain::LatLon;
+use outpost_geo::{BuildError, BuildOptions, BuildReport, Pack, PackError, SearchKind};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn andorra_pbf() -> PathBuf {
+    repo().join("data/osm/andorra.osm.pbf")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Built {
+    pack: Pack,
+    report: BuildReport,
+}
+
+/// The Andorra pack, built once per test run into cargo's per-target temp dir.
+fn andorra() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("outpost-geo-it");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let out = dir.join("andorra.outpost");
+        let mut opts = BuildOptions::new(andorra_pbf(), &out);
+        opts.progress = false;
+        let report = outpost_geo::build_pack(&opts).expect("build the Andorra pack");
+        let pack = Pack::open(&out).expect("open the Andorra pack");
+        Built { pack, report }
+    })
+}
+
+/// XYZ tile containing a point (web mercator).
+fn tile_of(lat: f64, lon: f64, z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
+    let lr = lat.to_radians();
+    let y =
+        ((1.0 - (lr.tan() + 1.0 / lr.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
+    (x, y)
+}
+
+/// West/north corner of an XYZ tile, degrees.
+fn tile_corner(z: u8, x: u32, y: u32) -> (f64, f64) {
+    let n = f64::from(1u32 << z);
+    let lon = f64::from(x) / n * 360.0 - 180.0;
+    let lat = (std::f64::consts::PI * (1.0 - 2.0 * f64::from(y) / n))
+        .sinh()
+        .atan()
+        .to_degrees();
+    (lon, lat)
+}
+
+fn string_prop(f: &mvt_reader::feature::Feature, key: &str) -> Option<String> {
+    match f.properties.as_ref()?.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn metadata_describes_the_andorra_extract() {
+    let b = andorra();
+    let m = b.pack.meta();
+    assert_eq!(m.name, "andorra");
+    assert_eq!(m.attribution, "© OpenStreetMap contributors");
+    // The PBF header bbox of the extract.
+    let want = [1.422104, 42.43509, 1.780386, 42.65717];
+    for (got, want) in m.bounds.iter().zip(want) {
+        assert!((got - want).abs() < 1e-5, "{:?}", m.bounds);
+    }
+    // Centred on Andorra la Vella, the capital.
+    let capital = LatLon {
+        lat: 42.5069,
+        lon: 1.5212,
+    };
+    assert!(m.center.distance_m(&capital) < 500.0, "{:?}", m.center);
+    assert_eq!((m.min_zoom, m.max_zoom), (0, 14));
+    assert!((10.0..=13.0).contains(&m.zoom), "{}", m.zoom);
+    assert_eq!(m.source_sha256.len(), 64);
+    assert!(m.source_sha256.chars().all(|c| c.is_ascii_hexdigit()));
+    let age = chrono::Utc::now() - m.built_at;
+    assert!(age.num_minutes() < 60, "{}", m.built_at);
+}
+
+#[test]
+fn tiles_cover_z0_to_z14_and_z14_stays_in_andorra() {
+    let b = andorra();
+    let zooms: Vec<u8> = b.report.tiles_per_zoom.iter().map(|(z, _)| *z).collect();
+    assert_eq!(zooms, (0..=14).collect::<Vec<u8>>());
+    assert!(b.report.tiles_per_zoom.iter().all(|(_, n)| *n > 0));
+    let conn = rusqlite::Connection::open_with_flags(
+        b.pack.path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open");
+    let mut s = conn
+        .prepare("SELECT tile_column, tile_row FROM tiles WHERE zoom_level = 14")
+        .expect("query");
+    let z14: Vec<(u32, u32)> = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(z14.len() > 100, "{} z14 tiles", z14.len());
+    let [w, s_, e, n] = b.pack.meta().bounds;
+    for (x, tms_y) in z14 {
+        let y = (1u32 << 14) - 1 - tms_y;
+        let (west, north) = tile_corner(14, x, y);
+        let (east, south) = tile_corner(14, x + 1, y + 1);
+        assert!(
+            east >= w && west <= e && north >= s_ && south <= n,
+            "z14 tile {x}/{y} lies outside Andorra"
+        );
+    }
+    // Low zooms carry the Natural Earth world layer.
+    let z0 = b.pack.tile(0, 0, 0).expect("read").expect("z0 tile");
+    let names = Reader::new(z0)
+        .expect("decode z0")
+        .get_layer_names()
+        .expect("layers");
+    assert!(names.contains(&"ne_land".to_string()), "{names:?}");
+    assert!(names.contains(&"ne_countries".to_string()), "{names:?}");
+    assert_eq!(b.pack.tile(15, 0, 0).expect("read"), None);
+    assert_eq!(b.pack.tile(3, 99, 0).expect("read"), None);
+}
+
+#[test]
+fn z14_tile_in_andorra_la_vella_has_named_roads() {
+    let b = andorra();
+    let (x, y) = tile_of(42.5063, 1.5218, 14);
+    let mvt = b.pack.tile(14, x, y).expect("read").expect("tile exists");
+    let reader = Reader::new(mvt).expect("valid MVT");
+    let layers = reader.get_layer_metadata().expect("layers");
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    for want in ["road", "building", "place"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    let road = layers
+        .iter()
+        .find(|l| l.name == "road")
+        .expect("road layer");
+    let features = reader.get_features(road.layer_index).expect("features");
+    let named: Vec<String> = features
+        .iter()
+        .filter_map(|f| string_prop(f, "name"))
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(!named.is_empty(), "no named road in tile 14/{x}/{y}");
+    let classes: Vec<String> = features
+        .iter()
+        .filter_map(|f| string_prop(f, "class"))
+        .collect();
+    let allowed = [
+        "motorway",
+        "trunk",
+        "primary",
+        "secondary",
+        "tertiary",
+        "minor",
+        "service",
+        "track",
+        "path",
+    ];
+    assert!(
+        classes.iter().all(|c| allowed.contains(&c.as_str())),
+        "{classes:?}"
+    );
+    // tilemaker drops empty strings, so `brunnel` is absent on ordinary roads.
+    let brunnels: Vec<String> = features
+        .iter()
+        .filter_map(|f| string_prop(f, "brunnel"))
+        .collect();
+    assert!(
+        brunnels.iter().all(|b| b == "bridge" || b == "tunnel"),
+        "{brunnels:?}"
+    );
+    assert!(features.iter().all(|f| matches!(
+        f.properties.as_ref().and_then(|p| p.get("oneway")),
+        Some(
+            Value::Int(0 | 1)
+                | Value::UInt(0 | 1)
+                | Value::SInt(0 | 1)
+                | Value::Double(_)
+                | Value::Float(_)
+        )
+    )));
+}
+
+#[test]
+fn search_finds_a_street_by_prefix_and_places_in_chinese() {
+    let b = andorra();
+    let hits = b.pack.search("Avinguda Merit", None, 5).expect("search");
+    let first = hits.first().expect("a hit");
+    assert_eq!(first.name, "Avinguda Meritxell");
+    assert_eq!(first.kind, SearchKind::Street);
+    assert!(
+        first.address.starts_with("Avinguda Meritxell, "),
+        "{}",
+        first.address
+    );
+    // Case and diacritics do not matter.
+    let hits = b.pack.search("avinguda merit", None, 5).expect("search");
+    assert_eq!(
+        hits.first().map(|h| h.name.as_str()),
+        Some("Avinguda Meritxell")
+    );
+    // name:zh of the capital, by a 3-character substring and by 2 characters.
+    for q in ["安道尔城", "安道"] {
+        let hits = b.pack.search(q, None, 5).expect("search");
+        assert!(
+            hits.iter().any(|h| h.name == "Andorra la Vella"
+                && h.name_zh.as_deref() == Some("安道尔城")
+                && h.kind == SearchKind::Place),
+            "{q}: {hits:?}"
+        );
+    }
+    // Distances are reported when searching near a point.
+    let near = LatLon {
+        lat: 42.5063,
+        lon: 1.5218,
+    };
+    let hits = b.pack.search("Avinguda", Some(near), 10).expect("search");
+    assert!(hits.len() > 3);
+    let d: Vec<f64> = hits.iter().filter_map(|h| h.distance_m).collect();
+    assert_eq!(d.len(), hits.len());
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    assert!(b.pack.search("   ", None, 5).expect("search").is_empty());
+    assert!(b.pack.search("Zzqxv", None, 5).expect("search").is_empty());
+}
+
+#[test]
+fn describe_names_the_street_and_the_place() {
+    let b = andorra();
+    let hit = b
+        .pack
+        .search("Avinguda Meritxell", None, 1)
+        .expect("search")
+        .into_iter()
+        .next()
+        .expect("hit");
+    let d = b.pack.describe(hit.position).expect("describe");
+    assert_eq!(d.street.as_deref(), Some("Avinguda Meritxell"));
+    let place = d.place.clone().expect("a place");
+    assert_eq!(d.address, format!("Avinguda Meritxell, {place}"));
+    // Far from any road (the middle of the Atlantic): no street, coordinates kept simple.
+    let sea = LatLon {
+        lat: 40.0,
+        lon: -30.0,
+    };
+    let d = b.pack.describe(sea).expect("describe");
+    assert_eq!(d.street, None);
+}
+
+#[test]
+fn road_network_is_a_consistent_graph() {
+    let b = andorra();
+    let net = b.pack.road_network().expect("roads");
+    assert_eq!(net.nodes.len(), b.report.road_nodes);
+    assert_eq!(net.edges.len(), b.report.road_edges);
+    assert!(net.nodes.len() > 10_000, "{}", net.nodes.len());
+    for e in &net.edges {
+        assert!(e.from < net.nodes.len() && e.to < net.nodes.len());
+        let d = net.nodes[e.from].at.distance_m(&net.nodes[e.to].at);
+        assert!((d - e.length_m).abs() < 0.01, "{e:?}");
+        // Distinct OSM nodes may share a position, so 0 m segments exist.
+        assert!(e.length_m >= 0.0 && e.length_m < 10_000.0, "{e:?}");
+    }
+    assert!(
+        net.edges
+            .iter()
+            .any(|e| e.name.as_deref() == Some("Avinguda Meritxell") && !e.class.is_empty())
+    );
+    assert!(net.edges.iter().any(|e| e.oneway));
+    assert!(net.edges.iter().any(|e| e.maxspeed_kmh.is_some()));
+}
+
+fn assert_no_files(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+fn build_bad(input: &Path) -> (BuildError, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("bad.outpost");
+    let mut opts = BuildOptions::new(input, &out);
+    opts.progress = false;
+    let err = outpost_geo::build_pack(&opts).expect_err("must fail");
+    assert!(!out.exists());
+    assert_no_files(dir.path());
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    (err, msg)
+}
+
+#[test]
+fn missing_input_is_refused() {
+    let (err, msg) = build_bad(Path::new("no/such/area.osm.pbf"));
+    assert!(matches!(err, BuildError::InputMissing { .. }), "{err:?}");
+    assert_eq!(msg, "no/such/area.osm.pbf: file not found");
+}
+
+#[test]
+fn non_pbf_input_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = dir.path().join("notes.osm.pbf");
+    std::fs::write(&fake, "this is not a protobuf file\n").expect("write");
+    let (err, msg) = build_bad(&fake);
+    assert!(matches!(err, BuildError::NotPbf { .. }), "{err:?}");
+    assert!(
+        msg.contains("notes.osm.pbf") && msg.contains("not an OpenStreetMap PBF file"),
+        "{msg}"
+    );
+    // An empty file too.
+    std::fs::write(&fake, "").expect("write");
+    let (err, _) = build_bad(&fake);
+    assert!(matches!(err, BuildError::NotPbf { .. }), "{err:?}");
+}
+
+#[test]
+fn clipped_extract_is_refused() {
+    let (err, msg) = build_bad(&fixture("clipped.osm.pbf"));
+    match err {
+        BuildError::Clipped { missing, ways, .. } => {
+            // osmium check-refs reports 490 missing references; 489 distinct nodes.
+            assert_eq!(missing, 489);
+            assert!(ways > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        msg.contains("clipped.osm.pbf: clipped extract: 489 node(s)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn empty_area_is_refused() {
+    let (err, msg) = build_bad(&fixture("empty.osm.pbf"));
+    assert!(
+        matches!(
+            err,
+            BuildError::EmptyArea {
+                nodes: 0,
+                ways: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(msg.contains("empty.osm.pbf: empty area"), "{msg}");
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_pack() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("area.outpost");
+    std::fs::write(&out, "previous").expect("write");
+    let mut opts = BuildOptions::new(fixture("clipped.osm.pbf"), &out);
+    opts.progress = false;
+    assert!(outpost_geo::build_pack(&opts).is_err());
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "previous");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+}
+
+#[test]
+fn opening_a_missing_or_foreign_file_names_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("gone.outpost");
+    let err = Pack::open(&missing).expect_err("missing");
+    assert!(matches!(err, PackError::Missing { .. }));
+    assert!(
+        err.to_string().contains("gone.outpost: file not found"),
+        "{err}"
+    );
+
+    let text = dir.path().join("text.outpost");
+    std::fs::write(
+        &text,
+        "not sqlite at all, just some text that is long enough",
+    )
+    .expect("write");
+    let err = Pack::open(&text).expect_err("text");
+    assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
+    assert!(err.to_string().contains("text.outpost"), "{err}");
+
+    // A plain MBTiles file (tilemaker output) is not a complete pack.
+    let mbtiles = dir.path().join("plain.outpost");
+    let c = rusqlite::Connection::open(&mbtiles).expect("create");
+    c.execute_batch(
+        "CREATE TABLE metadata (name TEXT, value TEXT);
+         CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);",
+    )
+    .expect("schema");
+    drop(c);
+    let err = Pack::open(&mbtiles).expect_err("plain mbtiles");
+    assert!(
+        err.to_string()
+            .contains("plain.outpost: not an Outpost area pack (no `places` table)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pack_is_shared_across_threads() {
+    let b = andorra();
+    let (x, y) = tile_of(42.5063, 1.5218, 14);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| b.pack.tile(14, x, y).expect("read").map(|t| t.len())))
+            .collect();
+        let sizes: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect();
+        assert!(sizes.iter().all(|s| s.is_some() && *s == sizes[0]));
+    });
+}
