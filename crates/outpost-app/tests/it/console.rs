@@ -854,3 +854,19 @@ fn acting_as_attributes_ops_to_another_user_on_this_thread_only() {
     assert_eq!(ops[3].envelope.user, "demo");
     assert_eq!(ops[4].envelope.user, "cmdr.li");
 }
+
+#[test]
+fn default_data_dir_follows_the_os_convention() {
+    let dir = outpost_app::default_data_dir().expect("a home directory");
+    let last = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_lowercase);
+    // Linux: ~/.local/share/outpost; Windows: …\Outpost\data; macOS: …/Outpost.
+    assert!(
+        matches!(last.as_deref(), Some("outpost") | Some("data")),
+        "{}",
+        dir.display()
+    );
+    assert!(dir.is_absolute());
+}
