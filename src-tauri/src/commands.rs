@@ -16,7 +16,7 @@ use outpost_app::ipc::{
 use outpost_domain::LatLon;
 use tauri::State;
 
-use crate::console::{AppError, Console};
+use outpost_app::{AppError, Console};
 
 /// The managed state every command receives.
 pub type SharedConsole = Arc<Console>;

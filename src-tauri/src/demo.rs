@@ -4,7 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::{Context, Result, bail};
+use outpost_app::Console;
+use outpost_demo::{DemoHandle, DemoOptions, Roster};
 
 /// File name of the demo pack inside the data directory.
 pub const DEMO_PACK: &str = "andorra-demo.outpost";
@@ -68,8 +72,50 @@ pub fn ensure_demo_pack(data_dir: &Path) -> Result<PathBuf> {
     Ok(pack)
 }
 
-fn build_pack(_osm: &Path, _out: &Path) -> Result<()> {
-    bail!("the area pack builder is not available in this build yet")
+/// Builds the pack with progress bars on stderr (the builder writes a temp file and renames
+/// it at the end, so an interrupted first run leaves no half-written pack).
+fn build_pack(osm: &Path, out: &Path) -> Result<()> {
+    let mut opts = outpost_geo::BuildOptions::new(osm, out);
+    opts.name = Some("Andorra".to_owned());
+    let report = outpost_geo::build_pack(&opts)?;
+    eprintln!(
+        "outpost: demo pack ready: {} ({:.1} MB in {:.0} s)",
+        report.out.display(),
+        report.size_bytes as f64 / 1e6,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The running replay, managed by the app so it stops (and its thread is joined) on exit.
+#[derive(Default)]
+pub struct Replay(pub Mutex<Option<DemoHandle>>);
+
+impl Replay {
+    /// Stops the replay if it runs.
+    pub fn stop(&self) {
+        let handle = self
+            .0
+            .lock()
+            .map(|mut g| g.take())
+            .unwrap_or_else(|e| e.into_inner().take());
+        if let Some(mut handle) = handle {
+            handle.stop();
+            tracing::info!(stats = ?handle.stats(), "demo replay stopped");
+        }
+    }
+}
+
+/// Registers the built-in Andorra roster (facilities, units at home) and starts the replay
+/// thread: units drive on the pack's roads, incidents arrive on the 911 sample's rhythm.
+///
+/// # Errors
+/// When the built-in roster does not parse (a test in outpost-demo guards against it).
+pub fn start_replay(console: &Arc<Console>) -> Result<Replay> {
+    let roster = Roster::andorra().context("the built-in demo roster")?;
+    let handle = outpost_demo::start(Arc::clone(console), roster, DemoOptions::default());
+    tracing::info!(stats = ?handle.stats(), "demo replay started");
+    Ok(Replay(Mutex::new(Some(handle))))
 }
 
 #[cfg(test)]

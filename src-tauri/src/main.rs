@@ -11,8 +11,6 @@
 
 mod cli;
 mod commands;
-#[path = "pending.rs"]
-mod console;
 mod demo;
 mod tiles;
 
@@ -23,19 +21,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use outpost_app::ipc::STATE_CHANGED_EVENT;
 use outpost_domain::SystemClock;
-use tauri::Emitter;
+use tauri::{Emitter, Manager};
+
+use outpost_app::{Console, ConsoleOptions};
 
 use crate::cli::Cli;
-use crate::console::{Console, ConsoleOptions};
-
-/// The Tauri identifier, also the name of the per-user data directory.
-const IDENTIFIER: &str = "org.outpost.console";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,topojson=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -49,15 +45,14 @@ fn main() -> ExitCode {
 }
 
 /// The data directory: `--data-dir`, else the per-user one by OS convention
-/// (`~/.local/share/org.outpost.console` on Linux, `~/Library/Application Support/…` on
-/// macOS, `%APPDATA%\…` on Windows), with the demo kept apart in its `demo/` subdirectory.
+/// ([`outpost_app::default_data_dir`]), with the demo kept apart in its `demo/`
+/// subdirectory so simulated units and incidents never mix with real ones.
 fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(dir) = &cli.data_dir {
         return Ok(dir.clone());
     }
-    let base = dirs::data_dir()
-        .context("no per-user data directory on this system; pass --data-dir DIR")?
-        .join(IDENTIFIER);
+    let base = outpost_app::default_data_dir()
+        .context("no per-user data directory on this system; pass --data-dir DIR")?;
     Ok(if cli.demo { base.join("demo") } else { base })
 }
 
@@ -97,9 +92,17 @@ fn run(cli: Cli) -> Result<()> {
     console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
     let console = Arc::new(console);
 
+    // The replay needs the pack's roads; without a pack the error screen shows instead.
+    let replay = if cli.demo && console.pack().is_some() {
+        demo::start_replay(&console)?
+    } else {
+        demo::Replay::default()
+    };
+
     let on_setup = Arc::clone(&console);
-    tauri::Builder::default()
+    let app = tauri::Builder::default()
         .manage(Arc::clone(&console))
+        .manage(replay)
         .register_asynchronous_uri_scheme_protocol(tiles::SCHEME, tiles::handle)
         .invoke_handler(commands::handler())
         .setup(move |app| {
@@ -115,6 +118,12 @@ fn run(cli: Cli) -> Result<()> {
             }));
             Ok(())
         })
-        .run(tauri::generate_context!())
-        .context("the window system failed")
+        .build(tauri::generate_context!())
+        .context("cannot start the window (is a display available? see DISPLAY)")?;
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            app.state::<demo::Replay>().stop();
+        }
+    });
+    Ok(())
 }

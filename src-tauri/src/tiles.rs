@@ -13,7 +13,7 @@ use tauri::http::{Method, Request, Response, StatusCode, header};
 use tauri::{Manager, Runtime, UriSchemeContext, UriSchemeResponder};
 
 use crate::commands::SharedConsole;
-use crate::console::Console;
+use outpost_app::Console;
 
 /// The scheme name registered with the webview.
 pub const SCHEME: &str = "outpost";

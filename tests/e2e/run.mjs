@@ -81,11 +81,26 @@ function demoPack() {
   return cached;
 }
 
-function rosterUnitCount() {
+/**
+ * The roster's unit count, and a box around its facilities wide enough for units on patrol
+ * (they roam 2.5 km from home): `[[west, south], [east, north]]`, WGS-84 degrees.
+ */
+function readRoster() {
   const roster = JSON.parse(readFileSync(ROSTER, "utf8"));
   const units = roster.units;
   if (!Array.isArray(units) || units.length === 0) fail(`${ROSTER} has no units array`);
-  return units.length;
+  const pos = (roster.facilities ?? []).map((f) => f.position).filter(Boolean);
+  if (pos.length === 0) fail(`${ROSTER} has no facility positions`);
+  const pad = 0.04; // ≈ 4 km
+  const lons = pos.map((p) => p.lon);
+  const lats = pos.map((p) => p.lat);
+  return {
+    units: units.length,
+    bounds: [
+      [Math.min(...lons) - pad, Math.min(...lats) - pad],
+      [Math.max(...lons) + pad, Math.max(...lats) + pad],
+    ],
+  };
 }
 
 class Driver {
@@ -134,6 +149,21 @@ async function waitReady(browser) {
   );
 }
 
+/** Moves the map (no animation) and waits until it has drawn the new view. */
+async function jumpAndSettle(browser, view) {
+  await browser.execute((v) => {
+    const map = window.__outpost.map;
+    if (v.bounds) map.fitBounds(v.bounds, { animate: false, padding: 20 });
+    else map.jumpTo(v);
+  }, view);
+  await browser.waitUntil(() => browser.execute(() => !window.__outpost.map.isMoving() && window.__outpost.map.areTilesLoaded()), {
+    timeout: 30_000,
+    interval: 200,
+    timeoutMsg: "the map did not settle after moving",
+  });
+  await browser.pause(500);
+}
+
 /** Distinct unit features the map drew in its `units` layer (ids from feature properties). */
 async function drawnUnits(browser) {
   return browser.execute(() => {
@@ -164,9 +194,19 @@ async function timelineOf(browser, id, min = 1) {
   return kinds;
 }
 
-async function firstRun(browser, expectedUnits) {
+async function firstRun(browser, roster) {
+  const expectedUnits = roster.units;
   await waitReady(browser);
   log("map ready");
+
+  // Units on the whole demo area must be on screen to be counted (some posts lie outside
+  // the initial view); the view is restored afterwards.
+  const initialView = await browser.execute(() => {
+    const map = window.__outpost.map;
+    const c = map.getCenter();
+    return { center: [c.lng, c.lat], zoom: map.getZoom() };
+  });
+  await jumpAndSettle(browser, { bounds: roster.bounds });
 
   // The replay may still be placing units right after start; give the count a few seconds.
   let drawn = { ids: [] };
@@ -178,6 +218,7 @@ async function firstRun(browser, expectedUnits) {
     fail(`the units layer drew ${drawn.ids.length} units, the roster has ${expectedUnits}: ${drawn.ids.join(", ")}`);
   }
   log(`units layer: ${drawn.ids.length} features = ${expectedUnits} roster units`);
+  await jumpAndSettle(browser, initialView);
 
   const description = `e2e check ${new Date().toISOString()}`;
   await (await browser.$("#new-incident")).click();
@@ -234,7 +275,7 @@ async function secondRun(browser, first) {
 
 async function main() {
   if (!existsSync(BIN)) fail(`no app binary at ${BIN}: build it with cargo build -p outpost --features custom-protocol`);
-  const expectedUnits = rosterUnitCount();
+  const roster = readRoster();
   const pack = demoPack();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-"));
   copyFileSync(pack, path.join(dataDir, DEMO_PACK));
@@ -246,7 +287,7 @@ async function main() {
   try {
     await driver.start();
     browser = await driver.session(args);
-    const first = await firstRun(browser, expectedUnits);
+    const first = await firstRun(browser, roster);
     await browser.deleteSession();
     browser = null;
     log("quit; relaunching on the same data directory");
