@@ -445,7 +445,8 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
         "text-size": 11,
         "text-offset": [0, -1.6],
         "text-anchor": "bottom",
-        "text-allow-overlap": true,
+        // P1 labels are placed first; a label that would collide is dropped, the dot stays.
+        "symbol-sort-key": ["match", ["get", "priority"], "P1", 0, "P2", 1, "P3", 2, 3],
       },
       paint: { "text-color": p.label, "text-halo-color": p.halo, "text-halo-width": 1.8 },
     },
@@ -492,7 +493,8 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
         "text-offset": [0.9, 0],
         "text-anchor": "left",
         "text-justify": "left",
-        "text-allow-overlap": true,
+        // In a crowded view some callsigns give way; zooming in shows them all.
+        "text-padding": 1,
       },
       paint: {
         "text-color": ["case", ["get", "stale"], p.labelMuted, p.label],

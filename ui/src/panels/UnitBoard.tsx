@@ -25,6 +25,13 @@ export function UnitBoard(p: UnitBoardProps) {
       </header>
       <div className="board-scroll">
         <table className="board-table">
+          <colgroup>
+            <col className="c-callsign" />
+            <col />
+            <col className="c-status" />
+            <col className="c-time" />
+            <col className="c-incident" />
+          </colgroup>
           <thead>
             <tr>
               <th>{t(p.lang, "board.callsign")}</th>
