@@ -119,6 +119,10 @@ test("the map draws one feature per unit and nothing leaves the machine", async 
     assert.ok(requests.some((u) => u.includes("/map/sprites/maki")), "sprite requested from the bundle");
     assert.ok(requests.some((u) => u.includes("/no-pack/tiles/")), "tiles requested from map_base_url");
     assert.deepEqual(consoleErrors, []);
+    // The production bundle does not carry the fake backend.
+    const scripts = requests.filter((u) => /\/assets\/.*\.m?js$/.test(u));
+    assert.ok(scripts.length >= 1);
+    for (const u of scripts) assert.doesNotMatch(await (await fetch(u)).text(), /forceUnitStatus|MockBackend/);
     if (csp) assert.match(csp, /default-src/); // served with the app's CSP
     await page.screenshot({ path: join(outDir, "console.png") });
   } finally {
@@ -174,6 +178,22 @@ test("creating an incident through the form adds a queue row and opens its detai
       (id) => window.__outpost.map.querySourceFeatures("incidents").some((f) => f.properties.id === id),
       newId,
     );
+    // "/" focuses the search; Enter picks the first offline hit and starts an incident there.
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#incident-detail", { state: "detached" });
+    await page.keyboard.press("/");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "place-search");
+    await page.keyboard.type("Unió");
+    await page.waitForSelector("[data-search-hit='0']");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#new-incident-form");
+    assert.equal(await page.inputValue("#incident-address"), "Carrer de la Unió, Andorra la Vella");
+    assert.match(await page.locator("[data-form-location]").innerText(), /42\.50680, 1\.52260/);
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#new-incident-form", { state: "detached" });
+    await page.click(`[data-incident-id="${newId}"]`);
+    await detail.waitFor();
+
     // Esc closes the panel; N opens a new form.
     await page.keyboard.press("Escape");
     await page.waitForSelector("#incident-detail", { state: "detached" });

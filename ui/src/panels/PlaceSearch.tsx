@@ -28,10 +28,12 @@ export function PlaceSearch(p: PlaceSearchProps) {
   const [status, setStatus] = useState<string | null>(null);
   const listId = useId();
   const seq = useRef(0);
+  // Search only what the user typed, not a value filled in from a pick or a right-click.
+  const [typed, setTyped] = useState(false);
 
   useEffect(() => {
     const text = p.value.trim();
-    if (text.length < 2) {
+    if (!typed || text.length < 2) {
       setHits([]);
       setStatus(null);
       return;
@@ -52,9 +54,10 @@ export function PlaceSearch(p: PlaceSearchProps) {
     }, 150);
     return () => clearTimeout(timer);
     // `near` changes as the map moves; searching again for that is not worth the flicker.
-  }, [p.value, p.lang]);
+  }, [p.value, p.lang, typed]);
 
   const pick = (h: PlaceHit) => {
+    setTyped(false);
     setOpen(false);
     setHits([]);
     seq.current++;
@@ -75,6 +78,7 @@ export function PlaceSearch(p: PlaceSearchProps) {
         placeholder={p.placeholder}
         autoFocus={p.autoFocus}
         onChange={(e) => {
+          setTyped(true);
           p.onChange(e.target.value);
           setOpen(true);
         }}
