@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use outpost_app::ipc::STATE_CHANGED_EVENT;
 use outpost_domain::SystemClock;
-use tauri::{Emitter, Manager};
+use tauri::{Emitter, Manager, Runtime};
 
 use outpost_app::{Console, ConsoleOptions};
 
@@ -99,27 +99,10 @@ fn run(cli: Cli) -> Result<()> {
         demo::Replay::default()
     };
 
-    let on_setup = Arc::clone(&console);
-    let app = tauri::Builder::default()
-        .manage(Arc::clone(&console))
-        .manage(replay)
-        .register_asynchronous_uri_scheme_protocol(tiles::SCHEME, tiles::handle)
-        .invoke_handler(commands::handler())
-        .setup(move |app| {
-            tracing::debug!(commands = ?commands::REGISTERED, "IPC commands registered");
-            let handle = app.handle().clone();
-            on_setup.on_change(Box::new(move |revision| {
-                if let Err(e) = handle.emit(
-                    STATE_CHANGED_EVENT,
-                    serde_json::json!({ "revision": revision }),
-                ) {
-                    tracing::warn!(error = %e, "could not emit {STATE_CHANGED_EVENT}");
-                }
-            }));
-            Ok(())
-        })
+    let app = wire(tauri::Builder::default(), console, replay)
         .build(tauri::generate_context!())
         .context("cannot start the window (is a display available? see DISPLAY)")?;
+    emit_changes(app.handle());
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
             app.state::<demo::Replay>().stop();
@@ -127,3 +110,37 @@ fn run(cli: Cli) -> Result<()> {
     });
     Ok(())
 }
+
+/// Everything the shell adds to a Tauri builder: the managed console and replay, the
+/// `outpost` tile protocol and the commands. Generic over the runtime so the IPC tests run it
+/// on Tauri's mock runtime.
+fn wire<R: Runtime>(
+    builder: tauri::Builder<R>,
+    console: Arc<Console>,
+    replay: demo::Replay,
+) -> tauri::Builder<R> {
+    tracing::debug!(commands = ?commands::REGISTERED, "IPC commands registered");
+    builder
+        .manage(console)
+        .manage(replay)
+        .register_asynchronous_uri_scheme_protocol(tiles::SCHEME, tiles::handle)
+        .invoke_handler(commands::handler())
+}
+
+/// Emits [`STATE_CHANGED_EVENT`] with `{ revision }` to the webview after every committed
+/// change of the managed console.
+fn emit_changes<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let handle = app.clone();
+    app.state::<commands::SharedConsole>()
+        .on_change(Box::new(move |revision| {
+            if let Err(e) = handle.emit(
+                STATE_CHANGED_EVENT,
+                serde_json::json!({ "revision": revision }),
+            ) {
+                tracing::warn!(error = %e, "could not emit {STATE_CHANGED_EVENT}");
+            }
+        }));
+}
+
+#[cfg(test)]
+mod ipc_tests;

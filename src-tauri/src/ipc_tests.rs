@@ -1,0 +1,184 @@
+//! The IPC as the webview sees it: commands invoked by name with JSON `{ args }` through
+//! Tauri's mock runtime, on a real `Console` over a temp data directory (no pack).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use outpost_app::ipc::COMMANDS;
+use serde_json::{Value, json};
+use tauri::Listener;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow};
+
+use super::*;
+
+struct Harness {
+    app: App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+    _dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let console = Console::open(
+        ConsoleOptions {
+            pack: None,
+            data_dir: dir.path().to_path_buf(),
+            demo: false,
+            user: "li.wei".into(),
+        },
+        Arc::new(SystemClock),
+    )
+    .expect("console opens on an empty data dir");
+    console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
+    let app = wire(mock_builder(), Arc::new(console), demo::Replay::default())
+        .build(mock_context(noop_assets()))
+        .expect("mock app builds");
+    emit_changes(app.handle());
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("mock window");
+    Harness {
+        app,
+        webview,
+        _dir: dir,
+    }
+}
+
+/// Invokes `cmd` as `invoke(cmd, body)` from the page would.
+fn invoke(h: &Harness, cmd: &str, body: Value) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "tauri://localhost".parse().expect("url"),
+        body: InvokeBody::Json(body),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(&h.webview, request).map(|b| b.deserialize::<Value>().expect("JSON response"))
+}
+
+#[test]
+fn every_contract_command_is_registered() {
+    let h = harness();
+    // The harness tells an unknown command apart...
+    let unknown = invoke(&h, "no_such_command", json!({})).expect_err("unknown command");
+    assert!(unknown.to_string().contains("not found"), "{unknown}");
+    // ...and none of the contract's commands is unknown (with or without valid args).
+    for c in COMMANDS {
+        if let Err(e) = invoke(&h, c.name, json!({})) {
+            assert!(
+                !e.to_string().contains("not found"),
+                "{} is not registered: {e}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn startup_without_a_pack_is_the_error_screen() {
+    let h = harness();
+    let v = invoke(&h, "startup", json!({})).expect("startup resolves");
+    assert_eq!(v["state"], "pack_error");
+    assert!(
+        v["problem"]["hint"]
+            .as_str()
+            .is_some_and(|s| s.contains("--demo")),
+        "{v}"
+    );
+}
+
+#[test]
+fn settings_round_trip() {
+    let h = harness();
+    let v = invoke(&h, "get_settings", json!({})).expect("settings");
+    assert_eq!(
+        v,
+        json!({"language": "auto", "theme": "auto", "stale_after_s": 120})
+    );
+    let want = json!({"language": "zh_cn", "theme": "night", "stale_after_s": 90});
+    let saved = invoke(&h, "save_settings", json!({ "args": want })).expect("saved");
+    assert_eq!(saved, want);
+    assert_eq!(
+        invoke(&h, "get_settings", json!({})).expect("settings"),
+        want
+    );
+}
+
+#[test]
+fn create_incident_persists_and_emits_state_changed() {
+    let h = harness();
+    let (tx, rx) = mpsc::channel::<String>();
+    h.app.listen_any(STATE_CHANGED_EVENT, move |event| {
+        let _ = tx.send(event.payload().to_owned());
+    });
+
+    let detail = invoke(
+        &h,
+        "create_incident",
+        json!({ "args": {
+            "incident_type": "theft",
+            "priority": null,
+            "location": { "lat": 42.5069, "lon": 1.5212 },
+            "address": "Avinguda Meritxell, Andorra la Vella",
+            "description": "bicycle taken from the rack"
+        }}),
+    )
+    .expect("incident created");
+    assert_eq!(detail["summary"]["incident_type"], "theft");
+    assert_eq!(
+        detail["summary"]["address"],
+        "Avinguda Meritxell, Andorra la Vella"
+    );
+    assert_eq!(detail["description"], "bicycle taken from the rack");
+    assert_eq!(detail["created_by"], "li.wei");
+    assert_eq!(detail["timeline"][0]["event"]["kind"], "created");
+
+    let payload = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("state-changed emitted");
+    assert_eq!(
+        serde_json::from_str::<Value>(&payload).expect("JSON payload"),
+        json!({ "revision": 1 })
+    );
+
+    let state = invoke(&h, "console_state", json!({})).expect("state");
+    assert_eq!(state["revision"], 1);
+    assert_eq!(state["incidents"][0]["id"], detail["summary"]["id"]);
+
+    let id = detail["summary"]["id"].clone();
+    let again = invoke(
+        &h,
+        "incident_detail",
+        json!({ "args": { "incident_id": id } }),
+    )
+    .expect("detail");
+    assert_eq!(again, detail);
+}
+
+#[test]
+fn errors_cross_as_code_and_message() {
+    let h = harness();
+    let e = invoke(
+        &h,
+        "incident_detail",
+        json!({ "args": { "incident_id": "00000000-0000-0000-0000-000000000000" } }),
+    )
+    .expect_err("unknown incident");
+    assert_eq!(e["code"], "not_found", "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+
+    let e = invoke(
+        &h,
+        "set_unit_status",
+        json!({ "args": { "unit_id": "u-99", "to": "en_route" } }),
+    )
+    .expect_err("unknown unit");
+    assert_eq!(e["code"], "not_found", "{e}");
+}
