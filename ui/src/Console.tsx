@@ -21,7 +21,7 @@ import {
 import { errorText } from "./errors";
 import { isNightHour, useNow } from "./hooks";
 import { type Lang, resolveLang, t } from "./i18n";
-import { type MapSelection, MapView } from "./map/MapView";
+import { type FlyTarget, type MapSelection, MapView } from "./map/MapView";
 import type { MapTheme } from "./map/style";
 import { IncidentDetailPanel } from "./panels/IncidentDetailPanel";
 import { IncidentQueue } from "./panels/IncidentQueue";
@@ -67,12 +67,13 @@ export function Console({ init }: { init: ConsoleInit }) {
   const [detail, setDetail] = useState<IncidentDetail | null>(null);
   const [draft, setDraft] = useState<Draft>(EMPTY_DRAFT);
   const [centre, setCentre] = useState<LatLon>(init.pack.center);
-  const [flyTo, setFlyTo] = useState<{ at: LatLon; seq: number } | null>(null);
+  const [flyTo, setFlyTo] = useState<FlyTarget | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [showClosed, setShowClosed] = useState(false);
   const [search, setSearch] = useState("");
   const searchRef = useRef<HTMLInputElement>(null);
+  const sideRef = useRef<HTMLElement>(null);
   const panelRef = useRef(panel);
   panelRef.current = panel;
 
@@ -94,6 +95,15 @@ export function Console({ init }: { init: ConsoleInit }) {
       unlisten?.();
     };
   }, [store]);
+
+  // A newly opened card takes the keyboard focus, so its buttons are a few Tabs away
+  // (the new-incident form focuses its address field itself).
+  const panelKey = panel.kind === "none" || panel.kind === "new" ? panel.kind : `${panel.kind}:${"id" in panel ? panel.id : ""}`;
+  useEffect(() => {
+    if (panelKey === "none" || panelKey === "new") return;
+    const el = sideRef.current;
+    if (el && !el.contains(document.activeElement)) el.focus({ preventScroll: true });
+  }, [panelKey, detail?.summary.id]);
 
   // The open incident's detail follows every revision.
   const openIncidentId = panel.kind === "incident" ? panel.id : null;
@@ -130,7 +140,20 @@ export function Console({ init }: { init: ConsoleInit }) {
     [store],
   );
 
-  const openIncident = useCallback((id: string) => setPanel({ kind: "incident", id }), []);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+  /** Opens an incident's card and brings it into view. */
+  const openIncident = useCallback((id: string) => {
+    setPanel({ kind: "incident", id });
+    const i = stateRef.current?.incidents.find((x) => x.id === id);
+    if (i) setFlyTo({ at: i.location, seq: Date.now(), minZoom: 13 });
+  }, []);
+  /** Opens a unit's card and brings its last fix into view. */
+  const openUnit = useCallback((id: string) => {
+    setPanel({ kind: "unit", id });
+    const u = stateRef.current?.units.find((x) => x.id === id);
+    if (u?.fix) setFlyTo({ at: u.fix.position, seq: Date.now(), minZoom: 13 });
+  }, []);
   const openNew = useCallback((d: Draft = EMPTY_DRAFT) => {
     setDraft(d);
     setPanel({ kind: "new" });
@@ -362,7 +385,7 @@ export function Console({ init }: { init: ConsoleInit }) {
             facilities={facilities}
             staleAfterS={settings.stale_after_s}
             selectedId={panel.kind === "unit" ? panel.id : null}
-            onOpenUnit={(id) => setPanel({ kind: "unit", id })}
+            onOpenUnit={openUnit}
             onOpenIncident={openIncident}
           />
         </div>
@@ -380,7 +403,11 @@ export function Console({ init }: { init: ConsoleInit }) {
           onContextMenu={onContextMenu}
           onCentreChange={setCentre}
         />
-        {side && <aside className="side">{side}</aside>}
+        {side && (
+          <aside className="side" ref={sideRef} tabIndex={-1} aria-label={t(lang, "detail.title")}>
+            {side}
+          </aside>
+        )}
       </div>
     </div>
   );

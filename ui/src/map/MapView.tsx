@@ -17,6 +17,9 @@ import {
   SOURCES,
 } from "./style";
 
+/** Where to move the map: `seq` changes for each request; the zoom is raised to `minZoom`. */
+export type FlyTarget = { at: LatLon; seq: number; minZoom?: number };
+
 /** What a click on the map selected. */
 export type MapSelection = { kind: "unit" | "incident" | "facility"; id: string };
 
@@ -43,7 +46,7 @@ export interface MapViewProps {
   /** Where a new incident is being placed (drawn as a marker). */
   draft: LatLon | null;
   /** Changes of `seq` fly the map to `at`. */
-  flyTo: { at: LatLon; seq: number } | null;
+  flyTo: FlyTarget | null;
   onSelect: (s: MapSelection) => void;
   onContextMenu: (at: LatLon) => void;
   onCentreChange?: (at: LatLon) => void;
@@ -225,7 +228,11 @@ export function MapView(props: MapViewProps) {
   useEffect(() => {
     const map = mapRef.current;
     if (!map || !props.flyTo) return;
-    map.flyTo({ center: [props.flyTo.at.lon, props.flyTo.at.lat], zoom: Math.max(map.getZoom(), 16), duration: 600 });
+    map.easeTo({
+      center: [props.flyTo.at.lon, props.flyTo.at.lat],
+      zoom: Math.max(map.getZoom(), props.flyTo.minZoom ?? 16),
+      duration: 500,
+    });
   }, [props.flyTo]);
 
   return (
