@@ -2,6 +2,7 @@
 // the Tauri IPC mocked by the in-memory backend (src/mock, bundled by vite.mock.config.ts).
 // Run with `npm run test:e2e` (builds ui/dist and the mock first). Tiles 404: there is no pack.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -12,7 +13,9 @@ import { serve } from "./serve.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const ui = join(here, "..");
 const outDir = join(ui, "test-results");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// Debian's chromium; `CHROMIUM=/path` overrides. playwright-core downloads no browser.
+const CHROMIUM =
+  process.env.CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p)) ?? "/usr/bin/chromium";
 
 /**
  * The desktop app's Content-Security-Policy (src-tauri/tauri.conf.json, owned by the shell),

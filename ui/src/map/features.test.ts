@@ -20,8 +20,13 @@ describe("overlay features", () => {
     expect(byId.get("u-01")).toMatchObject({ stale: false, label: "巡01", selected: true, heading: 45 });
     expect(byId.get("u-03")?.colour).toBe(UNIT_STATUS_COLOURS.dispatched);
     expect(byId.get("u-05")?.heading).toBeUndefined();
-    // A longer threshold makes it fresh again.
-    expect(unitFeatures(state.units, NOW, 600, "en", null).features.find((f) => f.id === "u-04")?.properties.stale).toBe(false);
+    // A longer threshold makes it fresh again; its age still shows (over a minute old).
+    expect(unitFeatures(state.units, NOW, 600, "en", null).features.find((f) => f.id === "u-04")?.properties).toMatchObject({
+      stale: false,
+      label: "摩01\n6 min",
+    });
+    // u-05's fix is 30 s old: callsign only.
+    expect(byId.get("u-05")?.label).toBe("步01");
   });
 
   it("puts coordinates in GeoJSON order (lon, lat)", () => {

@@ -31,7 +31,7 @@ export interface UnitProps {
   age_s: number;
   stale: boolean;
   selected: boolean;
-  /** Callsign, plus the fix age on a second line when stale. */
+  /** Callsign, plus the fix age on a second line once it is a minute old or stale. */
   label: string;
 }
 
@@ -52,6 +52,9 @@ export interface FacilityProps {
   icon: string;
   label: string;
 }
+
+/** A fix at least this old (seconds) shows its age under the callsign, stale or not. */
+export const AGE_LABEL_AFTER_S = 60;
 
 /** Units with a fix; units without one cannot be drawn (the board still lists them). */
 export function unitFeatures(
@@ -75,7 +78,7 @@ export function unitFeatures(
       age_s: Math.round(age),
       stale,
       selected: u.id === selectedId,
-      label: stale ? `${u.callsign}\n${formatAge(age, lang)}` : u.callsign,
+      label: stale || age >= AGE_LABEL_AFTER_S ? `${u.callsign}\n${formatAge(age, lang)}` : u.callsign,
     };
     if (u.fix.heading_deg !== null && Number.isFinite(u.fix.heading_deg)) props.heading = u.fix.heading_deg;
     features.push({

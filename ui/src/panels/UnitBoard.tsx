@@ -1,6 +1,6 @@
 import type { Facility, UnitView } from "../bindings";
-import { isStale } from "../domain";
-import { formatClock, secondsSince } from "../format";
+import { fixAgeS, isStale } from "../domain";
+import { formatAge, formatClock, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { facilityName } from "../map/features";
 
@@ -54,8 +54,8 @@ export function UnitBoard(p: UnitBoardProps) {
                       {u.callsign}
                     </button>
                     {stale && (
-                      <span className="stale-tag" data-stale>
-                        {t(p.lang, u.fix ? "board.stale" : "board.noFix")}
+                      <span className="stale-tag" data-stale title={t(p.lang, u.fix ? "board.stale" : "board.noFix")}>
+                        {u.fix ? formatAge(fixAgeS(u, p.now) ?? 0, p.lang) : t(p.lang, "board.noFix")}
                       </span>
                     )}
                   </td>

@@ -58,7 +58,8 @@ describe("UnitBoard", () => {
     rerender(<UnitBoard {...props} now={NOW + 1000} />);
     expect(container.querySelector("[data-unit-id='u-03'] [data-time-in-status]")?.textContent).toBe("1:31");
     // u-04's fix is 400 s old: flagged stale.
-    expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.textContent).toBe("定位过期");
+    expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.textContent).toBe("6 分钟");
+    expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.getAttribute("title")).toBe("定位过期");
     expect(container.querySelector("[data-unit-id='u-01'] [data-stale]")).toBeNull();
   });
 });
