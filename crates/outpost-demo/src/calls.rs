@@ -194,12 +194,12 @@ pub struct ScheduleOptions {
 }
 
 impl Default for ScheduleOptions {
-    /// 4× speed-up (a recorded hour in 15 minutes): the county takes about 23 calls an hour
-    /// in these windows, far more than a town of Andorra's size, so 4× gives one call every
-    /// ~40 s on average with real bursts and lulls. Gaps cut at 30 min, floor 3 s.
+    /// 3× speed-up (a recorded hour in 20 minutes): the county takes about 23 calls an hour
+    /// in these windows, far more than a town of Andorra's size, so 3× gives one call about
+    /// every 50 s on average with the real bursts and lulls. Gaps cut at 30 min, floor 3 s.
     fn default() -> Self {
         Self {
-            speedup: 4.0,
+            speedup: 3.0,
             max_gap_s: 1800.0,
             min_delay_s: 3.0,
         }

@@ -88,6 +88,15 @@ impl DemoConsole for Console {
             .collect())
     }
 
+    fn open_incidents(&self) -> Result<usize, AppError> {
+        Ok(self
+            .console_state()?
+            .incidents
+            .iter()
+            .filter(|i| i.status != outpost_domain::IncidentStatus::Closed)
+            .count())
+    }
+
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, AppError> {
         match self.incident_detail(IncidentRef {
             incident_id: incident_id.to_string(),

@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use outpost_app::ipc::NewIncident;
 use outpost_domain::op::Fix;
-use outpost_domain::{Clock, Disposition, Facility, IncidentType, LatLon, UnitKind, UnitStatus};
+use outpost_domain::{
+    Clock, Disposition, Facility, FacilityKind, IncidentType, LatLon, UnitKind, UnitStatus,
+};
 use outpost_geo::RoadNetwork;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -38,6 +40,10 @@ use crate::calls::{CallRecord, ScheduleOptions, compress_schedule};
 use crate::roster::{Roster, RosterUnit};
 use crate::routing::{Mode, NamedSegment, RoadGraph, WALK_MPS, named_segments_near};
 use crate::track::Polyline;
+
+/// Speed factor over the class speed when en route to a call (lights and siren); patrols
+/// drive at 0.6. Capped at 70 km/h (80 for motorcycles).
+const EN_ROUTE_FACTOR: f64 = 1.25;
 
 /// The user name demo actions are recorded under.
 pub const DEMO_USER: &str = "demo";
@@ -91,6 +97,8 @@ pub trait DemoConsole: Send + Sync + 'static {
     ) -> Result<(), Self::Error>;
     /// Every unit's status and assignment.
     fn units(&self) -> Result<Vec<UnitSnapshot>, Self::Error>;
+    /// How many incidents are open (not closed), whoever created them.
+    fn open_incidents(&self) -> Result<usize, Self::Error>;
     /// One incident, `None` if unknown.
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, Self::Error>;
     /// The open pack's road network; `None` without a pack.
@@ -126,8 +134,15 @@ pub struct DemoOptions {
     pub dispatch_delay_s: f64,
     /// Patrol cars and motorcycles roam within this many metres of home.
     pub patrol_radius_m: f64,
-    /// Incidents are placed on named streets within this many metres of a facility.
+    /// Incidents are placed on named streets within this many metres of a station or post
+    /// (checkpoints stand on empty mountain roads and are left out).
     pub incident_radius_m: f64,
+    /// The demo dispatches only units within this straight-line distance (metres); farther
+    /// incidents wait for a closer unit to clear, or for a person.
+    pub max_dispatch_distance_m: f64,
+    /// No new call is created while this many incidents are open (the county's volume would
+    /// otherwise bury a town of Andorra's size).
+    pub max_open_incidents: usize,
     /// Random seed; `None` seeds from the clock so each launch differs.
     pub seed: Option<u64>,
 }
@@ -150,8 +165,9 @@ impl std::fmt::Debug for DemoOptions {
 
 impl Default for DemoOptions {
     /// The built-in call sample and GPX track, the system clock, reports every 2 s (every
-    /// 15 s when parked), 4× call schedule, first call after 5 s, 80 % auto-dispatch after
-    /// 20 s, patrols within 2.5 km.
+    /// 15 s when parked), the default call schedule, first call after 5 s, 80 %
+    /// auto-dispatch after 20 s to units within 5 km, at most 10 open incidents, patrols
+    /// within 2.5 km, incidents within 1.5 km of a station or post.
     fn default() -> Self {
         Self {
             clock: Arc::new(outpost_domain::SystemClock),
@@ -166,7 +182,9 @@ impl Default for DemoOptions {
             auto_dispatch_share: 0.8,
             dispatch_delay_s: 20.0,
             patrol_radius_m: 2500.0,
-            incident_radius_m: 2500.0,
+            incident_radius_m: 1500.0,
+            max_dispatch_distance_m: 5000.0,
+            max_open_incidents: 10,
             seed: None,
         }
     }
@@ -314,7 +332,12 @@ impl<C: DemoConsole> Sim<C> {
             console,
             rng,
             units: Vec::new(),
-            anchors: roster.facilities.iter().map(|f| f.position).collect(),
+            anchors: roster
+                .facilities
+                .iter()
+                .filter(|f| f.kind != FacilityKind::Checkpoint)
+                .map(|f| f.position)
+                .collect(),
             drive: None,
             walk: None,
             spots: Vec::new(),
@@ -499,7 +522,7 @@ impl<C: DemoConsole> Sim<C> {
                         let from = u.pos;
                         u.plan.clear();
                         u.step_started = t;
-                        self.plan_drive(i, from, to, 1.0);
+                        self.plan_drive(i, from, to, EN_ROUTE_FACTOR);
                     }
                 }
             }
@@ -538,7 +561,7 @@ impl<C: DemoConsole> Sim<C> {
         });
         if stage == Stage::EnRoute || stage == (Stage::Follow { driving: true }) {
             let from = self.units[i].pos;
-            self.plan_drive(i, from, snap.location, 1.0);
+            self.plan_drive(i, from, snap.location, EN_ROUTE_FACTOR);
         }
     }
 
@@ -552,6 +575,11 @@ impl<C: DemoConsole> Sim<C> {
             .unwrap_or_else(|| self.wrap_delay());
         self.call_index = (self.call_index + 1) % n;
         self.next_call_at += delay.max(0.5);
+        match self.console.open_incidents() {
+            Ok(n) if n >= self.opts.max_open_incidents => return,
+            Ok(_) => {}
+            Err(e) => self.stats().error(format!("count open incidents: {e}")),
+        }
 
         let (location, street) = self.incident_spot();
         let address = self
@@ -658,15 +686,22 @@ impl<C: DemoConsole> Sim<C> {
         }
     }
 
-    /// The nearest unit the demo may send: available, not benched, on patrol, of a kind that
-    /// answers calls (the tactical team only for assaults; foot patrols within 1 km).
+    /// The nearest unit the demo may send: available, not benched, within
+    /// [`DemoOptions::max_dispatch_distance_m`], of a kind that answers the call (traffic
+    /// units only for traffic calls, the tactical team only for assaults, foot patrols
+    /// within 1 km, post teams never: they keep their post).
     fn nearest_available(&self, at: LatLon, incident_type: IncidentType) -> Option<usize> {
         self.units
             .iter()
             .enumerate()
             .filter(|(_, u)| u.status == UnitStatus::Available && u.job.is_none() && !u.benched)
+            .filter(|(_, u)| u.pos.distance_m(&at) <= self.opts.max_dispatch_distance_m)
             .filter(|(_, u)| match u.kind {
-                UnitKind::PatrolCar | UnitKind::Motorcycle | UnitKind::Traffic => true,
+                UnitKind::PatrolCar | UnitKind::Motorcycle => true,
+                UnitKind::Traffic => matches!(
+                    incident_type,
+                    IncidentType::TrafficAccident | IncidentType::TrafficHazard
+                ),
                 UnitKind::FootPatrol => u.pos.distance_m(&at) <= 1000.0,
                 UnitKind::Tactical => incident_type == IncidentType::Assault,
                 UnitKind::PostTeam => false,
@@ -737,7 +772,7 @@ impl<C: DemoConsole> Sim<C> {
             Stage::EnRoute if job.ours => {
                 match self.console.set_unit_status(&unit_id, UnitStatus::OnScene) {
                     Ok(()) => {
-                        let dwell = self.rng.random_range(60.0..180.0);
+                        let dwell = self.rng.random_range(45.0..120.0);
                         let u = &mut self.units[i];
                         u.status = UnitStatus::OnScene;
                         if let Some(j) = &mut u.job {
@@ -792,7 +827,7 @@ impl<C: DemoConsole> Sim<C> {
                                 j.stage = Stage::EnRoute;
                             }
                             let from = self.units[i].pos;
-                            self.plan_drive(i, from, job.location, 1.0);
+                            self.plan_drive(i, from, job.location, EN_ROUTE_FACTOR);
                             if self.units[i].plan.is_empty() {
                                 // No road: arrive at once.
                                 self.units[i].pos = job.location;
@@ -884,11 +919,15 @@ impl<C: DemoConsole> Sim<C> {
         g.position(n)
     }
 
-    /// Appends a drive from `a` to `b` at `factor` × class speed (1 = en route to a call).
-    /// Foot patrols walk instead (hurrying at 2 m/s when `factor` is 1).
+    /// Appends a drive from `a` to `b` at `factor` × class speed ([`EN_ROUTE_FACTOR`] to a call).
+    /// Foot patrols walk instead (hurrying at 2 m/s when en route).
     fn plan_drive(&mut self, i: usize, a: LatLon, b: LatLon, factor: f64) {
         if self.units[i].kind == UnitKind::FootPatrol {
-            let speed = if factor >= 1.0 { 2.0 } else { WALK_MPS };
+            let speed = if factor >= EN_ROUTE_FACTOR {
+                2.0
+            } else {
+                WALK_MPS
+            };
             return self.plan_walk(i, a, b, speed);
         }
         let Some(route) = self.drive.as_ref().and_then(|g| g.route_between(a, b)) else {

@@ -245,8 +245,10 @@ impl RoadGraph {
     }
 }
 
-/// Named segments of drivable or walkable roads whose midpoint lies within `radius_m` of
-/// any of `anchors` (the roster's facilities), for placing incidents where people are.
+/// Named segments of drivable roads and pedestrian streets whose midpoint lies within
+/// `radius_m` of any of `anchors` (the roster's stations and posts), for placing incidents
+/// where people are. Footways, paths, tracks and steps are left out: a mountain-bike trail
+/// is a poor address for a 911 call.
 pub fn named_segments_near(
     net: &RoadNetwork,
     anchors: &[LatLon],
@@ -254,7 +256,7 @@ pub fn named_segments_near(
 ) -> Vec<NamedSegment> {
     net.edges
         .iter()
-        .filter(|e| class_speed_kmh(&e.class).is_some() || walkable_only(&e.class))
+        .filter(|e| class_speed_kmh(&e.class).is_some() || e.class == "pedestrian")
         .filter_map(|e| {
             let name = e.name.as_ref().filter(|n| !n.trim().is_empty())?;
             let (a, b) = (net.nodes.get(e.from)?.at, net.nodes.get(e.to)?.at);
@@ -404,7 +406,8 @@ mod tests {
         let near = named_segments_near(&net, &anchor, 80.0);
         let names: Vec<_> = near.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["Carrer 0-1", "Carrer 3-0", "Carrer 0-2"]);
-        assert_eq!(named_segments_near(&net, &anchor, 1e6).len(), 6);
+        // The footway is never a spot.
+        assert_eq!(named_segments_near(&net, &anchor, 1e6).len(), 5);
     }
 
     #[test]

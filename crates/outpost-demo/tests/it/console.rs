@@ -25,12 +25,15 @@ fn andorra_osm() -> PathBuf {
         .unwrap_or_else(|| panic!("no Andorra extract at {candidates:?}"))
 }
 
-/// One pack for the whole test binary, built into a temp dir that lives until exit.
+/// One pack for the whole test binary, built afresh on each run into cargo's scratch
+/// directory for integration tests (`target/tmp`), so nothing piles up in `/tmp`.
 fn pack_path() -> &'static Path {
     static PACK: OnceLock<PathBuf> = OnceLock::new();
     PACK.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("outpost-demo-it");
+        std::fs::create_dir_all(&dir).expect("scratch dir");
         let out = dir.join("andorra.outpost");
+        let _ = std::fs::remove_file(&out);
         let mut opts = outpost_geo::BuildOptions::new(andorra_osm(), &out);
         opts.name = Some("Andorra".into());
         opts.progress = false;

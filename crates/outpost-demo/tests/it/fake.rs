@@ -176,6 +176,15 @@ impl DemoConsole for FakeConsole {
             .collect())
     }
 
+    fn open_incidents(&self) -> Result<usize, FakeError> {
+        Ok(self
+            .st()
+            .incidents
+            .iter()
+            .filter(|i| i.closed.is_none())
+            .count())
+    }
+
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, FakeError> {
         let idx: usize = match incident_id.trim_start_matches("inc-").parse() {
             Ok(i) => i,
