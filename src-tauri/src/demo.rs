@@ -16,13 +16,22 @@ pub const DEMO_PACK: &str = "andorra-demo.outpost";
 /// Path of the shipped extract, relative to the repository or install root.
 const DEMO_OSM: &str = "data/osm/andorra.osm.pbf";
 
-/// Where the shipped extract may be: `$OUTPOST_DEMO_OSM`, the current directory, the
-/// repository root of a `target/{debug,release}/outpost` binary, the install root of a
-/// bundled one. The first that exists wins.
-pub fn demo_osm_candidates(cwd: &Path, exe: Option<&Path>) -> Vec<PathBuf> {
+/// Where the shipped extract may be, first match wins: `$OUTPOST_DEMO_OSM`; the app's
+/// resource directory (`bundle.resources` in tauri.conf.json: `/usr/lib/Outpost/` from a
+/// .deb, `Contents/Resources/` on macOS, beside the .exe on Windows, beside the binary in
+/// `target/<profile>/` as tauri-build copies it); the current directory; the repository root of
+/// a `target/<profile>/outpost` binary.
+pub fn demo_osm_candidates(
+    cwd: &Path,
+    exe: Option<&Path>,
+    resource_dir: Option<&Path>,
+) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(p) = std::env::var_os("OUTPOST_DEMO_OSM") {
         out.push(PathBuf::from(p));
+    }
+    if let Some(dir) = resource_dir {
+        out.push(dir.join(DEMO_OSM));
     }
     out.push(cwd.join(DEMO_OSM));
     if let Some(dir) = exe.and_then(Path::parent) {
@@ -32,10 +41,6 @@ pub fn demo_osm_candidates(cwd: &Path, exe: Option<&Path>) -> Vec<PathBuf> {
                 out.push(root.join(DEMO_OSM));
             }
         }
-        // .deb: /usr/bin/outpost with resources under /usr/lib/Outpost/
-        if let Some(prefix) = dir.parent() {
-            out.push(prefix.join("lib/Outpost").join(DEMO_OSM));
-        }
     }
     out
 }
@@ -44,14 +49,14 @@ pub fn demo_osm_candidates(cwd: &Path, exe: Option<&Path>) -> Vec<PathBuf> {
 ///
 /// # Errors
 /// When the extract cannot be found or the build fails (the message says which file and why).
-pub fn ensure_demo_pack(data_dir: &Path) -> Result<PathBuf> {
+pub fn ensure_demo_pack(data_dir: &Path, resource_dir: Option<&Path>) -> Result<PathBuf> {
     let pack = data_dir.join(DEMO_PACK);
     if pack.is_file() {
         return Ok(pack);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let exe = std::env::current_exe().ok();
-    let candidates = demo_osm_candidates(&cwd, exe.as_deref());
+    let candidates = demo_osm_candidates(&cwd, exe.as_deref(), resource_dir);
     let Some(osm) = candidates.iter().find(|p| p.is_file()) else {
         bail!(
             "the demo area needs {DEMO_OSM}; looked in: {}. Run from the repository root or set OUTPOST_DEMO_OSM",
@@ -123,14 +128,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn candidates_cover_repo_and_install_roots() {
+    fn candidates_cover_resources_cwd_and_repo() {
         let c = demo_osm_candidates(
             Path::new("/w"),
             Some(Path::new("/repo/target/release/outpost")),
+            Some(Path::new("/usr/lib/Outpost")),
         );
-        assert!(c.contains(&PathBuf::from("/w/data/osm/andorra.osm.pbf")));
-        assert!(c.contains(&PathBuf::from("/repo/data/osm/andorra.osm.pbf")));
-        let deb = demo_osm_candidates(Path::new("/"), Some(Path::new("/usr/bin/outpost")));
-        assert!(deb.contains(&PathBuf::from("/usr/lib/Outpost/data/osm/andorra.osm.pbf")));
+        let at = |p: &str| c.iter().position(|x| x == Path::new(p));
+        let res = at("/usr/lib/Outpost/data/osm/andorra.osm.pbf").expect("resource dir");
+        let cwd = at("/w/data/osm/andorra.osm.pbf").expect("cwd");
+        let repo = at("/repo/data/osm/andorra.osm.pbf").expect("repo root");
+        assert!(res < cwd && cwd < repo, "{c:?}");
     }
 }

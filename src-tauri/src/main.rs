@@ -69,9 +69,13 @@ fn run(cli: Cli) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
 
+    let context = tauri::generate_context!();
     let mut pack = cli.pack.clone();
     if cli.demo && pack.is_none() {
-        pack = Some(demo::ensure_demo_pack(&data_dir)?);
+        let resources =
+            tauri::utils::platform::resource_dir(context.package_info(), &tauri::Env::default())
+                .ok();
+        pack = Some(demo::ensure_demo_pack(&data_dir, resources.as_deref())?);
     }
     if cli.prepare_demo {
         return Ok(());
@@ -100,7 +104,7 @@ fn run(cli: Cli) -> Result<()> {
     };
 
     let app = wire(tauri::Builder::default(), console, replay)
-        .build(tauri::generate_context!())
+        .build(context)
         .context("cannot start the window (is a display available? see DISPLAY)")?;
     emit_changes(app.handle());
     app.run(|app, event| {

@@ -11,7 +11,8 @@
 // Run under a display and a session bus, as scripts/test does:
 //   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24' node tests/e2e/run.mjs
 // Environment: OUTPOST_BIN (default target/debug/outpost), E2E_KEEP=1 keeps the temp dir,
-// E2E_TIMEOUT_S (default 180) bounds each wait for the map.
+// E2E_TIMEOUT_S (default 180) bounds each wait for the map, E2E_DOCS_SHOT=1 also saves
+// docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import os from "node:os";
@@ -186,6 +187,19 @@ async function main() {
     browser = await driver.session(args);
     await secondRun(browser, first);
     await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
+    if (process.env.E2E_DOCS_SHOT) {
+      // For the README: let the replay run a while (units moving, incidents dispatched).
+      await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
+      // Open the top of the queue (highest priority, usually a dispatched demo incident).
+      const top = await browser.$("[data-incident-id]");
+      if (await top.isExisting()) {
+        await top.click();
+        await browser.pause(1500);
+      }
+      mkdirSync(path.join(ROOT, "docs"), { recursive: true });
+      await browser.saveScreenshot(path.join(ROOT, "docs/screenshot.png"));
+      log("README screenshot: docs/screenshot.png");
+    }
     await browser.deleteSession();
     browser = null;
   } catch (e) {
