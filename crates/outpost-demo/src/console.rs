@@ -88,13 +88,14 @@ impl DemoConsole for Console {
             .collect())
     }
 
-    fn open_incidents(&self) -> Result<usize, AppError> {
+    fn open_incidents(&self) -> Result<Vec<String>, AppError> {
         Ok(self
             .console_state()?
             .incidents
-            .iter()
+            .into_iter()
             .filter(|i| i.status != outpost_domain::IncidentStatus::Closed)
-            .count())
+            .map(|i| i.id)
+            .collect())
     }
 
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, AppError> {
@@ -105,6 +106,8 @@ impl DemoConsole for Console {
                 location: d.summary.location,
                 created_by: d.created_by,
                 closed: d.closed_at.is_some(),
+                incident_type: d.summary.incident_type,
+                assigned: d.summary.assigned.len(),
             })),
             Err(e) if e.code == outpost_app::ipc::ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e),

@@ -13,12 +13,15 @@
 //!   and returns home, over and over.
 //!
 //! Every call of the schedule becomes an incident at the midpoint of a random named road
-//! segment near the roster's facilities, described as street + nearest named place. A share
-//! of them ([`DemoOptions::auto_dispatch_share`]) is dispatched after
+//! segment near the roster's stations and posts, described as street + nearest named place.
+//! A share of them ([`DemoOptions::auto_dispatch_share`]) is dispatched after
 //! [`DemoOptions::dispatch_delay_s`] to the nearest available unit, which goes en route along
-//! the roads at full class speed, is on scene for 1–3 min, and closes the incident with a
-//! disposition that fits its type. The rest wait for a person. Units that a person
-//! dispatches and sets en route are driven to their incident too.
+//! the roads at 1.25 × class speed, is on scene for 45–120 s, and closes the incident with a
+//! disposition that fits its type. The rest wait for a person for
+//! [`DemoOptions::left_for_person_s`]; if nobody has assigned a unit by then, the demo
+//! dispatches them too, so an unattended demo never fills up with stale calls. Units that a
+//! person dispatches and sets en route are driven to their incident. On a second launch the
+//! demo's own open incidents from before are picked up again.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
@@ -68,6 +71,10 @@ pub struct IncidentSnapshot {
     pub created_by: String,
     /// True once closed.
     pub closed: bool,
+    /// Its type.
+    pub incident_type: IncidentType,
+    /// How many units are actively assigned.
+    pub assigned: usize,
 }
 
 /// What the replay needs from the console. Implemented for `outpost_app::Console` (so every
@@ -97,8 +104,8 @@ pub trait DemoConsole: Send + Sync + 'static {
     ) -> Result<(), Self::Error>;
     /// Every unit's status and assignment.
     fn units(&self) -> Result<Vec<UnitSnapshot>, Self::Error>;
-    /// How many incidents are open (not closed), whoever created them.
-    fn open_incidents(&self) -> Result<usize, Self::Error>;
+    /// Ids of the open (not closed) incidents, whoever created them.
+    fn open_incidents(&self) -> Result<Vec<String>, Self::Error>;
     /// One incident, `None` if unknown.
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, Self::Error>;
     /// The open pack's road network; `None` without a pack.
@@ -132,6 +139,9 @@ pub struct DemoOptions {
     pub auto_dispatch_share: f64,
     /// Seconds an incident stays pending before the demo dispatches it.
     pub dispatch_delay_s: f64,
+    /// Seconds an incident left for a person stays pending before the demo dispatches it
+    /// after all.
+    pub left_for_person_s: f64,
     /// Patrol cars and motorcycles roam within this many metres of home.
     pub patrol_radius_m: f64,
     /// Incidents are placed on named streets within this many metres of a station or post
@@ -181,6 +191,7 @@ impl Default for DemoOptions {
             time_scale: 1.0,
             auto_dispatch_share: 0.8,
             dispatch_delay_s: 20.0,
+            left_for_person_s: 300.0,
             patrol_radius_m: 2500.0,
             incident_radius_m: 1500.0,
             max_dispatch_distance_m: 5000.0,
@@ -292,7 +303,6 @@ struct PendingDispatch {
     location: LatLon,
     incident_type: IncidentType,
     at: f64,
-    tries: u32,
 }
 
 /// The deterministic replay core; see the module doc.
@@ -310,6 +320,7 @@ pub struct Sim<C: DemoConsole> {
     next_call_at: f64,
     dispatches: Vec<PendingDispatch>,
     next_sync: f64,
+    resumed: bool,
     stats: Arc<Mutex<DemoStats>>,
 }
 
@@ -346,6 +357,7 @@ impl<C: DemoConsole> Sim<C> {
             next_call_at: opts.first_call_after_s,
             dispatches: Vec::new(),
             next_sync: 0.0,
+            resumed: false,
             stats,
             opts,
         };
@@ -425,6 +437,10 @@ impl<C: DemoConsole> Sim<C> {
     /// Advances the replay to simulated time `t` (seconds since start): moves units, reports
     /// positions that are due, creates incidents that are due, runs the demo's dispatches.
     pub fn tick(&mut self, t: f64) {
+        if !self.resumed {
+            self.resumed = true;
+            self.resume_open_incidents(t);
+        }
         if t >= self.next_sync {
             self.sync(t);
             self.next_sync = t + 2.0;
@@ -460,6 +476,32 @@ impl<C: DemoConsole> Sim<C> {
         match self.console.report_position(&id, fix) {
             Ok(()) => self.stats().positions_reported += 1,
             Err(e) => self.stats().error(format!("report position of {id}: {e}")),
+        }
+    }
+
+    /// After a restart: the demo's own open incidents that no unit serves go back into the
+    /// dispatch queue (units already assigned are picked up by [`Sim::sync`]).
+    fn resume_open_incidents(&mut self, t: f64) {
+        let ids = match self.console.open_incidents() {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.stats().error(format!("list open incidents: {e}"));
+                return;
+            }
+        };
+        for id in ids {
+            match self.console.incident(&id) {
+                Ok(Some(s)) if s.created_by == DEMO_USER && !s.closed && s.assigned == 0 => {
+                    self.dispatches.push(PendingDispatch {
+                        incident_id: id,
+                        location: s.location,
+                        incident_type: s.incident_type,
+                        at: t + self.opts.dispatch_delay_s,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => self.stats().error(format!("read incident {id}: {e}")),
+            }
         }
     }
 
@@ -555,7 +597,7 @@ impl<C: DemoConsole> Sim<C> {
         u.job = Some(Job {
             incident_id: incident_id.to_string(),
             location: snap.location,
-            incident_type: IncidentType::Other,
+            incident_type: snap.incident_type,
             stage: stage.clone(),
             ours,
         });
@@ -576,7 +618,7 @@ impl<C: DemoConsole> Sim<C> {
         self.call_index = (self.call_index + 1) % n;
         self.next_call_at += delay.max(0.5);
         match self.console.open_incidents() {
-            Ok(n) if n >= self.opts.max_open_incidents => return,
+            Ok(open) if open.len() >= self.opts.max_open_incidents => return,
             Ok(_) => {}
             Err(e) => self.stats().error(format!("count open incidents: {e}")),
         }
@@ -602,18 +644,20 @@ impl<C: DemoConsole> Sim<C> {
         match self.console.create_incident(args) {
             Ok(id) => {
                 self.stats().incidents_created += 1;
-                if self
+                let wait = if self
                     .rng
                     .random_bool(self.opts.auto_dispatch_share.clamp(0.0, 1.0))
                 {
-                    self.dispatches.push(PendingDispatch {
-                        incident_id: id,
-                        location,
-                        incident_type,
-                        at: t + self.opts.dispatch_delay_s,
-                        tries: 0,
-                    });
-                }
+                    self.opts.dispatch_delay_s
+                } else {
+                    self.opts.left_for_person_s
+                };
+                self.dispatches.push(PendingDispatch {
+                    incident_id: id,
+                    location,
+                    incident_type,
+                    at: t + wait,
+                });
             }
             Err(e) => self.stats().error(format!("create incident: {e}")),
         }
@@ -655,12 +699,20 @@ impl<C: DemoConsole> Sim<C> {
             due
         };
         for mut d in due {
-            let Some(i) = self.nearest_available(d.location, d.incident_type) else {
-                d.tries += 1;
-                if d.tries < 6 {
-                    d.at = t + 10.0;
-                    self.dispatches.push(d);
+            // A person may have acted meanwhile: closed it, or sent a unit.
+            match self.console.incident(&d.incident_id) {
+                Ok(Some(s)) if !s.closed && s.assigned == 0 => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    self.stats()
+                        .error(format!("read incident {}: {e}", d.incident_id));
+                    continue;
                 }
+            }
+            let Some(i) = self.nearest_available(d.location, d.incident_type) else {
+                // Everyone is busy or far: try again when someone may have cleared.
+                d.at = t + 15.0;
+                self.dispatches.push(d);
                 continue;
             };
             let unit_id = self.units[i].id.clone();

@@ -176,13 +176,15 @@ impl DemoConsole for FakeConsole {
             .collect())
     }
 
-    fn open_incidents(&self) -> Result<usize, FakeError> {
+    fn open_incidents(&self) -> Result<Vec<String>, FakeError> {
         Ok(self
             .st()
             .incidents
             .iter()
-            .filter(|i| i.closed.is_none())
-            .count())
+            .enumerate()
+            .filter(|(_, i)| i.closed.is_none())
+            .map(|(n, _)| format!("inc-{n}"))
+            .collect())
     }
 
     fn incident(&self, incident_id: &str) -> Result<Option<IncidentSnapshot>, FakeError> {
@@ -190,10 +192,18 @@ impl DemoConsole for FakeConsole {
             Ok(i) => i,
             Err(_) => return Ok(None),
         };
-        Ok(self.st().incidents.get(idx).map(|i| IncidentSnapshot {
+        let st = self.st();
+        let assigned = st
+            .units
+            .values()
+            .filter(|(_, i)| i.as_deref() == Some(incident_id))
+            .count();
+        Ok(st.incidents.get(idx).map(|i| IncidentSnapshot {
             location: i.location,
             created_by: i.created_by.clone(),
             closed: i.closed.is_some(),
+            incident_type: i.incident_type,
+            assigned,
         }))
     }
 

@@ -313,3 +313,48 @@ fn the_thread_runs_and_stops() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(console.st().fixes.len(), after, "nothing after stop");
 }
+
+#[test]
+fn calls_left_for_a_person_are_dispatched_when_nobody_acts() {
+    let console = Arc::new(FakeConsole::with_network(grid()));
+    let mut o = opts();
+    o.auto_dispatch_share = 0.0;
+    o.left_for_person_s = 20.0;
+    let mut sim = Sim::new(Arc::clone(&console), &roster(), o);
+    sim.load_roads();
+    run(&mut sim, 0.0, 15.0);
+    assert!(console.st().statuses.is_empty(), "waits for a person first");
+    run(&mut sim, 15.5, 30.0);
+    let st = console.st();
+    assert_eq!(
+        st.statuses.first().map(|(_, s)| *s),
+        Some(UnitStatus::Dispatched),
+        "dispatched after 20 s without a person"
+    );
+}
+
+#[test]
+fn a_restarted_demo_picks_up_its_open_incidents() {
+    let console = Arc::new(FakeConsole::with_network(grid()));
+    let mut o = opts();
+    o.auto_dispatch_share = 0.0;
+    o.left_for_person_s = 1e9;
+    {
+        let mut first = Sim::new(Arc::clone(&console), &roster(), o.clone());
+        first.load_roads();
+        run(&mut first, 0.0, 35.0);
+    }
+    assert_eq!(console.st().incidents.len(), 2);
+    assert!(console.st().statuses.is_empty());
+    o.first_call_after_s = 1e9;
+    let mut second = Sim::new(Arc::clone(&console), &roster(), o);
+    second.load_roads();
+    run(&mut second, 0.0, 400.0);
+    let st = console.st();
+    assert_eq!(st.incidents.len(), 2, "no new calls");
+    assert!(
+        st.incidents.iter().all(|i| i.closed.is_some()),
+        "both handled after the restart: {:?}",
+        st.incidents
+    );
+}
