@@ -47,6 +47,7 @@ export function UnitBoard(p: UnitBoardProps) {
             {p.units.map((u) => {
               const home = u.home_station ? homes.get(u.home_station) : undefined;
               const stale = isStale(u, p.now, p.staleAfterS);
+              const homeName = home ? facilityName(home, p.lang) : (u.home_station ?? "—");
               return (
                 <tr key={u.id} data-unit-id={u.id} className={u.id === p.selectedId ? "selected" : undefined}>
                   <td>
@@ -61,7 +62,9 @@ export function UnitBoard(p: UnitBoardProps) {
                   </td>
                   <td className="kind-home">
                     {label.unitKind(p.lang, u.kind)}
-                    <span className="muted small">{home ? facilityName(home, p.lang) : (u.home_station ?? "—")}</span>
+                    <span className="muted small" title={homeName}>
+                      {homeName}
+                    </span>
                   </td>
                   <td>
                     <span className={`ustatus ustatus-${u.status}`} data-unit-status={u.status}>

@@ -1,5 +1,5 @@
 import type { Facility, UnitStatus, UnitView } from "../bindings";
-import { allowedNext, fixAgeS, isStale } from "../domain";
+import { allowedNext, fixAgeS, isCommitted, isStale } from "../domain";
 import { formatAge, formatClock, formatDateTime, formatLatLon, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { facilityName } from "../map/features";
@@ -80,7 +80,7 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
       <div className="actions status-actions">
         {allowedNext(u.status).map((to) => (
           <button key={to} type="button" disabled={busy} data-status-to={to} className={`ustatus-btn ustatus-${to}`} onClick={() => onSetStatus(to)}>
-            {label.unitStatus(lang, to)}
+            {isCommitted(u.status) && to === "available" ? t(lang, "unit.clear") : label.unitStatus(lang, to)}
           </button>
         ))}
       </div>
