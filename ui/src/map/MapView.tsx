@@ -236,6 +236,6 @@ export function MapView(props: MapViewProps) {
   }, [props.flyTo]);
 
   return (
-    <div className="map" ref={container} role="application" aria-label={t(props.lang, "map.newHere")} />
+    <div className="map" ref={container} role="application" aria-label={t(props.lang, "map.label")} />
   );
 }
