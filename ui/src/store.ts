@@ -55,8 +55,10 @@ export class ConsoleStore {
 
   /** Refreshes on every STATE_CHANGED_EVENT; returns the unlisten function. */
   async listen(): Promise<() => void> {
-    return listen<{ revision: number }>(STATE_CHANGED_EVENT, (e) => {
-      if (!this.state || e.payload.revision > this.state.revision) void this.refresh();
+    return listen<{ revision?: unknown } | null>(STATE_CHANGED_EVENT, (e) => {
+      const r = e.payload?.revision;
+      // Skip only events already reflected; an event without a revision still refreshes.
+      if (typeof r !== "number" || !this.state || r > this.state.revision) void this.refresh();
     });
   }
 }
