@@ -1,6 +1,6 @@
 import type { IncidentSummary } from "../bindings";
 import { countByStatus, INCIDENT_STATUSES, sortQueue } from "../domain";
-import { formatClock, secondsSince } from "../format";
+import { formatClock, formatDateTime, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 
 export interface IncidentQueueProps {
@@ -65,7 +65,7 @@ export function IncidentQueue(p: IncidentQueueProps) {
                       {i.assigned.length > 0 && <span className="assigned"> {i.assigned.join(" ")}</span>}
                     </span>
                   </span>
-                  <span className="queue-age" title={t(p.lang, "queue.age")}>
+                  <span className="queue-age" title={`${t(p.lang, "queue.age")} · ${formatDateTime(i.created_at, p.lang)}`}>
                     {formatClock(secondsSince(i.created_at, p.now))}
                   </span>
                 </button>

@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, within } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MockBackend } from "../mock/backend";
 import { IncidentDetailPanel, type IncidentActions } from "./IncidentDetailPanel";
@@ -26,7 +26,9 @@ describe("IncidentQueue", () => {
     expect(rows[0]?.textContent).toContain("Fire");
     expect(rows[0]?.className).toContain("unack-p1");
     // The fire was created 120 s before NOW.
-    expect(within(rows[0]!).getByTitle("Age").textContent).toBe("2:00");
+    const age = rows[0]!.querySelector(".queue-age")!;
+    expect(age.textContent).toBe("2:00");
+    expect(age.getAttribute("title")).toMatch(/^Age · \d{2}\/\d{2}\/2026, \d{2}:\d{2}:\d{2}$/);
     expect(container.querySelector("[data-status-count='pending']")?.textContent).toContain("2");
     expect(container.querySelector("[data-status-count='dispatched']")?.textContent).toContain("1");
     fireEvent.click(rows[1]!);
