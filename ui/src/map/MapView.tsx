@@ -167,8 +167,11 @@ export function MapView(props: MapViewProps) {
     });
 
     // Unacknowledged P1: a ring that breathes (10 frames a second is enough to draw the eye).
+    // Only while such an incident exists: each frame repaints the map (software GL is not free).
     const pulse = setInterval(() => {
       if (!styleReady.current || !map.getLayer(LAYERS.incidentsPulse)) return;
+      const incidents = latest.current.state?.incidents ?? [];
+      if (!incidents.some((i) => i.priority === "P1" && !i.acknowledged && i.status !== "closed")) return;
       const phase = (Date.now() % 1400) / 1400;
       map.setPaintProperty(LAYERS.incidentsPulse, "circle-radius", 10 + 16 * phase);
       map.setPaintProperty(LAYERS.incidentsPulse, "circle-opacity", 0.45 * (1 - phase));
