@@ -96,6 +96,7 @@ pub struct BuildReport {
 
 struct Stages {
     enabled: bool,
+    multi: indicatif::MultiProgress,
     times: std::cell::RefCell<Vec<(&'static str, Duration)>>,
     last: std::cell::Cell<Instant>,
 }
@@ -103,7 +104,7 @@ struct Stages {
 impl Stages {
     fn bar(&self, len: u64, msg: &'static str) -> ProgressBar {
         let pb = if self.enabled {
-            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+            self.multi.add(ProgressBar::new(len))
         } else {
             ProgressBar::hidden()
         };
@@ -129,7 +130,7 @@ impl Stages {
 
     fn spinner(&self, msg: &'static str) -> ProgressBar {
         let pb = if self.enabled {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            self.multi.add(ProgressBar::no_length())
         } else {
             ProgressBar::hidden()
         };
@@ -164,6 +165,7 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     let stages = Stages {
         enabled: opts.progress,
+        multi: indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
         times: Default::default(),
         last: std::cell::Cell::new(started),
     };
@@ -228,6 +230,7 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     // tilemaker wants to create the file itself (it would otherwise stop to warn that it
     // overwrites); the TempPath still removes whatever is at the path if we fail.
     std::fs::remove_file(&partial).map_err(io_err(&partial))?;
+    let _sidecars = Sidecars(partial.to_path_buf());
     let work = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
 
     // 3. Natural Earth shapefiles.
@@ -391,6 +394,20 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     })
 }
 
+/// Removes SQLite's `-journal`/`-wal`/`-shm` files of the temporary pack when the build
+/// ends (an interrupted tilemaker leaves its rollback journal behind).
+struct Sidecars(PathBuf);
+
+impl Drop for Sidecars {
+    fn drop(&mut self) {
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 fn hash_file(path: &Path, pb: &ProgressBar) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
@@ -524,6 +541,13 @@ fn run_tilemaker(
         }
     };
     if !status.success() {
+        // Ctrl-C reaches tilemaker too; report the interruption, not its exit status.
+        std::thread::sleep(Duration::from_millis(100));
+        if cancel.load(Ordering::Relaxed) {
+            return Err(BuildError::Interrupted {
+                path: opts.out.clone(),
+            });
+        }
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = text
             .lines()
