@@ -128,12 +128,21 @@ fn tiles_cover_z0_to_z14_and_z14_stays_in_andorra() {
     }
     // Low zooms carry the Natural Earth world layer.
     let z0 = b.pack.tile(0, 0, 0).expect("read").expect("z0 tile");
-    let names = Reader::new(z0)
-        .expect("decode z0")
-        .get_layer_names()
-        .expect("layers");
-    assert!(names.contains(&"ne_land".to_string()), "{names:?}");
-    assert!(names.contains(&"ne_countries".to_string()), "{names:?}");
+    let z0 = Reader::new(z0).expect("decode z0");
+    let layers = z0.get_layer_metadata().expect("layers");
+    assert!(layers.iter().any(|l| l.name == "ne_land"), "{layers:?}");
+    let countries = layers
+        .iter()
+        .find(|l| l.name == "ne_countries")
+        .expect("ne_countries");
+    let names: Vec<String> = z0
+        .get_features(countries.layer_index)
+        .expect("features")
+        .iter()
+        .filter_map(|f| string_prop(f, "name"))
+        .collect();
+    assert!(names.len() > 100, "{} countries at z0", names.len());
+    assert!(names.iter().any(|n| n == "China"));
     assert_eq!(b.pack.tile(15, 0, 0).expect("read"), None);
     assert_eq!(b.pack.tile(3, 99, 0).expect("read"), None);
 }
@@ -238,6 +247,14 @@ fn search_finds_a_street_by_prefix_and_places_in_chinese() {
     let d: Vec<f64> = hits.iter().filter_map(|h| h.distance_m).collect();
     assert_eq!(d.len(), hits.len());
     assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    // POIs, e.g. the police headquarters, with a street address.
+    let hits = b.pack.search("Policia", None, 5).expect("search");
+    let police = hits
+        .iter()
+        .find(|h| h.kind == SearchKind::Poi && h.category == "police")
+        .expect("police POI");
+    assert_eq!(police.name, "Policia Andorrana");
+    assert_eq!(police.address, "Carrer Ciutat de Sabadell, les Escaldes");
     assert!(b.pack.search("   ", None, 5).expect("search").is_empty());
     assert!(b.pack.search("Zzqxv", None, 5).expect("search").is_empty());
 }
