@@ -181,6 +181,20 @@ impl Pack {
             reason,
         };
         let conn = open_conn(path).map_err(|e| not_a_pack(e.to_string()))?;
+        // A truncated copy opens fine and fails later, page by page; catch it here.
+        let expected: i64 = conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| not_a_pack(e.to_string()))?;
+        let actual = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if (actual as i64) < expected {
+            return Err(not_a_pack(format!(
+                "truncated: {actual} of {expected} bytes"
+            )));
+        }
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
             .and_then(|mut s| {

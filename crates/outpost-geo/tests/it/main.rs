@@ -418,6 +418,18 @@ fn opening_a_missing_or_foreign_file_names_it() {
     assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
     assert!(err.to_string().contains("text.outpost"), "{err}");
 
+    // A truncated copy of a real pack (an interrupted copy to a field laptop).
+    let bytes = std::fs::read(andorra().pack.path()).expect("read pack");
+    let truncated = dir.path().join("truncated.outpost");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let err = Pack::open(&truncated).expect_err("truncated");
+    assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("truncated.outpost: not an Outpost area pack ("),
+        "{err}"
+    );
+
     // A plain MBTiles file (tilemaker output) is not a complete pack.
     let mbtiles = dir.path().join("plain.outpost");
     let c = rusqlite::Connection::open(&mbtiles).expect("create");
