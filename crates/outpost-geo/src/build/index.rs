@@ -194,7 +194,7 @@ struct Entry {
     address: String,
 }
 
-/// Counts written by [`write_search`], by kind.
+/// Search entries written into a pack, by kind.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SearchCounts {
     /// Named streets (one per name and area).
