@@ -410,9 +410,12 @@ impl<C: DemoConsole> Sim<C> {
                 benched: false,
             });
         }
-        // The first report of every unit, at home, now.
+        // The first report of every unit, at home, now; later reports spread over the
+        // interval so the console sees a steady trickle rather than bursts of 22 writes.
+        let n = self.units.len().max(1) as f64;
         for i in 0..self.units.len() {
             self.report(i, 0.0);
+            self.units[i].next_report = self.opts.report_every_s * i as f64 / n;
         }
     }
 
