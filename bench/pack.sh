@@ -16,7 +16,7 @@ trap 'rm -rf "$TMP"' EXIT
 (cd "$ROOT" && cargo build --release -q -p outpost-server)
 BIN="$ROOT/target/release/outpost-server"
 OUT="$TMP/andorra.outpost"
-echo "input: ${OSM#"$ROOT"/} ($(du -h "$OSM" | cut -f1)), tilemaker $(tilemaker --help 2>&1 | grep -o 'v[0-9.]*' | head -1), $(nproc) cores"
+echo "input: ${OSM#"$ROOT"/} ($(du -h "$OSM" | cut -f1)), $(tilemaker --help 2>&1 | head -1), $(nproc) cores"
 
 if command -v hyperfine >/dev/null; then
   hyperfine --runs "$RUNS" --warmup 0 --prepare "rm -f '$OUT'" \
