@@ -132,7 +132,7 @@ build_ui() {
 # would load the Vite dev server). Release by default; OUTPOST_PROFILE=debug for a debug build.
 app_binary() {
   local profile="${OUTPOST_PROFILE:-release}"
-  echo "$ROOT/target/$profile/outpost"
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}/$profile/outpost"
 }
 build_app() {
   local profile="${OUTPOST_PROFILE:-release}" flag=()
