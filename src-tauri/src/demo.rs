@@ -45,14 +45,18 @@ pub fn demo_osm_candidates(
     out
 }
 
-/// The demo pack in `data_dir`, built first if it is not there yet.
+/// The demo pack in `data_dir`, built first if it is not there yet or does not open.
 ///
 /// # Errors
 /// When the extract cannot be found or the build fails (the message says which file and why).
 pub fn ensure_demo_pack(data_dir: &Path, resource_dir: Option<&Path>) -> Result<PathBuf> {
     let pack = data_dir.join(DEMO_PACK);
     if pack.is_file() {
-        return Ok(pack);
+        // A demo pack from an older build (or a damaged one) is simply rebuilt.
+        match outpost_geo::Pack::open(&pack) {
+            Ok(_) => return Ok(pack),
+            Err(e) => eprintln!("outpost: {e}; rebuilding the demo pack"),
+        }
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let exe = std::env::current_exe().ok();
@@ -68,7 +72,7 @@ pub fn ensure_demo_pack(data_dir: &Path, resource_dir: Option<&Path>) -> Result<
         );
     };
     eprintln!(
-        "outpost: building the demo area pack {} from {} (first run only)…",
+        "outpost: building the demo area pack {} from {}…",
         pack.display(),
         osm.display()
     );
