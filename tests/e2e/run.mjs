@@ -90,6 +90,13 @@ async function firstRun(browser, roster) {
   const expectedUnits = roster.units;
   await waitReady(browser);
   log("map ready");
+  // Anything the CSP blocks from here on (tiles of new views, workers, IPC) fails the test.
+  await browser.execute(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI}`),
+    );
+  });
 
   // Units on the whole demo area must be on screen to be counted (some posts lie outside
   // the initial view); the view is restored afterwards.
@@ -141,6 +148,9 @@ async function firstRun(browser, roster) {
   const kinds = await timelineOf(browser, id);
   if (!kinds.includes("created")) fail(`timeline of ${id} lacks its "created" entry: ${kinds.join(", ")}`);
   log(`created incident ${id} (${typeChosen}); timeline: ${kinds.join(", ")}`);
+
+  const violations = await browser.execute(() => window.__cspViolations);
+  if (violations.length) fail(`Content-Security-Policy violations: ${violations.join("; ")}`);
 
   // Let the map settle on the incident for the screenshot.
   await browser.pause(1500);
