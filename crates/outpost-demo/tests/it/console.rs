@@ -32,7 +32,9 @@ fn pack_path() -> &'static Path {
     PACK.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("outpost-demo-it");
         std::fs::create_dir_all(&dir).expect("scratch dir");
-        let out = dir.join("andorra.outpost");
+        // One pack per test process: nextest runs each test in its own process, and a shared
+        // path would be removed by one while another opens it.
+        let out = dir.join(format!("andorra-{}.outpost", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let mut opts = outpost_geo::BuildOptions::new(andorra_osm(), &out);
         opts.name = Some("Andorra".into());
