@@ -80,6 +80,7 @@ fn run(cli: Cli) -> Result<()> {
     if cli.prepare_demo {
         return Ok(());
     }
+    check_display()?;
 
     let options = ConsoleOptions {
         pack,
@@ -112,6 +113,26 @@ fn run(cli: Cli) -> Result<()> {
             app.state::<demo::Replay>().stop();
         }
     });
+    Ok(())
+}
+
+/// GTK aborts the process when it finds no display; say what to do instead.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn check_display() -> Result<()> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("DISPLAY") || set("WAYLAND_DISPLAY") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "no display (neither DISPLAY nor WAYLAND_DISPLAY is set); run Outpost in a desktop \
+             session, or on a virtual screen with: xvfb-run -a -s '-screen 0 1600x1000x24' outpost …"
+        )
+    }
+}
+
+/// Windows and macOS always have a display for a desktop app.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn check_display() -> Result<()> {
     Ok(())
 }
 
