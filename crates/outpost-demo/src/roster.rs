@@ -116,7 +116,7 @@ impl Roster {
     ///
     /// # Errors
     /// [`RosterError`] naming the file when it cannot be read, is not valid JSON of this
-    /// shape, or fails [`Roster::validate`].
+    /// shape, or breaks one of the roster's rules (see `validate`).
     pub fn load(path: &Path) -> Result<Roster, RosterError> {
         let text = std::fs::read_to_string(path).map_err(|e| RosterError {
             file: path.to_path_buf(),
@@ -141,13 +141,12 @@ impl Roster {
         Ok(roster)
     }
 
-    /// Checks the rules a roster must keep; the error is the problem in plain words.
-    ///
-    /// # Errors
-    /// The first problem found: an empty roster, an empty or duplicate id or callsign, an
-    /// empty name, a position outside WGS-84 ranges, a home that is not a facility, or more
-    /// than one unit replaying the track.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the rules a roster must keep; the error is the problem in plain words, which
+    /// [`Roster::parse`] wraps in a [`RosterError`] with the file name. The first problem
+    /// found: an empty roster, an empty or duplicate id or callsign, an empty name, a position
+    /// outside WGS-84 ranges, a home that is not a facility, or more than one unit replaying
+    /// the track.
+    fn validate(&self) -> Result<(), String> {
         if self.facilities.is_empty() {
             return Err("it has no facilities".into());
         }
