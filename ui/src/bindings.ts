@@ -354,7 +354,7 @@ fields: IncidentFields, } | { "kind": "acknowledged" } | { "kind": "unit_assigne
  */
 unit_id: string, 
 /**
- * Callsign.
+ * Callsign at the time.
  */
 callsign: string, } | { "kind": "unit_released", 
 /**
@@ -362,7 +362,7 @@ callsign: string, } | { "kind": "unit_released",
  */
 unit_id: string, 
 /**
- * Callsign.
+ * Callsign at the time.
  */
 callsign: string, } | { "kind": "unit_status", 
 /**
@@ -370,7 +370,7 @@ callsign: string, } | { "kind": "unit_status",
  */
 unit_id: string, 
 /**
- * Callsign.
+ * Callsign at the time.
  */
 callsign: string, 
 /**

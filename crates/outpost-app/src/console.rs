@@ -21,15 +21,15 @@ use outpost_domain::geo::LatLon;
 use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope};
 use outpost_domain::unit::{StatusError, UnitKind, UnitStatus};
 use outpost_geo::{Pack, PackError};
+use outpost_store::Store;
 use outpost_store::query::{self, IncidentRow, UnitRow};
-use outpost_store::{Store, TimelineEvent as StoredEvent};
 
 use crate::error::AppError;
 use crate::ipc::{
     AddNote, AssignmentView, CloseIncident, ConsoleInit, ConsoleState, ErrorCode, IncidentDetail,
     IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident, PackInfo,
     PackProblem, PlaceHit, PlaceKind, PlaceQuery, SetUnitStatus, Settings, Startup, Theme,
-    TimelineEntry, TimelineEvent, UnitOnIncident, UnitView, UpdateIncident,
+    TimelineEntry, UnitOnIncident, UnitView, UpdateIncident,
 };
 
 /// The database file inside the data directory.
@@ -812,45 +812,6 @@ fn incident_summary(i: IncidentRow) -> IncidentSummary {
     }
 }
 
-fn timeline_event(e: StoredEvent) -> TimelineEvent {
-    match e {
-        StoredEvent::Created {
-            incident_type,
-            priority,
-            address,
-        } => TimelineEvent::Created {
-            incident_type,
-            priority,
-            address,
-        },
-        StoredEvent::FieldsChanged { fields } => TimelineEvent::FieldsChanged { fields },
-        StoredEvent::Acknowledged => TimelineEvent::Acknowledged,
-        StoredEvent::UnitAssigned { unit_id, callsign } => {
-            TimelineEvent::UnitAssigned { unit_id, callsign }
-        }
-        StoredEvent::UnitReleased { unit_id, callsign } => {
-            TimelineEvent::UnitReleased { unit_id, callsign }
-        }
-        StoredEvent::UnitStatus {
-            unit_id,
-            callsign,
-            to,
-        } => TimelineEvent::UnitStatus {
-            unit_id,
-            callsign,
-            to,
-        },
-        StoredEvent::Note { text } => TimelineEvent::Note { text },
-        StoredEvent::Closed {
-            disposition,
-            summary,
-        } => TimelineEvent::Closed {
-            disposition,
-            summary,
-        },
-    }
-}
-
 fn detail(c: &Connection, id: Uuid) -> Result<IncidentDetail, AppError> {
     let inc = query::incident(c, id)?
         .ok_or_else(|| AppError::not_found(format!("incident {id} does not exist")))?;
@@ -871,7 +832,7 @@ fn detail(c: &Connection, id: Uuid) -> Result<IncidentDetail, AppError> {
             id: t.id,
             at: t.at,
             user: t.user,
-            event: timeline_event(t.event),
+            event: t.event,
         })
         .collect();
     let description = inc.description.clone();

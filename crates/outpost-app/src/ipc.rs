@@ -13,6 +13,7 @@ use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentStatus, IncidentType, Priority};
 use outpost_domain::op::{Fix, IncidentFields};
+pub use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::{UnitKind, UnitStatus};
 
 /// The error codes the UI branches on. Grows only when the UI needs a new branch.
@@ -232,63 +233,6 @@ pub struct AssignmentView {
     pub assigned_at: DateTime<Utc>,
     /// When released (UTC); `None` while active.
     pub released_at: Option<DateTime<Utc>>,
-}
-
-/// What happened, in a timeline entry. Tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum TimelineEvent {
-    /// The incident was created.
-    Created {
-        /// Type at creation.
-        incident_type: IncidentType,
-        /// Priority at creation.
-        priority: Priority,
-        /// Address at creation.
-        address: String,
-    },
-    /// Fields changed.
-    FieldsChanged {
-        /// The new values.
-        fields: IncidentFields,
-    },
-    /// A commander acknowledged it.
-    Acknowledged,
-    /// A unit was dispatched.
-    UnitAssigned {
-        /// Unit id.
-        unit_id: String,
-        /// Callsign.
-        callsign: String,
-    },
-    /// A unit was released or cleared.
-    UnitReleased {
-        /// Unit id.
-        unit_id: String,
-        /// Callsign.
-        callsign: String,
-    },
-    /// An assigned unit changed status.
-    UnitStatus {
-        /// Unit id.
-        unit_id: String,
-        /// Callsign.
-        callsign: String,
-        /// New status.
-        to: UnitStatus,
-    },
-    /// A note.
-    Note {
-        /// Text.
-        text: String,
-    },
-    /// Closed.
-    Closed {
-        /// Disposition.
-        disposition: Disposition,
-        /// Closing summary.
-        summary: String,
-    },
 }
 
 /// One line of an incident's timeline.

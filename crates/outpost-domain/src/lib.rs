@@ -13,6 +13,7 @@ pub mod facility;
 pub mod geo;
 pub mod incident;
 pub mod op;
+pub mod timeline;
 pub mod unit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -20,4 +21,5 @@ pub use facility::{Facility, FacilityKind};
 pub use geo::LatLon;
 pub use incident::{Disposition, IncidentStatus, IncidentType, Priority};
 pub use op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+pub use timeline::TimelineEvent;
 pub use unit::{StatusError, UnitKind, UnitStatus};
