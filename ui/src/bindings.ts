@@ -538,15 +538,15 @@ export type PlaceKind = "street" | "place" | "poi" | "address";
 
 export type PlaceHit = { 
 /**
- * The name in the pack's default language.
+ * OSM `name` (for addresses: `"<street> <housenumber>"`).
  */
 name: string, 
 /**
- * `name:zh`, if tagged.
+ * OSM `name:zh`, if tagged.
  */
 name_zh: string | null, 
 /**
- * `name:en`, if tagged.
+ * OSM `name:en`, if tagged.
  */
 name_en: string | null, 
 /**
@@ -558,11 +558,11 @@ kind: PlaceKind,
  */
 category: string, 
 /**
- * A representative point (WGS-84).
+ * A representative point (WGS-84); for streets a point on the street.
  */
 position: LatLon, 
 /**
- * Distance from `near`, metres.
+ * Distance from `near`, metres, when `near` was given.
  */
 distance_m: number | null, 
 /**
@@ -572,15 +572,15 @@ address: string, };
 
 export type LocationDescription = { 
 /**
- * e.g. `"Avinguda Meritxell, Andorra la Vella"`.
+ * `"street, place"`, or whichever of the two exists, or `"lat, lon"` if neither.
  */
 address: string, 
 /**
- * Nearest named street, if one is within 150 m.
+ * Nearest named street within [`STREET_RADIUS_M`].
  */
 street: string | null, 
 /**
- * Nearest named place.
+ * Nearest named place (OSM `place=*`).
  */
 place: string | null, };
 

@@ -28,8 +28,8 @@ use crate::error::AppError;
 use crate::ipc::{
     AddNote, AssignmentView, CloseIncident, ConsoleInit, ConsoleState, ErrorCode, IncidentDetail,
     IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident, PackInfo,
-    PackProblem, PlaceHit, PlaceKind, PlaceQuery, SetUnitStatus, Settings, Startup, Theme,
-    TimelineEntry, UnitOnIncident, UnitView, UpdateIncident,
+    PackProblem, PlaceHit, PlaceQuery, SetUnitStatus, Settings, Startup, Theme, TimelineEntry,
+    UnitOnIncident, UnitView, UpdateIncident,
 };
 
 /// The database file inside the data directory.
@@ -450,25 +450,7 @@ impl Console {
         let pack = self.require_pack()?;
         let near = args.near.map(check_location).transpose()?;
         let limit = args.limit.clamp(1, 50) as usize;
-        Ok(pack
-            .search(&args.text, near, limit)?
-            .into_iter()
-            .map(|h| PlaceHit {
-                name: h.name,
-                name_zh: h.name_zh,
-                name_en: h.name_en,
-                kind: match h.kind {
-                    outpost_geo::SearchKind::Street => PlaceKind::Street,
-                    outpost_geo::SearchKind::Place => PlaceKind::Place,
-                    outpost_geo::SearchKind::Poi => PlaceKind::Poi,
-                    outpost_geo::SearchKind::Address => PlaceKind::Address,
-                },
-                category: h.category,
-                position: h.position,
-                distance_m: h.distance_m,
-                address: h.address,
-            })
-            .collect())
+        Ok(pack.search(&args.text, near, limit)?)
     }
 
     /// `describe_location`: nearest named street within 150 m + nearest named place.
@@ -477,12 +459,7 @@ impl Console {
     /// [`ErrorCode::Pack`], [`ErrorCode::InvalidInput`] for a bad coordinate.
     pub fn describe_location(&self, args: LatLon) -> Result<LocationDescription, AppError> {
         let pack = self.require_pack()?;
-        let d = pack.describe(check_location(args)?)?;
-        Ok(LocationDescription {
-            address: d.address,
-            street: d.street,
-            place: d.place,
-        })
+        Ok(pack.describe(check_location(args)?)?)
     }
 
     /// `get_settings`: stored values, defaults for anything never stored or unreadable.

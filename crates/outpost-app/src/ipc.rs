@@ -15,6 +15,7 @@ use outpost_domain::incident::{Disposition, IncidentStatus, IncidentType, Priori
 use outpost_domain::op::{Fix, IncidentFields};
 pub use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::{UnitKind, UnitStatus};
+pub use outpost_geo::{LocationDescription, SearchHit as PlaceHit, SearchKind as PlaceKind};
 
 /// The error codes the UI branches on. Grows only when the UI needs a new branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -345,52 +346,6 @@ pub struct PlaceQuery {
     pub near: Option<LatLon>,
     /// At most this many hits (1..=50).
     pub limit: u32,
-}
-
-/// What kind of thing a search hit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum PlaceKind {
-    /// A named street.
-    Street,
-    /// A town, village, suburb, locality.
-    Place,
-    /// A point of interest (shop, school, hospital, police).
-    Poi,
-    /// An address (house number and street).
-    Address,
-}
-
-/// One offline search result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct PlaceHit {
-    /// The name in the pack's default language.
-    pub name: String,
-    /// `name:zh`, if tagged.
-    pub name_zh: Option<String>,
-    /// `name:en`, if tagged.
-    pub name_en: Option<String>,
-    /// What it is.
-    pub kind: PlaceKind,
-    /// OSM class, e.g. `"residential"`, `"hospital"`, `"town"`.
-    pub category: String,
-    /// A representative point (WGS-84).
-    pub position: LatLon,
-    /// Distance from `near`, metres.
-    pub distance_m: Option<f64>,
-    /// Street + nearest named place, ready to use as an incident address.
-    pub address: String,
-}
-
-/// A human description of a point, for a new incident's address.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct LocationDescription {
-    /// e.g. `"Avinguda Meritxell, Andorra la Vella"`.
-    pub address: String,
-    /// Nearest named street, if one is within 150 m.
-    pub street: Option<String>,
-    /// Nearest named place.
-    pub place: Option<String>,
 }
 
 /// The name of the event the backend emits after any change; payload `{ revision: number }`.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use outpost_domain::LatLon;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::PackError;
 use crate::schema;
@@ -39,9 +40,10 @@ pub struct PackMeta {
     pub source_sha256: String,
 }
 
-/// What kind of thing a search hit is (mirrors `ipc::PlaceKind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What kind of thing a search hit is. Crosses the IPC as `PlaceKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(rename = "PlaceKind")]
 pub enum SearchKind {
     /// A named street (one hit per street name and area).
     Street,
@@ -84,8 +86,9 @@ impl SearchKind {
     }
 }
 
-/// One offline search result (mirrors `ipc::PlaceHit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One offline search result. Crosses the IPC as `PlaceHit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(rename = "PlaceHit")]
 pub struct SearchHit {
     /// OSM `name` (for addresses: `"<street> <housenumber>"`).
     pub name: String,
@@ -105,8 +108,8 @@ pub struct SearchHit {
     pub address: String,
 }
 
-/// A human description of a point (mirrors `ipc::LocationDescription`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A human description of a point, for a new incident's address (also an IPC type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct LocationDescription {
     /// `"street, place"`, or whichever of the two exists, or `"lat, lon"` if neither.
     pub address: String,
