@@ -587,6 +587,12 @@ place: string | null, };
 /** Event emitted after every change; payload `{ revision: number }`. */
 export const STATE_CHANGED_EVENT = "state-changed";
 
+/** Longest incident address the backend keeps, in characters. */
+export const MAX_ADDRESS_CHARS = 300;
+
+/** Longest description, note or closing summary the backend keeps, in characters. */
+export const MAX_TEXT_CHARS = 4000;
+
 /** Opens the pack and the local database; the console or the error screen. */
 export function startup(): Promise<Startup> {
   return invoke("startup");

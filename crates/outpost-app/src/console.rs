@@ -18,6 +18,7 @@ use uuid::Uuid;
 use outpost_domain::clock::Clock;
 use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
+use outpost_domain::incident::{MAX_ADDRESS_CHARS, MAX_TEXT_CHARS};
 use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope};
 use outpost_domain::unit::{StatusError, UnitKind, UnitStatus};
 use outpost_geo::{Pack, PackError};
@@ -233,10 +234,12 @@ impl Console {
     /// address is filled from the pack's description of the location.
     ///
     /// # Errors
-    /// [`ErrorCode::InvalidInput`] for a coordinate outside WGS-84 ranges.
+    /// [`ErrorCode::InvalidInput`] for a coordinate outside WGS-84 ranges, an address over
+    /// [`MAX_ADDRESS_CHARS`] or a description over [`MAX_TEXT_CHARS`] characters.
     pub fn create_incident(&self, args: NewIncident) -> Result<IncidentDetail, AppError> {
         let location = check_location(args.location)?;
-        let mut address = args.address.trim().to_string();
+        let mut address = check_text("address", &args.address, MAX_ADDRESS_CHARS)?;
+        let description = check_text("description", &args.description, MAX_TEXT_CHARS)?;
         if address.is_empty() {
             address = self
                 .pack
@@ -256,7 +259,6 @@ impl Console {
         let priority = args
             .priority
             .unwrap_or_else(|| args.incident_type.default_priority());
-        let description = args.description.trim().to_string();
         self.act(
             |c| {
                 Ok(OpBody::IncidentCreate {
@@ -277,15 +279,21 @@ impl Console {
     ///
     /// # Errors
     /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`], [`ErrorCode::InvalidInput`]
-    /// (nothing to change, bad coordinate).
+    /// (nothing to change, bad coordinate, text over its limit).
     pub fn update_incident(&self, args: UpdateIncident) -> Result<IncidentDetail, AppError> {
         let id = parse_incident_id(&args.incident_id)?;
         let mut fields = args.fields;
         if let Some(l) = fields.location {
             fields.location = Some(check_location(l)?);
         }
-        fields.address = fields.address.map(|a| a.trim().to_string());
-        fields.description = fields.description.map(|a| a.trim().to_string());
+        fields.address = fields
+            .address
+            .map(|a| check_text("address", &a, MAX_ADDRESS_CHARS))
+            .transpose()?;
+        fields.description = fields
+            .description
+            .map(|d| check_text("description", &d, MAX_TEXT_CHARS))
+            .transpose()?;
         if fields == IncidentFields::default() {
             return Err(AppError::invalid("nothing to change: no field was given"));
         }
@@ -399,11 +407,12 @@ impl Console {
     /// `add_note`: appends a note to the incident's timeline.
     ///
     /// # Errors
-    /// [`ErrorCode::InvalidInput`] for empty text, [`ErrorCode::NotFound`],
+    /// [`ErrorCode::InvalidInput`] for empty text or more than [`MAX_TEXT_CHARS`] characters,
+    /// [`ErrorCode::NotFound`],
     /// [`ErrorCode::IncidentClosed`].
     pub fn add_note(&self, args: AddNote) -> Result<IncidentDetail, AppError> {
         let id = parse_incident_id(&args.incident_id)?;
-        let text = args.text.trim().to_string();
+        let text = check_text("note", &args.text, MAX_TEXT_CHARS)?;
         if text.is_empty() {
             return Err(AppError::invalid("a note needs some text"));
         }
@@ -424,10 +433,11 @@ impl Console {
     /// those units become available.
     ///
     /// # Errors
-    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`] when already closed.
+    /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`] when already closed,
+    /// [`ErrorCode::InvalidInput`] for a summary over [`MAX_TEXT_CHARS`] characters.
     pub fn close_incident(&self, args: CloseIncident) -> Result<IncidentDetail, AppError> {
         let id = parse_incident_id(&args.incident_id)?;
-        let summary = args.summary.trim().to_string();
+        let summary = check_text("closing summary", &args.summary, MAX_TEXT_CHARS)?;
         self.act(
             |c| {
                 open_incident(c, id)?;
@@ -669,6 +679,18 @@ fn pack_problem(path: &Path, e: &PackError) -> PackProblem {
         problem: e.to_string(),
         hint: hint.into(),
     }
+}
+
+/// Trims `text` and checks it against `max` characters; `what` names the field in the error.
+fn check_text(what: &str, text: &str, max: usize) -> Result<String, AppError> {
+    let text = text.trim();
+    let n = text.chars().count();
+    if n > max {
+        return Err(AppError::invalid(format!(
+            "the {what} is {n} characters long; at most {max} are kept"
+        )));
+    }
+    Ok(text.to_string())
 }
 
 fn check_location(l: LatLon) -> Result<LatLon, AppError> {

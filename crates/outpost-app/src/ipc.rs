@@ -11,7 +11,9 @@ use ts_rs::{Config, TS};
 
 use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
-use outpost_domain::incident::{Disposition, IncidentStatus, IncidentType, Priority};
+use outpost_domain::incident::{
+    Disposition, IncidentStatus, IncidentType, MAX_ADDRESS_CHARS, MAX_TEXT_CHARS, Priority,
+};
 use outpost_domain::op::{Fix, IncidentFields};
 pub use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::{UnitKind, UnitStatus};
@@ -535,6 +537,10 @@ pub fn typescript_bindings() -> String {
     }
     out.push_str(&format!(
         "/** Event emitted after every change; payload `{{ revision: number }}`. */\nexport const STATE_CHANGED_EVENT = {STATE_CHANGED_EVENT:?};\n\n"
+    ));
+    out.push_str(&format!(
+        "/** Longest incident address the backend keeps, in characters. */\nexport const MAX_ADDRESS_CHARS = {MAX_ADDRESS_CHARS};\n\n\
+         /** Longest description, note or closing summary the backend keeps, in characters. */\nexport const MAX_TEXT_CHARS = {MAX_TEXT_CHARS};\n\n"
     ));
     for c in COMMANDS {
         out.push_str(&format!("/** {} */\n", c.doc));

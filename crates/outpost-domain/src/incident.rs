@@ -3,6 +3,14 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+/// Longest address text an incident keeps, in characters (Unicode scalar values). A street,
+/// a place and a landmark fit many times over; more is a paste accident.
+pub const MAX_ADDRESS_CHARS: usize = 300;
+
+/// Longest description, note or closing summary, in characters. About four screen pages:
+/// enough for a caller's account, small enough that every console can show and sync it.
+pub const MAX_TEXT_CHARS: usize = 4_000;
+
 /// Incident priority. P1 is the most urgent (life at risk, crime in progress); P4 is a
 /// report that can wait. Sorted P1 < P2 < P3 < P4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]

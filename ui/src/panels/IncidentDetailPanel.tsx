@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { Disposition, IncidentDetail, IncidentType, Priority, UnitStatus, UnitView } from "../bindings";
+import { type Disposition, type IncidentDetail, type IncidentType, MAX_TEXT_CHARS, type Priority, type UnitStatus, type UnitView } from "../bindings";
 import { allowedNext, assignableUnits, DISPOSITIONS, distanceM, INCIDENT_TYPES, PRIORITIES } from "../domain";
 import { formatDateTime, formatLatLon } from "../format";
 import { type Lang, label, t } from "../i18n";
@@ -183,7 +183,7 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions }: Inci
             }}
           >
             <label htmlFor="incident-note">{t(lang, "detail.note")}</label>
-            <textarea id="incident-note" rows={2} value={note} onChange={(e) => setNote(e.target.value)} />
+            <textarea id="incident-note" rows={2} maxLength={MAX_TEXT_CHARS} value={note} onChange={(e) => setNote(e.target.value)} />
             <button type="submit" id="note-submit" disabled={busy || !note.trim()}>
               {t(lang, "detail.addNote")}
             </button>
@@ -205,7 +205,7 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions }: Inci
               ))}
             </select>
             <label htmlFor="incident-summary">{t(lang, "detail.summary")}</label>
-            <input id="incident-summary" value={summary} onChange={(e) => setSummary(e.target.value)} />
+            <input id="incident-summary" maxLength={MAX_TEXT_CHARS} value={summary} onChange={(e) => setSummary(e.target.value)} />
             <button type="submit" id="incident-close" className="danger" disabled={busy}>
               {t(lang, "detail.close")}
             </button>

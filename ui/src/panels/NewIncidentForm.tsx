@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { IncidentType, LatLon, NewIncident, Priority } from "../bindings";
+import { type IncidentType, type LatLon, MAX_TEXT_CHARS, type NewIncident, type Priority } from "../bindings";
 import { defaultPriority, INCIDENT_TYPES, PRIORITIES } from "../domain";
 import { formatLatLon } from "../format";
 import { type Lang, label, t } from "../i18n";
@@ -84,7 +84,7 @@ export function NewIncidentForm(p: NewIncidentFormProps) {
           ))}
         </select>
         <label htmlFor="incident-description">{t(p.lang, "form.description")}</label>
-        <textarea id="incident-description" rows={3} value={description} onChange={(e) => setDescription(e.target.value)} />
+        <textarea id="incident-description" rows={3} maxLength={MAX_TEXT_CHARS} value={description} onChange={(e) => setDescription(e.target.value)} />
         <div className="row">
           <button type="submit" id="incident-submit" className="primary" disabled={p.busy || p.draft.describing}>
             {t(p.lang, "form.submit")}

@@ -1,5 +1,5 @@
 import { useEffect, useId, useRef, useState } from "react";
-import { type LatLon, type PlaceHit, searchPlaces } from "../bindings";
+import { type LatLon, MAX_ADDRESS_CHARS, type PlaceHit, searchPlaces } from "../bindings";
 import { errorText } from "../errors";
 import { type Lang, label, t } from "../i18n";
 
@@ -71,6 +71,7 @@ export function PlaceSearch(p: PlaceSearchProps) {
         ref={p.inputRef}
         type="search"
         autoComplete="off"
+        maxLength={MAX_ADDRESS_CHARS}
         role="combobox"
         aria-expanded={open && hits.length > 0}
         aria-controls={listId}

@@ -419,6 +419,98 @@ fn bad_input_is_refused() {
 }
 
 #[test]
+fn over_long_text_is_refused_and_nothing_is_written() {
+    use outpost_domain::incident::{MAX_ADDRESS_CHARS, MAX_TEXT_CHARS};
+    let f = fixture();
+    let c = &f.console;
+    let inc = new_incident(c, IncidentType::Other, None);
+    let before = outbox(f.dir.path()).len();
+
+    // Exactly at the limit is kept (counted in characters, not bytes: 警 is 3 bytes).
+    let at_limit = "警".repeat(MAX_TEXT_CHARS);
+    let d = c
+        .add_note(AddNote {
+            incident_id: inc.summary.id.clone(),
+            text: at_limit.clone(),
+        })
+        .expect("a note at the limit");
+    assert!(d.timeline.iter().any(|t| t.event
+        == TimelineEvent::Note {
+            text: at_limit.clone()
+        }));
+
+    let err = c
+        .add_note(AddNote {
+            incident_id: inc.summary.id.clone(),
+            text: "x".repeat(MAX_TEXT_CHARS + 1),
+        })
+        .expect_err("note over the limit");
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+    assert_eq!(
+        err.message,
+        format!(
+            "the note is {} characters long; at most {MAX_TEXT_CHARS} are kept",
+            MAX_TEXT_CHARS + 1
+        )
+    );
+    let err = c
+        .create_incident(NewIncident {
+            incident_type: IncidentType::Fire,
+            priority: None,
+            location: LatLon {
+                lat: 42.5,
+                lon: 1.5,
+            },
+            address: "a".repeat(MAX_ADDRESS_CHARS + 1),
+            description: String::new(),
+        })
+        .expect_err("address over the limit");
+    assert!(
+        err.message.starts_with("the address is 301 characters"),
+        "{}",
+        err.message
+    );
+    let err = c
+        .update_incident(UpdateIncident {
+            incident_id: inc.summary.id.clone(),
+            fields: IncidentFields {
+                description: Some("d".repeat(MAX_TEXT_CHARS + 1)),
+                ..IncidentFields::default()
+            },
+        })
+        .expect_err("description over the limit");
+    assert!(
+        err.message.starts_with("the description is"),
+        "{}",
+        err.message
+    );
+    let err = c
+        .close_incident(CloseIncident {
+            incident_id: inc.summary.id.clone(),
+            disposition: Disposition::Resolved,
+            summary: "s".repeat(MAX_TEXT_CHARS + 1),
+        })
+        .expect_err("summary over the limit");
+    assert!(
+        err.message.starts_with("the closing summary is"),
+        "{}",
+        err.message
+    );
+
+    // Only the note at the limit was written.
+    assert_eq!(outbox(f.dir.path()).len(), before + 1);
+    assert_eq!(
+        c.incident_detail(IncidentRef {
+            incident_id: inc.summary.id.clone()
+        })
+        .expect("detail")
+        .summary
+        .status,
+        IncidentStatus::Pending
+    );
+}
+
+#[test]
 fn notes_updates_acknowledge_release_and_outbox_lanes() {
     let f = fixture();
     let c = &f.console;
