@@ -66,8 +66,7 @@ fn default_user() -> String {
 
 fn run(cli: Cli) -> Result<()> {
     let data_dir = data_dir(&cli)?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    outpost_app::prepare_data_dir(&data_dir).map_err(|e| anyhow::anyhow!(e.message))?;
 
     let context = tauri::generate_context!();
     let mut pack = cli.pack.clone();

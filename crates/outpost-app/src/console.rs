@@ -89,6 +89,29 @@ pub fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "Outpost").map(|d| d.data_dir().to_path_buf())
 }
 
+/// Creates the data directory (and its parents) if it does not exist yet.
+///
+/// # Errors
+/// [`ErrorCode::Storage`] naming the path when it exists but is not a directory, or when it
+/// cannot be created (permissions, read-only file system).
+pub fn prepare_data_dir(dir: &Path) -> Result<(), AppError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(AppError::new(
+            ErrorCode::Storage,
+            format!(
+                "the data directory {} is a file, not a directory; give --data-dir a folder",
+                dir.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        AppError::new(
+            ErrorCode::Storage,
+            format!("cannot create the data directory {}: {e}", dir.display()),
+        )
+    })
+}
+
 impl Console {
     /// Opens the local database in `opts.data_dir` (creating both if needed) and the area
     /// pack. A store problem is fatal; a pack problem is not: [`Console::startup`] then
@@ -98,15 +121,7 @@ impl Console {
     /// [`ErrorCode::Storage`] when the data directory cannot be created or the database
     /// cannot be opened (including a database newer than this build, named with both versions).
     pub fn open(opts: ConsoleOptions, clock: Arc<dyn Clock>) -> Result<Console, AppError> {
-        std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
-            AppError::new(
-                ErrorCode::Storage,
-                format!(
-                    "cannot create the data directory {}: {e}",
-                    opts.data_dir.display()
-                ),
-            )
-        })?;
+        prepare_data_dir(&opts.data_dir)?;
         let store = Store::open(&opts.data_dir.join(DB_FILE), clock.now())?;
         let pack_path = match opts.pack {
             Some(p) => Some(p),

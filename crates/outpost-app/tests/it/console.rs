@@ -643,6 +643,24 @@ fn reopening_the_data_dir_keeps_incidents_timeline_and_seq() {
 }
 
 #[test]
+fn a_data_dir_that_is_a_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"keep me").expect("write file");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let err = open_at(&file, &clock).expect_err("a file is not a data directory");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert_eq!(
+        err.message,
+        format!(
+            "the data directory {} is a file, not a directory; give --data-dir a folder",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read(&file).expect("read back"), b"keep me");
+}
+
+#[test]
 fn a_newer_database_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(FixedClock::new(t0()));
