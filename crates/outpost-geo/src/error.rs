@@ -1,5 +1,9 @@
 //! Errors of reading and building area packs. Every message names the file and the problem
 //! on one line, so the console and the CLI can show it as is.
+//!
+//! The underlying I/O or SQLite error is part of the message and deliberately *not* exposed
+//! as [`std::error::Error::source`]: reporters that print the whole chain (`anyhow`'s `{:#}`)
+//! would otherwise print the cause twice.
 
 use std::path::PathBuf;
 
@@ -12,29 +16,34 @@ pub enum PackError {
         /// The pack path as given.
         path: PathBuf,
     },
-    /// The file exists but is not an Outpost area pack (not SQLite, or not our tables).
-    #[error(
-        "area pack {path}: not an Outpost area pack ({reason}); rebuild it with `outpost-server pack build`"
-    )]
+    /// The path is a directory (or another non-file), not a pack file.
+    #[error("area pack {path}: is a directory, not an area pack file")]
+    NotAFile {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The file exists but is not an Outpost area pack (not SQLite, truncated, or not our
+    /// tables). What to do about it is the caller's hint (the console's error screen).
+    #[error("area pack {path}: not an Outpost area pack ({reason})")]
     NotAPack {
         /// The pack path.
         path: PathBuf,
-        /// What is wrong, e.g. "file is not a database" or "no metadata table".
+        /// What is wrong, e.g. "not an SQLite database", "truncated: 102400 of 9830400
+        /// bytes" or "no `places` table".
         reason: String,
     },
     /// The pack's data could not be read (I/O error or corruption inside SQLite).
-    #[error("area pack {path}: {what}: {source}")]
+    #[error("area pack {path}: {what}: {cause}")]
     Read {
         /// The pack path.
         path: PathBuf,
         /// What was being read, e.g. "tile 14/8290/6064".
         what: String,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
+        /// The SQLite error (in the message, not a `source()`).
+        cause: rusqlite::Error,
     },
     /// A stored tile is not valid gzip.
-    #[error("area pack {path}: tile {z}/{x}/{y} is corrupt: {source}")]
+    #[error("area pack {path}: tile {z}/{x}/{y} is corrupt: {cause}")]
     CorruptTile {
         /// The pack path.
         path: PathBuf,
@@ -44,9 +53,8 @@ pub enum PackError {
         x: u32,
         /// Row (XYZ).
         y: u32,
-        /// The decompression error.
-        #[source]
-        source: std::io::Error,
+        /// The decompression error (in the message, not a `source()`).
+        cause: std::io::Error,
     },
 }
 
@@ -58,6 +66,39 @@ pub enum BuildError {
     InputMissing {
         /// The input path as given.
         path: PathBuf,
+    },
+    /// The output path is a directory.
+    #[error("{path}: is a directory; give a file name such as {example}")]
+    OutputIsDirectory {
+        /// The output path as given.
+        path: PathBuf,
+        /// A file name inside it to suggest, `<path>/area.outpost`.
+        example: PathBuf,
+    },
+    /// The directory the output would be written to does not exist.
+    #[error("{path}: directory {dir} does not exist")]
+    OutputDirMissing {
+        /// The output path as given.
+        path: PathBuf,
+        /// Its parent directory.
+        dir: PathBuf,
+    },
+    /// The output is the input extract itself (same path, a symlink or a hard link to it);
+    /// building would replace the extract with the pack.
+    #[error("{path}: the output file is the input extract; choose another output file")]
+    OutputIsInput {
+        /// The output path as given.
+        path: PathBuf,
+    },
+    /// The area name given is empty or only whitespace.
+    #[error(
+        "{path}: the area name is empty; give a name, or none to use the input file's name \"{default}\""
+    )]
+    EmptyName {
+        /// The output path.
+        path: PathBuf,
+        /// The name used when none is given (the input file name without `.osm.pbf`).
+        default: String,
     },
     /// The input is not an OpenStreetMap PBF file.
     #[error("{path}: not an OpenStreetMap PBF file ({detail})")]
@@ -111,24 +152,22 @@ pub enum BuildError {
         detail: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
-        /// The file.
+        /// The file, as the user named it (never the builder's temporary file).
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source()`).
+        cause: std::io::Error,
     },
     /// Writing the pack's SQLite tables failed.
-    #[error("{path}: writing {what}: {source}")]
+    #[error("{path}: writing {what}: {cause}")]
     Sqlite {
         /// The pack file being written.
         path: PathBuf,
         /// Which stage, e.g. "search index".
         what: &'static str,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
+        /// The SQLite error (in the message, not a `source()`).
+        cause: rusqlite::Error,
     },
     /// The finished pack did not pass `Pack::open`'s completeness check (a bug, not bad input).
     #[error("{path}: the built pack is incomplete: {detail}")]
@@ -138,7 +177,8 @@ pub enum BuildError {
         /// What `Pack::open` said.
         detail: String,
     },
-    /// The build was interrupted (Ctrl-C).
+    /// The build was interrupted (Ctrl-C, SIGTERM, SIGHUP: the caller sets
+    /// [`crate::BuildOptions::cancel`]).
     #[error("{path}: build interrupted")]
     Interrupted {
         /// The output path.

@@ -171,33 +171,32 @@ impl Pack {
     /// Opens a pack and checks that it is complete (our format key, metadata, all tables).
     ///
     /// # Errors
-    /// [`PackError::Missing`] if the file does not exist, [`PackError::NotAPack`] if it is
-    /// not SQLite or not a complete Outpost pack.
+    /// [`PackError::Missing`] if the file does not exist, [`PackError::NotAFile`] if the
+    /// path is a directory, [`PackError::NotAPack`] if it is not SQLite, is shorter than its
+    /// SQLite header says (an interrupted copy), or is not a complete Outpost pack.
     pub fn open(path: &Path) -> Result<Pack, PackError> {
-        if !path.is_file() {
-            return Err(PackError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
         let not_a_pack = |reason: String| PackError::NotAPack {
             path: path.to_path_buf(),
             reason,
         };
-        let conn = open_conn(path).map_err(|e| not_a_pack(e.to_string()))?;
-        // A truncated copy opens fine and fails later, page by page; catch it here.
-        let expected: i64 = conn
-            .query_row(
-                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| not_a_pack(e.to_string()))?;
-        let actual = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if (actual as i64) < expected {
-            return Err(not_a_pack(format!(
-                "truncated: {actual} of {expected} bytes"
-            )));
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(PackError::NotAFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PackError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(not_a_pack(e.to_string())),
         }
+        // A truncated copy opens fine and fails later, page by page (or on the first query,
+        // as "database disk image is malformed"); catch it from the header before any query.
+        check_sqlite_header(path).map_err(not_a_pack)?;
+        let conn = open_conn(path).map_err(|e| not_a_pack(e.to_string()))?;
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
             .and_then(|mut s| {
@@ -265,12 +264,12 @@ impl Pack {
             let mut out = Vec::with_capacity(data.len() * 3);
             flate2::read::GzDecoder::new(&data[..])
                 .read_to_end(&mut out)
-                .map_err(|source| PackError::CorruptTile {
+                .map_err(|cause| PackError::CorruptTile {
                     path: self.path.clone(),
                     z,
                     x,
                     y,
-                    source,
+                    cause,
                 })?;
             Ok(Some(out))
         } else {
@@ -445,10 +444,10 @@ impl Pack {
         what: impl FnOnce() -> String,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, PackError> {
-        let read_err = |what: String, source| PackError::Read {
+        let read_err = |what: String, cause| PackError::Read {
             path: self.path.clone(),
             what,
-            source,
+            cause,
         };
         let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         let conn = match pooled.map_or_else(|| open_conn(&self.path), Ok) {
@@ -523,6 +522,37 @@ pub(crate) fn describe_at(
         street,
         place,
     })
+}
+
+/// Checks the 100-byte SQLite database header (<https://www.sqlite.org/fileformat.html>,
+/// section 1.3): the magic string, and that the file holds at least the `page_size *
+/// page_count` bytes the header announces. `Err` is the reason for [`PackError::NotAPack`].
+fn check_sqlite_header(path: &Path) -> Result<(), String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let actual = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut header = [0u8; 100];
+    if actual < header.len() as u64
+        || file.read_exact(&mut header).is_err()
+        || &header[..16] != b"SQLite format 3\0"
+    {
+        return Err("not an SQLite database".into());
+    }
+    // Page size: big-endian u16 at offset 16, where 1 means 65536.
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    // In-header database size in pages: big-endian u32 at offset 28, valid only when the
+    // change counter (offset 24) equals the version-valid-for number (offset 92).
+    let page_count = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    let size_valid = page_count > 0 && header[24..28] == header[92..96];
+    let expected = page_size * page_count;
+    if size_valid && actual < expected {
+        return Err(format!("truncated: {actual} of {expected} bytes"));
+    }
+    Ok(())
 }
 
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {

@@ -1,5 +1,6 @@
 //! `outpost-server`: the central server and admin tool.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ enum PackCmd {
         /// The pack to write (.outpost); replaced atomically when the build succeeds.
         #[arg(long, value_name = "FILE.outpost")]
         out: PathBuf,
-        /// Area name stored in the pack (default: the input file name).
+        /// Area name stored in the pack (default: the input file name); not blank.
         #[arg(long)]
         name: Option<String>,
         /// No progress bars.
@@ -52,7 +53,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors carry their cause in their one-line message; `{:#}` adds any
+            // context. Not `eprintln!`: after SIGHUP the terminal may be gone, and a failed
+            // write must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -71,7 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cancel = Arc::new(AtomicBool::new(false));
             let flag = cancel.clone();
-            // Ctrl-C stops the build cleanly so its temporary file is removed.
+            // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) stop the build
+            // cleanly: tilemaker is killed and waited for, the temporary files are removed.
             ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))?;
             let args = PackBuildArgs {
                 osm,

@@ -172,7 +172,7 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let input = &opts.osm;
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| BuildError::Io { path, source }
+        move |cause| BuildError::Io { path, cause }
     };
     let interrupted = || BuildError::Interrupted {
         path: opts.out.clone(),
@@ -199,23 +199,20 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         }
         Err(e) => return Err(io_err(input)(e)),
     };
-
-    // 1. Hashing.
-    let pb = stages.bytes(meta.len(), "hashing");
-    let sha256 = hash_file(input, &pb).map_err(io_err(input))?;
-    stages.done(&pb, "hashing");
-    check_cancel()?;
-
-    // 2. Scanning OSM (also validates the input).
-    let pb = stages.bytes(meta.len(), "scanning OSM");
-    let osm = osm::scan(input, &pb, &opts.cancel)?;
-    stages.done(&pb, "scanning OSM");
-
-    // The temporary pack lives next to the output so the final rename is atomic.
-    let out_dir = match opts.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let out_dir = check_output(&opts.out, input)?;
+    let name = match &opts.name {
+        None => default_name(input),
+        Some(n) if n.trim().is_empty() => {
+            return Err(BuildError::EmptyName {
+                path: opts.out.clone(),
+                default: default_name(input),
+            });
+        }
+        Some(n) => n.trim().to_string(),
     };
+
+    // The temporary pack lives next to the output so the final rename is atomic. It is
+    // created before any work so an unwritable directory is reported at once.
     let out_name = opts
         .out
         .file_name()
@@ -225,13 +222,32 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         .prefix(&format!(".{out_name}."))
         .suffix(".partial.mbtiles")
         .tempfile_in(&out_dir)
-        .map_err(io_err(&opts.out))?
+        .map_err(|e| BuildError::Io {
+            path: opts.out.clone(),
+            cause: cannot_create_in(&out_dir, &e),
+        })?
         .into_temp_path();
     // tilemaker wants to create the file itself (it would otherwise stop to warn that it
     // overwrites); the TempPath still removes whatever is at the path if we fail.
-    std::fs::remove_file(&partial).map_err(io_err(&partial))?;
+    std::fs::remove_file(&partial).map_err(io_err(&opts.out))?;
     let _sidecars = Sidecars(partial.to_path_buf());
-    let work = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
+    let temp_dir = std::env::temp_dir();
+    let work = tempfile::tempdir().map_err(|e| BuildError::Io {
+        path: temp_dir.clone(),
+        cause: cannot_create_in(&temp_dir, &e),
+    })?;
+
+    // 1. Hashing.
+    let pb = stages.bytes(meta.len(), "hashing");
+    let sha256 = hash_file(input, &pb, &opts.cancel).map_err(io_err(input))?;
+    stages.done(&pb, "hashing");
+    check_cancel()?;
+
+    // 2. Scanning OSM (also validates the input).
+    let pb = stages.bytes(meta.len(), "scanning OSM");
+    let osm = osm::scan(input, &pb, &opts.cancel)?;
+    stages.done(&pb, "scanning OSM");
+    check_cancel()?;
 
     // 3. Natural Earth shapefiles.
     let pb = stages.spinner("natural earth");
@@ -278,7 +294,7 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
 
     let sql_err = |what: &'static str| {
         let path = opts.out.clone();
-        move |source| BuildError::Sqlite { path, what, source }
+        move |cause| BuildError::Sqlite { path, what, cause }
     };
     let mut conn = Connection::open(&partial).map_err(sql_err("open"))?;
     conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;")
@@ -303,7 +319,6 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     check_cancel()?;
 
     // 7. Metadata.
-    let name = opts.name.clone().unwrap_or_else(|| default_name(input));
     let bounds = osm
         .header_bbox
         .or_else(|| osm.data_bbox())
@@ -375,7 +390,7 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     })?;
     std::fs::File::open(&partial)
         .and_then(|f| f.sync_all())
-        .map_err(io_err(&partial))?;
+        .map_err(io_err(&opts.out))?;
     partial
         .persist(&opts.out)
         .map_err(|e| io_err(&opts.out)(e.error))?;
@@ -408,11 +423,75 @@ impl Drop for Sidecars {
     }
 }
 
-fn hash_file(path: &Path, pb: &ProgressBar) -> std::io::Result<String> {
+/// Checks the output path before any work: its directory exists, it is not a directory,
+/// and it is not the input extract (same path, symlink or hard link), which the final rename
+/// would replace. Returns the directory to write the temporary file in.
+fn check_output(out: &Path, input: &Path) -> Result<PathBuf, BuildError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(BuildError::OutputDirMissing {
+            path: out.to_path_buf(),
+            dir,
+        });
+    }
+    let Ok(meta) = std::fs::metadata(out) else {
+        // Nothing there yet (or a dangling symlink, which the rename replaces).
+        return Ok(dir);
+    };
+    if meta.is_dir() {
+        return Err(BuildError::OutputIsDirectory {
+            path: out.to_path_buf(),
+            example: out.join("area.outpost"),
+        });
+    }
+    if same_file(out, &meta, input) {
+        return Err(BuildError::OutputIsInput {
+            path: out.to_path_buf(),
+        });
+    }
+    Ok(dir)
+}
+
+/// Whether `a` (whose metadata is `a_meta`) and `b` are the same file: the same canonical
+/// path, or on Unix the same device and inode (hard links).
+fn same_file(a: &Path, a_meta: &std::fs::Metadata, b: &Path) -> bool {
+    if let (Ok(ca), Ok(cb)) = (std::fs::canonicalize(a), std::fs::canonicalize(b))
+        && ca == cb
+    {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(b_meta) = std::fs::metadata(b) {
+            return a_meta.dev() == b_meta.dev() && a_meta.ino() == b_meta.ino();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = a_meta;
+    false
+}
+
+/// The error of creating a temporary file or directory in `dir`, without the temporary
+/// name `tempfile` appends to the OS message (`"... at path \"/x/.a.outpost.JqCxjj..."`).
+fn cannot_create_in(dir: &Path, e: &std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    let os = text.split(" at path ").next().unwrap_or(&text);
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot create a file in {}: {os}", dir.display()),
+    )
+}
+
+fn hash_file(path: &Path, pb: &ProgressBar, cancel: &AtomicBool) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
+    // On cancellation stop early; the caller checks the flag and reports the interruption.
+    while !cancel.load(Ordering::Relaxed) {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
@@ -564,6 +643,26 @@ fn run_tilemaker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_file_errors_do_not_show_the_temporary_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gone = dir.path().join("gone");
+        let e = tempfile::Builder::new()
+            .prefix(".a.outpost.")
+            .suffix(".partial.mbtiles")
+            .tempfile_in(&gone)
+            .expect_err("no such directory");
+        let e = cannot_create_in(&gone, &e);
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot create a file in {}: No such file or directory (os error 2)",
+                gone.display()
+            )
+        );
+    }
 
     #[test]
     fn default_names() {

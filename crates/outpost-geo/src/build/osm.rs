@@ -133,7 +133,7 @@ pub fn scan(
     let reader = BlobReader::seekable_from_path(path).map_err(|e| match e.kind() {
         osmpbf::ErrorKind::Io(io) => BuildError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::new(io.kind(), io.to_string()),
+            cause: std::io::Error::new(io.kind(), io.to_string()),
         },
         _ => not_pbf(e.to_string()),
     })?;

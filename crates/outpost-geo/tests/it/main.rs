@@ -416,19 +416,43 @@ fn opening_a_missing_or_foreign_file_names_it() {
     .expect("write");
     let err = Pack::open(&text).expect_err("text");
     assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
-    assert!(err.to_string().contains("text.outpost"), "{err}");
+    // What is wrong, not what to do (the console's error screen gives the advice).
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "area pack {}: not an Outpost area pack (not an SQLite database)",
+            text.display()
+        )
+    );
 
-    // A truncated copy of a real pack (an interrupted copy to a field laptop).
+    // A directory is not "not found".
+    let err = Pack::open(dir.path()).expect_err("directory");
+    assert!(matches!(err, PackError::NotAFile { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "area pack {}: is a directory, not an area pack file",
+            dir.path().display()
+        )
+    );
+
+    // A truncated copy of a real pack (an interrupted copy to a field laptop): the first
+    // 100 KB, and the first half.
     let bytes = std::fs::read(andorra().pack.path()).expect("read pack");
     let truncated = dir.path().join("truncated.outpost");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
-    let err = Pack::open(&truncated).expect_err("truncated");
-    assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("truncated.outpost: not an Outpost area pack ("),
-        "{err}"
-    );
+    for len in [100 * 1024, bytes.len() / 2] {
+        std::fs::write(&truncated, &bytes[..len]).expect("write");
+        let err = Pack::open(&truncated).expect_err("truncated");
+        assert!(matches!(err, PackError::NotAPack { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "area pack {}: not an Outpost area pack (truncated: {len} of {} bytes)",
+                truncated.display(),
+                bytes.len()
+            )
+        );
+    }
 
     // A plain MBTiles file (tilemaker output) is not a complete pack.
     let mbtiles = dir.path().join("plain.outpost");
