@@ -75,6 +75,12 @@ pub enum BuildError {
         /// A file name inside it to suggest, `<path>/area.outpost`.
         example: PathBuf,
     },
+    /// The output path names no file (empty, or ending in `..`).
+    #[error("{path:?}: not a file name; give one such as area.outpost")]
+    OutputNotAFileName {
+        /// The output path as given.
+        path: PathBuf,
+    },
     /// The directory the output would be written to does not exist.
     #[error("{path}: directory {dir} does not exist")]
     OutputDirMissing {

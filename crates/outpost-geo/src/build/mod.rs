@@ -431,6 +431,11 @@ fn check_output(out: &Path, input: &Path) -> Result<PathBuf, BuildError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if out.file_name().is_none() && !out.is_dir() {
+        return Err(BuildError::OutputNotAFileName {
+            path: out.to_path_buf(),
+        });
+    }
     if !dir.is_dir() {
         return Err(BuildError::OutputDirMissing {
             path: out.to_path_buf(),

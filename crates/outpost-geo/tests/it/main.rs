@@ -486,3 +486,123 @@ fn pack_is_shared_across_threads() {
         assert!(sizes.iter().all(|s| s.is_some() && *s == sizes[0]));
     });
 }
+
+#[test]
+fn a_bad_output_or_name_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("area.osm.pbf");
+    std::fs::copy(andorra_pbf(), &input).expect("copy extract");
+    let refuse = |out: &Path, name: Option<&str>| {
+        let mut opts = BuildOptions::new(&input, out);
+        opts.progress = false;
+        opts.name = name.map(str::to_string);
+        // A missing tilemaker would fail the build later; these must fail before it.
+        opts.tilemaker = dir.path().join("no-tilemaker-here");
+        outpost_geo::build_pack(&opts).expect_err("refused")
+    };
+    let err = refuse(&input, None);
+    assert!(matches!(err, BuildError::OutputIsInput { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the output file is the input extract; choose another output file",
+            input.display()
+        )
+    );
+    let err = refuse(dir.path(), None);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: is a directory; give a file name such as {}",
+            dir.path().display(),
+            dir.path().join("area.outpost").display()
+        )
+    );
+    let out = dir.path().join("gone/a.outpost");
+    let err = refuse(&out, None);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: directory {} does not exist",
+            out.display(),
+            dir.path().join("gone").display()
+        )
+    );
+    let out = dir.path().join("a.outpost");
+    let err = refuse(&out, Some(" "));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the area name is empty; give a name, or none to use the input file's name \"area\"",
+            out.display()
+        )
+    );
+    // The extract is untouched and nothing else was written.
+    assert_eq!(
+        std::fs::read(&input).expect("read"),
+        std::fs::read(andorra_pbf()).expect("read")
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+}
+
+/// Cancelling (what the CLI's Ctrl-C/SIGTERM/SIGHUP handler does) while tilemaker runs kills
+/// and reaps tilemaker and removes the temporary pack, its journal and the work dir. The
+/// fake tilemaker reports its pid and working directory through a FIFO, so the flag is set
+/// exactly while it runs.
+#[cfg(unix)]
+#[test]
+fn cancelling_kills_tilemaker_and_removes_the_temporary_files() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("tilemaker.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let fake = dir.path().join("fake-tilemaker");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --output ] && out="$2"; shift; done
+: > "$out"; : > "$out-journal"
+echo "$$ $PWD" > '{}'
+exec sleep 600
+"#,
+            fifo.display()
+        ),
+    )
+    .expect("write fake tilemaker");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).expect("mkdir");
+    let out = packs.join("area.outpost");
+    let mut opts = BuildOptions::new(andorra_pbf(), &out);
+    opts.progress = false;
+    opts.tilemaker = fake;
+    let cancel = opts.cancel.clone();
+    let reporter = std::thread::spawn(move || {
+        let report = std::fs::read_to_string(&fifo).expect("read fifo");
+        cancel.store(true, Ordering::Relaxed);
+        report
+    });
+    let err = outpost_geo::build_pack(&opts).expect_err("interrupted");
+    assert!(matches!(err, BuildError::Interrupted { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: build interrupted", out.display())
+    );
+    let report = reporter.join().expect("reporter");
+    let (pid, work) = report.trim().split_once(' ').expect("pid and dir");
+    let alive = std::process::Command::new("kill")
+        .args(["-0", pid])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("kill -0");
+    assert!(!alive.success(), "tilemaker {pid} still running");
+    assert_no_files(&packs);
+    assert!(!Path::new(work).exists(), "work dir {work} left behind");
+}
