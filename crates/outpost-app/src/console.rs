@@ -683,9 +683,11 @@ fn pack_problem(path: &Path, e: &PackError) -> PackProblem {
             "check the path, or start Outpost with --demo to open the demo area (Andorra), or \
              build a pack with `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`"
         }
+        PackError::NotAFile { .. } => "pick the .outpost file inside that folder with --pack",
         PackError::NotAPack { .. } | PackError::CorruptTile { .. } => {
-            "rebuild the pack with `outpost-server pack build --osm FILE.osm.pbf --out \
-             FILE.outpost`, or pick another file with --pack"
+            "copy the pack again if it came from another machine, or rebuild it with \
+             `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`, or pick another \
+             file with --pack"
         }
         _ => "check that the file is readable, or pick another file with --pack",
     };

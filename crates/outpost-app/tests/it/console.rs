@@ -749,6 +749,36 @@ fn startup_reports_pack_problems_without_failing() {
         store.setting(outpost_app::LAST_PACK_KEY).expect("read"),
         None
     );
+    drop(store);
+    // A folder given where a pack file belongs.
+    let folder = dir.path().join("packs");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let c = Console::open(
+        ConsoleOptions {
+            pack: Some(folder.clone()),
+            data_dir: dir.path().join("data"),
+            demo: false,
+            user: "cmdr.li".into(),
+        },
+        Arc::new(FixedClock::new(t0())),
+    )
+    .expect("open with a folder as pack");
+    match c.startup() {
+        Startup::PackError { problem } => {
+            assert_eq!(
+                problem.problem,
+                format!(
+                    "area pack {}: is a directory, not an area pack file",
+                    folder.display()
+                )
+            );
+            assert_eq!(
+                problem.hint,
+                "pick the .outpost file inside that folder with --pack"
+            );
+        }
+        other => panic!("expected PackError, got {other:?}"),
+    }
 }
 
 #[test]
