@@ -593,6 +593,24 @@ export const MAX_ADDRESS_CHARS = 300;
 /** Longest description, note or closing summary the backend keeps, in characters. */
 export const MAX_TEXT_CHARS = 4000;
 
+/** Priorities, most urgent first. */
+export const PRIORITIES: Priority[] = ["P1","P2","P3","P4"];
+
+/** Unit statuses in board order (`UnitStatus::ALL`). */
+export const UNIT_STATUSES: UnitStatus[] = ["available","dispatched","en_route","on_scene","busy","out_of_service"];
+
+/** Incident types in menu order (`IncidentType::ALL`). */
+export const INCIDENT_TYPES: IncidentType[] = ["traffic_accident","traffic_hazard","fire","medical","theft","assault","disturbance","missing_person","flood_rescue","alarm","public_service","other"];
+
+/** Dispositions in menu order (`Disposition::ALL`). */
+export const DISPOSITIONS: Disposition[] = ["resolved","report_taken","arrest","referred","transported","no_action_required","unfounded","false_alarm","duplicate","cancelled"];
+
+/** `UnitStatus::allowed_next`: the status buttons a person may press (dispatch is an assignment, not a button). */
+export const UNIT_STATUS_NEXT: Record<UnitStatus, UnitStatus[]> = {"available":["busy","out_of_service"],"busy":["available","out_of_service"],"dispatched":["en_route","on_scene","available"],"en_route":["on_scene","available"],"on_scene":["available"],"out_of_service":["available"]};
+
+/** `IncidentType::default_priority`: the priority a new incident gets unless the call-taker says otherwise. */
+export const DEFAULT_PRIORITY: Record<IncidentType, Priority> = {"alarm":"P2","assault":"P1","disturbance":"P3","fire":"P1","flood_rescue":"P1","medical":"P1","missing_person":"P1","other":"P4","public_service":"P4","theft":"P2","traffic_accident":"P2","traffic_hazard":"P3"};
+
 /** Opens the pack and the local database; the console or the error screen. */
 export function startup(): Promise<Startup> {
   return invoke("startup");

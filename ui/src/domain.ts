@@ -1,91 +1,35 @@
-// Mirrors of the domain rules the UI needs to draw buttons and sort rows. The backend
-// (crates/outpost-domain) stays the authority: it refuses what these tables might let through.
+// The domain rules the UI needs to draw buttons and sort rows. The tables themselves
+// (menu orders, the status transition table, default priorities) are generated from
+// crates/outpost-domain into bindings.ts, so they cannot drift; the backend stays the
+// authority and refuses anything these might let through.
 
-import type {
-  Disposition,
-  IncidentStatus,
-  IncidentSummary,
-  IncidentType,
-  LatLon,
-  Priority,
-  UnitStatus,
-  UnitView,
+import {
+  DEFAULT_PRIORITY,
+  DISPOSITIONS,
+  INCIDENT_TYPES,
+  type IncidentStatus,
+  type IncidentSummary,
+  type IncidentType,
+  type LatLon,
+  PRIORITIES,
+  type Priority,
+  UNIT_STATUS_NEXT,
+  UNIT_STATUSES,
+  type UnitStatus,
+  type UnitView,
 } from "./bindings";
 
-export const PRIORITIES: Priority[] = ["P1", "P2", "P3", "P4"];
+export { DISPOSITIONS, INCIDENT_TYPES, PRIORITIES, UNIT_STATUSES };
 export const INCIDENT_STATUSES: IncidentStatus[] = ["pending", "dispatched", "on_scene", "closed"];
-export const UNIT_STATUSES: UnitStatus[] = [
-  "available",
-  "dispatched",
-  "en_route",
-  "on_scene",
-  "busy",
-  "out_of_service",
-];
-export const INCIDENT_TYPES: IncidentType[] = [
-  "traffic_accident",
-  "traffic_hazard",
-  "fire",
-  "medical",
-  "theft",
-  "assault",
-  "disturbance",
-  "missing_person",
-  "flood_rescue",
-  "alarm",
-  "public_service",
-  "other",
-];
-export const DISPOSITIONS: Disposition[] = [
-  "resolved",
-  "report_taken",
-  "arrest",
-  "referred",
-  "transported",
-  "no_action_required",
-  "unfounded",
-  "false_alarm",
-  "duplicate",
-  "cancelled",
-];
 
 /** `IncidentType::default_priority` in outpost-domain. */
 export function defaultPriority(t: IncidentType): Priority {
-  switch (t) {
-    case "fire":
-    case "medical":
-    case "assault":
-    case "flood_rescue":
-    case "missing_person":
-      return "P1";
-    case "traffic_accident":
-    case "theft":
-    case "alarm":
-      return "P2";
-    case "traffic_hazard":
-    case "disturbance":
-      return "P3";
-    default:
-      return "P4";
-  }
+  return DEFAULT_PRIORITY[t];
 }
 
 /** `UnitStatus::allowed_next` in outpost-domain (dispatch is an assignment, not a button). */
 export function allowedNext(s: UnitStatus): UnitStatus[] {
-  switch (s) {
-    case "available":
-      return ["busy", "out_of_service"];
-    case "dispatched":
-      return ["en_route", "on_scene", "available"];
-    case "en_route":
-      return ["on_scene", "available"];
-    case "on_scene":
-      return ["available"];
-    case "busy":
-      return ["available", "out_of_service"];
-    case "out_of_service":
-      return ["available"];
-  }
+  return UNIT_STATUS_NEXT[s];
 }
 
 /** True for statuses that belong to an active assignment. */

@@ -521,6 +521,47 @@ fn decls(cfg: &Config) -> Vec<String> {
     ]
 }
 
+/// The domain tables the UI draws with (menu orders, the status transition table, default
+/// priorities), rendered from outpost-domain so the UI never keeps a copy that can drift.
+fn domain_tables() -> String {
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+    let next: serde_json::Map<String, serde_json::Value> = UnitStatus::ALL
+        .iter()
+        .map(|s| (enum_key(s), serde_json::json!(s.allowed_next())))
+        .collect();
+    let default_priority: serde_json::Map<String, serde_json::Value> = IncidentType::ALL
+        .iter()
+        .map(|t| (enum_key(t), serde_json::json!(t.default_priority())))
+        .collect();
+    let priorities = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
+    format!(
+        "/** Priorities, most urgent first. */\nexport const PRIORITIES: Priority[] = {};\n\n\
+         /** Unit statuses in board order (`UnitStatus::ALL`). */\nexport const UNIT_STATUSES: UnitStatus[] = {};\n\n\
+         /** Incident types in menu order (`IncidentType::ALL`). */\nexport const INCIDENT_TYPES: IncidentType[] = {};\n\n\
+         /** Dispositions in menu order (`Disposition::ALL`). */\nexport const DISPOSITIONS: Disposition[] = {};\n\n\
+         /** `UnitStatus::allowed_next`: the status buttons a person may press (dispatch is an assignment, not a button). */\n\
+         export const UNIT_STATUS_NEXT: Record<UnitStatus, UnitStatus[]> = {};\n\n\
+         /** `IncidentType::default_priority`: the priority a new incident gets unless the call-taker says otherwise. */\n\
+         export const DEFAULT_PRIORITY: Record<IncidentType, Priority> = {};\n\n",
+        json(&priorities),
+        json(&UnitStatus::ALL),
+        json(&IncidentType::ALL),
+        json(&Disposition::ALL),
+        json(&next),
+        json(&default_priority),
+    )
+}
+
+/// The JSON string form of a unit enum variant, e.g. `"en_route"`.
+fn enum_key<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 /// The whole of `ui/src/bindings.ts`: every IPC type and one typed function per command.
 /// Deterministic, so a test can compare it with the committed file.
 pub fn typescript_bindings() -> String {
@@ -542,6 +583,7 @@ pub fn typescript_bindings() -> String {
         "/** Longest incident address the backend keeps, in characters. */\nexport const MAX_ADDRESS_CHARS = {MAX_ADDRESS_CHARS};\n\n\
          /** Longest description, note or closing summary the backend keeps, in characters. */\nexport const MAX_TEXT_CHARS = {MAX_TEXT_CHARS};\n\n"
     ));
+    out.push_str(&domain_tables());
     for c in COMMANDS {
         out.push_str(&format!("/** {} */\n", c.doc));
         match c.args {
