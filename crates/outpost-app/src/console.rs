@@ -540,7 +540,8 @@ impl Console {
         self.get_settings()
     }
 
-    /// Adds or updates a station, post or checkpoint (a `facility.register` op).
+    /// Adds or updates a station, post or checkpoint (a `facility.register` op); registering
+    /// it unchanged writes nothing.
     ///
     /// # Errors
     /// [`ErrorCode::InvalidInput`] for an empty id or a bad position.
@@ -549,6 +550,12 @@ impl Console {
             return Err(AppError::invalid("a facility needs an id"));
         }
         check_location(f.position)?;
+        // The roster is registered at every demo start: an unchanged facility writes no op,
+        // so the outbox (and later the server's log) holds each real change once.
+        let unchanged = query::facilities(lock(&self.store).conn())?.contains(&f);
+        if unchanged {
+            return Ok(());
+        }
         self.act(
             |_| Ok(OpBody::FacilityRegister { facility: f }),
             |_, _| Ok(()),
@@ -556,7 +563,8 @@ impl Console {
     }
 
     /// Adds or updates a unit in the roster (a `unit.register` op). A new unit starts
-    /// `available`; re-registering keeps its status.
+    /// `available`; re-registering keeps its status; re-registering it unchanged writes
+    /// nothing.
     ///
     /// # Errors
     /// [`ErrorCode::InvalidInput`] for an empty id or callsign.
@@ -569,6 +577,13 @@ impl Console {
     ) -> Result<(), AppError> {
         if unit_id.trim().is_empty() || callsign.trim().is_empty() {
             return Err(AppError::invalid("a unit needs an id and a callsign"));
+        }
+        // As for facilities: re-registering an unchanged unit writes no op.
+        let unchanged = query::unit(lock(&self.store).conn(), unit_id)?.is_some_and(|u| {
+            u.callsign == callsign.trim() && u.kind == kind && u.home_station == home_station
+        });
+        if unchanged {
+            return Ok(());
         }
         self.act(
             |_| {

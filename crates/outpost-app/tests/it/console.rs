@@ -661,6 +661,52 @@ fn a_data_dir_that_is_a_file_is_refused_by_name() {
 }
 
 #[test]
+fn re_registering_an_unchanged_roster_writes_no_op() {
+    let f = fixture();
+    let c = &f.console;
+    let post = Facility {
+        id: "post-1".into(),
+        kind: FacilityKind::Post,
+        name_zh: "梅里切尔大街警务站".into(),
+        name_en: "Avinguda Meritxell Post".into(),
+        position: LatLon {
+            lat: 42.5075,
+            lon: 1.5310,
+        },
+    };
+    c.register_facility(post.clone()).expect("register post");
+    let after_first = outbox(f.dir.path()).len();
+    // The same roster again (as at every demo start): nothing new in the outbox.
+    c.register_facility(post.clone()).expect("again");
+    c.register_unit(
+        "u-01",
+        "东胜01",
+        UnitKind::PatrolCar,
+        Some("stn-centre".into()),
+    )
+    .expect("same unit");
+    assert_eq!(outbox(f.dir.path()).len(), after_first);
+    // A real change is written once.
+    c.register_unit("u-01", "东胜01", UnitKind::PatrolCar, Some("post-1".into()))
+        .expect("new home");
+    c.register_facility(Facility {
+        name_en: "Meritxell Post".into(),
+        ..post
+    })
+    .expect("renamed post");
+    let ops = outbox(f.dir.path());
+    assert_eq!(ops.len(), after_first + 2);
+    let unit = c
+        .console_state()
+        .expect("state")
+        .units
+        .into_iter()
+        .find(|u| u.id == "u-01")
+        .expect("u-01");
+    assert_eq!(unit.home_station.as_deref(), Some("post-1"));
+}
+
+#[test]
 fn a_newer_database_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(FixedClock::new(t0()));
