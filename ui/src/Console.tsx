@@ -57,6 +57,8 @@ function isTyping(target: EventTarget | null): boolean {
 export function Console({ init }: { init: ConsoleInit }) {
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
+  // A failed refresh must be seen: a frozen board that looks live is worse than an error.
+  const refreshError = useSyncExternalStore(store.subscribe, store.lastError);
   const [settings, setSettings] = useState<Settings>(init.settings);
   const now = useNow(1000);
   const lang: Lang = resolveLang(settings.language, navigator.language);
@@ -218,8 +220,11 @@ export function Console({ init }: { init: ConsoleInit }) {
 
   const setStatus = (unitId: string, to: UnitStatus) => act(() => setUnitStatus({ unit_id: unitId, to }));
 
-  const selection: MapSelection | null =
-    panel.kind === "incident" || panel.kind === "unit" || panel.kind === "facility" ? { kind: panel.kind, id: panel.id } : null;
+  // Memoised: a new object each render would make the map push all its sources every tick.
+  const selection: MapSelection | null = useMemo(
+    () => (panel.kind === "incident" || panel.kind === "unit" || panel.kind === "facility" ? { kind: panel.kind, id: panel.id } : null),
+    [panel],
+  );
   const units = state?.units ?? [];
   const facilities = state?.facilities ?? [];
   const selectedUnit = panel.kind === "unit" ? units.find((u) => u.id === panel.id) : undefined;
@@ -359,6 +364,11 @@ export function Console({ init }: { init: ConsoleInit }) {
         </span>
       </header>
       <p className="shortcuts small muted">{t(lang, "top.shortcuts")}</p>
+      {refreshError != null && (
+        <div id="refresh-error" className="error-bar" role="alert">
+          <strong>{t(lang, "error.refresh")}:</strong> <span>{errorText(refreshError)}</span>
+        </div>
+      )}
       {error && (
         <div id="action-error" className="error-bar" role="alert">
           <strong>{t(lang, "error.backend")}:</strong> <span data-error-message>{error}</span>

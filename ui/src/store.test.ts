@@ -41,4 +41,22 @@ describe("ConsoleStore", () => {
     expect(s.get()?.revision).toBe(1);
     expect(s.lastError()).toEqual({ code: "storage", message: "disk full" });
   });
+
+  it("clears the error and tells subscribers once a fetch works again", async () => {
+    let fail = true;
+    const s = new ConsoleStore(async () => {
+      if (fail) throw { code: "storage", message: "database is locked" };
+      return st(1);
+    });
+    let notified = 0;
+    s.subscribe(() => (notified += 1));
+    await s.refresh();
+    expect(s.lastError()).toEqual({ code: "storage", message: "database is locked" });
+    expect(notified).toBe(1);
+    fail = false;
+    await s.refresh();
+    expect(s.lastError()).toBeNull();
+    expect(s.get()?.revision).toBe(1);
+    expect(notified).toBe(2);
+  });
 });

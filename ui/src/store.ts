@@ -41,8 +41,13 @@ export class ConsoleStore {
       do {
         this.again = false;
         try {
-          this.apply(await this.fetchState());
+          const next = await this.fetchState();
+          const hadError = this.error !== null;
+          const before = this.state;
           this.error = null;
+          this.apply(next);
+          // Clearing an error is a change too, even when the state itself was not newer.
+          if (hadError && this.state === before) for (const l of this.listeners) l();
         } catch (e) {
           this.error = e;
           for (const l of this.listeners) l();
