@@ -324,12 +324,20 @@ impl Console {
         )
     }
 
-    /// `acknowledge_incident`: a commander has seen it.
+    /// `acknowledge_incident`: a commander has seen it. Acknowledging an incident that is
+    /// already acknowledged writes nothing and returns its detail.
     ///
     /// # Errors
     /// [`ErrorCode::NotFound`], [`ErrorCode::IncidentClosed`].
     pub fn acknowledge_incident(&self, args: IncidentRef) -> Result<IncidentDetail, AppError> {
         let id = parse_incident_id(&args.incident_id)?;
+        // Acknowledging twice (a second press of A) records nothing more.
+        {
+            let store = lock(&self.store);
+            if open_incident(store.conn(), id)?.acknowledged {
+                return detail(store.conn(), id);
+            }
+        }
         self.act(
             |c| {
                 open_incident(c, id)?;

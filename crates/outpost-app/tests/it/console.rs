@@ -707,6 +707,32 @@ fn re_registering_an_unchanged_roster_writes_no_op() {
 }
 
 #[test]
+fn acknowledging_twice_records_it_once() {
+    let f = fixture();
+    let c = &f.console;
+    let inc = new_incident(c, IncidentType::Fire, None);
+    let r = IncidentRef {
+        incident_id: inc.summary.id.clone(),
+    };
+    let before = outbox(f.dir.path()).len();
+    assert!(
+        c.acknowledge_incident(r.clone())
+            .expect("ack")
+            .summary
+            .acknowledged
+    );
+    let again = c.acknowledge_incident(r).expect("ack again");
+    assert!(again.summary.acknowledged);
+    let acks = again
+        .timeline
+        .iter()
+        .filter(|t| t.event == TimelineEvent::Acknowledged)
+        .count();
+    assert_eq!(acks, 1);
+    assert_eq!(outbox(f.dir.path()).len(), before + 1);
+}
+
+#[test]
 fn a_newer_database_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(FixedClock::new(t0()));
