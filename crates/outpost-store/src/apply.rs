@@ -3,7 +3,8 @@
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
 //! (the app checks the domain rules before writing a local op; the sync merge rules decide
-//! for remote ops). It is idempotent per op: re-applying an op changes nothing.
+//! for remote ops). It is idempotent per op: the `applied_ops` ledger is checked first, so
+//! re-applying an op changes nothing.
 //!
 //! The time of every change is the op's HLC wall time (UTC milliseconds), so every replica
 //! that applies the same op records the same instant.
@@ -28,6 +29,15 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
     let at = op.hlc.wall_ms;
     let user = op.user.as_str();
     let op_id = op.op_id.to_string();
+    // The ledger of applied ops makes `apply` idempotent for every kind at once: a re-sent
+    // or re-pulled op is recognised here, before any branch can bump a version or a time.
+    let fresh = conn.execute(
+        "INSERT OR IGNORE INTO applied_ops(op_id) VALUES (?1)",
+        [&op_id],
+    )? == 1;
+    if !fresh {
+        return Ok(());
+    }
     match &op.body {
         OpBody::IncidentCreate {
             incident_id,
@@ -75,9 +85,6 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             incident_id,
             fields,
         } => {
-            if already_applied(conn, &op_id)? {
-                return Ok(());
-            }
             let type_text = fields.incident_type.as_ref().map(enum_text).transpose()?;
             let prio_text = fields.priority.as_ref().map(enum_text).transpose()?;
             let changed = conn.execute(
@@ -113,9 +120,6 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             )?;
         }
         OpBody::IncidentAcknowledge { incident_id } => {
-            if already_applied(conn, &op_id)? {
-                return Ok(());
-            }
             let changed = conn.execute(
                 "UPDATE incidents SET acknowledged = 1 WHERE id = ?1",
                 params![incident_id.to_string()],
@@ -135,9 +139,6 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             disposition,
             summary,
         } => {
-            if already_applied(conn, &op_id)? {
-                return Ok(());
-            }
             let id = incident_id.to_string();
             let exists: Option<i64> = conn
                 .query_row("SELECT 1 FROM incidents WHERE id = ?1", [&id], |r| r.get(0))
@@ -165,9 +166,6 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             )?;
         }
         OpBody::UnitSetStatus { unit_id, to, .. } => {
-            if already_applied(conn, &op_id)? {
-                return Ok(());
-            }
             let callsign = callsign(conn, unit_id)?;
             let active = active_assignments_of_unit(conn, unit_id)?;
             for (n, (assignment_id, incident_id)) in active.iter().enumerate() {
@@ -357,16 +355,6 @@ fn require(changed: usize, what: &'static str, id: &Uuid) -> Result<(), StoreErr
         });
     }
     Ok(())
-}
-
-/// True when this op already left its timeline entry (the op was applied before).
-fn already_applied(conn: &Connection, op_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row("SELECT 1 FROM timeline WHERE id = ?1", [op_id], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?
-        .is_some())
 }
 
 fn callsign(conn: &Connection, unit_id: &str) -> Result<String, StoreError> {

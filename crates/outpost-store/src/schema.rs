@@ -136,6 +136,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(status, lane, seq);
 "#;
 
+/// Migration 3: the ledger of applied op ids, so applying any op twice changes nothing.
+/// Ops already in the outbox were applied when they were written.
+const M3_APPLIED_OPS: &str = r#"
+CREATE TABLE applied_ops (
+    op_id TEXT PRIMARY KEY
+) STRICT, WITHOUT ROWID;
+INSERT INTO applied_ops(op_id) SELECT op_id FROM outbox;
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -146,6 +155,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
     vec![
         M::up(M1_STATE).comment("state tables"),
         M::up(M2_OUTBOX).comment("origin and outbox"),
+        M::up(M3_APPLIED_OPS).comment("applied-ops ledger"),
     ]
 }
 

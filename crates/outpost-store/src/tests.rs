@@ -660,6 +660,71 @@ fn apply_is_idempotent() {
     }
     assert_eq!(query::timeline(s.conn(), inc).expect("tl").len(), 3);
     assert_eq!(query::assignments(s.conn(), inc).expect("a").len(), 1);
+
+    // A status change without an assignment leaves no timeline entry; re-applying it, even
+    // after a later change, must neither bump the version nor bring the old status back.
+    register_unit(&mut s, 4, "u-02", "东胜02");
+    let busy = write(
+        &mut s,
+        5,
+        OpBody::UnitSetStatus {
+            unit_id: "u-02".into(),
+            from: UnitStatus::Available,
+            to: UnitStatus::Busy,
+        },
+    );
+    write(
+        &mut s,
+        6,
+        OpBody::UnitSetStatus {
+            unit_id: "u-02".into(),
+            from: UnitStatus::Busy,
+            to: UnitStatus::OutOfService,
+        },
+    );
+    let before = query::unit(s.conn(), "u-02").expect("q").expect("u-02");
+    crate::apply::apply(s.conn(), &busy).expect("re-apply busy");
+    let after = query::unit(s.conn(), "u-02").expect("q").expect("u-02");
+    assert_eq!(after.status, UnitStatus::OutOfService);
+    assert_eq!(after.status_version, before.status_version);
+    assert_eq!(after.status_since, before.status_since);
+}
+
+#[test]
+fn upgrading_to_the_applied_ops_ledger_counts_outbox_ops_as_applied() {
+    // An op written by a version-2 store: in its outbox, and (then) applied to its state.
+    let mut other = store();
+    register_unit(&mut other, 0, "u-01", "东胜01");
+    let row = query::outbox_all(other.conn()).expect("o").remove(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("outpost.db");
+    {
+        let mut c = rusqlite::Connection::open(&path).expect("raw open");
+        let mut first = crate::schema::all();
+        first.truncate(2);
+        rusqlite_migration::Migrations::new(first)
+            .to_latest(&mut c)
+            .expect("migrate to v2");
+        c.execute(
+            "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical, envelope, created_at)
+             VALUES (1, ?1, ?2, 'critical', 'unit.register', 0, 0, ?3, 0)",
+            rusqlite::params![
+                row.envelope.op_id.to_string(),
+                row.envelope.origin.to_string(),
+                serde_json::to_string(&row.envelope).expect("json"),
+            ],
+        )
+        .expect("insert outbox row");
+    }
+    let s = Store::open(&path, t(1)).expect("upgrade to the ledger");
+    let n: i64 = s
+        .conn()
+        .query_row("SELECT count(*) FROM applied_ops", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 1);
+    // The ledger says the op was applied, so applying it again does nothing.
+    crate::apply::apply(s.conn(), &row.envelope).expect("re-apply");
+    assert_eq!(query::units(s.conn()).expect("units").len(), 0);
 }
 
 #[test]
