@@ -37,7 +37,7 @@ where
     }
 }
 
-/// Opens the pack and the local database; the console or the error screen.
+/// The open pack, settings and user for the console, or the pack error screen.
 #[tauri::command]
 async fn startup(console: State<'_, SharedConsole>) -> Result<Startup, ErrorPayload> {
     blocking(&console, |c| Ok(c.startup())).await

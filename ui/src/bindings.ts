@@ -593,6 +593,10 @@ export const MAX_ADDRESS_CHARS = 300;
 /** Longest description, note or closing summary the backend keeps, in characters. */
 export const MAX_TEXT_CHARS = 4000;
 
+/** Range of `Settings.stale_after_s` the backend accepts, seconds. */
+export const STALE_AFTER_S_MIN = 10;
+export const STALE_AFTER_S_MAX = 86400;
+
 /** Priorities, most urgent first. */
 export const PRIORITIES: Priority[] = ["P1","P2","P3","P4"];
 

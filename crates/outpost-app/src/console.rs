@@ -29,8 +29,8 @@ use crate::error::AppError;
 use crate::ipc::{
     AddNote, AssignmentView, CloseIncident, ConsoleInit, ConsoleState, ErrorCode, IncidentDetail,
     IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident, PackInfo,
-    PackProblem, PlaceHit, PlaceQuery, SetUnitStatus, Settings, Startup, Theme, TimelineEntry,
-    UnitOnIncident, UnitView, UpdateIncident,
+    PackProblem, PlaceHit, PlaceQuery, STALE_AFTER_S_MAX, STALE_AFTER_S_MIN, SetUnitStatus,
+    Settings, Startup, Theme, TimelineEntry, UnitOnIncident, UnitView, UpdateIncident,
 };
 
 /// The database file inside the data directory.
@@ -519,12 +519,13 @@ impl Console {
     /// `save_settings`: stores all three settings in one transaction.
     ///
     /// # Errors
-    /// [`ErrorCode::InvalidInput`] when `stale_after_s` is outside 10..=86400 seconds;
+    /// [`ErrorCode::InvalidInput`] when `stale_after_s` is outside
+    /// [`STALE_AFTER_S_MIN`]..=[`STALE_AFTER_S_MAX`] seconds;
     /// [`ErrorCode::Storage`].
     pub fn save_settings(&self, args: Settings) -> Result<Settings, AppError> {
-        if !(10..=86_400).contains(&args.stale_after_s) {
+        if !(STALE_AFTER_S_MIN..=STALE_AFTER_S_MAX).contains(&args.stale_after_s) {
             return Err(AppError::invalid(format!(
-                "stale_after_s must be between 10 and 86400 seconds, not {}",
+                "stale_after_s must be between {STALE_AFTER_S_MIN} and {STALE_AFTER_S_MAX} seconds, not {}",
                 args.stale_after_s
             )));
         }
@@ -532,8 +533,8 @@ impl Console {
             let mut store = lock(&self.store);
             let tx = store.transaction()?;
             for (k, v) in [
-                ("language", enum_name(&args.language)),
-                ("theme", enum_name(&args.theme)),
+                ("language", crate::ipc::wire_name(&args.language)),
+                ("theme", crate::ipc::wire_name(&args.theme)),
                 ("stale_after_s", args.stale_after_s.to_string()),
             ] {
                 tx.execute(
@@ -764,7 +765,7 @@ fn open_incident(c: &Connection, id: Uuid) -> Result<IncidentRow, AppError> {
 }
 
 /// A status in words, as a commander says it ("en route").
-pub fn status_words(s: UnitStatus) -> &'static str {
+fn status_words(s: UnitStatus) -> &'static str {
     match s {
         UnitStatus::Available => "available",
         UnitStatus::Dispatched => "dispatched",
@@ -805,13 +806,6 @@ fn dispatch_refused(unit: &UnitRow, inc: &IncidentRow, assigned: bool, e: Status
         status_words(unit.status),
         inc.number
     ))
-}
-
-fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {

@@ -116,6 +116,11 @@ pub struct Settings {
     pub stale_after_s: u32,
 }
 
+/// The shortest stale threshold a user may set, seconds.
+pub const STALE_AFTER_S_MIN: u32 = 10;
+/// The longest stale threshold a user may set, seconds (one day).
+pub const STALE_AFTER_S_MAX: u32 = 86_400;
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -529,11 +534,11 @@ fn domain_tables() -> String {
     }
     let next: serde_json::Map<String, serde_json::Value> = UnitStatus::ALL
         .iter()
-        .map(|s| (enum_key(s), serde_json::json!(s.allowed_next())))
+        .map(|s| (wire_name(s), serde_json::json!(s.allowed_next())))
         .collect();
     let default_priority: serde_json::Map<String, serde_json::Value> = IncidentType::ALL
         .iter()
-        .map(|t| (enum_key(t), serde_json::json!(t.default_priority())))
+        .map(|t| (wire_name(t), serde_json::json!(t.default_priority())))
         .collect();
     let priorities = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
     format!(
@@ -554,8 +559,8 @@ fn domain_tables() -> String {
     )
 }
 
-/// The JSON string form of a unit enum variant, e.g. `"en_route"`.
-fn enum_key<T: Serialize>(v: &T) -> String {
+/// The wire name of a unit-variant enum value, e.g. `"en_route"` (its JSON string form).
+pub(crate) fn wire_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
@@ -581,7 +586,8 @@ pub fn typescript_bindings() -> String {
     ));
     out.push_str(&format!(
         "/** Longest incident address the backend keeps, in characters. */\nexport const MAX_ADDRESS_CHARS = {MAX_ADDRESS_CHARS};\n\n\
-         /** Longest description, note or closing summary the backend keeps, in characters. */\nexport const MAX_TEXT_CHARS = {MAX_TEXT_CHARS};\n\n"
+         /** Longest description, note or closing summary the backend keeps, in characters. */\nexport const MAX_TEXT_CHARS = {MAX_TEXT_CHARS};\n\n\
+         /** Range of `Settings.stale_after_s` the backend accepts, seconds. */\nexport const STALE_AFTER_S_MIN = {STALE_AFTER_S_MIN};\nexport const STALE_AFTER_S_MAX = {STALE_AFTER_S_MAX};\n\n"
     ));
     out.push_str(&domain_tables());
     for c in COMMANDS {

@@ -16,6 +16,6 @@ pub mod ipc;
 
 pub use console::{
     CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, default_data_dir,
-    prepare_data_dir, status_words,
+    prepare_data_dir,
 };
 pub use error::AppError;

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { Language, Settings, Theme } from "../bindings";
+import { type Language, type Settings, STALE_AFTER_S_MAX, STALE_AFTER_S_MIN, type Theme } from "../bindings";
 import { type Lang, t } from "../i18n";
 
 export interface SettingsPanelProps {
@@ -51,8 +51,8 @@ export function SettingsPanel(p: SettingsPanelProps) {
         <input
           id="settings-stale"
           type="number"
-          min={10}
-          max={3600}
+          min={STALE_AFTER_S_MIN}
+          max={STALE_AFTER_S_MAX}
           step={10}
           value={s.stale_after_s}
           onChange={(e) => setS({ ...s, stale_after_s: Number(e.target.value) })}
