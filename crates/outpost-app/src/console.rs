@@ -122,7 +122,7 @@ impl Console {
     /// cannot be opened (including a database newer than this build, named with both versions).
     pub fn open(opts: ConsoleOptions, clock: Arc<dyn Clock>) -> Result<Console, AppError> {
         prepare_data_dir(&opts.data_dir)?;
-        let store = Store::open(&opts.data_dir.join(DB_FILE), clock.now())?;
+        let mut store = Store::open(&opts.data_dir.join(DB_FILE), clock.now())?;
         let pack_path = match opts.pack {
             Some(p) => Some(p),
             None => store.setting(LAST_PACK_KEY)?.map(PathBuf::from),
@@ -529,23 +529,14 @@ impl Console {
                 args.stale_after_s
             )));
         }
-        {
-            let mut store = lock(&self.store);
-            let tx = store.transaction()?;
-            for (k, v) in [
-                ("language", crate::ipc::wire_name(&args.language)),
-                ("theme", crate::ipc::wire_name(&args.theme)),
-                ("stale_after_s", args.stale_after_s.to_string()),
-            ] {
-                tx.execute(
-                    "INSERT INTO settings(key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    rusqlite::params![k, v],
-                )
-                .map_err(outpost_store::StoreError::from)?;
-            }
-            tx.commit().map_err(outpost_store::StoreError::from)?;
-        }
+        let language = crate::ipc::wire_name(&args.language);
+        let theme = crate::ipc::wire_name(&args.theme);
+        let stale = args.stale_after_s.to_string();
+        lock(&self.store).set_settings(&[
+            ("language", &language),
+            ("theme", &theme),
+            ("stale_after_s", &stale),
+        ])?;
         self.get_settings()
     }
 

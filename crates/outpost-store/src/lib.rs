@@ -254,12 +254,24 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO settings(key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.set_settings(&[(key, value)])
+    }
+
+    /// Stores several settings in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_settings(&mut self, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (key, value) in pairs {
+            tx.execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }

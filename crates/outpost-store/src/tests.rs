@@ -796,7 +796,7 @@ fn queue_orders_open_by_priority_then_age_and_keeps_recent_closed() {
 
 #[test]
 fn settings_round_trip() {
-    let s = store();
+    let mut s = store();
     assert_eq!(s.setting("language").expect("read"), None);
     s.set_setting("language", "zh_cn").expect("write");
     s.set_setting("language", "en").expect("overwrite");
