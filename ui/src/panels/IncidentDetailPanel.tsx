@@ -4,6 +4,7 @@ import { allowedNext, assignableUnits, DISPOSITIONS, distanceM, INCIDENT_TYPES, 
 import { formatDateTime, formatLatLon } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { describeEvent } from "./timeline";
+import { CloseButton } from "./CloseButton";
 
 /** Everything the detail panel can ask the backend to do. */
 export interface IncidentActions {
@@ -46,9 +47,7 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions }: Inci
           <span className={`prio-badge prio-${s.priority}`}>{s.priority}</span> {label.incidentType(lang, s.incident_type)}{" "}
           <span className="muted">#{s.number}</span>
         </h2>
-        <button type="button" className="icon-button" onClick={actions.dismiss} title={t(lang, "detail.closePanel")} aria-label={t(lang, "detail.closePanel")}>
-          ✕
-        </button>
+        <CloseButton label={t(lang, "detail.closePanel")} onClick={actions.dismiss} />
       </header>
 
       <div className="detail-status">

@@ -4,6 +4,7 @@ import { defaultPriority, INCIDENT_TYPES, PRIORITIES } from "../domain";
 import { formatLatLon } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { PlaceSearch } from "./PlaceSearch";
+import { CloseButton } from "./CloseButton";
 
 /** Where the new incident is, as far as the form knows. */
 export interface Draft {
@@ -34,9 +35,7 @@ export function NewIncidentForm(p: NewIncidentFormProps) {
     <section id="new-incident-form" className="panel card" aria-labelledby="form-title">
       <header className="panel-head">
         <h2 id="form-title">{t(p.lang, "form.title")}</h2>
-        <button type="button" className="icon-button" onClick={p.onCancel} title={t(p.lang, "form.cancel")} aria-label={t(p.lang, "form.cancel")}>
-          ✕
-        </button>
+        <CloseButton label={t(p.lang, "form.cancel")} onClick={p.onCancel} />
       </header>
       <form
         className="stack"

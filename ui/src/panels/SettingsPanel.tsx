@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { type Language, type Settings, STALE_AFTER_S_MAX, STALE_AFTER_S_MIN, type Theme } from "../bindings";
 import { type Lang, t } from "../i18n";
+import { CloseButton } from "./CloseButton";
 
 export interface SettingsPanelProps {
   lang: Lang;
@@ -20,9 +21,7 @@ export function SettingsPanel(p: SettingsPanelProps) {
     <section id="settings-panel" className="panel card" aria-labelledby="settings-title">
       <header className="panel-head">
         <h2 id="settings-title">{t(p.lang, "settings.title")}</h2>
-        <button type="button" className="icon-button" onClick={p.onDismiss} title={t(p.lang, "detail.closePanel")} aria-label={t(p.lang, "detail.closePanel")}>
-          ✕
-        </button>
+        <CloseButton label={t(p.lang, "detail.closePanel")} onClick={p.onDismiss} />
       </header>
       <form
         className="stack"

@@ -3,6 +3,7 @@ import { allowedNext, fixAgeS, isCommitted, isStale } from "../domain";
 import { formatAge, formatClock, formatDateTime, formatLatLon, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { facilityName } from "../map/features";
+import { CloseButton } from "./CloseButton";
 
 export interface UnitCardProps {
   lang: Lang;
@@ -27,9 +28,7 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
         <h2 id="unit-title">
           {u.callsign} <span className="muted">{label.unitKind(lang, u.kind)}</span>
         </h2>
-        <button type="button" className="icon-button" onClick={onDismiss} title={t(lang, "detail.closePanel")} aria-label={t(lang, "detail.closePanel")}>
-          ✕
-        </button>
+        <CloseButton label={t(lang, "detail.closePanel")} onClick={onDismiss} />
       </header>
       <dl className="fields">
         <dt>{t(lang, "board.status")}</dt>
@@ -105,9 +104,7 @@ export function FacilityCard({ lang, facility: f, units, onOpenUnit, onDismiss }
         <h2 id="facility-title">
           {facilityName(f, lang)} <span className="muted">{label.facilityKind(lang, f.kind)}</span>
         </h2>
-        <button type="button" className="icon-button" onClick={onDismiss} title={t(lang, "detail.closePanel")} aria-label={t(lang, "detail.closePanel")}>
-          ✕
-        </button>
+        <CloseButton label={t(lang, "detail.closePanel")} onClick={onDismiss} />
       </header>
       <dl className="fields">
         <dt>{t(lang, "detail.location")}</dt>
