@@ -166,6 +166,19 @@ function roadWidth(base: number | ExpressionSpecification, extra = 0): Expressio
   return ["interpolate", ["exponential", 1.5], ["zoom"], 8, at(0.3), 12, at(1), 14, at(2.2), 18, at(8)];
 }
 
+/** A line of the pack's `road` layer for one group of road classes, in one colour and width. */
+function roadLine(id: string, filter: ExpressionSpecification, color: string, width: number): LayerSpecification {
+  return {
+    id,
+    type: "line",
+    source: SOURCES.pack,
+    "source-layer": "road",
+    filter,
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": color, "line-width": roadWidth(width) },
+  };
+}
+
 /** Builds the whole style: basemap from the pack plus empty overlay sources. */
 export function buildStyle(o: StyleOptions): StyleSpecification {
   const p = PALETTES[o.theme];
@@ -237,33 +250,9 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
         "line-opacity": ["interpolate", ["linear"], ["zoom"], 10, 0, 12, 1],
       },
     },
-    {
-      id: "road-minor",
-      type: "line",
-      source: src,
-      "source-layer": "road",
-      filter: minor,
-      layout: { "line-cap": "round", "line-join": "round" },
-      paint: { "line-color": p.roadMinor, "line-width": roadWidth(1) },
-    },
-    {
-      id: "road-mid",
-      type: "line",
-      source: src,
-      "source-layer": "road",
-      filter: mid,
-      layout: { "line-cap": "round", "line-join": "round" },
-      paint: { "line-color": p.roadMajor, "line-width": roadWidth(1.8) },
-    },
-    {
-      id: "road-major",
-      type: "line",
-      source: src,
-      "source-layer": "road",
-      filter: major,
-      layout: { "line-cap": "round", "line-join": "round" },
-      paint: { "line-color": p.roadMajor, "line-width": roadWidth(2.6) },
-    },
+    roadLine("road-minor", minor, p.roadMinor, 1),
+    roadLine("road-mid", mid, p.roadMajor, 1.8),
+    roadLine("road-major", major, p.roadMajor, 2.6),
     {
       id: "road-tunnel",
       type: "line",
