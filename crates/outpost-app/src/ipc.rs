@@ -14,7 +14,8 @@ use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{
     Disposition, IncidentStatus, IncidentType, MAX_ADDRESS_CHARS, MAX_TEXT_CHARS, Priority,
 };
-use outpost_domain::op::{Fix, IncidentFields};
+use outpost_domain::merge::{ConflictKind, Register};
+use outpost_domain::op::{Fix, IncidentFields, Lane};
 pub use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::{UnitKind, UnitStatus};
 pub use outpost_geo::{LocationDescription, SearchHit as PlaceHit, SearchKind as PlaceKind};
@@ -114,6 +115,10 @@ pub struct Settings {
     pub theme: Theme,
     /// A unit's fix older than this many seconds is drawn as stale (default 120).
     pub stale_after_s: u32,
+    /// The sync server's base URL (`http://host:port`), or `None` to work alone. `--server`
+    /// on the command line overrides it for one run.
+    #[serde(default)]
+    pub server_url: Option<String>,
 }
 
 /// The shortest stale threshold a user may set, seconds.
@@ -127,6 +132,7 @@ impl Default for Settings {
             language: Language::Auto,
             theme: Theme::Auto,
             stale_after_s: 120,
+            server_url: None,
         }
     }
 }
@@ -355,6 +361,126 @@ pub struct PlaceQuery {
     pub limit: u32,
 }
 
+/// The sync connection as the indicator shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// No server configured: the console works alone.
+    Disabled,
+    /// Connected and caught up.
+    Online,
+    /// Connected, pushing or pulling a backlog.
+    Syncing,
+    /// The server cannot be reached (since `offline_since`); work goes on locally.
+    Offline,
+}
+
+/// Ops waiting in the outbox, per lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct LaneCounts {
+    /// Incidents, assignments, statuses.
+    pub critical: u32,
+    /// Notes.
+    pub notes: u32,
+    /// Positions.
+    pub positions: u32,
+}
+
+/// `sync_status`: what the connection indicator shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SyncStatus {
+    /// Connection state.
+    pub state: SyncState,
+    /// The server URL in use, if any.
+    pub server_url: Option<String>,
+    /// When the link was lost (UTC), while offline.
+    pub offline_since: Option<DateTime<Utc>>,
+    /// The last time a push or pull completed (UTC).
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Ops not yet acknowledged by the server, per lane.
+    pub pending: LaneCounts,
+    /// Ops the server refused (needs attention).
+    pub parked: u32,
+    /// Open conflicts.
+    pub conflicts: u32,
+    /// Ops from newer consoles this build cannot show yet (upgrade to see them).
+    pub deferred: u32,
+    /// The last error met, one line (e.g. `"connection refused"`), while not online.
+    pub last_error: Option<String>,
+}
+
+/// One side of a conflict: a write, who made it and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConflictSide {
+    /// The op.
+    pub op_id: String,
+    /// Who.
+    pub user: String,
+    /// When (the op's HLC time, UTC).
+    pub at: DateTime<Utc>,
+    /// What it says, one line in the console's language terms (e.g. `"P1"`, `"closed: arrest"`,
+    /// `"东胜03 dispatched"`).
+    pub summary: String,
+    /// The value written, as JSON (a register value, or `null`).
+    #[ts(type = "unknown")]
+    pub value: serde_json::Value,
+    /// True for the side the console currently shows (the merge rules' winner).
+    pub shown: bool,
+    /// For a double assignment: the assignment this side stands for.
+    pub assignment_id: Option<String>,
+}
+
+/// One open conflict (SYNC.md principle 5–6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConflictView {
+    /// Conflict id (stable on every replica).
+    pub id: String,
+    /// Kind.
+    pub kind: ConflictKind,
+    /// The register, for field conflicts.
+    pub register: Option<Register>,
+    /// The incident concerned.
+    pub incident_id: Option<String>,
+    /// Its number.
+    pub incident_number: Option<String>,
+    /// The unit concerned (double assignment).
+    pub unit_id: Option<String>,
+    /// Its callsign.
+    pub callsign: Option<String>,
+    /// The conflicting sides, oldest first.
+    pub sides: Vec<ConflictSide>,
+}
+
+/// `resolve_conflict`: one explicit decision, written as an op that syncs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ResolveConflict {
+    /// The conflict.
+    pub conflict_id: String,
+    /// The side kept: for a field conflict its value is written again as an informed write;
+    /// for a double assignment the other assignments are released; for an edit after close
+    /// the edit is accepted (an assignment it made is released).
+    pub keep_op_id: String,
+    /// Why (may be empty).
+    pub note: String,
+}
+
+/// An op the server refused: shown under "needs attention" with the server's reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ParkedOp {
+    /// The op.
+    pub op_id: String,
+    /// Its kind, e.g. `"incident.set_fields"`.
+    pub kind: String,
+    /// Its lane.
+    pub lane: Lane,
+    /// When it was written (UTC).
+    pub written_at: DateTime<Utc>,
+    /// What it did, one line.
+    pub summary: String,
+    /// The server's reason.
+    pub reason: String,
+}
+
 /// The name of the event the backend emits after any change; payload `{ revision: number }`.
 pub const STATE_CHANGED_EVENT: &str = "state-changed";
 
@@ -467,6 +593,34 @@ pub const COMMANDS: &[CommandSpec] = &[
         doc: "Street + nearest named place for a point.",
     },
     CommandSpec {
+        name: "sync_status",
+        ts_name: "syncStatus",
+        args: None,
+        returns: "SyncStatus",
+        doc: "The connection indicator: online/syncing/offline, pending ops per lane, last sync.",
+    },
+    CommandSpec {
+        name: "conflicts",
+        ts_name: "conflicts",
+        args: None,
+        returns: "ConflictView[]",
+        doc: "Open conflicts, both sides with who and when.",
+    },
+    CommandSpec {
+        name: "resolve_conflict",
+        ts_name: "resolveConflict",
+        args: Some("ResolveConflict"),
+        returns: "ConflictView[]",
+        doc: "Resolves one conflict with an explicit decision (an op that syncs); the conflicts left.",
+    },
+    CommandSpec {
+        name: "parked_ops",
+        ts_name: "parkedOps",
+        args: None,
+        returns: "ParkedOp[]",
+        doc: "Ops the server refused, with its reason (needs attention).",
+    },
+    CommandSpec {
         name: "get_settings",
         ts_name: "getSettings",
         args: None,
@@ -523,6 +677,16 @@ fn decls(cfg: &Config) -> Vec<String> {
         PlaceKind::decl(cfg),
         PlaceHit::decl(cfg),
         LocationDescription::decl(cfg),
+        Lane::decl(cfg),
+        Register::decl(cfg),
+        ConflictKind::decl(cfg),
+        SyncState::decl(cfg),
+        LaneCounts::decl(cfg),
+        SyncStatus::decl(cfg),
+        ConflictSide::decl(cfg),
+        ConflictView::decl(cfg),
+        ResolveConflict::decl(cfg),
+        ParkedOp::decl(cfg),
     ]
 }
 

@@ -12,14 +12,16 @@ pub mod clock;
 pub mod facility;
 pub mod geo;
 pub mod incident;
+pub mod merge;
 pub mod op;
 pub mod timeline;
 pub mod unit;
+pub mod wire;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use facility::{Facility, FacilityKind};
 pub use geo::LatLon;
 pub use incident::{Disposition, IncidentStatus, IncidentType, Priority};
-pub use op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+pub use op::{Hlc, Lane, OpBody, OpEnvelope, Release, SCHEMA_VERSION};
 pub use timeline::TimelineEvent;
 pub use unit::{StatusError, UnitKind, UnitStatus};

@@ -7,9 +7,16 @@
 //!
 //! ```json
 //! {"op_id":"0193…","origin":"0193…","seq":7,"hlc":{"wall_ms":1764400000000,"logical":0},
-//!  "base_version":null,"user":"cmdr.li","schema":1,"lane":"critical",
-//!  "body":{"kind":"unit.set_status","unit_id":"u-01","from":"dispatched","to":"en_route"}}
+//!  "base_version":null,"user":"cmdr.li","schema":1,"lane":"critical","lane_seq":5,
+//!  "body":{"kind":"unit.set_status","unit_id":"u-01","from":"dispatched","to":"en_route",
+//!          "releases":[]}}
 //! ```
+//!
+//! Every op says exactly what it writes: an op that ends assignments (a close, a status
+//! change to a free status, a conflict resolution) names them in `releases`, decided by the
+//! author when it was written. That is what makes the merge rules of [`crate::merge`] pure
+//! functions of the *set* of ops (SYNC.md principle 13): nothing depends on what else a
+//! replica happened to have applied first.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -95,7 +102,11 @@ pub struct OpEnvelope {
     pub seq: u64,
     /// Hybrid logical clock stamp when written.
     pub hlc: Hlc,
-    /// The server version of the target the author last saw; `None` before any sync.
+    /// The server version the author last saw: the global sequence number (`gseq`) of the
+    /// newest server op this origin had pulled when it wrote the op (its pull cursor), never
+    /// lower than the `base_version` of this origin's previous op. `None` before any sync
+    /// (read as 0). [`crate::merge`] uses it for causality ("the author had seen op X") and as
+    /// the first part of the register order, so a stale write never beats an informed one.
     pub base_version: Option<u64>,
     /// Login name of the person who acted.
     pub user: String,
@@ -103,6 +114,9 @@ pub struct OpEnvelope {
     pub schema: u32,
     /// The lane it travels in; always [`OpBody::lane`] of the body.
     pub lane: Lane,
+    /// Gap-free per-(origin, lane) sequence number, from 1: lanes are pushed independently
+    /// (critical first), and the server keeps one high-water mark per origin and lane.
+    pub lane_seq: u64,
     /// The operation.
     pub body: OpBody,
 }
@@ -135,6 +149,20 @@ pub struct IncidentFields {
     pub address: Option<String>,
     /// New description.
     pub description: Option<String>,
+}
+
+/// One assignment ended by an op, as the author decided it when writing the op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Release {
+    /// The assignment that ends.
+    pub assignment_id: Uuid,
+    /// Its incident.
+    pub incident_id: Uuid,
+    /// Its unit.
+    pub unit_id: String,
+    /// The unit's status after the release (`available` when the author saw no other
+    /// active assignment of the unit); `None` leaves the unit's status alone.
+    pub unit_to: Option<UnitStatus>,
 }
 
 /// The domain operations. Serialized with a `kind` tag such as `"incident.create"`.
@@ -173,7 +201,7 @@ pub enum OpBody {
         /// Target.
         incident_id: Uuid,
     },
-    /// Closed with a disposition; releases every active assignment.
+    /// Closed with a disposition; ends the assignments the author saw active.
     #[serde(rename = "incident.close")]
     IncidentClose {
         /// Target.
@@ -182,6 +210,9 @@ pub enum OpBody {
         disposition: Disposition,
         /// Free-text closing summary (may be empty).
         summary: String,
+        /// The assignments this close ends (those active at the author).
+        #[serde(default)]
+        releases: Vec<Release>,
     },
     /// A unit's status changed by a person (not by assignment).
     #[serde(rename = "unit.set_status")]
@@ -192,6 +223,10 @@ pub enum OpBody {
         from: UnitStatus,
         /// New status.
         to: UnitStatus,
+        /// Assignments this change ends (a change to a free status ends the unit's active
+        /// assignments the author saw; their `unit_to` is `None`, `to` is the status).
+        #[serde(default)]
+        releases: Vec<Release>,
     },
     /// A unit dispatched to an incident; the unit becomes `dispatched`.
     #[serde(rename = "assignment.add")]
@@ -203,7 +238,7 @@ pub enum OpBody {
         /// Unit.
         unit_id: String,
     },
-    /// An assignment ended; the unit becomes `available` (cleared).
+    /// An assignment ended (the unit cleared or was taken off the incident).
     #[serde(rename = "assignment.release")]
     AssignmentRelease {
         /// The assignment.
@@ -212,6 +247,10 @@ pub enum OpBody {
         incident_id: Uuid,
         /// Unit.
         unit_id: String,
+        /// The unit's status afterwards (`available` when the author saw no other active
+        /// assignment of the unit), or `None` to leave it.
+        #[serde(default)]
+        unit_to: Option<UnitStatus>,
     },
     /// A note on an incident's timeline.
     #[serde(rename = "timeline.append")]
@@ -249,6 +288,20 @@ pub enum OpBody {
         /// The facility.
         facility: Facility,
     },
+    /// A person resolved a conflict that is not settled by a plain write (an edit or an
+    /// assignment concurrent with a close). Field conflicts are resolved by an informed
+    /// `incident.set_fields`, double assignments by `assignment.release`.
+    #[serde(rename = "conflict.resolve")]
+    ConflictResolve {
+        /// The conflict's id ([`crate::merge::ConflictId`] text form).
+        conflict_id: String,
+        /// Assignments the resolution ends (e.g. a unit sent to an incident that was closed).
+        #[serde(default)]
+        releases: Vec<Release>,
+        /// Why (may be empty); shown on the incident's timeline.
+        #[serde(default)]
+        note: String,
+    },
 }
 
 impl OpBody {
@@ -275,6 +328,7 @@ impl OpBody {
             OpBody::PositionReport { .. } => "position.report",
             OpBody::UnitRegister { .. } => "unit.register",
             OpBody::FacilityRegister { .. } => "facility.register",
+            OpBody::ConflictResolve { .. } => "conflict.resolve",
         }
     }
 }
@@ -335,14 +389,20 @@ mod tests {
             unit_id: "u-01".into(),
             from: UnitStatus::Dispatched,
             to: UnitStatus::EnRoute,
+            releases: vec![],
         };
         let json = serde_json::to_value(&body).ok();
         assert_eq!(
             json,
             Some(
-                serde_json::json!({"kind":"unit.set_status","unit_id":"u-01","from":"dispatched","to":"en_route"})
+                serde_json::json!({"kind":"unit.set_status","unit_id":"u-01","from":"dispatched","to":"en_route","releases":[]})
             )
         );
+        // An op written without `releases` (older writer) still reads.
+        let old: Result<OpBody, _> = serde_json::from_value(
+            serde_json::json!({"kind":"unit.set_status","unit_id":"u-01","from":"dispatched","to":"en_route"}),
+        );
+        assert_eq!(old.ok(), Some(body.clone()));
         assert_eq!(body.lane(), Lane::Critical);
         assert_eq!(body.kind(), "unit.set_status");
     }

@@ -65,4 +65,11 @@ pub enum TimelineEvent {
         /// Closing summary.
         summary: String,
     },
+    /// A person resolved a sync conflict on this incident (`conflict.resolve`).
+    ConflictResolved {
+        /// The conflict id ([`crate::merge::ConflictId`] text form).
+        conflict_id: String,
+        /// Why (may be empty).
+        note: String,
+    },
 }

@@ -1,0 +1,218 @@
+//! The sync protocol between consoles and `outpost-server` (`design/SYNC.md` principles
+//! 3, 7, 8, 11, 12), version [`PROTOCOL_VERSION`], as JSON over HTTP:
+//!
+//! | request | body / query | answer |
+//! |---|---|---|
+//! | `GET /v1/health` | | [`Health`] |
+//! | `GET /v1/capabilities` | | [`Capabilities`] |
+//! | `POST /v1/push` | [`PushRequest`] | [`PushResponse`] |
+//! | `GET /v1/pull?after=G&limit=N` | | [`PullResponse`] |
+//! | `GET /v1/snapshot` | | [`Snapshot`] |
+//! | `GET /v1/poke` | WebSocket | text messages [`Poke`] |
+//!
+//! Errors are an HTTP status with an [`ErrorBody`]: 400 (undecodable or truncated payload,
+//! a push for another origin's ops, lane/seq mismatch; nothing is stored), 413 (more than
+//! [`MAX_BATCH_OPS`] ops or [`MAX_PUSH_BYTES`] bytes), 409 `epoch_changed` (the server was
+//! restored; the console resyncs), 410 `snapshot_required` (the history after `after` has been
+//! compacted; the console loads [`Snapshot`]), 503 (shutting down; retry).
+//!
+//! Pushes go one lane at a time ([`crate::op::Lane`]), in `lane_seq` order. The server keeps
+//! one high-water mark per (origin, lane): an op at or below it is answered with its stored
+//! outcome (idempotent re-send), the next one is accepted or parked, and an op beyond a gap
+//! stops the batch with `resend_from`. Ops travel as raw JSON so that an op of a newer schema
+//! is parked with a reason, never dropped for failing to decode.
+//!
+//! Pull is in global order (`gseq`) and includes the console's own ops, so it learns their
+//! `gseq` (needed for causality, [`crate::merge`]). The console applies a page and stores
+//! the new cursor in one transaction. The WebSocket only pokes ("something new up to gseq
+//! N"); the data always flows over pull.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::op::Lane;
+
+/// The protocol version this build speaks (the `/v1/` of the paths).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The most ops a push may carry; more gets 413.
+pub const MAX_BATCH_OPS: usize = 1_000;
+/// The largest push body accepted, bytes; more gets 413.
+pub const MAX_PUSH_BYTES: usize = 4 * 1024 * 1024;
+/// The largest pull page served (a larger `limit` is reduced to it).
+pub const MAX_PULL_LIMIT: usize = 5_000;
+/// How far the global sequence jumps when a server learns it was restored from a backup
+/// (a console knew a `gseq` beyond the server's newest): new numbers then never collide with
+/// the numbers of the lost ops that consoles had already seen (2^32 ops).
+pub const EPOCH_GSEQ_GAP: u64 = 1 << 32;
+/// Acked ops stay in a console's outbox at least this long, for re-push after a server
+/// restore (SYNC.md principle 11), days.
+pub const ACKED_RETENTION_DAYS: i64 = 14;
+
+/// `POST /v1/push`: ops of one origin and one lane, in `lane_seq` order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// [`PROTOCOL_VERSION`] of the console.
+    pub protocol: u32,
+    /// The pushing installation; every op must carry it (else 400).
+    pub origin: Uuid,
+    /// The lane of every op (else 400).
+    pub lane: Lane,
+    /// The server epoch the console last synced with (`None` before the first sync). A
+    /// different current epoch answers 409 `epoch_changed`.
+    pub epoch: Option<Uuid>,
+    /// The console's pull cursor (newest `gseq` it has applied). A cursor beyond the
+    /// server's newest `gseq` tells the server it was restored from a backup: it starts a new
+    /// epoch and answers 409.
+    pub cursor: u64,
+    /// The ops, as raw [`crate::op::OpEnvelope`] JSON.
+    pub ops: Vec<Value>,
+}
+
+/// What became of one pushed op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Newly ordered at `gseq`.
+    Accepted {
+        /// Its global sequence number.
+        gseq: u64,
+    },
+    /// Already accepted earlier (a re-send); the stored answer.
+    Duplicate {
+        /// Its global sequence number.
+        gseq: u64,
+    },
+    /// Refused and parked: not applied anywhere; the author sees it under "needs attention"
+    /// with the reason. A re-send gets the same answer.
+    Parked {
+        /// One line saying what was wrong.
+        reason: String,
+    },
+}
+
+/// The outcome of one op of a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpResult {
+    /// The op.
+    pub op_id: Uuid,
+    /// Its lane sequence number.
+    pub lane_seq: u64,
+    /// What became of it.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResponse {
+    /// The server's epoch.
+    pub epoch: Uuid,
+    /// One result per op answered, in order; ops after a gap are not answered.
+    pub results: Vec<OpResult>,
+    /// Set when the batch skipped ahead: re-send this lane from this `lane_seq`.
+    pub resend_from: Option<u64>,
+    /// The server's high-water mark for (origin, lane) after this push.
+    pub high_water: u64,
+    /// The newest `gseq` on the server.
+    pub server_gseq: u64,
+}
+
+/// One op in the global order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PulledOp {
+    /// Its global sequence number.
+    pub gseq: u64,
+    /// The op as the author wrote it ([`crate::op::OpEnvelope`] JSON; may be of a newer
+    /// schema than the reader knows: the reader keeps it aside and moves on).
+    pub op: Value,
+}
+
+/// `GET /v1/pull?after=G&limit=N`: the ops with `gseq > after`, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullResponse {
+    /// The server's epoch.
+    pub epoch: Uuid,
+    /// Up to `limit` ops.
+    pub ops: Vec<PulledOp>,
+    /// The newest `gseq` on the server when the page was read.
+    pub server_gseq: u64,
+    /// True when more ops follow this page.
+    pub more: bool,
+}
+
+/// `GET /v1/snapshot`: the whole retained state, for a console whose cursor is older than
+/// the compacted history (410 `snapshot_required`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The server's epoch.
+    pub epoch: Uuid,
+    /// The snapshot is complete up to this `gseq`; pull continues after it.
+    pub gseq: u64,
+    /// Every retained op up to `gseq`, in order.
+    pub ops: Vec<PulledOp>,
+    /// Track history from compacted position reports (unit id, fix), kept in state.
+    pub compacted_positions: Vec<CompactedFix>,
+}
+
+/// A position whose op was compacted away, kept as track history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactedFix {
+    /// The unit.
+    pub unit_id: String,
+    /// The fix.
+    pub fix: crate::op::Fix,
+    /// When it was received (HLC wall time of its op), ms since the Unix epoch (UTC).
+    pub received_at_ms: i64,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"`, or `"shutting_down"`.
+    pub status: String,
+    /// The server's epoch.
+    pub epoch: Uuid,
+    /// The newest `gseq`.
+    pub server_gseq: u64,
+}
+
+/// `GET /v1/capabilities`: what this server speaks, so an older console can keep working
+/// against a newer server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Protocol versions served (paths `/v{n}/`).
+    pub protocols: Vec<u32>,
+    /// The newest op schema the server applies; older schemas are accepted.
+    pub max_schema: u32,
+    /// [`MAX_BATCH_OPS`] of this server.
+    pub max_batch_ops: usize,
+    /// [`MAX_PUSH_BYTES`] of this server.
+    pub max_push_bytes: usize,
+    /// [`MAX_PULL_LIMIT`] of this server.
+    pub max_pull_limit: usize,
+    /// The server's name and version, e.g. `"outpost-server 0.1.0"`.
+    pub server: String,
+}
+
+/// A WebSocket poke: ops up to `gseq` are available to pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poke {
+    /// The newest `gseq`.
+    pub gseq: u64,
+    /// The server's epoch.
+    pub epoch: Uuid,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable: `bad_request`, `too_large`, `epoch_changed`, `snapshot_required`,
+    /// `unavailable`, `internal`.
+    pub code: String,
+    /// One line for people: what was wrong and where (e.g. `"ops[3].seq: missing field"`).
+    pub message: String,
+    /// For `epoch_changed`: the current epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Uuid>,
+}
