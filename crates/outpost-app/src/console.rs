@@ -19,7 +19,7 @@ use outpost_domain::clock::Clock;
 use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{MAX_ADDRESS_CHARS, MAX_TEXT_CHARS};
-use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope};
+use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope, Release};
 use outpost_domain::unit::{StatusError, UnitKind, UnitStatus};
 use outpost_geo::{Pack, PackError};
 use outpost_store::Store;
@@ -38,6 +38,9 @@ pub const DB_FILE: &str = "outpost.db";
 
 /// Settings key of the last area pack opened successfully (absolute path).
 pub const LAST_PACK_KEY: &str = "last_pack";
+
+/// Settings key of the sync server's base URL (empty: work alone).
+pub const SERVER_URL_KEY: &str = "server_url";
 
 /// How long closed incidents stay in the queue, hours.
 pub const CLOSED_VISIBLE_HOURS: i64 = 24;
@@ -391,9 +394,13 @@ impl Console {
                             unit.callsign, inc.number
                         ))
                     })?;
+                let others = query::active_assignments_of_unit(c, &unit.id)?
+                    .iter()
+                    .any(|a| a.id != assignment.id);
                 Ok(OpBody::AssignmentRelease {
                     assignment_id: assignment.id,
                     incident_id: id,
+                    unit_to: (!others).then_some(UnitStatus::Available),
                     unit_id: unit.id,
                 })
             },
@@ -417,10 +424,26 @@ impl Console {
                 unit.status
                     .check_transition(args.to, assigned)
                     .map_err(|e| transition_refused(&unit, args.to, e))?;
+                // A change to a free status ends the unit's active assignments; the unit's
+                // status is the one chosen, so the releases leave it alone.
+                let releases = if args.to.is_committed() {
+                    Vec::new()
+                } else {
+                    query::active_assignments_of_unit(c, &unit.id)?
+                        .into_iter()
+                        .map(|a| Release {
+                            assignment_id: a.id,
+                            incident_id: a.incident_id,
+                            unit_id: a.unit_id,
+                            unit_to: None,
+                        })
+                        .collect()
+                };
                 Ok(OpBody::UnitSetStatus {
                     unit_id: unit.id,
                     from: unit.status,
                     to: args.to,
+                    releases,
                 })
             },
             |c, _| Ok(unit_view(find_unit(c, &unit_id)?)),
@@ -468,6 +491,7 @@ impl Console {
                     incident_id: id,
                     disposition: args.disposition,
                     summary,
+                    releases: close_releases(c, id)?,
                 })
             },
             |c, _| detail(c, id),
@@ -513,6 +537,7 @@ impl Console {
             stale_after_s: read("stale_after_s")?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(d.stale_after_s),
+            server_url: read(SERVER_URL_KEY)?.filter(|v| !v.trim().is_empty()),
         })
     }
 
@@ -532,10 +557,15 @@ impl Console {
         let language = crate::ipc::wire_name(&args.language);
         let theme = crate::ipc::wire_name(&args.theme);
         let stale = args.stale_after_s.to_string();
+        let server_url = match args.server_url.as_deref().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(url) => check_server_url(url)?,
+        };
         lock(&self.store).set_settings(&[
             ("language", &language),
             ("theme", &theme),
             ("stale_after_s", &stale),
+            (SERVER_URL_KEY, &server_url),
         ])?;
         self.get_settings()
     }
@@ -725,6 +755,31 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<String, AppError> {
     Ok(text.to_string())
 }
 
+/// A server URL: `http://` or `https://`, a host, an optional port, nothing after but `/`.
+/// Returned without a trailing slash.
+fn check_server_url(url: &str) -> Result<String, AppError> {
+    let bad = || {
+        AppError::invalid(format!(
+            "the server address {url:?} is not of the form http://host:port or https://host:port"
+        ))
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    if host_port.is_empty() || host_port.contains(['/', ' ', '?', '#', '@']) {
+        return Err(bad());
+    }
+    if let Some((host, port)) = host_port.rsplit_once(':')
+        && !host.ends_with(']')
+        && (host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(bad());
+    }
+    Ok(url.strip_suffix('/').unwrap_or(url).to_string())
+}
+
 fn check_location(l: LatLon) -> Result<LatLon, AppError> {
     LatLon::new(l.lat, l.lon).map_err(|e| AppError::invalid(format!("bad location: {e}")))
 }
@@ -753,6 +808,27 @@ fn open_incident(c: &Connection, id: Uuid) -> Result<IncidentRow, AppError> {
         ));
     }
     Ok(inc)
+}
+
+/// The releases of a close: every active assignment of the incident; a unit with no other
+/// active assignment becomes available.
+fn close_releases(c: &Connection, id: Uuid) -> Result<Vec<Release>, AppError> {
+    let mut out = Vec::new();
+    for a in query::assignments(c, id)?
+        .into_iter()
+        .filter(|a| a.released_at.is_none())
+    {
+        let others = query::active_assignments_of_unit(c, &a.unit_id)?
+            .iter()
+            .any(|o| o.id != a.id);
+        out.push(Release {
+            assignment_id: a.id,
+            incident_id: a.incident_id,
+            unit_to: (!others).then_some(UnitStatus::Available),
+            unit_id: a.unit_id,
+        });
+    }
+    Ok(out)
 }
 
 /// A status in words, as a commander says it ("en route").

@@ -12,7 +12,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use outpost_domain::op::{OpBody, OpEnvelope};
+use outpost_domain::op::{OpBody, OpEnvelope, Release};
 use outpost_domain::unit::UnitStatus;
 
 use crate::StoreError;
@@ -138,6 +138,7 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             incident_id,
             disposition,
             summary,
+            releases,
         } => {
             let id = incident_id.to_string();
             let exists: Option<i64> = conn
@@ -150,9 +151,7 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                  WHERE id = ?1 AND closed_at IS NULL",
                 params![id, at, user, enum_text(disposition)?, summary],
             )?;
-            for (assignment_id, unit_id) in active_assignments_of_incident(conn, &id)? {
-                release(conn, &assignment_id, &unit_id, at, user, true)?;
-            }
+            apply_releases(conn, releases, at, user)?;
             timeline(
                 conn,
                 &op_id,
@@ -165,19 +164,20 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                 },
             )?;
         }
-        OpBody::UnitSetStatus { unit_id, to, .. } => {
+        OpBody::UnitSetStatus {
+            unit_id,
+            to,
+            releases,
+            ..
+        } => {
             let callsign = callsign(conn, unit_id)?;
             let active = active_assignments_of_unit(conn, unit_id)?;
-            for (n, (assignment_id, incident_id)) in active.iter().enumerate() {
+            for (n, (_, incident_id)) in active.iter().enumerate() {
                 let entry = if n == 0 {
                     op_id.clone()
                 } else {
                     format!("{op_id}+{n}")
                 };
-                if !to.is_committed() {
-                    // Cleared (or taken off the incident by a busy / out-of-service change).
-                    release(conn, assignment_id, unit_id, at, user, false)?;
-                }
                 let incident = crate::sql::uuid("assignments.incident_id", incident_id)?;
                 timeline(
                     conn,
@@ -192,6 +192,7 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                     },
                 )?;
             }
+            apply_releases(conn, releases, at, user)?;
             set_unit_status(conn, unit_id, *to, at)?;
         }
         OpBody::AssignmentAdd {
@@ -231,9 +232,13 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             assignment_id,
             incident_id,
             unit_id,
+            unit_to,
         } => {
             let callsign = callsign(conn, unit_id)?;
-            let released = release(conn, &assignment_id.to_string(), unit_id, at, user, true)?;
+            let released = release(conn, &assignment_id.to_string(), at, user)?;
+            if released && let Some(to) = unit_to {
+                set_unit_status(conn, unit_id, *to, at)?;
+            }
             if released {
                 timeline(
                     conn,
@@ -325,6 +330,26 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                 params![unit_id, callsign, enum_text(unit_kind)?, home_station, at],
             )?;
         }
+        OpBody::ConflictResolve {
+            conflict_id,
+            releases,
+            note,
+        } => {
+            apply_releases(conn, releases, at, user)?;
+            if let Some(incident_id) = outpost_domain::merge::incident_of(&op.body) {
+                timeline(
+                    conn,
+                    &op_id,
+                    incident_id,
+                    at,
+                    user,
+                    &TimelineEvent::ConflictResolved {
+                        conflict_id: conflict_id.clone(),
+                        note: note.clone(),
+                    },
+                )?;
+            }
+        }
         OpBody::FacilityRegister { facility } => {
             conn.execute(
                 "INSERT INTO facilities(id, kind, name_zh, name_en, lat, lon, updated_at)
@@ -410,19 +435,6 @@ fn set_unit_status(
     Ok(())
 }
 
-/// (assignment id, unit id) of the active assignments of an incident.
-fn active_assignments_of_incident(
-    conn: &Connection,
-    incident_id: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, unit_id FROM assignments
-         WHERE incident_id = ?1 AND released_at IS NULL ORDER BY assigned_at, id",
-    )?;
-    let rows = st.query_map([incident_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// (assignment id, incident id) of the active assignments of a unit.
 fn active_assignments_of_unit(
     conn: &Connection,
@@ -436,34 +448,28 @@ fn active_assignments_of_unit(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Ends an assignment. With `free_unit`, a unit left with no active assignment and still in
-/// a committed status (dispatched, en route, on scene) becomes available. Returns whether the
-/// assignment was active.
-fn release(
+/// Ends the assignments an op names; a release with `unit_to` sets that unit's status.
+fn apply_releases(
     conn: &Connection,
-    assignment_id: &str,
-    unit_id: &str,
+    releases: &[Release],
     at: i64,
     user: &str,
-    free_unit: bool,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
+    for r in releases {
+        let released = release(conn, &r.assignment_id.to_string(), at, user)?;
+        if released && let Some(to) = r.unit_to {
+            set_unit_status(conn, &r.unit_id, to, at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends an assignment. Returns whether it was active.
+fn release(conn: &Connection, assignment_id: &str, at: i64, user: &str) -> Result<bool, StoreError> {
     let changed = conn.execute(
         "UPDATE assignments SET released_at = ?2, released_by = ?3
          WHERE id = ?1 AND released_at IS NULL",
         params![assignment_id, at, user],
     )?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    if free_unit {
-        conn.execute(
-            "UPDATE units SET status = 'available', status_since = ?2,
-                    status_version = status_version + 1
-             WHERE id = ?1 AND status IN ('dispatched', 'en_route', 'on_scene')
-               AND NOT EXISTS (SELECT 1 FROM assignments
-                               WHERE unit_id = ?1 AND released_at IS NULL)",
-            params![unit_id, at],
-        )?;
-    }
-    Ok(true)
+    Ok(changed == 1)
 }

@@ -304,6 +304,9 @@ fn append_local(
     })?;
     let seq = o.last_seq + 1;
     let hlc = Hlc::tick(o.hlc, now.timestamp_millis());
+    let lane = body.lane();
+    let lane_text = sql::enum_text(&lane)?;
+    let lane_seq = query::last_lane_seq(tx, lane)? + 1;
     let env = OpEnvelope {
         op_id: Uuid::now_v7(),
         origin,
@@ -312,27 +315,35 @@ fn append_local(
         base_version: None,
         user: user.to_string(),
         schema: SCHEMA_VERSION,
-        lane: body.lane(),
+        lane,
+        lane_seq,
         body,
     };
     tx.execute(
         "UPDATE origin SET last_seq = ?1, hlc_wall_ms = ?2, hlc_logical = ?3 WHERE singleton = 1",
         params![sql::u64_sql(seq), hlc.wall_ms, hlc.logical],
     )?;
+    tx.execute(
+        "INSERT INTO lane_seqs(lane, last_seq) VALUES (?1, ?2)
+         ON CONFLICT(lane) DO UPDATE SET last_seq = excluded.last_seq",
+        params![lane_text, sql::u64_sql(lane_seq)],
+    )?;
     apply::apply(tx, &env)?;
     tx.execute(
-        "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical, envelope, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical, envelope,
+                            created_at, lane_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             sql::u64_sql(seq),
             env.op_id.to_string(),
             origin.to_string(),
-            sql::enum_text(&env.lane)?,
+            lane_text,
             env.body.kind(),
             hlc.wall_ms,
             hlc.logical,
             serde_json::to_string(&env)?,
             now.timestamp_millis(),
+            sql::u64_sql(lane_seq),
         ],
     )?;
     Ok(env)

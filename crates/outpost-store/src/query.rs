@@ -172,6 +172,21 @@ pub fn origin(conn: &Connection) -> Result<Option<Origin>, StoreError> {
     .transpose()
 }
 
+/// The last `lane_seq` this origin used in `lane` (0 before its first op there).
+///
+/// # Errors
+/// SQLite errors.
+pub fn last_lane_seq(conn: &Connection, lane: Lane) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn
+        .query_row(
+            "SELECT last_seq FROM lane_seqs WHERE lane = ?1",
+            [crate::sql::enum_text(&lane)?],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(last.map(sql_u64).unwrap_or(0))
+}
+
 /// A stored setting.
 ///
 /// # Errors
@@ -462,6 +477,25 @@ pub fn active_assignment(
     );
     let raw = conn.query_row(&sql, [unit_id], raw_assignment).optional()?;
     raw.map(assignment_from).transpose()
+}
+
+/// Every active assignment of a unit, oldest first (two or more only after a sync conflict).
+///
+/// # Errors
+/// SQLite errors, unreadable values.
+pub fn active_assignments_of_unit(
+    conn: &Connection,
+    unit_id: &str,
+) -> Result<Vec<AssignmentRow>, StoreError> {
+    let sql = format!(
+        "{ASSIGNMENT_SELECT} WHERE a.unit_id = ?1 AND a.released_at IS NULL
+         ORDER BY a.assigned_at, a.id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let raws = st
+        .query_map([unit_id], raw_assignment)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(assignment_from).collect()
 }
 
 /// An incident's timeline, oldest first (ties in insertion order).

@@ -145,6 +145,20 @@ CREATE TABLE applied_ops (
 INSERT INTO applied_ops(op_id) SELECT op_id FROM outbox;
 "#;
 
+/// Migration 4: gap-free per-lane sequence numbers (`OpEnvelope::lane_seq`): one counter per
+/// lane, and the number of each outbox entry. Existing entries are numbered in seq order.
+const M4_LANE_SEQ: &str = r#"
+CREATE TABLE lane_seqs (
+    lane     TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+) STRICT;
+ALTER TABLE outbox ADD COLUMN lane_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE outbox SET lane_seq = (SELECT COUNT(*) FROM outbox o
+                              WHERE o.lane = outbox.lane AND o.seq <= outbox.seq);
+INSERT INTO lane_seqs(lane, last_seq) SELECT lane, MAX(lane_seq) FROM outbox GROUP BY lane;
+CREATE UNIQUE INDEX outbox_lane_seq ON outbox(lane, lane_seq);
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -156,6 +170,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M1_STATE).comment("state tables"),
         M::up(M2_OUTBOX).comment("origin and outbox"),
         M::up(M3_APPLIED_OPS).comment("applied-ops ledger"),
+        M::up(M4_LANE_SEQ).comment("lane sequence numbers"),
     ]
 }
 

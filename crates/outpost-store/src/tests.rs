@@ -6,7 +6,7 @@ use uuid::Uuid;
 use outpost_domain::facility::{Facility, FacilityKind};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentStatus, IncidentType, Priority};
-use outpost_domain::op::{Fix, IncidentFields, Lane, OpBody};
+use outpost_domain::op::{Fix, IncidentFields, Lane, OpBody, Release};
 use outpost_domain::unit::{UnitKind, UnitStatus};
 
 use crate::query::{self, OutboxStatus};
@@ -75,6 +75,20 @@ fn assign(s: &mut Store, at: i64, incident: Uuid, unit: &str) -> Uuid {
         },
     );
     id
+}
+
+/// Releases of every active assignment of `unit`, each leaving the unit at `unit_to`.
+fn active_releases(s: &Store, unit: &str, unit_to: Option<UnitStatus>) -> Vec<Release> {
+    query::active_assignments_of_unit(s.conn(), unit)
+        .expect("active")
+        .into_iter()
+        .map(|a| Release {
+            assignment_id: a.id,
+            incident_id: a.incident_id,
+            unit_id: a.unit_id,
+            unit_to,
+        })
+        .collect()
 }
 
 fn fix(at: i64, lat: f64) -> Fix {
@@ -272,6 +286,7 @@ fn a_refused_action_writes_nothing() {
                 unit_id: "u-99".into(),
                 from: UnitStatus::Available,
                 to: UnitStatus::Busy,
+                releases: vec![],
             })
         })
         .expect_err("unknown unit");
@@ -415,6 +430,7 @@ fn incident_lifecycle_through_apply() {
             unit_id: "u-01".into(),
             from: UnitStatus::Dispatched,
             to: UnitStatus::OnScene,
+            releases: vec![],
         },
     );
     let row = query::incident(s.conn(), inc)
@@ -434,6 +450,7 @@ fn incident_lifecycle_through_apply() {
             assignment_id: a2,
             incident_id: inc,
             unit_id: "u-02".into(),
+            unit_to: Some(UnitStatus::Available),
         },
     );
     let u2 = query::unit(s.conn(), "u-02").expect("q").expect("u");
@@ -441,6 +458,7 @@ fn incident_lifecycle_through_apply() {
     assert_eq!(u2.status_since, t(40));
     assert_eq!(u2.incident, None);
 
+    let releases = active_releases(&s, "u-01", None);
     write(
         &mut s,
         50,
@@ -448,6 +466,7 @@ fn incident_lifecycle_through_apply() {
             unit_id: "u-01".into(),
             from: UnitStatus::OnScene,
             to: UnitStatus::Available,
+            releases,
         },
     );
     let u1 = query::unit(s.conn(), "u-01").expect("q").expect("u");
@@ -487,6 +506,7 @@ fn incident_lifecycle_through_apply() {
             incident_id: inc,
             disposition: Disposition::ReportTaken,
             summary: "report 12".into(),
+            releases: vec![],
         },
     );
     let row = query::incident(s.conn(), inc)
@@ -509,6 +529,7 @@ fn incident_lifecycle_through_apply() {
             TimelineEvent::UnitStatus { .. } => "status",
             TimelineEvent::Note { .. } => "note",
             TimelineEvent::Closed { .. } => "closed",
+            TimelineEvent::ConflictResolved { .. } => "resolved",
         })
         .collect();
     assert_eq!(
@@ -553,8 +574,14 @@ fn close_releases_active_assignments_and_frees_units() {
             unit_id: "u-02".into(),
             from: UnitStatus::Dispatched,
             to: UnitStatus::EnRoute,
+            releases: vec![],
         },
     );
+    let releases = [
+        active_releases(&s, "u-01", Some(UnitStatus::Available)),
+        active_releases(&s, "u-02", Some(UnitStatus::Available)),
+    ]
+    .concat();
     write(
         &mut s,
         9,
@@ -562,6 +589,7 @@ fn close_releases_active_assignments_and_frees_units() {
             incident_id: inc,
             disposition: Disposition::Resolved,
             summary: String::new(),
+            releases,
         },
     );
     for id in ["u-01", "u-02"] {
@@ -592,6 +620,7 @@ fn ops_on_missing_things_are_refused() {
             incident_id: ghost,
             disposition: Disposition::Cancelled,
             summary: String::new(),
+            releases: vec![],
         },
         OpBody::TimelineAppend {
             entry_id: Uuid::now_v7(),
@@ -671,6 +700,7 @@ fn apply_is_idempotent() {
             unit_id: "u-02".into(),
             from: UnitStatus::Available,
             to: UnitStatus::Busy,
+            releases: vec![],
         },
     );
     write(
@@ -680,6 +710,7 @@ fn apply_is_idempotent() {
             unit_id: "u-02".into(),
             from: UnitStatus::Busy,
             to: UnitStatus::OutOfService,
+            releases: vec![],
         },
     );
     let before = query::unit(s.conn(), "u-02").expect("q").expect("u-02");
@@ -776,6 +807,7 @@ fn queue_orders_open_by_priority_then_age_and_keeps_recent_closed() {
                 incident_id: inc,
                 disposition: Disposition::Unfounded,
                 summary: String::new(),
+                releases: vec![],
             },
         );
     }

@@ -864,6 +864,7 @@ fn settings_default_save_and_persist() {
         language: Language::ZhCn,
         theme: Theme::Night,
         stale_after_s: 300,
+        server_url: Some("http://127.0.0.1:8080".into()),
     };
     assert_eq!(f.console.save_settings(want.clone()).expect("save"), want);
     let err = f
