@@ -1,0 +1,25 @@
+//! Verification of Outpost's sync (`design/SYNC.md`): a reference model of the merge rules,
+//! an invariant checker for I1–I6, and (in `tests/it`) the scenario tests S1, S2, S6, S7, S8
+//! that drive real consoles' stores against an in-process `outpost-server`.
+//!
+//! Owns: [`model::Model`] — an independent, in-memory implementation of the merge rules of
+//! `outpost_domain::merge`, computed from the *set* of ops (plus each op's server `gseq`) with
+//! no notion of apply order; [`check::check_invariants`] — the I1–I6 checks over a dump of
+//! the server's log and observations of every replica; [`state::State`] — the canonical,
+//! table-by-table form of a replica's state both are compared in.
+//!
+//! Architecture invariant: the library depends only on `outpost-domain` (it must not share
+//! code with the store or server it checks, or it would share their bugs); SQLite, HTTP and
+//! the real store and server appear only in the tests.
+
+pub mod author;
+pub mod check;
+pub mod model;
+pub mod state;
+
+pub use author::Author;
+pub use check::{
+    CursorObservation, OutboxEntry, OutboxState, Replica, ServerDump, Violation, check_invariants,
+};
+pub use model::Model;
+pub use state::State;
