@@ -1,13 +1,16 @@
-//! `outpost-server`: the central server and admin tool.
+//! `outpost-server`: the central server (`serve`) and admin tool (`compact`, `pack build`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use outpost_server::{PackBuildArgs, pack_build, report_lines};
+use outpost_server::storage::SqliteStorage;
+use outpost_server::{PackBuildArgs, Server, ServerConfig, SyncStorage, pack_build, report_lines};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +25,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the sync server until SIGTERM or Ctrl-C (in-flight pushes finish first).
+    Serve {
+        /// Data directory (created if missing); the database is server.db inside.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
+        listen: SocketAddr,
+    },
+    /// Remove position reports older than a gseq from the op log (their fixes stay as track
+    /// history); consoles further behind then load a snapshot.
+    Compact {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Position reports with a gseq below this are removed (the newest per unit is kept).
+        #[arg(long, value_name = "G")]
+        before_gseq: u64,
+    },
     /// Area packs.
     Pack {
         #[command(subcommand)]
@@ -64,6 +86,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Cmd::Serve { data, listen } => serve(data, listen),
+        Cmd::Compact { data, before_gseq } => {
+            anyhow::ensure!(data.is_dir(), "{}: no such data directory", data.display());
+            let mut storage = SqliteStorage::open(&data)?;
+            let report = storage.compact(before_gseq)?;
+            println!(
+                "removed {} position reports; history now starts at gseq {}",
+                report.removed, report.floor
+            );
+            Ok(())
+        }
         Cmd::Pack {
             command:
                 PackCmd::Build {
@@ -91,4 +124,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Serves until SIGTERM, SIGINT or SIGHUP, then shuts down gracefully.
+fn serve(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("cannot install the signal handler")?;
+    let server = Server::start(ServerConfig::new(data, listen))?;
+    // One line on stdout that scripts and tests wait for.
+    println!("listening on {}", server.local_addr());
+    let _ = std::io::stdout().flush();
+    let _ = rx.recv();
+    tracing::info!("signal received; shutting down");
+    server.shutdown()?;
+    Ok(())
 }

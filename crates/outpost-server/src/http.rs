@@ -1,0 +1,243 @@
+//! The HTTP face of [`SyncService`] (axum): the routes of [`outpost_domain::wire`], error
+//! bodies, the push body limit, and the poke WebSocket.
+//!
+//! Architecture invariant: no sync decisions here; every handler decodes HTTP, runs the
+//! service in `spawn_blocking` (its storage blocks) and encodes the answer.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{broadcast, watch};
+
+use outpost_domain::wire::{MAX_PUSH_BYTES, Poke};
+
+use crate::service::{SyncError, SyncService};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The sync logic.
+    pub service: Arc<SyncService>,
+    /// Becomes true when the server shuts down: WebSockets close.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The router of every endpoint, under `/v1/`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/capabilities", get(capabilities))
+        .route("/v1/push", post(push))
+        .route("/v1/pull", get(pull))
+        .route("/v1/snapshot", get(snapshot))
+        .route("/v1/poke", get(poke))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A [`SyncError`] as an HTTP answer with an [`outpost_domain::wire::ErrorBody`].
+struct ApiError(SyncError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        (status, Json(self.0.body())).into_response()
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        ApiError(e)
+    }
+}
+
+/// Runs blocking service work off the async workers.
+async fn blocking<T, F>(service: &Arc<SyncService>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&SyncService) -> Result<T, SyncError> + Send + 'static,
+{
+    let service = service.clone();
+    tokio::task::spawn_blocking(move || f(&service))
+        .await
+        .map_err(|e| ApiError(SyncError::Unavailable(format!("request aborted: {e}"))))?
+        .map_err(ApiError)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(outpost_domain::wire::ErrorBody {
+            code: "not_found".into(),
+            message: "no such endpoint; see GET /v1/capabilities".into(),
+            epoch: None,
+        }),
+    )
+        .into_response()
+}
+
+async fn health(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let h = blocking(&s.service, |svc| svc.health()).await?;
+    Ok(Json(h).into_response())
+}
+
+async fn capabilities(State(s): State<AppState>) -> Response {
+    Json(s.service.capabilities()).into_response()
+}
+
+/// Reads the push body, refusing more than [`MAX_PUSH_BYTES`] (by `Content-Length` at once,
+/// or while streaming).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, SyncError> {
+    let too_large = |n: u64| {
+        SyncError::TooLarge(format!(
+            "the push has {n} bytes or more; at most {MAX_PUSH_BYTES} are accepted"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > MAX_PUSH_BYTES as u64
+    {
+        return Err(too_large(n));
+    }
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            SyncError::BadRequest(format!("body: truncated or unreadable request: {e}"))
+        })?;
+        if buf.len() + chunk.len() > MAX_PUSH_BYTES {
+            return Err(too_large((buf.len() + chunk.len()) as u64));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if s.service.is_closing() {
+        return ApiError(SyncError::Unavailable(
+            "the server is shutting down; retry".into(),
+        ))
+        .into_response();
+    }
+    let bytes = match read_body(&headers, body).await {
+        Ok(b) => b,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    match blocking(&s.service, move |svc| svc.push(&bytes)).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The query of `GET /v1/pull`.
+#[derive(Debug, Deserialize)]
+struct PullQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn pull(
+    State(s): State<AppState>,
+    q: Result<Query<PullQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError(SyncError::BadRequest(format!(
+            "query: {} (expected after=GSEQ&limit=N)",
+            e.body_text()
+        )))
+    })?;
+    let after = q.after.unwrap_or(0);
+    let page = blocking(&s.service, move |svc| svc.pull(after, q.limit)).await?;
+    Ok(Json(page).into_response())
+}
+
+async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let snap = blocking(&s.service, |svc| svc.snapshot()).await?;
+    Ok(Json(snap).into_response())
+}
+
+async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let rx = s.service.subscribe();
+    let service = s.service.clone();
+    let shutdown = s.shutdown.clone();
+    ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown))
+}
+
+/// Sends the current head at once, then one poke per commit, until the console goes away
+/// or the server shuts down. Lagging receivers get the newest head (pokes only say "pull").
+async fn poke_socket(
+    mut socket: WebSocket,
+    service: Arc<SyncService>,
+    mut rx: broadcast::Receiver<Poke>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let first = {
+        let svc = service.clone();
+        tokio::task::spawn_blocking(move || svc.head()).await
+    };
+    if let Ok(Ok(head)) = first
+        && send_poke(
+            &mut socket,
+            Poke {
+                gseq: head.gseq,
+                epoch: head.epoch,
+            },
+        )
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            msg = rx.recv() => match msg {
+                Ok(p) => {
+                    if send_poke(&mut socket, p).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let svc = service.clone();
+                    if let Ok(Ok(head)) = tokio::task::spawn_blocking(move || svc.head()).await
+                        && send_poke(&mut socket, Poke { gseq: head.gseq, epoch: head.epoch }).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = socket.recv() => match incoming {
+                // Consoles send nothing but pings (answered by the library) and close.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn send_poke(socket: &mut WebSocket, poke: Poke) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(&poke).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await
+}

@@ -1,0 +1,574 @@
+//! The sync logic of the server, without HTTP: decoding and checking pushes, ordering ops
+//! (gseq), high-water marks and stored outcomes, parking, epochs, pull pages, snapshots and
+//! pokes ([`outpost_domain::wire`] describes the protocol).
+//!
+//! Architecture invariant: blocking code (the storage is behind a `std` mutex); the HTTP layer
+//! ([`crate::http`]) calls it from `spawn_blocking`. In-process callers (tests, the reference
+//! model's harness) can use [`SyncService`] directly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use outpost_domain::merge;
+use outpost_domain::op::{Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::wire::{
+    Capabilities, ErrorBody, Health, MAX_BATCH_OPS, MAX_PULL_LIMIT, MAX_PUSH_BYTES, OpResult,
+    Outcome, PROTOCOL_VERSION, Poke, PullResponse, PulledOp, PushRequest, PushResponse, Snapshot,
+};
+
+use crate::storage::{
+    LogHead, LoggedOp, OpKey, ParkedOp, StorageError, StoredOutcome, SyncStorage,
+};
+
+/// The page size of a pull without `limit`.
+pub const DEFAULT_PULL_LIMIT: usize = 1_000;
+
+/// Why a request is refused; each maps to one HTTP status and an [`ErrorBody`] code.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// 400 `bad_request`: undecodable or truncated payload, ops of another origin or lane,
+    /// an unknown protocol version. Nothing was stored.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 413 `too_large`: more than [`MAX_BATCH_OPS`] ops or [`MAX_PUSH_BYTES`] bytes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 409 `epoch_changed`: the console must resync with `epoch`.
+    #[error("the server's epoch is now {epoch}; resync (re-push kept ops, pull from 0)")]
+    EpochChanged {
+        /// The current epoch.
+        epoch: Uuid,
+    },
+    /// 410 `snapshot_required`: the ops after `after` were compacted away.
+    #[error(
+        "ops after gseq {after} were compacted (history starts at {floor}); load GET /v1/snapshot"
+    )]
+    SnapshotRequired {
+        /// The `after` asked for.
+        after: u64,
+        /// The compaction floor.
+        floor: u64,
+    },
+    /// 503 `unavailable`: shutting down, or the database is busy. Retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `internal`: the storage failed.
+    #[error("{0}")]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for SyncError {
+    fn from(e: StorageError) -> Self {
+        if e.is_transient() {
+            SyncError::Unavailable(format!("the server is busy, retry: {e}"))
+        } else {
+            SyncError::Storage(e)
+        }
+    }
+}
+
+impl SyncError {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            SyncError::BadRequest(_) => 400,
+            SyncError::TooLarge(_) => 413,
+            SyncError::EpochChanged { .. } => 409,
+            SyncError::SnapshotRequired { .. } => 410,
+            SyncError::Unavailable(_) => 503,
+            SyncError::Storage(_) => 500,
+        }
+    }
+
+    /// The error body.
+    pub fn body(&self) -> ErrorBody {
+        let code = match self {
+            SyncError::BadRequest(_) => "bad_request",
+            SyncError::TooLarge(_) => "too_large",
+            SyncError::EpochChanged { .. } => "epoch_changed",
+            SyncError::SnapshotRequired { .. } => "snapshot_required",
+            SyncError::Unavailable(_) => "unavailable",
+            SyncError::Storage(_) => "internal",
+        };
+        ErrorBody {
+            code: code.into(),
+            message: self.to_string(),
+            epoch: match self {
+                SyncError::EpochChanged { epoch } => Some(*epoch),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The identity fields every op must carry, read before the body (so an op whose body does
+/// not decode can still be answered and parked).
+#[derive(Deserialize)]
+struct Header {
+    op_id: Uuid,
+    origin: Uuid,
+    lane: Lane,
+    lane_seq: u64,
+    #[serde(default)]
+    schema: u32,
+}
+
+/// The sync service: one storage, the poke channel and the shutdown flag.
+pub struct SyncService {
+    storage: Mutex<Box<dyn SyncStorage>>,
+    pokes: broadcast::Sender<Poke>,
+    closing: AtomicBool,
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncService")
+            .field("closing", &self.closing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes `T` from JSON bytes; the error names the place (`ops[3].lane: unknown variant`).
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| place(&e))?;
+    de.end().map_err(|e| format!("body: {e}"))?;
+    Ok(value)
+}
+
+/// Decodes `T` from a JSON value; the error names the place below `prefix`.
+fn decode_value<'a, T: Deserialize<'a>>(value: &'a Value, prefix: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path == "?" {
+            format!("{prefix}: {inner}")
+        } else {
+            format!("{prefix}.{path}: {inner}")
+        }
+    })
+}
+
+fn place(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." || path == "?" {
+        format!("body: {}", e.inner())
+    } else {
+        format!("{path}: {}", e.inner())
+    }
+}
+
+impl SyncService {
+    /// A service over `storage`.
+    pub fn new(storage: Box<dyn SyncStorage>) -> SyncService {
+        let (pokes, _) = broadcast::channel(64);
+        SyncService {
+            storage: Mutex::new(storage),
+            pokes,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    fn storage(&self) -> MutexGuard<'_, Box<dyn SyncStorage>> {
+        // A panic while holding the lock cannot leave a half-written push behind (the
+        // transaction rolls back on drop), so a poisoned lock is safe to reuse.
+        self.storage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes to pokes (one after every push that accepted ops or changed the epoch).
+    pub fn subscribe(&self) -> broadcast::Receiver<Poke> {
+        self.pokes.subscribe()
+    }
+
+    /// From now on, pushes, pulls and snapshots answer 503 and health says `shutting_down`.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// True after [`SyncService::close`].
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    fn check_open(&self) -> Result<(), SyncError> {
+        if self.is_closing() {
+            Err(SyncError::Unavailable(
+                "the server is shutting down; retry".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The head of the log.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn head(&self) -> Result<LogHead, SyncError> {
+        Ok(self.storage().head()?)
+    }
+
+    /// `GET /v1/health`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn health(&self) -> Result<Health, SyncError> {
+        let head = self.head()?;
+        Ok(Health {
+            status: if self.is_closing() {
+                "shutting_down"
+            } else {
+                "ok"
+            }
+            .into(),
+            epoch: head.epoch,
+            server_gseq: head.gseq,
+        })
+    }
+
+    /// `GET /v1/capabilities`.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            protocols: vec![PROTOCOL_VERSION],
+            max_schema: SCHEMA_VERSION,
+            max_batch_ops: MAX_BATCH_OPS,
+            max_push_bytes: MAX_PUSH_BYTES,
+            max_pull_limit: MAX_PULL_LIMIT,
+            server: format!("outpost-server {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// `POST /v1/push` with the request body `bytes`: ONE storage transaction.
+    ///
+    /// Per op in order: at or below the lane's high-water mark → its stored outcome
+    /// (`duplicate` or the same `parked`); the next `lane_seq` → accepted (next gseq, logged,
+    /// applied) or parked (undecodable body, newer schema, [`merge::validate`] fails, an
+    /// incident or unit the server does not have, or the state refuses it); beyond a gap →
+    /// the batch stops with `resend_from`.
+    ///
+    /// # Errors
+    /// [`SyncError::TooLarge`] (body > [`MAX_PUSH_BYTES`], ops > [`MAX_BATCH_OPS`]);
+    /// [`SyncError::BadRequest`] (undecodable, wrong protocol, an op of another origin or
+    /// lane, an op without `op_id`/`origin`/`lane`/`lane_seq`); [`SyncError::EpochChanged`]
+    /// (the console's epoch is not the current one, or its cursor is beyond the newest gseq:
+    /// a new epoch is started); [`SyncError::Unavailable`]; storage errors. In every error
+    /// case nothing of the push is stored.
+    pub fn push(&self, bytes: &[u8]) -> Result<PushResponse, SyncError> {
+        self.check_open()?;
+        if bytes.len() > MAX_PUSH_BYTES {
+            return Err(SyncError::TooLarge(format!(
+                "the push has {} bytes; at most {MAX_PUSH_BYTES} are accepted",
+                bytes.len()
+            )));
+        }
+        let req: PushRequest = decode(bytes).map_err(SyncError::BadRequest)?;
+        self.push_request(&req)
+    }
+
+    /// [`SyncService::push`] of an already decoded request.
+    ///
+    /// # Errors
+    /// As [`SyncService::push`].
+    pub fn push_request(&self, req: &PushRequest) -> Result<PushResponse, SyncError> {
+        self.check_open()?;
+        if req.protocol != PROTOCOL_VERSION {
+            return Err(SyncError::BadRequest(format!(
+                "protocol: version {} is not served here (this server speaks {PROTOCOL_VERSION})",
+                req.protocol
+            )));
+        }
+        if req.ops.len() > MAX_BATCH_OPS {
+            return Err(SyncError::TooLarge(format!(
+                "ops: {} ops in one push; at most {MAX_BATCH_OPS} are accepted",
+                req.ops.len()
+            )));
+        }
+        let mut headers = Vec::with_capacity(req.ops.len());
+        for (i, op) in req.ops.iter().enumerate() {
+            let h: Header =
+                decode_value(op, &format!("ops[{i}]")).map_err(SyncError::BadRequest)?;
+            if h.origin != req.origin {
+                return Err(SyncError::BadRequest(format!(
+                    "ops[{i}].origin: {} is not the pushing origin {}",
+                    h.origin, req.origin
+                )));
+            }
+            if h.lane != req.lane {
+                return Err(SyncError::BadRequest(format!(
+                    "ops[{i}].lane: {:?} in a push of lane {:?}",
+                    h.lane, req.lane
+                )));
+            }
+            if h.lane_seq == 0 {
+                return Err(SyncError::BadRequest(format!(
+                    "ops[{i}].lane_seq: lane sequence numbers start at 1"
+                )));
+            }
+            headers.push(h);
+        }
+
+        let mut storage = self.storage();
+        let mut tx = storage.begin()?;
+        let head = tx.head();
+        if req.cursor > head.gseq {
+            // The console has seen ops this server does not have: restored from a backup.
+            let new = tx.new_epoch()?;
+            tx.commit()?;
+            drop(storage);
+            tracing::warn!(
+                origin = %req.origin,
+                cursor = req.cursor,
+                server_gseq = head.gseq,
+                epoch = %new.epoch,
+                "a console knows ops beyond the newest gseq: restored from a backup; new epoch"
+            );
+            let _ = self.pokes.send(Poke {
+                gseq: new.gseq,
+                epoch: new.epoch,
+            });
+            return Err(SyncError::EpochChanged { epoch: new.epoch });
+        }
+        if let Some(epoch) = req.epoch
+            && epoch != head.epoch
+        {
+            return Err(SyncError::EpochChanged { epoch: head.epoch });
+        }
+
+        let mut hw = tx.high_water(req.origin, req.lane)?;
+        let mut results = Vec::with_capacity(req.ops.len());
+        let mut resend_from = None;
+        let mut accepted = 0usize;
+        let mut parked = 0usize;
+        for (i, (raw, h)) in req.ops.iter().zip(&headers).enumerate() {
+            let key = OpKey {
+                op_id: h.op_id,
+                origin: h.origin,
+                lane: h.lane,
+                lane_seq: h.lane_seq,
+            };
+            if h.lane_seq <= hw {
+                results.push(OpResult {
+                    op_id: h.op_id,
+                    lane_seq: h.lane_seq,
+                    outcome: stored(tx.outcome(h.origin, h.lane, h.lane_seq)?, h.op_id),
+                });
+                continue;
+            }
+            if h.lane_seq > hw + 1 {
+                resend_from = Some(hw + 1);
+                break;
+            }
+            let raw_text = serde_json::to_string(raw).map_err(StorageError::from)?;
+            let verdict = match judge(raw, h, i) {
+                Err(reason) => Err(reason),
+                Ok(env) => match refers_to_unknown(tx.as_mut(), &env)? {
+                    Some(reason) => Err(reason),
+                    None if tx.is_logged(env.op_id)? => Err(format!(
+                        "op {} was already accepted under another lane_seq",
+                        env.op_id
+                    )),
+                    None => tx.accept(&env, &raw_text)?,
+                },
+            };
+            let outcome = match verdict {
+                Ok(gseq) => {
+                    accepted += 1;
+                    Outcome::Accepted { gseq }
+                }
+                Err(reason) => {
+                    parked += 1;
+                    tracing::info!(op_id = %h.op_id, origin = %h.origin, lane_seq = h.lane_seq, %reason, "op parked");
+                    tx.park(&key, &raw_text, &reason)?;
+                    Outcome::Parked { reason }
+                }
+            };
+            hw = h.lane_seq;
+            results.push(OpResult {
+                op_id: h.op_id,
+                lane_seq: h.lane_seq,
+                outcome,
+            });
+        }
+        let head = tx.commit()?;
+        drop(storage);
+        if accepted > 0 {
+            let _ = self.pokes.send(Poke {
+                gseq: head.gseq,
+                epoch: head.epoch,
+            });
+        }
+        tracing::debug!(
+            origin = %req.origin,
+            lane = ?req.lane,
+            ops = req.ops.len(),
+            accepted,
+            parked,
+            ?resend_from,
+            server_gseq = head.gseq,
+            "push"
+        );
+        Ok(PushResponse {
+            epoch: head.epoch,
+            results,
+            resend_from,
+            high_water: hw,
+            server_gseq: head.gseq,
+        })
+    }
+
+    /// `GET /v1/pull?after=A&limit=N`: up to `limit` (default [`DEFAULT_PULL_LIMIT`], at
+    /// most [`MAX_PULL_LIMIT`], at least 1) ops with `gseq > after`.
+    ///
+    /// # Errors
+    /// [`SyncError::SnapshotRequired`] when ops after `after` were compacted;
+    /// [`SyncError::EpochChanged`] when `after` is beyond the newest gseq (the server was
+    /// restored from a backup: a new epoch is started); [`SyncError::Unavailable`]; storage
+    /// errors.
+    pub fn pull(&self, after: u64, limit: Option<usize>) -> Result<PullResponse, SyncError> {
+        self.check_open()?;
+        let limit = limit.unwrap_or(DEFAULT_PULL_LIMIT).clamp(1, MAX_PULL_LIMIT);
+        let mut storage = self.storage();
+        let page = storage.pull(after, limit)?;
+        if after > page.head.gseq {
+            let mut tx = storage.begin()?;
+            // Re-checked inside the write transaction: another request may have raced.
+            if after > tx.head().gseq {
+                let new = tx.new_epoch()?;
+                tx.commit()?;
+                drop(storage);
+                tracing::warn!(after, epoch = %new.epoch, "a console pulls beyond the newest gseq: restored from a backup; new epoch");
+                let _ = self.pokes.send(Poke {
+                    gseq: new.gseq,
+                    epoch: new.epoch,
+                });
+                return Err(SyncError::EpochChanged { epoch: new.epoch });
+            }
+            let head = tx.head();
+            drop(tx);
+            return Err(SyncError::EpochChanged { epoch: head.epoch });
+        }
+        if after.saturating_add(1) < page.head.floor {
+            return Err(SyncError::SnapshotRequired {
+                after,
+                floor: page.head.floor,
+            });
+        }
+        Ok(PullResponse {
+            epoch: page.head.epoch,
+            ops: pulled(page.ops)?,
+            server_gseq: page.head.gseq,
+            more: page.more,
+        })
+    }
+
+    /// `GET /v1/snapshot`: every retained op and the compacted fixes, complete up to the
+    /// newest gseq.
+    ///
+    /// # Errors
+    /// [`SyncError::Unavailable`]; storage errors.
+    pub fn snapshot(&self) -> Result<Snapshot, SyncError> {
+        self.check_open()?;
+        let data = self.storage().snapshot()?;
+        Ok(Snapshot {
+            epoch: data.head.epoch,
+            gseq: data.head.gseq,
+            ops: pulled(data.ops)?,
+            compacted_positions: data.compacted,
+        })
+    }
+
+    /// Every parked op (audit, tests).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn parked(&self) -> Result<Vec<ParkedOp>, SyncError> {
+        Ok(self.storage().parked()?)
+    }
+
+    /// Runs `f` on the storage under the service's lock (admin commands, tests).
+    pub fn with_storage<R>(&self, f: impl FnOnce(&mut dyn SyncStorage) -> R) -> R {
+        let mut guard = self.storage();
+        f(guard.as_mut())
+    }
+}
+
+/// The answer for an op at or below the high-water mark.
+fn stored(found: Option<StoredOutcome>, op_id: Uuid) -> Outcome {
+    match found {
+        Some(StoredOutcome::Accepted { op_id: id, gseq }) if id == op_id => {
+            Outcome::Duplicate { gseq }
+        }
+        Some(StoredOutcome::Parked { op_id: id, reason }) if id == op_id => {
+            Outcome::Parked { reason }
+        }
+        Some(
+            StoredOutcome::Accepted { op_id: id, .. } | StoredOutcome::Parked { op_id: id, .. },
+        ) => Outcome::Parked {
+            reason: format!(
+                "this lane_seq was already used by op {id}; the console's outbox does not \
+                     match what the server received (restored console?)"
+            ),
+        },
+        None => Outcome::Parked {
+            reason: "this lane_seq was skipped by an earlier push".into(),
+        },
+    }
+}
+
+/// Decodes and validates op `i`; `Err(reason)` parks it.
+fn judge(raw: &Value, h: &Header, i: usize) -> Result<OpEnvelope, String> {
+    if h.schema > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {} is newer than this server knows ({SCHEMA_VERSION}); upgrade the \
+             server",
+            h.schema
+        ));
+    }
+    let env: OpEnvelope = decode_value(raw, &format!("ops[{i}]"))?;
+    merge::validate(&env)?;
+    Ok(env)
+}
+
+/// A reason when the op refers to an incident or unit the server does not have.
+fn refers_to_unknown(
+    tx: &mut dyn crate::storage::PushTx,
+    env: &OpEnvelope,
+) -> Result<Option<String>, StorageError> {
+    let creates = matches!(env.body, OpBody::IncidentCreate { .. });
+    if !creates
+        && let Some(incident) = merge::incident_of(&env.body)
+        && !tx.has_incident(incident)?
+    {
+        return Ok(Some(format!(
+            "{}: incident {incident} is not known to the server",
+            env.body.kind()
+        )));
+    }
+    for unit in merge::units_of(&env.body) {
+        if !tx.has_unit(&unit)? {
+            return Ok(Some(format!(
+                "{}: unit {unit} is not known to the server",
+                env.body.kind()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn pulled(ops: Vec<LoggedOp>) -> Result<Vec<PulledOp>, SyncError> {
+    ops.into_iter()
+        .map(|o| {
+            Ok(PulledOp {
+                gseq: o.gseq,
+                op: serde_json::from_str(&o.raw).map_err(StorageError::from)?,
+            })
+        })
+        .collect()
+}

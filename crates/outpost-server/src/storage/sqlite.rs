@@ -1,0 +1,559 @@
+//! [`SqliteStorage`]: the server's storage in one SQLite file (`server.db` in the data
+//! directory), WAL, `synchronous = FULL`.
+//!
+//! The file is an `outpost_store::Store` (the server's replica of the state, migrated by the
+//! store) plus the server's own tables, all named `srv_*` so they never meet the store's:
+//!
+//! | table | rows |
+//! |---|---|
+//! | `srv_meta` | one: epoch, gseq counter, compaction floor, layout version |
+//! | `srv_log` | accepted ops: gseq, op id, origin, lane, lane_seq, kind, unit (positions), raw JSON |
+//! | `srv_outcome` | one per answered (origin, lane, lane_seq): op id, gseq or parked reason (+ raw) |
+//! | `srv_lanes` | high-water mark per (origin, lane) |
+//! | `srv_entities` | incidents and units created by accepted ops |
+//! | `srv_compacted` | fixes of compacted position reports |
+//!
+//! Because both live in one file, an op's log row and its effect on the state commit in one
+//! transaction (an ATTACHed second file would not be atomic in WAL mode).
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+use outpost_domain::op::{Fix, Lane, OpBody, OpEnvelope};
+use outpost_domain::wire::{CompactedFix, EPOCH_GSEQ_GAP};
+use outpost_store::{Store, StoreError};
+
+use super::{
+    CompactReport, LogHead, LogPage, LoggedOp, OpKey, ParkedOp, PushTx, SnapshotData, StorageError,
+    StoredOutcome, SyncStorage, created_entity, from_sql, to_sql,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "server.db";
+
+/// The layout version of the `srv_*` tables this build writes.
+const LAYOUT_VERSION: i64 = 1;
+
+const LAYOUT_V1: &str = r#"
+CREATE TABLE IF NOT EXISTS srv_meta (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    layout    INTEGER NOT NULL,
+    epoch     TEXT NOT NULL,
+    gseq      INTEGER NOT NULL,
+    floor     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS srv_log (
+    gseq        INTEGER PRIMARY KEY,
+    op_id       TEXT NOT NULL UNIQUE,
+    origin      TEXT NOT NULL,
+    lane        TEXT NOT NULL,
+    lane_seq    INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    unit_id     TEXT,
+    raw         TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS srv_log_positions ON srv_log(unit_id, gseq)
+    WHERE kind = 'position.report';
+CREATE TABLE IF NOT EXISTS srv_outcome (
+    origin      TEXT NOT NULL,
+    lane        TEXT NOT NULL,
+    lane_seq    INTEGER NOT NULL,
+    op_id       TEXT NOT NULL,
+    gseq        INTEGER,
+    reason      TEXT,
+    raw         TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (origin, lane, lane_seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS srv_outcome_op ON srv_outcome(op_id);
+CREATE INDEX IF NOT EXISTS srv_outcome_parked ON srv_outcome(received_at)
+    WHERE gseq IS NULL;
+CREATE TABLE IF NOT EXISTS srv_lanes (
+    origin     TEXT NOT NULL,
+    lane       TEXT NOT NULL,
+    high_water INTEGER NOT NULL,
+    PRIMARY KEY (origin, lane)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS srv_entities (
+    kind TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS srv_compacted (
+    gseq           INTEGER PRIMARY KEY,
+    unit_id        TEXT NOT NULL,
+    fix            TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// The SQLite storage. See the module doc.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    store: Store,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the storage in `data_dir` (created if missing): the file
+    /// [`DB_FILE`], migrated; a new epoch when the file is new.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when the directory cannot be created; the store's open errors
+    /// (a file of a newer Outpost, not a database) naming the file; SQLite errors.
+    pub fn open(data_dir: &Path) -> Result<SqliteStorage, StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path: PathBuf = data_dir.join(DB_FILE);
+        let store = Store::open(&path, Utc::now())?;
+        Self::init(store)
+    }
+
+    /// A storage in memory (tests, fuzzing).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn open_in_memory() -> Result<SqliteStorage, StorageError> {
+        Self::init(Store::open_in_memory(Utc::now())?)
+    }
+
+    fn init(mut store: Store) -> Result<SqliteStorage, StorageError> {
+        let tx = store.transaction()?;
+        tx.execute_batch(LAYOUT_V1)?;
+        let layout: Option<i64> = tx
+            .query_row("SELECT layout FROM srv_meta", [], |r| r.get(0))
+            .optional()?;
+        match layout {
+            None => {
+                tx.execute(
+                    "INSERT INTO srv_meta(singleton, layout, epoch, gseq, floor)
+                     VALUES (1, ?1, ?2, 0, 0)",
+                    params![LAYOUT_VERSION, Uuid::now_v7().to_string()],
+                )?;
+            }
+            Some(v) if v > LAYOUT_VERSION => {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: the server tables have layout {v}, this build knows up to \
+                     {LAYOUT_VERSION}; run a newer outpost-server",
+                    store_path(&tx)
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.commit()?;
+        Ok(SqliteStorage { store })
+    }
+
+    /// The server's replica of the state (read-only use: queries, state digests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn store_path(conn: &Connection) -> String {
+    conn.path().unwrap_or(":memory:").to_string()
+}
+
+fn lane_text(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Critical => "critical",
+        Lane::Notes => "notes",
+        Lane::Positions => "positions",
+    }
+}
+
+fn read_head(conn: &Connection) -> Result<LogHead, StorageError> {
+    let (epoch, gseq, floor): (String, i64, i64) =
+        conn.query_row("SELECT epoch, gseq, floor FROM srv_meta", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(LogHead {
+        epoch: parse_uuid(&epoch)?,
+        gseq: from_sql(gseq)?,
+        floor: from_sql(floor)?,
+    })
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, StorageError> {
+    Uuid::parse_str(text).map_err(|_| StorageError::Corrupt(format!("{text:?} is not a UUID")))
+}
+
+fn read_ops(
+    conn: &Connection,
+    after: u64,
+    until: u64,
+    limit: usize,
+) -> Result<Vec<LoggedOp>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT gseq, raw FROM srv_log WHERE gseq > ?1 AND gseq <= ?2 ORDER BY gseq LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![to_sql(after)?, to_sql(until)?, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (gseq, raw) = row?;
+        out.push(LoggedOp {
+            gseq: from_sql(gseq)?,
+            raw,
+        });
+    }
+    Ok(out)
+}
+
+impl SyncStorage for SqliteStorage {
+    fn head(&mut self) -> Result<LogHead, StorageError> {
+        read_head(self.store.conn())
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn PushTx + '_>, StorageError> {
+        let tx = self.store.transaction()?;
+        let head = read_head(&tx)?;
+        Ok(Box::new(SqlitePushTx { tx, head }))
+    }
+
+    fn pull(&mut self, after: u64, limit: usize) -> Result<LogPage, StorageError> {
+        // A read transaction: the head and the page come from one snapshot of the file.
+        let tx = self.store.conn().unchecked_transaction()?;
+        let head = read_head(&tx)?;
+        let mut ops = read_ops(&tx, after, head.gseq, limit.saturating_add(1))?;
+        let more = ops.len() > limit;
+        ops.truncate(limit);
+        tx.finish()?;
+        Ok(LogPage { head, ops, more })
+    }
+
+    fn snapshot(&mut self) -> Result<SnapshotData, StorageError> {
+        let tx = self.store.conn().unchecked_transaction()?;
+        let head = read_head(&tx)?;
+        let ops = read_ops(&tx, 0, head.gseq, usize::MAX)?;
+        let mut compacted = Vec::new();
+        {
+            let mut stmt =
+                tx.prepare("SELECT unit_id, fix, received_at_ms FROM srv_compacted ORDER BY gseq")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (unit_id, fix, received_at_ms) = row?;
+                compacted.push(CompactedFix {
+                    unit_id,
+                    fix: serde_json::from_str::<Fix>(&fix)?,
+                    received_at_ms,
+                });
+            }
+        }
+        tx.finish()?;
+        Ok(SnapshotData {
+            head,
+            ops,
+            compacted,
+        })
+    }
+
+    fn parked(&mut self) -> Result<Vec<ParkedOp>, StorageError> {
+        let conn = self.store.conn();
+        let mut stmt = conn.prepare(
+            "SELECT op_id, origin, lane, lane_seq, reason, raw FROM srv_outcome
+             WHERE gseq IS NULL ORDER BY received_at, origin, lane, lane_seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (op_id, origin, lane, lane_seq, reason, raw) = row?;
+            let lane = match lane.as_str() {
+                "critical" => Lane::Critical,
+                "notes" => Lane::Notes,
+                "positions" => Lane::Positions,
+                other => return Err(StorageError::Corrupt(format!("lane {other:?}"))),
+            };
+            out.push(ParkedOp {
+                key: OpKey {
+                    op_id: parse_uuid(&op_id)?,
+                    origin: parse_uuid(&origin)?,
+                    lane,
+                    lane_seq: from_sql(lane_seq)?,
+                },
+                reason: reason.unwrap_or_default(),
+                raw: raw.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn compact(&mut self, before_gseq: u64) -> Result<CompactReport, StorageError> {
+        let tx = self.store.transaction()?;
+        let before = to_sql(before_gseq)?;
+        // Position reports below the floor, except the newest of each unit.
+        let victims: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT l.gseq, l.unit_id, l.raw FROM srv_log l
+                 WHERE l.kind = 'position.report' AND l.gseq < ?1
+                   AND l.gseq < (SELECT MAX(n.gseq) FROM srv_log n
+                                 WHERE n.kind = 'position.report' AND n.unit_id = l.unit_id)
+                 ORDER BY l.gseq",
+            )?;
+            let rows = stmt.query_map([before], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut removed = 0u64;
+        for (gseq, unit_id, raw) in victims {
+            let env: OpEnvelope = serde_json::from_str(&raw)?;
+            let OpBody::PositionReport { fix, .. } = &env.body else {
+                continue;
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO srv_compacted(gseq, unit_id, fix, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![gseq, unit_id, serde_json::to_string(fix)?, env.hlc.wall_ms],
+            )?;
+            tx.execute("DELETE FROM srv_log WHERE gseq = ?1", [gseq])?;
+            removed += 1;
+        }
+        tx.execute(
+            "UPDATE srv_meta SET floor = MAX(floor, ?1) WHERE singleton = 1",
+            [before],
+        )?;
+        let head = read_head(&tx)?;
+        tx.commit()?;
+        Ok(CompactReport {
+            removed,
+            floor: head.floor,
+        })
+    }
+}
+
+/// The transaction of one push.
+struct SqlitePushTx<'a> {
+    tx: Transaction<'a>,
+    head: LogHead,
+}
+
+impl SqlitePushTx<'_> {
+    fn set_high_water(&self, origin: Uuid, lane: Lane, hw: u64) -> Result<(), StorageError> {
+        self.tx.execute(
+            "INSERT INTO srv_lanes(origin, lane, high_water) VALUES (?1, ?2, ?3)
+             ON CONFLICT(origin, lane) DO UPDATE SET high_water = MAX(high_water, excluded.high_water)",
+            params![origin.to_string(), lane_text(lane), to_sql(hw)?],
+        )?;
+        Ok(())
+    }
+}
+
+/// True for store errors that say something about the op (it refers to something missing,
+/// carries a value the state cannot hold), not about the database: the op is parked.
+fn refused_by_state(e: &StoreError) -> bool {
+    !matches!(
+        e,
+        StoreError::Sqlite(_) | StoreError::Open { .. } | StoreError::Migrate { .. }
+    )
+}
+
+/// Applies an accepted op to the server's replica. The one call site of the store's apply.
+fn apply_to_replica(conn: &Connection, op: &OpEnvelope, gseq: u64) -> Result<(), StoreError> {
+    // The store records the gseq through its ledger (merge rules need the gseq of every
+    // cross-origin op); until then apply without it.
+    let _ = gseq;
+    outpost_store::apply::apply(conn, op)
+}
+
+impl PushTx for SqlitePushTx<'_> {
+    fn head(&self) -> LogHead {
+        self.head
+    }
+
+    fn new_epoch(&mut self) -> Result<LogHead, StorageError> {
+        let epoch = Uuid::now_v7();
+        let gseq = self.head.gseq.saturating_add(EPOCH_GSEQ_GAP);
+        self.tx.execute(
+            "UPDATE srv_meta SET epoch = ?1, gseq = ?2 WHERE singleton = 1",
+            params![epoch.to_string(), to_sql(gseq)?],
+        )?;
+        self.head.epoch = epoch;
+        self.head.gseq = gseq;
+        Ok(self.head)
+    }
+
+    fn high_water(&mut self, origin: Uuid, lane: Lane) -> Result<u64, StorageError> {
+        let hw: Option<i64> = self
+            .tx
+            .query_row(
+                "SELECT high_water FROM srv_lanes WHERE origin = ?1 AND lane = ?2",
+                params![origin.to_string(), lane_text(lane)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        hw.map_or(Ok(0), from_sql)
+    }
+
+    fn outcome(
+        &mut self,
+        origin: Uuid,
+        lane: Lane,
+        lane_seq: u64,
+    ) -> Result<Option<StoredOutcome>, StorageError> {
+        let row: Option<(String, Option<i64>, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT op_id, gseq, reason FROM srv_outcome
+                 WHERE origin = ?1 AND lane = ?2 AND lane_seq = ?3",
+                params![origin.to_string(), lane_text(lane), to_sql(lane_seq)?],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((op_id, gseq, reason)) = row else {
+            return Ok(None);
+        };
+        let op_id = parse_uuid(&op_id)?;
+        Ok(Some(match gseq {
+            Some(g) => StoredOutcome::Accepted {
+                op_id,
+                gseq: from_sql(g)?,
+            },
+            None => StoredOutcome::Parked {
+                op_id,
+                reason: reason.unwrap_or_default(),
+            },
+        }))
+    }
+
+    fn is_logged(&mut self, op_id: Uuid) -> Result<bool, StorageError> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT 1 FROM srv_outcome WHERE op_id = ?1 AND gseq IS NOT NULL",
+                [op_id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn has_incident(&mut self, incident_id: Uuid) -> Result<bool, StorageError> {
+        entity_exists(&self.tx, "incident", &incident_id.to_string())
+    }
+
+    fn has_unit(&mut self, unit_id: &str) -> Result<bool, StorageError> {
+        entity_exists(&self.tx, "unit", unit_id)
+    }
+
+    fn accept(&mut self, op: &OpEnvelope, raw: &str) -> Result<Result<u64, String>, StorageError> {
+        let gseq = self.head.gseq + 1;
+        let now = Utc::now().timestamp_millis();
+        let unit_id = match &op.body {
+            OpBody::PositionReport { unit_id, .. } => Some(unit_id.as_str()),
+            _ => None,
+        };
+        let sp = self.tx.savepoint()?;
+        sp.execute(
+            "INSERT INTO srv_log(gseq, op_id, origin, lane, lane_seq, kind, unit_id, raw, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                to_sql(gseq)?,
+                op.op_id.to_string(),
+                op.origin.to_string(),
+                lane_text(op.lane),
+                to_sql(op.lane_seq)?,
+                op.body.kind(),
+                unit_id,
+                raw,
+                now,
+            ],
+        )?;
+        match apply_to_replica(&sp, op, gseq) {
+            Ok(()) => {}
+            Err(e) if refused_by_state(&e) => {
+                // Dropping the savepoint rolls back the log row and any partial effect.
+                drop(sp);
+                return Ok(Err(format!("the server cannot apply it: {e}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Some((kind, id)) = created_entity(&op.body) {
+            sp.execute(
+                "INSERT OR IGNORE INTO srv_entities(kind, id) VALUES (?1, ?2)",
+                params![kind, id],
+            )?;
+        }
+        sp.execute(
+            "INSERT INTO srv_outcome(origin, lane, lane_seq, op_id, gseq, reason, raw, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6)",
+            params![
+                op.origin.to_string(),
+                lane_text(op.lane),
+                to_sql(op.lane_seq)?,
+                op.op_id.to_string(),
+                to_sql(gseq)?,
+                now,
+            ],
+        )?;
+        sp.execute(
+            "UPDATE srv_meta SET gseq = ?1 WHERE singleton = 1",
+            [to_sql(gseq)?],
+        )?;
+        sp.commit()?;
+        self.set_high_water(op.origin, op.lane, op.lane_seq)?;
+        self.head.gseq = gseq;
+        Ok(Ok(gseq))
+    }
+
+    fn park(&mut self, key: &OpKey, raw: &str, reason: &str) -> Result<(), StorageError> {
+        self.tx.execute(
+            "INSERT INTO srv_outcome(origin, lane, lane_seq, op_id, gseq, reason, raw, received_at)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)",
+            params![
+                key.origin.to_string(),
+                lane_text(key.lane),
+                to_sql(key.lane_seq)?,
+                key.op_id.to_string(),
+                reason,
+                raw,
+                Utc::now().timestamp_millis(),
+            ],
+        )?;
+        self.set_high_water(key.origin, key.lane, key.lane_seq)?;
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<LogHead, StorageError> {
+        let head = self.head;
+        self.tx.commit()?;
+        Ok(head)
+    }
+}
+
+fn entity_exists(conn: &Connection, kind: &str, id: &str) -> Result<bool, StorageError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM srv_entities WHERE kind = ?1 AND id = ?2",
+            params![kind, id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
