@@ -278,11 +278,24 @@ test("settings switch language and theme, and the map redraws every unit", async
     await page.selectOption("#settings-language", "en");
     await page.selectOption("#settings-theme", "night");
     await page.fill("#settings-stale", "600");
+    // The server URL is checked as typed: a path after the port is refused, empty means alone.
+    await page.fill("#settings-server-url", "http://10.20.0.5:8443/v1");
+    assert.equal(await page.locator("#settings-save").isDisabled(), true);
+    assert.equal(await page.locator("#settings-server-url-help").getAttribute("data-invalid"), "true");
+    await page.fill("#settings-server-url", "");
+    assert.equal(await page.locator("#settings-save").isDisabled(), false);
     await page.click("#settings-save");
     await page.waitForSelector("#settings-panel", { state: "detached" });
     assert.equal(await page.locator("html").getAttribute("data-theme"), "night");
     assert.match(await page.locator("#queue-title").innerText(), /Incidents/);
-    assert.deepEqual(await page.evaluate(() => window.__outpostMock.settings), { language: "en", theme: "night", stale_after_s: 600 });
+    assert.deepEqual(await page.evaluate(() => window.__outpostMock.settings), {
+      language: "en",
+      theme: "night",
+      stale_after_s: 600,
+      server_url: null,
+    });
+    await page.waitForSelector("#sync-indicator[data-sync-state='disabled']");
+    assert.equal(await page.locator("#sync-indicator [data-sync-text]").innerText(), "Working alone");
     // The rebuilt style still draws all six units; with a 600 s threshold none is stale.
     await page.waitForFunction(() => {
       const map = window.__outpost.map;
@@ -292,6 +305,71 @@ test("settings switch language and theme, and the map redraws every unit", async
     });
     assert.equal(await page.locator("[data-stale]").count(), 0);
     await page.screenshot({ path: join(outDir, "night-en.png") });
+  } finally {
+    await context.close();
+  }
+});
+
+test("the sync indicator goes offline → syncing → online, and the sync panel resolves a conflict", async () => {
+  const { context, page, consoleErrors } = await openConsole({ sync: { offlineMs: 6000, syncingMs: 3000, offlineSinceAgoS: 420 } });
+  try {
+    const indicator = page.locator("#sync-indicator");
+    // Offline for 7 minutes: red, with the time the link was lost, the outbox per lane and the conflicts.
+    await page.waitForSelector("#sync-indicator[data-sync-state='offline']");
+    assert.equal(await indicator.getAttribute("data-tone"), "offline-red");
+    assert.match(await indicator.locator("[data-sync-text]").innerText(), /^离线 自 \d{2}:\d{2}$/);
+    assert.equal(await indicator.locator("[data-sync-lanes]").innerText(), "紧急 4 · 备注 2 · 位置 180");
+    assert.match(await indicator.locator("[data-sync-last]").innerText(), /^上次同步 \d{2}:\d{2}$/);
+    assert.equal(await page.locator("#conflict-badge").innerText(), "3 个冲突");
+    assert.equal(await page.locator("#parked-badge").innerText(), "2 项需要处理");
+    await page.locator(".topbar").screenshot({ path: join(outDir, "sync-offline-topbar.png") });
+    // The link comes back: syncing with what is left to send, then online.
+    await page.waitForSelector("#sync-indicator[data-sync-state='syncing']", { timeout: 15_000 });
+    assert.match(await indicator.locator("[data-sync-text]").innerText(), /^同步中/);
+    await page.waitForSelector("#sync-indicator[data-sync-state='online']", { timeout: 15_000 });
+    assert.equal(await indicator.locator("[data-sync-text]").innerText(), "在线");
+    assert.equal(await indicator.locator("[data-sync-lanes]").count(), 0);
+    await page.locator(".topbar").screenshot({ path: join(outDir, "sync-online-topbar.png") });
+
+    // The panel: one conflict of each kind, both sides with who and when, the shown side marked.
+    await indicator.click();
+    const panel = page.locator("#sync-panel");
+    await panel.waitFor();
+    assert.equal(await panel.locator("[data-sync-summary='online']").count(), 1);
+    assert.deepEqual(
+      await panel.locator("[data-conflict-id]").evaluateAll((els) => els.map((e) => e.getAttribute("data-conflict-kind"))),
+      ["field", "double_assignment", "edit_after_close"],
+    );
+    const field = panel.locator("[data-conflict-kind='field']");
+    assert.match(await field.innerText(), /修改冲突/);
+    assert.deepEqual(await field.locator("[data-side-value]").allInnerTexts(), ["P2 急", "P1 紧急"]);
+    assert.equal(await field.locator("[data-shown='true'] [data-side-value]").innerText(), "P1 紧急");
+    assert.match(await field.locator("[data-conflict-side='op-remote-prio']").innerText(), /王建国，\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}/);
+    assert.match(await panel.locator("[data-conflict-kind='edit_after_close'] [data-shown='true']").innerText(), /结案：已登记/);
+    assert.match(await panel.locator("[data-conflict-kind='double_assignment']").innerText(), /巡03/);
+    assert.equal(await panel.locator("#parked-ops [data-parked-op]").count(), 2);
+    assert.match(await panel.locator("[data-parked-op='op-parked-1'] [data-parked-reason]").innerText(), /server does not have/);
+    await page.screenshot({ path: join(outDir, "sync-panel.png") });
+
+    // Keep the other console's P2: the conflict goes, the badge counts down, the queue shows P2.
+    const fireId = await page.evaluate(() => window.__outpostMock.conflictList[0].incident_id);
+    await field.locator("[data-keep-op='op-remote-prio']").click();
+    await page.waitForFunction(() => document.querySelectorAll("#sync-panel [data-conflict-id]").length === 2);
+    await page.waitForFunction(() => document.querySelector("#conflict-badge")?.textContent === "2 个冲突");
+    await page.waitForFunction((id) => document.querySelector(`[data-incident-id="${id}"] .prio-badge`)?.textContent === "P2", fireId);
+    // Keep the closing: a conflict.resolve with the reason lands in the incident's timeline.
+    const late = panel.locator("[data-conflict-kind='edit_after_close']");
+    await late.locator("input.conflict-note").fill("已电话核实");
+    await late.locator("[data-keep-op='op-local-close']").click();
+    await page.waitForFunction(() => document.querySelectorAll("#sync-panel [data-conflict-id]").length === 1);
+    const theftId = await page.evaluate(() => [...window.__outpostMock.incidents.values()].find((r) => r.detail.summary.status === "closed").detail.summary.id);
+    const resolved = await page.evaluate((id) => window.__outpostMock.detail(id).timeline.at(-1).event, theftId);
+    assert.equal(resolved.kind, "conflict_resolved");
+    assert.equal(resolved.note, "已电话核实");
+    // The double assignment's incident link opens it.
+    await panel.locator("[data-conflict-kind='double_assignment'] button.link").click();
+    await page.waitForSelector("#unit-card[data-unit-id='u-03']");
+    assert.deepEqual(consoleErrors, []);
   } finally {
     await context.close();
   }

@@ -28,9 +28,12 @@ import { IncidentQueue } from "./panels/IncidentQueue";
 import { type Draft, NewIncidentForm } from "./panels/NewIncidentForm";
 import { PlaceSearch } from "./panels/PlaceSearch";
 import { SettingsPanel } from "./panels/SettingsPanel";
+import { SyncIndicator } from "./panels/SyncIndicator";
+import { SyncPanel } from "./panels/SyncPanel";
 import { UnitBoard } from "./panels/UnitBoard";
 import { FacilityCard, UnitCard } from "./panels/UnitCard";
 import { ConsoleStore } from "./store";
+import { SyncStore } from "./sync";
 
 type Panel =
   | { kind: "none" }
@@ -38,7 +41,8 @@ type Panel =
   | { kind: "unit"; id: string }
   | { kind: "facility"; id: string }
   | { kind: "new" }
-  | { kind: "settings" };
+  | { kind: "settings" }
+  | { kind: "sync" };
 
 const EMPTY_DRAFT: Draft = { location: null, address: "" };
 
@@ -59,6 +63,8 @@ export function Console({ init }: { init: ConsoleInit }) {
   const state = useSyncExternalStore(store.subscribe, store.get);
   // A failed refresh must be seen: a frozen board that looks live is worse than an error.
   const refreshError = useSyncExternalStore(store.subscribe, store.lastError);
+  const syncStore = useMemo(() => new SyncStore(), []);
+  const sync = useSyncExternalStore(syncStore.subscribe, syncStore.get);
   const [settings, setSettings] = useState<Settings>(init.settings);
   const now = useNow(1000);
   const lang: Lang = resolveLang(settings.language, navigator.language);
@@ -97,6 +103,9 @@ export function Console({ init }: { init: ConsoleInit }) {
       unlisten?.();
     };
   }, [store]);
+
+  // The connection indicator: polled, and re-read after every change.
+  useEffect(() => syncStore.start(), [syncStore]);
 
   // A newly opened card takes the keyboard focus, so its buttons are a few Tabs away
   // (the new-incident form focuses its address field itself).
@@ -306,6 +315,21 @@ export function Console({ init }: { init: ConsoleInit }) {
         onDismiss={() => setPanel({ kind: "none" })}
       />
     );
+  } else if (panel.kind === "sync") {
+    side = (
+      <SyncPanel
+        lang={lang}
+        now={now}
+        status={sync.status}
+        conflicts={sync.conflicts}
+        parked={sync.parked}
+        busy={busy}
+        onKeep={(conflictId, keepOpId, note) => void act(() => syncStore.resolve(conflictId, keepOpId, note))}
+        onOpenIncident={openIncident}
+        onOpenUnit={openUnit}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
   } else if (panel.kind === "settings") {
     side = (
       <SettingsPanel
@@ -316,6 +340,7 @@ export function Console({ init }: { init: ConsoleInit }) {
           void act(() => saveSettings(s)).then((saved) => {
             if (saved) {
               setSettings(saved);
+              void syncStore.refresh();
               setPanel({ kind: "none" });
             }
           })
@@ -356,6 +381,14 @@ export function Console({ init }: { init: ConsoleInit }) {
         <button type="button" id="new-incident" className="primary" onClick={() => openNew()} aria-keyshortcuts="N">
           {t(lang, "top.newIncident")} <kbd>N</kbd>
         </button>
+        <SyncIndicator
+          lang={lang}
+          now={now}
+          status={sync.status}
+          failed={sync.error !== null}
+          open={panel.kind === "sync"}
+          onClick={() => setPanel(panel.kind === "sync" ? { kind: "none" } : { kind: "sync" })}
+        />
         <button type="button" id="open-settings" onClick={() => setPanel({ kind: "settings" })}>
           {t(lang, "top.settings")}
         </button>

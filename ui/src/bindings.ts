@@ -173,7 +173,12 @@ theme: Theme,
 /**
  * A unit's fix older than this many seconds is drawn as stale (default 120).
  */
-stale_after_s: number, };
+stale_after_s: number, 
+/**
+ * The sync server's base URL (`http://host:port`), or `None` to work alone. `--server`
+ * on the command line overrides it for one run.
+ */
+server_url: string | null, };
 
 export type ConsoleInit = { 
 /**
@@ -388,7 +393,15 @@ disposition: Disposition,
 /**
  * Closing summary.
  */
-summary: string, };
+summary: string, } | { "kind": "conflict_resolved", 
+/**
+ * The conflict id ([`crate::merge::ConflictId`] text form).
+ */
+conflict_id: string, 
+/**
+ * Why (may be empty).
+ */
+note: string, };
 
 export type TimelineEntry = { 
 /**
@@ -584,6 +597,173 @@ street: string | null,
  */
 place: string | null, };
 
+export type Lane = "critical" | "notes" | "positions";
+
+export type Register = "incident_type" | "priority" | "location" | "address" | "description" | "closure" | "unit_status" | "unit_roster" | "facility";
+
+export type ConflictKind = "field" | "double_assignment" | "edit_after_close";
+
+export type SyncState = "disabled" | "online" | "syncing" | "offline";
+
+export type LaneCounts = { 
+/**
+ * Incidents, assignments, statuses.
+ */
+critical: number, 
+/**
+ * Notes.
+ */
+notes: number, 
+/**
+ * Positions.
+ */
+positions: number, };
+
+export type SyncStatus = { 
+/**
+ * Connection state.
+ */
+state: SyncState, 
+/**
+ * The server URL in use, if any.
+ */
+server_url: string | null, 
+/**
+ * When the link was lost (UTC), while offline.
+ */
+offline_since: string | null, 
+/**
+ * The last time a push or pull completed (UTC).
+ */
+last_sync: string | null, 
+/**
+ * Ops not yet acknowledged by the server, per lane.
+ */
+pending: LaneCounts, 
+/**
+ * Ops the server refused (needs attention).
+ */
+parked: number, 
+/**
+ * Open conflicts.
+ */
+conflicts: number, 
+/**
+ * Ops from newer consoles this build cannot show yet (upgrade to see them).
+ */
+deferred: number, 
+/**
+ * The last error met, one line (e.g. `"connection refused"`), while not online.
+ */
+last_error: string | null, };
+
+export type ConflictSide = { 
+/**
+ * The op.
+ */
+op_id: string, 
+/**
+ * Who.
+ */
+user: string, 
+/**
+ * When (the op's HLC time, UTC).
+ */
+at: string, 
+/**
+ * What it says, one line in the console's language terms (e.g. `"P1"`, `"closed: arrest"`,
+ * `"东胜03 dispatched"`).
+ */
+summary: string, 
+/**
+ * The value written, as JSON (a register value, or `null`).
+ */
+value: unknown, 
+/**
+ * True for the side the console currently shows (the merge rules' winner).
+ */
+shown: boolean, 
+/**
+ * For a double assignment: the assignment this side stands for.
+ */
+assignment_id: string | null, };
+
+export type ConflictView = { 
+/**
+ * Conflict id (stable on every replica).
+ */
+id: string, 
+/**
+ * Kind.
+ */
+kind: ConflictKind, 
+/**
+ * The register, for field conflicts.
+ */
+register: Register | null, 
+/**
+ * The incident concerned.
+ */
+incident_id: string | null, 
+/**
+ * Its number.
+ */
+incident_number: string | null, 
+/**
+ * The unit concerned (double assignment).
+ */
+unit_id: string | null, 
+/**
+ * Its callsign.
+ */
+callsign: string | null, 
+/**
+ * The conflicting sides, oldest first.
+ */
+sides: Array<ConflictSide>, };
+
+export type ResolveConflict = { 
+/**
+ * The conflict.
+ */
+conflict_id: string, 
+/**
+ * The side kept: for a field conflict its value is written again as an informed write;
+ * for a double assignment the other assignments are released; for an edit after close
+ * the edit is accepted (an assignment it made is released).
+ */
+keep_op_id: string, 
+/**
+ * Why (may be empty).
+ */
+note: string, };
+
+export type ParkedOp = { 
+/**
+ * The op.
+ */
+op_id: string, 
+/**
+ * Its kind, e.g. `"incident.set_fields"`.
+ */
+kind: string, 
+/**
+ * Its lane.
+ */
+lane: Lane, 
+/**
+ * When it was written (UTC).
+ */
+written_at: string, 
+/**
+ * What it did, one line.
+ */
+summary: string, 
+/**
+ * The server's reason.
+ */
+reason: string, };
+
 /** Event emitted after every change; payload `{ revision: number }`. */
 export const STATE_CHANGED_EVENT = "state-changed";
 
@@ -678,6 +858,26 @@ export function searchPlaces(args: PlaceQuery): Promise<PlaceHit[]> {
 /** Street + nearest named place for a point. */
 export function describeLocation(args: LatLon): Promise<LocationDescription> {
   return invoke("describe_location", { args });
+}
+
+/** The connection indicator: online/syncing/offline, pending ops per lane, last sync. */
+export function syncStatus(): Promise<SyncStatus> {
+  return invoke("sync_status");
+}
+
+/** Open conflicts, both sides with who and when. */
+export function conflicts(): Promise<ConflictView[]> {
+  return invoke("conflicts");
+}
+
+/** Resolves one conflict with an explicit decision (an op that syncs); the conflicts left. */
+export function resolveConflict(args: ResolveConflict): Promise<ConflictView[]> {
+  return invoke("resolve_conflict", { args });
+}
+
+/** Ops the server refused, with its reason (needs attention). */
+export function parkedOps(): Promise<ParkedOp[]> {
+  return invoke("parked_ops");
 }
 
 /** The stored settings. */

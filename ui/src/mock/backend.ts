@@ -7,6 +7,8 @@
 import type {
   AddNote,
   CloseIncident,
+  ConflictSide,
+  ConflictView,
   ConsoleInit,
   ConsoleState,
   ErrorPayload,
@@ -14,13 +16,18 @@ import type {
   IncidentDetail,
   IncidentRef,
   IncidentStatus,
+  Lane,
+  LaneCounts,
   LatLon,
   NewIncident,
+  ParkedOp,
   PlaceHit,
   PlaceQuery,
+  ResolveConflict,
   Settings,
   SetUnitStatus,
   Startup,
+  SyncStatus,
   TimelineEntry,
   TimelineEvent,
   UnitOnIncident,
@@ -28,7 +35,23 @@ import type {
   UpdateIncident,
 } from "../bindings";
 import { allowedNext, defaultPriority, distanceM, isCommitted, sortQueue } from "../domain";
+import { parseServerUrl } from "../sync";
 
+/**
+ * The scripted link to the sync server: offline (the link was lost `offlineSinceAgoS` before
+ * the fake started) for `offlineMs`, then syncing for `syncingMs` while the outbox drains lane
+ * by lane (critical first), then online. With `server_url: null` in the settings: alone.
+ */
+export interface MockSyncScript {
+  offlineMs: number;
+  syncingMs: number;
+  offlineSinceAgoS: number;
+}
+
+const DEFAULT_SYNC: MockSyncScript = { offlineMs: 8000, syncingMs: 4000, offlineSinceAgoS: 420 };
+
+/** The fake's sync server (a documentation-range address; nothing is contacted). */
+export const MOCK_SERVER_URL = "http://10.20.0.5:8443";
 /** Options of the fake. */
 export interface MockOptions {
   /** Return a pack error from `startup` instead of the console. */
@@ -39,6 +62,8 @@ export interface MockOptions {
   /** Clock in ms (injectable for tests). */
   now?: () => number;
   settings?: Partial<Settings>;
+  /** The scripted offline → syncing → online sequence (times in ms / s). */
+  sync?: Partial<MockSyncScript>;
 }
 
 /** Thrown to the caller as the IPC error payload. */
@@ -62,10 +87,23 @@ export class MockBackend {
   private seq = 0;
   private readonly now: () => number;
   private listeners: ((revision: number) => void)[] = [];
+  /** Open conflicts, one of each kind at start. */
+  conflictList: ConflictView[] = [];
+  /** The incident each double-assignment side assigned the unit to, by op id. */
+  private sideIncident = new Map<string, string>();
+  /** Ops the server refused. */
+  parked: ParkedOp[] = [];
+  private readonly script: MockSyncScript;
+  /** When the script (re)started, ms. */
+  private scriptStart: number;
+  /** Ops written while not connected, per lane (drained while syncing). */
+  private outbox: LaneCounts = { critical: 4, notes: 2, positions: 180 };
 
   constructor(private readonly opts: MockOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
-    this.settings = { language: "auto", theme: "auto", stale_after_s: 120, ...opts.settings };
+    this.settings = { language: "auto", theme: "auto", stale_after_s: 120, server_url: MOCK_SERVER_URL, ...opts.settings };
+    this.script = { ...DEFAULT_SYNC, ...opts.sync };
+    this.scriptStart = this.now();
     const iso = (agoS: number) => new Date(this.now() - agoS * 1000).toISOString();
     this.facilities = [
       { id: "stn-centre", kind: "station", name_zh: "城区派出所", name_en: "Centre Police Station", position: { lat: 42.5065, lon: 1.5205 } },
@@ -101,11 +139,96 @@ export class MockBackend {
     ];
     const seed = (t: NewIncident["incident_type"], p: NewIncident["priority"], at: LatLon, address: string, description: string, agoS: number) =>
       this.insertIncident({ incident_type: t, priority: p, location: at, address, description }, iso(agoS), "dispatcher");
-    seed("traffic_accident", null, { lat: 42.5062, lon: 1.5190 }, "Avinguda Meritxell, Andorra la Vella", "两车追尾，无人受伤", 600);
+    const accident = seed("traffic_accident", null, { lat: 42.5062, lon: 1.5190 }, "Avinguda Meritxell, Andorra la Vella", "两车追尾，无人受伤", 600);
     const fire = seed("fire", "P1", { lat: 42.5101, lon: 1.5342 }, "Carrer Prat de la Creu, Escaldes-Engordany", "Smoke from a shop", 120);
     seed("disturbance", null, { lat: 42.5125, lon: 1.5290 }, "Plaça del Poble, Andorra la Vella", "", 1800);
     // One unit already on an incident so the board shows a committed status.
     this.doAssign(fire, "u-03", iso(90));
+    // A theft closed 20 minutes ago (shown with "show closed"), edited elsewhere while closing.
+    const theft = seed("theft", null, { lat: 42.5071, lon: 1.5245 }, "Carrer de la Unió, Andorra la Vella", "手机被盗", 2400);
+    theft.closed_at = iso(1200);
+    theft.disposition = "report_taken";
+    this.log(theft, { kind: "closed", disposition: "report_taken", summary: "已登记，转刑侦" }, iso(1200));
+    this.derive(theft);
+    this.seedConflicts(accident, fire, theft, iso);
+  }
+
+  /** One conflict of each kind, as another console (王建国, 李明) would have caused them. */
+  private seedConflicts(accident: IncidentDetail, fire: IncidentDetail, theft: IncidentDetail, iso: (agoS: number) => string): void {
+    const side = (op_id: string, user: string, agoS: number, summary: string, value: unknown, shown: boolean, assignment_id: string | null = null): ConflictSide => ({
+      op_id,
+      user,
+      at: iso(agoS),
+      summary,
+      value,
+      shown,
+      assignment_id,
+    });
+    const ref = (d: IncidentDetail) => ({ incident_id: d.summary.id, incident_number: d.summary.number });
+    const localAsg = fire.assignments.find((a) => a.unit_id === "u-03");
+    this.sideIncident.set("op-remote-assign", accident.summary.id);
+    this.sideIncident.set("op-local-assign", fire.summary.id);
+    this.conflictList = [
+      {
+        id: `field:${fire.summary.id}:priority`,
+        kind: "field",
+        register: "priority",
+        ...ref(fire),
+        unit_id: null,
+        callsign: null,
+        sides: [side("op-remote-prio", "王建国", 110, "P2", "P2", false), side("op-local-prio", "dispatcher", 100, "P1", "P1", true)],
+      },
+      {
+        id: "double:u-03",
+        kind: "double_assignment",
+        register: null,
+        incident_id: null,
+        incident_number: null,
+        unit_id: "u-03",
+        callsign: "巡03",
+        sides: [
+          side("op-local-assign", "dispatcher", 90, `巡03 → #${fire.summary.number}`, null, true, localAsg?.id ?? null),
+          side("op-remote-assign", "王建国", 85, `巡03 → #${accident.summary.number}`, null, false, "asg-remote-1"),
+        ],
+      },
+      {
+        id: `closed:${theft.summary.id}:op-local-close:op-remote-edit`,
+        kind: "edit_after_close",
+        register: null,
+        ...ref(theft),
+        unit_id: null,
+        callsign: null,
+        sides: [
+          side("op-local-close", "dispatcher", 1200, "closed: report_taken", { disposition: "report_taken", summary: "已登记，转刑侦" }, true),
+          side(
+            "op-remote-edit",
+            "李明",
+            1190,
+            "description: 嫌疑人骑黑色电动车向北逃离",
+            { incident_type: null, priority: null, location: null, address: null, description: "嫌疑人骑黑色电动车向北逃离" },
+            false,
+          ),
+        ],
+      },
+    ];
+    this.parked = [
+      {
+        op_id: "op-parked-1",
+        kind: "assignment.add",
+        lane: "critical",
+        written_at: iso(540),
+        summary: `摩02 → #${accident.summary.number}`,
+        reason: "refers to unit u-07, which the server does not have (removed from the roster)",
+      },
+      {
+        op_id: "op-parked-2",
+        kind: "note.add",
+        lane: "notes",
+        written_at: iso(500),
+        summary: "备注：现场已拉警戒线",
+        reason: "op schema 2 is newer than this server (1); upgrade the server",
+      },
+    ];
   }
 
   /** Called after every change with the new revision (the fake `state-changed` event). */
@@ -113,7 +236,10 @@ export class MockBackend {
     this.listeners.push(f);
   }
 
-  private changed(): void {
+  private changed(lane: Lane = "critical"): void {
+    // A write while the link is down waits in the outbox; once connected it is sent at once.
+    const state = this.syncState();
+    if (state === "offline" || state === "disabled") this.outbox = { ...this.outbox, [lane]: this.outbox[lane] + 1 };
     this.revision += 1;
     for (const f of this.listeners) f(this.revision);
   }
@@ -344,7 +470,7 @@ export class MockBackend {
         if (!a.text.trim()) fail("invalid_input", "a note cannot be empty");
         const d = this.open(a.incident_id);
         this.log(d, { kind: "note", text: a.text.trim() });
-        this.changed();
+        this.changed("notes");
         return this.detail(d.summary.id);
       }
       case "close_incident": {
@@ -367,9 +493,21 @@ export class MockBackend {
       case "save_settings": {
         const s = args as Settings;
         if (!(s.stale_after_s >= 10)) fail("invalid_input", "stale_after_s must be at least 10 seconds");
-        this.settings = { ...s };
+        const url = parseServerUrl(s.server_url ?? "");
+        if (url === undefined) fail("invalid_input", `server_url ${JSON.stringify(s.server_url)} is not http(s)://host[:port]`);
+        // A new server starts the scripted sequence again.
+        if (url !== null && url !== this.settings.server_url) this.scriptStart = this.now();
+        this.settings = { ...s, server_url: url };
         return { ...this.settings };
       }
+      case "sync_status":
+        return this.syncStatus();
+      case "conflicts":
+        return structuredClone(this.conflictList);
+      case "resolve_conflict":
+        return this.resolve(args as ResolveConflict);
+      case "parked_ops":
+        return structuredClone(this.parked);
       default:
         fail("invalid_input", `unknown command ${cmd}`);
     }
@@ -399,6 +537,81 @@ export class MockBackend {
     const street = nearest && distanceM(nearest.position, at) < 150 ? nearest.name : null;
     const place = at.lon > 1.532 ? "Escaldes-Engordany" : "Andorra la Vella";
     return { address: street ? `${street}, ${place}` : place, street, place };
+  }
+
+  /** Where the scripted link is now. */
+  syncState(): SyncStatus["state"] {
+    if (this.settings.server_url === null) return "disabled";
+    const t = this.now() - this.scriptStart;
+    if (t < this.script.offlineMs) return "offline";
+    if (t < this.script.offlineMs + this.script.syncingMs) return "syncing";
+    return "online";
+  }
+
+  /** The outbox as the script has drained it: critical first, then notes, then positions. */
+  private pendingNow(state: SyncStatus["state"]): LaneCounts {
+    if (state === "offline" || state === "disabled") return { ...this.outbox };
+    if (state === "online") {
+      this.outbox = { critical: 0, notes: 0, positions: 0 };
+      return { ...this.outbox };
+    }
+    const frac = Math.min(1, (this.now() - this.scriptStart - this.script.offlineMs) / Math.max(1, this.script.syncingMs));
+    const c = this.outbox;
+    let sent = Math.floor((c.critical + c.notes + c.positions) * frac);
+    const left = (n: number) => {
+      const d = Math.min(n, sent);
+      sent -= d;
+      return n - d;
+    };
+    return { critical: left(c.critical), notes: left(c.notes), positions: left(c.positions) };
+  }
+
+  syncStatus(): SyncStatus {
+    const state = this.syncState();
+    const lost = new Date(this.scriptStart - this.script.offlineSinceAgoS * 1000).toISOString();
+    const connected = state === "syncing" || state === "online";
+    return {
+      state,
+      server_url: this.settings.server_url,
+      offline_since: state === "offline" ? lost : null,
+      last_sync: connected ? this.nowIso() : state === "offline" ? lost : null,
+      pending: this.pendingNow(state),
+      parked: this.parked.length,
+      conflicts: this.conflictList.length,
+      deferred: 0,
+      last_error:
+        state === "offline" ? `error sending request for url (${this.settings.server_url}/v1/push): connection refused` : null,
+    };
+  }
+
+  /** `resolve_conflict`: the kept side wins the way the real console writes it. */
+  private resolve(a: ResolveConflict): ConflictView[] {
+    const c = this.conflictList.find((x) => x.id === a.conflict_id);
+    if (!c) fail("not_found", `conflict ${a.conflict_id} is not open (resolved on another console?)`);
+    const keep = c.sides.find((s) => s.op_id === a.keep_op_id);
+    if (!keep) fail("invalid_input", `op ${a.keep_op_id} is not a side of conflict ${a.conflict_id}`);
+    if (c.kind === "field" && c.incident_id) {
+      // An informed write of the kept value.
+      const d = this.get(c.incident_id);
+      if (c.register === "priority") d.summary.priority = keep.value as IncidentDetail["summary"]["priority"];
+      this.log(d, { kind: "fields_changed", fields: { incident_type: null, priority: d.summary.priority, location: null, address: null, description: null } });
+    } else if (c.kind === "double_assignment" && c.unit_id) {
+      const u = this.unit(c.unit_id);
+      for (const other of c.sides.filter((s) => s !== keep)) {
+        const incId = this.sideIncident.get(other.op_id);
+        if (!incId) continue;
+        const d = this.get(incId);
+        if (u.incident_id === incId) this.doRelease(d, u);
+        else this.log(d, { kind: "unit_released", unit_id: u.id, callsign: u.callsign });
+      }
+      const keptIncident = this.sideIncident.get(keep.op_id);
+      if (keptIncident && u.incident_id !== keptIncident) this.doAssign(this.get(keptIncident), u.id);
+    } else if (c.incident_id) {
+      this.log(this.get(c.incident_id), { kind: "conflict_resolved", conflict_id: c.id, note: a.note });
+    }
+    this.conflictList = this.conflictList.filter((x) => x !== c);
+    this.changed();
+    return structuredClone(this.conflictList);
   }
 
   /** Test hook: change a unit's status behind the UI's back (as another console would). */

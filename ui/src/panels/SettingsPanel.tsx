@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { type Language, type Settings, STALE_AFTER_S_MAX, STALE_AFTER_S_MIN, type Theme } from "../bindings";
 import { type Lang, t } from "../i18n";
+import { parseServerUrl } from "../sync";
 import { CloseButton } from "./CloseButton";
 
 export interface SettingsPanelProps {
@@ -14,9 +15,12 @@ export interface SettingsPanelProps {
 const LANGUAGES: Language[] = ["auto", "zh_cn", "en"];
 const THEMES: Theme[] = ["auto", "day", "night"];
 
-/** Language, theme and the stale-fix threshold, saved with saveSettings. */
+/** Language, theme, the stale-fix threshold and the sync server, saved with saveSettings. */
 export function SettingsPanel(p: SettingsPanelProps) {
   const [s, setS] = useState<Settings>(p.settings);
+  const [server, setServer] = useState(p.settings.server_url ?? "");
+  const serverUrl = parseServerUrl(server);
+  const serverInvalid = serverUrl === undefined;
   return (
     <section id="settings-panel" className="panel card" aria-labelledby="settings-title">
       <header className="panel-head">
@@ -27,7 +31,7 @@ export function SettingsPanel(p: SettingsPanelProps) {
         className="stack"
         onSubmit={(e) => {
           e.preventDefault();
-          p.onSave(s);
+          if (serverUrl !== undefined) p.onSave({ ...s, server_url: serverUrl });
         }}
       >
         <label htmlFor="settings-language">{t(p.lang, "settings.language")}</label>
@@ -56,7 +60,23 @@ export function SettingsPanel(p: SettingsPanelProps) {
           value={s.stale_after_s}
           onChange={(e) => setS({ ...s, stale_after_s: Number(e.target.value) })}
         />
-        <button type="submit" id="settings-save" className="primary" disabled={p.busy}>
+        <label htmlFor="settings-server-url">{t(p.lang, "settings.server")}</label>
+        <input
+          id="settings-server-url"
+          type="text"
+          inputMode="url"
+          spellCheck={false}
+          autoComplete="off"
+          placeholder="http://10.0.0.2:8443"
+          value={server}
+          aria-invalid={serverInvalid}
+          aria-describedby="settings-server-url-help"
+          onChange={(e) => setServer(e.target.value)}
+        />
+        <span id="settings-server-url-help" className={`small ${serverInvalid ? "field-error" : "muted"}`} data-invalid={serverInvalid}>
+          {t(p.lang, serverInvalid ? "settings.serverInvalid" : "settings.serverHint")}
+        </span>
+        <button type="submit" id="settings-save" className="primary" disabled={p.busy || serverInvalid}>
           {t(p.lang, "settings.save")}
         </button>
       </form>

@@ -1,7 +1,8 @@
 import type { IncidentFields, TimelineEvent } from "../bindings";
 import { type Lang, label, t } from "../i18n";
 
-function fieldChanges(lang: Lang, f: IncidentFields): string {
+/** The changed fields of a `set_fields` in words, `; `-separated. */
+export function fieldChanges(lang: Lang, f: IncidentFields): string {
   const parts: string[] = [];
   if (f.incident_type) parts.push(`${t(lang, "detail.type")} ${label.incidentType(lang, f.incident_type)}`);
   if (f.priority) parts.push(`${t(lang, "detail.priority")} ${f.priority}`);
@@ -30,5 +31,7 @@ export function describeEvent(lang: Lang, e: TimelineEvent): string {
       return t(lang, "tl.note", { text: e.text });
     case "closed":
       return t(lang, "tl.closed", { disposition: label.disposition(lang, e.disposition), summary: e.summary }).trim();
+    case "conflict_resolved":
+      return t(lang, "tl.conflict_resolved", { note: e.note }).trim();
   }
 }
