@@ -1,0 +1,642 @@
+//! The engine: a tokio runtime on its own thread that runs sync rounds.
+//!
+//! A round pushes every pending op, lane by lane (critical → notes → positions, the lane
+//! order re-checked after each batch so a new critical op overtakes a positions backlog),
+//! then pulls pages until the server says there are no more. Between rounds the engine
+//! waits for a local write ([`SyncHandle::poke_local`]), a server poke, or the poll timer;
+//! after a failed round it waits for the backoff timer only (SYNC.md principle 12: retries
+//! do not depend on new local writes). Nothing is ever deleted: a failed request leaves the
+//! outbox and the cursor as they were.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use outpost_domain::clock::{Clock, SystemClock};
+use outpost_domain::op::{Lane, OpEnvelope};
+use outpost_domain::wire::{MAX_BATCH_OPS, MAX_PUSH_BYTES, PROTOCOL_VERSION, PushRequest};
+use outpost_store::StoreError;
+
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::client::{ServerClient, Timeouts};
+use crate::error::SyncError;
+use crate::failpoint::Failpoint;
+use crate::status::{EngineStatus, LinkState};
+use crate::store_api::{PullRecord, SyncPosition, SyncStore};
+
+/// Lanes in push order (SYNC.md principle 8).
+pub const LANES: [Lane; 3] = [Lane::Critical, Lane::Notes, Lane::Positions];
+
+/// Called after the engine changed the state tables (remote ops applied, an op parked and
+/// un-applied, a resync or a snapshot): the console refreshes its views.
+pub type OnApplied = Arc<dyn Fn() + Send + Sync>;
+
+/// How the engine behaves.
+#[derive(Clone)]
+pub struct SyncOptions {
+    /// Retry schedule after failed rounds.
+    pub backoff: BackoffPolicy,
+    /// When idle, pull at least this often (the poke channel usually wakes it sooner).
+    pub poll_interval: Duration,
+    /// Most ops per push (≤ [`MAX_BATCH_OPS`]).
+    pub push_batch: usize,
+    /// Most ops per pull page.
+    pub pull_limit: usize,
+    /// HTTP timeouts.
+    pub timeouts: Timeouts,
+    /// Open the WebSocket poke channel.
+    pub poke: bool,
+    /// Armed crash point (S4 tests); [`Failpoint::from_env`] by default.
+    pub failpoint: Option<Failpoint>,
+    /// Source of "now" for the status times.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("backoff", &self.backoff)
+            .field("poll_interval", &self.poll_interval)
+            .field("push_batch", &self.push_batch)
+            .field("pull_limit", &self.pull_limit)
+            .field("timeouts", &self.timeouts)
+            .field("poke", &self.poke)
+            .field("failpoint", &self.failpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SyncOptions {
+    /// Backoff 0.5 s → 60 s, poll every 30 s, push batches of [`MAX_BATCH_OPS`], pull pages
+    /// of 1,000, poke channel on, failpoint from the environment, the system clock.
+    fn default() -> Self {
+        Self {
+            backoff: BackoffPolicy::default(),
+            poll_interval: Duration::from_secs(30),
+            push_batch: MAX_BATCH_OPS,
+            pull_limit: 1_000,
+            timeouts: Timeouts::default(),
+            poke: true,
+            failpoint: Failpoint::from_env(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What one round moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoundReport {
+    /// Pushes sent.
+    pub batches: usize,
+    /// Ops acknowledged by the server (accepted or duplicate).
+    pub acked: usize,
+    /// Ops parked by the server.
+    pub parked: usize,
+    /// Pull pages read.
+    pub pages: usize,
+    /// Ops received in pull pages (own ops included).
+    pub pulled: usize,
+    /// Remote ops applied to the state tables.
+    pub applied: usize,
+    /// Resyncs after an epoch change.
+    pub resyncs: usize,
+    /// Snapshots loaded.
+    pub snapshots: usize,
+}
+
+impl RoundReport {
+    /// True when the round moved nothing (no push, nothing pulled).
+    pub fn is_quiet(&self) -> bool {
+        self.batches == 0 && self.pulled == 0 && self.resyncs == 0 && self.snapshots == 0
+    }
+}
+
+/// State shared between the handle and the engine's tasks.
+pub(crate) struct Shared {
+    status: Mutex<EngineStatus>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, EngineStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub(crate) fn set_poke_connected(&self, connected: bool) {
+        self.lock().poke_connected = connected;
+    }
+    pub(crate) fn saw_server_gseq(&self, gseq: u64) {
+        let mut s = self.lock();
+        s.server_gseq = s.server_gseq.max(gseq);
+    }
+}
+
+/// The sync engine's entry point.
+#[derive(Debug)]
+pub struct SyncEngine;
+
+impl SyncEngine {
+    /// Starts the engine on its own thread (a tokio runtime) and returns at once; the first
+    /// round starts immediately.
+    ///
+    /// `store` is the console's store (the engine locks it for one batch or one page at a
+    /// time); `on_applied` runs on the engine's thread after it changed the state tables.
+    ///
+    /// # Errors
+    /// [`SyncError::BadUrl`] for an unusable URL; [`SyncError::Worker`] when the thread or
+    /// runtime cannot start.
+    pub fn start<S: SyncStore>(
+        store: Arc<Mutex<S>>,
+        server_url: &str,
+        on_applied: OnApplied,
+        options: SyncOptions,
+    ) -> Result<SyncHandle, SyncError> {
+        let client = ServerClient::new(server_url, options.timeouts)?;
+        let shared = Arc::new(Shared {
+            status: Mutex::new(EngineStatus::new(server_url.to_string())),
+        });
+        let wake = Arc::new(Notify::new());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("outpost-sync")
+            .build()
+            .map_err(|e| SyncError::Worker(format!("cannot start the sync runtime: {e}")))?;
+        let session = Session {
+            client,
+            store,
+            options,
+            on_applied,
+            shared: Arc::clone(&shared),
+            applied_gseq: Arc::new(AtomicU64::new(0)),
+            batch_limit: 0,
+        };
+        let thread_wake = Arc::clone(&wake);
+        let thread = std::thread::Builder::new()
+            .name("outpost-sync".into())
+            .spawn(move || runtime.block_on(session.run(thread_wake, shutdown_rx)))
+            .map_err(|e| SyncError::Worker(format!("cannot start the sync thread: {e}")))?;
+        Ok(SyncHandle {
+            shared,
+            wake,
+            shutdown: shutdown_tx,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs sync rounds on the calling thread until one moves nothing and no op is pending,
+    /// at most `max_rounds` (the headless client and tests). Returns the rounds' reports.
+    ///
+    /// # Errors
+    /// The first failed round's error.
+    pub fn sync_until_quiet<S: SyncStore>(
+        store: Arc<Mutex<S>>,
+        server_url: &str,
+        options: SyncOptions,
+        max_rounds: usize,
+    ) -> Result<Vec<RoundReport>, SyncError> {
+        let client = ServerClient::new(server_url, options.timeouts)?;
+        let mut session = Session {
+            client,
+            store,
+            options,
+            on_applied: Arc::new(|| {}),
+            shared: Arc::new(Shared {
+                status: Mutex::new(EngineStatus::new(server_url.to_string())),
+            }),
+            applied_gseq: Arc::new(AtomicU64::new(0)),
+            batch_limit: 0,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SyncError::Worker(format!("cannot start the sync runtime: {e}")))?;
+        runtime.block_on(async move {
+            let mut reports = Vec::new();
+            for _ in 0..max_rounds.max(1) {
+                let report = session.round().await?;
+                reports.push(report);
+                let pending = session.with_store(|s| s.pending_total()).await?;
+                if report.is_quiet() && pending == 0 {
+                    break;
+                }
+            }
+            Ok(reports)
+        })
+    }
+}
+
+/// The running engine. Dropping it shuts the engine down.
+pub struct SyncHandle {
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHandle")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncHandle {
+    /// The engine's status now.
+    pub fn status(&self) -> EngineStatus {
+        self.shared.lock().clone()
+    }
+
+    /// A local write happened: push soon (at once when idle; after the current backoff when
+    /// offline — a local write never shortens a backoff).
+    pub fn poke_local(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops the engine and waits for its thread (an in-flight request is abandoned; the
+    /// store's transactions are whole, so nothing half-done remains). Idempotent.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread
+            && t.join().is_err()
+        {
+            tracing::warn!("the sync thread panicked");
+        }
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One engine's working state.
+struct Session<S> {
+    client: ServerClient,
+    store: Arc<Mutex<S>>,
+    options: SyncOptions,
+    on_applied: OnApplied,
+    shared: Arc<Shared>,
+    /// The cursor after the last applied page (filters pokes).
+    applied_gseq: Arc<AtomicU64>,
+    /// Current push batch size after 413s / oversized batches (0: not set yet).
+    batch_limit: usize,
+}
+
+impl<S: SyncStore> Session<S> {
+    async fn run(mut self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        if let Ok(pos) = self.with_store(|s| s.position()).await {
+            self.applied_gseq.store(pos.cursor, Ordering::SeqCst);
+        }
+        if self.options.poke {
+            tokio::spawn(crate::poke::run(
+                self.client.poke_url(),
+                Arc::clone(&self.shared),
+                Arc::clone(&wake),
+                Arc::clone(&self.applied_gseq),
+                self.options.backoff,
+                shutdown.clone(),
+            ));
+        }
+        let mut backoff = Backoff::new(self.options.backoff);
+        loop {
+            let result = tokio::select! {
+                r = self.round() => r,
+                _ = shutdown.changed() => return,
+            };
+            let wait = match result {
+                Ok(report) => {
+                    backoff.reset();
+                    self.round_succeeded(&report);
+                    self.options.poll_interval
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    let delay = if e.is_transient() {
+                        delay
+                    } else {
+                        delay.max(self.options.backoff.max / 2)
+                    };
+                    self.round_failed(&e, backoff.failures(), delay);
+                    // Offline: only the timer (or shutdown) ends the wait.
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn round_succeeded(&self, report: &RoundReport) {
+        let now = self.options.clock.now();
+        let mut s = self.shared.lock();
+        s.state = LinkState::Online;
+        s.offline_since = None;
+        s.last_sync = Some(now);
+        s.last_error = None;
+        s.error_is_permanent = false;
+        s.rounds += 1;
+        s.failures = 0;
+        tracing::debug!(?report, "sync round done");
+    }
+
+    fn round_failed(&self, e: &SyncError, failures: u32, delay: Duration) {
+        let now = self.options.clock.now();
+        let mut s = self.shared.lock();
+        if s.offline_since.is_none() {
+            s.offline_since = Some(now);
+        }
+        s.state = LinkState::Offline;
+        s.last_error = Some(e.one_line());
+        s.error_is_permanent = !e.is_transient();
+        s.failures = failures;
+        if failures <= 1 || !e.is_transient() {
+            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync failed");
+        } else {
+            tracing::debug!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "sync failed again");
+        }
+    }
+
+    fn syncing(&self) {
+        let mut s = self.shared.lock();
+        if s.state != LinkState::Syncing {
+            s.state = LinkState::Syncing;
+        }
+    }
+
+    /// Runs one store call on the blocking pool with the store locked.
+    async fn with_store<T, F>(&self, f: F) -> Result<T, SyncError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut S) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await;
+        match joined {
+            Ok(r) => r.map_err(SyncError::from),
+            Err(e) => Err(SyncError::Worker(format!("a store call failed: {e}"))),
+        }
+    }
+
+    fn applied(&self) {
+        (self.on_applied)();
+    }
+
+    /// One round: push everything, then pull to the end; an epoch change resyncs and starts
+    /// over (at most twice per round).
+    async fn round(&mut self) -> Result<RoundReport, SyncError> {
+        let mut report = RoundReport::default();
+        let mut resyncs_left = 2;
+        loop {
+            let result = async {
+                self.push_all(&mut report).await?;
+                self.pull_all(&mut report).await
+            }
+            .await;
+            match result {
+                Err(SyncError::EpochChanged { epoch }) if resyncs_left > 0 => {
+                    resyncs_left -= 1;
+                    tracing::warn!(%epoch, "the server has a new epoch (restored from a backup); resyncing");
+                    self.with_store(move |s| s.start_resync(epoch)).await?;
+                    self.applied_gseq.store(0, Ordering::SeqCst);
+                    report.resyncs += 1;
+                    self.applied();
+                }
+                other => return other.map(|()| report),
+            }
+        }
+    }
+
+    async fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        let max = self.options.push_batch.clamp(1, MAX_BATCH_OPS);
+        if self.batch_limit == 0 {
+            self.batch_limit = max;
+        }
+        let mut stalls = 0;
+        loop {
+            let limit = self.batch_limit;
+            let next = self
+                .with_store(move |s| {
+                    for lane in LANES {
+                        let ops = s.pending_batch(lane, limit)?;
+                        if !ops.is_empty() {
+                            return Ok(Some((lane, ops, s.position()?, s.origin())));
+                        }
+                    }
+                    Ok(None)
+                })
+                .await?;
+            let Some((lane, ops, pos, origin)) = next else {
+                return Ok(());
+            };
+            self.syncing();
+            let req = push_request(origin, lane, pos, &ops)?;
+            if let Some(smaller) = shrink_if_oversized(&req) {
+                self.batch_limit = smaller;
+                continue;
+            }
+            let resp = match self.client.push(&req).await {
+                Err(SyncError::TooLarge(_)) if ops.len() > 1 => {
+                    self.batch_limit = (ops.len() / 2).max(1);
+                    continue;
+                }
+                other => other?,
+            };
+            report.batches += 1;
+            self.shared.saw_server_gseq(resp.server_gseq);
+            {
+                let mut s = self.shared.lock();
+                s.epoch = Some(resp.epoch);
+            }
+            if pos.epoch.is_some_and(|e| e != resp.epoch) {
+                return Err(SyncError::EpochChanged { epoch: resp.epoch });
+            }
+            Failpoint::AfterAckBeforeCommit.hit(self.options.failpoint);
+            let answered = resp.results.len();
+            let resend = resp.resend_from;
+            let rec = self
+                .with_store(move |s| s.record_push(lane, &resp))
+                .await?;
+            report.acked += rec.acked;
+            report.parked += rec.parked;
+            if rec.parked > 0 {
+                self.applied();
+            }
+            // A batch that moved nothing must not loop forever.
+            if answered == 0 || (resend.is_some() && rec.acked + rec.parked == 0) {
+                stalls += 1;
+                if stalls > 3 {
+                    return Err(SyncError::NoProgress(format!(
+                        "the server answered no op of the {lane:?} lane (resend_from {resend:?})"
+                    )));
+                }
+            } else {
+                stalls = 0;
+            }
+            if self.batch_limit < max {
+                // Grow back after a successful smaller batch.
+                self.batch_limit = (self.batch_limit * 2).min(max);
+            }
+        }
+    }
+
+    async fn pull_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        let limit = self.options.pull_limit.max(1);
+        let mut told_server = false;
+        loop {
+            let pos = self.with_store(|s| s.position()).await?;
+            let page = match self.client.pull(pos.cursor, limit).await {
+                Err(SyncError::SnapshotRequired) => {
+                    self.syncing();
+                    let snapshot = self.client.snapshot().await?;
+                    if pos.epoch.is_some_and(|e| e != snapshot.epoch) {
+                        return Err(SyncError::EpochChanged {
+                            epoch: snapshot.epoch,
+                        });
+                    }
+                    let gseq = snapshot.gseq;
+                    let rec: PullRecord = self
+                        .with_store(move |s| s.load_snapshot(&snapshot))
+                        .await?;
+                    report.snapshots += 1;
+                    report.applied += rec.applied;
+                    self.applied_gseq.store(gseq, Ordering::SeqCst);
+                    self.applied();
+                    continue;
+                }
+                other => other?,
+            };
+            self.shared.saw_server_gseq(page.server_gseq);
+            {
+                let mut s = self.shared.lock();
+                s.epoch = Some(page.epoch);
+            }
+            if pos.epoch.is_some_and(|e| e != page.epoch) {
+                return Err(SyncError::EpochChanged { epoch: page.epoch });
+            }
+            if page.server_gseq < pos.cursor && page.ops.is_empty() {
+                // The server is behind what this console applied: it was restored from a
+                // backup without knowing. An (empty) push with our cursor tells it; it
+                // answers 409 with its new epoch.
+                if told_server {
+                    return Err(SyncError::NoProgress(format!(
+                        "the server's newest op is {} but this console applied up to {}",
+                        page.server_gseq, pos.cursor
+                    )));
+                }
+                told_server = true;
+                let origin = self.with_store(|s| Ok(s.origin())).await?;
+                let req = push_request(origin, Lane::Critical, pos, &[])?;
+                self.client.push(&req).await?;
+                continue;
+            }
+            let more = page.more && !page.ops.is_empty();
+            if !page.ops.is_empty() {
+                self.syncing();
+            }
+            report.pages += 1;
+            report.pulled += page.ops.len();
+            let failpoint = self.options.failpoint;
+            let rec = self
+                .with_store(move |s| s.apply_pull(&page, failpoint))
+                .await?;
+            report.applied += rec.applied;
+            if rec.applied > 0 {
+                self.applied();
+            }
+            if let Ok(p) = self.with_store(|s| s.position()).await {
+                self.applied_gseq.store(p.cursor, Ordering::SeqCst);
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn push_request(
+    origin: uuid::Uuid,
+    lane: Lane,
+    pos: SyncPosition,
+    ops: &[OpEnvelope],
+) -> Result<PushRequest, SyncError> {
+    let ops = ops
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SyncError::Store(StoreError::Json(e)))?;
+    Ok(PushRequest {
+        protocol: PROTOCOL_VERSION,
+        origin,
+        lane,
+        epoch: pos.epoch,
+        cursor: pos.cursor,
+        ops,
+    })
+}
+
+/// A smaller batch size when `req` would exceed [`MAX_PUSH_BYTES`] (with 10% headroom);
+/// `None` when it fits or has one op only (the server then decides).
+fn shrink_if_oversized(req: &PushRequest) -> Option<usize> {
+    if req.ops.len() <= 1 {
+        return None;
+    }
+    let size = serde_json::to_vec(req).map(|v| v.len()).unwrap_or(0);
+    (size > MAX_PUSH_BYTES / 10 * 9).then_some((req.ops.len() / 2).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_batches_are_halved() {
+        let op = serde_json::json!({ "pad": "x".repeat(10_000) });
+        let mut req = PushRequest {
+            protocol: PROTOCOL_VERSION,
+            origin: uuid::Uuid::nil(),
+            lane: Lane::Notes,
+            epoch: None,
+            cursor: 0,
+            ops: vec![op.clone(); 10],
+        };
+        assert_eq!(shrink_if_oversized(&req), None);
+        req.ops = vec![op.clone(); 400];
+        assert_eq!(shrink_if_oversized(&req), Some(200));
+        req.ops = vec![serde_json::json!({ "pad": "x".repeat(MAX_PUSH_BYTES) })];
+        assert_eq!(shrink_if_oversized(&req), None);
+    }
+
+    #[test]
+    fn quiet_rounds() {
+        assert!(RoundReport::default().is_quiet());
+        let r = RoundReport {
+            pulled: 1,
+            ..RoundReport::default()
+        };
+        assert!(!r.is_quiet());
+    }
+}

@@ -1,0 +1,81 @@
+//! What can go wrong while syncing, classified transient (retry with backoff) or permanent.
+
+use outpost_store::StoreError;
+use uuid::Uuid;
+
+/// A sync failure. None of them loses data: the outbox keeps every op until the server
+/// answers for it, and the pull cursor moves only with an applied page.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server URL is not usable (permanent until the settings change).
+    #[error("the server address {url:?} is not usable: {reason}; use http://host:port")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No answer: connection refused, timed out, reset (transient).
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    /// The server answered with an error status (5xx transient, 4xx permanent).
+    #[error("the server refused the request ({status} {code}): {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// [`outpost_domain::wire::ErrorBody::code`], or `"http"` when the body was not one.
+        code: String,
+        /// The server's one-line reason.
+        message: String,
+    },
+    /// 413: the batch was too large (the engine halves the batch and retries).
+    #[error("the server refused a batch as too large: {0}")]
+    TooLarge(String),
+    /// 409 `epoch_changed`: the server was restored from a backup; the console resyncs.
+    #[error("the server was restored from a backup (new epoch {epoch}); resyncing")]
+    EpochChanged {
+        /// The server's current epoch.
+        epoch: Uuid,
+    },
+    /// 410 `snapshot_required`: the history after the cursor was compacted.
+    #[error("the server compacted the history this console needs; loading a snapshot")]
+    SnapshotRequired,
+    /// The answer did not decode (transient: a proxy page, a truncated body).
+    #[error("the server's answer is not readable: {0}")]
+    BadAnswer(String),
+    /// The server's answers make no progress (e.g. the same `resend_from` again and again).
+    #[error("sync makes no progress: {0}")]
+    NoProgress(String),
+    /// The local database failed (busy is transient; the rest is reported).
+    #[error("local database: {0}")]
+    Store(#[from] StoreError),
+    /// The engine's worker failed (a panic in a store call).
+    #[error("sync worker failed: {0}")]
+    Worker(String),
+}
+
+impl SyncError {
+    /// True when retrying later, unchanged, may succeed. Permanent errors are retried too
+    /// (never by deleting data), but at the longest backoff, and shown to the user.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Unreachable(_)
+            | SyncError::TooLarge(_)
+            | SyncError::EpochChanged { .. }
+            | SyncError::SnapshotRequired
+            | SyncError::BadAnswer(_)
+            | SyncError::NoProgress(_) => true,
+            SyncError::Server { status, .. } => *status >= 500 || *status == 429,
+            SyncError::Store(e) => e.is_transient(),
+            SyncError::BadUrl { .. } | SyncError::Worker(_) => false,
+        }
+    }
+
+    /// One line for the status indicator (no chains, no URLs twice).
+    pub fn one_line(&self) -> String {
+        match self {
+            SyncError::Unreachable(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+}

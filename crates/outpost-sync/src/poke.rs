@@ -1,0 +1,79 @@
+//! The WebSocket poke channel (`GET /v1/poke`): the server announces its newest `gseq`; a
+//! poke beyond what this console has applied wakes the engine to pull. Data never flows here
+//! (SYNC.md principle 11: pull is the only way in), so a lost poke only delays a pull until
+//! the engine's poll timer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use outpost_domain::wire::Poke;
+
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::engine::Shared;
+
+/// Keeps a poke socket open until shutdown, reconnecting with backoff.
+pub(crate) async fn run(
+    url: String,
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    applied_gseq: Arc<AtomicU64>,
+    policy: BackoffPolicy,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(policy);
+    loop {
+        let connected = tokio::select! {
+            r = tokio_tungstenite::connect_async(url.as_str()) => r,
+            _ = shutdown.changed() => return,
+        };
+        match connected {
+            Ok((mut ws, _)) => {
+                backoff.reset();
+                shared.set_poke_connected(true);
+                tracing::debug!(%url, "poke channel connected");
+                // The link is back: catch up now rather than at the next poll.
+                wake.notify_one();
+                loop {
+                    let msg = tokio::select! {
+                        m = ws.next() => m,
+                        _ = shutdown.changed() => {
+                            let _ = ws.close(None).await;
+                            shared.set_poke_connected(false);
+                            return;
+                        }
+                    };
+                    match msg {
+                        Some(Ok(Message::Text(text))) => {
+                            match serde_json::from_str::<Poke>(text.as_str()) {
+                                Ok(poke) => {
+                                    shared.saw_server_gseq(poke.gseq);
+                                    if poke.gseq > applied_gseq.load(Ordering::SeqCst) {
+                                        wake.notify_one();
+                                    }
+                                }
+                                Err(e) => tracing::debug!(error = %e, "unreadable poke ignored"),
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | None => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "poke channel failed");
+                            break;
+                        }
+                    }
+                }
+                shared.set_poke_connected(false);
+            }
+            Err(e) => tracing::debug!(%url, error = %e, "poke channel not connected"),
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of the sync engine against an in-process `outpost-server`.
