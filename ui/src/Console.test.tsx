@@ -46,4 +46,32 @@ describe("Console", () => {
     const alert = await screen.findByRole("alert");
     expect(alert.textContent).toContain("cannot become busy");
   });
+
+  it("shows the link in the top bar and resolves a conflict from the sync panel", async () => {
+    const backend = installMockBackend({ settings: { language: "en" }, sync: { offlineMs: 60_000, syncingMs: 1000, offlineSinceAgoS: 60 } });
+    const { container } = render(<App />);
+    const indicator = await waitFor(() => {
+      const b = container.querySelector<HTMLElement>("#sync-indicator[data-sync-state='offline']");
+      expect(b).not.toBeNull();
+      return b!;
+    });
+    // A minute offline: amber, not yet red.
+    expect(indicator.dataset.tone).toBe("offline-amber");
+    expect(container.querySelector("#conflict-badge")?.textContent).toBe("3 conflicts");
+    fireEvent.click(indicator);
+    const panel = await waitFor(() => {
+      const p = container.querySelector<HTMLElement>("#sync-panel");
+      expect(p?.querySelectorAll("[data-conflict-id]")).toHaveLength(3);
+      return p!;
+    });
+    fireEvent.click(panel.querySelector("[data-conflict-kind='double_assignment'] [data-keep-op='op-remote-assign']")!);
+    await waitFor(() => expect(container.querySelectorAll("#sync-panel [data-conflict-id]")).toHaveLength(2));
+    await waitFor(() => expect(container.querySelector("#conflict-badge")?.textContent).toBe("2 conflicts"));
+    // 巡03 moved to the accident on the board; the resolution is a write waiting in the outbox.
+    await waitFor(() => expect(container.querySelector("[data-unit-id='u-03']")?.textContent).toContain("#2026-0001"));
+    expect(backend.syncStatus().pending.critical).toBeGreaterThan(4);
+    // Esc closes the panel.
+    fireEvent.keyDown(window, { key: "Escape" });
+    await waitFor(() => expect(container.querySelector("#sync-panel")).toBeNull());
+  });
 });

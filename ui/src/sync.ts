@@ -289,12 +289,16 @@ export class SyncStore {
 
   /**
    * Keeps one side of a conflict (an op that syncs); the list shown becomes the backend's
-   * answer at once, then everything is re-read. Rejects with the backend's error.
+   * answer at once. Everything is re-read afterwards even when the backend refused (the
+   * conflict may have been resolved on another console meanwhile). Rejects with its error.
    */
   async resolve(conflictId: string, keepOpId: string, note: string): Promise<void> {
-    const left = await this.api.resolve({ conflict_id: conflictId, keep_op_id: keepOpId, note: note.trim() });
-    this.set({ conflicts: left });
-    await this.refresh();
+    try {
+      const left = await this.api.resolve({ conflict_id: conflictId, keep_op_id: keepOpId, note: note.trim() });
+      this.set({ conflicts: left });
+    } finally {
+      await this.refresh();
+    }
   }
 
   /** Polls every `periodMs` and on every STATE_CHANGED_EVENT; returns the stop function. */

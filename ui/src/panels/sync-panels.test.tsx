@@ -1,0 +1,148 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, render, screen } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Settings } from "../bindings";
+import { MockBackend } from "../mock/backend";
+import { SettingsPanel } from "./SettingsPanel";
+import { SyncIndicator } from "./SyncIndicator";
+import { SyncPanel, type SyncPanelProps } from "./SyncPanel";
+
+const NOW = Date.parse("2026-11-29T10:00:00Z");
+afterEach(cleanup);
+
+function fake() {
+  return new MockBackend({ now: () => NOW, sync: { offlineMs: 1000, syncingMs: 1000, offlineSinceAgoS: 420 } });
+}
+
+describe("SyncIndicator", () => {
+  it("shows offline in red with the lanes, the last sync and both badges; a click opens the panel", () => {
+    const m = fake();
+    const onClick = vi.fn();
+    const { container } = render(<SyncIndicator lang="zh" now={NOW} status={m.syncStatus()} failed={false} open={false} onClick={onClick} />);
+    const b = container.querySelector<HTMLElement>("#sync-indicator")!;
+    expect(b.dataset.syncState).toBe("offline");
+    expect(b.dataset.tone).toBe("offline-red");
+    expect(b.querySelector("[data-sync-text]")?.textContent).toMatch(/^离线 自 \d{2}:\d{2}$/);
+    expect(b.querySelector("[data-sync-lanes]")?.textContent).toBe("紧急 4 · 备注 2 · 位置 180");
+    expect(b.querySelector("#conflict-badge")?.textContent).toBe("3 个冲突");
+    expect(b.querySelector("#parked-badge")?.textContent).toBe("2 项需要处理");
+    expect(b.title).toContain("connection refused");
+    fireEvent.click(b);
+    expect(onClick).toHaveBeenCalled();
+  });
+
+  it("says working alone with no lanes and no badges when nothing is open", () => {
+    const st = { ...fake().syncStatus(), state: "disabled" as const, conflicts: 0, parked: 0 };
+    const { container } = render(<SyncIndicator lang="en" now={NOW} status={st} failed={false} open={false} onClick={() => {}} />);
+    expect(container.querySelector("[data-sync-text]")?.textContent).toBe("Working alone");
+    expect(container.querySelector("[data-sync-lanes]")).toBeNull();
+    expect(container.querySelector("#conflict-badge")).toBeNull();
+    expect(container.querySelector("#parked-badge")).toBeNull();
+  });
+
+  it("says so when the status cannot be read rather than showing an old state", () => {
+    const { container } = render(<SyncIndicator lang="en" now={NOW} status={fake().syncStatus()} failed open={false} onClick={() => {}} />);
+    expect(container.querySelector("#sync-indicator")?.getAttribute("data-tone")).toBe("offline-red");
+    expect(container.querySelector("[data-sync-text]")?.textContent).toBe("The sync status could not be read");
+  });
+});
+
+describe("SyncPanel", () => {
+  function props(over: Partial<SyncPanelProps> = {}): SyncPanelProps {
+    const m = fake();
+    return {
+      lang: "en",
+      now: NOW,
+      status: m.syncStatus(),
+      conflicts: m.conflictList,
+      parked: m.parked,
+      busy: false,
+      onKeep: vi.fn(),
+      onOpenIncident: vi.fn(),
+      onOpenUnit: vi.fn(),
+      onDismiss: vi.fn(),
+      ...over,
+    };
+  }
+
+  it("details the link: state, server, per-lane counts and the last error", () => {
+    const { container } = render(<SyncPanel {...props()} />);
+    const summary = container.querySelector("[data-sync-summary='offline']")!;
+    expect(summary.textContent).toContain("http://10.20.0.5:8443");
+    expect(summary.textContent).toContain("offline for 7 min");
+    expect([...summary.querySelectorAll("[data-lane]")].map((l) => l.textContent)).toEqual(["Critical 4", "Notes 2", "Positions 180"]);
+    expect(summary.querySelector("[data-sync-error]")?.textContent).toMatch(/connection refused/);
+  });
+
+  it("shows both sides of each conflict in words, marks the shown one, and keeps a side with the note", () => {
+    const p = props();
+    const { container } = render(<SyncPanel {...p} />);
+    const field = container.querySelector<HTMLElement>("[data-conflict-kind='field']")!;
+    expect(field.textContent).toContain("Conflicting change");
+    expect(field.textContent).toContain("#2026-0002");
+    expect([...field.querySelectorAll("[data-side-value]")].map((e) => e.textContent)).toEqual(["P2 urgent", "P1 emergency"]);
+    expect(field.querySelector("[data-shown='true'] [data-side-value]")?.textContent).toBe("P1 emergency");
+    expect(field.querySelector("[data-conflict-side='op-remote-prio']")?.textContent).toMatch(/王建国, \d{2}\/\d{2}\/2026, \d{2}:\d{2}:\d{2}/);
+    fireEvent.change(field.querySelector("input.conflict-note")!, { target: { value: "caller confirmed" } });
+    fireEvent.click(field.querySelector("[data-keep-op='op-remote-prio']")!);
+    expect(p.onKeep).toHaveBeenCalledWith(p.conflicts[0]!.id, "op-remote-prio", "caller confirmed");
+    const late = container.querySelector<HTMLElement>("[data-conflict-kind='edit_after_close']")!;
+    expect([...late.querySelectorAll("[data-side-value]")].map((e) => e.textContent)).toEqual([
+      "Closed: Report taken — 已登记，转刑侦",
+      "Description 嫌疑人骑黑色电动车向北逃离",
+    ]);
+    fireEvent.click(screen.getByRole("button", { name: "巡03" }));
+    expect(p.onOpenUnit).toHaveBeenCalledWith("u-03");
+  });
+
+  it("lists the refused ops with the server's reason, and says when nothing is open", () => {
+    const { container, rerender } = render(<SyncPanel {...props()} />);
+    const parked = container.querySelectorAll("#parked-ops [data-parked-op]");
+    expect(parked).toHaveLength(2);
+    expect(parked[1]?.textContent).toContain("Notes");
+    expect(parked[1]?.querySelector("[data-parked-reason]")?.textContent).toBe(
+      "Server's reason: op schema 2 is newer than this server (1); upgrade the server",
+    );
+    rerender(<SyncPanel {...props({ conflicts: [], parked: [] })} />);
+    expect(container.querySelector("#no-conflicts")?.textContent).toBe("No open conflicts");
+    expect(container.querySelector("#parked-ops")).toBeNull();
+  });
+
+  it("keep buttons wait while an action runs", () => {
+    const { container } = render(<SyncPanel {...props({ busy: true })} />);
+    const buttons = [...container.querySelectorAll<HTMLButtonElement>("[data-keep-op]")];
+    expect(buttons).toHaveLength(6);
+    expect(buttons.every((b) => b.disabled)).toBe(true);
+  });
+});
+
+describe("SettingsPanel server URL", () => {
+  const base: Settings = { language: "en", theme: "auto", stale_after_s: 120, server_url: null };
+
+  it("refuses a URL that is not http(s)://host[:port] and saves a good one normalised", () => {
+    const onSave = vi.fn();
+    const { container } = render(<SettingsPanel lang="en" settings={base} busy={false} onSave={onSave} onDismiss={() => {}} />);
+    const input = container.querySelector<HTMLInputElement>("#settings-server-url")!;
+    const save = container.querySelector<HTMLButtonElement>("#settings-save")!;
+    fireEvent.change(input, { target: { value: "10.20.0.5:8443" } });
+    expect(save.disabled).toBe(true);
+    expect(input.getAttribute("aria-invalid")).toBe("true");
+    expect(container.querySelector("#settings-server-url-help")?.textContent).toMatch(/^Enter http:\/\/ or https:\/\//);
+    fireEvent.change(input, { target: { value: " http://10.20.0.5:8443/ " } });
+    expect(save.disabled).toBe(false);
+    fireEvent.click(save);
+    expect(onSave).toHaveBeenCalledWith({ ...base, server_url: "http://10.20.0.5:8443" });
+  });
+
+  it("an empty field means working alone", () => {
+    const onSave = vi.fn();
+    const { container } = render(
+      <SettingsPanel lang="zh" settings={{ ...base, server_url: "http://sync.local:8443" }} busy={false} onSave={onSave} onDismiss={() => {}} />,
+    );
+    const input = container.querySelector<HTMLInputElement>("#settings-server-url")!;
+    expect(input.value).toBe("http://sync.local:8443");
+    fireEvent.change(input, { target: { value: "" } });
+    fireEvent.click(container.querySelector("#settings-save")!);
+    expect(onSave).toHaveBeenCalledWith({ ...base, server_url: null });
+  });
+});
