@@ -214,7 +214,21 @@ pub fn check_invariants(
     shuffle(&mut log, shuffle_seed);
     let model = Model::from_ops(log.into_iter().map(|(g, op)| (op, Some(g))));
     let model_state = model.state();
+    let model_digest = model_state.digest();
     let model_conflicts = model.conflicts();
+    let digest_vs_model = |who: &str, d: &BTreeMap<String, String>, out: &mut Vec<Violation>| {
+        for (table, h) in &model_digest {
+            if d.get(table) != Some(h) {
+                out.push(v(
+                    "I3",
+                    format!("{who}: digest of table {table} differs from the model's"),
+                ));
+            }
+        }
+    };
+    if let Some(d) = &server.digest {
+        digest_vs_model("server", d, &mut out);
+    }
     if let Some(s) = &server.state {
         for d in model_state.diff(s, 5) {
             out.push(v("I3", format!("server vs model: model {d}")));
@@ -255,6 +269,9 @@ pub fn check_invariants(
                     ));
                 }
             }
+        }
+        if let Some(d) = &r.digest {
+            digest_vs_model(&r.name, d, &mut out);
         }
         if let Some(s) = &r.state {
             for d in model_state.diff(s, 5) {

@@ -20,7 +20,11 @@
 //! - **Assignments**: one per `assignment.add`; released ⇔ some op's
 //!   [`merge::releases_of`] names it (a release may arrive before its add);
 //!   `released_at`/`released_by` come from the first releasing op in register order.
-//! - **Timeline**: one entry per op that touches an incident (see [`Model::state`]).
+//! - **Timeline**: one entry per op that touches an existing incident, id = op id (a note:
+//!   its entry id), time = HLC wall ms. A `unit.set_status` makes one entry per incident the
+//!   unit was on as its author saw it (the incidents of its releases; without releases, the
+//!   unit's assignments in the op's causal past not released in it), ids `{op_id}`,
+//!   `{op_id}+1`, …
 //! - **Positions**: the set of fixes by (unit, fix time ms); `received_at` = the op's HLC
 //!   wall ms; the unit's latest position is the fix with the greatest fix time.
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
@@ -283,7 +287,13 @@ impl Model {
 
         // Timeline.
         for m in self.ops.values() {
-            for (id, incident, event) in timeline_entries(&m.op, &callsigns) {
+            let author_active = match &m.op.body {
+                OpBody::UnitSetStatus { releases, .. } if releases.is_empty() => {
+                    self.active_seen_by(&m.meta())
+                }
+                _ => BTreeMap::new(),
+            };
+            for (id, incident, event) in timeline_entries(&m.op, &callsigns, &author_active) {
                 if !creates.contains_key(&incident) {
                     continue;
                 }
@@ -359,6 +369,29 @@ impl Model {
             v.sort_by_key(|m| m.meta().order_key());
         }
         out
+    }
+
+    /// The assignments the author of `op` saw active: added by an op in `op`'s causal past
+    /// and not released by one. Assignment id → (incident id, unit id).
+    pub fn active_seen_by(&self, op: &OpMeta) -> BTreeMap<Uuid, (Uuid, String)> {
+        let releases = self.releases();
+        self.ops
+            .values()
+            .filter_map(|m| match &m.op.body {
+                OpBody::AssignmentAdd {
+                    assignment_id,
+                    incident_id,
+                    unit_id,
+                } if merge::happened_before(&m.meta(), op)
+                    && !releases.get(assignment_id).is_some_and(|rs| {
+                        rs.iter().any(|r| merge::happened_before(&r.meta(), op))
+                    }) =>
+                {
+                    Some((*assignment_id, (*incident_id, unit_id.clone())))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The active assignments: assignment id → (incident id, unit id).
@@ -470,6 +503,7 @@ impl Model {
 fn timeline_entries(
     op: &OpEnvelope,
     callsigns: &BTreeMap<String, String>,
+    author_active: &BTreeMap<Uuid, (Uuid, String)>,
 ) -> Vec<(String, Uuid, TimelineEvent)> {
     let id = op.op_id.to_string();
     let cs = |u: &str| callsigns.get(u).cloned().unwrap_or_default();
@@ -520,21 +554,35 @@ fn timeline_entries(
             to,
             releases,
             ..
-        } => releases
-            .iter()
-            .enumerate()
-            .map(|(n, r)| {
-                (
-                    extra(&id, n),
-                    r.incident_id,
-                    TimelineEvent::UnitStatus {
-                        unit_id: unit_id.clone(),
-                        callsign: cs(unit_id),
-                        to: *to,
-                    },
-                )
-            })
-            .collect(),
+        } => {
+            // The incidents the unit was on as the author saw it: those the op releases, or
+            // (a change between committed statuses) the unit's assignments in the op's causal
+            // past that no op in its causal past released, by assignment id.
+            let incidents: Vec<Uuid> = if releases.is_empty() {
+                author_active
+                    .iter()
+                    .filter(|(_, (_, u))| u == unit_id)
+                    .map(|(_, (i, _))| *i)
+                    .collect()
+            } else {
+                releases.iter().map(|r| r.incident_id).collect()
+            };
+            incidents
+                .into_iter()
+                .enumerate()
+                .map(|(n, incident)| {
+                    (
+                        extra(&id, n),
+                        incident,
+                        TimelineEvent::UnitStatus {
+                            unit_id: unit_id.clone(),
+                            callsign: cs(unit_id),
+                            to: *to,
+                        },
+                    )
+                })
+                .collect()
+        }
         OpBody::AssignmentAdd {
             incident_id,
             unit_id,

@@ -458,3 +458,52 @@ fn checker_reports_each_invariant() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_status_change_is_on_the_timelines_of_the_incidents_its_author_saw() {
+    let mut log = Log::default();
+    let mut a = Author::new(1, "a", T0);
+    let mut b = Author::new(2, "b", T0);
+    log.accept(a.op(register("u-01")));
+    log.accept(a.op(create(1)));
+    let g = log.accept(a.op(create(2)));
+    a.saw(g);
+    b.saw(g);
+    log.accept(a.op(assign(1, 1, "u-01")));
+    // b assigns the same unit to incident 2 without having seen a's assignment.
+    log.accept(b.op(assign(2, 2, "u-01")));
+    // a moves the unit en route: a saw only its own assignment (incident 1).
+    let st = a.op(OpBody::UnitSetStatus {
+        unit_id: "u-01".into(),
+        from: UnitStatus::Dispatched,
+        to: UnitStatus::EnRoute,
+        releases: vec![],
+    });
+    log.accept(st.clone());
+    let s = log.model().state();
+    let entry = s.row("timeline", &st.op_id.to_string()).expect("entry");
+    assert_eq!(entry["incident_id"], json!(inc(1).to_string()));
+    assert_eq!(entry["event"]["kind"], json!("unit_status"));
+    assert!(s.row("timeline", &format!("{}+1", st.op_id)).is_none());
+    // A clear with explicit releases names both incidents.
+    let g = log.ops.len() as u64;
+    b.saw(g);
+    let clear = b.op(OpBody::UnitSetStatus {
+        unit_id: "u-01".into(),
+        from: UnitStatus::EnRoute,
+        to: UnitStatus::Busy,
+        releases: vec![release(1, 1, "u-01", None), release(2, 2, "u-01", None)],
+    });
+    log.accept(clear.clone());
+    let s = log.model().state();
+    assert_eq!(
+        s.row("timeline", &format!("{}+1", clear.op_id))
+            .expect("second entry")["incident_id"],
+        json!(inc(2).to_string())
+    );
+    assert_eq!(
+        s.row("units", "u-01").expect("unit")["status"],
+        json!("busy")
+    );
+    assert!(log.model().conflicts().is_empty());
+}
