@@ -320,8 +320,8 @@ test("the sync indicator goes offline → syncing → online, and the sync panel
     assert.match(await indicator.locator("[data-sync-text]").innerText(), /^离线 自 \d{2}:\d{2}$/);
     assert.equal(await indicator.locator("[data-sync-lanes]").innerText(), "紧急 4 · 备注 2 · 位置 180");
     assert.match(await indicator.locator("[data-sync-last]").innerText(), /^上次同步 \d{2}:\d{2}$/);
-    assert.equal(await page.locator("#conflict-badge").innerText(), "3 个冲突");
-    assert.equal(await page.locator("#parked-badge").innerText(), "2 项需要处理");
+    assert.equal(await page.locator("#conflict-badge").innerText(), "冲突 3");
+    assert.equal(await page.locator("#parked-badge").innerText(), "需处理 2");
     await page.locator(".topbar").screenshot({ path: join(outDir, "sync-offline-topbar.png") });
     // The link comes back: syncing with what is left to send, then online.
     await page.waitForSelector("#sync-indicator[data-sync-state='syncing']", { timeout: 15_000 });
@@ -355,7 +355,7 @@ test("the sync indicator goes offline → syncing → online, and the sync panel
     const fireId = await page.evaluate(() => window.__outpostMock.conflictList[0].incident_id);
     await field.locator("[data-keep-op='op-remote-prio']").click();
     await page.waitForFunction(() => document.querySelectorAll("#sync-panel [data-conflict-id]").length === 2);
-    await page.waitForFunction(() => document.querySelector("#conflict-badge")?.textContent === "2 个冲突");
+    await page.waitForFunction(() => document.querySelector("#conflict-badge")?.textContent === "冲突 2");
     await page.waitForFunction((id) => document.querySelector(`[data-incident-id="${id}"] .prio-badge`)?.textContent === "P2", fireId);
     // Keep the closing: a conflict.resolve with the reason lands in the incident's timeline.
     const late = panel.locator("[data-conflict-kind='edit_after_close']");

@@ -358,7 +358,7 @@ export function Console({ init }: { init: ConsoleInit }) {
           {init.pack.name}
         </span>
         {init.demo && (
-          <span className="demo-banner" id="demo-banner" role="status">
+          <span className="demo-banner" id="demo-banner" role="status" title={t(lang, "app.demo")}>
             {t(lang, "app.demo")}
           </span>
         )}

@@ -32,7 +32,7 @@ export function SyncIndicator(p: SyncIndicatorProps) {
       data-tone={tone}
       aria-expanded={p.open}
       aria-controls="sync-panel"
-      title={[t(p.lang, "sync.openPanel"), s?.last_error].filter(Boolean).join(" — ")}
+      title={[t(p.lang, "sync.openPanel"), ind?.lanes, ind?.lastSync, s?.last_error].filter(Boolean).join("\n")}
       onClick={p.onClick}
     >
       <span className="sync-dot" aria-hidden="true" />
@@ -50,12 +50,12 @@ export function SyncIndicator(p: SyncIndicatorProps) {
       </span>
       {s && s.conflicts > 0 && (
         <span id="conflict-badge" className="sync-badge badge-conflicts num" title={t(p.lang, "sync.conflictsN", { n: s.conflicts })}>
-          {t(p.lang, "sync.conflictsN", { n: s.conflicts })}
+          {t(p.lang, "sync.conflictsBadge", { n: s.conflicts })}
         </span>
       )}
       {s && s.parked > 0 && (
         <span id="parked-badge" className="sync-badge badge-parked num" title={t(p.lang, "sync.parkedN", { n: s.parked })}>
-          {t(p.lang, "sync.parkedN", { n: s.parked })}
+          {t(p.lang, "sync.parkedBadge", { n: s.parked })}
         </span>
       )}
     </button>

@@ -24,8 +24,8 @@ describe("SyncIndicator", () => {
     expect(b.dataset.tone).toBe("offline-red");
     expect(b.querySelector("[data-sync-text]")?.textContent).toMatch(/^离线 自 \d{2}:\d{2}$/);
     expect(b.querySelector("[data-sync-lanes]")?.textContent).toBe("紧急 4 · 备注 2 · 位置 180");
-    expect(b.querySelector("#conflict-badge")?.textContent).toBe("3 个冲突");
-    expect(b.querySelector("#parked-badge")?.textContent).toBe("2 项需要处理");
+    expect(b.querySelector("#conflict-badge")?.textContent).toBe("冲突 3");
+    expect(b.querySelector("#parked-badge")?.textContent).toBe("需处理 2");
     expect(b.title).toContain("connection refused");
     fireEvent.click(b);
     expect(onClick).toHaveBeenCalled();
