@@ -353,10 +353,13 @@ test("the sync indicator goes offline → syncing → online, and the sync panel
 
     // Keep the other console's P2: the conflict goes, the badge counts down, the queue shows P2.
     const fireId = await page.evaluate(() => window.__outpostMock.conflictList[0].incident_id);
+    assert.equal(await page.locator(`[data-incident-id="${fireId}"] [data-conflict-mark]`).innerText(), "冲突");
+    assert.equal(await page.locator("[data-unit-id='u-03'] [data-conflict-mark]").count(), 1);
     await field.locator("[data-keep-op='op-remote-prio']").click();
     await page.waitForFunction(() => document.querySelectorAll("#sync-panel [data-conflict-id]").length === 2);
     await page.waitForFunction(() => document.querySelector("#conflict-badge")?.textContent === "冲突 2");
     await page.waitForFunction((id) => document.querySelector(`[data-incident-id="${id}"] .prio-badge`)?.textContent === "P2", fireId);
+    assert.equal(await page.locator(`[data-incident-id="${fireId}"] [data-conflict-mark]`).count(), 0);
     // Keep the closing: a conflict.resolve with the reason lands in the incident's timeline.
     const late = panel.locator("[data-conflict-kind='edit_after_close']");
     await late.locator("input.conflict-note").fill("已电话核实");

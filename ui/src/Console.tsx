@@ -33,7 +33,7 @@ import { SyncPanel } from "./panels/SyncPanel";
 import { UnitBoard } from "./panels/UnitBoard";
 import { FacilityCard, UnitCard } from "./panels/UnitCard";
 import { ConsoleStore } from "./store";
-import { SyncStore } from "./sync";
+import { conflictedIds, SyncStore } from "./sync";
 
 type Panel =
   | { kind: "none" }
@@ -65,6 +65,7 @@ export function Console({ init }: { init: ConsoleInit }) {
   const refreshError = useSyncExternalStore(store.subscribe, store.lastError);
   const syncStore = useMemo(() => new SyncStore(), []);
   const sync = useSyncExternalStore(syncStore.subscribe, syncStore.get);
+  const conflicted = useMemo(() => conflictedIds(sync.conflicts), [sync.conflicts]);
   const [settings, setSettings] = useState<Settings>(init.settings);
   const now = useNow(1000);
   const lang: Lang = resolveLang(settings.language, navigator.language);
@@ -267,6 +268,8 @@ export function Console({ init }: { init: ConsoleInit }) {
         detail={detail}
         units={units}
         busy={busy}
+        conflicts={sync.conflicts.filter((c) => c.incident_id === id).length}
+        onReviewConflicts={() => setPanel({ kind: "sync" })}
         actions={{
           acknowledge: () => void acknowledge(id),
           setType: (it) =>
@@ -420,6 +423,7 @@ export function Console({ init }: { init: ConsoleInit }) {
             showClosed={showClosed}
             onShowClosed={setShowClosed}
             onOpen={openIncident}
+            conflicted={conflicted.incidents}
           />
           <UnitBoard
             lang={lang}
@@ -430,6 +434,7 @@ export function Console({ init }: { init: ConsoleInit }) {
             selectedId={panel.kind === "unit" ? panel.id : null}
             onOpenUnit={openUnit}
             onOpenIncident={openIncident}
+            conflicted={conflicted.units}
           />
         </div>
         <MapView

@@ -177,6 +177,17 @@ export function sideText(lang: Lang, c: ConflictView, side: ConflictSide): strin
   return words ?? side.summary;
 }
 
+/** Ids of the incidents and units that open conflicts concern (for the queue and board marks). */
+export function conflictedIds(list: ConflictView[]): { incidents: Set<string>; units: Set<string> } {
+  const incidents = new Set<string>();
+  const units = new Set<string>();
+  for (const c of list) {
+    if (c.incident_id) incidents.add(c.incident_id);
+    if (c.unit_id) units.add(c.unit_id);
+  }
+  return { incidents, units };
+}
+
 /** What a conflict is about: `#2026-0002`, `巡03`, or both. */
 export function conflictSubject(c: ConflictView): string {
   return [c.incident_number ? `#${c.incident_number}` : null, c.callsign].filter(Boolean).join(" · ");

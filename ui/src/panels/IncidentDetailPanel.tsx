@@ -25,10 +25,14 @@ export interface IncidentDetailPanelProps {
   units: UnitView[];
   busy: boolean;
   actions: IncidentActions;
+  /** Open sync conflicts about this incident (0 or absent: no banner). */
+  conflicts?: number;
+  /** Opens the sync panel. */
+  onReviewConflicts?: () => void;
 }
 
 /** The incident card: fields, assigned units, actions and the timeline. */
-export function IncidentDetailPanel({ lang, detail, units, busy, actions }: IncidentDetailPanelProps) {
+export function IncidentDetailPanel({ lang, detail, units, busy, actions, conflicts = 0, onReviewConflicts }: IncidentDetailPanelProps) {
   const s = detail.summary;
   const closed = s.status === "closed";
   const [note, setNote] = useState("");
@@ -61,6 +65,17 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions }: Inci
             </button>
           ))}
       </div>
+
+      {conflicts > 0 && (
+        <div id="incident-conflicts" className="conflict-banner" role="note">
+          <span>{t(lang, "conflict.banner", { n: conflicts })}</span>
+          {onReviewConflicts && (
+            <button type="button" onClick={onReviewConflicts}>
+              {t(lang, "conflict.review")}
+            </button>
+          )}
+        </div>
+      )}
 
       <dl className="fields">
         <dt>{t(lang, "detail.type")}</dt>

@@ -11,6 +11,8 @@ export interface IncidentQueueProps {
   showClosed: boolean;
   onShowClosed: (v: boolean) => void;
   onOpen: (id: string) => void;
+  /** Incidents with an open sync conflict: marked in their row. */
+  conflicted?: ReadonlySet<string>;
 }
 
 /** The incident queue: priority then age, counts per status; a row opens the incident. */
@@ -53,6 +55,11 @@ export function IncidentQueue(p: IncidentQueueProps) {
                     <span className="queue-line1">
                       <strong>{label.incidentType(p.lang, i.incident_type)}</strong>
                       <span className="muted"> #{i.number}</span>
+                      {p.conflicted?.has(i.id) && (
+                        <span className="conflict-mark" data-conflict-mark title={t(p.lang, "conflict.markTitle")}>
+                          {t(p.lang, "conflict.mark")}
+                        </span>
+                      )}
                       {!i.acknowledged && i.status !== "closed" && (
                         <span className="unack" title={t(p.lang, "queue.unack")}>
                           ●

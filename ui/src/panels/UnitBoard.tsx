@@ -13,6 +13,8 @@ export interface UnitBoardProps {
   selectedId: string | null;
   onOpenUnit: (id: string) => void;
   onOpenIncident: (id: string) => void;
+  /** Units with an open sync conflict (a double assignment): marked in their row. */
+  conflicted?: ReadonlySet<string>;
 }
 
 /** The unit status board: callsign, type, home station, status, time in status, incident. */
@@ -54,6 +56,11 @@ export function UnitBoard(p: UnitBoardProps) {
                     <button type="button" className="link callsign" onClick={() => p.onOpenUnit(u.id)}>
                       {u.callsign}
                     </button>
+                    {p.conflicted?.has(u.id) && (
+                      <span className="conflict-mark" data-conflict-mark title={t(p.lang, "conflict.markTitle")}>
+                        {t(p.lang, "conflict.mark")}
+                      </span>
+                    )}
                     {stale && (
                       <span className="stale-tag" data-stale title={t(p.lang, u.fix ? "board.stale" : "board.noFix")}>
                         {u.fix ? formatAge(fixAgeS(u, p.now) ?? 0, p.lang) : t(p.lang, "board.noFix")}

@@ -3,9 +3,14 @@ import { cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Settings } from "../bindings";
 import { MockBackend } from "../mock/backend";
+import { conflictedIds } from "../sync";
+import { IncidentDetailPanel, type IncidentActions } from "./IncidentDetailPanel";
+import { IncidentQueue } from "./IncidentQueue";
 import { SettingsPanel } from "./SettingsPanel";
 import { SyncIndicator } from "./SyncIndicator";
 import { SyncPanel, type SyncPanelProps } from "./SyncPanel";
+import { describeEvent } from "./timeline";
+import { UnitBoard } from "./UnitBoard";
 
 const NOW = Date.parse("2026-11-29T10:00:00Z");
 afterEach(cleanup);
@@ -144,5 +149,45 @@ describe("SettingsPanel server URL", () => {
     fireEvent.change(input, { target: { value: "" } });
     fireEvent.click(container.querySelector("#settings-save")!);
     expect(onSave).toHaveBeenCalledWith({ ...base, server_url: null });
+  });
+});
+
+describe("conflicts where the dispatcher works", () => {
+  it("marks the incidents and units concerned in the queue and on the board", () => {
+    const m = fake();
+    const state = m.consoleState();
+    const ids = conflictedIds(m.conflictList);
+    const { container } = render(
+      <>
+        <IncidentQueue lang="zh" now={NOW} incidents={state.incidents} selectedId={null} showClosed onShowClosed={() => {}} onOpen={() => {}} conflicted={ids.incidents} />
+        <UnitBoard lang="zh" now={NOW} units={state.units} facilities={state.facilities} staleAfterS={120} selectedId={null} onOpenUnit={() => {}} onOpenIncident={() => {}} conflicted={ids.units} />
+      </>,
+    );
+    const marked = [...container.querySelectorAll("[data-incident-id]")].filter((r) => r.querySelector("[data-conflict-mark]"));
+    // The fire (priority conflict) and the closed theft (edited after closing).
+    expect(marked.map((r) => r.querySelector(".muted")?.textContent)).toEqual([" #2026-0002", " #2026-0004"]);
+    expect(container.querySelector("[data-unit-id='u-03'] [data-conflict-mark]")?.textContent).toBe("冲突");
+    expect(container.querySelectorAll("[data-unit-id] [data-conflict-mark]")).toHaveLength(1);
+  });
+
+  it("the incident card says how many conflicts are open and leads to them", () => {
+    const m = fake();
+    const fire = m.conflictList[0]!.incident_id!;
+    const onReview = vi.fn();
+    const actions = new Proxy({}, { get: () => vi.fn() }) as IncidentActions;
+    const { container, rerender } = render(
+      <IncidentDetailPanel lang="en" detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} conflicts={1} onReviewConflicts={onReview} />,
+    );
+    expect(container.querySelector("#incident-conflicts")?.textContent).toContain("1 open sync conflict(s) about this incident");
+    fireEvent.click(screen.getByRole("button", { name: "Review" }));
+    expect(onReview).toHaveBeenCalled();
+    rerender(<IncidentDetailPanel lang="en" detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} />);
+    expect(container.querySelector("#incident-conflicts")).toBeNull();
+  });
+
+  it("a resolution in the timeline names the kind of conflict", () => {
+    expect(describeEvent("zh", { kind: "conflict_resolved", conflict_id: "closed:i:c:e", note: "已核实" })).toBe("冲突已处理：结案后修改 已核实");
+    expect(describeEvent("en", { kind: "conflict_resolved", conflict_id: "double:u-03", note: "" })).toBe("Conflict resolved: Unit assigned twice");
+    expect(describeEvent("en", { kind: "conflict_resolved", conflict_id: "weird", note: "" })).toBe("Conflict resolved: weird");
   });
 });

@@ -1,4 +1,4 @@
-import type { IncidentFields, TimelineEvent } from "../bindings";
+import type { ConflictKind, IncidentFields, TimelineEvent } from "../bindings";
 import { type Lang, label, t } from "../i18n";
 
 /** The changed fields of a `set_fields` in words, `; `-separated. */
@@ -10,6 +10,15 @@ export function fieldChanges(lang: Lang, f: IncidentFields): string {
   if (f.location) parts.push(`${t(lang, "detail.location")} ${f.location.lat.toFixed(5)}, ${f.location.lon.toFixed(5)}`);
   if (f.description !== null) parts.push(`${t(lang, "detail.description")} ${f.description}`);
   return parts.join("; ");
+}
+
+/** The kind in a conflict id's text form (merge.rs `ConflictId`: `field:…`, `double:…`, `closed:…`). */
+export function conflictKindOfId(id: string): ConflictKind | null {
+  const prefix = id.split(":", 1)[0];
+  if (prefix === "field") return "field";
+  if (prefix === "double") return "double_assignment";
+  if (prefix === "closed") return "edit_after_close";
+  return null;
 }
 
 /** One line describing a timeline event in `lang`. */
@@ -31,7 +40,9 @@ export function describeEvent(lang: Lang, e: TimelineEvent): string {
       return t(lang, "tl.note", { text: e.text });
     case "closed":
       return t(lang, "tl.closed", { disposition: label.disposition(lang, e.disposition), summary: e.summary }).trim();
-    case "conflict_resolved":
-      return t(lang, "tl.conflict_resolved", { note: e.note }).trim();
+    case "conflict_resolved": {
+      const kind = conflictKindOfId(e.conflict_id);
+      return t(lang, "tl.conflict_resolved", { kind: kind ? label.conflictKind(lang, kind) : e.conflict_id, note: e.note }).trim();
+    }
   }
 }
