@@ -339,6 +339,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         lang={lang}
         settings={settings}
         busy={busy}
+        activeServerUrl={sync.status?.server_url}
         onSave={(s) =>
           void act(() => saveSettings(s)).then((saved) => {
             if (saved) {

@@ -227,6 +227,7 @@ const en = {
   "register.facility": "the facility",
   "settings.server": "Sync server",
   "settings.serverHint": "http://host:port of the central server; empty to work alone",
+  "settings.serverOverride": "This run syncs with {url} (--server on the command line, or the address before a change); the saved address applies from the next start.",
   "settings.serverInvalid": "Enter http:// or https:// then a host name or address and an optional :port (nothing after it), or leave empty",
 } as const;
 
@@ -441,6 +442,7 @@ const zh: Record<MessageKey, string> = {
   "register.facility": "单位信息",
   "settings.server": "同步服务器",
   "settings.serverHint": "中心服务器地址 http://主机:端口；留空则单机工作",
+  "settings.serverOverride": "本次运行同步到 {url}（命令行 --server 指定，或修改前的地址）；保存的地址在下次启动时生效。",
   "settings.serverInvalid": "请填写 http:// 或 https:// 加主机名或 IP 地址，可带 :端口，其后不能有路径；或留空",
 };
 

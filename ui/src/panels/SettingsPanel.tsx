@@ -10,6 +10,8 @@ export interface SettingsPanelProps {
   busy: boolean;
   onSave: (s: Settings) => void;
   onDismiss: () => void;
+  /** The server URL the sync engine uses now (`SyncStatus.server_url`), when known. */
+  activeServerUrl?: string | null;
 }
 
 const LANGUAGES: Language[] = ["auto", "zh_cn", "en"];
@@ -76,6 +78,11 @@ export function SettingsPanel(p: SettingsPanelProps) {
         <span id="settings-server-url-help" className={`small ${serverInvalid ? "field-error" : "muted"}`} data-invalid={serverInvalid}>
           {t(p.lang, serverInvalid ? "settings.serverInvalid" : "settings.serverHint")}
         </span>
+        {p.activeServerUrl && p.activeServerUrl !== (p.settings.server_url ?? null) && (
+          <span id="settings-server-override" className="small muted">
+            {t(p.lang, "settings.serverOverride", { url: p.activeServerUrl })}
+          </span>
+        )}
         <button type="submit" id="settings-save" className="primary" disabled={p.busy || serverInvalid}>
           {t(p.lang, "settings.save")}
         </button>

@@ -139,6 +139,17 @@ describe("SettingsPanel server URL", () => {
     expect(onSave).toHaveBeenCalledWith({ ...base, server_url: "http://10.20.0.5:8443" });
   });
 
+  it("says when --server overrides the stored URL for this run", () => {
+    const { container, rerender } = render(
+      <SettingsPanel lang="en" settings={base} busy={false} onSave={() => {}} onDismiss={() => {}} activeServerUrl="http://10.1.1.1:8443" />,
+    );
+    expect(container.querySelector("#settings-server-override")?.textContent).toMatch(/^This run syncs with http:\/\/10\.1\.1\.1:8443 \(--server/);
+    rerender(
+      <SettingsPanel lang="en" settings={{ ...base, server_url: "http://10.1.1.1:8443" }} busy={false} onSave={() => {}} onDismiss={() => {}} activeServerUrl="http://10.1.1.1:8443" />,
+    );
+    expect(container.querySelector("#settings-server-override")).toBeNull();
+  });
+
   it("an empty field means working alone", () => {
     const onSave = vi.fn();
     const { container } = render(
