@@ -1,43 +1,214 @@
-//! The single place where ops change state: local actions (through [`crate::Store::write`])
-//! and, later, remote ops pulled from the server go through [`apply`].
+//! The single place where ops change state: local actions (through [`crate::Store::write`]),
+//! ops pulled from the server, and the server's own replica all go through
+//! [`apply_with_gseq`] (or [`apply`], without a `gseq`).
+//!
+//! The state is a pure function of the *set* of applied ops and each op's server `gseq`
+//! (the merge rules of [`outpost_domain::merge`]), whatever order they were applied in:
+//! - every op is recorded in the ledger (`ops`: envelope, metadata, `gseq`, applied/parked);
+//!   an op already there is not applied again (only a newly learnt `gseq` is recorded);
+//! - every register write ([`merge::writes_of`]) is kept in `reg_writes`; the value shown in
+//!   `incidents` / `units` / `facilities` is recomputed from them as the [`merge::winner`];
+//! - every release ([`merge::releases_of`]) is kept in `releases`; an assignment is active
+//!   while no applied op releases it (a release may be applied before its assignment);
+//! - timeline entries, positions and acknowledgements are sets keyed by id.
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
-//! (the app checks the domain rules before writing a local op; the sync merge rules decide
-//! for remote ops). It is idempotent per op: the `applied_ops` ledger is checked first, so
-//! re-applying an op changes nothing.
+//! (the app checks the domain rules before writing a local op; the server refuses invalid
+//! ops). The time of every change is the op's HLC wall time (UTC milliseconds), so every
+//! replica that applies the same op records the same instant.
 //!
-//! The time of every change is the op's HLC wall time (UTC milliseconds), so every replica
-//! that applies the same op records the same instant.
+//! [`rebuild`] recomputes every state table from the ledger (used when the server parks an op
+//! this replica had already applied: the console un-applies it).
+
+use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 use uuid::Uuid;
 
-use outpost_domain::op::{OpBody, OpEnvelope, Release};
+use outpost_domain::merge::{self, OpMeta, Register};
+use outpost_domain::op::{Hlc, OpBody, OpEnvelope};
 use outpost_domain::unit::UnitStatus;
 
 use crate::StoreError;
-use crate::sql::enum_text;
+use crate::sql::{enum_text, sql_u64, u64_sql};
 use crate::timeline::TimelineEvent;
 
-/// Applies one op to the state tables (incidents, units, assignments, timeline, positions,
-/// facilities) inside the caller's transaction.
+/// Applies one op (without a known `gseq`) inside the caller's transaction. See
+/// [`apply_with_gseq`].
 ///
 /// # Errors
-/// [`StoreError::Missing`] when the op refers to an incident, unit or assignment that does
-/// not exist; SQLite errors.
+/// As [`apply_with_gseq`].
 pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
+    apply_with_gseq(conn, op, None).map(|_| ())
+}
+
+/// Applies one op inside the caller's transaction, with the server's global sequence number
+/// when known (pulled ops, the server's replica). Idempotent: an op already in the ledger
+/// changes nothing, except that a `gseq` it did not have yet is recorded (on the ledger and,
+/// for this replica's own ops, on the outbox). The op's effects are all-or-nothing (a
+/// savepoint): on error nothing of it is left in the transaction.
+///
+/// Returns true when the op was new here.
+///
+/// # Errors
+/// [`StoreError::Missing`] when the op refers to an incident or unit that does not exist
+/// here; SQLite and JSON errors.
+pub fn apply_with_gseq(
+    conn: &Connection,
+    op: &OpEnvelope,
+    gseq: Option<u64>,
+) -> Result<bool, StoreError> {
+    let op_id = op.op_id.to_string();
+    let known: Option<Option<i64>> = conn
+        .query_row("SELECT gseq FROM ops WHERE op_id = ?1", [&op_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(stored) = known {
+        if let Some(g) = gseq
+            && stored != Some(u64_sql(g))
+        {
+            record_gseq(conn, op.op_id, g)?;
+        }
+        return Ok(false);
+    }
+    conn.execute_batch("SAVEPOINT apply_op")?;
+    let result = insert_ledger(conn, op, gseq).and_then(|()| effects(conn, op));
+    match result {
+        Ok(()) => {
+            conn.execute_batch("RELEASE apply_op")?;
+            Ok(true)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO apply_op; RELEASE apply_op")?;
+            Err(e)
+        }
+    }
+}
+
+/// Records the server's `gseq` of an op already in the ledger (and on the outbox when it is
+/// this replica's own op). Returns whether the op is in the ledger.
+///
+/// # Errors
+/// SQLite errors.
+pub fn record_gseq(conn: &Connection, op_id: Uuid, gseq: u64) -> Result<bool, StoreError> {
+    let id = op_id.to_string();
+    let n = conn.execute(
+        "UPDATE ops SET gseq = ?2 WHERE op_id = ?1",
+        params![id, u64_sql(gseq)],
+    )?;
+    conn.execute(
+        "UPDATE outbox SET gseq = ?2 WHERE op_id = ?1",
+        params![id, u64_sql(gseq)],
+    )?;
+    Ok(n == 1)
+}
+
+/// Adds an op to the ledger as applied, without its effects (the caller rebuilds).
+pub(crate) fn insert_ledger(
+    conn: &Connection,
+    op: &OpEnvelope,
+    gseq: Option<u64>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO ops(op_id, origin, seq, gseq, base, hlc_wall_ms, hlc_logical, user, kind,
+                         incident_id, envelope, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'applied')",
+        params![
+            op.op_id.to_string(),
+            op.origin.to_string(),
+            u64_sql(op.seq),
+            gseq.map(u64_sql),
+            u64_sql(op.base_version.unwrap_or(0)),
+            op.hlc.wall_ms,
+            op.hlc.logical,
+            op.user,
+            op.body.kind(),
+            merge::incident_of(&op.body).map(|i| i.to_string()),
+            serde_json::to_string(op)?,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Recomputes every state table from the ledger's applied ops (parked ops left out), plus
+/// the fixes of a loaded snapshot, inside the caller's transaction. Ops are replayed in
+/// server order (`gseq`), then this replica's unacknowledged ops in `seq` order; an op whose
+/// incident or unit no longer exists (it depended on a parked op) is skipped — the server
+/// parks it too. Returns the number of ops skipped.
+///
+/// # Errors
+/// SQLite and JSON errors.
+pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
+    conn.execute_batch(
+        "DELETE FROM timeline; DELETE FROM assignments; DELETE FROM unit_positions;
+         DELETE FROM positions; DELETE FROM incidents; DELETE FROM units;
+         DELETE FROM facilities; DELETE FROM reg_writes; DELETE FROM releases;",
+    )?;
+    let envelopes: Vec<String> = {
+        let mut st = conn.prepare(
+            "SELECT envelope FROM ops WHERE state = 'applied'
+             ORDER BY gseq IS NULL, gseq, seq, op_id",
+        )?;
+        st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    let mut skipped = 0;
+    for text in envelopes {
+        let op: OpEnvelope = serde_json::from_str(&text)?;
+        conn.execute_batch("SAVEPOINT replay_op")?;
+        match effects(conn, &op) {
+            Ok(()) => conn.execute_batch("RELEASE replay_op")?,
+            Err(StoreError::Missing { .. }) => {
+                conn.execute_batch("ROLLBACK TO replay_op; RELEASE replay_op")?;
+                skipped += 1;
+            }
+            Err(e) => {
+                conn.execute_batch("ROLLBACK TO replay_op; RELEASE replay_op")?;
+                return Err(e);
+            }
+        }
+    }
+    conn.execute_batch(
+        "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m,
+                               received_at)
+         SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m, received_at
+           FROM snapshot_fixes WHERE unit_id IN (SELECT id FROM units)
+         ON CONFLICT(unit_id, fix_time) DO NOTHING;
+         INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                    accuracy_m)
+         SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
+           FROM positions p
+          WHERE fix_time = (SELECT MAX(fix_time) FROM positions q WHERE q.unit_id = p.unit_id)
+         ON CONFLICT(unit_id) DO UPDATE SET
+            fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
+            heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
+            accuracy_m = excluded.accuracy_m;",
+    )?;
+    Ok(skipped)
+}
+
+/// Fills `reg_writes` and `releases` from the ledger without touching the state tables
+/// (after upgrading a database written before the merge rules existed).
+pub(crate) fn backfill_indexes(conn: &Connection) -> Result<(), StoreError> {
+    let envelopes: Vec<String> = {
+        let mut st = conn.prepare("SELECT envelope FROM ops WHERE state = 'applied'")?;
+        st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    for text in envelopes {
+        let Ok(op) = serde_json::from_str::<OpEnvelope>(&text) else {
+            continue;
+        };
+        record_writes(conn, &op)?;
+    }
+    Ok(())
+}
+
+/// The op's effect on the state tables (the ledger row already exists).
+fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
     let at = op.hlc.wall_ms;
     let user = op.user.as_str();
     let op_id = op.op_id.to_string();
-    // The ledger of applied ops makes `apply` idempotent for every kind at once: a re-sent
-    // or re-pulled op is recognised here, before any branch can bump a version or a time.
-    let fresh = conn.execute(
-        "INSERT OR IGNORE INTO applied_ops(op_id) VALUES (?1)",
-        [&op_id],
-    )? == 1;
-    if !fresh {
-        return Ok(());
-    }
     match &op.body {
         OpBody::IncidentCreate {
             incident_id,
@@ -48,7 +219,7 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             address,
             description,
         } => {
-            let inserted = conn.execute(
+            conn.execute(
                 "INSERT INTO incidents(id, number, incident_type, priority, lat, lon, address,
                                        description, created_at, created_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -66,48 +237,24 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                     user,
                 ],
             )?;
-            if inserted == 1 {
-                timeline(
-                    conn,
-                    &op_id,
-                    *incident_id,
-                    at,
-                    user,
-                    &TimelineEvent::Created {
-                        incident_type: *incident_type,
-                        priority: *priority,
-                        address: address.clone(),
-                    },
-                )?;
-            }
+            timeline(
+                conn,
+                &op_id,
+                *incident_id,
+                at,
+                user,
+                &TimelineEvent::Created {
+                    incident_type: *incident_type,
+                    priority: *priority,
+                    address: address.clone(),
+                },
+            )?;
         }
         OpBody::IncidentSetFields {
             incident_id,
             fields,
         } => {
-            let type_text = fields.incident_type.as_ref().map(enum_text).transpose()?;
-            let prio_text = fields.priority.as_ref().map(enum_text).transpose()?;
-            let changed = conn.execute(
-                "UPDATE incidents SET
-                    incident_type = COALESCE(?2, incident_type), v_type = v_type + (?2 IS NOT NULL),
-                    priority = COALESCE(?3, priority), v_priority = v_priority + (?3 IS NOT NULL),
-                    lat = COALESCE(?4, lat), lon = COALESCE(?5, lon),
-                    v_location = v_location + (?4 IS NOT NULL),
-                    address = COALESCE(?6, address), v_address = v_address + (?6 IS NOT NULL),
-                    description = COALESCE(?7, description),
-                    v_description = v_description + (?7 IS NOT NULL)
-                 WHERE id = ?1",
-                params![
-                    incident_id.to_string(),
-                    type_text,
-                    prio_text,
-                    fields.location.map(|l| l.lat),
-                    fields.location.map(|l| l.lon),
-                    fields.address,
-                    fields.description,
-                ],
-            )?;
-            require(changed, "incident", incident_id)?;
+            require_incident(conn, incident_id)?;
             timeline(
                 conn,
                 &op_id,
@@ -120,11 +267,11 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             )?;
         }
         OpBody::IncidentAcknowledge { incident_id } => {
-            let changed = conn.execute(
+            require_incident(conn, incident_id)?;
+            conn.execute(
                 "UPDATE incidents SET acknowledged = 1 WHERE id = ?1",
                 params![incident_id.to_string()],
             )?;
-            require(changed, "incident", incident_id)?;
             timeline(
                 conn,
                 &op_id,
@@ -138,20 +285,9 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             incident_id,
             disposition,
             summary,
-            releases,
+            ..
         } => {
-            let id = incident_id.to_string();
-            let exists: Option<i64> = conn
-                .query_row("SELECT 1 FROM incidents WHERE id = ?1", [&id], |r| r.get(0))
-                .optional()?;
-            require(usize::from(exists.is_some()), "incident", incident_id)?;
-            conn.execute(
-                "UPDATE incidents SET closed_at = ?2, closed_by = ?3, disposition = ?4,
-                        summary = ?5, v_status = v_status + 1
-                 WHERE id = ?1 AND closed_at IS NULL",
-                params![id, at, user, enum_text(disposition)?, summary],
-            )?;
-            apply_releases(conn, releases, at, user)?;
+            require_incident(conn, incident_id)?;
             timeline(
                 conn,
                 &op_id,
@@ -171,29 +307,29 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             ..
         } => {
             let callsign = callsign(conn, unit_id)?;
-            let active = active_assignments_of_unit(conn, unit_id)?;
-            for (n, (_, incident_id)) in active.iter().enumerate() {
-                let entry = if n == 0 {
-                    op_id.clone()
-                } else {
-                    format!("{op_id}+{n}")
-                };
-                let incident = crate::sql::uuid("assignments.incident_id", incident_id)?;
-                timeline(
-                    conn,
-                    &entry,
-                    incident,
-                    at,
-                    user,
-                    &TimelineEvent::UnitStatus {
-                        unit_id: unit_id.clone(),
-                        callsign: callsign.clone(),
-                        to: *to,
-                    },
-                )?;
+            // The incidents the unit was on as its author saw it: those it releases, or (for
+            // a change between committed statuses) its assignments in the op's causal past.
+            let incidents: Vec<Uuid> = if releases.is_empty() {
+                active_at_author(conn, unit_id, &OpMeta::of(op, None))?
+            } else {
+                releases.iter().map(|r| r.incident_id).collect()
+            };
+            for (n, incident) in incidents.into_iter().enumerate() {
+                if incident_exists(conn, &incident)? {
+                    timeline(
+                        conn,
+                        &extra_id(&op_id, n),
+                        incident,
+                        at,
+                        user,
+                        &TimelineEvent::UnitStatus {
+                            unit_id: unit_id.clone(),
+                            callsign: callsign.clone(),
+                            to: *to,
+                        },
+                    )?;
+                }
             }
-            apply_releases(conn, releases, at, user)?;
-            set_unit_status(conn, unit_id, *to, at)?;
         }
         OpBody::AssignmentAdd {
             assignment_id,
@@ -201,45 +337,38 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             unit_id,
         } => {
             let callsign = callsign(conn, unit_id)?;
-            let iid = incident_id.to_string();
-            let exists: Option<i64> = conn
-                .query_row("SELECT 1 FROM incidents WHERE id = ?1", [&iid], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            require(usize::from(exists.is_some()), "incident", incident_id)?;
-            let inserted = conn.execute(
-                "INSERT INTO assignments(id, incident_id, unit_id, assigned_at, assigned_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
-                params![assignment_id.to_string(), iid, unit_id, at, user],
-            )?;
-            if inserted == 1 {
-                set_unit_status(conn, unit_id, UnitStatus::Dispatched, at)?;
-                timeline(
-                    conn,
-                    &op_id,
-                    *incident_id,
+            require_incident(conn, incident_id)?;
+            conn.execute(
+                "INSERT INTO assignments(id, incident_id, unit_id, assigned_at, assigned_by, op_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+                params![
+                    assignment_id.to_string(),
+                    incident_id.to_string(),
+                    unit_id,
                     at,
                     user,
-                    &TimelineEvent::UnitAssigned {
-                        unit_id: unit_id.clone(),
-                        callsign,
-                    },
-                )?;
-            }
+                    op_id
+                ],
+            )?;
+            timeline(
+                conn,
+                &op_id,
+                *incident_id,
+                at,
+                user,
+                &TimelineEvent::UnitAssigned {
+                    unit_id: unit_id.clone(),
+                    callsign,
+                },
+            )?;
         }
         OpBody::AssignmentRelease {
-            assignment_id,
             incident_id,
             unit_id,
-            unit_to,
+            ..
         } => {
             let callsign = callsign(conn, unit_id)?;
-            let released = release(conn, &assignment_id.to_string(), at, user)?;
-            if released && let Some(to) = unit_to {
-                set_unit_status(conn, unit_id, *to, at)?;
-            }
-            if released {
+            if incident_exists(conn, incident_id)? {
                 timeline(
                     conn,
                     &op_id,
@@ -258,14 +387,7 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             incident_id,
             text,
         } => {
-            let exists: Option<i64> = conn
-                .query_row(
-                    "SELECT 1 FROM incidents WHERE id = ?1",
-                    [incident_id.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            require(usize::from(exists.is_some()), "incident", incident_id)?;
+            require_incident(conn, incident_id)?;
             timeline(
                 conn,
                 &entry_id.to_string(),
@@ -316,27 +438,12 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                 ],
             )?;
         }
-        OpBody::UnitRegister {
-            unit_id,
-            callsign,
-            unit_kind,
-            home_station,
-        } => {
-            conn.execute(
-                "INSERT INTO units(id, callsign, kind, home_station, status, status_since)
-                 VALUES (?1, ?2, ?3, ?4, 'available', ?5)
-                 ON CONFLICT(id) DO UPDATE SET callsign = excluded.callsign,
-                    kind = excluded.kind, home_station = excluded.home_station",
-                params![unit_id, callsign, enum_text(unit_kind)?, home_station, at],
-            )?;
-        }
         OpBody::ConflictResolve {
-            conflict_id,
-            releases,
-            note,
+            conflict_id, note, ..
         } => {
-            apply_releases(conn, releases, at, user)?;
-            if let Some(incident_id) = outpost_domain::merge::incident_of(&op.body) {
+            if let Some(incident_id) = merge::incident_of(&op.body)
+                && incident_exists(conn, &incident_id)?
+            {
                 timeline(
                     conn,
                     &op_id,
@@ -350,36 +457,381 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                 )?;
             }
         }
-        OpBody::FacilityRegister { facility } => {
+        OpBody::UnitRegister { .. } | OpBody::FacilityRegister { .. } => {}
+    }
+    let touched = record_writes(conn, op)?;
+    for (entity, register) in touched.registers {
+        match register {
+            Register::UnitStatus => project_unit_status(conn, &entity)?,
+            Register::UnitRoster => project_unit_roster(conn, &entity)?,
+            Register::Facility => project_facility(conn, &entity)?,
+            _ => project_incident(conn, &entity)?,
+        }
+    }
+    if let OpBody::IncidentCreate { incident_id, .. } = &op.body {
+        project_incident(conn, &incident_id.to_string())?;
+    }
+    if let OpBody::AssignmentAdd { assignment_id, .. } = &op.body {
+        project_assignment(conn, &assignment_id.to_string())?;
+    }
+    for assignment in touched.assignments {
+        project_assignment(conn, &assignment)?;
+    }
+    Ok(())
+}
+
+/// What [`record_writes`] touched.
+struct Touched {
+    /// (entity, register) pairs written.
+    registers: std::collections::BTreeSet<(String, Register)>,
+    /// Assignment ids released.
+    assignments: std::collections::BTreeSet<String>,
+}
+
+/// Stores the op's register writes and releases. One op writing one register twice keeps
+/// its last value.
+fn record_writes(conn: &Connection, op: &OpEnvelope) -> Result<Touched, StoreError> {
+    let op_id = op.op_id.to_string();
+    let mut own: BTreeMap<(String, Register), Value> = BTreeMap::new();
+    for w in merge::writes_of(&op.body) {
+        own.insert((w.entity, w.register), w.value);
+    }
+    for ((entity, register), value) in &own {
+        conn.execute(
+            "INSERT INTO reg_writes(entity, register, op_id, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(entity, register, op_id) DO UPDATE SET value = excluded.value",
+            params![
+                entity,
+                register.name(),
+                op_id,
+                serde_json::to_string(value)?
+            ],
+        )?;
+    }
+    let mut assignments = std::collections::BTreeSet::new();
+    for r in merge::releases_of(&op.body) {
+        let id = r.assignment_id.to_string();
+        conn.execute(
+            "INSERT INTO releases(assignment_id, op_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![id, op_id],
+        )?;
+        assignments.insert(id);
+    }
+    Ok(Touched {
+        registers: own.into_keys().collect(),
+        assignments,
+    })
+}
+
+/// One stored register write with the metadata of its op.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWrite {
+    /// The op's metadata (with its `gseq` when known).
+    pub meta: OpMeta,
+    /// Who wrote it.
+    pub user: String,
+    /// The op kind, e.g. `"incident.set_fields"`.
+    pub kind: String,
+    /// The value written (see [`merge::Write::value`]).
+    pub value: Value,
+}
+
+/// The ledger columns [`meta_row`] reads, from `ops o`.
+pub(crate) const META_COLS: &str =
+    "o.op_id, o.origin, o.seq, o.gseq, o.base, o.hlc_wall_ms, o.hlc_logical, o.user, o.kind";
+
+/// Reads [`META_COLS`] (columns 0..9): metadata, user, kind.
+pub(crate) fn meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OpMeta, String, String)> {
+    let op_id: String = r.get(0)?;
+    let origin: String = r.get(1)?;
+    let parse = |i: usize, t: &str| {
+        Uuid::parse_str(t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    Ok((
+        OpMeta {
+            op_id: parse(0, &op_id)?,
+            origin: parse(1, &origin)?,
+            seq: sql_u64(r.get(2)?),
+            gseq: r.get::<_, Option<i64>>(3)?.map(sql_u64),
+            base: sql_u64(r.get(4)?),
+            hlc: Hlc {
+                wall_ms: r.get(5)?,
+                logical: r.get(6)?,
+            },
+        },
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+/// Every applied write to one register of one entity, in ledger order.
+///
+/// # Errors
+/// SQLite and JSON errors.
+pub fn register_writes(
+    conn: &Connection,
+    entity: &str,
+    register: Register,
+) -> Result<Vec<StoredWrite>, StoreError> {
+    let sql = format!(
+        "SELECT {META_COLS}, w.value FROM reg_writes w JOIN ops o ON o.op_id = w.op_id
+         WHERE w.entity = ?1 AND w.register = ?2 AND o.state = 'applied'
+         ORDER BY o.hlc_wall_ms, o.hlc_logical, o.origin, o.op_id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st
+        .query_map(params![entity, register.name()], |r| {
+            Ok((meta_row(r)?, r.get::<_, String>(9)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|((meta, user, kind), value)| {
+            Ok(StoredWrite {
+                meta,
+                user,
+                kind,
+                value: serde_json::from_str(&value)?,
+            })
+        })
+        .collect()
+}
+
+/// The winning write of a register ([`merge::winner`]), if any.
+///
+/// # Errors
+/// SQLite and JSON errors.
+pub fn register_winner(
+    conn: &Connection,
+    entity: &str,
+    register: Register,
+) -> Result<Option<StoredWrite>, StoreError> {
+    let writes = register_writes(conn, entity, register)?;
+    let metas: Vec<OpMeta> = writes.iter().map(|w| w.meta).collect();
+    Ok(merge::winner(&metas).and_then(|best| writes.into_iter().find(|w| w.meta == best)))
+}
+
+/// The applied ops releasing an assignment, earliest first in register order.
+fn release_ops(
+    conn: &Connection,
+    assignment_id: &str,
+) -> Result<Vec<(OpMeta, String)>, StoreError> {
+    let sql = format!(
+        "SELECT {META_COLS} FROM releases r JOIN ops o ON o.op_id = r.op_id
+         WHERE r.assignment_id = ?1 AND o.state = 'applied'"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st
+        .query_map([assignment_id], |r| {
+            let (m, user, _) = meta_row(r)?;
+            Ok((m, user))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|(m, _)| m.order_key());
+    Ok(rows)
+}
+
+/// The incident ids of a unit's assignments that `op`'s author saw active: added by an op in
+/// `op`'s causal past and not released by one. Sorted by assignment id.
+fn active_at_author(
+    conn: &Connection,
+    unit_id: &str,
+    op: &OpMeta,
+) -> Result<Vec<Uuid>, StoreError> {
+    let sql = format!(
+        "SELECT {META_COLS}, a.id, a.incident_id FROM assignments a JOIN ops o ON o.op_id = a.op_id
+         WHERE a.unit_id = ?1 AND o.state = 'applied' ORDER BY a.id"
+    );
+    let rows: Vec<(OpMeta, String, String)> = {
+        let mut st = conn.prepare_cached(&sql)?;
+        st.query_map([unit_id], |r| Ok((meta_row(r)?.0, r.get(9)?, r.get(10)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for (add, assignment, incident) in rows {
+        if !merge::happened_before(&add, op) {
+            continue;
+        }
+        let released = release_ops(conn, &assignment)?
+            .iter()
+            .any(|(r, _)| merge::happened_before(r, op));
+        if !released {
+            out.push(crate::sql::uuid("assignments.incident_id", &incident)?);
+        }
+    }
+    Ok(out)
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Shows an incident's register winners in its row (no-op until the incident exists).
+fn project_incident(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    let exists: Option<i64> = conn
+        .query_row("SELECT 1 FROM incidents WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(());
+    }
+    for (register, column) in [
+        (Register::IncidentType, "incident_type"),
+        (Register::Priority, "priority"),
+        (Register::Address, "address"),
+        (Register::Description, "description"),
+    ] {
+        if let Some(w) = register_winner(conn, id, register)? {
             conn.execute(
-                "INSERT INTO facilities(id, kind, name_zh, name_en, lat, lon, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name_zh = excluded.name_zh,
-                    name_en = excluded.name_en, lat = excluded.lat, lon = excluded.lon,
-                    updated_at = excluded.updated_at",
-                params![
-                    facility.id,
-                    enum_text(&facility.kind)?,
-                    facility.name_zh,
-                    facility.name_en,
-                    facility.position.lat,
-                    facility.position.lon,
-                    at
-                ],
+                &format!("UPDATE incidents SET {column} = ?2 WHERE id = ?1 AND {column} IS NOT ?2"),
+                params![id, text_of(&w.value)],
+            )?;
+        }
+    }
+    if let Some(w) = register_winner(conn, id, Register::Location)? {
+        let lat = w.value.get("lat").and_then(Value::as_f64);
+        let lon = w.value.get("lon").and_then(Value::as_f64);
+        if let (Some(lat), Some(lon)) = (lat, lon) {
+            conn.execute(
+                "UPDATE incidents SET lat = ?2, lon = ?3 WHERE id = ?1",
+                params![id, lat, lon],
+            )?;
+        }
+    }
+    match register_winner(conn, id, Register::Closure)? {
+        Some(w) => {
+            let disposition = w.value.get("disposition").map(text_of);
+            let summary = w.value.get("summary").map(text_of);
+            conn.execute(
+                "UPDATE incidents SET closed_at = ?2, closed_by = ?3, disposition = ?4,
+                        summary = ?5 WHERE id = ?1",
+                params![id, w.meta.hlc.wall_ms, w.user, disposition, summary],
+            )?;
+        }
+        None => {
+            conn.execute(
+                "UPDATE incidents SET closed_at = NULL, closed_by = NULL, disposition = NULL,
+                        summary = NULL WHERE id = ?1",
+                [id],
             )?;
         }
     }
     Ok(())
 }
 
-fn require(changed: usize, what: &'static str, id: &Uuid) -> Result<(), StoreError> {
-    if changed == 0 {
-        return Err(StoreError::Missing {
-            what,
-            id: id.to_string(),
-        });
-    }
+/// Shows a unit's roster winner (creating the unit row on its first registration) and then
+/// its status.
+fn project_unit_roster(conn: &Connection, unit_id: &str) -> Result<(), StoreError> {
+    let Some(w) = register_winner(conn, unit_id, Register::UnitRoster)? else {
+        return Ok(());
+    };
+    let callsign = w.value.get("callsign").map(text_of).unwrap_or_default();
+    let kind = w.value.get("unit_kind").map(text_of).unwrap_or_default();
+    let home = w.value.get("home_station").and_then(Value::as_str);
+    conn.execute(
+        "INSERT INTO units(id, callsign, kind, home_station, status, status_since)
+         VALUES (?1, ?2, ?3, ?4, 'available', ?5)
+         ON CONFLICT(id) DO UPDATE SET callsign = excluded.callsign,
+            kind = excluded.kind, home_station = excluded.home_station",
+        params![unit_id, callsign, kind, home, w.meta.hlc.wall_ms],
+    )?;
+    project_unit_status(conn, unit_id)
+}
+
+/// Shows a unit's status winner; `available` since the unit's first registration when no
+/// status was ever written. The local `status_version` goes up when the status changes.
+fn project_unit_status(conn: &Connection, unit_id: &str) -> Result<(), StoreError> {
+    let (status, since) = match register_winner(conn, unit_id, Register::UnitStatus)? {
+        Some(w) => (text_of(&w.value), w.meta.hlc.wall_ms),
+        None => {
+            let roster = register_writes(conn, unit_id, Register::UnitRoster)?;
+            let Some(first) = roster.iter().min_by_key(|w| w.meta.order_key()) else {
+                return Ok(());
+            };
+            (enum_text(&UnitStatus::Available)?, first.meta.hlc.wall_ms)
+        }
+    };
+    conn.execute(
+        "UPDATE units SET status = ?2, status_since = ?3, status_version = status_version + 1
+         WHERE id = ?1 AND (status IS NOT ?2 OR status_since IS NOT ?3)",
+        params![unit_id, status, since],
+    )?;
     Ok(())
+}
+
+/// Shows a facility's winner.
+fn project_facility(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    let Some(w) = register_winner(conn, id, Register::Facility)? else {
+        return Ok(());
+    };
+    let f = &w.value;
+    let num = |p: &str| f.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
+    conn.execute(
+        "INSERT INTO facilities(id, kind, name_zh, name_en, lat, lon, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name_zh = excluded.name_zh,
+            name_en = excluded.name_en, lat = excluded.lat, lon = excluded.lon,
+            updated_at = excluded.updated_at",
+        params![
+            id,
+            f.get("kind").map(text_of).unwrap_or_default(),
+            f.get("name_zh").map(text_of).unwrap_or_default(),
+            f.get("name_en").map(text_of).unwrap_or_default(),
+            num("/position/lat"),
+            num("/position/lon"),
+            w.meta.hlc.wall_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Shows whether an assignment is released: by its first releasing op in register order.
+fn project_assignment(conn: &Connection, assignment_id: &str) -> Result<(), StoreError> {
+    let first = release_ops(conn, assignment_id)?.into_iter().next();
+    conn.execute(
+        "UPDATE assignments SET released_at = ?2, released_by = ?3 WHERE id = ?1",
+        params![
+            assignment_id,
+            first.as_ref().map(|(m, _)| m.hlc.wall_ms),
+            first.map(|(_, u)| u)
+        ],
+    )?;
+    Ok(())
+}
+
+/// `{op_id}` for an op's first timeline entry, `{op_id}+{n}` for the others.
+fn extra_id(op_id: &str, n: usize) -> String {
+    if n == 0 {
+        op_id.to_string()
+    } else {
+        format!("{op_id}+{n}")
+    }
+}
+
+fn incident_exists(conn: &Connection, id: &Uuid) -> Result<bool, StoreError> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM incidents WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(exists.is_some())
+}
+
+fn require_incident(conn: &Connection, id: &Uuid) -> Result<(), StoreError> {
+    if incident_exists(conn, id)? {
+        Ok(())
+    } else {
+        Err(StoreError::Missing {
+            what: "incident",
+            id: id.to_string(),
+        })
+    }
 }
 
 fn callsign(conn: &Connection, unit_id: &str) -> Result<String, StoreError> {
@@ -413,63 +865,4 @@ fn timeline(
         ],
     )?;
     Ok(())
-}
-
-fn set_unit_status(
-    conn: &Connection,
-    unit_id: &str,
-    to: UnitStatus,
-    at: i64,
-) -> Result<(), StoreError> {
-    let changed = conn.execute(
-        "UPDATE units SET status = ?2, status_since = ?3, status_version = status_version + 1
-         WHERE id = ?1",
-        params![unit_id, enum_text(&to)?, at],
-    )?;
-    if changed == 0 {
-        return Err(StoreError::Missing {
-            what: "unit",
-            id: unit_id.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// (assignment id, incident id) of the active assignments of a unit.
-fn active_assignments_of_unit(
-    conn: &Connection,
-    unit_id: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, incident_id FROM assignments
-         WHERE unit_id = ?1 AND released_at IS NULL ORDER BY assigned_at, id",
-    )?;
-    let rows = st.query_map([unit_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Ends the assignments an op names; a release with `unit_to` sets that unit's status.
-fn apply_releases(
-    conn: &Connection,
-    releases: &[Release],
-    at: i64,
-    user: &str,
-) -> Result<(), StoreError> {
-    for r in releases {
-        let released = release(conn, &r.assignment_id.to_string(), at, user)?;
-        if released && let Some(to) = r.unit_to {
-            set_unit_status(conn, &r.unit_id, to, at)?;
-        }
-    }
-    Ok(())
-}
-
-/// Ends an assignment. Returns whether it was active.
-fn release(conn: &Connection, assignment_id: &str, at: i64, user: &str) -> Result<bool, StoreError> {
-    let changed = conn.execute(
-        "UPDATE assignments SET released_at = ?2, released_by = ?3
-         WHERE id = ?1 AND released_at IS NULL",
-        params![assignment_id, at, user],
-    )?;
-    Ok(changed == 1)
 }

@@ -11,9 +11,12 @@
 //! by the caller inside that transaction; [`apply::apply`] only records what an op says.
 
 pub mod apply;
+pub mod conflict;
+pub mod digest;
 pub mod query;
 pub mod schema;
 mod sql;
+pub mod sync;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +81,15 @@ pub enum StoreError {
         /// The text found.
         value: String,
     },
+    /// A server answer comes from another epoch than the one this replica synced with (the
+    /// server was restored from a backup): resync ([`Store::start_resync`]).
+    #[error("the server's epoch is {server}, but this console synced with epoch {stored}; resync")]
+    EpochChanged {
+        /// The epoch stored here.
+        stored: Uuid,
+        /// The epoch the server answered with.
+        server: Uuid,
+    },
     /// An op refers to something that does not exist (e.g. an assignment of an unknown unit).
     #[error("{what} {id} does not exist")]
     Missing {
@@ -100,6 +112,9 @@ impl StoreError {
         }
     }
 }
+
+/// The schema version that introduced the merge-rule tables (`reg_writes`, `releases`).
+const MERGE_SCHEMA_VERSION: i64 = 5;
 
 /// This installation's identity and sync clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +200,13 @@ impl Store {
                 path: shown.clone(),
                 source,
             })?;
+        if found > 0 && found < MERGE_SCHEMA_VERSION {
+            // Ops written before the merge rules: index their writes and releases (the state
+            // tables already show them).
+            let tx = conn.transaction()?;
+            apply::backfill_indexes(&tx)?;
+            tx.commit()?;
+        }
         let origin = ensure_origin(&conn, now)?;
         Ok(Store { conn, path, origin })
     }
@@ -307,12 +329,13 @@ fn append_local(
     let lane = body.lane();
     let lane_text = sql::enum_text(&lane)?;
     let lane_seq = query::last_lane_seq(tx, lane)? + 1;
+    let base = sync::next_base_in(tx)?;
     let env = OpEnvelope {
         op_id: Uuid::now_v7(),
         origin,
         seq,
         hlc,
-        base_version: None,
+        base_version: (base > 0).then_some(base),
         user: user.to_string(),
         schema: SCHEMA_VERSION,
         lane,
@@ -328,7 +351,11 @@ fn append_local(
          ON CONFLICT(lane) DO UPDATE SET last_seq = excluded.last_seq",
         params![lane_text, sql::u64_sql(lane_seq)],
     )?;
-    apply::apply(tx, &env)?;
+    tx.execute(
+        "UPDATE sync_state SET last_base = ?1 WHERE singleton = 1",
+        params![sql::u64_sql(base)],
+    )?;
+    apply::apply_with_gseq(tx, &env, None)?;
     tx.execute(
         "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical, envelope,
                             created_at, lane_seq)

@@ -159,6 +159,99 @@ INSERT INTO lane_seqs(lane, last_seq) SELECT lane, MAX(lane_seq) FROM outbox GRO
 CREATE UNIQUE INDEX outbox_lane_seq ON outbox(lane, lane_seq);
 "#;
 
+/// Migration 5: the merge rules (`outpost_domain::merge`) and the client side of sync.
+///
+/// - `ops` replaces `applied_ops`: the ledger of every op this replica has seen, with its
+///   envelope, the server's `gseq` once known, and whether it is applied or parked (refused
+///   by the server: not part of the state; the state is rebuilt without it).
+/// - `reg_writes`: every register write of every op (entity, register, op, JSON value); the
+///   value shown is the merge winner, recomputed from these rows.
+/// - `releases`: every (assignment, releasing op); an assignment is active while it has none.
+/// - `assignments.op_id`: the `assignment.add` that made it (causality of timeline entries).
+/// - `sync_state`: server epoch, pull cursor, the newest `base_version` written.
+/// - `deferred_ops`: pulled ops this build cannot read (newer schema); kept, not applied.
+/// - `snapshot_fixes`: fixes of compacted position reports loaded from a server snapshot.
+/// - `outbox.gseq` / `outbox.acked_at` (ms since the Unix epoch, UTC).
+const M5_MERGE: &str = r#"
+UPDATE outbox SET envelope = json_set(envelope, '$.lane_seq', lane_seq)
+ WHERE json_type(envelope, '$.lane_seq') IS NULL;
+ALTER TABLE outbox ADD COLUMN gseq INTEGER;
+ALTER TABLE outbox ADD COLUMN acked_at INTEGER;
+
+CREATE TABLE ops (
+    op_id       TEXT PRIMARY KEY,
+    origin      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    gseq        INTEGER,
+    base        INTEGER NOT NULL,
+    hlc_wall_ms INTEGER NOT NULL,
+    hlc_logical INTEGER NOT NULL,
+    user        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    incident_id TEXT,
+    envelope    TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'parked')),
+    reason      TEXT
+) STRICT;
+CREATE INDEX ops_gseq ON ops(gseq);
+CREATE INDEX ops_incident ON ops(incident_id, kind) WHERE incident_id IS NOT NULL;
+INSERT INTO ops(op_id, origin, seq, gseq, base, hlc_wall_ms, hlc_logical, user, kind,
+                incident_id, envelope, state, reason)
+SELECT op_id, origin, seq, NULL, COALESCE(json_extract(envelope, '$.base_version'), 0),
+       hlc_wall_ms, hlc_logical, COALESCE(json_extract(envelope, '$.user'), ''), kind,
+       json_extract(envelope, '$.body.incident_id'), envelope,
+       CASE status WHEN 'parked' THEN 'parked' ELSE 'applied' END, reason
+  FROM outbox;
+DROP TABLE applied_ops;
+
+ALTER TABLE assignments ADD COLUMN op_id TEXT;
+UPDATE assignments SET op_id = (
+    SELECT op_id FROM ops WHERE kind = 'assignment.add'
+       AND json_extract(envelope, '$.body.assignment_id') = assignments.id);
+
+CREATE TABLE reg_writes (
+    entity   TEXT NOT NULL,
+    register TEXT NOT NULL,
+    op_id    TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (entity, register, op_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX reg_writes_critical ON reg_writes(register, entity);
+
+CREATE TABLE releases (
+    assignment_id TEXT NOT NULL,
+    op_id         TEXT NOT NULL,
+    PRIMARY KEY (assignment_id, op_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_state (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    epoch     TEXT,
+    cursor    INTEGER NOT NULL DEFAULT 0,
+    last_base INTEGER NOT NULL DEFAULT 0
+) STRICT;
+INSERT INTO sync_state(singleton) VALUES (1);
+
+CREATE TABLE deferred_ops (
+    op_key TEXT PRIMARY KEY,
+    gseq   INTEGER,
+    raw    TEXT NOT NULL,
+    reason TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE snapshot_fixes (
+    unit_id     TEXT NOT NULL,
+    fix_time    INTEGER NOT NULL,
+    lat         REAL NOT NULL,
+    lon         REAL NOT NULL,
+    heading_deg REAL,
+    speed_mps   REAL,
+    accuracy_m  REAL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (unit_id, fix_time)
+) STRICT;
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -171,6 +264,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M2_OUTBOX).comment("origin and outbox"),
         M::up(M3_APPLIED_OPS).comment("applied-ops ledger"),
         M::up(M4_LANE_SEQ).comment("lane sequence numbers"),
+        M::up(M5_MERGE).comment("merge rules and sync state"),
     ]
 }
 

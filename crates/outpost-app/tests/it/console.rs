@@ -230,10 +230,18 @@ fn create_assign_en_route_on_scene_clear() {
     );
     assert!(ops.iter().all(|o| o.lane == Lane::Critical));
     let last: &OpEnvelope = &ops[7].envelope;
+    let assignment = match &ops[4].envelope.body {
+        outpost_domain::op::OpBody::AssignmentAdd { assignment_id, .. } => *assignment_id,
+        other => panic!("expected assignment.add, got {other:?}"),
+    };
+    // Clearing names the assignment it ends; the unit's status is the one chosen.
     assert_eq!(
         serde_json::to_value(&last.body).expect("json"),
-        serde_json::json!({"kind":"unit.set_status","unit_id":"u-01","from":"on_scene","to":"available"})
+        serde_json::json!({"kind":"unit.set_status","unit_id":"u-01","from":"on_scene",
+            "to":"available","releases":[{"assignment_id": assignment.to_string(),
+            "incident_id": inc.summary.id, "unit_id":"u-01","unit_to":null}]})
     );
+    assert_eq!(last.lane_seq, 8);
     assert_eq!(last.user, "cmdr.li");
 }
 

@@ -1,0 +1,587 @@
+//! The client side of sync on [`Store`]: what to push, what the server answered, pulled
+//! pages, epochs (server restored from a backup), snapshots (history compacted), and the
+//! outbox bookkeeping. Every call that changes something is one transaction.
+//!
+//! The sync engine (`outpost-sync`) drives these calls; the protocol is
+//! [`outpost_domain::wire`]. Terms: the *cursor* is the newest `gseq` this replica has pulled;
+//! the *epoch* is the server database's identity; an op is *pending* until the server
+//! acknowledges it, *acked* after, *parked* when the server refused it (kept with its reason,
+//! un-applied here).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use uuid::Uuid;
+
+use outpost_domain::op::{Hlc, Lane, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::wire::{Outcome, PullResponse, PushResponse, Snapshot};
+
+use crate::sql::{enum_text, sql_u64, time, u64_sql, uuid};
+use crate::{Store, StoreError, apply, query};
+
+/// Where this replica stands with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncPosition {
+    /// The server epoch last synced with (`None` before the first sync).
+    pub epoch: Option<Uuid>,
+    /// The pull cursor: the newest `gseq` pulled (0 before the first pull or after a resync).
+    pub cursor: u64,
+}
+
+/// What [`Store::record_push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PushReport {
+    /// Ops now acknowledged (accepted or duplicate).
+    pub acked: usize,
+    /// Ops the server parked.
+    pub parked: usize,
+    /// The server asked to re-send the lane from this `lane_seq`.
+    pub resend_from: Option<u64>,
+    /// True when a parked op had been applied here and the state was rebuilt without it.
+    pub rebuilt: bool,
+}
+
+/// What [`Store::apply_pull`] / [`Store::load_snapshot`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApplyReport {
+    /// Other origins' ops applied for the first time.
+    pub applied: usize,
+    /// This replica's own ops (their `gseq` recorded).
+    pub own: usize,
+    /// Ops already applied (a page seen twice).
+    pub already: usize,
+    /// Ops kept aside unapplied (newer schema, unreadable, or referring to something
+    /// missing here).
+    pub deferred: usize,
+    /// The cursor after the page.
+    pub cursor: u64,
+}
+
+/// Outbox entries by delivery state; pending per lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxCounts {
+    /// Pending critical ops.
+    pub pending_critical: u64,
+    /// Pending notes.
+    pub pending_notes: u64,
+    /// Pending positions.
+    pub pending_positions: u64,
+    /// Acknowledged ops still retained.
+    pub acked: u64,
+    /// Parked ops.
+    pub parked: u64,
+}
+
+impl OutboxCounts {
+    /// All pending ops.
+    pub fn pending(&self) -> u64 {
+        self.pending_critical + self.pending_notes + self.pending_positions
+    }
+}
+
+/// One parked op of this replica with the server's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedRow {
+    /// The op as written.
+    pub envelope: OpEnvelope,
+    /// When it was written (UTC).
+    pub created_at: DateTime<Utc>,
+    /// The server's reason, one line.
+    pub reason: String,
+}
+
+/// One op of the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerOp {
+    /// The op.
+    pub envelope: OpEnvelope,
+    /// Its server `gseq`, once known.
+    pub gseq: Option<u64>,
+    /// False when parked (not part of the state).
+    pub applied: bool,
+}
+
+/// `max(cursor, base of the previous op)`: the `base_version` of the next local op.
+pub(crate) fn next_base_in(conn: &Connection) -> Result<u64, StoreError> {
+    let base: i64 = conn.query_row(
+        "SELECT MAX(cursor, last_base) FROM sync_state WHERE singleton = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(sql_u64(base))
+}
+
+fn position_in(conn: &Connection) -> Result<SyncPosition, StoreError> {
+    let (epoch, cursor): (Option<String>, i64) = conn.query_row(
+        "SELECT epoch, cursor FROM sync_state WHERE singleton = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(SyncPosition {
+        epoch: epoch.map(|e| uuid("sync_state.epoch", &e)).transpose()?,
+        cursor: sql_u64(cursor),
+    })
+}
+
+/// Checks a server answer's epoch against the stored one; stores it when none is.
+fn adopt_epoch(conn: &Connection, epoch: Uuid) -> Result<(), StoreError> {
+    match position_in(conn)?.epoch {
+        Some(stored) if stored != epoch => Err(StoreError::EpochChanged {
+            stored,
+            server: epoch,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            conn.execute(
+                "UPDATE sync_state SET epoch = ?1 WHERE singleton = 1",
+                [epoch.to_string()],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// Keeps a pulled op this build cannot apply.
+fn defer(conn: &Connection, raw: &Value, gseq: u64, reason: &str) -> Result<(), StoreError> {
+    let key = raw
+        .get("op_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("gseq:{gseq}"));
+    conn.execute(
+        "INSERT INTO deferred_ops(op_key, gseq, raw, reason) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(op_key) DO UPDATE SET gseq = excluded.gseq",
+        params![key, u64_sql(gseq), raw.to_string(), reason],
+    )?;
+    Ok(())
+}
+
+/// Decodes a pulled op: `Err(reason)` when this build cannot apply it.
+fn decode(raw: &Value) -> Result<OpEnvelope, String> {
+    let op: OpEnvelope = serde_json::from_value(raw.clone())
+        .map_err(|e| format!("not readable by this build: {e}"))?;
+    if op.schema > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {} is newer than this build's {SCHEMA_VERSION}",
+            op.schema
+        ));
+    }
+    Ok(op)
+}
+
+/// Marks this replica's own op acknowledged at `gseq` (outbox and ledger).
+fn ack_own(conn: &Connection, op_id: Uuid, gseq: u64, now_ms: i64) -> Result<bool, StoreError> {
+    conn.execute(
+        "UPDATE outbox SET status = 'acked', acked_at = COALESCE(acked_at, ?3)
+         WHERE op_id = ?1 AND status = 'pending'",
+        params![op_id.to_string(), u64_sql(gseq), now_ms],
+    )?;
+    apply::record_gseq(conn, op_id, gseq)
+}
+
+impl Store {
+    /// The epoch and pull cursor.
+    ///
+    /// # Errors
+    /// SQLite errors, an unreadable stored epoch.
+    pub fn sync_state(&self) -> Result<SyncPosition, StoreError> {
+        position_in(self.conn())
+    }
+
+    /// The `base_version` the next local op gets: `max(pull cursor, previous op's base)`.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn next_base(&self) -> Result<u64, StoreError> {
+        next_base_in(self.conn())
+    }
+
+    /// Up to `max` pending ops of one lane, in `lane_seq` order (the order they are pushed).
+    ///
+    /// # Errors
+    /// SQLite errors, an unreadable stored envelope.
+    pub fn pending_batch(&self, lane: Lane, max: usize) -> Result<Vec<OpEnvelope>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT envelope FROM outbox WHERE status = 'pending' AND lane = ?1
+             ORDER BY lane_seq LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(
+                params![enum_text(&lane)?, i64::try_from(max).unwrap_or(i64::MAX)],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.iter().map(|t| Ok(serde_json::from_str(t)?)).collect()
+    }
+
+    /// Records the server's answer to a push of `lane`, in one transaction: accepted and
+    /// duplicate ops become acked with their `gseq` (outbox and ledger); parked ops are marked
+    /// parked with the reason on the outbox and the ledger, and the state is rebuilt without
+    /// them; `resend_from` puts the lane's acked ops from that `lane_seq` back to pending.
+    /// `now` stamps the acknowledgement (retention, [`Store::prune_acked`]).
+    ///
+    /// # Errors
+    /// [`StoreError::EpochChanged`] when the answer comes from another epoch than the stored
+    /// one (nothing is recorded; resync); SQLite errors.
+    pub fn record_push(
+        &mut self,
+        lane: Lane,
+        resp: &PushResponse,
+        now: DateTime<Utc>,
+    ) -> Result<PushReport, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        adopt_epoch(&tx, resp.epoch)?;
+        let mut report = PushReport {
+            resend_from: resp.resend_from,
+            ..PushReport::default()
+        };
+        let mut rebuild = false;
+        for r in &resp.results {
+            match &r.outcome {
+                Outcome::Accepted { gseq } | Outcome::Duplicate { gseq } => {
+                    ack_own(&tx, r.op_id, *gseq, now_ms)?;
+                    report.acked += 1;
+                }
+                Outcome::Parked { reason } => {
+                    let id = r.op_id.to_string();
+                    tx.execute(
+                        "UPDATE outbox SET status = 'parked', reason = ?2 WHERE op_id = ?1",
+                        params![id, reason],
+                    )?;
+                    let unapplied = tx.execute(
+                        "UPDATE ops SET state = 'parked', reason = ?2
+                         WHERE op_id = ?1 AND state = 'applied'",
+                        params![id, reason],
+                    )?;
+                    rebuild |= unapplied == 1;
+                    report.parked += 1;
+                }
+            }
+        }
+        if let Some(from) = resp.resend_from {
+            tx.execute(
+                "UPDATE outbox SET status = 'pending'
+                 WHERE lane = ?1 AND lane_seq >= ?2 AND status = 'acked'",
+                params![enum_text(&lane)?, u64_sql(from)],
+            )?;
+        }
+        if rebuild {
+            apply::rebuild(&tx)?;
+            report.rebuilt = true;
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Applies one pulled page and stores the new cursor, in one transaction: other origins'
+    /// ops are applied with their `gseq`; this replica's own ops only get their `gseq` (and
+    /// count as acknowledged); ops this build cannot read (newer schema, unknown kind) or
+    /// that refer to something missing are kept aside as deferred. The HLC moves past the
+    /// newest remote stamp (`now` is the wall clock). A page seen twice changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::EpochChanged`] when the page comes from another epoch (nothing is
+    /// applied; resync with [`Store::start_resync`]); SQLite errors.
+    pub fn apply_pull(
+        &mut self,
+        page: &PullResponse,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, StoreError> {
+        let me = self.origin;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        adopt_epoch(&tx, page.epoch)?;
+        let mut report = ApplyReport::default();
+        let mut cursor = position_in(&tx)?.cursor;
+        let mut newest: Option<Hlc> = None;
+        for p in &page.ops {
+            cursor = cursor.max(p.gseq);
+            let op = match decode(&p.op) {
+                Ok(op) => op,
+                Err(reason) => {
+                    defer(&tx, &p.op, p.gseq, &reason)?;
+                    report.deferred += 1;
+                    continue;
+                }
+            };
+            if op.origin == me && ack_own(&tx, op.op_id, p.gseq, now.timestamp_millis())? {
+                report.own += 1;
+                continue;
+            }
+            newest = newest.max(Some(op.hlc));
+            match apply::apply_with_gseq(&tx, &op, Some(p.gseq)) {
+                Ok(true) => report.applied += 1,
+                Ok(false) => report.already += 1,
+                Err(e @ StoreError::Missing { .. }) => {
+                    defer(&tx, &p.op, p.gseq, &e.to_string())?;
+                    report.deferred += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(remote) = newest {
+            receive_hlc(&tx, remote, now)?;
+        }
+        tx.execute(
+            "UPDATE sync_state SET cursor = ?1 WHERE singleton = 1",
+            params![u64_sql(cursor)],
+        )?;
+        tx.commit()?;
+        report.cursor = cursor;
+        Ok(report)
+    }
+
+    /// The server was restored from a backup and has a new epoch: in one transaction every
+    /// acked op still retained goes back to pending (re-pushed; the server answers duplicates
+    /// for those it has), the cursor becomes 0 and the epoch `new_epoch`. Pulling everything
+    /// again then updates every `gseq` (applying is idempotent). Returns the number of ops
+    /// put back to pending.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn start_resync(&mut self, new_epoch: Uuid) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE outbox SET status = 'pending' WHERE status = 'acked'",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE sync_state SET epoch = ?1, cursor = 0 WHERE singleton = 1",
+            [new_epoch.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Replaces the replicated state with a server snapshot (the history this replica needs
+    /// was compacted), in one transaction: the ledger keeps only this replica's pending and
+    /// parked ops, the snapshot's ops and compacted fixes are loaded, the state is rebuilt
+    /// (so pending ops are re-applied on top), and the cursor becomes `snap.gseq`, the epoch
+    /// `snap.epoch`. The outbox is untouched except that own ops found in the snapshot count
+    /// as acknowledged.
+    ///
+    /// # Errors
+    /// SQLite and JSON errors.
+    pub fn load_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, StoreError> {
+        let me = self.origin;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM ops WHERE NOT (origin = ?1 AND op_id IN
+                (SELECT op_id FROM outbox WHERE status IN ('pending', 'parked')))",
+            [me.to_string()],
+        )?;
+        tx.execute_batch("DELETE FROM deferred_ops; DELETE FROM snapshot_fixes;")?;
+        for f in &snap.compacted_positions {
+            tx.execute(
+                "INSERT INTO snapshot_fixes(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                            accuracy_m, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(unit_id, fix_time) DO NOTHING",
+                params![
+                    f.unit_id,
+                    f.fix.fix_time.timestamp_millis(),
+                    f.fix.position.lat,
+                    f.fix.position.lon,
+                    f.fix.heading_deg,
+                    f.fix.speed_mps,
+                    f.fix.accuracy_m,
+                    f.received_at_ms
+                ],
+            )?;
+        }
+        let mut report = ApplyReport::default();
+        let mut newest: Option<Hlc> = None;
+        for p in &snap.ops {
+            let op = match decode(&p.op) {
+                Ok(op) => op,
+                Err(reason) => {
+                    defer(&tx, &p.op, p.gseq, &reason)?;
+                    report.deferred += 1;
+                    continue;
+                }
+            };
+            if op.origin == me && ack_own(&tx, op.op_id, p.gseq, now.timestamp_millis())? {
+                report.own += 1;
+                continue;
+            }
+            if op.origin != me {
+                newest = newest.max(Some(op.hlc));
+            }
+            apply::insert_ledger(&tx, &op, Some(p.gseq))?;
+            report.applied += 1;
+        }
+        report.deferred += apply::rebuild(&tx)?;
+        if let Some(remote) = newest {
+            receive_hlc(&tx, remote, now)?;
+        }
+        tx.execute(
+            "UPDATE sync_state SET epoch = ?1, cursor = ?2 WHERE singleton = 1",
+            params![snap.epoch.to_string(), u64_sql(snap.gseq)],
+        )?;
+        tx.commit()?;
+        report.cursor = snap.gseq;
+        Ok(report)
+    }
+
+    /// Outbox entries by state, pending per lane.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(status = 'pending' AND lane = 'critical'), 0),
+                    COALESCE(SUM(status = 'pending' AND lane = 'notes'), 0),
+                    COALESCE(SUM(status = 'pending' AND lane = 'positions'), 0),
+                    COALESCE(SUM(status = 'acked'), 0), COALESCE(SUM(status = 'parked'), 0)
+             FROM outbox",
+            [],
+            |r| {
+                Ok(OutboxCounts {
+                    pending_critical: sql_u64(r.get(0)?),
+                    pending_notes: sql_u64(r.get(1)?),
+                    pending_positions: sql_u64(r.get(2)?),
+                    acked: sql_u64(r.get(3)?),
+                    parked: sql_u64(r.get(4)?),
+                })
+            },
+        )?)
+    }
+
+    /// This replica's parked ops with the server's reasons, oldest first.
+    ///
+    /// # Errors
+    /// SQLite errors, unreadable stored values.
+    pub fn parked(&self) -> Result<Vec<ParkedRow>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT envelope, created_at, COALESCE(reason, '') FROM outbox
+             WHERE status = 'parked' ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(env, created, reason)| {
+                Ok(ParkedRow {
+                    envelope: serde_json::from_str(&env)?,
+                    created_at: time("outbox.created_at", created)?,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of pulled ops kept aside unapplied (newer schema or unreadable).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn deferred_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM deferred_ops", [], |r| r.get(0))?;
+        Ok(sql_u64(n))
+    }
+
+    /// Deletes acked outbox entries acknowledged before `older_than` (callers pass now minus
+    /// [`outpost_domain::wire::ACKED_RETENTION_DAYS`]). Pending and parked entries are never
+    /// pruned; the ledger keeps every op. Returns the number deleted.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn prune_acked(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM outbox WHERE status = 'acked'
+               AND COALESCE(acked_at, created_at) < ?1",
+            [older_than.timestamp_millis()],
+        )?)
+    }
+
+    /// Every op in the ledger (applied and parked) with its `gseq`, in server order then
+    /// `seq` (for the invariant checker and the reference model).
+    ///
+    /// # Errors
+    /// SQLite and JSON errors.
+    pub fn ledger(&self) -> Result<Vec<LedgerOp>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT envelope, gseq, state FROM ops ORDER BY gseq IS NULL, gseq, seq, op_id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(env, gseq, state)| {
+                Ok(LedgerOp {
+                    envelope: serde_json::from_str(&env)?,
+                    gseq: gseq.map(sql_u64),
+                    applied: state == "applied",
+                })
+            })
+            .collect()
+    }
+
+    /// The `gseq` recorded for an op, if the op is in the ledger and its `gseq` is known.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn gseq_of(&self, op_id: Uuid) -> Result<Option<u64>, StoreError> {
+        let g: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT gseq FROM ops WHERE op_id = ?1",
+                [op_id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(g.flatten().map(sql_u64))
+    }
+
+    /// Rebuilds every state table from the ledger in one transaction (see
+    /// [`apply::rebuild`]). Returns the number of ops skipped.
+    ///
+    /// # Errors
+    /// SQLite and JSON errors.
+    pub fn rebuild(&mut self) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = apply::rebuild(&tx)?;
+        tx.commit()?;
+        Ok(n)
+    }
+}
+
+/// Moves this origin's HLC past a remote stamp.
+fn receive_hlc(conn: &Connection, remote: Hlc, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let Some(o) = query::origin(conn)? else {
+        return Ok(());
+    };
+    let hlc = Hlc::receive(o.hlc, remote, now.timestamp_millis());
+    conn.execute(
+        "UPDATE origin SET hlc_wall_ms = ?1, hlc_logical = ?2 WHERE singleton = 1",
+        params![hlc.wall_ms, hlc.logical],
+    )?;
+    Ok(())
+}
