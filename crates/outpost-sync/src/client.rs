@@ -54,7 +54,10 @@ pub fn parse_base_url(url: &str) -> Result<Url, SyncError> {
     };
     let mut parsed = Url::parse(url.trim()).map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad(format!("scheme {:?} is not http or https", parsed.scheme())));
+        return Err(bad(format!(
+            "scheme {:?} is not http or https",
+            parsed.scheme()
+        )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("no host".into()));
@@ -232,10 +235,17 @@ mod tests {
     fn base_urls_are_normalised() {
         let c = ServerClient::new("http://127.0.0.1:8080", Timeouts::default()).expect("url");
         assert_eq!(c.base().as_str(), "http://127.0.0.1:8080/");
-        assert_eq!(c.endpoint("v1/push").as_str(), "http://127.0.0.1:8080/v1/push");
+        assert_eq!(
+            c.endpoint("v1/push").as_str(),
+            "http://127.0.0.1:8080/v1/push"
+        );
         assert_eq!(c.poke_url(), "ws://127.0.0.1:8080/v1/poke");
-        let c = ServerClient::new("https://sync.example/outpost", Timeouts::default()).expect("url");
-        assert_eq!(c.endpoint("v1/pull").as_str(), "https://sync.example/outpost/v1/pull");
+        let c =
+            ServerClient::new("https://sync.example/outpost", Timeouts::default()).expect("url");
+        assert_eq!(
+            c.endpoint("v1/pull").as_str(),
+            "https://sync.example/outpost/v1/pull"
+        );
         assert_eq!(c.poke_url(), "wss://sync.example/outpost/v1/poke");
     }
 

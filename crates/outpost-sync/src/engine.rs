@@ -396,7 +396,12 @@ impl<S: SyncStore> Session<S> {
         })
         .await;
         match joined {
-            Ok(r) => r.map_err(SyncError::from),
+            Ok(r) => r.map_err(|e| match e {
+                StoreError::EpochChanged { server, .. } => {
+                    SyncError::EpochChanged { epoch: server }
+                }
+                other => SyncError::from(other),
+            }),
             Err(e) => Err(SyncError::Worker(format!("a store call failed: {e}"))),
         }
     }
@@ -477,12 +482,13 @@ impl<S: SyncStore> Session<S> {
             Failpoint::AfterAckBeforeCommit.hit(self.options.failpoint);
             let answered = resp.results.len();
             let resend = resp.resend_from;
+            let now = self.options.clock.now();
             let rec = self
-                .with_store(move |s| s.record_push(lane, &resp))
+                .with_store(move |s| s.record_push(lane, &resp, now))
                 .await?;
             report.acked += rec.acked;
             report.parked += rec.parked;
-            if rec.parked > 0 {
+            if rec.rebuilt {
                 self.applied();
             }
             // A batch that moved nothing must not loop forever.
@@ -518,8 +524,9 @@ impl<S: SyncStore> Session<S> {
                         });
                     }
                     let gseq = snapshot.gseq;
+                    let now = self.options.clock.now();
                     let rec: PullRecord = self
-                        .with_store(move |s| s.load_snapshot(&snapshot))
+                        .with_store(move |s| s.load_snapshot(&snapshot, now))
                         .await?;
                     report.snapshots += 1;
                     report.applied += rec.applied;
@@ -560,16 +567,15 @@ impl<S: SyncStore> Session<S> {
             report.pages += 1;
             report.pulled += page.ops.len();
             let failpoint = self.options.failpoint;
+            let now = self.options.clock.now();
             let rec = self
-                .with_store(move |s| s.apply_pull(&page, failpoint))
+                .with_store(move |s| s.apply_pull(&page, now, failpoint))
                 .await?;
             report.applied += rec.applied;
             if rec.applied > 0 {
                 self.applied();
             }
-            if let Ok(p) = self.with_store(|s| s.position()).await {
-                self.applied_gseq.store(p.cursor, Ordering::SeqCst);
-            }
+            self.applied_gseq.store(rec.cursor, Ordering::SeqCst);
             if !more {
                 return Ok(());
             }

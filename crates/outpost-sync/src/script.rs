@@ -3,7 +3,7 @@
 //!
 //! ```json
 //! {"action":"register_unit","unit_id":"u-01","callsign":"A1","unit_kind":"patrol_car"}
-//! {"action":"create_incident","name":"i1","incident_type":"fire","priority":"p1","location":{"lat":42.5,"lon":1.5}}
+//! {"action":"create_incident","name":"i1","incident_type":"fire","priority":"P1","location":{"lat":42.5,"lon":1.5}}
 //! {"action":"assign","incident":"i1","unit_id":"u-01"}
 //! {"action":"status","unit_id":"u-01","to":"en_route"}
 //! {"action":"note","incident":"i1","text":"smoke seen"}
@@ -175,7 +175,11 @@ fn incident_id(c: &Connection, name: &str) -> Result<Uuid, ScriptError> {
         .ok_or_else(|| ScriptError::Unknown(format!("no incident named {name:?}")))
 }
 
-fn releases_of(c: &Connection, assignments: Vec<query::AssignmentRow>, free: bool) -> Result<Vec<Release>, ScriptError> {
+fn releases_of(
+    c: &Connection,
+    assignments: Vec<query::AssignmentRow>,
+    free: bool,
+) -> Result<Vec<Release>, ScriptError> {
     let mut out = Vec::new();
     for a in assignments {
         let others = query::active_assignments_of_unit(c, &a.unit_id)?
@@ -321,7 +325,10 @@ pub fn perform(
         OpBody::IncidentCreate { incident_id, .. },
     ) = (action, &env.body)
     {
-        store.set_setting(&format!("{NAME_KEY_PREFIX}{name}"), &incident_id.to_string())?;
+        store.set_setting(
+            &format!("{NAME_KEY_PREFIX}{name}"),
+            &incident_id.to_string(),
+        )?;
     }
     Ok(env)
 }
@@ -335,7 +342,7 @@ mod tests {
         let script = r#"
 # a comment
 {"action":"register_unit","unit_id":"u-01","callsign":"A1","unit_kind":"patrol_car"}
-{"action":"create_incident","name":"i1","incident_type":"fire","priority":"p1","location":{"lat":42.5,"lon":1.5}}
+{"action":"create_incident","name":"i1","incident_type":"fire","priority":"P1","location":{"lat":42.5,"lon":1.5}}
 {"action":"assign","incident":"i1","unit_id":"u-01"}
 {"action":"note","incident":"i1","text":"smoke seen"}
 {"action":"position","unit_id":"u-01","position":{"lat":42.51,"lon":1.52}}
@@ -347,7 +354,12 @@ mod tests {
         let mut store = Store::open_in_memory(now).expect("store");
         let kinds: Vec<&str> = actions
             .iter()
-            .map(|a| perform(&mut store, now, "test", a).expect("performs").body.kind())
+            .map(|a| {
+                perform(&mut store, now, "test", a)
+                    .expect("performs")
+                    .body
+                    .kind()
+            })
             .collect();
         assert_eq!(
             kinds,

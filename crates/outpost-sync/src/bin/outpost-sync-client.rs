@@ -23,7 +23,11 @@ use outpost_sync::{SyncEngine, SyncOptions, SyncStore, script};
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
-#[command(name = "outpost-sync-client", version, about = "Headless Outpost console for sync tests")]
+#[command(
+    name = "outpost-sync-client",
+    version,
+    about = "Headless Outpost console for sync tests"
+)]
 struct Cli {
     /// Directory of the local database (created if missing).
     #[arg(long, value_name = "DIR")]
