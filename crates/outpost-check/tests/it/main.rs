@@ -1,3 +1,7 @@
-//! Scenario tests of sync (SYNC.md S1, S2, S6, S7, S8) and the model's own tests.
+//! Scenario tests of sync (SYNC.md S1, S2, S6, S7, S8), a differential test of the store's
+//! apply against the reference model, and the model's own tests.
 
+mod extract;
 mod model;
+mod store_vs_model;
+mod support;
