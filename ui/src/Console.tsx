@@ -326,6 +326,8 @@ export function Console({ init }: { init: ConsoleInit }) {
         status={sync.status}
         conflicts={sync.conflicts}
         parked={sync.parked}
+        incidents={state?.incidents ?? []}
+        units={units}
         busy={busy}
         onKeep={(conflictId, keepOpId, note) => void act(() => syncStore.resolve(conflictId, keepOpId, note))}
         onOpenIncident={openIncident}

@@ -110,8 +110,15 @@ describe("conflict sides in words", () => {
     const double: ConflictView = { ...field, id: "double:u-03", kind: "double_assignment", register: null, incident_id: null, incident_number: null, unit_id: "u-03", callsign: "巡03" };
     expect(conflictSubject(double)).toBe("巡03");
     expect(conflictExplanation("en", double)).toMatch(/^巡03 was assigned to two incidents/);
-    // A double assignment's sides are the backend's summaries.
-    expect(sideText("en", double, { ...field.sides[0]!, value: null, summary: "巡03 → #2026-0001" })).toBe("巡03 → #2026-0001");
+    // A double assignment's sides name the incident from the live picture, else the backend's summary.
+    const m = new MockBackend();
+    const st = m.consoleState();
+    const ctx = { incidents: new Map(st.incidents.map((i) => [i.id, i])), units: new Map(st.units.map((u) => [u.id, u])) };
+    const accident = st.incidents.find((i) => i.incident_type === "traffic_accident")!;
+    const asg = { ...field.sides[0]!, value: { assignment_id: "a1", incident_id: accident.id, unit_id: "u-03" }, summary: "巡03 → #2026-0001" };
+    expect(sideText("zh", double, asg, ctx)).toBe("巡03 派往 #2026-0001 交通事故");
+    expect(sideText("zh", double, asg)).toBe("巡03 → #2026-0001");
+    expect(sideText("zh", double, { ...asg, value: { ...asg.value, incident_id: "gone" } }, ctx)).toBe("巡03 → #2026-0001");
     const late: ConflictView = { ...field, kind: "edit_after_close", register: null };
     expect(sideText("zh", late, { ...field.sides[0]!, value: { disposition: "report_taken", summary: "" } })).toBe("结案：已登记");
     expect(

@@ -9,6 +9,7 @@ import {
   type ConflictView,
   conflicts as fetchConflicts,
   type IncidentFields,
+  type IncidentSummary,
   type LaneCounts,
   type Lane,
   type ParkedOp,
@@ -18,6 +19,7 @@ import {
   STATE_CHANGED_EVENT,
   type SyncStatus,
   syncStatus as fetchStatus,
+  type UnitView,
 } from "./bindings";
 import { formatAge, secondsSince } from "./format";
 import { DICTIONARIES, type Lang, label, locale, type MessageKey, t } from "./i18n";
@@ -165,15 +167,35 @@ function fieldsText(lang: Lang, value: unknown): string | null {
   return fieldChanges(lang, f) || null;
 }
 
+/** What the console knows to name incidents and units in a conflict's sides. */
+export interface SideContext {
+  incidents: ReadonlyMap<string, IncidentSummary>;
+  units: ReadonlyMap<string, UnitView>;
+}
+
+/**
+ * An assignment value `{assignment_id, incident_id, unit_id}` in words (`巡03 派往 #2026-0002
+ * 火警`), or null when it is not one or the incident is not in the live picture.
+ */
+function assignmentText(lang: Lang, value: unknown, ctx: SideContext | undefined): string | null {
+  if (!ctx || !isObject(value) || typeof value.incident_id !== "string" || typeof value.unit_id !== "string") return null;
+  const incident = ctx.incidents.get(value.incident_id);
+  if (!incident) return null;
+  const callsign = ctx.units.get(value.unit_id)?.callsign ?? value.unit_id;
+  return t(lang, "conflict.assignedTo", { callsign, number: incident.number, type: label.incidentType(lang, incident.incident_type) });
+}
+
 /**
  * One side of a conflict in words, in the console's language: the register value for a field
- * conflict, the closing or the edit for an edit after close; otherwise the backend's one-line
- * summary (a double assignment's side names the incident, which only the backend knows).
+ * conflict; the assignment for a double assignment; the closing, the edit or the assignment for
+ * an edit after close. When the value's shape is unknown (a newer console) or names an incident
+ * not in the live picture: the backend's one-line summary.
  */
-export function sideText(lang: Lang, c: ConflictView, side: ConflictSide): string {
+export function sideText(lang: Lang, c: ConflictView, side: ConflictSide, ctx?: SideContext): string {
   let words: string | null = null;
   if (c.kind === "field" && c.register) words = registerValueText(lang, c.register, side.value);
-  else if (c.kind === "edit_after_close") words = closureText(lang, side.value) ?? fieldsText(lang, side.value);
+  else if (c.kind === "double_assignment") words = assignmentText(lang, side.value, ctx);
+  else if (c.kind === "edit_after_close") words = closureText(lang, side.value) ?? assignmentText(lang, side.value, ctx) ?? fieldsText(lang, side.value);
   return words ?? side.summary;
 }
 

@@ -89,8 +89,6 @@ export class MockBackend {
   private listeners: ((revision: number) => void)[] = [];
   /** Open conflicts, one of each kind at start. */
   conflictList: ConflictView[] = [];
-  /** The incident each double-assignment side assigned the unit to, by op id. */
-  private sideIncident = new Map<string, string>();
   /** Ops the server refused. */
   parked: ParkedOp[] = [];
   private readonly script: MockSyncScript;
@@ -166,8 +164,8 @@ export class MockBackend {
     });
     const ref = (d: IncidentDetail) => ({ incident_id: d.summary.id, incident_number: d.summary.number });
     const localAsg = fire.assignments.find((a) => a.unit_id === "u-03");
-    this.sideIncident.set("op-remote-assign", accident.summary.id);
-    this.sideIncident.set("op-local-assign", fire.summary.id);
+    // The store's shape of an assignment side's value.
+    const asg = (assignment_id: string, d: IncidentDetail) => ({ assignment_id, incident_id: d.summary.id, unit_id: "u-03" });
     this.conflictList = [
       {
         id: `field:${fire.summary.id}:priority`,
@@ -187,8 +185,8 @@ export class MockBackend {
         unit_id: "u-03",
         callsign: "巡03",
         sides: [
-          side("op-local-assign", "dispatcher", 90, `巡03 → #${fire.summary.number}`, null, true, localAsg?.id ?? null),
-          side("op-remote-assign", "王建国", 85, `巡03 → #${accident.summary.number}`, null, false, "asg-remote-1"),
+          side("op-local-assign", "dispatcher", 90, `巡03 → #${fire.summary.number}`, asg(localAsg?.id ?? "", fire), true, localAsg?.id ?? null),
+          side("op-remote-assign", "王建国", 85, `巡03 → #${accident.summary.number}`, asg("asg-remote-1", accident), false, "asg-remote-1"),
         ],
       },
       {
@@ -597,14 +595,15 @@ export class MockBackend {
       this.log(d, { kind: "fields_changed", fields: { incident_type: null, priority: d.summary.priority, location: null, address: null, description: null } });
     } else if (c.kind === "double_assignment" && c.unit_id) {
       const u = this.unit(c.unit_id);
+      const incidentOf = (s: ConflictSide) => (s.value as { incident_id?: string } | null)?.incident_id;
       for (const other of c.sides.filter((s) => s !== keep)) {
-        const incId = this.sideIncident.get(other.op_id);
+        const incId = incidentOf(other);
         if (!incId) continue;
         const d = this.get(incId);
         if (u.incident_id === incId) this.doRelease(d, u);
         else this.log(d, { kind: "unit_released", unit_id: u.id, callsign: u.callsign });
       }
-      const keptIncident = this.sideIncident.get(keep.op_id);
+      const keptIncident = incidentOf(keep);
       if (keptIncident && u.incident_id !== keptIncident) this.doAssign(this.get(keptIncident), u.id);
     } else if (c.incident_id) {
       this.log(this.get(c.incident_id), { kind: "conflict_resolved", conflict_id: c.id, note: a.note });

@@ -1,8 +1,8 @@
-import { useState } from "react";
-import type { ConflictView, ParkedOp, SyncStatus } from "../bindings";
+import { useMemo, useState } from "react";
+import type { ConflictView, IncidentSummary, ParkedOp, SyncStatus, UnitView } from "../bindings";
 import { formatAge, formatDateTime, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
-import { agoText, conflictExplanation, conflictSubject, indicator, LANES, sideText } from "../sync";
+import { agoText, conflictExplanation, conflictSubject, indicator, LANES, type SideContext, sideText } from "../sync";
 import { CloseButton } from "./CloseButton";
 
 export interface SyncPanelProps {
@@ -11,6 +11,9 @@ export interface SyncPanelProps {
   status: SyncStatus | null;
   conflicts: ConflictView[];
   parked: ParkedOp[];
+  /** The live picture, to name the incidents and units in the sides. */
+  incidents: IncidentSummary[];
+  units: UnitView[];
   busy: boolean;
   /** Keeps one side of a conflict; `note` may be empty. */
   onKeep: (conflictId: string, keepOpId: string, note: string) => void;
@@ -21,6 +24,10 @@ export interface SyncPanelProps {
 
 /** The sync panel: the connection in detail, the open conflicts, and the ops the server refused. */
 export function SyncPanel(p: SyncPanelProps) {
+  const ctx: SideContext = useMemo(
+    () => ({ incidents: new Map(p.incidents.map((i) => [i.id, i])), units: new Map(p.units.map((u) => [u.id, u])) }),
+    [p.incidents, p.units],
+  );
   return (
     <section id="sync-panel" className="panel card" aria-labelledby="sync-title">
       <header className="panel-head">
@@ -38,7 +45,7 @@ export function SyncPanel(p: SyncPanelProps) {
       ) : (
         <ul className="conflicts" aria-labelledby="conflicts-title">
           {p.conflicts.map((c) => (
-            <ConflictItem key={c.id} {...p} conflict={c} />
+            <ConflictItem key={c.id} {...p} ctx={ctx} conflict={c} />
           ))}
         </ul>
       )}
@@ -133,7 +140,7 @@ function StatusDetails({ lang, now, status: s }: { lang: Lang; now: number; stat
   );
 }
 
-function ConflictItem(p: SyncPanelProps & { conflict: ConflictView }) {
+function ConflictItem(p: SyncPanelProps & { conflict: ConflictView; ctx: SideContext }) {
   const c = p.conflict;
   const [note, setNote] = useState("");
   const noteId = `conflict-note-${c.id}`;
@@ -158,7 +165,7 @@ function ConflictItem(p: SyncPanelProps & { conflict: ConflictView }) {
         {c.sides.map((s) => (
           <li key={s.op_id} className={s.shown ? "side-shown" : undefined} data-conflict-side={s.op_id} data-shown={s.shown}>
             <div className="side-value" data-side-value>
-              {sideText(p.lang, c, s)}
+              {sideText(p.lang, c, s, p.ctx)}
             </div>
             <div className="small muted">
               {t(p.lang, "conflict.by", { user: s.user, time: formatDateTime(s.at, p.lang) })}

@@ -61,6 +61,8 @@ describe("SyncPanel", () => {
       status: m.syncStatus(),
       conflicts: m.conflictList,
       parked: m.parked,
+      incidents: m.consoleState().incidents,
+      units: m.consoleState().units,
       busy: false,
       onKeep: vi.fn(),
       onOpenIncident: vi.fn(),
@@ -95,6 +97,12 @@ describe("SyncPanel", () => {
     expect([...late.querySelectorAll("[data-side-value]")].map((e) => e.textContent)).toEqual([
       "Closed: Report taken — 已登记，转刑侦",
       "Description 嫌疑人骑黑色电动车向北逃离",
+    ]);
+    // A double assignment's sides name the incidents from the live picture.
+    const double = container.querySelector<HTMLElement>("[data-conflict-kind='double_assignment']")!;
+    expect([...double.querySelectorAll("[data-side-value]")].map((e) => e.textContent)).toEqual([
+      "巡03 assigned to #2026-0002 Fire",
+      "巡03 assigned to #2026-0001 Traffic accident",
     ]);
     fireEvent.click(screen.getByRole("button", { name: "巡03" }));
     expect(p.onOpenUnit).toHaveBeenCalledWith("u-03");
