@@ -98,36 +98,40 @@ async fn capabilities(State(s): State<AppState>) -> Response {
     Json(s.service.capabilities()).into_response()
 }
 
-/// Reads the push body, refusing more than [`MAX_PUSH_BYTES`] (by `Content-Length` at once,
-/// or while streaming).
+/// Reads the push body, refusing more than [`MAX_PUSH_BYTES`]. A refused body is still read
+/// (and dropped, up to [`DRAIN_LIMIT`] bytes) so that the console, which is still writing it,
+/// gets the 413 instead of a broken connection.
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, SyncError> {
-    let too_large = |n: u64| {
-        SyncError::TooLarge(format!(
-            "the push has {n} bytes or more; at most {MAX_PUSH_BYTES} are accepted"
-        ))
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared
-        && n > MAX_PUSH_BYTES as u64
-    {
-        return Err(too_large(n));
-    }
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n.min(MAX_PUSH_BYTES as u64) as usize));
+    let mut total: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             SyncError::BadRequest(format!("body: truncated or unreadable request: {e}"))
         })?;
-        if buf.len() + chunk.len() > MAX_PUSH_BYTES {
-            return Err(too_large((buf.len() + chunk.len()) as u64));
+        total += chunk.len() as u64;
+        if total > DRAIN_LIMIT {
+            break;
         }
-        buf.extend_from_slice(&chunk);
+        if total <= MAX_PUSH_BYTES as u64 {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if total > MAX_PUSH_BYTES as u64 {
+        return Err(SyncError::TooLarge(format!(
+            "the push has {} bytes or more; at most {MAX_PUSH_BYTES} are accepted",
+            declared.unwrap_or(total).max(total)
+        )));
     }
     Ok(Bytes::from(buf))
 }
+
+/// How much of a too large push body is read and dropped before answering 413, bytes.
+const DRAIN_LIMIT: u64 = 16 * MAX_PUSH_BYTES as u64;
 
 async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     if s.service.is_closing() {

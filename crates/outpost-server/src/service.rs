@@ -144,9 +144,9 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
 /// Decodes `T` from a JSON value; the error names the place below `prefix`.
 fn decode_value<'a, T: Deserialize<'a>>(value: &'a Value, prefix: &str) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = clean_path(e.path());
         let inner = e.into_inner();
-        if path == "." || path == "?" {
+        if path == "." {
             format!("{prefix}: {inner}")
         } else {
             format!("{prefix}.{path}: {inner}")
@@ -154,9 +154,20 @@ fn decode_value<'a, T: Deserialize<'a>>(value: &'a Value, prefix: &str) -> Resul
     })
 }
 
+/// The path of a decoding error without its unknown (`?`) segments.
+fn clean_path(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    let text = text.trim_end_matches(".?").trim_end_matches('?');
+    if text.is_empty() {
+        ".".into()
+    } else {
+        text.to_string()
+    }
+}
+
 fn place(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = e.path().to_string();
-    if path == "." || path == "?" {
+    let path = clean_path(e.path());
+    if path == "." {
         format!("body: {}", e.inner())
     } else {
         format!("{path}: {}", e.inner())

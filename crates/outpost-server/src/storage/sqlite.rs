@@ -376,10 +376,8 @@ fn refused_by_state(e: &StoreError) -> bool {
 
 /// Applies an accepted op to the server's replica. The one call site of the store's apply.
 fn apply_to_replica(conn: &Connection, op: &OpEnvelope, gseq: u64) -> Result<(), StoreError> {
-    // The store records the gseq through its ledger (merge rules need the gseq of every
-    // cross-origin op); until then apply without it.
-    let _ = gseq;
-    outpost_store::apply::apply(conn, op)
+    // The gseq goes into the replica's ledger: the merge rules need it for causality.
+    outpost_store::apply::apply_with_gseq(conn, op, Some(gseq)).map(|_| ())
 }
 
 impl PushTx for SqlitePushTx<'_> {

@@ -1,5 +1,6 @@
-//! The `outpost-server pack build` command line: bad input gives one line on stderr naming
-//! the file, a non-zero exit status, and no output file.
+//! Integration tests of `outpost-server`. Here: the `pack build` command line (bad input
+//! gives one line on stderr naming the file, a non-zero exit status, and no output file).
+//! The sync server: [`sync`] (in-process, HTTP) and [`crash`] (the real binary, SIGKILL).
 
 use std::path::Path;
 use std::process::Command;
@@ -7,6 +8,11 @@ use std::process::Command;
 /// Tests that use a fake `tilemaker` shell script, hard links, FIFOs and signals.
 #[cfg(unix)]
 mod unix;
+
+#[cfg(unix)]
+mod crash;
+mod support;
+mod sync;
 
 fn pack_build(osm: &Path, out: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost-server"))
