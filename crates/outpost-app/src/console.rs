@@ -27,11 +27,16 @@ use outpost_store::query::{self, IncidentRow, UnitRow};
 
 use crate::error::AppError;
 use crate::ipc::{
-    AddNote, AssignmentView, CloseIncident, ConsoleInit, ConsoleState, ErrorCode, IncidentDetail,
-    IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident, PackInfo,
-    PackProblem, PlaceHit, PlaceQuery, STALE_AFTER_S_MAX, STALE_AFTER_S_MIN, SetUnitStatus,
-    Settings, Startup, Theme, TimelineEntry, UnitOnIncident, UnitView, UpdateIncident,
+    AddNote, AssignmentView, CloseIncident, ConflictView, ConsoleInit, ConsoleState, ErrorCode,
+    IncidentDetail, IncidentRef, IncidentSummary, Language, LocationDescription, NewIncident,
+    PackInfo, PackProblem, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict, STALE_AFTER_S_MAX,
+    STALE_AFTER_S_MIN, SetUnitStatus, Settings, Startup, SyncStatus, Theme, TimelineEntry,
+    UnitOnIncident, UnitView, UpdateIncident,
 };
+use crate::ipc::{ConflictSide as IpcConflictSide, LaneCounts, SyncState};
+use crate::sync::SyncLink;
+use outpost_domain::merge::{ConflictId, Register};
+use outpost_store::conflict::{Conflict, ConflictSide as StoreConflictSide};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "outpost.db";
@@ -62,7 +67,8 @@ type Listener = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// The console's use-cases. `Send + Sync`: the shell shares one in an `Arc`.
 pub struct Console {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
+    sync: Mutex<Option<Arc<dyn SyncLink>>>,
     pack: Option<Pack>,
     pack_problem: Option<PackProblem>,
     clock: Arc<dyn Clock>,
@@ -151,7 +157,8 @@ impl Console {
             },
         };
         Ok(Console {
-            store: Mutex::new(store),
+            store: Arc::new(Mutex::new(store)),
+            sync: Mutex::new(None),
             pack,
             pack_problem,
             clock,
@@ -161,6 +168,25 @@ impl Console {
             listeners: Mutex::new(Vec::new()),
             map_base_url: Mutex::new(String::new()),
         })
+    }
+
+    /// The store, shared with the sync engine (which holds the lock only for one short
+    /// transaction at a time).
+    pub fn store_handle(&self) -> Arc<Mutex<Store>> {
+        Arc::clone(&self.store)
+    }
+
+    /// Attaches a running sync engine: `sync_status` reports its link from now on.
+    pub fn attach_sync(&self, link: Arc<dyn SyncLink>) {
+        *lock(&self.sync) = Some(link);
+    }
+
+    /// Something changed the state outside a console action (the sync engine applied remote
+    /// ops, parked an op, loaded a snapshot): the revision goes up and listeners run. Call it
+    /// without holding the store's lock.
+    pub fn notify_changed(&self) {
+        self.revision.fetch_add(1, Ordering::SeqCst);
+        self.notify();
     }
 
     /// Registers `f`, called with the new revision after each committed change.
@@ -690,6 +716,440 @@ impl Console {
         for f in listeners {
             f(rev);
         }
+    }
+}
+
+/// The sync commands: the connection indicator, conflicts and parked ops.
+impl Console {
+    /// `sync_status`: the link as the attached sync engine reports it (`disabled` when none
+    /// is attached), with the outbox counts, parked ops, open conflicts and deferred ops from
+    /// the store.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn sync_status(&self) -> Result<SyncStatus, AppError> {
+        let link = lock(&self.sync).clone().map(|l| l.link_status());
+        let (counts, conflicts, deferred) = {
+            let store = lock(&self.store);
+            (
+                store.outbox_counts()?,
+                store.conflicts()?.len(),
+                store.deferred_count()?,
+            )
+        };
+        let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let pending = LaneCounts {
+            critical: n(counts.pending_critical),
+            notes: n(counts.pending_notes),
+            positions: n(counts.pending_positions),
+        };
+        Ok(match link {
+            Some(l) => SyncStatus {
+                state: l.state,
+                server_url: Some(l.server_url),
+                offline_since: l.offline_since,
+                last_sync: l.last_sync,
+                pending,
+                parked: n(counts.parked),
+                conflicts: u32::try_from(conflicts).unwrap_or(u32::MAX),
+                deferred: n(deferred),
+                last_error: l.last_error,
+            },
+            None => SyncStatus {
+                state: SyncState::Disabled,
+                server_url: None,
+                offline_since: None,
+                last_sync: None,
+                pending,
+                parked: n(counts.parked),
+                conflicts: u32::try_from(conflicts).unwrap_or(u32::MAX),
+                deferred: n(deferred),
+                last_error: None,
+            },
+        })
+    }
+
+    /// `conflicts`: the open conflicts, each with its sides (who, when, what) and the side
+    /// shown marked.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn conflicts(&self) -> Result<Vec<ConflictView>, AppError> {
+        let store = lock(&self.store);
+        conflict_views(store.conn())
+    }
+
+    /// `resolve_conflict`: one explicit decision, written as an op that syncs. A field
+    /// conflict is resolved by writing the kept value again (an informed write: it has seen
+    /// every side); a double assignment by releasing the unit's other assignments; an edit
+    /// after close by a `conflict.resolve` op that releases an assignment the edit made (the
+    /// incident stays closed). Returns the conflicts left open.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for a malformed conflict id or a `keep_op_id` that is not
+    /// one of its sides, or a note over [`MAX_TEXT_CHARS`]; [`ErrorCode::NotFound`] when the
+    /// conflict is not open (already resolved here or by someone else).
+    pub fn resolve_conflict(&self, args: ResolveConflict) -> Result<Vec<ConflictView>, AppError> {
+        let id = ConflictId::parse(args.conflict_id.trim()).ok_or_else(|| {
+            AppError::invalid(format!("{:?} is not a conflict id", args.conflict_id))
+        })?;
+        let keep = Uuid::parse_str(args.keep_op_id.trim())
+            .map_err(|_| AppError::invalid(format!("{:?} is not an op id", args.keep_op_id)))?;
+        let note = check_text("note", &args.note, MAX_TEXT_CHARS)?;
+        self.act(
+            |c| {
+                let conflict = outpost_store::conflict::conflicts(c)?
+                    .into_iter()
+                    .find(|x| x.id == id)
+                    .ok_or_else(|| {
+                        AppError::not_found(format!(
+                            "conflict {id} is not open (it may have been resolved already)"
+                        ))
+                    })?;
+                let kept = conflict
+                    .sides
+                    .iter()
+                    .find(|s| s.op_id == keep)
+                    .cloned()
+                    .ok_or_else(|| {
+                        AppError::invalid(format!("op {keep} is not a side of conflict {id}"))
+                    })?;
+                resolution(c, &conflict, &kept, note)
+            },
+            |c, _| conflict_views(c),
+        )
+    }
+
+    /// `parked_ops`: this console's ops the server refused, with its reason, oldest first.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn parked_ops(&self) -> Result<Vec<ParkedOp>, AppError> {
+        let store = lock(&self.store);
+        let rows = store.parked()?;
+        Ok(rows
+            .into_iter()
+            .map(|p| ParkedOp {
+                op_id: p.envelope.op_id.to_string(),
+                kind: p.envelope.body.kind().to_string(),
+                lane: p.envelope.lane,
+                written_at: p.created_at,
+                summary: op_words(store.conn(), &p.envelope.body),
+                reason: p.reason,
+            })
+            .collect())
+    }
+}
+
+/// The op that resolves `conflict` keeping the side `kept`.
+fn resolution(
+    c: &Connection,
+    conflict: &Conflict,
+    kept: &StoreConflictSide,
+    note: String,
+) -> Result<OpBody, AppError> {
+    let conflict_id = conflict.id.to_string();
+    match &conflict.id {
+        ConflictId::Field {
+            incident_id,
+            register,
+        } => {
+            let bad =
+                || AppError::invalid(format!("the kept value of {conflict_id} is unreadable"));
+            let mut fields = IncidentFields::default();
+            match register {
+                Register::IncidentType => {
+                    fields.incident_type =
+                        Some(serde_json::from_value(kept.value.clone()).map_err(|_| bad())?);
+                }
+                Register::Priority => {
+                    fields.priority =
+                        Some(serde_json::from_value(kept.value.clone()).map_err(|_| bad())?);
+                }
+                Register::Location => {
+                    fields.location =
+                        Some(serde_json::from_value(kept.value.clone()).map_err(|_| bad())?);
+                }
+                Register::Address => {
+                    fields.address =
+                        Some(serde_json::from_value(kept.value.clone()).map_err(|_| bad())?);
+                }
+                Register::Description => {
+                    fields.description =
+                        Some(serde_json::from_value(kept.value.clone()).map_err(|_| bad())?);
+                }
+                Register::Closure => {
+                    // Two closes with different dispositions: close again (informed) with
+                    // the kept one; the releases were made by the closes themselves.
+                    let disposition = kept
+                        .value
+                        .get("disposition")
+                        .cloned()
+                        .and_then(|d| serde_json::from_value(d).ok())
+                        .ok_or_else(bad)?;
+                    let summary = kept
+                        .value
+                        .get("summary")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    return Ok(OpBody::IncidentClose {
+                        incident_id: *incident_id,
+                        disposition,
+                        summary,
+                        releases: Vec::new(),
+                    });
+                }
+                _ => return Err(bad()),
+            }
+            Ok(OpBody::IncidentSetFields {
+                incident_id: *incident_id,
+                fields,
+            })
+        }
+        ConflictId::DoubleAssignment { unit_id } => {
+            // The unit stays on the kept incident (its status is left alone).
+            let releases = conflict
+                .sides
+                .iter()
+                .filter(|s| s.op_id != kept.op_id)
+                .filter_map(|s| {
+                    Some(Release {
+                        assignment_id: s.assignment_id?,
+                        incident_id: s.incident_id?,
+                        unit_id: unit_id.clone(),
+                        unit_to: None,
+                    })
+                })
+                .collect();
+            Ok(OpBody::ConflictResolve {
+                conflict_id,
+                releases,
+                note,
+            })
+        }
+        ConflictId::EditAfterClose { edit_op, .. } => {
+            // The incident stays closed: a unit the concurrent edit sent there is released.
+            let edit = conflict.sides.iter().find(|s| s.op_id == *edit_op);
+            let mut releases = Vec::new();
+            if let Some(e) = edit
+                && let (Some(assignment_id), Some(incident_id)) = (e.assignment_id, e.incident_id)
+                && let Some(unit_id) = e.value.get("unit_id").and_then(|u| u.as_str())
+            {
+                let active = query::active_assignments_of_unit(c, unit_id)?;
+                if active.iter().any(|a| a.id == assignment_id) {
+                    let others = active.iter().any(|a| a.id != assignment_id);
+                    releases.push(Release {
+                        assignment_id,
+                        incident_id,
+                        unit_id: unit_id.to_string(),
+                        unit_to: (!others).then_some(UnitStatus::Available),
+                    });
+                }
+            }
+            Ok(OpBody::ConflictResolve {
+                conflict_id,
+                releases,
+                note,
+            })
+        }
+    }
+}
+
+/// The open conflicts as the UI shows them.
+fn conflict_views(c: &Connection) -> Result<Vec<ConflictView>, AppError> {
+    let mut out = Vec::new();
+    for conflict in outpost_store::conflict::conflicts(c)? {
+        let incident_id = conflict.id.incident();
+        let incident_number = match incident_id {
+            Some(i) => query::incident(c, i)?.map(|r| r.number),
+            None => None,
+        };
+        let (unit_id, callsign) = match &conflict.id {
+            ConflictId::DoubleAssignment { unit_id } => (
+                Some(unit_id.clone()),
+                query::unit(c, unit_id)?.map(|u| u.callsign),
+            ),
+            _ => (None, None),
+        };
+        let register = match &conflict.id {
+            ConflictId::Field { register, .. } => Some(*register),
+            _ => None,
+        };
+        let mut sides = Vec::new();
+        for s in &conflict.sides {
+            sides.push(IpcConflictSide {
+                op_id: s.op_id.to_string(),
+                user: s.user.clone(),
+                at: s.at,
+                summary: side_words(c, &conflict.id, s)?,
+                value: s.value.clone(),
+                shown: s.shown,
+                assignment_id: s.assignment_id.map(|a| a.to_string()),
+            });
+        }
+        out.push(ConflictView {
+            id: conflict.id.to_string(),
+            kind: conflict.id.kind(),
+            register,
+            incident_id: incident_id.map(|i| i.to_string()),
+            incident_number,
+            unit_id,
+            callsign,
+            sides,
+        });
+    }
+    Ok(out)
+}
+
+/// A register value in words: `"P1"`, `"fire"`, `"42.50700, 1.52100"`, `"closed: arrest"`.
+fn value_words(register: Register, v: &serde_json::Value) -> String {
+    match register {
+        Register::Location => match (
+            v.get("lat").and_then(|x| x.as_f64()),
+            v.get("lon").and_then(|x| x.as_f64()),
+        ) {
+            (Some(lat), Some(lon)) => format!("{lat:.5}, {lon:.5}"),
+            _ => v.to_string(),
+        },
+        Register::Closure => format!(
+            "closed: {}",
+            v.get("disposition")
+                .and_then(|d| d.as_str())
+                .unwrap_or("?")
+                .replace('_', " ")
+        ),
+        _ => match v.as_str() {
+            Some(s) => s.replace('_', " "),
+            None => v.to_string(),
+        },
+    }
+}
+
+/// One side of a conflict in words.
+fn side_words(c: &Connection, id: &ConflictId, s: &StoreConflictSide) -> Result<String, AppError> {
+    Ok(match id {
+        ConflictId::Field { register, .. } => value_words(*register, &s.value),
+        ConflictId::DoubleAssignment { .. } => {
+            let number = match s.incident_id {
+                Some(i) => query::incident(c, i)?.map(|r| r.number),
+                None => None,
+            };
+            format!("assigned to incident {}", number.unwrap_or_default())
+        }
+        ConflictId::EditAfterClose { .. } => match s.kind.as_str() {
+            "incident.close" => value_words(Register::Closure, &s.value),
+            "assignment.add" => {
+                let unit = s
+                    .value
+                    .get("unit_id")
+                    .and_then(|u| u.as_str())
+                    .unwrap_or("");
+                let callsign = query::unit(c, unit)?.map(|u| u.callsign);
+                format!(
+                    "{} dispatched",
+                    callsign.unwrap_or_else(|| unit.to_string())
+                )
+            }
+            _ => {
+                let fields: IncidentFields =
+                    serde_json::from_value(s.value.clone()).unwrap_or_default();
+                fields_words(&fields)
+            }
+        },
+    })
+}
+
+/// Changed fields in words: `"changed priority P1, address Carrer Major"`.
+fn fields_words(f: &IncidentFields) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = f.incident_type {
+        parts.push(format!(
+            "type {}",
+            crate::ipc::wire_name(&t).replace('_', " ")
+        ));
+    }
+    if let Some(p) = f.priority {
+        parts.push(format!("priority {}", crate::ipc::wire_name(&p)));
+    }
+    if let Some(l) = f.location {
+        parts.push(format!("location {:.5}, {:.5}", l.lat, l.lon));
+    }
+    if let Some(a) = &f.address {
+        parts.push(format!("address {a}"));
+    }
+    if f.description.is_some() {
+        parts.push("description".into());
+    }
+    format!("changed {}", parts.join(", "))
+}
+
+/// What an op did, one line (for the parked list).
+fn op_words(c: &Connection, body: &OpBody) -> String {
+    let number = |id: &Uuid| {
+        query::incident(c, *id)
+            .ok()
+            .flatten()
+            .map(|r| r.number)
+            .unwrap_or_else(|| id.to_string())
+    };
+    let callsign = |u: &str| {
+        query::unit(c, u)
+            .ok()
+            .flatten()
+            .map(|r| r.callsign)
+            .unwrap_or_else(|| u.to_string())
+    };
+    match body {
+        OpBody::IncidentCreate {
+            number, address, ..
+        } => {
+            format!("new incident {number} at {address}")
+        }
+        OpBody::IncidentSetFields {
+            incident_id,
+            fields,
+        } => format!("incident {}: {}", number(incident_id), fields_words(fields)),
+        OpBody::IncidentAcknowledge { incident_id } => {
+            format!("incident {} acknowledged", number(incident_id))
+        }
+        OpBody::IncidentClose {
+            incident_id,
+            disposition,
+            ..
+        } => format!(
+            "incident {} closed: {}",
+            number(incident_id),
+            crate::ipc::wire_name(disposition).replace('_', " ")
+        ),
+        OpBody::UnitSetStatus { unit_id, to, .. } => {
+            format!("{} {}", callsign(unit_id), status_words(*to))
+        }
+        OpBody::AssignmentAdd {
+            incident_id,
+            unit_id,
+            ..
+        } => format!(
+            "{} dispatched to incident {}",
+            callsign(unit_id),
+            number(incident_id)
+        ),
+        OpBody::AssignmentRelease {
+            incident_id,
+            unit_id,
+            ..
+        } => format!(
+            "{} released from incident {}",
+            callsign(unit_id),
+            number(incident_id)
+        ),
+        OpBody::TimelineAppend { incident_id, .. } => {
+            format!("note on incident {}", number(incident_id))
+        }
+        OpBody::PositionReport { unit_id, .. } => format!("position of {}", callsign(unit_id)),
+        OpBody::UnitRegister { callsign, .. } => format!("unit {callsign} registered"),
+        OpBody::FacilityRegister { facility } => format!("facility {} registered", facility.id),
+        OpBody::ConflictResolve { conflict_id, .. } => format!("conflict {conflict_id} resolved"),
     }
 }
 

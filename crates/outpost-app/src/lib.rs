@@ -13,9 +13,10 @@
 mod console;
 mod error;
 pub mod ipc;
+pub mod sync;
 
 pub use console::{
-    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, default_data_dir,
-    prepare_data_dir,
+    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, SERVER_URL_KEY,
+    default_data_dir, prepare_data_dir,
 };
 pub use error::AppError;
