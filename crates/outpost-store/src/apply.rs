@@ -10,7 +10,11 @@
 //!   `incidents` / `units` / `facilities` is recomputed from them as the [`merge::winner`];
 //! - every release ([`merge::releases_of`]) is kept in `releases`; an assignment is active
 //!   while no applied op releases it (a release may be applied before its assignment);
-//! - timeline entries, positions and acknowledgements are sets keyed by id.
+//! - timeline entries, positions and acknowledgements are sets keyed by id. The entries of
+//!   a status change go to the incidents its author saw the unit on: those it releases, or
+//!   the unit's assignments in its causal past ([`merge::happened_before`]). That needs the
+//!   ops applied in an order that respects causality — server order (`gseq`) with this
+//!   replica's own ops in `seq` order, which is how every replica applies them.
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
 //! (the app checks the domain rules before writing a local op; the server refuses invalid

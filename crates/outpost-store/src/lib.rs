@@ -378,3 +378,5 @@ fn append_local(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sync;

@@ -338,8 +338,9 @@ impl Store {
     /// The server was restored from a backup and has a new epoch: in one transaction every
     /// acked op still retained goes back to pending (re-pushed; the server answers duplicates
     /// for those it has), the cursor becomes 0 and the epoch `new_epoch`. Pulling everything
-    /// again then updates every `gseq` (applying is idempotent). Returns the number of ops
-    /// put back to pending.
+    /// again then updates every `gseq` (applying is idempotent). The `base_version` of new
+    /// local ops never goes back: the old cursor is kept as their floor. Returns the number
+    /// of ops put back to pending.
     ///
     /// # Errors
     /// SQLite errors.
@@ -352,7 +353,8 @@ impl Store {
             [],
         )?;
         tx.execute(
-            "UPDATE sync_state SET epoch = ?1, cursor = 0 WHERE singleton = 1",
+            "UPDATE sync_state SET epoch = ?1, last_base = MAX(last_base, cursor), cursor = 0
+             WHERE singleton = 1",
             [new_epoch.to_string()],
         )?;
         tx.commit()?;
