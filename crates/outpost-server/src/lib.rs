@@ -7,12 +7,14 @@
 //!   snapshot), blocking, usable in-process without HTTP;
 //! - [`http`]: the axum router and the poke WebSocket;
 //! - [`server`]: [`Server::start`] on a thread of its own, graceful shutdown;
-//! - [`pack`]: `pack build` (area packs, by `outpost-geo`).
+//! - [`pack`]: `pack build` (area packs, by `outpost-geo`);
+//! - [`fuzzing`]: the bodies of the fuzz targets (S17), for `fuzz/` and the stable harness.
 //!
 //! Architecture invariant: the binary only parses arguments, waits for signals and reports;
 //! the work happens here. The merge rules come from `outpost_domain::merge` and the state
 //! from `outpost_store`; nothing here re-implements them. No Tauri, no UI.
 
+pub mod fuzzing;
 pub mod http;
 pub mod pack;
 pub mod server;

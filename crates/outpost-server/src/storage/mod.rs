@@ -13,6 +13,8 @@
 
 pub mod sqlite;
 
+use std::collections::BTreeMap;
+
 use outpost_domain::op::{Lane, OpBody, OpEnvelope};
 use outpost_domain::wire::CompactedFix;
 use uuid::Uuid;
@@ -198,6 +200,13 @@ pub trait SyncStorage: Send {
     /// # Errors
     /// Storage errors.
     fn compact(&mut self, before_gseq: u64) -> Result<CompactReport, StorageError>;
+
+    /// The per-table SHA-256 of the materialized state, comparable with a console's
+    /// `outpost_store::Store::state_digest` (invariant I3).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn state_digest(&mut self) -> Result<BTreeMap<String, String>, StorageError>;
 }
 
 /// The write transaction of one push. Every method works inside it; nothing is visible to

@@ -16,6 +16,7 @@
 //! Because both live in one file, an op's log row and its effect on the state commit in one
 //! transaction (an ATTACHed second file would not be atomic in WAL mode).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -345,6 +346,16 @@ impl SyncStorage for SqliteStorage {
             removed,
             floor: head.floor,
         })
+    }
+
+    fn state_digest(&mut self) -> Result<BTreeMap<String, String>, StorageError> {
+        self.digest()
+    }
+}
+
+impl SqliteStorage {
+    fn digest(&self) -> Result<BTreeMap<String, String>, StorageError> {
+        Ok(self.store.state_digest()?)
     }
 }
 

@@ -11,6 +11,7 @@ mod unix;
 
 #[cfg(unix)]
 mod crash;
+mod fuzz;
 mod support;
 mod sync;
 
