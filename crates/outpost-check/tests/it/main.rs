@@ -2,6 +2,9 @@
 //! apply against the reference model, and the model's own tests.
 
 mod extract;
+mod harness;
 mod model;
+mod s1;
+mod scenarios;
 mod store_vs_model;
 mod support;

@@ -1,0 +1,363 @@
+//! Scenarios S2, S6, S7, S8 of `design/SYNC.md` on real consoles and the real server logic.
+
+use chrono::Duration;
+use serde_json::json;
+
+use outpost_app::ipc::{
+    CloseIncident, NewIncident, ResolveConflict, UnitOnIncident, UpdateIncident,
+};
+use outpost_domain::geo::LatLon;
+use outpost_domain::incident::{Disposition, IncidentType, Priority};
+use outpost_domain::merge::ConflictKind;
+use outpost_domain::op::{IncidentFields, Lane};
+
+use crate::harness::{Action, PullFault, PushFault, World};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Node `i` creates an incident; returns its id.
+fn create(w: &World, i: usize, address: &str) -> String {
+    w.nodes[i]
+        .console
+        .create_incident(NewIncident {
+            incident_type: IncidentType::Theft,
+            priority: None,
+            location: LatLon {
+                lat: 42.5,
+                lon: 1.52,
+            },
+            address: address.into(),
+            description: "bike stolen".into(),
+        })
+        .expect("create incident")
+        .summary
+        .id
+}
+
+fn update(w: &World, i: usize, id: &str, fields: IncidentFields) {
+    w.nodes[i]
+        .console
+        .update_incident(UpdateIncident {
+            incident_id: id.into(),
+            fields,
+        })
+        .expect("update incident");
+}
+
+fn prio(p: Priority) -> IncidentFields {
+    IncidentFields {
+        priority: Some(p),
+        ..IncidentFields::default()
+    }
+}
+
+fn incident_field(w: &World, i: usize, id: &str, col: &str) -> serde_json::Value {
+    w.state(i)
+        .row("incidents", id)
+        .unwrap_or_else(|| panic!("incident {id} missing on node {i}"))[col]
+        .clone()
+}
+
+/// Resolves conflict `conflict_id` on node `i`, keeping the side written by `keep_user`.
+fn resolve(w: &World, i: usize, conflict_id: &str, keep_user: &str) {
+    let c = &w.nodes[i].console;
+    let list = c.conflicts().expect("conflicts");
+    let view = list
+        .iter()
+        .find(|v| v.id == conflict_id)
+        .unwrap_or_else(|| panic!("node {i} does not show {conflict_id}: {list:?}"));
+    let keep = view
+        .sides
+        .iter()
+        .find(|s| s.user == keep_user)
+        .unwrap_or_else(|| panic!("no side by {keep_user} in {view:?}"));
+    c.resolve_conflict(ResolveConflict {
+        conflict_id: conflict_id.into(),
+        keep_op_id: keep.op_id.clone(),
+        note: "checked by radio".into(),
+    })
+    .expect("resolve conflict");
+}
+
+/// S7a: three consoles edit different fields of one incident offline: no conflict, every
+/// edit kept everywhere.
+#[test]
+fn s7_different_fields_on_three_consoles_merge_without_conflict() {
+    let mut w = World::new(3, &[]);
+    let id = create(&w, 0, "Carrer Major 1");
+    w.sync_all();
+    w.advance(60_000);
+    update(&w, 0, &id, prio(Priority::P1));
+    update(
+        &w,
+        1,
+        &id,
+        IncidentFields {
+            incident_type: Some(IncidentType::Assault),
+            ..IncidentFields::default()
+        },
+    );
+    update(
+        &w,
+        2,
+        &id,
+        IncidentFields {
+            address: Some("Carrer Major 3".into()),
+            ..IncidentFields::default()
+        },
+    );
+    w.heal_and_check(7);
+    for i in 0..3 {
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+        assert_eq!(incident_field(&w, i, &id, "priority"), json!("P1"));
+        assert_eq!(
+            incident_field(&w, i, &id, "incident_type"),
+            json!("assault")
+        );
+        assert_eq!(
+            incident_field(&w, i, &id, "address"),
+            json!("Carrer Major 3")
+        );
+    }
+}
+
+/// S7b: the same critical field on three consoles: one conflict on every replica, the
+/// same value shown everywhere; resolving it on one console clears it everywhere.
+#[test]
+fn s7_same_critical_field_on_three_consoles_conflicts_until_resolved() {
+    let mut w = World::new(3, &[]);
+    let id = create(&w, 0, "Carrer Major 1");
+    w.sync_all();
+    w.advance(60_000);
+    update(&w, 0, &id, prio(Priority::P1));
+    update(&w, 1, &id, prio(Priority::P2));
+    update(&w, 2, &id, prio(Priority::P4));
+    w.heal_and_check(71);
+    let cid = format!("field:{id}:priority");
+    let shown = incident_field(&w, 0, &id, "priority");
+    for i in 0..3 {
+        assert_eq!(
+            w.conflicts(i).into_iter().collect::<Vec<_>>(),
+            vec![cid.clone()]
+        );
+        assert_eq!(incident_field(&w, i, &id, "priority"), shown);
+    }
+    let views = w.nodes[1].console.conflicts().expect("conflicts");
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].kind, ConflictKind::Field);
+    assert_eq!(views[0].sides.len(), 3, "{views:?}");
+    assert_eq!(views[0].sides.iter().filter(|s| s.shown).count(), 1);
+
+    w.advance(60_000);
+    resolve(&w, 1, &cid, "cmdr.2"); // keep P4
+    w.heal_and_check(72);
+    for i in 0..3 {
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+        assert_eq!(incident_field(&w, i, &id, "priority"), json!("P4"));
+    }
+}
+
+/// S7c: an edit and an assignment concurrent with a close: edit-after-close conflicts on
+/// every replica; resolving them clears them everywhere.
+#[test]
+fn s7_edit_and_assignment_concurrent_with_close_conflict_until_resolved() {
+    let mut w = World::new(3, &[]);
+    let id = create(&w, 0, "Carrer Major 1");
+    w.sync_all();
+    w.advance(60_000);
+    w.nodes[0]
+        .console
+        .close_incident(CloseIncident {
+            incident_id: id.clone(),
+            disposition: Disposition::ReportTaken,
+            summary: "gone on arrival".into(),
+        })
+        .expect("close");
+    update(
+        &w,
+        1,
+        &id,
+        IncidentFields {
+            description: Some("suspect seen on foot".into()),
+            ..IncidentFields::default()
+        },
+    );
+    w.nodes[2]
+        .console
+        .assign_unit(UnitOnIncident {
+            incident_id: id.clone(),
+            unit_id: "u-01".into(),
+        })
+        .expect("assign");
+    w.heal_and_check(73);
+    let ids = w.conflicts(0);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|c| c.starts_with(&format!("closed:{id}:"))));
+    for i in 1..3 {
+        assert_eq!(w.conflicts(i), ids);
+    }
+    assert_eq!(
+        incident_field(&w, 2, &id, "disposition"),
+        json!("report_taken")
+    );
+
+    w.advance(60_000);
+    for cid in &ids {
+        resolve(&w, 0, cid, "cmdr.0"); // keep the close
+    }
+    w.heal_and_check(74);
+    for i in 0..3 {
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+    }
+    // Keeping the close ends the assignment made after it; the unit is free again.
+    let unit = w.state(2).row("units", "u-01").cloned().expect("unit");
+    assert_eq!(unit["status"], json!("available"), "{unit}");
+}
+
+/// S8: one unit assigned to two incidents by two disconnected consoles: both assignments and
+/// a double-assignment conflict on every replica; releasing one clears it everywhere.
+#[test]
+fn s8_double_assignment_is_surfaced_everywhere_then_resolved() {
+    let mut w = World::new(3, &[]);
+    let a = create(&w, 0, "Carrer A");
+    let b = create(&w, 1, "Carrer B");
+    w.sync_all();
+    w.advance(60_000);
+    for (i, inc) in [(0, &a), (1, &b)] {
+        w.nodes[i]
+            .console
+            .assign_unit(UnitOnIncident {
+                incident_id: inc.clone(),
+                unit_id: "u-02".into(),
+            })
+            .expect("assign");
+    }
+    w.heal_and_check(8);
+    for i in 0..3 {
+        assert_eq!(
+            w.conflicts(i).into_iter().collect::<Vec<_>>(),
+            vec!["double:u-02".to_string()]
+        );
+        let active = w
+            .state(i)
+            .table("assignments")
+            .filter(|(_, r)| r["unit_id"] == json!("u-02") && r["released_at"].is_null())
+            .count();
+        assert_eq!(active, 2, "node {i}");
+    }
+    w.advance(60_000);
+    resolve(&w, 2, "double:u-02", "cmdr.1"); // keep console 1's assignment (incident B)
+    w.heal_and_check(81);
+    for i in 0..3 {
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+        let active: Vec<String> = w
+            .state(i)
+            .table("assignments")
+            .filter(|(_, r)| r["unit_id"] == json!("u-02") && r["released_at"].is_null())
+            .map(|(_, r)| r["incident_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(active, vec![b.clone()], "node {i}");
+        let unit = w.state(i).row("units", "u-02").cloned().expect("unit");
+        assert_eq!(unit["status"], json!("dispatched"), "node {i}");
+    }
+}
+
+/// S2: every push delivered 2–3 times (including an answer lost after the server committed)
+/// and every pull page applied twice: nothing lost, nothing doubled, all converge.
+#[test]
+fn s2_every_push_delivered_repeatedly_and_every_page_twice() {
+    let mut w = World::new(3, &[]);
+    let script = [
+        Action::Create { kind: 0 },
+        Action::Create { kind: 1 },
+        Action::Assign { inc: 0, unit: 0 },
+        Action::Note { inc: 0 },
+        Action::Position { unit: 0, secs: 5 },
+        Action::SetPriority { inc: 1, p: 0 },
+        Action::Acknowledge { inc: 1 },
+        Action::Status { unit: 0, to: 2 },
+        Action::Position { unit: 1, secs: 9 },
+        Action::Note { inc: 1 },
+        Action::Close { inc: 0, d: 1 },
+    ];
+    for (step, a) in script.iter().enumerate() {
+        for i in 0..3 {
+            w.act(i, a);
+            w.advance(1_000);
+            for lane in [Lane::Critical, Lane::Notes, Lane::Positions] {
+                // Answer lost after commit, then a double delivery of the retry.
+                w.push(i, lane, PushFault::ResponseLost);
+                w.push(i, lane, PushFault::Twice);
+                if step % 3 == 0 {
+                    w.push(i, lane, PushFault::Twice);
+                }
+            }
+            w.pull(i, PullFault::Twice);
+        }
+    }
+    let model = w.heal_and_check(2);
+    let log_len = model.len();
+    let outboxes: usize = w.replicas().iter().map(|r| r.outbox.len()).sum::<usize>();
+    assert_eq!(log_len, outboxes, "every op in the log exactly once");
+}
+
+/// S6: clocks −3 h, +3 h, +27 h; a wall clock jumping back while offline; a reboot while
+/// offline. Skew never rejects anything and never lets a stale write beat an informed one.
+#[test]
+fn s6_clock_skew_jumps_and_reboot_do_not_break_convergence() {
+    let mut w = World::new(3, &[-3 * HOUR_MS, 3 * HOUR_MS, 27 * HOUR_MS]);
+    let id = create(&w, 2, "Carrer Major 1");
+    w.sync_all();
+    // The +27 h console writes P4; the −3 h console pulls it and then writes P1, informed:
+    // P1 wins everywhere, no conflict, although its clock is 30 h behind.
+    update(&w, 2, &id, prio(Priority::P4));
+    w.drain(2);
+    w.pull(0, PullFault::None);
+    update(&w, 0, &id, prio(Priority::P1));
+    w.heal_and_check(6);
+    for i in 0..3 {
+        assert_eq!(
+            incident_field(&w, i, &id, "priority"),
+            json!("P1"),
+            "node {i}"
+        );
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+    }
+
+    // Console 1 goes offline; its wall clock jumps back 2 h; it keeps working, reboots, and
+    // works on. Its ops keep increasing HLC stamps.
+    w.nodes[1].skew_ms = 3 * HOUR_MS - 2 * HOUR_MS;
+    w.advance(1_000);
+    w.act(1, &Action::Note { inc: 0 });
+    w.act(1, &Action::Assign { inc: 0, unit: 3 });
+    w.reboot(1);
+    w.advance(1_000);
+    w.act(1, &Action::Status { unit: 3, to: 2 });
+    w.act(1, &Action::Position { unit: 3, secs: -30 });
+    let ops: Vec<_> = w.replicas()[1]
+        .outbox
+        .iter()
+        .map(|e| e.op.clone())
+        .collect();
+    for pair in ops.windows(2) {
+        assert!(pair[0].hlc < pair[1].hlc, "HLC went back: {pair:?}");
+        assert_eq!(pair[0].seq + 1, pair[1].seq);
+    }
+    // Meanwhile a concurrent priority change on the +27 h console is a conflict however the
+    // clocks lie.
+    update(&w, 2, &id, prio(Priority::P2));
+    update(&w, 1, &id, prio(Priority::P3));
+    w.heal_and_check(61);
+    for i in 0..3 {
+        assert_eq!(
+            w.conflicts(i).into_iter().collect::<Vec<_>>(),
+            vec![format!("field:{id}:priority")]
+        );
+    }
+    // The HLC wall time of the op, not arrival, is the time shown; skewed times are kept.
+    let created = incident_field(&w, 0, &id, "created_at");
+    assert_eq!(
+        created,
+        json!((crate::harness::t0() + Duration::milliseconds(27 * HOUR_MS)).timestamp_millis())
+    );
+}
