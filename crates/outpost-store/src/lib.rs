@@ -1,14 +1,19 @@
-//! The console's local SQLite cache (rusqlite, WAL): migrations, queries, the outbox.
+//! The console's local SQLite cache (rusqlite, WAL): migrations, queries, the outbox, and the
+//! console's side of sync.
 //!
-//! Owns: the schema ([`schema`], append-only migrations), the one place where sync
-//! operations change state ([`apply::apply`]), the read queries the console needs
-//! ([`query`]), settings, this installation's origin id and the outbox of ops
-//! (`design/SYNC.md`).
+//! Owns: the schema ([`schema`], append-only migrations), the one place where ops change
+//! state ([`apply`]: the merge rules of `outpost_domain::merge` over a ledger of applied ops,
+//! used by the console, the server's replica and the checker alike), the open conflicts
+//! derived from it ([`conflict`]), the canonical digest of the replicated state ([`digest`]),
+//! the client sync API on [`Store`] ([`sync`]: pending batches, push answers, pulled pages,
+//! resync, snapshots, pruning), the read queries the console needs ([`query`]), settings,
+//! this installation's origin id and the outbox of ops (`design/SYNC.md`).
 //!
 //! Architecture invariant: every user action is one transaction that changes the state
-//! tables and appends its op to the outbox together ([`Store::write`]); nothing here knows
-//! about Tauri, HTTP or the UI's types. Domain rules (which transitions are legal) are checked
-//! by the caller inside that transaction; [`apply::apply`] only records what an op says.
+//! tables and appends its op to the outbox together ([`Store::write`]); every sync step is
+//! one transaction too. Nothing here knows about Tauri, HTTP or the UI's types. Domain rules
+//! (which transitions are legal) are checked by the caller inside that transaction;
+//! [`apply::apply`] only records what an op says.
 
 pub mod apply;
 pub mod conflict;

@@ -844,3 +844,138 @@ fn the_digest_covers_replicated_columns_only() {
         )
     );
 }
+
+#[test]
+fn closes_conflict_only_on_different_dispositions_and_roster_writes_merge() {
+    let (mut a, mut b, mut srv) = (store(), store(), FakeServer::new());
+    register_unit(&mut a, 0, "u-01", "东胜01");
+    let i1 = create_incident(&mut a, 1, "20261129-0001");
+    let i2 = create_incident(&mut a, 2, "20261129-0002");
+    srv.sync(&mut a, t(3));
+    srv.sync(&mut b, t(3));
+    let close = |s: &mut Store, at: i64, inc: Uuid, d: Disposition, summary: &str| {
+        write(
+            s,
+            t(at),
+            "cmdr",
+            OpBody::IncidentClose {
+                incident_id: inc,
+                disposition: d,
+                summary: summary.into(),
+                releases: vec![],
+            },
+        )
+    };
+    // Same disposition, different summaries: no conflict; different dispositions: conflict.
+    close(&mut a, 10, i1, Disposition::Arrest, "one arrest");
+    close(&mut b, 11, i1, Disposition::Arrest, "one arrested");
+    close(&mut a, 12, i2, Disposition::Resolved, "");
+    close(&mut b, 13, i2, Disposition::Referred, "to the fire service");
+    // The roster: concurrent renames, the later HLC shows (no conflict: not critical).
+    write(
+        &mut a,
+        t(14),
+        "admin",
+        OpBody::UnitRegister {
+            unit_id: "u-01".into(),
+            callsign: "东胜01A".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    write(
+        &mut b,
+        t(15),
+        "admin",
+        OpBody::UnitRegister {
+            unit_id: "u-01".into(),
+            callsign: "东胜01B".into(),
+            unit_kind: UnitKind::Motorcycle,
+            home_station: Some("stn-north".into()),
+        },
+    );
+    srv.sync(&mut a, t(20));
+    srv.sync(&mut b, t(20));
+    srv.sync(&mut a, t(21));
+    assert_eq!(digest(&a), digest(&b));
+    for s in [&a, &b] {
+        assert_eq!(
+            s.conflict_ids().expect("ids"),
+            BTreeSet::from([ConflictId::Field {
+                incident_id: i2,
+                register: Register::Closure
+            }
+            .to_string()])
+        );
+        let r1 = query::incident(s.conn(), i1).expect("q").expect("i1");
+        assert_eq!(
+            (r1.closed_at, r1.summary.as_deref()),
+            (Some(t(11)), Some("one arrested"))
+        );
+        let r2 = query::incident(s.conn(), i2).expect("q").expect("i2");
+        assert_eq!(r2.disposition, Some(Disposition::Referred));
+        let u = query::unit(s.conn(), "u-01").expect("q").expect("u");
+        assert_eq!(
+            (u.callsign.as_str(), u.kind, u.home_station.as_deref()),
+            ("东胜01B", UnitKind::Motorcycle, Some("stn-north"))
+        );
+        // Still available since its first registration.
+        assert_eq!((u.status, u.status_since), (UnitStatus::Available, t(0)));
+    }
+}
+
+#[test]
+fn a_database_from_before_the_merge_rules_is_indexed_on_upgrade() {
+    // A version-4 database: one unit registered (outbox + state), the envelope written
+    // before `releases` existed.
+    let mut other = store();
+    register_unit(&mut other, 0, "u-01", "东胜01");
+    let row = query::outbox_all(other.conn()).expect("o").remove(0);
+    let mut old = serde_json::to_value(&row.envelope).expect("json");
+    if let Some(o) = old.as_object_mut() {
+        o.remove("lane_seq");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("outpost.db");
+    {
+        let mut c = rusqlite::Connection::open(&path).expect("raw open");
+        let mut first = crate::schema::all();
+        first.truncate(4);
+        rusqlite_migration::Migrations::new(first)
+            .to_latest(&mut c)
+            .expect("migrate to v4");
+        c.execute(
+            "INSERT INTO outbox(seq, op_id, origin, lane, kind, hlc_wall_ms, hlc_logical,
+                                envelope, created_at, lane_seq)
+             VALUES (1, ?1, ?2, 'critical', 'unit.register', ?3, 0, ?4, ?3, 1)",
+            rusqlite::params![
+                row.envelope.op_id.to_string(),
+                row.envelope.origin.to_string(),
+                t(0).timestamp_millis(),
+                old.to_string(),
+            ],
+        )
+        .expect("outbox row");
+        c.execute(
+            "INSERT INTO applied_ops(op_id) VALUES (?1)",
+            [row.envelope.op_id.to_string()],
+        )
+        .expect("ledger row");
+        c.execute(
+            "INSERT INTO units(id, callsign, kind, status, status_since)
+             VALUES ('u-01', '东胜01', 'patrol_car', 'available', ?1)",
+            [t(0).timestamp_millis()],
+        )
+        .expect("unit row");
+    }
+    let s = Store::open(&path, t(1)).expect("upgrade");
+    let ledger = s.ledger().expect("ledger");
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].envelope.lane_seq, 1);
+    assert!(ledger[0].applied);
+    let w = crate::apply::register_winner(s.conn(), "u-01", Register::UnitRoster)
+        .expect("winner")
+        .expect("roster write");
+    assert_eq!(w.value["callsign"], json!("东胜01"));
+    assert_eq!(digest(&s), digest(&other));
+}
