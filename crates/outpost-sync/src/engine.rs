@@ -13,11 +13,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 use outpost_domain::clock::{Clock, SystemClock};
 use outpost_domain::op::{Lane, OpEnvelope};
-use outpost_domain::wire::{MAX_BATCH_OPS, MAX_PUSH_BYTES, PROTOCOL_VERSION, PushRequest};
+use outpost_domain::wire::{
+    ACKED_RETENTION_DAYS, Capabilities, MAX_BATCH_OPS, MAX_PULL_LIMIT, MAX_PUSH_BYTES,
+    PROTOCOL_VERSION, PushRequest,
+};
 use outpost_store::StoreError;
 
 use crate::backoff::{Backoff, BackoffPolicy};
@@ -173,6 +177,8 @@ impl SyncEngine {
             shared: Arc::clone(&shared),
             applied_gseq: Arc::new(AtomicU64::new(0)),
             batch_limit: 0,
+            caps: None,
+            pruned_at: None,
         };
         let thread_wake = Arc::clone(&wake);
         let thread = std::thread::Builder::new()
@@ -209,6 +215,8 @@ impl SyncEngine {
             }),
             applied_gseq: Arc::new(AtomicU64::new(0)),
             batch_limit: 0,
+            caps: None,
+            pruned_at: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -291,6 +299,10 @@ struct Session<S> {
     applied_gseq: Arc<AtomicU64>,
     /// Current push batch size after 413s / oversized batches (0: not set yet).
     batch_limit: usize,
+    /// What the server said it speaks (asked once per engine).
+    caps: Option<Capabilities>,
+    /// When acknowledged ops were last pruned.
+    pruned_at: Option<DateTime<Utc>>,
 }
 
 impl<S: SyncStore> Session<S> {
@@ -413,6 +425,7 @@ impl<S: SyncStore> Session<S> {
     /// One round: push everything, then pull to the end; an epoch change resyncs and starts
     /// over (at most twice per round).
     async fn round(&mut self) -> Result<RoundReport, SyncError> {
+        self.check_capabilities().await?;
         let mut report = RoundReport::default();
         let mut resyncs_left = 2;
         loop {
@@ -430,14 +443,95 @@ impl<S: SyncStore> Session<S> {
                     report.resyncs += 1;
                     self.applied();
                 }
-                other => return other.map(|()| report),
+                Ok(()) => {
+                    self.prune().await;
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
             }
         }
     }
 
+    /// Asks the server once what it speaks; a server without this build's protocol is a
+    /// permanent error (upgrade one side). Limits are the smaller of ours and the server's.
+    async fn check_capabilities(&mut self) -> Result<(), SyncError> {
+        if self.caps.is_some() {
+            return Ok(());
+        }
+        let caps = match self.client.capabilities().await {
+            Ok(c) => c,
+            // A server from before the endpoint: assume the limits of this protocol.
+            Err(SyncError::Server { status: 404, .. }) => Capabilities {
+                protocols: vec![PROTOCOL_VERSION],
+                max_schema: outpost_domain::op::SCHEMA_VERSION,
+                max_batch_ops: MAX_BATCH_OPS,
+                max_push_bytes: MAX_PUSH_BYTES,
+                max_pull_limit: MAX_PULL_LIMIT,
+                server: "unknown".into(),
+            },
+            Err(e) => return Err(e),
+        };
+        if !caps.protocols.contains(&PROTOCOL_VERSION) {
+            return Err(SyncError::Server {
+                status: 400,
+                code: "protocol".into(),
+                message: format!(
+                    "{} speaks sync protocol {:?}; this console speaks {PROTOCOL_VERSION}: \
+                     upgrade the older side",
+                    caps.server, caps.protocols
+                ),
+            });
+        }
+        tracing::info!(server = %caps.server, max_schema = caps.max_schema, "sync server");
+        self.caps = Some(caps);
+        Ok(())
+    }
+
+    fn max_batch(&self) -> usize {
+        let server = self
+            .caps
+            .as_ref()
+            .map_or(MAX_BATCH_OPS, |c| c.max_batch_ops);
+        self.options.push_batch.min(server).clamp(1, MAX_BATCH_OPS)
+    }
+
+    fn max_push_bytes(&self) -> usize {
+        self.caps
+            .as_ref()
+            .map_or(MAX_PUSH_BYTES, |c| c.max_push_bytes.min(MAX_PUSH_BYTES))
+    }
+
+    fn pull_limit(&self) -> usize {
+        let server = self
+            .caps
+            .as_ref()
+            .map_or(MAX_PULL_LIMIT, |c| c.max_pull_limit);
+        self.options.pull_limit.min(server).max(1)
+    }
+
+    /// Deletes acknowledged ops older than [`ACKED_RETENTION_DAYS`], at most once an hour.
+    /// A failure only logs: pruning is housekeeping.
+    async fn prune(&mut self) {
+        let now = self.options.clock.now();
+        if self
+            .pruned_at
+            .is_some_and(|t| now - t < chrono::Duration::hours(1))
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let before = now - chrono::Duration::days(ACKED_RETENTION_DAYS);
+        match self.with_store(move |s| s.prune_acked(before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "acknowledged ops past retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning acknowledged ops failed"),
+        }
+    }
+
     async fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
-        let max = self.options.push_batch.clamp(1, MAX_BATCH_OPS);
-        if self.batch_limit == 0 {
+        let max = self.max_batch();
+        let max_bytes = self.max_push_bytes();
+        if self.batch_limit == 0 || self.batch_limit > max {
             self.batch_limit = max;
         }
         let mut stalls = 0;
@@ -459,7 +553,7 @@ impl<S: SyncStore> Session<S> {
             };
             self.syncing();
             let req = push_request(origin, lane, pos, &ops)?;
-            if let Some(smaller) = shrink_if_oversized(&req) {
+            if let Some(smaller) = shrink_if_oversized(&req, max_bytes) {
                 self.batch_limit = smaller;
                 continue;
             }
@@ -510,7 +604,7 @@ impl<S: SyncStore> Session<S> {
     }
 
     async fn pull_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
-        let limit = self.options.pull_limit.max(1);
+        let limit = self.pull_limit();
         let mut told_server = false;
         loop {
             let pos = self.with_store(|s| s.position()).await?;
@@ -604,14 +698,14 @@ fn push_request(
     })
 }
 
-/// A smaller batch size when `req` would exceed [`MAX_PUSH_BYTES`] (with 10% headroom);
-/// `None` when it fits or has one op only (the server then decides).
-fn shrink_if_oversized(req: &PushRequest) -> Option<usize> {
+/// A smaller batch size when `req` would exceed `max_bytes` (with 10% headroom); `None`
+/// when it fits or has one op only (the server then decides).
+fn shrink_if_oversized(req: &PushRequest, max_bytes: usize) -> Option<usize> {
     if req.ops.len() <= 1 {
         return None;
     }
     let size = serde_json::to_vec(req).map(|v| v.len()).unwrap_or(0);
-    (size > MAX_PUSH_BYTES / 10 * 9).then_some((req.ops.len() / 2).max(1))
+    (size > max_bytes / 10 * 9).then_some((req.ops.len() / 2).max(1))
 }
 
 #[cfg(test)]
@@ -629,11 +723,14 @@ mod tests {
             cursor: 0,
             ops: vec![op.clone(); 10],
         };
-        assert_eq!(shrink_if_oversized(&req), None);
+        assert_eq!(shrink_if_oversized(&req, MAX_PUSH_BYTES), None);
         req.ops = vec![op.clone(); 400];
-        assert_eq!(shrink_if_oversized(&req), Some(200));
+        assert_eq!(shrink_if_oversized(&req, MAX_PUSH_BYTES), Some(200));
+        assert_eq!(shrink_if_oversized(&req, 100_000), Some(200));
+        req.ops = vec![op.clone(); 10];
+        assert_eq!(shrink_if_oversized(&req, 50_000), Some(5));
         req.ops = vec![serde_json::json!({ "pad": "x".repeat(MAX_PUSH_BYTES) })];
-        assert_eq!(shrink_if_oversized(&req), None);
+        assert_eq!(shrink_if_oversized(&req, MAX_PUSH_BYTES), None);
     }
 
     #[test]

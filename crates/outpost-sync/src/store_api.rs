@@ -100,6 +100,13 @@ pub trait SyncStore: Send + 'static {
     /// # Errors
     /// Store errors.
     fn pending_total(&self) -> Result<u64, StoreError>;
+
+    /// Deletes acknowledged outbox entries acknowledged before `older_than` (never pending
+    /// or parked ones); returns how many.
+    ///
+    /// # Errors
+    /// Store errors.
+    fn prune_acked(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
 impl SyncStore for Store {
@@ -165,6 +172,10 @@ impl SyncStore for Store {
 
     fn pending_total(&self) -> Result<u64, StoreError> {
         Ok(self.outbox_counts()?.pending())
+    }
+
+    fn prune_acked(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        Store::prune_acked(self, older_than)
     }
 }
 

@@ -5,5 +5,6 @@ mod backlog;
 mod common;
 mod crash;
 mod engine;
+mod fake;
 mod recovery;
 mod roundtrip;
