@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME]`
+/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME] [--server URL]`
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(
     name = "outpost",
@@ -34,6 +34,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// Sync server base URL (`http://host:port`) for this run [default: the one in the
+    /// settings; none: work alone].
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+
     /// With --demo: build the demo pack if missing, then exit without opening a window.
     #[arg(long, hide = true)]
     pub prepare_demo: bool,
@@ -46,6 +51,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("--pack", true),
     ("--data-dir", true),
     ("--user", true),
+    ("--server", true),
     ("--demo", false),
     ("--prepare-demo", false),
     ("--help", false),
@@ -104,11 +110,13 @@ mod tests {
             "--demo",
             "--user",
             "li.wei",
+            "--server=http://127.0.0.1:7400",
         ]);
         assert_eq!(cli.pack, Some(PathBuf::from("a.outpost")));
         assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/d")));
         assert!(cli.demo);
         assert_eq!(cli.user.as_deref(), Some("li.wei"));
+        assert_eq!(cli.server.as_deref(), Some("http://127.0.0.1:7400"));
         assert!(!cli.prepare_demo);
     }
 
@@ -117,6 +125,7 @@ mod tests {
         let cli = parse(&[]);
         assert_eq!(cli.pack, None);
         assert_eq!(cli.data_dir, None);
+        assert_eq!(cli.server, None);
         assert!(!cli.demo);
     }
 

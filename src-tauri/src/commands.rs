@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, CloseIncident, ConsoleState, ErrorCode, ErrorPayload, IncidentDetail, IncidentRef,
-    LocationDescription, NewIncident, PlaceHit, PlaceQuery, SetUnitStatus, Settings, Startup,
-    UnitOnIncident, UnitView, UpdateIncident,
+    AddNote, CloseIncident, ConflictView, ConsoleState, ErrorCode, ErrorPayload, IncidentDetail,
+    IncidentRef, LocationDescription, NewIncident, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict,
+    SetUnitStatus, Settings, Startup, SyncStatus, UnitOnIncident, UnitView, UpdateIncident,
 };
 use outpost_domain::LatLon;
 use tauri::State;
@@ -148,6 +148,33 @@ async fn describe_location(
     blocking(&console, move |c| c.describe_location(args)).await
 }
 
+/// The connection indicator: online/syncing/offline, pending ops per lane, last sync.
+#[tauri::command]
+async fn sync_status(console: State<'_, SharedConsole>) -> Result<SyncStatus, ErrorPayload> {
+    blocking(&console, Console::sync_status).await
+}
+
+/// Open conflicts, both sides with who and when.
+#[tauri::command]
+async fn conflicts(console: State<'_, SharedConsole>) -> Result<Vec<ConflictView>, ErrorPayload> {
+    blocking(&console, Console::conflicts).await
+}
+
+/// Resolves one conflict with an explicit decision (an op that syncs); the conflicts left.
+#[tauri::command]
+async fn resolve_conflict(
+    console: State<'_, SharedConsole>,
+    args: ResolveConflict,
+) -> Result<Vec<ConflictView>, ErrorPayload> {
+    blocking(&console, move |c| c.resolve_conflict(args)).await
+}
+
+/// Ops the server refused, with its reason (needs attention).
+#[tauri::command]
+async fn parked_ops(console: State<'_, SharedConsole>) -> Result<Vec<ParkedOp>, ErrorPayload> {
+    blocking(&console, Console::parked_ops).await
+}
+
 /// The stored settings.
 #[tauri::command]
 async fn get_settings(console: State<'_, SharedConsole>) -> Result<Settings, ErrorPayload> {
@@ -190,6 +217,10 @@ registered![
     close_incident,
     search_places,
     describe_location,
+    sync_status,
+    conflicts,
+    resolve_conflict,
+    parked_ops,
     get_settings,
     save_settings,
 ];

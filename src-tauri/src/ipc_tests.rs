@@ -95,14 +95,41 @@ fn startup_without_a_pack_is_the_error_screen() {
 }
 
 #[test]
+fn sync_commands_answer_without_a_server() {
+    let h = harness();
+    let v = invoke(&h, "sync_status", json!({})).expect("sync_status");
+    assert_eq!(v["state"], "disabled");
+    assert_eq!(
+        v["pending"],
+        json!({"critical": 0, "notes": 0, "positions": 0})
+    );
+    assert_eq!(
+        invoke(&h, "conflicts", json!({})).expect("conflicts"),
+        json!([])
+    );
+    assert_eq!(
+        invoke(&h, "parked_ops", json!({})).expect("parked"),
+        json!([])
+    );
+    let err = invoke(
+        &h,
+        "resolve_conflict",
+        json!({"args": {"conflict_id": "field:nope", "keep_op_id": "x", "note": ""}}),
+    )
+    .expect_err("no such conflict");
+    assert!(err["code"].is_string(), "{err}");
+}
+
+#[test]
 fn settings_round_trip() {
     let h = harness();
     let v = invoke(&h, "get_settings", json!({})).expect("settings");
     assert_eq!(
         v,
-        json!({"language": "auto", "theme": "auto", "stale_after_s": 120})
+        json!({"language": "auto", "theme": "auto", "stale_after_s": 120, "server_url": null})
     );
-    let want = json!({"language": "zh_cn", "theme": "night", "stale_after_s": 90});
+    let want = json!({"language": "zh_cn", "theme": "night", "stale_after_s": 90,
+                      "server_url": "http://127.0.0.1:7400"});
     let saved = invoke(&h, "save_settings", json!({ "args": want })).expect("saved");
     assert_eq!(saved, want);
     assert_eq!(

@@ -23,6 +23,7 @@ use outpost_app::ipc::STATE_CHANGED_EVENT;
 use outpost_domain::SystemClock;
 use tauri::{Emitter, Manager, Runtime};
 
+use outpost_app::sync::{SyncAttachment, SyncOptions};
 use outpost_app::{Console, ConsoleOptions};
 
 use crate::cli::Cli;
@@ -95,6 +96,7 @@ fn run(cli: Cli) -> Result<()> {
     })?;
     console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
     let console = Arc::new(console);
+    let sync = start_sync(&cli, &console);
 
     // The replay needs the pack's roads; without a pack the error screen shows instead.
     let replay = if cli.demo && console.pack().is_some() {
@@ -107,12 +109,35 @@ fn run(cli: Cli) -> Result<()> {
         .build(context)
         .context("cannot start the window (is a display available? see DISPLAY)")?;
     emit_changes(app.handle());
-    app.run(|app, event| {
+    app.run(move |app, event| {
         if let tauri::RunEvent::Exit = event {
             app.state::<demo::Replay>().stop();
+            if let Some(s) = &sync {
+                s.shutdown();
+            }
         }
     });
     Ok(())
+}
+
+/// Starts the sync engine when a server is given (`--server`, else the settings). A bad URL
+/// is logged and the console works alone: sync never stops a commander from working.
+fn start_sync(cli: &Cli, console: &Arc<Console>) -> Option<Arc<SyncAttachment>> {
+    let url = cli
+        .server
+        .clone()
+        .or_else(|| console.get_settings().ok().and_then(|s| s.server_url))
+        .filter(|u| !u.trim().is_empty())?;
+    match outpost_app::sync::start(console, &url, SyncOptions::default()) {
+        Ok(attachment) => {
+            tracing::info!(server = %url, "syncing with the server");
+            Some(attachment)
+        }
+        Err(e) => {
+            tracing::error!(server = %url, error = %e.message, "sync not started; working alone");
+            None
+        }
+    }
 }
 
 /// GTK aborts the process when it finds no display; say what to do instead.
