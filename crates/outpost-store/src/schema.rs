@@ -252,6 +252,12 @@ CREATE TABLE snapshot_fixes (
 ) STRICT;
 "#;
 
+/// Migration 6: conflict detection reads ops by kind (closes, resolutions) on every status
+/// poll; without this index that is a scan of every op, positions included.
+const M6_OPS_KIND: &str = r#"
+CREATE INDEX ops_kind ON ops(kind, state);
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -265,6 +271,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M3_APPLIED_OPS).comment("applied-ops ledger"),
         M::up(M4_LANE_SEQ).comment("lane sequence numbers"),
         M::up(M5_MERGE).comment("merge rules and sync state"),
+        M::up(M6_OPS_KIND).comment("ops by kind"),
     ]
 }
 
