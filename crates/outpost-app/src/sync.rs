@@ -122,3 +122,119 @@ pub fn start(
     console.attach_sync(Arc::clone(&attachment) as Arc<dyn SyncLink>);
     Ok(attachment)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use outpost_domain::SystemClock;
+    use outpost_domain::geo::LatLon;
+    use outpost_domain::incident::IncidentType;
+    use outpost_server::{Server, ServerConfig};
+
+    use super::*;
+    use crate::ConsoleOptions;
+    use crate::ipc::{IncidentRef, NewIncident};
+
+    fn open(dir: &std::path::Path, user: &str) -> Arc<Console> {
+        Arc::new(
+            Console::open(
+                ConsoleOptions {
+                    pack: None,
+                    data_dir: dir.to_path_buf(),
+                    demo: false,
+                    user: user.into(),
+                },
+                Arc::new(SystemClock),
+            )
+            .expect("console"),
+        )
+    }
+
+    fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        f()
+    }
+
+    /// Two consoles attached to a real server (127.0.0.1, port 0): an incident created on
+    /// one shows on the other without any call but the use-case itself.
+    #[test]
+    fn two_attached_consoles_converge() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let srv = Server::start(ServerConfig::new(
+            tmp.path().join("server"),
+            "127.0.0.1:0".parse().expect("addr"),
+        ))
+        .expect("server");
+        let a = open(&tmp.path().join("a"), "li.wei");
+        let b = open(&tmp.path().join("b"), "zhang.min");
+        let options = SyncOptions {
+            poll_interval: Duration::from_secs(3_600),
+            failpoint: None,
+            ..SyncOptions::default()
+        };
+        let sa = start(&a, &srv.url(), options.clone()).expect("attach a");
+        let _sb = start(&b, &srv.url(), options).expect("attach b");
+        assert!(wait_until(
+            || b.sync_status().expect("status").state == SyncState::Online
+        ));
+        let revision_before = b.revision();
+
+        let created = a
+            .create_incident(NewIncident {
+                incident_type: IncidentType::Fire,
+                priority: None,
+                location: LatLon {
+                    lat: 42.507,
+                    lon: 1.521,
+                },
+                address: "Avinguda Meritxell 20".into(),
+                description: "smoke from a shop".into(),
+            })
+            .expect("create");
+        let id = created.summary.id.clone();
+        assert!(wait_until(|| b
+            .incident_detail(IncidentRef {
+                incident_id: id.clone()
+            })
+            .is_ok()));
+        assert!(b.revision() > revision_before, "b's listeners were told");
+        assert!(wait_until(|| {
+            let s = a.sync_status().expect("status");
+            s.pending.critical == 0 && s.state == SyncState::Online
+        }));
+        let s = a.sync_status().expect("status");
+        assert_eq!(s.server_url.as_deref(), Some(srv.url().as_str()));
+        assert!(s.last_sync.is_some());
+        assert_eq!(s.offline_since, None);
+        let detail = b
+            .incident_detail(IncidentRef { incident_id: id })
+            .expect("detail");
+        assert_eq!(detail.description, "smoke from a shop");
+        assert_eq!(detail.created_by, "li.wei");
+        sa.shutdown();
+    }
+
+    #[test]
+    fn a_bad_url_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let a = open(&tmp.path().join("a"), "li.wei");
+        let err = start(&a, "not a url", SyncOptions::default()).expect_err("refused");
+        assert_eq!(err.code, ErrorCode::InvalidInput);
+        assert_eq!(a.sync_status().expect("status").state, SyncState::Disabled);
+    }
+
+    #[test]
+    fn link_states_map_to_the_indicator() {
+        assert_eq!(sync_state(LinkState::Connecting), SyncState::Syncing);
+        assert_eq!(sync_state(LinkState::Syncing), SyncState::Syncing);
+        assert_eq!(sync_state(LinkState::Online), SyncState::Online);
+        assert_eq!(sync_state(LinkState::Offline), SyncState::Offline);
+    }
+}
