@@ -507,3 +507,26 @@ fn a_status_change_is_on_the_timelines_of_the_incidents_its_author_saw() {
     );
     assert!(log.model().conflicts().is_empty());
 }
+
+/// serde_json must read back exactly the f64 it wrote, or the author of a position (which
+/// applies its own in-memory value) and every other replica (which apply the value parsed
+/// from the op's JSON) disagree in the last bit — found by S1 (`lon` 1.5054400000000001 on
+/// the author, 1.50544 on the server). Needs serde_json's `float_roundtrip` feature.
+#[test]
+fn coordinates_survive_the_json_round_trip_bit_for_bit() {
+    let mut bad = Vec::new();
+    for k in -1000..1000 {
+        let lon = 1.5 + f64::from(k) * 1e-5;
+        let text = serde_json::to_string(&lon).expect("json");
+        let back: f64 = serde_json::from_str(&text).expect("parse");
+        if back.to_bits() != lon.to_bits() {
+            bad.push((lon, text, back));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of 2000 differ, e.g. {:?}",
+        bad.len(),
+        bad.first()
+    );
+}

@@ -361,3 +361,35 @@ fn s6_clock_skew_jumps_and_reboot_do_not_break_convergence() {
         json!((crate::harness::t0() + Duration::milliseconds(27 * HOUR_MS)).timestamp_millis())
     );
 }
+
+/// Lanes pushed out of order (notes before critical — the reorder S1 injects): a note on an
+/// incident created offline reaches the server before the incident and is parked for good
+/// ("incident … is not known to the server"), although the incident arrives a moment later.
+/// I1 still holds (parked, with the reason shown to its author under "needs attention"), but
+/// the note is lost from every other replica. The real engine always drains the critical lane
+/// first, so only a client that pushes lanes independently meets this; see the report.
+#[test]
+fn notes_pushed_before_their_incident_are_parked_not_held() {
+    let mut w = World::new(2, &[]);
+    let id = create(&w, 0, "Carrer Major 1");
+    assert!(w.act(0, &Action::Note { inc: 0 }));
+    assert!(w.push(0, Lane::Notes, PushFault::None));
+    w.heal_and_check(91);
+    let parked = w.nodes[0].console.parked_ops().expect("parked ops");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].kind, "timeline.append");
+    assert!(
+        parked[0].reason.contains("not known"),
+        "{}",
+        parked[0].reason
+    );
+    // The incident itself synced; the note is on no replica.
+    for i in 0..2 {
+        let notes = w
+            .state(i)
+            .table("timeline")
+            .filter(|(_, r)| r["incident_id"] == json!(id) && r["event"]["kind"] == json!("note"))
+            .count();
+        assert_eq!(notes, 0, "node {i}");
+    }
+}
