@@ -280,7 +280,8 @@ impl Store {
     /// ops are applied with their `gseq`; this replica's own ops only get their `gseq` (and
     /// count as acknowledged); ops this build cannot read (newer schema, unknown kind) or
     /// that refer to something missing are kept aside as deferred. The HLC moves past the
-    /// newest remote stamp (`now` is the wall clock). A page seen twice changes nothing.
+    /// newest remote stamp unless it is far ahead of `now` (the wall clock; see
+    /// [`MAX_HLC_LEAD_MS`]). A page seen twice changes nothing.
     ///
     /// # Errors
     /// [`StoreError::EpochChanged`] when the page comes from another epoch (nothing is
@@ -575,8 +576,18 @@ impl Store {
     }
 }
 
-/// Moves this origin's HLC past a remote stamp.
+/// How far ahead of this machine's wall clock a remote stamp may be and still move this
+/// origin's HLC, ms (5 minutes).
+pub const MAX_HLC_LEAD_MS: i64 = 5 * 60 * 1_000;
+
+/// Moves this origin's HLC past a remote stamp, unless the stamp is more than
+/// [`MAX_HLC_LEAD_MS`] ahead of `now`: a console with a clock hours fast must not drag every
+/// other console's times forward. Order does not need it: an informed write has a higher
+/// `base_version` than everything it saw, and the base comes first in the register order.
 fn receive_hlc(conn: &Connection, remote: Hlc, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if remote.wall_ms > now.timestamp_millis().saturating_add(MAX_HLC_LEAD_MS) {
+        return Ok(());
+    }
     let Some(o) = query::origin(conn)? else {
         return Ok(());
     };

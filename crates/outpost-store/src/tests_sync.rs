@@ -310,10 +310,8 @@ fn a_skewed_clock_never_lets_a_stale_write_beat_an_informed_one() {
     srv.sync(&mut b, t(20));
     // b saw a's write and changes it with a wall clock 3 hours behind.
     let informed = set_priority(&mut b, t(30), "cmdr.wang", inc, Priority::P1);
-    assert!(
-        informed.hlc.wall_ms > t(3 * 3600).timestamp_millis(),
-        "HLC moved past a's"
-    );
+    // a's clock does not drag b's times 3 hours forward: b's write wins by its base.
+    assert_eq!(informed.hlc.wall_ms, t(30).timestamp_millis());
     srv.sync(&mut b, t(31));
     srv.sync(&mut a, t(3 * 3600 + 40));
     for s in [&a, &b] {
@@ -978,4 +976,44 @@ fn a_database_from_before_the_merge_rules_is_indexed_on_upgrade() {
         .expect("roster write");
     assert_eq!(w.value["callsign"], json!("东胜01"));
     assert_eq!(digest(&s), digest(&other));
+}
+
+#[test]
+fn the_hlc_follows_a_remote_stamp_only_when_it_is_not_far_ahead() {
+    let (mut a, mut b, mut srv) = (store(), store(), FakeServer::new());
+    register_unit(&mut a, 100, "u-01", "东胜01");
+    srv.sync(&mut a, t(100));
+    // b's clock is 60 s behind a's: b's next op is stamped after a's.
+    srv.sync(&mut b, t(40));
+    let next = write(
+        &mut b,
+        t(41),
+        "admin",
+        OpBody::UnitRegister {
+            unit_id: "u-02".into(),
+            callsign: "东胜02".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    assert_eq!(next.hlc.wall_ms, t(100).timestamp_millis());
+    assert_eq!(next.hlc.logical, 2);
+    // A stamp more than five minutes ahead is not followed.
+    let mut c = store();
+    srv.sync(
+        &mut c,
+        t(100) - Duration::milliseconds(crate::sync::MAX_HLC_LEAD_MS + 1),
+    );
+    let own = write(
+        &mut c,
+        t(50),
+        "admin",
+        OpBody::UnitRegister {
+            unit_id: "u-03".into(),
+            callsign: "东胜03".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    assert_eq!(own.hlc.wall_ms, t(50).timestamp_millis());
 }
