@@ -15,6 +15,12 @@ use outpost_domain::wire::Poke;
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::engine::Shared;
 
+/// Makes ring the process's rustls provider for `wss://` pokes, unless another one was
+/// installed first (then that one is used). Idempotent.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Keeps a poke socket open until shutdown, reconnecting with backoff.
 pub(crate) async fn run(
     url: String,
@@ -24,6 +30,7 @@ pub(crate) async fn run(
     policy: BackoffPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    install_tls_provider();
     let mut backoff = Backoff::new(policy);
     loop {
         let connected = tokio::select! {
@@ -75,5 +82,27 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `wss://` poke to something that is not a TLS server fails cleanly (no panic for a
+    /// missing crypto provider).
+    #[tokio::test]
+    async fn wss_to_a_plain_socket_is_an_error() {
+        install_tls_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                use std::io::Write;
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let r = tokio_tungstenite::connect_async(format!("wss://{addr}/v1/poke")).await;
+        assert!(r.is_err());
     }
 }
