@@ -213,7 +213,12 @@ impl Store {
             tx.commit()?;
         }
         let origin = ensure_origin(&conn, now)?;
-        Ok(Store { conn, path, origin })
+        let mut store = Store { conn, path, origin };
+        if store.deferred_count()? > 0 {
+            // Ops a previous build kept aside may be readable now.
+            store.retry_deferred()?;
+        }
+        Ok(store)
     }
 
     /// The database file (`:memory:` for in-memory stores).

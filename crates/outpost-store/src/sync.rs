@@ -438,6 +438,43 @@ impl Store {
         Ok(report)
     }
 
+    /// Tries again to apply the pulled ops kept aside (after an upgrade this build may read
+    /// them; an op that referred to something missing may apply now), in `gseq` order, in
+    /// one transaction. Ops that still cannot be applied stay deferred. Returns the number
+    /// applied.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn retry_deferred(&mut self) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, Option<i64>, String)> = {
+            let mut st = tx.prepare("SELECT op_key, gseq, raw FROM deferred_ops ORDER BY gseq")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut applied = 0;
+        for (key, gseq, raw) in rows {
+            let Ok(value) = serde_json::from_str::<Value>(&raw) else {
+                continue;
+            };
+            let Ok(op) = decode(&value) else {
+                continue;
+            };
+            match apply::apply_with_gseq(&tx, &op, gseq.map(sql_u64)) {
+                Ok(_) => {
+                    tx.execute("DELETE FROM deferred_ops WHERE op_key = ?1", [&key])?;
+                    applied += 1;
+                }
+                Err(StoreError::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+
     /// Outbox entries by state, pending per lane.
     ///
     /// # Errors

@@ -701,6 +701,9 @@ fn pulled_pages_are_idempotent_own_ops_get_their_gseq_and_newer_schemas_wait() {
     assert_eq!(digest(&b), once);
     assert_eq!(b.deferred_count().expect("d"), 1);
     assert_eq!(digest(&a), digest(&b));
+    // Still unreadable by this build: retrying keeps it aside.
+    assert_eq!(b.retry_deferred().expect("retry"), 0);
+    assert_eq!(b.deferred_count().expect("d"), 1);
     // A page of another epoch is refused whole.
     let mut other = srv.pull(0);
     other.epoch = Uuid::now_v7();
@@ -1016,4 +1019,22 @@ fn the_hlc_follows_a_remote_stamp_only_when_it_is_not_far_ahead() {
         },
     );
     assert_eq!(own.hlc.wall_ms, t(50).timestamp_millis());
+}
+
+#[test]
+fn an_op_kept_aside_for_something_missing_applies_once_it_exists() {
+    let (mut a, mut b, mut srv) = (store(), store(), FakeServer::new());
+    let inc = create_incident(&mut a, 1, "20261129-0001");
+    set_priority(&mut a, t(2), "cmdr.li", inc, Priority::P1);
+    srv.sync(&mut a, t(3));
+    // b gets the change without the create (as if the create could not be read).
+    let mut page = srv.pull(0);
+    let create = page.ops.remove(0);
+    let r = b.apply_pull(&page, t(4)).expect("pull");
+    assert_eq!((r.applied, r.deferred, r.cursor), (0, 1, 2));
+    let op: OpEnvelope = serde_json::from_value(create.op).expect("op");
+    crate::apply::apply_with_gseq(b.conn(), &op, Some(create.gseq)).expect("create");
+    assert_eq!(b.retry_deferred().expect("retry"), 1);
+    assert_eq!(b.deferred_count().expect("d"), 0);
+    assert_eq!(digest(&a), digest(&b));
 }
