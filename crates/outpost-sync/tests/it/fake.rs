@@ -208,3 +208,109 @@ fn batches_are_halved_on_413_and_503_is_retried() {
     );
     assert_eq!(gseq.load(Ordering::SeqCst), 20);
 }
+
+/// A fake that accepts every op except the incident.create of the incident with id `park`,
+/// which it parks; pulls are empty.
+fn parking_server(park: Uuid) -> SocketAddr {
+    let epoch = Uuid::now_v7();
+    let gseq = Arc::new(AtomicU64::new(0));
+    fake_server(Arc::new(move |method, path, body| {
+        if path.starts_with("/v1/capabilities") {
+            return (200, caps(vec![1]));
+        }
+        if method == "POST" && path == "/v1/push" {
+            let req: PushRequest = serde_json::from_slice(body).expect("push request");
+            let results = req
+                .ops
+                .iter()
+                .map(|op| {
+                    let parked = op["body"]["kind"] == "incident.create"
+                        && op["body"]["incident_id"] == park.to_string();
+                    OpResult {
+                        op_id: Uuid::parse_str(op["op_id"].as_str().unwrap_or_default())
+                            .unwrap_or_default(),
+                        lane_seq: op["lane_seq"].as_u64().unwrap_or_default(),
+                        outcome: if parked {
+                            Outcome::Parked {
+                                reason: "incident.create: the number is already taken".into(),
+                            }
+                        } else {
+                            Outcome::Accepted {
+                                gseq: gseq.fetch_add(1, Ordering::SeqCst) + 1,
+                            }
+                        },
+                    }
+                })
+                .collect();
+            let resp = PushResponse {
+                epoch,
+                results,
+                resend_from: None,
+                high_water: 0,
+                server_gseq: gseq.load(Ordering::SeqCst),
+            };
+            return (200, serde_json::to_string(&resp).expect("json"));
+        }
+        let page = PullResponse {
+            epoch,
+            ops: vec![],
+            server_gseq: gseq.load(Ordering::SeqCst),
+            more: false,
+        };
+        (200, serde_json::to_string(&page).expect("json"))
+    }))
+}
+
+#[test]
+fn a_parked_op_is_kept_with_its_reason_and_unapplied() {
+    let refused = Uuid::now_v7();
+    let addr = parking_server(refused);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = console(&tmp.path().join("a"));
+    act(
+        &a,
+        &format!(
+            r#"{{"action":"create_incident","name":"ok1","incident_type":"fire","priority":"P2","location":{{"lat":42.5,"lon":1.5}}}}
+{{"action":"create_incident","incident_id":"{refused}","incident_type":"theft","priority":"P3","location":{{"lat":42.5,"lon":1.5}}}}
+{{"action":"create_incident","name":"ok2","incident_type":"medical","priority":"P1","location":{{"lat":42.5,"lon":1.5}}}}"#
+        ),
+    );
+    {
+        let s = a.lock().expect("lock");
+        assert!(
+            outpost_store::query::incident(s.conn(), refused)
+                .expect("q")
+                .is_some()
+        );
+    }
+    let applied = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&applied);
+    let h = SyncEngine::start(
+        a.clone(),
+        &format!("http://{addr}"),
+        Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }),
+        no_poke(),
+    )
+    .expect("start");
+    assert!(wait_until(10, || counts(&a) == (0, 2, 1)));
+    assert!(wait_until(10, || h.status().state == LinkState::Online));
+    h.shutdown();
+    assert!(applied.load(Ordering::SeqCst) >= 1, "the console was told");
+    let s = a.lock().expect("lock");
+    let parked = s.parked().expect("parked");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        parked[0].reason,
+        "incident.create: the number is already taken"
+    );
+    // Un-applied here, as on the server (I3); the others stay.
+    assert!(
+        outpost_store::query::incident(s.conn(), refused)
+            .expect("q")
+            .is_none()
+    );
+    let queue = outpost_store::query::queue(s.conn(), chrono::Utc::now()).expect("queue");
+    assert_eq!(queue.len(), 2);
+}
