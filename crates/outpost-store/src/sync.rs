@@ -263,7 +263,7 @@ impl Store {
         }
         if let Some(from) = resp.resend_from {
             tx.execute(
-                "UPDATE outbox SET status = 'pending'
+                "UPDATE outbox SET status = 'pending', acked_at = NULL
                  WHERE lane = ?1 AND lane_seq >= ?2 AND status = 'acked'",
                 params![enum_text(&lane)?, u64_sql(from)],
             )?;
@@ -350,7 +350,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "UPDATE outbox SET status = 'pending' WHERE status = 'acked'",
+            "UPDATE outbox SET status = 'pending', acked_at = NULL WHERE status = 'acked'",
             [],
         )?;
         tx.execute(

@@ -1038,3 +1038,33 @@ fn an_op_kept_aside_for_something_missing_applies_once_it_exists() {
     assert_eq!(b.deferred_count().expect("d"), 0);
     assert_eq!(digest(&a), digest(&b));
 }
+
+#[test]
+fn resend_from_puts_the_lanes_acked_ops_back_to_pending() {
+    let (mut a, mut srv) = (store(), FakeServer::new());
+    for n in 1..=3 {
+        register_unit(&mut a, n, &format!("u-0{n}"), "x");
+    }
+    srv.sync(&mut a, t(5));
+    assert_eq!(a.outbox_counts().expect("c").acked, 3);
+    let resp = PushResponse {
+        epoch: srv.epoch,
+        results: vec![],
+        resend_from: Some(2),
+        high_water: 1,
+        server_gseq: srv.gseq,
+    };
+    let r = a.record_push(Lane::Critical, &resp, t(6)).expect("record");
+    assert_eq!(r.resend_from, Some(2));
+    let again: Vec<u64> = a
+        .pending_batch(Lane::Critical, 10)
+        .expect("p")
+        .iter()
+        .map(|o| o.lane_seq)
+        .collect();
+    assert_eq!(again, vec![2, 3]);
+    // Re-sent, they are duplicates on the server and acked again.
+    srv.sync(&mut a, t(7));
+    assert_eq!(a.outbox_counts().expect("c").acked, 3);
+    assert_eq!(srv.log.len(), 3);
+}
