@@ -567,3 +567,42 @@ fn the_server_url_setting_is_validated_and_kept() {
         .expect("clear");
     assert_eq!(cleared.server_url, None);
 }
+
+#[test]
+fn two_closes_with_different_dispositions_are_resolved_by_closing_again() {
+    let (mut p, inc) = pair();
+    for (c, d) in [(&p.a, Disposition::Resolved), (&p.b, Disposition::Referred)] {
+        c.close_incident(CloseIncident {
+            incident_id: inc.summary.id.clone(),
+            disposition: d,
+            summary: String::new(),
+        })
+        .expect("close");
+    }
+    heal(&mut p);
+    let cs = p.a.conflicts().expect("c");
+    assert_eq!(cs.len(), 1);
+    assert_eq!(cs[0].register, Some(Register::Closure));
+    let keep = cs[0]
+        .sides
+        .iter()
+        .find(|s| s.summary == "closed: resolved")
+        .expect("resolved side");
+    p.b.resolve_conflict(ResolveConflict {
+        conflict_id: cs[0].id.clone(),
+        keep_op_id: keep.op_id.clone(),
+        note: String::new(),
+    })
+    .expect("resolve");
+    heal(&mut p);
+    for c in [&p.a, &p.b] {
+        assert!(c.conflicts().expect("c").is_empty());
+        let d = c
+            .incident_detail(outpost_app::ipc::IncidentRef {
+                incident_id: inc.summary.id.clone(),
+            })
+            .expect("detail");
+        assert_eq!(d.disposition, Some(Disposition::Resolved));
+    }
+    assert_eq!(digest(&p.a), digest(&p.b));
+}
