@@ -310,13 +310,17 @@ impl<S: SyncStore> Session<S> {
         if let Ok(pos) = self.with_store(|s| s.position()).await {
             self.applied_gseq.store(pos.cursor, Ordering::SeqCst);
         }
+        // The poke channel connecting is the server saying it is back: it ends a backoff
+        // wait early (a local write never does).
+        let server_up = Arc::new(Notify::new());
         if self.options.poke {
             tokio::spawn(crate::poke::run(
                 self.client.poke_url(),
                 Arc::clone(&self.shared),
                 Arc::clone(&wake),
+                Arc::clone(&server_up),
                 Arc::clone(&self.applied_gseq),
-                self.options.backoff,
+                crate::poke::policy(self.options.backoff),
                 shutdown.clone(),
             ));
         }
@@ -340,9 +344,10 @@ impl<S: SyncStore> Session<S> {
                         delay.max(self.options.backoff.max / 2)
                     };
                     self.round_failed(&e, backoff.failures(), delay);
-                    // Offline: only the timer (or shutdown) ends the wait.
+                    // Offline: the timer, the server coming back, or shutdown ends the wait.
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
+                        _ = server_up.notified() => {}
                         _ = shutdown.changed() => return,
                     }
                     continue;

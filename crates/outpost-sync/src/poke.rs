@@ -15,6 +15,16 @@ use outpost_domain::wire::Poke;
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::engine::Shared;
 
+/// The poke channel's reconnect schedule: the engine's, capped at 0.5 s → 10 s. A refused
+/// connect costs the server nothing, and the first successful one ends the engine's (longer)
+/// backoff, so a console is back within seconds of the server.
+pub(crate) fn policy(engine: BackoffPolicy) -> BackoffPolicy {
+    BackoffPolicy {
+        initial: engine.initial.min(std::time::Duration::from_millis(500)),
+        max: engine.max.min(std::time::Duration::from_secs(10)),
+    }
+}
+
 /// Makes ring the process's rustls provider for `wss://` pokes, unless another one was
 /// installed first (then that one is used). Idempotent.
 pub(crate) fn install_tls_provider() {
@@ -26,6 +36,7 @@ pub(crate) async fn run(
     url: String,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
+    server_up: Arc<Notify>,
     applied_gseq: Arc<AtomicU64>,
     policy: BackoffPolicy,
     mut shutdown: watch::Receiver<bool>,
@@ -42,8 +53,9 @@ pub(crate) async fn run(
                 backoff.reset();
                 shared.set_poke_connected(true);
                 tracing::debug!(%url, "poke channel connected");
-                // The link is back: catch up now rather than at the next poll.
+                // The link is back: catch up now rather than at the next poll or retry.
                 wake.notify_one();
+                server_up.notify_one();
                 loop {
                     let msg = tokio::select! {
                         m = ws.next() => m,

@@ -143,3 +143,38 @@ fn a_bad_url_is_refused_at_start() {
     let err = SyncEngine::start(a, "ftp://x", Arc::new(|| {}), quick()).expect_err("bad url");
     assert!(err.to_string().contains("ftp://x"), "{err}");
 }
+
+#[test]
+fn the_poke_channel_ends_a_long_backoff_when_the_server_returns() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let a = console(&tmp.path().join("a"));
+    act(&a, &first_script("u-04", "i4"));
+    let options = SyncOptions {
+        // The engine alone would wait at least 10 s after its first failure.
+        backoff: outpost_sync::BackoffPolicy {
+            initial: Duration::from_secs(20),
+            max: Duration::from_secs(60),
+        },
+        ..quick()
+    };
+    let h = SyncEngine::start(
+        a.clone(),
+        &format!("http://{addr}"),
+        Arc::new(|| {}),
+        options,
+    )
+    .expect("start");
+    assert!(wait_until(10, || h.status().state == LinkState::Offline));
+    std::thread::sleep(Duration::from_millis(500));
+    let _srv = server_at(&tmp.path().join("server"), addr);
+    let back = Instant::now();
+    assert!(wait_until(9, || counts(&a) == (0, 5, 0)));
+    assert!(
+        back.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        back.elapsed()
+    );
+    assert!(wait_until(5, || h.status().state == LinkState::Online));
+    h.shutdown();
+}
