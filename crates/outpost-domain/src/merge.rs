@@ -456,9 +456,7 @@ impl ConflictId {
 
     /// Parses the text form; `None` when it is not one.
     pub fn parse(text: &str) -> Option<ConflictId> {
-        let mut parts = text.splitn(2, ':');
-        let kind = parts.next()?;
-        let rest = parts.next()?;
+        let (kind, rest) = text.split_once(':')?;
         match kind {
             "field" => {
                 let (inc, reg) = rest.split_once(':')?;
