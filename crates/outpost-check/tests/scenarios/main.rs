@@ -9,3 +9,4 @@ mod common;
 #[path = "../it/extract.rs"]
 mod extract;
 mod s5_backlog;
+mod s12_restore;
