@@ -10,3 +10,4 @@ mod common;
 mod extract;
 mod s5_backlog;
 mod s12_restore;
+mod s13_compaction;
