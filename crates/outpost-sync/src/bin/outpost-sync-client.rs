@@ -14,12 +14,13 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
 use outpost_store::Store;
-use outpost_sync::{SyncEngine, SyncOptions, SyncStore, script};
+use outpost_sync::{LinkState, SyncEngine, SyncOptions, SyncStore, script};
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -50,6 +51,14 @@ struct Cli {
     /// At most this many rounds with --until-quiet.
     #[arg(long, default_value_t = 50)]
     max_rounds: usize,
+    /// Sync with the background engine (as the desktop console does) until everything is
+    /// acknowledged and pulled, and report when the critical lane, every lane and the pull
+    /// were done (milliseconds from the start of syncing; benchmarks, S5).
+    #[arg(long, conflicts_with_all = ["sync_once", "until_quiet"])]
+    timed: bool,
+    /// Give up --timed after this many seconds.
+    #[arg(long, default_value_t = 3_600)]
+    timeout_s: u64,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +98,14 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     let store = Arc::new(Mutex::new(store));
+    let mut timings = serde_json::Value::Null;
+    if cli.timed {
+        let url = cli
+            .server
+            .as_deref()
+            .context("--timed needs --server URL")?;
+        timings = timed_sync(&store, url, Duration::from_secs(cli.timeout_s))?;
+    }
     let mut rounds = Vec::new();
     if cli.sync_once || cli.until_quiet {
         let url = cli
@@ -118,7 +135,65 @@ fn run(cli: Cli) -> Result<()> {
         "pulled": rounds.iter().map(|r| r.pulled).sum::<usize>(),
         "acked_now": rounds.iter().map(|r| r.acked).sum::<usize>(),
         "digest": outpost_sync::store_api::digest(&store)?,
+        "timings": timings,
+        "peak_rss_kib": peak_rss_kib(),
     });
     println!("{summary}");
     Ok(())
+}
+
+/// Runs the background engine until nothing is pending and the cursor reached the server's
+/// newest op; returns the milestones in ms from the start.
+fn timed_sync(
+    store: &Arc<Mutex<Store>>,
+    url: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let handle = SyncEngine::start(
+        Arc::clone(store),
+        url,
+        Arc::new(|| {}),
+        SyncOptions::default(),
+    )?;
+    let ms = |t: Instant| u64::try_from(t.duration_since(started).as_millis()).unwrap_or(u64::MAX);
+    let (mut critical, mut all) = (None, None);
+    let caught_up = loop {
+        let (counts, cursor) = {
+            let s = store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the store lock was poisoned"))?;
+            (s.outbox_counts()?, s.position()?.cursor)
+        };
+        let now = Instant::now();
+        if critical.is_none() && counts.pending_critical == 0 {
+            critical = Some(ms(now));
+        }
+        if all.is_none() && counts.pending() == 0 {
+            all = Some(ms(now));
+        }
+        let st = handle.status();
+        if all.is_some() && st.state == LinkState::Online && cursor >= st.server_gseq {
+            break ms(now);
+        }
+        if now.duration_since(started) > timeout {
+            anyhow::bail!("not done after {timeout:?}: {counts:?}, status {st:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    handle.shutdown();
+    Ok(serde_json::json!({
+        "critical_acked_ms": critical,
+        "all_acked_ms": all,
+        "caught_up_ms": caught_up,
+    }))
+}
+
+/// The process's peak resident set (Linux `VmHWM`), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -85,4 +85,11 @@ fn killed_between_ack_and_commit_then_mid_page() {
     let sa = summary(&client(&a, &url, &["--until-quiet"], None));
     assert_eq!(sb["cursor"], serde_json::json!(log[19].0));
     assert_eq!(sa["digest"], sb["digest"]);
+
+    // A third console joins with the background engine (--timed) and reports its milestones.
+    let c = tmp.path().join("c");
+    let sc = summary(&client(&c, &url, &["--timed", "--timeout-s", "30"], None));
+    assert_eq!(sc["digest"], sa["digest"]);
+    assert!(sc["timings"]["caught_up_ms"].as_u64().is_some(), "{sc}");
+    assert_eq!(sc["timings"]["critical_acked_ms"].as_u64().map(|_| ()), Some(()));
 }
