@@ -91,5 +91,8 @@ fn killed_between_ack_and_commit_then_mid_page() {
     let sc = summary(&client(&c, &url, &["--timed", "--timeout-s", "30"], None));
     assert_eq!(sc["digest"], sa["digest"]);
     assert!(sc["timings"]["caught_up_ms"].as_u64().is_some(), "{sc}");
-    assert_eq!(sc["timings"]["critical_acked_ms"].as_u64().map(|_| ()), Some(()));
+    assert_eq!(
+        sc["timings"]["critical_acked_ms"].as_u64().map(|_| ()),
+        Some(())
+    );
 }
