@@ -127,10 +127,10 @@ fn retries_are_bounded_and_jittered() {
     let h = SyncEngine::start(a, &url, Arc::new(|| {}), options).expect("start");
     std::thread::sleep(Duration::from_millis(1_500));
     let failures = h.status().failures;
-    // Delays lie in [5 ms, 80 ms] after the first few: at least ~1500/80 tries, and far
-    // fewer than a busy loop.
+    // Delays lie in [5 ms, 80 ms]: about 1500/40 tries (at least 1500/80 when idle; a busy
+    // CI machine gets fewer), and far fewer than a busy loop.
     assert!(
-        (15..=300).contains(&failures),
+        (8..=300).contains(&failures),
         "{failures} failures in 1.5 s"
     );
     h.shutdown();
