@@ -70,7 +70,11 @@ impl Server {
     /// [`ServerError::Io`] (runtime).
     pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let storage = SqliteStorage::open(&config.data_dir)?;
-        let service = Arc::new(SyncService::new(Box::new(storage)));
+        let reader = SqliteStorage::open(&config.data_dir)?;
+        let service = Arc::new(SyncService::with_reader(
+            Box::new(storage),
+            Box::new(reader),
+        ));
         Self::start_with(service, config.listen)
     }
 

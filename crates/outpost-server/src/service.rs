@@ -121,6 +121,10 @@ struct Header {
 /// The sync service: one storage, the poke channel and the shutdown flag.
 pub struct SyncService {
     storage: Mutex<Box<dyn SyncStorage>>,
+    /// A second handle on the same data for pulls, snapshots and health, so that readers
+    /// do not wait behind pushes (SQLite WAL: readers see the last commit). `None`: the
+    /// writer serves reads too (in-memory storages).
+    reader: Option<Mutex<Box<dyn SyncStorage>>>,
     pokes: broadcast::Sender<Poke>,
     closing: AtomicBool,
 }
@@ -175,13 +179,23 @@ fn place(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
 }
 
 impl SyncService {
-    /// A service over `storage`.
+    /// A service over `storage` (reads and writes through the one handle).
     pub fn new(storage: Box<dyn SyncStorage>) -> SyncService {
         let (pokes, _) = broadcast::channel(64);
         SyncService {
             storage: Mutex::new(storage),
+            reader: None,
             pokes,
             closing: AtomicBool::new(false),
+        }
+    }
+
+    /// A service that writes through `storage` and serves pulls, snapshots and health from
+    /// `reader`, a second handle on the same data.
+    pub fn with_reader(storage: Box<dyn SyncStorage>, reader: Box<dyn SyncStorage>) -> SyncService {
+        SyncService {
+            reader: Some(Mutex::new(reader)),
+            ..SyncService::new(storage)
         }
     }
 
@@ -191,6 +205,13 @@ impl SyncService {
         self.storage
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Box<dyn SyncStorage>> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => self.storage(),
+        }
     }
 
     /// Subscribes to pokes (one after every push that accepted ops or changed the epoch).
@@ -223,7 +244,7 @@ impl SyncService {
     /// # Errors
     /// Storage errors.
     pub fn head(&self) -> Result<LogHead, SyncError> {
-        Ok(self.storage().head()?)
+        Ok(self.reader().head()?)
     }
 
     /// `GET /v1/health`.
@@ -352,6 +373,7 @@ impl SyncService {
             return Err(SyncError::EpochChanged { epoch: head.epoch });
         }
 
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let mut hw = tx.high_water(req.origin, req.lane)?;
         let mut results = Vec::with_capacity(req.ops.len());
         let mut resend_from = None;
@@ -379,14 +401,17 @@ impl SyncService {
             let raw_text = serde_json::to_string(raw).map_err(StorageError::from)?;
             let verdict = match judge(raw, h, i) {
                 Err(reason) => Err(reason),
-                Ok(env) => match refers_to_unknown(tx.as_mut(), &env)? {
-                    Some(reason) => Err(reason),
-                    None if tx.is_logged(env.op_id)? => Err(format!(
-                        "op {} was already accepted under another lane_seq",
-                        env.op_id
-                    )),
-                    None => tx.accept(&env, &raw_text)?,
-                },
+                Ok(env) => {
+                    flag_skew(&env, now_ms);
+                    match refers_to_unknown(tx.as_mut(), &env)? {
+                        Some(reason) => Err(reason),
+                        None if tx.is_logged(env.op_id)? => Err(format!(
+                            "op {} was already accepted under another lane_seq",
+                            env.op_id
+                        )),
+                        None => tx.accept(&env, &raw_text)?,
+                    }
+                }
             };
             let outcome = match verdict {
                 Ok(gseq) => {
@@ -445,9 +470,9 @@ impl SyncService {
     pub fn pull(&self, after: u64, limit: Option<usize>) -> Result<PullResponse, SyncError> {
         self.check_open()?;
         let limit = limit.unwrap_or(DEFAULT_PULL_LIMIT).clamp(1, MAX_PULL_LIMIT);
-        let mut storage = self.storage();
-        let page = storage.pull(after, limit)?;
+        let page = self.reader().pull(after, limit)?;
         if after > page.head.gseq {
+            let mut storage = self.storage();
             let mut tx = storage.begin()?;
             // Re-checked inside the write transaction: another request may have raced.
             if after > tx.head().gseq {
@@ -486,7 +511,7 @@ impl SyncService {
     /// [`SyncError::Unavailable`]; storage errors.
     pub fn snapshot(&self) -> Result<Snapshot, SyncError> {
         self.check_open()?;
-        let data = self.storage().snapshot()?;
+        let data = self.reader().snapshot()?;
         Ok(Snapshot {
             epoch: data.head.epoch,
             gseq: data.head.gseq,
@@ -545,6 +570,24 @@ fn judge(raw: &Value, h: &Header, i: usize) -> Result<OpEnvelope, String> {
     let env: OpEnvelope = decode_value(raw, &format!("ops[{i}]"))?;
     merge::validate(&env)?;
     Ok(env)
+}
+
+/// How far ahead of the server's clock an op's HLC may be before the log flags the author's
+/// clock, ms.
+const SKEW_FLAG_MS: i64 = 5 * 60 * 1000;
+
+/// Logs an op stamped in the future (SYNC.md principle 10: clocks are advisory, skew is
+/// flagged, never refused). Ops from the past are normal (written offline).
+fn flag_skew(env: &OpEnvelope, now_ms: i64) {
+    let ahead = env.hlc.wall_ms.saturating_sub(now_ms);
+    if ahead > SKEW_FLAG_MS {
+        tracing::warn!(
+            origin = %env.origin,
+            op_id = %env.op_id,
+            ahead_s = ahead / 1000,
+            "op stamped in the future: the author's clock is ahead of the server's"
+        );
+    }
 }
 
 /// A reason when the op refers to an incident or unit the server does not have.

@@ -10,6 +10,8 @@ use std::process::Command;
 mod unix;
 
 #[cfg(unix)]
+mod cli;
+#[cfg(unix)]
 mod crash;
 mod fuzz;
 mod support;

@@ -763,3 +763,34 @@ fn location_in_range_is_accepted() {
         ["accepted 1"]
     );
 }
+
+#[test]
+fn a_push_in_flight_at_shutdown_is_stored_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut a = Author::new(1);
+    let (server, c) = start(dir.path());
+    let incident = seed(&c, &mut a);
+    let notes: Vec<_> = (0..MAX_BATCH_OPS)
+        .map(|i| a.note(incident, &format!("{i}")))
+        .collect();
+    let req = request(a.origin, Lane::Notes, &notes);
+    let base = c.base.clone();
+    let pusher = std::thread::spawn(move || Client::new(base).try_push(&req));
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    server.shutdown().expect("shutdown");
+    let answer = pusher.join().expect("pusher");
+    let (_server, c) = start(dir.path());
+    let stored = gseq_of(&c) - 2;
+    match answer {
+        Some((200, body)) => {
+            // Answered: every op of it is stored.
+            assert_eq!(outcomes(&body).len(), MAX_BATCH_OPS);
+            assert_eq!(stored, MAX_BATCH_OPS as u64);
+        }
+        // Refused or cut off: all of it or none of it.
+        other => assert!(
+            stored == 0 || stored == MAX_BATCH_OPS as u64,
+            "{stored} ops stored after {other:?}"
+        ),
+    }
+}
