@@ -13,8 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use outpost_check::{
-    CursorObservation, OutboxEntry, OutboxState, Replica, ServerDump, Violation,
-    check_invariants,
+    CursorObservation, OutboxEntry, OutboxState, Replica, ServerDump, Violation, check_invariants,
 };
 use outpost_domain::op::OpEnvelope;
 use outpost_server::{RunningServer, Server, ServerConfig, SyncService};

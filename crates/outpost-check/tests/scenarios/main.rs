@@ -8,6 +8,7 @@
 mod common;
 #[path = "../it/extract.rs"]
 mod extract;
-mod s5_backlog;
 mod s12_restore;
 mod s13_compaction;
+mod s5_backlog;
+mod s14_schema;

@@ -113,7 +113,10 @@ fn s12_server_restored_from_backup_consoles_repush_and_converge() {
     }
     std::fs::copy(backup.join(DB_FILE), data.join(DB_FILE)).expect("restore");
     // While it is down, A keeps working.
-    act(&a, &note(&fire.to_string(), "A: written while the server was down"));
+    act(
+        &a,
+        &note(&fire.to_string(), "A: written while the server was down"),
+    );
     let srv = server_at(&data, addr);
     assert_eq!(
         srv.service().head().expect("head").gseq,
@@ -166,10 +169,7 @@ fn s12_server_restored_from_backup_consoles_repush_and_converge() {
 
     // Nothing lost: every op any console ever wrote is in the restored server's log once.
     let dump = server_dump(srv.service());
-    let total: usize = [&a, &b, &c]
-        .iter()
-        .map(|s| outbox(&lock(s)).len())
-        .sum();
+    let total: usize = [&a, &b, &c].iter().map(|s| outbox(&lock(s)).len()).sum();
     assert_eq!(dump.log.len(), total, "lost {lost_ops} ops at the restore");
     assert!(dump.parked.is_empty(), "parked: {:?}", dump.parked);
     let d = digest(&a);

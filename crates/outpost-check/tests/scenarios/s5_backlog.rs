@@ -162,7 +162,11 @@ fn s5_offline_backlog_critical_first_then_converges() {
     let s = lock(&a);
     let units = outpost_store::query::units(s.conn()).expect("units");
     for u in &units {
-        let expected = if u.id == "u-05" { "dispatched" } else { "available" };
+        let expected = if u.id == "u-05" {
+            "dispatched"
+        } else {
+            "available"
+        };
         assert_eq!(
             serde_json::to_value(u.status).expect("status"),
             serde_json::json!(expected),
