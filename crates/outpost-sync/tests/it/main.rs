@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod engine;
 mod fake;
+mod herd;
 mod recovery;
 mod roundtrip;
