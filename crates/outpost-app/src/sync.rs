@@ -204,7 +204,11 @@ mod tests {
                 incident_id: id.clone()
             })
             .is_ok()));
-        assert!(b.revision() > revision_before, "b's listeners were told");
+        // The page commits first, then the engine tells the console.
+        assert!(
+            wait_until(|| b.revision() > revision_before),
+            "b's listeners were told"
+        );
         assert!(wait_until(|| {
             let s = a.sync_status().expect("status");
             s.pending.critical == 0 && s.state == SyncState::Online
