@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use outpost_domain::merge;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope};
+use outpost_domain::wire::CompactedFix;
 
 use crate::model::Model;
 use crate::state::State;
@@ -30,6 +31,9 @@ pub struct ServerDump {
     pub state: Option<State>,
     /// The server replica's open conflict ids, if known.
     pub conflicts: Option<BTreeSet<String>>,
+    /// Fixes of position reports compacted out of the log (their ops count as logged for I1
+    /// and their fixes stay in the model's track history).
+    pub compacted: Vec<CompactedFix>,
 }
 
 /// What became of an op in a console's outbox.
@@ -117,11 +121,23 @@ pub fn check_invariants(
         by_id.entry(op.op_id).or_default().push(*g);
     }
 
-    // I1: every outbox op is in the log exactly once, or parked with a reason.
+    // I1: every outbox op is in the log exactly once (a compacted position report counts by
+    // its fix), or parked with a reason.
+    let compacted: BTreeSet<(String, i64)> = server
+        .compacted
+        .iter()
+        .map(|c| (c.unit_id.clone(), c.fix.fix_time.timestamp_millis()))
+        .collect();
     for r in replicas {
         for e in &r.outbox {
             let id = e.op.op_id;
-            let n = by_id.get(&id).map_or(0, Vec::len);
+            let mut n = by_id.get(&id).map_or(0, Vec::len);
+            if let OpBody::PositionReport { unit_id, fix } = &e.op.body
+                && n == 0
+                && compacted.contains(&(unit_id.clone(), fix.fix_time.timestamp_millis()))
+            {
+                n = 1;
+            }
             match &e.state {
                 OutboxState::Parked { reason } => {
                     if reason.trim().is_empty() {
@@ -212,7 +228,10 @@ pub fn check_invariants(
     // I3: convergence — every replica equals the server and the model of the server log.
     let mut log = server.log.clone();
     shuffle(&mut log, shuffle_seed);
-    let model = Model::from_ops(log.into_iter().map(|(g, op)| (op, Some(g))));
+    let mut model = Model::from_ops(log.into_iter().map(|(g, op)| (op, Some(g))));
+    for c in &server.compacted {
+        model.insert_compacted(c);
+    }
     let model_state = model.state();
     let model_digest = model_state.digest();
     let model_conflicts = model.conflicts();

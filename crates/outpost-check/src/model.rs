@@ -25,8 +25,10 @@
 //!   unit was on as its author saw it (the incidents of its releases; without releases, the
 //!   unit's assignments in the op's causal past not released in it), ids `{op_id}`,
 //!   `{op_id}+1`, …
-//! - **Positions**: the set of fixes by (unit, fix time ms); `received_at` = the op's HLC
-//!   wall ms; the unit's latest position is the fix with the greatest fix time.
+//! - **Positions**: the set of fixes by (unit, fix time ms) — from position reports, plus
+//!   the fixes of reports the server compacted away ([`Model::insert_compacted`]);
+//!   `received_at` = the op's HLC wall ms; the unit's latest position is the fix with the
+//!   greatest fix time.
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
 //!   disagree, [`merge::field_conflict`]), double assignment (≥ 2 active assignments of a
 //!   unit), edit-after-close (a `set_fields` / `assignment.add` [`merge::concurrent`] with a
@@ -38,9 +40,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use outpost_domain::merge::{self, ConflictId, OpMeta, Register};
-use outpost_domain::op::{OpBody, OpEnvelope};
+use outpost_domain::op::{Fix, OpBody, OpEnvelope};
 use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::UnitStatus;
+use outpost_domain::wire::CompactedFix;
 
 use crate::state::State;
 
@@ -63,6 +66,9 @@ impl ModelOp {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     ops: BTreeMap<Uuid, ModelOp>,
+    /// Fixes of position reports the server compacted away: (unit, fix time ms) → fix and
+    /// its receive time (HLC wall ms of the op).
+    compacted: BTreeMap<(String, i64), (Fix, i64)>,
 }
 
 /// One register write with the op that made it.
@@ -102,6 +108,15 @@ impl Model {
                 true
             }
         }
+    }
+
+    /// Adds the fix of a compacted position report (`wire::Snapshot::compacted_positions`):
+    /// it stays in the track history although its op left the server's log.
+    pub fn insert_compacted(&mut self, c: &CompactedFix) {
+        self.compacted.insert(
+            (c.unit_id.clone(), c.fix.fix_time.timestamp_millis()),
+            (c.fix.clone(), c.received_at_ms),
+        );
     }
 
     /// Number of distinct ops.
@@ -316,15 +331,7 @@ impl Model {
         for m in self.ops.values() {
             if let OpBody::PositionReport { unit_id, fix } = &m.op.body {
                 let t = fix.fix_time.timestamp_millis();
-                let row = json!({
-                    "unit_id": unit_id,
-                    "fix_time": t,
-                    "lat": fix.position.lat,
-                    "lon": fix.position.lon,
-                    "heading_deg": fix.heading_deg,
-                    "speed_mps": fix.speed_mps,
-                    "accuracy_m": fix.accuracy_m,
-                });
+                let row = fix_row(unit_id, fix);
                 // Two different fixes of one unit at the same instant: the first in register
                 // order is kept (the generators never produce this).
                 let slot = fixes
@@ -335,11 +342,22 @@ impl Model {
                 }
             }
         }
+        // (row without received_at, received_at) per (unit, fix time); a fix whose op is
+        // still known wins over the compacted copy.
+        let mut history: BTreeMap<(String, i64), (Value, i64)> = BTreeMap::new();
+        for ((unit, t), (fix, received)) in &self.compacted {
+            if registered.contains_key(unit.as_str()) {
+                history.insert((unit.clone(), *t), (fix_row(unit, fix), *received));
+            }
+        }
+        for (key, (m, row)) in fixes {
+            history.insert(key, (row, m.op.hlc.wall_ms));
+        }
         let mut latest: BTreeMap<String, Value> = BTreeMap::new();
-        for ((unit, t), (m, row)) in &fixes {
+        for ((unit, t), (row, received)) in &history {
             let mut hist = row.clone();
             if let Value::Object(o) = &mut hist {
-                o.insert("received_at".into(), json!(m.op.hlc.wall_ms));
+                o.insert("received_at".into(), json!(received));
             }
             s.put("positions", format!("{unit}@{t}"), hist);
             // BTreeMap order: the last fix of a unit is its newest.
@@ -633,6 +651,19 @@ fn timeline_entries(
         | OpBody::UnitRegister { .. }
         | OpBody::FacilityRegister { .. } => Vec::new(),
     }
+}
+
+/// A position row without its receive time.
+fn fix_row(unit_id: &str, fix: &Fix) -> Value {
+    json!({
+        "unit_id": unit_id,
+        "fix_time": fix.fix_time.timestamp_millis(),
+        "lat": fix.position.lat,
+        "lon": fix.position.lon,
+        "heading_deg": fix.heading_deg,
+        "speed_mps": fix.speed_mps,
+        "accuracy_m": fix.accuracy_m,
+    })
 }
 
 fn extra(op_id: &str, n: usize) -> String {

@@ -75,10 +75,19 @@ impl Server {
         }
     }
 
-    /// Every op of the log with its gseq, read by pulling from 0.
+    /// Every op still in the log with its gseq: the snapshot (what compaction kept), then
+    /// pulls after it.
     pub fn log(&self) -> Vec<(u64, OpEnvelope)> {
-        let mut out = Vec::new();
-        let mut after = 0;
+        let snap = self.service.snapshot().expect("snapshot");
+        let mut out: Vec<(u64, OpEnvelope)> = snap
+            .ops
+            .iter()
+            .map(|p| {
+                let op: OpEnvelope = serde_json::from_value(p.op.clone()).expect("logged op");
+                (p.gseq, op)
+            })
+            .collect();
+        let mut after = snap.gseq;
         loop {
             let page = self.service.pull(after, Some(5_000)).expect("server pull");
             for p in &page.ops {
@@ -113,7 +122,21 @@ impl Server {
             digest: Some(replica.state_digest().expect("server digest")),
             state: Some(extract::state(replica.conn())),
             conflicts: Some(conflict_ids(&replica)),
+            compacted: self
+                .service
+                .snapshot()
+                .expect("snapshot")
+                .compacted_positions,
         }
+    }
+
+    /// `outpost-server compact --before-gseq G` with `G` = `fraction`/4 of the newest gseq.
+    pub fn compact(&self, fraction: u64) {
+        let head = self.service.head().expect("head");
+        let before = head.gseq * fraction.min(4) / 4;
+        self.service
+            .with_storage(|s| s.compact(before))
+            .expect("compact");
     }
 }
 
@@ -141,6 +164,8 @@ pub struct World {
     pub page: usize,
     /// Push batch size.
     pub batch: usize,
+    /// Snapshots loaded by consoles (410 on pull).
+    pub snapshots: usize,
 }
 
 /// The units registered at the start (by node 0, pulled by all).
@@ -173,6 +198,7 @@ impl World {
             now,
             page: 7,
             batch: 5,
+            snapshots: 0,
         };
         for (k, u) in UNITS.iter().enumerate() {
             w.nodes[0]
@@ -267,6 +293,7 @@ impl World {
                 Err(SyncError::SnapshotRequired { .. }) => {
                     let snap = self.server.service.snapshot().expect("snapshot");
                     store.load_snapshot(&snap, now).expect("load snapshot");
+                    self.snapshots += 1;
                     continue;
                 }
                 Err(e) => panic!("{}: pull refused: {e}", node.name),
@@ -356,7 +383,11 @@ impl World {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        Model::from_ops(dump.log.into_iter().map(|(g, op)| (op, Some(g))))
+        let mut model = Model::from_ops(dump.log.into_iter().map(|(g, op)| (op, Some(g))));
+        for c in &dump.compacted {
+            model.insert_compacted(c);
+        }
+        model
     }
 
     /// The canonical state of node `i`.

@@ -530,3 +530,46 @@ fn coordinates_survive_the_json_round_trip_bit_for_bit() {
         bad.first()
     );
 }
+
+#[test]
+fn compacted_fixes_stay_in_the_track_history() {
+    let mut a = Author::new(1, "a", T0);
+    let r = a.op(register("u-01"));
+    let fix = |s: i64| Fix {
+        position: LatLon {
+            lat: 42.5,
+            lon: 1.5,
+        },
+        fix_time: chrono::DateTime::from_timestamp_millis(T0 + s * 1000).expect("time"),
+        heading_deg: Some(90.0),
+        speed_mps: None,
+        accuracy_m: None,
+    };
+    let newest = a.op(OpBody::PositionReport {
+        unit_id: "u-01".into(),
+        fix: fix(30),
+    });
+    let mut m = Model::from_ops([(r, Some(1)), (newest, Some(3))]);
+    m.insert_compacted(&outpost_domain::wire::CompactedFix {
+        unit_id: "u-01".into(),
+        fix: fix(10),
+        received_at_ms: T0 + 11_000,
+    });
+    // A compacted fix of a unit nobody registered is not shown (the store does the same).
+    m.insert_compacted(&outpost_domain::wire::CompactedFix {
+        unit_id: "u-99".into(),
+        fix: fix(10),
+        received_at_ms: T0,
+    });
+    let s = m.state();
+    assert_eq!(s.table("positions").count(), 2);
+    let old = s
+        .row("positions", &format!("u-01@{}", T0 + 10_000))
+        .expect("compacted fix");
+    assert_eq!(old["received_at"], json!(T0 + 11_000));
+    assert_eq!(old["heading_deg"], json!(90.0));
+    assert_eq!(
+        s.row("unit_positions", "u-01").expect("latest")["fix_time"],
+        json!(T0 + 30_000)
+    );
+}

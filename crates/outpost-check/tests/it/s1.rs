@@ -19,6 +19,8 @@ enum Step {
     Pull(usize, PullFault),
     Advance(i64),
     Reboot(usize),
+    /// The server compacts position reports below this quarter of its newest gseq.
+    Compact(u64),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -73,6 +75,7 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
         3 => (0..n, pull_fault()).prop_map(|(i, f)| Step::Pull(i, f)),
         1 => (1i64..120_000).prop_map(Step::Advance),
         1 => (0..n).prop_map(Step::Reboot),
+        1 => (1u64..=4).prop_map(Step::Compact),
     ]
 }
 
@@ -121,6 +124,7 @@ proptest! {
                 Step::Pull(i, f) => w.pull(*i, *f),
                 Step::Advance(ms) => w.advance(*ms),
                 Step::Reboot(i) => w.reboot(*i),
+                Step::Compact(q) => w.server.compact(*q),
             }
         }
         let model = w.heal_and_check(steps.len() as u64);
@@ -131,8 +135,9 @@ proptest! {
             }
             let parked = parked_ops.len();
             eprintln!(
-                "consoles {n} steps {} ops {} parked {parked} conflicts {:?}",
+                "consoles {n} steps {} snapshots {} ops {} parked {parked} conflicts {:?}",
                 steps.len(),
+                w.snapshots,
                 model.len(),
                 model.conflicts().iter().map(|c| c.split(':').next().unwrap_or("")).collect::<Vec<_>>()
             );
