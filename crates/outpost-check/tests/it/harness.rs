@@ -372,7 +372,45 @@ impl World {
         self.sync_all();
         let dump = self.server.dump();
         let replicas = self.replicas();
-        let violations = check_invariants(&dump, &replicas, seed);
+        let mut violations = check_invariants(&dump, &replicas, seed);
+        // What the conflicts panel shows (sides: op, user, time, value, which one is shown)
+        // is the same on every console.
+        let views: Vec<Vec<String>> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut v: Vec<String> = n
+                    .console
+                    .conflicts()
+                    .expect("conflict views")
+                    .into_iter()
+                    .map(|c| {
+                        let mut sides: Vec<String> = c
+                            .sides
+                            .iter()
+                            .map(|s| {
+                                format!("{} {} {} {} {}", s.op_id, s.user, s.at, s.value, s.shown)
+                            })
+                            .collect();
+                        sides.sort();
+                        format!("{} [{}]", c.id, sides.join("; "))
+                    })
+                    .collect();
+                v.sort();
+                v
+            })
+            .collect();
+        for (i, v) in views.iter().enumerate().skip(1) {
+            if *v != views[0] {
+                violations.push(outpost_check::Violation {
+                    invariant: "I3",
+                    detail: format!(
+                        "conflict views differ: console 0 {:?} ≠ console {i} {:?}",
+                        views[0], v
+                    ),
+                });
+            }
+        }
         assert!(
             violations.is_empty(),
             "{} violation(s):\n{}",
