@@ -130,6 +130,24 @@ impl Server {
         }
     }
 
+    /// A backup of the server's database file (SQLite `VACUUM INTO`), at `to`.
+    pub fn backup(&self, to: &std::path::Path) {
+        let replica = self.replica();
+        replica
+            .conn()
+            .execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .expect("vacuum into");
+    }
+
+    /// Stops the server, puts the backup `from` in place of its database, starts it again.
+    pub fn restore(&mut self, from: &std::path::Path) {
+        let fresh = tempfile::tempdir().expect("server tempdir");
+        std::fs::copy(from, fresh.path().join(DB_FILE)).expect("copy backup");
+        let storage = SqliteStorage::open(fresh.path()).expect("restored storage");
+        self.service = SyncService::new(Box::new(storage));
+        self.dir = fresh;
+    }
+
     /// `outpost-server compact --before-gseq G` with `G` = `fraction`/4 of the newest gseq.
     pub fn compact(&self, fraction: u64) {
         let head = self.service.head().expect("head");
@@ -294,6 +312,14 @@ impl World {
                     let snap = self.server.service.snapshot().expect("snapshot");
                     store.load_snapshot(&snap, now).expect("load snapshot");
                     self.snapshots += 1;
+                    continue;
+                }
+                Err(SyncError::EpochChanged { epoch }) => {
+                    store.start_resync(epoch).expect("start resync");
+                    node.cursors.push(CursorObservation {
+                        epoch: Some(epoch),
+                        cursor: 0,
+                    });
                     continue;
                 }
                 Err(e) => panic!("{}: pull refused: {e}", node.name),

@@ -573,3 +573,31 @@ fn compacted_fixes_stay_in_the_track_history() {
         json!(T0 + 30_000)
     );
 }
+
+/// Contract gap (merge.rs causality × wire.rs epochs), reported, not fixed here: after a
+/// server restore, ops lost by the backup are re-pushed and get new gseqs (old numbering
+/// + `EPOCH_GSEQ_GAP`), but the `base_version`s written before the restore still name old
+/// numbers. "a.gseq ≤ b.base" then no longer shows that b saw a: an informed write becomes
+/// concurrent with the write it replaced, and a field conflict appears on every replica that
+/// nobody made. Run with `--ignored` to see it fail.
+#[test]
+#[ignore = "contract gap: causality across an epoch change (see the report)"]
+fn an_informed_write_stays_informed_after_a_server_restore() {
+    let mut a = Author::new(1, "a", T0);
+    let mut b = Author::new(2, "b", T0);
+    let c = a.op(create(1));
+    let pa = a.op(priority(1, Priority::P1)); // accepted at gseq 10
+    b.saw(10);
+    let pb = b.op(priority(1, Priority::P2)); // b saw it: informed, base 10
+    let before = Model::from_ops([
+        (c.clone(), Some(1)),
+        (pa.clone(), Some(10)),
+        (pb.clone(), Some(12)),
+    ]);
+    assert!(before.conflicts().is_empty());
+    // The backup kept gseq ≤ 5; a and b re-push; the new epoch numbers them after the gap.
+    let gap = outpost_domain::wire::EPOCH_GSEQ_GAP;
+    let after = Model::from_ops([(c, Some(1)), (pa, Some(gap + 6)), (pb, Some(gap + 7))]);
+    assert_eq!(after.state(), before.state());
+    assert!(after.conflicts().is_empty(), "{:?}", after.conflicts());
+}

@@ -393,3 +393,30 @@ fn notes_pushed_before_their_incident_are_parked_not_held() {
         assert_eq!(notes, 0, "node {i}");
     }
 }
+
+/// S12 end to end, for the contract gap the model shows
+/// (`model::an_informed_write_stays_informed_after_a_server_restore`): console 1 changes a
+/// priority having seen console 0's change; the server is then restored from a backup that
+/// lost both; after the resync the two writes carry new gseqs but the old `base_version`, and
+/// every console shows a field conflict nobody made.
+#[test]
+#[ignore = "contract gap: causality across an epoch change (see the report)"]
+fn s12_an_informed_write_is_not_a_conflict_after_a_restore() {
+    let mut w = World::new(2, &[]);
+    let id = create(&w, 0, "Carrer Major 1");
+    w.sync_all();
+    let backup = w.server.dir.path().with_extension("backup.db");
+    w.server.backup(&backup);
+    update(&w, 0, &id, prio(Priority::P1));
+    w.sync_all();
+    update(&w, 1, &id, prio(Priority::P2)); // informed: console 1 pulled P1
+    w.sync_all();
+    assert!(w.conflicts(0).is_empty());
+    w.server.restore(&backup);
+    w.heal_and_check(12);
+    for i in 0..2 {
+        assert_eq!(incident_field(&w, i, &id, "priority"), json!("P2"));
+        assert!(w.conflicts(i).is_empty(), "node {i}: {:?}", w.conflicts(i));
+    }
+    let _ = std::fs::remove_file(&backup);
+}
