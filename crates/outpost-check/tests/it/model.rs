@@ -575,8 +575,8 @@ fn compacted_fixes_stay_in_the_track_history() {
 }
 
 /// Contract gap (merge.rs causality × wire.rs epochs), reported, not fixed here: after a
-/// server restore, ops lost by the backup are re-pushed and get new gseqs (old numbering
-/// + `EPOCH_GSEQ_GAP`), but the `base_version`s written before the restore still name old
+/// server restore, ops lost by the backup are re-pushed and get new gseqs (the old numbering
+/// plus `EPOCH_GSEQ_GAP`), but the `base_version`s written before the restore still name old
 /// numbers. "a.gseq ≤ b.base" then no longer shows that b saw a: an informed write becomes
 /// concurrent with the write it replaced, and a field conflict appears on every replica that
 /// nobody made. Run with `--ignored` to see it fail.
