@@ -440,9 +440,9 @@ fn s12_restore_noticed_after_new_ops_reused_the_lost_gseqs() {
     let backup = w.server.dir.path().with_extension("late-backup.db");
     w.server.backup(&backup);
     // Console 1 works and syncs; console 2 pulls it too; console 0 is away.
-    for k in 0..3 {
+    for p in PRIOS_CYCLE {
         w.act(1, &Action::Note { inc: 0 });
-        update(&w, 1, &a, prio(PRIOS_CYCLE[k]));
+        update(&w, 1, &a, prio(p));
     }
     w.drain(1);
     w.pull(1, PullFault::None);
