@@ -5,6 +5,9 @@
 //! service in `spawn_blocking` (its storage blocks) and encodes the answer.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Json;
 use axum::Router;
@@ -168,8 +171,8 @@ async fn pull(
         )))
     })?;
     let after = q.after.unwrap_or(0);
-    let page = blocking(&s.service, move |svc| svc.pull(after, q.limit)).await?;
-    Ok(Json(page).into_response())
+    let page = blocking(&s.service, move |svc| svc.pull_json(after, q.limit)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 
 async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -184,8 +187,12 @@ async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown))
 }
 
-/// Sends the current head at once, then one poke per commit, until the console goes away
-/// or the server shuts down. Lagging receivers get the newest head (pokes only say "pull").
+/// The shortest time between two pokes on one socket: pokes arriving faster are merged into
+/// the newest (a poke only says "pull"; 200 consoles must not pull once per commit each).
+const POKE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Sends the current head at once, then the newest head at most every [`POKE_INTERVAL`]
+/// while commits happen, until the console goes away or the server shuts down.
 async fn poke_socket(
     mut socket: WebSocket,
     service: Arc<SyncService>,
@@ -209,24 +216,29 @@ async fn poke_socket(
     {
         return;
     }
+    let mut last_sent = Instant::now();
+    let mut pending: Option<Poke> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        let due = last_sent + POKE_INTERVAL;
         tokio::select! {
             _ = shutdown.changed() => break,
-            msg = rx.recv() => match msg {
-                Ok(p) => {
+            _ = tokio::time::sleep_until(due), if pending.is_some() => {
+                if let Some(p) = pending.take() {
                     if send_poke(&mut socket, p).await.is_err() {
                         return;
                     }
+                    last_sent = Instant::now();
                 }
+            }
+            msg = rx.recv() => match msg {
+                Ok(p) => pending = Some(p),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let svc = service.clone();
-                    if let Ok(Ok(head)) = tokio::task::spawn_blocking(move || svc.head()).await
-                        && send_poke(&mut socket, Poke { gseq: head.gseq, epoch: head.epoch }).await.is_err()
-                    {
-                        return;
+                    if let Ok(Ok(head)) = tokio::task::spawn_blocking(move || svc.head()).await {
+                        pending = Some(Poke { gseq: head.gseq, epoch: head.epoch });
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,

@@ -13,7 +13,10 @@ use tokio::sync::watch;
 
 use crate::http::{AppState, router};
 use crate::service::SyncService;
-use crate::storage::{SqliteStorage, StorageError};
+use crate::storage::{SqliteStorage, StorageError, SyncStorage};
+
+/// Read connections for pulls, snapshots and health (beside the one writer).
+const READERS: usize = 3;
 
 /// Where the server keeps its data and where it listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +73,11 @@ impl Server {
     /// [`ServerError::Io`] (runtime).
     pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let storage = SqliteStorage::open(&config.data_dir)?;
-        let reader = SqliteStorage::open(&config.data_dir)?;
-        let service = Arc::new(SyncService::with_reader(
-            Box::new(storage),
-            Box::new(reader),
-        ));
+        let mut readers: Vec<Box<dyn SyncStorage>> = Vec::new();
+        for _ in 0..READERS {
+            readers.push(Box::new(SqliteStorage::open(&config.data_dir)?));
+        }
+        let service = Arc::new(SyncService::with_readers(Box::new(storage), readers));
         Self::start_with(service, config.listen)
     }
 

@@ -22,7 +22,7 @@ use outpost_domain::wire::{
 };
 
 use crate::storage::{
-    LogHead, LoggedOp, OpKey, ParkedOp, StorageError, StoredOutcome, SyncStorage,
+    LogHead, LogPage, LoggedOp, OpKey, ParkedOp, StorageError, StoredOutcome, SyncStorage,
 };
 
 /// The page size of a pull without `limit`.
@@ -121,10 +121,11 @@ struct Header {
 /// The sync service: one storage, the poke channel and the shutdown flag.
 pub struct SyncService {
     storage: Mutex<Box<dyn SyncStorage>>,
-    /// A second handle on the same data for pulls, snapshots and health, so that readers
-    /// do not wait behind pushes (SQLite WAL: readers see the last commit). `None`: the
-    /// writer serves reads too (in-memory storages).
-    reader: Option<Mutex<Box<dyn SyncStorage>>>,
+    /// More handles on the same data for pulls, snapshots and health, so that readers do
+    /// not wait behind pushes nor each other (SQLite WAL: readers see the last commit).
+    /// Empty: the writer serves reads too (in-memory storages).
+    readers: Vec<Mutex<Box<dyn SyncStorage>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     pokes: broadcast::Sender<Poke>,
     closing: AtomicBool,
 }
@@ -181,21 +182,22 @@ fn place(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
 impl SyncService {
     /// A service over `storage` (reads and writes through the one handle).
     pub fn new(storage: Box<dyn SyncStorage>) -> SyncService {
-        let (pokes, _) = broadcast::channel(64);
-        SyncService {
-            storage: Mutex::new(storage),
-            reader: None,
-            pokes,
-            closing: AtomicBool::new(false),
-        }
+        SyncService::with_readers(storage, Vec::new())
     }
 
     /// A service that writes through `storage` and serves pulls, snapshots and health from
-    /// `reader`, a second handle on the same data.
-    pub fn with_reader(storage: Box<dyn SyncStorage>, reader: Box<dyn SyncStorage>) -> SyncService {
+    /// `readers`, more handles on the same data (e.g. more connections to one SQLite file).
+    pub fn with_readers(
+        storage: Box<dyn SyncStorage>,
+        readers: Vec<Box<dyn SyncStorage>>,
+    ) -> SyncService {
+        let (pokes, _) = broadcast::channel(256);
         SyncService {
-            reader: Some(Mutex::new(reader)),
-            ..SyncService::new(storage)
+            storage: Mutex::new(storage),
+            readers: readers.into_iter().map(Mutex::new).collect(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+            pokes,
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -207,11 +209,20 @@ impl SyncService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A free reader, else the next one in turn (the writer when there are none).
     fn reader(&self) -> MutexGuard<'_, Box<dyn SyncStorage>> {
-        match &self.reader {
-            Some(r) => r.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-            None => self.storage(),
+        if self.readers.is_empty() {
+            return self.storage();
         }
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Subscribes to pokes (one after every push that accepted ops or changed the epoch).
@@ -468,13 +479,41 @@ impl SyncService {
     /// restored from a backup: a new epoch is started); [`SyncError::Unavailable`]; storage
     /// errors.
     pub fn pull(&self, after: u64, limit: Option<usize>) -> Result<PullResponse, SyncError> {
+        let page = self.pull_page(after, limit)?;
+        Ok(PullResponse {
+            epoch: page.head.epoch,
+            ops: pulled(page.ops)?,
+            server_gseq: page.head.gseq,
+            more: page.more,
+        })
+    }
+
+    /// [`SyncService::pull`] as the JSON text of a [`PullResponse`], with every op's stored
+    /// text copied as is (no decoding and re-encoding of ops: the HTTP path).
+    ///
+    /// # Errors
+    /// As [`SyncService::pull`].
+    pub fn pull_json(&self, after: u64, limit: Option<usize>) -> Result<String, SyncError> {
+        let page = self.pull_page(after, limit)?;
+        let mut out =
+            String::with_capacity(64 + page.ops.iter().map(|o| o.raw.len() + 24).sum::<usize>());
+        out.push_str(&format!("{{\"epoch\":\"{}\",\"ops\":", page.head.epoch));
+        push_ops_json(&mut out, &page.ops);
+        out.push_str(&format!(
+            ",\"server_gseq\":{},\"more\":{}}}",
+            page.head.gseq, page.more
+        ));
+        Ok(out)
+    }
+
+    fn pull_page(&self, after: u64, limit: Option<usize>) -> Result<LogPage, SyncError> {
         self.check_open()?;
         let limit = limit.unwrap_or(DEFAULT_PULL_LIMIT).clamp(1, MAX_PULL_LIMIT);
         let page = self.reader().pull(after, limit)?;
-        if after > page.head.gseq {
+        let page = if after > page.head.gseq {
             let mut storage = self.storage();
             let mut tx = storage.begin()?;
-            // Re-checked inside the write transaction: another request may have raced.
+            // Re-checked inside the write transaction: the reader may be behind the writer.
             if after > tx.head().gseq {
                 let new = tx.new_epoch()?;
                 tx.commit()?;
@@ -486,22 +525,18 @@ impl SyncService {
                 });
                 return Err(SyncError::EpochChanged { epoch: new.epoch });
             }
-            let head = tx.head();
             drop(tx);
-            return Err(SyncError::EpochChanged { epoch: head.epoch });
-        }
+            storage.pull(after, limit)?
+        } else {
+            page
+        };
         if after.saturating_add(1) < page.head.floor {
             return Err(SyncError::SnapshotRequired {
                 after,
                 floor: page.head.floor,
             });
         }
-        Ok(PullResponse {
-            epoch: page.head.epoch,
-            ops: pulled(page.ops)?,
-            server_gseq: page.head.gseq,
-            more: page.more,
-        })
+        Ok(page)
     }
 
     /// `GET /v1/snapshot`: every retained op and the compacted fixes, complete up to the
@@ -614,6 +649,20 @@ fn refers_to_unknown(
         }
     }
     Ok(None)
+}
+
+/// Appends `[{"gseq":G,"op":RAW},...]` to `out`.
+fn push_ops_json(out: &mut String, ops: &[LoggedOp]) {
+    out.push('[');
+    for (i, o) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("{{\"gseq\":{},\"op\":", o.gseq));
+        out.push_str(&o.raw);
+        out.push('}');
+    }
+    out.push(']');
 }
 
 fn pulled(ops: Vec<LoggedOp>) -> Result<Vec<PulledOp>, SyncError> {
