@@ -15,6 +15,7 @@
 #   bench/sync.sh --smoke       # tiny counts, seconds (the test suite runs this)
 #   PULL_OPS=200000 bench/sync.sh
 #   BENCH_CACHE=DIR bench/sync.sh   # keep/reuse the filled pull server in DIR/pull-<N>
+#   BENCH_CACHE=DIR bench/sync.sh --fill-only   # only fill DIR/pull-<N> (set-up, not timed)
 #
 # The console side is `sync_bench` (crates/outpost-sync/examples/sync_bench.rs): the real
 # sync engine (`SyncEngine::start`) on a real console database, watched through a second
@@ -26,7 +27,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 SMOKE=0
+FILL_ONLY=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ "${1:-}" = "--fill-only" ]; then
+  FILL_ONLY=1
+  [ -n "${BENCH_CACHE:-}" ] || { echo "--fill-only needs BENCH_CACHE=DIR" >&2; exit 2; }
+fi
 if [ "$SMOKE" = 1 ]; then
   PUSH_OPS="${PUSH_OPS:-2000}"
   S5_POSITIONS="${S5_POSITIONS:-2000}" S5_CRITICAL="${S5_CRITICAL:-200}" S5_NOTES="${S5_NOTES:-50}"
@@ -95,6 +101,30 @@ grouped() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 
 ROWS=()
 
+# fill_pull_server: fills PULL_SERVER with PULL_OPS ops unless already filled (records the
+# date and the load average of the fill with its result).
+fill_pull_server() {
+  if [ -f "$PULL_SERVER/filled.json" ]; then return 0; fi
+  rm -rf "$PULL_SERVER"
+  local load
+  load="$(cut -d' ' -f1-3 /proc/loadavg)"
+  "$BENCH" fill --data "$PULL_SERVER" --ops "$PULL_OPS" --origins "$FILL_ORIGINS" \
+    | jq -c --arg at "$(date -u '+%Y-%m-%d %H:%M UTC')" --arg load "$load" \
+      '. + {filled_at: $at, load_at_start: $load}' >"$PULL_SERVER.fill.json"
+  mv "$PULL_SERVER.fill.json" "$PULL_SERVER/filled.json"
+}
+if [ -n "${BENCH_CACHE:-}" ]; then
+  mkdir -p "$BENCH_CACHE"
+  PULL_SERVER="$BENCH_CACHE/pull-$PULL_OPS"
+else
+  PULL_SERVER="$TMP/pull-server"
+fi
+if [ "$FILL_ONLY" = 1 ]; then
+  fill_pull_server
+  cat "$PULL_SERVER/filled.json"
+  exit 0
+fi
+
 # ---- 1. push throughput -------------------------------------------------------------------
 crit=$(( PUSH_OPS / 5 ))
 echo "== 1. push throughput: $PUSH_OPS ops ($crit critical, $(( PUSH_OPS - crit )) positions)" >&2
@@ -145,18 +175,7 @@ ROWS+=("| S5 backlog: peak memory (VmHWM) | console **$(mib "$(jq .vm_hwm_kib <<
 
 # ---- 3. pull throughput -------------------------------------------------------------------
 echo "== 3. pull: a fresh console joins a server holding $PULL_OPS ops" >&2
-if [ -n "${BENCH_CACHE:-}" ]; then
-  mkdir -p "$BENCH_CACHE"
-  PULL_SERVER="$BENCH_CACHE/pull-$PULL_OPS"
-else
-  PULL_SERVER="$TMP/pull-server"
-fi
-if [ ! -f "$PULL_SERVER/filled.json" ]; then
-  rm -rf "$PULL_SERVER"
-  "$BENCH" fill --data "$PULL_SERVER" --ops "$PULL_OPS" --origins "$FILL_ORIGINS" \
-    >"$PULL_SERVER.fill.json"
-  mv "$PULL_SERVER.fill.json" "$PULL_SERVER/filled.json"
-fi
+fill_pull_server
 fill="$(cat "$PULL_SERVER/filled.json")"
 echo "   filled: $fill" >&2
 gseq="$(jq .server_gseq <<<"$fill")"
@@ -174,7 +193,7 @@ rate="$(echo "$pulled / $t" | bc)"
 conv="$(same_digest "$TMP/pull-console" "$PULL_SERVER")"
 fill_rate="$(jq '.ops_per_s | floor' <<<"$fill")"
 ROWS+=("| Pull throughput: a fresh console joins a server holding $(grouped "$gseq") ops ($FILL_ORIGINS origins, 97.6% positions), pages of 1,000 | **$(grouped "$rate") ops/s**, **$t s** in all (console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; converged: $conv) | \`bench/sync.sh\` (\`PULL_OPS=$PULL_OPS\`) |")
-ROWS+=("| Server ingest without HTTP (filling the pull server: $FILL_ORIGINS in-memory consoles pushing through \`SyncService\` at once) | $(grouped "$fill_rate") ops/s | \`bench/sync.sh\` (\`FILL_ORIGINS=$FILL_ORIGINS\`) |")
+ROWS+=("| Server ingest without HTTP (filling the pull server: $FILL_ORIGINS in-memory consoles writing and pushing through \`SyncService\` at once; set-up, $(jq -r '.filled_at + ", load average " + .load_at_start' <<<"$fill")) | $(grouped "$fill_rate") ops/s | \`bench/sync.sh\` (\`FILL_ORIGINS=$FILL_ORIGINS\`) |")
 
 # ---- table --------------------------------------------------------------------------------
 echo

@@ -165,7 +165,8 @@ fn vm_hwm_kib() -> u64 {
 /// The actions of one console, with the time each is written at: positions evenly over the
 /// period, the critical ops and notes spread among them. Unit ids start with `prefix`.
 fn actions(mix: Mix, prefix: &str, end: DateTime<Utc>) -> Vec<(DateTime<Utc>, Action)> {
-    let units = mix.units.max(1);
+    // Every reporting unit is registered first (a critical op each).
+    let units = mix.units.clamp(1, mix.critical.max(1));
     let total = mix.positions + mix.critical + mix.notes;
     let span_ms = (mix.hours * 3_600_000.0) as i64;
     let step_ms = (span_ms / total.max(1) as i64).max(1);
