@@ -471,8 +471,11 @@ impl World {
     /// Reboots node `i`: the console is dropped and reopened on the same data dir.
     pub fn reboot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let fresh = open_console(node.dir.path(), &node.clock, i);
-        node.console = fresh;
+        // Close the database first (a console on a scratch dir takes its place meanwhile),
+        // then open it again, as after a power cut.
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        node.console = open_console(scratch.path(), &node.clock, i);
+        node.console = open_console(node.dir.path(), &node.clock, i);
     }
 }
 
