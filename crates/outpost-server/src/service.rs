@@ -625,12 +625,21 @@ fn flag_skew(env: &OpEnvelope, now_ms: i64) {
     }
 }
 
-/// A reason when the op refers to an incident or unit the server does not have.
+/// A reason when the op refers to an incident or unit the server does not have, or creates
+/// an incident that exists.
 fn refers_to_unknown(
     tx: &mut dyn crate::storage::PushTx,
     env: &OpEnvelope,
 ) -> Result<Option<String>, StorageError> {
     let creates = matches!(env.body, OpBody::IncidentCreate { .. });
+    if let OpBody::IncidentCreate { incident_id, .. } = &env.body
+        && tx.has_incident(*incident_id)?
+    {
+        // Another op created it already: one incident, one creation (I2).
+        return Ok(Some(format!(
+            "incident.create: incident {incident_id} already exists"
+        )));
+    }
     if !creates
         && let Some(incident) = merge::incident_of(&env.body)
         && !tx.has_incident(incident)?

@@ -310,6 +310,11 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
         incident_id: incident,
     }));
     odd["body"]["kind"] = json!("incident.teleport");
+    // Creating an incident id that exists (another op's): parked.
+    let (_, mut again_create) = a.incident();
+    if let OpBody::IncidentCreate { incident_id, .. } = &mut again_create.body {
+        *incident_id = incident;
+    }
     let fine = a.op(OpBody::AssignmentAdd {
         assignment_id: Uuid::now_v7(),
         incident_id: incident,
@@ -318,11 +323,12 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
     let mut req = request(a.origin, Lane::Critical, &[unknown_incident, unknown_unit]);
     req.ops.push(future.clone());
     req.ops.push(odd);
+    req.ops.push(op_json(&again_create));
     req.ops.push(op_json(&fine));
     let (status, body) = c.push(&req);
     assert_eq!(status, 200, "{body}");
     let got = outcomes(&body);
-    assert_eq!(got.len(), 5);
+    assert_eq!(got.len(), 6);
     assert_eq!(
         got[0],
         format!(
@@ -343,7 +349,11 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
         "{}",
         got[3]
     );
-    assert_eq!(got[4], "accepted 3");
+    assert_eq!(
+        got[4],
+        format!("parked: incident.create: incident {incident} already exists")
+    );
+    assert_eq!(got[5], "accepted 3");
     // The re-send of the future op gets the same answer.
     let mut again = request(a.origin, Lane::Critical, &[]);
     again.ops.push(future);
