@@ -459,3 +459,19 @@ fn s12_restore_noticed_after_new_ops_reused_the_lost_gseqs() {
 }
 
 const PRIOS_CYCLE: [Priority; 3] = [Priority::P1, Priority::P2, Priority::P4];
+
+/// A console with a clock 27 h fast does not drag the others' timestamps: a console with a
+/// correct clock that pulled its ops stamps its own next op at its own time (the store
+/// ignores remote stamps more than `MAX_HLC_LEAD_MS` ahead), so the times it shows stay true.
+#[test]
+fn s6_a_fast_clock_does_not_drag_the_others_timestamps() {
+    let mut w = World::new(2, &[0, 27 * HOUR_MS]);
+    create(&w, 1, "Carrer Fast");
+    w.sync_all();
+    w.advance(1_000);
+    let id = create(&w, 0, "Carrer Right");
+    let created = incident_field(&w, 0, &id, "created_at");
+    assert_eq!(created, json!(w.now.timestamp_millis()));
+    w.sync_all();
+    assert_eq!(incident_field(&w, 1, &id, "created_at"), created);
+}
