@@ -109,9 +109,16 @@ pub fn position(store: &Shared) -> CursorObservation {
 /// True when the console has nothing pending and has pulled up to the server's newest op in
 /// the server's current epoch.
 pub fn caught_up(store: &Shared, service: &SyncService) -> bool {
-    let head = service.head().expect("head");
-    let p = position(store);
-    pending(store) == 0 && p.epoch == Some(head.epoch) && p.cursor == head.gseq
+    caught_up_to(store, &service.head().expect("head"))
+}
+
+/// [`caught_up`] against a head read once (many consoles, one server).
+pub fn caught_up_to(store: &Shared, head: &outpost_server::storage::LogHead) -> bool {
+    let s = lock(store);
+    let p = s.sync_state().expect("sync state");
+    s.outbox_counts().expect("counts").pending() == 0
+        && p.epoch == Some(head.epoch)
+        && p.cursor == head.gseq
 }
 
 /// Every op the server keeps (its snapshot: the log after compaction), decoded; ops this

@@ -10,5 +10,6 @@ mod common;
 mod extract;
 mod s12_restore;
 mod s13_compaction;
-mod s5_backlog;
 mod s14_schema;
+mod s15_herd;
+mod s5_backlog;

@@ -102,7 +102,9 @@ fn s14_pushed_newer_schema_op_is_parked_with_a_reason_not_dropped() {
         );
         for n in [&notes[0], &notes[2]] {
             assert!(
-                state.row("timeline", &note_entry(n).expect("note")).is_some(),
+                state
+                    .row("timeline", &note_entry(n).expect("note"))
+                    .is_some(),
                 "{name} lacks an accepted note"
             );
         }

@@ -1,0 +1,166 @@
+//! S15: 200 consoles reconnect at the same instant. Each was synced once (the roster and a
+//! shared incident), then wrote offline: an incident of its own and a fix of the shared
+//! unit (two lanes). All 200 real sync engines (poke channel on) start together against one
+//! server. Every console's ops are acked within the bound (none starves), every console
+//! converges with the server, and I1–I6 hold over all 200.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use outpost_sync::{SyncEngine, SyncHandle, SyncOptions};
+
+use crate::common::*;
+
+const CONSOLES: usize = 200;
+/// Ops each console wrote offline (every console applies everyone's: ~CONSOLES² × this).
+const OPS_EACH: usize = 2;
+/// How long the whole herd may take to be acked (debug build, 2 busy cores).
+const ACK_BOUND: Duration = Duration::from_secs(60);
+
+#[test]
+fn s15_two_hundred_consoles_reconnect_at_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let url = format!("http://{addr}");
+    let srv = server_at(&tmp.path().join("server"), addr);
+
+    let seed = console(&tmp.path().join("seed"));
+    act(
+        &seed,
+        &format!("{}{}", register_unit("u-01"), create_incident("base", "P2")),
+    );
+    SyncEngine::sync_until_quiet(seed.clone(), &url, quick(), 10).expect("seed syncs");
+
+    // The consoles: synced once (the same pull the engine applies), then offline work.
+    let first_page = srv.service().pull(0, None).expect("pull");
+    let consoles: Vec<Shared> = (0..CONSOLES)
+        .map(|i| {
+            let s = console(&tmp.path().join(format!("c{i:03}")));
+            lock(&s)
+                .apply_pull(&first_page, Utc::now())
+                .expect("first sync");
+            act(
+                &s,
+                &format!(
+                    "{}{}",
+                    create_incident(&format!("h{i}"), "P3"),
+                    position_line("u-01", i as i64, 0)
+                ),
+            );
+            s
+        })
+        .collect();
+    let mut cursors: Vec<Vec<_>> = consoles.iter().map(|s| vec![position(s)]).collect();
+
+    // All at once.
+    let gate = Arc::new(Barrier::new(CONSOLES + 1));
+    let starters: Vec<std::thread::JoinHandle<SyncHandle>> = consoles
+        .iter()
+        .map(|s| {
+            let s = s.clone();
+            let gate = Arc::clone(&gate);
+            let url = url.clone();
+            std::thread::spawn(move || {
+                gate.wait();
+                SyncEngine::start(
+                    s,
+                    &url,
+                    Arc::new(|| {}),
+                    SyncOptions {
+                        // A loaded server: keep the retry schedule realistic but bounded.
+                        backoff: outpost_sync::BackoffPolicy {
+                            initial: Duration::from_millis(100),
+                            max: Duration::from_secs(2),
+                        },
+                        poll_interval: Duration::from_secs(1),
+                        ..quick()
+                    },
+                )
+                .expect("engine starts")
+            })
+        })
+        .collect();
+    gate.wait();
+    let started = Instant::now();
+    let start_ms = Utc::now().timestamp_millis();
+    let engines: Vec<SyncHandle> = starters
+        .into_iter()
+        .map(|t| t.join().expect("starter"))
+        .collect();
+
+    // Everyone catches up with everything.
+    // (Polled gently: the poll must not compete with the herd for the server's lock.)
+    let mut caught = false;
+    while !caught && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(250));
+        let head = srv.service().head().expect("head");
+        caught = consoles.iter().all(|s| caught_up_to(s, &head));
+    }
+    let all_caught_up = started.elapsed();
+    let behind: Vec<usize> = (0..CONSOLES)
+        .filter(|i| !caught_up(&consoles[*i], srv.service()))
+        .collect();
+    assert!(
+        caught,
+        "{} console(s) behind the server after {all_caught_up:?}: {:?}",
+        behind.len(),
+        behind
+            .iter()
+            .take(5)
+            .map(|i| (
+                position(&consoles[*i]),
+                pending(&consoles[*i]),
+                engines[*i].status()
+            ))
+            .collect::<Vec<_>>()
+    );
+    for e in &engines {
+        e.shutdown();
+    }
+
+    // None starved: per console, when its last op was acked (the outbox's ack time, stamped
+    // by the engine when it recorded the server's answer).
+    let mut acked: Vec<Duration> = consoles
+        .iter()
+        .map(|s| {
+            let last: i64 = lock(s)
+                .conn()
+                .query_row("SELECT MAX(acked_at) FROM outbox", [], |r| r.get(0))
+                .expect("acked_at");
+            Duration::from_millis(u64::try_from(last - start_ms).unwrap_or(0))
+        })
+        .collect();
+    acked.sort();
+    eprintln!(
+        "S15: {CONSOLES} consoles × {OPS_EACH} ops; last op acked: first console {:?}, median \
+         {:?}, last console {:?}; all caught up after {all_caught_up:?}; server gseq {}",
+        acked[0],
+        acked[CONSOLES / 2],
+        acked[CONSOLES - 1],
+        srv.service().head().expect("head").gseq
+    );
+    assert!(
+        acked[CONSOLES - 1] < ACK_BOUND,
+        "the slowest console's ops were acked only after {:?}",
+        acked[CONSOLES - 1]
+    );
+    for (i, s) in consoles.iter().enumerate() {
+        cursors[i].push(position(s));
+    }
+
+    let checking = Instant::now();
+    let dump = server_dump(srv.service());
+    assert_eq!(dump.log.len(), 2 + CONSOLES * OPS_EACH);
+    let d = dump.digest.clone().expect("server digest");
+    for (i, s) in consoles.iter().enumerate() {
+        assert_eq!(digest(s), d, "console {i} converged");
+    }
+    let replicas: Vec<_> = consoles
+        .iter()
+        .enumerate()
+        .map(|(i, s)| replica(&format!("console {i}"), s, &cursors[i], i % 50 == 0))
+        .collect();
+    assert_invariants(&dump, &replicas, 15);
+    eprintln!("S15: checks took {:?}", checking.elapsed());
+}
