@@ -136,6 +136,22 @@ pub(crate) fn insert_ledger(
     Ok(())
 }
 
+/// The tie rule for two fixes of one unit with the same fix time (ms): the row with the
+/// greater `(lat, lon, heading_deg, speed_mps, accuracy_m, received_at)` tuple is kept, a
+/// missing value counting below any number. It depends only on the fixes, so every replica
+/// (and a snapshot's compacted fixes) ends with the same row whatever the arrival order.
+/// SQL for an upsert into `positions` (or `snapshot_fixes`): `excluded` wins when true.
+pub(crate) const FIX_TIE_WINS: &str = "(excluded.lat, excluded.lon,
+        COALESCE(excluded.heading_deg, -9e999), COALESCE(excluded.speed_mps, -9e999),
+        COALESCE(excluded.accuracy_m, -9e999), excluded.received_at)
+    > (lat, lon, COALESCE(heading_deg, -9e999), COALESCE(speed_mps, -9e999),
+        COALESCE(accuracy_m, -9e999), received_at)";
+
+/// The `SET` list of the [`FIX_TIE_WINS`] upsert.
+pub(crate) const FIX_TIE_SET: &str = "lat = excluded.lat, lon = excluded.lon,
+    heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
+    accuracy_m = excluded.accuracy_m, received_at = excluded.received_at";
+
 /// Recomputes every state table from the ledger's applied ops (parked ops left out), plus
 /// the fixes of a loaded snapshot, inside the caller's transaction. Ops are replayed in
 /// server order (`gseq`), then this replica's unacknowledged ops in `seq` order; an op whose
@@ -173,12 +189,12 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
             }
         }
     }
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m,
                                received_at)
          SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m, received_at
            FROM snapshot_fixes WHERE unit_id IN (SELECT id FROM units)
-         ON CONFLICT(unit_id, fix_time) DO NOTHING;
+         ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET} WHERE {FIX_TIE_WINS};
          INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
                                     accuracy_m)
          SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
@@ -187,8 +203,8 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
          ON CONFLICT(unit_id) DO UPDATE SET
             fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
             heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
-            accuracy_m = excluded.accuracy_m;",
-    )?;
+            accuracy_m = excluded.accuracy_m;"
+    ))?;
     Ok(skipped)
 }
 
@@ -404,11 +420,16 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
         OpBody::PositionReport { unit_id, fix } => {
             callsign(conn, unit_id)?;
             let t = fix.fix_time.timestamp_millis();
+            // Two different fixes of one unit at the same instant: FIX_TIE_WINS decides,
+            // whatever order they arrive in (every replica keeps the same one).
             conn.execute(
-                "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
-                                       accuracy_m, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(unit_id, fix_time) DO NOTHING",
+                &format!(
+                    "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                           accuracy_m, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET}
+                     WHERE {FIX_TIE_WINS}"
+                ),
                 params![
                     unit_id,
                     t,
@@ -420,26 +441,18 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                     at
                 ],
             )?;
-            // SYNC.md principle 9: the newest fix time wins; a late older fix never moves
-            // the latest position back.
+            // SYNC.md principle 9: the latest position is the fix with the newest fix time
+            // (a late older fix never moves it back), as kept in the history.
             conn.execute(
                 "INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
                                             accuracy_m)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
+                   FROM positions WHERE unit_id = ?1 ORDER BY fix_time DESC LIMIT 1
                  ON CONFLICT(unit_id) DO UPDATE SET
                     fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
                     heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
-                    accuracy_m = excluded.accuracy_m
-                 WHERE excluded.fix_time > unit_positions.fix_time",
-                params![
-                    unit_id,
-                    t,
-                    fix.position.lat,
-                    fix.position.lon,
-                    fix.heading_deg,
-                    fix.speed_mps,
-                    fix.accuracy_m
-                ],
+                    accuracy_m = excluded.accuracy_m",
+                params![unit_id],
             )?;
         }
         OpBody::ConflictResolve {

@@ -388,10 +388,14 @@ impl Store {
         tx.execute_batch("DELETE FROM deferred_ops; DELETE FROM snapshot_fixes;")?;
         for f in &snap.compacted_positions {
             tx.execute(
-                "INSERT INTO snapshot_fixes(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
-                                            accuracy_m, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(unit_id, fix_time) DO NOTHING",
+                &format!(
+                    "INSERT INTO snapshot_fixes(unit_id, fix_time, lat, lon, heading_deg,
+                                                speed_mps, accuracy_m, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(unit_id, fix_time) DO UPDATE SET {} WHERE {}",
+                    apply::FIX_TIE_SET,
+                    apply::FIX_TIE_WINS
+                ),
                 params![
                     f.unit_id,
                     f.fix.fix_time.timestamp_millis(),

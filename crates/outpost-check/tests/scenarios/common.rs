@@ -3,7 +3,7 @@
 //! headless client's scripted actions, synced by the real engine of `outpost-sync`), and the
 //! bridge to the invariant checker of `outpost_check` (server dump, replicas, I1–I6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -233,11 +233,6 @@ pub fn assert_invariants(dump: &ServerDump, replicas: &[Replica], seed: u64) {
 /// The digest of a console.
 pub fn digest(store: &Shared) -> BTreeMap<String, String> {
     lock(store).state_digest().expect("digest")
-}
-
-/// The open conflict ids of a console.
-pub fn conflicts(store: &Shared) -> BTreeSet<String> {
-    lock(store).conflict_ids().expect("conflicts")
 }
 
 /// 2026-11-29T08:00:00Z: fix times of scripted position backlogs count from here.

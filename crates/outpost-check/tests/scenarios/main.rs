@@ -8,6 +8,7 @@
 mod common;
 #[path = "../it/extract.rs"]
 mod extract;
+mod position_ties;
 mod s12_restore;
 mod s13_compaction;
 mod s14_schema;
