@@ -604,6 +604,15 @@ fn judge(raw: &Value, h: &Header, i: usize) -> Result<OpEnvelope, String> {
     }
     let env: OpEnvelope = decode_value(raw, &format!("ops[{i}]"))?;
     merge::validate(&env)?;
+    // Stores keep these as SQL integers (i64).
+    for (name, n) in [
+        ("seq", env.seq),
+        ("base_version", env.base_version.unwrap_or(0)),
+    ] {
+        if i64::try_from(n).is_err() {
+            return Err(format!("{name} {n} is out of range (at most {})", i64::MAX));
+        }
+    }
     Ok(env)
 }
 

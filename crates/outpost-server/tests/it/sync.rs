@@ -310,6 +310,11 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
         incident_id: incident,
     }));
     odd["body"]["kind"] = json!("incident.teleport");
+    // A base_version no server can have given out.
+    let mut huge = a.op(OpBody::IncidentAcknowledge {
+        incident_id: incident,
+    });
+    huge.base_version = Some(u64::MAX);
     // Creating an incident id that exists (another op's): parked.
     let (_, mut again_create) = a.incident();
     if let OpBody::IncidentCreate { incident_id, .. } = &mut again_create.body {
@@ -323,12 +328,13 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
     let mut req = request(a.origin, Lane::Critical, &[unknown_incident, unknown_unit]);
     req.ops.push(future.clone());
     req.ops.push(odd);
+    req.ops.push(op_json(&huge));
     req.ops.push(op_json(&again_create));
     req.ops.push(op_json(&fine));
     let (status, body) = c.push(&req);
     assert_eq!(status, 200, "{body}");
     let got = outcomes(&body);
-    assert_eq!(got.len(), 6);
+    assert_eq!(got.len(), 7);
     assert_eq!(
         got[0],
         format!(
@@ -351,9 +357,13 @@ fn ops_referring_to_unknown_things_and_newer_schemas_are_parked() {
     );
     assert_eq!(
         got[4],
+        "parked: base_version 18446744073709551615 is out of range (at most 9223372036854775807)"
+    );
+    assert_eq!(
+        got[5],
         format!("parked: incident.create: incident {incident} already exists")
     );
-    assert_eq!(got[5], "accepted 3");
+    assert_eq!(got[6], "accepted 3");
     // The re-send of the future op gets the same answer.
     let mut again = request(a.origin, Lane::Critical, &[]);
     again.ops.push(future);
