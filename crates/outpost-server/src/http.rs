@@ -44,7 +44,24 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/poke", get(poke))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// One debug line per request (method, path, status, milliseconds); `RUST_LOG=debug`.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = res.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    res
 }
 
 /// A [`SyncError`] as an HTTP answer with an [`outpost_domain::wire::ErrorBody`].
