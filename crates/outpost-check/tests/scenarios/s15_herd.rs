@@ -34,23 +34,42 @@ fn s15_two_hundred_consoles_reconnect_at_once() {
 
     // The consoles: synced once (the same pull the engine applies), then offline work.
     let first_page = srv.service().pull(0, None).expect("pull");
-    let consoles: Vec<Shared> = (0..CONSOLES)
-        .map(|i| {
-            let s = console(&tmp.path().join(format!("c{i:03}")));
-            lock(&s)
-                .apply_pull(&first_page, Utc::now())
-                .expect("first sync");
-            act(
-                &s,
-                &format!(
-                    "{}{}",
-                    create_incident(&format!("h{i}"), "P3"),
-                    position_line("u-01", i as i64, 0)
-                ),
-            );
-            s
-        })
-        .collect();
+    let setup = Instant::now();
+    let dirs = tmp.path();
+    let consoles: Vec<Shared> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let first_page = &first_page;
+                scope.spawn(move || {
+                    (w..CONSOLES)
+                        .step_by(4)
+                        .map(|i| {
+                            let s = console(&dirs.join(format!("c{i:03}")));
+                            lock(&s)
+                                .apply_pull(first_page, Utc::now())
+                                .expect("first sync");
+                            act(
+                                &s,
+                                &format!(
+                                    "{}{}",
+                                    create_incident(&format!("h{i}"), "P3"),
+                                    position_line("u-01", i as i64, 0)
+                                ),
+                            );
+                            (i, s)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<(usize, Shared)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("setup worker"))
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, s)| s).collect()
+    });
+    eprintln!("S15: {CONSOLES} consoles set up in {:?}", setup.elapsed());
     let mut cursors: Vec<Vec<_>> = consoles.iter().map(|s| vec![position(s)]).collect();
 
     // All at once.
@@ -152,10 +171,7 @@ fn s15_two_hundred_consoles_reconnect_at_once() {
     let checking = Instant::now();
     let dump = server_dump(srv.service());
     assert_eq!(dump.log.len(), 2 + CONSOLES * OPS_EACH);
-    let d = dump.digest.clone().expect("server digest");
-    for (i, s) in consoles.iter().enumerate() {
-        assert_eq!(digest(s), d, "console {i} converged");
-    }
+    // (Each console's digest is compared with the server's and the model's by the checker.)
     let replicas: Vec<_> = consoles
         .iter()
         .enumerate()
