@@ -184,6 +184,10 @@ pub struct World {
     pub batch: usize,
     /// Snapshots loaded by consoles (410 on pull).
     pub snapshots: usize,
+    /// Where [`World::backup`] keeps the server's backup.
+    pub vault: tempfile::TempDir,
+    /// Server restores done.
+    pub restores: usize,
 }
 
 /// The units registered at the start (by node 0, pulled by all).
@@ -217,6 +221,8 @@ impl World {
             page: 7,
             batch: 5,
             snapshots: 0,
+            vault: tempfile::tempdir().expect("backup dir"),
+            restores: 0,
         };
         for (k, u) in UNITS.iter().enumerate() {
             w.nodes[0]
@@ -226,6 +232,68 @@ impl World {
         }
         w.sync_all();
         w
+    }
+
+    /// Takes a backup of the server's database (replacing the previous one).
+    pub fn backup(&mut self) {
+        let path = self.vault.path().join("server-backup.db");
+        let _ = std::fs::remove_file(&path);
+        self.server.backup(&path);
+    }
+
+    /// Restores the last backup (if any). Then every console that knows a gseq beyond the
+    /// restored server's newest — its cursor, or the gseq of one of its acknowledged ops —
+    /// tells the server (an empty push with that number as its cursor), so the restore is
+    /// noticed before new ops can reuse the lost gseqs. The real engine does this only with
+    /// its cursor (the defect pinned by `scenarios::s12_*`); S1 simulates the proposed fix
+    /// here so it exercises the rest of the resync.
+    pub fn restore(&mut self) {
+        let path = self.vault.path().join("server-backup.db");
+        if !path.exists() {
+            return;
+        }
+        self.server.restore(&path);
+        self.restores += 1;
+        for i in 0..self.nodes.len() {
+            let head = self.server.service.head().expect("head").gseq;
+            let node = &mut self.nodes[i];
+            let handle = node.console.store_handle();
+            let mut store = lock(&handle);
+            let pos = store.sync_state().expect("sync state");
+            let acked: Option<i64> = store
+                .conn()
+                .query_row(
+                    "SELECT MAX(gseq) FROM outbox WHERE status = 'acked'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("max acked gseq");
+            let known = pos
+                .cursor
+                .max(acked.and_then(|g| u64::try_from(g).ok()).unwrap_or(0));
+            if known <= head {
+                continue;
+            }
+            let req = PushRequest {
+                protocol: PROTOCOL_VERSION,
+                origin: store.origin_id(),
+                lane: Lane::Critical,
+                epoch: pos.epoch,
+                cursor: known,
+                ops: Vec::new(),
+            };
+            match self.server.service.push_request(&req) {
+                Err(SyncError::EpochChanged { epoch }) => {
+                    store.start_resync(epoch).expect("start resync");
+                    node.cursors.push(CursorObservation {
+                        epoch: Some(epoch),
+                        cursor: 0,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => panic!("{}: telling the server: {e}", node.name),
+            }
+        }
     }
 
     /// Moves true time forward by `ms` on every console's clock.

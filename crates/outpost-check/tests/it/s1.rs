@@ -21,6 +21,10 @@ enum Step {
     Reboot(usize),
     /// The server compacts position reports below this quarter of its newest gseq.
     Compact(u64),
+    /// A backup of the server's database is taken.
+    Backup,
+    /// The server is restored from the last backup (S12).
+    Restore,
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -76,6 +80,8 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
         1 => (1i64..120_000).prop_map(Step::Advance),
         1 => (0..n).prop_map(Step::Reboot),
         1 => (1u64..=4).prop_map(Step::Compact),
+        1 => Just(Step::Backup),
+        1 => Just(Step::Restore),
     ]
 }
 
@@ -125,6 +131,8 @@ proptest! {
                 Step::Advance(ms) => w.advance(*ms),
                 Step::Reboot(i) => w.reboot(*i),
                 Step::Compact(q) => w.server.compact(*q),
+                Step::Backup => w.backup(),
+                Step::Restore => w.restore(),
             }
         }
         let model = w.heal_and_check(steps.len() as u64);
@@ -135,9 +143,10 @@ proptest! {
             }
             let parked = parked_ops.len();
             eprintln!(
-                "consoles {n} steps {} snapshots {} ops {} parked {parked} conflicts {:?}",
+                "consoles {n} steps {} snapshots {} restores {} ops {} parked {parked} conflicts {:?}",
                 steps.len(),
                 w.snapshots,
+                w.restores,
                 model.len(),
                 model.conflicts().iter().map(|c| c.split(':').next().unwrap_or("")).collect::<Vec<_>>()
             );
