@@ -38,26 +38,38 @@ impl ServerConfig {
     }
 }
 
-/// Why the server could not start or stop cleanly.
+/// Why the server could not start or stop cleanly (one line with its cause).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The storage could not be opened.
     #[error("{0}")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// The address could not be bound (in use, not allowed).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The runtime or the serving loop failed.
     #[error("server: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The server thread panicked.
     #[error("the server thread stopped unexpectedly")]
     Panicked,
+}
+
+impl From<StorageError> for ServerError {
+    fn from(e: StorageError) -> Self {
+        ServerError::Storage(e)
+    }
+}
+
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> Self {
+        ServerError::Io(e)
+    }
 }
 
 /// The sync server.
@@ -90,9 +102,9 @@ impl Server {
         listen: SocketAddr,
     ) -> Result<RunningServer, ServerError> {
         let std_listener =
-            std::net::TcpListener::bind(listen).map_err(|source| ServerError::Bind {
+            std::net::TcpListener::bind(listen).map_err(|cause| ServerError::Bind {
                 addr: listen,
-                source,
+                cause,
             })?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;

@@ -22,29 +22,48 @@ use uuid::Uuid;
 pub use sqlite::SqliteStorage;
 
 /// What can go wrong in a storage. All of these are answered 500 `internal` except
-/// [`StorageError::is_transient`] ones (503, retry).
+/// [`StorageError::is_transient`] ones (503, retry). Each message carries its cause (one
+/// line; no separate error source, so a report prints it once).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The materialized state (the server's replica, an `outpost_store::Store`).
     #[error("server state: {0}")]
-    Store(#[from] outpost_store::StoreError),
+    Store(outpost_store::StoreError),
     /// The log tables.
     #[error("server log: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A stored op or fix that no longer reads.
     #[error("server log: stored JSON is not readable: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A stored value out of range or of the wrong form.
     #[error("server log: {0}")]
     Corrupt(String),
     /// The data directory cannot be created or used.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The directory or file.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+impl From<outpost_store::StoreError> for StorageError {
+    fn from(e: outpost_store::StoreError) -> Self {
+        StorageError::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Sqlite(e)
+    }
+}
+
+impl From<serde_json::Error> for StorageError {
+    fn from(e: serde_json::Error) -> Self {
+        StorageError::Json(e)
+    }
 }
 
 impl StorageError {

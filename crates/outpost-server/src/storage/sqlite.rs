@@ -106,9 +106,9 @@ impl SqliteStorage {
     /// [`StorageError::Io`] when the directory cannot be created; the store's open errors
     /// (a file of a newer Outpost, not a database) naming the file; SQLite errors.
     pub fn open(data_dir: &Path) -> Result<SqliteStorage, StorageError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Io {
+        std::fs::create_dir_all(data_dir).map_err(|cause| StorageError::Io {
             path: data_dir.display().to_string(),
-            source,
+            cause,
         })?;
         let path: PathBuf = data_dir.join(DB_FILE);
         let store = Store::open(&path, Utc::now())?;

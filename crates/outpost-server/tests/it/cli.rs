@@ -97,3 +97,41 @@ fn compact_of_a_missing_data_dir_fails_with_one_line() {
     );
     assert!(!dir.path().join("nowhere").exists());
 }
+
+#[test]
+fn serve_on_a_file_or_a_port_in_use_fails_with_one_error_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "x").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&file)
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().last(),
+        Some(format!("error: {}: File exists (os error 17)", file.display()).as_str()),
+        "{err}"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let out = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["serve", "--listen", &addr.to_string(), "--data"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect::<Vec<_>>(),
+        [format!(
+            "error: cannot listen on {addr}: Address already in use (os error 98)"
+        )],
+        "{err}"
+    );
+}
