@@ -8,7 +8,7 @@
 //! do not depend on new local writes). Nothing is ever deleted: a failed request leaves the
 //! outbox and the cursor as they were.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -121,6 +121,10 @@ impl RoundReport {
 /// State shared between the handle and the engine's tasks.
 pub(crate) struct Shared {
     status: Mutex<EngineStatus>,
+    /// Set when the link was lost (a failed round, the poke channel dropping) and at start:
+    /// the next round first checks that the server still has the history this console
+    /// pulled (a server restored from a backup may not).
+    verify_history: AtomicBool,
 }
 
 impl Shared {
@@ -131,6 +135,15 @@ impl Shared {
     }
     pub(crate) fn set_poke_connected(&self, connected: bool) {
         self.lock().poke_connected = connected;
+    }
+    pub(crate) fn link_lost(&self) {
+        self.verify_history.store(true, Ordering::SeqCst);
+    }
+    fn new(server_url: &str) -> Shared {
+        Shared {
+            status: Mutex::new(EngineStatus::new(server_url.to_string())),
+            verify_history: AtomicBool::new(true),
+        }
     }
     pub(crate) fn saw_server_gseq(&self, gseq: u64) {
         let mut s = self.lock();
@@ -159,9 +172,7 @@ impl SyncEngine {
         options: SyncOptions,
     ) -> Result<SyncHandle, SyncError> {
         let client = ServerClient::new(server_url, options.timeouts)?;
-        let shared = Arc::new(Shared {
-            status: Mutex::new(EngineStatus::new(server_url.to_string())),
-        });
+        let shared = Arc::new(Shared::new(server_url));
         let wake = Arc::new(Notify::new());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -210,9 +221,7 @@ impl SyncEngine {
             store,
             options,
             on_applied: Arc::new(|| {}),
-            shared: Arc::new(Shared {
-                status: Mutex::new(EngineStatus::new(server_url.to_string())),
-            }),
+            shared: Arc::new(Shared::new(server_url)),
             applied_gseq: Arc::new(AtomicU64::new(0)),
             batch_limit: 0,
             caps: None,
@@ -376,6 +385,7 @@ impl<S: SyncStore> Session<S> {
 
     fn round_failed(&self, e: &SyncError, failures: u32, delay: Duration) {
         let now = self.options.clock.now();
+        self.shared.link_lost();
         let mut s = self.shared.lock();
         if s.offline_since.is_none() {
             s.offline_since = Some(now);
@@ -435,6 +445,12 @@ impl<S: SyncStore> Session<S> {
         let mut resyncs_left = 2;
         loop {
             let result = async {
+                if self.shared.verify_history.swap(false, Ordering::SeqCst)
+                    && let Err(e) = self.verify_history(&mut report).await
+                {
+                    self.shared.link_lost();
+                    return Err(e);
+                }
                 self.push_all(&mut report).await?;
                 self.pull_all(&mut report).await
             }
@@ -455,6 +471,54 @@ impl<S: SyncStore> Session<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// After the link was lost: does the server still have, at this console's cursor, the op
+    /// this console pulled there? A server restored from a backup whose lost numbers were
+    /// already given to new ops (the restore went unnoticed because no console with a newer
+    /// cursor had pushed yet) answers with another op: the console then resyncs in place —
+    /// re-pushes what it kept (the server answers duplicates for what it has and orders the
+    /// rest) and pulls everything again (SYNC.md principle 11, S12). A server whose head is
+    /// below the cursor is handled by the pull (a new epoch); a compacted op is not compared.
+    async fn verify_history(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        let pos = self.with_store(|s| s.position()).await?;
+        if pos.cursor == 0 {
+            return Ok(());
+        }
+        let page = match self.client.pull(pos.cursor - 1, 1).await {
+            Err(SyncError::SnapshotRequired) => return Ok(()),
+            other => other?,
+        };
+        if pos.epoch.is_some_and(|e| e != page.epoch) {
+            return Err(SyncError::EpochChanged { epoch: page.epoch });
+        }
+        let Some(first) = page.ops.first().filter(|p| p.gseq == pos.cursor) else {
+            return Ok(());
+        };
+        let theirs = first
+            .op
+            .get("op_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| uuid::Uuid::parse_str(t).ok());
+        let cursor = pos.cursor;
+        let ours = self.with_store(move |s| s.op_at_gseq(cursor)).await?;
+        if let (Some(theirs), Some(ours)) = (theirs, ours)
+            && theirs != ours
+        {
+            tracing::warn!(
+                gseq = cursor,
+                %ours,
+                %theirs,
+                "the server's history differs from what this console pulled (restored from a \
+                 backup); resyncing"
+            );
+            let epoch = page.epoch;
+            self.with_store(move |s| s.start_resync(epoch)).await?;
+            self.applied_gseq.store(0, Ordering::SeqCst);
+            report.resyncs += 1;
+            self.applied();
+        }
+        Ok(())
     }
 
     /// Asks the server once what it speaks; a server without this build's protocol is a

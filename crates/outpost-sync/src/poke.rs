@@ -86,6 +86,7 @@ pub(crate) async fn run(
                     }
                 }
                 shared.set_poke_connected(false);
+                shared.link_lost();
             }
             Err(e) => tracing::debug!(%url, error = %e, "poke channel not connected"),
         }

@@ -101,6 +101,12 @@ pub trait SyncStore: Send + 'static {
     /// Store errors.
     fn pending_total(&self) -> Result<u64, StoreError>;
 
+    /// The op this replica recorded at `gseq` (pulled, or its own acknowledged op), if any.
+    ///
+    /// # Errors
+    /// Store errors.
+    fn op_at_gseq(&self, gseq: u64) -> Result<Option<Uuid>, StoreError>;
+
     /// Deletes acknowledged outbox entries acknowledged before `older_than` (never pending
     /// or parked ones); returns how many.
     ///
@@ -176,6 +182,20 @@ impl SyncStore for Store {
 
     fn prune_acked(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
         Store::prune_acked(self, older_than)
+    }
+
+    /// ADAPTER (CLIENT): the store has `gseq_of(op_id)` but not the reverse; this reads the
+    /// ledger (`ops`, indexed on `gseq`) directly. To be replaced by a store function.
+    fn op_at_gseq(&self, gseq: u64) -> Result<Option<Uuid>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let Ok(g) = i64::try_from(gseq) else {
+            return Ok(None);
+        };
+        let id: Option<String> = self
+            .conn()
+            .query_row("SELECT op_id FROM ops WHERE gseq = ?1", [g], |r| r.get(0))
+            .optional()?;
+        Ok(id.and_then(|t| Uuid::parse_str(&t).ok()))
     }
 }
 

@@ -121,3 +121,70 @@ fn a_console_behind_compacted_history_loads_a_snapshot_and_keeps_its_pending_ops
     SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a again");
     assert_eq!(digest(&a), digest(&b));
 }
+
+/// S12, noticed late: after the restore a console that never saw the lost ops pushes first,
+/// so its new ops get the lost numbers again and no cursor is beyond the server's head. The
+/// consoles that had pulled the lost ops find another op at their cursor, resync in place,
+/// and the lost ops come back from their author.
+#[test]
+fn a_restore_noticed_late_still_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("server");
+    let addr = free_addr();
+    let url = format!("http://{addr}");
+    let (a, b, c) = (
+        console(&tmp.path().join("a")),
+        console(&tmp.path().join("b")),
+        console(&tmp.path().join("c")),
+    );
+    act(
+        &a,
+        &first_script("u-08", "i8")
+            .lines()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let srv = server_at(&data, addr);
+    for s in [&a, &b, &c] {
+        SyncEngine::sync_until_quiet(s.clone(), &url, quick(), 10).expect("sync");
+    }
+    srv.shutdown().expect("stop");
+    let backup = tmp.path().join("backup");
+    copy_dir(&data, &backup);
+    let srv = server_at(&data, addr);
+
+    // C's notes reach the server and B; then they are lost with the restore.
+    let id = incident_named(&a, "i8");
+    let notes: String = (0..3)
+        .map(|i| format!("{{\"action\":\"note\",\"incident\":\"{id}\",\"text\":\"C {i}\"}}\n"))
+        .collect();
+    act(&c, &notes);
+    SyncEngine::sync_until_quiet(c.clone(), &url, quick(), 10).expect("c");
+    SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b");
+    srv.shutdown().expect("stop");
+    std::fs::remove_dir_all(&data).expect("rm");
+    copy_dir(&backup, &data);
+    let srv = server_at(&data, addr);
+
+    // A comes first and writes more than was lost.
+    let notes: String = (0..5)
+        .map(|i| format!("{{\"action\":\"note\",\"incident\":\"{id}\",\"text\":\"A {i}\"}}\n"))
+        .collect();
+    act(&a, &notes);
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a");
+    let rb = SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b");
+    let rc = SyncEngine::sync_until_quiet(c.clone(), &url, quick(), 10).expect("c");
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a");
+    assert_eq!(rb.iter().map(|r| r.resyncs).sum::<usize>(), 1);
+    assert_eq!(rc.iter().map(|r| r.resyncs).sum::<usize>(), 1);
+
+    let log = server_log(&srv);
+    assert_eq!(log.len(), 2 + 3 + 5, "every op once: {log:?}");
+    let unique: std::collections::BTreeSet<&String> = log.iter().map(|(_, id)| id).collect();
+    assert_eq!(unique.len(), 10);
+    assert_eq!(counts(&c), (0, 3, 0));
+    let d = digest(&a);
+    assert_eq!(digest(&b), d);
+    assert_eq!(digest(&c), d);
+}
