@@ -22,6 +22,17 @@ use outpost_sync::{BackoffPolicy, SyncOptions, script};
 
 use crate::extract;
 
+/// Held by the heavy scenarios (S5, S15) so they do not run at the same time: their time
+/// bounds assume the machine is not also running the other one.
+pub static HEAVY: Mutex<()> = Mutex::new(());
+
+/// Takes [`HEAVY`] (a failed heavy test does not block the other).
+pub fn heavy() -> MutexGuard<'static, ()> {
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A console's store behind the mutex the engine shares with the UI.
 pub type Shared = Arc<Mutex<Store>>;
 

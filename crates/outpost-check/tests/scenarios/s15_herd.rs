@@ -20,6 +20,7 @@ const ACK_BOUND: Duration = Duration::from_secs(60);
 
 #[test]
 fn s15_two_hundred_consoles_reconnect_at_once() {
+    let _heavy = heavy();
     let tmp = tempfile::tempdir().expect("tmp");
     let addr = free_addr();
     let url = format!("http://{addr}");
