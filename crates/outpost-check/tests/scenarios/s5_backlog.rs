@@ -100,7 +100,7 @@ fn s5_offline_backlog_critical_first_then_converges() {
     let mut polls = 0u64;
     while started.elapsed() < Duration::from_secs(120) {
         polls += 1;
-        if polls % 10 == 0 && pending(&a) > 0 {
+        if polls.is_multiple_of(10) && pending(&a) > 0 {
             let t = Instant::now();
             act(&a, &note("i0", &format!("live note {live}")));
             worst_write = worst_write.max(t.elapsed());
