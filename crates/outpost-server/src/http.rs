@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/poke", get(poke))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -103,6 +104,18 @@ async fn not_found() -> Response {
         Json(outpost_domain::wire::ErrorBody {
             code: "not_found".into(),
             message: "no such endpoint; see GET /v1/capabilities".into(),
+            epoch: None,
+        }),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(outpost_domain::wire::ErrorBody {
+            code: "bad_request".into(),
+            message: "wrong method: push is POST, every other endpoint GET".into(),
             epoch: None,
         }),
     )

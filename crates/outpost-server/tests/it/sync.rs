@@ -76,6 +76,12 @@ fn health_and_capabilities() {
     let (status, e) = c.get("/v1/nothing");
     assert_eq!(status, 404);
     assert_eq!(e["code"], "not_found");
+    let (status, e) = c.get("/v1/push");
+    assert_eq!(status, 405);
+    assert_eq!(
+        e["message"],
+        "wrong method: push is POST, every other endpoint GET"
+    );
 }
 
 #[test]
