@@ -730,6 +730,31 @@ fn the_poke_socket_announces_new_gseqs() {
         let poke = next(poke);
         assert_eq!(poke["gseq"], 3);
         assert_eq!(poke["epoch"], first["epoch"]);
+
+        // A burst of 20 commits: merged pokes (at most one per 250 ms), the last one
+        // announcing the newest gseq.
+        let notes: Vec<_> = (0..20)
+            .map(|i| a.note(incident, &format!("burst {i}")))
+            .collect();
+        let base = c.base.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = Client::new(base);
+            for n in notes {
+                let (status, _) = c.push(&request(origin, Lane::Notes, &[n]));
+                assert_eq!(status, 200);
+            }
+        })
+        .await
+        .expect("pushes");
+        let mut seen = Vec::new();
+        while let Ok(m) =
+            tokio::time::timeout(std::time::Duration::from_millis(800), ws.next()).await
+        {
+            seen.push(next(m)["gseq"].as_u64().expect("gseq"));
+        }
+        assert_eq!(seen.last(), Some(&23));
+        assert!(seen.len() < 20, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     });
     // Shutdown closes the socket instead of hanging.
     server.shutdown().expect("shutdown");
