@@ -473,50 +473,80 @@ impl<S: SyncStore> Session<S> {
         }
     }
 
-    /// After the link was lost: does the server still have, at this console's cursor, the op
-    /// this console pulled there? A server restored from a backup whose lost numbers were
-    /// already given to new ops (the restore went unnoticed because no console with a newer
-    /// cursor had pushed yet) answers with another op: the console then resyncs in place —
-    /// re-pushes what it kept (the server answers duplicates for what it has and orders the
-    /// rest) and pulls everything again (SYNC.md principle 11, S12). A server whose head is
-    /// below the cursor is handled by the pull (a new epoch); a compacted op is not compared.
+    /// After the link was lost: does the server still have the ops this console knows it
+    /// has — the op pulled at the cursor, and this console's newest acknowledged op (its
+    /// `gseq` may be beyond the cursor: acknowledged, not pulled yet)? A server restored from
+    /// a backup may not (SYNC.md principle 11, S12):
+    ///
+    /// - its newest `gseq` is below one of them: a push carrying that `gseq` as the cursor
+    ///   tells it; it starts a new epoch and answers 409, and the round resyncs;
+    /// - another op sits at that `gseq` (the restore went unnoticed and new ops got the lost
+    ///   numbers): the console resyncs in place — re-pushes what it kept (duplicates for what
+    ///   the server has, the rest ordered anew) and pulls everything again.
+    ///
+    /// An op compacted away is not compared.
     async fn verify_history(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
-        let pos = self.with_store(|s| s.position()).await?;
-        if pos.cursor == 0 {
-            return Ok(());
+        let (pos, own, origin) = self
+            .with_store(|s| Ok((s.position()?, s.newest_own_acked()?, s.origin())))
+            .await?;
+        let mut known = Vec::new();
+        if pos.cursor > 0 {
+            let cursor = pos.cursor;
+            if let Some(id) = self.with_store(move |s| s.op_at_gseq(cursor)).await? {
+                known.push((cursor, id));
+            }
         }
-        let page = match self.client.pull(pos.cursor - 1, 1).await {
-            Err(SyncError::SnapshotRequired) => return Ok(()),
-            other => other?,
-        };
-        if pos.epoch.is_some_and(|e| e != page.epoch) {
-            return Err(SyncError::EpochChanged { epoch: page.epoch });
-        }
-        let Some(first) = page.ops.first().filter(|p| p.gseq == pos.cursor) else {
-            return Ok(());
-        };
-        let theirs = first
-            .op
-            .get("op_id")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|t| uuid::Uuid::parse_str(t).ok());
-        let cursor = pos.cursor;
-        let ours = self.with_store(move |s| s.op_at_gseq(cursor)).await?;
-        if let (Some(theirs), Some(ours)) = (theirs, ours)
-            && theirs != ours
-        {
-            tracing::warn!(
-                gseq = cursor,
-                %ours,
-                %theirs,
-                "the server's history differs from what this console pulled (restored from a \
-                 backup); resyncing"
-            );
-            let epoch = page.epoch;
-            self.with_store(move |s| s.start_resync(epoch)).await?;
-            self.applied_gseq.store(0, Ordering::SeqCst);
-            report.resyncs += 1;
-            self.applied();
+        known.extend(own.filter(|(g, _)| *g != pos.cursor));
+        for (gseq, ours) in known {
+            let page = match self.client.pull(gseq - 1, 1).await {
+                Err(SyncError::SnapshotRequired) => continue,
+                other => other?,
+            };
+            if pos.epoch.is_some_and(|e| e != page.epoch) {
+                return Err(SyncError::EpochChanged { epoch: page.epoch });
+            }
+            if page.server_gseq < gseq {
+                tracing::warn!(
+                    gseq,
+                    server_gseq = page.server_gseq,
+                    "the server lost ops this console knows (restored from a backup); telling it"
+                );
+                let tell = SyncPosition {
+                    epoch: pos.epoch,
+                    cursor: gseq,
+                };
+                let req = push_request(origin, Lane::Critical, tell, &[])?;
+                self.client.push(&req).await?;
+                return Err(SyncError::NoProgress(format!(
+                    "the server's newest op is {} but this console knows op {gseq}, and the \
+                     server did not start a new epoch",
+                    page.server_gseq
+                )));
+            }
+            let theirs = page
+                .ops
+                .first()
+                .filter(|p| p.gseq == gseq)
+                .and_then(|p| p.op.get("op_id"))
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| uuid::Uuid::parse_str(t).ok());
+            if let Some(theirs) = theirs
+                && theirs != ours
+            {
+                tracing::warn!(
+                    gseq,
+                    %ours,
+                    %theirs,
+                    "the server's history differs from what this console knows (restored from \
+                     a backup); resyncing"
+                );
+                let epoch = page.epoch;
+                self.with_store(move |s| s.start_resync(epoch)).await?;
+                self.applied_gseq.store(0, Ordering::SeqCst);
+                report.resyncs += 1;
+                self.applied();
+                return Ok(());
+            }
         }
         Ok(())
     }

@@ -107,6 +107,12 @@ pub trait SyncStore: Send + 'static {
     /// Store errors.
     fn op_at_gseq(&self, gseq: u64) -> Result<Option<Uuid>, StoreError>;
 
+    /// This replica's own op with the highest known `gseq` (acknowledged), if any.
+    ///
+    /// # Errors
+    /// Store errors.
+    fn newest_own_acked(&self) -> Result<Option<(u64, Uuid)>, StoreError>;
+
     /// Deletes acknowledged outbox entries acknowledged before `older_than` (never pending
     /// or parked ones); returns how many.
     ///
@@ -182,6 +188,22 @@ impl SyncStore for Store {
 
     fn prune_acked(&mut self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
         Store::prune_acked(self, older_than)
+    }
+
+    /// ADAPTER (CLIENT): reads the ledger (`ops`, indexed on `gseq`) directly. To be replaced
+    /// by a store function.
+    fn newest_own_acked(&self) -> Result<Option<(u64, Uuid)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let row: Option<(i64, String)> = self
+            .conn()
+            .query_row(
+                "SELECT gseq, op_id FROM ops WHERE origin = ?1 AND gseq IS NOT NULL
+                 ORDER BY gseq DESC LIMIT 1",
+                [self.origin_id().to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(g, id)| Some((u64::try_from(g).ok()?, Uuid::parse_str(&id).ok()?))))
     }
 
     /// ADAPTER (CLIENT): the store has `gseq_of(op_id)` but not the reverse; this reads the

@@ -188,3 +188,86 @@ fn a_restore_noticed_late_still_loses_nothing() {
     assert_eq!(digest(&b), d);
     assert_eq!(digest(&c), d);
 }
+
+/// S12, acknowledged but not pulled: the server acknowledged a push and was restored from a
+/// backup before the console pulled those ops. The console's cursor is not beyond the
+/// restored head, but it knows the `gseq` of its own acknowledged ops: it tells the server,
+/// which starts a new epoch, and the ops are pushed again.
+#[test]
+fn ops_acknowledged_but_not_pulled_survive_a_restore() {
+    use outpost_domain::wire::{PROTOCOL_VERSION, PushRequest};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("server");
+    let addr = free_addr();
+    let url = format!("http://{addr}");
+    let a = console(&tmp.path().join("a"));
+    act(
+        &a,
+        &first_script("u-09", "i9")
+            .lines()
+            .take(1)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let srv = server_at(&data, addr);
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("sync");
+    srv.shutdown().expect("stop");
+    let backup = tmp.path().join("backup");
+    copy_dir(&data, &backup);
+    let srv = server_at(&data, addr);
+
+    // Pushed and acknowledged, as the engine does, but the console goes away before pulling.
+    act(
+        &a,
+        &first_script("u-09", "i9")
+            .lines()
+            .skip(1)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    {
+        let mut s = a.lock().expect("lock");
+        let ops = s
+            .pending_batch(outpost_domain::op::Lane::Critical, 100)
+            .expect("pending");
+        assert_eq!(ops.len(), 2);
+        let pos = s.position().expect("pos");
+        let resp = srv
+            .service()
+            .push_request(&PushRequest {
+                protocol: PROTOCOL_VERSION,
+                origin: s.origin(),
+                lane: outpost_domain::op::Lane::Critical,
+                epoch: pos.epoch,
+                cursor: pos.cursor,
+                ops: ops
+                    .iter()
+                    .map(|o| serde_json::to_value(o).expect("json"))
+                    .collect(),
+            })
+            .expect("push");
+        SyncStore::record_push(
+            &mut *s,
+            outpost_domain::op::Lane::Critical,
+            &resp,
+            chrono::Utc::now(),
+        )
+        .expect("ack");
+    }
+    assert_eq!(counts(&a), (0, 3, 0));
+    srv.shutdown().expect("stop");
+    std::fs::remove_dir_all(&data).expect("rm");
+    copy_dir(&backup, &data);
+    let srv = server_at(&data, addr);
+    assert_eq!(server_log(&srv).len(), 1);
+
+    let reports = SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a");
+    assert_eq!(reports.iter().map(|r| r.resyncs).sum::<usize>(), 1);
+    let log = server_log(&srv);
+    assert_eq!(log.len(), 3);
+    assert_eq!(counts(&a), (0, 3, 0));
+    let b = console(&tmp.path().join("b"));
+    SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b");
+    assert_eq!(digest(&a), digest(&b));
+}
