@@ -169,6 +169,16 @@ fn decode(raw: &Value) -> Result<OpEnvelope, String> {
     Ok(op)
 }
 
+/// A re-sent op that had been parked here (its outcome was lost with a server restore, see
+/// [`Store::record_push`]) and that the server now accepted: it is applied again in the
+/// ledger. Returns true when that happened (the caller rebuilds the state).
+fn revive_if_parked(conn: &Connection, op_id: Uuid) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE ops SET state = 'applied', reason = NULL WHERE op_id = ?1 AND state = 'parked'",
+        [op_id.to_string()],
+    )? == 1)
+}
+
 /// Marks this replica's own op acknowledged at `gseq` (outbox and ledger).
 fn ack_own(conn: &Connection, op_id: Uuid, gseq: u64, now_ms: i64) -> Result<bool, StoreError> {
     conn.execute(
@@ -217,7 +227,8 @@ impl Store {
     /// Records the server's answer to a push of `lane`, in one transaction: accepted and
     /// duplicate ops become acked with their `gseq` (outbox and ledger); parked ops are marked
     /// parked with the reason on the outbox and the ledger, and the state is rebuilt without
-    /// them; `resend_from` puts the lane's acked ops from that `lane_seq` back to pending.
+    /// them; `resend_from` puts the lane's acked and parked ops from that `lane_seq` back to
+    /// pending (a parked op the server then accepts is applied here again).
     /// `now` stamps the acknowledgement (retention, [`Store::prune_acked`]).
     ///
     /// # Errors
@@ -243,6 +254,7 @@ impl Store {
             match &r.outcome {
                 Outcome::Accepted { gseq } | Outcome::Duplicate { gseq } => {
                     ack_own(&tx, r.op_id, *gseq, now_ms)?;
+                    rebuild |= revive_if_parked(&tx, r.op_id)?;
                     report.acked += 1;
                 }
                 Outcome::Parked { reason } => {
@@ -262,9 +274,12 @@ impl Store {
             }
         }
         if let Some(from) = resp.resend_from {
+            // The server has no outcome from `from` on (it was restored from a backup): every
+            // op of the lane from there is sent again, parked ones included (the server judges
+            // them again; a lane must never wait for a lane_seq this console holds back).
             tx.execute(
-                "UPDATE outbox SET status = 'pending', acked_at = NULL
-                 WHERE lane = ?1 AND lane_seq >= ?2 AND status = 'acked'",
+                "UPDATE outbox SET status = 'pending', acked_at = NULL, reason = NULL
+                 WHERE lane = ?1 AND lane_seq >= ?2 AND status IN ('acked', 'parked')",
                 params![enum_text(&lane)?, u64_sql(from)],
             )?;
         }
@@ -299,6 +314,7 @@ impl Store {
         let mut report = ApplyReport::default();
         let mut cursor = position_in(&tx)?.cursor;
         let mut newest: Option<Hlc> = None;
+        let mut revived = false;
         for p in &page.ops {
             cursor = cursor.max(p.gseq);
             let op = match decode(&p.op) {
@@ -310,6 +326,7 @@ impl Store {
                 }
             };
             if op.origin == me && ack_own(&tx, op.op_id, p.gseq, now.timestamp_millis())? {
+                revived |= revive_if_parked(&tx, op.op_id)?;
                 report.own += 1;
                 continue;
             }
@@ -323,6 +340,9 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if revived {
+            apply::rebuild(&tx)?;
         }
         if let Some(remote) = newest {
             receive_hlc(&tx, remote, now)?;

@@ -1133,3 +1133,100 @@ fn two_fixes_of_a_unit_at_one_instant_resolve_the_same_in_any_order() {
     b.rebuild().expect("rebuild");
     assert_eq!(digest(&b), before);
 }
+
+#[test]
+fn a_parked_op_whose_outcome_the_server_lost_is_sent_again_and_applied_if_accepted() {
+    // The server parked a note, then was restored from a backup taken before: it asks for
+    // the lane again from the note's lane_seq. The parked note goes back to pending (a lane
+    // never waits for a lane_seq the console holds back); accepted this time, it is applied.
+    let mut a = store();
+    let epoch = Uuid::now_v7();
+    let inc = create_incident(&mut a, 1, "20261129-0001");
+    let entry = Uuid::now_v7();
+    let note = write(
+        &mut a,
+        t(2),
+        "cmdr.li",
+        OpBody::TimelineAppend {
+            entry_id: entry,
+            incident_id: inc,
+            text: "second crew".into(),
+        },
+    );
+    let answer = |results: Vec<OpResult>, resend_from: Option<u64>| PushResponse {
+        epoch,
+        results,
+        resend_from,
+        high_water: 0,
+        server_gseq: 1,
+    };
+    let shown = |s: &Store| {
+        query::timeline(s.conn(), inc)
+            .expect("timeline")
+            .iter()
+            .any(|e| e.id == entry.to_string())
+    };
+    assert!(shown(&a));
+    let create = a.pending_batch(Lane::Critical, 1).expect("pending")[0].op_id;
+    a.record_push(
+        Lane::Critical,
+        &answer(
+            vec![OpResult {
+                op_id: create,
+                lane_seq: 1,
+                outcome: Outcome::Accepted { gseq: 1 },
+            }],
+            None,
+        ),
+        t(3),
+    )
+    .expect("incident acked");
+    let r = a
+        .record_push(
+            Lane::Notes,
+            &answer(
+                vec![OpResult {
+                    op_id: note.op_id,
+                    lane_seq: 1,
+                    outcome: Outcome::Parked {
+                        reason: "refused".into(),
+                    },
+                }],
+                None,
+            ),
+            t(3),
+        )
+        .expect("parked");
+    assert!(r.rebuilt);
+    assert!(!shown(&a));
+    assert_eq!(a.parked().expect("parked").len(), 1);
+
+    a.record_push(Lane::Notes, &answer(vec![], Some(1)), t(4))
+        .expect("resend_from");
+    assert_eq!(a.parked().expect("parked").len(), 0);
+    let again = a.pending_batch(Lane::Notes, 10).expect("pending");
+    assert_eq!(
+        again.iter().map(|o| o.op_id).collect::<Vec<_>>(),
+        [note.op_id]
+    );
+
+    let r = a
+        .record_push(
+            Lane::Notes,
+            &answer(
+                vec![OpResult {
+                    op_id: note.op_id,
+                    lane_seq: 1,
+                    outcome: Outcome::Accepted { gseq: 7 },
+                }],
+                None,
+            ),
+            t(5),
+        )
+        .expect("accepted");
+    assert!(r.rebuilt);
+    assert!(shown(&a), "accepted now: applied again");
+    assert_eq!(a.gseq_of(note.op_id).expect("gseq"), Some(7));
+    let counts = a.outbox_counts().expect("counts");
+    assert_eq!((counts.pending(), counts.parked), (0, 0));
+}

@@ -275,3 +275,94 @@ fn s12_restore_noticed_late_loses_nothing() {
         121,
     );
 }
+
+/// S12 with a parked op: after the backup, a console's op is parked by the server (a newer
+/// schema) and a later op of the same lane is accepted. The restore loses both outcomes. On
+/// resync the console re-pushes what was acked; the parked op stays parked with its reason,
+/// and the lane must still drain (the server must not wait forever for the parked lane_seq).
+#[test]
+fn s12_restore_after_a_parked_op_the_lane_still_drains() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("server");
+    let backup = tmp.path().join("backup");
+    std::fs::create_dir_all(&backup).expect("backup dir");
+    let addr = free_addr();
+    let url = format!("http://{addr}");
+    let srv = server_at(&data, addr);
+    let a = console(&tmp.path().join("a"));
+    let b = console(&tmp.path().join("b"));
+    act(
+        &a,
+        &format!("{}{}", register_unit("u-01"), create_incident("fire", "P1")),
+    );
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a syncs");
+    SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b syncs");
+    let fire = incident_named(&a, "fire").to_string();
+    {
+        let conn = rusqlite::Connection::open(data.join(DB_FILE)).expect("open server db");
+        conn.execute(
+            "VACUUM INTO ?1",
+            [backup.join(DB_FILE).to_string_lossy().to_string()],
+        )
+        .expect("backup");
+    }
+
+    // After the backup: three notes, the middle one of a newer schema (parked).
+    act(
+        &a,
+        &format!(
+            "{}{}{}",
+            note(&fire, "one"),
+            note(&fire, "newer schema"),
+            note(&fire, "three")
+        ),
+    );
+    let newer = lock(&a)
+        .pending_batch(outpost_domain::op::Lane::Notes, 10)
+        .expect("notes")[1]
+        .op_id;
+    lock(&a)
+        .conn()
+        .execute(
+            "UPDATE outbox SET envelope = json_set(envelope, '$.schema', ?2) WHERE op_id = ?1",
+            rusqlite::params![newer.to_string(), outpost_domain::op::SCHEMA_VERSION + 1],
+        )
+        .expect("tamper schema");
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a syncs");
+    assert_eq!(lock(&a).parked().expect("parked").len(), 1);
+
+    // Restore.
+    srv.shutdown().expect("server stops");
+    for f in std::fs::read_dir(&data).expect("data dir") {
+        let f = f.expect("entry").path();
+        if f.is_file() {
+            std::fs::remove_file(&f).expect("remove");
+        }
+    }
+    std::fs::copy(backup.join(DB_FILE), data.join(DB_FILE)).expect("restore");
+    let srv = server_at(&data, addr);
+
+    let synced = SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10);
+    assert!(
+        synced.is_ok(),
+        "A's notes lane must drain after the restore: {synced:?}; outbox {:?}",
+        outbox(&lock(&a))
+            .iter()
+            .map(|e| (e.op.lane_seq, e.op.body.kind(), e.state.clone()))
+            .collect::<Vec<_>>()
+    );
+    SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b syncs");
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a syncs");
+    let parked = lock(&a).parked().expect("parked");
+    assert_eq!(parked.len(), 1, "the parked op is kept with its reason");
+    assert!(!parked[0].reason.is_empty());
+    let dump = server_dump(srv.service());
+    assert_invariants(
+        &dump,
+        &[
+            replica("console A", &a, &[position(&a)], true),
+            replica("console B", &b, &[position(&b)], true),
+        ],
+        122,
+    );
+}
