@@ -206,8 +206,8 @@ async fn pull(
 }
 
 async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let snap = blocking(&s.service, |svc| svc.snapshot()).await?;
-    Ok(Json(snap).into_response())
+    let snap = blocking(&s.service, |svc| svc.snapshot_json()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], snap).into_response())
 }
 
 async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {

@@ -555,6 +555,29 @@ impl SyncService {
         })
     }
 
+    /// [`SyncService::snapshot`] as the JSON text of a [`Snapshot`], with every op's stored
+    /// text copied as is (the HTTP path).
+    ///
+    /// # Errors
+    /// As [`SyncService::snapshot`].
+    pub fn snapshot_json(&self) -> Result<String, SyncError> {
+        self.check_open()?;
+        let data = self.reader().snapshot()?;
+        let fixes = serde_json::to_string(&data.compacted).map_err(StorageError::from)?;
+        let mut out = String::with_capacity(
+            96 + fixes.len() + data.ops.iter().map(|o| o.raw.len() + 24).sum::<usize>(),
+        );
+        out.push_str(&format!(
+            "{{\"epoch\":\"{}\",\"gseq\":{},\"ops\":",
+            data.head.epoch, data.head.gseq
+        ));
+        push_ops_json(&mut out, &data.ops);
+        out.push_str(",\"compacted_positions\":");
+        out.push_str(&fixes);
+        out.push('}');
+        Ok(out)
+    }
+
     /// Every parked op (audit, tests).
     ///
     /// # Errors

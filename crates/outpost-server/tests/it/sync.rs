@@ -614,6 +614,12 @@ fn compaction_answers_410_and_the_snapshot_keeps_the_fixes() {
     let (status, body) = c.get("/v1/snapshot");
     assert_eq!(status, 200);
     let snap: Snapshot = serde_json::from_value(body).expect("snapshot");
+    // The HTTP text (stored op text copied as is) is the service's snapshot.
+    assert_eq!(snap, server.service().snapshot().expect("snapshot"));
+    assert_eq!(
+        pull(&c, 9, 100),
+        server.service().pull(9, Some(100)).expect("pull")
+    );
     assert_eq!(snap.gseq, 13);
     assert_eq!(
         snap.ops.iter().map(|o| o.gseq).collect::<Vec<_>>(),
