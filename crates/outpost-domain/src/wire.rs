@@ -61,9 +61,10 @@ pub struct PushRequest {
     /// The server epoch the console last synced with (`None` before the first sync). A
     /// different current epoch answers 409 `epoch_changed`.
     pub epoch: Option<Uuid>,
-    /// The console's pull cursor (newest `gseq` it has applied). A cursor beyond the
-    /// server's newest `gseq` tells the server it was restored from a backup: it starts a new
-    /// epoch and answers 409.
+    /// The newest `gseq` this console knows the server assigned: its pull cursor, or the
+    /// `gseq` of its newest acknowledged op when that is higher. A value beyond the server's
+    /// newest `gseq` tells the server it was restored from a backup: it starts a new epoch
+    /// and answers 409.
     pub cursor: u64,
     /// The ops, as raw [`crate::op::OpEnvelope`] JSON.
     pub ops: Vec<Value>,
