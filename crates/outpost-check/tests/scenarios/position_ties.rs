@@ -112,3 +112,30 @@ fn position_ties_agree_with_the_model() {
         9,
     );
 }
+
+#[test]
+fn position_ties_resolve_the_same_through_a_compacted_snapshot() {
+    // The tying fixes are compacted away (their fixes stay as history); a console joining
+    // later loads them from the snapshot and must keep the same rows as the server.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (srv, a, _b) = tie_world(tmp.path());
+    let url = srv.url();
+    // One newer fix each way: the tying reports are no longer any unit's newest op.
+    act(&a, &fix_at("u-01", 600, 42.8, 1.8));
+    SyncEngine::sync_until_quiet(a.clone(), &url, quick(), 10).expect("a syncs");
+    let head = srv.service().head().expect("head");
+    let report = srv
+        .service()
+        .with_storage(|s| s.compact(head.gseq))
+        .expect("compact");
+    assert_eq!(report.removed, 4, "{report:?}");
+    let c = console(&tmp.path().join("c"));
+    let reports = SyncEngine::sync_until_quiet(c.clone(), &url, quick(), 10).expect("c syncs");
+    assert_eq!(reports.iter().map(|r| r.snapshots).sum::<usize>(), 1);
+    let server_digest = srv
+        .service()
+        .with_storage(|s| s.state_digest())
+        .expect("server digest");
+    assert_eq!(digest(&c), server_digest, "the snapshot kept other fixes");
+    assert_eq!(digest(&a), server_digest);
+}
