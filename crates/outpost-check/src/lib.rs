@@ -8,6 +8,12 @@
 //! the server's log and observations of every replica; [`state::State`] — the canonical,
 //! table-by-table form of a replica's state both are compared in.
 //!
+//! Tests (`tests/it`): the model on hand-built ops; a differential proptest of the store's
+//! `apply` against the model (`store_vs_model`); S1 (`s1`, `PROPTEST_CASES=N` for more cases,
+//! `S1_RESTORES=1` to add server restores); S2, S6, S7, S8 and pinned defects
+//! (`scenarios`, the ignored ones fail until fixed: `cargo test -p outpost-check --test it --
+//! --ignored`).
+//!
 //! Architecture invariant: the library depends only on `outpost-domain` (it must not share
 //! code with the store or server it checks, or it would share their bugs); SQLite, HTTP and
 //! the real store and server appear only in the tests.
