@@ -188,6 +188,10 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
 struct PullQuery {
     after: Option<u64>,
     limit: Option<usize>,
+    /// The epoch the console synced with. When it is not the current epoch the console is
+    /// told so (409) before anything else, so a console of another server (or of an older
+    /// epoch) never makes this server start a new epoch by pulling beyond its newest gseq.
+    epoch: Option<uuid::Uuid>,
 }
 
 async fn pull(
@@ -196,12 +200,22 @@ async fn pull(
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| {
         ApiError(SyncError::BadRequest(format!(
-            "query: {} (expected after=GSEQ&limit=N)",
+            "query: {} (expected after=GSEQ&limit=N[&epoch=UUID])",
             e.body_text()
         )))
     })?;
     let after = q.after.unwrap_or(0);
-    let page = blocking(&s.service, move |svc| svc.pull_json(after, q.limit)).await?;
+    let epoch = q.epoch;
+    let page = blocking(&s.service, move |svc| {
+        if let Some(known) = epoch {
+            let head = svc.head()?;
+            if known != head.epoch {
+                return Err(SyncError::EpochChanged { epoch: head.epoch });
+            }
+        }
+        svc.pull_json(after, q.limit)
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 

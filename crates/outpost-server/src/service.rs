@@ -360,8 +360,10 @@ impl SyncService {
         let mut storage = self.storage();
         let mut tx = storage.begin()?;
         let head = tx.head();
-        if req.cursor > head.gseq {
-            // The console has seen ops this server does not have: restored from a backup.
+        if req.cursor > head.gseq && req.epoch == Some(head.epoch) {
+            // A console of this very epoch has seen ops this server does not have: the server
+            // was restored from a backup. (A console of another epoch or another server is
+            // told the current epoch below and resyncs; it never starts a new epoch.)
             let new = tx.new_epoch()?;
             tx.commit()?;
             drop(storage);

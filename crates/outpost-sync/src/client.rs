@@ -142,15 +142,25 @@ impl ServerClient {
         decode(resp).await
     }
 
-    /// `GET /v1/pull?after=G&limit=N`.
+    /// `GET /v1/pull?after=G&limit=N[&epoch=E]`; `epoch` is the epoch this console synced
+    /// with (`None` before its first sync).
     ///
     /// # Errors
-    /// [`SyncError::SnapshotRequired`] (410), and as [`ServerClient::health`].
-    pub async fn pull(&self, after: u64, limit: usize) -> Result<PullResponse, SyncError> {
+    /// [`SyncError::SnapshotRequired`] (410), [`SyncError::EpochChanged`] (409) when `epoch`
+    /// is not the server's, and as [`ServerClient::health`].
+    pub async fn pull(
+        &self,
+        after: u64,
+        limit: usize,
+        epoch: Option<uuid::Uuid>,
+    ) -> Result<PullResponse, SyncError> {
         let mut url = self.endpoint("v1/pull");
         url.query_pairs_mut()
             .append_pair("after", &after.to_string())
             .append_pair("limit", &limit.to_string());
+        if let Some(e) = epoch {
+            url.query_pairs_mut().append_pair("epoch", &e.to_string());
+        }
         let resp = self.send(self.http.get(url)).await?;
         decode(resp).await
     }

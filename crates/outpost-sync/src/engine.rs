@@ -498,7 +498,7 @@ impl<S: SyncStore> Session<S> {
         }
         known.extend(own.filter(|(g, _)| *g != pos.cursor));
         for (gseq, ours) in known {
-            let page = match self.client.pull(gseq - 1, 1).await {
+            let page = match self.client.pull(gseq - 1, 1, pos.epoch).await {
                 Err(SyncError::SnapshotRequired) => continue,
                 other => other?,
             };
@@ -707,7 +707,7 @@ impl<S: SyncStore> Session<S> {
         let mut told_server = false;
         loop {
             let pos = self.with_store(|s| s.position()).await?;
-            let page = match self.client.pull(pos.cursor, limit).await {
+            let page = match self.client.pull(pos.cursor, limit, pos.epoch).await {
                 Err(SyncError::SnapshotRequired) => {
                     self.syncing();
                     let snapshot = self.client.snapshot().await?;

@@ -582,6 +582,37 @@ fn a_cursor_beyond_the_newest_gseq_starts_a_new_epoch() {
 }
 
 #[test]
+fn a_console_of_another_epoch_never_starts_a_new_epoch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, c) = start(dir.path());
+    let mut a = Author::new(1);
+    let incident = seed(&c, &mut a);
+    let (_, h) = c.get("/v1/health");
+    let epoch: Uuid = serde_json::from_value(h["epoch"].clone()).expect("epoch");
+
+    // A console that synced with another server (another epoch) and knew gseq 7 there.
+    let mut b = Author::new(2);
+    let note = b.note(incident, "from a console of another server");
+    let mut req = request(b.origin, Lane::Notes, std::slice::from_ref(&note));
+    req.epoch = Some(Uuid::from_u128(99));
+    req.cursor = 7;
+    let (status, e) = c.push(&req);
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(e["epoch"], json!(epoch), "told the current epoch");
+    let (status, e) = c.get(&format!("/v1/pull?after=7&epoch={}", Uuid::from_u128(99)));
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(e["epoch"], json!(epoch));
+    // The server's epoch and numbering are untouched.
+    let (_, h) = c.get("/v1/health");
+    assert_eq!(h["epoch"], json!(epoch));
+    assert_eq!(h["server_gseq"], 2);
+    // With the current epoch, a pull answers normally.
+    let (status, page) = c.get(&format!("/v1/pull?after=0&epoch={epoch}"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["ops"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
 fn compaction_answers_410_and_the_snapshot_keeps_the_fixes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, c) = start(dir.path());
