@@ -33,6 +33,22 @@ impl Rng {
     }
 }
 
+/// A free port below Linux's ephemeral range (32768–60999): while the server is killed,
+/// no other test's port-0 bind can take it, so the restart on the same port succeeds.
+fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(89) % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + ((start + n) % 12_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("addr");
+        }
+    }
+    panic!("no free port in 20000..32000");
+}
+
 /// Starts `outpost-server serve` and waits for its "listening on ADDR" line.
 fn spawn(data: &Path, listen: SocketAddr) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
@@ -120,7 +136,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     eprintln!("s3 seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = spawn(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (mut child, addr) = spawn(dir.path(), free_addr());
 
     // The roster and one incident first.
     let mut seeder = Author::new(9);

@@ -19,10 +19,21 @@ pub fn server(dir: &Path) -> RunningServer {
     server_at(dir, "127.0.0.1:0".parse().expect("addr"))
 }
 
-/// A free port on 127.0.0.1 (bound, then released).
+/// A free port on 127.0.0.1 for a server that starts later or restarts on the same address.
+/// Picked below Linux's ephemeral range (32768–60999), where no other test's port-0 bind can
+/// take it while the server is down; each test process starts at its own offset.
 pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + ((start + n) % 12_000) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("addr");
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// A console's store in `dir`.
