@@ -181,3 +181,99 @@ fn s15_two_hundred_consoles_reconnect_at_once() {
     assert_invariants(&dump, &replicas, 15);
     eprintln!("S15: checks took {:?}", checking.elapsed());
 }
+
+/// S15 with one heavy console: a console with a 3,000-position backlog reconnects at the
+/// same instant as 30 consoles with one critical op each (each of which then pulls it all).
+/// The small consoles are acked while the heavy backlog still drains (a big backlog does not
+/// starve the others).
+#[test]
+fn s15_small_consoles_are_not_starved_by_a_heavy_backlog() {
+    let _heavy = heavy();
+    const SMALL: usize = 30;
+    const BACKLOG: i64 = 3_000;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let url = format!("http://{addr}");
+    let srv = server_at(&tmp.path().join("server"), addr);
+    let seed = console(&tmp.path().join("seed"));
+    act(&seed, &register_unit("u-01"));
+    SyncEngine::sync_until_quiet(seed.clone(), &url, quick(), 10).expect("seed syncs");
+    let first_page = srv.service().pull(0, None).expect("pull");
+    let open = |name: &str| {
+        let s = console(&tmp.path().join(name));
+        lock(&s)
+            .apply_pull(&first_page, Utc::now())
+            .expect("first sync");
+        s
+    };
+    let big = open("big");
+    let mut backlog = String::new();
+    for secs in 0..BACKLOG {
+        backlog.push_str(&position_line("u-01", secs, 0));
+    }
+    act(&big, &backlog);
+    let small: Vec<Shared> = (0..SMALL)
+        .map(|i| {
+            let s = open(&format!("s{i:02}"));
+            act(&s, &create_incident(&format!("s{i}"), "P1"));
+            s
+        })
+        .collect();
+
+    let start_ms = Utc::now().timestamp_millis();
+    let options = SyncOptions {
+        backoff: outpost_sync::BackoffPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        },
+        ..quick()
+    };
+    let mut engines =
+        vec![SyncEngine::start(big.clone(), &url, Arc::new(|| {}), options.clone()).expect("big")];
+    for s in &small {
+        engines.push(
+            SyncEngine::start(s.clone(), &url, Arc::new(|| {}), options.clone()).expect("small"),
+        );
+    }
+    let mut done = false;
+    let started = Instant::now();
+    while !done && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(250));
+        let head = srv.service().head().expect("head");
+        done = caught_up_to(&big, &head) && small.iter().all(|s| caught_up_to(s, &head));
+    }
+    assert!(done, "everyone catches up");
+    for e in &engines {
+        e.shutdown();
+    }
+    let last_ack = |s: &Shared| -> i64 {
+        let t: i64 = lock(s)
+            .conn()
+            .query_row("SELECT MAX(acked_at) FROM outbox", [], |r| r.get(0))
+            .expect("acked_at");
+        t - start_ms
+    };
+    let big_done = last_ack(&big);
+    let mut small_done: Vec<i64> = small.iter().map(last_ack).collect();
+    small_done.sort_unstable();
+    eprintln!(
+        "S15 heavy: {BACKLOG} positions acked after {big_done} ms; {SMALL} small consoles \
+         acked after {} ms (median {} ms)",
+        small_done[SMALL - 1],
+        small_done[SMALL / 2]
+    );
+    assert!(
+        small_done[SMALL - 1] < big_done,
+        "a small console waited for the whole heavy backlog: {} ms vs {big_done} ms",
+        small_done[SMALL - 1]
+    );
+    let dump = server_dump(srv.service());
+    let mut replicas = vec![replica("heavy", &big, &[position(&big)], true)];
+    replicas.extend(
+        small
+            .iter()
+            .enumerate()
+            .map(|(i, s)| replica(&format!("small {i}"), s, &[position(s)], false)),
+    );
+    assert_invariants(&dump, &replicas, 151);
+}
