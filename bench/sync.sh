@@ -83,6 +83,10 @@ start_server() {
 }
 # hwm_kib PID: peak RSS of a running process.
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# cpu_s PID: CPU time (user + system) of a running process, seconds.
+cpu_s() {
+  sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($12 + $13) / hz}'
+}
 stop_server() {
   kill -TERM "$SERVER_PID"
   wait "$SERVER_PID" || true
@@ -135,6 +139,7 @@ port="$(free_port)"
 start_server "$TMP/push-server" "$port"
 "$BENCH" run --data "$TMP/push-console" --server "http://127.0.0.1:$port" >"$TMP/push.json"
 srv_hwm="$(hwm_kib "$SERVER_PID")"
+srv_cpu="$(cpu_s "$SERVER_PID")"
 stop_server
 r="$(cat "$TMP/push.json")"
 echo "   $r" >&2
@@ -142,7 +147,7 @@ pushed="$(jq .pushed <<<"$r")"
 t="$(secs "$(jq .t_start <<<"$r")" "$(jq .t_pushed <<<"$r")")"
 rate="$(echo "$pushed / $t" | bc)"
 conv="$(same_digest "$TMP/push-console" "$TMP/push-server")"
-ROWS+=("| Push throughput: one console, $(grouped "$pushed") ops (20% critical, 80% positions) to \`outpost-server serve\` over HTTP, batches of 1,000 | **$(grouped "$rate") ops/s** ($t s until the outbox is empty; console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; converged: $conv) | \`bench/sync.sh\` (\`PUSH_OPS=$PUSH_OPS\`) |")
+ROWS+=("| Push throughput: one console, $(grouped "$pushed") ops (20% critical, 80% positions) to \`outpost-server serve\` over HTTP, batches of 1,000 | **$(grouped "$rate") ops/s** ($t s until the outbox is empty; console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s (push and pull back); converged: $conv) | \`bench/sync.sh\` (\`PUSH_OPS=$PUSH_OPS\`) |")
 
 # ---- 2. S5 backlog ------------------------------------------------------------------------
 echo "== 2. S5 backlog: $S5_POSITIONS positions, $S5_CRITICAL critical, $S5_NOTES notes offline" >&2
@@ -160,6 +165,7 @@ echo "   server listening $(secs "$t_launch" "$t_listen") s after launch" >&2
 wait "$CONSOLE_PID"
 CONSOLE_PID=""
 srv_hwm="$(hwm_kib "$SERVER_PID")"
+srv_cpu="$(cpu_s "$SERVER_PID")"
 stop_server
 r="$(cat "$TMP/s5.json")"
 echo "   $r" >&2
@@ -171,7 +177,7 @@ conv="$(same_digest "$TMP/s5-console" "$TMP/s5-server")"
 total=$(( S5_POSITIONS + S5_CRITICAL + S5_NOTES ))
 ROWS+=("| S5 backlog after reconnect ($(grouped "$S5_POSITIONS") positions, $(grouped "$S5_CRITICAL") critical, $S5_NOTES notes written offline over 8 h; engine already retrying when the server starts): all critical ops acked | **$t_crit s** after the server listens (first ack at $t_first s: the engine's retry/poke reconnect; critical done $t_crit_first s after the first ack) | \`bench/sync.sh\` (\`OFFLINE_S=$OFFLINE_S\`) |")
 ROWS+=("| S5 backlog: fully caught up ($(grouped "$total") ops pushed, outbox empty, pulled to the server's newest gseq) | **$t_done s** after the server listens (converged: $conv) | \`bench/sync.sh\` |")
-ROWS+=("| S5 backlog: peak memory (VmHWM) | console **$(mib "$(jq .vm_hwm_kib <<<"$r")") MiB**, server **$(mib "$srv_hwm") MiB** | \`bench/sync.sh\` |")
+ROWS+=("| S5 backlog: peak memory (VmHWM) | console **$(mib "$(jq .vm_hwm_kib <<<"$r")") MiB**, server **$(mib "$srv_hwm") MiB** (CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s) | \`bench/sync.sh\` |")
 
 # ---- 3. pull throughput -------------------------------------------------------------------
 echo "== 3. pull: a fresh console joins a server holding $PULL_OPS ops" >&2
@@ -184,6 +190,7 @@ start_server "$PULL_SERVER" "$port"
 "$BENCH" run --data "$TMP/pull-console" --server "http://127.0.0.1:$port" \
   --min-gseq "$gseq" >"$TMP/pull.json"
 srv_hwm="$(hwm_kib "$SERVER_PID")"
+srv_cpu="$(cpu_s "$SERVER_PID")"
 stop_server
 r="$(cat "$TMP/pull.json")"
 echo "   $r" >&2
@@ -192,7 +199,7 @@ t="$(secs "$(jq .t_start <<<"$r")" "$(jq .t_caught_up <<<"$r")")"
 rate="$(echo "$pulled / $t" | bc)"
 conv="$(same_digest "$TMP/pull-console" "$PULL_SERVER")"
 fill_rate="$(jq '.ops_per_s | floor' <<<"$fill")"
-ROWS+=("| Pull throughput: a fresh console joins a server holding $(grouped "$gseq") ops ($FILL_ORIGINS origins, 97.6% positions), pages of 1,000 | **$(grouped "$rate") ops/s**, **$t s** in all (console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; converged: $conv) | \`bench/sync.sh\` (\`PULL_OPS=$PULL_OPS\`) |")
+ROWS+=("| Pull throughput: a fresh console joins a server holding $(grouped "$gseq") ops ($FILL_ORIGINS origins, 97.6% positions), pages of 1,000 | **$(grouped "$rate") ops/s**, **$t s** in all (console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s; converged: $conv) | \`bench/sync.sh\` (\`PULL_OPS=$PULL_OPS\`) |")
 ROWS+=("| Server ingest without HTTP (filling the pull server: $FILL_ORIGINS in-memory consoles writing and pushing through \`SyncService\` at once; set-up, $(jq -r '.filled_at + ", load average " + .load_at_start' <<<"$fill")) | $(grouped "$fill_rate") ops/s | \`bench/sync.sh\` (\`FILL_ORIGINS=$FILL_ORIGINS\`) |")
 
 # ---- table --------------------------------------------------------------------------------

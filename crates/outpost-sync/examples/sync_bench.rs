@@ -162,6 +162,23 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, all threads) of process `pid` ("self" for this one), seconds;
+/// clock ticks of 1/100 s (Linux `USER_HZ` on x86-64 and arm64).
+fn cpu_seconds(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses: state is
+            // field 3, utime 14, stime 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// The actions of one console, with the time each is written at: positions evenly over the
 /// period, the critical ops and notes spread among them. Unit ids start with `prefix`.
 fn actions(mix: Mix, prefix: &str, end: DateTime<Utc>) -> Vec<(DateTime<Utc>, Action)> {
@@ -632,6 +649,7 @@ fn run(data: &Path, server: &str, min_gseq: u64, timeout_s: u64, progress_s: u64
             "server_gseq": status.server_gseq,
             "rounds": status.rounds,
             "vm_hwm_kib": vm_hwm_kib(),
+            "cpu_s": cpu_seconds("self"),
         })
     );
     Ok(())
