@@ -136,6 +136,11 @@ pub(crate) fn insert_ledger(
     Ok(())
 }
 
+/// The `reason` of a ledger op that [`rebuild`] could not replay (its incident or unit was
+/// missing at that point); it stays `applied` in the ledger without effects until the next
+/// rebuild finds what it needs.
+pub(crate) const SKIPPED_PREFIX: &str = "skipped: ";
+
 /// The tie rule for two fixes of one unit with the same fix time (ms): the row with the
 /// greater `(lat, lon, heading_deg, speed_mps, accuracy_m, received_at)` tuple is kept, a
 /// missing value counting below any number. It depends only on the fixes, so every replica
@@ -164,7 +169,8 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
     conn.execute_batch(
         "DELETE FROM timeline; DELETE FROM assignments; DELETE FROM unit_positions;
          DELETE FROM positions; DELETE FROM incidents; DELETE FROM units;
-         DELETE FROM facilities; DELETE FROM reg_writes; DELETE FROM releases;",
+         DELETE FROM facilities; DELETE FROM reg_writes; DELETE FROM releases;
+         UPDATE ops SET reason = NULL WHERE state = 'applied' AND reason IS NOT NULL;",
     )?;
     let envelopes: Vec<String> = {
         let mut st = conn.prepare(
@@ -179,8 +185,14 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
         conn.execute_batch("SAVEPOINT replay_op")?;
         match effects(conn, &op) {
             Ok(()) => conn.execute_batch("RELEASE replay_op")?,
-            Err(StoreError::Missing { .. }) => {
+            Err(e @ StoreError::Missing { .. }) => {
                 conn.execute_batch("ROLLBACK TO replay_op; RELEASE replay_op")?;
+                // Still in the ledger, without effects: marked, so that it is replayed when
+                // the server's answer or a pull shows it applies (`SKIPPED` in sync.rs).
+                conn.execute(
+                    "UPDATE ops SET reason = ?2 WHERE op_id = ?1",
+                    params![op.op_id.to_string(), format!("{SKIPPED_PREFIX}{e}")],
+                )?;
                 skipped += 1;
             }
             Err(e) => {

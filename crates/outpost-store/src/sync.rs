@@ -169,13 +169,16 @@ fn decode(raw: &Value) -> Result<OpEnvelope, String> {
     Ok(op)
 }
 
-/// A re-sent op that had been parked here (its outcome was lost with a server restore, see
-/// [`Store::record_push`]) and that the server now accepted: it is applied again in the
-/// ledger. Returns true when that happened (the caller rebuilds the state).
+/// An own op the server accepted (answer or pull) that has no effects here: parked here
+/// before (its outcome was lost with a server restore, see [`Store::record_push`]), or skipped
+/// by a rebuild because what it refers to was missing then (`apply::SKIPPED_PREFIX`). It is
+/// applied again in the ledger; returns true when so (the caller rebuilds the state, which
+/// replays it now that the server shows it applies).
 fn revive_if_parked(conn: &Connection, op_id: Uuid) -> Result<bool, StoreError> {
     Ok(conn.execute(
-        "UPDATE ops SET state = 'applied', reason = NULL WHERE op_id = ?1 AND state = 'parked'",
-        [op_id.to_string()],
+        "UPDATE ops SET state = 'applied', reason = NULL
+         WHERE op_id = ?1 AND (state = 'parked' OR (state = 'applied' AND reason LIKE ?2))",
+        params![op_id.to_string(), format!("{}%", apply::SKIPPED_PREFIX)],
     )? == 1)
 }
 

@@ -1230,3 +1230,36 @@ fn a_parked_op_whose_outcome_the_server_lost_is_sent_again_and_applied_if_accept
     let counts = a.outbox_counts().expect("counts");
     assert_eq!((counts.pending(), counts.parked), (0, 0));
 }
+
+#[test]
+fn a_pending_op_skipped_by_a_rebuild_is_applied_once_the_server_accepts_it() {
+    // b edits an incident it pulled; the server is restored to before the incident and b
+    // loads its (empty) snapshot: the rebuild skips the pending edit (no incident here now).
+    // a re-pushes the incident, b's edit is accepted, b pulls both: the edit applies on b
+    // too (found by outpost-check S1 with restores).
+    let (mut a, mut b, mut srv) = (store(), store(), FakeServer::new());
+    let inc = create_incident(&mut a, 1, "20261129-0001");
+    srv.sync(&mut a, t(2));
+    srv.sync(&mut b, t(2));
+    set_priority(&mut b, t(3), "cmdr.wang", inc, Priority::P1);
+    let mut restored = FakeServer::new();
+    let empty = Snapshot {
+        epoch: restored.epoch,
+        gseq: 0,
+        ops: vec![],
+        compacted_positions: vec![],
+    };
+    b.load_snapshot(&empty, t(4)).expect("snapshot");
+    assert!(query::incident(b.conn(), inc).expect("q").is_none());
+    assert_eq!(b.outbox_counts().expect("c").pending_critical, 1);
+    a.start_resync(restored.epoch).expect("resync");
+    restored.sync(&mut a, t(5));
+    restored.sync(&mut b, t(6));
+    restored.sync(&mut a, t(7));
+    let shown = query::incident(b.conn(), inc)
+        .expect("q")
+        .expect("incident on b");
+    assert_eq!(shown.priority, Priority::P1, "b's own edit applies on b");
+    assert_eq!(b.outbox_counts().expect("c").pending(), 0);
+    assert_eq!(digest(&a), digest(&b));
+}
