@@ -113,10 +113,13 @@ impl Model {
     /// Adds the fix of a compacted position report (`wire::Snapshot::compacted_positions`):
     /// it stays in the track history although its op left the server's log.
     pub fn insert_compacted(&mut self, c: &CompactedFix) {
-        self.compacted.insert(
-            (c.unit_id.clone(), c.fix.fix_time.timestamp_millis()),
-            (c.fix.clone(), c.received_at_ms),
-        );
+        let slot = self
+            .compacted
+            .entry((c.unit_id.clone(), c.fix.fix_time.timestamp_millis()))
+            .or_insert((c.fix.clone(), c.received_at_ms));
+        if fix_rank(&c.fix, c.received_at_ms) > fix_rank(&slot.0, slot.1) {
+            *slot = (c.fix.clone(), c.received_at_ms);
+        }
     }
 
     /// Number of distinct ops.
@@ -326,35 +329,33 @@ impl Model {
             }
         }
 
-        // Positions: history by (unit, fix time); latest = greatest fix time.
-        let mut fixes: BTreeMap<(String, i64), (&ModelOp, Value)> = BTreeMap::new();
-        for m in self.ops.values() {
-            if let OpBody::PositionReport { unit_id, fix } = &m.op.body {
-                let t = fix.fix_time.timestamp_millis();
-                let row = fix_row(unit_id, fix);
-                // Two different fixes of one unit at the same instant: the first in register
-                // order is kept (the generators never produce this).
-                let slot = fixes
-                    .entry((unit_id.clone(), t))
-                    .or_insert((m, row.clone()));
-                if m.meta().order_key() < slot.0.meta().order_key() {
-                    *slot = (m, row);
+        // Positions: history by (unit, fix time) from position reports and compacted fixes;
+        // two fixes of one unit at one instant: the greater `fix_rank` is kept (the store's
+        // rule); latest = greatest fix time. (row without received_at, received_at, rank).
+        type Slot = (Value, i64, (f64, f64, f64, f64, f64, i64));
+        let mut history: BTreeMap<(String, i64), Slot> = BTreeMap::new();
+        let mut keep = |unit: &str, fix: &Fix, received: i64| {
+            let rank = fix_rank(fix, received);
+            let key = (unit.to_string(), fix.fix_time.timestamp_millis());
+            match history.get(&key) {
+                Some((_, _, r)) if *r >= rank => {}
+                _ => {
+                    history.insert(key, (fix_row(unit, fix), received, rank));
                 }
             }
-        }
-        // (row without received_at, received_at) per (unit, fix time); a fix whose op is
-        // still known wins over the compacted copy.
-        let mut history: BTreeMap<(String, i64), (Value, i64)> = BTreeMap::new();
-        for ((unit, t), (fix, received)) in &self.compacted {
+        };
+        for ((unit, _), (fix, received)) in &self.compacted {
             if registered.contains_key(unit.as_str()) {
-                history.insert((unit.clone(), *t), (fix_row(unit, fix), *received));
+                keep(unit, fix, *received);
             }
         }
-        for (key, (m, row)) in fixes {
-            history.insert(key, (row, m.op.hlc.wall_ms));
+        for m in self.ops.values() {
+            if let OpBody::PositionReport { unit_id, fix } = &m.op.body {
+                keep(unit_id, fix, m.op.hlc.wall_ms);
+            }
         }
         let mut latest: BTreeMap<String, Value> = BTreeMap::new();
-        for ((unit, t), (row, received)) in &history {
+        for ((unit, t), (row, received, _)) in &history {
             let mut hist = row.clone();
             if let Value::Object(o) = &mut hist {
                 o.insert("received_at".into(), json!(received));
@@ -651,6 +652,20 @@ fn timeline_entries(
         | OpBody::UnitRegister { .. }
         | OpBody::FacilityRegister { .. } => Vec::new(),
     }
+}
+
+/// The store's tie rule for two fixes of one unit at one fix time: the greater
+/// (lat, lon, heading, speed, accuracy, received_at) is kept, a missing value lowest.
+fn fix_rank(fix: &Fix, received: i64) -> (f64, f64, f64, f64, f64, i64) {
+    let v = |x: Option<f64>| x.unwrap_or(f64::NEG_INFINITY);
+    (
+        fix.position.lat,
+        fix.position.lon,
+        v(fix.heading_deg),
+        v(fix.speed_mps),
+        v(fix.accuracy_m),
+        received,
+    )
 }
 
 /// A position row without its receive time.

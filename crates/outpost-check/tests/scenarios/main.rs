@@ -5,11 +5,10 @@
 //! consoles), and the position tie rule (two fixes of one unit at one instant). Every
 //! scenario ends with the I1–I6 checks of `outpost_check` where they apply.
 //!
-//! Ignored tests pin what is not fixed yet (`cargo test -p outpost-check --test scenarios --
-//! --ignored` shows them fail): `s12_restore_noticed_late_loses_nothing` (server/engine: a
-//! restore goes unnoticed once new ops reuse the lost gseqs) and
-//! `position_ties_agree_with_the_model` (the reference model still uses its own tie rule).
-//! S5 and S15 hold a lock so that they never run at the same time (their time bounds).
+//! The ignored test pins what is not fixed yet (`cargo test -p outpost-check --test
+//! scenarios -- --ignored` shows it fail): `s12_restore_noticed_late_loses_nothing`
+//! (server/engine: a restore goes unnoticed once new ops reuse the lost gseqs). The position
+//! tie rule is the store's and the reference model's (`position_ties_*`). S5 and S15 hold a lock so that they never run at the same time (their time bounds).
 
 mod common;
 #[path = "../it/extract.rs"]

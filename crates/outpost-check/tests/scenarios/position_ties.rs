@@ -97,8 +97,6 @@ fn position_ties_resolve_the_same_on_every_replica() {
 }
 
 #[test]
-#[ignore = "the reference model (outpost-check src/model.rs, owned by MODEL) still keeps the \
-            fix with the smallest op order key; it must adopt the store's value rule"]
 fn position_ties_agree_with_the_model() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (srv, a, b) = tie_world(tmp.path());
@@ -118,7 +116,7 @@ fn position_ties_resolve_the_same_through_a_compacted_snapshot() {
     // The tying fixes are compacted away (their fixes stay as history); a console joining
     // later loads them from the snapshot and must keep the same rows as the server.
     let tmp = tempfile::tempdir().expect("tmp");
-    let (srv, a, _b) = tie_world(tmp.path());
+    let (srv, a, b) = tie_world(tmp.path());
     let url = srv.url();
     // One newer fix each way: the tying reports are no longer any unit's newest op.
     act(&a, &fix_at("u-01", 600, 42.8, 1.8));
@@ -138,4 +136,17 @@ fn position_ties_resolve_the_same_through_a_compacted_snapshot() {
         .expect("server digest");
     assert_eq!(digest(&c), server_digest, "the snapshot kept other fixes");
     assert_eq!(digest(&a), server_digest);
+    // And the model fed the compacted log plus the compacted fixes agrees (B, which wrote
+    // some of the tying fixes, catches up too).
+    SyncEngine::sync_until_quiet(b.clone(), &url, quick(), 10).expect("b syncs");
+    let dump = server_dump(srv.service());
+    assert_invariants(
+        &dump,
+        &[
+            replica("console A", &a, &[position(&a)], true),
+            replica("console B", &b, &[position(&b)], true),
+            replica("console C", &c, &[position(&c)], true),
+        ],
+        10,
+    );
 }
