@@ -28,7 +28,8 @@
 //! - **Positions**: the set of fixes by (unit, fix time ms) — from position reports, plus
 //!   the fixes of reports the server compacted away ([`Model::insert_compacted`]);
 //!   `received_at` = the op's HLC wall ms; the unit's latest position is the fix with the
-//!   greatest fix time.
+//!   greatest fix time. Two fixes of one unit at one fix time: the greater (lat, lon,
+//!   heading, speed, accuracy, received_at) is kept, a missing value lowest (the store's rule).
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
 //!   disagree, [`merge::field_conflict`]), double assignment (≥ 2 active assignments of a
 //!   unit), edit-after-close (a `set_fields` / `assignment.add` [`merge::concurrent`] with a
