@@ -190,12 +190,10 @@ fn s12_server_restored_from_backup_consoles_repush_and_converge() {
 /// S12, the restore noticed late: a console that never saw the lost ops (A) reaches the
 /// restored server first and pushes; its new ops get the lost gseq numbers again, in the
 /// same (restored) epoch. Consoles that had pulled the lost ops (B, C) come back with a
-/// cursor no longer beyond the server's head, so nothing tells them: they skip A's first
-/// new ops (their cursor says they have those gseqs) and C's lost notes are never re-pushed.
+/// cursor no longer beyond the server's head. The engine's history check (after a lost link
+/// it asks the server for the op at its cursor and for its newest acknowledged op) notices
+/// the difference and resyncs, so nothing is skipped and C's lost notes are pushed again.
 #[test]
-#[ignore = "DEFECT (server/engine): a restore is detected only while a console's cursor is \
-            beyond the server's head; once new ops reuse the lost gseqs in the restored epoch \
-            it goes unnoticed (I1: C's acked notes lost; I3: B and C miss A's ops)"]
 fn s12_restore_noticed_late_loses_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("server");
