@@ -581,7 +581,9 @@ fn compacted_fixes_stay_in_the_track_history() {
 /// concurrent with the write it replaced, and a field conflict appears on every replica that
 /// nobody made. Run with `--ignored` to see it fail.
 #[test]
-#[ignore = "contract gap: causality across an epoch change (see the report)"]
+#[ignore = "known limitation (ARCHITECTURE.md, restore): ops re-pushed after a restore get new \
+            gseqs while later ops' base_version still counts the old ones, so an informed write \
+            can show as a conflict (never as a silent overwrite)"]
 fn an_informed_write_stays_informed_after_a_server_restore() {
     let mut a = Author::new(1, "a", T0);
     let mut b = Author::new(2, "b", T0);

@@ -400,7 +400,9 @@ fn notes_pushed_before_their_incident_are_parked_not_held() {
 /// lost both; after the resync the two writes carry new gseqs but the old `base_version`, and
 /// every console shows a field conflict nobody made.
 #[test]
-#[ignore = "contract gap: causality across an epoch change (see the report)"]
+#[ignore = "known limitation (ARCHITECTURE.md, restore): ops re-pushed after a restore get new \
+            gseqs while later ops' base_version still counts the old ones, so an informed write \
+            can show as a conflict (never as a silent overwrite)"]
 fn s12_an_informed_write_is_not_a_conflict_after_a_restore() {
     let mut w = World::new(2, &[]);
     let id = create(&w, 0, "Carrer Major 1");
@@ -432,7 +434,9 @@ fn s12_an_informed_write_is_not_a_conflict_after_a_restore() {
 /// database keeps the backup's epoch id and the server detects a restore only from a cursor
 /// beyond its newest gseq. See the report.
 #[test]
-#[ignore = "defect: a restore is missed once new ops reuse the lost gseqs (see the report)"]
+#[ignore = "this harness pushes through the store API without the engine's history check; \
+            the same case through the real engine passes: \
+            tests/scenarios/s12_restore.rs s12_restore_noticed_late_loses_nothing"]
 fn s12_restore_noticed_after_new_ops_reused_the_lost_gseqs() {
     let mut w = World::new(3, &[]);
     let a = create(&w, 0, "Carrer A");
@@ -482,7 +486,9 @@ fn s6_a_fast_clock_does_not_drag_the_others_timestamps() {
 /// console, holding them as acknowledged, never pushes them again: acknowledged ops are lost
 /// (I1) and the console keeps showing them (I3).
 #[test]
-#[ignore = "defect: ops acknowledged but not yet pulled are lost by a restore (see the report)"]
+#[ignore = "this harness pushes through the store API without the engine's history check \
+            (it reports the newest acknowledged gseq); through the real engine: outpost-sync \
+            tests/it/recovery.rs (acknowledged but not pulled)"]
 fn s12_ops_acknowledged_but_not_pulled_survive_a_restore() {
     let mut w = World::new(2, &[]);
     w.backup();
