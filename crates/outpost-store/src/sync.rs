@@ -182,6 +182,21 @@ fn revive_if_parked(conn: &Connection, op_id: Uuid) -> Result<bool, StoreError> 
     )? == 1)
 }
 
+/// The server lost history (restored from a backup): every acked op goes back to pending
+/// (re-pushed; the server answers duplicates for those it has) and the old cursor is kept as
+/// the floor of new ops' `base_version`. Returns the number of ops put back to pending.
+fn mark_for_resync(conn: &Connection) -> Result<usize, StoreError> {
+    let n = conn.execute(
+        "UPDATE outbox SET status = 'pending', acked_at = NULL WHERE status = 'acked'",
+        [],
+    )?;
+    conn.execute(
+        "UPDATE sync_state SET last_base = MAX(last_base, cursor) WHERE singleton = 1",
+        [],
+    )?;
+    Ok(n)
+}
+
 /// Marks this replica's own op acknowledged at `gseq` (outbox and ledger).
 fn ack_own(conn: &Connection, op_id: Uuid, gseq: u64, now_ms: i64) -> Result<bool, StoreError> {
     conn.execute(
@@ -372,13 +387,9 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE outbox SET status = 'pending', acked_at = NULL WHERE status = 'acked'",
-            [],
-        )?;
+        let n = mark_for_resync(&tx)?;
         tx.execute(
-            "UPDATE sync_state SET epoch = ?1, last_base = MAX(last_base, cursor), cursor = 0
-             WHERE singleton = 1",
+            "UPDATE sync_state SET epoch = ?1, cursor = 0 WHERE singleton = 1",
             [new_epoch.to_string()],
         )?;
         tx.commit()?;
@@ -390,7 +401,10 @@ impl Store {
     /// parked ops, the snapshot's ops and compacted fixes are loaded, the state is rebuilt
     /// (so pending ops are re-applied on top), and the cursor becomes `snap.gseq`, the epoch
     /// `snap.epoch`. The outbox is untouched except that own ops found in the snapshot count
-    /// as acknowledged.
+    /// as acknowledged — and, when the snapshot comes from another epoch than the stored one
+    /// (the server was restored from a backup meanwhile), every acked op goes back to pending
+    /// first, as in [`Store::start_resync`]: an op the restore lost is not in the snapshot and
+    /// is pushed again (kept in the ledger, so it stays applied here meanwhile).
     ///
     /// # Errors
     /// SQLite and JSON errors.
@@ -403,6 +417,9 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if position_in(&tx)?.epoch.is_some_and(|e| e != snap.epoch) {
+            mark_for_resync(&tx)?;
+        }
         tx.execute(
             "DELETE FROM ops WHERE NOT (origin = ?1 AND op_id IN
                 (SELECT op_id FROM outbox WHERE status IN ('pending', 'parked')))",

@@ -1263,3 +1263,49 @@ fn a_pending_op_skipped_by_a_rebuild_is_applied_once_the_server_accepts_it() {
     assert_eq!(b.outbox_counts().expect("c").pending(), 0);
     assert_eq!(digest(&a), digest(&b));
 }
+
+#[test]
+fn a_snapshot_from_another_epoch_repushes_the_acked_ops_the_restore_lost() {
+    // a's ops are acked; the server is restored from a backup that lost them, in a new epoch,
+    // and compacted, so a's next pull gets a snapshot (without them) instead of a 409: a must
+    // push them again, as after a resync (found by outpost-check S1 with restores: I1).
+    let (mut a, mut srv) = (store(), FakeServer::new());
+    register_unit(&mut a, 0, "u-01", "东胜01");
+    let inc = create_incident(&mut a, 1, "20261129-0001");
+    srv.sync(&mut a, t(2));
+    assert_eq!(a.outbox_counts().expect("c").acked, 2);
+    let before = digest(&a);
+    // A snapshot of the same epoch changes nothing in the outbox.
+    let same = Snapshot {
+        epoch: srv.epoch,
+        gseq: srv.gseq,
+        ops: srv.pull(0).ops,
+        compacted_positions: vec![],
+    };
+    a.load_snapshot(&same, t(3)).expect("same-epoch snapshot");
+    assert_eq!(a.outbox_counts().expect("c").acked, 2);
+    assert_eq!(digest(&a), before);
+    let gap = outpost_domain::wire::EPOCH_GSEQ_GAP;
+    let mut restored = FakeServer::new();
+    restored.gseq = gap;
+    let lost = Snapshot {
+        epoch: restored.epoch,
+        gseq: gap,
+        ops: vec![],
+        compacted_positions: vec![],
+    };
+    a.load_snapshot(&lost, t(4))
+        .expect("snapshot of the restored server");
+    let counts = a.outbox_counts().expect("c");
+    assert_eq!((counts.pending_critical, counts.acked), (2, 0));
+    assert!(
+        query::incident(a.conn(), inc).expect("q").is_some(),
+        "own ops stay applied while they wait"
+    );
+    assert_eq!(a.next_base().expect("base"), gap);
+    restored.sync(&mut a, t(5));
+    assert_eq!(restored.log.len(), 2);
+    assert_eq!(a.outbox_counts().expect("c").acked, 2);
+    assert_eq!(a.sync_state().expect("s").cursor, gap + 2);
+    assert_eq!(digest(&a), before);
+}
