@@ -207,11 +207,10 @@ async fn pull(
     let after = q.after.unwrap_or(0);
     let epoch = q.epoch;
     let page = blocking(&s.service, move |svc| {
-        if let Some(known) = epoch {
-            let head = svc.head()?;
-            if known != head.epoch {
-                return Err(SyncError::EpochChanged { epoch: head.epoch });
-            }
+        if let Some(known) = epoch
+            && let Some(current) = svc.check_console_epoch(known, after)?
+        {
+            return Err(SyncError::EpochChanged { epoch: current });
         }
         svc.pull_json(after, q.limit)
     })

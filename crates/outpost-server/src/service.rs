@@ -258,6 +258,46 @@ impl SyncService {
         Ok(self.reader().head()?)
     }
 
+    /// Called when a pulling console of `console_epoch` that knows `known_gseq` may prove a
+    /// restore ([`reveals_restore`]): starts a new epoch if it does (re-checked inside the
+    /// write transaction) and returns the epoch the console must resync to, or `None` when
+    /// the console is simply of the current epoch.
+    ///
+    /// # Errors
+    /// Storage errors; [`SyncError::Unavailable`] while shutting down.
+    pub fn check_console_epoch(
+        &self,
+        console_epoch: Uuid,
+        known_gseq: u64,
+    ) -> Result<Option<Uuid>, SyncError> {
+        self.check_open()?;
+        let head = self.reader().head()?;
+        if console_epoch == head.epoch && known_gseq <= head.gseq {
+            return Ok(None);
+        }
+        let mut storage = self.storage();
+        let mut tx = storage.begin()?;
+        let head = tx.head();
+        if !reveals_restore(console_epoch, known_gseq, head.epoch, head.gseq) {
+            return Ok((console_epoch != head.epoch).then_some(head.epoch));
+        }
+        let new = tx.new_epoch()?;
+        tx.commit()?;
+        drop(storage);
+        tracing::warn!(
+            console_epoch = %console_epoch,
+            known_gseq,
+            server_gseq = head.gseq,
+            epoch = %new.epoch,
+            "a pulling console proves a restore from a backup; new epoch"
+        );
+        let _ = self.pokes.send(Poke {
+            gseq: new.gseq,
+            epoch: new.epoch,
+        });
+        Ok(Some(new.epoch))
+    }
+
     /// `GET /v1/health`.
     ///
     /// # Errors
@@ -360,10 +400,14 @@ impl SyncService {
         let mut storage = self.storage();
         let mut tx = storage.begin()?;
         let head = tx.head();
-        if req.cursor > head.gseq && req.epoch == Some(head.epoch) {
-            // A console of this very epoch has seen ops this server does not have: the server
-            // was restored from a backup. (A console of another epoch or another server is
-            // told the current epoch below and resyncs; it never starts a new epoch.)
+        if req
+            .epoch
+            .is_some_and(|e| reveals_restore(e, req.cursor, head.epoch, head.gseq))
+        {
+            // A console of this epoch (or of a later one: the same backup restored twice) has
+            // seen ops this server does not have: the server was restored from a backup. (A
+            // console of an older epoch is told the current epoch below and resyncs; it
+            // never starts a new epoch.)
             let new = tx.new_epoch()?;
             tx.commit()?;
             drop(storage);
@@ -717,4 +761,20 @@ fn pulled(ops: Vec<LoggedOp>) -> Result<Vec<PulledOp>, SyncError> {
             })
         })
         .collect()
+}
+
+/// True when a console that synced in `console_epoch` and knows the server assigned
+/// `known_gseq` proves that the server was restored from a backup: it is of the server's own
+/// epoch and knows a `gseq` beyond the server's newest, or it is of a LATER epoch (epochs are
+/// UUIDv7, ordered by creation time: a backup taken in an earlier epoch was restored after
+/// consoles had moved on). A console of an older epoch proves nothing; it only resyncs. (A
+/// console that synced with another, newer server would also start a new epoch here: a
+/// needless resync of every console, never a loss.)
+pub fn reveals_restore(
+    console_epoch: Uuid,
+    known_gseq: u64,
+    server_epoch: Uuid,
+    server_gseq: u64,
+) -> bool {
+    (console_epoch == server_epoch && known_gseq > server_gseq) || console_epoch > server_epoch
 }

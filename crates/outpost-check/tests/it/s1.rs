@@ -230,7 +230,6 @@ fn s1_found_pending_edit_across_restore_and_resync() {
 /// which this harness does not run.) A fix belongs in the server, e.g.: a push from an epoch
 /// newer than the server's (epochs are UUIDv7) proves a restore and starts a new epoch.
 #[test]
-#[ignore = "defect in the server: restoring a backup from an earlier epoch reuses that epoch (see the report)"]
 fn s1_found_restore_of_an_older_epoch_reuses_its_gseqs() {
     use Action::*;
     let steps = vec![
