@@ -207,10 +207,24 @@ async fn pull(
     let after = q.after.unwrap_or(0);
     let epoch = q.epoch;
     let page = blocking(&s.service, move |svc| {
-        if let Some(known) = epoch
-            && let Some(current) = svc.check_console_epoch(known, after)?
-        {
-            return Err(SyncError::EpochChanged { epoch: current });
+        match epoch {
+            Some(known) => {
+                if let Some(current) = svc.check_console_epoch(known, after)? {
+                    return Err(SyncError::EpochChanged { epoch: current });
+                }
+            }
+            // Only a console that names its epoch can prove a restore: without one, a pull
+            // beyond the newest gseq is refused, never a reason to start a new epoch.
+            None => {
+                let head = svc.head()?;
+                if after > head.gseq {
+                    return Err(SyncError::BadRequest(format!(
+                        "after={after} is beyond the newest gseq {}; give the console's epoch \
+                         (&epoch=UUID) or pull from 0",
+                        head.gseq
+                    )));
+                }
+            }
         }
         svc.pull_json(after, q.limit)
     })

@@ -770,11 +770,27 @@ fn pulled(ops: Vec<LoggedOp>) -> Result<Vec<PulledOp>, SyncError> {
 /// consoles had moved on). A console of an older epoch proves nothing; it only resyncs. (A
 /// console that synced with another, newer server would also start a new epoch here: a
 /// needless resync of every console, never a loss.)
+///
+/// A "later" epoch must also have been minted before now (its UUIDv7 time), so a made-up
+/// epoch id from the future proves nothing.
 pub fn reveals_restore(
     console_epoch: Uuid,
     known_gseq: u64,
     server_epoch: Uuid,
     server_gseq: u64,
 ) -> bool {
-    (console_epoch == server_epoch && known_gseq > server_gseq) || console_epoch > server_epoch
+    (console_epoch == server_epoch && known_gseq > server_gseq)
+        || (console_epoch > server_epoch && minted_by_now(console_epoch))
+}
+
+/// True when `epoch` is a UUIDv7 whose time is not after now (plus one minute of skew).
+fn minted_by_now(epoch: Uuid) -> bool {
+    let Some(ts) = epoch.get_timestamp() else {
+        return false;
+    };
+    let (secs, _) = ts.to_unix();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    secs <= now.saturating_add(60)
 }

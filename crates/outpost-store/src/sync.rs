@@ -101,10 +101,16 @@ pub struct LedgerOp {
     pub applied: bool,
 }
 
-/// `max(cursor, base of the previous op)`: the `base_version` of the next local op.
+/// `max(cursor, base of the previous op)`: the `base_version` of the next local op. The
+/// cursor counts only up to just below the oldest op kept aside unapplied (a newer schema,
+/// or a reference not here yet): a local write has not seen that op, so it must not claim to
+/// (else it would beat the op on every replica that applied it, without a conflict).
 pub(crate) fn next_base_in(conn: &Connection) -> Result<u64, StoreError> {
     let base: i64 = conn.query_row(
-        "SELECT MAX(cursor, last_base) FROM sync_state WHERE singleton = 1",
+        "SELECT MAX(MIN(cursor, COALESCE((SELECT MIN(gseq) - 1 FROM deferred_ops
+                                            WHERE gseq IS NOT NULL), cursor)),
+                    last_base)
+         FROM sync_state WHERE singleton = 1",
         [],
         |r| r.get(0),
     )?;
@@ -230,8 +236,10 @@ impl Store {
     /// SQLite errors, an unreadable stored envelope.
     pub fn pending_batch(&self, lane: Lane, max: usize) -> Result<Vec<OpEnvelope>, StoreError> {
         let mut st = self.conn().prepare_cached(
+            // `seq` rises with `lane_seq` within a lane, and is served by the
+            // outbox_pending(status, lane, seq) index (no sort of the whole backlog).
             "SELECT envelope FROM outbox WHERE status = 'pending' AND lane = ?1
-             ORDER BY lane_seq LIMIT ?2",
+             ORDER BY seq LIMIT ?2",
         )?;
         let rows = st
             .query_map(

@@ -704,6 +704,9 @@ fn pulled_pages_are_idempotent_own_ops_get_their_gseq_and_newer_schemas_wait() {
     // Still unreadable by this build: retrying keeps it aside.
     assert_eq!(b.retry_deferred().expect("retry"), 0);
     assert_eq!(b.deferred_count().expect("d"), 1);
+    // The cursor passed it (2), but a local write has not seen it: its base stays below.
+    assert_eq!(b.sync_state().expect("pos").cursor, 2);
+    assert_eq!(b.next_base().expect("base"), 1);
     // A page of another epoch is refused whole.
     let mut other = srv.pull(0);
     other.epoch = Uuid::now_v7();

@@ -496,9 +496,9 @@ impl<S: SyncStore> Session<S> {
                 known.push((cursor, id));
             }
         }
-        known.extend(own.filter(|(g, _)| *g != pos.cursor));
+        known.extend(own.filter(|(g, _)| *g != pos.cursor && *g > 0));
         for (gseq, ours) in known {
-            let page = match self.client.pull(gseq - 1, 1, pos.epoch).await {
+            let page = match self.client.pull(gseq.saturating_sub(1), 1, pos.epoch).await {
                 Err(SyncError::SnapshotRequired) => continue,
                 other => other?,
             };
@@ -705,10 +705,22 @@ impl<S: SyncStore> Session<S> {
     async fn pull_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
         let limit = self.pull_limit();
         let mut told_server = false;
+        let mut snapshot_loaded = false;
         loop {
             let pos = self.with_store(|s| s.position()).await?;
             let page = match self.client.pull(pos.cursor, limit, pos.epoch).await {
                 Err(SyncError::SnapshotRequired) => {
+                    // One snapshot per round: a server that still answers 410 after it
+                    // (e.g. a compaction floor beyond its newest op) is retried later, not
+                    // downloaded again in a loop.
+                    if snapshot_loaded {
+                        return Err(SyncError::NoProgress(format!(
+                            "the server asks for a snapshot again right after one was loaded \
+                             (cursor {})",
+                            pos.cursor
+                        )));
+                    }
+                    snapshot_loaded = true;
                     self.syncing();
                     let snapshot = self.client.snapshot().await?;
                     if pos.epoch.is_some_and(|e| e != snapshot.epoch) {

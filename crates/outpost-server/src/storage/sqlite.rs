@@ -336,9 +336,12 @@ impl SyncStorage for SqliteStorage {
             tx.execute("DELETE FROM srv_log WHERE gseq = ?1", [gseq])?;
             removed += 1;
         }
+        // Never above the newest gseq + 1: a console that is caught up must not be sent to
+        // a snapshot (it would load one, pull, and be sent again, forever).
+        let newest = to_sql(read_head(&tx)?.gseq)?;
         tx.execute(
-            "UPDATE srv_meta SET floor = MAX(floor, ?1) WHERE singleton = 1",
-            [before],
+            "UPDATE srv_meta SET floor = MAX(floor, MIN(?1, ?2 + 1)) WHERE singleton = 1",
+            [before, newest],
         )?;
         let head = read_head(&tx)?;
         tx.commit()?;

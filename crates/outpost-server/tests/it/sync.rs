@@ -574,8 +574,21 @@ fn a_cursor_beyond_the_newest_gseq_starts_a_new_epoch() {
     );
     assert_eq!(all.epoch, new_epoch);
 
-    // A pull beyond the newest gseq also reveals a restore.
+    // A pull beyond the newest gseq without an epoch proves nothing: 400, same epoch.
     let (status, e) = c.get(&format!("/v1/pull?after={}", 10 + EPOCH_GSEQ_GAP));
+    assert_eq!(status, 400, "{e}");
+    let (_, h) = c.get("/v1/health");
+    assert_eq!(h["epoch"], json!(new_epoch));
+    // A made-up epoch from the future proves nothing either.
+    let future = Uuid::from_u128(u128::MAX >> 2);
+    let (status, e) = c.get(&format!("/v1/pull?after=0&epoch={future}"));
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(e["epoch"], json!(new_epoch));
+    // A console of this epoch pulling beyond the newest gseq reveals a restore.
+    let (status, e) = c.get(&format!(
+        "/v1/pull?after={}&epoch={new_epoch}",
+        10 + EPOCH_GSEQ_GAP
+    ));
     assert_eq!(status, 409);
     assert_eq!(e["code"], "epoch_changed");
     assert_ne!(e["epoch"], json!(new_epoch));
@@ -610,6 +623,23 @@ fn a_console_of_another_epoch_never_starts_a_new_epoch() {
     let (status, page) = c.get(&format!("/v1/pull?after=0&epoch={epoch}"));
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["ops"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn a_compaction_floor_beyond_the_newest_op_never_sends_a_caught_up_console_to_a_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, c) = start(dir.path());
+    let mut a = Author::new(1);
+    seed(&c, &mut a); // gseq 1, 2
+    let report = server
+        .service()
+        .with_storage(|s| s.compact(1_000_000))
+        .expect("compact");
+    assert_eq!(report.floor, 3, "clamped to the newest gseq + 1");
+    // Caught up (after = 2): an empty page, not 410.
+    let (status, page) = c.get("/v1/pull?after=2");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["ops"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]
