@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
-use outpost_domain::wire::{MAX_PUSH_BYTES, Poke};
+use outpost_domain::wire::{ErrorBody, MAX_PUSH_BYTES, Poke};
 
 use crate::service::{SyncError, SyncService};
 
@@ -173,9 +173,43 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
         ))
         .into_response();
     }
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
-        Err(e) => return ApiError(e).into_response(),
+    // Only JSON: a form or text/plain POST (which a browser sends cross-origin without
+    // asking) is refused before anything is read.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(ErrorBody {
+                code: "unsupported_media_type".into(),
+                message: "push: the body must be sent as Content-Type: application/json".into(),
+                epoch: None,
+            }),
+        )
+            .into_response();
+    }
+    // A console that drops off the network mid-push must not hold the request (and a
+    // graceful shutdown) open for ever.
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(&headers, body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return ApiError(e).into_response(),
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                Json(ErrorBody {
+                    code: "timeout".into(),
+                    message: format!(
+                        "push: the body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                    epoch: None,
+                }),
+            )
+                .into_response();
+        }
     };
     match blocking(&s.service, move |svc| svc.push(&bytes)).await {
         Ok(r) => Json(r).into_response(),
@@ -205,6 +239,12 @@ async fn pull(
         )))
     })?;
     let after = q.after.unwrap_or(0);
+    if after > i64::MAX as u64 {
+        return Err(ApiError(SyncError::BadRequest(format!(
+            "query: after={after} is not a gseq (at most {})",
+            i64::MAX
+        ))));
+    }
     let epoch = q.epoch;
     let page = blocking(&s.service, move |svc| {
         match epoch {
@@ -238,11 +278,22 @@ async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Consoles send nothing on this socket: a few KiB is plenty, and no client can make
+    // the server buffer megabytes per socket.
+    let ws = ws
+        .max_message_size(POKE_MAX_MESSAGE)
+        .max_frame_size(POKE_MAX_MESSAGE);
     let rx = s.service.subscribe();
     let service = s.service.clone();
     let shutdown = s.shutdown.clone();
     ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown))
 }
+
+/// How long a push body may take to arrive.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest message or frame accepted on the poke socket, bytes.
+const POKE_MAX_MESSAGE: usize = 4 * 1024;
 
 /// The shortest time between two pokes on one socket: pokes arriving faster are merged into
 /// the newest (a poke only says "pull"; 200 consoles must not pull once per commit each).

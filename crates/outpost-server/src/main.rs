@@ -89,6 +89,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve { data, listen } => serve(data, listen),
         Cmd::Compact { data, before_gseq } => {
             anyhow::ensure!(data.is_dir(), "{}: no such data directory", data.display());
+            anyhow::ensure!(
+                data.join("server.db").is_file(),
+                "{}: no server.db here; give the --data directory of `outpost-server serve`",
+                data.display()
+            );
             let mut storage = SqliteStorage::open(&data)?;
             let report = storage.compact(before_gseq)?;
             println!(

@@ -626,6 +626,32 @@ fn a_console_of_another_epoch_never_starts_a_new_epoch() {
 }
 
 #[test]
+fn a_push_that_is_not_json_is_refused_with_415_and_a_huge_after_with_400() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, c) = start(dir.path());
+    let mut a = Author::new(1);
+    let unit = a.unit("u-01");
+    let req = request(a.origin, Lane::Critical, std::slice::from_ref(&unit));
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/push", c.base))
+        .header("content-type", "text/plain")
+        .body(serde_json::to_vec(&req).expect("json"))
+        .send()
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 415);
+    let e: serde_json::Value = r.json().expect("error body");
+    assert_eq!(e["code"], "unsupported_media_type");
+    let (_, h) = c.get("/v1/health");
+    assert_eq!(h["server_gseq"], 0, "nothing stored");
+    let (status, e) = c.get("/v1/pull?after=18446744073709551615");
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("after=")),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_compaction_floor_beyond_the_newest_op_never_sends_a_caught_up_console_to_a_snapshot() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, c) = start(dir.path());
