@@ -745,7 +745,7 @@ impl Console {
         };
         Ok(match link {
             Some(l) => SyncStatus {
-                state: l.state,
+                state: shown_state(l.state, pending, l.last_sync, self.clock.now()),
                 server_url: Some(l.server_url),
                 offline_since: l.offline_since,
                 last_sync: l.last_sync,
@@ -1408,4 +1408,29 @@ fn detail(c: &Connection, id: Uuid) -> Result<IncidentDetail, AppError> {
         assignments,
         timeline,
     })
+}
+
+/// The most ops still to send that a live console keeps "online" for: position reports of a
+/// busy shift are always a few ops behind, and a commander must not read "syncing" all night.
+pub const LIVE_BACKLOG_OPS: u32 = 50;
+
+/// How recent the last completed sync must be for a live console to show "online", seconds.
+pub const LIVE_SYNC_AGE_S: i64 = 15;
+
+/// What the indicator shows: the engine is "syncing" in every round, but a connected console
+/// that synced in the last [`LIVE_SYNC_AGE_S`] seconds, has no critical op waiting and fewer
+/// than [`LIVE_BACKLOG_OPS`] ops in all shows "online"; "syncing" means a real backlog.
+pub fn shown_state(
+    engine: SyncState,
+    pending: LaneCounts,
+    last_sync: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> SyncState {
+    let total = pending.critical + pending.notes + pending.positions;
+    let recent = last_sync.is_some_and(|t| (now - t).num_seconds() <= LIVE_SYNC_AGE_S);
+    if engine == SyncState::Syncing && recent && pending.critical == 0 && total < LIVE_BACKLOG_OPS {
+        SyncState::Online
+    } else {
+        engine
+    }
 }

@@ -16,7 +16,7 @@ pub mod ipc;
 pub mod sync;
 
 pub use console::{
-    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, SERVER_URL_KEY,
-    default_data_dir, prepare_data_dir,
+    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, LIVE_BACKLOG_OPS,
+    LIVE_SYNC_AGE_S, SERVER_URL_KEY, default_data_dir, prepare_data_dir, shown_state,
 };
 pub use error::AppError;

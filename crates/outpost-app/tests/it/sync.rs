@@ -606,3 +606,51 @@ fn two_closes_with_different_dispositions_are_resolved_by_closing_again() {
     }
     assert_eq!(digest(&p.a), digest(&p.b));
 }
+
+/// A live console a few position reports behind reads "online"; a real backlog, a waiting
+/// critical op or a stale last sync reads "syncing".
+#[test]
+fn the_indicator_reads_online_while_live_and_syncing_only_for_a_real_backlog() {
+    use chrono::{Duration, TimeZone, Utc};
+    use outpost_app::ipc::{LaneCounts, SyncState};
+    use outpost_app::shown_state;
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 29, 3, 0, 0)
+        .single()
+        .expect("time");
+    let live = LaneCounts {
+        critical: 0,
+        notes: 1,
+        positions: 12,
+    };
+    let recent = Some(now - Duration::seconds(3));
+    assert_eq!(
+        shown_state(SyncState::Syncing, live, recent, now),
+        SyncState::Online
+    );
+    let backlog = LaneCounts {
+        positions: 4_000,
+        ..live
+    };
+    assert_eq!(
+        shown_state(SyncState::Syncing, backlog, recent, now),
+        SyncState::Syncing
+    );
+    let dispatch_waiting = LaneCounts {
+        critical: 1,
+        ..live
+    };
+    assert_eq!(
+        shown_state(SyncState::Syncing, dispatch_waiting, recent, now),
+        SyncState::Syncing
+    );
+    let stale = Some(now - Duration::seconds(60));
+    assert_eq!(
+        shown_state(SyncState::Syncing, live, stale, now),
+        SyncState::Syncing
+    );
+    assert_eq!(
+        shown_state(SyncState::Offline, live, recent, now),
+        SyncState::Offline
+    );
+}
