@@ -57,11 +57,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building release binaries..." >&2
-(cd "$ROOT" && cargo build --release -q -p outpost-server)
-(cd "$ROOT" && cargo build --release -q -p outpost-sync --example sync_bench)
-SERVER="$ROOT/target/release/outpost-server"
-BENCH="$ROOT/target/release/examples/sync_bench"
+# Figures come from release builds; the smoke run (the test suite's "does it still work")
+# uses the debug build the tests already made, unless BENCH_PROFILE says otherwise.
+PROFILE="${BENCH_PROFILE:-$([ "$SMOKE" = 1 ] && echo debug || echo release)}"
+PFLAG=()
+[ "$PROFILE" = release ] && PFLAG=(--release)
+echo "building $PROFILE binaries..." >&2
+(cd "$ROOT" && cargo build "${PFLAG[@]}" -q -p outpost-server)
+(cd "$ROOT" && cargo build "${PFLAG[@]}" -q -p outpost-sync --example sync_bench)
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+SERVER="$TARGET/$PROFILE/outpost-server"
+BENCH="$TARGET/$PROFILE/examples/sync_bench"
 
 now_ms() { date +%s%3N; }
 free_port() {

@@ -16,7 +16,7 @@ APT_BUILD=(libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindi
 APT_PACK=(tilemaker)
 APT_FONTS=(fonts-noto-cjk)
 # Headless test tools: virtual display, WebKit's WebDriver, Chromium for Playwright.
-APT_TEST=(xvfb xauth dbus webkit2gtk-driver chromium)
+APT_TEST=(xvfb xauth dbus webkit2gtk-driver chromium jq)
 
 say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
