@@ -170,8 +170,10 @@ impl Console {
         })
     }
 
-    /// The store, shared with the sync engine (which holds the lock only for one short
-    /// transaction at a time).
+    /// The store, shared with the sync engine, which holds the lock for one transaction at
+    /// a time: one push batch's outcomes or one pulled page (short), or, rarely, a rebuild of
+    /// the state from the whole ledger after the server parked an op already applied here or
+    /// when a snapshot is loaded (as long as the ledger is big; UI commands wait meanwhile).
     pub fn store_handle(&self) -> Arc<Mutex<Store>> {
         Arc::clone(&self.store)
     }
