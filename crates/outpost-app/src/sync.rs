@@ -86,6 +86,11 @@ impl SyncLink for SyncAttachment {
     }
 }
 
+thread_local! {
+    /// True while the engine's "remote ops applied" notification runs on this thread.
+    static FROM_ENGINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Starts the sync engine for `console` against `server_url` and attaches it: the console's
 /// `sync_status` reports the link, local changes wake the engine, remote changes notify the
 /// console's listeners (the UI's `state-changed`).
@@ -101,7 +106,11 @@ pub fn start(
     let weak: Weak<Console> = Arc::downgrade(console);
     let on_applied = Arc::new(move || {
         if let Some(c) = weak.upgrade() {
+            // Listeners run on this thread: the flag keeps the engine's own change from
+            // waking the engine for one more round.
+            FROM_ENGINE.with(|f| f.set(true));
             c.notify_changed();
+            FROM_ENGINE.with(|f| f.set(false));
         }
     });
     let handle = SyncEngine::start(console.store_handle(), server_url, on_applied, options)
@@ -115,6 +124,9 @@ pub fn start(
     let attachment = Arc::new(SyncAttachment { handle });
     let link: Weak<SyncAttachment> = Arc::downgrade(&attachment);
     console.on_change(Box::new(move |_| {
+        if FROM_ENGINE.with(std::cell::Cell::get) {
+            return;
+        }
         if let Some(l) = link.upgrade() {
             l.poke_local();
         }
