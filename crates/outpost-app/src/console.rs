@@ -734,7 +734,7 @@ impl Console {
         let (counts, conflicts, deferred) = {
             let store = lock(&self.store);
             (
-                store.outbox_counts()?,
+                store.backlog_counts()?,
                 store.conflicts()?.len(),
                 store.deferred_count()?,
             )

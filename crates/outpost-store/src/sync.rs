@@ -551,6 +551,35 @@ impl Store {
         )?)
     }
 
+    /// What the connection indicator needs, read through the `outbox_pending(status, lane,
+    /// seq)` index only (pending ops per lane and parked ops), so its cost follows the
+    /// backlog, not the 14 days of acknowledged ops kept for re-push. `acked` is left 0; use
+    /// [`Store::outbox_counts`] for it.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn backlog_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let mut counts = OutboxCounts::default();
+        let mut st = self.conn().prepare_cached(
+            "SELECT lane, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY lane",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (lane, n) = row?;
+            match lane.as_str() {
+                "critical" => counts.pending_critical = sql_u64(n),
+                "notes" => counts.pending_notes = sql_u64(n),
+                _ => counts.pending_positions = sql_u64(n),
+            }
+        }
+        counts.parked = sql_u64(self.conn().query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'parked'",
+            [],
+            |r| r.get(0),
+        )?);
+        Ok(counts)
+    }
+
     /// This replica's parked ops with the server's reasons, oldest first.
     ///
     /// # Errors

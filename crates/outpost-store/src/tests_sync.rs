@@ -704,6 +704,16 @@ fn pulled_pages_are_idempotent_own_ops_get_their_gseq_and_newer_schemas_wait() {
     // Still unreadable by this build: retrying keeps it aside.
     assert_eq!(b.retry_deferred().expect("retry"), 0);
     assert_eq!(b.deferred_count().expect("d"), 1);
+    // The indicator's counts (index only) agree with the full counts.
+    let (full, backlog) = (
+        a.outbox_counts().expect("counts"),
+        a.backlog_counts().expect("backlog"),
+    );
+    assert_eq!(
+        (backlog.pending(), backlog.parked, backlog.acked),
+        (full.pending(), full.parked, 0)
+    );
+    assert_eq!(full.acked, 1);
     // The cursor passed it (2), but a local write has not seen it: its base stays below.
     assert_eq!(b.sync_state().expect("pos").cursor, 2);
     assert_eq!(b.next_base().expect("base"), 1);
