@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
+
+pub use outpost_domain::canonical::canonical_json;
 use sha2::{Digest, Sha256};
 
 /// The tables of the replicated state, in the order they are reported.
@@ -107,32 +109,6 @@ impl State {
             }
         }
         out
-    }
-}
-
-/// JSON text with object keys sorted at every level, whatever serde_json's map type is.
-pub fn canonical_json(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Value::String(k.clone()),
-                        canonical_json(m.get(k).unwrap_or(&Value::Null))
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(a) => {
-            let parts: Vec<String> = a.iter().map(canonical_json).collect();
-            format!("[{}]", parts.join(","))
-        }
-        other => other.to_string(),
     }
 }
 

@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
+
+pub use outpost_domain::canonical::canonical_json;
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -236,32 +238,6 @@ pub fn digest(tables: &StateTables) -> BTreeMap<String, String> {
 /// SQLite errors.
 pub fn state_digest(conn: &Connection) -> Result<BTreeMap<String, String>, StoreError> {
     Ok(digest(&state_tables(conn)?))
-}
-
-/// JSON text with object keys sorted at every level.
-pub fn canonical_json(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Value::String(k.clone()),
-                        canonical_json(m.get(k).unwrap_or(&Value::Null))
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(a) => {
-            let parts: Vec<String> = a.iter().map(canonical_json).collect();
-            format!("[{}]", parts.join(","))
-        }
-        other => other.to_string(),
-    }
 }
 
 impl crate::Store {
