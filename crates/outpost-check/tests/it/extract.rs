@@ -114,3 +114,33 @@ pub fn state(conn: &Connection) -> State {
     }
     s
 }
+
+/// Every op of a store's outbox with its state.
+pub fn outbox(store: &outpost_store::Store) -> Vec<outpost_check::OutboxEntry> {
+    let mut st = store
+        .conn()
+        .prepare("SELECT envelope, status, reason FROM outbox ORDER BY seq")
+        .expect("outbox query");
+    st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })
+    .expect("outbox rows")
+    .map(|row| {
+        let (env, status, reason) = row.expect("outbox row");
+        outpost_check::OutboxEntry {
+            op: serde_json::from_str(&env).expect("outbox envelope"),
+            state: match status.as_str() {
+                "pending" => outpost_check::OutboxState::Pending,
+                "acked" => outpost_check::OutboxState::Acked,
+                _ => outpost_check::OutboxState::Parked {
+                    reason: reason.unwrap_or_default(),
+                },
+            },
+        }
+    })
+    .collect()
+}

@@ -17,10 +17,7 @@ use outpost_app::ipc::{
     UnitOnIncident, UpdateIncident,
 };
 use outpost_app::{Console, ConsoleOptions};
-use outpost_check::{
-    CursorObservation, Model, OutboxEntry, OutboxState, Replica, ServerDump, State,
-    check_invariants,
-};
+use outpost_check::{CursorObservation, Model, Replica, ServerDump, State, check_invariants};
 use outpost_domain::clock::{Clock, FixedClock};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
@@ -32,6 +29,7 @@ use outpost_server::{SqliteStorage, SyncError, SyncService};
 use outpost_store::{Store, StoreError};
 
 use crate::extract;
+use crate::extract::outbox;
 
 pub use crate::support::t0;
 
@@ -562,36 +560,6 @@ pub fn open_console(dir: &std::path::Path, clock: &Arc<FixedClock>, i: usize) ->
 
 pub fn lock<T>(m: &Arc<Mutex<T>>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Every op of a store's outbox with its state.
-pub fn outbox(store: &Store) -> Vec<OutboxEntry> {
-    let mut st = store
-        .conn()
-        .prepare("SELECT envelope, status, reason FROM outbox ORDER BY seq")
-        .expect("outbox query");
-    st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })
-    .expect("outbox rows")
-    .map(|row| {
-        let (env, status, reason) = row.expect("outbox row");
-        OutboxEntry {
-            op: serde_json::from_str(&env).expect("outbox envelope"),
-            state: match status.as_str() {
-                "pending" => OutboxState::Pending,
-                "acked" => OutboxState::Acked,
-                _ => OutboxState::Parked {
-                    reason: reason.unwrap_or_default(),
-                },
-            },
-        }
-    })
-    .collect()
 }
 
 /// One user action, chosen by index among what the console shows (so a random script stays

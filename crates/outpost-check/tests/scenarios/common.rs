@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use outpost_check::{
-    CursorObservation, OutboxEntry, OutboxState, Replica, ServerDump, Violation, check_invariants,
-};
+use outpost_check::{CursorObservation, Replica, ServerDump, Violation, check_invariants};
 use outpost_domain::op::OpEnvelope;
 use outpost_server::{RunningServer, Server, ServerConfig, SyncService};
 use outpost_store::Store;
 use outpost_sync::{BackoffPolicy, SyncOptions, script};
 
 use crate::extract;
+pub use crate::extract::outbox;
 
 /// Held by the heavy scenarios (S5, S15) so they do not run at the same time: their time
 /// bounds assume the machine is not also running the other one.
@@ -179,36 +178,6 @@ pub fn server_dump(service: &SyncService) -> ServerDump {
         conflicts: None,
         compacted: snap.compacted_positions,
     }
-}
-
-/// Every op of a store's outbox with its state.
-pub fn outbox(store: &Store) -> Vec<OutboxEntry> {
-    let mut st = store
-        .conn()
-        .prepare("SELECT envelope, status, reason FROM outbox ORDER BY seq")
-        .expect("outbox query");
-    st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })
-    .expect("outbox rows")
-    .map(|row| {
-        let (env, status, reason) = row.expect("outbox row");
-        OutboxEntry {
-            op: serde_json::from_str(&env).expect("outbox envelope"),
-            state: match status.as_str() {
-                "pending" => OutboxState::Pending,
-                "acked" => OutboxState::Acked,
-                _ => OutboxState::Parked {
-                    reason: reason.unwrap_or_default(),
-                },
-            },
-        }
-    })
-    .collect()
 }
 
 /// A console as the checker wants it; `full` also reads its canonical state (row-by-row
