@@ -201,7 +201,12 @@ user: string,
 /**
  * The settings.
  */
-settings: Settings, };
+settings: Settings, 
+/**
+ * Field laptop mode (`outpost --unit CALLSIGN`): the id of the unit this console is.
+ * The UI then opens the field view (`field_view`) instead of the command layout.
+ */
+field_unit: string | null, };
 
 export type Startup = { "state": "ready", 
 /**
@@ -599,7 +604,7 @@ place: string | null, };
 
 export type Lane = "critical" | "notes" | "positions";
 
-export type Register = "incident_type" | "priority" | "location" | "address" | "description" | "closure" | "unit_status" | "unit_roster" | "facility";
+export type Register = "incident_type" | "priority" | "location" | "address" | "description" | "closure" | "unit_status" | "unit_roster" | "facility" | "device_binding";
 
 export type ConflictKind = "field" | "double_assignment" | "edit_after_close";
 
@@ -764,6 +769,151 @@ summary: string,
  */
 reason: string, };
 
+export type DeviceSource = "osmand" | "cot" | "nmea";
+
+export type DeviceView = { 
+/**
+ * The device's own id (OsmAnd `id`, CoT `uid`).
+ */
+device_id: string, 
+/**
+ * The protocol its last report came by.
+ */
+source: DeviceSource, 
+/**
+ * The name the device gives itself (CoT callsign), if any.
+ */
+name: string | null, 
+/**
+ * The unit it is bound to (`None`: listed for binding, not on the map).
+ */
+unit_id: string | null, 
+/**
+ * That unit's callsign.
+ */
+callsign: string | null, 
+/**
+ * Its newest fix while unbound (a bound device's fixes are its unit's positions).
+ */
+last_fix: Fix | null, 
+/**
+ * How many reports this console holds from it while it was unbound.
+ */
+reports: number, 
+/**
+ * Battery level in percent from its last report, if sent.
+ */
+battery_pct: number | null, };
+
+export type BindDevice = { 
+/**
+ * The device.
+ */
+device_id: string, 
+/**
+ * The unit, or `None` to unbind.
+ */
+unit_id: string | null, };
+
+export type TrackQuery = { 
+/**
+ * The unit.
+ */
+unit_id: string, 
+/**
+ * Earliest fix time included (UTC).
+ */
+from: string | null, 
+/**
+ * Latest fix time included (UTC).
+ */
+to: string | null, };
+
+export type Track = { 
+/**
+ * The unit.
+ */
+unit_id: string, 
+/**
+ * Its callsign.
+ */
+callsign: string, 
+/**
+ * The fixes (WGS-84), oldest first.
+ */
+points: Array<Fix>, 
+/**
+ * True when the window held more fixes than [`MAX_TRACK_POINTS`] and the oldest were
+ * left out.
+ */
+truncated: boolean, };
+
+export type TrackFormat = "gpx" | "kml";
+
+export type ExportTrack = { 
+/**
+ * The window.
+ */
+track: TrackQuery, 
+/**
+ * The format.
+ */
+format: TrackFormat, };
+
+export type ExportedTrack = { 
+/**
+ * Full path of the written file on this machine.
+ */
+path: string, 
+/**
+ * Fixes written.
+ */
+points: number, };
+
+export type GpsStatus = { 
+/**
+ * The source as given (`/dev/ttyUSB0`, `gpsd://127.0.0.1:2947`, a log file).
+ */
+source: string, 
+/**
+ * True while the source is open and delivering sentences.
+ */
+connected: boolean, 
+/**
+ * NMEA sentences read.
+ */
+sentences: number, 
+/**
+ * Fixes written as position reports.
+ */
+fixes: number, 
+/**
+ * Sentences skipped (unreadable, unsupported talker or vendor sentence, bad checksum).
+ */
+skipped: number, 
+/**
+ * The newest fix, if any.
+ */
+last_fix: Fix | null, 
+/**
+ * The last error (source closed, device missing), if any.
+ */
+error: string | null, };
+
+export type FieldView = { 
+/**
+ * This console's unit.
+ */
+unit: UnitView, 
+/**
+ * The incident of its active assignment, with timeline.
+ */
+assignment: IncidentDetail | null, 
+/**
+ * The receiver, when `--gps` was given.
+ */
+gps: GpsStatus | null, };
+
 /** Event emitted after every change; payload `{ revision: number }`. */
 export const STATE_CHANGED_EVENT = "state-changed";
 
@@ -888,5 +1038,30 @@ export function getSettings(): Promise<Settings> {
 /** Stores the settings. */
 export function saveSettings(args: Settings): Promise<Settings> {
   return invoke("save_settings", { args });
+}
+
+/** The device registry: unbound devices first (newest report first), then bound ones. */
+export function listDevices(): Promise<DeviceView[]> {
+  return invoke("list_devices");
+}
+
+/** Binds a device to a unit or unbinds it (an op that syncs). */
+export function bindDevice(args: BindDevice): Promise<DeviceView> {
+  return invoke("bind_device", { args });
+}
+
+/** A unit's position history in a time window, each fix once, oldest first. */
+export function unitTrack(args: TrackQuery): Promise<Track> {
+  return invoke("unit_track", { args });
+}
+
+/** Writes a unit's track as GPX or KML into the export folder. */
+export function exportTrack(args: ExportTrack): Promise<ExportedTrack> {
+  return invoke("export_track", { args });
+}
+
+/** Field laptop mode: this console's unit, its assignment and receiver; null otherwise. */
+export function fieldView(): Promise<FieldView | null> {
+  return invoke("field_view");
 }
 

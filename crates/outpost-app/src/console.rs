@@ -242,6 +242,8 @@ impl Console {
                 demo: self.demo,
                 user: self.user.clone(),
                 settings,
+                // Issue 4 (in progress): field laptop mode.
+                field_unit: None,
             },
         }
     }
@@ -1152,6 +1154,19 @@ fn op_words(c: &Connection, body: &OpBody) -> String {
         OpBody::UnitRegister { callsign, .. } => format!("unit {callsign} registered"),
         OpBody::FacilityRegister { facility } => format!("facility {} registered", facility.id),
         OpBody::ConflictResolve { conflict_id, .. } => format!("conflict {conflict_id} resolved"),
+        OpBody::DeviceBind {
+            device_id,
+            unit_id: Some(u),
+        } => format!("device {device_id} bound to {}", callsign(u)),
+        OpBody::DeviceBind {
+            device_id,
+            unit_id: None,
+        } => format!("device {device_id} unbound"),
+        OpBody::DeviceReport { report } => format!(
+            "report from unbound {} device {}",
+            report.source.as_str(),
+            report.device_id
+        ),
     }
 }
 

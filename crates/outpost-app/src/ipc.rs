@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ts_rs::{Config, TS};
 
+use outpost_domain::device::DeviceSource;
 use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{
@@ -151,6 +152,9 @@ pub struct ConsoleInit {
     pub user: String,
     /// The settings.
     pub settings: Settings,
+    /// Field laptop mode (`outpost --unit CALLSIGN`): the id of the unit this console is.
+    /// The UI then opens the field view (`field_view`) instead of the command layout.
+    pub field_unit: Option<String>,
 }
 
 /// The result of `startup`: a console, or an error screen.
@@ -464,6 +468,123 @@ pub struct ResolveConflict {
     pub note: String,
 }
 
+/// A position-reporting device (OsmAnd phone, TAK client, laptop receiver) as the device
+/// registry shows it: bound to a unit, or waiting to be bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct DeviceView {
+    /// The device's own id (OsmAnd `id`, CoT `uid`).
+    pub device_id: String,
+    /// The protocol its last report came by.
+    pub source: DeviceSource,
+    /// The name the device gives itself (CoT callsign), if any.
+    pub name: Option<String>,
+    /// The unit it is bound to (`None`: listed for binding, not on the map).
+    pub unit_id: Option<String>,
+    /// That unit's callsign.
+    pub callsign: Option<String>,
+    /// Its newest fix while unbound (a bound device's fixes are its unit's positions).
+    pub last_fix: Option<Fix>,
+    /// How many reports this console holds from it while it was unbound.
+    pub reports: u64,
+    /// Battery level in percent from its last report, if sent.
+    pub battery_pct: Option<f64>,
+}
+
+/// Binds a device to a unit, or unbinds it (`unit_id: None`). Syncs as a `device.bind` op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct BindDevice {
+    /// The device.
+    pub device_id: String,
+    /// The unit, or `None` to unbind.
+    pub unit_id: Option<String>,
+}
+
+/// A time window of one unit's track. `None` bounds are open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct TrackQuery {
+    /// The unit.
+    pub unit_id: String,
+    /// Earliest fix time included (UTC).
+    pub from: Option<DateTime<Utc>>,
+    /// Latest fix time included (UTC).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A unit's position history, each fix once, in fix-time order (oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Track {
+    /// The unit.
+    pub unit_id: String,
+    /// Its callsign.
+    pub callsign: String,
+    /// The fixes (WGS-84), oldest first.
+    pub points: Vec<Fix>,
+    /// True when the window held more fixes than [`MAX_TRACK_POINTS`] and the oldest were
+    /// left out.
+    pub truncated: bool,
+}
+
+/// Most fixes one `unit_track` answer carries.
+pub const MAX_TRACK_POINTS: usize = 20_000;
+
+/// File format of a track export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackFormat {
+    /// GPX 1.1 (one `trk` with one `trkseg`).
+    Gpx,
+    /// KML 2.2 (a `gx:Track`-free `LineString` placemark plus one timed point per fix).
+    Kml,
+}
+
+/// Exports a unit's track to a file in the export folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ExportTrack {
+    /// The window.
+    pub track: TrackQuery,
+    /// The format.
+    pub format: TrackFormat,
+}
+
+/// Where an export was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ExportedTrack {
+    /// Full path of the written file on this machine.
+    pub path: String,
+    /// Fixes written.
+    pub points: u32,
+}
+
+/// The GNSS receiver of a field laptop (`outpost --gps SOURCE`), as the field view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct GpsStatus {
+    /// The source as given (`/dev/ttyUSB0`, `gpsd://127.0.0.1:2947`, a log file).
+    pub source: String,
+    /// True while the source is open and delivering sentences.
+    pub connected: bool,
+    /// NMEA sentences read.
+    pub sentences: u64,
+    /// Fixes written as position reports.
+    pub fixes: u64,
+    /// Sentences skipped (unreadable, unsupported talker or vendor sentence, bad checksum).
+    pub skipped: u64,
+    /// The newest fix, if any.
+    pub last_fix: Option<Fix>,
+    /// The last error (source closed, device missing), if any.
+    pub error: Option<String>,
+}
+
+/// What the field laptop shows: its own unit, its current assignment, its receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FieldView {
+    /// This console's unit.
+    pub unit: UnitView,
+    /// The incident of its active assignment, with timeline.
+    pub assignment: Option<IncidentDetail>,
+    /// The receiver, when `--gps` was given.
+    pub gps: Option<GpsStatus>,
+}
+
 /// An op the server refused: shown under "needs attention" with the server's reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct ParkedOp {
@@ -634,6 +755,41 @@ pub const COMMANDS: &[CommandSpec] = &[
         returns: "Settings",
         doc: "Stores the settings.",
     },
+    CommandSpec {
+        name: "list_devices",
+        ts_name: "listDevices",
+        args: None,
+        returns: "DeviceView[]",
+        doc: "The device registry: unbound devices first (newest report first), then bound ones.",
+    },
+    CommandSpec {
+        name: "bind_device",
+        ts_name: "bindDevice",
+        args: Some("BindDevice"),
+        returns: "DeviceView",
+        doc: "Binds a device to a unit or unbinds it (an op that syncs).",
+    },
+    CommandSpec {
+        name: "unit_track",
+        ts_name: "unitTrack",
+        args: Some("TrackQuery"),
+        returns: "Track",
+        doc: "A unit's position history in a time window, each fix once, oldest first.",
+    },
+    CommandSpec {
+        name: "export_track",
+        ts_name: "exportTrack",
+        args: Some("ExportTrack"),
+        returns: "ExportedTrack",
+        doc: "Writes a unit's track as GPX or KML into the export folder.",
+    },
+    CommandSpec {
+        name: "field_view",
+        ts_name: "fieldView",
+        args: None,
+        returns: "FieldView | null",
+        doc: "Field laptop mode: this console's unit, its assignment and receiver; null otherwise.",
+    },
 ];
 
 fn decls(cfg: &Config) -> Vec<String> {
@@ -687,6 +843,16 @@ fn decls(cfg: &Config) -> Vec<String> {
         ConflictView::decl(cfg),
         ResolveConflict::decl(cfg),
         ParkedOp::decl(cfg),
+        DeviceSource::decl(cfg),
+        DeviceView::decl(cfg),
+        BindDevice::decl(cfg),
+        TrackQuery::decl(cfg),
+        Track::decl(cfg),
+        TrackFormat::decl(cfg),
+        ExportTrack::decl(cfg),
+        ExportedTrack::decl(cfg),
+        GpsStatus::decl(cfg),
+        FieldView::decl(cfg),
     ]
 }
 

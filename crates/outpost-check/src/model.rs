@@ -528,6 +528,7 @@ fn timeline_entries(
     let id = op.op_id.to_string();
     let cs = |u: &str| callsigns.get(u).cloned().unwrap_or_default();
     match &op.body {
+        OpBody::DeviceBind { .. } | OpBody::DeviceReport { .. } => Vec::new(),
         OpBody::IncidentCreate {
             incident_id,
             incident_type,

@@ -10,6 +10,7 @@
 
 pub mod canonical;
 pub mod clock;
+pub mod device;
 pub mod facility;
 pub mod geo;
 pub mod incident;
@@ -20,6 +21,7 @@ pub mod unit;
 pub mod wire;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use device::{DeviceReport, DeviceSource};
 pub use facility::{Facility, FacilityKind};
 pub use geo::LatLon;
 pub use incident::{Disposition, IncidentStatus, IncidentType, Priority};

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use ts_rs::TS;
 use uuid::Uuid;
 
+use crate::device::{MAX_DEVICE_ID_CHARS, MAX_DEVICE_NAME_CHARS};
 use crate::geo::LatLon;
 use crate::incident::{MAX_ADDRESS_CHARS, MAX_TEXT_CHARS};
 use crate::op::{Hlc, OpBody, OpEnvelope, Release, SCHEMA_VERSION};
@@ -138,11 +139,13 @@ pub enum Register {
     UnitRoster,
     /// A facility's entry.
     Facility,
+    /// The unit a device is bound to (`null` when unbound); keyed by device id.
+    DeviceBinding,
 }
 
 impl Register {
     /// Every register.
-    pub const ALL: [Register; 9] = [
+    pub const ALL: [Register; 10] = [
         Register::IncidentType,
         Register::Priority,
         Register::Location,
@@ -152,6 +155,7 @@ impl Register {
         Register::UnitStatus,
         Register::UnitRoster,
         Register::Facility,
+        Register::DeviceBinding,
     ];
 
     /// The wire name, e.g. `"priority"`.
@@ -166,6 +170,7 @@ impl Register {
             Register::UnitStatus => "unit_status",
             Register::UnitRoster => "unit_roster",
             Register::Facility => "facility",
+            Register::DeviceBinding => "device_binding",
         }
     }
 
@@ -187,7 +192,10 @@ impl Register {
     pub fn is_incident(self) -> bool {
         !matches!(
             self,
-            Register::UnitStatus | Register::UnitRoster | Register::Facility
+            Register::UnitStatus
+                | Register::UnitRoster
+                | Register::Facility
+                | Register::DeviceBinding
         )
     }
 
@@ -326,9 +334,15 @@ pub fn writes_of(body: &OpBody) -> Vec<Write> {
             out.push(w(facility.id.clone(), Register::Facility, json!(facility)))
         }
         OpBody::ConflictResolve { releases, .. } => release_writes(releases, &mut out),
+        OpBody::DeviceBind { device_id, unit_id } => out.push(w(
+            device_id.clone(),
+            Register::DeviceBinding,
+            json!(unit_id),
+        )),
         OpBody::IncidentAcknowledge { .. }
         | OpBody::TimelineAppend { .. }
-        | OpBody::PositionReport { .. } => {}
+        | OpBody::PositionReport { .. }
+        | OpBody::DeviceReport { .. } => {}
     }
     out
 }
@@ -584,22 +598,7 @@ pub fn validate(op: &OpEnvelope) -> Result<(), String> {
         }
         OpBody::PositionReport { unit_id, fix } => {
             text("unit_id", unit_id, 1, MAX_ID_CHARS)?;
-            loc("fix.position", &fix.position)?;
-            if let Some(h) = fix.heading_deg
-                && (!h.is_finite() || !(0.0..=360.0).contains(&h))
-            {
-                return Err(format!("fix.heading_deg {h} is outside 0..360"));
-            }
-            if let Some(s) = fix.speed_mps
-                && (!s.is_finite() || s < 0.0)
-            {
-                return Err(format!("fix.speed_mps {s} is not a speed"));
-            }
-            if let Some(a) = fix.accuracy_m
-                && (!a.is_finite() || a < 0.0)
-            {
-                return Err(format!("fix.accuracy_m {a} is not an accuracy"));
-            }
+            fix_ranges("fix", fix)?;
         }
         OpBody::UnitRegister {
             unit_id,
@@ -627,9 +626,33 @@ pub fn validate(op: &OpEnvelope) -> Result<(), String> {
             }
             text("note", note, 0, MAX_TEXT_CHARS)?;
         }
+        OpBody::DeviceBind { device_id, unit_id } => {
+            text("device_id", device_id, 1, MAX_DEVICE_ID_CHARS)?;
+            if let Some(u) = unit_id {
+                text("unit_id", u, 1, MAX_ID_CHARS)?;
+            }
+        }
+        OpBody::DeviceReport { report } => {
+            text("report.device_id", &report.device_id, 1, MAX_DEVICE_ID_CHARS)?;
+            if let Some(n) = &report.name {
+                text("report.name", n, 0, MAX_DEVICE_NAME_CHARS)?;
+            }
+            fix_ranges("report.fix", &report.fix)?;
+            if let Some(b) = report.battery_pct
+                && (!b.is_finite() || !(0.0..=100.0).contains(&b))
+            {
+                return Err(format!("report.battery_pct {b} is outside 0..100"));
+            }
+        }
         OpBody::IncidentAcknowledge { .. } => {}
     }
     Ok(())
+}
+
+/// The static range checks of a fix (the clock-dependent fix-time check is
+/// [`crate::device::check_fix`], done where reports arrive).
+fn fix_ranges(name: &str, fix: &crate::op::Fix) -> Result<(), String> {
+    crate::device::check_fix_ranges(fix).map_err(|e| format!("{name}: {e}"))
 }
 
 fn text(name: &str, value: &str, min: usize, max: usize) -> Result<(), String> {

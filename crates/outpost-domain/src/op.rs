@@ -288,6 +288,24 @@ pub enum OpBody {
         /// The facility.
         facility: Facility,
     },
+    /// A commander binds a device to a unit (`Some`) or unbinds it (`None`). A register per
+    /// device (`merge::Register::DeviceBinding`); the newest write wins like a roster entry.
+    /// The server's ingest reads it when a report arrives: reports of a bound device become
+    /// `position.report` ops of its unit, reports of an unbound one `device.report` ops.
+    #[serde(rename = "device.bind")]
+    DeviceBind {
+        /// The device's id (OsmAnd `id`, CoT `uid`).
+        device_id: String,
+        /// The unit, or `None` to unbind.
+        unit_id: Option<String>,
+    },
+    /// A report from a device bound to no unit, kept so a commander can see and bind it
+    /// (written by the server's ingest; travels in the positions lane).
+    #[serde(rename = "device.report")]
+    DeviceReport {
+        /// The report as decoded.
+        report: crate::device::DeviceReport,
+    },
     /// A person resolved a conflict that is not settled by a plain write (an edit or an
     /// assignment concurrent with a close). Field conflicts are resolved by an informed
     /// `incident.set_fields`, double assignments by `assignment.release`.
@@ -309,7 +327,7 @@ impl OpBody {
     pub fn lane(&self) -> Lane {
         match self {
             OpBody::TimelineAppend { .. } => Lane::Notes,
-            OpBody::PositionReport { .. } => Lane::Positions,
+            OpBody::PositionReport { .. } | OpBody::DeviceReport { .. } => Lane::Positions,
             _ => Lane::Critical,
         }
     }
@@ -329,6 +347,8 @@ impl OpBody {
             OpBody::UnitRegister { .. } => "unit.register",
             OpBody::FacilityRegister { .. } => "facility.register",
             OpBody::ConflictResolve { .. } => "conflict.resolve",
+            OpBody::DeviceBind { .. } => "device.bind",
+            OpBody::DeviceReport { .. } => "device.report",
         }
     }
 }

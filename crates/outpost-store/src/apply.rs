@@ -242,6 +242,8 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
     let user = op.user.as_str();
     let op_id = op.op_id.to_string();
     match &op.body {
+        // Issue 4 (in progress): the device tables of migration 7.
+        OpBody::DeviceBind { .. } | OpBody::DeviceReport { .. } => {}
         OpBody::IncidentCreate {
             incident_id,
             number,
