@@ -17,7 +17,9 @@
 
 pub mod apply;
 pub mod conflict;
+pub mod devices;
 pub mod digest;
+pub mod picture;
 pub mod query;
 pub mod schema;
 mod sql;
