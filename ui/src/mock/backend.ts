@@ -64,6 +64,8 @@ export interface MockOptions {
   settings?: Partial<Settings>;
   /** The scripted offline → syncing → online sequence (times in ms / s). */
   sync?: Partial<MockSyncScript>;
+  /** Field laptop mode: the id of the unit this console is (`outpost --unit CALLSIGN`). */
+  fieldUnit?: string;
 }
 
 /** Thrown to the caller as the IPC error payload. */
@@ -367,6 +369,7 @@ export class MockBackend {
       demo: this.opts.demo ?? true,
       user: "dispatcher",
       settings: { ...this.settings },
+      field_unit: this.opts.fieldUnit ?? null,
     };
     return { state: "ready", init };
   }
