@@ -157,6 +157,84 @@ pub(crate) const FIX_TIE_SET: &str = "lat = excluded.lat, lon = excluded.lon,
     heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
     accuracy_m = excluded.accuracy_m, received_at = excluded.received_at";
 
+/// The tie rule for two reports of one device with the same fix time (ms), as
+/// [`FIX_TIE_WINS`] with the report's fields added: the row with the greater `(lat, lon,
+/// heading_deg, speed_mps, accuracy_m, battery_pct, source, name, received_at)` tuple is kept,
+/// a missing number counting below any number and a missing name below any name (text
+/// compared byte-wise). SQL for the upsert into `device_fixes`: `excluded` wins when true.
+pub(crate) const DEVICE_FIX_TIE_WINS: &str = "(excluded.lat, excluded.lon,
+        COALESCE(excluded.heading_deg, -9e999), COALESCE(excluded.speed_mps, -9e999),
+        COALESCE(excluded.accuracy_m, -9e999), COALESCE(excluded.battery_pct, -9e999),
+        excluded.source, excluded.name IS NOT NULL, COALESCE(excluded.name, ''),
+        excluded.received_at)
+    > (lat, lon, COALESCE(heading_deg, -9e999), COALESCE(speed_mps, -9e999),
+        COALESCE(accuracy_m, -9e999), COALESCE(battery_pct, -9e999),
+        source, name IS NOT NULL, COALESCE(name, ''), received_at)";
+
+/// Keeps a `device.report`'s fix in `device_fixes` (each fix once, [`DEVICE_FIX_TIE_WINS`]
+/// between two at one fix time) and recomputes the device's registry row. `at` is the op's
+/// HLC wall time (ms, UTC), kept as `received_at`.
+fn device_report(
+    conn: &Connection,
+    report: &outpost_domain::device::DeviceReport,
+    at: i64,
+) -> Result<(), StoreError> {
+    let fix = &report.fix;
+    conn.execute(
+        &format!(
+            "INSERT INTO device_fixes(device_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                      accuracy_m, battery_pct, source, name, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT(device_id, fix_time) DO UPDATE SET
+                lat = excluded.lat, lon = excluded.lon, heading_deg = excluded.heading_deg,
+                speed_mps = excluded.speed_mps, accuracy_m = excluded.accuracy_m,
+                battery_pct = excluded.battery_pct, source = excluded.source,
+                name = excluded.name, received_at = excluded.received_at
+             WHERE {DEVICE_FIX_TIE_WINS}"
+        ),
+        params![
+            report.device_id,
+            fix.fix_time.timestamp_millis(),
+            fix.position.lat,
+            fix.position.lon,
+            fix.heading_deg,
+            fix.speed_mps,
+            fix.accuracy_m,
+            report.battery_pct,
+            report.source.as_str(),
+            report.name,
+            at
+        ],
+    )?;
+    project_device(conn, &report.device_id)
+}
+
+/// Recomputes a device's registry row from its kept fixes: the newest fix (by fix time) with
+/// its source and battery, the name of the newest fix that has one, the earliest
+/// `received_at` as first seen, the number of fixes.
+fn project_device(conn: &Connection, device_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO devices(device_id, source, name, first_seen, fix_time, lat, lon,
+                             heading_deg, speed_mps, accuracy_m, battery_pct, reports)
+         SELECT f.device_id, f.source,
+                (SELECT n.name FROM device_fixes n WHERE n.device_id = f.device_id
+                   AND n.name IS NOT NULL ORDER BY n.fix_time DESC LIMIT 1),
+                (SELECT MIN(received_at) FROM device_fixes a WHERE a.device_id = f.device_id),
+                f.fix_time, f.lat, f.lon, f.heading_deg, f.speed_mps, f.accuracy_m,
+                f.battery_pct,
+                (SELECT COUNT(*) FROM device_fixes c WHERE c.device_id = f.device_id)
+           FROM device_fixes f WHERE f.device_id = ?1 ORDER BY f.fix_time DESC LIMIT 1
+         ON CONFLICT(device_id) DO UPDATE SET
+            source = excluded.source, name = excluded.name, first_seen = excluded.first_seen,
+            fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
+            heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
+            accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct,
+            reports = excluded.reports",
+        [device_id],
+    )?;
+    Ok(())
+}
+
 /// Recomputes every state table from the ledger's applied ops (parked ops left out), plus
 /// the fixes of a loaded snapshot, inside the caller's transaction. Ops are replayed in
 /// server order (`gseq`), then this replica's unacknowledged ops in `seq` order; an op whose
@@ -170,6 +248,7 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
         "DELETE FROM timeline; DELETE FROM assignments; DELETE FROM unit_positions;
          DELETE FROM positions; DELETE FROM incidents; DELETE FROM units;
          DELETE FROM facilities; DELETE FROM reg_writes; DELETE FROM releases;
+         DELETE FROM device_bindings; DELETE FROM devices; DELETE FROM device_fixes;
          UPDATE ops SET reason = NULL WHERE state = 'applied' AND reason IS NOT NULL;",
     )?;
     let envelopes: Vec<String> = {
@@ -242,8 +321,14 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
     let user = op.user.as_str();
     let op_id = op.op_id.to_string();
     match &op.body {
-        // Issue 4 (in progress): the device tables of migration 7.
-        OpBody::DeviceBind { .. } | OpBody::DeviceReport { .. } => {}
+        OpBody::DeviceBind { unit_id, .. } => {
+            // A binding names a unit this replica has (the server parks one that does not);
+            // unbinding needs nothing. The shown binding is projected from the register.
+            if let Some(u) = unit_id {
+                callsign(conn, u)?;
+            }
+        }
+        OpBody::DeviceReport { report } => device_report(conn, report, at)?,
         OpBody::IncidentCreate {
             incident_id,
             number,
@@ -496,6 +581,7 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             Register::UnitStatus => project_unit_status(conn, &entity)?,
             Register::UnitRoster => project_unit_roster(conn, &entity)?,
             Register::Facility => project_facility(conn, &entity)?,
+            Register::DeviceBinding => project_device_binding(conn, &entity)?,
             _ => project_incident(conn, &entity)?,
         }
     }
@@ -816,6 +902,25 @@ fn project_facility(conn: &Connection, id: &str) -> Result<(), StoreError> {
             num("/position/lon"),
             w.meta.hlc.wall_ms
         ],
+    )?;
+    Ok(())
+}
+
+/// Shows a device's binding winner: its unit, or NULL when the winning write unbinds it.
+fn project_device_binding(conn: &Connection, device_id: &str) -> Result<(), StoreError> {
+    let Some(w) = register_winner(conn, device_id, Register::DeviceBinding)? else {
+        conn.execute(
+            "DELETE FROM device_bindings WHERE device_id = ?1",
+            [device_id],
+        )?;
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO device_bindings(device_id, unit_id, bound_at, bound_by)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(device_id) DO UPDATE SET unit_id = excluded.unit_id,
+            bound_at = excluded.bound_at, bound_by = excluded.bound_by",
+        params![device_id, w.value.as_str(), w.meta.hlc.wall_ms, w.user],
     )?;
     Ok(())
 }

@@ -391,4 +391,6 @@ fn append_local(
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_devices;
+#[cfg(test)]
 mod tests_sync;

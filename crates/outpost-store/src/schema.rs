@@ -258,6 +258,58 @@ const M6_OPS_KIND: &str = r#"
 CREATE INDEX ops_kind ON ops(kind, state);
 "#;
 
+/// Migration 7: position-reporting devices (issue 4).
+///
+/// - `device_bindings`: the shown binding of each device, derived from its
+///   `Register::DeviceBinding` writes (the merge winner): the unit (NULL when the winning
+///   write unbinds it), and the winner's HLC wall time (ms, UTC) and user.
+/// - `device_fixes`: each `device.report`'s fix once, keyed (device, fix time ms); the
+///   report's source, name and battery (percent) with it; `received_at` = the op's HLC wall
+///   time (ms, UTC). Two reports with one fix time: the tie rule of `apply` keeps one.
+/// - `devices`: the unbound-device registry, derived from `device_fixes`: the newest fix (by
+///   fix time) with its source and battery, the newest name given, first seen (the earliest
+///   `received_at`), and the number of fixes kept.
+const M7_DEVICES: &str = r#"
+CREATE TABLE device_bindings (
+    device_id TEXT PRIMARY KEY,
+    unit_id   TEXT,
+    bound_at  INTEGER NOT NULL,
+    bound_by  TEXT NOT NULL
+) STRICT;
+CREATE INDEX device_bindings_unit ON device_bindings(unit_id) WHERE unit_id IS NOT NULL;
+
+CREATE TABLE device_fixes (
+    device_id   TEXT NOT NULL,
+    fix_time    INTEGER NOT NULL,
+    lat         REAL NOT NULL,
+    lon         REAL NOT NULL,
+    heading_deg REAL,
+    speed_mps   REAL,
+    accuracy_m  REAL,
+    battery_pct REAL,
+    source      TEXT NOT NULL,
+    name        TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, fix_time)
+) STRICT;
+
+CREATE TABLE devices (
+    device_id   TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    name        TEXT,
+    first_seen  INTEGER NOT NULL,
+    fix_time    INTEGER NOT NULL,
+    lat         REAL NOT NULL,
+    lon         REAL NOT NULL,
+    heading_deg REAL,
+    speed_mps   REAL,
+    accuracy_m  REAL,
+    battery_pct REAL,
+    reports     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX devices_newest ON devices(fix_time);
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -272,6 +324,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M4_LANE_SEQ).comment("lane sequence numbers"),
         M::up(M5_MERGE).comment("merge rules and sync state"),
         M::up(M6_OPS_KIND).comment("ops by kind"),
+        M::up(M7_DEVICES).comment("devices, bindings and device fixes"),
     ]
 }
 
