@@ -30,6 +30,15 @@
 //!   `received_at` = the op's HLC wall ms; the unit's latest position is the fix with the
 //!   greatest fix time. Two fixes of one unit at one fix time: the greater (lat, lon,
 //!   heading, speed, accuracy, received_at) is kept, a missing value lowest (the store's rule).
+//! - **Device bindings**: the DeviceBinding winner of each device (`unit_id` null when it
+//!   unbinds); `bound_at`/`bound_by` = its HLC wall ms and user.
+//! - **Device fixes**: the set of `device.report` fixes by (device, fix time ms), with the
+//!   report's battery, source and name; `received_at` = the op's HLC wall ms. Two reports of
+//!   one device at one fix time: the greater (lat, lon, heading, speed, accuracy, battery,
+//!   source, name, received_at) is kept, a missing value lowest (the store's rule).
+//! - **Devices** (the unbound-device registry): per device with kept fixes, the newest fix
+//!   with its source and battery, the name of the newest fix that has one, first seen = the
+//!   earliest `received_at` of its kept fixes, `reports` = how many fixes are kept.
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
 //!   disagree, [`merge::field_conflict`]), double assignment (≥ 2 active assignments of a
 //!   unit), edit-after-close (a `set_fields` / `assignment.add` [`merge::concurrent`] with a
@@ -40,6 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use outpost_domain::device::DeviceReport;
 use outpost_domain::merge::{self, ConflictId, OpMeta, Register};
 use outpost_domain::op::{Fix, OpBody, OpEnvelope};
 use outpost_domain::timeline::TimelineEvent;
@@ -368,6 +378,97 @@ impl Model {
         for (unit, row) in latest {
             s.put("unit_positions", unit, row);
         }
+
+        // Device bindings: the DeviceBinding winner of each device (unit or null).
+        for ((entity, reg), _) in regs.iter() {
+            if *reg != Register::DeviceBinding {
+                continue;
+            }
+            if let Some(w) = win(entity, Register::DeviceBinding) {
+                s.put(
+                    "device_bindings",
+                    entity.clone(),
+                    json!({
+                        "device_id": entity,
+                        "unit_id": w.value,
+                        "bound_at": w.op.hlc.wall_ms,
+                        "bound_by": w.op.user,
+                    }),
+                );
+            }
+        }
+
+        // Unbound-device reports: each fix once by (device, fix time), the greater
+        // `device_fix_rank` kept; the registry row derived from a device's kept fixes.
+        let mut fixes: BTreeMap<(String, i64), (&DeviceReport, i64)> = BTreeMap::new();
+        for m in self.ops.values() {
+            if let OpBody::DeviceReport { report } = &m.op.body {
+                let received = m.op.hlc.wall_ms;
+                let key = (
+                    report.device_id.clone(),
+                    report.fix.fix_time.timestamp_millis(),
+                );
+                match fixes.get(&key) {
+                    Some((r, at))
+                        if device_fix_rank(r, *at) >= device_fix_rank(report, received) => {}
+                    _ => {
+                        fixes.insert(key, (report, received));
+                    }
+                }
+            }
+        }
+        let mut per_device: BTreeMap<&str, Vec<(&DeviceReport, i64)>> = BTreeMap::new();
+        for ((device, t), (report, received)) in &fixes {
+            let f = &report.fix;
+            s.put(
+                "device_fixes",
+                format!("{device}@{t}"),
+                json!({
+                    "device_id": device,
+                    "fix_time": t,
+                    "lat": f.position.lat,
+                    "lon": f.position.lon,
+                    "heading_deg": f.heading_deg,
+                    "speed_mps": f.speed_mps,
+                    "accuracy_m": f.accuracy_m,
+                    "battery_pct": report.battery_pct,
+                    "source": report.source.as_str(),
+                    "name": report.name,
+                    "received_at": received,
+                }),
+            );
+            // BTreeMap order: each device's fixes oldest first.
+            per_device
+                .entry(device.as_str())
+                .or_default()
+                .push((report, *received));
+        }
+        for (device, kept) in per_device {
+            let Some((newest, _)) = kept.last() else {
+                continue;
+            };
+            let f = &newest.fix;
+            let name = kept.iter().rev().find_map(|(r, _)| r.name.clone());
+            let first_seen = kept.iter().map(|(_, at)| *at).min();
+            s.put(
+                "devices",
+                device,
+                json!({
+                    "device_id": device,
+                    "source": newest.source.as_str(),
+                    "name": name,
+                    "first_seen": first_seen,
+                    "fix_time": f.fix_time.timestamp_millis(),
+                    "lat": f.position.lat,
+                    "lon": f.position.lon,
+                    "heading_deg": f.heading_deg,
+                    "speed_mps": f.speed_mps,
+                    "accuracy_m": f.accuracy_m,
+                    "battery_pct": newest.battery_pct,
+                    "reports": kept.len(),
+                }),
+            );
+        }
         s
     }
 
@@ -666,6 +767,36 @@ fn fix_rank(fix: &Fix, received: i64) -> (f64, f64, f64, f64, f64, i64) {
         v(fix.heading_deg),
         v(fix.speed_mps),
         v(fix.accuracy_m),
+        received,
+    )
+}
+
+/// The store's tie rule for two reports of one device at one fix time: the greater
+/// (lat, lon, heading, speed, accuracy, battery, source name, name, received_at) is kept, a
+/// missing number lowest, a missing name below any name, text compared byte-wise.
+#[allow(clippy::type_complexity)]
+fn device_fix_rank(
+    r: &DeviceReport,
+    received: i64,
+) -> (
+    (f64, f64, f64, f64, f64, f64),
+    &'static str,
+    Option<&str>,
+    i64,
+) {
+    let v = |x: Option<f64>| x.unwrap_or(f64::NEG_INFINITY);
+    let f = &r.fix;
+    (
+        (
+            f.position.lat,
+            f.position.lon,
+            v(f.heading_deg),
+            v(f.speed_mps),
+            v(f.accuracy_m),
+            v(r.battery_pct),
+        ),
+        r.source.as_str(),
+        r.name.as_deref(),
         received,
     )
 }

@@ -14,7 +14,7 @@ pub use outpost_domain::canonical::canonical_json;
 use sha2::{Digest, Sha256};
 
 /// The tables of the replicated state, in the order they are reported.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 10] = [
     "incidents",
     "units",
     "facilities",
@@ -22,6 +22,9 @@ pub const TABLES: [&str; 7] = [
     "timeline",
     "positions",
     "unit_positions",
+    "device_bindings",
+    "devices",
+    "device_fixes",
 ];
 
 /// A replica's replicated state: table name → primary key text → row.

@@ -392,6 +392,10 @@ pub fn units_of(body: &OpBody) -> Vec<String> {
         OpBody::UnitSetStatus { unit_id, .. }
         | OpBody::AssignmentAdd { unit_id, .. }
         | OpBody::PositionReport { unit_id, .. } => vec![unit_id.clone()],
+        OpBody::DeviceBind {
+            unit_id: Some(unit_id),
+            ..
+        } => vec![unit_id.clone()],
         _ => Vec::new(),
     };
     units.extend(releases_of(body).into_iter().map(|r| r.unit_id));

@@ -3,7 +3,8 @@
 //!
 //! Tables and rows ([`TABLES`]): each row is a JSON object of the replicated columns only —
 //! local bookkeeping (`timeline.n`, version counters, `assignments.op_id`) is left out — keyed
-//! by its primary key (`positions`: `"{unit_id}@{fix_time}"`). Canonical text of a table: one
+//! by its primary key (`positions`: `"{unit_id}@{fix_time}"`, `device_fixes`:
+//! `"{device_id}@{fix_time}"`). Canonical text of a table: one
 //! line per row, `key TAB json`, rows in key (byte) order, object keys sorted at every level,
 //! numbers as serde_json prints them. The digest of a table is the SHA-256 (lower-case hex) of
 //! its text. `outpost-check`'s model renders the same form.
@@ -20,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// The replicated tables, in report order.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 10] = [
     "incidents",
     "units",
     "facilities",
@@ -28,6 +29,9 @@ pub const TABLES: [&str; 7] = [
     "timeline",
     "positions",
     "unit_positions",
+    "device_bindings",
+    "devices",
+    "device_fixes",
 ];
 
 /// Table name → row key → row.
@@ -202,6 +206,81 @@ pub fn state_tables(conn: &Connection) -> Result<StateTables, StoreError> {
             "SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
              FROM unit_positions",
             |r| Ok((r.get::<_, String>(0)?, fix(r)?)),
+        )?,
+    );
+    t.insert(
+        "device_bindings".into(),
+        rows(
+            conn,
+            "SELECT device_id, unit_id, bound_at, bound_by FROM device_bindings",
+            |r| {
+                let id: String = r.get(0)?;
+                Ok((
+                    id.clone(),
+                    json!({
+                        "device_id": id,
+                        "unit_id": r.get::<_, Option<String>>(1)?,
+                        "bound_at": r.get::<_, i64>(2)?,
+                        "bound_by": r.get::<_, String>(3)?,
+                    }),
+                ))
+            },
+        )?,
+    );
+    t.insert(
+        "devices".into(),
+        rows(
+            conn,
+            "SELECT device_id, source, name, first_seen, fix_time, lat, lon, heading_deg,
+                    speed_mps, accuracy_m, battery_pct, reports FROM devices",
+            |r| {
+                let id: String = r.get(0)?;
+                Ok((
+                    id.clone(),
+                    json!({
+                        "device_id": id,
+                        "source": r.get::<_, String>(1)?,
+                        "name": r.get::<_, Option<String>>(2)?,
+                        "first_seen": r.get::<_, i64>(3)?,
+                        "fix_time": r.get::<_, i64>(4)?,
+                        "lat": r.get::<_, f64>(5)?,
+                        "lon": r.get::<_, f64>(6)?,
+                        "heading_deg": r.get::<_, Option<f64>>(7)?,
+                        "speed_mps": r.get::<_, Option<f64>>(8)?,
+                        "accuracy_m": r.get::<_, Option<f64>>(9)?,
+                        "battery_pct": r.get::<_, Option<f64>>(10)?,
+                        "reports": r.get::<_, i64>(11)?,
+                    }),
+                ))
+            },
+        )?,
+    );
+    t.insert(
+        "device_fixes".into(),
+        rows(
+            conn,
+            "SELECT device_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m,
+                    battery_pct, source, name, received_at FROM device_fixes",
+            |r| {
+                let id: String = r.get(0)?;
+                let fix_time: i64 = r.get(1)?;
+                Ok((
+                    format!("{id}@{fix_time}"),
+                    json!({
+                        "device_id": id,
+                        "fix_time": fix_time,
+                        "lat": r.get::<_, f64>(2)?,
+                        "lon": r.get::<_, f64>(3)?,
+                        "heading_deg": r.get::<_, Option<f64>>(4)?,
+                        "speed_mps": r.get::<_, Option<f64>>(5)?,
+                        "accuracy_m": r.get::<_, Option<f64>>(6)?,
+                        "battery_pct": r.get::<_, Option<f64>>(7)?,
+                        "source": r.get::<_, String>(8)?,
+                        "name": r.get::<_, Option<String>>(9)?,
+                        "received_at": r.get::<_, i64>(10)?,
+                    }),
+                ))
+            },
         )?,
     );
     Ok(t)

@@ -1,12 +1,17 @@
 //! Device and position tests (issue 4): bindings, unbound-device reports, out-of-order and
-//! duplicate fixes, tracks, rebuild and snapshot paths.
+//! duplicate fixes (SYNC.md principle 9), tracks, the rebuild and snapshot paths.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
 
-use outpost_domain::op::{OpBody, OpEnvelope};
+use outpost_domain::device::{DeviceReport, DeviceSource};
+use outpost_domain::geo::LatLon;
+use outpost_domain::op::{Fix, OpBody, OpEnvelope};
 use outpost_domain::unit::UnitKind;
+use outpost_domain::wire::{PulledOp, Snapshot};
 
-use crate::devices;
+use crate::apply::apply_with_gseq;
+use crate::devices::{self, DeviceRow};
 use crate::{Store, StoreError};
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -14,6 +19,10 @@ fn t(secs: i64) -> DateTime<Utc> {
         .single()
         .expect("valid date")
         + Duration::seconds(secs)
+}
+
+fn ms(secs: i64) -> i64 {
+    t(secs).timestamp_millis()
 }
 
 fn store() -> Store {
@@ -46,6 +55,87 @@ fn bind(device: &str, unit: Option<&str>) -> OpBody {
     }
 }
 
+/// A fix in Ordos (Dongsheng) at `secs` after 10:00 UTC, moving north 0.001° per second.
+fn fix(secs: i64) -> Fix {
+    Fix {
+        position: LatLon {
+            lat: 39.8 + secs as f64 * 0.001,
+            lon: 109.98,
+        },
+        fix_time: t(secs),
+        heading_deg: Some(0.0),
+        speed_mps: Some(11.1),
+        accuracy_m: Some(4.0),
+    }
+}
+
+fn position(unit: &str, f: Fix) -> OpBody {
+    OpBody::PositionReport {
+        unit_id: unit.into(),
+        fix: f,
+    }
+}
+
+fn device_report(device: &str, f: Fix, name: Option<&str>, battery: Option<f64>) -> OpBody {
+    OpBody::DeviceReport {
+        report: DeviceReport {
+            device_id: device.into(),
+            source: DeviceSource::Cot,
+            name: name.map(str::to_string),
+            fix: f,
+            battery_pct: battery,
+        },
+    }
+}
+
+fn ledger_ops(s: &Store) -> Vec<OpEnvelope> {
+    s.ledger()
+        .expect("ledger")
+        .into_iter()
+        .map(|l| l.envelope)
+        .collect()
+}
+
+/// The marker's fix time (ms), if the unit has one.
+fn marker(s: &Store, unit: &str) -> Option<i64> {
+    use rusqlite::OptionalExtension;
+    s.conn()
+        .query_row(
+            "SELECT fix_time FROM unit_positions WHERE unit_id = ?1",
+            [unit],
+            |r| r.get(0),
+        )
+        .optional()
+        .expect("marker")
+}
+
+fn history(s: &Store, unit: &str) -> Vec<(i64, f64)> {
+    devices::unit_track(s.conn(), unit, None, None, 1000)
+        .expect("track")
+        .fixes
+        .into_iter()
+        .map(|f| (f.fix_time.timestamp_millis(), f.position.lat))
+        .collect()
+}
+
+/// Permutations of `0..n` from a SplitMix64 stream (deterministic per seed).
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = usize::try_from(next() % (i as u64 + 1)).unwrap_or(0);
+        v.swap(i, j);
+    }
+    v
+}
+
 #[test]
 fn device_bindings_lists_bound_devices_only_newest_write_winning() {
     let mut s = store();
@@ -69,4 +159,340 @@ fn device_bindings_lists_bound_devices_only_newest_write_winning() {
     );
     assert_eq!(devices::device_binding(s.conn(), "gone").expect("b"), None);
     assert_eq!(devices::device_binding(s.conn(), "never").expect("b"), None);
+    let shown = devices::device(s.conn(), "phone-7")
+        .expect("device")
+        .expect("listed");
+    assert_eq!(shown.callsign.as_deref(), Some("东胜02"));
+    assert_eq!(shown.bound_at, Some(t(5)));
+    assert_eq!(
+        (shown.source, shown.reports, shown.last_fix),
+        (None, 0, None)
+    );
+}
+
+#[test]
+fn binding_to_a_unit_this_replica_lacks_is_refused_as_missing() {
+    let mut s = store();
+    let err = s
+        .write::<StoreError, _>(t(1), "cmdr.li", |_| Ok(bind("phone-7", Some("u-99"))))
+        .expect_err("unknown unit");
+    assert!(
+        matches!(&err, StoreError::Missing { what: "unit", id } if id == "u-99"),
+        "{err}"
+    );
+    assert!(devices::device_bindings(s.conn()).expect("b").is_empty());
+}
+
+#[test]
+fn out_of_order_and_duplicate_fixes_never_move_the_marker_back_in_any_order() {
+    // The gateway receives a unit's fixes out of order, some twice (a phone re-sending
+    // after a lost answer, a TAK client relayed by two servers): fix times 30, 10, 50, 20,
+    // 50 again, 40, 10 again, 50 a third time with a later receive time.
+    let mut a = store();
+    register_unit(&mut a, 0, "u-01", "东胜01");
+    let arrivals = [30, 10, 50, 20, 50, 40, 10, 50];
+    let mut newest = i64::MIN;
+    for (n, secs) in arrivals.iter().enumerate() {
+        write(
+            &mut a,
+            60 + n as i64,
+            "gateway",
+            position("u-01", fix(*secs)),
+        );
+        newest = newest.max(ms(*secs));
+        // The marker is the newest fix time so far: it never moves back.
+        assert_eq!(marker(&a, "u-01"), Some(newest), "after arrival {n}");
+    }
+    let expected: Vec<(i64, f64)> = [10, 20, 30, 40, 50]
+        .iter()
+        .map(|s| (ms(*s), 39.8 + *s as f64 * 0.001))
+        .collect();
+    // History: each fix once, oldest first.
+    assert_eq!(history(&a, "u-01"), expected);
+    let latest = crate::query::unit(a.conn(), "u-01")
+        .expect("unit")
+        .expect("u-01")
+        .fix
+        .expect("fix");
+    assert_eq!(latest, fix(50));
+
+    // Every other replica, whatever order it applies the same ops in (the unit first: its
+    // position reports need it), ends with the same marker, history and digest; its marker
+    // never moves back either.
+    let ops = ledger_ops(&a);
+    assert_eq!(ops.len(), 1 + arrivals.len());
+    let want = a.state_digest().expect("digest");
+    for seed in 0..12 {
+        let b = store();
+        apply_with_gseq(b.conn(), &ops[0], Some(1)).expect("register");
+        let mut seen = i64::MIN;
+        for i in permutation(arrivals.len(), seed) {
+            let op = &ops[i + 1];
+            apply_with_gseq(b.conn(), op, Some(i as u64 + 2)).expect("apply");
+            // A duplicate delivery of the same op changes nothing.
+            assert!(!apply_with_gseq(b.conn(), op, Some(i as u64 + 2)).expect("again"));
+            seen = seen.max(ms(arrivals[i]));
+            assert_eq!(marker(&b, "u-01"), Some(seen), "seed {seed}");
+        }
+        assert_eq!(history(&b, "u-01"), expected, "seed {seed}");
+        assert_eq!(b.state_digest().expect("digest"), want, "seed {seed}");
+    }
+    // The un-apply path (rebuild from the ledger) gives the same rows.
+    a.rebuild().expect("rebuild");
+    assert_eq!(a.state_digest().expect("digest"), want);
+    assert_eq!(marker(&a, "u-01"), Some(ms(50)));
+}
+
+#[test]
+fn unit_track_takes_a_window_oldest_first_and_keeps_the_newest_when_truncated() {
+    let mut s = store();
+    register_unit(&mut s, 0, "u-01", "东胜01");
+    for secs in [40, 10, 30, 20, 50] {
+        write(&mut s, 100 + secs, "gateway", position("u-01", fix(secs)));
+    }
+    let times = |r: devices::TrackRows| -> (Vec<i64>, bool) {
+        (
+            r.fixes
+                .iter()
+                .map(|f| f.fix_time.timestamp_millis())
+                .collect(),
+            r.truncated,
+        )
+    };
+    let c = s.conn();
+    assert_eq!(
+        times(devices::unit_track(c, "u-01", Some(ms(20)), Some(ms(40)), 10).expect("w")),
+        (vec![ms(20), ms(30), ms(40)], false)
+    );
+    assert_eq!(
+        times(devices::unit_track(c, "u-01", None, None, 2).expect("w")),
+        (vec![ms(40), ms(50)], true)
+    );
+    assert_eq!(
+        times(devices::unit_track(c, "u-01", Some(ms(45)), None, 1).expect("w")),
+        (vec![ms(50)], false)
+    );
+    assert_eq!(
+        times(devices::unit_track(c, "u-02", None, None, 10).expect("w")),
+        (vec![], false)
+    );
+    let all = devices::unit_track(c, "u-01", None, None, 10).expect("all");
+    assert_eq!(all.fixes[0], fix(10));
+}
+
+#[test]
+fn unbound_reports_are_listed_and_a_device_bound_after_its_reports_keeps_them() {
+    let mut a = store();
+    register_unit(&mut a, 0, "u-01", "东胜01");
+    // An unbound TAK device reports out of order, once twice; its name comes with some
+    // reports only.
+    write(
+        &mut a,
+        10,
+        "gateway",
+        device_report("ANDROID-77", fix(5), Some("ALPHA-1"), Some(80.0)),
+    );
+    write(
+        &mut a,
+        11,
+        "gateway",
+        device_report("ANDROID-77", fix(9), None, Some(71.0)),
+    );
+    write(
+        &mut a,
+        12,
+        "gateway",
+        device_report("ANDROID-77", fix(7), Some("ALPHA-2"), None),
+    );
+    write(
+        &mut a,
+        13,
+        "gateway",
+        device_report("ANDROID-77", fix(9), None, Some(71.0)),
+    );
+    write(
+        &mut a,
+        14,
+        "gateway",
+        device_report("phone-3", fix(3), None, None),
+    );
+    let listed = devices::devices(a.conn()).expect("devices");
+    assert_eq!(
+        listed,
+        vec![
+            DeviceRow {
+                device_id: "ANDROID-77".into(),
+                source: Some(DeviceSource::Cot),
+                name: Some("ALPHA-2".into()),
+                unit_id: None,
+                callsign: None,
+                bound_at: None,
+                last_fix: Some(fix(9)),
+                battery_pct: Some(71.0),
+                reports: 3,
+                first_seen: Some(t(10)),
+            },
+            DeviceRow {
+                device_id: "phone-3".into(),
+                source: Some(DeviceSource::Cot),
+                name: None,
+                unit_id: None,
+                callsign: None,
+                bound_at: None,
+                last_fix: Some(fix(3)),
+                battery_pct: None,
+                reports: 1,
+                first_seen: Some(t(14)),
+            },
+        ]
+    );
+    // Not a unit: nothing on the map.
+    assert_eq!(marker(&a, "ANDROID-77"), None);
+
+    // Bound afterwards: listed as bound; its earlier reports stay with the device (they are
+    // not the unit's positions), its next reports arrive as the unit's.
+    write(&mut a, 20, "cmdr.li", bind("ANDROID-77", Some("u-01")));
+    assert_eq!(marker(&a, "u-01"), None);
+    write(&mut a, 21, "gateway", position("u-01", fix(21)));
+    assert_eq!(marker(&a, "u-01"), Some(ms(21)));
+    let listed = devices::devices(a.conn()).expect("devices");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|d| d.device_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["phone-3", "ANDROID-77"],
+        "unbound first, then bound"
+    );
+    assert_eq!(listed[1].unit_id.as_deref(), Some("u-01"));
+    assert_eq!(listed[1].callsign.as_deref(), Some("东胜01"));
+    assert_eq!((listed[1].reports, listed[1].bound_at), (3, Some(t(20))));
+    assert_eq!(
+        devices::device_bindings(a.conn()).expect("b"),
+        vec![("ANDROID-77".to_string(), "u-01".to_string())]
+    );
+
+    // Another replica that gets the binding before the reports (the positions lane lags
+    // the critical lane) ends the same.
+    let ops = ledger_ops(&a);
+    let want = a.state_digest().expect("digest");
+    let b = store();
+    for i in [0, 6, 7, 5, 3, 1, 2, 4] {
+        apply_with_gseq(b.conn(), &ops[i], Some(i as u64 + 1)).expect("apply");
+    }
+    assert_eq!(b.state_digest().expect("digest"), want);
+    assert_eq!(devices::devices(b.conn()).expect("d"), listed);
+}
+
+#[test]
+fn two_reports_of_a_device_at_one_fix_time_resolve_the_same_in_any_order() {
+    let mut a = store();
+    let mut other = fix(5);
+    other.position.lat = 39.9;
+    write(
+        &mut a,
+        10,
+        "gateway",
+        device_report("d-1", fix(5), None, Some(50.0)),
+    );
+    write(
+        &mut a,
+        11,
+        "gateway",
+        device_report("d-1", other.clone(), None, None),
+    );
+    write(
+        &mut a,
+        12,
+        "gateway",
+        device_report("d-1", fix(5), Some("X"), Some(50.0)),
+    );
+    let ops = ledger_ops(&a);
+    let want = a.state_digest().expect("digest");
+    let row = devices::device(a.conn(), "d-1").expect("d").expect("d-1");
+    // The greater latitude wins; one fix kept.
+    assert_eq!((row.last_fix, row.reports), (Some(other), 1));
+    for seed in 0..6 {
+        let b = store();
+        for i in permutation(ops.len(), seed) {
+            apply_with_gseq(b.conn(), &ops[i], Some(i as u64 + 1)).expect("apply");
+        }
+        assert_eq!(b.state_digest().expect("digest"), want, "seed {seed}");
+    }
+}
+
+#[test]
+fn concurrent_binds_of_one_device_converge_without_a_conflict() {
+    let mut a = store();
+    let reg1 = register_unit(&mut a, 0, "u-01", "东胜01");
+    let reg2 = register_unit(&mut a, 0, "u-02", "东胜02");
+    let mut b = store();
+    apply_with_gseq(b.conn(), &reg1, Some(1)).expect("reg");
+    apply_with_gseq(b.conn(), &reg2, Some(2)).expect("reg");
+    // Two commanders, neither having seen the other's binding.
+    let x = write(&mut a, 10, "cmdr.li", bind("phone-7", Some("u-01")));
+    let y = write(&mut b, 10, "cmdr.wang", bind("phone-7", Some("u-02")));
+    // Each replica gets the other's op (server order: x then y).
+    apply_with_gseq(a.conn(), &y, Some(4)).expect("y on a");
+    apply_with_gseq(b.conn(), &x, Some(3)).expect("x on b");
+    let on_a = devices::device_bindings(a.conn()).expect("a");
+    let on_b = devices::device_bindings(b.conn()).expect("b");
+    assert_eq!(on_a, on_b);
+    assert_eq!(on_a.len(), 1);
+    assert_eq!(a.state_digest().expect("a"), b.state_digest().expect("b"));
+    // Newest write wins like a roster entry: not a conflict.
+    assert!(a.conflict_ids().expect("c").is_empty());
+    assert!(b.conflict_ids().expect("c").is_empty());
+    // An informed unbind beats both.
+    let z = write(&mut a, 20, "cmdr.li", bind("phone-7", None));
+    apply_with_gseq(b.conn(), &z, Some(5)).expect("z on b");
+    for s in [&a, &b] {
+        assert!(devices::device_bindings(s.conn()).expect("b").is_empty());
+    }
+    assert_eq!(a.state_digest().expect("a"), b.state_digest().expect("b"));
+}
+
+#[test]
+fn a_snapshot_and_a_rebuild_keep_the_device_tables() {
+    let mut a = store();
+    register_unit(&mut a, 0, "u-01", "东胜01");
+    write(&mut a, 1, "cmdr.li", bind("phone-7", Some("u-01")));
+    write(
+        &mut a,
+        2,
+        "gateway",
+        device_report("ANDROID-77", fix(2), Some("ALPHA"), Some(64.0)),
+    );
+    write(&mut a, 3, "gateway", position("u-01", fix(3)));
+    let ops = ledger_ops(&a);
+    let want = a.state_digest().expect("digest");
+    for table in ["device_bindings", "devices", "device_fixes"] {
+        assert!(want.contains_key(table), "{table} in the digest");
+    }
+    let snap = Snapshot {
+        epoch: Uuid::now_v7(),
+        gseq: ops.len() as u64,
+        ops: ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| PulledOp {
+                gseq: i as u64 + 1,
+                op: serde_json::to_value(op).expect("json"),
+            })
+            .collect(),
+        compacted_positions: vec![],
+    };
+    let mut c = store();
+    c.load_snapshot(&snap, t(10)).expect("snapshot");
+    assert_eq!(c.state_digest().expect("digest"), want);
+    assert_eq!(
+        c.state_tables().expect("c")["devices"],
+        a.state_tables().expect("a")["devices"]
+    );
+    c.rebuild().expect("rebuild");
+    assert_eq!(c.state_digest().expect("digest"), want);
+    assert_eq!(
+        devices::device_bindings(c.conn()).expect("b"),
+        vec![("phone-7".to_string(), "u-01".to_string())]
+    );
 }
