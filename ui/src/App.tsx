@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { type Startup, startup } from "./bindings";
 import { Console } from "./Console";
 import { errorText } from "./errors";
+import { FieldConsole } from "./FieldConsole";
 import { resolveLang, t } from "./i18n";
 import { PackErrorScreen } from "./panels/PackErrorScreen";
 
@@ -26,5 +27,7 @@ export function App() {
   }
   if (!result) return <main className="loading">{t(lang, "app.loading")}</main>;
   if (result.state === "pack_error") return <PackErrorScreen lang={lang} problem={result.problem} />;
+  // Field laptop mode (`outpost --unit CALLSIGN`): the console is that unit.
+  if (result.init.field_unit) return <FieldConsole init={result.init} />;
   return <Console init={result.init} />;
 }

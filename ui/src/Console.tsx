@@ -3,10 +3,12 @@ import {
   acknowledgeIncident,
   addNote,
   assignUnit,
+  bindDevice,
   closeIncident,
   type ConsoleInit,
   createIncident,
   describeLocation,
+  exportTrack,
   type IncidentDetail,
   incidentDetail,
   type LatLon,
@@ -18,15 +20,19 @@ import {
   type UnitStatus,
   updateIncident,
 } from "./bindings";
+import { unboundCount, useDevices } from "./devices";
 import { errorText } from "./errors";
 import { isNightHour, useNow } from "./hooks";
 import { type Lang, resolveLang, t } from "./i18n";
+import type { TrackOverlay } from "./map/features";
 import { type FlyTarget, type MapSelection, MapView } from "./map/MapView";
 import type { MapTheme } from "./map/style";
+import { DevicesPanel } from "./panels/DevicesPanel";
 import { IncidentDetailPanel } from "./panels/IncidentDetailPanel";
 import { IncidentQueue } from "./panels/IncidentQueue";
 import { type Draft, NewIncidentForm } from "./panels/NewIncidentForm";
 import { PlaceSearch } from "./panels/PlaceSearch";
+import { PlaybackPanel } from "./panels/PlaybackPanel";
 import { SettingsPanel } from "./panels/SettingsPanel";
 import { SyncIndicator } from "./panels/SyncIndicator";
 import { SyncPanel } from "./panels/SyncPanel";
@@ -42,7 +48,9 @@ type Panel =
   | { kind: "facility"; id: string }
   | { kind: "new" }
   | { kind: "settings" }
-  | { kind: "sync" };
+  | { kind: "sync" }
+  | { kind: "devices" }
+  | { kind: "track"; unitId: string | null };
 
 const EMPTY_DRAFT: Draft = { location: null, address: "" };
 
@@ -81,6 +89,10 @@ export function Console({ init }: { init: ConsoleInit }) {
   const [busy, setBusy] = useState(false);
   const [showClosed, setShowClosed] = useState(false);
   const [search, setSearch] = useState("");
+  const { devices, error: devicesError, reload: reloadDevices } = useDevices(state?.revision);
+  const [trackOverlay, setTrackOverlay] = useState<TrackOverlay | null>(null);
+  const [follow, setFollow] = useState<LatLon | null>(null);
+  const [pin, setPin] = useState<LatLon | null>(null);
   const searchRef = useRef<HTMLInputElement>(null);
   const sideRef = useRef<HTMLElement>(null);
   const panelRef = useRef(panel);
@@ -110,7 +122,12 @@ export function Console({ init }: { init: ConsoleInit }) {
 
   // A newly opened card takes the keyboard focus, so its buttons are a few Tabs away
   // (the new-incident form focuses its address field itself).
-  const panelKey = panel.kind === "none" || panel.kind === "new" ? panel.kind : `${panel.kind}:${"id" in panel ? panel.id : ""}`;
+  const panelKey =
+    panel.kind === "none" || panel.kind === "new" ? panel.kind : `${panel.kind}:${"id" in panel ? panel.id : "unitId" in panel ? panel.unitId : ""}`;
+  // The device pin belongs to the devices panel.
+  useEffect(() => {
+    if (panel.kind !== "devices") setPin(null);
+  }, [panel.kind]);
   useEffect(() => {
     if (panelKey === "none" || panelKey === "new") return;
     const el = sideRef.current;
@@ -265,6 +282,8 @@ export function Console({ init }: { init: ConsoleInit }) {
       <IncidentDetailPanel
         key={id}
         lang={lang}
+        now={now}
+        staleAfterS={settings.stale_after_s}
         detail={detail}
         units={units}
         busy={busy}
@@ -305,6 +324,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         busy={busy}
         onSetStatus={(to) => void setStatus(selectedUnit.id, to)}
         onOpenIncident={openIncident}
+        onTrack={() => setPanel({ kind: "track", unitId: selectedUnit.id })}
         onDismiss={() => setPanel({ kind: "none" })}
       />
     );
@@ -332,6 +352,41 @@ export function Console({ init }: { init: ConsoleInit }) {
         onKeep={(conflictId, keepOpId, note) => void act(() => syncStore.resolve(conflictId, keepOpId, note))}
         onOpenIncident={openIncident}
         onOpenUnit={openUnit}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  } else if (panel.kind === "devices") {
+    side = (
+      <DevicesPanel
+        lang={lang}
+        now={now}
+        devices={devices}
+        error={devicesError}
+        units={units}
+        staleAfterS={settings.stale_after_s}
+        busy={busy}
+        onBind={(deviceId, unitId) => void act(() => bindDevice({ device_id: deviceId, unit_id: unitId })).then(() => reloadDevices())}
+        onShow={(at) => {
+          setPin(at);
+          setFlyTo({ at, seq: Date.now(), minZoom: 15 });
+        }}
+        onOpenUnit={openUnit}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  } else if (panel.kind === "track") {
+    side = (
+      <PlaybackPanel
+        key={panel.unitId ?? ""}
+        lang={lang}
+        now={now}
+        units={units}
+        initialUnitId={panel.unitId}
+        staleAfterS={settings.stale_after_s}
+        busy={busy}
+        onExport={(q, format) => act(() => exportTrack({ track: q, format }))}
+        onOverlay={setTrackOverlay}
+        onFollow={setFollow}
         onDismiss={() => setPanel({ kind: "none" })}
       />
     );
@@ -386,6 +441,27 @@ export function Console({ init }: { init: ConsoleInit }) {
         </div>
         <button type="button" id="new-incident" className="primary" onClick={() => openNew()} aria-keyshortcuts="N">
           {t(lang, "top.newIncident")} <kbd>N</kbd>
+        </button>
+        <button
+          type="button"
+          id="open-devices"
+          aria-expanded={panel.kind === "devices"}
+          onClick={() => setPanel(panel.kind === "devices" ? { kind: "none" } : { kind: "devices" })}
+        >
+          {t(lang, "top.devices")}
+          {unboundCount(devices) > 0 && (
+            <span id="unbound-badge" className="sync-badge badge-parked num" title={t(lang, "dev.unboundHint")}>
+              {t(lang, "top.devicesUnbound", { n: unboundCount(devices) })}
+            </span>
+          )}
+        </button>
+        <button
+          type="button"
+          id="open-playback"
+          aria-expanded={panel.kind === "track"}
+          onClick={() => setPanel(panel.kind === "track" ? { kind: "none" } : { kind: "track", unitId: selectedUnit?.id ?? null })}
+        >
+          {t(lang, "top.playback")}
         </button>
         <SyncIndicator
           lang={lang}
@@ -453,6 +529,9 @@ export function Console({ init }: { init: ConsoleInit }) {
           onSelect={onSelect}
           onContextMenu={onContextMenu}
           onCentreChange={setCentre}
+          track={panel.kind === "track" ? trackOverlay : null}
+          follow={panel.kind === "track" ? follow : null}
+          pin={pin}
         />
         {side && (
           <aside className="side" ref={sideRef} tabIndex={-1} aria-label={t(lang, "detail.title")}>

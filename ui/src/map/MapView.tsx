@@ -4,7 +4,10 @@ import { useEffect, useRef } from "react";
 import type { ConsoleInit, ConsoleState, LatLon } from "../bindings";
 import type { Lang } from "../i18n";
 import { t } from "../i18n";
-import { facilityFeatures, incidentFeatures, unitFeatures } from "./features";
+import { fixAge } from "../positions";
+import { formatAge } from "../format";
+import { label } from "../i18n";
+import { facilityFeatures, incidentFeatures, type TrackOverlay, trackHeadFeatures, trackLineFeatures, unitFeatures } from "./features";
 import { headingArrowImage } from "./heading";
 import {
   assetUrls,
@@ -50,6 +53,12 @@ export interface MapViewProps {
   onSelect: (s: MapSelection) => void;
   onContextMenu: (at: LatLon) => void;
   onCentreChange?: (at: LatLon) => void;
+  /** A track being played back (line and playhead), or nothing. */
+  track?: TrackOverlay | null;
+  /** While set, the map is kept centred here (follow a unit); each change moves it at once. */
+  follow?: LatLon | null;
+  /** A marked point (an unbound device's last fix), drawn as a grey pin. */
+  pin?: LatLon | null;
 }
 
 function setSource(map: maplibregl.Map, id: string, data: object): void {
@@ -79,6 +88,18 @@ export function MapView(props: MapViewProps) {
     setSource(map, SOURCES.units, unitFeatures(p.state.units, now, p.staleAfterS, p.lang, sel?.kind === "unit" ? sel.id : null));
     return true;
   };
+  // The track's line (up to 20 000 fixes) only when it changes; the playhead on every step.
+  const pushTrackLine = () => {
+    const map = mapRef.current;
+    if (!map || !styleReady.current) return;
+    setSource(map, SOURCES.track, trackLineFeatures(latest.current.track?.line ?? []));
+  };
+  const pushTrackHead = () => {
+    const map = mapRef.current;
+    if (!map || !styleReady.current) return;
+    setSource(map, SOURCES.trackHead, trackHeadFeatures(latest.current.track?.head ?? null));
+  };
+  const pin = useRef<maplibregl.Marker | null>(null);
 
   // Create the map once.
   useEffect(() => {
@@ -120,6 +141,8 @@ export function MapView(props: MapViewProps) {
       addImages();
       styleReady.current = true;
       push();
+      pushTrackLine();
+      pushTrackHead();
     });
     // Ready for e2e once every unit with a fix is drawn. Not `idle`: the P1 pulse repaints
     // continuously, so the map may never go idle.
@@ -157,6 +180,21 @@ export function MapView(props: MapViewProps) {
       map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
       map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
     }
+    // Hovering a unit shows its callsign, status and fix age (every position carries its age).
+    const popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: "unit-popup", offset: 12 });
+    map.on("mousemove", LAYERS.units, (e) => {
+      const id = (e.features?.[0]?.properties as { id?: string } | undefined)?.id;
+      const p = latest.current;
+      const u = p.state?.units.find((x) => x.id === id);
+      if (!u?.fix) return;
+      const age = fixAge(u.fix, Date.now()) ?? 0;
+      popup
+        .setLngLat([u.fix.position.lon, u.fix.position.lat])
+        .setText(t(p.lang, "unit.popup", { callsign: u.callsign, status: label.unitStatus(p.lang, u.status), age: formatAge(age, p.lang) }))
+        .addTo(map);
+      popup.getElement()?.classList.toggle("popup-stale", age > p.staleAfterS);
+    });
+    map.on("mouseleave", LAYERS.units, () => popup.remove());
     map.on("contextmenu", (e) => {
       e.preventDefault();
       latest.current.onContextMenu({ lat: e.lngLat.lat, lon: e.lngLat.lng });
@@ -227,6 +265,29 @@ export function MapView(props: MapViewProps) {
     if (!marker.current) marker.current = new maplibregl.Marker({ color: "#e5342f" });
     marker.current.setLngLat([props.draft.lon, props.draft.lat]).addTo(map);
   }, [props.draft]);
+
+  useEffect(pushTrackLine, [props.track?.line]);
+  useEffect(pushTrackHead, [props.track?.head]);
+
+  // Follow: keep the map centred on the point (no animation: it moves many times a second).
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !props.follow) return;
+    map.jumpTo({ center: [props.follow.lon, props.follow.lat] });
+  }, [props.follow]);
+
+  // The device pin.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map) return;
+    if (!props.pin) {
+      pin.current?.remove();
+      pin.current = null;
+      return;
+    }
+    if (!pin.current) pin.current = new maplibregl.Marker({ color: "#8b949e" });
+    pin.current.setLngLat([props.pin.lon, props.pin.lat]).addTo(map);
+  }, [props.pin]);
 
   useEffect(() => {
     const map = mapRef.current;

@@ -1,6 +1,6 @@
 // Console state -> GeoJSON for the overlay sources (one feature per unit, incident, facility).
 
-import type { Facility, IncidentSummary, UnitView } from "../bindings";
+import type { Facility, IncidentSummary, LatLon, UnitView } from "../bindings";
 import { fixAgeS } from "../domain";
 import { formatAge } from "../format";
 import { type Lang, label } from "../i18n";
@@ -141,4 +141,39 @@ export function facilityFeatures(facilities: Facility[], lang: Lang): Collection
 /** Facility name in `lang`, falling back to the other script. */
 export function facilityName(f: Facility, lang: Lang): string {
   return lang === "zh" ? f.name_zh || f.name_en : f.name_en || f.name_zh;
+}
+
+/** The track being played back: the line of its fixes and the playhead. */
+export interface TrackOverlay {
+  /** The fixes' positions, oldest first (WGS-84). */
+  line: LatLon[];
+  /** The playhead, with its label (callsign and playback time). */
+  head: { at: LatLon; label: string } | null;
+}
+
+/** The track's line as one LineString (nothing for fewer than two fixes). */
+export function trackLineFeatures(line: LatLon[]) {
+  return {
+    type: "FeatureCollection" as const,
+    features:
+      line.length < 2
+        ? []
+        : [
+            {
+              type: "Feature" as const,
+              properties: {},
+              geometry: { type: "LineString" as const, coordinates: line.map((p) => [p.lon, p.lat]) },
+            },
+          ],
+  };
+}
+
+/** The playhead as one point. */
+export function trackHeadFeatures(head: TrackOverlay["head"]) {
+  return {
+    type: "FeatureCollection" as const,
+    features: head
+      ? [{ type: "Feature" as const, properties: { label: head.label }, geometry: { type: "Point" as const, coordinates: [head.at.lon, head.at.lat] } }]
+      : [],
+  };
 }

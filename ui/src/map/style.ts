@@ -24,7 +24,14 @@ export const CJK_FONT_FAMILY =
   "'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'Microsoft YaHei', 'PingFang SC', sans-serif";
 
 /** Source ids of the overlay. */
-export const SOURCES = { pack: "pack", facilities: "facilities", incidents: "incidents", units: "units" } as const;
+export const SOURCES = {
+  pack: "pack",
+  facilities: "facilities",
+  incidents: "incidents",
+  units: "units",
+  track: "track",
+  trackHead: "track-head",
+} as const;
 
 /** Layer ids other code and the e2e tests rely on. */
 export const LAYERS = {
@@ -36,7 +43,14 @@ export const LAYERS = {
   incidentsLabel: "incidents-label",
   facilities: "facilities",
   facilitiesBg: "facilities-bg",
+  trackCasing: "track-casing",
+  trackLine: "track-line",
+  trackHead: "track-head",
+  trackHeadLabel: "track-head-label",
 } as const;
+
+/** The played-back track's colour: a cyan no unit status uses. */
+export const TRACK_COLOUR = "#00b4d8";
 
 /** Layers that open a card when clicked. */
 export const CLICKABLE_LAYERS = [LAYERS.units, LAYERS.incidents, LAYERS.facilities];
@@ -399,6 +413,20 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       paint: { "text-color": p.label, "text-halo-color": p.halo, "text-halo-width": 1.5 },
     },
     {
+      id: LAYERS.trackCasing,
+      type: "line",
+      source: SOURCES.track,
+      layout: { "line-join": "round", "line-cap": "round" },
+      paint: { "line-color": p.halo, "line-width": 6, "line-opacity": 0.8 },
+    },
+    {
+      id: LAYERS.trackLine,
+      type: "line",
+      source: SOURCES.track,
+      layout: { "line-join": "round", "line-cap": "round" },
+      paint: { "line-color": TRACK_COLOUR, "line-width": 3 },
+    },
+    {
       id: LAYERS.incidentsPulse,
       type: "circle",
       source: SOURCES.incidents,
@@ -491,6 +519,32 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
         "text-halo-width": 1.8,
       },
     },
+    {
+      id: LAYERS.trackHead,
+      type: "circle",
+      source: SOURCES.trackHead,
+      paint: {
+        "circle-radius": 8,
+        "circle-color": TRACK_COLOUR,
+        "circle-stroke-color": "#ffffff",
+        "circle-stroke-width": 3,
+      },
+    },
+    {
+      id: LAYERS.trackHeadLabel,
+      type: "symbol",
+      source: SOURCES.trackHead,
+      layout: {
+        "text-field": ["get", "label"],
+        "text-font": font,
+        "text-size": 12,
+        "text-offset": [0, -1.4],
+        "text-anchor": "bottom",
+        "text-allow-overlap": true,
+        "text-ignore-placement": true,
+      },
+      paint: { "text-color": p.label, "text-halo-color": p.halo, "text-halo-width": 2 },
+    },
   ];
 
   return {
@@ -509,6 +563,8 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       [SOURCES.facilities]: { type: "geojson", data: empty },
       [SOURCES.incidents]: { type: "geojson", data: empty, promoteId: "id" },
       [SOURCES.units]: { type: "geojson", data: empty, promoteId: "id" },
+      [SOURCES.track]: { type: "geojson", data: empty },
+      [SOURCES.trackHead]: { type: "geojson", data: empty },
     },
     layers: [...basemap, ...overlay],
   };

@@ -6,13 +6,20 @@
 
 import type {
   AddNote,
+  BindDevice,
   CloseIncident,
   ConflictSide,
   ConflictView,
   ConsoleInit,
   ConsoleState,
+  DeviceView,
   ErrorPayload,
+  ExportedTrack,
+  ExportTrack,
   Facility,
+  FieldView,
+  Fix,
+  GpsStatus,
   IncidentDetail,
   IncidentRef,
   IncidentStatus,
@@ -30,6 +37,8 @@ import type {
   SyncStatus,
   TimelineEntry,
   TimelineEvent,
+  Track,
+  TrackQuery,
   UnitOnIncident,
   UnitView,
   UpdateIncident,
@@ -64,8 +73,38 @@ export interface MockOptions {
   settings?: Partial<Settings>;
   /** The scripted offline → syncing → online sequence (times in ms / s). */
   sync?: Partial<MockSyncScript>;
-  /** Field laptop mode: the id of the unit this console is (`outpost --unit CALLSIGN`). */
+  /**
+   * Field laptop mode: the id of the unit this console is (`outpost --unit CALLSIGN`). The fake
+   * then dispatches it to the traffic accident and scripts a receiver (`gps_tick`).
+   */
   fieldUnit?: string;
+  /** Field mode: ms between scripted receiver fixes (install.ts runs the timer); 0: none. Default 1000. */
+  gpsTickMs?: number;
+}
+
+/** `MAX_TRACK_POINTS` in crates/outpost-app/src/ipc.rs: most fixes one `unit_track` answer carries. */
+export const MOCK_MAX_TRACK_POINTS = 20_000;
+/** Seconds of history the fake holds for each unit at start, one fix every `HISTORY_STEP_S`. */
+export const HISTORY_S = 2 * 3600;
+export const HISTORY_STEP_S = 10;
+/** Where the fake says it writes exports. */
+export const MOCK_EXPORT_DIR = "/home/duty/.local/share/outpost/exports";
+
+/** A device as the fake holds it (the DeviceView plus when it last reported). */
+type DeviceRow = DeviceView;
+
+/** Compact UTC time for export file names, e.g. `20261129T101500Z`. */
+function compactUtc(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+
+/** A small deterministic generator (LCG) so the fake's tracks are the same on every run. */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296;
+  };
 }
 
 /** Thrown to the caller as the IPC error payload. */
@@ -98,6 +137,14 @@ export class MockBackend {
   private scriptStart: number;
   /** Ops written while not connected, per lane (drained while syncing). */
   private outbox: LaneCounts = { critical: 4, notes: 2, positions: 180 };
+  /** The device registry: unbound devices waiting for a commander, and bound ones. */
+  devices: DeviceRow[] = [];
+  /** Each unit's position history, oldest first (each fix once). */
+  history = new Map<string, Fix[]>();
+  /** Exports written (path, format, points), newest last. */
+  exports: ExportedTrack[] = [];
+  /** Field mode: the scripted receiver. */
+  gps: GpsStatus | null = null;
 
   constructor(private readonly opts: MockOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
@@ -151,6 +198,190 @@ export class MockBackend {
     this.log(theft, { kind: "closed", disposition: "report_taken", summary: "已登记，转刑侦" }, iso(1200));
     this.derive(theft);
     this.seedConflicts(accident, fire, theft, iso);
+    this.seedHistory();
+    this.seedDevices(iso);
+    if (opts.fieldUnit) this.seedField(opts.fieldUnit, accident);
+  }
+
+  /**
+   * Two hours of history per unit with a fix, one fix every 10 s, ending at its latest fix: a
+   * drive with slow turns and a few stops (patrol cars ~8 m/s, motorcycles faster, foot ~1.3 m/s).
+   */
+  private seedHistory(): void {
+    const speedOf: Record<UnitView["kind"], number> = { patrol_car: 8, motorcycle: 10, foot_patrol: 1.3, post_team: 0.5, tactical: 8, traffic: 6 };
+    this.units.forEach((u, k) => {
+      if (!u.fix) return;
+      const rnd = lcg(7919 * (k + 1));
+      const end = Date.parse(u.fix.fix_time);
+      const pts: Fix[] = [{ ...u.fix }];
+      let { lat, lon } = u.fix.position;
+      let heading = u.fix.heading_deg ?? rnd() * 360;
+      const m = 1 / 111_320;
+      for (let i = 1; i <= HISTORY_S / HISTORY_STEP_S; i++) {
+        const stopped = Math.floor(i / 40) % 4 === 3;
+        const v = stopped ? 0 : speedOf[u.kind] * (0.7 + 0.6 * rnd());
+        heading = (heading + (rnd() - 0.5) * 50 + 360) % 360;
+        // Walk backwards: the earlier fix lies behind the later one.
+        const d = v * HISTORY_STEP_S;
+        lat -= d * Math.cos((heading * Math.PI) / 180) * m;
+        lon -= (d * Math.sin((heading * Math.PI) / 180) * m) / Math.cos((lat * Math.PI) / 180);
+        pts.push({
+          position: { lat: Number(lat.toFixed(6)), lon: Number(lon.toFixed(6)) },
+          fix_time: new Date(end - i * HISTORY_STEP_S * 1000).toISOString(),
+          heading_deg: v === 0 ? null : Math.round(heading),
+          speed_mps: Number(v.toFixed(1)),
+          accuracy_m: 5,
+        });
+      }
+      this.history.set(u.id, pts.reverse());
+    });
+  }
+
+  /** Three devices waiting to be bound (a phone, a TAK tablet, a stale one) and two bound ones. */
+  private seedDevices(iso: (agoS: number) => string): void {
+    const fix = (lat: number, lon: number, agoS: number, heading: number | null): Fix => ({
+      position: { lat, lon },
+      fix_time: iso(agoS),
+      heading_deg: heading,
+      speed_mps: heading === null ? 0 : 4.2,
+      accuracy_m: 8,
+    });
+    const dev = (device_id: string, source: DeviceView["source"], name: string | null, last_fix: Fix | null, reports: number, battery_pct: number | null): DeviceRow => ({
+      device_id,
+      source,
+      name,
+      unit_id: null,
+      callsign: null,
+      last_fix,
+      reports,
+      battery_pct,
+    });
+    this.devices = [
+      dev("862104050123456", "osmand", null, fix(42.5092, 1.5231, 25, 80), 42, 76),
+      dev("ANDROID-5f3c9a1e2b7d4c60", "cot", "VIPER 2-1", fix(42.5118, 1.5302, 190, null), 12, null),
+      dev("S-LAPTOP-07", "osmand", null, fix(42.5041, 1.5155, 2400, null), 3, 15),
+      { ...dev("861234567890123", "osmand", null, null, 0, 88), unit_id: "u-01", callsign: "巡01" },
+      { ...dev("ANDROID-a1b2c3d4e5f60718", "cot", "巡02 平板", null, 0, null), unit_id: "u-02", callsign: "巡02" },
+    ];
+  }
+
+  /** Field mode: the unit is dispatched to the accident, the dispatcher left a note, a receiver runs. */
+  private seedField(unitId: string, accident: IncidentDetail): void {
+    const u = this.unit(unitId);
+    if (u.status === "available" && u.incident_id === null) {
+      this.doAssign(accident, unitId, new Date(this.now() - 45_000).toISOString());
+      this.log(accident, { kind: "note", text: "报警人在路口东侧等候 / caller waits east of the junction" }, new Date(this.now() - 30_000).toISOString());
+    }
+    this.gps = {
+      source: "/dev/ttyUSB0",
+      connected: true,
+      sentences: 1843,
+      fixes: 612,
+      skipped: 37,
+      last_fix: u.fix ? { ...u.fix } : null,
+      error: null,
+    };
+  }
+
+  /**
+   * Field mode: one receiver fix now. En route the unit drives towards its incident at ~10 m/s;
+   * otherwise it stands still. The fix is a local position write (positions lane: counted in the
+   * outbox while offline) and joins the track.
+   */
+  gpsTick(): void {
+    const id = this.opts.fieldUnit;
+    if (!id || !this.gps) return;
+    const u = this.unit(id);
+    const prev = u.fix;
+    if (!prev) return;
+    let at = prev.position;
+    let heading = prev.heading_deg;
+    let speed = 0;
+    const target = u.incident_id ? this.get(u.incident_id).summary.location : null;
+    if (target && u.status === "en_route") {
+      const dist = distanceM(at, target);
+      const step = Math.min(dist, 10);
+      if (step > 0.5) {
+        const f = step / dist;
+        heading = Math.round(((Math.atan2(target.lon - at.lon, target.lat - at.lat) * 180) / Math.PI + 360) % 360);
+        at = { lat: Number((at.lat + (target.lat - at.lat) * f).toFixed(6)), lon: Number((at.lon + (target.lon - at.lon) * f).toFixed(6)) };
+        speed = step;
+      }
+    }
+    const fix: Fix = { position: at, fix_time: this.nowIso(), heading_deg: speed > 0 ? heading : null, speed_mps: speed, accuracy_m: 4 };
+    u.fix = fix;
+    const h = this.history.get(id) ?? [];
+    h.push({ ...fix });
+    this.history.set(id, h);
+    this.gps = { ...this.gps, sentences: this.gps.sentences + 3, fixes: this.gps.fixes + 1, skipped: this.gps.skipped + (this.gps.fixes % 10 === 0 ? 1 : 0), last_fix: { ...fix } };
+    this.changed("positions");
+  }
+
+  /** `list_devices`: unbound first (newest report first), then bound ones by callsign. */
+  listDevices(): DeviceView[] {
+    const t = (d: DeviceRow) => (d.last_fix ? Date.parse(d.last_fix.fix_time) : 0);
+    const unbound = this.devices.filter((d) => d.unit_id === null).sort((a, b) => t(b) - t(a));
+    const bound = this.devices.filter((d) => d.unit_id !== null).sort((a, b) => (a.callsign ?? "").localeCompare(b.callsign ?? ""));
+    return structuredClone([...unbound, ...bound]);
+  }
+
+  private bindDevice(a: BindDevice): DeviceView {
+    const d = this.devices.find((x) => x.device_id === a.device_id);
+    if (!d) fail("not_found", `device ${a.device_id} is not in the registry`);
+    if (a.unit_id === null) {
+      d.unit_id = null;
+      d.callsign = null;
+    } else {
+      const u = this.unit(a.unit_id);
+      d.unit_id = u.id;
+      d.callsign = u.callsign;
+    }
+    this.changed();
+    return structuredClone(d);
+  }
+
+  /** The fixes of a unit in a window (inclusive, open bounds), newest MAX kept, oldest first. */
+  private trackPoints(q: TrackQuery): { u: UnitView; points: Fix[]; truncated: boolean } {
+    const u = this.unit(q.unit_id);
+    const from = q.from === null ? -Infinity : Date.parse(q.from);
+    const to = q.to === null ? Infinity : Date.parse(q.to);
+    if (Number.isNaN(from) || Number.isNaN(to)) fail("invalid_input", `track window ${q.from} – ${q.to} is not a pair of UTC times`);
+    if (from > to) fail("invalid_input", `track window starts (${q.from}) after it ends (${q.to})`);
+    const all = (this.history.get(u.id) ?? []).filter((f) => {
+      const t = Date.parse(f.fix_time);
+      return t >= from && t <= to;
+    });
+    const truncated = all.length > MOCK_MAX_TRACK_POINTS;
+    return { u, points: truncated ? all.slice(all.length - MOCK_MAX_TRACK_POINTS) : all, truncated };
+  }
+
+  private unitTrack(q: TrackQuery): Track {
+    const { u, points, truncated } = this.trackPoints(q);
+    return { unit_id: u.id, callsign: u.callsign, points: structuredClone(points), truncated };
+  }
+
+  private exportTrack(a: ExportTrack): ExportedTrack {
+    const { u, points } = this.trackPoints(a.track);
+    if (points.length === 0) fail("invalid_input", `${u.callsign} has no fixes between ${a.track.from ?? "the start"} and ${a.track.to ?? "now"}`);
+    const first = Date.parse((points[0] as Fix).fix_time);
+    const last = Date.parse((points[points.length - 1] as Fix).fix_time);
+    const from = a.track.from ? Date.parse(a.track.from) : first;
+    const to = a.track.to ? Date.parse(a.track.to) : last;
+    const out: ExportedTrack = { path: `${MOCK_EXPORT_DIR}/${u.callsign}-${compactUtc(from)}-${compactUtc(to)}.${a.format}`, points: points.length };
+    this.exports.push(out);
+    return { ...out };
+  }
+
+  /** `field_view`: null unless this console is a field unit. */
+  fieldView(): FieldView | null {
+    const id = this.opts.fieldUnit;
+    if (!id) return null;
+    const u = this.unit(id);
+    return {
+      unit: structuredClone(u),
+      assignment: u.incident_id ? this.detail(u.incident_id) : null,
+      gps: this.gps ? structuredClone(this.gps) : null,
+    };
   }
 
   /** One conflict of each kind, as another console (王建国, 李明) would have caused them. */
@@ -509,6 +740,16 @@ export class MockBackend {
         return this.resolve(args as ResolveConflict);
       case "parked_ops":
         return structuredClone(this.parked);
+      case "list_devices":
+        return this.listDevices();
+      case "bind_device":
+        return this.bindDevice(args as BindDevice);
+      case "unit_track":
+        return this.unitTrack(args as TrackQuery);
+      case "export_track":
+        return this.exportTrack(args as ExportTrack);
+      case "field_view":
+        return this.fieldView();
       default:
         fail("invalid_input", `unknown command ${cmd}`);
     }

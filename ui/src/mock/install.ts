@@ -20,6 +20,9 @@ export function installMockBackend(opts: MockOptions = {}): MockBackend {
     // After the command's promise settles, like the real shell's event.
     setTimeout(() => void emit(STATE_CHANGED_EVENT, { revision }), 0);
   });
+  // Field mode: the scripted receiver writes a fix every `gpsTickMs` (default 1 s).
+  const tick = opts.gpsTickMs ?? 1000;
+  if (opts.fieldUnit && tick > 0) setInterval(() => backend.gpsTick(), tick);
   window.__outpostMock = backend;
   return backend;
 }

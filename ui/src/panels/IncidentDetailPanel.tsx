@@ -1,10 +1,12 @@
 import { useState } from "react";
 import { type Disposition, type IncidentDetail, type IncidentType, MAX_TEXT_CHARS, type Priority, type UnitStatus, type UnitView } from "../bindings";
 import { allowedNext, assignableUnits, DISPOSITIONS, distanceM, INCIDENT_TYPES, PRIORITIES } from "../domain";
-import { formatDateTime, formatLatLon } from "../format";
+import { formatAge, formatDateTime, formatLatLon } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { describeEvent } from "./timeline";
 import { CloseButton } from "./CloseButton";
+import { FixAge } from "./FixAge";
+import { fixAge } from "../positions";
 
 /** Everything the detail panel can ask the backend to do. */
 export interface IncidentActions {
@@ -21,6 +23,10 @@ export interface IncidentActions {
 
 export interface IncidentDetailPanelProps {
   lang: Lang;
+  /** The clock, ms (fix ages tick with it). */
+  now: number;
+  /** `Settings.stale_after_s`: colours the assigned units' fix ages. */
+  staleAfterS: number;
   detail: IncidentDetail;
   units: UnitView[];
   busy: boolean;
@@ -32,7 +38,7 @@ export interface IncidentDetailPanelProps {
 }
 
 /** The incident card: fields, assigned units, actions and the timeline. */
-export function IncidentDetailPanel({ lang, detail, units, busy, actions, conflicts = 0, onReviewConflicts }: IncidentDetailPanelProps) {
+export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, busy, actions, conflicts = 0, onReviewConflicts }: IncidentDetailPanelProps) {
   const s = detail.summary;
   const closed = s.status === "closed";
   const [note, setNote] = useState("");
@@ -138,7 +144,11 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions, confli
           return (
             <li key={a.id} data-assignment-unit={a.unit_id}>
               <strong>{a.callsign}</strong>{" "}
-              <span className={`ustatus ustatus-${status}`}>{label.unitStatus(lang, status)}</span>
+              <span className={`ustatus ustatus-${status}`}>{label.unitStatus(lang, status)}</span>{" "}
+              <span className="unit-pos small">
+                {u?.fix && <span className="muted">{t(lang, "detail.distanceKm", { km: (distanceM(u.fix.position, s.location) / 1000).toFixed(1) })} · </span>}
+                <FixAge lang={lang} now={now} fix={u?.fix} staleAfterS={staleAfterS} />
+              </span>
               <span className="actions">
                 {allowedNext(status)
                   .filter((to) => to !== "available")
@@ -176,7 +186,9 @@ export function IncidentDetailPanel({ lang, detail, units, busy, actions, confli
             {candidates.map((u) => (
               <option key={u.id} value={u.id}>
                 {u.callsign} · {label.unitKind(lang, u.kind)}
-                {u.fix ? ` · ${t(lang, "detail.distanceKm", { km: (distanceM(u.fix.position, s.location) / 1000).toFixed(1) })}` : ""}
+                {u.fix
+                  ? ` · ${t(lang, "detail.distanceKm", { km: (distanceM(u.fix.position, s.location) / 1000).toFixed(1) })} · ${t(lang, "age.ago", { age: formatAge(fixAge(u.fix, now) ?? 0, lang) })}`
+                  : ` · ${t(lang, "age.none")}`}
               </option>
             ))}
           </select>

@@ -1,8 +1,8 @@
 import type { Facility, UnitView } from "../bindings";
-import { fixAgeS, isStale } from "../domain";
-import { formatAge, formatClock, secondsSince } from "../format";
+import { formatClock, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { facilityName } from "../map/features";
+import { FixAge } from "./FixAge";
 
 export interface UnitBoardProps {
   lang: Lang;
@@ -17,7 +17,7 @@ export interface UnitBoardProps {
   conflicted?: ReadonlySet<string>;
 }
 
-/** The unit status board: callsign, type, home station, status, time in status, incident. */
+/** The unit status board: callsign with its fix age, type, home station, status, time in status, incident. */
 export function UnitBoard(p: UnitBoardProps) {
   const homes = new Map(p.facilities.map((f) => [f.id, f]));
   return (
@@ -48,7 +48,6 @@ export function UnitBoard(p: UnitBoardProps) {
           <tbody>
             {p.units.map((u) => {
               const home = u.home_station ? homes.get(u.home_station) : undefined;
-              const stale = isStale(u, p.now, p.staleAfterS);
               const homeName = home ? facilityName(home, p.lang) : (u.home_station ?? "—");
               return (
                 <tr key={u.id} data-unit-id={u.id} className={u.id === p.selectedId ? "selected" : undefined}>
@@ -61,11 +60,7 @@ export function UnitBoard(p: UnitBoardProps) {
                         {t(p.lang, "conflict.mark")}
                       </span>
                     )}
-                    {stale && (
-                      <span className="stale-tag" data-stale title={t(p.lang, u.fix ? "board.stale" : "board.noFix")}>
-                        {u.fix ? formatAge(fixAgeS(u, p.now) ?? 0, p.lang) : t(p.lang, "board.noFix")}
-                      </span>
-                    )}
+                    <FixAge lang={p.lang} now={p.now} fix={u.fix} staleAfterS={p.staleAfterS} className="board-age" />
                   </td>
                   <td className="kind-home">
                     {label.unitKind(p.lang, u.kind)}

@@ -1,9 +1,10 @@
 import type { Facility, UnitStatus, UnitView } from "../bindings";
-import { allowedNext, fixAgeS, isCommitted, isStale } from "../domain";
-import { formatAge, formatClock, formatDateTime, formatLatLon, secondsSince } from "../format";
+import { allowedNext, isCommitted, isStale } from "../domain";
+import { formatClock, formatDateTime, formatLatLon, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
 import { facilityName } from "../map/features";
 import { CloseButton } from "./CloseButton";
+import { FixAge } from "./FixAge";
 
 export interface UnitCardProps {
   lang: Lang;
@@ -14,13 +15,14 @@ export interface UnitCardProps {
   busy: boolean;
   onSetStatus: (to: UnitStatus) => void;
   onOpenIncident: (id: string) => void;
+  /** Opens track playback for this unit. */
+  onTrack?: () => void;
   onDismiss: () => void;
 }
 
 /** A unit's card: status with the legal next statuses as buttons, and its latest fix. */
-export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, onSetStatus, onOpenIncident, onDismiss }: UnitCardProps) {
+export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, onSetStatus, onOpenIncident, onTrack, onDismiss }: UnitCardProps) {
   const home = facilities.find((f) => f.id === u.home_station);
-  const age = fixAgeS(u, now);
   const stale = isStale(u, now, staleAfterS);
   return (
     <section id="unit-card" className="panel card" aria-labelledby="unit-title" data-unit-id={u.id}>
@@ -56,7 +58,8 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
             <>
               {formatLatLon(u.fix.position.lat, u.fix.position.lon)}
               <br />
-              {formatDateTime(u.fix.fix_time, lang)} ({formatAge(age ?? 0, lang)}){stale && ` · ${t(lang, "board.stale")}`}
+              {formatDateTime(u.fix.fix_time, lang)} (<FixAge lang={lang} now={now} fix={u.fix} staleAfterS={staleAfterS} />)
+              {stale && ` · ${t(lang, "board.stale")}`}
             </>
           ) : (
             t(lang, "board.noFix")
@@ -83,6 +86,13 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
           </button>
         ))}
       </div>
+      {onTrack && (
+        <div className="actions status-actions">
+          <button type="button" id="unit-track" onClick={onTrack}>
+            {t(lang, "unit.track")}
+          </button>
+        </div>
+      )}
     </section>
   );
 }

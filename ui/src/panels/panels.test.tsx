@@ -61,8 +61,18 @@ describe("UnitBoard", () => {
     expect(container.querySelector("[data-unit-id='u-03'] [data-time-in-status]")?.textContent).toBe("1:31");
     // u-04's fix is 400 s old: flagged stale.
     expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.textContent).toBe("6 分钟");
-    expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.getAttribute("title")).toBe("定位过期");
+    expect(container.querySelector("[data-unit-id='u-04'] [data-stale]")?.getAttribute("title")).toMatch(/^定位时间 2026\/11\/29 \d{2}:53:20（6 分钟前） · 定位过期$/);
+    expect(container.querySelector("[data-unit-id='u-04'] [data-fix-age]")?.getAttribute("data-age-tone")).toBe("stale");
     expect(container.querySelector("[data-unit-id='u-01'] [data-stale]")).toBeNull();
+    // Every row carries its fix age, fresh ones too (one second after NOW: u-01 6 s, u-05 31 s).
+    const ages = (id: string) => container.querySelector(`[data-unit-id='${id}'] [data-fix-age]`);
+    expect(ages("u-01")?.textContent).toBe("6 秒");
+    expect(ages("u-01")?.getAttribute("data-age-tone")).toBe("fresh");
+    expect(ages("u-05")?.textContent).toBe("31 秒");
+    // Past half the 120 s threshold the age turns amber.
+    rerender(<UnitBoard {...props} now={NOW + 61_000} />);
+    expect(ages("u-06")?.textContent).toBe("1 分钟");
+    expect(ages("u-06")?.getAttribute("data-age-tone")).toBe("aging");
   });
 });
 
@@ -82,7 +92,7 @@ describe("IncidentDetailPanel", () => {
       close: vi.fn(),
       dismiss: vi.fn(),
     };
-    const { container } = render(<IncidentDetailPanel lang="en" detail={detail} units={m.consoleState().units} busy={false} actions={actions} />);
+    const { container } = render(<IncidentDetailPanel lang="en" now={NOW} staleAfterS={120} detail={detail} units={m.consoleState().units} busy={false} actions={actions} />);
     const panel = container.querySelector<HTMLElement>("#incident-detail")!;
     expect(panel.textContent).toContain("Carrer Prat de la Creu, Escaldes-Engordany");
     expect(panel.textContent).toContain("Smoke from a shop");

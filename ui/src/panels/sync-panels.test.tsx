@@ -195,12 +195,12 @@ describe("conflicts where the dispatcher works", () => {
     const onReview = vi.fn();
     const actions = new Proxy({}, { get: () => vi.fn() }) as IncidentActions;
     const { container, rerender } = render(
-      <IncidentDetailPanel lang="en" detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} conflicts={1} onReviewConflicts={onReview} />,
+      <IncidentDetailPanel lang="en" now={NOW} staleAfterS={120} detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} conflicts={1} onReviewConflicts={onReview} />,
     );
     expect(container.querySelector("#incident-conflicts")?.textContent).toContain("1 open sync conflict(s) about this incident");
     fireEvent.click(screen.getByRole("button", { name: "Review" }));
     expect(onReview).toHaveBeenCalled();
-    rerender(<IncidentDetailPanel lang="en" detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} />);
+    rerender(<IncidentDetailPanel lang="en" now={NOW} staleAfterS={120} detail={m.detail(fire)} units={m.consoleState().units} busy={false} actions={actions} />);
     expect(container.querySelector("#incident-conflicts")).toBeNull();
   });
 
