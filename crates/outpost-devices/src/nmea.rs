@@ -1,12 +1,32 @@
 //! NMEA 0183 from a field laptop's GNSS receiver, assembled into fixes.
 //!
-//! Contract (implementation: issue 4, decoders helper): sentences are parsed with the
-//! `nmea` crate; a fix is emitted for each valid RMC (status `A`, with date), enriched with
-//! the GGA of the same time (HDOP → accuracy). Talkers GP/GN/GL/GA/GB/BD are all read;
-//! sentences the crate cannot read, vendor sentences (`$P…`), bad checksums and garbage are
-//! skipped and counted, never an error that stops the stream.
+//! Sentences are parsed with the `nmea` crate (only RMC and GGA are enabled in it); a fix is
+//! emitted for each valid RMC (status `A` or `D`, with date, time and position), enriched
+//! with the GGA of the same time when that GGA came first (HDOP → accuracy, see
+//! [`UERE_M`]); receivers send GGA before RMC in each epoch, as the MT3339 of
+//! `data/gps/mt3339.log` does. Talkers GP/GN/GL/GA/GB/BD are all read (the crate ignores the
+//! talker); sentences the crate cannot read, vendor sentences (`$P…`), bad checksums and
+//! garbage are skipped and counted, never an error that stops the stream.
 
+use chrono::{NaiveDateTime, NaiveTime};
+use nmea::sentences::FixType;
+use nmea::sentences::rmc::RmcStatusOfFix;
+use nmea::{Error as NmeaError, ParseResult};
+use outpost_domain::device::check_fix_ranges;
+use outpost_domain::geo::LatLon;
 use outpost_domain::op::Fix;
+
+use crate::MPS_PER_KNOT;
+
+/// User-equivalent range error assumed to turn HDOP into a horizontal accuracy, metres:
+/// accuracy = HDOP × `UERE_M`. RMC and GGA carry no error estimate of their own, so this is
+/// an approximation (a few metres is the usual 1-sigma range error of an uncorrected
+/// single-frequency receiver); it only sizes the accuracy circle drawn around the unit.
+pub const UERE_M: f64 = 5.0;
+
+/// Longest line handed to the parser, in bytes (NMEA 0183 allows 82 characters; some
+/// receivers exceed it a little). Longer lines are skipped.
+const MAX_LINE_BYTES: usize = 256;
 
 /// Counters of one receiver stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,12 +37,18 @@ pub struct NmeaStats {
     pub fixes: u64,
     /// Lines skipped: unreadable, unsupported, vendor, bad checksum, or no valid fix.
     pub skipped: u64,
+    /// Well-formed sentences with a good checksum that Outpost does not use (GSA, GSV, ZDA,
+    /// VTG, …) and GGA sentences (used only to enrich the next RMC). Not errors.
+    /// `sentences` = `fixes` + `skipped` + `ignored`.
+    pub ignored: u64,
 }
 
 /// Assembles fixes from NMEA lines, one line at a time.
 #[derive(Debug, Default)]
 pub struct NmeaTracker {
     stats: NmeaStats,
+    /// Time and HDOP of the last GGA with a position fix.
+    last_gga: Option<(NaiveTime, f64)>,
 }
 
 impl NmeaTracker {
@@ -33,12 +59,67 @@ impl NmeaTracker {
 
     /// Feeds one line (with or without the trailing CR LF). Returns the fix it completes,
     /// if any (fix time UTC from the RMC's date and time; speed converted from knots to
-    /// m/s; heading = course over ground).
+    /// m/s; heading = course over ground; accuracy = HDOP of the same epoch's GGA ×
+    /// [`UERE_M`]). A fix with coordinates out of range is skipped.
     pub fn feed_line(&mut self, line: &str) -> Option<Fix> {
-        let _ = line;
         self.stats.sentences += 1;
-        self.stats.skipped += 1;
-        None
+        let line = line.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        let fix = if line.len() > MAX_LINE_BYTES || !line.starts_with('$') {
+            // Blank lines, log comments, gpsd's JSON, binary noise.
+            None
+        } else {
+            match nmea::parse_str(line) {
+                Ok(ParseResult::RMC(rmc)) => self.rmc(&rmc),
+                Ok(ParseResult::GGA(gga)) => {
+                    self.last_gga = match (gga.fix_time, gga.fix_type, gga.hdop) {
+                        (Some(t), Some(ft), Some(h))
+                            if ft != FixType::Invalid && h.is_finite() && h > 0.0 =>
+                        {
+                            Some((t, f64::from(h)))
+                        }
+                        _ => None,
+                    };
+                    self.stats.ignored += 1;
+                    return None;
+                }
+                Ok(_) | Err(NmeaError::DisabledSentence) => {
+                    self.stats.ignored += 1;
+                    return None;
+                }
+                Err(_) => None,
+            }
+        };
+        match fix {
+            Some(f) => {
+                self.stats.fixes += 1;
+                Some(f)
+            }
+            None => {
+                self.stats.skipped += 1;
+                None
+            }
+        }
+    }
+
+    fn rmc(&self, rmc: &nmea::sentences::RmcData) -> Option<Fix> {
+        if rmc.status_of_fix == RmcStatusOfFix::Invalid {
+            return None;
+        }
+        let (time, date, lat, lon) = (rmc.fix_time?, rmc.fix_date?, rmc.lat?, rmc.lon?);
+        let fix_time = NaiveDateTime::new(date, time).and_utc();
+        let accuracy_m = self
+            .last_gga
+            .filter(|(t, _)| *t == time)
+            .map(|(_, hdop)| hdop * UERE_M);
+        let fix = Fix {
+            position: LatLon { lat, lon },
+            fix_time,
+            heading_deg: rmc.true_course.map(f64::from),
+            speed_mps: rmc.speed_over_ground.map(|kn| f64::from(kn) * MPS_PER_KNOT),
+            accuracy_m,
+        };
+        check_fix_ranges(&fix).ok()?;
+        Some(fix)
     }
 
     /// The counters so far.
