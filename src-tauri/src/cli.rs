@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME] [--server URL]`
-#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME] [--server URL]
+/// [--unit CALLSIGN [--gps SOURCE [--gps-speed N]]]`
+#[derive(Debug, Clone, PartialEq, Parser)]
 #[command(
     name = "outpost",
     version,
@@ -39,6 +40,21 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 
+    /// Field laptop mode: open the console as the unit with this callsign (its assignment,
+    /// status buttons, its own position).
+    #[arg(long, value_name = "CALLSIGN")]
+    pub unit: Option<String>,
+
+    /// With --unit: the GNSS receiver whose fixes become the unit's positions: a serial
+    /// device (`/dev/ttyUSB0`, 9600 baud unless `@BAUD` follows), gpsd (`gpsd://HOST:PORT`
+    /// or `HOST:PORT`), or an NMEA log file to replay (fix times shifted to now).
+    #[arg(long, value_name = "SOURCE", requires = "unit")]
+    pub gps: Option<String>,
+
+    /// With --gps and a log file: replay N times faster than recorded.
+    #[arg(long, value_name = "N", default_value_t = 1.0, requires = "gps")]
+    pub gps_speed: f64,
+
     /// With --demo: build the demo pack if missing, then exit without opening a window.
     #[arg(long, hide = true)]
     pub prepare_demo: bool,
@@ -52,6 +68,9 @@ const KNOWN: &[(&str, bool)] = &[
     ("--data-dir", true),
     ("--user", true),
     ("--server", true),
+    ("--unit", true),
+    ("--gps", true),
+    ("--gps-speed", true),
     ("--demo", false),
     ("--prepare-demo", false),
     ("--help", false),
@@ -118,6 +137,25 @@ mod tests {
         assert_eq!(cli.user.as_deref(), Some("li.wei"));
         assert_eq!(cli.server.as_deref(), Some("http://127.0.0.1:7400"));
         assert!(!cli.prepare_demo);
+    }
+
+    #[test]
+    fn field_laptop_flags() {
+        let cli = parse(&[
+            "--unit",
+            "P-12",
+            "--gps=/dev/ttyUSB0@4800",
+            "--gps-speed",
+            "10",
+        ]);
+        assert_eq!(cli.unit.as_deref(), Some("P-12"));
+        assert_eq!(cli.gps.as_deref(), Some("/dev/ttyUSB0@4800"));
+        assert_eq!(cli.gps_speed, 10.0);
+        assert_eq!(parse(&["--unit", "P-12"]).gps_speed, 1.0);
+        // A receiver belongs to a unit.
+        let raw = ["outpost", "--gps", "x.log"].map(OsString::from);
+        let e = Cli::try_parse_from(known_args(raw)).expect_err("--gps without --unit");
+        assert!(e.to_string().contains("--unit"), "{e}");
     }
 
     #[test]

@@ -9,9 +9,11 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, CloseIncident, ConflictView, ConsoleState, ErrorCode, ErrorPayload, IncidentDetail,
-    IncidentRef, LocationDescription, NewIncident, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict,
-    SetUnitStatus, Settings, Startup, SyncStatus, UnitOnIncident, UnitView, UpdateIncident,
+    AddNote, BindDevice, CloseIncident, ConflictView, ConsoleState, DeviceView, ErrorCode,
+    ErrorPayload, ExportTrack, ExportedTrack, FieldView, IncidentDetail, IncidentRef,
+    LocationDescription, NewIncident, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict,
+    SetUnitStatus, Settings, Startup, SyncStatus, Track, TrackQuery, UnitOnIncident, UnitView,
+    UpdateIncident,
 };
 use outpost_domain::LatLon;
 use tauri::State;
@@ -190,6 +192,53 @@ async fn save_settings(
     blocking(&console, move |c| c.save_settings(args)).await
 }
 
+/// The device registry: unbound devices first, then bound ones.
+#[tauri::command]
+async fn list_devices(console: State<'_, SharedConsole>) -> Result<Vec<DeviceView>, ErrorPayload> {
+    blocking(&console, Console::list_devices).await
+}
+
+/// Binds a device to a unit or unbinds it.
+#[tauri::command]
+async fn bind_device(
+    console: State<'_, SharedConsole>,
+    args: BindDevice,
+) -> Result<DeviceView, ErrorPayload> {
+    blocking(&console, move |c| c.bind_device(args)).await
+}
+
+/// A unit's position history in a time window.
+#[tauri::command]
+async fn unit_track(
+    console: State<'_, SharedConsole>,
+    args: TrackQuery,
+) -> Result<Track, ErrorPayload> {
+    blocking(&console, move |c| c.unit_track(args)).await
+}
+
+/// Writes a unit's track as GPX or KML into the export folder.
+#[tauri::command]
+async fn export_track(
+    console: State<'_, SharedConsole>,
+    args: ExportTrack,
+) -> Result<ExportedTrack, ErrorPayload> {
+    blocking(&console, move |c| c.export_track(args)).await
+}
+
+/// Field laptop mode: this console's unit, its assignment and receiver; null otherwise.
+#[tauri::command]
+async fn field_view(console: State<'_, SharedConsole>) -> Result<Option<FieldView>, ErrorPayload> {
+    blocking(&console, Console::field_view).await
+}
+
+/// Field laptop mode: the unit acknowledges its assignment.
+#[tauri::command]
+async fn acknowledge_assignment(
+    console: State<'_, SharedConsole>,
+) -> Result<FieldView, ErrorPayload> {
+    blocking(&console, Console::acknowledge_assignment).await
+}
+
 /// Declares the registered commands once, so the handler and the name list cannot drift.
 macro_rules! registered {
     ($($name:ident),* $(,)?) => {
@@ -223,6 +272,12 @@ registered![
     parked_ops,
     get_settings,
     save_settings,
+    list_devices,
+    bind_device,
+    unit_track,
+    export_track,
+    field_view,
+    acknowledge_assignment,
 ];
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
     console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
     let console = Arc::new(console);
     let sync = start_sync(&cli, &console);
+    let gps = start_field_mode(&cli, &console, sync.is_some())?;
 
     // The replay needs the pack's roads; without a pack the error screen shows instead.
     let replay = if cli.demo && console.pack().is_some() {
@@ -112,6 +113,11 @@ fn run(cli: Cli) -> Result<()> {
     app.run(move |app, event| {
         if let tauri::RunEvent::Exit = event {
             app.state::<demo::Replay>().stop();
+            if let Ok(mut g) = gps.lock()
+                && let Some(mut reader) = g.take()
+            {
+                reader.stop();
+            }
             if let Some(s) = &sync {
                 s.shutdown();
             }
@@ -138,6 +144,52 @@ fn start_sync(cli: &Cli, console: &Arc<Console>) -> Option<Arc<SyncAttachment>> 
             None
         }
     }
+}
+
+/// How long a field laptop waits for its first sync to bring the roster when `--unit` names
+/// a callsign not yet known here, seconds.
+const ROSTER_WAIT_S: u64 = 20;
+
+/// Field laptop mode (`--unit CALLSIGN [--gps SOURCE]`): makes the console that unit and
+/// starts the receiver reader. An unknown callsign is fatal with a message naming it (after
+/// waiting up to [`ROSTER_WAIT_S`] for a syncing console's roster); so is a bad `--gps`.
+fn start_field_mode(
+    cli: &Cli,
+    console: &Arc<Console>,
+    syncing: bool,
+) -> Result<std::sync::Mutex<Option<outpost_app::gps::GpsReader>>> {
+    let none = || std::sync::Mutex::new(None);
+    let Some(callsign) = &cli.unit else {
+        return Ok(none());
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(ROSTER_WAIT_S);
+    loop {
+        match console.set_field_unit(callsign) {
+            Ok(_) => break,
+            Err(e)
+                if syncing
+                    && e.code == outpost_app::ipc::ErrorCode::NotFound
+                    && std::time::Instant::now() < until =>
+            {
+                tracing::info!(%callsign, "waiting for the roster from the server");
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            Err(e) => anyhow::bail!("{}", e.message),
+        }
+    }
+    let Some(source) = &cli.gps else {
+        return Ok(none());
+    };
+    let opts = outpost_app::gps::GpsOptions {
+        source: outpost_app::gps::GpsSource::parse(source)
+            .map_err(|e| anyhow::anyhow!(e.message))?,
+        label: source.clone(),
+        speed: cli.gps_speed,
+    };
+    let reader = outpost_app::gps::GpsReader::start(Arc::clone(console), opts)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    tracing::info!(%source, "reading the GPS receiver");
+    Ok(std::sync::Mutex::new(Some(reader)))
 }
 
 /// GTK aborts the process when it finds no display; say what to do instead.

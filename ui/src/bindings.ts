@@ -777,9 +777,10 @@ export type DeviceView = {
  */
 device_id: string, 
 /**
- * The protocol its last report came by.
+ * The protocol its newest unbound report came by; `None` for a device bound before any
+ * report of it reached this console (its reports are its unit's positions).
  */
-source: DeviceSource, 
+source: DeviceSource | null, 
 /**
  * The name the device gives itself (CoT callsign), if any.
  */
@@ -909,6 +910,10 @@ unit: UnitView,
  * The incident of its active assignment, with timeline.
  */
 assignment: IncidentDetail | null, 
+/**
+ * When this unit acknowledged that assignment (`acknowledge_assignment`; UTC), if it has.
+ */
+acknowledged_at: string | null, 
 /**
  * The receiver, when `--gps` was given.
  */
@@ -1063,5 +1068,10 @@ export function exportTrack(args: ExportTrack): Promise<ExportedTrack> {
 /** Field laptop mode: this console's unit, its assignment and receiver; null otherwise. */
 export function fieldView(): Promise<FieldView | null> {
   return invoke("field_view");
+}
+
+/** Field laptop mode: the unit acknowledges its assignment (a timeline note that syncs). */
+export function acknowledgeAssignment(): Promise<FieldView> {
+  return invoke("acknowledge_assignment");
 }
 

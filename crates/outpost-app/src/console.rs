@@ -33,6 +33,10 @@ use crate::ipc::{
     STALE_AFTER_S_MIN, SetUnitStatus, Settings, Startup, SyncStatus, Theme, TimelineEntry,
     UnitOnIncident, UnitView, UpdateIncident,
 };
+use crate::ipc::{
+    BindDevice, DeviceView, ExportTrack, ExportedTrack, FieldView, GpsStatus, MAX_TRACK_POINTS,
+    Track, TrackFormat, TrackQuery,
+};
 use crate::ipc::{ConflictSide as IpcConflictSide, LaneCounts, SyncState};
 use crate::sync::SyncLink;
 use outpost_domain::merge::{ConflictId, Register};
@@ -77,6 +81,11 @@ pub struct Console {
     revision: AtomicU64,
     listeners: Mutex<Vec<Listener>>,
     map_base_url: Mutex<String>,
+    data_dir: PathBuf,
+    /// Field laptop mode: the id of the unit this console is.
+    field_unit: Mutex<Option<String>>,
+    /// The receiver reader's status, when one runs.
+    gps: Mutex<Option<Arc<Mutex<GpsStatus>>>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -167,6 +176,9 @@ impl Console {
             revision: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
             map_base_url: Mutex::new(String::new()),
+            data_dir: opts.data_dir,
+            field_unit: Mutex::new(None),
+            gps: Mutex::new(None),
         })
     }
 
@@ -242,8 +254,7 @@ impl Console {
                 demo: self.demo,
                 user: self.user.clone(),
                 settings,
-                // Issue 4 (in progress): field laptop mode.
-                field_unit: None,
+                field_unit: self.field_unit(),
             },
         }
     }
@@ -1449,5 +1460,335 @@ pub fn shown_state(
         SyncState::Online
     } else {
         engine
+    }
+}
+
+/// The folder inside the data directory that track exports are written to.
+pub const EXPORTS_DIR: &str = "exports";
+
+/// Devices, tracks and the field laptop mode (issue 4).
+impl Console {
+    /// The console's clock reading now (UTC).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Field laptop mode (`outpost --unit CALLSIGN`): from now on this console is the unit
+    /// with that callsign (matched ignoring case and surrounding spaces; a unit id is
+    /// accepted too). [`Console::startup`] reports it in `field_unit`, `field_view` shows
+    /// it, and the receiver's fixes become its positions.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] naming the callsign and the callsigns this console knows
+    /// when no unit has it (a new field laptop needs its roster from the server first).
+    pub fn set_field_unit(&self, callsign: &str) -> Result<UnitView, AppError> {
+        let wanted = callsign.trim();
+        let units = query::units(lock(&self.store).conn())?;
+        let found = units
+            .iter()
+            .find(|u| u.callsign.trim().eq_ignore_ascii_case(wanted))
+            .or_else(|| units.iter().find(|u| u.id == wanted))
+            .cloned();
+        let Some(unit) = found else {
+            let mut known: Vec<&str> = units.iter().map(|u| u.callsign.as_str()).collect();
+            known.truncate(20);
+            let known = if known.is_empty() {
+                "this console's roster is empty: start it once with --server URL so the \
+                 roster syncs, or check the data directory"
+                    .to_string()
+            } else {
+                format!(
+                    "units known here: {}{}",
+                    known.join(", "),
+                    if units.len() > 20 { ", …" } else { "" }
+                )
+            };
+            return Err(AppError::not_found(format!(
+                "--unit {wanted:?}: no unit has that callsign ({known})"
+            )));
+        };
+        *lock(&self.field_unit) = Some(unit.id.clone());
+        tracing::info!(unit = %unit.id, callsign = %unit.callsign, "field laptop mode");
+        Ok(unit_view(unit))
+    }
+
+    /// The id of the unit this console is in field laptop mode, if any.
+    pub fn field_unit(&self) -> Option<String> {
+        lock(&self.field_unit).clone()
+    }
+
+    /// Attaches the receiver reader's status (shown by `field_view`).
+    pub fn attach_gps(&self, status: Arc<Mutex<GpsStatus>>) {
+        *lock(&self.gps) = Some(status);
+    }
+
+    /// Records a fix of this console's own unit from its receiver: checked against the
+    /// console's clock ([`outpost_domain::device::check_fix`]: ranges, not more than
+    /// [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead, not before 2000), then written as a
+    /// `position.report` (positions lane of the outbox; kept on disk while offline).
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] when not in field laptop mode or the fix is refused
+    /// (the reason names the value); [`ErrorCode::Storage`].
+    pub fn report_field_fix(&self, fix: Fix) -> Result<(), AppError> {
+        let unit = self.field_unit().ok_or_else(|| {
+            AppError::invalid("this console is not a field laptop (start it with --unit)")
+        })?;
+        outpost_domain::device::check_fix(&fix, self.clock.now())
+            .map_err(|e| AppError::invalid(format!("fix refused: {e}")))?;
+        self.report_position(&unit, fix)
+    }
+
+    /// `list_devices`: unbound devices first (newest fix first), then bound ones by
+    /// callsign.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`].
+    pub fn list_devices(&self) -> Result<Vec<DeviceView>, AppError> {
+        let store = lock(&self.store);
+        Ok(outpost_store::devices::devices(store.conn())?
+            .into_iter()
+            .map(device_view)
+            .collect())
+    }
+
+    /// `bind_device`: binds a device to a unit or unbinds it (a `device.bind` op in the
+    /// critical lane; the newest binding wins on every replica). Binding it to the unit it
+    /// is already bound to (or unbinding an unbound device) writes nothing.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] for an empty or over-long device id;
+    /// [`ErrorCode::NotFound`] for an unknown unit, or a device this console has never
+    /// heard of (neither reported nor bound).
+    pub fn bind_device(&self, args: BindDevice) -> Result<DeviceView, AppError> {
+        let device_id = args.device_id.trim().to_string();
+        let n = device_id.chars().count();
+        if n == 0 || n > outpost_domain::device::MAX_DEVICE_ID_CHARS {
+            return Err(AppError::invalid(format!(
+                "a device id has 1 to {} characters, not {n}",
+                outpost_domain::device::MAX_DEVICE_ID_CHARS
+            )));
+        }
+        let unit_id = args
+            .unit_id
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        {
+            let store = lock(&self.store);
+            let c = store.conn();
+            let current = outpost_store::devices::device(c, &device_id)?.ok_or_else(|| {
+                AppError::not_found(format!(
+                    "device {device_id:?} has not reported to this console; it can be bound \
+                     once its first position has arrived"
+                ))
+            })?;
+            if let Some(u) = &unit_id {
+                find_unit(c, u)?;
+            }
+            if current.unit_id == unit_id {
+                return Ok(device_view(current));
+            }
+        }
+        self.act(
+            |c| {
+                if let Some(u) = &unit_id {
+                    find_unit(c, u)?;
+                }
+                Ok(OpBody::DeviceBind {
+                    device_id: device_id.clone(),
+                    unit_id: unit_id.clone(),
+                })
+            },
+            |c, _| {
+                outpost_store::devices::device(c, &device_id)?
+                    .map(device_view)
+                    .ok_or_else(|| AppError::not_found(format!("device {device_id:?} vanished")))
+            },
+        )
+    }
+
+    /// `unit_track`: the unit's fixes with fix time in the window (both ends included, open
+    /// when `None`), each once, oldest first; at most [`MAX_TRACK_POINTS`] (the newest, with
+    /// `truncated` set).
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] for an unknown unit; [`ErrorCode::InvalidInput`] when `from`
+    /// is after `to`.
+    pub fn unit_track(&self, args: TrackQuery) -> Result<Track, AppError> {
+        let store = lock(&self.store);
+        track(store.conn(), &args)
+    }
+
+    /// `export_track`: writes the window of the unit's track as GPX 1.1 or KML 2.2 to
+    /// `<data dir>/exports/<callsign>-<from>-<to>.<gpx|kml>` (times of the first and last
+    /// fix, UTC, `YYYYMMDDTHHMMSSZ`), replacing a file of that name.
+    ///
+    /// # Errors
+    /// As [`Console::unit_track`]; [`ErrorCode::InvalidInput`] when the window holds no
+    /// fix; [`ErrorCode::Storage`] naming the path when the file cannot be written.
+    pub fn export_track(&self, args: ExportTrack) -> Result<ExportedTrack, AppError> {
+        let t = self.unit_track(args.track.clone())?;
+        let (Some(first), Some(last)) = (t.points.first(), t.points.last()) else {
+            return Err(AppError::invalid(format!(
+                "{} has no position in that time window; nothing to export",
+                t.callsign
+            )));
+        };
+        let stamp = |f: &Fix| f.fix_time.format("%Y%m%dT%H%M%SZ").to_string();
+        let (text, ext) = match args.format {
+            TrackFormat::Gpx => (crate::export::gpx_text(&t)?, "gpx"),
+            TrackFormat::Kml => (crate::export::kml_text(&t)?, "kml"),
+        };
+        let dir = self.data_dir.join(EXPORTS_DIR);
+        let path = dir.join(format!(
+            "{}-{}-{}.{ext}",
+            crate::export::file_safe(&t.callsign),
+            stamp(first),
+            stamp(last)
+        ));
+        let storage = |e: std::io::Error, what: &Path| {
+            AppError::new(
+                ErrorCode::Storage,
+                format!("cannot write the export {}: {e}", what.display()),
+            )
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| storage(e, &dir))?;
+        // Written beside and renamed, so a reader never sees half a file.
+        let tmp = dir.join(format!(".{}.part", Uuid::now_v7()));
+        std::fs::write(&tmp, text).map_err(|e| storage(e, &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            storage(e, &path)
+        })?;
+        let full = std::path::absolute(&path).unwrap_or(path);
+        Ok(ExportedTrack {
+            path: full.display().to_string(),
+            points: u32::try_from(t.points.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// `field_view`: in field laptop mode, this console's unit, the incident of its active
+    /// assignment (with timeline) and when the unit acknowledged it, and the receiver's
+    /// status; `None` otherwise.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] when the unit has left the roster; [`ErrorCode::Storage`].
+    pub fn field_view(&self) -> Result<Option<FieldView>, AppError> {
+        let Some(unit_id) = self.field_unit() else {
+            return Ok(None);
+        };
+        let gps = lock(&self.gps).as_ref().map(|s| lock(s).clone());
+        let store = lock(&self.store);
+        let c = store.conn();
+        let unit = find_unit(c, &unit_id)?;
+        let active = query::active_assignment(c, &unit_id)?;
+        let (assignment, acknowledged_at) = match active {
+            Some(a) => {
+                let d = detail(c, a.incident_id)?;
+                let ack = acknowledged_at(&d, &unit.callsign, a.assigned_at);
+                (Some(d), ack)
+            }
+            None => (None, None),
+        };
+        Ok(Some(FieldView {
+            unit: unit_view(unit),
+            assignment,
+            acknowledged_at,
+            gps,
+        }))
+    }
+
+    /// `acknowledge_assignment`: the field unit confirms its assignment (确认): a timeline
+    /// note "<callsign> acknowledged" on the assigned incident (notes lane; syncs). Pressing
+    /// it again writes nothing. Returns the field view.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidInput`] when not in field laptop mode; [`ErrorCode::NotFound`]
+    /// when the unit has no active assignment; [`ErrorCode::IncidentClosed`].
+    pub fn acknowledge_assignment(&self) -> Result<FieldView, AppError> {
+        let unit_id = self.field_unit().ok_or_else(|| {
+            AppError::invalid("only a field laptop (outpost --unit) acknowledges assignments")
+        })?;
+        let already = self.field_view()?.and_then(|v| v.acknowledged_at);
+        if already.is_none() {
+            self.act(
+                |c| {
+                    let unit = find_unit(c, &unit_id)?;
+                    let a = query::active_assignment(c, &unit_id)?.ok_or_else(|| {
+                        AppError::not_found(format!(
+                            "{} has no assignment to acknowledge",
+                            unit.callsign
+                        ))
+                    })?;
+                    open_incident(c, a.incident_id)?;
+                    Ok(OpBody::TimelineAppend {
+                        entry_id: Uuid::now_v7(),
+                        incident_id: a.incident_id,
+                        text: ack_text(&unit.callsign),
+                    })
+                },
+                |_, _| Ok(()),
+            )?;
+        }
+        self.field_view()?
+            .ok_or_else(|| AppError::invalid("this console is not a field laptop"))
+    }
+}
+
+/// The timeline note of an acknowledgement.
+fn ack_text(callsign: &str) -> String {
+    format!("{callsign} acknowledged")
+}
+
+/// When `callsign` acknowledged the assignment made at `assigned_at`: its acknowledgement
+/// note at or after that time.
+fn acknowledged_at(
+    d: &IncidentDetail,
+    callsign: &str,
+    assigned_at: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = ack_text(callsign);
+    d.timeline.iter().find_map(|t| match &t.event {
+        outpost_domain::TimelineEvent::Note { text: n } if *n == text && t.at >= assigned_at => {
+            Some(t.at)
+        }
+        _ => None,
+    })
+}
+
+fn track(c: &Connection, q: &TrackQuery) -> Result<Track, AppError> {
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from > to
+    {
+        return Err(AppError::invalid(format!(
+            "the track window starts ({from}) after it ends ({to})"
+        )));
+    }
+    let unit = find_unit(c, q.unit_id.trim())?;
+    let rows = outpost_store::devices::unit_track(
+        c,
+        &unit.id,
+        q.from.map(|t| t.timestamp_millis()),
+        q.to.map(|t| t.timestamp_millis()),
+        MAX_TRACK_POINTS,
+    )?;
+    Ok(Track {
+        unit_id: unit.id,
+        callsign: unit.callsign,
+        points: rows.fixes,
+        truncated: rows.truncated,
+    })
+}
+
+fn device_view(d: outpost_store::devices::DeviceRow) -> DeviceView {
+    DeviceView {
+        device_id: d.device_id,
+        source: d.source,
+        name: d.name,
+        unit_id: d.unit_id,
+        callsign: d.callsign,
+        last_fix: d.last_fix,
+        reports: d.reports,
+        battery_pct: d.battery_pct,
     }
 }

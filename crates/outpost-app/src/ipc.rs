@@ -474,8 +474,9 @@ pub struct ResolveConflict {
 pub struct DeviceView {
     /// The device's own id (OsmAnd `id`, CoT `uid`).
     pub device_id: String,
-    /// The protocol its last report came by.
-    pub source: DeviceSource,
+    /// The protocol its newest unbound report came by; `None` for a device bound before any
+    /// report of it reached this console (its reports are its unit's positions).
+    pub source: Option<DeviceSource>,
     /// The name the device gives itself (CoT callsign), if any.
     pub name: Option<String>,
     /// The unit it is bound to (`None`: listed for binding, not on the map).
@@ -581,6 +582,8 @@ pub struct FieldView {
     pub unit: UnitView,
     /// The incident of its active assignment, with timeline.
     pub assignment: Option<IncidentDetail>,
+    /// When this unit acknowledged that assignment (`acknowledge_assignment`; UTC), if it has.
+    pub acknowledged_at: Option<DateTime<Utc>>,
     /// The receiver, when `--gps` was given.
     pub gps: Option<GpsStatus>,
 }
@@ -789,6 +792,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: None,
         returns: "FieldView | null",
         doc: "Field laptop mode: this console's unit, its assignment and receiver; null otherwise.",
+    },
+    CommandSpec {
+        name: "acknowledge_assignment",
+        ts_name: "acknowledgeAssignment",
+        args: None,
+        returns: "FieldView",
+        doc: "Field laptop mode: the unit acknowledges its assignment (a timeline note that syncs).",
     },
 ];
 

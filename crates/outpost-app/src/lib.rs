@@ -12,11 +12,14 @@
 
 mod console;
 mod error;
+mod export;
+pub mod gps;
 pub mod ipc;
 pub mod sync;
 
 pub use console::{
-    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, LAST_PACK_KEY, LIVE_BACKLOG_OPS,
-    LIVE_SYNC_AGE_S, SERVER_URL_KEY, default_data_dir, prepare_data_dir, shown_state,
+    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, EXPORTS_DIR, LAST_PACK_KEY,
+    LIVE_BACKLOG_OPS, LIVE_SYNC_AGE_S, SERVER_URL_KEY, default_data_dir, prepare_data_dir,
+    shown_state,
 };
 pub use error::AppError;

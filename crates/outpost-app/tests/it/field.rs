@@ -1,0 +1,544 @@
+//! Field laptop mode, the receiver reader, devices and tracks through `Console`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+
+use outpost_app::gps::{GpsOptions, GpsReader, GpsSource};
+use outpost_app::ipc::{
+    BindDevice, ErrorCode, ExportTrack, NewIncident, TrackFormat, TrackQuery, UnitOnIncident,
+};
+use outpost_app::{AppError, Console, ConsoleOptions};
+use outpost_domain::clock::FixedClock;
+use outpost_domain::device::{DeviceReport, DeviceSource};
+use outpost_domain::geo::LatLon;
+use outpost_domain::incident::IncidentType;
+use outpost_domain::op::{Fix, Lane, OpBody};
+use outpost_domain::unit::UnitKind;
+use outpost_store::query::{self, OutboxStatus};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 22, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    clock: Arc<FixedClock>,
+    console: Arc<Console>,
+}
+
+/// A console with two patrol cars, P-12 and P-14.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let console = Console::open(
+        ConsoleOptions {
+            pack: None,
+            data_dir: dir.path().to_path_buf(),
+            demo: false,
+            user: "officer.wang".into(),
+        },
+        clock.clone(),
+    )
+    .expect("open console");
+    for (id, cs) in [("u-12", "P-12"), ("u-14", "P-14")] {
+        console
+            .register_unit(id, cs, UnitKind::PatrolCar, None)
+            .expect("register unit");
+    }
+    Fixture {
+        dir,
+        clock,
+        console: Arc::new(console),
+    }
+}
+
+/// The MT3339 receiver log: the repo copy (data/gps/), or the shared sample until it lands.
+fn mt3339_log() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = root.join("data/gps/mt3339.log");
+    if repo.is_file() {
+        return repo;
+    }
+    root.join("../shared/data/gps/mt3339.log")
+}
+
+/// ddmm.mmmm + hemisphere to signed degrees.
+fn degrees(value: &str, hemisphere: &str, degree_digits: usize) -> f64 {
+    let d: f64 = value[..degree_digits].parse().expect("degrees");
+    let m: f64 = value[degree_digits..].parse().expect("minutes");
+    let v = d + m / 60.0;
+    if hemisphere == "S" || hemisphere == "W" {
+        -v
+    } else {
+        v
+    }
+}
+
+/// The valid RMC fixes of the log, read independently of the decoder: (time, lat, lon).
+fn logged_rmc(path: &Path) -> Vec<(DateTime<Utc>, f64, f64)> {
+    std::fs::read_to_string(path)
+        .expect("log")
+        .lines()
+        .filter(|l| l.starts_with("$GPRMC") || l.starts_with("$GNRMC"))
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[2] == "A")
+        .map(|f| {
+            let date = NaiveDate::parse_from_str(f[9], "%d%m%y").expect("date");
+            let time = NaiveTime::parse_from_str(f[1], "%H%M%S%.f").expect("time");
+            (
+                date.and_time(time).and_utc(),
+                degrees(f[3], f[4], 2),
+                degrees(f[5], f[6], 3),
+            )
+        })
+        .collect()
+}
+
+/// Replays the MT3339 log 1000× faster as P-12's receiver, to the end.
+fn replay(f: &Fixture) -> outpost_app::ipc::GpsStatus {
+    f.console
+        .set_field_unit("p-12")
+        .expect("P-12 is in the roster");
+    let log = mt3339_log();
+    let label = log.display().to_string();
+    let reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&label).expect("a log file"),
+            label,
+            speed: 1000.0,
+        },
+    )
+    .expect("reader starts");
+    assert!(reader.wait(Duration::from_secs(30)), "replay ends");
+    reader.status()
+}
+
+#[test]
+fn replay_of_the_mt3339_log_moves_the_unit_along_the_logged_path() {
+    let f = fixture();
+    let logged = logged_rmc(&mt3339_log());
+    assert_eq!(logged.len(), 30, "the sample has 30 valid RMC fixes");
+    let status = replay(&f);
+    assert_eq!(status.fixes, 30, "{status:?}");
+    assert_eq!(status.sentences, 138, "{status:?}");
+    assert!(!status.connected, "the log is closed at its end");
+    assert_eq!(status.error, None);
+
+    // The marker is at the last logged fix (Bend, Oregon)...
+    let state = f.console.console_state().expect("state");
+    let unit = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    let fix = unit.fix.clone().expect("P-12 has a position");
+    let (_, lat, lon) = *logged.last().expect("fixes");
+    assert!((fix.position.lat - lat).abs() < 1e-9, "{fix:?}");
+    assert!((fix.position.lon - lon).abs() < 1e-9, "{fix:?}");
+    assert!((fix.position.lat - 44.068_828_333).abs() < 1e-6);
+    assert!((fix.position.lon - -121.314_188_333).abs() < 1e-6);
+    // ...stamped now, not in 2015: the first fix gets the replay's start, later ones their
+    // offset in the log divided by the speed (29 s at 1000x = 29 ms).
+    assert_eq!(fix.fix_time, t0() + chrono::Duration::milliseconds(29));
+
+    // The track is the logged path, point for point, in order.
+    let track = f
+        .console
+        .unit_track(TrackQuery {
+            unit_id: "u-12".into(),
+            from: None,
+            to: None,
+        })
+        .expect("track");
+    assert_eq!(track.callsign, "P-12");
+    assert!(!track.truncated);
+    assert_eq!(track.points.len(), logged.len());
+    for (i, (p, (logged_at, lat, lon))) in track.points.iter().zip(&logged).enumerate() {
+        assert!((p.position.lat - lat).abs() < 1e-9, "point {i}: {p:?}");
+        assert!((p.position.lon - lon).abs() < 1e-9, "point {i}: {p:?}");
+        let offset = (*logged_at - logged[0].0).num_milliseconds() / 1000;
+        assert_eq!(p.fix_time, t0() + chrono::Duration::milliseconds(offset));
+    }
+    // The receiver moved 1.5 m south-ish over the log: first and last differ.
+    assert!(track.points[0].position.lat > track.points[29].position.lat);
+
+    // Others are untouched.
+    let p14 = state.units.iter().find(|u| u.id == "u-14").expect("P-14");
+    assert_eq!(p14.fix, None);
+    let view = f.console.field_view().expect("view").expect("field mode");
+    assert_eq!(view.unit.callsign, "P-12");
+    assert_eq!(view.gps.expect("gps status").fixes, 30);
+}
+
+#[test]
+fn offline_fixes_wait_on_disk_in_the_positions_lane_in_fix_order() {
+    let f = fixture();
+    replay(&f);
+    // No server: everything is pending, on disk (read through a second connection).
+    let store = outpost_store::Store::open(&f.dir.path().join("outpost.db"), t0()).expect("open");
+    let positions: Vec<_> = query::outbox_all(store.conn())
+        .expect("outbox")
+        .into_iter()
+        .filter(|r| r.lane == Lane::Positions)
+        .collect();
+    assert_eq!(positions.len(), 30);
+    let mut last: Option<(u64, DateTime<Utc>)> = None;
+    for row in &positions {
+        assert_eq!(row.status, OutboxStatus::Pending);
+        let OpBody::PositionReport { unit_id, fix } = &row.envelope.body else {
+            panic!("not a position report: {}", row.kind);
+        };
+        assert_eq!(unit_id, "u-12");
+        if let Some((lane_seq, at)) = last {
+            assert_eq!(row.envelope.lane_seq, lane_seq + 1, "gap-free lane order");
+            assert!(fix.fix_time > at, "fix order");
+        }
+        last = Some((row.envelope.lane_seq, fix.fix_time));
+    }
+    let status = f.console.sync_status().expect("status");
+    assert_eq!(status.pending.positions, 30);
+}
+
+#[test]
+fn gpx_and_kml_exports_parse_back_with_the_same_points() {
+    let f = fixture();
+    replay(&f);
+    let query = TrackQuery {
+        unit_id: "u-12".into(),
+        from: Some(t0() + chrono::Duration::milliseconds(5)),
+        to: None,
+    };
+    let track = f.console.unit_track(query.clone()).expect("track");
+    assert_eq!(
+        track.points.len(),
+        25,
+        "the window leaves out the first 5 fixes"
+    );
+
+    let gpx_out = f
+        .console
+        .export_track(ExportTrack {
+            track: query.clone(),
+            format: TrackFormat::Gpx,
+        })
+        .expect("gpx export");
+    assert_eq!(gpx_out.points, 25);
+    let expected_dir = f.dir.path().join("exports");
+    assert_eq!(
+        PathBuf::from(&gpx_out.path),
+        std::path::absolute(expected_dir.join("P-12-20261129T220000Z-20261129T220000Z.gpx"))
+            .expect("absolute")
+    );
+    let doc = gpx::read(std::fs::File::open(&gpx_out.path).expect("file")).expect("valid GPX");
+    assert_eq!(doc.version, gpx::GpxVersion::Gpx11);
+    assert_eq!(doc.tracks.len(), 1);
+    assert_eq!(doc.tracks[0].name.as_deref(), Some("P-12"));
+    let points = &doc.tracks[0].segments[0].points;
+    assert_eq!(points.len(), 25);
+    for (p, fix) in points.iter().zip(&track.points) {
+        assert_eq!(p.point().y(), fix.position.lat);
+        assert_eq!(p.point().x(), fix.position.lon);
+        let at: time::OffsetDateTime = p.time.expect("time").into();
+        assert_eq!(
+            at.unix_timestamp_nanos(),
+            i128::from(fix.fix_time.timestamp_millis()) * 1_000_000
+        );
+    }
+
+    let kml_out = f
+        .console
+        .export_track(ExportTrack {
+            track: query,
+            format: TrackFormat::Kml,
+        })
+        .expect("kml export");
+    assert!(kml_out.path.ends_with(".kml"));
+    let text = std::fs::read_to_string(&kml_out.path).expect("file");
+    let doc: kml::Kml = text.parse().expect("valid KML");
+    let kml::Kml::KmlDocument(root) = doc else {
+        panic!("not a kml root: {text}");
+    };
+    let [kml::Kml::Document { elements, .. }] = root.elements.as_slice() else {
+        panic!("not one Document: {text}");
+    };
+    let placemarks: Vec<&kml::types::Placemark> = elements
+        .iter()
+        .filter_map(|e| match e {
+            kml::Kml::Placemark(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placemarks.len(), 26, "the line plus one point per fix");
+    let Some(kml::types::Geometry::LineString(line)) = &placemarks[0].geometry else {
+        panic!("the first placemark is not the line");
+    };
+    assert_eq!(line.coords.len(), 25);
+    for ((c, pm), fix) in line.coords.iter().zip(&placemarks[1..]).zip(&track.points) {
+        assert_eq!((c.y, c.x), (fix.position.lat, fix.position.lon));
+        let Some(kml::types::Geometry::Point(pt)) = &pm.geometry else {
+            panic!("not a point");
+        };
+        assert_eq!(
+            (pt.coord.y, pt.coord.x),
+            (fix.position.lat, fix.position.lon)
+        );
+        let when = pm.children[0].children[0].content.as_deref().expect("when");
+        assert_eq!(
+            when.parse::<DateTime<Utc>>().expect("RFC 3339"),
+            fix.fix_time
+        );
+    }
+
+    // An empty window exports nothing, and says so.
+    let e = f
+        .console
+        .export_track(ExportTrack {
+            track: TrackQuery {
+                unit_id: "u-14".into(),
+                from: None,
+                to: None,
+            },
+            format: TrackFormat::Gpx,
+        })
+        .expect_err("P-14 has no track");
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("P-14"), "{}", e.message);
+}
+
+#[test]
+fn an_unknown_callsign_is_a_clear_error() {
+    let f = fixture();
+    let e = f.console.set_field_unit("Q-99").expect_err("no such unit");
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert!(e.message.contains("\"Q-99\""), "{}", e.message);
+    assert!(e.message.contains("P-12, P-14"), "{}", e.message);
+    assert_eq!(f.console.field_unit(), None);
+    assert_eq!(f.console.field_view().expect("view"), None);
+
+    // Without --unit, a receiver has nobody to move.
+    let e = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(mt3339_log().to_str().expect("utf-8")).expect("log"),
+            label: "log".into(),
+            speed: 1.0,
+        },
+    )
+    .expect_err("no field unit");
+    assert!(e.message.contains("--unit"), "{}", e.message);
+
+    // An empty roster says how to get one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = Console::open(
+        ConsoleOptions {
+            pack: None,
+            data_dir: dir.path().to_path_buf(),
+            demo: false,
+            user: "x".into(),
+        },
+        f.clock.clone(),
+    )
+    .expect("open");
+    let e = empty.set_field_unit("P-12").expect_err("empty roster");
+    assert!(e.message.contains("--server"), "{}", e.message);
+}
+
+#[test]
+fn a_fix_far_ahead_of_the_clock_is_refused() {
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let fix = |at| Fix {
+        position: LatLon {
+            lat: 39.8,
+            lon: 109.98,
+        },
+        fix_time: at,
+        heading_deg: None,
+        speed_mps: None,
+        accuracy_m: None,
+    };
+    let e = f
+        .console
+        .report_field_fix(fix(t0() + chrono::Duration::days(365)))
+        .expect_err("a year ahead");
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("ahead of the clock"), "{}", e.message);
+    f.console.report_field_fix(fix(t0())).expect("now is fine");
+}
+
+#[test]
+fn the_field_unit_acknowledges_its_assignment_once() {
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let none = f
+        .console
+        .acknowledge_assignment()
+        .expect_err("nothing assigned");
+    assert_eq!(none.code, ErrorCode::NotFound);
+    let inc = f
+        .console
+        .create_incident(NewIncident {
+            incident_type: IncidentType::TrafficAccident,
+            priority: None,
+            location: LatLon {
+                lat: 39.8,
+                lon: 109.98,
+            },
+            address: "鄂尔多斯西街".into(),
+            description: String::new(),
+        })
+        .expect("incident");
+    f.console
+        .assign_unit(UnitOnIncident {
+            incident_id: inc.summary.id.clone(),
+            unit_id: "u-12".into(),
+        })
+        .expect("assign");
+    let view = f.console.field_view().expect("view").expect("field mode");
+    assert_eq!(
+        view.assignment.as_ref().map(|a| a.summary.id.clone()),
+        Some(inc.summary.id.clone())
+    );
+    assert_eq!(view.acknowledged_at, None);
+    assert_eq!(view.gps, None);
+
+    f.clock.advance_secs(20);
+    let view = f.console.acknowledge_assignment().expect("ack");
+    assert_eq!(
+        view.acknowledged_at,
+        Some(t0() + chrono::Duration::seconds(20))
+    );
+    let notes = |v: &outpost_app::ipc::FieldView| {
+        v.assignment
+            .as_ref()
+            .map(|a| a.timeline.len())
+            .unwrap_or_default()
+    };
+    let before = notes(&view);
+    f.clock.advance_secs(5);
+    let again = f.console.acknowledge_assignment().expect("again");
+    assert_eq!(notes(&again), before, "a second press writes nothing");
+    assert_eq!(again.acknowledged_at, view.acknowledged_at);
+}
+
+/// A report of an unbound device, as the server's ingest writes it.
+fn device_report(c: &Console, device_id: &str, lat: f64, at: DateTime<Utc>) {
+    let store = c.store_handle();
+    let mut s = store.lock().expect("store");
+    s.write::<AppError, _>(at, "gateway", |_| {
+        Ok(OpBody::DeviceReport {
+            report: DeviceReport {
+                device_id: device_id.into(),
+                source: DeviceSource::Osmand,
+                name: None,
+                fix: Fix {
+                    position: LatLon { lat, lon: 1.52 },
+                    fix_time: at,
+                    heading_deg: None,
+                    speed_mps: Some(3.0),
+                    accuracy_m: None,
+                },
+                battery_pct: Some(81.0),
+            },
+        })
+    })
+    .expect("device.report");
+}
+
+#[test]
+fn devices_are_listed_bound_and_unbound() {
+    let f = fixture();
+    device_report(&f.console, "phone-7", 42.50, t0());
+    device_report(
+        &f.console,
+        "phone-7",
+        42.51,
+        t0() + chrono::Duration::seconds(5),
+    );
+    device_report(
+        &f.console,
+        "phone-9",
+        42.40,
+        t0() + chrono::Duration::seconds(1),
+    );
+
+    let list = f.console.list_devices().expect("list");
+    let ids: Vec<&str> = list.iter().map(|d| d.device_id.as_str()).collect();
+    assert_eq!(ids, ["phone-7", "phone-9"], "newest fix first");
+    assert_eq!(list[0].source, Some(DeviceSource::Osmand));
+    assert_eq!(list[0].unit_id, None);
+    assert_eq!(list[0].reports, 2);
+    assert_eq!(list[0].battery_pct, Some(81.0));
+    assert_eq!(
+        list[0].last_fix.as_ref().map(|x| x.position.lat),
+        Some(42.51)
+    );
+
+    let bound = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "phone-7".into(),
+            unit_id: Some("u-14".into()),
+        })
+        .expect("bind");
+    assert_eq!(bound.unit_id.as_deref(), Some("u-14"));
+    assert_eq!(bound.callsign.as_deref(), Some("P-14"));
+    let list = f.console.list_devices().expect("list");
+    let ids: Vec<&str> = list.iter().map(|d| d.device_id.as_str()).collect();
+    assert_eq!(ids, ["phone-9", "phone-7"], "unbound first, then bound");
+
+    let e = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "phone-9".into(),
+            unit_id: Some("u-99".into()),
+        })
+        .expect_err("unknown unit");
+    assert_eq!(e.code, ErrorCode::NotFound);
+    let e = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "never-heard".into(),
+            unit_id: Some("u-12".into()),
+        })
+        .expect_err("unknown device");
+    assert!(e.message.contains("never-heard"), "{}", e.message);
+
+    let unbound = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "phone-7".into(),
+            unit_id: None,
+        })
+        .expect("unbind");
+    assert_eq!(unbound.unit_id, None);
+    assert_eq!(
+        f.console.list_devices().expect("list")[0].device_id,
+        "phone-7"
+    );
+}
+
+#[test]
+fn a_track_window_that_ends_before_it_starts_is_refused() {
+    let f = fixture();
+    let e = f
+        .console
+        .unit_track(TrackQuery {
+            unit_id: "u-12".into(),
+            from: Some(t0()),
+            to: Some(t0() - chrono::Duration::seconds(1)),
+        })
+        .expect_err("backwards window");
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    let e = f
+        .console
+        .unit_track(TrackQuery {
+            unit_id: "nobody".into(),
+            from: None,
+            to: None,
+        })
+        .expect_err("unknown unit");
+    assert_eq!(e.code, ErrorCode::NotFound);
+}
