@@ -199,6 +199,22 @@ fn offline_fixes_wait_on_disk_in_the_positions_lane_in_fix_order() {
     }
     let status = f.console.sync_status().expect("status");
     assert_eq!(status.pending.positions, 30);
+    // When the link returns, the engine pushes the lane from its oldest op: the first batch
+    // is the first fixes, in fix order.
+    let handle = f.console.store_handle();
+    let s = handle.lock().expect("store");
+    let batch = s.pending_batch(Lane::Positions, 10).expect("batch");
+    let times: Vec<DateTime<Utc>> = batch
+        .iter()
+        .filter_map(|op| match &op.body {
+            OpBody::PositionReport { fix, .. } => Some(fix.fix_time),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<DateTime<Utc>> = (0..10)
+        .map(|i| t0() + chrono::Duration::milliseconds(i))
+        .collect();
+    assert_eq!(times, expected);
 }
 
 #[test]
@@ -541,4 +557,61 @@ fn a_track_window_that_ends_before_it_starts_is_refused() {
         })
         .expect_err("unknown unit");
     assert_eq!(e.code, ErrorCode::NotFound);
+}
+
+#[test]
+fn a_gpsd_stream_is_read_after_the_watch_command_and_its_json_skipped() {
+    use std::io::{BufRead, BufReader, Write};
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let log = std::fs::read_to_string(mt3339_log()).expect("log");
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut watch = String::new();
+        reader.read_line(&mut watch).expect("watch command");
+        let mut w = stream;
+        // What gpsd answers first, then the relayed NMEA (CR LF as a receiver sends it).
+        w.write_all(b"{\"class\":\"VERSION\",\"release\":\"3.25\",\"proto_major\":3}\r\n")
+            .expect("write");
+        for line in log.lines().filter(|l| l.starts_with('$')) {
+            w.write_all(format!("{line}\r\n").as_bytes())
+                .expect("write");
+        }
+        watch
+    });
+    let source = format!("gpsd://{addr}");
+    let mut reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&source).expect("gpsd address"),
+            label: source.clone(),
+            speed: 1.0,
+        },
+    )
+    .expect("reader starts");
+    let watch = server.join().expect("server");
+    assert_eq!(watch.trim_end(), r#"?WATCH={"enable":true,"nmea":true}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reader.status().fixes < 30 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = reader.status();
+    reader.stop();
+    assert_eq!(status.source, source);
+    assert_eq!(status.fixes, 30, "{status:?}");
+    assert_eq!(
+        status.sentences, 138,
+        "the JSON line is not offered as NMEA"
+    );
+    // A live receiver's fixes keep their own time.
+    let fix = status.last_fix.expect("last fix");
+    let (logged_at, lat, lon) = *logged_rmc(&mt3339_log()).last().expect("fixes");
+    assert_eq!(fix.fix_time, logged_at);
+    assert!((fix.position.lat - lat).abs() < 1e-9 && (fix.position.lon - lon).abs() < 1e-9);
+    let state = f.console.console_state().expect("state");
+    let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    assert_eq!(p12.fix.as_ref().map(|x| x.fix_time), Some(logged_at));
 }
