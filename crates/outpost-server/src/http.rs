@@ -32,6 +32,8 @@ pub struct AppState {
     pub service: Arc<SyncService>,
     /// Becomes true when the server shuts down: WebSockets close.
     pub shutdown: watch::Receiver<bool>,
+    /// The device ingest counters (`GET /v1/ingest/stats`).
+    pub ingest: Arc<crate::ingest::IngestStats>,
 }
 
 /// The router of every endpoint, under `/v1/`.
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pull", get(pull))
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/poke", get(poke))
+        .route("/v1/ingest/stats", get(ingest_stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
@@ -125,6 +128,11 @@ async fn method_not_allowed() -> Response {
 async fn health(State(s): State<AppState>) -> Result<Response, ApiError> {
     let h = blocking(&s.service, |svc| svc.health()).await?;
     Ok(Json(h).into_response())
+}
+
+/// `GET /v1/ingest/stats`: the device ingest counters ([`crate::ingest::IngestStatsView`]).
+async fn ingest_stats(State(s): State<AppState>) -> Response {
+    Json(s.ingest.view()).into_response()
 }
 
 async fn capabilities(State(s): State<AppState>) -> Response {

@@ -6,6 +6,8 @@
 //! - [`service`]: the sync logic (ordering, high-water marks, parking, epochs, pull,
 //!   snapshot), blocking, usable in-process without HTTP;
 //! - [`http`]: the axum router and the poke WebSocket;
+//! - [`ingest`]: the device listeners (OsmAnd HTTP, Cursor-on-Target TCP/UDP), the gateway
+//!   origin that writes their reports as ops, and the CoT feed to TAK clients;
 //! - [`server`]: [`Server::start`] on a thread of its own, graceful shutdown;
 //! - [`pack`]: `pack build` (area packs, by `outpost-geo`);
 //! - [`fuzzing`]: the bodies of the fuzz targets (S17), for `fuzz/` and the stable harness.
@@ -16,6 +18,7 @@
 
 pub mod fuzzing;
 pub mod http;
+pub mod ingest;
 pub mod pack;
 pub mod server;
 pub mod service;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use outpost_server::ingest::IngestConfig;
 use outpost_server::storage::SqliteStorage;
 use outpost_server::{PackBuildArgs, Server, ServerConfig, SyncStorage, pack_build, report_lines};
 
@@ -33,6 +34,14 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
         listen: SocketAddr,
+        /// Take positions from phones over the OsmAnd protocol (OsmAnd, Traccar Client) on
+        /// this address, HTTP; Traccar's port is 5055. Off by default.
+        #[arg(long, value_name = "ADDR")]
+        osmand_listen: Option<SocketAddr>,
+        /// Take Cursor-on-Target positions from TAK clients on this address (TCP and UDP)
+        /// and stream units and incidents to TCP clients; TAK's port is 8087. Off by default.
+        #[arg(long, value_name = "ADDR")]
+        cot_listen: Option<SocketAddr>,
     },
     /// Remove position reports older than a gseq from the op log (their fixes stay as track
     /// history); consoles further behind then load a snapshot.
@@ -86,7 +95,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Serve { data, listen } => serve(data, listen),
+        Cmd::Serve {
+            data,
+            listen,
+            osmand_listen,
+            cot_listen,
+        } => serve(
+            data,
+            listen,
+            IngestConfig {
+                osmand_listen,
+                cot_listen,
+                max_connections: None,
+            },
+        ),
         Cmd::Compact { data, before_gseq } => {
             anyhow::ensure!(data.is_dir(), "{}: no such data directory", data.display());
             anyhow::ensure!(
@@ -132,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Serves until SIGTERM, SIGINT or SIGHUP, then shuts down gracefully.
-fn serve(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+fn serve(data: PathBuf, listen: SocketAddr, ingest: IngestConfig) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -146,8 +168,14 @@ fn serve(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         let _ = tx.send(());
     })
     .context("cannot install the signal handler")?;
-    let server = Server::start(ServerConfig::new(data, listen))?;
-    // One line on stdout that scripts and tests wait for.
+    let server = Server::start(ServerConfig::new(data, listen).with_ingest(ingest))?;
+    // Lines on stdout that scripts and tests wait for; "listening on" comes last.
+    if let Some(a) = server.osmand_addr() {
+        println!("osmand listening on {a}");
+    }
+    if let Some(a) = server.cot_addr() {
+        println!("cot listening on {a}");
+    }
     println!("listening on {}", server.local_addr());
     let _ = std::io::stdout().flush();
     let _ = rx.recv();

@@ -12,6 +12,8 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::http::{AppState, router};
+use crate::ingest::gateway::GatewayHandle;
+use crate::ingest::{IngestConfig, IngestStats};
 use crate::service::SyncService;
 use crate::storage::{SqliteStorage, StorageError, SyncStorage};
 
@@ -26,15 +28,24 @@ pub struct ServerConfig {
     /// The address to listen on, e.g. `127.0.0.1:0` (port 0: any free port, see
     /// [`RunningServer::local_addr`]).
     pub listen: SocketAddr,
+    /// The device listeners (OsmAnd HTTP, CoT TCP+UDP); none by default.
+    pub ingest: IngestConfig,
 }
 
 impl ServerConfig {
-    /// A configuration for `data_dir`, listening on `listen`.
+    /// A configuration for `data_dir`, listening on `listen`, no device listeners.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
             listen,
+            ingest: IngestConfig::default(),
         }
+    }
+
+    /// The same with the device listeners of `ingest`.
+    pub fn with_ingest(mut self, ingest: IngestConfig) -> ServerConfig {
+        self.ingest = ingest;
+        self
     }
 }
 
@@ -58,6 +69,9 @@ pub enum ServerError {
     /// The server thread panicked.
     #[error("the server thread stopped unexpectedly")]
     Panicked,
+    /// The device ingest could not start (its origin file, its gateway).
+    #[error("device ingest: {0}")]
+    Ingest(String),
 }
 
 impl From<StorageError> for ServerError {
@@ -90,7 +104,14 @@ impl Server {
             readers.push(Box::new(SqliteStorage::open(&config.data_dir)?));
         }
         let service = Arc::new(SyncService::with_readers(Box::new(storage), readers));
-        Self::start_with(service, config.listen)
+        let origin = if config.ingest.osmand_listen.is_some() || config.ingest.cot_listen.is_some()
+        {
+            crate::ingest::gateway_origin(&config.data_dir)
+                .map_err(|e| ServerError::Ingest(e.to_string()))?
+        } else {
+            uuid::Uuid::nil()
+        };
+        Self::start_full(service, config.listen, config.ingest, origin)
     }
 
     /// Serves an existing service (e.g. over an in-memory storage) on `listen`.
@@ -101,6 +122,40 @@ impl Server {
         service: Arc<SyncService>,
         listen: SocketAddr,
     ) -> Result<RunningServer, ServerError> {
+        Self::start_full(service, listen, IngestConfig::default(), uuid::Uuid::nil())
+    }
+
+    /// Serves an existing service on `listen` with the device listeners of `ingest`, the
+    /// gateway writing as `gateway_origin` (in-process tests; [`Server::start`] keeps the
+    /// origin in the data directory).
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] (any of the addresses), [`ServerError::Io`],
+    /// [`ServerError::Ingest`].
+    pub fn start_full(
+        service: Arc<SyncService>,
+        listen: SocketAddr,
+        ingest: IngestConfig,
+        gateway_origin: uuid::Uuid,
+    ) -> Result<RunningServer, ServerError> {
+        let bind = |addr: SocketAddr| {
+            std::net::TcpListener::bind(addr).map_err(|cause| ServerError::Bind { addr, cause })
+        };
+        let osmand_std = ingest.osmand_listen.map(bind).transpose()?;
+        let cot_std = match ingest.cot_listen {
+            Some(addr) => {
+                let tcp = bind(addr)?;
+                // UDP on the same port as TCP (the port 0 case: the one TCP got).
+                let tcp_addr = tcp.local_addr()?;
+                let udp =
+                    std::net::UdpSocket::bind(tcp_addr).map_err(|cause| ServerError::Bind {
+                        addr: tcp_addr,
+                        cause,
+                    })?;
+                Some((tcp, udp))
+            }
+            None => None,
+        };
         let std_listener =
             std::net::TcpListener::bind(listen).map_err(|cause| ServerError::Bind {
                 addr: listen,
@@ -114,9 +169,51 @@ impl Server {
             .enable_all()
             .build()?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stats = Arc::new(IngestStats::default());
+        let (ingest_stop_tx, ingest_stop_rx) = watch::channel(false);
+        let mut gateway = None;
+        let mut osmand_addr = None;
+        let mut cot_addr = None;
+        if osmand_std.is_some() || cot_std.is_some() {
+            let parts =
+                crate::ingest::start_gateway(service.clone(), gateway_origin, stats.clone())
+                    .map_err(|e| ServerError::Ingest(e.to_string()))?;
+            gateway = Some(parts.gateway);
+            let max_connections = ingest
+                .max_connections
+                .unwrap_or(crate::ingest::MAX_CONNECTIONS);
+            let _enter = runtime.enter();
+            if let Some(l) = osmand_std {
+                l.set_nonblocking(true)?;
+                osmand_addr = Some(l.local_addr()?);
+                let l = tokio::net::TcpListener::from_std(l)?;
+                runtime.spawn(crate::ingest::osmand::serve(
+                    l,
+                    parts.ingest.clone(),
+                    max_connections,
+                    ingest_stop_rx.clone(),
+                ));
+            }
+            if let Some((tcp, udp)) = cot_std {
+                tcp.set_nonblocking(true)?;
+                udp.set_nonblocking(true)?;
+                cot_addr = Some(tcp.local_addr()?);
+                let tcp = tokio::net::TcpListener::from_std(tcp)?;
+                let udp = tokio::net::UdpSocket::from_std(udp)?;
+                runtime.spawn(crate::ingest::cot::serve(
+                    tcp,
+                    udp,
+                    parts.ingest.clone(),
+                    service.clone(),
+                    max_connections,
+                    ingest_stop_rx.clone(),
+                ));
+            }
+        }
         let state = AppState {
             service: service.clone(),
             shutdown: stop_rx.clone(),
+            ingest: stats.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("outpost-server".into())
@@ -136,11 +233,22 @@ impl Server {
                 Ok(())
             })?;
         tracing::info!(%addr, "outpost-server listening");
+        if let Some(a) = osmand_addr {
+            tracing::info!(addr = %a, "OsmAnd device listener (HTTP)");
+        }
+        if let Some(a) = cot_addr {
+            tracing::info!(addr = %a, "Cursor-on-Target listener (TCP and UDP)");
+        }
         Ok(RunningServer {
             addr,
             service,
             stop: stop_tx,
             thread: Some(thread),
+            ingest_stop: ingest_stop_tx,
+            gateway,
+            stats,
+            osmand_addr,
+            cot_addr,
         })
     }
 }
@@ -152,6 +260,11 @@ pub struct RunningServer {
     service: Arc<SyncService>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<(), std::io::Error>>>,
+    ingest_stop: watch::Sender<bool>,
+    gateway: Option<GatewayHandle>,
+    stats: Arc<IngestStats>,
+    osmand_addr: Option<SocketAddr>,
+    cot_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
@@ -163,6 +276,21 @@ impl RunningServer {
     /// The base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The OsmAnd listener's address, when there is one.
+    pub fn osmand_addr(&self) -> Option<SocketAddr> {
+        self.osmand_addr
+    }
+
+    /// The Cursor-on-Target listener's address (TCP and UDP), when there is one.
+    pub fn cot_addr(&self) -> Option<SocketAddr> {
+        self.cot_addr
+    }
+
+    /// The device ingest counters (all zero without device listeners).
+    pub fn ingest_stats(&self) -> &Arc<IngestStats> {
+        &self.stats
     }
 
     /// The sync service (in-process access for tests and admin).
@@ -180,6 +308,12 @@ impl RunningServer {
     }
 
     fn stop_and_join(&mut self) -> Result<(), ServerError> {
+        // Device listeners first, then the gateway writes what they queued, then the sync
+        // service closes.
+        let _ = self.ingest_stop.send(true);
+        if let Some(g) = self.gateway.take() {
+            g.shutdown();
+        }
         self.service.close();
         let _ = self.stop.send(true);
         match self.thread.take() {

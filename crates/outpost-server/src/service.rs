@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use outpost_domain::device::MAX_FIX_AHEAD_S;
 use outpost_domain::merge;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{
@@ -128,6 +129,9 @@ pub struct SyncService {
     next_reader: std::sync::atomic::AtomicUsize,
     pokes: broadcast::Sender<Poke>,
     closing: AtomicBool,
+    /// Bumped after every push that accepted a `device.bind`: the ingest's binding cache
+    /// reloads when it changes (bindings change only through accepted ops).
+    bindings_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -198,6 +202,7 @@ impl SyncService {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             pokes,
             closing: AtomicBool::new(false),
+            bindings_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -430,7 +435,9 @@ impl SyncService {
             return Err(SyncError::EpochChanged { epoch: head.epoch });
         }
 
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = chrono::Utc::now();
+        let now_ms = now.timestamp_millis();
+        let mut binds = 0usize;
         let mut hw = tx.high_water(req.origin, req.lane)?;
         let mut results = Vec::with_capacity(req.ops.len());
         let mut resend_from = None;
@@ -456,7 +463,7 @@ impl SyncService {
                 break;
             }
             let raw_text = serde_json::to_string(raw).map_err(StorageError::from)?;
-            let verdict = match judge(raw, h, i) {
+            let verdict = match judge(raw, h, i, now) {
                 Err(reason) => Err(reason),
                 Ok(env) => {
                     flag_skew(&env, now_ms);
@@ -466,7 +473,13 @@ impl SyncService {
                             "op {} was already accepted under another lane_seq",
                             env.op_id
                         )),
-                        None => tx.accept(&env, &raw_text)?,
+                        None => {
+                            let verdict = tx.accept(&env, &raw_text)?;
+                            if verdict.is_ok() && matches!(env.body, OpBody::DeviceBind { .. }) {
+                                binds += 1;
+                            }
+                            verdict
+                        }
                     }
                 }
             };
@@ -491,6 +504,9 @@ impl SyncService {
         }
         let head = tx.commit()?;
         drop(storage);
+        if binds > 0 {
+            self.bindings_generation.fetch_add(1, Ordering::SeqCst);
+        }
         if accepted > 0 {
             let _ = self.pokes.send(Poke {
                 gseq: head.gseq,
@@ -624,6 +640,28 @@ impl SyncService {
         Ok(out)
     }
 
+    /// Up to `limit` logged ops after `after` as stored (raw JSON, not decoded) with the head:
+    /// the CoT feed follows the log with it and skips what it cannot read.
+    ///
+    /// # Errors
+    /// As [`SyncService::pull`].
+    pub fn pull_raw(&self, after: u64, limit: usize) -> Result<LogPage, SyncError> {
+        self.pull_page(after, Some(limit))
+    }
+
+    /// Runs `f` on a read handle (a reader when there are some, else the writer): queries of
+    /// the server's replica (bindings, the CoT picture) that must not wait behind pushes.
+    pub fn with_reader<R>(&self, f: impl FnOnce(&mut dyn SyncStorage) -> R) -> R {
+        let mut guard = self.reader();
+        f(guard.as_mut())
+    }
+
+    /// A counter bumped after every push that accepted a `device.bind` (starts at 0): a
+    /// cache of the bindings is current while this is unchanged.
+    pub fn bindings_generation(&self) -> u64 {
+        self.bindings_generation.load(Ordering::SeqCst)
+    }
+
     /// Every parked op (audit, tests).
     ///
     /// # Errors
@@ -662,8 +700,16 @@ fn stored(found: Option<StoredOutcome>, op_id: Uuid) -> Outcome {
     }
 }
 
-/// Decodes and validates op `i`; `Err(reason)` parks it.
-fn judge(raw: &Value, h: &Header, i: usize) -> Result<OpEnvelope, String> {
+/// Decodes and validates op `i`; `Err(reason)` parks it. `now` is the server clock: a fix
+/// (of a `position.report` or `device.report`) more than
+/// [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead of it is parked, because the newest fix
+/// time wins the latest position and such a fix would pin the marker (SYNC.md principle 9).
+fn judge(
+    raw: &Value,
+    h: &Header,
+    i: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<OpEnvelope, String> {
     if h.schema > SCHEMA_VERSION {
         return Err(format!(
             "schema version {} is newer than this server knows ({SCHEMA_VERSION}); upgrade the \
@@ -673,6 +719,22 @@ fn judge(raw: &Value, h: &Header, i: usize) -> Result<OpEnvelope, String> {
     }
     let env: OpEnvelope = decode_value(raw, &format!("ops[{i}]"))?;
     merge::validate(&env)?;
+    let fix = match &env.body {
+        OpBody::PositionReport { fix, .. } => Some(fix),
+        OpBody::DeviceReport { report } => Some(&report.fix),
+        _ => None,
+    };
+    if let Some(fix) = fix
+        && fix.fix_time > now + chrono::Duration::seconds(MAX_FIX_AHEAD_S)
+    {
+        return Err(format!(
+            "{}: fix time {} is ahead of the server clock ({}) by more than {MAX_FIX_AHEAD_S} \
+             s; check the device's clock",
+            env.body.kind(),
+            fix.fix_time.to_rfc3339(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
     // Stores keep these as SQL integers (i64).
     for (name, n) in [
         ("seq", env.seq),

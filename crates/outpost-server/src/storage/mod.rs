@@ -226,6 +226,36 @@ pub trait SyncStorage: Send {
     /// # Errors
     /// Storage errors.
     fn state_digest(&mut self) -> Result<BTreeMap<String, String>, StorageError>;
+
+    /// Every bound device of the replica with its unit, `(device_id, unit_id)` (the shown
+    /// binding: the winning `device.bind`; unbound devices left out). The device ingest turns
+    /// a bound device's report into its unit's `position.report`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn device_bindings(&mut self) -> Result<Vec<(String, String)>, StorageError>;
+
+    /// The CAD picture for TAK clients from the replica: units with a latest fix and
+    /// incidents. `units`/`incidents` `None`: every unit with a fix and every OPEN incident
+    /// (the picture sent on connect); `Some(ids)`: just those (what the log says changed;
+    /// closed incidents included, so the feed can send their last event).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn picture(
+        &mut self,
+        units: Option<&[String]>,
+        incidents: Option<&[Uuid]>,
+    ) -> Result<Picture, StorageError>;
+}
+
+/// Units and incidents as the replica shows them, for the Cursor-on-Target feed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Picture {
+    /// Units with a latest fix.
+    pub units: Vec<outpost_store::UnitRow>,
+    /// Incidents.
+    pub incidents: Vec<outpost_store::IncidentRow>,
 }
 
 /// The write transaction of one push. Every method works inside it; nothing is visible to

@@ -28,8 +28,8 @@ use outpost_domain::wire::{CompactedFix, EPOCH_GSEQ_GAP};
 use outpost_store::{Store, StoreError};
 
 use super::{
-    CompactReport, LogHead, LogPage, LoggedOp, OpKey, ParkedOp, PushTx, SnapshotData, StorageError,
-    StoredOutcome, SyncStorage, created_entity, from_sql, to_sql,
+    CompactReport, LogHead, LogPage, LoggedOp, OpKey, ParkedOp, Picture, PushTx, SnapshotData,
+    StorageError, StoredOutcome, SyncStorage, created_entity, from_sql, to_sql,
 };
 
 /// The database file inside the data directory.
@@ -349,6 +349,30 @@ impl SyncStorage for SqliteStorage {
             removed,
             floor: head.floor,
         })
+    }
+
+    fn device_bindings(&mut self) -> Result<Vec<(String, String)>, StorageError> {
+        Ok(outpost_store::devices::device_bindings(self.store.conn())?)
+    }
+
+    fn picture(
+        &mut self,
+        units: Option<&[String]>,
+        incidents: Option<&[Uuid]>,
+    ) -> Result<Picture, StorageError> {
+        use outpost_store::picture;
+        // One read transaction: units and incidents of the same commit.
+        let tx = self.store.conn().unchecked_transaction()?;
+        let units = match units {
+            None => picture::units_with_fix(&tx)?,
+            Some(ids) => picture::units_by_id(&tx, ids)?,
+        };
+        let incidents = match incidents {
+            None => picture::open_incidents(&tx)?,
+            Some(ids) => picture::incidents_by_id(&tx, ids)?,
+        };
+        tx.finish()?;
+        Ok(Picture { units, incidents })
     }
 
     fn state_digest(&mut self) -> Result<BTreeMap<String, String>, StorageError> {

@@ -14,6 +14,7 @@ mod cli;
 #[cfg(unix)]
 mod crash;
 mod fuzz;
+mod ingest;
 mod support;
 mod sync;
 

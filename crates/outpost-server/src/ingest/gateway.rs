@@ -1,0 +1,335 @@
+//! The gateway: the server's own origin that turns queued device reports into ops and pushes
+//! them in batches through [`SyncService::push_request`], on a thread of its own.
+//!
+//! Its ops travel only in the positions lane, so `seq` equals `lane_seq`; both continue from
+//! the server's high-water mark of (gateway origin, positions) after a restart. Each op's HLC
+//! comes from the server clock and its `base_version` is the newest gseq the gateway knows (the
+//! head of the log after its previous push): the gateway has "seen" everything in the log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use outpost_domain::device::DeviceReport;
+use outpost_domain::op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::wire::{Outcome, PROTOCOL_VERSION, PushRequest};
+
+use super::{
+    BATCH_MAX_REPORTS, BATCH_WINDOW, IngestStats, IngestStatsView, Listener, MAX_UNBOUND_DEVICES,
+    UNBOUND_FORGET, UNBOUND_INTERVAL,
+};
+use crate::service::{SyncError, SyncService};
+
+/// The `user` of every gateway op.
+pub const GATEWAY_USER: &str = "gateway";
+/// How often the counters are logged while they change.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// Attempts of one push when the database is busy.
+const PUSH_ATTEMPTS: u32 = 3;
+
+/// The running gateway thread.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GatewayHandle {
+    /// Writes what is queued, then stops the thread and waits for it.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread
+            && t.join().is_err()
+        {
+            tracing::error!("the ingest gateway thread panicked");
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Gateway {
+    service: Arc<SyncService>,
+    origin: Uuid,
+    stats: Arc<IngestStats>,
+    /// The last lane_seq (= seq) the server has answered for the gateway.
+    lane_seq: u64,
+    hlc: Hlc,
+    /// The newest gseq known (the head after the last push): the ops' `base_version`.
+    known_gseq: u64,
+    bindings: HashMap<String, String>,
+    bindings_generation: Option<u64>,
+    /// Unbound devices: when their last `device.report` was written.
+    unbound: HashMap<String, Instant>,
+}
+
+/// Starts the gateway thread reading `rx`.
+pub(super) fn start(
+    service: Arc<SyncService>,
+    origin: Uuid,
+    rx: Receiver<DeviceReport>,
+    stats: Arc<IngestStats>,
+) -> Result<GatewayHandle, SyncError> {
+    let lane_seq = high_water(&service, origin)?;
+    let known_gseq = service.head()?.gseq;
+    let mut gw = Gateway {
+        service,
+        origin,
+        stats,
+        lane_seq,
+        hlc: Hlc {
+            wall_ms: 0,
+            logical: 0,
+        },
+        known_gseq,
+        bindings: HashMap::new(),
+        bindings_generation: None,
+        unbound: HashMap::new(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("outpost-gateway".into())
+        .spawn(move || gw.run(&rx, &flag))
+        .map_err(|e| SyncError::Unavailable(format!("cannot start the ingest gateway: {e}")))?;
+    tracing::info!(%origin, lane_seq, "ingest gateway started");
+    Ok(GatewayHandle {
+        stop,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+fn high_water(service: &SyncService, origin: Uuid) -> Result<u64, SyncError> {
+    service.with_storage(|s| -> Result<u64, SyncError> {
+        // A read inside a write transaction that is dropped (rolled back) at once.
+        let mut tx = s.begin()?;
+        Ok(tx.high_water(origin, Lane::Positions)?)
+    })
+}
+
+impl Gateway {
+    fn run(&mut self, rx: &Receiver<DeviceReport>, stop: &AtomicBool) {
+        let mut last_log = Instant::now();
+        let mut logged = IngestStatsView::default();
+        loop {
+            if last_log.elapsed() >= LOG_EVERY {
+                let view = self.stats.view();
+                if view != logged {
+                    tracing::info!(
+                        counters = %serde_json::to_string(&view).unwrap_or_default(),
+                        "ingest counters"
+                    );
+                    logged = view;
+                }
+                last_log = Instant::now();
+            }
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => break,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::with_capacity(64);
+            batch.push(first);
+            let deadline = Instant::now() + BATCH_WINDOW;
+            while batch.len() < BATCH_MAX_REPORTS {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Whatever is already queued still joins (no waiting).
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                    continue;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.write(batch);
+        }
+        tracing::info!(
+            counters = %serde_json::to_string(&self.stats.view()).unwrap_or_default(),
+            "ingest gateway stopped"
+        );
+    }
+
+    /// Reloads the bindings when a `device.bind` was accepted since the last load.
+    fn refresh_bindings(&mut self) {
+        let generation = self.service.bindings_generation();
+        if self.bindings_generation == Some(generation) {
+            return;
+        }
+        match self.service.with_reader(|s| s.device_bindings()) {
+            Ok(rows) => {
+                self.bindings = rows.into_iter().collect();
+                self.bindings_generation = Some(generation);
+            }
+            // Keep the old ones and retry on the next batch.
+            Err(e) => tracing::warn!(error = %e, "cannot read the device bindings"),
+        }
+    }
+
+    /// The body for `report`, or `None` when it is dropped (throttled, too many unbound).
+    fn body_for(&mut self, report: DeviceReport, now: Instant) -> Option<OpBody> {
+        if let Some(unit_id) = self.bindings.get(&report.device_id) {
+            if !self.unbound.is_empty() {
+                self.unbound.remove(&report.device_id);
+            }
+            return Some(OpBody::PositionReport {
+                unit_id: unit_id.clone(),
+                fix: report.fix,
+            });
+        }
+        let stats = self.stats.listener(Listener::of(report.source));
+        match self.unbound.get(&report.device_id) {
+            Some(last) if now.duration_since(*last) < UNBOUND_INTERVAL => {
+                stats.throttled.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Some(_) => {}
+            None if self.unbound.len() >= MAX_UNBOUND_DEVICES => {
+                self.unbound
+                    .retain(|_, last| now.duration_since(*last) < UNBOUND_FORGET);
+                if self.unbound.len() >= MAX_UNBOUND_DEVICES {
+                    stats.refuse("unbound_limit");
+                    return None;
+                }
+            }
+            None => {}
+        }
+        self.unbound.insert(report.device_id.clone(), now);
+        Some(OpBody::DeviceReport { report })
+    }
+
+    fn envelope(&mut self, body: OpBody, now_ms: i64) -> OpEnvelope {
+        self.lane_seq += 1;
+        self.hlc = Hlc::tick(self.hlc, now_ms);
+        OpEnvelope {
+            op_id: Uuid::now_v7(),
+            origin: self.origin,
+            seq: self.lane_seq,
+            hlc: self.hlc,
+            base_version: Some(self.known_gseq),
+            user: GATEWAY_USER.into(),
+            schema: SCHEMA_VERSION,
+            lane: Lane::Positions,
+            lane_seq: self.lane_seq,
+            body,
+        }
+    }
+
+    /// Turns one batch into ops and pushes them.
+    fn write(&mut self, batch: Vec<DeviceReport>) {
+        self.refresh_bindings();
+        let now = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let first_seq = self.lane_seq;
+        let mut ops = Vec::with_capacity(batch.len());
+        // (listener, is a position.report) of each op, for the counters.
+        let mut meta = Vec::with_capacity(batch.len());
+        for report in batch {
+            let listener = Listener::of(report.source);
+            let Some(body) = self.body_for(report, now) else {
+                continue;
+            };
+            let position = matches!(body, OpBody::PositionReport { .. });
+            let env = self.envelope(body, now_ms);
+            match serde_json::to_value(&env) {
+                Ok(v) => {
+                    ops.push(v);
+                    meta.push((listener, position));
+                }
+                Err(e) => {
+                    // Cannot happen for these types; never leave a gap in the lane.
+                    self.lane_seq -= 1;
+                    tracing::error!(error = %e, "cannot encode a gateway op");
+                }
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        let req = PushRequest {
+            protocol: PROTOCOL_VERSION,
+            origin: self.origin,
+            lane: Lane::Positions,
+            // No epoch: the gateway lives inside the server and can never prove a restore.
+            epoch: None,
+            cursor: self.known_gseq,
+            ops,
+        };
+        let g = &self.stats.gateway;
+        g.batches.fetch_add(1, Ordering::Relaxed);
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match self.service.push_request(&req) {
+                Err(SyncError::Unavailable(_))
+                    if attempt < PUSH_ATTEMPTS && !self.service.is_closing() =>
+                {
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(resp) => {
+                self.known_gseq = resp.server_gseq;
+                let mut parked_reason = None;
+                let mut answered = 0usize;
+                for (r, (listener, position)) in resp.results.iter().zip(&meta) {
+                    answered += 1;
+                    match &r.outcome {
+                        Outcome::Accepted { .. } | Outcome::Duplicate { .. } => {
+                            if *position {
+                                g.positions_written.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                g.device_reports_written.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Outcome::Parked { reason } => {
+                            g.parked.fetch_add(1, Ordering::Relaxed);
+                            self.stats.listener(*listener).refuse("parked");
+                            parked_reason.get_or_insert_with(|| reason.clone());
+                        }
+                    }
+                }
+                if let Some(reason) = parked_reason {
+                    tracing::info!(%reason, "gateway ops parked (first reason of the batch)");
+                }
+                if answered < meta.len() {
+                    // The server asked for a resend from an earlier lane_seq: the gateway's
+                    // counter was behind the server's (cannot happen with one gateway per
+                    // data directory). Start again from the server's mark.
+                    let lost = (meta.len() - answered) as u64;
+                    g.dropped.fetch_add(lost, Ordering::Relaxed);
+                    tracing::warn!(
+                        lost,
+                        high_water = resp.high_water,
+                        "gateway lane out of step with the server; continuing from its mark"
+                    );
+                }
+                self.lane_seq = resp.high_water;
+            }
+            Err(e) => {
+                g.push_errors.fetch_add(1, Ordering::Relaxed);
+                g.dropped.fetch_add(meta.len() as u64, Ordering::Relaxed);
+                tracing::warn!(error = %e, reports = meta.len(), "gateway push failed; reports lost");
+                // Nothing of the push was stored: reuse its numbers.
+                self.lane_seq = high_water(&self.service, self.origin).unwrap_or(first_seq);
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Device ingest: positions from phones (OsmAnd protocol over HTTP, [`osmand`]) and TAK
+//! clients (Cursor-on-Target over TCP and UDP, [`cot`]) become ops in the log, written by the
+//! server as its own "gateway" origin through the same push path as a console.
+//!
+//! Flow: a listener decodes a report (`outpost_devices`), checks its fix against the server
+//! clock (`outpost_domain::device::check_fix`: ranges, at most
+//! [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead) and queues it ([`Ingest::submit`], never
+//! blocks: a full queue refuses with `overloaded`). The gateway thread ([`gateway`]) takes up
+//! to [`BATCH_MAX_REPORTS`] reports or what arrives within [`BATCH_WINDOW`], resolves each
+//! device's binding (the replica's `device_bindings`, cached until a `device.bind` is
+//! accepted), and pushes one batch: a bound device's report becomes `position.report {unit_id,
+//! fix}`, an unbound device's `device.report` (at most one per device per
+//! [`UNBOUND_INTERVAL`], at most [`MAX_UNBOUND_DEVICES`] distinct unbound devices at a time).
+//! Consoles pull these ops like any other.
+//!
+//! Every refusal is counted by listener and reason ([`IngestStats`], `GET /v1/ingest/stats`)
+//! and the counters are logged every minute while they change. Each listener caps its
+//! concurrent connections ([`MAX_CONNECTIONS`]) and closes idle ones, so one bad client (or a
+//! flood) never stalls the others.
+//!
+//! Architecture invariant: the ingest writes only through [`SyncService::push_request`], so
+//! every rule a console's push meets (validation, parking, the fix-time check) applies to it
+//! too; it reads the replica only through [`SyncService::with_reader`].
+
+pub mod cot;
+pub mod gateway;
+mod limits;
+pub mod osmand;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use outpost_domain::device::{DeviceReport, DeviceSource, FixError, check_fix};
+
+use crate::service::SyncService;
+
+/// Most reports in one gateway push.
+pub const BATCH_MAX_REPORTS: usize = 500;
+/// How long the gateway waits for more reports after the first of a batch.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// Reports waiting for the gateway at most; beyond, a report is refused (`overloaded`).
+pub const QUEUE_CAPACITY: usize = 20_000;
+/// One `device.report` per unbound device per this interval; more are dropped (`throttled`).
+pub const UNBOUND_INTERVAL: Duration = Duration::from_secs(5);
+/// Distinct unbound devices tracked at a time; reports of more are refused
+/// (`unbound_limit`). A device silent for [`UNBOUND_FORGET`] is forgotten.
+pub const MAX_UNBOUND_DEVICES: usize = 1_000;
+/// How long an unbound device stays counted against [`MAX_UNBOUND_DEVICES`] after its last
+/// written report.
+pub const UNBOUND_FORGET: Duration = Duration::from_secs(3_600);
+/// Concurrent connections per listener (OsmAnd HTTP, CoT TCP); more are closed at once and
+/// counted (`connection_limit`).
+pub const MAX_CONNECTIONS: usize = 1_024;
+/// The file in the data directory that holds the gateway's origin id.
+pub const GATEWAY_ORIGIN_FILE: &str = "gateway-origin";
+
+/// Which listener a counter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// OsmAnd HTTP.
+    Osmand,
+    /// Cursor-on-Target TCP and UDP.
+    Cot,
+}
+
+impl Listener {
+    fn of(source: DeviceSource) -> Listener {
+        match source {
+            DeviceSource::Cot => Listener::Cot,
+            DeviceSource::Osmand | DeviceSource::Nmea => Listener::Osmand,
+        }
+    }
+}
+
+/// Counters of one listener.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    accepted: AtomicU64,
+    throttled: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+}
+
+impl ListenerStats {
+    /// Counts one refusal for `reason` (a short snake_case key, e.g. `latitude`).
+    pub fn refuse(&self, reason: &'static str) {
+        let mut map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(reason).or_insert(0) += 1;
+    }
+
+    fn view(&self) -> ListenerView {
+        ListenerView {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            refused: self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect(),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            connections_total: self.connections_total.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of the gateway (what was written).
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    positions_written: AtomicU64,
+    device_reports_written: AtomicU64,
+    parked: AtomicU64,
+    batches: AtomicU64,
+    push_errors: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Counters of the Cursor-on-Target feed to TAK clients.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    clients_open: AtomicU64,
+    events_sent: AtomicU64,
+    pictures_sent: AtomicU64,
+    slow_clients_dropped: AtomicU64,
+}
+
+/// Every ingest counter. Shared by the listeners, the gateway and `GET /v1/ingest/stats`.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// OsmAnd HTTP listener.
+    pub osmand: ListenerStats,
+    /// CoT TCP + UDP listener.
+    pub cot: ListenerStats,
+    /// The gateway.
+    pub gateway: GatewayStats,
+    /// The CoT feed out.
+    pub feed: FeedStats,
+}
+
+impl IngestStats {
+    /// The counters of `listener`.
+    pub fn listener(&self, listener: Listener) -> &ListenerStats {
+        match listener {
+            Listener::Osmand => &self.osmand,
+            Listener::Cot => &self.cot,
+        }
+    }
+
+    /// A consistent-enough copy for JSON (each counter read once).
+    pub fn view(&self) -> IngestStatsView {
+        let g = &self.gateway;
+        let f = &self.feed;
+        IngestStatsView {
+            osmand: self.osmand.view(),
+            cot: self.cot.view(),
+            gateway: GatewayView {
+                positions_written: g.positions_written.load(Ordering::Relaxed),
+                device_reports_written: g.device_reports_written.load(Ordering::Relaxed),
+                parked: g.parked.load(Ordering::Relaxed),
+                batches: g.batches.load(Ordering::Relaxed),
+                push_errors: g.push_errors.load(Ordering::Relaxed),
+                dropped: g.dropped.load(Ordering::Relaxed),
+            },
+            feed: FeedView {
+                clients_open: f.clients_open.load(Ordering::Relaxed),
+                events_sent: f.events_sent.load(Ordering::Relaxed),
+                pictures_sent: f.pictures_sent.load(Ordering::Relaxed),
+                slow_clients_dropped: f.slow_clients_dropped.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// `GET /v1/ingest/stats`: the counters since the server started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestStatsView {
+    /// OsmAnd HTTP listener.
+    pub osmand: ListenerView,
+    /// CoT TCP + UDP listener.
+    pub cot: ListenerView,
+    /// What the gateway wrote.
+    pub gateway: GatewayView,
+    /// The CoT feed to TAK clients.
+    pub feed: FeedView,
+}
+
+/// One listener's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerView {
+    /// Reports decoded, checked and queued for the gateway.
+    pub accepted: u64,
+    /// Reports of unbound devices dropped because one was written less than 5 s before.
+    pub throttled: u64,
+    /// Refusals by reason: decoder errors (`bad_request`, `malformed_xml`, `missing_field`,
+    /// `bad_attribute`, `too_long`, `not_position`, `missing_device_id`, `missing_position`,
+    /// `bad_parameter`, `bad_json`), fix checks (`latitude`, `longitude`, `heading`, `speed`,
+    /// `accuracy`, `fix_future`, `fix_past`), limits (`too_large`, `connection_limit`,
+    /// `idle_timeout`, `truncated`, `timeout`, `overloaded`, `unbound_limit`) and `parked`
+    /// (the push path parked the op).
+    pub refused: BTreeMap<String, u64>,
+    /// Connections open now (TCP; HTTP).
+    pub connections_open: u64,
+    /// Connections accepted since start (those refused at the limit not included).
+    pub connections_total: u64,
+}
+
+/// The gateway's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayView {
+    /// `position.report` ops accepted into the log (bound devices).
+    pub positions_written: u64,
+    /// `device.report` ops accepted into the log (unbound devices).
+    pub device_reports_written: u64,
+    /// Ops the push path parked (e.g. the bound unit is unknown to the server).
+    pub parked: u64,
+    /// Pushes made.
+    pub batches: u64,
+    /// Pushes that failed as a whole (database busy, shutting down).
+    pub push_errors: u64,
+    /// Reports lost because their push failed.
+    pub dropped: u64,
+}
+
+/// The feed's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedView {
+    /// TAK clients connected now.
+    pub clients_open: u64,
+    /// CoT events written to TAK clients.
+    pub events_sent: u64,
+    /// Whole pictures sent (on connect, every 60 s, after a client lagged).
+    pub pictures_sent: u64,
+    /// Clients dropped because they did not read within the write timeout.
+    pub slow_clients_dropped: u64,
+}
+
+/// The refusal key of a fix that fails `check_fix`.
+pub fn fix_reason(e: &FixError) -> &'static str {
+    match e {
+        FixError::Latitude(_) => "latitude",
+        FixError::Longitude(_) => "longitude",
+        FixError::Heading(_) => "heading",
+        FixError::Speed(_) => "speed",
+        FixError::Accuracy(_) => "accuracy",
+        FixError::Future { .. } => "fix_future",
+        FixError::Past(_) => "fix_past",
+    }
+}
+
+/// Why [`Ingest::submit`] refused a report.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubmitError {
+    /// The fix fails the checks against the server clock.
+    #[error("{0}")]
+    Fix(#[from] FixError),
+    /// The device id is empty or longer than `MAX_DEVICE_ID_CHARS`.
+    #[error("device id {0:?} is empty or too long")]
+    DeviceId(String),
+    /// The gateway's queue is full: the server is overloaded; retry later.
+    #[error("the server is overloaded ({QUEUE_CAPACITY} reports waiting); retry later")]
+    Overloaded,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// The entry point of the listeners: checks and queues reports, owns the counters.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    tx: SyncSender<DeviceReport>,
+    stats: Arc<IngestStats>,
+}
+
+impl Ingest {
+    /// Checks `report`'s fix against the server clock now and queues it for the gateway.
+    /// Counts the outcome on the listener of `report.source`. Never blocks.
+    ///
+    /// # Errors
+    /// [`SubmitError`]: the fix check, the device id, a full queue, shutdown.
+    pub fn submit(&self, report: DeviceReport) -> Result<(), SubmitError> {
+        let stats = self.stats.listener(Listener::of(report.source));
+        let n = report.device_id.chars().count();
+        if n == 0 || n > outpost_domain::device::MAX_DEVICE_ID_CHARS {
+            stats.refuse("bad_request");
+            return Err(SubmitError::DeviceId(
+                report.device_id.chars().take(64).collect(),
+            ));
+        }
+        if let Err(e) = check_fix(&report.fix, Utc::now()) {
+            stats.refuse(fix_reason(&e));
+            return Err(e.into());
+        }
+        match self.tx.try_send(report) {
+            Ok(()) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                stats.refuse("overloaded");
+                Err(SubmitError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                stats.refuse("overloaded");
+                Err(SubmitError::Closed)
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<IngestStats> {
+        &self.stats
+    }
+}
+
+/// Where the device listeners listen (none: no ingest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// OsmAnd HTTP (Traccar's convention: port 5055).
+    pub osmand_listen: Option<SocketAddr>,
+    /// CoT TCP and UDP on the same address (TAK's convention: 8087).
+    pub cot_listen: Option<SocketAddr>,
+    /// Concurrent connections per listener; `None`: [`MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
+}
+
+/// Why the gateway origin file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {cause}")]
+pub struct OriginFileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub cause: String,
+}
+
+/// The gateway's origin id, kept in `data_dir/`[`GATEWAY_ORIGIN_FILE`] (created with a new
+/// UUIDv7 when missing, written to a temporary file and renamed). The same id across
+/// restarts keeps the gateway's lane sequence gap-free in the server's high-water marks.
+///
+/// # Errors
+/// [`OriginFileError`] naming the file: unreadable, not a UUID, not writable.
+pub fn gateway_origin(data_dir: &Path) -> Result<Uuid, OriginFileError> {
+    let path = data_dir.join(GATEWAY_ORIGIN_FILE);
+    let err = |cause: String| OriginFileError {
+        path: path.display().to_string(),
+        cause,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Uuid::parse_str(text.trim()).map_err(|e| {
+            err(format!(
+                "not a UUID ({e}); delete the file to make a new gateway origin"
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = Uuid::now_v7();
+            let tmp = data_dir.join(format!("{GATEWAY_ORIGIN_FILE}.tmp"));
+            std::fs::write(&tmp, format!("{id}\n")).map_err(|e| err(e.to_string()))?;
+            std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))?;
+            Ok(id)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// A running gateway and its listeners' handle.
+pub(crate) struct IngestParts {
+    pub ingest: Ingest,
+    pub gateway: gateway::GatewayHandle,
+}
+
+/// Starts the gateway thread for `service` writing as `origin`.
+///
+/// # Errors
+/// Storage errors reading the gateway's high-water mark.
+pub(crate) fn start_gateway(
+    service: Arc<SyncService>,
+    origin: Uuid,
+    stats: Arc<IngestStats>,
+) -> Result<IngestParts, crate::service::SyncError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
+    let gateway = gateway::start(service, origin, rx, stats.clone())?;
+    Ok(IngestParts {
+        ingest: Ingest { tx, stats },
+        gateway,
+    })
+}

@@ -1,0 +1,590 @@
+//! Device ingest against a server started in-process with its OsmAnd and Cursor-on-Target
+//! listeners on 127.0.0.1:0: reports of bound devices become `position.report` ops of their
+//! unit, unbound ones `device.report` (throttled), the CoT feed sends the picture, and bad
+//! input on every listener is refused and counted without stalling the other clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+
+use outpost_domain::op::{Lane, OpBody};
+use outpost_server::ingest::{IngestConfig, IngestStatsView};
+use outpost_server::{RunningServer, Server, ServerConfig};
+
+use crate::support::{Author, Client, outcomes, request};
+
+const WINTAK: &str = include_str!("../../../../data/gps/cot_wintak_position.xml");
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+struct Rig {
+    server: RunningServer,
+    client: Client,
+    author: Author,
+}
+
+fn start_rig(dir: &Path, max_connections: Option<usize>) -> Rig {
+    let server = Server::start(
+        ServerConfig::new(dir, any_port()).with_ingest(IngestConfig {
+            osmand_listen: Some(any_port()),
+            cot_listen: Some(any_port()),
+            max_connections,
+        }),
+    )
+    .expect("start server");
+    let client = Client::new(server.url());
+    Rig {
+        server,
+        client,
+        author: Author::new(1),
+    }
+}
+
+impl Rig {
+    fn osmand(&self) -> SocketAddr {
+        self.server.osmand_addr().expect("osmand address")
+    }
+
+    fn cot(&self) -> SocketAddr {
+        self.server.cot_addr().expect("cot address")
+    }
+
+    /// Registers `unit` and binds `device` to it (critical lane).
+    fn bind(&mut self, device: &str, unit: &str) {
+        let ops = vec![
+            self.author.unit(unit),
+            self.author.op(OpBody::DeviceBind {
+                device_id: device.into(),
+                unit_id: Some(unit.into()),
+            }),
+        ];
+        let (status, body) = self
+            .client
+            .push(&request(self.author.origin, Lane::Critical, &ops));
+        assert_eq!(status, 200, "{body}");
+        for o in outcomes(&body) {
+            assert!(o.starts_with("accepted"), "{o}");
+        }
+    }
+
+    fn stats(&self) -> IngestStatsView {
+        let (status, body) = self.client.get("/v1/ingest/stats");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).expect("stats")
+    }
+
+    /// Every logged op's body, oldest first.
+    fn log(&self) -> Vec<Value> {
+        let page = self.server.service().pull(0, Some(5_000)).expect("pull");
+        page.ops.into_iter().map(|o| o.op["body"].clone()).collect()
+    }
+
+    fn log_of(&self, kind: &str) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|b| b["kind"] == kind)
+            .collect()
+    }
+
+    /// The latest fix of `unit` on the server's replica: (lat, lon, fix time ms).
+    fn unit_fix(&self, unit: &str) -> Option<(f64, f64, i64)> {
+        let p = self
+            .server
+            .service()
+            .with_reader(|s| s.picture(Some(&[unit.to_string()]), Some(&[])))
+            .expect("picture");
+        p.units.first().and_then(|u| {
+            u.fix.as_ref().map(|f| {
+                (
+                    f.position.lat,
+                    f.position.lon,
+                    f.fix_time.timestamp_millis(),
+                )
+            })
+        })
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http(addr: SocketAddr, method: &str, target: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    // A refused body may be cut off by the server: the answer is still read.
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    http(addr, "GET", target, "text/plain", b"")
+}
+
+fn now_s() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// The WinTAK sample with its times set to now (the sample is from 2020).
+fn wintak_now(uid: &str) -> String {
+    let t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    WINTAK
+        .replace("2020-02-08T18:10:44.000Z", &t)
+        .replace("2020-02-08T18:11:11.000Z", &t)
+        .replace("aa0b0312-b5cd-4c2c-bbbc-9c4c70216261", uid)
+}
+
+#[test]
+fn osmand_reports_of_a_bound_device_move_its_unit_and_unbound_ones_are_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), None);
+    rig.bind("902064", "u-01");
+
+    // The first sample of data/gps/osmand_samples.txt (2016, ISO time): a bound device.
+    let (status, body) = get(
+        rig.osmand(),
+        "/?id=902064&lat=42.06288&lon=-88.23412&timestamp=2016-01-27T18%3A55%3A47Z&hdop=6.0&altitude=224.0&speed=0.0",
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_until("unit u-01 has the fix", || rig.unit_fix("u-01").is_some());
+    let (lat, lon, t) = rig.unit_fix("u-01").expect("fix");
+    assert_eq!((lat, lon), (42.06288, -88.23412));
+    assert_eq!(t, 1_453_920_947_000); // 2016-01-27T18:55:47Z
+    let reports = rig.log_of("position.report");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["unit_id"], "u-01");
+
+    // The Traccar Client JSON form, unbound: kept as a device.report with its battery.
+    let json = format!(
+        r#"{{"location":{{"timestamp":"{}","coords":{{"latitude":37.4219983,"longitude":-122.084,"accuracy":5,"speed":0,"heading":-1,"altitude":5}},"battery":{{"level":0.5,"is_charging":false}}}},"device_id":"48241179"}}"#,
+        Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
+    let (status, body) = http(
+        rig.osmand(),
+        "POST",
+        "/",
+        "application/json",
+        json.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_until("a device.report", || {
+        !rig.log_of("device.report").is_empty()
+    });
+    let dr = &rig.log_of("device.report")[0]["report"];
+    assert_eq!(dr["device_id"], "48241179");
+    assert_eq!(dr["source"], "osmand");
+    assert_eq!(dr["fix"]["position"]["lat"], 37.4219983);
+    assert_eq!(dr["battery_pct"], 50.0);
+
+    // Unbound reports are throttled to one per device per 5 s.
+    for i in 0..4 {
+        let (status, _) = get(
+            rig.osmand(),
+            &format!(
+                "/?id=48241179&lat=37.42&lon=-122.08&timestamp={}",
+                now_s() - 10 + i
+            ),
+        );
+        assert_eq!(status, 200);
+    }
+    wait_until("4 throttled", || rig.stats().osmand.throttled == 4);
+    assert_eq!(rig.log_of("device.report").len(), 1);
+
+    let stats = rig.stats();
+    assert_eq!(stats.osmand.accepted, 6);
+    assert_eq!(stats.gateway.positions_written, 1);
+    assert_eq!(stats.gateway.device_reports_written, 1);
+    assert!(stats.gateway.batches >= 2);
+    assert_eq!(stats.osmand.refused.values().sum::<u64>(), 0, "{stats:?}");
+}
+
+#[test]
+fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let a = rig.osmand();
+    let t = now_s();
+
+    // The sample without a device id.
+    let (status, body) = get(a, "/?timestamp=1377177267&lat=60.0&lon=30.0");
+    assert_eq!(status, 400);
+    assert!(body.contains("device id"), "{body}");
+    // Latitude 91.
+    let (status, body) = get(a, &format!("/?id=d1&lat=91&lon=30&timestamp={t}"));
+    assert_eq!(status, 400);
+    assert!(body.contains("latitude 91"), "{body}");
+    // NaN.
+    let (status, body) = get(a, &format!("/?id=d1&lat=NaN&lon=30&timestamp={t}"));
+    assert_eq!(status, 400, "{body}");
+    // A year ahead.
+    let (status, body) = get(
+        a,
+        &format!("/?id=d1&lat=10&lon=30&timestamp={}", t + 365 * 86_400),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("ahead of the clock"), "{body}");
+    // Malformed JSON.
+    let (status, body) = http(a, "POST", "/", "application/json", b"{\"location\":");
+    assert_eq!(status, 400);
+    assert!(body.contains("JSON"), "{body}");
+    // 10 MB body: refused from its declared length, before it is read.
+    let big = vec![b'a'; 10 * 1024 * 1024];
+    let (status, body) = http(a, "POST", "/", "application/x-www-form-urlencoded", &big);
+    assert_eq!(status, 413, "{body}");
+    // No report at all.
+    let (status, _) = get(a, "/");
+    assert_eq!(status, 400);
+
+    let stats = rig.stats();
+    let r = &stats.osmand.refused;
+    assert_eq!(r.get("missing_device_id"), Some(&2), "{r:?}");
+    // 91 and NaN.
+    assert_eq!(r.get("latitude"), Some(&2), "{r:?}");
+    assert_eq!(r.get("fix_future"), Some(&1), "{r:?}");
+    assert_eq!(r.get("bad_json"), Some(&1), "{r:?}");
+    assert_eq!(r.get("too_large"), Some(&1), "{r:?}");
+    assert_eq!(r.values().sum::<u64>(), 7, "{r:?}");
+    assert_eq!(stats.osmand.accepted, 0);
+    assert!(rig.log_of("device.report").is_empty());
+}
+
+#[test]
+fn cot_tcp_and_udp_positions_reach_the_log_and_pings_are_answered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), None);
+    rig.bind("tak-1", "u-07");
+
+    let mut s = TcpStream::connect(rig.cot()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    // As pytak sends: declaration, newline, event; then a ping in the same write.
+    let ping = format!(
+        "<event version=\"2.0\" uid=\"ping-1\" type=\"t-x-c-t\" how=\"h-g-i-g-o\" time=\"{t}\" start=\"{t}\" stale=\"{t}\"><point lat=\"0\" lon=\"0\" hae=\"0\" ce=\"9999999\" le=\"9999999\"/><detail/></event>",
+        t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
+    let event = wintak_now("tak-1");
+    s.write_all(format!("{event}\n{ping}").as_bytes())
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("t-x-c-t-r") && Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&got).contains("type=\"t-x-c-t-r\""),
+        "no pong in {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    wait_until("u-07 moved", || rig.unit_fix("u-07").is_some());
+    let (lat, lon, _) = rig.unit_fix("u-07").expect("fix");
+    assert_eq!((lat, lon), (43.97957317, -66.07737696));
+
+    // UDP: one datagram, one event, an unbound device.
+    let udp = UdpSocket::bind(any_port()).expect("udp");
+    udp.send_to(wintak_now("tak-udp").as_bytes(), rig.cot())
+        .expect("send");
+    wait_until("a device.report from UDP", || {
+        rig.log_of("device.report")
+            .iter()
+            .any(|b| b["report"]["device_id"] == "tak-udp")
+    });
+    let dr = rig
+        .log_of("device.report")
+        .into_iter()
+        .find(|b| b["report"]["device_id"] == "tak-udp")
+        .expect("report");
+    assert_eq!(dr["report"]["source"], "cot");
+    assert_eq!(dr["report"]["name"], "Eliopoli HQ");
+    assert_eq!(rig.stats().cot.accepted, 2);
+}
+
+#[test]
+fn cot_bad_input_is_refused_and_counted_and_never_stalls_a_good_client() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), Some(16));
+    rig.bind("good", "u-02");
+    let a = rig.cot();
+    let t = Utc::now();
+    let at = |d: chrono::Duration| (t + d).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let ev = |uid: &str, lat: &str, time: &str| {
+        format!(
+            "<event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{time}\"><point lat=\"{lat}\" lon=\"10\" hae=\"0\" ce=\"5\" le=\"0\"/><detail/></event>"
+        )
+    };
+
+    // A stalled client holding half an event, connected first.
+    let mut stalled = TcpStream::connect(a).expect("connect");
+    stalled
+        .write_all(b"<event version=\"2.0\" uid=\"slow\" type=\"a-f-G\"")
+        .expect("write");
+
+    // Bad events on one connection.
+    let mut bad = TcpStream::connect(a).expect("connect");
+    let bad_events = [
+        "<event uid=\"x\" type=\"a-f-G\"><point lat=\"1\"</event>".to_string(), // malformed
+        ev("b1", "91", &at(chrono::Duration::zero())),                          // latitude 91
+        ev("b2", "NaN", &at(chrono::Duration::zero())),                         // NaN
+        ev("b3", "10", &at(chrono::Duration::days(365))),                       // a year ahead
+    ];
+    for e in &bad_events {
+        bad.write_all(e.as_bytes()).expect("write");
+    }
+    // 10 MB of one never-ending event.
+    let mut huge = TcpStream::connect(a).expect("connect");
+    let flood = std::thread::spawn(move || {
+        let _ = huge.write_all(b"<event uid=\"huge\" type=\"a-f-G\"><detail>");
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..160 {
+            if huge.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The good client is served meanwhile.
+    let started = Instant::now();
+    let mut good = TcpStream::connect(a).expect("connect");
+    good.write_all(ev("good", "42.5", &at(chrono::Duration::zero())).as_bytes())
+        .expect("write");
+    wait_until("the good client's fix", || rig.unit_fix("u-02").is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = flood.join();
+
+    wait_until("bad events counted", || {
+        let r = rig.stats().cot.refused;
+        // 91 and NaN; the 10 MB event once.
+        r.get("latitude") == Some(&2)
+            && r.get("fix_future") == Some(&1)
+            && r.contains_key("too_long")
+    });
+    let r = rig.stats().cot.refused;
+    assert_eq!(r.get("malformed_xml"), Some(&1), "{r:?}");
+    assert_eq!(r.get("too_long"), Some(&1), "{r:?}");
+    assert_eq!(rig.stats().cot.accepted, 1, "{r:?}");
+    let truncated = |rig: &Rig| {
+        rig.stats()
+            .cot
+            .refused
+            .get("truncated")
+            .copied()
+            .unwrap_or(0)
+    };
+    let truncated_before = truncated(&rig);
+
+    // A truncated stream: the connection ends inside an event.
+    let mut cut = TcpStream::connect(a).expect("connect");
+    cut.write_all(b"<event version=\"2.0\" uid=\"cut\" type=\"a-f-G\" time=")
+        .expect("write");
+    drop(cut);
+    wait_until("truncated counted", || truncated(&rig) > truncated_before);
+
+    // A flood of connections over the cap (16): the excess is closed and counted, and a
+    // report still gets through once they are gone.
+    let open_now = rig.stats().cot.connections_open;
+    let mut flood: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(a).expect("connect"))
+        .collect();
+    wait_until("connection_limit counted", || {
+        rig.stats()
+            .cot
+            .refused
+            .get("connection_limit")
+            .copied()
+            .unwrap_or(0)
+            >= 40 - (16 - open_now)
+    });
+    assert!(rig.stats().cot.connections_open <= 16);
+    flood.clear();
+    drop((bad, good, stalled));
+    wait_until("connections closed", || {
+        rig.stats().cot.connections_open == 0
+    });
+    let mut again = TcpStream::connect(a).expect("connect");
+    again
+        .write_all(ev("good", "42.6", &at(chrono::Duration::seconds(1))).as_bytes())
+        .expect("write");
+    wait_until("the second fix", || {
+        rig.unit_fix("u-02").is_some_and(|(lat, _, _)| lat == 42.6)
+    });
+}
+
+#[test]
+fn osmand_flood_of_connections_is_capped_and_idle_ones_never_block_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), Some(8));
+    let a = rig.osmand();
+    // Idle connections take every slot but one less than the cap.
+    let idle: Vec<TcpStream> = (0..7).map(|_| TcpStream::connect(a).expect("c")).collect();
+    wait_until("7 open", || rig.stats().osmand.connections_open == 7);
+    // The flood: 30 more, of which at most one fits.
+    let flood: Vec<TcpStream> = (0..30).map(|_| TcpStream::connect(a).expect("c")).collect();
+    wait_until("refused at the cap", || {
+        rig.stats()
+            .osmand
+            .refused
+            .get("connection_limit")
+            .copied()
+            .unwrap_or(0)
+            >= 29
+    });
+    drop(flood);
+    drop(idle);
+    wait_until("all closed", || rig.stats().osmand.connections_open == 0);
+    let (status, body) = get(
+        a,
+        &format!("/?id=after-flood&lat=1&lon=2&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_tak_client_gets_the_picture_on_connect_and_then_the_changes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), None);
+    rig.bind("phone-1", "u-03");
+    let (status, _) = get(
+        rig.osmand(),
+        &format!(
+            "/?id=phone-1&lat=39.82&lon=109.98&timestamp={}",
+            now_s() - 5
+        ),
+    );
+    assert_eq!(status, 200);
+    wait_until("u-03 has a fix", || rig.unit_fix("u-03").is_some());
+    let (_, create) = rig.author.incident();
+    let (status, body) = rig
+        .client
+        .push(&request(rig.author.origin, Lane::Critical, &[create]));
+    assert_eq!(status, 200, "{body}");
+
+    let s = TcpStream::connect(rig.cot()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut r = BufReader::new(s);
+    let mut read_until = |needle: &str| -> String {
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(needle) && Instant::now() < deadline {
+            let mut chunk = Vec::new();
+            match r.read_until(b'>', &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            }
+        }
+        assert!(seen.contains(needle), "no {needle} in {seen}");
+        seen
+    };
+    let picture = read_until("outpost-incident-");
+    assert!(picture.contains("uid=\"outpost-unit-u-03\""), "{picture}");
+    assert!(picture.contains("lat=\"39.82\""), "{picture}");
+    assert!(picture.contains("callsign=\"东胜u-03\""), "{picture}");
+
+    // A change: the unit moves; the feed sends its new event.
+    let (status, _) = get(
+        rig.osmand(),
+        &format!("/?id=phone-1&lat=39.83&lon=109.99&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200);
+    let change = read_until("lat=\"39.83\"");
+    assert!(change.contains("outpost-unit-u-03"), "{change}");
+    assert!(rig.stats().feed.events_sent >= 3);
+}
+
+#[test]
+fn pushed_fixes_far_ahead_of_the_server_clock_are_parked_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let mut author = Author::new(9);
+    let unit = author.unit("u-09");
+    let (status, _) = rig
+        .client
+        .push(&request(author.origin, Lane::Critical, &[unit]));
+    assert_eq!(status, 200);
+    let mut ahead = author.position("u-09", 0);
+    if let OpBody::PositionReport { fix, .. } = &mut ahead.body {
+        fix.fix_time = Utc::now() + chrono::Duration::days(365);
+    }
+    let mut slightly = author.position("u-09", 1);
+    if let OpBody::PositionReport { fix, .. } = &mut slightly.body {
+        fix.fix_time = Utc::now() + chrono::Duration::seconds(60);
+    }
+    let (status, body) =
+        rig.client
+            .push(&request(author.origin, Lane::Positions, &[ahead, slightly]));
+    assert_eq!(status, 200, "{body}");
+    let o = outcomes(&body);
+    assert!(
+        o[0].starts_with("parked: position.report: fix time")
+            && o[0].contains("ahead of the server clock"),
+        "{o:?}"
+    );
+    assert!(o[1].starts_with("accepted"), "{o:?}");
+}
+
+#[test]
+fn the_gateway_keeps_its_origin_and_lane_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin_file = dir.path().join("gateway-origin");
+    let send = |rig: &Rig, n: usize| {
+        for i in 0..n {
+            let (status, _) = get(
+                rig.osmand(),
+                &format!("/?id=dev-{i}&lat=1&lon=2&timestamp={}", now_s()),
+            );
+            assert_eq!(status, 200);
+        }
+    };
+    let rig = start_rig(dir.path(), None);
+    send(&rig, 3);
+    wait_until("3 written", || {
+        rig.stats().gateway.device_reports_written == 3
+    });
+    let origin = std::fs::read_to_string(&origin_file).expect("origin file");
+    rig.server.shutdown().expect("shutdown");
+
+    let rig = start_rig(dir.path(), None);
+    assert_eq!(std::fs::read_to_string(&origin_file).expect("file"), origin);
+    std::thread::sleep(Duration::from_millis(10));
+    send(&rig, 2);
+    wait_until("2 more written", || {
+        rig.stats().gateway.device_reports_written == 2
+    });
+    let page = rig.server.service().pull(0, Some(100)).expect("pull");
+    let seqs: Vec<u64> = page
+        .ops
+        .iter()
+        .filter(|o| o.op["origin"].as_str() == Some(origin.trim()))
+        .map(|o| o.op["lane_seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert!(rig.server.service().parked().expect("parked").is_empty());
+}
