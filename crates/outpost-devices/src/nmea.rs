@@ -60,10 +60,13 @@ impl NmeaTracker {
     /// Feeds one line (with or without the trailing CR LF). Returns the fix it completes,
     /// if any (fix time UTC from the RMC's date and time; speed converted from knots to
     /// m/s; heading = course over ground; accuracy = HDOP of the same epoch's GGA ×
-    /// [`UERE_M`]). A fix with coordinates out of range is skipped.
+    /// [`UERE_M`]). A fix with coordinates out of range is skipped; a course outside
+    /// 0..=360 or a negative speed is dropped from the fix. Noise before the `$` is cut.
     pub fn feed_line(&mut self, line: &str) -> Option<Fix> {
         self.stats.sentences += 1;
         let line = line.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        // Serial noise before the sentence (a sentence has one `$`, at its start).
+        let line = line.rfind('$').map_or(line, |i| &line[i..]);
         let fix = if line.len() > MAX_LINE_BYTES || !line.starts_with('$') {
             // Blank lines, log comments, gpsd's JSON, binary noise.
             None
@@ -114,8 +117,15 @@ impl NmeaTracker {
         let fix = Fix {
             position: LatLon { lat, lon },
             fix_time,
-            heading_deg: rmc.true_course.map(f64::from),
-            speed_mps: rmc.speed_over_ground.map(|kn| f64::from(kn) * MPS_PER_KNOT),
+            // A course or speed out of range loses only that field, not the position.
+            heading_deg: rmc
+                .true_course
+                .map(f64::from)
+                .filter(|c| (0.0..=360.0).contains(c)),
+            speed_mps: rmc
+                .speed_over_ground
+                .map(|kn| f64::from(kn) * MPS_PER_KNOT)
+                .filter(|s| *s >= 0.0),
             accuracy_m,
         };
         check_fix_ranges(&fix).ok()?;

@@ -129,11 +129,18 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, OsmandError> {
 /// `YYYY-MM-DD HH:MM:SS` (UTC); missing timestamp = `now`. `speed` is in knots (converted to
 /// m/s); `bearing`/`heading` degrees; `accuracy` metres; `batt`/`battery` percent.
 /// When a parameter repeats, the last one wins (as in Traccar); unknown parameters are
-/// ignored.
+/// ignored A target longer than [`MAX_BODY_BYTES`] is refused.
 ///
 /// # Errors
 /// [`OsmandError`] naming what is missing or wrong.
 pub fn decode_query(target: &str, now: DateTime<Utc>) -> Result<DeviceReport, OsmandError> {
+    if target.len() > MAX_BODY_BYTES {
+        return Err(bad(
+            "request",
+            target,
+            format!("{} bytes is longer than {MAX_BODY_BYTES}", target.len()),
+        ));
+    }
     let query = match target.split_once('?') {
         Some((_, q)) => q,
         // A path without a query string carries no parameters.
@@ -247,11 +254,18 @@ fn kind(v: &Value) -> &'static str {
 /// `location.timestamp` is read like the query form's `timestamp` (ISO 8601 in practice);
 /// missing = `now`. Negative `speed`, `heading` and `accuracy` mean "unknown" (iOS sends −1),
 /// as does a negative `battery.level` (simulators). A batch (`location` as an array) is
-/// refused: Traccar Client sends one location per request.
+/// refused: Traccar Client sends one location per request. A body longer than
+/// [`MAX_BODY_BYTES`] is refused.
 ///
 /// # Errors
 /// [`OsmandError`] naming what is missing or wrong.
 pub fn decode_json(body: &[u8], now: DateTime<Utc>) -> Result<DeviceReport, OsmandError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(OsmandError::BadJson(format!(
+            "{} bytes is longer than {MAX_BODY_BYTES}",
+            body.len()
+        )));
+    }
     let root: Value =
         serde_json::from_slice(body).map_err(|e| OsmandError::BadJson(e.to_string()))?;
     let Value::Object(root) = root else {

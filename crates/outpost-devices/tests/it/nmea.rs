@@ -131,3 +131,16 @@ fn gga_of_another_second_does_not_give_accuracy() {
         .unwrap();
     assert_eq!(fix.accuracy_m, None);
 }
+
+#[test]
+fn serial_noise_and_out_of_range_course_or_speed() {
+    let mut tr = NmeaTracker::new();
+    let rmc = sentence("GPRMC,202640.000,A,4404.1306,N,12118.8515,W,0.03,725.97,130415,,,D");
+    let fix = tr
+        .feed_line(&format!("\u{fffd}\u{0}x{rmc}"))
+        .expect("noise before $ is cut");
+    assert_eq!(fix.fix_time, t("2015-04-13T20:26:40Z"));
+    // Course 725.97° is not a course: dropped, the position kept.
+    assert_eq!(fix.heading_deg, None);
+    assert!(fix.speed_mps.is_some());
+}

@@ -275,3 +275,20 @@ fn json_rejects() {
     assert_eq!(r.fix.accuracy_m, None);
     close(r.battery_pct.unwrap(), 37.0, 1e-9);
 }
+
+#[test]
+fn bodies_over_the_limit_are_refused() {
+    use outpost_devices::osmand::MAX_BODY_BYTES;
+    let big = format!("id=a&lat=1&lon=2&pad={}", "x".repeat(MAX_BODY_BYTES));
+    let e = decode_query(&big, now()).unwrap_err();
+    assert!(e.to_string().contains("longer than 65536"), "{e}");
+    let body = format!(
+        r#"{{"device_id":"a","pad":"{}","location":{{"coords":{{"latitude":1,"longitude":2}}}}}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let e = decode_json(body.as_bytes(), now()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("JSON body: {} bytes is longer than 65536", body.len())
+    );
+}
