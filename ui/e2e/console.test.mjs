@@ -394,3 +394,241 @@ test("a broken pack opens the error screen naming the file, the problem and the 
     await context.close();
   }
 });
+
+test("the devices panel lists unbound devices with their fix age and binds and unbinds them", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    // Three devices report but are bound to no unit: counted in the top bar.
+    await page.waitForSelector("#unbound-badge");
+    assert.equal(await page.locator("#unbound-badge").innerText(), "3 个待绑定");
+    await page.click("#open-devices");
+    const panel = page.locator("#devices-panel");
+    await panel.waitFor();
+    // Unbound first, newest report first; then the bound ones with their unit.
+    assert.deepEqual(
+      await panel.locator("#unbound-devices [data-device-id]").evaluateAll((els) => els.map((e) => e.getAttribute("data-device-id"))),
+      ["862104050123456", "ANDROID-5f3c9a1e2b7d4c60", "S-LAPTOP-07"],
+    );
+    const phone = panel.locator("[data-device-id='862104050123456']");
+    assert.match(await phone.innerText(), /OsmAnd \/ Traccar/);
+    assert.match(await phone.locator("[data-device-fix]").innerText(), /42\.50920, 1\.52310/);
+    assert.match(await phone.locator("[data-fix-age]").innerText(), /^\d+ 秒$/);
+    assert.equal(await phone.locator("[data-fix-age]").getAttribute("data-age-tone"), "fresh");
+    assert.equal(await phone.locator("[data-battery]").innerText(), "电量 76%");
+    assert.equal(await phone.locator("[data-device-reports]").innerText(), "42");
+    // The TAK tablet's fix is past half the 120 s threshold; the laptop's is 40 min old.
+    assert.equal(await panel.locator("[data-device-id='ANDROID-5f3c9a1e2b7d4c60'] [data-fix-age]").getAttribute("data-age-tone"), "stale");
+    const laptop = panel.locator("[data-device-id='S-LAPTOP-07']");
+    assert.equal(await laptop.locator("[data-fix-age]").innerText(), "40 分钟");
+    assert.equal(await laptop.locator("[data-fix-age][data-stale]").count(), 1);
+    assert.equal(await laptop.locator(".battery-low").count(), 1);
+    assert.match(await panel.locator("[data-device-id='ANDROID-5f3c9a1e2b7d4c60']").innerText(), /VIPER 2-1/);
+    assert.deepEqual(
+      await panel.locator("#bound-devices [data-device-id]").evaluateAll((els) => els.map((e) => e.getAttribute("data-bound-unit"))),
+      ["u-01", "u-02"],
+    );
+    // "Show on map" drops a pin on the device's last fix.
+    await phone.locator("[data-device-fix] button.link").click();
+    await page.waitForSelector(".maplibregl-marker");
+    await page.screenshot({ path: join(outDir, "devices-panel.png") });
+
+    // Bind the phone to 摩01: it leaves the unbound list, joins the bound one, the count drops.
+    await phone.locator("select").selectOption("u-04");
+    await phone.locator("[data-bind]").click();
+    await page.waitForSelector("#bound-devices [data-device-id='862104050123456'][data-bound-unit='u-04']");
+    assert.equal(await panel.locator("#unbound-devices [data-device-id]").count(), 2);
+    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "2 个待绑定");
+    assert.match(await panel.locator("#bound-devices [data-device-id='862104050123456']").innerText(), /摩01/);
+    assert.deepEqual(
+      await page.evaluate(() => window.__outpostMock.devices.find((d) => d.device_id === "862104050123456")),
+      { device_id: "862104050123456", source: "osmand", name: null, unit_id: "u-04", callsign: "摩01", last_fix: await page.evaluate(() => window.__outpostMock.devices.find((d) => d.device_id === "862104050123456").last_fix), reports: 42, battery_pct: 76 },
+    );
+    // Unbind 巡01's phone: it is listed for binding again.
+    await panel.locator("[data-unbind='861234567890123']").click();
+    await page.waitForSelector("#unbound-devices [data-device-id='861234567890123']");
+    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "3 个待绑定");
+    assert.equal(await page.evaluate(() => window.__outpostMock.devices.find((d) => d.device_id === "861234567890123").unit_id), null);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("track playback: slider, play at 60×, follow, the line on the map, GPX and KML export", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    // From the unit card: 巡01's last hour.
+    await page.click("[data-unit-id='u-01'] .callsign");
+    await page.click("#unit-track");
+    const panel = page.locator("#playback-panel");
+    await panel.waitFor();
+    assert.equal(await page.inputValue("#track-unit"), "u-01");
+    await page.waitForSelector("#track-summary");
+    const n = Number(await page.locator("#track-summary").getAttribute("data-track-points"));
+    // One fix every 10 s: 360 in an hour, give or take the seconds the page took to open.
+    assert.ok(n >= 355 && n <= 361, `fixes in the last hour: ${n}`);
+    // The line on the map has every fix, in order, the last one the unit's latest position.
+    const line = await page.evaluate(async () => {
+      const map = window.__outpost.map;
+      const data = await map.getSource("track").getData();
+      return data.features[0].geometry.coordinates;
+    });
+    assert.equal(line.length, n);
+    const { hist, latest } = await page.evaluate(() => ({
+      hist: window.__outpostMock.history.get("u-01").map((f) => [f.position.lon, f.position.lat]),
+      latest: window.__outpostMock.units.find((u) => u.id === "u-01").fix.position,
+    }));
+    assert.deepEqual(line, hist.slice(hist.length - n));
+    assert.deepEqual(line.at(-1), [latest.lon, latest.lat]);
+    assert.equal(await page.evaluate(() => Boolean(window.__outpost.map.getLayer("track-line"))), true);
+
+    const head = () =>
+      page.evaluate(async () => (await window.__outpost.map.getSource("track-head").getData()).features[0]?.geometry.coordinates);
+    const centre = () => page.evaluate(() => window.__outpost.map.getCenter().toArray());
+    // The slider starts at the first fix; End takes it to the last, which is the unit's position.
+    assert.deepEqual(await head(), line[0]);
+    await page.focus("#track-slider");
+    await page.keyboard.press("End");
+    await page.waitForFunction((want) => document.querySelector("#track-fix")?.getAttribute("data-fix-time") === want, await page.evaluate(() => window.__outpostMock.units.find((u) => u.id === "u-01").fix.fix_time));
+    await page.waitForFunction(
+      async ([lon, lat]) => {
+        const d = await window.__outpost.map.getSource("track-head").getData();
+        const c = d.features[0]?.geometry.coordinates;
+        return c && Math.abs(c[0] - lon) < 1e-9 && Math.abs(c[1] - lat) < 1e-9;
+      },
+      [latest.lon, latest.lat],
+    );
+    // Following: the map is centred on the playhead.
+    const [clon, clat] = await centre();
+    assert.ok(Math.abs(clon - latest.lon) < 1e-6 && Math.abs(clat - latest.lat) < 1e-6, `centre ${clon},${clat}`);
+    // The fix shown carries its age (a few seconds: it is the latest fix).
+    assert.match(await panel.locator("#track-fix [data-fix-age]").innerText(), /^\d+ 秒$/);
+
+    // Back to the start, 60×, play for ~1.5 s: the playhead moves about 90 s of track.
+    await page.keyboard.press("Home");
+    const t0 = Date.parse(await page.locator("#track-playhead").getAttribute("data-playhead"));
+    await page.click("[data-speed='60']");
+    const wallStart = Date.now();
+    await page.click("#track-play");
+    await page.waitForSelector("#playback-panel[data-playing='true']");
+    await page.waitForTimeout(1500);
+    await page.click("#track-play");
+    await page.waitForSelector("#playback-panel[data-playing='false']");
+    const wall = (Date.now() - wallStart) / 1000;
+    const t1 = Date.parse(await page.locator("#track-playhead").getAttribute("data-playhead"));
+    const moved = (t1 - t0) / 1000;
+    // 60 track seconds per real second, for at most the time between the two clicks.
+    assert.ok(moved >= 60 && moved <= 60 * wall + 1, `60× for ${wall} s moved the playhead ${moved} s`);
+    // The playhead is between the fixes around it, and the map followed it.
+    const h = await head();
+    const [c2lon, c2lat] = await centre();
+    assert.ok(Math.abs(c2lon - h[0]) < 1e-6 && Math.abs(c2lat - h[1]) < 1e-6);
+    await page.screenshot({ path: join(outDir, "playback.png") });
+
+    // Exports of the same window: the written file's path and the number of fixes.
+    await page.click("[data-export='gpx']");
+    await page.waitForSelector("#track-export-result");
+    const gpx = await page.locator("#track-export-result").getAttribute("data-export-path");
+    assert.match(gpx, /^\/home\/duty\/\.local\/share\/outpost\/exports\/巡01-\d{8}T\d{6}Z-\d{8}T\d{6}Z\.gpx$/);
+    assert.match(await page.locator("#track-export-result").innerText(), new RegExp(`已写入 ${n} 个定位点`));
+    await page.click("[data-export='kml']");
+    await page.waitForFunction(() => document.querySelector("#track-export-result")?.getAttribute("data-export-path")?.endsWith(".kml"));
+    assert.deepEqual(
+      await page.evaluate(() => window.__outpostMock.exports.map((e) => [e.path.split(".").at(-1), e.points])),
+      [
+        ["gpx", n],
+        ["kml", n],
+      ],
+    );
+    // A custom window with no fixes says so.
+    await page.selectOption("#track-window", "custom");
+    await page.fill("#track-from", "2020-01-01T08:00");
+    await page.fill("#track-to", "2020-01-01T09:00");
+    await page.click("#track-load");
+    await page.waitForSelector("#track-empty");
+    assert.match(await page.locator("#track-empty").innerText(), /巡01 在此时间范围内没有定位/);
+    // Closing the panel takes the track off the map.
+    await panel.locator(".panel-head button.icon-button").click();
+    await page.waitForFunction(async () => (await window.__outpost.map.getSource("track").getData()).features.length === 0);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("the field laptop: its assignment, the big status buttons, notes, the GPS line, centred on itself", async () => {
+  const { context, page, consoleErrors } = await openConsole({ fieldUnit: "u-02", gpsTickMs: 300, sync: { offlineMs: 600_000 } });
+  try {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await waitReady(page);
+    const field = page.locator("#field-assignment");
+    await field.waitFor();
+    assert.match(await page.locator("#field-me").innerText(), /巡02/);
+    assert.equal(await page.locator("#field-me [data-unit-status]").getAttribute("data-unit-status"), "dispatched");
+    assert.equal(await page.locator("#field-address").innerText(), "Avinguda Meritxell, Andorra la Vella");
+    assert.match(await page.locator("#field-notes").innerText(), /报警人在路口东侧等候/);
+    // Dispatched: acknowledge, en route, on scene and clear are all allowed.
+    const enabled = () =>
+      page.locator("[data-field-action]").evaluateAll((els) => els.filter((e) => !e.disabled).map((e) => e.getAttribute("data-field-action")));
+    assert.deepEqual(await enabled(), ["ack", "en_route", "on_scene", "clear"]);
+    assert.deepEqual(await page.locator("[data-field-action]").allInnerTexts(), ["确认", "出发", "到达", "完成"]);
+    // The receiver: connected, counting, its fix with an age; the map is centred on the unit.
+    assert.equal(await page.locator("#gps-status").getAttribute("data-gps"), "connected");
+    assert.match(await page.locator("#gps-status").innerText(), /\/dev\/ttyUSB0/);
+    const fixes0 = await page.evaluate(() => window.__outpostMock.gps.fixes);
+    await page.waitForFunction((f) => window.__outpostMock.gps.fixes >= f + 3, fixes0);
+    await page.waitForFunction(() => /定位 \d+ · 语句 \d+ · 跳过 \d+/.test(document.querySelector("[data-gps-counts]")?.textContent ?? ""));
+    assert.match(await page.locator("#gps-status [data-fix-age]").innerText(), /^\d+ 秒$/);
+
+    // 确认: the acknowledgement lands in the incident's timeline and the button says when.
+    await page.click("[data-field-action='ack']");
+    await page.waitForSelector("[data-field-action='ack']:disabled");
+    assert.match(await page.locator("[data-field-action='ack']").innerText(), /已确认 \d{2}:\d{2}:\d{2}/);
+    const accidentId = await page.locator("[data-incident-id-field]").getAttribute("data-incident-id-field");
+    assert.equal(await page.evaluate((id) => window.__outpostMock.detail(id).timeline.at(-1).event.text, accidentId), "巡02 acknowledged");
+    // 出发: en route; the unit drives towards the incident, the map keeps it centred.
+    await page.click("[data-field-action='en_route']");
+    await page.waitForSelector("#field-me [data-unit-status='en_route']");
+    assert.deepEqual(await enabled(), ["on_scene", "clear"]);
+    assert.equal(await page.locator("[data-field-action='en_route']").getAttribute("aria-pressed"), "true");
+    const dist = () =>
+      page.evaluate((id) => {
+        const m = window.__outpostMock;
+        const u = m.units.find((x) => x.id === "u-02");
+        const at = m.detail(id).summary.location;
+        return Math.hypot(u.fix.position.lat - at.lat, u.fix.position.lon - at.lon);
+      }, accidentId);
+    const d0 = await dist();
+    await page.waitForFunction(([id, d]) => {
+      const m = window.__outpostMock;
+      const u = m.units.find((x) => x.id === "u-02");
+      const at = m.detail(id).summary.location;
+      return Math.hypot(u.fix.position.lat - at.lat, u.fix.position.lon - at.lon) < d - 1e-5;
+    }, [accidentId, d0]);
+    await page.waitForFunction(() => {
+      const u = window.__outpostMock.units.find((x) => x.id === "u-02").fix.position;
+      const c = window.__outpost.map.getCenter();
+      return Math.abs(c.lng - u.lon) < 2e-4 && Math.abs(c.lat - u.lat) < 2e-4;
+    });
+    // Offline: the positions written wait in the positions lane.
+    assert.ok((await page.evaluate(() => window.__outpostMock.syncStatus().pending.positions)) > 180);
+    // A note from the field.
+    await page.fill("#field-note", "前方道路拥堵，预计 3 分钟到达");
+    await page.click("#field-note-submit");
+    await page.waitForFunction(() => document.querySelector("#field-notes")?.textContent?.includes("前方道路拥堵"));
+    await page.screenshot({ path: join(outDir, "field.png") });
+    // 到达, then 完成: the assignment is released and the buttons go quiet.
+    await page.click("[data-field-action='on_scene']");
+    await page.waitForSelector("#field-me [data-unit-status='on_scene']");
+    assert.deepEqual(await enabled(), ["clear"]);
+    await page.click("[data-field-action='clear']");
+    await page.waitForSelector("#field-no-assignment");
+    assert.equal(await page.locator("#field-me [data-unit-status]").getAttribute("data-unit-status"), "available");
+    assert.deepEqual(await enabled(), []);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});

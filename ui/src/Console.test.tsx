@@ -74,4 +74,50 @@ describe("Console", () => {
     fireEvent.keyDown(window, { key: "Escape" });
     await waitFor(() => expect(container.querySelector("#sync-panel")).toBeNull());
   });
+
+  it("opens the devices panel from the top bar and binds a device", async () => {
+    const backend = installMockBackend({ settings: { language: "en" } });
+    const { container } = render(<App />);
+    const badge = await waitFor(() => {
+      const b = container.querySelector("#unbound-badge");
+      expect(b?.textContent).toBe("3 unbound");
+      return b!;
+    });
+    fireEvent.click(badge);
+    const row = await waitFor(() => container.querySelector("#devices-panel [data-device-id='S-LAPTOP-07']")!);
+    fireEvent.change(row.querySelector("select")!, { target: { value: "u-05" } });
+    fireEvent.click(row.querySelector("[data-bind]")!);
+    await waitFor(() => expect(container.querySelector("#bound-devices [data-device-id='S-LAPTOP-07']")?.getAttribute("data-bound-unit")).toBe("u-05"));
+    await waitFor(() => expect(container.querySelector("#unbound-badge")?.textContent).toBe("2 unbound"));
+    expect(backend.devices.find((d) => d.device_id === "S-LAPTOP-07")?.callsign).toBe("步01");
+  });
+
+  it("opens the field layout for --unit: assignment, big buttons as the domain allows, GPS line", async () => {
+    const backend = installMockBackend({ settings: { language: "zh_cn" }, fieldUnit: "u-02", gpsTickMs: 0 });
+    const { container } = render(<App />);
+    const field = await waitFor(() => {
+      const f = container.querySelector<HTMLElement>("#field-assignment [data-incident-id-field]");
+      expect(f).not.toBeNull();
+      return f!;
+    });
+    // The command layout is not there: no queue, no board.
+    expect(container.querySelector("#queue-title")).toBeNull();
+    expect(container.querySelector("#field-address")?.textContent).toBe("Avinguda Meritxell, Andorra la Vella");
+    expect(container.querySelector("#gps-status")?.getAttribute("data-gps")).toBe("connected");
+    expect(container.querySelector("[data-gps-counts]")?.textContent).toBe("定位 612 · 语句 1843 · 跳过 37");
+    const buttons = () => [...container.querySelectorAll<HTMLButtonElement>("[data-field-action]")];
+    await waitFor(() => expect(buttons().filter((b) => !b.disabled).map((b) => b.dataset.fieldAction)).toEqual(["ack", "en_route", "on_scene", "clear"]));
+    // 确认 calls acknowledge_assignment; the button then says when and stays down.
+    fireEvent.click(container.querySelector("[data-field-action='ack']")!);
+    await waitFor(() => expect(container.querySelector("[data-field-action='ack']")?.textContent).toMatch(/^确认已确认 \d{2}:\d{2}:\d{2}$/));
+    expect(container.querySelector<HTMLButtonElement>("[data-field-action='ack']")?.disabled).toBe(true);
+    fireEvent.click(container.querySelector("[data-field-action='en_route']")!);
+    await waitFor(() => expect(container.querySelector("#field-me [data-unit-status]")?.getAttribute("data-unit-status")).toBe("en_route"));
+    await waitFor(() => expect(buttons().filter((b) => !b.disabled).map((b) => b.dataset.fieldAction)).toEqual(["on_scene", "clear"]));
+    // A note from the field reaches the incident's timeline.
+    fireEvent.change(container.querySelector("#field-note")!, { target: { value: "路口拥堵" } });
+    fireEvent.click(container.querySelector("#field-note-submit")!);
+    await waitFor(() => expect(container.querySelector("#field-notes")?.textContent).toContain("路口拥堵"));
+    expect(backend.detail(field.dataset.incidentIdField!).timeline.at(-1)?.event).toEqual({ kind: "note", text: "路口拥堵" });
+  });
 });

@@ -1,9 +1,9 @@
 import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
-import { addNote, type ConsoleInit, type FieldView, fieldView, type GpsStatus, MAX_TEXT_CHARS, saveSettings, type Settings, setUnitStatus } from "./bindings";
+import { acknowledgeAssignment, addNote, type ConsoleInit, type FieldView, fieldView, type GpsStatus, MAX_TEXT_CHARS, saveSettings, type Settings, setUnitStatus } from "./bindings";
 import { resolveTheme } from "./Console";
 import { distanceM } from "./domain";
 import { errorText } from "./errors";
-import { ACTION_STATUS, acknowledge, acknowledgedAt, currentAction, enabledActions, FIELD_ACTIONS, type FieldAction } from "./field";
+import { ACTION_STATUS, currentAction, enabledActions, FIELD_ACTIONS, type FieldAction } from "./field";
 import { formatAge, formatDateTime, formatLatLon } from "./format";
 import { useNow } from "./hooks";
 import { type Lang, label, resolveLang, t } from "./i18n";
@@ -124,11 +124,11 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
   const a = view?.assignment ?? null;
   const enabled = view ? enabledActions(view) : null;
   const current = view ? currentAction(view) : null;
-  const ackAt = view ? acknowledgedAt(view) : null;
+  const ackAt = view?.acknowledged_at ?? null;
 
   const press = (action: FieldAction) => {
     if (!view) return;
-    if (action === "ack") void act(() => acknowledge(view, lang));
+    if (action === "ack") void act(() => acknowledgeAssignment()).then((v) => v && setView(v));
     else void act(() => setUnitStatus({ unit_id: view.unit.id, to: ACTION_STATUS[action] }));
   };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { UnitView } from "../bindings";
 import { MockBackend } from "../mock/backend";
-import { facilityFeatures, incidentFeatures, unitFeatures } from "./features";
+import { facilityFeatures, incidentFeatures, trackHeadFeatures, trackLineFeatures, unitFeatures } from "./features";
 import { UNIT_STATUS_COLOURS } from "./style";
 
 const NOW = Date.parse("2026-11-29T10:00:00Z");
@@ -42,5 +42,19 @@ describe("overlay features", () => {
     expect(fac.find((f) => f.id === "stn-centre")?.properties).toMatchObject({ label: "城区派出所", icon: "police" });
     expect(fac.find((f) => f.id === "chk-north")?.properties.icon).toBe("triangle");
     expect(facilityFeatures(state.facilities, "en").features[0]?.properties.label).toBe("Centre Police Station");
+  });
+
+  it("draws a track as one line of [lon, lat] and its playhead as one labelled point", () => {
+    const line = [
+      { lat: 42.5, lon: 1.5 },
+      { lat: 42.51, lon: 1.52 },
+    ];
+    expect(trackLineFeatures(line).features[0]?.geometry).toEqual({ type: "LineString", coordinates: [[1.5, 42.5], [1.52, 42.51]] });
+    // One fix is no line.
+    expect(trackLineFeatures(line.slice(0, 1)).features).toEqual([]);
+    const head = trackHeadFeatures({ at: { lat: 42.505, lon: 1.51 }, label: "巡01 10:00:05" }).features[0];
+    expect(head?.geometry.coordinates).toEqual([1.51, 42.505]);
+    expect(head?.properties.label).toBe("巡01 10:00:05");
+    expect(trackHeadFeatures(null).features).toEqual([]);
   });
 });

@@ -78,4 +78,12 @@ describe("style builder", () => {
     const road = buildStyle(options({ lang: "en" })).layers.find((l) => l.id === "road-label");
     expect(road && road.type === "symbol" ? road.layout?.["text-field"] : null).toEqual(nameExpression("en"));
   });
+
+  it("draws a played-back track under the incidents and units, its playhead on top", () => {
+    const ids = buildStyle(options()).layers.map((l) => l.id);
+    expect(ids.indexOf(LAYERS.trackLine)).toBeGreaterThan(ids.indexOf(LAYERS.trackCasing));
+    expect(ids.indexOf(LAYERS.trackLine)).toBeLessThan(ids.indexOf(LAYERS.incidents));
+    expect(ids.indexOf(LAYERS.trackHead)).toBeGreaterThan(ids.indexOf(LAYERS.unitsLabel));
+    expect(ids.at(-1)).toBe(LAYERS.trackHeadLabel);
+  });
 });

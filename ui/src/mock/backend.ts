@@ -145,6 +145,8 @@ export class MockBackend {
   exports: ExportedTrack[] = [];
   /** Field mode: the scripted receiver. */
   gps: GpsStatus | null = null;
+  /** Field mode: when the unit acknowledged its current assignment (by assignment id). */
+  private acknowledged = new Map<string, string>();
 
   constructor(private readonly opts: MockOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
@@ -377,11 +379,33 @@ export class MockBackend {
     const id = this.opts.fieldUnit;
     if (!id) return null;
     const u = this.unit(id);
+    const asg = this.activeAssignment(u);
     return {
       unit: structuredClone(u),
       assignment: u.incident_id ? this.detail(u.incident_id) : null,
+      acknowledged_at: asg ? (this.acknowledged.get(asg.id) ?? null) : null,
       gps: this.gps ? structuredClone(this.gps) : null,
     };
+  }
+
+  private activeAssignment(u: UnitView) {
+    return u.incident_id ? this.get(u.incident_id).assignments.find((a) => a.unit_id === u.id && a.released_at === null) : undefined;
+  }
+
+  /** `acknowledge_assignment`: the timeline note "<callsign> acknowledged", once per assignment. */
+  private acknowledgeAssignment(): FieldView {
+    const id = this.opts.fieldUnit;
+    if (!id) fail("invalid_input", "acknowledge_assignment is for a field laptop (outpost --unit CALLSIGN)");
+    const u = this.unit(id);
+    const asg = this.activeAssignment(u);
+    if (!asg || !u.incident_id) fail("not_found", `${u.callsign} has no active assignment to acknowledge`);
+    if (!this.acknowledged.has(asg.id)) {
+      const at = this.nowIso();
+      this.acknowledged.set(asg.id, at);
+      this.log(this.get(u.incident_id), { kind: "note", text: `${u.callsign} acknowledged` }, at, u.callsign);
+      this.changed("notes");
+    }
+    return this.fieldView() as FieldView;
   }
 
   /** One conflict of each kind, as another console (王建国, 李明) would have caused them. */
@@ -750,6 +774,8 @@ export class MockBackend {
         return this.exportTrack(args as ExportTrack);
       case "field_view":
         return this.fieldView();
+      case "acknowledge_assignment":
+        return this.acknowledgeAssignment();
       default:
         fail("invalid_input", `unknown command ${cmd}`);
     }

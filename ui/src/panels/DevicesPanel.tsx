@@ -72,7 +72,7 @@ export function DevicesPanel(p: DevicesPanelProps) {
               <li key={d.device_id} data-device-id={d.device_id} data-bound-unit={d.unit_id ?? ""}>
                 <div className="device-head">
                   <DeviceName device={d} />
-                  <span className="lane-tag">{label.deviceSource(p.lang, d.source)}</span>
+                  {d.source && <span className="lane-tag">{label.deviceSource(p.lang, d.source)}</span>}
                   <span aria-hidden="true">→</span>
                   <button type="button" className="link callsign" onClick={() => d.unit_id && p.onOpenUnit(d.unit_id)}>
                     {d.callsign ?? d.unit_id}
@@ -107,8 +107,8 @@ function DeviceName({ device: d }: { device: DeviceView }) {
 function Battery({ pct, lang }: { pct: number; lang: Lang }) {
   const low = pct < 20;
   return (
-    <span className={`battery${low ? " battery-low" : ""}`} data-battery={Math.round(pct)} title={t(lang, "dev.battery")}>
-      🔋{Math.round(pct)}%
+    <span className={`battery${low ? " battery-low" : ""}`} data-battery={Math.round(pct)}>
+      {t(lang, "dev.battery")} <span className="num">{Math.round(pct)}%</span>
     </span>
   );
 }
@@ -121,7 +121,7 @@ function UnboundDevice(p: DevicesPanelProps & { device: DeviceView }) {
     <li data-device-id={d.device_id} className="unbound">
       <div className="device-head">
         <DeviceName device={d} />
-        <span className="lane-tag">{label.deviceSource(p.lang, d.source)}</span>
+        {d.source && <span className="lane-tag">{label.deviceSource(p.lang, d.source)}</span>}
         {d.battery_pct !== null && <Battery pct={d.battery_pct} lang={p.lang} />}
       </div>
       <dl className="fields device-fields">
