@@ -209,3 +209,41 @@ fn errors_cross_as_code_and_message() {
     .expect_err("unknown unit");
     assert_eq!(e["code"], "not_found", "{e}");
 }
+
+#[test]
+fn device_track_and_field_commands_answer_as_json() {
+    let h = harness();
+    assert_eq!(
+        invoke(&h, "list_devices", json!({})).expect("devices"),
+        json!([])
+    );
+    // Not a field laptop: no field view, nothing to acknowledge.
+    assert_eq!(
+        invoke(&h, "field_view", json!({})).expect("view"),
+        Value::Null
+    );
+    let e = invoke(&h, "acknowledge_assignment", json!({})).expect_err("not in field mode");
+    assert_eq!(e["code"], "invalid_input", "{e}");
+    let e = invoke(
+        &h,
+        "bind_device",
+        json!({ "args": { "device_id": "phone-7", "unit_id": null } }),
+    )
+    .expect_err("never reported");
+    assert_eq!(e["code"], "not_found", "{e}");
+    let e = invoke(
+        &h,
+        "unit_track",
+        json!({ "args": { "unit_id": "u-99", "from": null, "to": "2026-11-29T10:00:00Z" } }),
+    )
+    .expect_err("unknown unit");
+    assert_eq!(e["code"], "not_found", "{e}");
+    let e = invoke(
+        &h,
+        "export_track",
+        json!({ "args": { "track": { "unit_id": "u-99", "from": null, "to": null },
+                          "format": "kml" } }),
+    )
+    .expect_err("unknown unit");
+    assert_eq!(e["code"], "not_found", "{e}");
+}
