@@ -112,6 +112,29 @@ pub fn state(conn: &Connection) -> State {
     ) {
         s.put("unit_positions", k, v);
     }
+    for (k, v) in rows(
+        conn,
+        "SELECT device_id, unit_id, bound_at, bound_by FROM device_bindings",
+        |m| text(m, "device_id"),
+    ) {
+        s.put("device_bindings", k, v);
+    }
+    for (k, v) in rows(
+        conn,
+        "SELECT device_id, source, name, first_seen, fix_time, lat, lon, heading_deg,
+                speed_mps, accuracy_m, battery_pct, reports FROM devices",
+        |m| text(m, "device_id"),
+    ) {
+        s.put("devices", k, v);
+    }
+    for (k, v) in rows(
+        conn,
+        "SELECT device_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m,
+                battery_pct, source, name, received_at FROM device_fixes",
+        |m| format!("{}@{}", text(m, "device_id"), text(m, "fix_time")),
+    ) {
+        s.put("device_fixes", k, v);
+    }
     s
 }
 

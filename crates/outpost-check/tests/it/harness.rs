@@ -19,9 +19,10 @@ use outpost_app::ipc::{
 use outpost_app::{Console, ConsoleOptions};
 use outpost_check::{CursorObservation, Model, Replica, ServerDump, State, check_invariants};
 use outpost_domain::clock::{Clock, FixedClock};
+use outpost_domain::device::{DeviceReport, DeviceSource};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
-use outpost_domain::op::{Fix, IncidentFields, Lane, OpEnvelope};
+use outpost_domain::op::{Fix, IncidentFields, Lane, OpBody, OpEnvelope};
 use outpost_domain::unit::{UnitKind, UnitStatus};
 use outpost_domain::wire::{MAX_BATCH_OPS, PROTOCOL_VERSION, PushRequest};
 use outpost_server::storage::sqlite::DB_FILE;
@@ -567,20 +568,74 @@ pub fn lock<T>(m: &Arc<Mutex<T>>) -> MutexGuard<'_, T> {
 /// closed incident) are simply refused, as for a person.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Create { kind: u8 },
-    SetPriority { inc: usize, p: u8 },
-    SetType { inc: usize, t: u8 },
-    SetLocation { inc: usize, d: u8 },
-    SetAddress { inc: usize, n: u8 },
-    Acknowledge { inc: usize },
-    Assign { inc: usize, unit: usize },
-    Release { inc: usize, unit: usize },
-    Status { unit: usize, to: u8 },
-    Note { inc: usize },
-    Close { inc: usize, d: u8 },
-    Position { unit: usize, secs: i64 },
-    Resolve { conflict: usize, side: usize },
+    Create {
+        kind: u8,
+    },
+    SetPriority {
+        inc: usize,
+        p: u8,
+    },
+    SetType {
+        inc: usize,
+        t: u8,
+    },
+    SetLocation {
+        inc: usize,
+        d: u8,
+    },
+    SetAddress {
+        inc: usize,
+        n: u8,
+    },
+    Acknowledge {
+        inc: usize,
+    },
+    Assign {
+        inc: usize,
+        unit: usize,
+    },
+    Release {
+        inc: usize,
+        unit: usize,
+    },
+    Status {
+        unit: usize,
+        to: u8,
+    },
+    Note {
+        inc: usize,
+    },
+    Close {
+        inc: usize,
+        d: u8,
+    },
+    Position {
+        unit: usize,
+        secs: i64,
+    },
+    Resolve {
+        conflict: usize,
+        side: usize,
+    },
+    /// A commander binds device `device` of [`DEVICES`] to unit `unit` of [`UNITS`], or
+    /// unbinds it (`None`): a `device.bind` op written through the node's store.
+    Bind {
+        device: usize,
+        unit: Option<usize>,
+    },
+    /// The node acts as a gateway (the server's ingest): a fix of device `device` at
+    /// `secs` from now becomes its unit's `position.report` when the node's replica shows
+    /// the device bound, a `device.report` otherwise. Fix times carry the node's index in
+    /// the milliseconds, so one node reporting one second twice is a duplicate fix.
+    DeviceFix {
+        device: usize,
+        secs: i64,
+        battery: Option<u8>,
+    },
 }
+
+/// The devices of [`Action::Bind`] and [`Action::DeviceFix`].
+pub const DEVICES: [&str; 3] = ["phone-1", "ANDROID-2", "ANDROID-3"];
 
 const PRIOS: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
 const TYPES: [IncidentType; 4] = [
@@ -731,6 +786,59 @@ impl World {
                         .is_ok(),
                     )
                 })
+            }
+            Action::Bind { device, unit: u } => {
+                let body = OpBody::DeviceBind {
+                    device_id: DEVICES[device % DEVICES.len()].to_string(),
+                    unit_id: u.map(unit),
+                };
+                let now = node.clock.now();
+                let handle = c.store_handle();
+                let mut store = lock(&handle);
+                Some(
+                    store
+                        .write::<StoreError, _>(now, &format!("cmdr.{i}"), |_| Ok(body))
+                        .is_ok(),
+                )
+            }
+            Action::DeviceFix {
+                device,
+                secs,
+                battery,
+            } => {
+                let device_id = DEVICES[device % DEVICES.len()].to_string();
+                let fix = Fix {
+                    position: LatLon {
+                        lat: 39.8 + (*secs as f64) * 1e-5,
+                        lon: 109.98,
+                    },
+                    fix_time: self.now
+                        + Duration::seconds(*secs)
+                        + Duration::milliseconds(i as i64),
+                    heading_deg: Some(90.0),
+                    speed_mps: None,
+                    accuracy_m: Some(6.0),
+                };
+                let now = node.clock.now();
+                let handle = c.store_handle();
+                let mut store = lock(&handle);
+                let written = store.write::<StoreError, _>(now, "gateway", |conn| {
+                    Ok(
+                        match outpost_store::devices::device_binding(conn, &device_id)? {
+                            Some(unit_id) => OpBody::PositionReport { unit_id, fix },
+                            None => OpBody::DeviceReport {
+                                report: DeviceReport {
+                                    name: (device % 2 == 1).then(|| format!("TAK {device}")),
+                                    device_id,
+                                    source: DeviceSource::Cot,
+                                    fix,
+                                    battery_pct: battery.map(f64::from),
+                                },
+                            },
+                        },
+                    )
+                });
+                Some(written.is_ok())
             }
         };
         done.unwrap_or(false)

@@ -44,6 +44,10 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (i.clone(), 0u8..3).prop_map(|(inc, d)| Action::Close { inc, d }),
         2 => (u, -600i64..600).prop_map(|(unit, secs)| Action::Position { unit, secs }),
         1 => (0usize..4, 0usize..3).prop_map(|(conflict, side)| Action::Resolve { conflict, side }),
+        2 => (0usize..3, proptest::option::of(0usize..4))
+            .prop_map(|(device, unit)| Action::Bind { device, unit }),
+        3 => (0usize..3, -600i64..240, proptest::option::of(0u8..=100))
+            .prop_map(|(device, secs, battery)| Action::DeviceFix { device, secs, battery }),
     ]
 }
 
@@ -162,12 +166,22 @@ proptest! {
                 eprintln!("parked: {} {}", p.reason, p.raw);
             }
             let parked = parked_ops.len();
+            let kinds = |k: &str| model.ops().filter(|m| m.op.body.kind() == k).count();
+            let state = model.state();
             eprintln!(
-                "consoles {n} steps {} snapshots {} restores {} ops {} parked {parked} conflicts {:?}",
+                "consoles {n} steps {} snapshots {} restores {} ops {} (device.bind {}, \
+                 device.report {}; bound {}, devices {}) parked {parked} conflicts {:?}",
                 steps.len(),
                 w.snapshots,
                 w.restores,
                 model.len(),
+                kinds("device.bind"),
+                kinds("device.report"),
+                state
+                    .table("device_bindings")
+                    .filter(|(_, r)| !r["unit_id"].is_null())
+                    .count(),
+                state.table("devices").count(),
                 model.conflicts().iter().map(|c| c.split(':').next().unwrap_or("")).collect::<Vec<_>>()
             );
         }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use outpost_check::check::shuffle;
 use outpost_check::{Author, Model};
+use outpost_domain::device::{DeviceReport, DeviceSource};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
 use outpost_domain::merge::{self, OpMeta};
@@ -61,7 +62,20 @@ enum Ev {
     Resolve {
         which: usize,
     },
+    Bind {
+        device: usize,
+        unit: Option<usize>,
+    },
+    DeviceReport {
+        device: usize,
+        t: i64,
+        lat: u8,
+        battery: Option<u8>,
+        named: bool,
+    },
 }
+
+const DEVICES: [&str; 3] = ["phone-1", "ANDROID-2", "ANDROID-3"];
 
 fn ev() -> impl Strategy<Value = Ev> {
     prop_oneof![
@@ -78,6 +92,13 @@ fn ev() -> impl Strategy<Value = Ev> {
         1 => (0usize..5).prop_map(|inc| Ev::Note { inc }),
         2 => (0usize..3, -100i64..100).prop_map(|(unit, t)| Ev::Position { unit, t }),
         1 => (0usize..4).prop_map(|which| Ev::Resolve { which }),
+        1 => (0usize..3, proptest::option::of(0usize..3))
+            .prop_map(|(device, unit)| Ev::Bind { device, unit }),
+        // Few fix times and values, so that duplicates and ties at one fix time happen.
+        2 => (0usize..3, 0i64..6, 0u8..3, proptest::option::of(0u8..3), any::<bool>())
+            .prop_map(|(device, t, lat, battery, named)| Ev::DeviceReport {
+                device, t, lat, battery, named
+            }),
     ]
 }
 
@@ -271,6 +292,34 @@ fn build(authors: usize, events: &[(usize, u8, Ev)]) -> Vec<(u64, OpEnvelope)> {
                     },
                 })
             }
+            Ev::Bind { device, unit } => Some(OpBody::DeviceBind {
+                device_id: DEVICES[*device].into(),
+                unit_id: unit.map(|u| UNITS[u].to_string()),
+            }),
+            Ev::DeviceReport {
+                device,
+                t,
+                lat,
+                battery,
+                named,
+            } => Some(OpBody::DeviceReport {
+                report: DeviceReport {
+                    device_id: DEVICES[*device].into(),
+                    source: [DeviceSource::Osmand, DeviceSource::Cot][*device % 2],
+                    name: named.then(|| format!("TAK {lat}")),
+                    fix: Fix {
+                        position: LatLon {
+                            lat: 39.8 + f64::from(*lat) * 0.01,
+                            lon: 109.98,
+                        },
+                        fix_time: t0() + chrono::Duration::seconds(*t),
+                        heading_deg: None,
+                        speed_mps: Some(3.0),
+                        accuracy_m: None,
+                    },
+                    battery_pct: battery.map(|b| f64::from(b) * 40.0),
+                },
+            }),
             Ev::Resolve { which } => {
                 let open: Vec<String> = model
                     .conflicts()
