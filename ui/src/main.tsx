@@ -14,7 +14,9 @@ async function boot() {
   // Production builds never include it (the branch is removed when DEV is false).
   if (import.meta.env.DEV && !("__TAURI_INTERNALS__" in window)) {
     const { installMockBackend } = await import("./mock/install");
-    installMockBackend({ demo: true });
+    // `?unit=u-02` opens the field laptop layout as that unit (like `outpost --unit 巡02`).
+    const unit = new URLSearchParams(window.location.search).get("unit");
+    installMockBackend({ demo: true, fieldUnit: unit ?? undefined });
   }
   const root = document.getElementById("root");
   if (!root) throw new Error("index.html has no #root");

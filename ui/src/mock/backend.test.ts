@@ -77,7 +77,7 @@ describe("the fake backend used by dev and e2e", () => {
     expect(win.points).toHaveLength(90);
     expect(win.points[0]?.fix_time).toBe("2026-11-29T09:45:05.000Z");
     const gpx = m.handle("export_track", { args: { track: q, format: "gpx" } }) as ExportedTrack;
-    expect(gpx).toEqual({ path: "/home/duty/.local/share/outpost/exports/巡01-20261129T094505Z-20261129T100000Z.gpx", points: 90 });
+    expect(gpx).toEqual({ path: "/home/duty/.local/share/outpost/exports/巡01-20261129T094505Z-20261129T095955Z.gpx", points: 90 });
     expect(() => m.handle("export_track", { args: { track: { ...q, from: "2020-01-01T00:00:00Z", to: "2020-01-02T00:00:00Z" }, format: "kml" } })).toThrow();
     expect(() => m.handle("unit_track", { args: { ...q, from: q.to, to: q.from } })).toThrow();
   });

@@ -127,6 +127,8 @@ export class MockBackend {
   settings: Settings;
   private seq = 0;
   private readonly now: () => number;
+  /** Who this console writes as: the dispatcher, or in field mode the unit's callsign. */
+  user = "dispatcher";
   private listeners: ((revision: number) => void)[] = [];
   /** Open conflicts, one of each kind at start. */
   conflictList: ConflictView[] = [];
@@ -272,7 +274,7 @@ export class MockBackend {
     const u = this.unit(unitId);
     if (u.status === "available" && u.incident_id === null) {
       this.doAssign(accident, unitId, new Date(this.now() - 45_000).toISOString());
-      this.log(accident, { kind: "note", text: "报警人在路口东侧等候 / caller waits east of the junction" }, new Date(this.now() - 30_000).toISOString());
+      this.log(accident, { kind: "note", text: "报警人在路口东侧等候 / caller waits east of the junction" }, new Date(this.now() - 30_000).toISOString(), "dispatcher");
     }
     this.gps = {
       source: "/dev/ttyUSB0",
@@ -283,6 +285,8 @@ export class MockBackend {
       last_fix: u.fix ? { ...u.fix } : null,
       error: null,
     };
+    // From now on this console writes as the unit.
+    this.user = u.callsign;
   }
 
   /**
@@ -365,11 +369,10 @@ export class MockBackend {
   private exportTrack(a: ExportTrack): ExportedTrack {
     const { u, points } = this.trackPoints(a.track);
     if (points.length === 0) fail("invalid_input", `${u.callsign} has no fixes between ${a.track.from ?? "the start"} and ${a.track.to ?? "now"}`);
+    // Named by the first and last fix's times, as Console::export_track names it.
     const first = Date.parse((points[0] as Fix).fix_time);
     const last = Date.parse((points[points.length - 1] as Fix).fix_time);
-    const from = a.track.from ? Date.parse(a.track.from) : first;
-    const to = a.track.to ? Date.parse(a.track.to) : last;
-    const out: ExportedTrack = { path: `${MOCK_EXPORT_DIR}/${u.callsign}-${compactUtc(from)}-${compactUtc(to)}.${a.format}`, points: points.length };
+    const out: ExportedTrack = { path: `${MOCK_EXPORT_DIR}/${u.callsign}-${compactUtc(first)}-${compactUtc(last)}.${a.format}`, points: points.length };
     this.exports.push(out);
     return { ...out };
   }
@@ -538,7 +541,7 @@ export class MockBackend {
     return detail;
   }
 
-  private log(d: IncidentDetail, event: TimelineEvent, at = this.nowIso(), user = "dispatcher"): void {
+  private log(d: IncidentDetail, event: TimelineEvent, at = this.nowIso(), user = this.user): void {
     const entry: TimelineEntry = { id: this.nextId("op"), at, user, event };
     d.timeline.push(entry);
   }
@@ -622,7 +625,7 @@ export class MockBackend {
       },
       map_base_url: this.opts.mapBaseUrl ?? `${globalThis.location?.origin ?? "http://localhost"}/mock-pack`,
       demo: this.opts.demo ?? true,
-      user: "dispatcher",
+      user: this.user,
       settings: { ...this.settings },
       field_unit: this.opts.fieldUnit ?? null,
     };
