@@ -16,7 +16,7 @@ APT_BUILD=(libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindi
 APT_PACK=(tilemaker)
 APT_FONTS=(fonts-noto-cjk)
 # Headless test tools: virtual display, WebKit's WebDriver, Chromium for Playwright.
-APT_TEST=(xvfb xauth dbus webkit2gtk-driver chromium jq)
+APT_TEST=(xvfb xauth dbus webkit2gtk-driver chromium jq python3-venv)
 
 say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -124,6 +124,18 @@ ensure_nextest() {
   if cargo nextest --version >/dev/null 2>&1; then return 0; fi
   say "Installing cargo-nextest (cargo install, a few minutes on 2 cores)"
   cargo install cargo-nextest --locked
+}
+
+# pytak (PyPI), a real TAK client, for outpost-server's pytak test and tests/pytak/: a venv in
+# the target directory (rebuildable: delete it and run again).
+PYTAK_VERSION="7.6.*"
+ensure_pytak_venv() {
+  local venv="${CARGO_TARGET_DIR:-$ROOT/target}/pytak-venv"
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import pytak' 2>/dev/null; then return 0; fi
+  say "Installing pytak $PYTAK_VERSION into ${venv#"$ROOT"/} (python3 -m venv, pip)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "pytak==$PYTAK_VERSION"
 }
 
 # npm_ci DIR: `npm ci` unless node_modules already matches the lock file.

@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod fuzz;
 mod ingest;
+mod pytak;
 mod support;
 mod sync;
 
