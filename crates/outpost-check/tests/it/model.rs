@@ -603,3 +603,111 @@ fn an_informed_write_stays_informed_after_a_server_restore() {
     assert_eq!(after.state(), before.state());
     assert!(after.conflicts().is_empty(), "{:?}", after.conflicts());
 }
+
+fn device_report(
+    device: &str,
+    s: i64,
+    lat: f64,
+    name: Option<&str>,
+    battery: Option<f64>,
+) -> OpBody {
+    OpBody::DeviceReport {
+        report: outpost_domain::device::DeviceReport {
+            device_id: device.into(),
+            source: outpost_domain::device::DeviceSource::Osmand,
+            name: name.map(str::to_string),
+            fix: Fix {
+                position: LatLon { lat, lon: 109.98 },
+                fix_time: chrono::DateTime::from_timestamp_millis(T0 + s * 1000).expect("time"),
+                heading_deg: None,
+                speed_mps: None,
+                accuracy_m: Some(10.0),
+            },
+            battery_pct: battery,
+        },
+    }
+}
+
+#[test]
+fn device_reports_keep_each_fix_once_and_the_registry_shows_the_newest() {
+    let mut gw = Author::new(9, "gateway", T0);
+    let r1 = gw.op(device_report("phone-1", 30, 39.81, Some("Li"), Some(90.0)));
+    gw.tick(1_000);
+    let r2 = gw.op(device_report("phone-1", 60, 39.82, None, Some(80.0)));
+    gw.tick(1_000);
+    // A late, older fix; then the 60 s fix again with a greater latitude (a tie: kept).
+    let r3 = gw.op(device_report("phone-1", 10, 39.80, Some("Li W."), None));
+    gw.tick(1_000);
+    let r4 = gw.op(device_report("phone-1", 60, 39.83, None, Some(79.0)));
+    let ops = [(r1, Some(1)), (r2, Some(2)), (r3, Some(3)), (r4, Some(4))];
+    let mut orders = vec![ops.to_vec()];
+    let mut rev = ops.to_vec();
+    rev.reverse();
+    orders.push(rev);
+    let states: Vec<_> = orders
+        .into_iter()
+        .map(|o| Model::from_ops(o).state())
+        .collect();
+    assert_eq!(states[0], states[1]);
+    let s = &states[0];
+    assert_eq!(s.table("device_fixes").count(), 3);
+    assert_eq!(
+        s.row("device_fixes", &format!("phone-1@{}", T0 + 60_000))
+            .expect("fix")["lat"],
+        json!(39.83)
+    );
+    let d = s.row("devices", "phone-1").expect("device");
+    assert_eq!(d["fix_time"], json!(T0 + 60_000));
+    assert_eq!(d["lat"], json!(39.83));
+    assert_eq!(d["battery_pct"], json!(79.0));
+    // The newest fix that gave a name.
+    assert_eq!(d["name"], json!("Li"));
+    assert_eq!(d["reports"], json!(3));
+    assert_eq!(d["first_seen"], json!(T0));
+    assert_eq!(d["source"], json!("osmand"));
+    // Not a unit.
+    assert!(s.row("unit_positions", "phone-1").is_none());
+}
+
+#[test]
+fn the_newest_binding_wins_and_an_informed_unbind_removes_it() {
+    let mut a = Author::new(1, "cmdr.a", T0);
+    let mut b = Author::new(2, "cmdr.b", T0 + 5);
+    let bind = |unit: Option<&str>| OpBody::DeviceBind {
+        device_id: "ANDROID-2".into(),
+        unit_id: unit.map(str::to_string),
+    };
+    let ra = a.op(register("u-01"));
+    let rb = a.op(register("u-02"));
+    a.saw(2);
+    b.saw(2);
+    let x = a.op(bind(Some("u-01")));
+    let y = b.op(bind(Some("u-02")));
+    let m = Model::from_ops([
+        (ra.clone(), Some(1)),
+        (rb.clone(), Some(2)),
+        (x.clone(), Some(3)),
+        (y.clone(), Some(4)),
+    ]);
+    let s = m.state();
+    // Equal bases: b's clock is ahead, its write wins; not a conflict.
+    let row = s.row("device_bindings", "ANDROID-2").expect("binding");
+    assert_eq!(row["unit_id"], json!("u-02"));
+    assert_eq!(row["bound_by"], json!("cmdr.b"));
+    assert_eq!(row["bound_at"], json!(T0 + 5));
+    assert!(m.conflicts().is_empty());
+    a.saw(4);
+    let z = a.op(bind(None));
+    let m = Model::from_ops([
+        (ra, Some(1)),
+        (rb, Some(2)),
+        (x, Some(3)),
+        (y, Some(4)),
+        (z, Some(5)),
+    ]);
+    let s = m.state();
+    assert_eq!(
+        s.row("device_bindings", "ANDROID-2").expect("binding")["unit_id"],
+        json!(null)
+    );
+}
