@@ -589,6 +589,23 @@ pub struct IncidentPicture {
     pub closed: bool,
 }
 
+/// Text for an XML attribute or element, on one line: control characters (which XML 1.0
+/// forbids, or which attribute normalisation would change) become spaces, then `<>&'"`
+/// are escaped.
+fn xml_text(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    escape(clean).into_owned()
+}
+
+/// `t` + `seconds`, or `t` at the end of chrono's range (never a panic).
+fn after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    t.checked_add_signed(Duration::seconds(seconds))
+        .unwrap_or(t)
+}
+
 /// A CoT time: `2020-02-08T18:10:44.000Z` (UTC, milliseconds).
 fn cot_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -702,17 +719,17 @@ pub fn encode_unit(unit: &UnitPicture, now: DateTime<Utc>) -> String {
             "<detail><contact callsign=\"{callsign}\"/>{track}<remarks>{remarks}</remarks></detail>",
             "</event>"
         ),
-        uid = escape(format!("{UID_PREFIX}unit-{}", unit.unit_id)),
+        uid = xml_text(&format!("{UID_PREFIX}unit-{}", unit.unit_id)),
         ty = unit_cot_type(unit.kind),
         time = cot_time(now),
         start = cot_time(fix.fix_time),
-        stale = cot_time(fix.fix_time + Duration::seconds(UNIT_STALE_S)),
+        stale = cot_time(after(fix.fix_time, UNIT_STALE_S)),
         lat = fix.position.lat,
         lon = fix.position.lon,
         ce = or_unknown(fix.accuracy_m),
-        callsign = escape(unit.callsign.as_str()),
+        callsign = xml_text(&unit.callsign),
         track = track,
-        remarks = escape(remarks),
+        remarks = xml_text(&remarks),
     )
 }
 
@@ -724,7 +741,7 @@ pub fn encode_incident(incident: &IncidentPicture, now: DateTime<Utc>) -> String
     let stale = if incident.closed {
         now
     } else {
-        now + Duration::seconds(INCIDENT_STALE_S)
+        after(now, INCIDENT_STALE_S)
     };
     let mut remarks = format!(
         "{} {}: {}",
@@ -753,8 +770,8 @@ pub fn encode_incident(incident: &IncidentPicture, now: DateTime<Utc>) -> String
         stale = cot_time(stale),
         lat = incident.location.lat,
         lon = incident.location.lon,
-        callsign = escape(incident.number.as_str()),
-        remarks = escape(remarks),
+        callsign = xml_text(&incident.number),
+        remarks = xml_text(&remarks),
         argb = argb,
     )
 }
@@ -773,7 +790,7 @@ pub fn encode_pong(now: DateTime<Utc>) -> String {
             "<detail/></event>"
         ),
         t = cot_time(now),
-        s = cot_time(now + Duration::seconds(PONG_STALE_S)),
+        s = cot_time(after(now, PONG_STALE_S)),
     )
 }
 

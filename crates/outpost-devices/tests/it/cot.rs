@@ -411,3 +411,67 @@ fn the_pong_answers_a_ping() {
     assert_eq!(ev.stale, now + Duration::seconds(20));
     assert!(!is_ping(&ev));
 }
+
+mod roundtrip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kind() -> impl Strategy<Value = UnitKind> {
+        prop_oneof![
+            Just(UnitKind::PatrolCar),
+            Just(UnitKind::Motorcycle),
+            Just(UnitKind::FootPatrol),
+            Just(UnitKind::PostTeam),
+            Just(UnitKind::Tactical),
+            Just(UnitKind::Traffic),
+        ]
+    }
+
+    proptest! {
+        /// Any unit encodes to an event that decodes to the same values, bit for bit,
+        /// whatever its callsign holds (XML escaping) — and `time` = now even for fixes at
+        /// the ends of the time range.
+        #[test]
+        fn units_roundtrip(
+            lat in -90.0f64..=90.0,
+            lon in -180.0f64..=180.0,
+            secs in 946_684_800i64..4_102_444_800,
+            heading in prop::option::of(0.0f64..=360.0),
+            speed in prop::option::of(0.0f64..1000.0),
+            acc in prop::option::of(0.0f64..10_000.0),
+            callsign in "[\\PC\u{0}-\u{1f}]{1,40}",
+            kind in kind(),
+        ) {
+            let fix_time = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+            let u = UnitPicture {
+                unit_id: "u".into(),
+                callsign: callsign.clone(),
+                kind,
+                status: UnitStatus::Available,
+                fix: Fix {
+                    position: LatLon { lat, lon },
+                    fix_time,
+                    heading_deg: heading,
+                    speed_mps: speed,
+                    accuracy_m: acc,
+                },
+                incident_number: None,
+            };
+            let now = t("2026-11-29T12:00:00Z");
+            let ev = decode_event(encode_unit(&u, now).as_bytes()).unwrap();
+            prop_assert_eq!(ev.point, LatLon { lat, lon });
+            prop_assert_eq!(ev.start, fix_time);
+            prop_assert_eq!(ev.time, now);
+            prop_assert_eq!(ev.course_deg, heading);
+            prop_assert_eq!(ev.speed_mps, speed);
+            prop_assert_eq!(ev.ce_m, acc);
+            // Attribute values are normalised per XML (tabs/newlines become spaces).
+            // Control characters XML forbids are sent as spaces.
+            let expected: String = callsign
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            prop_assert_eq!(ev.callsign, Some(expected));
+        }
+    }
+}
