@@ -619,6 +619,14 @@ test("the field laptop: its assignment, the big status buttons, notes, the GPS l
     await page.click("#field-note-submit");
     await page.waitForFunction(() => document.querySelector("#field-notes")?.textContent?.includes("前方道路拥堵"));
     await page.screenshot({ path: join(outDir, "field.png") });
+    // Dragging the map lets go of the unit; "centre on me" brings it back.
+    const box = await page.locator(".field-map .map").boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2 + 60, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction(() => document.querySelector("#field-follow")?.checked === false);
+    await page.click("#field-centre");
     // 到达, then 完成: the assignment is released and the buttons go quiet.
     await page.click("[data-field-action='on_scene']");
     await page.waitForSelector("#field-me [data-unit-status='on_scene']");

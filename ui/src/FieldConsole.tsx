@@ -116,8 +116,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
   const firstFix = myFix !== null;
   useEffect(() => {
     if (myAt) setFlyTo({ at: myAt, seq: Date.now(), minZoom: 15 });
-    // Once, when the first fix is known.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Once, when the first fix is known (later fixes are followed through `follow`).
   }, [firstFix]);
 
   const selection = useMemo(() => (init.field_unit ? { kind: "unit" as const, id: init.field_unit } : null), [init.field_unit]);
@@ -309,6 +308,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
             draft={null}
             flyTo={flyTo}
             follow={follow}
+            onUserPan={() => setKeepCentred(false)}
             onSelect={() => {}}
             onContextMenu={() => {}}
           />
@@ -328,7 +328,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
 }
 
 /** The receiver's status line: source, connected, counts, the newest fix and its age, the last error. */
-function GpsLine({ lang, now, gps, staleAfterS, myFix }: { lang: Lang; now: number; gps: GpsStatus | null; staleAfterS: number; myFix: FieldView["unit"]["fix"] }) {
+export function GpsLine({ lang, now, gps, staleAfterS, myFix }: { lang: Lang; now: number; gps: GpsStatus | null; staleAfterS: number; myFix: FieldView["unit"]["fix"] }) {
   if (!gps) {
     return (
       <div className="gps-line" id="gps-status" data-gps="none">

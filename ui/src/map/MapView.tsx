@@ -59,6 +59,8 @@ export interface MapViewProps {
   follow?: LatLon | null;
   /** A marked point (an unbound device's last fix), drawn as a grey pin. */
   pin?: LatLon | null;
+  /** The user started dragging the map (a follow should let go). */
+  onUserPan?: () => void;
 }
 
 function setSource(map: maplibregl.Map, id: string, data: object): void {
@@ -199,6 +201,7 @@ export function MapView(props: MapViewProps) {
       e.preventDefault();
       latest.current.onContextMenu({ lat: e.lngLat.lat, lon: e.lngLat.lng });
     });
+    map.on("dragstart", () => latest.current.onUserPan?.());
     map.on("moveend", () => {
       const c = map.getCenter();
       latest.current.onCentreChange?.({ lat: c.lat, lon: c.lng });

@@ -112,7 +112,7 @@ export function PlaybackPanel(p: PlaybackPanelProps) {
   useEffect(() => {
     if (win === "custom") return;
     return runLoad(choiceQuery());
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Only a new unit or preset reloads (not each tick of `now`, which the preset reads).
   }, [unitId, win]);
 
   const times = useMemo(() => (track ? fixTimes(track.points) : []), [track]);
@@ -149,11 +149,10 @@ export function PlaybackPanel(p: PlaybackPanelProps) {
       return;
     }
     onOverlay({ line, head: { at: headAt, label: `${track.callsign} ${timeOfDay(playhead, p.lang)}` } });
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `headKey` stands for the playhead's position and second: a new overlay only when it moved.
   }, [line, headKey, p.lang]);
   useEffect(() => {
     onFollow(follow && headAt ? headAt : null);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [follow, headKey]);
   // Closing the panel takes the track off the map.
   useEffect(

@@ -3,6 +3,7 @@ import { act, cleanup, fireEvent, render, waitFor } from "@testing-library/react
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Track, TrackQuery } from "../bindings";
 import type { TrackOverlay } from "../map/features";
+import { GpsLine } from "../FieldConsole";
 import { MockBackend } from "../mock/backend";
 import { DevicesPanel, type DevicesPanelProps } from "./DevicesPanel";
 import { FixAge } from "./FixAge";
@@ -195,5 +196,33 @@ describe("PlaybackPanel", () => {
     const empty = setup({ loadTrack: async (q) => ({ unit_id: q.unit_id, callsign: "巡01", points: [], truncated: false }) });
     const r = render(<PlaybackPanel {...empty.p} />);
     await waitFor(() => expect(r.container.querySelector("#track-empty")?.textContent).toBe("No fixes of 巡01 in this window"));
+  });
+});
+
+describe("GpsLine", () => {
+  const fix = { position: { lat: 42.50621, lon: 1.51903 }, fix_time: "2026-11-29T09:59:57Z", heading_deg: null, speed_mps: 0, accuracy_m: 4 };
+
+  it("shows the receiver, its counts and the newest fix with its age", () => {
+    const gps = { source: "gpsd://127.0.0.1:2947", connected: true, sentences: 120, fixes: 40, skipped: 3, last_fix: fix, error: null };
+    const { container } = render(<GpsLine lang="en" now={NOW} gps={gps} staleAfterS={120} myFix={fix} />);
+    const line = container.querySelector<HTMLElement>("#gps-status")!;
+    expect(line.dataset.gps).toBe("connected");
+    expect(line.textContent).toContain("gpsd://127.0.0.1:2947");
+    expect(line.querySelector("[data-gps-counts]")?.textContent).toBe("40 fixes · 120 sentences · 3 skipped");
+    expect(line.querySelector("[data-gps-fix]")?.textContent).toContain("42.50621, 1.51903");
+    expect(line.querySelector("[data-fix-age]")?.textContent).toBe("3 s");
+  });
+
+  it("says when the receiver is gone and why, and when there is none", () => {
+    const gps = { source: "/dev/ttyUSB0", connected: false, sentences: 0, fixes: 0, skipped: 0, last_fix: null, error: "/dev/ttyUSB0: No such file or directory" };
+    const { container, rerender } = render(<GpsLine lang="zh" now={NOW} gps={gps} staleAfterS={120} myFix={null} />);
+    expect(container.querySelector("#gps-status")?.getAttribute("data-gps")).toBe("disconnected");
+    expect(container.querySelector("[data-gps-state]")?.textContent).toBe("未连接");
+    expect(container.querySelector("[data-gps-error]")?.textContent).toContain("No such file or directory");
+    expect(container.querySelector("#gps-status")?.textContent).toContain("尚无定位");
+    rerender(<GpsLine lang="en" now={NOW} gps={null} staleAfterS={120} myFix={fix} />);
+    expect(container.querySelector("#gps-status")?.getAttribute("data-gps")).toBe("none");
+    expect(container.querySelector("#gps-status")?.textContent).toContain("No receiver (start with --gps SOURCE to use one)");
+    expect(container.querySelector("[data-fix-age]")?.textContent).toBe("3 s");
   });
 });
