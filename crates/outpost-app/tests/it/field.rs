@@ -615,3 +615,60 @@ fn a_gpsd_stream_is_read_after_the_watch_command_and_its_json_skipped() {
     let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
     assert_eq!(p12.fix.as_ref().map(|x| x.fix_time), Some(logged_at));
 }
+
+/// A serial receiver: a pseudo-terminal pair stands in for the USB receiver; the reader
+/// opens the terminal's device path as it would `/dev/ttyUSB0`.
+#[cfg(unix)]
+#[test]
+fn a_serial_receiver_is_read_from_its_device_path() {
+    use serialport::SerialPort;
+    use std::io::Write;
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let (mut receiver, terminal) = serialport::TTYPort::pair().expect("a pseudo-terminal");
+    let device = terminal.name().expect("device path");
+    drop(terminal);
+    let source = format!("{device}@4800");
+    let mut reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&source).expect("a serial device"),
+            label: source.clone(),
+            speed: 1.0,
+        },
+    )
+    .expect("reader starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reader.status().connected && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reader.status().connected, "{:?}", reader.status());
+    let log = std::fs::read_to_string(mt3339_log()).expect("log");
+    // A receiver powered on mid-sentence, then the log; garbage in between.
+    receiver
+        .write_all(b"8515,W,0.03,225.97*7\r\n")
+        .expect("write");
+    receiver
+        .write_all(&[0xff, 0xfe, b'\r', b'\n'])
+        .expect("write");
+    for line in log.lines().filter(|l| l.starts_with('$')) {
+        receiver
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+    }
+    receiver.flush().expect("flush");
+    while reader.status().fixes < 30 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = reader.status();
+    reader.stop();
+    assert_eq!(status.fixes, 30, "{status:?}");
+    assert_eq!(status.sentences, 140, "{status:?}");
+    assert!(
+        status.skipped >= 2,
+        "the two garbage lines are skipped: {status:?}"
+    );
+    let (_, lat, lon) = *logged_rmc(&mt3339_log()).last().expect("fixes");
+    let fix = status.last_fix.expect("fix");
+    assert!((fix.position.lat - lat).abs() < 1e-9 && (fix.position.lon - lon).abs() < 1e-9);
+}
