@@ -1616,18 +1616,29 @@ impl Console {
     /// is after `to`.
     pub fn unit_track(&self, args: TrackQuery) -> Result<Track, AppError> {
         let store = lock(&self.store);
-        track(store.conn(), &args)
+        track(store.conn(), &args, MAX_TRACK_POINTS)
     }
 
     /// `export_track`: writes the window of the unit's track as GPX 1.1 or KML 2.2 to
     /// `<data dir>/exports/<callsign>-<from>-<to>.<gpx|kml>` (times of the first and last
     /// fix, UTC, `YYYYMMDDTHHMMSSZ`), replacing a file of that name.
     ///
+    /// An export carries up to [`MAX_EXPORT_POINTS`] fixes (a week at one fix a second), more
+    /// than one `unit_track` answer.
+    ///
     /// # Errors
     /// As [`Console::unit_track`]; [`ErrorCode::InvalidInput`] when the window holds no
-    /// fix; [`ErrorCode::Storage`] naming the path when the file cannot be written.
+    /// fix or more than [`MAX_EXPORT_POINTS`]; [`ErrorCode::Storage`] naming the path when
+    /// the file cannot be written.
     pub fn export_track(&self, args: ExportTrack) -> Result<ExportedTrack, AppError> {
-        let t = self.unit_track(args.track.clone())?;
+        let t = track(lock(&self.store).conn(), &args.track, MAX_EXPORT_POINTS)?;
+        if t.truncated {
+            return Err(AppError::invalid(format!(
+                "{} has more than {MAX_EXPORT_POINTS} fixes in that time window; export a \
+                 shorter window",
+                t.callsign
+            )));
+        }
         let (Some(first), Some(last)) = (t.points.first(), t.points.last()) else {
             return Err(AppError::invalid(format!(
                 "{} has no position in that time window; nothing to export",
@@ -1756,7 +1767,10 @@ fn acknowledged_at(
     })
 }
 
-fn track(c: &Connection, q: &TrackQuery) -> Result<Track, AppError> {
+/// Most fixes one track export writes (seven days at one fix a second).
+pub const MAX_EXPORT_POINTS: usize = 7 * 86_400;
+
+fn track(c: &Connection, q: &TrackQuery, limit: usize) -> Result<Track, AppError> {
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from > to
     {
@@ -1770,7 +1784,7 @@ fn track(c: &Connection, q: &TrackQuery) -> Result<Track, AppError> {
         &unit.id,
         q.from.map(|t| t.timestamp_millis()),
         q.to.map(|t| t.timestamp_millis()),
-        MAX_TRACK_POINTS,
+        limit,
     )?;
     Ok(Track {
         unit_id: unit.id,

@@ -355,6 +355,10 @@ impl Worker {
                     Err(e) => Some(format!("cannot connect to gpsd at {host}:{port}: {e}")),
                 },
             };
+            if self.stop.load(Ordering::SeqCst) {
+                self.set_connected(false, None);
+                return;
+            }
             let error = outcome.or_else(|| Some("the source closed".to_string()));
             if let Some(e) = &error {
                 tracing::warn!(source = %self.opts.label, error = %e, "GPS receiver");
@@ -412,8 +416,8 @@ impl Worker {
             return;
         }
         let fix = self.tracker.feed_line(line);
-        if let Some(fix) = fix {
-            let fix = self.pace(fix);
+        // A replay stopped while waiting for the fix's time writes nothing more.
+        if let Some(fix) = fix.and_then(|f| self.pace(f)) {
             match self.console.report_field_fix(fix.clone()) {
                 Ok(()) => {
                     let mut s = lock(&self.status);
@@ -430,10 +434,10 @@ impl Worker {
     }
 
     /// For a log replay: waits until the fix is due and re-stamps it (see the module doc);
-    /// live fixes pass unchanged.
-    fn pace(&mut self, mut fix: Fix) -> Fix {
+    /// `None` when asked to stop meanwhile. Live fixes pass unchanged.
+    fn pace(&mut self, mut fix: Fix) -> Option<Fix> {
         if !self.opts.source.is_log() {
-            return fix;
+            return Some(fix);
         }
         let replay = *self.replay.get_or_insert_with(|| Replay {
             first_logged: fix.fix_time,
@@ -446,11 +450,11 @@ impl Worker {
         let due_ms = (logged_ms as f64 / self.opts.speed).round() as i64;
         let due = replay.started + Duration::from_millis(u64::try_from(due_ms).unwrap_or(0));
         let now = Instant::now();
-        if due > now {
-            self.sleep(due - now);
+        if due > now && self.sleep(due - now) {
+            return None;
         }
         fix.fix_time = replay.started_at + chrono::Duration::milliseconds(due_ms);
-        fix
+        Some(fix)
     }
 
     /// Sleeps `d` in short steps; true when asked to stop meanwhile.
