@@ -180,6 +180,14 @@ fn device_report(
     at: i64,
 ) -> Result<(), StoreError> {
     let fix = &report.fix;
+    let fix_ms = fix.fix_time.timestamp_millis();
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM device_fixes WHERE device_id = ?1 AND fix_time = ?2",
+            params![report.device_id, fix_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
     conn.execute(
         &format!(
             "INSERT INTO device_fixes(device_id, fix_time, lat, lon, heading_deg, speed_mps,
@@ -194,7 +202,7 @@ fn device_report(
         ),
         params![
             report.device_id,
-            fix.fix_time.timestamp_millis(),
+            fix_ms,
             fix.position.lat,
             fix.position.lon,
             fix.heading_deg,
@@ -206,13 +214,32 @@ fn device_report(
             at
         ],
     )?;
-    project_device(conn, &report.device_id)
+    project_device(conn, &report.device_id, known.is_none())
 }
 
 /// Recomputes a device's registry row from its kept fixes: the newest fix (by fix time) with
 /// its source and battery, the name of the newest fix that has one, the earliest
-/// `received_at` as first seen, the number of fixes.
-fn project_device(conn: &Connection, device_id: &str) -> Result<(), StoreError> {
+/// `received_at` as first seen, the number of fixes. Each is an index lookup except the
+/// count, which goes up by one when `added` (a new fix time; fixes are only ever added, and
+/// [`rebuild`] replays every report), so a report costs the same after a day of reports.
+fn project_device(conn: &Connection, device_id: &str, added: bool) -> Result<(), StoreError> {
+    let updated = conn.execute(
+        "UPDATE devices SET (source, name, first_seen, fix_time, lat, lon, heading_deg,
+                             speed_mps, accuracy_m, battery_pct, reports) =
+            (SELECT f.source,
+                    (SELECT n.name FROM device_fixes n WHERE n.device_id = f.device_id
+                       AND n.name IS NOT NULL ORDER BY n.fix_time DESC LIMIT 1),
+                    (SELECT MIN(received_at) FROM device_fixes a
+                      WHERE a.device_id = f.device_id),
+                    f.fix_time, f.lat, f.lon, f.heading_deg, f.speed_mps, f.accuracy_m,
+                    f.battery_pct, devices.reports + ?2
+               FROM device_fixes f WHERE f.device_id = ?1 ORDER BY f.fix_time DESC LIMIT 1)
+         WHERE device_id = ?1",
+        params![device_id, i64::from(added)],
+    )?;
+    if updated > 0 {
+        return Ok(());
+    }
     conn.execute(
         "INSERT INTO devices(device_id, source, name, first_seen, fix_time, lat, lon,
                              heading_deg, speed_mps, accuracy_m, battery_pct, reports)

@@ -292,6 +292,10 @@ CREATE TABLE device_fixes (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, fix_time)
 ) STRICT;
+-- The registry row is kept from these without scanning a device's fixes: its first
+-- arrival, its newest named fix.
+CREATE INDEX device_fixes_arrival ON device_fixes(device_id, received_at);
+CREATE INDEX device_fixes_named ON device_fixes(device_id, fix_time) WHERE name IS NOT NULL;
 
 CREATE TABLE devices (
     device_id   TEXT PRIMARY KEY,

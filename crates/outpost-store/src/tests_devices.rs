@@ -496,3 +496,69 @@ fn a_snapshot_and_a_rebuild_keep_the_device_tables() {
         vec![("phone-7".to_string(), "u-01".to_string())]
     );
 }
+
+/// Apply cost of unbound-device reports on a replica (what the server's replica does for
+/// every `device.report`): 1,000 devices × 20 reports, then one device's 20,000th report.
+/// Run: `cargo test --release -p outpost-store device_report_apply_rate -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "measurement, prints the figures"]
+fn device_report_apply_rate() {
+    let s = store();
+    let mut gw = OpEnvelope {
+        op_id: Uuid::now_v7(),
+        origin: Uuid::now_v7(),
+        seq: 0,
+        hlc: outpost_domain::op::Hlc {
+            wall_ms: ms(0),
+            logical: 0,
+        },
+        base_version: None,
+        user: "gateway".into(),
+        schema: outpost_domain::op::SCHEMA_VERSION,
+        lane: outpost_domain::op::Lane::Positions,
+        lane_seq: 0,
+        body: device_report("d", fix(0), None, None),
+    };
+    let mut next = |device: String, secs: i64| {
+        gw.op_id = Uuid::now_v7();
+        gw.seq += 1;
+        gw.lane_seq += 1;
+        gw.hlc.wall_ms = ms(secs);
+        gw.body = device_report(&device, fix(secs), None, Some(50.0));
+        gw.clone()
+    };
+    let tx = s.conn().unchecked_transaction().expect("tx");
+    let started = std::time::Instant::now();
+    let mut n = 0u64;
+    for round in 0..20 {
+        for d in 0..1_000 {
+            let op = next(format!("phone-{d}"), round * 5);
+            apply_with_gseq(&tx, &op, Some(op.seq)).expect("apply");
+            n += 1;
+        }
+    }
+    let spread = started.elapsed();
+    for k in 0..20_000 {
+        let op = next("phone-long".into(), k * 5);
+        apply_with_gseq(&tx, &op, Some(op.seq)).expect("apply");
+    }
+    let started = std::time::Instant::now();
+    for k in 20_000..21_000 {
+        let op = next("phone-long".into(), k * 5);
+        apply_with_gseq(&tx, &op, Some(op.seq)).expect("apply");
+    }
+    let deep = started.elapsed();
+    tx.commit().expect("commit");
+    eprintln!(
+        "device.report apply: {n} reports of 1,000 devices in {:.0} ms ({:.0}/s); \
+         reports 20,001..21,000 of one device: {:.1} µs each",
+        spread.as_secs_f64() * 1e3,
+        n as f64 / spread.as_secs_f64(),
+        deep.as_secs_f64() * 1e6 / 1_000.0
+    );
+    let d = devices::device(s.conn(), "phone-long")
+        .expect("d")
+        .expect("row");
+    assert_eq!(d.reports, 21_000);
+}
