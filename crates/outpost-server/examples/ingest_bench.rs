@@ -1,0 +1,490 @@
+//! Load generator and watcher for `bench/ingest.sh` (device ingest of issue 4).
+//!
+//! - `setup --server URL --units N`: registers units `u-0..N` and binds devices `dev-0..N`
+//!   to them, pushed over HTTP like a console.
+//! - `blast --proto osmand|cot --addr A --server URL --devices N --reports M --conns C`: sends M
+//!   reports of the bound devices as fast as C connections allow (OsmAnd: keep-alive HTTP/1.1,
+//!   one request at a time per connection, as a phone does; CoT: a TCP stream of events), then
+//!   waits until the server's `GET /v1/ingest/stats` shows every report written to the log.
+//!   Prints JSON: reports sent, seconds to send, seconds until all were written, refused.
+//! - `delay --proto osmand|cot --addr A --server URL --units N --seconds S --console DIR`: a
+//!   headless console (the real sync engine, `outpost_sync::SyncEngine`, with its poke
+//!   socket) syncs into DIR; then every unit reports once a second (spread evenly over the
+//!   second) for S seconds, each fix stamped with its send time, while a watcher reads the
+//!   console's database every 20 ms and records, for every new latest fix, now − fix time:
+//!   the delay from a report leaving the device to the console's state showing it. Prints
+//!   JSON with the percentiles (the first 2 s are warm-up and left out).
+//!
+//! Everything on 127.0.0.1; the server is the real `outpost-server serve` started by the
+//! script.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use outpost_domain::op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::unit::UnitKind;
+use outpost_domain::wire::{PROTOCOL_VERSION, PushRequest};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Proto {
+    Osmand,
+    Cot,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Setup {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        units: usize,
+    },
+    Blast {
+        #[arg(long, value_enum)]
+        proto: Proto,
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        devices: usize,
+        #[arg(long)]
+        reports: usize,
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+    },
+    Delay {
+        #[arg(long, value_enum)]
+        proto: Proto,
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        units: usize,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        console: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        conns: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup { server, units } => setup(&server, units),
+        Cmd::Blast {
+            proto,
+            addr,
+            server,
+            devices,
+            reports,
+            conns,
+        } => blast(proto, addr, &server, devices, reports, conns),
+        Cmd::Delay {
+            proto,
+            addr,
+            server,
+            units,
+            seconds,
+            console,
+            conns,
+        } => delay(proto, addr, &server, units, seconds, &console, conns),
+    }
+}
+
+fn http() -> Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+/// Registers the units and binds the devices, 1,000 ops per push.
+fn setup(server: &str, units: usize) -> Result<()> {
+    let origin = Uuid::now_v7();
+    let mut ops = Vec::new();
+    let mut seq = 0u64;
+    let mut op = |body: OpBody| {
+        seq += 1;
+        OpEnvelope {
+            op_id: Uuid::now_v7(),
+            origin,
+            seq,
+            hlc: Hlc {
+                wall_ms: Utc::now().timestamp_millis(),
+                logical: 0,
+            },
+            base_version: None,
+            user: "bench".into(),
+            schema: SCHEMA_VERSION,
+            lane: Lane::Critical,
+            lane_seq: seq,
+            body,
+        }
+    };
+    for i in 0..units {
+        ops.push(op(OpBody::UnitRegister {
+            unit_id: format!("u-{i}"),
+            callsign: format!("B{i:04}"),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        }));
+    }
+    for i in 0..units {
+        ops.push(op(OpBody::DeviceBind {
+            device_id: format!("dev-{i}"),
+            unit_id: Some(format!("u-{i}")),
+        }));
+    }
+    let client = http()?;
+    for chunk in ops.chunks(1_000) {
+        let req = PushRequest {
+            protocol: PROTOCOL_VERSION,
+            origin,
+            lane: Lane::Critical,
+            epoch: None,
+            cursor: 0,
+            ops: chunk
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?,
+        };
+        let r = client
+            .post(format!("{server}/v1/push"))
+            .json(&req)
+            .send()?
+            .error_for_status()?;
+        let body: Value = r.json()?;
+        let parked = body["results"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|r| r["outcome"] == "parked").count());
+        if parked > 0 {
+            bail!("setup ops parked: {body}");
+        }
+    }
+    println!("{}", json!({"units": units, "ops": 2 * units}));
+    Ok(())
+}
+
+fn stats(client: &reqwest::blocking::Client, server: &str) -> Result<Value> {
+    Ok(client
+        .get(format!("{server}/v1/ingest/stats"))
+        .send()?
+        .error_for_status()?
+        .json()?)
+}
+
+fn written(s: &Value) -> u64 {
+    s["gateway"]["positions_written"].as_u64().unwrap_or(0)
+        + s["gateway"]["device_reports_written"].as_u64().unwrap_or(0)
+}
+
+fn refused(s: &Value) -> u64 {
+    ["osmand", "cot"]
+        .iter()
+        .flat_map(|l| {
+            s[l]["refused"]
+                .as_object()
+                .map(|m| m.values().filter_map(Value::as_u64).sum::<u64>())
+        })
+        .sum::<u64>()
+        + s["gateway"]["dropped"].as_u64().unwrap_or(0)
+}
+
+/// A report of `device` at `t` (its fix time), position varying with `k`.
+fn report(proto: Proto, device: usize, k: u64, t: DateTime<Utc>) -> String {
+    let lat = 39.80 + (device % 100) as f64 * 0.001 + (k % 1_000) as f64 * 1e-6;
+    let lon = 109.95 + (device / 100) as f64 * 0.001;
+    match proto {
+        Proto::Osmand => format!(
+            "GET /?id=dev-{device}&lat={lat:.6}&lon={lon:.6}&timestamp={}&speed=10&bearing=90&accuracy=5 HTTP/1.1\r\nHost: bench\r\n\r\n",
+            t.timestamp_millis()
+        ),
+        Proto::Cot => {
+            let time = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+            format!(
+                "<event version=\"2.0\" uid=\"dev-{device}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{time}\"><point lat=\"{lat:.6}\" lon=\"{lon:.6}\" hae=\"0\" ce=\"5\" le=\"0\"/><detail><contact callsign=\"dev-{device}\"/><track speed=\"5\" course=\"90\"/></detail></event>"
+            )
+        }
+    }
+}
+
+/// One keep-alive connection of a device protocol.
+struct Conn {
+    proto: Proto,
+    stream: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn open(proto: Proto, addr: SocketAddr) -> Result<Conn> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Conn {
+            proto,
+            stream: BufReader::new(s),
+        })
+    }
+
+    /// Sends one report; for OsmAnd waits for the answer (true when 200).
+    fn send(&mut self, text: &str) -> Result<bool> {
+        self.stream.get_mut().write_all(text.as_bytes())?;
+        if self.proto == Proto::Cot {
+            return Ok(true);
+        }
+        let mut status = String::new();
+        self.stream.read_line(&mut status)?;
+        let ok = status.split_whitespace().nth(1) == Some("200");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body)?;
+        Ok(ok)
+    }
+}
+
+fn blast(
+    proto: Proto,
+    addr: SocketAddr,
+    server: &str,
+    devices: usize,
+    reports: usize,
+    conns: usize,
+) -> Result<()> {
+    let client = http()?;
+    let before = stats(&client, server)?;
+    let base = Utc::now() - chrono::Duration::hours(1);
+    let next = Arc::new(AtomicU64::new(0));
+    let not_ok = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let next = next.clone();
+            let not_ok = not_ok.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let mut conn = Conn::open(proto, addr)?;
+                let mut batch = String::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= reports as u64 {
+                        break;
+                    }
+                    let device = (i as usize) % devices;
+                    let k = i / devices as u64;
+                    // Distinct fix times per device (1 ms apart), an hour ago.
+                    let t = base + chrono::Duration::milliseconds(k as i64);
+                    let text = report(proto, device, k, t);
+                    if proto == Proto::Cot {
+                        batch.push_str(&text);
+                        if batch.len() > 32 * 1024 {
+                            conn.send(&batch)?;
+                            batch.clear();
+                        }
+                    } else if !conn.send(&text)? {
+                        not_ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if !batch.is_empty() {
+                    conn.send(&batch)?;
+                }
+                // Keep a CoT stream open until the server has read it all.
+                if proto == Proto::Cot {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    }
+    let t_sent = started.elapsed().as_secs_f64();
+    let target = written(&before) + reports as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let after = loop {
+        let s = stats(&client, server)?;
+        if written(&s) + (refused(&s) - refused(&before)) >= target {
+            break s;
+        }
+        if Instant::now() > deadline {
+            bail!("not all written after 600 s: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let t_written = started.elapsed().as_secs_f64();
+    let n_written = written(&after) - written(&before);
+    println!(
+        "{}",
+        json!({
+            "proto": if proto == Proto::Osmand { "osmand" } else { "cot" },
+            "sent": reports,
+            "conns": conns,
+            "t_sent_s": t_sent,
+            "t_written_s": t_written,
+            "written": n_written,
+            "refused": refused(&after) - refused(&before),
+            "not_ok": not_ok.load(Ordering::Relaxed),
+            "written_per_s": (n_written as f64 / t_written).floor(),
+            "batches": after["gateway"]["batches"].as_u64().unwrap_or(0)
+                - before["gateway"]["batches"].as_u64().unwrap_or(0),
+        })
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return -1;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn delay(
+    proto: Proto,
+    addr: SocketAddr,
+    server: &str,
+    units: usize,
+    seconds: u64,
+    console: &std::path::Path,
+    conns: usize,
+) -> Result<()> {
+    std::fs::create_dir_all(console)?;
+    let db = console.join("outpost.db");
+    let store = outpost_store::Store::open(&db, Utc::now())?;
+    let store = Arc::new(Mutex::new(store));
+    let handle = outpost_sync::SyncEngine::start(
+        store.clone(),
+        server,
+        Arc::new(|| {}),
+        outpost_sync::SyncOptions::default(),
+    )?;
+    // Wait until the console has the units and bindings.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let cursor = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .sync_state()?
+            .cursor;
+        let st = handle.status();
+        if st.server_gseq > 0 && cursor >= st.server_gseq {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the console did not catch up: {st:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let watch = rusqlite::Connection::open_with_flags(
+        &db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let started = Instant::now();
+    let start_ms = Utc::now().timestamp_millis();
+    let warmup_ms = 2_000;
+    let sent = Arc::new(AtomicU64::new(0));
+    // Senders: unit i reports at start + i/units s + k s.
+    let per_conn = units.div_ceil(conns);
+    let senders: Vec<_> = (0..conns)
+        .map(|c| {
+            let sent = sent.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let mut conn = Conn::open(proto, addr)?;
+                let mine: Vec<usize> = (c * per_conn..((c + 1) * per_conn).min(units)).collect();
+                for k in 0..seconds {
+                    for &u in &mine {
+                        let due = started
+                            + Duration::from_millis(k * 1_000 + (u as u64 * 1_000) / units as u64);
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        conn.send(&report(proto, u, k, Utc::now()))?;
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    // The watcher.
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut samples: Vec<i64> = Vec::new();
+    let mut st = watch.prepare("SELECT unit_id, fix_time FROM unit_positions")?;
+    let end = started + Duration::from_secs(seconds) + Duration::from_secs(5);
+    let mut last_new = Instant::now();
+    while Instant::now() < end {
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let now_ms = Utc::now().timestamp_millis();
+        for (unit, fix) in rows {
+            let prev = last.insert(unit, fix);
+            if prev.is_some_and(|p| p < fix) || (prev.is_none() && fix >= start_ms) {
+                last_new = Instant::now();
+                if fix - start_ms >= warmup_ms {
+                    samples.push(now_ms - fix);
+                }
+            }
+        }
+        // Done when every sender finished and nothing new came for a second.
+        if started.elapsed() > Duration::from_secs(seconds)
+            && last_new.elapsed() > Duration::from_secs(1)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in senders {
+        t.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    }
+    handle.shutdown();
+    samples.sort_unstable();
+    let client = http()?;
+    let s = stats(&client, server)?;
+    println!(
+        "{}",
+        json!({
+            "proto": if proto == Proto::Osmand { "osmand" } else { "cot" },
+            "units": units,
+            "seconds": seconds,
+            "sent": sent.load(Ordering::Relaxed),
+            "samples": samples.len(),
+            "p50_ms": percentile(&samples, 0.5),
+            "p95_ms": percentile(&samples, 0.95),
+            "p99_ms": percentile(&samples, 0.99),
+            "max_ms": samples.last().copied().unwrap_or(-1),
+            "refused": refused(&s),
+            "batches": s["gateway"]["batches"],
+        })
+    );
+    Ok(())
+}
