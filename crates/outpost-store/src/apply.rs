@@ -15,6 +15,11 @@
 //!   the unit's assignments in its causal past ([`merge::happened_before`]). That needs the
 //!   ops applied in an order that respects causality — server order (`gseq`) with this
 //!   replica's own ops in `seq` order, which is how every replica applies them.
+//! - positions: the history keeps each fix once by (unit, fix time); the latest position is
+//!   the newest fix time, so a late older fix never moves the marker back (SYNC.md
+//!   principle 9). Device reports likewise: each fix once by (device, fix time), and the
+//!   registry row (`devices`) derived from them; a device's binding is a register
+//!   (`device_bindings` shows its winner).
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
 //! (the app checks the domain rules before writing a local op; the server refuses invalid

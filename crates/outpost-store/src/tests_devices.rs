@@ -562,3 +562,36 @@ fn device_report_apply_rate() {
         .expect("row");
     assert_eq!(d.reports, 21_000);
 }
+
+#[test]
+fn a_version_6_database_upgrades_to_the_device_tables_keeping_its_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("outpost.db");
+    {
+        let mut s = Store::open(&path, t(0)).expect("open");
+        register_unit(&mut s, 0, "u-01", "东胜01");
+        write(&mut s, 1, "gateway", position("u-01", fix(1)));
+    }
+    {
+        // Back to version 6, as a console of issue 3 left it.
+        let c = rusqlite::Connection::open(&path).expect("raw open");
+        c.execute_batch(
+            "DROP TABLE device_bindings; DROP TABLE device_fixes; DROP TABLE devices;
+             PRAGMA user_version = 6;",
+        )
+        .expect("downgrade");
+    }
+    let mut s = Store::open(&path, t(2)).expect("upgrade");
+    let v: i64 = s
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(v, 7);
+    assert_eq!(marker(&s, "u-01"), Some(ms(1)));
+    assert!(devices::devices(s.conn()).expect("devices").is_empty());
+    write(&mut s, 3, "cmdr.li", bind("phone-7", Some("u-01")));
+    assert_eq!(
+        devices::device_bindings(s.conn()).expect("b"),
+        vec![("phone-7".to_string(), "u-01".to_string())]
+    );
+}
