@@ -535,6 +535,7 @@ test("track playback: slider, play at 60×, follow, the line on the map, GPX and
     assert.match(await page.locator("#track-export-result").innerText(), new RegExp(`已写入 ${n} 个定位点`));
     await page.click("[data-export='kml']");
     await page.waitForFunction(() => document.querySelector("#track-export-result")?.getAttribute("data-export-path")?.endsWith(".kml"));
+    await page.locator("#playback-panel").screenshot({ path: join(outDir, "playback-export.png") });
     assert.deepEqual(
       await page.evaluate(() => window.__outpostMock.exports.map((e) => [e.path.split(".").at(-1), e.points])),
       [
