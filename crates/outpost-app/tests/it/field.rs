@@ -672,3 +672,61 @@ fn a_serial_receiver_is_read_from_its_device_path() {
     let fix = status.last_fix.expect("fix");
     assert!((fix.position.lat - lat).abs() < 1e-9 && (fix.position.lon - lon).abs() < 1e-9);
 }
+
+#[test]
+fn buffered_fixes_reach_another_console_in_fix_order_when_the_link_returns() {
+    let f = fixture();
+    replay(&f);
+    // The command room's console knows the same roster.
+    let room_dir = tempfile::tempdir().expect("tempdir");
+    let room = Console::open(
+        ConsoleOptions {
+            pack: None,
+            data_dir: room_dir.path().to_path_buf(),
+            demo: false,
+            user: "cmdr.li".into(),
+        },
+        f.clock.clone(),
+    )
+    .expect("open");
+    let mut server = crate::sync::Server::new();
+    // The link returns: the laptop pushes its outbox (roster, then 30 positions) ...
+    server.sync(&f.console);
+    assert_eq!(
+        f.console.sync_status().expect("status").pending.positions,
+        0
+    );
+    // The server's order (gseq) of the laptop's fixes is their fix order.
+    let fix_times: Vec<DateTime<Utc>> = server
+        .log
+        .iter()
+        .filter_map(|(_, op)| match &op.body {
+            OpBody::PositionReport { fix, .. } => Some(fix.fix_time),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fix_times.len(), 30);
+    assert!(fix_times.windows(2).all(|w| w[0] < w[1]), "{fix_times:?}");
+    // ... and the command room pulls them.
+    server.sync(&room);
+    let laptop_track = f
+        .console
+        .unit_track(TrackQuery {
+            unit_id: "u-12".into(),
+            from: None,
+            to: None,
+        })
+        .expect("track");
+    let room_track = room
+        .unit_track(TrackQuery {
+            unit_id: "u-12".into(),
+            from: None,
+            to: None,
+        })
+        .expect("track");
+    assert_eq!(room_track.points.len(), 30);
+    assert_eq!(room_track.points, laptop_track.points);
+    let state = room.console_state().expect("state");
+    let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    assert_eq!(p12.fix.as_ref(), laptop_track.points.last());
+}

@@ -29,16 +29,16 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A minimal server: a gseq counter, the log, stored outcomes; parks the ops in `park`.
-struct Server {
+pub(crate) struct Server {
     epoch: Uuid,
     gseq: u64,
-    log: Vec<(u64, OpEnvelope)>,
+    pub(crate) log: Vec<(u64, OpEnvelope)>,
     outcomes: HashMap<Uuid, Outcome>,
     park: BTreeSet<Uuid>,
 }
 
 impl Server {
-    fn new() -> Server {
+    pub(crate) fn new() -> Server {
         Server {
             epoch: Uuid::now_v7(),
             gseq: 0,
@@ -79,7 +79,7 @@ impl Server {
     }
 
     /// One round for a console: push every lane, pull everything new, tell the console.
-    fn sync(&mut self, c: &Console) {
+    pub(crate) fn sync(&mut self, c: &Console) {
         let now = t0();
         {
             let handle = c.store_handle();
