@@ -3,8 +3,11 @@
 //! Owns: the IPC contract ([`ipc`]: argument and result types, the command table, the
 //! TypeScript bindings generated from them), the use-cases behind each command ([`Console`],
 //! one method per [`ipc::COMMANDS`] entry, same names and types), the domain rules applied
-//! to user actions (through `outpost-domain`), the error codes crossing IPC ([`AppError`]).
-//! The Tauri shell in `src-tauri/` only forwards commands here.
+//! to user actions (through `outpost-domain`), the error codes crossing IPC ([`AppError`]),
+//! track exports (GPX and KML files in the data directory's `exports/`), and the field
+//! laptop's receiver reader ([`gps`]: serial, gpsd or log replay, fixes written through
+//! [`Console`] as the field unit's positions). The Tauri shell in `src-tauri/` only
+//! forwards commands here.
 //!
 //! Architecture invariant: no dependency on Tauri or any UI toolkit; everything here runs in
 //! a plain `cargo test`. State changes only through `outpost_store::Store::write` (one
