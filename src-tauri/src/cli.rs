@@ -15,7 +15,8 @@ use clap::Parser;
     long_about = "Outpost: offline police command console.\n\n\
         Opens an area pack (--pack, else the last one used) and the local database in the data \
         directory. --demo builds the Andorra demo pack on first run and replays simulated units \
-        and incidents."
+        and incidents. --unit CALLSIGN opens a field laptop: the console is that unit, and with \
+        --gps its receiver's fixes are the unit's positions (kept on disk while offline)."
 )]
 pub struct Cli {
     /// Area pack to open (`*.outpost`, built with `outpost-server pack build`).

@@ -2,7 +2,8 @@
 //!
 //! Owns: the command line, the window, one Tauri command per entry of the IPC contract
 //! (forwarding to [`outpost_app::Console`]), the `state-changed` event, the `outpost://` tile
-//! protocol, and the first-run build of the demo pack.
+//! protocol, the first-run build of the demo pack, and field laptop mode (`--unit`, `--gps`:
+//! starts [`outpost_app::gps::GpsReader`] and stops it on exit).
 //!
 //! Architecture invariant: no business logic. Every use-case lives in `outpost-app` and is
 //! testable without Tauri; this crate only wires it to the webview.
