@@ -48,6 +48,16 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FEED_INTERVAL: Duration = Duration::from_millis(250);
 /// The whole picture is re-sent this often.
 pub const PICTURE_INTERVAL: Duration = Duration::from_secs(60);
+/// What the framer may hold between events without being inside one: it keeps the last
+/// `"<event".len()` bytes of a stretch without an event start (whitespace after an event, an
+/// XML declaration), in case a start was cut in half. More than this is part of an event.
+const BETWEEN_EVENTS_TAIL: usize = b"<event".len();
+
+/// True when the framer holds part of an event (not just whitespace between events).
+fn inside_event(framer: &Framer) -> bool {
+    framer.pending_bytes() > BETWEEN_EVENTS_TAIL
+}
+
 /// Ops read from the log per page by the feed.
 const FEED_PAGE: usize = 2_000;
 /// Broadcast messages a client may fall behind before it is sent the whole picture again.
@@ -287,11 +297,13 @@ async fn client(mut conn: Guarded, shared: Shared) {
     let mut stop = shared.stop.clone();
     let mut framer = Framer::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let mut last_progress = Instant::now();
+    // When the bytes of an unfinished event started waiting: an event must arrive whole
+    // within PARTIAL_TIMEOUT of its first byte.
+    let mut partial_since: Option<Instant> = None;
     let mut alive = send_picture(&mut conn, &shared).await;
     while alive {
-        let partial = framer.pending_bytes() > 0;
-        let partial_deadline = last_progress + PARTIAL_TIMEOUT;
+        let partial = partial_since.is_some();
+        let partial_deadline = partial_since.unwrap_or_else(Instant::now) + PARTIAL_TIMEOUT;
         tokio::select! {
             _ = stopped(&mut stop) => break,
             _ = tokio::time::sleep_until(partial_deadline), if partial => {
@@ -300,7 +312,7 @@ async fn client(mut conn: Guarded, shared: Shared) {
             }
             read = conn.read(&mut buf) => match read {
                 Ok(0) => {
-                    if framer.pending_bytes() > 0 {
+                    if inside_event(&framer) {
                         stats.cot.refuse("truncated");
                     }
                     break;
@@ -313,13 +325,15 @@ async fn client(mut conn: Guarded, shared: Shared) {
                             alive = false;
                         }
                     }
-                    // Progress: an event completed, or the partial one grew.
-                    if framer.pending_bytes() < before || !partial {
-                        last_progress = Instant::now();
-                    } else {
-                        last_progress = last_progress.max(Instant::now() - PARTIAL_TIMEOUT / 2);
+                    let left = framer.pending_bytes();
+                    if !inside_event(&framer) {
+                        partial_since = None;
+                    } else if left < before || partial_since.is_none() {
+                        // An event completed (or the first bytes of one came): the clock
+                        // restarts for what is left.
+                        partial_since = Some(Instant::now());
                     }
-                    if framer.pending_bytes() > 2 * MAX_EVENT_BYTES {
+                    if left > 2 * MAX_EVENT_BYTES {
                         // The framer discards over-long events; this is a safety net.
                         stats.cot.refuse("too_long");
                         break;
@@ -358,7 +372,7 @@ async fn serve_udp(udp: UdpSocket, ingest: Ingest, mut stop: watch::Receiver<boo
                     framer.push(&buf[..n]);
                     // Pongs go nowhere: UDP senders do not listen.
                     let _ = drain(&ingest, &mut framer);
-                    if framer.pending_bytes() > 0 {
+                    if inside_event(&framer) {
                         ingest.stats().cot.refuse("truncated");
                     }
                 }

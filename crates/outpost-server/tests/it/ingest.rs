@@ -309,6 +309,15 @@ fn cot_tcp_and_udp_positions_reach_the_log_and_pings_are_answered() {
     let (lat, lon, _) = rig.unit_fix("u-07").expect("fix");
     assert_eq!((lat, lon), (43.97957317, -66.07737696));
 
+    // Whitespace after the last event is not a truncated event.
+    let mut tidy = TcpStream::connect(rig.cot()).expect("connect");
+    tidy.write_all(format!("{}\r\n", wintak_now("tak-1")).as_bytes())
+        .expect("write");
+    drop(tidy);
+    wait_until("the second report", || rig.stats().cot.accepted == 2);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(rig.stats().cot.refused.get("truncated"), None);
+
     // UDP: one datagram, one event, an unbound device.
     let udp = UdpSocket::bind(any_port()).expect("udp");
     udp.send_to(wintak_now("tak-udp").as_bytes(), rig.cot())
@@ -325,7 +334,7 @@ fn cot_tcp_and_udp_positions_reach_the_log_and_pings_are_answered() {
         .expect("report");
     assert_eq!(dr["report"]["source"], "cot");
     assert_eq!(dr["report"]["name"], "Eliopoli HQ");
-    assert_eq!(rig.stats().cot.accepted, 2);
+    assert_eq!(rig.stats().cot.accepted, 3);
 }
 
 #[test]
@@ -443,6 +452,19 @@ fn osmand_flood_of_connections_is_capped_and_idle_ones_never_block_others() {
     let dir = tempfile::tempdir().expect("temp dir");
     let rig = start_rig(dir.path(), Some(8));
     let a = rig.osmand();
+    // A client that announces a body and never sends it does not hold up another one.
+    let mut stalled = TcpStream::connect(a).expect("connect");
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"lo")
+        .expect("write");
+    let started = Instant::now();
+    let (status, body) = get(a, &format!("/?id=quick&lat=1&lon=2&timestamp={}", now_s()));
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(stalled);
+    wait_until("stalled closed", || {
+        rig.stats().osmand.connections_open == 0
+    });
     // Idle connections take every slot but one less than the cap.
     let idle: Vec<TcpStream> = (0..7).map(|_| TcpStream::connect(a).expect("c")).collect();
     wait_until("7 open", || rig.stats().osmand.connections_open == 7);
