@@ -1557,9 +1557,9 @@ impl Console {
     /// is already bound to (or unbinding an unbound device) writes nothing.
     ///
     /// # Errors
-    /// [`ErrorCode::InvalidInput`] for an empty or over-long device id;
-    /// [`ErrorCode::NotFound`] for an unknown unit, or a device this console has never
-    /// heard of (neither reported nor bound).
+    /// [`ErrorCode::InvalidInput`] for an empty or over-long device id or one with a control
+    /// character; [`ErrorCode::NotFound`] for an unknown unit, or for unbinding a device this
+    /// console has never heard of. Binding a device before its first report is allowed.
     pub fn bind_device(&self, args: BindDevice) -> Result<DeviceView, AppError> {
         let device_id = args.device_id.trim().to_string();
         let n = device_id.chars().count();
@@ -1569,6 +1569,11 @@ impl Console {
                 outpost_domain::device::MAX_DEVICE_ID_CHARS
             )));
         }
+        if device_id.chars().any(char::is_control) {
+            return Err(AppError::invalid(format!(
+                "device id {device_id:?} contains a control character"
+            )));
+        }
         let unit_id = args
             .unit_id
             .map(|u| u.trim().to_string())
@@ -1576,16 +1581,21 @@ impl Console {
         {
             let store = lock(&self.store);
             let c = store.conn();
-            let current = outpost_store::devices::device(c, &device_id)?.ok_or_else(|| {
-                AppError::not_found(format!(
-                    "device {device_id:?} has not reported to this console; it can be bound \
-                     once its first position has arrived"
-                ))
-            })?;
+            // A device may be bound before it first reports (its id read off the phone, as
+            // Traccar registers devices); only unbinding needs a device this console knows.
+            let current = outpost_store::devices::device(c, &device_id)?;
+            if current.is_none() && unit_id.is_none() {
+                return Err(AppError::not_found(format!(
+                    "device {device_id:?} is not bound and has not reported to this console; \
+                     there is nothing to unbind"
+                )));
+            }
             if let Some(u) = &unit_id {
                 find_unit(c, u)?;
             }
-            if current.unit_id == unit_id {
+            if let Some(current) = current
+                && current.unit_id == unit_id
+            {
                 return Ok(device_view(current));
             }
         }

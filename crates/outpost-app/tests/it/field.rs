@@ -513,14 +513,34 @@ fn devices_are_listed_bound_and_unbound() {
         })
         .expect_err("unknown unit");
     assert_eq!(e.code, ErrorCode::NotFound);
-    let e = f
+    // A device can be bound before its first report (its id read off the phone).
+    let pre = f
         .console
         .bind_device(BindDevice {
             device_id: "never-heard".into(),
             unit_id: Some("u-12".into()),
         })
-        .expect_err("unknown device");
-    assert!(e.message.contains("never-heard"), "{}", e.message);
+        .expect("pre-registration");
+    assert_eq!(pre.unit_id.as_deref(), Some("u-12"));
+    assert_eq!(pre.source, None);
+    assert_eq!(pre.last_fix, None);
+    let e = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "never-seen".into(),
+            unit_id: None,
+        })
+        .expect_err("nothing to unbind");
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert!(e.message.contains("never-seen"), "{}", e.message);
+    let e = f
+        .console
+        .bind_device(BindDevice {
+            device_id: "bad\u{7}id".into(),
+            unit_id: Some("u-12".into()),
+        })
+        .expect_err("control character");
+    assert_eq!(e.code, ErrorCode::InvalidInput);
 
     let unbound = f
         .console
