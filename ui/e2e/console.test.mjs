@@ -401,7 +401,8 @@ test("the devices panel lists unbound devices with their fix age and binds and u
     await waitReady(page);
     // Three devices report but are bound to no unit: counted in the top bar.
     await page.waitForSelector("#unbound-badge");
-    assert.equal(await page.locator("#unbound-badge").innerText(), "3 个待绑定");
+    assert.equal(await page.locator("#unbound-badge").innerText(), "3");
+    assert.equal(await page.locator("#unbound-badge").getAttribute("aria-label"), "3 个待绑定");
     await page.click("#open-devices");
     const panel = page.locator("#devices-panel");
     await panel.waitFor();
@@ -438,7 +439,7 @@ test("the devices panel lists unbound devices with their fix age and binds and u
     await phone.locator("[data-bind]").click();
     await page.waitForSelector("#bound-devices [data-device-id='862104050123456'][data-bound-unit='u-04']");
     assert.equal(await panel.locator("#unbound-devices [data-device-id]").count(), 2);
-    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "2 个待绑定");
+    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "2");
     assert.match(await panel.locator("#bound-devices [data-device-id='862104050123456']").innerText(), /摩01/);
     assert.deepEqual(
       await page.evaluate(() => window.__outpostMock.devices.find((d) => d.device_id === "862104050123456")),
@@ -447,7 +448,7 @@ test("the devices panel lists unbound devices with their fix age and binds and u
     // Unbind 巡01's phone: it is listed for binding again.
     await panel.locator("[data-unbind='861234567890123']").click();
     await page.waitForSelector("#unbound-devices [data-device-id='861234567890123']");
-    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "3 个待绑定");
+    await page.waitForFunction(() => document.querySelector("#unbound-badge")?.textContent === "3");
     assert.equal(await page.evaluate(() => window.__outpostMock.devices.find((d) => d.device_id === "861234567890123").unit_id), null);
     assert.deepEqual(consoleErrors, []);
   } finally {

@@ -80,7 +80,8 @@ describe("Console", () => {
     const { container } = render(<App />);
     const badge = await waitFor(() => {
       const b = container.querySelector("#unbound-badge");
-      expect(b?.textContent).toBe("3 unbound");
+      expect(b?.textContent).toBe("3");
+      expect(b?.getAttribute("aria-label")).toBe("3 unbound");
       return b!;
     });
     fireEvent.click(badge);
@@ -88,7 +89,7 @@ describe("Console", () => {
     fireEvent.change(row.querySelector("select")!, { target: { value: "u-05" } });
     fireEvent.click(row.querySelector("[data-bind]")!);
     await waitFor(() => expect(container.querySelector("#bound-devices [data-device-id='S-LAPTOP-07']")?.getAttribute("data-bound-unit")).toBe("u-05"));
-    await waitFor(() => expect(container.querySelector("#unbound-badge")?.textContent).toBe("2 unbound"));
+    await waitFor(() => expect(container.querySelector("#unbound-badge")?.getAttribute("aria-label")).toBe("2 unbound"));
     expect(backend.devices.find((d) => d.device_id === "S-LAPTOP-07")?.callsign).toBe("步01");
   });
 

@@ -450,8 +450,13 @@ export function Console({ init }: { init: ConsoleInit }) {
         >
           {t(lang, "top.devices")}
           {unboundCount(devices) > 0 && (
-            <span id="unbound-badge" className="sync-badge badge-parked num" title={t(lang, "dev.unboundHint")}>
-              {t(lang, "top.devicesUnbound", { n: unboundCount(devices) })}
+            <span
+              id="unbound-badge"
+              className="sync-badge badge-parked num"
+              title={`${t(lang, "top.devicesUnbound", { n: unboundCount(devices) })}: ${t(lang, "dev.unboundHint")}`}
+              aria-label={t(lang, "top.devicesUnbound", { n: unboundCount(devices) })}
+            >
+              {unboundCount(devices)}
             </span>
           )}
         </button>
