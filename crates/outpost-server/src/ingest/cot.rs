@@ -34,7 +34,7 @@ use outpost_domain::op::OpEnvelope;
 use outpost_store::{IncidentRow, UnitRow};
 
 use super::limits::{CappedListener, Guarded};
-use super::{Ingest, IngestStats, Listener, fix_reason};
+use super::{Ingest, IngestStats, Listener, SUBMIT_WAIT, fix_reason};
 use crate::service::{SyncError, SyncService};
 use crate::storage::Picture;
 
@@ -205,41 +205,43 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Decodes and submits one framed event; `Some(pong)` for a ping.
-fn take_event(ingest: &Ingest, bytes: &[u8]) -> Option<String> {
-    let stats = &ingest.stats().cot;
+/// What one framed event asks for.
+enum Taken {
+    /// A position report to submit.
+    Report(outpost_domain::device::DeviceReport),
+    /// A ping: send this pong.
+    Pong(String),
+    /// Refused (counted) or ignored.
+    Nothing,
+}
+
+/// Decodes one framed event; refusals are counted.
+fn take_event(ingest: &Ingest, bytes: &[u8]) -> Taken {
     let now = Utc::now();
     let decoded = cot::decode_event(bytes);
     if is_ping(&decoded, bytes) {
-        return Some(cot::encode_pong(now));
+        return Taken::Pong(cot::encode_pong(now));
     }
     match decoded.and_then(|ev| ev.to_report(now)) {
-        Ok(report) => {
-            // `submit` counts its own refusals.
-            if let Err(e) = ingest.submit(report) {
-                tracing::debug!(error = %e, "CoT report refused");
-            }
-        }
+        Ok(report) => Taken::Report(report),
         Err(e) => {
             tracing::debug!(error = %e, "CoT event refused");
-            stats.refuse(reason(&e));
+            ingest.stats().cot.refuse(reason(&e));
+            Taken::Nothing
         }
     }
-    None
 }
 
-/// Feeds framed events of `framer` to the ingest; returns the pongs to send.
-fn drain(ingest: &Ingest, framer: &mut Framer) -> Vec<String> {
-    let mut pongs = Vec::new();
+/// Every complete event in `framer`, decoded.
+fn drain(ingest: &Ingest, framer: &mut Framer) -> Vec<Taken> {
+    let mut out = Vec::new();
     while let Some(next) = framer.next_event() {
         match next {
-            Ok(bytes) => pongs.extend(take_event(ingest, &bytes)),
-            Err(e) => {
-                ingest.stats().cot.refuse(reason(&e));
-            }
+            Ok(bytes) => out.push(take_event(ingest, &bytes)),
+            Err(e) => ingest.stats().cot.refuse(reason(&e)),
         }
     }
-    pongs
+    out
 }
 
 async fn write_or_drop(conn: &mut Guarded, text: &str, shared: &Shared) -> bool {
@@ -320,9 +322,19 @@ async fn client(mut conn: Guarded, shared: Shared) {
                 Ok(n) => {
                     framer.push(&buf[..n]);
                     let before = framer.pending_bytes();
-                    for pong in drain(&shared.ingest, &mut framer) {
-                        if !write_or_drop(&mut conn, &pong, &shared).await {
-                            alive = false;
+                    for taken in drain(&shared.ingest, &mut framer) {
+                        match taken {
+                            // `submit_wait` counts its own refusals; while the gateway's
+                            // queue is full this stream is not read (back-pressure).
+                            Taken::Report(r) => {
+                                let _ = shared.ingest.submit_wait(r, SUBMIT_WAIT).await;
+                            }
+                            Taken::Pong(p) => {
+                                if !write_or_drop(&mut conn, &p, &shared).await {
+                                    alive = false;
+                                }
+                            }
+                            Taken::Nothing => {}
                         }
                     }
                     let left = framer.pending_bytes();
@@ -370,8 +382,13 @@ async fn serve_udp(udp: UdpSocket, ingest: Ingest, mut stop: watch::Receiver<boo
                 Ok((n, _from)) => {
                     let mut framer = Framer::new();
                     framer.push(&buf[..n]);
-                    // Pongs go nowhere: UDP senders do not listen.
-                    let _ = drain(&ingest, &mut framer);
+                    for taken in drain(&ingest, &mut framer) {
+                        // `submit` counts its own refusals. Pongs go nowhere: UDP senders
+                        // do not listen.
+                        if let Taken::Report(r) = taken {
+                            let _ = ingest.submit(r);
+                        }
+                    }
                     if inside_event(&framer) {
                         ingest.stats().cot.refuse("truncated");
                     }

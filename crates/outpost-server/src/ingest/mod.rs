@@ -47,8 +47,13 @@ use crate::service::SyncService;
 pub const BATCH_MAX_REPORTS: usize = 500;
 /// How long the gateway waits for more reports after the first of a batch.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(20);
-/// Reports waiting for the gateway at most; beyond, a report is refused (`overloaded`).
-pub const QUEUE_CAPACITY: usize = 20_000;
+/// Reports waiting for the gateway at most (about 2 s of the gateway's rate on the reference
+/// machine). A TCP or HTTP report that finds it full waits up to [`SUBMIT_WAIT`] for room
+/// (back-pressure: the sender's stream or request slows down), then is refused
+/// (`overloaded`); a UDP report is refused at once.
+pub const QUEUE_CAPACITY: usize = 10_000;
+/// How long a TCP or HTTP report waits for room in a full queue.
+pub const SUBMIT_WAIT: Duration = Duration::from_secs(2);
 /// One `device.report` per unbound device per this interval; more are dropped (`throttled`).
 pub const UNBOUND_INTERVAL: Duration = Duration::from_secs(5);
 /// Distinct unbound devices tracked at a time; reports of more are refused
@@ -293,23 +298,13 @@ pub struct Ingest {
 
 impl Ingest {
     /// Checks `report`'s fix against the server clock now and queues it for the gateway.
-    /// Counts the outcome on the listener of `report.source`. Never blocks.
+    /// Counts the outcome on the listener of `report.source`. Never blocks (UDP).
     ///
     /// # Errors
     /// [`SubmitError`]: the fix check, the device id, a full queue, shutdown.
     pub fn submit(&self, report: DeviceReport) -> Result<(), SubmitError> {
         let stats = self.stats.listener(Listener::of(report.source));
-        let n = report.device_id.chars().count();
-        if n == 0 || n > outpost_domain::device::MAX_DEVICE_ID_CHARS {
-            stats.refuse("bad_request");
-            return Err(SubmitError::DeviceId(
-                report.device_id.chars().take(64).collect(),
-            ));
-        }
-        if let Err(e) = check_fix(&report.fix, Utc::now()) {
-            stats.refuse(fix_reason(&e));
-            return Err(e.into());
-        }
+        self.check(&report)?;
         match self.tx.try_send(report) {
             Ok(()) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
@@ -324,6 +319,59 @@ impl Ingest {
                 Err(SubmitError::Closed)
             }
         }
+    }
+
+    /// [`Ingest::submit`] that waits up to `wait` for room when the queue is full (TCP and
+    /// HTTP: the sender is slowed down instead of losing reports).
+    ///
+    /// # Errors
+    /// As [`Ingest::submit`].
+    pub async fn submit_wait(
+        &self,
+        report: DeviceReport,
+        wait: Duration,
+    ) -> Result<(), SubmitError> {
+        let stats = self.stats.listener(Listener::of(report.source));
+        self.check(&report)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut report = report;
+        loop {
+            match self.tx.try_send(report) {
+                Ok(()) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(TrySendError::Full(r)) if tokio::time::Instant::now() < deadline => {
+                    report = r;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(TrySendError::Full(_)) => {
+                    stats.refuse("overloaded");
+                    return Err(SubmitError::Overloaded);
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    stats.refuse("overloaded");
+                    return Err(SubmitError::Closed);
+                }
+            }
+        }
+    }
+
+    /// The device id and the fix against the server clock now; refusals are counted.
+    fn check(&self, report: &DeviceReport) -> Result<(), SubmitError> {
+        let stats = self.stats.listener(Listener::of(report.source));
+        let n = report.device_id.chars().count();
+        if n == 0 || n > outpost_domain::device::MAX_DEVICE_ID_CHARS {
+            stats.refuse("bad_request");
+            return Err(SubmitError::DeviceId(
+                report.device_id.chars().take(64).collect(),
+            ));
+        }
+        if let Err(e) = check_fix(&report.fix, Utc::now()) {
+            stats.refuse(fix_reason(&e));
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// The counters.

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use outpost_devices::osmand::{self, MAX_BODY_BYTES, OsmandError};
 
 use super::limits::CappedListener;
-use super::{Ingest, Listener, SubmitError, fix_reason};
+use super::{Ingest, Listener, SUBMIT_WAIT, SubmitError, fix_reason};
 
 /// A connection with no byte in either direction for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -198,7 +198,7 @@ async fn report(
             return refuse(&ingest, StatusCode::BAD_REQUEST, reason(&e), e.to_string());
         }
     };
-    match ingest.submit(report) {
+    match ingest.submit_wait(report, SUBMIT_WAIT).await {
         Ok(()) => StatusCode::OK.into_response(),
         // Already counted by `submit`.
         Err(e @ (SubmitError::Overloaded | SubmitError::Closed)) => {
