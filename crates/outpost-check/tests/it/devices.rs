@@ -235,3 +235,52 @@ fn concurrent_binds_of_one_device_converge_without_a_conflict() {
         assert!(w.conflicts(i).is_empty(), "node {i}");
     }
 }
+
+#[test]
+fn the_server_gateway_writes_device_reports_until_the_binding_reaches_the_server() {
+    let mut w = World::new(2, &[0, 700]);
+    w.advance(30_000);
+    // Unbound: the gateway writes device reports; node 0 relays one of the same fixes (a
+    // duplicate from another origin: same fix time and values, another receive time).
+    assert!(w.ingest(2, -20, Some(64)));
+    assert!(w.ingest(2, -10, Some(63)));
+    assert!(w.act(
+        0,
+        &Action::DeviceFix {
+            device: 2,
+            secs: -10,
+            battery: Some(63),
+        },
+    ));
+    // Node 1 binds the device but has not pushed yet: the gateway still sees it unbound.
+    assert!(w.act(
+        1,
+        &Action::Bind {
+            device: 2,
+            unit: Some(3),
+        },
+    ));
+    assert!(w.ingest(2, -5, None));
+    w.drain(1);
+    // Now bound on the server: the next fix is u-04's position.
+    assert!(w.ingest(2, 0, None));
+    let model = w.heal_and_check(5);
+    let kinds = |k: &str| model.ops().filter(|m| m.op.body.kind() == k).count();
+    assert_eq!((kinds("device.report"), kinds("position.report")), (4, 1));
+    for i in 0..2 {
+        let s = w.state(i);
+        let d = s.row("devices", "ANDROID-3").expect("device");
+        // Fixes at -20, -10 (twice: one kept) and -5; the newest shown.
+        assert_eq!(d["reports"].as_i64(), Some(3), "node {i}");
+        assert_eq!(
+            d["fix_time"].as_i64(),
+            Some((w.now + Duration::seconds(-5)).timestamp_millis())
+        );
+        assert_eq!(
+            marker(&w, i, "u-04"),
+            Some(w.now.timestamp_millis()),
+            "node {i}"
+        );
+    }
+    assert_eq!(w.state(0), w.state(1));
+}

@@ -17,14 +17,16 @@ use outpost_app::ipc::{
     UnitOnIncident, UpdateIncident,
 };
 use outpost_app::{Console, ConsoleOptions};
-use outpost_check::{CursorObservation, Model, Replica, ServerDump, State, check_invariants};
+use outpost_check::{
+    Author, CursorObservation, Model, Replica, ServerDump, State, check_invariants,
+};
 use outpost_domain::clock::{Clock, FixedClock};
 use outpost_domain::device::{DeviceReport, DeviceSource};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
 use outpost_domain::op::{Fix, IncidentFields, Lane, OpBody, OpEnvelope};
 use outpost_domain::unit::{UnitKind, UnitStatus};
-use outpost_domain::wire::{MAX_BATCH_OPS, PROTOCOL_VERSION, PushRequest};
+use outpost_domain::wire::{MAX_BATCH_OPS, Outcome, PROTOCOL_VERSION, PushRequest};
 use outpost_server::storage::sqlite::DB_FILE;
 use outpost_server::{SqliteStorage, SyncError, SyncService};
 use outpost_store::{Store, StoreError};
@@ -187,6 +189,8 @@ pub struct World {
     pub vault: tempfile::TempDir,
     /// Server restores done.
     pub restores: usize,
+    /// The server's ingest gateway (its own origin, positions lane only; [`World::ingest`]).
+    pub gateway: Author,
 }
 
 /// The units registered at the start (by node 0, pulled by all).
@@ -222,6 +226,7 @@ impl World {
             snapshots: 0,
             vault: tempfile::tempdir().expect("backup dir"),
             restores: 0,
+            gateway: Author::new(0x6A7E_3A7E, "gateway", now.timestamp_millis()),
         };
         for (k, u) in UNITS.iter().enumerate() {
             w.nodes[0]
@@ -293,6 +298,60 @@ impl World {
                 Err(e) => panic!("{}: telling the server: {e}", node.name),
             }
         }
+    }
+
+    /// The server's ingest receives a fix of device `device` of [`DEVICES`] at `secs` from
+    /// now, as `outpost-server`'s gateway writes it: the binding read from the server's
+    /// replica makes it the unit's `position.report`, or a `device.report` when unbound; the
+    /// op is the gateway origin's next in the positions lane (`seq` = `lane_seq`, HLC from
+    /// true time, `base_version` = the server's head) pushed at once with no epoch. The fix
+    /// is the one node 0 would report by [`Action::DeviceFix`] (same time and place), so the
+    /// two relay duplicates. Returns whether the server accepted it.
+    pub fn ingest(&mut self, device: usize, secs: i64, battery: Option<u8>) -> bool {
+        let device_id = DEVICES[device % DEVICES.len()].to_string();
+        let fix = device_fix(self.now, secs, 0);
+        let bound = {
+            let replica = self.server.replica();
+            outpost_store::devices::device_binding(replica.conn(), &device_id)
+                .expect("server binding")
+        };
+        let body = match bound {
+            Some(unit_id) => OpBody::PositionReport { unit_id, fix },
+            None => OpBody::DeviceReport {
+                report: DeviceReport {
+                    name: (device % 2 == 1).then(|| format!("TAK {device}")),
+                    device_id,
+                    source: DeviceSource::Osmand,
+                    fix,
+                    battery_pct: battery.map(f64::from),
+                },
+            },
+        };
+        let head = self.server.service.head().expect("head").gseq;
+        self.gateway.base = head;
+        self.gateway.now_ms = self.now.timestamp_millis();
+        let op = self.gateway.op(body);
+        let req = PushRequest {
+            protocol: PROTOCOL_VERSION,
+            origin: self.gateway.origin,
+            lane: Lane::Positions,
+            epoch: None,
+            cursor: head,
+            ops: vec![serde_json::to_value(&op).expect("op json")],
+        };
+        let resp = self
+            .server
+            .service
+            .push_request(&req)
+            .expect("gateway push");
+        // Continue from the server's mark (after a restore it may be behind the gateway's).
+        self.gateway.seq = resp.high_water;
+        self.gateway
+            .lane_seq
+            .insert(Lane::Positions, resp.high_water);
+        resp.results
+            .first()
+            .is_some_and(|r| matches!(r.outcome, Outcome::Accepted { .. }))
     }
 
     /// Moves true time forward by `ms` on every console's clock.
@@ -634,7 +693,21 @@ pub enum Action {
     },
 }
 
-/// The devices of [`Action::Bind`] and [`Action::DeviceFix`].
+/// The fix of a device `secs` after `now` as node `i` relays it (`i` in the milliseconds).
+fn device_fix(now: DateTime<Utc>, secs: i64, i: usize) -> Fix {
+    Fix {
+        position: LatLon {
+            lat: 39.8 + (secs as f64) * 1e-5,
+            lon: 109.98,
+        },
+        fix_time: now + Duration::seconds(secs) + Duration::milliseconds(i as i64),
+        heading_deg: Some(90.0),
+        speed_mps: None,
+        accuracy_m: Some(6.0),
+    }
+}
+
+/// The devices of [`Action::Bind`], [`Action::DeviceFix`] and [`World::ingest`].
 pub const DEVICES: [&str; 3] = ["phone-1", "ANDROID-2", "ANDROID-3"];
 
 const PRIOS: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
@@ -807,18 +880,7 @@ impl World {
                 battery,
             } => {
                 let device_id = DEVICES[device % DEVICES.len()].to_string();
-                let fix = Fix {
-                    position: LatLon {
-                        lat: 39.8 + (*secs as f64) * 1e-5,
-                        lon: 109.98,
-                    },
-                    fix_time: self.now
-                        + Duration::seconds(*secs)
-                        + Duration::milliseconds(i as i64),
-                    heading_deg: Some(90.0),
-                    speed_mps: None,
-                    accuracy_m: Some(6.0),
-                };
+                let fix = device_fix(self.now, *secs, i);
                 let now = node.clock.now();
                 let handle = c.store_handle();
                 let mut store = lock(&handle);

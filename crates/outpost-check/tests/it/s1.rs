@@ -25,6 +25,12 @@ enum Step {
     Backup,
     /// The server is restored from the last backup (S12).
     Restore,
+    /// The server's ingest gateway writes a device's fix (`World::ingest`).
+    Ingest {
+        device: usize,
+        secs: i64,
+        battery: Option<u8>,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -84,6 +90,8 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
         1 => (1i64..120_000).prop_map(Step::Advance),
         1 => (0..n).prop_map(Step::Reboot),
         1 => (1u64..=4).prop_map(Step::Compact),
+        ingests() => (0usize..3, -600i64..240, proptest::option::of(0u8..=100))
+            .prop_map(|(device, secs, battery)| Step::Ingest { device, secs, battery }),
         restores() => Just(Step::Backup),
         restores() => Just(Step::Restore),
     ]
@@ -128,6 +136,13 @@ fn run(n: usize, skews: &[i64], steps: &[Step], page: usize, batch: usize) -> Wo
             Step::Compact(q) => w.server.compact(*q),
             Step::Backup => w.backup(),
             Step::Restore => w.restore(),
+            Step::Ingest {
+                device,
+                secs,
+                battery,
+            } => {
+                w.ingest(*device, *secs, *battery);
+            }
         }
     }
     w
@@ -138,6 +153,13 @@ fn run(n: usize, skews: &[i64], steps: &[Step], page: usize, batch: usize) -> Wo
 /// turn them on by default once it is fixed.
 fn restores() -> u32 {
     u32::from(std::env::var("S1_RESTORES").is_ok_and(|v| v == "1"))
+}
+
+/// Weight of the server gateway's writes: 2, or 0 with restores — a gateway op the restore
+/// lost stays on the consoles that pulled it (nobody re-pushes it), the limitation pinned by
+/// `s1_found_gateway_ops_lost_by_a_restore_stay_on_consoles_that_pulled_them`.
+fn ingests() -> u32 {
+    if restores() > 0 { 0 } else { 2 }
 }
 
 fn cases() -> u32 {
@@ -260,5 +282,30 @@ fn s1_found_restore_of_an_older_epoch_reuses_its_gseqs() {
         Step::Pull(1, PullFault::None),
     ];
     let mut w = run(4, &[0; 4], &steps, 14, 7);
+    w.heal_and_check(1);
+}
+
+/// Found by S1 with `S1_RESTORES=1` once the server's gateway wrote device reports: the
+/// gateway's op is pulled by console 1, then the server is restored from a backup taken
+/// before it. Consoles re-push their own retained ops after a restore, but the gateway lives
+/// inside the server and has nothing to re-push, so the op stays applied on console 1 only
+/// (I3: its `device_fixes` and `devices` differ from the server's). The same holds for any
+/// author that never returns (ARCHITECTURE.md, known limitations of a restore); a fix needs
+/// either consoles that drop other origins' ops a new epoch lacks, or a gateway that keeps
+/// its recent ops and re-pushes them after a restore.
+#[test]
+#[ignore = "known limitation: gateway ops lost by a server restore stay on consoles that pulled them"]
+fn s1_found_gateway_ops_lost_by_a_restore_stay_on_consoles_that_pulled_them() {
+    let steps = vec![
+        Step::Backup,
+        Step::Ingest {
+            device: 0,
+            secs: -60,
+            battery: None,
+        },
+        Step::Pull(1, PullFault::None),
+        Step::Restore,
+    ];
+    let mut w = run(2, &[0, 0], &steps, 10, 5);
     w.heal_and_check(1);
 }
