@@ -10,7 +10,10 @@
 //!
 //! Tests (`tests/it`): the model on hand-built ops; a differential proptest of the store's
 //! `apply` against the model (`store_vs_model`); S1 (`s1`, `PROPTEST_CASES=N` for more cases,
-//! `S1_RESTORES=1` to add server restores); S2, S6, S7, S8 and pinned defects
+//! `S1_RESTORES=1` to add server restores; consoles bind devices and relay fixes, and the
+//! server's ingest gateway writes `device.report` / `position.report` ops of its own origin);
+//! device and position scenarios (`devices`: out-of-order and duplicate fixes, a device bound
+//! after its reports, concurrent binds, the gateway); S2, S6, S7, S8 and pinned defects
 //! (`scenarios`, the ignored ones fail until fixed: `cargo test -p outpost-check --test it --
 //! --ignored`).
 //!
