@@ -595,3 +595,77 @@ fn a_version_6_database_upgrades_to_the_device_tables_keeping_its_positions() {
         vec![("phone-7".to_string(), "u-01".to_string())]
     );
 }
+
+mod fix_order {
+    //! Property: whatever order a unit's fixes (and a device's reports) arrive in, however
+    //! often each is delivered, the marker never moves back, the history and registry keep
+    //! each fix time once, and every replica ends with the same rows.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One report: fix time (s), a latitude variant (two reports at one fix time may
+    /// differ), and whether it is a device's report rather than the unit's.
+    type Report = (i64, u8, bool);
+
+    fn body((secs, v, device): Report) -> OpBody {
+        let mut f = fix(secs);
+        f.position.lat += f64::from(v) * 0.01;
+        if device {
+            device_report(
+                "ANDROID-9",
+                f,
+                (v == 1).then_some("ALPHA"),
+                Some(f64::from(v)),
+            )
+        } else {
+            position("u-01", f)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn the_marker_never_moves_back_and_every_order_gives_the_same_rows(
+            reports in proptest::collection::vec((0i64..12, 0u8..3, any::<bool>()), 1..30),
+            seed in any::<u64>(),
+            twice in proptest::collection::vec(any::<bool>(), 30),
+        ) {
+            let mut a = store();
+            let reg = register_unit(&mut a, 0, "u-01", "东胜01");
+            for (n, r) in reports.iter().enumerate() {
+                write(&mut a, 100 + n as i64, "gateway", body(*r));
+            }
+            let ops = ledger_ops(&a);
+            let want = a.state_digest().expect("digest");
+            let b = store();
+            apply_with_gseq(b.conn(), &reg, Some(1)).expect("register");
+            let mut newest: Option<i64> = None;
+            for (k, i) in permutation(reports.len(), seed).into_iter().enumerate() {
+                let op = &ops[i + 1];
+                apply_with_gseq(b.conn(), op, Some(i as u64 + 2)).expect("apply");
+                if twice[k % twice.len()] {
+                    apply_with_gseq(b.conn(), op, Some(i as u64 + 2)).expect("again");
+                }
+                if !reports[i].2 {
+                    newest = newest.max(Some(ms(reports[i].0)));
+                }
+                prop_assert_eq!(marker(&b, "u-01"), newest);
+            }
+            prop_assert_eq!(b.state_digest().expect("digest"), want);
+            let unit_times: std::collections::BTreeSet<i64> =
+                reports.iter().filter(|r| !r.2).map(|r| ms(r.0)).collect();
+            let kept: Vec<i64> = history(&b, "u-01").into_iter().map(|(t, _)| t).collect();
+            prop_assert_eq!(kept, unit_times.into_iter().collect::<Vec<_>>());
+            let device_times: std::collections::BTreeSet<i64> =
+                reports.iter().filter(|r| r.2).map(|r| ms(r.0)).collect();
+            let row = devices::device(b.conn(), "ANDROID-9").expect("device");
+            prop_assert_eq!(row.map(|d| d.reports), (!device_times.is_empty()).then_some(device_times.len() as u64));
+        }
+    }
+}
