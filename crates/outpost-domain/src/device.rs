@@ -162,6 +162,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn fixes_out_of_range_or_ahead_are_refused_with_the_value() {
         let now: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
         assert_eq!(check_fix(&fix(39.8, 109.98, now), now), Ok(()));
