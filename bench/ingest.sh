@@ -34,6 +34,9 @@ else
 fi
 OSMAND_CONNS="${OSMAND_CONNS:-32}"
 COT_CONNS="${COT_CONNS:-8}"
+# Connections carrying the delay phase's reports (each CoT connection is also a TAK client
+# that receives the whole feed: every unit's every move).
+DELAY_CONNS_OSMAND="${DELAY_CONNS_OSMAND:-20}" DELAY_CONNS_COT="${DELAY_CONNS_COT:-4}"
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 TMP="$(mktemp -d)"
@@ -113,14 +116,15 @@ for proto in osmand cot; do
   echo "== delay, $proto: $UNITS units reporting once a second for $DELAY_S s, a headless console syncing" >&2
   start_server "$TMP/$proto-delay"
   "$BENCH" setup --server "$URL" --units "$UNITS" >/dev/null
-  addr="$OSMAND"; [ "$proto" = cot ] && addr="$COT"
+  addr="$OSMAND" conns="$DELAY_CONNS_OSMAND"
+  [ "$proto" = cot ] && addr="$COT" conns="$DELAY_CONNS_COT"
   r="$("$BENCH" delay --proto "$proto" --addr "$addr" --server "$URL" --units "$UNITS" \
-    --seconds "$DELAY_S" --console "$TMP/$proto-console")"
+    --seconds "$DELAY_S" --console "$TMP/$proto-console" --conns "$conns")"
   hwm="$(hwm_mib "$SERVER_PID")"; cpu="$(cpu_s "$SERVER_PID")"
   stop_server
   echo "   $r" >&2
   [ "$(jq .samples <<<"$r")" -gt 0 ] && [ "$(jq .refused <<<"$r")" = 0 ] || FAIL=1
-  ROWS+=("| Report → console state delay, $proto: $(grouped "$UNITS") units each reporting once a second for $DELAY_S s (sent $(grouped "$(jq .sent <<<"$r")")), a headless console (real sync engine + poke) syncing | **p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms**, p99 $(jq .p99_ms <<<"$r") ms, max $(jq .max_ms <<<"$r") ms over $(grouped "$(jq .samples <<<"$r")") fixes (server peak RSS $hwm MiB, CPU $cpu s in $DELAY_S s) | \`bench/ingest.sh\` (\`UNITS=$UNITS DELAY_S=$DELAY_S\`) |")
+  ROWS+=("| Report → console state delay, $proto: $(grouped "$UNITS") units each reporting once a second for $DELAY_S s (sent $(grouped "$(jq .sent <<<"$r")")), $conns connections, a headless console (real sync engine + poke) syncing | **p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms**, p99 $(jq .p99_ms <<<"$r") ms, max $(jq .max_ms <<<"$r") ms over $(grouped "$(jq .samples <<<"$r")") fixes (server peak RSS $hwm MiB, CPU $cpu s in $DELAY_S s) | \`bench/ingest.sh\` (\`UNITS=$UNITS DELAY_S=$DELAY_S\`) |")
 done
 
 echo

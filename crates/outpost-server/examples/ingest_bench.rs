@@ -231,6 +231,9 @@ fn report(proto: Proto, device: usize, k: u64, t: DateTime<Utc>) -> String {
 struct Conn {
     proto: Proto,
     stream: BufReader<TcpStream>,
+    /// CoT: the thread reading (and dropping) what the server's feed sends, as a TAK client
+    /// would; without it the server's writes block and it drops this client as slow.
+    drain: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl Conn {
@@ -238,10 +241,37 @@ impl Conn {
         let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let drain = if proto == Proto::Cot {
+            let mut r = s.try_clone()?;
+            Some(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut n = 0u64;
+                while let Ok(k) = r.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    n += k as u64;
+                }
+                n
+            }))
+        } else {
+            None
+        };
         Ok(Conn {
             proto,
             stream: BufReader::new(s),
+            drain,
         })
+    }
+
+    /// Ends the stream and waits until the server closed it: everything sent was read (a
+    /// client that closes with data unread by the server would lose it to a TCP reset).
+    fn finish(mut self) -> Result<()> {
+        if let Some(d) = self.drain.take() {
+            self.stream.get_mut().shutdown(std::net::Shutdown::Write)?;
+            let _ = d.join();
+        }
+        Ok(())
     }
 
     /// Sends one report; for OsmAnd waits for the answer (true when 200).
@@ -314,11 +344,7 @@ fn blast(
                 if !batch.is_empty() {
                     conn.send(&batch)?;
                 }
-                // Keep a CoT stream open until the server has read it all.
-                if proto == Proto::Cot {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Ok(())
+                conn.finish()
             })
         })
         .collect();
@@ -431,7 +457,7 @@ fn delay(
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(())
+                conn.finish()
             })
         })
         .collect();
