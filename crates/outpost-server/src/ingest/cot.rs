@@ -352,7 +352,12 @@ async fn client(mut conn: Guarded, shared: Shared) {
                     }
                 }
                 // Idle timeout (counted by the connection) or a reset.
-                Err(_) => break,
+                Err(_) => {
+                    if inside_event(&framer) {
+                        stats.cot.refuse("truncated");
+                    }
+                    break;
+                }
             },
             msg = feed.recv() => match msg {
                 Ok(m) => {

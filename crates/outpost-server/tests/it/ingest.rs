@@ -144,6 +144,16 @@ fn http(addr: SocketAddr, method: &str, target: &str, ctype: &str, body: &[u8]) 
     (status, body)
 }
 
+/// Ends a CoT stream cleanly and reads what the server sends (the picture) until it closes:
+/// closing a socket with unread data would reset the connection instead, and the server
+/// could lose what it had not read yet.
+fn finish(mut s: TcpStream) {
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+}
+
 fn get(addr: SocketAddr, target: &str) -> (u16, String) {
     http(addr, "GET", target, "text/plain", b"")
 }
@@ -258,6 +268,20 @@ fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
     let big = vec![b'a'; 10 * 1024 * 1024];
     let (status, body) = http(a, "POST", "/", "application/x-www-form-urlencoded", &big);
     assert_eq!(status, 413, "{body}");
+    // 10 MB chunked (no declared length): refused once 64 KiB have arrived.
+    let mut s = TcpStream::connect(a).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("write");
+    let chunk = format!("10000\r\n{}\r\n", "a".repeat(0x10000));
+    for _ in 0..160 {
+        if s.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // No report at all.
     let (status, _) = get(a, "/");
     assert_eq!(status, 400);
@@ -269,8 +293,8 @@ fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
     assert_eq!(r.get("latitude"), Some(&2), "{r:?}");
     assert_eq!(r.get("fix_future"), Some(&1), "{r:?}");
     assert_eq!(r.get("bad_json"), Some(&1), "{r:?}");
-    assert_eq!(r.get("too_large"), Some(&1), "{r:?}");
-    assert_eq!(r.values().sum::<u64>(), 7, "{r:?}");
+    assert_eq!(r.get("too_large"), Some(&2), "{r:?}");
+    assert_eq!(r.values().sum::<u64>(), 8, "{r:?}");
     assert_eq!(stats.osmand.accepted, 0);
     assert!(rig.log_of("device.report").is_empty());
 }
@@ -313,7 +337,7 @@ fn cot_tcp_and_udp_positions_reach_the_log_and_pings_are_answered() {
     let mut tidy = TcpStream::connect(rig.cot()).expect("connect");
     tidy.write_all(format!("{}\r\n", wintak_now("tak-1")).as_bytes())
         .expect("write");
-    drop(tidy);
+    finish(tidy);
     wait_until("the second report", || rig.stats().cot.accepted == 2);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(rig.stats().cot.refused.get("truncated"), None);
@@ -414,12 +438,16 @@ fn cot_bad_input_is_refused_and_counted_and_never_stalls_a_good_client() {
     let mut cut = TcpStream::connect(a).expect("connect");
     cut.write_all(b"<event version=\"2.0\" uid=\"cut\" type=\"a-f-G\" time=")
         .expect("write");
-    drop(cut);
+    finish(cut);
     wait_until("truncated counted", || truncated(&rig) > truncated_before);
 
     // A flood of connections over the cap (16): the excess is closed and counted, and a
     // report still gets through once they are gone.
-    let open_now = rig.stats().cot.connections_open;
+    // Left open: the stalled, the bad and the good client (the others are closed).
+    wait_until("3 connections open", || {
+        rig.stats().cot.connections_open == 3
+    });
+    let open_now = 3;
     let mut flood: Vec<TcpStream> = (0..40)
         .map(|_| TcpStream::connect(a).expect("connect"))
         .collect();
@@ -503,7 +531,7 @@ fn a_tak_client_gets_the_picture_on_connect_and_then_the_changes() {
     );
     assert_eq!(status, 200);
     wait_until("u-03 has a fix", || rig.unit_fix("u-03").is_some());
-    let (_, create) = rig.author.incident();
+    let (incident, create) = rig.author.incident();
     let (status, body) = rig
         .client
         .push(&request(rig.author.origin, Lane::Critical, &[create]));
@@ -538,7 +566,31 @@ fn a_tak_client_gets_the_picture_on_connect_and_then_the_changes() {
     assert_eq!(status, 200);
     let change = read_until("lat=\"39.83\"");
     assert!(change.contains("outpost-unit-u-03"), "{change}");
-    assert!(rig.stats().feed.events_sent >= 3);
+
+    // Closing the incident sends its event once more with stale = time: TAK drops it.
+    let close = rig.author.op(OpBody::IncidentClose {
+        incident_id: incident,
+        disposition: outpost_domain::incident::Disposition::Resolved,
+        summary: String::new(),
+        releases: vec![],
+    });
+    let (status, body) = rig
+        .client
+        .push(&request(rig.author.origin, Lane::Critical, &[close]));
+    assert_eq!(status, 200, "{body}");
+    let closed = read_until("(closed)");
+    let event = closed.rsplit("<event ").next().expect("the closing event");
+    let attr = |name: &str| {
+        event
+            .split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(attr("uid").starts_with("outpost-incident-"), "{event}");
+    assert_eq!(attr("time"), attr("stale"), "{event}");
+    assert!(rig.stats().feed.events_sent >= 4);
 }
 
 #[test]
