@@ -107,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 osmand_listen,
                 cot_listen,
                 max_connections: None,
+                idle_timeout: None,
             },
         ),
         Cmd::Compact { data, before_gseq } => {

@@ -191,6 +191,7 @@ impl Server {
                     l,
                     parts.ingest.clone(),
                     max_connections,
+                    ingest.idle_timeout,
                     ingest_stop_rx.clone(),
                 ));
             }
@@ -206,6 +207,7 @@ impl Server {
                     parts.ingest.clone(),
                     service.clone(),
                     max_connections,
+                    ingest.idle_timeout,
                     ingest_stop_rx.clone(),
                 ));
             }

@@ -133,24 +133,29 @@ struct Shared {
     service: Arc<SyncService>,
     feed: broadcast::Sender<FeedMsg>,
     stop: watch::Receiver<bool>,
+    /// How long an event may take to arrive whole.
+    partial_timeout: Duration,
 }
 
-/// Serves CoT on `tcp` (at most `max_connections` at a time) and `udp` until `stop` becomes
-/// true.
+/// Serves CoT on `tcp` (at most `max_connections` at a time, closed after `idle` or
+/// [`IDLE_TIMEOUT`] without traffic) and `udp` until `stop` becomes true.
 pub(crate) async fn serve(
     tcp: TcpListener,
     udp: UdpSocket,
     ingest: Ingest,
     service: Arc<SyncService>,
     max_connections: usize,
+    idle: Option<Duration>,
     stop: watch::Receiver<bool>,
 ) {
+    let idle = idle.unwrap_or(IDLE_TIMEOUT);
     let (feed, _) = broadcast::channel(FEED_BACKLOG);
     let shared = Shared {
         ingest: ingest.clone(),
         service: service.clone(),
         feed: feed.clone(),
         stop: stop.clone(),
+        partial_timeout: PARTIAL_TIMEOUT.min(idle),
     };
     let feed_task = tokio::spawn(run_feed(
         service,
@@ -162,7 +167,7 @@ pub(crate) async fn serve(
     let mut listener = CappedListener::new(
         tcp,
         max_connections,
-        IDLE_TIMEOUT,
+        idle,
         ingest.stats().clone(),
         Listener::Cot,
     );
@@ -305,7 +310,7 @@ async fn client(mut conn: Guarded, shared: Shared) {
     let mut alive = send_picture(&mut conn, &shared).await;
     while alive {
         let partial = partial_since.is_some();
-        let partial_deadline = partial_since.unwrap_or_else(Instant::now) + PARTIAL_TIMEOUT;
+        let partial_deadline = partial_since.unwrap_or_else(Instant::now) + shared.partial_timeout;
         tokio::select! {
             _ = stopped(&mut stop) => break,
             _ = tokio::time::sleep_until(partial_deadline), if partial => {

@@ -389,6 +389,10 @@ pub struct IngestConfig {
     pub cot_listen: Option<SocketAddr>,
     /// Concurrent connections per listener; `None`: [`MAX_CONNECTIONS`].
     pub max_connections: Option<usize>,
+    /// Idle timeout of every device connection (and the time a CoT event may take to
+    /// arrive whole, when shorter than [`cot::PARTIAL_TIMEOUT`]); `None`: each listener's
+    /// own ([`osmand::IDLE_TIMEOUT`], [`cot::IDLE_TIMEOUT`]). Tests shorten it.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Why the gateway origin file could not be read or written.

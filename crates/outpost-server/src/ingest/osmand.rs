@@ -47,19 +47,20 @@ pub fn router(ingest: Ingest) -> Router {
     Router::new().fallback(report).with_state(Arc::new(ingest))
 }
 
-/// Serves the OsmAnd listener on `listener` (at most `max_connections` at a time) until
-/// `stop` becomes true.
+/// Serves the OsmAnd listener on `listener` (at most `max_connections` at a time, closed
+/// after `idle` or [`IDLE_TIMEOUT`] without traffic) until `stop` becomes true.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     ingest: Ingest,
     max_connections: usize,
+    idle: Option<Duration>,
     mut stop: watch::Receiver<bool>,
 ) {
     let stats = ingest.stats().clone();
     let capped = CappedListener::new(
         listener,
         max_connections,
-        IDLE_TIMEOUT,
+        idle.unwrap_or(IDLE_TIMEOUT),
         stats,
         Listener::Osmand,
     );

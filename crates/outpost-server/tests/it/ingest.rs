@@ -30,11 +30,16 @@ struct Rig {
 }
 
 fn start_rig(dir: &Path, max_connections: Option<usize>) -> Rig {
+    start_rig_idle(dir, max_connections, None)
+}
+
+fn start_rig_idle(dir: &Path, max_connections: Option<usize>, idle: Option<Duration>) -> Rig {
     let server = Server::start(
         ServerConfig::new(dir, any_port()).with_ingest(IngestConfig {
             osmand_listen: Some(any_port()),
             cot_listen: Some(any_port()),
             max_connections,
+            idle_timeout: idle,
         }),
     )
     .expect("start server");
@@ -661,4 +666,74 @@ fn the_gateway_keeps_its_origin_and_lane_across_a_restart() {
         .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     assert!(rig.server.service().parked().expect("parked").is_empty());
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_closed_and_counted_while_others_are_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig_idle(dir.path(), None, Some(Duration::from_millis(300)));
+    rig.bind("busy", "u-04");
+    // An idle HTTP connection and a CoT connection that sent half an event and stopped.
+    let mut idle_http = TcpStream::connect(rig.osmand()).expect("connect");
+    let mut half = TcpStream::connect(rig.cot()).expect("connect");
+    half.write_all(b"<event version=\"2.0\" uid=\"half\" type=\"a-f-G\" time=\"")
+        .expect("write");
+    // Meanwhile another device is served.
+    let (status, body) = get(
+        rig.osmand(),
+        &format!("/?id=busy&lat=5&lon=6&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_until("closed and counted", || {
+        let s = rig.stats();
+        s.osmand.refused.get("idle_timeout") == Some(&1)
+            && s.cot.refused.get("truncated") == Some(&1)
+            && s.osmand.connections_open == 0
+            && s.cot.connections_open == 0
+    });
+    // Both were closed by the server: reads end.
+    idle_http
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .ok();
+    let mut buf = [0u8; 16];
+    assert!(matches!(idle_http.read(&mut buf), Ok(0) | Err(_)));
+    half.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut rest = Vec::new();
+    let _ = half.read_to_end(&mut rest);
+    assert!(rig.unit_fix("u-04").is_some());
+}
+
+#[test]
+fn bad_udp_datagrams_are_refused_and_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let udp = UdpSocket::bind(any_port()).expect("udp");
+    let t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let year =
+        (Utc::now() + chrono::Duration::days(365)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let ev = |lat: &str, time: &str| {
+        format!(
+            "<event version=\"2.0\" uid=\"u1\" type=\"a-f-G\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{time}\"><point lat=\"{lat}\" lon=\"1\" hae=\"0\" ce=\"5\" le=\"0\"/><detail/></event>"
+        )
+    };
+    for d in [
+        "<event uid=\"x\"><point lat=</event>".to_string(), // malformed
+        ev("91", &t),
+        ev("NaN", &t),
+        ev("10", &year),
+        ev("10", &t)[..60].to_string(), // truncated
+    ] {
+        udp.send_to(d.as_bytes(), rig.cot()).expect("send");
+    }
+    udp.send_to(ev("10.5", &t).as_bytes(), rig.cot())
+        .expect("send");
+    wait_until("all counted", || {
+        let s = rig.stats().cot;
+        s.accepted == 1 && s.refused.values().sum::<u64>() == 5
+    });
+    let r = rig.stats().cot.refused;
+    assert_eq!(r.get("malformed_xml"), Some(&1), "{r:?}");
+    assert_eq!(r.get("latitude"), Some(&2), "{r:?}");
+    assert_eq!(r.get("fix_future"), Some(&1), "{r:?}");
+    assert_eq!(r.get("truncated"), Some(&1), "{r:?}");
 }
