@@ -737,3 +737,42 @@ fn bad_udp_datagrams_are_refused_and_counted() {
     assert_eq!(r.get("fix_future"), Some(&1), "{r:?}");
     assert_eq!(r.get("truncated"), Some(&1), "{r:?}");
 }
+
+#[test]
+fn unbound_devices_are_capped_and_a_device_bound_later_moves_its_unit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), None);
+    let t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let ev = |uid: &str| {
+        format!(
+            "<event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G\" how=\"m-g\" time=\"{t}\" start=\"{t}\" stale=\"{t}\"><point lat=\"40\" lon=\"110\" hae=\"0\" ce=\"5\" le=\"0\"/><detail/></event>"
+        )
+    };
+    let cap = outpost_server::ingest::MAX_UNBOUND_DEVICES;
+    let mut stream = String::new();
+    for i in 0..cap + 5 {
+        stream.push_str(&ev(&format!("stray-{i}")));
+    }
+    let mut s = TcpStream::connect(rig.cot()).expect("connect");
+    s.write_all(stream.as_bytes()).expect("write");
+    finish(s);
+    wait_until("cap reached", || {
+        let st = rig.stats();
+        st.gateway.device_reports_written == cap as u64
+            && st.cot.refused.get("unbound_limit") == Some(&5)
+    });
+
+    // stray-0 is bound now: its next report moves the unit (the binding cache is reloaded
+    // after the accepted device.bind).
+    rig.bind("stray-0", "u-05");
+    let t2 =
+        (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut s = TcpStream::connect(rig.cot()).expect("connect");
+    s.write_all(ev("stray-0").replace(&t, &t2).as_bytes())
+        .expect("write");
+    finish(s);
+    wait_until("u-05 moved", || rig.unit_fix("u-05").is_some());
+    assert_eq!(rig.stats().gateway.positions_written, 1);
+    let (lat, lon, _) = rig.unit_fix("u-05").expect("fix");
+    assert_eq!((lat, lon), (40.0, 110.0));
+}
