@@ -776,3 +776,63 @@ fn unbound_devices_are_capped_and_a_device_bound_later_moves_its_unit() {
     let (lat, lon, _) = rig.unit_fix("u-05").expect("fix");
     assert_eq!((lat, lon), (40.0, 110.0));
 }
+
+/// The binary: `serve --osmand-listen --cot-listen` prints where each listener is, takes a
+/// report and answers the counters; the gateway's origin file is in the data directory.
+#[cfg(unix)]
+#[test]
+fn the_binary_serves_the_device_listeners_and_the_counters() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--osmand-listen",
+            "127.0.0.1:0",
+            "--cot-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addrs = std::collections::BTreeMap::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        let (what, addr) = line.split_once(" on ").expect("a listening line");
+        addrs.insert(what.to_string(), addr.to_string());
+        if what == "listening" {
+            break;
+        }
+    }
+    let osmand: SocketAddr = addrs["osmand listening"].parse().expect("osmand addr");
+    assert!(
+        addrs["cot listening"].parse::<SocketAddr>().is_ok(),
+        "{addrs:?}"
+    );
+    let client = Client::new(format!("http://{}", addrs["listening"]));
+    let (status, body) = get(
+        osmand,
+        &format!("/?id=cli-1&lat=1&lon=2&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut stats = IngestStatsView::default();
+    wait_until("written", || {
+        let (status, body) = client.get("/v1/ingest/stats");
+        assert_eq!(status, 200);
+        stats = serde_json::from_value(body).expect("stats");
+        stats.gateway.device_reports_written == 1
+    });
+    assert_eq!(stats.osmand.accepted, 1);
+    let origin = std::fs::read_to_string(dir.path().join("gateway-origin")).expect("origin");
+    assert!(uuid::Uuid::parse_str(origin.trim()).is_ok(), "{origin}");
+    // SIGTERM: a clean stop.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}
