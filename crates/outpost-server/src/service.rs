@@ -7,7 +7,7 @@
 //! model's harness) can use [`SyncService`] directly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use outpost_domain::device::MAX_FIX_AHEAD_S;
+use outpost_domain::clock::{Clock, SystemClock};
 use outpost_domain::merge;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{
@@ -132,6 +133,8 @@ pub struct SyncService {
     /// Bumped after every push that accepted a `device.bind`: the ingest's binding cache
     /// reloads when it changes (bindings change only through accepted ops).
     bindings_generation: std::sync::atomic::AtomicU64,
+    /// The server's clock: the fix-time check of pushed positions reads it.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -203,7 +206,20 @@ impl SyncService {
             pokes,
             closing: AtomicBool::new(false),
             bindings_generation: std::sync::atomic::AtomicU64::new(0),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service reading "now" from `clock` instead of the system clock (tests that
+    /// simulate time; the fix-time check of pushed positions uses it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SyncService {
+        self.clock = clock;
+        self
+    }
+
+    /// The server's "now" (UTC), from its clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     fn storage(&self) -> MutexGuard<'_, Box<dyn SyncStorage>> {
@@ -435,7 +451,7 @@ impl SyncService {
             return Err(SyncError::EpochChanged { epoch: head.epoch });
         }
 
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let mut binds = 0usize;
         let mut hw = tx.high_water(req.origin, req.lane)?;

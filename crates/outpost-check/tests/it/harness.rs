@@ -64,15 +64,19 @@ pub enum PullFault {
 pub struct Server {
     pub service: SyncService,
     pub dir: tempfile::TempDir,
+    /// The server's clock: true time (the fix-time check of pushed positions reads it).
+    pub clock: Arc<FixedClock>,
 }
 
 impl Server {
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("server tempdir");
         let storage = SqliteStorage::open(dir.path()).expect("server storage");
+        let clock = Arc::new(FixedClock::new(t0()));
         Server {
-            service: SyncService::new(Box::new(storage)),
+            service: SyncService::new(Box::new(storage)).with_clock(clock.clone()),
             dir,
+            clock,
         }
     }
 
@@ -145,7 +149,7 @@ impl Server {
         let fresh = tempfile::tempdir().expect("server tempdir");
         std::fs::copy(from, fresh.path().join(DB_FILE)).expect("copy backup");
         let storage = SqliteStorage::open(fresh.path()).expect("restored storage");
-        self.service = SyncService::new(Box::new(storage));
+        self.service = SyncService::new(Box::new(storage)).with_clock(self.clock.clone());
         self.dir = fresh;
     }
 
@@ -357,6 +361,7 @@ impl World {
     /// Moves true time forward by `ms` on every console's clock.
     pub fn advance(&mut self, ms: i64) {
         self.now += Duration::milliseconds(ms);
+        self.server.clock.set(self.now);
         for n in &self.nodes {
             n.clock.set(self.now + Duration::milliseconds(n.skew_ms));
         }
