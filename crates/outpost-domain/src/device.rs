@@ -188,11 +188,17 @@ mod tests {
         );
         // A slightly fast phone clock is tolerated.
         assert_eq!(
-            check_fix(&fix(0.0, 0.0, now + Duration::seconds(MAX_FIX_AHEAD_S)), now),
+            check_fix(
+                &fix(0.0, 0.0, now + Duration::seconds(MAX_FIX_AHEAD_S)),
+                now
+            ),
             Ok(())
         );
         let y1999: DateTime<Utc> = "1999-08-22T00:00:00Z".parse().unwrap();
-        assert_eq!(check_fix(&fix(0.0, 0.0, y1999), now), Err(FixError::Past(y1999)));
+        assert_eq!(
+            check_fix(&fix(0.0, 0.0, y1999), now),
+            Err(FixError::Past(y1999))
+        );
         let mut f = fix(0.0, 0.0, now);
         f.speed_mps = Some(-1.0);
         assert_eq!(check_fix(&f, now), Err(FixError::Speed(-1.0)));

@@ -637,7 +637,12 @@ pub fn validate(op: &OpEnvelope) -> Result<(), String> {
             }
         }
         OpBody::DeviceReport { report } => {
-            text("report.device_id", &report.device_id, 1, MAX_DEVICE_ID_CHARS)?;
+            text(
+                "report.device_id",
+                &report.device_id,
+                1,
+                MAX_DEVICE_ID_CHARS,
+            )?;
             if let Some(n) = &report.name {
                 text("report.name", n, 0, MAX_DEVICE_NAME_CHARS)?;
             }

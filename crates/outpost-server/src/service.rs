@@ -14,8 +14,8 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use outpost_domain::device::MAX_FIX_AHEAD_S;
 use outpost_domain::clock::{Clock, SystemClock};
+use outpost_domain::device::MAX_FIX_AHEAD_S;
 use outpost_domain::merge;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{
