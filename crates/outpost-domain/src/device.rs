@@ -93,16 +93,24 @@ pub enum FixError {
     /// Fix time before [`MIN_FIX_TIME_S`].
     #[error("fix time {0} is before 2000-01-01")]
     Past(DateTime<Utc>),
+    /// Exactly 0° N 0° E ("Null Island"): what receivers and apps without a position send
+    /// in place of one; no patrol unit is there.
+    #[error("position 0, 0 is a receiver without a position, not a fix")]
+    NullIsland,
 }
 
 /// Checks a fix as it arrives from a device: ranges (the same as `merge::validate` checks on
-/// every `position.report`) plus the fix time against the receiving clock `now` (UTC).
+/// every `position.report`), not exactly 0°, 0° ([`FixError::NullIsland`]), plus the fix time
+/// against the receiving clock `now` (UTC).
 ///
 /// # Errors
 /// The first [`FixError`] found, in the order latitude, longitude, heading, speed, accuracy,
-/// time.
+/// null island, time.
 pub fn check_fix(fix: &Fix, now: DateTime<Utc>) -> Result<(), FixError> {
     check_fix_ranges(fix)?;
+    if fix.position.lat == 0.0 && fix.position.lon == 0.0 {
+        return Err(FixError::NullIsland);
+    }
     if fix.fix_time > now + Duration::seconds(MAX_FIX_AHEAD_S) {
         return Err(FixError::Future {
             fix_time: fix.fix_time,
@@ -180,7 +188,7 @@ mod tests {
         );
         let year_ahead = now + Duration::days(365);
         assert_eq!(
-            check_fix(&fix(0.0, 0.0, year_ahead), now),
+            check_fix(&fix(1.0, 1.0, year_ahead), now),
             Err(FixError::Future {
                 fix_time: year_ahead,
                 now
@@ -189,17 +197,23 @@ mod tests {
         // A slightly fast phone clock is tolerated.
         assert_eq!(
             check_fix(
-                &fix(0.0, 0.0, now + Duration::seconds(MAX_FIX_AHEAD_S)),
+                &fix(1.0, 1.0, now + Duration::seconds(MAX_FIX_AHEAD_S)),
                 now
             ),
             Ok(())
         );
         let y1999: DateTime<Utc> = "1999-08-22T00:00:00Z".parse().unwrap();
         assert_eq!(
-            check_fix(&fix(0.0, 0.0, y1999), now),
+            check_fix(&fix(1.0, 1.0, y1999), now),
             Err(FixError::Past(y1999))
         );
-        let mut f = fix(0.0, 0.0, now);
+        assert_eq!(
+            check_fix(&fix(0.0, 0.0, now), now),
+            Err(FixError::NullIsland)
+        );
+        // The equator or the prime meridian alone is a real place.
+        assert_eq!(check_fix(&fix(0.0, 9.5, now), now), Ok(()));
+        let mut f = fix(1.0, 1.0, now);
         f.speed_mps = Some(-1.0);
         assert_eq!(check_fix(&f, now), Err(FixError::Speed(-1.0)));
         f.speed_mps = None;
