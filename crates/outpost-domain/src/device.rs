@@ -25,6 +25,43 @@ pub const MAX_FIX_AHEAD_S: i64 = 300;
 /// without a time fix, or a GPS week-number rollover, reports such dates.
 pub const MIN_FIX_TIME_S: i64 = 946_684_800;
 
+/// Why a device id is refused by [`device_id`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceIdError {
+    /// Nothing but whitespace.
+    #[error("the device id is empty")]
+    Empty,
+    /// Longer than [`MAX_DEVICE_ID_CHARS`] characters after trimming.
+    #[error("the device id has {0} characters, more than {MAX_DEVICE_ID_CHARS}")]
+    TooLong(usize),
+    /// A control character (Unicode `Cc`) inside the id.
+    #[error("the device id contains a control character")]
+    Control,
+}
+
+/// A device id as Outpost keeps it: `raw` with surrounding whitespace removed
+/// (`str::trim`), 1..=[`MAX_DEVICE_ID_CHARS`] characters, no control character. The one
+/// rule for every place an id enters: the decoders (OsmAnd `id`/`deviceid`/`device_id`,
+/// CoT `uid`) and `bind_device`, so a device that reports can always be bound by the id
+/// shown for it.
+///
+/// # Errors
+/// [`DeviceIdError`] saying what is wrong.
+pub fn device_id(raw: &str) -> Result<&str, DeviceIdError> {
+    let id = raw.trim();
+    let n = id.chars().count();
+    if n == 0 {
+        return Err(DeviceIdError::Empty);
+    }
+    if n > MAX_DEVICE_ID_CHARS {
+        return Err(DeviceIdError::TooLong(n));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(DeviceIdError::Control);
+    }
+    Ok(id)
+}
+
 /// Where a report came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -167,6 +204,25 @@ mod tests {
             speed_mps: None,
             accuracy_m: None,
         }
+    }
+
+    #[test]
+    fn device_ids_are_trimmed_and_refused_when_empty_long_or_with_controls() {
+        assert_eq!(device_id(" 4711 \t"), Ok("4711"));
+        assert_eq!(device_id("phone 7"), Ok("phone 7"));
+        assert_eq!(device_id(" \t\n "), Err(DeviceIdError::Empty));
+        assert_eq!(device_id("a\u{1}b"), Err(DeviceIdError::Control));
+        assert_eq!(device_id("a\nb"), Err(DeviceIdError::Control));
+        let long = "x".repeat(MAX_DEVICE_ID_CHARS + 1);
+        assert_eq!(
+            device_id(&long),
+            Err(DeviceIdError::TooLong(MAX_DEVICE_ID_CHARS + 1))
+        );
+        let max = format!("  {}  ", "设".repeat(MAX_DEVICE_ID_CHARS));
+        assert_eq!(
+            device_id(&max).map(|s| s.chars().count()),
+            Ok(MAX_DEVICE_ID_CHARS)
+        );
     }
 
     #[test]
