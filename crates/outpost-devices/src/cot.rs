@@ -20,6 +20,10 @@
 //!   priority (`color@argb` and the `COT_MAPPING_SPOTMAP` icon: P1 red, P2 orange, P3
 //!   yellow, P4 white); `how` = `h-g-i-g-o` (human-entered).
 //! - the ping answer: `t-x-c-t-r` to a client's `t-x-c-t`.
+//!
+//! Numbers are written fixed-point, never in exponent form (the schema types them
+//! `xs:decimal`): latitude/longitude with up to 7 decimals (about 1 cm), metres, m/s and
+//! course degrees with up to 2. Text is cut down to what XML 1.0 allows ([`is_xml_char`]).
 
 use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
 use outpost_domain::device::{DeviceReport, DeviceSource, FixError, check_fix};
@@ -32,7 +36,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use uuid::Uuid;
 
-use crate::{device_id_problem, device_name, quote};
+use crate::{device_name, kept_device_id, quote};
 
 /// Largest single event accepted, in bytes (a WinTAK position event is about 800 bytes).
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -115,7 +119,8 @@ const UNKNOWN: f64 = 9_999_999.0;
 
 impl CotEvent {
     /// The device report of a position event (`a-*`, uid not starting with [`UID_PREFIX`]):
-    /// device id = uid, name = callsign, fix time = `time`, accuracy = `ce`; checked with
+    /// device id = uid as [`outpost_domain::device::device_id`] keeps it (trimmed), name =
+    /// callsign, fix time = `time`, accuracy = `ce`; checked with
     /// `check_fix` against `now`. A marker a person placed on the map (`how` =
     /// `h-g-i-g-o`) is not a device position either.
     ///
@@ -124,14 +129,13 @@ impl CotEvent {
     /// battery level outside 0..=100, or [`CotError::Fix`].
     pub fn to_report(&self, now: DateTime<Utc>) -> Result<DeviceReport, CotError> {
         if !self.event_type.starts_with("a-")
-            || self.uid.starts_with(UID_PREFIX)
+            || self.uid.trim_start().starts_with(UID_PREFIX)
             || self.how == HOW_PLACED
         {
             return Err(CotError::NotPosition(quote(&self.event_type)));
         }
-        if let Some(problem) = device_id_problem(&self.uid) {
-            return Err(bad_attr("event@uid", &self.uid, problem));
-        }
+        let device_id =
+            kept_device_id(&self.uid).map_err(|p| bad_attr("event@uid", &self.uid, p))?;
         if let Some(b) = self.battery_pct
             && !(b.is_finite() && (0.0..=100.0).contains(&b))
         {
@@ -150,7 +154,7 @@ impl CotEvent {
         };
         check_fix(&fix, now)?;
         Ok(DeviceReport {
-            device_id: self.uid.clone(),
+            device_id,
             source: DeviceSource::Cot,
             name: self.callsign.as_deref().and_then(device_name),
             fix,
@@ -589,16 +593,58 @@ pub struct IncidentPicture {
     pub closed: bool,
 }
 
-/// Text for an XML attribute or element, on one line: control characters (which XML 1.0
-/// forbids, or which attribute normalisation would change) become spaces, then `<>&'"`
-/// are escaped.
+/// Whether XML 1.0 allows `c` in a document: its `Char` production (XML 1.0 fifth edition,
+/// §2.2) is `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`; Rust
+/// `char`s are never surrogates, so what is left out is C0 controls other than tab, LF and CR,
+/// and the non-characters U+FFFE and U+FFFF.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Text for an XML attribute or element, on one line: every control character (tab, LF and
+/// CR too: attribute normalisation would turn them into spaces anyway, and a CR in element
+/// text would become LF) and every character XML 1.0 forbids ([`is_xml_char`]: U+FFFE,
+/// U+FFFF) becomes a space, then `<>&'"` are escaped. The result is always well-formed.
 fn xml_text(s: &str) -> String {
     let clean: String = s
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || !is_xml_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     escape(clean).into_owned()
 }
+
+/// A CoT number (`xs:decimal`: no exponent, no `NaN`/`inf`) with at most `places` decimals:
+/// fixed-point, trailing zeros dropped but one decimal kept (`13.2`, `4.0`, `0.0000080`
+/// becomes `0.000008`), negative zero as `0.0`. Rust's `{:?}`/`{:e}` would write `8e-6`
+/// for a tiny value. A value that is not finite (never in a checked fix) is written as 0.
+fn decimal(x: f64, places: usize) -> String {
+    let x = if x.is_finite() { x } else { 0.0 };
+    let mut s = format!("{x:.places$}");
+    if s.contains('.') {
+        let kept = s.trim_end_matches('0').len();
+        s.truncate(kept);
+        if s.ends_with('.') {
+            s.push('0');
+        }
+    } else {
+        s.push_str(".0");
+    }
+    if s.starts_with('-') && s[1..].bytes().all(|b| b == b'0' || b == b'.') {
+        s.remove(0);
+    }
+    s
+}
+
+/// Decimals of a CoT latitude/longitude: 1e-7 degrees is about 1 cm.
+const DEGREE_PLACES: usize = 7;
+/// Decimals of metres (`ce`, `hae`), metres per second (`speed`) and degrees of course.
+const METRE_PLACES: usize = 2;
 
 /// `t` + `seconds`, or `t` at the end of chrono's range (never a panic).
 fn after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
@@ -682,9 +728,9 @@ fn priority_label(p: Priority) -> &'static str {
     }
 }
 
-/// `9999999.0` for unknown.
+/// A metre value ([`METRE_PLACES`] decimals); `9999999.0` for unknown (or not finite).
 fn or_unknown(x: Option<f64>) -> String {
-    format!("{:?}", x.unwrap_or(UNKNOWN))
+    decimal(x.filter(|v| v.is_finite()).unwrap_or(UNKNOWN), METRE_PLACES)
 }
 
 /// The CoT event of a unit, stamped `time` = `now`: uid `outpost-unit-{id}`, type by kind
@@ -701,10 +747,10 @@ pub fn encode_unit(unit: &UnitPicture, now: DateTime<Utc>) -> String {
     let track = if fix.heading_deg.is_some() || fix.speed_mps.is_some() {
         let mut t = String::from("<track");
         if let Some(c) = fix.heading_deg {
-            t.push_str(&format!(" course=\"{c:?}\""));
+            t.push_str(&format!(" course=\"{}\"", decimal(c, METRE_PLACES)));
         }
         if let Some(s) = fix.speed_mps {
-            t.push_str(&format!(" speed=\"{s:?}\""));
+            t.push_str(&format!(" speed=\"{}\"", decimal(s, METRE_PLACES)));
         }
         t.push_str("/>");
         t
@@ -715,7 +761,7 @@ pub fn encode_unit(unit: &UnitPicture, now: DateTime<Utc>) -> String {
         concat!(
             "<event version=\"2.0\" uid=\"{uid}\" type=\"{ty}\" how=\"m-g\" time=\"{time}\" ",
             "start=\"{start}\" stale=\"{stale}\">",
-            "<point lat=\"{lat:?}\" lon=\"{lon:?}\" hae=\"9999999.0\" ce=\"{ce}\" le=\"9999999.0\"/>",
+            "<point lat=\"{lat}\" lon=\"{lon}\" hae=\"9999999.0\" ce=\"{ce}\" le=\"9999999.0\"/>",
             "<detail><contact callsign=\"{callsign}\"/>{track}<remarks>{remarks}</remarks></detail>",
             "</event>"
         ),
@@ -724,8 +770,8 @@ pub fn encode_unit(unit: &UnitPicture, now: DateTime<Utc>) -> String {
         time = cot_time(now),
         start = cot_time(fix.fix_time),
         stale = cot_time(after(fix.fix_time, UNIT_STALE_S)),
-        lat = fix.position.lat,
-        lon = fix.position.lon,
+        lat = decimal(fix.position.lat, DEGREE_PLACES),
+        lon = decimal(fix.position.lon, DEGREE_PLACES),
         ce = or_unknown(fix.accuracy_m),
         callsign = xml_text(&unit.callsign),
         track = track,
@@ -757,7 +803,7 @@ pub fn encode_incident(incident: &IncidentPicture, now: DateTime<Utc>) -> String
         concat!(
             "<event version=\"2.0\" uid=\"{uid}\" type=\"{ty}\" how=\"{how}\" time=\"{time}\" ",
             "start=\"{start}\" stale=\"{stale}\">",
-            "<point lat=\"{lat:?}\" lon=\"{lon:?}\" hae=\"9999999.0\" ce=\"9999999.0\" le=\"9999999.0\"/>",
+            "<point lat=\"{lat}\" lon=\"{lon}\" hae=\"9999999.0\" ce=\"9999999.0\" le=\"9999999.0\"/>",
             "<detail><contact callsign=\"{callsign}\"/><remarks>{remarks}</remarks>",
             "<color argb=\"{argb}\"/><usericon iconsetpath=\"COT_MAPPING_SPOTMAP/{ty}/{argb}\"/>",
             "</detail></event>"
@@ -768,8 +814,8 @@ pub fn encode_incident(incident: &IncidentPicture, now: DateTime<Utc>) -> String
         time = cot_time(now),
         start = cot_time(incident.created_at),
         stale = cot_time(stale),
-        lat = incident.location.lat,
-        lon = incident.location.lon,
+        lat = decimal(incident.location.lat, DEGREE_PLACES),
+        lon = decimal(incident.location.lon, DEGREE_PLACES),
         callsign = xml_text(&incident.number),
         remarks = xml_text(&remarks),
         argb = argb,

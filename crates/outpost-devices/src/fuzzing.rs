@@ -4,7 +4,7 @@
 //! checks, a framed event over the size limit, counters that do not add up).
 
 use chrono::{DateTime, Utc};
-use outpost_domain::device::{MAX_DEVICE_ID_CHARS, check_fix};
+use outpost_domain::device::{MAX_DEVICE_ID_CHARS, check_fix, device_id};
 
 use crate::cot::{Framer, MAX_EVENT_BYTES, decode_event};
 use crate::nmea::NmeaTracker;
@@ -24,6 +24,11 @@ fn check_report(r: &outpost_domain::device::DeviceReport) {
     assert!(
         (1..=MAX_DEVICE_ID_CHARS).contains(&n),
         "device id length {n}"
+    );
+    assert_eq!(
+        device_id(&r.device_id),
+        Ok(r.device_id.as_str()),
+        "the device id is kept as bind_device would take it"
     );
     if let Some(b) = r.battery_pct {
         assert!((0.0..=100.0).contains(&b), "battery {b}");

@@ -14,7 +14,7 @@ pub mod fuzzing;
 pub mod nmea;
 pub mod osmand;
 
-use outpost_domain::device::{MAX_DEVICE_ID_CHARS, MAX_DEVICE_NAME_CHARS};
+use outpost_domain::device::MAX_DEVICE_NAME_CHARS;
 
 /// Longest excerpt of a bad value quoted in an error message, in characters.
 const QUOTE_CHARS: usize = 64;
@@ -28,21 +28,13 @@ pub(crate) fn quote(value: &str) -> String {
     out
 }
 
-/// Why a device id is not acceptable, if it is not: empty, longer than
-/// [`MAX_DEVICE_ID_CHARS`], or with control characters.
-pub(crate) fn device_id_problem(id: &str) -> Option<String> {
-    let n = id.chars().count();
-    if id.trim().is_empty() {
-        Some("the device id is empty".into())
-    } else if n > MAX_DEVICE_ID_CHARS {
-        Some(format!(
-            "the device id has {n} characters, more than {MAX_DEVICE_ID_CHARS}"
-        ))
-    } else if id.chars().any(char::is_control) {
-        Some("the device id contains control characters".into())
-    } else {
-        None
-    }
+/// The device id as kept ([`outpost_domain::device::device_id`]: trimmed, 1..=
+/// [`outpost_domain::device::MAX_DEVICE_ID_CHARS`] characters, no control character — the
+/// rule `bind_device` applies too), or why it is refused.
+pub(crate) fn kept_device_id(raw: &str) -> Result<String, String> {
+    outpost_domain::device::device_id(raw)
+        .map(str::to_string)
+        .map_err(|e| e.to_string())
 }
 
 /// A device's display name as kept: trimmed, control characters dropped, cut to

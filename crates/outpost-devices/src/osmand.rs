@@ -22,7 +22,7 @@ use outpost_domain::geo::LatLon;
 use outpost_domain::op::Fix;
 use serde_json::Value;
 
-use crate::{MPS_PER_KNOT, device_id_problem, quote};
+use crate::{MPS_PER_KNOT, kept_device_id, quote};
 
 /// Largest request body the listener reads, in bytes; longer bodies are refused.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -125,7 +125,9 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, OsmandError> {
     ))
 }
 
-/// Decodes a query-string report. Timestamps: Unix seconds, Unix milliseconds, ISO 8601 or
+/// Decodes a query-string report. The device id (`id` or `deviceid`) is kept as
+/// [`outpost_domain::device::device_id`] says: trimmed, refused when empty, too long or with a
+/// control character. Timestamps: Unix seconds, Unix milliseconds, ISO 8601 or
 /// `YYYY-MM-DD HH:MM:SS` (UTC); missing timestamp = `now`. `speed` is in knots (converted to
 /// m/s); `bearing`/`heading` degrees; `accuracy` metres; `batt`/`battery` percent.
 /// When a parameter repeats, the last one wins (as in Traccar); unknown parameters are
@@ -163,10 +165,7 @@ pub fn decode_query(target: &str, now: DateTime<Utc>) -> Result<DeviceReport, Os
         let (name, value) = (name.as_ref(), value.as_ref());
         match name {
             "id" | "deviceid" => {
-                if let Some(problem) = device_id_problem(value) {
-                    return Err(bad(name, value, problem));
-                }
-                device_id = Some(value.to_string());
+                device_id = Some(kept_device_id(value).map_err(|p| bad(name, value, p))?);
             }
             "valid" => {
                 let valid = matches!(value.trim(), "1" | "true" | "TRUE" | "True");
@@ -250,7 +249,8 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Decodes a JSON report (Traccar Client's `{"location":{…},"device_id":…}` form; `speed`
-/// there is metres per second, `heading` −1 means unknown, `battery.level` is 0..1).
+/// there is metres per second, `heading` −1 means unknown, `battery.level` is 0..1). The
+/// device id (`device_id` or `id`) is kept as in [`decode_query`].
 /// `location.timestamp` is read like the query form's `timestamp` (ISO 8601 in practice);
 /// missing = `now`. Negative `speed`, `heading` and `accuracy` mean "unknown" (iOS sends −1),
 /// as does a negative `battery.level` (simulators). A batch (`location` as an array) is
@@ -285,9 +285,7 @@ pub fn decode_json(body: &[u8], now: DateTime<Utc>) -> Result<DeviceReport, Osma
             )));
         }
     };
-    if let Some(problem) = device_id_problem(&device_id) {
-        return Err(bad("device_id", &device_id, problem));
-    }
+    let device_id = kept_device_id(&device_id).map_err(|p| bad("device_id", &device_id, p))?;
     let location = match root.get("location") {
         None | Some(Value::Null) => return Err(OsmandError::MissingPosition),
         Some(Value::Object(l)) => l,

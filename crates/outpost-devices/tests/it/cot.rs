@@ -267,6 +267,27 @@ fn what_is_not_a_device_position_is_refused() {
         r(&battery).unwrap_err().to_string(),
         "CoT attribute status@battery=\"150\": battery level is outside 0..100 %"
     );
+    // The uid is kept as bind_device takes it: trimmed; blank or with controls refused.
+    assert_eq!(
+        r(&event(" ANDROID-7 ", "a-f-G", "1", "2"))
+            .unwrap()
+            .device_id,
+        "ANDROID-7"
+    );
+    assert_eq!(
+        r(&event("  ", "a-f-G", "1", "2")).unwrap_err().to_string(),
+        "CoT attribute event@uid=\"  \": the device id is empty"
+    );
+    assert_eq!(
+        r(&event("a&#1;b", "a-f-G", "1", "2"))
+            .unwrap_err()
+            .to_string(),
+        r#"CoT attribute event@uid="a\u{1}b": the device id contains a control character"#
+    );
+    assert_eq!(
+        r(&event(" outpost-unit-7", "a-f-G-U-C", "1", "2")),
+        Err(CotError::NotPosition("a-f-G-U-C".into()))
+    );
     // Accepted: ce → accuracy, callsign → name.
     let ok = r(&event("phone-1", "a-f-G-U-C", "39.8", "109.98")).unwrap();
     assert_eq!(ok.fix.accuracy_m, Some(12.5));
@@ -412,6 +433,130 @@ fn the_pong_answers_a_ping() {
     assert!(!is_ping(&ev));
 }
 
+/// The values of every attribute named `name` in `xml`.
+fn attrs<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!(" {name}=\"");
+    xml.match_indices(&key)
+        .map(|(i, _)| {
+            let rest = &xml[i + key.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
+/// Every number of an encoded event is an `xs:decimal` without exponent:
+/// `-?[0-9]+(.[0-9]+)?`.
+#[track_caller]
+fn numbers_are_plain_decimals(xml: &str) {
+    for name in ["lat", "lon", "hae", "ce", "le", "course", "speed"] {
+        for v in attrs(xml, name) {
+            let digits = v.strip_prefix('-').unwrap_or(v);
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+            let ok = !int.is_empty()
+                && !frac.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit());
+            assert!(ok, "{name}={v:?} is not a plain decimal in {xml}");
+        }
+    }
+}
+
+/// XML 1.0 `Char` (fifth edition, §2.2), written out independently of the encoder.
+fn xml_char(c: char) -> bool {
+    let c = u32::from(c);
+    c == 0x9
+        || c == 0xA
+        || c == 0xD
+        || (0x20..=0xD7FF).contains(&c)
+        || (0xE000..=0xFFFD).contains(&c)
+        || (0x10000..=0x10FFFF).contains(&c)
+}
+
+#[test]
+fn tiny_and_huge_numbers_are_written_without_exponent() {
+    let mut u = unit();
+    u.fix.position = LatLon {
+        lat: 0.000_05,
+        lon: -0.000_000_01,
+    };
+    u.fix.speed_mps = Some(0.000_008);
+    u.fix.heading_deg = Some(1e-10);
+    u.fix.accuracy_m = Some(1.234_567_890_123_456_8e17);
+    let now = t("2026-11-29T12:00:30Z");
+    let xml = encode_unit(&u, now);
+    numbers_are_plain_decimals(&xml);
+    assert_eq!(attrs(&xml, "lat"), ["0.00005"]);
+    // −1e-8 rounds to zero at 7 decimals, written without its sign.
+    assert_eq!(attrs(&xml, "lon"), ["0.0"]);
+    assert_eq!(attrs(&xml, "speed"), ["0.0"]);
+    assert_eq!(attrs(&xml, "course"), ["0.0"]);
+    assert_eq!(attrs(&xml, "ce"), ["123456789012345680.0"]);
+    assert_eq!(attrs(&xml, "hae"), ["9999999.0"]);
+    let ev = decode_event(xml.as_bytes()).unwrap();
+    assert_eq!(
+        ev.point,
+        LatLon {
+            lat: 0.000_05,
+            lon: 0.0
+        }
+    );
+    // 9999999 and more means "unknown" in CoT.
+    assert_eq!(ev.ce_m, None);
+
+    u.fix.position = LatLon {
+        lat: -89.999_999_96,
+        lon: 179.123_456_789,
+    };
+    u.fix.speed_mps = Some(1e300);
+    u.fix.accuracy_m = Some(f64::MAX);
+    let xml = encode_unit(&u, now);
+    numbers_are_plain_decimals(&xml);
+    assert_eq!(attrs(&xml, "lat"), ["-90.0"]);
+    assert_eq!(attrs(&xml, "lon"), ["179.1234568"]);
+    let ev = decode_event(xml.as_bytes()).unwrap();
+    assert_eq!(ev.speed_mps, Some(1e300));
+    assert_eq!(ev.ce_m, None, "9999999 and more means unknown");
+    let ce = attrs(&xml, "ce")[0];
+    assert!(
+        ce.starts_with("17976931348623157") && ce.ends_with(".0"),
+        "{ce}"
+    );
+    assert_eq!(ce.parse::<f64>().unwrap(), f64::MAX);
+
+    let inc = IncidentPicture {
+        incident_id: Uuid::nil(),
+        number: "2026-0001".into(),
+        incident_type: IncidentType::Fire,
+        priority: Priority::P2,
+        location: LatLon {
+            lat: 1e-5,
+            lon: -2.5e-6,
+        },
+        address: "x".into(),
+        created_at: now,
+        closed: false,
+    };
+    let xml = encode_incident(&inc, now);
+    numbers_are_plain_decimals(&xml);
+    assert_eq!(attrs(&xml, "lat"), ["0.00001"]);
+    assert_eq!(attrs(&xml, "lon"), ["-0.0000025"]);
+}
+
+#[test]
+fn characters_xml_forbids_are_not_sent() {
+    let mut u = unit();
+    u.callsign = "P\u{FFFE}1\u{FFFF}\u{0}\u{1b}\u{7f}\u{85}\t\r\n\u{FFFD}\u{10FFFF}".into();
+    u.incident_number = Some("N\u{FFFF}".into());
+    let xml = encode_unit(&u, t("2026-11-29T12:00:30Z"));
+    assert!(xml.chars().all(xml_char), "{xml:?}");
+    let ev = decode_event(xml.as_bytes()).unwrap();
+    assert_eq!(
+        ev.callsign.as_deref(),
+        Some(format!("P 1{}\u{FFFD}\u{10FFFF}", " ".repeat(8)).as_str())
+    );
+    assert!(xml.contains("incident N </remarks>"), "{xml}");
+}
+
 mod roundtrip {
     use super::*;
     use proptest::prelude::*;
@@ -427,19 +572,55 @@ mod roundtrip {
         ]
     }
 
+    /// Any Unicode text, with the characters XML 1.0 forbids and the controls it allows
+    /// (tab, LF, CR) well represented.
+    fn text() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            4 => any::<char>(),
+            1 => Just('\u{FFFE}'),
+            1 => Just('\u{FFFF}'),
+            1 => prop::char::range('\u{0}', '\u{1f}'),
+            1 => prop::char::range('\u{7f}', '\u{9f}'),
+            1 => Just('<'),
+            1 => Just('&'),
+            1 => Just('"'),
+        ];
+        prop::collection::vec(c, 1..40).prop_map(|v| v.into_iter().collect())
+    }
+
+    /// What the decoder reads back for text the encoder was given: controls and characters
+    /// XML forbids as spaces.
+    fn as_sent(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_control() || !xml_char(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    /// A number as written with `places` decimals, read back.
+    fn rounded(x: f64, places: i32) -> f64 {
+        format!("{x:.*}", places as usize).parse().unwrap()
+    }
+
     proptest! {
-        /// Any unit encodes to an event that decodes to the same values, bit for bit,
-        /// whatever its callsign holds (XML escaping) — and `time` = now even for fixes at
-        /// the ends of the time range.
+        /// Any unit encodes to a well-formed event (every character an XML 1.0 `Char`, every
+        /// number a plain decimal) that decodes to the same values — coordinates to 7
+        /// decimals, metres, m/s and degrees to 2 — whatever its callsign holds, and
+        /// `time` = now even for fixes at the ends of the time range.
         #[test]
         fn units_roundtrip(
             lat in -90.0f64..=90.0,
             lon in -180.0f64..=180.0,
             secs in 946_684_800i64..4_102_444_800,
             heading in prop::option::of(0.0f64..=360.0),
-            speed in prop::option::of(0.0f64..1000.0),
-            acc in prop::option::of(0.0f64..10_000.0),
-            callsign in "[\\PC\u{0}-\u{1f}]{1,40}",
+            speed in prop::option::of(prop_oneof![0.0f64..1000.0, 0.0f64..1e-4, 1e15f64..1e300]),
+            acc in prop::option::of(prop_oneof![0.0f64..10_000.0, 0.0f64..1e-4]),
+            callsign in text(),
             kind in kind(),
         ) {
             let fix_time = chrono::DateTime::from_timestamp(secs, 0).unwrap();
@@ -455,23 +636,50 @@ mod roundtrip {
                     speed_mps: speed,
                     accuracy_m: acc,
                 },
-                incident_number: None,
+                incident_number: Some(callsign.clone()),
             };
             let now = t("2026-11-29T12:00:00Z");
-            let ev = decode_event(encode_unit(&u, now).as_bytes()).unwrap();
-            prop_assert_eq!(ev.point, LatLon { lat, lon });
+            let xml = encode_unit(&u, now);
+            prop_assert!(xml.chars().all(xml_char), "{:?}", xml);
+            numbers_are_plain_decimals(&xml);
+            let ev = decode_event(xml.as_bytes()).unwrap();
+            prop_assert_eq!(ev.point, LatLon { lat: rounded(lat, 7), lon: rounded(lon, 7) });
+            prop_assert!((ev.point.lat - lat).abs() <= 0.6e-7);
+            prop_assert!((ev.point.lon - lon).abs() <= 0.6e-7);
             prop_assert_eq!(ev.start, fix_time);
             prop_assert_eq!(ev.time, now);
-            prop_assert_eq!(ev.course_deg, heading);
-            prop_assert_eq!(ev.speed_mps, speed);
-            prop_assert_eq!(ev.ce_m, acc);
+            prop_assert_eq!(ev.course_deg, heading.map(|x| rounded(x, 2)));
+            prop_assert_eq!(ev.speed_mps, speed.map(|x| rounded(x, 2)));
+            prop_assert_eq!(ev.ce_m, acc.map(|x| rounded(x, 2)));
             // Attribute values are normalised per XML (tabs/newlines become spaces).
-            // Control characters XML forbids are sent as spaces.
-            let expected: String = callsign
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            prop_assert_eq!(ev.callsign, Some(expected));
+            prop_assert_eq!(ev.callsign, Some(as_sent(&callsign)));
+        }
+
+        /// Any incident number and address give a well-formed event that decodes.
+        #[test]
+        fn incidents_roundtrip(
+            lat in -90.0f64..=90.0,
+            lon in -180.0f64..=180.0,
+            number in text(),
+            address in text(),
+            closed in any::<bool>(),
+        ) {
+            let inc = IncidentPicture {
+                incident_id: Uuid::nil(),
+                number: number.clone(),
+                incident_type: IncidentType::Other,
+                priority: Priority::P3,
+                location: LatLon { lat, lon },
+                address,
+                created_at: t("2026-11-29T11:00:00Z"),
+                closed,
+            };
+            let xml = encode_incident(&inc, t("2026-11-29T12:00:00Z"));
+            prop_assert!(xml.chars().all(xml_char), "{:?}", xml);
+            numbers_are_plain_decimals(&xml);
+            let ev = decode_event(xml.as_bytes()).unwrap();
+            prop_assert_eq!(ev.callsign, Some(as_sent(&number)));
+            prop_assert_eq!(ev.point, LatLon { lat: rounded(lat, 7), lon: rounded(lon, 7) });
         }
     }
 }

@@ -225,6 +225,41 @@ fn rejects_name_what_is_wrong() {
     ));
 }
 
+/// Device ids are kept as `bind_device` takes them (outpost_domain::device::device_id), so a
+/// device whose id has stray spaces (a mistyped Traccar Client setting) can still be bound.
+#[test]
+fn device_ids_are_trimmed_and_blank_or_control_ids_refused() {
+    let r = decode_query("/?id=%20%204711%20&lat=1&lon=2", now()).unwrap();
+    assert_eq!(r.device_id, "4711");
+    let r = decode_query("/?deviceid=+phone+7%09&lat=1&lon=2", now()).unwrap();
+    assert_eq!(r.device_id, "phone 7");
+    let r = decode_json(
+        br#"{"device_id":" 4711 ","location":{"coords":{"latitude":1,"longitude":2}}}"#,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(r.device_id, "4711");
+    let e = decode_query("/?id=%20%09%20&lat=1&lon=2", now()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"parameter id=" \t ": the device id is empty"#
+    );
+    let e = decode_query("/?id=ab%07cd&lat=1&lon=2", now()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"parameter id="ab\u{7}cd": the device id contains a control character"#
+    );
+    let e = decode_json(
+        br#"{"device_id":"  ","location":{"coords":{"latitude":1,"longitude":2}}}"#,
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter device_id=\"  \": the device id is empty"
+    );
+}
+
 #[test]
 fn json_rejects() {
     let j = |s: &str| decode_json(s.as_bytes(), now()).unwrap_err();
