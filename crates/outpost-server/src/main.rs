@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use outpost_server::ingest::IngestConfig;
 use outpost_server::storage::SqliteStorage;
@@ -42,6 +43,17 @@ enum Cmd {
         /// and stream units and incidents to TCP clients; TAK's port is 8087. Off by default.
         #[arg(long, value_name = "ADDR")]
         cot_listen: Option<SocketAddr>,
+        /// Concurrent device connections per listener (OsmAnd, CoT); more are closed and
+        /// counted. Each takes a file descriptor: `ulimit -n` must exceed twice this.
+        #[arg(long, value_name = "N", default_value_t = outpost_server::ingest::MAX_CONNECTIONS,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_device_connections: usize,
+        /// Concurrent device connections per listener from one IP address; more are closed
+        /// and counted. Raise it when many devices share one address (NAT).
+        #[arg(long, value_name = "N",
+              default_value_t = outpost_server::ingest::MAX_CONNECTIONS_PER_ADDRESS,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_connections_per_address: usize,
     },
     /// Remove position reports older than a gseq from the op log (their fixes stay as track
     /// history); consoles further behind then load a snapshot.
@@ -100,14 +112,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             osmand_listen,
             cot_listen,
+            max_device_connections,
+            max_connections_per_address,
         } => serve(
             data,
             listen,
             IngestConfig {
                 osmand_listen,
                 cot_listen,
-                max_connections: None,
-                idle_timeout: None,
+                max_connections: Some(max_device_connections),
+                max_connections_per_address: Some(max_connections_per_address),
+                ..IngestConfig::default()
             },
         ),
         Cmd::Compact { data, before_gseq } => {

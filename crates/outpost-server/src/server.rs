@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -179,9 +180,15 @@ impl Server {
                 crate::ingest::start_gateway(service.clone(), gateway_origin, stats.clone())
                     .map_err(|e| ServerError::Ingest(e.to_string()))?;
             gateway = Some(parts.gateway);
-            let max_connections = ingest
-                .max_connections
-                .unwrap_or(crate::ingest::MAX_CONNECTIONS);
+            let limits = |idle: Duration| crate::ingest::limits::Limits {
+                total: ingest
+                    .max_connections
+                    .unwrap_or(crate::ingest::MAX_CONNECTIONS),
+                per_address: ingest
+                    .max_connections_per_address
+                    .unwrap_or(crate::ingest::MAX_CONNECTIONS_PER_ADDRESS),
+                idle: ingest.idle_timeout.unwrap_or(idle),
+            };
             let _enter = runtime.enter();
             if let Some(l) = osmand_std {
                 l.set_nonblocking(true)?;
@@ -190,8 +197,10 @@ impl Server {
                 runtime.spawn(crate::ingest::osmand::serve(
                     l,
                     parts.ingest.clone(),
-                    max_connections,
-                    ingest.idle_timeout,
+                    limits(crate::ingest::osmand::IDLE_TIMEOUT),
+                    ingest
+                        .header_timeout
+                        .unwrap_or(crate::ingest::osmand::HEADER_TIMEOUT),
                     ingest_stop_rx.clone(),
                 ));
             }
@@ -206,8 +215,7 @@ impl Server {
                     udp,
                     parts.ingest.clone(),
                     service.clone(),
-                    max_connections,
-                    ingest.idle_timeout,
+                    limits(crate::ingest::cot::IDLE_TIMEOUT),
                     ingest_stop_rx.clone(),
                 ));
             }

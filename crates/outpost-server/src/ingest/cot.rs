@@ -5,15 +5,18 @@
 //! In: each event is framed (`outpost_devices::cot::Framer`), decoded, and a position event
 //! (`a-*`) becomes a device report ([`super::Ingest::submit`]); a `t-x-c-t` ping is answered
 //! with `t-x-c-t-r`; anything else is refused and counted. A connection holding half an event
-//! for [`PARTIAL_TIMEOUT`], or silent for [`IDLE_TIMEOUT`], is closed and counted; a stream
-//! that ends inside an event is counted `truncated`.
+//! for [`PARTIAL_TIMEOUT`], or from which no byte has arrived for [`IDLE_TIMEOUT`] (what the
+//! feed writes to it does not count), is closed and counted; a stream that ends inside an
+//! event is counted `truncated`.
 //!
 //! Out (the feed): on connect a client gets the picture (every unit with a latest fix, every
 //! open incident); then the changes. One feed task follows the op log after a cursor (woken by
 //! the service's pokes, at most every [`FEED_INTERVAL`]), reads just the touched units and
 //! incidents from the replica and broadcasts their events; the whole picture is re-sent every
-//! [`PICTURE_INTERVAL`]; a closed incident is sent once with `stale` = `time` so TAK clients
-//! drop it. A client that does not read within [`WRITE_TIMEOUT`] is dropped; a client that
+//! [`PICTURE_INTERVAL`]; a closed incident is sent once with `stale` = `time`, followed by a
+//! delete event ([`encode_delete`]: `t-x-d-d` naming the incident's uid in `<link>`, with
+//! `<__forcedelete/>`, as TAK servers and clients send to remove a map item at once; the
+//! `stale` alone does not remove a user-placed `b-m-p-s-m` marker from every client). A client that does not read within [`WRITE_TIMEOUT`] is dropped; a client that
 //! falls behind the broadcast gets the whole picture again.
 
 use std::collections::BTreeSet;
@@ -33,13 +36,18 @@ use outpost_domain::merge;
 use outpost_domain::op::OpEnvelope;
 use outpost_store::{IncidentRow, UnitRow};
 
-use super::limits::{CappedListener, Guarded};
+use super::limits::{CappedListener, Guarded, IdleRule, Limits};
 use super::{Ingest, IngestStats, Listener, SUBMIT_WAIT, fix_reason};
 use crate::service::{SyncError, SyncService};
 use crate::storage::Picture;
 
-/// A TCP connection silent for this long is closed (TAK clients ping far more often).
+/// A TCP connection from which no byte has arrived for this long is closed and counted
+/// (`idle_timeout`). ATAK and WinTAK ping (`t-x-c-t`) every few seconds and send their own
+/// position periodically, so ten minutes of silence means a dead or abusive client. Only
+/// bytes received count: the feed's writes never keep a silent connection open.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a delete event stays valid, seconds.
+const DELETE_STALE_S: i64 = 60;
 /// A TCP connection holding part of an event that makes no progress for this long is closed.
 pub const PARTIAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A write to a TAK client that takes longer drops the client.
@@ -101,8 +109,63 @@ pub fn incident_picture(i: &IncidentRow) -> IncidentPicture {
     }
 }
 
+/// The CoT delete event for the item `uid`, stamped `now` (valid for a minute): type `t-x-d-d`,
+/// the item named by `<link uid=… relation="p-p" type=…/>` and `<__forcedelete/>` in the
+/// detail, as TAK servers and clients send it (ATAK's `cotdelete` handler removes the linked
+/// item; `__forcedelete` removes it even when the user had locked or edited it). `item_type` is
+/// the CoT type of the item. The event's own uid is `outpost-delete-` + `uid`.
+///
+/// `uid` and `item_type` are written as given (XML-escaped): Outpost's uids are
+/// `outpost-incident-<UUID>` / `outpost-unit-<id>`.
+pub fn encode_delete(uid: &str, item_type: &str, now: DateTime<Utc>) -> String {
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stale = now
+        .checked_add_signed(chrono::Duration::seconds(DELETE_STALE_S))
+        .unwrap_or(now);
+    format!(
+        concat!(
+            "<event version=\"2.0\" uid=\"outpost-delete-{uid}\" type=\"t-x-d-d\" how=\"h-g-i-g-o\" ",
+            "time=\"{time}\" start=\"{time}\" stale=\"{stale}\">",
+            "<point lat=\"0.0\" lon=\"0.0\" hae=\"0.0\" ce=\"9999999.0\" le=\"9999999.0\"/>",
+            "<detail><link uid=\"{uid}\" relation=\"p-p\" type=\"{ty}\"/><__forcedelete/></detail>",
+            "</event>"
+        ),
+        uid = xml_attr(uid),
+        ty = xml_attr(item_type),
+        time = fmt(now),
+        stale = fmt(stale),
+    )
+}
+
+/// `s` escaped for an XML attribute value in double quotes; characters XML 1.0 does not allow
+/// become U+FFFD.
+fn xml_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", u32::from(c))),
+            '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}' => {
+                out.push(c)
+            }
+            _ => out.push('\u{FFFD}'),
+        }
+    }
+    out
+}
+
+/// The uid under which an incident is sent to TAK clients.
+pub fn incident_uid(incident_id: Uuid) -> String {
+    format!("{}incident-{incident_id}", cot::UID_PREFIX)
+}
+
 /// The events of `picture` stamped `now`, back to back (no separator: pytak and TAK clients
-/// split the stream at `</event>`), and how many.
+/// split the stream at `</event>`), and how many. A closed incident is its event with `stale`
+/// = `time` and then its delete event ([`encode_delete`]).
 pub fn encode_picture(picture: &Picture, now: DateTime<Utc>) -> (String, u64) {
     let mut out = String::new();
     let mut n = 0;
@@ -115,6 +178,14 @@ pub fn encode_picture(picture: &Picture, now: DateTime<Utc>) -> (String, u64) {
     for i in &picture.incidents {
         out.push_str(&cot::encode_incident(&incident_picture(i), now));
         n += 1;
+        if i.closed_at.is_some() {
+            out.push_str(&encode_delete(
+                &incident_uid(i.id),
+                cot::INCIDENT_COT_TYPE,
+                now,
+            ));
+            n += 1;
+        }
     }
     (out, n)
 }
@@ -137,18 +208,17 @@ struct Shared {
     partial_timeout: Duration,
 }
 
-/// Serves CoT on `tcp` (at most `max_connections` at a time, closed after `idle` or
-/// [`IDLE_TIMEOUT`] without traffic) and `udp` until `stop` becomes true.
+/// Serves CoT on `tcp` (the caps of `limits`; a connection without a byte from the client for
+/// `limits.idle` is closed) and `udp` until `stop` becomes true.
 pub(crate) async fn serve(
     tcp: TcpListener,
     udp: UdpSocket,
     ingest: Ingest,
     service: Arc<SyncService>,
-    max_connections: usize,
-    idle: Option<Duration>,
+    limits: Limits,
     stop: watch::Receiver<bool>,
 ) {
-    let idle = idle.unwrap_or(IDLE_TIMEOUT);
+    let idle = limits.idle;
     let (feed, _) = broadcast::channel(FEED_BACKLOG);
     let shared = Shared {
         ingest: ingest.clone(),
@@ -166,8 +236,8 @@ pub(crate) async fn serve(
     let udp_task = tokio::spawn(serve_udp(udp, ingest.clone(), stop.clone()));
     let mut listener = CappedListener::new(
         tcp,
-        max_connections,
-        idle,
+        limits,
+        IdleRule::Talking,
         ingest.stats().clone(),
         Listener::Cot,
     );
@@ -243,7 +313,9 @@ fn drain(ingest: &Ingest, framer: &mut Framer) -> Vec<Taken> {
     while let Some(next) = framer.next_event() {
         match next {
             Ok(bytes) => out.push(take_event(ingest, &bytes)),
-            Err(e) => ingest.stats().cot.refuse(reason(&e)),
+            Err(e) => {
+                ingest.stats().cot.refuse(reason(&e));
+            }
         }
     }
     out
@@ -530,5 +602,40 @@ async fn run_feed(
             Ok(Err(e)) => tracing::warn!(error = %e, "CoT feed: cannot read the log"),
             Err(e) => tracing::warn!(error = %e, "CoT feed round aborted"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The delete event is a well-formed CoT event that names the item in its link, forced
+    /// (review M4), and the uid is escaped.
+    #[test]
+    fn a_delete_event_links_the_item_and_forces_its_removal() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T00:30:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let id = Uuid::parse_str("0192d3a4-5b6c-7d8e-9f00-112233445566").expect("uuid");
+        let text = encode_delete(&incident_uid(id), cot::INCIDENT_COT_TYPE, now);
+        assert_eq!(
+            text,
+            concat!(
+                "<event version=\"2.0\" uid=\"outpost-delete-outpost-incident-0192d3a4-5b6c-7d8e-9f00-112233445566\" ",
+                "type=\"t-x-d-d\" how=\"h-g-i-g-o\" time=\"2026-11-30T00:30:00.000Z\" ",
+                "start=\"2026-11-30T00:30:00.000Z\" stale=\"2026-11-30T00:31:00.000Z\">",
+                "<point lat=\"0.0\" lon=\"0.0\" hae=\"0.0\" ce=\"9999999.0\" le=\"9999999.0\"/>",
+                "<detail><link uid=\"outpost-incident-0192d3a4-5b6c-7d8e-9f00-112233445566\" ",
+                "relation=\"p-p\" type=\"b-m-p-s-m\"/><__forcedelete/></detail></event>"
+            )
+        );
+        let ev = cot::decode_event(text.as_bytes()).expect("well-formed CoT");
+        assert_eq!(ev.event_type, "t-x-d-d");
+        let odd = encode_delete("a\"<&>\u{FFFF}", "t", now);
+        assert!(
+            odd.contains("uid=\"a&quot;&lt;&amp;&gt;\u{FFFD}\""),
+            "{odd}"
+        );
+        assert!(cot::decode_event(odd.as_bytes()).is_ok(), "{odd}");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use outpost_domain::wire::{Outcome, PROTOCOL_VERSION, PushRequest};
 
 use super::{
     BATCH_MAX_REPORTS, BATCH_WINDOW, IngestStats, IngestStatsView, Listener, MAX_UNBOUND_DEVICES,
-    UNBOUND_FORGET, UNBOUND_INTERVAL,
+    QueueRx, UNBOUND_FORGET, UNBOUND_INTERVAL,
 };
 use crate::service::{SyncError, SyncService};
 
@@ -77,7 +77,7 @@ struct Gateway {
 pub(super) fn start(
     service: Arc<SyncService>,
     origin: Uuid,
-    rx: Receiver<DeviceReport>,
+    rx: QueueRx,
     stats: Arc<IngestStats>,
 ) -> Result<GatewayHandle, SyncError> {
     let lane_seq = high_water(&service, origin)?;
@@ -118,7 +118,7 @@ fn high_water(service: &SyncService, origin: Uuid) -> Result<u64, SyncError> {
 }
 
 impl Gateway {
-    fn run(&mut self, rx: &Receiver<DeviceReport>, stop: &AtomicBool) {
+    fn run(&mut self, rx: &QueueRx, stop: &AtomicBool) {
         let mut last_log = Instant::now();
         let mut logged = IngestStatsView::default();
         loop {
@@ -147,8 +147,8 @@ impl Gateway {
                 if left.is_zero() {
                     // Whatever is already queued still joins (no waiting).
                     match rx.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
+                        Some(r) => batch.push(r),
+                        None => break,
                     }
                     continue;
                 }

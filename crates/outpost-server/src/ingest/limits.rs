@@ -1,12 +1,17 @@
-//! Connection limits shared by the device listeners: at most [`super::MAX_CONNECTIONS`]
-//! concurrent connections per listener (more are closed at once and counted), and an idle
-//! timeout (a connection that neither sends nor accepts a byte for that long is closed and
-//! counted), so a flood or a stalled client cannot starve the others.
+//! Connection limits shared by the device listeners: at most `limit` concurrent connections
+//! per listener ([`super::MAX_CONNECTIONS`]) and at most `per_address` from one IP address
+//! ([`super::MAX_CONNECTIONS_PER_ADDRESS`]); more are closed at once and counted
+//! (`connection_limit`, `address_limit`). A connection from which no byte has arrived for the
+//! idle time is closed: only bytes *received from the client* count as progress, so a silent
+//! TAK client is not kept open by the feed the server writes to it. How the close is counted
+//! depends on the listener ([`IdleRule`]).
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,12 +22,17 @@ use tokio::time::{Instant, Sleep};
 
 use super::ListenerStats;
 
-/// A TCP listener that hands out at most `limit` connections at a time.
-pub(crate) struct CappedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-    stats: Arc<StatsRef>,
-    idle: Duration,
+/// How a connection closed for silence is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleRule {
+    /// HTTP keep-alive: silence after the server's answer to the client's last bytes is the
+    /// normal end of the connection (counted `idle_closed`, not a refusal); silence with an
+    /// unanswered request, or from a connection that never sent a byte, is a refusal
+    /// (`idle_timeout`).
+    KeepAlive,
+    /// A stream the client must keep talking on (TAK clients ping): silence is a refusal
+    /// (`idle_timeout`), whatever the server wrote meanwhile.
+    Talking,
 }
 
 /// Which listener's counters a connection updates.
@@ -37,23 +47,92 @@ impl StatsRef {
     }
 }
 
+/// Open connections per client address.
+#[derive(Default)]
+struct AddressSlots(Mutex<HashMap<IpAddr, usize>>);
+
+impl AddressSlots {
+    /// Takes a slot for `ip` when it holds fewer than `limit`.
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's place under its address's limit; given back when dropped.
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A TCP listener that hands out at most `limit` connections at a time, at most
+/// `per_address` of them from one IP address.
+pub(crate) struct CappedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+    addresses: Arc<AddressSlots>,
+    per_address: usize,
+    stats: Arc<StatsRef>,
+    idle: Duration,
+    rule: IdleRule,
+}
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Concurrent connections.
+    pub total: usize,
+    /// Concurrent connections from one IP address.
+    pub per_address: usize,
+    /// Silence (no byte from the client) after which a connection is closed.
+    pub idle: Duration,
+}
+
 impl CappedListener {
     pub(crate) fn new(
         inner: TcpListener,
-        limit: usize,
-        idle: Duration,
+        limits: Limits,
+        rule: IdleRule,
         stats: Arc<super::IngestStats>,
         listener: super::Listener,
     ) -> CappedListener {
         CappedListener {
             inner,
-            permits: Arc::new(Semaphore::new(limit)),
+            permits: Arc::new(Semaphore::new(limits.total)),
+            addresses: Arc::new(AddressSlots::default()),
+            per_address: limits.per_address,
             stats: Arc::new(StatsRef { stats, listener }),
-            idle,
+            idle: limits.idle,
+            rule,
         }
     }
 
-    /// The next connection under the limit; connections beyond it are closed and counted.
+    /// The address it listens on.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The next connection under the limits; connections beyond them are closed and counted.
     pub(crate) async fn accept_capped(&mut self) -> (Guarded, SocketAddr) {
         loop {
             let (stream, addr) = match self.inner.accept().await {
@@ -65,6 +144,19 @@ impl CappedListener {
                     continue;
                 }
             };
+            let Some(slot) = self.addresses.take(addr.ip(), self.per_address) else {
+                let n = self.stats.get().refuse("address_limit");
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        %addr,
+                        limit = self.per_address,
+                        refused = n,
+                        "device listener: too many connections from one address"
+                    );
+                }
+                drop(stream);
+                continue;
+            };
             match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let _ = stream.set_nodelay(true);
@@ -73,15 +165,21 @@ impl CappedListener {
                         Guarded {
                             inner: stream,
                             _permit: permit,
+                            _slot: slot,
                             idle: self.idle,
                             deadline: Box::pin(tokio::time::sleep(self.idle)),
                             stats: self.stats.clone(),
+                            rule: self.rule,
+                            flags: Arc::new(ConnFlags::default()),
                         },
                         addr,
                     );
                 }
                 Err(_) => {
-                    self.stats.get().refuse("connection_limit");
+                    let n = self.stats.get().refuse("connection_limit");
+                    if n.is_power_of_two() {
+                        tracing::warn!(refused = n, "device listener: connection limit reached");
+                    }
                     drop(stream);
                 }
             }
@@ -89,29 +187,48 @@ impl CappedListener {
     }
 }
 
-impl axum::serve::Listener for CappedListener {
-    type Io = Guarded;
-    type Addr = SocketAddr;
+/// What a connection has done, readable by its owner after it was handed to a protocol
+/// implementation (hyper).
+#[derive(Debug, Default)]
+pub(crate) struct ConnFlags {
+    /// A byte has arrived from the client.
+    input: AtomicBool,
+    /// The server wrote after the client's last bytes (the request was answered).
+    answered: AtomicBool,
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        self.accept_capped().await
+impl ConnFlags {
+    /// True when the connection is between requests: the client sent something, and the
+    /// server answered everything it sent.
+    pub(crate) fn between_requests(&self) -> bool {
+        self.input.load(Ordering::Relaxed) && self.answered.load(Ordering::Relaxed)
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    /// True when a byte has arrived from the client.
+    pub(crate) fn had_input(&self) -> bool {
+        self.input.load(Ordering::Relaxed)
     }
 }
 
-/// A connection holding its slot under the limit, closed after `idle` without progress.
+/// A connection holding its slots under the limits, closed after `idle` without a byte from
+/// the client.
 pub(crate) struct Guarded {
     inner: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _slot: AddressSlot,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
     stats: Arc<StatsRef>,
+    rule: IdleRule,
+    flags: Arc<ConnFlags>,
 }
 
 impl Guarded {
+    /// What the connection has done so far (shared, updated as it goes).
+    pub(crate) fn flags(&self) -> Arc<ConnFlags> {
+        self.flags.clone()
+    }
+
     fn touch(&mut self) {
         let at = Instant::now() + self.idle;
         self.deadline.as_mut().reset(at);
@@ -120,7 +237,12 @@ impl Guarded {
     fn check_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                self.stats.get().refuse("idle_timeout");
+                let stats = self.stats.get();
+                if self.rule == IdleRule::KeepAlive && self.flags.between_requests() {
+                    stats.idle_closed();
+                } else {
+                    stats.refuse("idle_timeout");
+                }
                 // Counted once: the next poll waits a whole period again.
                 self.touch();
                 Poll::Ready(io::Error::new(
@@ -150,6 +272,8 @@ impl AsyncRead for Guarded {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     self.touch();
+                    self.flags.input.store(true, Ordering::Relaxed);
+                    self.flags.answered.store(false, Ordering::Relaxed);
                 }
                 Poll::Ready(r)
             }
@@ -164,10 +288,12 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        // Writes are not progress of the client (the idle timer is not reset): a client that
+        // never sends is closed after `idle` however much the server writes to it.
         match Pin::new(&mut self.inner).poll_write(cx, data) {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {
-                    self.touch();
+                    self.flags.answered.store(true, Ordering::Relaxed);
                 }
                 Poll::Ready(r)
             }

@@ -4,8 +4,9 @@
 //!
 //! Flow: a listener decodes a report (`outpost_devices`), checks its fix against the server
 //! clock (`outpost_domain::device::check_fix`: ranges, at most
-//! [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead) and queues it ([`Ingest::submit`], never
-//! blocks: a full queue refuses with `overloaded`). The gateway thread ([`gateway`]) takes up
+//! [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead) and queues it ([`Ingest::submit`] never
+//! blocks: a full queue refuses with `overloaded`; [`Ingest::submit_wait`] sleeps until there
+//! is room or its deadline passes, woken by the gateway as it takes reports, never polling). The gateway thread ([`gateway`]) takes up
 //! to [`BATCH_MAX_REPORTS`] reports or what arrives within [`BATCH_WINDOW`], resolves each
 //! device's binding (the replica's `device_bindings`, cached until a `device.bind` is
 //! accepted), and pushes one batch: a bound device's report becomes `position.report {unit_id,
@@ -15,8 +16,10 @@
 //!
 //! Every refusal is counted by listener and reason ([`IngestStats`], `GET /v1/ingest/stats`)
 //! and the counters are logged every minute while they change. Each listener caps its
-//! concurrent connections ([`MAX_CONNECTIONS`]) and closes idle ones, so one bad client (or a
-//! flood) never stalls the others.
+//! concurrent connections ([`MAX_CONNECTIONS`] in all, [`MAX_CONNECTIONS_PER_ADDRESS`] from one
+//! IP address) and closes idle ones (the OsmAnd listener also bounds the time a request's
+//! headers may take, [`osmand::HEADER_TIMEOUT`]), so one bad client (or a flood from one
+//! address) never stalls the others.
 //!
 //! Architecture invariant: the ingest writes only through [`SyncService::push_request`], so
 //! every rule a console's push meets (validation, parking, the fix-time check) applies to it
@@ -24,19 +27,20 @@
 
 pub mod cot;
 pub mod gateway;
-mod limits;
+pub(crate) mod limits;
 pub mod osmand;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use outpost_domain::device::{DeviceReport, DeviceSource, FixError, check_fix};
@@ -63,8 +67,16 @@ pub const MAX_UNBOUND_DEVICES: usize = 1_000;
 /// written report.
 pub const UNBOUND_FORGET: Duration = Duration::from_secs(3_600);
 /// Concurrent connections per listener (OsmAnd HTTP, CoT TCP); more are closed at once and
-/// counted (`connection_limit`).
-pub const MAX_CONNECTIONS: usize = 1_024;
+/// counted (`connection_limit`). The target is 2,000 phones or TAK clients reporting
+/// at once, each on a connection of its own, with room to spare; `serve
+/// --max-device-connections N` changes it. Each connection holds one file descriptor: the
+/// process's open-file limit (`ulimit -n`) must exceed both listeners' caps together.
+pub const MAX_CONNECTIONS: usize = 4_096;
+/// Concurrent connections per listener from one IP address; more are closed at once and
+/// counted (`address_limit`), so one client (or one flooding host) cannot take every slot of
+/// [`MAX_CONNECTIONS`]. Devices behind one NAT share an address: `serve
+/// --max-connections-per-address N` raises it.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// The file in the data directory that holds the gateway's origin id.
 pub const GATEWAY_ORIGIN_FILE: &str = "gateway-origin";
 
@@ -94,13 +106,29 @@ pub struct ListenerStats {
     refused: Mutex<BTreeMap<&'static str, u64>>,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    idle_closed: AtomicU64,
 }
 
 impl ListenerStats {
-    /// Counts one refusal for `reason` (a short snake_case key, e.g. `latitude`).
-    pub fn refuse(&self, reason: &'static str) {
+    /// Counts one refusal for `reason` (a short snake_case key, e.g. `latitude`); returns how
+    /// many refusals of that reason there have been, this one included.
+    pub fn refuse(&self, reason: &'static str) -> u64 {
         let mut map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(reason).or_insert(0) += 1;
+        let n = map.entry(reason).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// How many refusals of `reason` there have been.
+    pub fn refused_count(&self, reason: &str) -> u64 {
+        let map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(reason).copied().unwrap_or(0)
+    }
+
+    /// Counts a connection closed after its idle time between complete requests (a normal
+    /// end of an HTTP keep-alive connection, not a refusal).
+    pub(crate) fn idle_closed(&self) {
+        self.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
 
     fn view(&self) -> ListenerView {
@@ -116,6 +144,7 @@ impl ListenerStats {
                 .collect(),
             connections_open: self.connections_open.load(Ordering::Relaxed),
             connections_total: self.connections_total.load(Ordering::Relaxed),
+            idle_closed: self.idle_closed.load(Ordering::Relaxed),
         }
     }
 
@@ -219,14 +248,19 @@ pub struct ListenerView {
     /// Refusals by reason: decoder errors (`bad_request`, `malformed_xml`, `missing_field`,
     /// `bad_attribute`, `too_long`, `not_position`, `missing_device_id`, `missing_position`,
     /// `bad_parameter`, `bad_json`), fix checks (`latitude`, `longitude`, `heading`, `speed`,
-    /// `accuracy`, `fix_future`, `fix_past`), limits (`too_large`, `connection_limit`,
-    /// `idle_timeout`, `truncated`, `timeout`, `overloaded`, `unbound_limit`) and `parked`
-    /// (the push path parked the op).
+    /// `accuracy`, `fix_future`, `fix_past`, `zero_position`), limits (`too_large`, `connection_limit`,
+    /// `address_limit`, `idle_timeout`, `header_timeout`, `truncated`, `timeout`,
+    /// `overloaded`, `unbound_limit`), `shutting_down` (a report that arrived while the
+    /// server stopped) and `parked` (the push path parked the op).
     pub refused: BTreeMap<String, u64>,
     /// Connections open now (TCP; HTTP).
     pub connections_open: u64,
-    /// Connections accepted since start (those refused at the limit not included).
+    /// Connections accepted since start (those refused at the limits not included).
     pub connections_total: u64,
+    /// HTTP keep-alive connections closed after their idle time between complete requests:
+    /// the normal end of a phone's connection, not a refusal.
+    #[serde(default)]
+    pub idle_closed: u64,
 }
 
 /// The gateway's counters.
@@ -269,6 +303,7 @@ pub fn fix_reason(e: &FixError) -> &'static str {
         FixError::Accuracy(_) => "accuracy",
         FixError::Future { .. } => "fix_future",
         FixError::Past(_) => "fix_past",
+        FixError::NullIsland => "zero_position",
     }
 }
 
@@ -290,10 +325,65 @@ pub enum SubmitError {
 }
 
 /// The entry point of the listeners: checks and queues reports, owns the counters.
+///
+/// The queue to the gateway holds at most [`QUEUE_CAPACITY`] reports: a sender first takes a
+/// slot from `room` (a semaphore of free slots), then sends on an unbounded channel; the
+/// gateway gives the slot back as it takes the report ([`QueueRx`]). A sender waiting for room
+/// sleeps in the semaphore's queue (first come, first served) and is woken by that release,
+/// so an overloaded gateway is not also busy answering polls.
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    tx: SyncSender<DeviceReport>,
+    tx: Sender<DeviceReport>,
+    room: Arc<Semaphore>,
     stats: Arc<IngestStats>,
+}
+
+/// The gateway's end of the queue: every report taken frees its slot.
+#[derive(Debug)]
+pub struct QueueRx {
+    rx: Receiver<DeviceReport>,
+    room: Arc<Semaphore>,
+}
+
+impl QueueRx {
+    /// The next report, waiting up to `wait`.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`]: nothing within `wait`, or every sender is gone.
+    pub fn recv_timeout(&self, wait: Duration) -> Result<DeviceReport, RecvTimeoutError> {
+        let r = self.rx.recv_timeout(wait)?;
+        self.room.add_permits(1);
+        Ok(r)
+    }
+
+    /// The next report when one is queued now.
+    pub fn try_recv(&self) -> Option<DeviceReport> {
+        let r = self.rx.try_recv().ok()?;
+        self.room.add_permits(1);
+        Some(r)
+    }
+}
+
+impl Drop for QueueRx {
+    fn drop(&mut self) {
+        // The gateway stopped: waiting senders learn it at once (`shutting_down`).
+        self.room.close();
+    }
+}
+
+/// A queue of `capacity` reports to the gateway: the listeners' [`Ingest`] and the gateway's
+/// [`QueueRx`].
+pub fn queue(capacity: usize, stats: Arc<IngestStats>) -> (Ingest, QueueRx) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let room = Arc::new(Semaphore::new(capacity));
+    (
+        Ingest {
+            tx,
+            room: room.clone(),
+            stats,
+        },
+        QueueRx { rx, room },
+    )
 }
 
 impl Ingest {
@@ -301,28 +391,21 @@ impl Ingest {
     /// Counts the outcome on the listener of `report.source`. Never blocks (UDP).
     ///
     /// # Errors
-    /// [`SubmitError`]: the fix check, the device id, a full queue, shutdown.
+    /// [`SubmitError`]: the fix check, the device id, a full queue (`overloaded`), shutdown
+    /// (`shutting_down`).
     pub fn submit(&self, report: DeviceReport) -> Result<(), SubmitError> {
-        let stats = self.stats.listener(Listener::of(report.source));
         self.check(&report)?;
-        match self.tx.try_send(report) {
-            Ok(()) => {
-                stats.accepted.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => {
-                stats.refuse("overloaded");
-                Err(SubmitError::Overloaded)
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                stats.refuse("overloaded");
-                Err(SubmitError::Closed)
-            }
-        }
+        let slot = match self.room.try_acquire() {
+            Ok(p) => Ok(p),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(SubmitError::Overloaded),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(SubmitError::Closed),
+        };
+        self.enqueue(report, slot)
     }
 
     /// [`Ingest::submit`] that waits up to `wait` for room when the queue is full (TCP and
-    /// HTTP: the sender is slowed down instead of losing reports).
+    /// HTTP: the sender is slowed down instead of losing reports). The wait sleeps until the
+    /// gateway frees a slot or `wait` has passed; it never polls.
     ///
     /// # Errors
     /// As [`Ingest::submit`].
@@ -331,29 +414,42 @@ impl Ingest {
         report: DeviceReport,
         wait: Duration,
     ) -> Result<(), SubmitError> {
-        let stats = self.stats.listener(Listener::of(report.source));
         self.check(&report)?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut report = report;
-        loop {
-            match self.tx.try_send(report) {
-                Ok(()) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(TrySendError::Full(r)) if tokio::time::Instant::now() < deadline => {
-                    report = r;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(TrySendError::Full(_)) => {
-                    stats.refuse("overloaded");
-                    return Err(SubmitError::Overloaded);
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    stats.refuse("overloaded");
-                    return Err(SubmitError::Closed);
-                }
+        let slot = match tokio::time::timeout(wait, self.room.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_closed)) => Err(SubmitError::Closed),
+            Err(_elapsed) => Err(SubmitError::Overloaded),
+        };
+        self.enqueue(report, slot)
+    }
+
+    /// Sends `report` holding `slot` (whose permit then belongs to the queued report until the
+    /// gateway takes it), or counts why there is no slot.
+    fn enqueue(
+        &self,
+        report: DeviceReport,
+        slot: Result<tokio::sync::SemaphorePermit<'_>, SubmitError>,
+    ) -> Result<(), SubmitError> {
+        let stats = self.stats.listener(Listener::of(report.source));
+        let refused = |e: SubmitError| {
+            stats.refuse(match e {
+                SubmitError::Closed => "shutting_down",
+                _ => "overloaded",
+            });
+            Err(e)
+        };
+        let permit = match slot {
+            Ok(p) => p,
+            Err(e) => return refused(e),
+        };
+        match self.tx.send(report) {
+            Ok(()) => {
+                // Given back by `QueueRx` when the gateway takes the report.
+                permit.forget();
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
+            Err(_gone) => refused(SubmitError::Closed),
         }
     }
 
@@ -389,6 +485,13 @@ pub struct IngestConfig {
     pub cot_listen: Option<SocketAddr>,
     /// Concurrent connections per listener; `None`: [`MAX_CONNECTIONS`].
     pub max_connections: Option<usize>,
+    /// Concurrent connections per listener from one IP address; `None`:
+    /// [`MAX_CONNECTIONS_PER_ADDRESS`].
+    pub max_connections_per_address: Option<usize>,
+    /// How long an OsmAnd request's headers may take to arrive whole, counted from the
+    /// connection's first byte or the end of the previous answer; `None`:
+    /// [`osmand::HEADER_TIMEOUT`]. Tests shorten it.
+    pub header_timeout: Option<Duration>,
     /// Idle timeout of every device connection (and the time a CoT event may take to
     /// arrive whole, when shorter than [`cot::PARTIAL_TIMEOUT`]); `None`: each listener's
     /// own ([`osmand::IDLE_TIMEOUT`], [`cot::IDLE_TIMEOUT`]). Tests shorten it.
@@ -449,10 +552,139 @@ pub(crate) fn start_gateway(
     origin: Uuid,
     stats: Arc<IngestStats>,
 ) -> Result<IngestParts, crate::service::SyncError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
-    let gateway = gateway::start(service, origin, rx, stats.clone())?;
-    Ok(IngestParts {
-        ingest: Ingest { tx, stats },
-        gateway,
-    })
+    let (ingest, rx) = queue(QUEUE_CAPACITY, stats.clone());
+    let gateway = gateway::start(service, origin, rx, stats)?;
+    Ok(IngestParts { ingest, gateway })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use outpost_domain::op::Fix;
+
+    use super::*;
+
+    fn report(id: &str) -> DeviceReport {
+        DeviceReport {
+            device_id: id.into(),
+            source: DeviceSource::Osmand,
+            name: None,
+            fix: Fix {
+                position: outpost_domain::geo::LatLon {
+                    lat: 39.8,
+                    lon: 109.9,
+                },
+                fix_time: Utc::now(),
+                heading_deg: None,
+                speed_mps: None,
+                accuracy_m: None,
+            },
+            battery_pct: None,
+        }
+    }
+
+    /// Counts the polls of the future it wraps.
+    struct Polls<F> {
+        inner: Pin<Box<F>>,
+        polls: Arc<AtomicU64>,
+    }
+
+    impl<F: Future> Future for Polls<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// While the queue is full a waiting sender sleeps: it is woken when its deadline passes
+    /// or when the gateway takes a report, not every few milliseconds (review M5: it used to
+    /// retry every 5 ms).
+    #[test]
+    fn a_sender_waiting_for_room_sleeps_until_the_gateway_takes_a_report() {
+        let stats = Arc::new(IngestStats::default());
+        let (ingest, rx) = queue(1, stats.clone());
+        ingest.submit(report("first")).expect("room for one");
+        let rt = runtime();
+
+        // Nobody takes: refused after the wait, having been polled a handful of times.
+        let polls = Arc::new(AtomicU64::new(0));
+        let started = std::time::Instant::now();
+        let r = rt.block_on(Polls {
+            inner: Box::pin(ingest.submit_wait(report("second"), Duration::from_millis(300))),
+            polls: polls.clone(),
+        });
+        assert_eq!(r, Err(SubmitError::Overloaded));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let n = polls.load(Ordering::Relaxed);
+        assert!(n <= 3, "polled {n} times in 300 ms");
+        assert_eq!(stats.osmand.refused_count("overloaded"), 1);
+
+        // The gateway takes the first 100 ms later: the waiting sender gets in at once.
+        let polls = Arc::new(AtomicU64::new(0));
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let first = rx.recv_timeout(Duration::from_secs(1)).expect("first");
+            let second = rx.recv_timeout(Duration::from_secs(5)).expect("second");
+            (first.device_id, second.device_id, rx)
+        });
+        let started = std::time::Instant::now();
+        let r = rt.block_on(Polls {
+            inner: Box::pin(ingest.submit_wait(report("third"), Duration::from_secs(5))),
+            polls: polls.clone(),
+        });
+        assert_eq!(r, Ok(()));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let n = polls.load(Ordering::Relaxed);
+        assert!(n <= 3, "polled {n} times");
+        let (first, second, _rx) = taker.join().expect("taker");
+        assert_eq!((first.as_str(), second.as_str()), ("first", "third"));
+        assert_eq!(stats.osmand.accepted.load(Ordering::Relaxed), 2);
+    }
+
+    /// A report that arrives while the gateway has stopped is counted `shutting_down`, not
+    /// `overloaded` (review L6), and a sender waiting for room learns it at once.
+    #[test]
+    fn reports_after_the_gateway_stopped_are_counted_as_shutting_down() {
+        let stats = Arc::new(IngestStats::default());
+        let (ingest, rx) = queue(1, stats.clone());
+        ingest.submit(report("queued")).expect("room");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let waiting = {
+            let ingest = ingest.clone();
+            rt.spawn(async move {
+                ingest
+                    .submit_wait(report("waiting"), Duration::from_secs(10))
+                    .await
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        drop(rx);
+        let r = rt.block_on(waiting).expect("join");
+        assert_eq!(r, Err(SubmitError::Closed));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(ingest.submit(report("late")), Err(SubmitError::Closed));
+        let view = stats.view();
+        assert_eq!(
+            view.osmand.refused.get("shutting_down"),
+            Some(&2),
+            "{view:?}"
+        );
+        assert_eq!(view.osmand.refused.get("overloaded"), None, "{view:?}");
+    }
 }

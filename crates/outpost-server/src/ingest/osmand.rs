@@ -5,10 +5,32 @@
 //! - a POST with `Content-Type: application/json` → `decode_json`;
 //! - a POST with a form body and no query → `decode_query` of the body.
 //!
-//! Answers: 200 with an empty body when the report is queued; 400 with a one-line text naming
-//! what is wrong (the decoder's or the fix check's message); 413 for a body over
-//! [`MAX_BODY_BYTES`]; 408 when the body does not arrive within [`BODY_TIMEOUT`]; 503 when
-//! the gateway is overloaded. Every refusal is counted.
+//! Answers (every refusal is counted by reason and logged):
+//! - 200 with an empty body when the report is queued;
+//! - **200** with a one-line text `refused: …` when the request is an OsmAnd report (a device
+//!   id and a position) refused for its *values*: a fix check (latitude/longitude out of
+//!   range, NaN, a negative speed, a fix time before 2000 or more than
+//!   `outpost_domain::device::MAX_FIX_AHEAD_S` ahead of the server clock, …) or a parameter
+//!   that does not parse (`timestamp=garbage`, `valid=false`). Rule source: Traccar Client
+//!   (Android `TrackingController`/`RequestManager`, and the transistorsoft plugin of the
+//!   newer client) keeps each position in its local buffer and re-sends the *oldest* one
+//!   every 30 s until the server answers 2xx; OsmAnd's live tracking also retries until a
+//!   2xx. A non-2xx answer to a report that will never be accepted would block every newer
+//!   position of that phone behind it forever. Resending cannot help such a report, so it
+//!   is answered 200 and dropped;
+//! - 400 for a request that is not an OsmAnd report at all (no device id, no position, a
+//!   bad device id, unreadable JSON or form body), 405 for another method; retrying those
+//!   unchanged is the client's bug, not a buffered position;
+//! - 413 for a body over [`MAX_BODY_BYTES`], 408 when the body does not arrive within
+//!   [`BODY_TIMEOUT`] (the connection is closed after both);
+//! - 503 when the gateway is overloaded or the server is shutting down: the phone keeps the
+//!   position and sends it again later, which is what is wanted.
+//!
+//! Connections: at most the listener's caps (total and per address), a request's headers
+//! must arrive whole within [`HEADER_TIMEOUT`] of the connection's first byte or of the
+//! previous answer (slowloris), and a connection without a byte from the client for
+//! [`IDLE_TIMEOUT`] is closed. A keep-alive connection that the client leaves idle after its
+//! answer is closed by the header deadline and counted `idle_closed`, not as a refusal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,17 +41,23 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 
 use outpost_devices::osmand::{self, MAX_BODY_BYTES, OsmandError};
 
-use super::limits::CappedListener;
+use super::limits::{CappedListener, IdleRule, Limits};
 use super::{Ingest, Listener, SUBMIT_WAIT, SubmitError, fix_reason};
 
-/// A connection with no byte in either direction for this long is closed.
+/// A connection with no byte from the client for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request body may take to arrive.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's headers may take to arrive whole, from the connection's first byte
+/// or the end of the previous answer (hyper's `header_read_timeout`; a phone sends its few
+/// hundred bytes of headers at once). It also ends idle keep-alive connections.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The refusal key of a decoder error.
 pub fn reason(e: &OsmandError) -> &'static str {
@@ -47,31 +75,84 @@ pub fn router(ingest: Ingest) -> Router {
     Router::new().fallback(report).with_state(Arc::new(ingest))
 }
 
-/// Serves the OsmAnd listener on `listener` (at most `max_connections` at a time, closed
-/// after `idle` or [`IDLE_TIMEOUT`] without traffic) until `stop` becomes true.
+/// Serves the OsmAnd listener on `listener` (HTTP/1.1 by hyper with a timer, so the header
+/// deadline `header_timeout` holds; the caps and idle time of `limits`) until `stop` becomes
+/// true. A connection in the middle of a request finishes it; idle ones close.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     ingest: Ingest,
-    max_connections: usize,
-    idle: Option<Duration>,
+    limits: Limits,
+    header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let stats = ingest.stats().clone();
-    let capped = CappedListener::new(
+    let mut capped = CappedListener::new(
         listener,
-        max_connections,
-        idle.unwrap_or(IDLE_TIMEOUT),
-        stats,
+        limits,
+        IdleRule::KeepAlive,
+        stats.clone(),
         Listener::Osmand,
     );
-    let r = axum::serve(capped, router(ingest))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "OsmAnd listener stopped");
+    if let Ok(a) = capped.local_addr() {
+        tracing::debug!(addr = %a, "OsmAnd listener accepting");
     }
+    let app = router(ingest);
+    let conn_stop = stop.clone();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            (conn, addr) = capped.accept_capped() => {
+                let flags = conn.flags();
+                let service = TowerToHyperService::new(app.clone());
+                let stats = stats.clone();
+                let mut stop = conn_stop.clone();
+                tokio::spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .keep_alive(true);
+                    let conn = builder.serve_connection(TokioIo::new(conn), service);
+                    tokio::pin!(conn);
+                    let result = tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = stopped(&mut stop) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    let Err(e) = result else { return };
+                    if !e.is_timeout() {
+                        // A reset, or the idle timeout of the connection (counted there).
+                        tracing::debug!(%addr, error = %e, "OsmAnd connection ended");
+                        return;
+                    }
+                    let osmand = &stats.osmand;
+                    if flags.between_requests() {
+                        // Keep-alive expiry after a complete answer: normal.
+                        osmand.idle_closed();
+                    } else if flags.had_input() {
+                        let n = osmand.refuse("header_timeout");
+                        if n.is_power_of_two() {
+                            tracing::info!(
+                                %addr,
+                                refused = n,
+                                "OsmAnd request headers not complete within {} s; closed",
+                                header_timeout.as_secs_f64()
+                            );
+                        }
+                    } else {
+                        osmand.refuse("idle_timeout");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Resolves when `stop` becomes true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn text(status: StatusCode, msg: String) -> Response {
@@ -85,7 +166,7 @@ fn text(status: StatusCode, msg: String) -> Response {
 
 fn refuse(ingest: &Ingest, status: StatusCode, key: &'static str, msg: String) -> Response {
     ingest.stats().osmand.refuse(key);
-    tracing::debug!(reason = key, %msg, "OsmAnd report refused");
+    tracing::debug!(reason = key, %msg, "OsmAnd request refused");
     let mut res = text(status, msg);
     if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
         // The rest of the body is not read: the connection cannot be reused.
@@ -195,16 +276,63 @@ async fn report(
     };
     let report = match decoded {
         Ok(r) => r,
+        // A query string over the size limit: as a body over it.
+        Err(e @ OsmandError::BadParameter { .. }) if matches!(&e, OsmandError::BadParameter { name, .. } if name == "request") =>
+        {
+            return refuse(
+                &ingest,
+                StatusCode::URI_TOO_LONG,
+                "too_large",
+                e.to_string(),
+            );
+        }
+        // A report refused for its values: 200 (see the module docs: the phone must not
+        // resend it forever).
+        Err(e @ (OsmandError::Fix(_) | OsmandError::BadParameter { .. })) => {
+            let key = reason(&e);
+            let n = ingest.stats().osmand.refuse(key);
+            return refused_value(key, n, None, &e.to_string());
+        }
         Err(e) => {
             return refuse(&ingest, StatusCode::BAD_REQUEST, reason(&e), e.to_string());
         }
     };
+    let device = report.device_id.clone();
     match ingest.submit_wait(report, SUBMIT_WAIT).await {
         Ok(()) => StatusCode::OK.into_response(),
-        // Already counted by `submit`.
+        // Counted by `submit_wait`. The phone keeps the position and retries later.
         Err(e @ (SubmitError::Overloaded | SubmitError::Closed)) => {
             text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
-        Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+        // Counted by `submit_wait`; not a usable device id: not an OsmAnd report.
+        Err(e @ SubmitError::DeviceId(_)) => text(StatusCode::BAD_REQUEST, e.to_string()),
+        // Counted by `submit_wait`; refused for its values: 200, as above.
+        Err(SubmitError::Fix(f)) => {
+            let key = fix_reason(&f);
+            let n = ingest.stats().osmand.refused_count(key);
+            refused_value(key, n, Some(&device), &f.to_string())
+        }
     }
+}
+
+/// Refusals of one reason logged at `info` (the first 10, then every 1,000th), so a phone
+/// with a bad clock is visible in the log without a flood of lines.
+fn worth_logging(n: u64) -> bool {
+    n <= 10 || n.is_multiple_of(1_000)
+}
+
+/// The 200 answer to a report refused for its values, logged (already counted: `n` refusals
+/// of `key` so far).
+fn refused_value(key: &'static str, n: u64, device: Option<&str>, msg: &str) -> Response {
+    if worth_logging(n) {
+        tracing::info!(
+            reason = key,
+            device = device.unwrap_or("?"),
+            refused = n,
+            "OsmAnd report refused for its values (answered 200 so the phone moves on): {msg}"
+        );
+    } else {
+        tracing::debug!(reason = key, %msg, "OsmAnd report refused for its values");
+    }
+    text(StatusCode::OK, format!("refused: {msg}"))
 }

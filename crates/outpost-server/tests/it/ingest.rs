@@ -34,12 +34,23 @@ fn start_rig(dir: &Path, max_connections: Option<usize>) -> Rig {
 }
 
 fn start_rig_idle(dir: &Path, max_connections: Option<usize>, idle: Option<Duration>) -> Rig {
+    start_rig_with(
+        dir,
+        IngestConfig {
+            max_connections,
+            idle_timeout: idle,
+            ..IngestConfig::default()
+        },
+    )
+}
+
+/// A server with both device listeners on 127.0.0.1 and the limits of `config`.
+fn start_rig_with(dir: &Path, config: IngestConfig) -> Rig {
     let server = Server::start(
         ServerConfig::new(dir, any_port()).with_ingest(IngestConfig {
             osmand_listen: Some(any_port()),
             cot_listen: Some(any_port()),
-            max_connections,
-            idle_timeout: idle,
+            ..config
         }),
     )
     .expect("start server");
@@ -240,6 +251,15 @@ fn osmand_reports_of_a_bound_device_move_its_unit_and_unbound_ones_are_kept() {
     assert_eq!(stats.osmand.refused.values().sum::<u64>(), 0, "{stats:?}");
 }
 
+/// Refused for its values: 200 with `refused: <reason>` (Traccar Client and OsmAnd re-send
+/// their oldest buffered position until a 2xx; a 400 would block every newer one), counted.
+fn assert_refused_200(a: SocketAddr, target: &str, says: &str) {
+    let (status, body) = get(a, target);
+    assert_eq!(status, 200, "{target}: {body}");
+    assert!(body.starts_with("refused: "), "{target}: {body}");
+    assert!(body.contains(says), "{target}: {body}");
+}
+
 #[test]
 fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -247,25 +267,49 @@ fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
     let a = rig.osmand();
     let t = now_s();
 
-    // The sample without a device id.
+    // Not an OsmAnd report at all: 400. The sample without a device id.
     let (status, body) = get(a, "/?timestamp=1377177267&lat=60.0&lon=30.0");
     assert_eq!(status, 400);
     assert!(body.contains("device id"), "{body}");
-    // Latitude 91.
-    let (status, body) = get(a, &format!("/?id=d1&lat=91&lon=30&timestamp={t}"));
-    assert_eq!(status, 400);
-    assert!(body.contains("latitude 91"), "{body}");
-    // NaN.
-    let (status, body) = get(a, &format!("/?id=d1&lat=NaN&lon=30&timestamp={t}"));
+    // A device id but no position.
+    let (status, body) = get(a, &format!("/?id=d1&timestamp={t}"));
     assert_eq!(status, 400, "{body}");
-    // A year ahead.
-    let (status, body) = get(
+
+    // Well-formed reports refused for their values: 200, so the phone moves on.
+    assert_refused_200(
+        a,
+        &format!("/?id=d1&lat=91&lon=30&timestamp={t}"),
+        "latitude 91",
+    );
+    assert_refused_200(
+        a,
+        &format!("/?id=d1&lat=NaN&lon=30&timestamp={t}"),
+        "latitude",
+    );
+    assert_refused_200(
         a,
         &format!("/?id=d1&lat=10&lon=30&timestamp={}", t + 365 * 86_400),
+        "ahead of the clock",
     );
-    assert_eq!(status, 400);
+    // 1999-12-31T23:59:59Z: a phone whose clock was reset.
+    assert_refused_200(a, "/?id=d1&lat=10&lon=30&timestamp=946684799", "2000");
+    assert_refused_200(
+        a,
+        &format!("/?id=d1&lat=10&lon=30&timestamp={t}&speed=-5"),
+        "speed",
+    );
+    assert_refused_200(a, &format!("/?id=d1&lat=0&lon=0&timestamp={t}"), "0, 0");
+    assert_refused_200(a, "/?id=d1&lat=10&lon=30&timestamp=garbage", "timestamp");
+    // The same in the JSON form (Traccar Client 9): a fix a year ahead.
+    let json = format!(
+        r#"{{"location":{{"timestamp":"{}","coords":{{"latitude":37.42,"longitude":-122.08}}}},"device_id":"d2"}}"#,
+        (Utc::now() + chrono::Duration::days(365)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
+    let (status, body) = http(a, "POST", "/", "application/json", json.as_bytes());
+    assert_eq!(status, 200, "{body}");
     assert!(body.contains("ahead of the clock"), "{body}");
-    // Malformed JSON.
+
+    // Malformed JSON: not a report, 400.
     let (status, body) = http(a, "POST", "/", "application/json", b"{\"location\":");
     assert_eq!(status, 400);
     assert!(body.contains("JSON"), "{body}");
@@ -294,14 +338,25 @@ fn osmand_bad_input_is_refused_with_its_reason_and_counted() {
     let stats = rig.stats();
     let r = &stats.osmand.refused;
     assert_eq!(r.get("missing_device_id"), Some(&2), "{r:?}");
+    assert_eq!(r.get("missing_position"), Some(&1), "{r:?}");
     // 91 and NaN.
     assert_eq!(r.get("latitude"), Some(&2), "{r:?}");
-    assert_eq!(r.get("fix_future"), Some(&1), "{r:?}");
+    assert_eq!(r.get("fix_future"), Some(&2), "{r:?}");
+    assert_eq!(r.get("fix_past"), Some(&1), "{r:?}");
+    assert_eq!(r.get("speed"), Some(&1), "{r:?}");
+    assert_eq!(r.get("zero_position"), Some(&1), "{r:?}");
+    assert_eq!(r.get("bad_parameter"), Some(&1), "{r:?}");
     assert_eq!(r.get("bad_json"), Some(&1), "{r:?}");
     assert_eq!(r.get("too_large"), Some(&2), "{r:?}");
-    assert_eq!(r.values().sum::<u64>(), 8, "{r:?}");
+    assert_eq!(r.values().sum::<u64>(), 14, "{r:?}");
     assert_eq!(stats.osmand.accepted, 0);
     assert!(rig.log_of("device.report").is_empty());
+
+    // The phone's next, good position goes through.
+    let (status, body) = get(a, &format!("/?id=d1&lat=10&lon=30&timestamp={t}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.is_empty(), "{body}");
+    wait_until("d1 written", || rig.log_of("device.report").len() == 1);
 }
 
 #[test]
@@ -593,9 +648,24 @@ fn a_tak_client_gets_the_picture_on_connect_and_then_the_changes() {
             .unwrap_or_default()
             .to_string()
     };
-    assert!(attr("uid").starts_with("outpost-incident-"), "{event}");
+    assert_eq!(
+        attr("uid"),
+        format!("outpost-incident-{incident}"),
+        "{event}"
+    );
     assert_eq!(attr("time"), attr("stale"), "{event}");
-    assert!(rig.stats().feed.events_sent >= 4);
+    // Then the delete, as TAK servers send it: t-x-d-d linking the incident, forced.
+    let delete = read_until("<__forcedelete/>");
+    let delete = delete.rsplit("<event ").next().expect("the delete event");
+    assert!(delete.contains("type=\"t-x-d-d\""), "{delete}");
+    assert!(
+        delete.contains(&format!(
+            "<link uid=\"outpost-incident-{incident}\" relation=\"p-p\" type=\"b-m-p-s-m\"/>"
+        )),
+        "{delete}"
+    );
+    assert!(delete.contains("<__forcedelete/>"), "{delete}");
+    assert!(rig.stats().feed.events_sent >= 5);
 }
 
 #[test]
@@ -835,4 +905,283 @@ fn the_binary_serves_the_device_listeners_and_the_counters() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
+}
+
+/// A TCP connection to `to` from the loopback address `from` (Linux answers the whole of
+/// 127.0.0.0/8), so tests can be two different clients.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::from((from, 0))).expect("bind");
+        sock.connect(to).await.expect("connect")
+    });
+    let s = s.into_std().expect("std stream");
+    s.set_nonblocking(false).expect("blocking");
+    s
+}
+
+/// One GET on `s` (keep-alive), its answer read: (status, body).
+fn get_on(s: &mut TcpStream, target: &str) -> (u16, String) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                return (status, body.to_string());
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return (0, text),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// True when the server closed `s` (a read ends) within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn a_flood_from_one_address_is_held_at_its_cap_while_another_address_is_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig_with(
+        dir.path(),
+        IngestConfig {
+            max_connections_per_address: Some(4),
+            ..IngestConfig::default()
+        },
+    );
+    let (a, c) = (rig.osmand(), rig.cot());
+    // A report accepted before the flood.
+    let (status, body) = get(a, &format!("/?id=early&lat=1&lon=2&timestamp={}", now_s()));
+    assert_eq!(status, 200, "{body}");
+    wait_until("early written", || rig.log_of("device.report").len() == 1);
+
+    // 127.0.0.1 takes its 4 slots on each listener and holds them, silent.
+    let held: Vec<TcpStream> = (0..4)
+        .flat_map(|_| {
+            [
+                connect_from([127, 0, 0, 1], a),
+                connect_from([127, 0, 0, 1], c),
+            ]
+        })
+        .collect();
+    wait_until("4 + 4 open", || {
+        let s = rig.stats();
+        s.osmand.connections_open == 4 && s.cot.connections_open == 4
+    });
+    // The 5th from the same address is closed at once and counted, on both listeners.
+    let mut fifth = connect_from([127, 0, 0, 1], a);
+    assert!(closed_within(&mut fifth, Duration::from_secs(5)));
+    let mut fifth_cot = connect_from([127, 0, 0, 1], c);
+    assert!(closed_within(&mut fifth_cot, Duration::from_secs(5)));
+    let s = rig.stats();
+    assert_eq!(s.osmand.refused.get("address_limit"), Some(&1), "{s:?}");
+    assert_eq!(s.cot.refused.get("address_limit"), Some(&1), "{s:?}");
+    assert_eq!(s.osmand.connections_open, 4);
+
+    // Another address is served meanwhile: a phone over OsmAnd, a TAK client over CoT.
+    let mut phone = connect_from([127, 0, 0, 2], a);
+    let (status, body) = get_on(
+        &mut phone,
+        &format!("/?id=other&lat=3&lon=4&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut tak = connect_from([127, 0, 0, 2], c);
+    tak.write_all(wintak_now("tak-other").as_bytes())
+        .expect("write");
+    finish(tak);
+    wait_until("both written", || {
+        let ids: Vec<String> = rig
+            .log_of("device.report")
+            .iter()
+            .map(|b| b["report"]["device_id"].as_str().unwrap_or("").to_string())
+            .collect();
+        ids == ["early", "other", "tak-other"]
+    });
+    // Nothing the flood did touched what was already accepted.
+    let s = rig.stats();
+    assert_eq!(s.osmand.accepted, 2);
+    assert_eq!(s.cot.accepted, 1);
+    assert_eq!(s.gateway.device_reports_written, 3);
+    drop(held);
+}
+
+#[test]
+fn slow_headers_are_cut_at_the_deadline_and_keep_alive_expiry_is_not_a_refusal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deadline = Duration::from_millis(600);
+    let rig = start_rig_with(
+        dir.path(),
+        IngestConfig {
+            header_timeout: Some(deadline),
+            ..IngestConfig::default()
+        },
+    );
+    let a = rig.osmand();
+    // Slowloris: a request line, then one header line every 100 ms, never the blank line.
+    let mut slow = TcpStream::connect(a).expect("connect");
+    let started = Instant::now();
+    slow.write_all(b"GET /?id=slow&lat=1&lon=2 HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    slow.set_read_timeout(Some(Duration::from_millis(100))).ok();
+    let mut closed_after = None;
+    let mut buf = [0u8; 1024];
+    while started.elapsed() < Duration::from_secs(5) {
+        if slow.write_all(b"X-a: b\r\n").is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let closed_after = closed_after.expect("the slow client was never closed");
+    assert!(
+        closed_after >= Duration::from_millis(500) && closed_after < Duration::from_secs(2),
+        "{closed_after:?}"
+    );
+    wait_until("header_timeout counted", || {
+        rig.stats().osmand.refused.get("header_timeout") == Some(&1)
+    });
+
+    // A phone's keep-alive connection: one report, answered, then nothing. Closed at the
+    // deadline as a normal end: not a refusal.
+    let mut phone = TcpStream::connect(a).expect("connect");
+    let (status, body) = get_on(
+        &mut phone,
+        &format!("/?id=phone&lat=1&lon=2&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(closed_within(&mut phone, Duration::from_secs(5)));
+    wait_until("idle_closed counted", || {
+        rig.stats().osmand.idle_closed == 1
+    });
+    let s = rig.stats();
+    assert_eq!(s.osmand.refused.values().sum::<u64>(), 1, "{s:?}");
+    assert_eq!(s.osmand.accepted, 1);
+    assert_eq!(s.osmand.connections_open, 0);
+}
+
+#[test]
+fn a_silent_tak_client_is_closed_though_the_feed_writes_to_it_and_a_pinging_one_stays() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idle = Duration::from_millis(800);
+    let mut rig = start_rig_idle(dir.path(), None, Some(idle));
+    rig.bind("mover", "u-06");
+    let ping = |t: &str| {
+        format!(
+            "<event version=\"2.0\" uid=\"ping\" type=\"t-x-c-t\" how=\"h-g-i-g-o\" time=\"{t}\" start=\"{t}\" stale=\"{t}\"><point lat=\"0\" lon=\"0\" hae=\"0\" ce=\"9999999\" le=\"9999999\"/><detail/></event>"
+        )
+    };
+    let mut silent = TcpStream::connect(rig.cot()).expect("connect");
+    let mut talker = TcpStream::connect(rig.cot()).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .ok();
+    talker
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .ok();
+    let started = Instant::now();
+    let mut silent_got = String::new();
+    let mut silent_closed = None;
+    let mut buf = [0u8; 8192];
+    let mut i = 0;
+    // For 3 s (almost 4 idle periods): the unit moves every 100 ms, so the feed writes to
+    // both clients every round; the talker pings every 200 ms, the silent one never sends.
+    while started.elapsed() < Duration::from_secs(3) {
+        i += 1;
+        let (status, _) = get(
+            rig.osmand(),
+            &format!(
+                "/?id=mover&lat={}&lon=110&timestamp={}",
+                40.0 + f64::from(i) / 1000.0,
+                now_s()
+            ),
+        );
+        assert_eq!(status, 200);
+        if i % 2 == 0 {
+            let t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            talker
+                .write_all(ping(&t).as_bytes())
+                .expect("the pinging client stays connected");
+        }
+        let _ = talker.read(&mut buf);
+        if silent_closed.is_none() {
+            match silent.read(&mut buf) {
+                Ok(0) => silent_closed = Some(started.elapsed()),
+                Ok(n) => silent_got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => silent_closed = Some(started.elapsed()),
+            }
+        }
+    }
+    // The feed did write to the silent client (the unit's moves), and it was closed anyway,
+    // about one idle period after it connected.
+    assert!(silent_got.contains("outpost-unit-u-06"), "{silent_got}");
+    let closed = silent_closed.expect("the silent client was never closed");
+    assert!(closed < Duration::from_millis(2_000), "{closed:?}");
+    let s = rig.stats();
+    assert_eq!(s.cot.refused.get("idle_timeout"), Some(&1), "{s:?}");
+    assert_eq!(
+        s.cot.connections_open, 1,
+        "the pinging client is still there"
+    );
+    talker
+        .write_all(ping(&Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)).as_bytes())
+        .expect("still open");
 }
