@@ -1185,3 +1185,45 @@ fn a_silent_tak_client_is_closed_though_the_feed_writes_to_it_and_a_pinging_one_
         .write_all(ping(&Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)).as_bytes())
         .expect("still open");
 }
+
+#[test]
+fn two_thousand_devices_each_on_its_own_connection_fit_under_the_default_caps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let (a, c) = (rig.osmand(), rig.cot());
+    // 2,000 phones and 2,000 TAK clients from 40 addresses (50 each: under the default 64 per
+    // address), all connected at once.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let conns: Vec<TcpStream> = rt.block_on(async {
+        let mut out = Vec::new();
+        for i in 0..2_000u32 {
+            let from = [127, 0, 1, u8::try_from(10 + i % 40).expect("small")];
+            for to in [a, c] {
+                let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+                sock.bind(SocketAddr::from((from, 0))).expect("bind");
+                let s = sock.connect(to).await.expect("connect");
+                out.push(s.into_std().expect("std"));
+            }
+        }
+        out
+    });
+    wait_until("2,000 + 2,000 open", || {
+        let s = rig.stats();
+        s.osmand.connections_open == 2_000 && s.cot.connections_open == 2_000
+    });
+    let s = rig.stats();
+    assert!(s.osmand.refused.is_empty(), "{s:?}");
+    assert!(s.cot.refused.is_empty(), "{s:?}");
+    // Any of them reports.
+    let mut phone = conns[2 * 1_999].try_clone().expect("clone");
+    phone.set_nonblocking(false).expect("blocking");
+    let (status, body) = get_on(
+        &mut phone,
+        &format!("/?id=last&lat=1&lon=2&timestamp={}", now_s()),
+    );
+    assert_eq!(status, 200, "{body}");
+    drop(conns);
+}
