@@ -897,7 +897,9 @@ skipped: number,
  */
 last_fix: Fix | null, 
 /**
- * The last error (source closed, device missing), if any.
+ * The last error (source closed, device missing, a fix refused), or a warning that the
+ * receiver's time is more than five minutes ahead of this laptop's clock (its fixes are
+ * still recorded), if any.
  */
 error: string | null, };
 

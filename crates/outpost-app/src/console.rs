@@ -1522,21 +1522,42 @@ impl Console {
         *lock(&self.gps) = Some(status);
     }
 
-    /// Records a fix of this console's own unit from its receiver: checked against the
-    /// console's clock ([`outpost_domain::device::check_fix`]: ranges, not more than
-    /// [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead, not before 2000), then written as a
+    /// Records a fix of this console's own unit from its receiver, then written as a
     /// `position.report` (positions lane of the outbox; kept on disk while offline).
+    ///
+    /// The fix is checked as [`outpost_domain::device::check_fix`] does (ranges, not 0°, 0°,
+    /// not before 2000) **except** the "not ahead of the clock" rule: the receiver's time comes
+    /// from the satellites and is usually better than this laptop's, and clock skew must never
+    /// cause a rejection (SYNC.md principle 10). A fix more than
+    /// [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead of this console's clock is recorded
+    /// all the same and the skew is returned as a warning for the receiver's status
+    /// ("receiver time is 12 min ahead of this laptop's clock…") and logged; the server still
+    /// parks a fix that is ahead of *its* clock.
+    ///
+    /// Returns `Ok(None)`, or `Ok(Some(warning))` when the receiver is ahead of this clock.
     ///
     /// # Errors
     /// [`ErrorCode::InvalidInput`] when not in field laptop mode or the fix is refused
     /// (the reason names the value); [`ErrorCode::Storage`].
-    pub fn report_field_fix(&self, fix: Fix) -> Result<(), AppError> {
+    pub fn report_field_fix(&self, fix: Fix) -> Result<Option<String>, AppError> {
         let unit = self.field_unit().ok_or_else(|| {
             AppError::invalid("this console is not a field laptop (start it with --unit)")
         })?;
-        outpost_domain::device::check_fix(&fix, self.clock.now())
+        let now = self.clock.now();
+        // Every check but "ahead of the clock": against max(now, fix time) that one cannot
+        // fire.
+        outpost_domain::device::check_fix(&fix, now.max(fix.fix_time))
             .map_err(|e| AppError::invalid(format!("fix refused: {e}")))?;
-        self.report_position(&unit, fix)
+        let ahead_s = (fix.fix_time - now).num_seconds();
+        let warning = (ahead_s > outpost_domain::device::MAX_FIX_AHEAD_S).then(|| {
+            format!(
+                "receiver time is {} ahead of this laptop's clock; fixes are recorded with \
+                 the receiver's time — set the laptop's clock",
+                skew_text(ahead_s)
+            )
+        });
+        self.report_position(&unit, fix)?;
+        Ok(warning)
     }
 
     /// `list_devices`: unbound devices first (newest fix first), then bound ones by
@@ -1557,23 +1578,17 @@ impl Console {
     /// is already bound to (or unbinding an unbound device) writes nothing.
     ///
     /// # Errors
-    /// [`ErrorCode::InvalidInput`] for an empty or over-long device id or one with a control
-    /// character; [`ErrorCode::NotFound`] for an unknown unit, or for unbinding a device this
+    /// [`ErrorCode::InvalidInput`] for a device id [`outpost_domain::device::device_id`]
+    /// refuses (empty after trimming, over-long, a control character — the decoders' rule); [`ErrorCode::NotFound`] for an unknown unit, or for unbinding a device this
     /// console has never heard of. Binding a device before its first report is allowed.
     pub fn bind_device(&self, args: BindDevice) -> Result<DeviceView, AppError> {
-        let device_id = args.device_id.trim().to_string();
-        let n = device_id.chars().count();
-        if n == 0 || n > outpost_domain::device::MAX_DEVICE_ID_CHARS {
-            return Err(AppError::invalid(format!(
-                "a device id has 1 to {} characters, not {n}",
-                outpost_domain::device::MAX_DEVICE_ID_CHARS
-            )));
-        }
-        if device_id.chars().any(char::is_control) {
-            return Err(AppError::invalid(format!(
-                "device id {device_id:?} contains a control character"
-            )));
-        }
+        // The same rule as the decoders, so every device that reports can be bound.
+        let device_id = outpost_domain::device::device_id(&args.device_id)
+            .map_err(|e| {
+                let shown: String = args.device_id.chars().take(64).collect();
+                AppError::invalid(format!("device id {shown:?}: {e}"))
+            })?
+            .to_string();
         let unit_id = args
             .unit_id
             .map(|u| u.trim().to_string())
@@ -1641,7 +1656,13 @@ impl Console {
     /// fix or more than [`MAX_EXPORT_POINTS`]; [`ErrorCode::Storage`] naming the path when
     /// the file cannot be written.
     pub fn export_track(&self, args: ExportTrack) -> Result<ExportedTrack, AppError> {
-        let t = track(lock(&self.store).conn(), &args.track, MAX_EXPORT_POINTS)?;
+        // One query under the store lock; the guard is dropped at the end of this block, so
+        // the sync engine and the UI's commands are not held up while up to
+        // MAX_EXPORT_POINTS fixes are formatted and written.
+        let t = {
+            let store = lock(&self.store);
+            track(store.conn(), &args.track, MAX_EXPORT_POINTS)?
+        };
         if t.truncated {
             return Err(AppError::invalid(format!(
                 "{} has more than {MAX_EXPORT_POINTS} fixes in that time window; export a \
@@ -1656,9 +1677,9 @@ impl Console {
             )));
         };
         let stamp = |f: &Fix| f.fix_time.format("%Y%m%dT%H%M%SZ").to_string();
-        let (text, ext) = match args.format {
-            TrackFormat::Gpx => (crate::export::gpx_text(&t)?, "gpx"),
-            TrackFormat::Kml => (crate::export::kml_text(&t)?, "kml"),
+        let ext = match args.format {
+            TrackFormat::Gpx => "gpx",
+            TrackFormat::Kml => "kml",
         };
         let dir = self.data_dir.join(EXPORTS_DIR);
         let path = dir.join(format!(
@@ -1674,13 +1695,30 @@ impl Console {
             )
         };
         std::fs::create_dir_all(&dir).map_err(|e| storage(e, &dir))?;
-        // Written beside and renamed, so a reader never sees half a file.
+        // Streamed into a file beside, synced, and renamed, so a reader never sees half a
+        // file and a power cut never leaves an empty one under the final name.
         let tmp = dir.join(format!(".{}.part", Uuid::now_v7()));
-        std::fs::write(&tmp, text).map_err(|e| storage(e, &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(|e| {
+        let written = (|| {
+            let file = std::fs::File::create(&tmp).map_err(|e| storage(e, &tmp))?;
+            let mut w = std::io::BufWriter::new(file);
+            match args.format {
+                TrackFormat::Gpx => crate::export::write_gpx(&t, &mut w),
+                TrackFormat::Kml => crate::export::write_kml(&t, &mut w),
+            }
+            .map_err(|e| AppError::new(e.code, format!("{} ({})", e.message, path.display())))?;
+            let file = w.into_inner().map_err(|e| storage(e.into_error(), &tmp))?;
+            file.sync_all().map_err(|e| storage(e, &tmp))?;
+            std::fs::rename(&tmp, &path).map_err(|e| storage(e, &path))
+        })();
+        if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
-            storage(e, &path)
-        })?;
+            return Err(e);
+        }
+        // The rename itself is durable once the directory is synced (where it can be opened:
+        // not on Windows).
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
         let full = std::path::absolute(&path).unwrap_or(path);
         Ok(ExportedTrack {
             path: full.display().to_string(),
@@ -1779,6 +1817,18 @@ fn acknowledged_at(
 
 /// Most fixes one track export writes (seven days at one fix a second).
 pub const MAX_EXPORT_POINTS: usize = 7 * 86_400;
+
+/// A clock difference for people: `12 min`, `3 h 5 min`, `400 days`.
+fn skew_text(seconds: i64) -> String {
+    let m = seconds / 60;
+    if m < 120 {
+        format!("{m} min")
+    } else if m < 48 * 60 {
+        format!("{} h {} min", m / 60, m % 60)
+    } else {
+        format!("{} days", m / (24 * 60))
+    }
+}
 
 fn track(c: &Connection, q: &TrackQuery, limit: usize) -> Result<Track, AppError> {
     if let (Some(from), Some(to)) = (q.from, q.to)

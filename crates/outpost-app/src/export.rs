@@ -4,7 +4,9 @@
 //! GPX: one `trk` named after the callsign with one `trkseg`, a `trkpt` per fix with `lat`,
 //! `lon` (WGS-84 degrees) and `time` (UTC, ISO 8601). GPX 1.1 has no speed or course
 //! element, so those are not written. KML: a `Document` named after the callsign holding a
-//! `LineString` placemark of the whole track, then one `Point` placemark per fix with a
+//! `LineString` placemark of the whole track when it has two fixes or more (OGC KML 2.2
+//! requires two or more coordinates in a `LineString`; a lone fix is its `Point`
+//! placemark alone), then one `Point` placemark per fix with a
 //! `TimeStamp`/`when` (UTC, RFC 3339) — plain KML 2.2, no `gx:` extensions, so any reader
 //! (Google Earth, QGIS, ATAK) opens it. Coordinates are written in full precision.
 
@@ -23,11 +25,25 @@ fn export_error(what: &str, e: impl std::fmt::Display) -> AppError {
     )
 }
 
-/// The track as a GPX 1.1 document.
+/// Refuses a track without a fix: there is nothing to export.
+fn not_empty(t: &Track) -> Result<(), AppError> {
+    if t.points.is_empty() {
+        return Err(AppError::invalid(format!(
+            "{} has no position in that time window; nothing to export",
+            t.callsign
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the track as a GPX 1.1 document to `out` (streamed: no copy of the whole text is
+/// built).
 ///
 /// # Errors
-/// [`ErrorCode::Storage`] when the writer fails (a fix time outside what GPX can carry).
-pub fn gpx_text(t: &Track) -> Result<String, AppError> {
+/// [`ErrorCode::InvalidInput`] for a track without a fix; [`ErrorCode::Storage`] when the
+/// writer fails (a fix time outside what GPX can carry, or `out` fails).
+pub fn write_gpx<W: std::io::Write>(t: &Track, out: W) -> Result<(), AppError> {
+    not_empty(t)?;
     let mut points = Vec::with_capacity(t.points.len());
     for f in &t.points {
         let mut w = gpx::Waypoint::new(geo_types::Point::new(f.position.lon, f.position.lat));
@@ -47,25 +63,29 @@ pub fn gpx_text(t: &Track) -> Result<String, AppError> {
         }],
         ..gpx::Gpx::default()
     };
-    let mut out = Vec::new();
-    gpx::write(&doc, &mut out).map_err(|e| export_error("GPX", e))?;
-    String::from_utf8(out).map_err(|e| export_error("GPX", e))
+    gpx::write(&doc, out).map_err(|e| export_error("GPX", e))
 }
 
-/// The track as a KML 2.2 document.
+/// Writes the track as a KML 2.2 document to `out` (see the module docs: the line only for
+/// two fixes or more; streamed: no copy of the whole text is built).
 ///
 /// # Errors
-/// [`ErrorCode::Storage`] when the writer fails.
-pub fn kml_text(t: &Track) -> Result<String, AppError> {
+/// [`ErrorCode::InvalidInput`] for a track without a fix; [`ErrorCode::Storage`] when the
+/// writer or `out` fails.
+pub fn write_kml<W: std::io::Write>(t: &Track, mut out: W) -> Result<(), AppError> {
     use kml::types::{Coord, Element, Geometry, LineString, Placemark, Point};
+    not_empty(t)?;
     let text = |name: &str, content: String| Element {
         name: name.into(),
         content: Some(content),
         ..Element::default()
     };
-    let mut elements = vec![
-        kml::Kml::Element(text("name", format!("{} track", t.callsign))),
-        kml::Kml::Placemark(Placemark {
+    let mut elements = vec![kml::Kml::Element(text(
+        "name",
+        format!("{} track", t.callsign),
+    ))];
+    if t.points.len() >= 2 {
+        elements.push(kml::Kml::Placemark(Placemark {
             name: Some(t.callsign.clone()),
             geometry: Some(Geometry::LineString(LineString::from(
                 t.points
@@ -74,8 +94,8 @@ pub fn kml_text(t: &Track) -> Result<String, AppError> {
                     .collect::<Vec<_>>(),
             ))),
             ..Placemark::default()
-        }),
-    ];
+        }));
+    }
     for f in &t.points {
         let when = f
             .fix_time
@@ -103,11 +123,12 @@ pub fn kml_text(t: &Track) -> Result<String, AppError> {
         }],
         ..kml::KmlDocument::default()
     });
-    let mut out = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
+    out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+        .map_err(|e| export_error("KML", e))?;
     kml::KmlWriter::<_, f64>::from_writer(&mut out)
         .write(&doc)
         .map_err(|e| export_error("KML", e))?;
-    String::from_utf8(out).map_err(|e| export_error("KML", e))
+    out.flush().map_err(|e| export_error("KML", e))
 }
 
 /// A callsign as a file-name part: letters and digits (any script) kept, anything else

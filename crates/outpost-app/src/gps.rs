@@ -10,7 +10,8 @@
 //! - gpsd (`gpsd://HOST:PORT`, or plain `HOST:PORT`; port 2947 when omitted after
 //!   `gpsd://`): the reader sends `?WATCH={"enable":true,"nmea":true}` and reads the NMEA
 //!   lines gpsd relays (its JSON reports are ignored), as gpsd's client protocol documents;
-//! - a log file of NMEA lines, replayed paced by its fix times (`--gps-speed N` plays it N
+//! - a log file of NMEA lines (any existing regular file; `@` in its name is not a baud
+//!   rate), replayed paced by its fix times (`--gps-speed N` plays it N
 //!   times faster). A log's fixes are **re-stamped**: the first fix gets the time the replay
 //!   starts and each later one the instant it is written (its offset from the first, divided
 //!   by the speed). Without this a log recorded in 2015 would be older than the unit's
@@ -79,9 +80,9 @@ pub enum GpsSource {
 }
 
 impl GpsSource {
-    /// Parses `--gps SOURCE`: `gpsd://HOST[:PORT]`; a path under `/dev/` or `COMn`
-    /// (optionally `@BAUD`) is a serial port; an existing file is a log to replay; otherwise
-    /// `HOST:PORT` is gpsd.
+    /// Parses `--gps SOURCE`: `gpsd://HOST[:PORT]`; an existing regular file is a log to
+    /// replay (its name may hold `@`); a path under `/dev/` or `COMn` (optionally `@BAUD`) is
+    /// a serial port; otherwise `HOST:PORT` is gpsd.
     ///
     /// # Errors
     /// [`crate::ipc::ErrorCode::InvalidInput`] naming the text: an empty source, a bad baud
@@ -107,8 +108,15 @@ impl GpsSource {
                 ))),
             };
         }
+        // An existing file is a log, whatever its name holds (`drive@2015.nmea`): the
+        // `@BAUD` suffix belongs to serial device paths only.
+        if std::path::Path::new(text).is_file() {
+            return Ok(GpsSource::Log {
+                path: PathBuf::from(text),
+            });
+        }
         let (path, baud) = match text.rsplit_once('@') {
-            Some((p, b)) => {
+            Some((p, b)) if is_serial_path(p) => {
                 let baud = b.parse::<u32>().ok().filter(|b| *b > 0).ok_or_else(|| {
                     AppError::invalid(format!(
                         "--gps {text:?}: the baud rate after @ must be a positive number, like \
@@ -117,17 +125,12 @@ impl GpsSource {
                 })?;
                 (p, Some(baud))
             }
-            None => (text, None),
+            _ => (text, None),
         };
         if is_serial_path(path) {
             return Ok(GpsSource::Serial {
                 path: path.to_string(),
                 baud: baud.unwrap_or(DEFAULT_BAUD),
-            });
-        }
-        if baud.is_none() && std::path::Path::new(text).is_file() {
-            return Ok(GpsSource::Log {
-                path: PathBuf::from(text),
             });
         }
         if baud.is_none()
@@ -419,10 +422,16 @@ impl Worker {
         // A replay stopped while waiting for the fix's time writes nothing more.
         if let Some(fix) = fix.and_then(|f| self.pace(f)) {
             match self.console.report_field_fix(fix.clone()) {
-                Ok(()) => {
+                Ok(warning) => {
                     let mut s = lock(&self.status);
+                    // Clock skew is flagged in the log (SYNC.md principle 10), once per change.
+                    if let Some(w) = &warning
+                        && s.error.as_ref() != Some(w)
+                    {
+                        tracing::warn!(source = %self.opts.label, "{w}");
+                    }
                     s.last_fix = Some(fix);
-                    s.error = None;
+                    s.error = warning;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e.message, "GPS fix not recorded");
@@ -568,6 +577,15 @@ mod tests {
             GpsSource::parse(log.to_str().expect("utf-8")).expect("a log"),
             GpsSource::Log { path: log.clone() }
         );
+        // `@` in a log's name is not a baud rate.
+        for name in ["drive@2015.nmea", "drive@4800"] {
+            let log = dir.path().join(name);
+            std::fs::write(&log, "$GPRMC\n").expect("write");
+            assert_eq!(
+                GpsSource::parse(log.to_str().expect("utf-8")).expect("a log"),
+                GpsSource::Log { path: log.clone() }
+            );
+        }
     }
 
     #[test]
@@ -579,6 +597,10 @@ mod tests {
             ("gpsd://host:99999", "not a TCP port"),
             ("gpsd://:2947", "needs a host"),
             ("/no/such/drive.nmea", "neither an existing NMEA log file"),
+            (
+                "/no/such/drive@2015.nmea",
+                "neither an existing NMEA log file",
+            ),
         ] {
             let e = GpsSource::parse(text).expect_err("refused");
             assert!(e.message.contains(says), "{text:?}: {}", e.message);

@@ -571,7 +571,9 @@ pub struct GpsStatus {
     pub skipped: u64,
     /// The newest fix, if any.
     pub last_fix: Option<Fix>,
-    /// The last error (source closed, device missing), if any.
+    /// The last error (source closed, device missing, a fix refused), or a warning that the
+    /// receiver's time is more than five minutes ahead of this laptop's clock (its fixes are
+    /// still recorded), if any.
     pub error: Option<String>,
 }
 

@@ -172,6 +172,34 @@ fn replay_of_the_mt3339_log_moves_the_unit_along_the_logged_path() {
     assert_eq!(view.gps.expect("gps status").fixes, 30);
 }
 
+/// A log whose path holds `@` replays like any other (the `@BAUD` suffix is for serial
+/// devices only).
+#[test]
+fn a_log_whose_name_holds_an_at_sign_replays() {
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let log = f.dir.path().join("drive@2015.nmea");
+    std::fs::copy(mt3339_log(), &log).expect("copy the log");
+    let label = log.display().to_string();
+    let reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&label).expect("a log file"),
+            label,
+            speed: 1000.0,
+        },
+    )
+    .expect("reader starts");
+    assert!(reader.wait(Duration::from_secs(30)), "replay ends");
+    let status = reader.status();
+    assert_eq!(status.fixes, 30, "{status:?}");
+    let (_, lat, lon) = *logged_rmc(&mt3339_log()).last().expect("fixes");
+    let state = f.console.console_state().expect("state");
+    let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    let at = p12.fix.as_ref().expect("moved").position;
+    assert!((at.lat - lat).abs() < 1e-9 && (at.lon - lon).abs() < 1e-9);
+}
+
 #[test]
 fn offline_fixes_wait_on_disk_in_the_positions_lane_in_fix_order() {
     let f = fixture();
@@ -323,6 +351,120 @@ fn gpx_and_kml_exports_parse_back_with_the_same_points() {
     assert!(e.message.contains("P-14"), "{}", e.message);
 }
 
+/// A window with one fix: the KML is that fix's Point placemark alone (a LineString needs two
+/// coordinates or more, OGC KML 2.2), the GPX a one-point track; an empty window is a clear
+/// error in both formats.
+#[test]
+fn a_one_fix_export_is_valid_and_an_empty_one_is_refused() {
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let at = t0() - chrono::Duration::seconds(30);
+    f.console
+        .report_field_fix(Fix {
+            position: LatLon {
+                lat: 39.817_123_4,
+                lon: 109.977_5,
+            },
+            fix_time: at,
+            heading_deg: None,
+            speed_mps: None,
+            accuracy_m: None,
+        })
+        .expect("recorded");
+    let query = TrackQuery {
+        unit_id: "u-12".into(),
+        from: None,
+        to: None,
+    };
+    let out = f
+        .console
+        .export_track(ExportTrack {
+            track: query.clone(),
+            format: TrackFormat::Kml,
+        })
+        .expect("kml export");
+    assert_eq!(out.points, 1);
+    assert!(
+        out.path
+            .ends_with("P-12-20261129T215930Z-20261129T215930Z.kml"),
+        "{}",
+        out.path
+    );
+    let text = std::fs::read_to_string(&out.path).expect("file");
+    assert!(!text.contains("LineString"), "{text}");
+    let doc: kml::Kml = text.parse().expect("valid KML");
+    let kml::Kml::KmlDocument(root) = doc else {
+        panic!("not a kml root: {text}");
+    };
+    let [kml::Kml::Document { elements, .. }] = root.elements.as_slice() else {
+        panic!("not one Document: {text}");
+    };
+    let placemarks: Vec<&kml::types::Placemark> = elements
+        .iter()
+        .filter_map(|e| match e {
+            kml::Kml::Placemark(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placemarks.len(), 1, "{text}");
+    let Some(kml::types::Geometry::Point(pt)) = &placemarks[0].geometry else {
+        panic!("not a point: {text}");
+    };
+    assert_eq!((pt.coord.y, pt.coord.x), (39.817_123_4, 109.977_5));
+    let when = placemarks[0].children[0].children[0]
+        .content
+        .as_deref()
+        .expect("when");
+    assert_eq!(when.parse::<DateTime<Utc>>().expect("RFC 3339"), at);
+
+    let out = f
+        .console
+        .export_track(ExportTrack {
+            track: query,
+            format: TrackFormat::Gpx,
+        })
+        .expect("gpx export");
+    let doc = gpx::read(std::fs::File::open(&out.path).expect("file")).expect("valid GPX");
+    let points = &doc.tracks[0].segments[0].points;
+    assert_eq!(points.len(), 1);
+    assert_eq!(
+        (points[0].point().y(), points[0].point().x()),
+        (39.817_123_4, 109.977_5)
+    );
+
+    for format in [TrackFormat::Kml, TrackFormat::Gpx] {
+        let e = f
+            .console
+            .export_track(ExportTrack {
+                track: TrackQuery {
+                    unit_id: "u-12".into(),
+                    from: Some(t0()),
+                    to: None,
+                },
+                format,
+            })
+            .expect_err("nothing after t0");
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert_eq!(
+            e.message,
+            "P-12 has no position in that time window; nothing to export"
+        );
+    }
+    // Only the two exports are there (no leftover part files).
+    let mut names: Vec<String> = std::fs::read_dir(f.dir.path().join("exports"))
+        .expect("exports dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "P-12-20261129T215930Z-20261129T215930Z.gpx",
+            "P-12-20261129T215930Z-20261129T215930Z.kml"
+        ]
+    );
+}
+
 #[test]
 fn an_unknown_callsign_is_a_clear_error() {
     let f = fixture();
@@ -361,27 +503,126 @@ fn an_unknown_callsign_is_a_clear_error() {
     assert!(e.message.contains("--server"), "{}", e.message);
 }
 
+/// An NMEA sentence with its checksum.
+fn sentence(body: &str) -> String {
+    let cs = body.bytes().fold(0u8, |a, b| a ^ b);
+    format!("${body}*{cs:02X}")
+}
+
+/// A laptop whose clock is slow: its receiver's fixes (satellite time, 12 minutes ahead of
+/// the laptop) are recorded, not refused (SYNC.md principle 10), and the receiver status
+/// says the laptop's clock is off. Range, 0°/0° and before-2000 checks still apply.
 #[test]
-fn a_fix_far_ahead_of_the_clock_is_refused() {
+fn a_receiver_ahead_of_a_slow_laptop_clock_is_recorded_and_the_skew_shown() {
+    use std::io::{BufRead, BufReader, Write};
     let f = fixture();
     f.console.set_field_unit("P-12").expect("field mode");
-    let fix = |at| Fix {
-        position: LatLon {
-            lat: 39.8,
-            lon: 109.98,
-        },
+    let fix = |lat: f64, at: DateTime<Utc>| Fix {
+        position: LatLon { lat, lon: 109.98 },
         fix_time: at,
         heading_deg: None,
         speed_mps: None,
         accuracy_m: None,
     };
-    let e = f
+    let ahead = t0() + chrono::Duration::minutes(12);
+    let warning = f
         .console
-        .report_field_fix(fix(t0() + chrono::Duration::days(365)))
-        .expect_err("a year ahead");
-    assert_eq!(e.code, ErrorCode::InvalidInput);
-    assert!(e.message.contains("ahead of the clock"), "{}", e.message);
-    f.console.report_field_fix(fix(t0())).expect("now is fine");
+        .report_field_fix(fix(39.8, ahead))
+        .expect("a receiver ahead of the laptop is recorded");
+    let warning = warning.expect("the skew is reported");
+    assert!(
+        warning.contains("receiver time is 12 min ahead of this laptop's clock"),
+        "{warning}"
+    );
+    let state = f.console.console_state().expect("state");
+    let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    assert_eq!(p12.fix.as_ref().map(|x| x.fix_time), Some(ahead));
+    assert_eq!(
+        f.console.sync_status().expect("status").pending.positions,
+        1
+    );
+    // Within five minutes: no warning.
+    assert_eq!(
+        f.console
+            .report_field_fix(fix(39.81, t0() + chrono::Duration::minutes(4)))
+            .expect("recorded"),
+        None
+    );
+    // A year ahead is recorded too (the server parks it if its own clock says so).
+    let w = f
+        .console
+        .report_field_fix(fix(39.82, t0() + chrono::Duration::days(365)))
+        .expect("recorded")
+        .expect("warned");
+    assert!(w.contains("365 days ahead"), "{w}");
+    // The other checks stay.
+    let y1999 = Utc
+        .with_ymd_and_hms(1999, 8, 22, 0, 0, 0)
+        .single()
+        .expect("valid date");
+    for (bad, says) in [
+        (fix(91.0, ahead), "latitude 91"),
+        (
+            Fix {
+                position: LatLon { lat: 0.0, lon: 0.0 },
+                ..fix(39.8, ahead)
+            },
+            "0, 0",
+        ),
+        (fix(39.8, y1999), "before 2000"),
+    ] {
+        let e = f.console.report_field_fix(bad).expect_err("refused");
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+
+    // Through the receiver reader: the status shows the skew.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut watch = String::new();
+        reader.read_line(&mut watch).expect("watch command");
+        let mut w = stream;
+        // 22:12:00 and 22:12:01 on 2026-11-29; the laptop says 22:00:00.
+        for body in [
+            "GPRMC,221200.000,A,3948.0000,N,10958.8000,E,0.00,0.00,291126,,,A",
+            "GPRMC,221201.000,A,3948.0060,N,10958.8000,E,0.00,0.00,291126,,,A",
+        ] {
+            w.write_all(format!("{}\r\n", sentence(body)).as_bytes())
+                .expect("write");
+        }
+        // Hold the connection until the reader has read both.
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let source = format!("gpsd://{addr}");
+    let mut reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&source).expect("gpsd address"),
+            label: source.clone(),
+            speed: 1.0,
+        },
+    )
+    .expect("reader starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reader.status().fixes < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = reader.status();
+    reader.stop();
+    server.join().expect("server");
+    assert_eq!(status.fixes, 2, "{status:?}");
+    let last = status.last_fix.as_ref().expect("recorded");
+    assert_eq!(last.fix_time, t0() + chrono::Duration::seconds(12 * 60 + 1));
+    let error = status.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("receiver time is 12 min ahead of this laptop's clock"),
+        "{status:?}"
+    );
+    let view = f.console.field_view().expect("view").expect("field mode");
+    assert_eq!(view.gps.and_then(|g| g.error).as_deref(), Some(error));
 }
 
 #[test]
@@ -554,6 +795,63 @@ fn devices_are_listed_bound_and_unbound() {
         f.console.list_devices().expect("list")[0].device_id,
         "phone-7"
     );
+}
+
+/// A phone whose id was typed with stray spaces reports (the decoder keeps the id trimmed)
+/// and can be bound by the id as listed, or as typed with spaces: one device, one rule
+/// (outpost_domain::device::device_id) on both sides.
+#[test]
+fn a_device_whose_id_has_stray_spaces_can_be_bound() {
+    let f = fixture();
+    let report = outpost_devices::osmand::decode_query(
+        "/?id=%20%204711%20&lat=42.5&lon=1.52&timestamp=1795989600",
+        t0(),
+    )
+    .expect("decoded");
+    {
+        let store = f.console.store_handle();
+        let mut s = store.lock().expect("store");
+        s.write::<AppError, _>(t0(), "gateway", |_| {
+            Ok(OpBody::DeviceReport {
+                report: report.clone(),
+            })
+        })
+        .expect("device.report");
+    }
+    let listed = f.console.list_devices().expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].device_id, "4711");
+    let bound = f
+        .console
+        .bind_device(BindDevice {
+            device_id: " 4711  ".into(),
+            unit_id: Some("u-12".into()),
+        })
+        .expect("bind");
+    assert_eq!(bound.device_id, "4711");
+    assert_eq!(bound.unit_id.as_deref(), Some("u-12"));
+    assert_eq!(
+        bound.last_fix,
+        Some(report.fix.clone()),
+        "the device that reported"
+    );
+    let listed = f.console.list_devices().expect("list");
+    assert_eq!(listed.len(), 1, "one device, not two: {listed:?}");
+    // Refused by the same rule and message as the decoders.
+    for (id, says) in [
+        ("  \t ", "the device id is empty"),
+        ("47\u{7}11", "the device id contains a control character"),
+    ] {
+        let e = f
+            .console
+            .bind_device(BindDevice {
+                device_id: id.into(),
+                unit_id: Some("u-12".into()),
+            })
+            .expect_err("refused");
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains(says), "{}", e.message);
+    }
 }
 
 #[test]
