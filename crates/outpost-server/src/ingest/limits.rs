@@ -51,6 +51,22 @@ impl StatsRef {
 #[derive(Default)]
 struct AddressSlots(Mutex<HashMap<IpAddr, usize>>);
 
+/// The address a connection counts against: an IPv4 address (also when it arrives
+/// IPv4-mapped on an IPv6 socket), or the /64 network of an IPv6 address (one host is
+/// usually given a whole /64 and can pick any address in it, RFC 4291 / RFC 8981).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
 impl AddressSlots {
     /// Takes a slot for `ip` when it holds fewer than `limit`.
     fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
@@ -144,7 +160,7 @@ impl CappedListener {
                     continue;
                 }
             };
-            let Some(slot) = self.addresses.take(addr.ip(), self.per_address) else {
+            let Some(slot) = self.addresses.take(client_key(addr.ip()), self.per_address) else {
                 let n = self.stats.get().refuse("address_limit");
                 if n.is_power_of_two() {
                     tracing::warn!(
@@ -307,5 +323,20 @@ impl AsyncWrite for Guarded {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_count_per_ipv4_address_and_per_ipv6_64() {
+        let key = |s: &str| client_key(s.parse().expect("ip")).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 }

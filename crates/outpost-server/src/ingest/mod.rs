@@ -72,8 +72,8 @@ pub const UNBOUND_FORGET: Duration = Duration::from_secs(3_600);
 /// --max-device-connections N` changes it. Each connection holds one file descriptor: the
 /// process's open-file limit (`ulimit -n`) must exceed both listeners' caps together.
 pub const MAX_CONNECTIONS: usize = 4_096;
-/// Concurrent connections per listener from one IP address; more are closed at once and
-/// counted (`address_limit`), so one client (or one flooding host) cannot take every slot of
+/// Concurrent connections per listener from one IP address (an IPv6 client: its /64
+/// network); more are closed at once and counted (`address_limit`), so one client (or one flooding host) cannot take every slot of
 /// [`MAX_CONNECTIONS`]. Devices behind one NAT share an address: `serve
 /// --max-connections-per-address N` raises it.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
