@@ -277,8 +277,7 @@ async fn report(
     let report = match decoded {
         Ok(r) => r,
         // A query string over the size limit: as a body over it.
-        Err(e @ OsmandError::BadParameter { .. }) if matches!(&e, OsmandError::BadParameter { name, .. } if name == "request") =>
-        {
+        Err(e) if is_oversized_target(&e) => {
             return refuse(
                 &ingest,
                 StatusCode::URI_TOO_LONG,
@@ -313,6 +312,11 @@ async fn report(
             refused_value(key, n, Some(&device), &f.to_string())
         }
     }
+}
+
+/// True when the decoder refused the whole query string for its size.
+fn is_oversized_target(e: &OsmandError) -> bool {
+    matches!(e, OsmandError::BadParameter { name, .. } if name == "request")
 }
 
 /// Refusals of one reason logged at `info` (the first 10, then every 1,000th), so a phone
