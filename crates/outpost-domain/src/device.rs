@@ -24,6 +24,10 @@ pub const MAX_FIX_AHEAD_S: i64 = 300;
 /// Fixes before this instant (2000-01-01T00:00:00Z, Unix seconds) are refused: a receiver
 /// without a time fix, or a GPS week-number rollover, reports such dates.
 pub const MIN_FIX_TIME_S: i64 = 946_684_800;
+/// Fastest speed over ground believed where reports arrive, metres per second (about
+/// 1,260 km/h, beyond any police car, boat or helicopter); a faster one is a broken
+/// receiver or a forged report.
+pub const MAX_PLAUSIBLE_SPEED_MPS: f64 = 350.0;
 
 /// Why a device id is refused by [`device_id`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +134,9 @@ pub enum FixError {
     /// Fix time before [`MIN_FIX_TIME_S`].
     #[error("fix time {0} is before 2000-01-01")]
     Past(DateTime<Utc>),
+    /// A speed above [`MAX_PLAUSIBLE_SPEED_MPS`].
+    #[error("speed {0} m/s is implausible (more than {MAX_PLAUSIBLE_SPEED_MPS} m/s)")]
+    Implausible(f64),
     /// Exactly 0° N 0° E ("Null Island"): what receivers and apps without a position send
     /// in place of one; no patrol unit is there.
     #[error("position 0, 0 is a receiver without a position, not a fix")]
@@ -142,11 +149,16 @@ pub enum FixError {
 ///
 /// # Errors
 /// The first [`FixError`] found, in the order latitude, longitude, heading, speed, accuracy,
-/// null island, time.
+/// null island, implausible speed, time.
 pub fn check_fix(fix: &Fix, now: DateTime<Utc>) -> Result<(), FixError> {
     check_fix_ranges(fix)?;
     if fix.position.lat == 0.0 && fix.position.lon == 0.0 {
         return Err(FixError::NullIsland);
+    }
+    if let Some(s) = fix.speed_mps
+        && s > MAX_PLAUSIBLE_SPEED_MPS
+    {
+        return Err(FixError::Implausible(s));
     }
     if fix.fix_time > now + Duration::seconds(MAX_FIX_AHEAD_S) {
         return Err(FixError::Future {
