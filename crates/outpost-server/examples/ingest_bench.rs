@@ -197,6 +197,15 @@ fn written(s: &Value) -> u64 {
         + s["gateway"]["device_reports_written"].as_u64().unwrap_or(0)
 }
 
+/// Reports the gateway dropped for their rate or as repeats (`throttled`, `duplicate`): the
+/// server's per-device rate (`serve --max-device-rate`) must be above the blast's.
+fn dropped_by_rate(s: &Value) -> u64 {
+    ["osmand", "cot"]
+        .iter()
+        .map(|l| s[l]["throttled"].as_u64().unwrap_or(0) + s[l]["duplicate"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 fn refused(s: &Value) -> u64 {
     ["osmand", "cot"]
         .iter()
@@ -356,7 +365,11 @@ fn blast(
     let deadline = Instant::now() + Duration::from_secs(600);
     let after = loop {
         let s = stats(&client, server)?;
-        if written(&s) + (refused(&s) - refused(&before)) >= target {
+        if written(&s)
+            + (refused(&s) - refused(&before))
+            + (dropped_by_rate(&s) - dropped_by_rate(&before))
+            >= target
+        {
             break s;
         }
         if Instant::now() > deadline {
@@ -376,6 +389,7 @@ fn blast(
             "t_written_s": t_written,
             "written": n_written,
             "refused": refused(&after) - refused(&before),
+            "throttled": dropped_by_rate(&after) - dropped_by_rate(&before),
             "not_ok": not_ok.load(Ordering::Relaxed),
             "written_per_s": (n_written as f64 / t_written).floor(),
             "batches": after["gateway"]["batches"].as_u64().unwrap_or(0)

@@ -54,6 +54,12 @@ enum Cmd {
               default_value_t = outpost_server::ingest::MAX_CONNECTIONS_PER_ADDRESS,
               value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
         max_connections_per_address: usize,
+        /// Position reports written per bound device per second at most; more (and
+        /// repeats of a fix already written) are dropped and counted.
+        #[arg(long, value_name = "N",
+              default_value_t = outpost_server::ingest::MAX_DEVICE_RATE,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_device_rate: usize,
     },
     /// Remove position reports older than a gseq from the op log (their fixes stay as track
     /// history); consoles further behind then load a snapshot.
@@ -114,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cot_listen,
             max_device_connections,
             max_connections_per_address,
+            max_device_rate,
         } => serve(
             data,
             listen,
@@ -122,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cot_listen,
                 max_connections: Some(max_device_connections),
                 max_connections_per_address: Some(max_connections_per_address),
+                max_device_rate: Some(max_device_rate),
                 ..IngestConfig::default()
             },
         ),

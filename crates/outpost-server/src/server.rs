@@ -176,9 +176,15 @@ impl Server {
         let mut osmand_addr = None;
         let mut cot_addr = None;
         if osmand_std.is_some() || cot_std.is_some() {
-            let parts =
-                crate::ingest::start_gateway(service.clone(), gateway_origin, stats.clone())
-                    .map_err(|e| ServerError::Ingest(e.to_string()))?;
+            let parts = crate::ingest::start_gateway(
+                service.clone(),
+                gateway_origin,
+                stats.clone(),
+                ingest
+                    .max_device_rate
+                    .unwrap_or(crate::ingest::MAX_DEVICE_RATE),
+            )
+            .map_err(|e| ServerError::Ingest(e.to_string()))?;
             gateway = Some(parts.gateway);
             let limits = |idle: Duration| crate::ingest::limits::Limits {
                 total: ingest

@@ -6,7 +6,7 @@
 //! comes from the server clock and its `base_version` is the newest gseq the gateway knows (the
 //! head of the log after its previous push): the gateway has "seen" everything in the log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,9 @@ use outpost_domain::op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{Outcome, PROTOCOL_VERSION, PushRequest};
 
 use super::{
-    BATCH_MAX_REPORTS, BATCH_WINDOW, IngestStats, IngestStatsView, Listener, MAX_UNBOUND_DEVICES,
-    QueueRx, UNBOUND_FORGET, UNBOUND_INTERVAL,
+    BATCH_MAX_REPORTS, BATCH_WINDOW, BOUND_FORGET, IngestStats, IngestStatsView, Listener,
+    MAX_TRACKED_BOUND_DEVICES, MAX_UNBOUND_DEVICES, QueueRx, RATE_WINDOW, RECENT_FIXES,
+    UNBOUND_FORGET, UNBOUND_INTERVAL,
 };
 use crate::service::{SyncError, SyncService};
 
@@ -71,6 +72,33 @@ struct Gateway {
     bindings_generation: Option<u64>,
     /// Unbound devices: when their last `device.report` was written.
     unbound: HashMap<String, Instant>,
+    /// Bound devices seen recently: the fix times written and when (duplicates, rate).
+    bound: HashMap<String, BoundDevice>,
+    /// Most `position.report`s written per bound device per [`RATE_WINDOW`].
+    device_rate: usize,
+}
+
+/// What the gateway remembers of one bound device (bounded: [`RECENT_FIXES`] fix times and
+/// `device_rate` instants).
+#[derive(Debug)]
+struct BoundDevice {
+    /// The unit it was bound to when these were written (a new binding starts afresh).
+    unit_id: String,
+    /// Fix times (Unix milliseconds) of its last [`RECENT_FIXES`] written reports.
+    fixes: VecDeque<i64>,
+    /// When its last `device_rate` reports were written, oldest first.
+    written_at: VecDeque<Instant>,
+    /// Its last report (written or not).
+    last_seen: Instant,
+}
+
+/// Why a bound device's report is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BoundDrop {
+    /// Its fix time was written already.
+    Duplicate,
+    /// More than the rate within [`RATE_WINDOW`].
+    Throttled,
 }
 
 /// Starts the gateway thread reading `rx`.
@@ -79,6 +107,7 @@ pub(super) fn start(
     origin: Uuid,
     rx: QueueRx,
     stats: Arc<IngestStats>,
+    device_rate: usize,
 ) -> Result<GatewayHandle, SyncError> {
     let lane_seq = high_water(&service, origin)?;
     let known_gseq = service.head()?.gseq;
@@ -95,6 +124,8 @@ pub(super) fn start(
         bindings: HashMap::new(),
         bindings_generation: None,
         unbound: HashMap::new(),
+        bound: HashMap::new(),
+        device_rate: device_rate.max(1),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -175,24 +206,112 @@ impl Gateway {
             Ok(rows) => {
                 self.bindings = rows.into_iter().collect();
                 self.bindings_generation = Some(generation);
+                // An unbound device's memory goes with its binding.
+                let bindings = &self.bindings;
+                self.bound.retain(|d, _| bindings.contains_key(d));
             }
             // Keep the old ones and retry on the next batch.
             Err(e) => tracing::warn!(error = %e, "cannot read the device bindings"),
         }
     }
 
-    /// The body for `report`, or `None` when it is dropped (throttled, too many unbound).
+    /// Checks a bound device's report against what was written for it: a fix time written
+    /// already is a duplicate; more than `device_rate` reports within [`RATE_WINDOW`] are
+    /// throttled. Otherwise records the report as written and returns `Ok`.
+    fn admit_bound(
+        &mut self,
+        device_id: &str,
+        unit_id: &str,
+        fix_ms: i64,
+        now: Instant,
+    ) -> Result<(), BoundDrop> {
+        if !self.bound.contains_key(device_id) && self.bound.len() >= MAX_TRACKED_BOUND_DEVICES {
+            self.bound
+                .retain(|_, b| now.duration_since(b.last_seen) < BOUND_FORGET);
+            if self.bound.len() >= MAX_TRACKED_BOUND_DEVICES {
+                // More bound devices reporting than the map holds (far beyond the design's
+                // 2,000): forget the one silent the longest.
+                let oldest = self
+                    .bound
+                    .iter()
+                    .min_by_key(|(_, b)| b.last_seen)
+                    .map(|(d, _)| d.clone());
+                if let Some(d) = oldest {
+                    self.bound.remove(&d);
+                }
+            }
+        }
+        let rate = self.device_rate;
+        let dev = self
+            .bound
+            .entry(device_id.to_string())
+            .or_insert_with(|| BoundDevice {
+                unit_id: unit_id.to_string(),
+                fixes: VecDeque::new(),
+                written_at: VecDeque::new(),
+                last_seen: now,
+            });
+        if dev.unit_id != unit_id {
+            // Bound to another unit since: nothing of that unit was written yet.
+            dev.unit_id = unit_id.to_string();
+            dev.fixes.clear();
+            dev.written_at.clear();
+        }
+        dev.last_seen = now;
+        if dev.fixes.contains(&fix_ms) {
+            return Err(BoundDrop::Duplicate);
+        }
+        while dev
+            .written_at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            dev.written_at.pop_front();
+        }
+        if dev.written_at.len() >= rate {
+            return Err(BoundDrop::Throttled);
+        }
+        dev.written_at.push_back(now);
+        if dev.fixes.len() >= RECENT_FIXES {
+            dev.fixes.pop_front();
+        }
+        dev.fixes.push_back(fix_ms);
+        Ok(())
+    }
+
+    /// Forgets that `fix_ms` of `device_id` was written (its push failed): a resend may be
+    /// written.
+    fn unrecord(&mut self, device_id: &str, fix_ms: i64) {
+        if let Some(dev) = self.bound.get_mut(device_id) {
+            dev.fixes.retain(|f| *f != fix_ms);
+        }
+    }
+
+    /// The body for `report`, or `None` when it is dropped (a duplicate or throttled report
+    /// of a bound device; throttled or too many unbound ones), counted.
     fn body_for(&mut self, report: DeviceReport, now: Instant) -> Option<OpBody> {
-        if let Some(unit_id) = self.bindings.get(&report.device_id) {
+        let stats = self.stats.clone();
+        let stats = stats.listener(Listener::of(report.source));
+        if let Some(unit_id) = self.bindings.get(&report.device_id).cloned() {
             if !self.unbound.is_empty() {
                 self.unbound.remove(&report.device_id);
             }
-            return Some(OpBody::PositionReport {
-                unit_id: unit_id.clone(),
-                fix: report.fix,
-            });
+            let fix_ms = report.fix.fix_time.timestamp_millis();
+            return match self.admit_bound(&report.device_id, &unit_id, fix_ms, now) {
+                Ok(()) => Some(OpBody::PositionReport {
+                    unit_id,
+                    fix: report.fix,
+                }),
+                Err(BoundDrop::Duplicate) => {
+                    stats.duplicate.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Err(BoundDrop::Throttled) => {
+                    stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            };
         }
-        let stats = self.stats.listener(Listener::of(report.source));
         match self.unbound.get(&report.device_id) {
             Some(last) if now.duration_since(*last) < UNBOUND_INTERVAL => {
                 stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -237,14 +356,18 @@ impl Gateway {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let first_seq = self.lane_seq;
         let mut ops = Vec::with_capacity(batch.len());
-        // (listener, is a position.report) of each op, for the counters.
-        let mut meta = Vec::with_capacity(batch.len());
+        // (listener, the (device, fix ms) of a position.report) of each op, for the
+        // counters and to forget what a failed push did not write.
+        let mut meta: Vec<(Listener, Option<(String, i64)>)> = Vec::with_capacity(batch.len());
         for report in batch {
             let listener = Listener::of(report.source);
+            let device = report.device_id.clone();
+            let fix_ms = report.fix.fix_time.timestamp_millis();
             let Some(body) = self.body_for(report, now) else {
                 continue;
             };
-            let position = matches!(body, OpBody::PositionReport { .. });
+            let position =
+                matches!(body, OpBody::PositionReport { .. }).then_some((device, fix_ms));
             let env = self.envelope(body, now_ms);
             match serde_json::to_value(&env) {
                 Ok(v) => {
@@ -254,6 +377,9 @@ impl Gateway {
                 Err(e) => {
                     // Cannot happen for these types; never leave a gap in the lane.
                     self.lane_seq -= 1;
+                    if let Some((d, f)) = &position {
+                        self.unrecord(d, *f);
+                    }
                     tracing::error!(error = %e, "cannot encode a gateway op");
                 }
             }
@@ -293,11 +419,15 @@ impl Gateway {
                     answered += 1;
                     match &r.outcome {
                         Outcome::Accepted { .. } | Outcome::Duplicate { .. } => {
-                            if *position {
+                            if position.is_some() {
                                 g.positions_written.fetch_add(1, Ordering::Relaxed);
                             } else {
                                 g.device_reports_written.fetch_add(1, Ordering::Relaxed);
                             }
+                            self.stats
+                                .listener(*listener)
+                                .accepted
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                         Outcome::Parked { reason } => {
                             g.parked.fetch_add(1, Ordering::Relaxed);
@@ -315,6 +445,11 @@ impl Gateway {
                     // data directory). Start again from the server's mark.
                     let lost = (meta.len() - answered) as u64;
                     g.dropped.fetch_add(lost, Ordering::Relaxed);
+                    for (_, position) in &meta[answered..] {
+                        if let Some((d, f)) = position {
+                            self.unrecord(d, *f);
+                        }
+                    }
                     tracing::warn!(
                         lost,
                         high_water = resp.high_water,
@@ -326,6 +461,11 @@ impl Gateway {
             Err(e) => {
                 g.push_errors.fetch_add(1, Ordering::Relaxed);
                 g.dropped.fetch_add(meta.len() as u64, Ordering::Relaxed);
+                for (_, position) in &meta {
+                    if let Some((d, f)) = position {
+                        self.unrecord(d, *f);
+                    }
+                }
                 tracing::warn!(error = %e, reports = meta.len(), "gateway push failed; reports lost");
                 // Nothing of the push was stored: reuse its numbers.
                 self.lane_seq = high_water(&self.service, self.origin).unwrap_or(first_seq);

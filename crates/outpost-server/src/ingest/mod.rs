@@ -12,7 +12,10 @@
 //! accepted), and pushes one batch: a bound device's report becomes `position.report {unit_id,
 //! fix}`, an unbound device's `device.report` (at most one per device per
 //! [`UNBOUND_INTERVAL`], at most [`MAX_UNBOUND_DEVICES`] distinct unbound devices at a time).
-//! Consoles pull these ops like any other.
+//! A bound device's report whose fix time is among the last [`RECENT_FIXES`] written for it
+//! is dropped (`duplicate`), and at most [`MAX_DEVICE_RATE`] of its reports are written per
+//! second (`throttled`), so a flood of one device (replayed or spoofed UDP) cannot fill the
+//! log. Consoles pull these ops like any other.
 //!
 //! Every refusal is counted by listener and reason ([`IngestStats`], `GET /v1/ingest/stats`)
 //! and the counters are logged every minute while they change. Each listener caps its
@@ -66,6 +69,23 @@ pub const MAX_UNBOUND_DEVICES: usize = 1_000;
 /// How long an unbound device stays counted against [`MAX_UNBOUND_DEVICES`] after its last
 /// written report.
 pub const UNBOUND_FORGET: Duration = Duration::from_secs(3_600);
+/// `position.report`s written per bound device per [`RATE_WINDOW`] at most (default of
+/// `serve --max-device-rate N`); more are dropped and counted (`throttled`). Phones and TAK
+/// clients report every 1–10 s; five a second leaves room for a burst of buffered fixes
+/// while a flood of one device (e.g. spoofed UDP) cannot fill the op log.
+pub const MAX_DEVICE_RATE: usize = 5;
+/// The window of [`MAX_DEVICE_RATE`]: a sliding second.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Fix times remembered per bound device: a report whose fix time is among its last this
+/// many written is dropped and counted (`duplicate`); an older fix not written before is
+/// still written (it joins the unit's track).
+pub const RECENT_FIXES: usize = 64;
+/// Bound devices remembered at a time (for [`RECENT_FIXES`] and [`MAX_DEVICE_RATE`]); when
+/// full, those silent for [`BOUND_FORGET`] are forgotten first, then the one silent the
+/// longest. Only devices bound to a unit enter, so the operators' bindings bound it too.
+pub const MAX_TRACKED_BOUND_DEVICES: usize = 10_000;
+/// How long a silent bound device stays remembered when the map is full.
+pub const BOUND_FORGET: Duration = Duration::from_secs(600);
 /// Concurrent connections per listener (OsmAnd HTTP, CoT TCP); more are closed at once and
 /// counted (`connection_limit`). The target is 2,000 phones or TAK clients reporting
 /// at once, each on a connection of its own, with room to spare; `serve
@@ -101,8 +121,11 @@ impl Listener {
 /// Counters of one listener.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
+    received: AtomicU64,
     accepted: AtomicU64,
     throttled: AtomicU64,
+    duplicate: AtomicU64,
+    ignored: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
@@ -131,10 +154,19 @@ impl ListenerStats {
         self.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an input that is not for Outpost and is skipped on purpose (e.g. a TAK
+    /// client's `t-x-d-d` hello or chat), not a refusal.
+    pub fn ignore(&self) {
+        self.ignored.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn view(&self) -> ListenerView {
         ListenerView {
+            received: self.received.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
+            duplicate: self.duplicate.load(Ordering::Relaxed),
+            ignored: self.ignored.load(Ordering::Relaxed),
             refused: self
                 .refused
                 .lock()
@@ -241,12 +273,34 @@ pub struct IngestStatsView {
 /// One listener's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerView {
-    /// Reports decoded, checked and queued for the gateway.
+    /// Reports decoded, checked against the server clock and queued for the gateway (for
+    /// OsmAnd: the reports answered 200 with an empty body). Each then ends as `accepted`,
+    /// `throttled`, `duplicate`, a gateway refusal (`unbound_limit`, `parked`) or a lost push
+    /// (`gateway.dropped`).
+    #[serde(default)]
+    pub received: u64,
+    /// Reports written into the op log by the gateway (`position.report` of a bound device,
+    /// `device.report` of an unbound one). `accepted` + the refusals never exceed the
+    /// reports sent.
     pub accepted: u64,
-    /// Reports of unbound devices dropped because one was written less than 5 s before.
+    /// Reports dropped by the gateway for their rate: an unbound device's within
+    /// [`UNBOUND_INTERVAL`] of its last written one, a bound device's beyond
+    /// [`MAX_DEVICE_RATE`] per second.
     pub throttled: u64,
+    /// Reports of a bound device dropped because the same fix time of that device was
+    /// written already (a resend, a replayed or flooded datagram).
+    #[serde(default)]
+    pub duplicate: u64,
+    /// Inputs skipped on purpose, not refused: CoT housekeeping that is not a position
+    /// (`t-*` such as a TAK client's `t-x-d-d` hello, `b-*` chat and map items, `u-*`
+    /// drawings, `y-*` replies) and our own events echoed back.
+    #[serde(default)]
+    pub ignored: u64,
     /// Refusals by reason: decoder errors (`bad_request`, `malformed_xml`, `missing_field`,
-    /// `bad_attribute`, `too_long`, `not_position`, `missing_device_id`, `missing_position`,
+    /// `bad_attribute`, `too_long`, `not_position` (a CoT event of another kind that is
+    /// not housekeeping: a marker a person placed (`how` `h-g-i-g-o`), an unknown type),
+    /// `not_cot` (bytes on the CoT port that are not an event), `tak_protobuf` (TAK
+    /// protocol 1, magic 0xbf 0x01 0xbf), `missing_device_id`, `missing_position`,
     /// `bad_parameter`, `bad_json`), fix checks (`latitude`, `longitude`, `heading`, `speed`,
     /// `accuracy`, `fix_future`, `fix_past`, `zero_position`), limits (`too_large`, `connection_limit`,
     /// `address_limit`, `idle_timeout`, `header_timeout`, `truncated`, `timeout`,
@@ -304,6 +358,7 @@ pub fn fix_reason(e: &FixError) -> &'static str {
         FixError::Future { .. } => "fix_future",
         FixError::Past(_) => "fix_past",
         FixError::NullIsland => "zero_position",
+        FixError::Implausible(_) => "speed_implausible",
     }
 }
 
@@ -446,7 +501,7 @@ impl Ingest {
             Ok(()) => {
                 // Given back by `QueueRx` when the gateway takes the report.
                 permit.forget();
-                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                stats.received.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(_gone) => refused(SubmitError::Closed),
@@ -496,6 +551,9 @@ pub struct IngestConfig {
     /// arrive whole, when shorter than [`cot::PARTIAL_TIMEOUT`]); `None`: each listener's
     /// own ([`osmand::IDLE_TIMEOUT`], [`cot::IDLE_TIMEOUT`]). Tests shorten it.
     pub idle_timeout: Option<Duration>,
+    /// `position.report`s written per bound device per second at most; `None`:
+    /// [`MAX_DEVICE_RATE`].
+    pub max_device_rate: Option<usize>,
 }
 
 /// Why the gateway origin file could not be read or written.
@@ -551,9 +609,10 @@ pub(crate) fn start_gateway(
     service: Arc<SyncService>,
     origin: Uuid,
     stats: Arc<IngestStats>,
+    device_rate: usize,
 ) -> Result<IngestParts, crate::service::SyncError> {
     let (ingest, rx) = queue(QUEUE_CAPACITY, stats.clone());
-    let gateway = gateway::start(service, origin, rx, stats)?;
+    let gateway = gateway::start(service, origin, rx, stats, device_rate)?;
     Ok(IngestParts { ingest, gateway })
 }
 
@@ -649,7 +708,7 @@ mod tests {
         assert!(n <= 3, "polled {n} times");
         let (first, second, _rx) = taker.join().expect("taker");
         assert_eq!((first.as_str(), second.as_str()), ("first", "third"));
-        assert_eq!(stats.osmand.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.osmand.received.load(Ordering::Relaxed), 2);
     }
 
     /// A report that arrives while the gateway has stopped is counted `shutting_down`, not

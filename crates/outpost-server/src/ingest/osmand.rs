@@ -6,7 +6,12 @@
 //! - a POST with a form body and no query → `decode_query` of the body.
 //!
 //! Answers (every refusal is counted by reason and logged):
-//! - 200 with an empty body when the report is queued;
+//! - 200 with an empty body when the report is received: decoded, checked against the server
+//!   clock and queued (counted `received`). Whether it is written is decided after the answer
+//!   by the gateway (the unbound-device cap, the per-device rate, repeats of a fix already
+//!   written), which counts its drops (`unbound_limit`, `throttled`, `duplicate`) and what it
+//!   writes (`accepted`); the phone could do nothing useful with a refusal of those but
+//!   resend;
 //! - **200** with a one-line text `refused: …` when the request is an OsmAnd report (a device
 //!   id and a position) refused for its *values*: a fix check (latitude/longitude out of
 //!   range, NaN, a negative speed, a fix time before 2000 or more than

@@ -118,7 +118,7 @@ fn pytak_sends_a_position_and_a_second_pytak_client_receives_the_unit() {
     assert_eq!((fix.position.lat, fix.position.lon), (39.8201, 109.9801));
     assert_eq!(fix.accuracy_m, Some(5.0));
     let stats = server.ingest_stats().view();
-    assert_eq!(stats.cot.accepted, 1, "{stats:?}");
+    assert_eq!(stats.cot.received, 1, "{stats:?}");
     assert_eq!(stats.gateway.positions_written, 1, "{stats:?}");
     // pytak's hello (t-x-d-d) is not a position: refused and counted.
     assert_eq!(stats.cot.refused.get("not_position"), Some(&1), "{stats:?}");
