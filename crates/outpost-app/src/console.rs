@@ -1534,6 +1534,9 @@ impl Console {
     /// ("receiver time is 12 min ahead of this laptop's clock…") and logged; the server still
     /// parks a fix that is ahead of *its* clock.
     ///
+    /// A fix more than [`MAX_RECEIVER_AHEAD_S`] (a day) ahead is refused: a receiver with a
+    /// broken clock would otherwise pin the marker.
+    ///
     /// Returns `Ok(None)`, or `Ok(Some(warning))` when the receiver is ahead of this clock.
     ///
     /// # Errors
@@ -1549,6 +1552,17 @@ impl Console {
         outpost_domain::device::check_fix(&fix, now.max(fix.fix_time))
             .map_err(|e| AppError::invalid(format!("fix refused: {e}")))?;
         let ahead_s = (fix.fix_time - now).num_seconds();
+        if ahead_s > MAX_RECEIVER_AHEAD_S {
+            // More than a day: far likelier a receiver with a broken clock than a laptop a
+            // day slow, and the newest fix time wins, so one such fix would pin this unit's
+            // marker (offline, until the server could park it).
+            return Err(AppError::invalid(format!(
+                "fix refused: receiver time {} is {} ahead of this laptop's clock (more than \
+                 a day): check the receiver, or set the laptop's clock",
+                fix.fix_time.to_rfc3339(),
+                skew_text(ahead_s)
+            )));
+        }
         let warning = (ahead_s > outpost_domain::device::MAX_FIX_AHEAD_S).then(|| {
             format!(
                 "receiver time is {} ahead of this laptop's clock; fixes are recorded with \
@@ -1866,3 +1880,8 @@ fn device_view(d: outpost_store::devices::DeviceRow) -> DeviceView {
         battery_pct: d.battery_pct,
     }
 }
+
+/// How far a field laptop's own receiver may be ahead of the laptop's clock before a fix is
+/// refused, seconds (one day): up to this the receiver's satellite time is trusted over a
+/// slow laptop clock (SYNC.md principle 10), beyond it the receiver's clock is broken.
+pub const MAX_RECEIVER_AHEAD_S: i64 = 24 * 3600;

@@ -548,13 +548,27 @@ fn a_receiver_ahead_of_a_slow_laptop_clock_is_recorded_and_the_skew_shown() {
             .expect("recorded"),
         None
     );
-    // A year ahead is recorded too (the server parks it if its own clock says so).
+    // Up to a day ahead is recorded too (the server parks it if its own clock says so).
     let w = f
         .console
-        .report_field_fix(fix(39.82, t0() + chrono::Duration::days(365)))
+        .report_field_fix(fix(39.82, t0() + chrono::Duration::hours(23)))
         .expect("recorded")
         .expect("warned");
-    assert!(w.contains("365 days ahead"), "{w}");
+    assert!(w.contains("ahead of this laptop's clock"), "{w}");
+    // A year ahead is a broken receiver: refused, so it cannot pin the marker.
+    let e = f
+        .console
+        .report_field_fix(fix(39.83, t0() + chrono::Duration::days(365)))
+        .expect_err("a year ahead");
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("365 days ahead"), "{}", e.message);
+    let state = f.console.console_state().expect("state");
+    let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
+    assert_eq!(
+        p12.fix.as_ref().map(|x| x.position.lat),
+        Some(39.82),
+        "the year-ahead fix did not move the marker"
+    );
     // The other checks stay.
     let y1999 = Utc
         .with_ymd_and_hms(1999, 8, 22, 0, 0, 0)
