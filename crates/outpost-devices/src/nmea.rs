@@ -72,7 +72,9 @@ impl NmeaTracker {
             None
         } else {
             match nmea::parse_str(line) {
-                Ok(ParseResult::RMC(rmc)) => self.rmc(&rmc),
+                Ok(ParseResult::RMC(rmc)) if rmc_minutes_ok(line) => self.rmc(&rmc),
+                // Minutes of 60 or more: a corrupt sentence with a valid checksum.
+                Ok(ParseResult::RMC(_)) => None,
                 Ok(ParseResult::GGA(gga)) => {
                     self.last_gga = match (gga.fix_time, gga.fix_type, gga.hdop) {
                         (Some(t), Some(ft), Some(h))
@@ -136,4 +138,20 @@ impl NmeaTracker {
     pub fn stats(&self) -> NmeaStats {
         self.stats
     }
+}
+
+/// True when the RMC sentence's latitude (`ddmm.mmmm`) and longitude (`dddmm.mmmm`) have
+/// minutes below 60 (NMEA 0183 field format; the `nmea` crate converts `4275.000` to 43.25°
+/// without complaint). Empty fields pass (the crate reports them as absent).
+fn rmc_minutes_ok(line: &str) -> bool {
+    let body = line.split('*').next().unwrap_or(line);
+    let fields: Vec<&str> = body.split(',').collect();
+    let ok = |field: Option<&&str>, degree_digits: usize| match field {
+        None | Some(&"") => true,
+        Some(f) => f
+            .get(degree_digits..)
+            .and_then(|m| m.parse::<f64>().ok())
+            .is_some_and(|m| (0.0..60.0).contains(&m)),
+    };
+    ok(fields.get(3), 2) && ok(fields.get(5), 3)
 }

@@ -144,3 +144,18 @@ fn serial_noise_and_out_of_range_course_or_speed() {
     assert_eq!(fix.heading_deg, None);
     assert!(fix.speed_mps.is_some());
 }
+
+#[test]
+fn minutes_of_sixty_or_more_are_a_corrupt_sentence_not_a_fix() {
+    let mut tr = NmeaTracker::new();
+    // 75 minutes of latitude would read as 43.25°; 60.5 minutes of longitude likewise.
+    let bad_lat = sentence("GPRMC,101500.00,A,4275.000,N,10958.6380,E,0.0,,291126,,,A");
+    let bad_lon = sentence("GPRMC,101501.00,A,3949.0260,N,10960.5000,E,0.0,,291126,,,A");
+    assert_eq!(tr.feed_line(&bad_lat), None);
+    assert_eq!(tr.feed_line(&bad_lon), None);
+    let good = sentence("GPRMC,101502.00,A,3959.9999,N,10959.9999,E,0.0,,291126,,,A");
+    let fix = tr.feed_line(&good).expect("59.9999 minutes is a fix");
+    close(fix.position.lat, 39.0 + 59.9999 / 60.0, 1e-9);
+    let s = tr.stats();
+    assert_eq!((s.fixes, s.skipped), (1, 2));
+}
