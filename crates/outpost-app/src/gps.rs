@@ -320,9 +320,30 @@ impl Worker {
                     Ok(f) => {
                         self.set_connected(true, None);
                         let r = self.read_lines(BufReader::new(f));
+                        let st = self.tracker.stats();
                         let error = r
                             .err()
-                            .map(|e| format!("reading the NMEA log {}: {e}", path.display()));
+                            .map(|e| format!("reading the NMEA log {}: {e}", path.display()))
+                            .or_else(|| {
+                                // A GPX file, a binary or an empty file reads "fine" but
+                                // gives nothing: say so rather than sit silent.
+                                (st.fixes == 0 && !self.stop.load(Ordering::SeqCst)).then(|| {
+                                    format!(
+                                        "no NMEA fix in {} ({} lines, {} skipped): is it an \
+                                         NMEA 0183 log?",
+                                        path.display(),
+                                        st.sentences,
+                                        st.skipped
+                                    )
+                                })
+                            });
+                        tracing::info!(
+                            source = %self.opts.label,
+                            sentences = st.sentences,
+                            fixes = st.fixes,
+                            skipped = st.skipped,
+                            "NMEA log replay finished"
+                        );
                         self.set_connected(false, error);
                         // A log is read once.
                         return;

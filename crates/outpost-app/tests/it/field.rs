@@ -200,6 +200,40 @@ fn a_log_whose_name_holds_an_at_sign_replays() {
     assert!((at.lat - lat).abs() < 1e-9 && (at.lon - lon).abs() < 1e-9);
 }
 
+/// A file that holds no NMEA (here a GPX track) replays to its end and says so, instead of
+/// sitting silent.
+#[test]
+fn a_log_without_nmea_says_so() {
+    let f = fixture();
+    f.console.set_field_unit("P-12").expect("field mode");
+    let gpx = f.dir.path().join("track.gpx");
+    std::fs::write(
+        &gpx,
+        "<?xml version=\"1.0\"?>\n<gpx><trk><trkseg>\n<trkpt lat=\"42.5\" lon=\"1.5\"/>\n\
+         </trkseg></trk></gpx>\n",
+    )
+    .expect("write");
+    let label = gpx.display().to_string();
+    let reader = GpsReader::start(
+        Arc::clone(&f.console),
+        GpsOptions {
+            source: GpsSource::parse(&label).expect("a log file"),
+            label,
+            speed: 1000.0,
+        },
+    )
+    .expect("reader starts");
+    assert!(reader.wait(Duration::from_secs(30)), "replay ends");
+    let status = reader.status();
+    assert_eq!(status.fixes, 0);
+    assert!(!status.connected);
+    let error = status.error.expect("an explanation");
+    assert!(
+        error.contains("no NMEA fix in") && error.contains("4 lines, 4 skipped"),
+        "{error}"
+    );
+}
+
 #[test]
 fn offline_fixes_wait_on_disk_in_the_positions_lane_in_fix_order() {
     let f = fixture();
