@@ -41,10 +41,30 @@ pub enum DeviceIdError {
     /// A control character (Unicode `Cc`) inside the id.
     #[error("the device id contains a control character")]
     Control,
+    /// An invisible formatting character (zero-width space or joiner, bidirectional
+    /// override or isolate, word joiner, byte-order mark, U+FFFD from undecodable bytes): an
+    /// id with one can be shown looking like another device's.
+    #[error("the device id contains an invisible or replacement character U+{0:04X}")]
+    Invisible(u32),
+}
+
+/// Characters refused in device ids besides controls: zero-width and joiner characters
+/// (U+200B–U+200F), bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069), word joiner and invisible operators (U+2060–U+2064), the byte-order mark
+/// (U+FEFF), and U+FFFD (what undecodable bytes become, so two different byte ids would
+/// collapse into one).
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}'
+        | '\u{FFFD}')
 }
 
 /// A device id as Outpost keeps it: `raw` with surrounding whitespace removed
-/// (`str::trim`), 1..=[`MAX_DEVICE_ID_CHARS`] characters, no control character. The one
+/// (`str::trim`), 1..=[`MAX_DEVICE_ID_CHARS`] characters, no control character and no
+/// invisible formatting character ([`DeviceIdError::Invisible`]). The one
 /// rule for every place an id enters: the decoders (OsmAnd `id`/`deviceid`/`device_id`,
 /// CoT `uid`) and `bind_device`, so a device that reports can always be bound by the id
 /// shown for it.
@@ -62,6 +82,9 @@ pub fn device_id(raw: &str) -> Result<&str, DeviceIdError> {
     }
     if id.chars().any(char::is_control) {
         return Err(DeviceIdError::Control);
+    }
+    if let Some(c) = id.chars().find(|c| invisible(*c)) {
+        return Err(DeviceIdError::Invisible(u32::from(c)));
     }
     Ok(id)
 }
@@ -225,6 +248,21 @@ mod tests {
         assert_eq!(device_id(" \t\n "), Err(DeviceIdError::Empty));
         assert_eq!(device_id("a\u{1}b"), Err(DeviceIdError::Control));
         assert_eq!(device_id("a\nb"), Err(DeviceIdError::Control));
+        // Look-alikes of another id are refused, naming the character.
+        assert_eq!(
+            device_id("4711\u{202E}"),
+            Err(DeviceIdError::Invisible(0x202E))
+        );
+        assert_eq!(
+            device_id("47\u{200B}11"),
+            Err(DeviceIdError::Invisible(0x200B))
+        );
+        assert_eq!(
+            device_id("\u{FFFD}\u{FFFD}"),
+            Err(DeviceIdError::Invisible(0xFFFD))
+        );
+        // Other scripts and symbols are ids like any other.
+        assert_eq!(device_id("巡逻车-07 🚓"), Ok("巡逻车-07 🚓"));
         let long = "x".repeat(MAX_DEVICE_ID_CHARS + 1);
         assert_eq!(
             device_id(&long),
