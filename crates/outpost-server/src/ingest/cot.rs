@@ -4,7 +4,12 @@
 //!
 //! In: each event is framed (`outpost_devices::cot::Framer`), decoded, and a position event
 //! (`a-*`) becomes a device report ([`super::Ingest::submit`]); a `t-x-c-t` ping is answered
-//! with `t-x-c-t-r`; anything else is refused and counted. A connection holding half an event
+//! with `t-x-c-t-r`; housekeeping (a TAK client's `t-x-d-d` hello, chat, map items: see
+//! [`is_ignored`]) is skipped and counted `ignored`; anything else is refused and counted
+//! (`not_position` for a hand-placed marker or an unknown type). Bytes that are not an event
+//! at all (garbage between or instead of events, non-XML datagrams) are counted `not_cot`,
+//! TAK protocol-1 protobuf `tak_protobuf` with a log line telling the operator to set the
+//! client to XML (once per TCP connection; for UDP the 1st, 2nd, 4th… datagram). A connection holding half an event
 //! for [`PARTIAL_TIMEOUT`], or from which no byte has arrived for [`IDLE_TIMEOUT`] (what the
 //! feed writes to it does not count), is closed and counted; a stream that ends inside an
 //! event is counted `truncated`.
@@ -61,9 +66,214 @@ pub const PICTURE_INTERVAL: Duration = Duration::from_secs(60);
 /// XML declaration), in case a start was cut in half. More than this is part of an event.
 const BETWEEN_EVENTS_TAIL: usize = b"<event".len();
 
-/// True when the framer holds part of an event (not just whitespace between events).
-fn inside_event(framer: &Framer) -> bool {
-    framer.pending_bytes() > BETWEEN_EVENTS_TAIL
+/// The first bytes of TAK protocol version 1 "mesh" messages (protobuf, not XML): 0xbf, the
+/// version 1, 0xbf (TAK's `takproto` header; ATAK/WinTAK send it when set to protocol 1).
+pub const TAK_PROTOBUF_MAGIC: [u8; 3] = [0xbf, 0x01, 0xbf];
+
+/// Where the junk classifier is in the bytes between events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Between {
+    /// Whitespace or nothing so far.
+    #[default]
+    Clean,
+    /// After `<`.
+    Lt,
+    /// Inside `<?…?>` (an XML declaration, as pytak sends before each event).
+    Pi,
+    /// Inside `<?…`, after a `?`.
+    PiQ,
+    /// Inside `<!…>` (a comment).
+    Bang,
+    /// Bytes that are not CoT: the stretch is counted (or about to be, see `first`).
+    Junk,
+}
+
+/// The longest XML declaration or comment between events taken as such.
+const MAX_MARKUP: usize = 1_024;
+
+/// A CoT byte stream (one TCP connection, or one UDP datagram): the [`Framer`], and what it
+/// skips between events classified. Whitespace, XML declarations and comments between events
+/// are normal; any other stretch of bytes before the next `<event` (garbage, a non-XML
+/// datagram, `<EVENT>` or `<cot:event>`, TAK protocol-1 protobuf) is one refusal:
+/// `tak_protobuf` when it starts with [`TAK_PROTOBUF_MAGIC`], else `not_cot`.
+///
+/// Only bytes the framer skips are looked at, each once, in stream order (a copy of the
+/// last read and of the at most `"<event".len()` bytes the framer keeps between events; the
+/// framer's buffer is always a suffix of the stream). The rest of an event cut for its
+/// length is skipped by the framer too; that is counted `too_long` once, not as junk.
+#[derive(Debug, Default)]
+struct CotInput {
+    framer: Framer,
+    /// The framer's bytes while it is between events (at most `BETWEEN_EVENTS_TAIL`).
+    tail: Vec<u8>,
+    /// The stream bytes the framer may still skip in this push: `tail` + the new bytes.
+    view: Vec<u8>,
+    state: Between,
+    /// The first bytes of the current junk stretch, up to 3, to recognise protobuf.
+    first: Vec<u8>,
+    /// Bytes inside the current `<?…` or `<!…` between events.
+    markup_len: usize,
+    /// The rest of a too-long event is being skipped.
+    after_too_long: bool,
+    /// Junk stretches found and not yet taken by the caller: their refusal keys.
+    found: Vec<&'static str>,
+}
+
+impl CotInput {
+    /// True when the framer holds part of an event (not just whitespace between events).
+    fn inside_event(&self) -> bool {
+        self.framer.pending_bytes() > BETWEEN_EVENTS_TAIL
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.framer.pending_bytes()
+    }
+
+    /// Appends `chunk` and returns every event complete now (or the framer's error).
+    fn push(&mut self, chunk: &[u8]) -> Vec<Result<Vec<u8>, CotError>> {
+        self.view.clear();
+        self.view.append(&mut self.tail);
+        self.view.extend_from_slice(chunk);
+        self.framer.push(chunk);
+        let mut out = Vec::new();
+        loop {
+            let before = self.framer.pending_bytes();
+            let next = self.framer.next_event();
+            let consumed = before.saturating_sub(self.framer.pending_bytes());
+            // Where the framer's buffer started in `view` (negative: inside an event that
+            // began in an earlier read; nothing of it is skipped).
+            let start = self.view.len().checked_sub(before);
+            match next {
+                Some(Ok(event)) => {
+                    let skipped = consumed.saturating_sub(event.len());
+                    if let Some(st) = start
+                        && skipped > 0
+                        && !self.after_too_long
+                    {
+                        self.classify_range(st, skipped);
+                    }
+                    self.after_too_long = false;
+                    self.end_stretch();
+                    out.push(Ok(event));
+                }
+                Some(Err(e)) => {
+                    if e == CotError::TooLong {
+                        self.after_too_long = true;
+                        self.state = Between::Clean;
+                        self.first.clear();
+                    } else {
+                        self.end_stretch();
+                    }
+                    out.push(Err(e));
+                }
+                None => {
+                    if let Some(st) = start
+                        && consumed > 0
+                        && !self.after_too_long
+                    {
+                        self.classify_range(st, consumed);
+                    }
+                    break;
+                }
+            }
+        }
+        let pending = self.framer.pending_bytes();
+        if pending <= BETWEEN_EVENTS_TAIL && pending <= self.view.len() {
+            self.tail
+                .extend_from_slice(&self.view[self.view.len() - pending..]);
+        }
+        out
+    }
+
+    /// The end of the stream (TCP) or of the datagram (UDP): what the framer still holds
+    /// between events is classified too.
+    fn finish(&mut self) {
+        if !self.inside_event() && !self.after_too_long {
+            let tail = std::mem::take(&mut self.tail);
+            for &b in &tail {
+                self.classify(b);
+            }
+        }
+        self.end_stretch();
+    }
+
+    /// Junk stretches found since the last call: their refusal keys.
+    fn take_found(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.found)
+    }
+
+    fn classify_range(&mut self, start: usize, len: usize) {
+        let end = (start + len).min(self.view.len());
+        for i in start..end {
+            let b = self.view[i];
+            self.classify(b);
+        }
+    }
+
+    /// One skipped byte, in stream order.
+    fn classify(&mut self, b: u8) {
+        if matches!(self.state, Between::Pi | Between::PiQ | Between::Bang) {
+            self.markup_len += 1;
+        } else {
+            self.markup_len = 0;
+        }
+        self.state = match (self.state, b) {
+            (Between::Junk, _) => {
+                if self.first.len() < TAK_PROTOBUF_MAGIC.len() {
+                    self.first.push(b);
+                    if self.first.len() == TAK_PROTOBUF_MAGIC.len() {
+                        self.decide();
+                    }
+                }
+                Between::Junk
+            }
+            (Between::Pi | Between::PiQ | Between::Bang, b) if self.markup_len > MAX_MARKUP => {
+                // No declaration or comment is this long: not CoT.
+                self.first.clear();
+                self.first.push(b);
+                Between::Junk
+            }
+            (Between::Clean, b) if b.is_ascii_whitespace() => Between::Clean,
+            (Between::Clean, b'<') => Between::Lt,
+            (Between::Lt, b'?') => Between::Pi,
+            (Between::Lt, b'!') => Between::Bang,
+            (Between::Pi | Between::PiQ, b'?') => Between::PiQ,
+            (Between::PiQ, b'>') | (Between::Bang, b'>') => Between::Clean,
+            (Between::Pi | Between::PiQ, _) => Between::Pi,
+            (Between::Bang, _) => Between::Bang,
+            (Between::Clean | Between::Lt, b) => {
+                self.first.clear();
+                self.first.push(b);
+                Between::Junk
+            }
+        };
+    }
+
+    /// Counts the current junk stretch once (`first` holds its first bytes).
+    fn decide(&mut self) {
+        let key = if self.first.starts_with(&TAK_PROTOBUF_MAGIC) {
+            "tak_protobuf"
+        } else {
+            "not_cot"
+        };
+        self.found.push(key);
+        // Decided: no more bytes are collected for this stretch.
+        self.first.resize(TAK_PROTOBUF_MAGIC.len() + 1, 0);
+    }
+
+    /// An event starts (or the input ends): the stretch before it is over.
+    fn end_stretch(&mut self) {
+        match self.state {
+            Between::Junk if self.first.len() < TAK_PROTOBUF_MAGIC.len() => self.decide(),
+            Between::Junk | Between::Clean => {}
+            // An unfinished `<`, `<?…` or `<!…` before an event or at the end.
+            Between::Lt | Between::Pi | Between::PiQ | Between::Bang => {
+                self.found.push("not_cot");
+            }
+        }
+        self.state = Between::Clean;
+        self.first.clear();
+    }
 }
 
 /// Ops read from the log per page by the feed.
@@ -249,7 +459,7 @@ pub(crate) async fn serve(
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     tracing::debug!(%addr, "CoT client connected");
-                    client(conn, shared).await;
+                    client(conn, shared, addr).await;
                     tracing::debug!(%addr, "CoT client gone");
                 });
             }
@@ -290,12 +500,67 @@ enum Taken {
     Nothing,
 }
 
-/// Decodes one framed event; refusals are counted.
+/// CoT type families that are housekeeping or other people's business, not device
+/// positions: `t-` tasking (a TAK client's `t-x-d-d` hello and deletes, `t-x-c-t-r` pongs,
+/// `t-x-takp-*` protocol negotiation), `b-` bits (`b-t-f` GeoChat, `b-m-p-*` map points,
+/// `b-f-t-*` file transfers, `b-a-*` alerts), `u-` user drawings, `c-` capabilities, `r-`
+/// reservations, `y-` replies (the CoT type tree of MITRE's CoT schema and TAK). They are
+/// skipped and counted `ignored`, not refused: every TAK client sends some.
+pub const IGNORED_TYPE_PREFIXES: [&str; 6] = ["t-", "b-", "u-", "c-", "r-", "y-"];
+
+/// True when an event of `event_type` and `uid` is skipped on purpose (counted `ignored`):
+/// a type of [`IGNORED_TYPE_PREFIXES`], or one of Outpost's own events (uid starting with
+/// [`cot::UID_PREFIX`]) coming back from a client or server that relays the feed. A
+/// position-like event Outpost cannot use (`a-*` placed by hand, `how` = `h-g-i-g-o`, a
+/// marker rather than a device's fix; an unknown type family) stays a refusal
+/// (`not_position`): it may be a device set up wrongly.
+pub fn is_ignored(event_type: &str, uid: &str) -> bool {
+    IGNORED_TYPE_PREFIXES
+        .iter()
+        .any(|p| event_type.starts_with(p))
+        || uid.trim_start().starts_with(cot::UID_PREFIX)
+}
+
+/// The `type` and `uid` attributes of the `<event …>` start tag of `bytes` (for an event
+/// that does not decode), when present.
+fn probe_start_tag(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let end = bytes.iter().position(|&b| b == b'>').unwrap_or(bytes.len());
+    let tag = String::from_utf8_lossy(&bytes[..end.min(1_024)]);
+    let attr = |name: &str| {
+        for q in ['"', '\''] {
+            let key = format!(" {name}={q}");
+            if let Some(i) = tag.find(&key) {
+                let rest = &tag[i + key.len()..];
+                return rest.find(q).map(|j| rest[..j].to_string());
+            }
+        }
+        None
+    };
+    (attr("type"), attr("uid"))
+}
+
+/// Decodes one framed event; refusals and ignored events are counted.
 fn take_event(ingest: &Ingest, bytes: &[u8]) -> Taken {
     let now = Utc::now();
     let decoded = cot::decode_event(bytes);
     if is_ping(&decoded, bytes) {
         return Taken::Pong(cot::encode_pong(now));
+    }
+    let ignored = match &decoded {
+        Ok(ev) => is_ignored(&ev.event_type, &ev.uid),
+        // Housekeeping that lacks what a position needs (a hello without a point): its type
+        // is enough. Malformed XML stays a refusal.
+        Err(CotError::Missing(_) | CotError::BadAttribute { .. } | CotError::Fix(_)) => {
+            match probe_start_tag(bytes) {
+                (Some(t), uid) => is_ignored(&t, uid.as_deref().unwrap_or("")),
+                (None, _) => false,
+            }
+        }
+        Err(_) => false,
+    };
+    if ignored {
+        ingest.stats().cot.ignore();
+        return Taken::Nothing;
     }
     match decoded.and_then(|ev| ev.to_report(now)) {
         Ok(report) => Taken::Report(report),
@@ -307,10 +572,11 @@ fn take_event(ingest: &Ingest, bytes: &[u8]) -> Taken {
     }
 }
 
-/// Every complete event in `framer`, decoded.
-fn drain(ingest: &Ingest, framer: &mut Framer) -> Vec<Taken> {
+/// Every complete event after `chunk` joins `input`, decoded; refusals counted, junk
+/// between events too.
+fn drain(ingest: &Ingest, input: &mut CotInput, chunk: &[u8]) -> Vec<Taken> {
     let mut out = Vec::new();
-    while let Some(next) = framer.next_event() {
+    for next in input.push(chunk) {
         match next {
             Ok(bytes) => out.push(take_event(ingest, &bytes)),
             Err(e) => {
@@ -320,6 +586,23 @@ fn drain(ingest: &Ingest, framer: &mut Framer) -> Vec<Taken> {
     }
     out
 }
+
+/// Counts the junk stretches `input` found; returns whether one was TAK protobuf.
+fn count_junk(ingest: &Ingest, input: &mut CotInput) -> (u64, bool) {
+    let mut n = 0;
+    let mut protobuf = false;
+    for key in input.take_found() {
+        ingest.stats().cot.refuse(key);
+        n += 1;
+        protobuf |= key == "tak_protobuf";
+    }
+    (n, protobuf)
+}
+
+/// The operator's hint for a client sending TAK protocol 1.
+const PROTOBUF_HINT: &str = "TAK protocol 1 (protobuf) received on the CoT port; Outpost \
+    reads CoT XML only: set the TAK client's streaming/mesh protocol to XML (TAK protocol \
+    version 0)";
 
 async fn write_or_drop(conn: &mut Guarded, text: &str, shared: &Shared) -> bool {
     match tokio::time::timeout(WRITE_TIMEOUT, conn.write_all(text.as_bytes())).await {
@@ -368,13 +651,15 @@ async fn send_picture(conn: &mut Guarded, shared: &Shared) -> bool {
     ok
 }
 
-async fn client(mut conn: Guarded, shared: Shared) {
+async fn client(mut conn: Guarded, shared: Shared, addr: std::net::SocketAddr) {
     let stats = shared.ingest.stats().clone();
     stats.feed.clients_open.fetch_add(1, Ordering::Relaxed);
     // Subscribe before reading the picture: nothing between the two is missed.
     let mut feed = shared.feed.subscribe();
     let mut stop = shared.stop.clone();
-    let mut framer = Framer::new();
+    let mut input = CotInput::default();
+    // Whether the operator was told about this client's junk / protobuf (once each).
+    let (mut told_junk, mut told_protobuf) = (false, false);
     let mut buf = vec![0u8; 16 * 1024];
     // When the bytes of an unfinished event started waiting: an event must arrive whole
     // within PARTIAL_TIMEOUT of its first byte.
@@ -391,15 +676,29 @@ async fn client(mut conn: Guarded, shared: Shared) {
             }
             read = conn.read(&mut buf) => match read {
                 Ok(0) => {
-                    if inside_event(&framer) {
+                    if input.inside_event() {
                         stats.cot.refuse("truncated");
+                    } else {
+                        input.finish();
+                        count_junk(&shared.ingest, &mut input);
                     }
                     break;
                 }
                 Ok(n) => {
-                    framer.push(&buf[..n]);
-                    let before = framer.pending_bytes();
-                    for taken in drain(&shared.ingest, &mut framer) {
+                    let before = input.pending_bytes() + n;
+                    let taken_all = drain(&shared.ingest, &mut input, &buf[..n]);
+                    let (junk, protobuf) = count_junk(&shared.ingest, &mut input);
+                    if protobuf && !told_protobuf {
+                        told_protobuf = true;
+                        tracing::warn!(%addr, "{PROTOBUF_HINT}");
+                    } else if junk > 0 && !told_junk {
+                        told_junk = true;
+                        tracing::info!(
+                            %addr,
+                            "bytes that are not CoT XML events on the CoT port skipped (counted not_cot)"
+                        );
+                    }
+                    for taken in taken_all {
                         match taken {
                             // `submit_wait` counts its own refusals; while the gateway's
                             // queue is full this stream is not read (back-pressure).
@@ -414,8 +713,8 @@ async fn client(mut conn: Guarded, shared: Shared) {
                             Taken::Nothing => {}
                         }
                     }
-                    let left = framer.pending_bytes();
-                    if !inside_event(&framer) {
+                    let left = input.pending_bytes();
+                    if !input.inside_event() {
                         partial_since = None;
                     } else if left < before || partial_since.is_none() {
                         // An event completed (or the first bytes of one came): the clock
@@ -430,7 +729,7 @@ async fn client(mut conn: Guarded, shared: Shared) {
                 }
                 // Idle timeout (counted by the connection) or a reset.
                 Err(_) => {
-                    if inside_event(&framer) {
+                    if input.inside_event() {
                         stats.cot.refuse("truncated");
                     }
                     break;
@@ -461,18 +760,31 @@ async fn serve_udp(udp: UdpSocket, ingest: Ingest, mut stop: watch::Receiver<boo
         tokio::select! {
             _ = stopped(&mut stop) => break,
             r = udp.recv_from(&mut buf) => match r {
-                Ok((n, _from)) => {
-                    let mut framer = Framer::new();
-                    framer.push(&buf[..n]);
-                    for taken in drain(&ingest, &mut framer) {
+                Ok((0, _)) => {
+                    // An empty datagram: not an event.
+                    ingest.stats().cot.refuse("not_cot");
+                }
+                Ok((n, from)) => {
+                    let mut input = CotInput::default();
+                    for taken in drain(&ingest, &mut input, &buf[..n]) {
                         // `submit` counts its own refusals. Pongs go nowhere: UDP senders
                         // do not listen.
                         if let Taken::Report(r) = taken {
                             let _ = ingest.submit(r);
                         }
                     }
-                    if inside_event(&framer) {
+                    if input.inside_event() {
                         ingest.stats().cot.refuse("truncated");
+                    } else {
+                        input.finish();
+                    }
+                    let (_, protobuf) = count_junk(&ingest, &mut input);
+                    if protobuf {
+                        // Logged the 1st, 2nd, 4th, 8th… time: visible, never a flood.
+                        let n = ingest.stats().cot.refused_count("tak_protobuf");
+                        if n.is_power_of_two() {
+                            tracing::warn!(%from, datagrams = n, "{PROTOBUF_HINT}");
+                        }
                     }
                 }
                 Err(e) => {
@@ -608,6 +920,125 @@ async fn run_feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EV: &str = "<event version=\"2.0\" uid=\"d-1\" type=\"a-f-G\" how=\"m-g\"><point lat=\"1\" lon=\"2\"/></event>";
+
+    /// Feeds `chunks` to one input and finishes it: (events framed, junk keys found).
+    fn run(chunks: &[&[u8]]) -> (usize, Vec<&'static str>) {
+        let mut input = CotInput::default();
+        let mut events = 0;
+        let mut found = Vec::new();
+        for c in chunks {
+            events += input.push(c).into_iter().filter(|e| e.is_ok()).count();
+            found.extend(input.take_found());
+        }
+        input.finish();
+        found.extend(input.take_found());
+        (events, found)
+    }
+
+    /// `text` pushed whole, and one byte at a time.
+    fn both_ways(text: &[u8]) -> [(usize, Vec<&'static str>); 2] {
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        [run(&[text]), run(&bytes)]
+    }
+
+    /// Review F7: declarations, whitespace and comments between events are normal; nothing
+    /// is counted.
+    #[test]
+    fn what_tak_clients_send_between_events_is_not_junk() {
+        let text = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{EV}\r\n<!-- hi -->\n<?xml version='1.0'?>{EV}\n"
+        );
+        for r in both_ways(text.as_bytes()) {
+            assert_eq!(r, (2, vec![]));
+        }
+    }
+
+    /// Review F7: garbage between or instead of events, `<EVENT>`/`<cot:event>` wrappers,
+    /// non-XML datagrams are one `not_cot` per stretch; TAK protocol-1 protobuf is
+    /// `tak_protobuf`; the events around them still come through.
+    #[test]
+    fn bytes_that_are_not_cot_are_counted_once_per_stretch() {
+        let between = format!("{EV}garbage \x01 here\n{EV}");
+        for r in both_ways(between.as_bytes()) {
+            assert_eq!(r, (2, vec!["not_cot"]));
+        }
+        for r in both_ways(b"hello world") {
+            assert_eq!(r, (0, vec!["not_cot"]));
+        }
+        for r in both_ways(b"x") {
+            assert_eq!(r, (0, vec!["not_cot"]));
+        }
+        let wrapped =
+            "<EVENT uid=\"a\"><point lat=\"1\" lon=\"2\"/></EVENT><cot:event xmlns:cot=\"x\"/>";
+        for r in both_ways(wrapped.as_bytes()) {
+            assert_eq!(r, (0, vec!["not_cot"]));
+        }
+        let mut proto = vec![0xbf, 0x01, 0xbf, 0x12, 0x34];
+        proto.extend_from_slice(b"\x0a\x05a-f-G<x");
+        for r in both_ways(&proto) {
+            assert_eq!(r, (0, vec!["tak_protobuf"]));
+        }
+        // Protobuf, then an XML event: both counted in their own way.
+        let mut mixed = proto.clone();
+        mixed.extend_from_slice(EV.as_bytes());
+        for r in both_ways(&mixed) {
+            assert_eq!(r, (1, vec!["tak_protobuf"]));
+        }
+        // 5 MB of one byte: one stretch, counted once, memory bounded by the framer.
+        let big = vec![b'x'; 64 * 1024];
+        let chunks: Vec<&[u8]> = (0..80).map(|_| big.as_slice()).collect();
+        assert_eq!(run(&chunks), (0, vec!["not_cot"]));
+        // An endless "declaration" is junk too.
+        let mut decl = b"<?".to_vec();
+        decl.extend(std::iter::repeat_n(b'a', 5_000));
+        assert_eq!(run(&[&decl]), (0, vec!["not_cot"]));
+    }
+
+    /// The rest of an event cut for its length is `too_long` (counted by the caller), not
+    /// junk as well.
+    #[test]
+    fn the_rest_of_a_too_long_event_is_not_junk() {
+        let long = format!(
+            "<event uid=\"x\"><detail>{}</detail></event>\n{EV}",
+            "y".repeat(MAX_EVENT_BYTES + 10)
+        );
+        let mut input = CotInput::default();
+        let mut out = Vec::new();
+        for c in long.as_bytes().chunks(16 * 1024) {
+            out.extend(input.push(c));
+        }
+        input.finish();
+        assert_eq!(out.iter().filter(|e| e.is_ok()).count(), 1);
+        assert!(out.contains(&Err(CotError::TooLong)));
+        assert_eq!(input.take_found(), Vec::<&str>::new());
+    }
+
+    /// Review F5: housekeeping is ignored, a hand-placed marker or an unknown type is not.
+    #[test]
+    fn housekeeping_is_ignored_and_unusable_positions_are_not() {
+        for t in [
+            "t-x-d-d",
+            "t-x-c-t-r",
+            "t-x-takp-q",
+            "b-t-f",
+            "b-m-p-s-m",
+            "u-d-f",
+            "y-c",
+        ] {
+            assert!(is_ignored(t, "ANDROID-1"), "{t}");
+        }
+        assert!(is_ignored("a-f-G-U-C", "outpost-unit-u-01"));
+        assert!(!is_ignored("a-f-G-U-C", "ANDROID-1"));
+        assert!(!is_ignored("a-h-G", "marker-1"));
+        assert!(!is_ignored("x-foo", "ANDROID-1"));
+        let hello = b"<event version=\"2.0\" type=\"t-x-d-d\" uid=\"takPing\" how=\"m-g\"><detail/></event>";
+        assert_eq!(
+            probe_start_tag(hello),
+            (Some("t-x-d-d".to_string()), Some("takPing".to_string()))
+        );
+    }
 
     /// The delete event is a well-formed CoT event that names the item in its link, forced
     /// (review M4), and the uid is escaped.

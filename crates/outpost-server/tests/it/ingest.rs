@@ -667,7 +667,8 @@ fn a_tak_client_gets_the_picture_on_connect_and_then_the_changes() {
         "{delete}"
     );
     assert!(delete.contains("<__forcedelete/>"), "{delete}");
-    assert!(rig.stats().feed.events_sent >= 5);
+    // Counted once the write returned, which may be just after the client read it.
+    wait_until("5 events counted", || rig.stats().feed.events_sent >= 5);
 }
 
 #[test]
@@ -1339,4 +1340,82 @@ fn a_bound_device_is_held_to_five_reports_a_second_and_a_late_older_fix_is_still
     // The marker stays on the newest fix.
     let (_, _, t) = rig.unit_fix("u-02").expect("fix");
     assert!(t > base.timestamp_millis() - 1, "{t}");
+}
+
+/// Review F5: a TAK client's housekeeping (pytak's `t-x-d-d` hello, GeoChat `b-t-f`, our own
+/// unit echoed back) is counted `ignored`, not refused; a marker a person placed by hand
+/// (`a-*`, how `h-g-i-g-o`) is still refused `not_position`.
+#[test]
+fn tak_housekeeping_is_ignored_and_a_hand_placed_marker_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let t = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let ev = |uid: &str, ty: &str, how: &str, point: bool| {
+        format!(
+            "<?xml version=\"1.0\"?>\n<event version=\"2.0\" uid=\"{uid}\" type=\"{ty}\" how=\"{how}\" time=\"{t}\" start=\"{t}\" stale=\"{t}\">{}<detail/></event>",
+            if point {
+                "<point lat=\"39.8\" lon=\"109.9\" hae=\"0\" ce=\"5\" le=\"0\"/>"
+            } else {
+                ""
+            }
+        )
+    };
+    let text = [
+        ev("takPing", "t-x-d-d", "m-g", true),
+        ev("takPing-2", "t-x-d-d", "m-g", false),
+        ev("GeoChat.x.All Chat Rooms.1", "b-t-f", "h-g-i-g-o", true),
+        ev("outpost-unit-u-09", "a-f-G-U-C", "m-g", true),
+        ev("marker-1", "a-h-G", "h-g-i-g-o", true),
+    ]
+    .concat();
+    cot_send(rig.cot(), &text);
+    wait_until("all counted", || {
+        let s = rig.stats().cot;
+        s.ignored + s.refused.values().sum::<u64>() == 5
+    });
+    let s = rig.stats().cot;
+    assert_eq!(s.ignored, 4, "{s:?}");
+    assert_eq!(s.refused.get("not_position"), Some(&1), "{s:?}");
+    assert_eq!(s.refused.len(), 1, "{s:?}");
+    assert_eq!(s.received, 0, "{s:?}");
+}
+
+/// Review F7: bytes on the CoT port that are not an event are counted (`not_cot`; TAK
+/// protocol-1 protobuf `tak_protobuf`), over UDP and TCP, and the events around them are
+/// still taken.
+#[test]
+fn input_that_is_not_cot_is_counted_over_udp_and_tcp() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rig = start_rig(dir.path(), None);
+    rig.bind("tak-g", "u-03");
+    let udp = UdpSocket::bind(any_port()).expect("udp");
+    let mut proto = vec![0xbf, 0x01, 0xbf, 0x12, 0x2a, 0x0a, 0x05];
+    proto.extend_from_slice(b"a-f-G");
+    let bytes: Vec<u8> = (0..=255u8).collect();
+    for d in [&b"hello world"[..], b"", &proto, &bytes] {
+        udp.send_to(d, rig.cot()).expect("send");
+    }
+    wait_until("4 datagrams counted", || {
+        rig.stats().cot.refused.values().sum::<u64>() == 4
+    });
+    let r = rig.stats().cot.refused;
+    assert_eq!(r.get("not_cot"), Some(&3), "{r:?}");
+    assert_eq!(r.get("tak_protobuf"), Some(&1), "{r:?}");
+
+    // TCP: garbage between two good events, then protobuf on another connection.
+    let now = Utc::now();
+    let a = cot_at("tak-g", now - chrono::Duration::seconds(2), 1);
+    let b = cot_at("tak-g", now - chrono::Duration::seconds(1), 2);
+    cot_send(rig.cot(), &format!("{a}\n10 lines of text\nmore\n{b}\n"));
+    let mut s = TcpStream::connect(rig.cot()).expect("connect");
+    s.write_all(&proto).expect("write");
+    finish(s);
+    wait_until("counted", || {
+        let s = rig.stats().cot;
+        s.received == 2 && s.refused.values().sum::<u64>() == 6
+    });
+    let r = rig.stats().cot.refused;
+    assert_eq!(r.get("not_cot"), Some(&4), "{r:?}");
+    assert_eq!(r.get("tak_protobuf"), Some(&2), "{r:?}");
+    wait_until("both written", || rig.log_of("position.report").len() == 2);
 }

@@ -120,7 +120,8 @@ fn pytak_sends_a_position_and_a_second_pytak_client_receives_the_unit() {
     let stats = server.ingest_stats().view();
     assert_eq!(stats.cot.received, 1, "{stats:?}");
     assert_eq!(stats.gateway.positions_written, 1, "{stats:?}");
-    // pytak's hello (t-x-d-d) is not a position: refused and counted.
-    assert_eq!(stats.cot.refused.get("not_position"), Some(&1), "{stats:?}");
+    // pytak's hello (t-x-d-d) is housekeeping: ignored and counted, not refused (review F5).
+    assert_eq!(stats.cot.ignored, 1, "{stats:?}");
+    assert!(stats.cot.refused.is_empty(), "{stats:?}");
     assert!(stats.feed.events_sent >= 1, "{stats:?}");
 }
