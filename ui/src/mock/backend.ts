@@ -332,8 +332,15 @@ export class MockBackend {
   }
 
   private bindDevice(a: BindDevice): DeviceView {
-    const d = this.devices.find((x) => x.device_id === a.device_id);
-    if (!d) fail("not_found", `device ${a.device_id} is not in the registry`);
+    const id = a.device_id.trim();
+    if (id === "" || id.length > 128) fail("invalid_input", `device id ${JSON.stringify(a.device_id)}: 1 to 128 characters`);
+    let d = this.devices.find((x) => x.device_id === id);
+    if (!d) {
+      // As the backend: a device may be bound before its first report; unbinding needs one.
+      if (a.unit_id === null) fail("not_found", `device ${JSON.stringify(id)} is not bound and has not reported to this console; there is nothing to unbind`);
+      d = { device_id: id, source: null, name: null, unit_id: null, callsign: null, last_fix: null, reports: 0, battery_pct: null };
+      this.devices.push(d);
+    }
     if (a.unit_id === null) {
       d.unit_id = null;
       d.callsign = null;

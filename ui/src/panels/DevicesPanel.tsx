@@ -92,7 +92,57 @@ export function DevicesPanel(p: DevicesPanelProps) {
           })}
         </ul>
       )}
+      <RegisterDevice {...p} />
     </section>
+  );
+}
+
+/**
+ * Binds a device by its id before its first report (the id read off the phone or the TAK
+ * client, as Traccar registers devices): `bind_device` accepts an id it has not heard of.
+ */
+function RegisterDevice(p: DevicesPanelProps) {
+  const [id, setId] = useState("");
+  const [pick, setPick] = useState("");
+  const trimmed = id.trim();
+  return (
+    <form
+      id="register-device"
+      className="register-device"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (trimmed && pick) {
+          p.onBind(trimmed, pick);
+          setId("");
+          setPick("");
+        }
+      }}
+    >
+      <h3 id="register-title">{t(p.lang, "dev.register")}</h3>
+      <p className="small muted">{t(p.lang, "dev.registerHint")}</p>
+      <div className="row">
+        <input
+          id="register-device-id"
+          aria-label={t(p.lang, "dev.id")}
+          placeholder={t(p.lang, "dev.id")}
+          value={id}
+          maxLength={128}
+          disabled={p.busy}
+          onChange={(e) => setId(e.target.value)}
+        />
+        <select aria-label={t(p.lang, "dev.bindTo")} id="register-device-unit" value={pick} disabled={p.busy} onChange={(e) => setPick(e.target.value)}>
+          <option value="">{t(p.lang, "dev.bindTo")}</option>
+          {p.units.map((u) => (
+            <option key={u.id} value={u.id}>
+              {u.callsign} · {label.unitKind(p.lang, u.kind)}
+            </option>
+          ))}
+        </select>
+        <button type="submit" className="primary" disabled={p.busy || !trimmed || !pick}>
+          {t(p.lang, "dev.bind")}
+        </button>
+      </div>
+    </form>
   );
 }
 

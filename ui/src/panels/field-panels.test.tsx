@@ -93,6 +93,28 @@ describe("DevicesPanel", () => {
     expect(p.onBind).toHaveBeenCalledWith("ANDROID-a1b2c3d4e5f60718", null);
   });
 
+  it("registers a device by its id before its first report", () => {
+    const p = props();
+    const { container } = render(<DevicesPanel {...p} />);
+    const form = container.querySelector<HTMLFormElement>("#register-device")!;
+    const submit = form.querySelector<HTMLButtonElement>("button[type=submit]")!;
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(form.querySelector("#register-device-id")!, { target: { value: "  866123450000042 " } });
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(form.querySelector("#register-device-unit")!, { target: { value: "u-03" } });
+    fireEvent.click(submit);
+    expect(p.onBind).toHaveBeenCalledWith("866123450000042", "u-03");
+    expect(form.querySelector<HTMLInputElement>("#register-device-id")!.value).toBe("");
+  });
+
+  it("the mock binds an id it has never heard of, and refuses to unbind one", () => {
+    const m = fake();
+    const v = m.handle("bind_device", { args: { device_id: " new-phone ", unit_id: "u-03" } }) as { device_id: string; unit_id: string; reports: number };
+    expect([v.device_id, v.unit_id, v.reports]).toEqual(["new-phone", "u-03", 0]);
+    expect(m.listDevices().some((d) => d.device_id === "new-phone" && d.unit_id === "u-03")).toBe(true);
+    expect(() => m.handle("bind_device", { args: { device_id: "ghost", unit_id: null } })).toThrow(/nothing to unbind/);
+  });
+
   it("says so when nothing waits and when the list cannot be read", () => {
     const { container } = render(<DevicesPanel {...props({ devices: [], error: "storage: disk full" })} />);
     expect(container.querySelector("#no-unbound")?.textContent).toBe("No unbound devices");
