@@ -97,17 +97,16 @@ const MAX_MARKUP: usize = 1_024;
 /// datagram, `<EVENT>` or `<cot:event>`, TAK protocol-1 protobuf) is one refusal:
 /// `tak_protobuf` when it starts with [`TAK_PROTOBUF_MAGIC`], else `not_cot`.
 ///
-/// Only bytes the framer skips are looked at, each once, in stream order (a copy of the
-/// last read and of the at most `"<event".len()` bytes the framer keeps between events; the
-/// framer's buffer is always a suffix of the stream). The rest of an event cut for its
+/// Only bytes the framer skips are looked at, each once, in stream order: they lie in the
+/// last read or in the at most `"<event".len()` bytes the framer kept between events before
+/// it (a copy of which is all this adds to the framer; its buffer is always a suffix of the
+/// stream). The rest of an event cut for its
 /// length is skipped by the framer too; that is counted `too_long` once, not as junk.
 #[derive(Debug, Default)]
 struct CotInput {
     framer: Framer,
     /// The framer's bytes while it is between events (at most `BETWEEN_EVENTS_TAIL`).
     tail: Vec<u8>,
-    /// The stream bytes the framer may still skip in this push: `tail` + the new bytes.
-    view: Vec<u8>,
     state: Between,
     /// The first bytes of the current junk stretch, up to 3, to recognise protobuf.
     first: Vec<u8>,
@@ -117,6 +116,14 @@ struct CotInput {
     after_too_long: bool,
     /// Junk stretches found and not yet taken by the caller: their refusal keys.
     found: Vec<&'static str>,
+}
+
+/// Byte `i` of `tail` followed by `chunk` (`i` below their total length).
+fn view_byte(tail: &[u8], chunk: &[u8], i: usize) -> u8 {
+    match tail.get(i) {
+        Some(&b) => b,
+        None => chunk.get(i - tail.len()).copied().unwrap_or(b' '),
+    }
 }
 
 impl CotInput {
@@ -131,9 +138,9 @@ impl CotInput {
 
     /// Appends `chunk` and returns every event complete now (or the framer's error).
     fn push(&mut self, chunk: &[u8]) -> Vec<Result<Vec<u8>, CotError>> {
-        self.view.clear();
-        self.view.append(&mut self.tail);
-        self.view.extend_from_slice(chunk);
+        // The stream bytes the framer may still skip: `tail` then `chunk` (the "view").
+        let tail = std::mem::take(&mut self.tail);
+        let view_len = tail.len() + chunk.len();
         self.framer.push(chunk);
         let mut out = Vec::new();
         loop {
@@ -142,7 +149,7 @@ impl CotInput {
             let consumed = before.saturating_sub(self.framer.pending_bytes());
             // Where the framer's buffer started in `view` (negative: inside an event that
             // began in an earlier read; nothing of it is skipped).
-            let start = self.view.len().checked_sub(before);
+            let start = view_len.checked_sub(before);
             match next {
                 Some(Ok(event)) => {
                     let skipped = consumed.saturating_sub(event.len());
@@ -150,7 +157,7 @@ impl CotInput {
                         && skipped > 0
                         && !self.after_too_long
                     {
-                        self.classify_range(st, skipped);
+                        self.classify_range(&tail, chunk, st, skipped);
                     }
                     self.after_too_long = false;
                     self.end_stretch();
@@ -171,16 +178,17 @@ impl CotInput {
                         && consumed > 0
                         && !self.after_too_long
                     {
-                        self.classify_range(st, consumed);
+                        self.classify_range(&tail, chunk, st, consumed);
                     }
                     break;
                 }
             }
         }
         let pending = self.framer.pending_bytes();
-        if pending <= BETWEEN_EVENTS_TAIL && pending <= self.view.len() {
-            self.tail
-                .extend_from_slice(&self.view[self.view.len() - pending..]);
+        if pending <= BETWEEN_EVENTS_TAIL && pending <= view_len {
+            self.tail = (view_len - pending..view_len)
+                .map(|i| view_byte(&tail, chunk, i))
+                .collect();
         }
         out
     }
@@ -202,11 +210,11 @@ impl CotInput {
         std::mem::take(&mut self.found)
     }
 
-    fn classify_range(&mut self, start: usize, len: usize) {
-        let end = (start + len).min(self.view.len());
+    /// Classifies `len` bytes of the view (`tail` then `chunk`) from `start`.
+    fn classify_range(&mut self, tail: &[u8], chunk: &[u8], start: usize, len: usize) {
+        let end = (start + len).min(tail.len() + chunk.len());
         for i in start..end {
-            let b = self.view[i];
-            self.classify(b);
+            self.classify(view_byte(tail, chunk, i));
         }
     }
 
