@@ -1419,3 +1419,42 @@ fn input_that_is_not_cot_is_counted_over_udp_and_tcp() {
     assert_eq!(r.get("tak_protobuf"), Some(&2), "{r:?}");
     wait_until("both written", || rig.log_of("position.report").len() == 2);
 }
+
+/// Review F6: OsmAnd's 200 means "received and checked"; the gateway decides afterwards
+/// (the unbound-device cap, the rates) and counts it: `received` counts the 200s,
+/// `accepted` only what was written, so `accepted` + the refusals never exceed the requests.
+#[test]
+fn osmand_200_means_received_and_accepted_counts_only_what_was_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rig = start_rig(dir.path(), None);
+    let cap = outpost_server::ingest::MAX_UNBOUND_DEVICES;
+    let requests = cap + 10;
+    let mut s = TcpStream::connect(rig.osmand()).expect("connect");
+    let t = now_s();
+    for i in 0..requests {
+        let (status, body) = get_on(&mut s, &format!("/?id=flood{i}&lat=1&lon=1&timestamp={t}"));
+        assert_eq!((status, body.as_str()), (200, ""), "request {i}");
+    }
+    // One device again within 5 s: 200, then throttled.
+    let (status, _) = get_on(
+        &mut s,
+        &format!("/?id=flood0&lat=1&lon=1&timestamp={}", t - 1),
+    );
+    assert_eq!(status, 200);
+    drop(s);
+    let requests = requests as u64 + 1;
+    wait_until("every report decided", || {
+        let o = rig.stats().osmand;
+        o.accepted + o.throttled + o.refused.values().sum::<u64>() == requests
+    });
+    let o = rig.stats().osmand;
+    assert_eq!(o.received, requests, "{o:?}");
+    assert_eq!(o.accepted, cap as u64, "{o:?}");
+    assert_eq!(o.refused.get("unbound_limit"), Some(&10), "{o:?}");
+    assert_eq!(o.throttled, 1, "{o:?}");
+    assert!(
+        o.accepted + o.refused.values().sum::<u64>() <= requests,
+        "{o:?}"
+    );
+    assert_eq!(rig.stats().gateway.device_reports_written, cap as u64);
+}
