@@ -60,9 +60,9 @@ BENCH="$TARGET/$PROFILE/examples/ingest_bench"
 # start_server DATA: starts `outpost-server serve` with both device listeners on free ports;
 # sets SERVER_PID, URL, OSMAND, COT.
 start_server() {
-  local data="$1"
+  local data="$1"; shift
   RUST_LOG=warn "$SERVER" serve --data "$data" --listen 127.0.0.1:0 \
-    --osmand-listen 127.0.0.1:0 --cot-listen 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" &
+    --osmand-listen 127.0.0.1:0 --cot-listen 127.0.0.1:0 "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
   SERVER_PID=$!
   for _ in $(seq 1 1000); do
     if grep -q '^listening on' "$TMP/server.out" 2>/dev/null; then
@@ -95,7 +95,7 @@ FAIL=0
 for proto in osmand cot; do
   if [ "$proto" = osmand ]; then conns="$OSMAND_CONNS"; else conns="$COT_CONNS"; fi
   echo "== ingest rate, $proto: $REPORTS reports of $DEVICES bound devices over $conns connections" >&2
-  start_server "$TMP/$proto-rate"
+  start_server "$TMP/$proto-rate" --max-device-rate 1000000
   "$BENCH" setup --server "$URL" --units "$DEVICES" >/dev/null
   addr="$OSMAND"; [ "$proto" = cot ] && addr="$COT"
   r="$("$BENCH" blast --proto "$proto" --addr "$addr" --server "$URL" --devices "$DEVICES" \
