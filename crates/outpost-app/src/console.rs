@@ -1138,7 +1138,7 @@ fn op_words(c: &Connection, body: &OpBody) -> String {
             crate::ipc::wire_name(disposition).replace('_', " ")
         ),
         OpBody::UnitSetStatus { unit_id, to, .. } => {
-            format!("{} {}", callsign(unit_id), status_words(*to))
+            format!("{} {}", callsign(unit_id), to.words())
         }
         OpBody::AssignmentAdd {
             incident_id,
@@ -1319,18 +1319,6 @@ fn close_releases(c: &Connection, id: Uuid) -> Result<Vec<Release>, AppError> {
     Ok(out)
 }
 
-/// A status in words, as a commander says it ("en route").
-fn status_words(s: UnitStatus) -> &'static str {
-    match s {
-        UnitStatus::Available => "available",
-        UnitStatus::Dispatched => "dispatched",
-        UnitStatus::EnRoute => "en route",
-        UnitStatus::OnScene => "on scene",
-        UnitStatus::Busy => "busy",
-        UnitStatus::OutOfService => "out of service",
-    }
-}
-
 fn transition_refused(unit: &UnitRow, to: UnitStatus, e: StatusError) -> AppError {
     let why = match e {
         StatusError::NeedsAssignment(_) => " without being assigned to an incident",
@@ -1341,8 +1329,8 @@ fn transition_refused(unit: &UnitRow, to: UnitStatus, e: StatusError) -> AppErro
         "unit {} ({}) is {} and cannot become {}{why}",
         unit.callsign,
         unit.id,
-        status_words(unit.status),
-        status_words(to)
+        unit.status.words(),
+        to.words()
     ))
 }
 
@@ -1358,7 +1346,7 @@ fn dispatch_refused(unit: &UnitRow, inc: &IncidentRow, assigned: bool, e: Status
         "unit {} ({}) is {} and cannot be dispatched to incident {}: {why}",
         unit.callsign,
         unit.id,
-        status_words(unit.status),
+        unit.status.words(),
         inc.number
     ))
 }

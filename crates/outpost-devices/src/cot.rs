@@ -691,17 +691,6 @@ fn kind_label(kind: UnitKind) -> &'static str {
     }
 }
 
-fn status_label(status: UnitStatus) -> &'static str {
-    match status {
-        UnitStatus::Available => "available",
-        UnitStatus::Dispatched => "dispatched",
-        UnitStatus::EnRoute => "en route",
-        UnitStatus::OnScene => "on scene",
-        UnitStatus::Busy => "busy",
-        UnitStatus::OutOfService => "out of service",
-    }
-}
-
 fn incident_type_label(t: IncidentType) -> &'static str {
     match t {
         IncidentType::TrafficAccident => "traffic accident",
@@ -739,7 +728,7 @@ fn or_unknown(x: Option<f64>) -> String {
 /// `track` (course, speed m/s) when known, and `remarks` "kind, status[, incident N]".
 pub fn encode_unit(unit: &UnitPicture, now: DateTime<Utc>) -> String {
     let fix = &unit.fix;
-    let mut remarks = format!("{}, {}", kind_label(unit.kind), status_label(unit.status));
+    let mut remarks = format!("{}, {}", kind_label(unit.kind), unit.status.words());
     if let Some(n) = &unit.incident_number {
         remarks.push_str(", incident ");
         remarks.push_str(n);

@@ -66,6 +66,19 @@ pub enum StatusError {
 }
 
 impl UnitStatus {
+    /// The status in words, as a commander says it in English ("en route"): timeline
+    /// summaries, CoT remarks.
+    pub fn words(self) -> &'static str {
+        match self {
+            UnitStatus::Available => "available",
+            UnitStatus::Dispatched => "dispatched",
+            UnitStatus::EnRoute => "en route",
+            UnitStatus::OnScene => "on scene",
+            UnitStatus::Busy => "busy",
+            UnitStatus::OutOfService => "out of service",
+        }
+    }
+
     /// Every status, in board order.
     pub const ALL: [UnitStatus; 6] = [
         UnitStatus::Available,
