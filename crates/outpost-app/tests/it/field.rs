@@ -334,20 +334,8 @@ fn gpx_and_kml_exports_parse_back_with_the_same_points() {
         .expect("kml export");
     assert!(kml_out.path.ends_with(".kml"));
     let text = std::fs::read_to_string(&kml_out.path).expect("file");
-    let doc: kml::Kml = text.parse().expect("valid KML");
-    let kml::Kml::KmlDocument(root) = doc else {
-        panic!("not a kml root: {text}");
-    };
-    let [kml::Kml::Document { elements, .. }] = root.elements.as_slice() else {
-        panic!("not one Document: {text}");
-    };
-    let placemarks: Vec<&kml::types::Placemark> = elements
-        .iter()
-        .filter_map(|e| match e {
-            kml::Kml::Placemark(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let placemarks = kml_placemarks(&text);
+    let placemarks: Vec<&kml::types::Placemark> = placemarks.iter().collect();
     assert_eq!(placemarks.len(), 26, "the line plus one point per fix");
     let Some(kml::types::Geometry::LineString(line)) = &placemarks[0].geometry else {
         panic!("the first placemark is not the line");
@@ -426,20 +414,8 @@ fn a_one_fix_export_is_valid_and_an_empty_one_is_refused() {
     );
     let text = std::fs::read_to_string(&out.path).expect("file");
     assert!(!text.contains("LineString"), "{text}");
-    let doc: kml::Kml = text.parse().expect("valid KML");
-    let kml::Kml::KmlDocument(root) = doc else {
-        panic!("not a kml root: {text}");
-    };
-    let [kml::Kml::Document { elements, .. }] = root.elements.as_slice() else {
-        panic!("not one Document: {text}");
-    };
-    let placemarks: Vec<&kml::types::Placemark> = elements
-        .iter()
-        .filter_map(|e| match e {
-            kml::Kml::Placemark(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let placemarks = kml_placemarks(&text);
+    let placemarks: Vec<&kml::types::Placemark> = placemarks.iter().collect();
     assert_eq!(placemarks.len(), 1, "{text}");
     let Some(kml::types::Geometry::Point(pt)) = &placemarks[0].geometry else {
         panic!("not a point: {text}");
@@ -1095,4 +1071,23 @@ fn buffered_fixes_reach_another_console_in_fix_order_when_the_link_returns() {
     let state = room.console_state().expect("state");
     let p12 = state.units.iter().find(|u| u.id == "u-12").expect("P-12");
     assert_eq!(p12.fix.as_ref(), laptop_track.points.last());
+}
+
+/// The placemarks of an exported KML file (one `Document` under the root), or a panic that
+/// shows the text.
+fn kml_placemarks(text: &str) -> Vec<kml::types::Placemark> {
+    let doc: kml::Kml = text.parse().expect("valid KML");
+    let kml::Kml::KmlDocument(root) = doc else {
+        panic!("not a kml root: {text}");
+    };
+    let [kml::Kml::Document { elements, .. }] = root.elements.as_slice() else {
+        panic!("not one Document: {text}");
+    };
+    elements
+        .iter()
+        .filter_map(|e| match e {
+            kml::Kml::Placemark(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
 }
