@@ -21,6 +21,12 @@ pub const MAX_DEVICE_NAME_CHARS: usize = 80;
 /// future would pin the unit's latest position (the newest fix time wins), so it is refused.
 /// Five minutes tolerates a receiver or phone whose clock is slightly fast.
 pub const MAX_FIX_AHEAD_S: i64 = 300;
+/// How far ahead of the server's clock the fix of a *pushed* op (`position.report`,
+/// `device.report`) may be before the server parks it, in seconds (two days). Pushed ops may
+/// have been written hours earlier on a console or laptop whose clock is off, and SYNC.md
+/// principle 10 says skew of hours never causes a rejection (its scenario S6 goes to +27 h);
+/// beyond two days the clock is broken, and such a fix would pin the unit's marker.
+pub const MAX_PUSHED_FIX_AHEAD_S: i64 = 48 * 3600;
 /// Fixes before this instant (2000-01-01T00:00:00Z, Unix seconds) are refused: a receiver
 /// without a time fix, or a GPS week-number rollover, reports such dates.
 pub const MIN_FIX_TIME_S: i64 = 946_684_800;

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use outpost_domain::clock::{Clock, SystemClock};
-use outpost_domain::device::MAX_FIX_AHEAD_S;
+use outpost_domain::device::MAX_PUSHED_FIX_AHEAD_S;
 use outpost_domain::merge;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{
@@ -718,8 +718,10 @@ fn stored(found: Option<StoredOutcome>, op_id: Uuid) -> Outcome {
 
 /// Decodes and validates op `i`; `Err(reason)` parks it. `now` is the server clock: a fix
 /// (of a `position.report` or `device.report`) more than
-/// [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead of it is parked, because the newest fix
-/// time wins the latest position and such a fix would pin the marker (SYNC.md principle 9).
+/// [`MAX_PUSHED_FIX_AHEAD_S`] (two days) ahead of it is parked, because the newest fix time
+/// wins the latest position and such a fix would pin the marker (SYNC.md principle 9); skew
+/// of hours is accepted (principle 10). Reports arriving live at the device listeners are
+/// held to the tighter `MAX_FIX_AHEAD_S` (5 min) instead.
 fn judge(
     raw: &Value,
     h: &Header,
@@ -741,11 +743,11 @@ fn judge(
         _ => None,
     };
     if let Some(fix) = fix
-        && fix.fix_time > now + chrono::Duration::seconds(MAX_FIX_AHEAD_S)
+        && fix.fix_time > now + chrono::Duration::seconds(MAX_PUSHED_FIX_AHEAD_S)
     {
         return Err(format!(
-            "{}: fix time {} is ahead of the server clock ({}) by more than {MAX_FIX_AHEAD_S} \
-             s; check the device's clock",
+            "{}: fix time {} is ahead of the server clock ({}) by more than two days; check \
+             the device's clock",
             env.body.kind(),
             fix.fix_time.to_rfc3339(),
             now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -685,18 +685,21 @@ fn pushed_fixes_far_ahead_of_the_server_clock_are_parked_with_the_reason() {
     if let OpBody::PositionReport { fix, .. } = &mut ahead.body {
         fix.fix_time = Utc::now() + chrono::Duration::days(365);
     }
-    let mut slightly = author.position("u-09", 1);
-    if let OpBody::PositionReport { fix, .. } = &mut slightly.body {
-        fix.fix_time = Utc::now() + chrono::Duration::seconds(60);
+    // A console or laptop whose clock is hours off (SYNC.md S6: +27 h) is not refused
+    // (principle 10); only a broken clock beyond two days is.
+    let mut skewed = author.position("u-09", 1);
+    if let OpBody::PositionReport { fix, .. } = &mut skewed.body {
+        fix.fix_time = Utc::now() + chrono::Duration::hours(27);
     }
     let (status, body) =
         rig.client
-            .push(&request(author.origin, Lane::Positions, &[ahead, slightly]));
+            .push(&request(author.origin, Lane::Positions, &[ahead, skewed]));
     assert_eq!(status, 200, "{body}");
     let o = outcomes(&body);
     assert!(
         o[0].starts_with("parked: position.report: fix time")
-            && o[0].contains("ahead of the server clock"),
+            && o[0].contains("ahead of the server clock")
+            && o[0].contains("more than two days"),
         "{o:?}"
     );
     assert!(o[1].starts_with("accepted"), "{o:?}");
