@@ -19,4 +19,4 @@ if [ -z "${OUTPOST_BIN:-}" ]; then
   export OUTPOST_BIN="$ROOT/target/release/outpost"
 fi
 [ -d "$ROOT/tests/e2e/node_modules" ] || (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund)
-exec dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24' node "$ROOT/bench/startup.mjs"
+exec dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24 -noreset' node "$ROOT/bench/startup.mjs"

@@ -9,7 +9,7 @@
 //   4. quit, relaunch on the same data directory: the incident and its timeline are there.
 //
 // Run under a display and a session bus, as scripts/test does:
-//   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24' node tests/e2e/run.mjs
+//   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24 -noreset' node tests/e2e/run.mjs
 // Environment: OUTPOST_BIN (default target/debug/outpost), E2E_KEEP=1 keeps the temp dir,
 // E2E_TIMEOUT_S (default 180) bounds each wait for the map, E2E_DOCS_SHOT=1 also saves
 // docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay.
