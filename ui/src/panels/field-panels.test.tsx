@@ -153,6 +153,11 @@ describe("PlaybackPanel", () => {
     // 09:00:05 … 09:59:55 every 10 s.
     expect(container.querySelector("#track-summary")?.getAttribute("data-track-points")).toBe("360");
     const hist = m.history.get("u-01")!;
+    // The overlay follows the loaded track in an effect: wait for it, not just the summary.
+    await waitFor(() => {
+      expect(overlays.at(-1)?.line).toHaveLength(360);
+      expect(overlays.at(-1)?.head).not.toBeNull();
+    });
     const last = overlays.at(-1)!;
     expect(last.line).toHaveLength(360);
     expect(last.line[0]).toEqual(hist[hist.length - 360]!.position);
