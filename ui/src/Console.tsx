@@ -38,6 +38,7 @@ import { SyncIndicator } from "./panels/SyncIndicator";
 import { SyncPanel } from "./panels/SyncPanel";
 import { UnitBoard } from "./panels/UnitBoard";
 import { FacilityCard, UnitCard } from "./panels/UnitCard";
+import { useLiveConsole } from "./live";
 import { ConsoleStore } from "./store";
 import { conflictedIds, SyncStore } from "./sync";
 
@@ -98,27 +99,7 @@ export function Console({ init }: { init: ConsoleInit }) {
   const panelRef = useRef(panel);
   panelRef.current = panel;
 
-  useEffect(() => {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.documentElement.dataset.theme = theme;
-  }, [lang, theme]);
-
-  useEffect(() => {
-    let unlisten: (() => void) | undefined;
-    let gone = false;
-    void store.refresh();
-    store
-      .listen()
-      .then((u) => (gone ? u() : (unlisten = u)))
-      .catch((e) => setError(errorText(e)));
-    return () => {
-      gone = true;
-      unlisten?.();
-    };
-  }, [store]);
-
-  // The connection indicator: polled, and re-read after every change.
-  useEffect(() => syncStore.start(), [syncStore]);
+  useLiveConsole(store, syncStore, lang, theme, setError);
 
   // A newly opened card takes the keyboard focus, so its buttons are a few Tabs away
   // (the new-incident form focuses its address field itself).

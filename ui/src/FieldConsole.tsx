@@ -13,6 +13,7 @@ import { FixAge } from "./panels/FixAge";
 import { SettingsPanel } from "./panels/SettingsPanel";
 import { SyncIndicator } from "./panels/SyncIndicator";
 import { SyncPanel } from "./panels/SyncPanel";
+import { useLiveConsole } from "./live";
 import { ConsoleStore } from "./store";
 import { SyncStore } from "./sync";
 
@@ -51,25 +52,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
   const [keepCentred, setKeepCentred] = useState(true);
   const [flyTo, setFlyTo] = useState<FlyTarget | null>(null);
 
-  useEffect(() => {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.documentElement.dataset.theme = theme;
-  }, [lang, theme]);
-
-  useEffect(() => {
-    let unlisten: (() => void) | undefined;
-    let gone = false;
-    void store.refresh();
-    store
-      .listen()
-      .then((u) => (gone ? u() : (unlisten = u)))
-      .catch((e) => setError(errorText(e)));
-    return () => {
-      gone = true;
-      unlisten?.();
-    };
-  }, [store]);
-  useEffect(() => syncStore.start(), [syncStore]);
+  useLiveConsole(store, syncStore, lang, theme, setError);
 
   const readView = useCallback(
     () =>
