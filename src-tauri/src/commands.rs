@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, BindDevice, CloseIncident, ConflictView, ConsoleState, DeviceView, ErrorCode,
+    AddNote, BindDevice, ClosestUnits, ClosureRef, CoverageView, FieldRoute, ImportFacilities,
+    ImportReport, NewRoadClosure, RoadClosureView, RoadLineQuery, CloseIncident, ConflictView, ConsoleState, DeviceView, ErrorCode,
     ErrorPayload, ExportTrack, ExportedTrack, FieldView, IncidentDetail, IncidentRef,
     LocationDescription, NewIncident, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict,
     SetUnitStatus, Settings, Startup, SyncStatus, Track, TrackQuery, UnitOnIncident, UnitView,
@@ -239,6 +240,71 @@ async fn acknowledge_assignment(
     blocking(&console, Console::acknowledge_assignment).await
 }
 
+/// Available units ranked by road ETA to the incident; routes for the first five.
+#[tauri::command]
+async fn closest_units(
+    console: State<'_, SharedConsole>,
+    args: IncidentRef,
+) -> Result<ClosestUnits, ErrorPayload> {
+    blocking(&console, move |c| c.closest_units(args)).await
+}
+
+/// Field laptop: the route from this unit to its assignment.
+#[tauri::command]
+async fn field_route(console: State<'_, SharedConsole>) -> Result<Option<FieldRoute>, ErrorPayload> {
+    blocking(&console, Console::field_route).await
+}
+
+/// 1-3-5 minute reach of facilities and available units, and the share of roads covered.
+#[tauri::command]
+async fn coverage(console: State<'_, SharedConsole>) -> Result<CoverageView, ErrorPayload> {
+    blocking(&console, Console::coverage).await
+}
+
+/// Road closures, active first.
+#[tauri::command]
+async fn road_closures(
+    console: State<'_, SharedConsole>,
+) -> Result<Vec<RoadClosureView>, ErrorPayload> {
+    blocking(&console, Console::road_closures).await
+}
+
+/// Closes a road or an area (or changes a closure).
+#[tauri::command]
+async fn set_road_closure(
+    console: State<'_, SharedConsole>,
+    args: NewRoadClosure,
+) -> Result<RoadClosureView, ErrorPayload> {
+    blocking(&console, move |c| c.set_road_closure(args)).await
+}
+
+/// Lifts a road closure.
+#[tauri::command]
+async fn lift_road_closure(
+    console: State<'_, SharedConsole>,
+    args: ClosureRef,
+) -> Result<RoadClosureView, ErrorPayload> {
+    blocking(&console, move |c| c.lift_road_closure(args)).await
+}
+
+/// The road line through points clicked along a road.
+#[tauri::command]
+async fn road_line(
+    console: State<'_, SharedConsole>,
+    args: RoadLineQuery,
+) -> Result<Vec<LatLon>, ErrorPayload> {
+    blocking(&console, move |c| c.road_line(args)).await
+}
+
+/// Imports stations, posts and checkpoints from CSV or GeoJSON in a declared datum.
+#[tauri::command]
+async fn import_facilities(
+    console: State<'_, SharedConsole>,
+    args: ImportFacilities,
+) -> Result<ImportReport, ErrorPayload> {
+    blocking(&console, move |c| c.import_facilities(args)).await
+}
+
 /// Declares the registered commands once, so the handler and the name list cannot drift.
 macro_rules! registered {
     ($($name:ident),* $(,)?) => {
@@ -278,6 +344,14 @@ registered![
     export_track,
     field_view,
     acknowledge_assignment,
+    closest_units,
+    field_route,
+    coverage,
+    road_closures,
+    set_road_closure,
+    lift_road_closure,
+    road_line,
+    import_facilities,
 ];
 
 #[cfg(test)]

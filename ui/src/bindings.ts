@@ -604,7 +604,7 @@ place: string | null, };
 
 export type Lane = "critical" | "notes" | "positions";
 
-export type Register = "incident_type" | "priority" | "location" | "address" | "description" | "closure" | "unit_status" | "unit_roster" | "facility" | "device_binding";
+export type Register = "incident_type" | "priority" | "location" | "address" | "description" | "closure" | "unit_status" | "unit_roster" | "facility" | "device_binding" | "road_closure";
 
 export type ConflictKind = "field" | "double_assignment" | "edit_after_close";
 
@@ -861,6 +861,277 @@ track: TrackQuery,
  */
 format: TrackFormat, };
 
+export type EtaProblemKind = "no_position" | "no_road" | "closed_off";
+
+export type UnitEta = { 
+/**
+ * Unit id.
+ */
+unit_id: string, 
+/**
+ * Callsign.
+ */
+callsign: string, 
+/**
+ * What it is.
+ */
+kind: UnitKind, 
+/**
+ * The fix the ETA starts from (its age is shown next to the ETA).
+ */
+fix: Fix | null, 
+/**
+ * Driving time at free flow, seconds (`None` with a `problem`).
+ */
+eta_s: number | null, 
+/**
+ * Driving distance, metres.
+ */
+distance_m: number | null, 
+/**
+ * Straight-line distance, metres (when the unit has a position).
+ */
+straight_m: number | null, 
+/**
+ * Why there is no ETA.
+ */
+problem: EtaProblemKind | null, 
+/**
+ * Details of the problem in English (closure reasons, distance to the road).
+ */
+problem_detail: string | null, 
+/**
+ * The route, WGS-84, for the first five ranked units only.
+ */
+route: Array<LatLon> | null, };
+
+export type ClosestUnits = { 
+/**
+ * The incident.
+ */
+incident_id: string, 
+/**
+ * Available units: those with an ETA by ETA (fastest first), then those without.
+ */
+candidates: Array<UnitEta>, 
+/**
+ * Active road closures routing avoided.
+ */
+closures_active: number, 
+/**
+ * Set when no ranking is possible at all (no pack, no drivable roads, the incident is
+ * off the road network); `candidates` are then unranked.
+ */
+unavailable: string | null, 
+/**
+ * Time the ranking took, milliseconds.
+ */
+took_ms: number, };
+
+export type RouteView = { 
+/**
+ * Driving time at free flow, seconds.
+ */
+eta_s: number, 
+/**
+ * Length, metres.
+ */
+distance_m: number, 
+/**
+ * The line, WGS-84.
+ */
+line: Array<LatLon>, };
+
+export type FieldRoute = { 
+/**
+ * The incident of the active assignment.
+ */
+incident_id: string, 
+/**
+ * The route from the unit's latest position, when there is one.
+ */
+route: RouteView | null, 
+/**
+ * Why there is no route (no position, off the roads, cut off by closures).
+ */
+problem: EtaProblemKind | null, 
+/**
+ * Details in English.
+ */
+problem_detail: string | null, };
+
+export type CoverageView = { 
+/**
+ * Share (0..=1) of the drivable road length reachable within 1, 3 and 5 minutes by a
+ * station, post or checkpoint or an available unit with a position.
+ */
+share: Array<number>, 
+/**
+ * Road length reached within 1, 3, 5 minutes, metres.
+ */
+reached_m: Array<number>, 
+/**
+ * Total drivable road length of the pack, metres.
+ */
+total_m: number, 
+/**
+ * Lines per band as [lon, lat] pairs: 0 within 1 min, 1 within 3, 2 within 5,
+ * 3 beyond 5 minutes (the holes).
+ */
+bands: Array<Array<Array<[number, number]>>>, 
+/**
+ * Facilities counted as sources.
+ */
+facilities: number, 
+/**
+ * Available units with a position counted as sources.
+ */
+units: number, 
+/**
+ * Active road closures avoided.
+ */
+closures_active: number, 
+/**
+ * Time the computation took, milliseconds.
+ */
+took_ms: number, 
+/**
+ * Set when there is no road network (no pack); everything else is empty then.
+ */
+unavailable: string | null, };
+
+export type ClosureShape = { "type": "line", 
+/**
+ * The line, in order.
+ */
+points: Array<LatLon>, } | { "type": "area", 
+/**
+ * The ring's corners, in order.
+ */
+ring: Array<LatLon>, };
+
+export type RoadClosure = { 
+/**
+ * Stable id (UUIDv7), chosen when the closure is drawn.
+ */
+closure_id: string, 
+/**
+ * What is closed.
+ */
+shape: ClosureShape, 
+/**
+ * Why, e.g. "积水 0.8 m" (1..=[`MAX_REASON_CHARS`] characters).
+ */
+reason: string, 
+/**
+ * Expected end (UTC); after it the closure no longer applies. `None`: until lifted.
+ */
+ends_at: string | null, 
+/**
+ * Lifted explicitly by a commander.
+ */
+lifted: boolean, };
+
+export type RoadClosureView = { 
+/**
+ * The closure (id, shape, reason, expected end, lifted).
+ */
+closure: RoadClosure, 
+/**
+ * True when routing avoids it now (not lifted, expected end ahead).
+ */
+active: boolean, 
+/**
+ * Who last set it.
+ */
+set_by: string, 
+/**
+ * When it was last set (UTC, the op's time).
+ */
+set_at: string, 
+/**
+ * Road segments of this console's pack it closes.
+ */
+closed_segments: number, };
+
+export type NewRoadClosure = { 
+/**
+ * The closure to change, or null for a new one.
+ */
+closure_id: string | null, 
+/**
+ * What is closed (a line as returned by `road_line`, or an area).
+ */
+shape: ClosureShape, 
+/**
+ * Why.
+ */
+reason: string, 
+/**
+ * Expected end (UTC), or null until lifted.
+ */
+ends_at: string | null, };
+
+export type ClosureRef = { 
+/**
+ * The closure.
+ */
+closure_id: string, };
+
+export type RoadLineQuery = { 
+/**
+ * The points, in order (2..=50).
+ */
+points: Array<LatLon>, };
+
+export type Datum = "wgs84" | "gcj02" | "bd09";
+
+export type ImportFormat = "csv" | "geojson";
+
+export type ImportFacilities = { 
+/**
+ * The file's text (UTF-8; a byte-order mark is ignored).
+ */
+text: string, 
+/**
+ * Its format.
+ */
+format: ImportFormat, 
+/**
+ * The datum of its coordinates.
+ */
+datum: Datum, 
+/**
+ * False: check and convert only (preview). True: write every facility, or nothing
+ * when any row has a problem.
+ */
+commit: boolean, };
+
+export type ImportProblem = { 
+/**
+ * Where: `"line 4"` (CSV, counting the header as line 1) or `"feature 3"` (GeoJSON,
+ * from 1), with the column or property when known.
+ */
+at: string, 
+/**
+ * What is wrong.
+ */
+message: string, };
+
+export type ImportReport = { 
+/**
+ * The facilities read, converted to WGS-84.
+ */
+facilities: Array<Facility>, 
+/**
+ * Problems; when any, nothing is written.
+ */
+problems: Array<ImportProblem>, 
+/**
+ * Facilities written (0 for a preview or when there are problems).
+ */
+written: number, };
+
 export type ExportedTrack = { 
 /**
  * Full path of the written file on this machine.
@@ -1075,5 +1346,45 @@ export function fieldView(): Promise<FieldView | null> {
 /** Field laptop mode: the unit acknowledges its assignment (a timeline note that syncs). */
 export function acknowledgeAssignment(): Promise<FieldView> {
   return invoke("acknowledge_assignment");
+}
+
+/** Available units ranked by road ETA to the incident; routes for the first five. */
+export function closestUnits(args: IncidentRef): Promise<ClosestUnits> {
+  return invoke("closest_units", { args });
+}
+
+/** Field laptop: the route from this unit to its assignment. */
+export function fieldRoute(): Promise<FieldRoute | null> {
+  return invoke("field_route");
+}
+
+/** 1-3-5 minute reach of facilities and available units, and the share of roads covered. */
+export function coverage(): Promise<CoverageView> {
+  return invoke("coverage");
+}
+
+/** Road closures, active first. */
+export function roadClosures(): Promise<RoadClosureView[]> {
+  return invoke("road_closures");
+}
+
+/** Closes a road or an area (or changes a closure); routing avoids it at once. */
+export function setRoadClosure(args: NewRoadClosure): Promise<RoadClosureView> {
+  return invoke("set_road_closure", { args });
+}
+
+/** Lifts a road closure. */
+export function liftRoadClosure(args: ClosureRef): Promise<RoadClosureView> {
+  return invoke("lift_road_closure", { args });
+}
+
+/** The road line through points clicked along a road (for drawing a closure). */
+export function roadLine(args: RoadLineQuery): Promise<LatLon[]> {
+  return invoke("road_line", { args });
+}
+
+/** Imports stations, posts and checkpoints from CSV or GeoJSON in a declared datum. */
+export function importFacilities(args: ImportFacilities): Promise<ImportReport> {
+  return invoke("import_facilities", { args });
 }
 

@@ -86,6 +86,8 @@ pub struct Console {
     field_unit: Mutex<Option<String>>,
     /// The receiver reader's status, when one runs.
     gps: Mutex<Option<Arc<Mutex<GpsStatus>>>>,
+    /// The router built from the pack on first use (`dispatch.rs`).
+    pub(crate) routing: crate::dispatch::RoutingState,
 }
 
 impl std::fmt::Debug for Console {
@@ -179,6 +181,7 @@ impl Console {
             data_dir: opts.data_dir,
             field_unit: Mutex::new(None),
             gps: Mutex::new(None),
+            routing: crate::dispatch::RoutingState::default(),
         })
     }
 
@@ -1178,6 +1181,10 @@ fn op_words(c: &Connection, body: &OpBody) -> String {
             report.source.as_str(),
             report.device_id
         ),
+        OpBody::RoadClosureSet { closure } if closure.lifted => {
+            format!("road closure lifted ({})", closure.reason)
+        }
+        OpBody::RoadClosureSet { closure } => format!("road closed: {}", closure.reason),
     }
 }
 

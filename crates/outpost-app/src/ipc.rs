@@ -17,6 +17,7 @@ use outpost_domain::incident::{
 };
 use outpost_domain::merge::{ConflictKind, Register};
 use outpost_domain::op::{Fix, IncidentFields, Lane};
+use outpost_domain::road_closure::{ClosureShape, RoadClosure};
 pub use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::{UnitKind, UnitStatus};
 pub use outpost_geo::{LocationDescription, SearchHit as PlaceHit, SearchKind as PlaceKind};
@@ -607,6 +608,207 @@ pub struct ParkedOp {
     pub reason: String,
 }
 
+/// Why a unit has no road ETA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EtaProblemKind {
+    /// The unit has never reported a position.
+    NoPosition,
+    /// Its position is farther than `outpost_geo::routing::MAX_SNAP_M` from a drivable road.
+    NoRoad,
+    /// Active road closures cut every route to the incident.
+    ClosedOff,
+}
+
+/// One available unit's road ETA to an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UnitEta {
+    /// Unit id.
+    pub unit_id: String,
+    /// Callsign.
+    pub callsign: String,
+    /// What it is.
+    pub kind: UnitKind,
+    /// The fix the ETA starts from (its age is shown next to the ETA).
+    pub fix: Option<Fix>,
+    /// Driving time at free flow, seconds (`None` with a `problem`).
+    pub eta_s: Option<f64>,
+    /// Driving distance, metres.
+    pub distance_m: Option<f64>,
+    /// Straight-line distance, metres (when the unit has a position).
+    pub straight_m: Option<f64>,
+    /// Why there is no ETA.
+    pub problem: Option<EtaProblemKind>,
+    /// Details of the problem in English (closure reasons, distance to the road).
+    pub problem_detail: Option<String>,
+    /// The route, WGS-84, for the first five ranked units only.
+    pub route: Option<Vec<LatLon>>,
+}
+
+/// Available units ranked by road ETA to one incident (`closest_units`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ClosestUnits {
+    /// The incident.
+    pub incident_id: String,
+    /// Available units: those with an ETA by ETA (fastest first), then those without.
+    pub candidates: Vec<UnitEta>,
+    /// Active road closures routing avoided.
+    pub closures_active: u32,
+    /// Set when no ranking is possible at all (no pack, no drivable roads, the incident is
+    /// off the road network); `candidates` are then unranked.
+    pub unavailable: Option<String>,
+    /// Time the ranking took, milliseconds.
+    pub took_ms: f64,
+}
+
+/// A route on the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct RouteView {
+    /// Driving time at free flow, seconds.
+    pub eta_s: f64,
+    /// Length, metres.
+    pub distance_m: f64,
+    /// The line, WGS-84.
+    pub line: Vec<LatLon>,
+}
+
+/// The field laptop's route to its assignment (`field_route`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FieldRoute {
+    /// The incident of the active assignment.
+    pub incident_id: String,
+    /// The route from the unit's latest position, when there is one.
+    pub route: Option<RouteView>,
+    /// Why there is no route (no position, off the roads, cut off by closures).
+    pub problem: Option<EtaProblemKind>,
+    /// Details in English.
+    pub problem_detail: Option<String>,
+}
+
+/// The 1-3-5 minute coverage layer and figure (`coverage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CoverageView {
+    /// Share (0..=1) of the drivable road length reachable within 1, 3 and 5 minutes by a
+    /// station, post or checkpoint or an available unit with a position.
+    pub share: Vec<f64>,
+    /// Road length reached within 1, 3, 5 minutes, metres.
+    pub reached_m: Vec<f64>,
+    /// Total drivable road length of the pack, metres.
+    pub total_m: f64,
+    /// Lines per band as [lon, lat] pairs: 0 within 1 min, 1 within 3, 2 within 5,
+    /// 3 beyond 5 minutes (the holes).
+    pub bands: Vec<Vec<Vec<[f64; 2]>>>,
+    /// Facilities counted as sources.
+    pub facilities: u32,
+    /// Available units with a position counted as sources.
+    pub units: u32,
+    /// Active road closures avoided.
+    pub closures_active: u32,
+    /// Time the computation took, milliseconds.
+    pub took_ms: f64,
+    /// Set when there is no road network (no pack); everything else is empty then.
+    pub unavailable: Option<String>,
+}
+
+/// A road closure as the console lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct RoadClosureView {
+    /// The closure (id, shape, reason, expected end, lifted).
+    pub closure: RoadClosure,
+    /// True when routing avoids it now (not lifted, expected end ahead).
+    pub active: bool,
+    /// Who last set it.
+    pub set_by: String,
+    /// When it was last set (UTC, the op's time).
+    pub set_at: DateTime<Utc>,
+    /// Road segments of this console's pack it closes.
+    pub closed_segments: u32,
+}
+
+/// Arguments of `set_road_closure`: a new closure (`closure_id` null) or a change of one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct NewRoadClosure {
+    /// The closure to change, or null for a new one.
+    pub closure_id: Option<String>,
+    /// What is closed (a line as returned by `road_line`, or an area).
+    pub shape: ClosureShape,
+    /// Why.
+    pub reason: String,
+    /// Expected end (UTC), or null until lifted.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// Arguments of `lift_road_closure`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ClosureRef {
+    /// The closure.
+    pub closure_id: String,
+}
+
+/// Arguments of `road_line`: points clicked along a road.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct RoadLineQuery {
+    /// The points, in order (2..=50).
+    pub points: Vec<LatLon>,
+}
+
+/// The datum coordinates in an imported file are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Datum {
+    /// WGS-84 (GPS, OpenStreetMap): stored as is.
+    Wgs84,
+    /// GCJ-02 (Chinese web maps such as AMap/高德, Tencent): converted to WGS-84.
+    Gcj02,
+    /// BD-09 (Baidu maps): converted to WGS-84.
+    Bd09,
+}
+
+/// The format of an imported facility file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportFormat {
+    /// CSV with a header row: `id`, `kind`, `name_zh`, `name_en`, `lat`, `lon`.
+    Csv,
+    /// A GeoJSON FeatureCollection of Point features with those properties.
+    Geojson,
+}
+
+/// Arguments of `import_facilities`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ImportFacilities {
+    /// The file's text (UTF-8; a byte-order mark is ignored).
+    pub text: String,
+    /// Its format.
+    pub format: ImportFormat,
+    /// The datum of its coordinates.
+    pub datum: Datum,
+    /// False: check and convert only (preview). True: write every facility, or nothing
+    /// when any row has a problem.
+    pub commit: bool,
+}
+
+/// One problem in an imported file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ImportProblem {
+    /// Where: `"line 4"` (CSV, counting the header as line 1) or `"feature 3"` (GeoJSON,
+    /// from 1), with the column or property when known.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of `import_facilities`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ImportReport {
+    /// The facilities read, converted to WGS-84.
+    pub facilities: Vec<Facility>,
+    /// Problems; when any, nothing is written.
+    pub problems: Vec<ImportProblem>,
+    /// Facilities written (0 for a preview or when there are problems).
+    pub written: u32,
+}
+
 /// The name of the event the backend emits after any change; payload `{ revision: number }`.
 pub const STATE_CHANGED_EVENT: &str = "state-changed";
 
@@ -802,6 +1004,62 @@ pub const COMMANDS: &[CommandSpec] = &[
         returns: "FieldView",
         doc: "Field laptop mode: the unit acknowledges its assignment (a timeline note that syncs).",
     },
+    CommandSpec {
+        name: "closest_units",
+        ts_name: "closestUnits",
+        args: Some("IncidentRef"),
+        returns: "ClosestUnits",
+        doc: "Available units ranked by road ETA to the incident; routes for the first five.",
+    },
+    CommandSpec {
+        name: "field_route",
+        ts_name: "fieldRoute",
+        args: None,
+        returns: "FieldRoute | null",
+        doc: "Field laptop: the route from this unit to its assignment.",
+    },
+    CommandSpec {
+        name: "coverage",
+        ts_name: "coverage",
+        args: None,
+        returns: "CoverageView",
+        doc: "1-3-5 minute reach of facilities and available units, and the share of roads covered.",
+    },
+    CommandSpec {
+        name: "road_closures",
+        ts_name: "roadClosures",
+        args: None,
+        returns: "RoadClosureView[]",
+        doc: "Road closures, active first.",
+    },
+    CommandSpec {
+        name: "set_road_closure",
+        ts_name: "setRoadClosure",
+        args: Some("NewRoadClosure"),
+        returns: "RoadClosureView",
+        doc: "Closes a road or an area (or changes a closure); routing avoids it at once.",
+    },
+    CommandSpec {
+        name: "lift_road_closure",
+        ts_name: "liftRoadClosure",
+        args: Some("ClosureRef"),
+        returns: "RoadClosureView",
+        doc: "Lifts a road closure.",
+    },
+    CommandSpec {
+        name: "road_line",
+        ts_name: "roadLine",
+        args: Some("RoadLineQuery"),
+        returns: "LatLon[]",
+        doc: "The road line through points clicked along a road (for drawing a closure).",
+    },
+    CommandSpec {
+        name: "import_facilities",
+        ts_name: "importFacilities",
+        args: Some("ImportFacilities"),
+        returns: "ImportReport",
+        doc: "Imports stations, posts and checkpoints from CSV or GeoJSON in a declared datum.",
+    },
 ];
 
 fn decls(cfg: &Config) -> Vec<String> {
@@ -862,6 +1120,23 @@ fn decls(cfg: &Config) -> Vec<String> {
         Track::decl(cfg),
         TrackFormat::decl(cfg),
         ExportTrack::decl(cfg),
+        EtaProblemKind::decl(cfg),
+        UnitEta::decl(cfg),
+        ClosestUnits::decl(cfg),
+        RouteView::decl(cfg),
+        FieldRoute::decl(cfg),
+        CoverageView::decl(cfg),
+        ClosureShape::decl(cfg),
+        RoadClosure::decl(cfg),
+        RoadClosureView::decl(cfg),
+        NewRoadClosure::decl(cfg),
+        ClosureRef::decl(cfg),
+        RoadLineQuery::decl(cfg),
+        Datum::decl(cfg),
+        ImportFormat::decl(cfg),
+        ImportFacilities::decl(cfg),
+        ImportProblem::decl(cfg),
+        ImportReport::decl(cfg),
         ExportedTrack::decl(cfg),
         GpsStatus::decl(cfg),
         FieldView::decl(cfg),

@@ -14,8 +14,10 @@
 //! transaction: rules, state, outbox).
 
 mod console;
+pub mod dispatch;
 mod error;
 mod export;
+pub mod import;
 pub mod gps;
 pub mod ipc;
 pub mod sync;

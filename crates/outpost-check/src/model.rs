@@ -629,7 +629,9 @@ fn timeline_entries(
     let id = op.op_id.to_string();
     let cs = |u: &str| callsigns.get(u).cloned().unwrap_or_default();
     match &op.body {
-        OpBody::DeviceBind { .. } | OpBody::DeviceReport { .. } => Vec::new(),
+        OpBody::DeviceBind { .. }
+        | OpBody::DeviceReport { .. }
+        | OpBody::RoadClosureSet { .. } => Vec::new(),
         OpBody::IncidentCreate {
             incident_id,
             incident_type,

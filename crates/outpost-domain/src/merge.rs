@@ -141,11 +141,13 @@ pub enum Register {
     Facility,
     /// The unit a device is bound to (`null` when unbound); keyed by device id.
     DeviceBinding,
+    /// A road closure ([`crate::road_closure::RoadClosure`]); keyed by closure id.
+    RoadClosure,
 }
 
 impl Register {
     /// Every register.
-    pub const ALL: [Register; 10] = [
+    pub const ALL: [Register; 11] = [
         Register::IncidentType,
         Register::Priority,
         Register::Location,
@@ -156,6 +158,7 @@ impl Register {
         Register::UnitRoster,
         Register::Facility,
         Register::DeviceBinding,
+        Register::RoadClosure,
     ];
 
     /// The wire name, e.g. `"priority"`.
@@ -171,6 +174,7 @@ impl Register {
             Register::UnitRoster => "unit_roster",
             Register::Facility => "facility",
             Register::DeviceBinding => "device_binding",
+            Register::RoadClosure => "road_closure",
         }
     }
 
@@ -196,6 +200,7 @@ impl Register {
                 | Register::UnitRoster
                 | Register::Facility
                 | Register::DeviceBinding
+                | Register::RoadClosure
         )
     }
 
@@ -338,6 +343,11 @@ pub fn writes_of(body: &OpBody) -> Vec<Write> {
             device_id.clone(),
             Register::DeviceBinding,
             json!(unit_id),
+        )),
+        OpBody::RoadClosureSet { closure } => out.push(w(
+            closure.closure_id.to_string(),
+            Register::RoadClosure,
+            json!(closure),
         )),
         OpBody::IncidentAcknowledge { .. }
         | OpBody::TimelineAppend { .. }
@@ -653,6 +663,7 @@ pub fn validate(op: &OpEnvelope) -> Result<(), String> {
                 return Err(format!("report.battery_pct {b} is outside 0..100"));
             }
         }
+        OpBody::RoadClosureSet { closure } => closure.check()?,
         OpBody::IncidentAcknowledge { .. } => {}
     }
     Ok(())

@@ -306,6 +306,14 @@ pub enum OpBody {
         /// The report as decoded.
         report: crate::device::DeviceReport,
     },
+    /// A road closure drawn, changed or lifted (the whole value; a register per closure id,
+    /// `merge::Register::RoadClosure`, newest write shown). Critical lane: routing on every
+    /// console must avoid a closed road as soon as the op arrives.
+    #[serde(rename = "road_closure.set")]
+    RoadClosureSet {
+        /// The closure as it is now.
+        closure: crate::road_closure::RoadClosure,
+    },
     /// A person resolved a conflict that is not settled by a plain write (an edit or an
     /// assignment concurrent with a close). Field conflicts are resolved by an informed
     /// `incident.set_fields`, double assignments by `assignment.release`.
@@ -349,6 +357,7 @@ impl OpBody {
             OpBody::ConflictResolve { .. } => "conflict.resolve",
             OpBody::DeviceBind { .. } => "device.bind",
             OpBody::DeviceReport { .. } => "device.report",
+            OpBody::RoadClosureSet { .. } => "road_closure.set",
         }
     }
 }

@@ -605,7 +605,9 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                 )?;
             }
         }
-        OpBody::UnitRegister { .. } | OpBody::FacilityRegister { .. } => {}
+        OpBody::UnitRegister { .. }
+        | OpBody::FacilityRegister { .. }
+        | OpBody::RoadClosureSet { .. } => {}
     }
     let touched = record_writes(conn, op)?;
     for (entity, register) in touched.registers {
@@ -614,6 +616,7 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             Register::UnitRoster => project_unit_roster(conn, &entity)?,
             Register::Facility => project_facility(conn, &entity)?,
             Register::DeviceBinding => project_device_binding(conn, &entity)?,
+            Register::RoadClosure => {} // TODO(store helper): project_road_closure
             _ => project_incident(conn, &entity)?,
         }
     }
