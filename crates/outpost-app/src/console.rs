@@ -706,7 +706,7 @@ impl Console {
     /// One local action: `decide` (rules) -> op -> apply + outbox in one transaction, then
     /// `result` reads the answer under the same lock; after that the revision goes up and
     /// listeners run.
-    fn act<T>(
+    pub(crate) fn act<T>(
         &self,
         decide: impl FnOnce(&Connection) -> Result<OpBody, AppError>,
         result: impl FnOnce(&Connection, &OpEnvelope) -> Result<T, AppError>,
@@ -1213,7 +1213,7 @@ impl Console {
 
 /// Locks a mutex, recovering from poisoning (a panicked reader cannot corrupt SQLite state:
 /// an unfinished transaction rolls back when dropped).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
