@@ -19,7 +19,8 @@
 //!   the newest fix time, so a late older fix never moves the marker back (SYNC.md
 //!   principle 9). Device reports likewise: each fix once by (device, fix time), and the
 //!   registry row (`devices`) derived from them; a device's binding is a register
-//!   (`device_bindings` shows its winner).
+//!   (`device_bindings` shows its winner); so is a road closure (`road_closures` shows the
+//!   winning `RoadClosure`, lifted or not).
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
 //! (the app checks the domain rules before writing a local op; the server refuses invalid
@@ -281,6 +282,7 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
          DELETE FROM positions; DELETE FROM incidents; DELETE FROM units;
          DELETE FROM facilities; DELETE FROM reg_writes; DELETE FROM releases;
          DELETE FROM device_bindings; DELETE FROM devices; DELETE FROM device_fixes;
+         DELETE FROM road_closures;
          UPDATE ops SET reason = NULL WHERE state = 'applied' AND reason IS NOT NULL;",
     )?;
     let envelopes: Vec<String> = {
@@ -616,7 +618,7 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             Register::UnitRoster => project_unit_roster(conn, &entity)?,
             Register::Facility => project_facility(conn, &entity)?,
             Register::DeviceBinding => project_device_binding(conn, &entity)?,
-            Register::RoadClosure => {} // TODO(store helper): project_road_closure
+            Register::RoadClosure => project_road_closure(conn, &entity)?,
             _ => project_incident(conn, &entity)?,
         }
     }
@@ -957,6 +959,47 @@ fn project_device_binding(conn: &Connection, device_id: &str) -> Result<(), Stor
             bound_at = excluded.bound_at, bound_by = excluded.bound_by",
         params![device_id, w.value.as_str(), w.meta.hlc.wall_ms, w.user],
     )?;
+    Ok(())
+}
+
+/// Shows a road closure's winner: the whole `RoadClosure` value as JSON text, with the
+/// winning op's user and HLC wall time (ms, UTC). No row while the closure has no applied
+/// write (its only write was parked).
+pub(crate) fn project_road_closure(conn: &Connection, closure_id: &str) -> Result<(), StoreError> {
+    let Some(w) = register_winner(conn, closure_id, Register::RoadClosure)? else {
+        conn.execute(
+            "DELETE FROM road_closures WHERE closure_id = ?1",
+            [closure_id],
+        )?;
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO road_closures(closure_id, value, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(closure_id) DO UPDATE SET value = excluded.value,
+            set_by = excluded.set_by, set_at = excluded.set_at",
+        params![
+            closure_id,
+            serde_json::to_string(&w.value)?,
+            w.user,
+            w.meta.hlc.wall_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Shows every road closure that has register writes (after upgrading a database from
+/// before `road_closures` existed, whose ledger may already hold `road_closure.set` ops).
+pub(crate) fn project_all_road_closures(conn: &Connection) -> Result<(), StoreError> {
+    let ids: Vec<String> = {
+        let mut st = conn.prepare(
+            "SELECT DISTINCT entity FROM reg_writes WHERE register = ?1 ORDER BY entity",
+        )?;
+        st.query_map([Register::RoadClosure.name()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for id in ids {
+        project_road_closure(conn, &id)?;
+    }
     Ok(())
 }
 

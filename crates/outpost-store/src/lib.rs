@@ -17,6 +17,7 @@
 //! [`apply::apply`] only records what an op says.
 
 pub mod apply;
+pub mod closures;
 pub mod conflict;
 pub mod devices;
 pub mod digest;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use outpost_domain::op::{Hlc, OpBody, OpEnvelope, SCHEMA_VERSION};
 
+pub use closures::StoredRoadClosure;
 pub use query::{AssignmentRow, IncidentRow, OutboxRow, OutboxStatus, UnitRow};
 pub use timeline::{TimelineEvent, TimelineRow};
 
@@ -98,6 +100,16 @@ pub enum StoreError {
         /// The epoch the server answered with.
         server: Uuid,
     },
+    /// A local op carries a value that cannot be stored (a road closure failing
+    /// `RoadClosure::check`: too few points, a position outside WGS-84 ranges, an empty
+    /// reason). Nothing was written.
+    #[error("{kind}: {message}")]
+    Invalid {
+        /// The op kind, e.g. `"road_closure.set"`.
+        kind: &'static str,
+        /// What is wrong and where, e.g. `"shape.points[1]: latitude 91 is out of range"`.
+        message: String,
+    },
     /// An op refers to something that does not exist (e.g. an assignment of an unknown unit).
     #[error("{what} {id} does not exist")]
     Missing {
@@ -123,6 +135,9 @@ impl StoreError {
 
 /// The schema version that introduced the merge-rule tables (`reg_writes`, `releases`).
 const MERGE_SCHEMA_VERSION: i64 = 5;
+
+/// The schema version that introduced `road_closures` (issue 5).
+const ROAD_CLOSURE_SCHEMA_VERSION: i64 = 8;
 
 /// This installation's identity and sync clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +230,13 @@ impl Store {
             apply::backfill_indexes(&tx)?;
             tx.commit()?;
         }
+        if found > 0 && found < ROAD_CLOSURE_SCHEMA_VERSION {
+            // A ledger from before `road_closures` may hold closures already (written by a
+            // build that knew the op but not the table): show them.
+            let tx = conn.transaction()?;
+            apply::project_all_road_closures(&tx)?;
+            tx.commit()?;
+        }
         let origin = ensure_origin(&conn, now)?;
         let mut store = Store { conn, path, origin };
         if store.deferred_count()? > 0 {
@@ -241,12 +263,13 @@ impl Store {
 
     /// Runs one local action as ONE transaction: `decide` reads what it needs through the
     /// transaction, checks the domain rules and returns the op to perform (or an error, and
-    /// nothing is written); the op then gets the next gap-free `seq` and an HLC stamp from
+    /// nothing is written); the op's own values are checked ([`check_body`]); the op then gets the next gap-free `seq` and an HLC stamp from
     /// `now`, is applied to the state tables ([`apply::apply`]) and appended to the outbox.
     /// Committed before this returns.
     ///
     /// # Errors
-    /// Whatever `decide` returns, or a [`StoreError`] converted into `E`.
+    /// Whatever `decide` returns, or a [`StoreError`] converted into `E`
+    /// ([`StoreError::Invalid`] for a value [`check_body`] refuses).
     pub fn write<E, F>(
         &mut self,
         now: DateTime<Utc>,
@@ -262,6 +285,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let body = decide(&tx)?;
+        check_body(&body)?;
         let env = append_local(&tx, self.origin, now, user, body)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(env)
@@ -309,6 +333,22 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Checks the values of a local op that the state cannot hold, before anything is written:
+/// a `road_closure.set` must pass `RoadClosure::check` (the rule the server applies too,
+/// `merge::validate`).
+///
+/// # Errors
+/// [`StoreError::Invalid`] naming the op kind, the field and what is wrong.
+pub fn check_body(body: &OpBody) -> Result<(), StoreError> {
+    if let OpBody::RoadClosureSet { closure } = body {
+        closure.check().map_err(|message| StoreError::Invalid {
+            kind: body.kind(),
+            message,
+        })?;
+    }
+    Ok(())
 }
 
 /// Reads (creating on first open) the origin row.
@@ -391,6 +431,8 @@ fn append_local(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_closures;
 #[cfg(test)]
 mod tests_devices;
 #[cfg(test)]

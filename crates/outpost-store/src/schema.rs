@@ -314,6 +314,23 @@ CREATE TABLE devices (
 CREATE INDEX devices_newest ON devices(fix_time);
 "#;
 
+/// Migration 8: road closures (issue 5).
+///
+/// - `road_closures`: the shown value of each closure, derived from its
+///   `Register::RoadClosure` writes (the merge winner): `value` is the winning
+///   `outpost_domain::road_closure::RoadClosure` as JSON text (a lifted or ended closure
+///   stays, with `lifted` / `ends_at` saying so), `set_by` the winning op's user and `set_at`
+///   its HLC wall time (ms since the Unix epoch, UTC).
+const M8_ROAD_CLOSURES: &str = r#"
+CREATE TABLE road_closures (
+    closure_id TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    set_by     TEXT NOT NULL,
+    set_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX road_closures_set_at ON road_closures(set_at);
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -329,6 +346,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M5_MERGE).comment("merge rules and sync state"),
         M::up(M6_OPS_KIND).comment("ops by kind"),
         M::up(M7_DEVICES).comment("devices, bindings and device fixes"),
+        M::up(M8_ROAD_CLOSURES).comment("road closures"),
     ]
 }
 
