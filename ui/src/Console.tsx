@@ -41,6 +41,11 @@ import { FacilityCard, UnitCard } from "./panels/UnitCard";
 import { useLiveConsole } from "./live";
 import { ConsoleStore } from "./store";
 import { conflictedIds, SyncStore } from "./sync";
+// Dispatch intelligence (issue 5): closest units, their routes, 1-3-5 coverage.
+import { closestUnits, coverage as readCoverage } from "./bindings";
+import { CLOSEST_MIN_GAP_MS, COVERAGE_MIN_GAP_MS, useThrottledQuery } from "./dispatch";
+import { closestRouteLines } from "./map/routes";
+import { CoverageControl } from "./panels/CoverageControl";
 
 type Panel =
   | { kind: "none" }
@@ -130,6 +135,16 @@ export function Console({ init }: { init: ConsoleInit }) {
       stale = true;
     };
   }, [openIncidentId, state?.revision]);
+
+  // Dispatch intelligence: the open incident's closest units (at most 2 rankings a second, on
+  // every revision) and, while the layer is on, 1-3-5 coverage (at most every 3 s).
+  const closest = useThrottledQuery(openIncidentId, state?.revision, (id) => closestUnits({ incident_id: id }), CLOSEST_MIN_GAP_MS, (e) =>
+    setError(errorText(e)),
+  );
+  const openClosed = detail?.summary.id === openIncidentId && detail?.summary.status === "closed";
+  const routes = useMemo(() => (openClosed ? [] : closestRouteLines(closest)), [closest, openClosed]);
+  const [coverageOn, setCoverageOn] = useState(false);
+  const coverageView = useThrottledQuery(coverageOn ? "on" : null, state?.revision, () => readCoverage(), COVERAGE_MIN_GAP_MS, (e) => setError(errorText(e)));
 
   /** Runs one backend action: errors are shown, never swallowed; state refreshes after. */
   const act = useCallback(
@@ -270,6 +285,14 @@ export function Console({ init }: { init: ConsoleInit }) {
         busy={busy}
         conflicts={sync.conflicts.filter((c) => c.incident_id === id).length}
         onReviewConflicts={() => setPanel({ kind: "sync" })}
+        closest={{
+          data: closest,
+          dispatch: (unitId) =>
+            act(() => assignUnit({ incident_id: id, unit_id: unitId })).then((d) => {
+              if (d) setDetail(d);
+              return d !== undefined;
+            }),
+        }}
         actions={{
           acknowledge: () => void acknowledge(id),
           setType: (it) =>
@@ -518,7 +541,11 @@ export function Console({ init }: { init: ConsoleInit }) {
           track={panel.kind === "track" ? trackOverlay : null}
           follow={panel.kind === "track" ? follow : null}
           pin={pin}
-        />
+          routes={routes}
+          coverage={coverageOn ? coverageView : null}
+        >
+          <CoverageControl lang={lang} on={coverageOn} onToggle={setCoverageOn} coverage={coverageOn ? coverageView : null} />
+        </MapView>
         {side && (
           <aside className="side" ref={sideRef} tabIndex={-1} aria-label={t(lang, "detail.title")}>
             {side}

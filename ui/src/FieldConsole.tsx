@@ -16,6 +16,9 @@ import { SyncPanel } from "./panels/SyncPanel";
 import { useLiveConsole } from "./live";
 import { ConsoleStore } from "./store";
 import { SyncStore } from "./sync";
+import { fieldRoute } from "./bindings";
+import { FIELD_ROUTE_MIN_GAP_MS, fieldRouteText, useThrottledQuery } from "./dispatch";
+import { fieldRouteLines } from "./map/routes";
 
 /** Ms between reads of the field view while nothing changes (the receiver's counters move alone). */
 export const FIELD_POLL_MS = 2000;
@@ -107,6 +110,12 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
   const enabled = view ? enabledActions(view) : null;
   const current = view ? currentAction(view) : null;
   const ackAt = view?.acknowledged_at ?? null;
+  // The route to the assignment (at most once a second, on every revision: the unit moves).
+  const route = useThrottledQuery(a?.summary.id ?? null, state?.revision, () => fieldRoute(), FIELD_ROUTE_MIN_GAP_MS);
+  const routeNow = route && route.incident_id === a?.summary.id ? route : null;
+  const callsign = me?.callsign ?? "";
+  const routes = useMemo(() => fieldRouteLines(routeNow, callsign), [routeNow, callsign]);
+  const routeText = fieldRouteText(lang, routeNow);
 
   const press = (action: FieldAction) => {
     if (!view) return;
@@ -192,6 +201,11 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
                 {formatLatLon(a.summary.location.lat, a.summary.location.lon)}
                 {myFix && ` · ${t(lang, "detail.distanceKm", { km: (distanceM(myFix.position, a.summary.location) / 1000).toFixed(1) })}`}
               </div>
+              {routeText && (
+                <div className={`field-route${routeNow?.route ? "" : " problem"}`} id="field-route" data-route-eta-s={routeNow?.route?.eta_s ?? ""}>
+                  {t(lang, "eta.fieldRoute")}: {routeText}
+                </div>
+              )}
               <button type="button" className="link small" onClick={() => setFlyTo({ at: a.summary.location, seq: Date.now(), minZoom: 16 })}>
                 {t(lang, "detail.location")}
               </button>
@@ -292,6 +306,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
             flyTo={flyTo}
             follow={follow}
             onUserPan={() => setKeepCentred(false)}
+            routes={routes}
             onSelect={() => {}}
             onContextMenu={() => {}}
           />

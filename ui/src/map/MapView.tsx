@@ -1,7 +1,7 @@
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import { useEffect, useRef } from "react";
-import type { ConsoleInit, ConsoleState, LatLon } from "../bindings";
+import type { ConsoleInit, ConsoleState, CoverageView, LatLon } from "../bindings";
 import type { Lang } from "../i18n";
 import { t } from "../i18n";
 import { fixAge } from "../positions";
@@ -9,6 +9,9 @@ import { formatAge } from "../format";
 import { label } from "../i18n";
 import { facilityFeatures, incidentFeatures, type TrackOverlay, trackHeadFeatures, trackLineFeatures, unitFeatures } from "./features";
 import { headingArrowImage } from "./heading";
+// Dispatch intelligence (issue 5): routes of the closest units, 1-3-5 coverage.
+import { addCoverageLayers, setCoverage } from "./coverage";
+import { addRouteLayers, type RouteLine, setRoutes } from "./routes";
 import {
   assetUrls,
   buildStyle,
@@ -61,6 +64,12 @@ export interface MapViewProps {
   pin?: LatLon | null;
   /** The user started dragging the map (a follow should let go). */
   onUserPan?: () => void;
+  /** Routes to draw (the selected incident's closest units, or the field unit's route). */
+  routes?: RouteLine[] | null;
+  /** The 1-3-5 coverage layer's data, or null when the layer is off. */
+  coverage?: CoverageView | null;
+  /** Controls drawn over the map (absolutely positioned by their own CSS). */
+  children?: React.ReactNode;
 }
 
 function setSource(map: maplibregl.Map, id: string, data: object): void {
@@ -145,6 +154,11 @@ export function MapView(props: MapViewProps) {
       push();
       pushTrackLine();
       pushTrackHead();
+      // Routes and coverage: their layers are not in the built style; add them to each new one.
+      addCoverageLayers(map);
+      addRouteLayers(map, latest.current.theme);
+      setCoverage(map, latest.current.coverage ?? null, true);
+      setRoutes(map, latest.current.routes ?? [], true);
     });
     // Ready for e2e once every unit with a fix is drawn. Not `idle`: the P1 pulse repaints
     // continuously, so the map may never go idle.
@@ -270,6 +284,15 @@ export function MapView(props: MapViewProps) {
   }, [props.draft]);
 
   useEffect(pushTrackLine, [props.track?.line]);
+  // Routes and coverage: setData only when their data changes (setRoutes also compares content).
+  useEffect(() => {
+    const map = mapRef.current;
+    if (map && styleReady.current) setRoutes(map, props.routes ?? []);
+  }, [props.routes]);
+  useEffect(() => {
+    const map = mapRef.current;
+    if (map && styleReady.current) setCoverage(map, props.coverage ?? null);
+  }, [props.coverage]);
   useEffect(pushTrackHead, [props.track?.head]);
 
   // Follow: keep the map centred on the point (no animation: it moves many times a second).
@@ -303,6 +326,8 @@ export function MapView(props: MapViewProps) {
   }, [props.flyTo]);
 
   return (
-    <div className="map" ref={container} role="application" aria-label={t(props.lang, "map.label")} />
+    <div className="map" ref={container} role="application" aria-label={t(props.lang, "map.label")}>
+      {props.children}
+    </div>
   );
 }

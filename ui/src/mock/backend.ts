@@ -45,6 +45,7 @@ import type {
 } from "../bindings";
 import { allowedNext, defaultPriority, distanceM, isCommitted, sortQueue } from "../domain";
 import { parseServerUrl } from "../sync";
+import { DISPATCH_COMMANDS, handleDispatch } from "./dispatch";
 
 /**
  * The scripted link to the sync server: offline (the link was lost `offlineSinceAgoS` before
@@ -657,6 +658,17 @@ export class MockBackend {
   /** The `mockIPC` callback: command name and `{ args }` payload -> result or thrown ErrorPayload. */
   handle = (cmd: string, payload?: unknown): unknown => {
     const args = (payload as { args?: unknown } | undefined)?.args;
+    // Closest units, field route and coverage (issue 5): dispatch.ts.
+    if ((DISPATCH_COMMANDS as readonly string[]).includes(cmd)) {
+      const host = {
+        units: this.units,
+        facilities: this.facilities,
+        incident: (id: string) => this.get(id),
+        fieldUnit: this.opts.fieldUnit ?? null,
+        closuresActive: () => 0,
+      };
+      return handleDispatch(host, cmd, args);
+    }
     switch (cmd) {
       case "startup":
         return this.startup();

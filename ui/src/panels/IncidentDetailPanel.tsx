@@ -6,6 +6,8 @@ import { type Lang, label, t } from "../i18n";
 import { describeEvent } from "./timeline";
 import { CloseButton } from "./CloseButton";
 import { FixAge } from "./FixAge";
+import { ClosestUnits } from "./ClosestUnits";
+import type { ClosestUnits as ClosestUnitsView } from "../bindings";
 import { fixAge } from "../positions";
 
 /** Everything the detail panel can ask the backend to do. */
@@ -35,10 +37,15 @@ export interface IncidentDetailPanelProps {
   conflicts?: number;
   /** Opens the sync panel. */
   onReviewConflicts?: () => void;
+  /**
+   * The closest available units by road ETA (null while computed) and how to dispatch one
+   * (the assign action; true when it went through). Absent: the section is not shown.
+   */
+  closest?: { data: ClosestUnitsView | null; dispatch: (unitId: string) => Promise<boolean> };
 }
 
 /** The incident card: fields, assigned units, actions and the timeline. */
-export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, busy, actions, conflicts = 0, onReviewConflicts }: IncidentDetailPanelProps) {
+export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, busy, actions, conflicts = 0, onReviewConflicts, closest }: IncidentDetailPanelProps) {
   const s = detail.summary;
   const closed = s.status === "closed";
   const [note, setNote] = useState("");
@@ -134,6 +141,10 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
           </>
         )}
       </dl>
+
+      {!closed && closest && (
+        <ClosestUnits lang={lang} now={now} staleAfterS={staleAfterS} closest={closest.data} busy={busy} onDispatch={closest.dispatch} />
+      )}
 
       <h3>{t(lang, "detail.assigned")}</h3>
       {active.length === 0 && <p className="muted">{t(lang, "detail.noneAssigned")}</p>}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import type { ClosestUnits, CoverageView, FieldRoute } from "../bindings";
+import { distanceM } from "../domain";
+import { MockBackend } from "./backend";
+import { MOCK_ROAD_TOTAL_M, MOCK_SPEED_MPS, ROAD_FACTOR } from "./dispatch";
+
+const NOW = Date.parse("2026-11-29T10:00:00Z");
+
+describe("the fake backend's dispatch intelligence", () => {
+  it("ranks available units by straight line × 1.4 at 40 km/h, routes for the first five", () => {
+    const m = new MockBackend({ now: () => NOW });
+    const fire = m.consoleState().incidents.find((i) => i.incident_type === "fire")!;
+    const c = m.handle("closest_units", { args: { incident_id: fire.id } }) as ClosestUnits;
+    expect(c.incident_id).toBe(fire.id);
+    expect(c.unavailable).toBeNull();
+    expect(c.closures_active).toBe(0);
+    // 巡03 (u-03) is on the fire; the other five are available.
+    const ids = c.candidates.map((x) => x.unit_id);
+    expect(ids).not.toContain("u-03");
+    expect(ids).toHaveLength(5);
+    // 摩01 stands ~290 m from the fire, 巡02 over 1 km away.
+    expect(ids[0]).toBe("u-04");
+    expect(ids[4]).toBe("u-02");
+    const etas = c.candidates.map((x) => x.eta_s as number);
+    expect([...etas].sort((a, b) => a - b)).toEqual(etas);
+    for (const x of c.candidates) {
+      const u = m.units.find((y) => y.id === x.unit_id)!;
+      const straight = distanceM(u.fix!.position, fire.location);
+      expect(x.straight_m).toBe(Math.round(straight));
+      expect(x.distance_m).toBe(Math.round(straight * ROAD_FACTOR));
+      expect(x.eta_s).toBe(Math.round((straight * ROAD_FACTOR) / MOCK_SPEED_MPS));
+      expect(x.route).toEqual([u.fix!.position, fire.location]);
+      expect(x.problem).toBeNull();
+    }
+    // 40 km/h over 1.4× the straight line: 12.6 s per straight 100 m; 摩01 is ~290 m away.
+    expect(c.candidates[0]!.eta_s).toBeGreaterThan(30);
+    expect(c.candidates[0]!.eta_s).toBeLessThan(60);
+
+    // A unit without a position is listed after, with the problem; a dispatched one leaves.
+    m.units.find((u) => u.id === "u-06")!.fix = null;
+    m.handle("assign_unit", { args: { incident_id: fire.id, unit_id: "u-04" } });
+    const again = m.handle("closest_units", { args: { incident_id: fire.id } }) as ClosestUnits;
+    expect(again.candidates.map((x) => [x.unit_id, x.problem])).toEqual([
+      ["u-05", null],
+      ["u-01", null],
+      ["u-02", null],
+      ["u-06", "no_position"],
+    ]);
+    expect(again.candidates[3]!.eta_s).toBeNull();
+    expect(() => m.handle("closest_units", { args: { incident_id: "nope" } })).toThrow();
+  });
+
+  it("covers 12 / 41 / 63 % with every unit available, less once units are busy", () => {
+    const m = new MockBackend({ now: () => NOW });
+    const c = m.handle("coverage") as CoverageView;
+    expect(c.share).toEqual([0.12, 0.41, 0.63]);
+    expect(c.facilities).toBe(4);
+    expect(c.units).toBe(5);
+    expect(c.total_m).toBe(MOCK_ROAD_TOTAL_M);
+    expect(c.reached_m[1]).toBe(Math.round(0.41 * MOCK_ROAD_TOTAL_M));
+    expect(c.bands).toHaveLength(4);
+    // Four spokes per source in each reached band; three hole lines.
+    expect(c.bands.map((b) => b.length)).toEqual([36, 36, 36, 3]);
+    m.handle("set_unit_status", { args: { unit_id: "u-01", to: "busy" } });
+    const less = m.handle("coverage") as CoverageView;
+    expect(less.units).toBe(4);
+    expect(less.share[1]).toBeCloseTo(0.36, 6);
+    expect(less.share[1]).toBeLessThan(c.share[1]!);
+  });
+
+  it("routes the field unit to its assignment, and nothing for a dispatcher", () => {
+    expect(new MockBackend({ now: () => NOW }).handle("field_route")).toBeNull();
+    const m = new MockBackend({ now: () => NOW, fieldUnit: "u-02" });
+    const r = m.handle("field_route") as FieldRoute;
+    const u = m.units.find((x) => x.id === "u-02")!;
+    const accident = m.consoleState().incidents.find((i) => i.incident_type === "traffic_accident")!;
+    expect(r.incident_id).toBe(accident.id);
+    expect(r.problem).toBeNull();
+    expect(r.route?.line).toEqual([u.fix!.position, accident.location]);
+    expect(r.route?.distance_m).toBe(Math.round(distanceM(u.fix!.position, accident.location) * ROAD_FACTOR));
+    u.fix = null;
+    expect(m.handle("field_route")).toMatchObject({ route: null, problem: "no_position" });
+  });
+});

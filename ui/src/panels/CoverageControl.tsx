@@ -1,0 +1,58 @@
+import type { CoverageView } from "../bindings";
+import { coveragePercents } from "../dispatch";
+import { type Lang, t } from "../i18n";
+import { BAND_COLOURS } from "../map/coverage";
+
+export interface CoverageControlProps {
+  lang: Lang;
+  /** The layer is shown. */
+  on: boolean;
+  onToggle: (on: boolean) => void;
+  /** The newest coverage (null while the first one is computed or the layer is off). */
+  coverage: CoverageView | null;
+}
+
+const BAND_KEYS = ["cov.band0", "cov.band1", "cov.band2", "cov.band3"] as const;
+
+/**
+ * The map's "覆盖 1-3-5 / Coverage 1-3-5" toggle and, while on, the live figure (the share of
+ * the road network reachable within 3 minutes, large; 1 and 5 minutes smaller), the sources
+ * counted and the legend of the four bands.
+ */
+export function CoverageControl({ lang, on, onToggle, coverage }: CoverageControlProps) {
+  const pct = coveragePercents(coverage);
+  return (
+    <div className="coverage-control" id="coverage-control" data-coverage-on={on ? "true" : "false"}>
+      <button type="button" id="coverage-toggle" aria-pressed={on} className={on ? "on" : undefined} title={t(lang, "cov.title")} onClick={() => onToggle(!on)}>
+        {t(lang, "cov.toggle")}
+      </button>
+      {on && (
+        <div className="coverage-body">
+          {coverage === null && <p className="muted small">{t(lang, "cov.loading")}</p>}
+          {coverage?.unavailable != null && <p className="muted small">{t(lang, "cov.unavailable", { reason: coverage.unavailable })}</p>}
+          {pct && coverage && (
+            <>
+              <div className="coverage-figure" id="coverage-figure" data-share3={pct[1]}>
+                {t(lang, "cov.share3", { pct: pct[1] })}
+              </div>
+              <div className="coverage-minor small num" id="coverage-minor" data-share1={pct[0]} data-share5={pct[2]}>
+                {t(lang, "cov.share1", { pct: pct[0] })} · {t(lang, "cov.share5", { pct: pct[2] })}
+              </div>
+              <div className="coverage-sources small muted">
+                {t(lang, "cov.sources", { facilities: coverage.facilities, units: coverage.units, closures: coverage.closures_active })}
+              </div>
+            </>
+          )}
+          <ul className="coverage-legend small" aria-label={t(lang, "cov.title")}>
+            {BAND_KEYS.map((k, band) => (
+              <li key={k} data-band={band}>
+                <span className={`swatch band-${band}`} data-colour={BAND_COLOURS[band]} />
+                {t(lang, k)}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </div>
+  );
+}
