@@ -2,5 +2,6 @@
 
 mod console;
 mod field;
+mod import;
 mod pack;
 mod sync;
