@@ -642,3 +642,92 @@ test("the field laptop: its assignment, the big status buttons, notes, the GPS l
     await context.close();
   }
 });
+
+// Dispatch intelligence (issue 5, helper E): closest units, D, routes, coverage, the field route.
+test("closest units: five ranked with ETAs and routes, D dispatches the first once, coverage 1-3-5 updates", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    // The fire: 巡03 is on it, the other five units are available.
+    const fireId = await page.evaluate(() => [...window.__outpostMock.incidents.values()].find((r) => r.detail.summary.incident_type === "fire").detail.summary.id);
+    await page.click(`[data-incident-id="${fireId}"]`);
+    const rows = page.locator("#closest-units [data-closest-unit]");
+    await page.waitForFunction(() => document.querySelectorAll("#closest-units [data-closest-unit]").length === 5);
+    assert.equal(await page.locator("#closest-title").innerText(), "最近可用单位");
+    assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-rank"))), ["1", "2", "3", "4", "5"]);
+    const etas = await rows.locator(".closest-eta").allInnerTexts();
+    for (const e of etas) assert.match(e, /^(\d+ 分 )?\d+ 秒$/);
+    const etaS = await rows.locator(".closest-eta").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-eta-s"))));
+    assert.deepEqual([...etaS].sort((a, b) => a - b), etaS);
+    assert.equal(await rows.first().getAttribute("data-closest-unit"), "u-04");
+    assert.match(await rows.first().locator("button").innerText(), /派遣\s*D/);
+    // Five routes on the map, the first one bold; an ETA label at each unit's end.
+    await page.waitForFunction(async () => {
+      const map = window.__outpost.map;
+      const src = map.getSource("routes");
+      if (!src || !map.getLayer("routes-line") || !map.getLayer("route-ends-label")) return false;
+      const data = await src.getData();
+      return data.features.length === 5 && data.features.filter((f) => f.properties.first).length === 1;
+    });
+    await page.screenshot({ path: join(outDir, "closest-units.png") });
+
+    // D (focus is not in a text field): 摩01 is dispatched, once.
+    await page.locator("#closest-title").click();
+    await page.keyboard.press("d");
+    await page.waitForFunction(() => window.__outpostMock.units.find((u) => u.id === "u-04").status === "dispatched");
+    await page.waitForSelector("#incident-detail [data-assignment-unit='u-04']");
+    await page.waitForFunction(() => document.querySelectorAll("#closest-units [data-closest-unit]").length === 4);
+    assert.equal(await page.locator("#closest-units [data-closest-unit='u-04']").count(), 0);
+    const assigned = await page.evaluate((id) => window.__outpostMock.detail(id).timeline.filter((e) => e.event.kind === "unit_assigned").length, fireId);
+    assert.equal(assigned, 2); // 巡03 before, 摩01 now: one dispatch for one key press
+    // Typing a D in the note does not dispatch (巡03 and 摩01 stay the only dispatched units).
+    const dispatched = () => page.evaluate(() => window.__outpostMock.units.filter((u) => u.status === "dispatched").map((u) => u.id).sort());
+    assert.deepEqual(await dispatched(), ["u-03", "u-04"]);
+    await page.locator("#incident-note").press("d");
+    await page.locator("#incident-note").press("D");
+    assert.equal(await page.inputValue("#incident-note"), "dD");
+    assert.deepEqual(await dispatched(), ["u-03", "u-04"]);
+
+    // Coverage: four facilities and four available units now; another dispatch lowers it.
+    await page.click("#coverage-toggle");
+    await page.waitForSelector("#coverage-figure");
+    assert.equal(await page.locator("#coverage-figure").innerText(), "3 分钟覆盖率 36%");
+    assert.equal(await page.locator("#coverage-minor").innerText(), "1 分钟 10% · 5 分钟 56%");
+    assert.equal(await page.locator(".coverage-legend li").count(), 4);
+    await page.waitForFunction(async () => {
+      const map = window.__outpost.map;
+      const src = map.getSource("coverage");
+      if (!src || !map.getLayer("coverage-bands") || !map.getLayer("coverage-holes")) return false;
+      return (await src.getData()).features.length === 4;
+    });
+    await page.locator("#closest-units [data-closest-unit] button").first().click();
+    await page.waitForFunction(() => document.querySelector("#coverage-figure")?.textContent === "3 分钟覆盖率 31%");
+    await page.screenshot({ path: join(outDir, "coverage.png") });
+    // Off: the layer empties, the figure goes.
+    await page.click("#coverage-toggle");
+    await page.waitForSelector("#coverage-figure", { state: "detached" });
+    await page.waitForFunction(async () => (await window.__outpost.map.getSource("coverage").getData()).features.length === 0);
+    // Closing the card takes the routes off the map.
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(async () => (await window.__outpost.map.getSource("routes").getData()).features.length === 0);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("the field laptop shows the route to its assignment with ETA and road distance", async () => {
+  const { context, page, consoleErrors } = await openConsole({ fieldUnit: "u-02", gpsTickMs: 0 });
+  try {
+    await waitReady(page);
+    await page.waitForSelector("#field-route");
+    assert.match(await page.locator("#field-route").innerText(), /^路线：预计 (\d+ 分 )?\d+ 秒 到达 · 道路 \d+\.\d 公里$/);
+    await page.waitForFunction(async () => {
+      const src = window.__outpost.map.getSource("routes");
+      return src && (await src.getData()).features.length === 1;
+    });
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});

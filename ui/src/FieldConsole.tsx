@@ -203,7 +203,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
               </div>
               {routeText && (
                 <div className={`field-route${routeNow?.route ? "" : " problem"}`} id="field-route" data-route-eta-s={routeNow?.route?.eta_s ?? ""}>
-                  {t(lang, "eta.fieldRoute")}: {routeText}
+                  {t(lang, "eta.fieldRoute", { text: routeText })}
                 </div>
               )}
               <button type="button" className="link small" onClick={() => setFlyTo({ at: a.summary.location, seq: Date.now(), minZoom: 16 })}>
