@@ -39,6 +39,10 @@
 //! - **Devices** (the unbound-device registry): per device with kept fixes, the newest fix
 //!   with its source and battery, the name of the newest fix that has one, first seen = the
 //!   earliest `received_at` of its kept fixes, `reports` = how many fixes are kept.
+//! - **Road closures**: per closure id, the [`merge::winner`] of its `road_closure.set` ops
+//!   (the newest write: a lift or change replaces the closure); `value` = that op's whole
+//!   closure, `set_by`/`set_at` = its user and HLC wall ms. Never a conflict (not a critical
+//!   register).
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
 //!   disagree, [`merge::field_conflict`]), double assignment (≥ 2 active assignments of a
 //!   unit), edit-after-close (a `set_fields` / `assignment.add` [`merge::concurrent`] with a
@@ -52,6 +56,7 @@ use uuid::Uuid;
 use outpost_domain::device::DeviceReport;
 use outpost_domain::merge::{self, ConflictId, OpMeta, Register};
 use outpost_domain::op::{Fix, OpBody, OpEnvelope};
+use outpost_domain::road_closure::RoadClosure;
 use outpost_domain::timeline::TimelineEvent;
 use outpost_domain::unit::UnitStatus;
 use outpost_domain::wire::CompactedFix;
@@ -469,6 +474,37 @@ impl Model {
                 }),
             );
         }
+
+        // Road closures: per closure id, the newest `road_closure.set` by the register
+        // order of `merge::winner`; its whole closure is the value (read from the op body,
+        // not from `merge::writes_of`), `set_by`/`set_at` its user and HLC wall ms.
+        let mut sets: BTreeMap<Uuid, Vec<(&ModelOp, &RoadClosure)>> = BTreeMap::new();
+        for m in self.ops.values() {
+            if let OpBody::RoadClosureSet { closure } = &m.op.body {
+                sets.entry(closure.closure_id)
+                    .or_default()
+                    .push((m, closure));
+            }
+        }
+        for (id, writes) in sets {
+            let metas: Vec<OpMeta> = writes.iter().map(|(m, _)| m.meta()).collect();
+            let Some(best) = merge::winner(&metas) else {
+                continue;
+            };
+            let Some((m, closure)) = writes.iter().find(|(m, _)| m.op.op_id == best.op_id) else {
+                continue;
+            };
+            s.put(
+                "road_closures",
+                id.to_string(),
+                json!({
+                    "closure_id": id.to_string(),
+                    "value": serde_json::to_value(closure).unwrap_or(Value::Null),
+                    "set_by": m.op.user,
+                    "set_at": m.op.hlc.wall_ms,
+                }),
+            );
+        }
         s
     }
 
@@ -629,9 +665,9 @@ fn timeline_entries(
     let id = op.op_id.to_string();
     let cs = |u: &str| callsigns.get(u).cloned().unwrap_or_default();
     match &op.body {
-        OpBody::DeviceBind { .. }
-        | OpBody::DeviceReport { .. }
-        | OpBody::RoadClosureSet { .. } => Vec::new(),
+        OpBody::DeviceBind { .. } | OpBody::DeviceReport { .. } | OpBody::RoadClosureSet { .. } => {
+            Vec::new()
+        }
         OpBody::IncidentCreate {
             incident_id,
             incident_type,

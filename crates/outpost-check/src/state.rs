@@ -14,7 +14,7 @@ pub use outpost_domain::canonical::canonical_json;
 use sha2::{Digest, Sha256};
 
 /// The tables of the replicated state, in the order they are reported.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "incidents",
     "units",
     "facilities",
@@ -25,6 +25,7 @@ pub const TABLES: [&str; 10] = [
     "device_bindings",
     "devices",
     "device_fixes",
+    "road_closures",
 ];
 
 /// A replica's replicated state: table name → primary key text → row.

@@ -4,7 +4,8 @@
 //! Tables and rows ([`TABLES`]): each row is a JSON object of the replicated columns only —
 //! local bookkeeping (`timeline.n`, version counters, `assignments.op_id`) is left out — keyed
 //! by its primary key (`positions`: `"{unit_id}@{fix_time}"`, `device_fixes`:
-//! `"{device_id}@{fix_time}"`). Canonical text of a table: one
+//! `"{device_id}@{fix_time}"`; `road_closures`: the closure id, its `value` the winning
+//! `RoadClosure` as a JSON object). Canonical text of a table: one
 //! line per row, `key TAB json`, rows in key (byte) order, object keys sorted at every level,
 //! numbers as serde_json prints them. The digest of a table is the SHA-256 (lower-case hex) of
 //! its text. `outpost-check`'s model renders the same form.
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// The replicated tables, in report order.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "incidents",
     "units",
     "facilities",
@@ -32,6 +33,7 @@ pub const TABLES: [&str; 10] = [
     "device_bindings",
     "devices",
     "device_fixes",
+    "road_closures",
 ];
 
 /// Table name → row key → row.
@@ -278,6 +280,26 @@ pub fn state_tables(conn: &Connection) -> Result<StateTables, StoreError> {
                         "source": r.get::<_, String>(8)?,
                         "name": r.get::<_, Option<String>>(9)?,
                         "received_at": r.get::<_, i64>(10)?,
+                    }),
+                ))
+            },
+        )?,
+    );
+    t.insert(
+        "road_closures".into(),
+        rows(
+            conn,
+            "SELECT closure_id, value, set_by, set_at FROM road_closures",
+            |r| {
+                let id: String = r.get(0)?;
+                let value: String = r.get(1)?;
+                Ok((
+                    id.clone(),
+                    json!({
+                        "closure_id": id,
+                        "value": serde_json::from_str::<Value>(&value).unwrap_or(Value::String(value)),
+                        "set_by": r.get::<_, String>(2)?,
+                        "set_at": r.get::<_, i64>(3)?,
                     }),
                 ))
             },

@@ -216,6 +216,20 @@ fn two_consoles_setting_one_closure_give_the_same_winner_in_either_order() {
     );
     assert_eq!(shown(&b), want);
     assert_eq!(a.state_digest().expect("a"), b.state_digest().expect("b"));
+    // The digest covers closures: a replica without b's write disagrees on that table only.
+    let only_a = store();
+    apply_with_gseq(only_a.conn(), &wa, None).expect("a's write alone");
+    let (d1, d2) = (
+        a.state_digest().expect("a"),
+        only_a.state_digest().expect("alone"),
+    );
+    assert_ne!(d1["road_closures"], d2["road_closures"]);
+    assert_eq!(d1["incidents"], d2["incidents"]);
+    let row = &a.state_tables().expect("tables")["road_closures"][&Uuid::from_u128(id).to_string()];
+    assert_eq!(row["set_by"], "cmdr.wang");
+    assert_eq!(row["set_at"], t(12).timestamp_millis());
+    assert_eq!(row["value"]["reason"], "积水 1.2 m，封闭延长");
+    assert_eq!(row["value"]["shape"]["type"], "line");
     // With server order (gseq) too, either arrival order.
     for order in [[&wa, &wb], [&wb, &wa]] {
         let c = store();

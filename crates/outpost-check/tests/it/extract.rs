@@ -135,6 +135,18 @@ pub fn state(conn: &Connection) -> State {
     ) {
         s.put("device_fixes", k, v);
     }
+    for (k, mut v) in rows(
+        conn,
+        "SELECT closure_id, value, set_by, set_at FROM road_closures",
+        |m| text(m, "closure_id"),
+    ) {
+        if let Some(e) = v.get_mut("value")
+            && let Some(t) = e.as_str()
+        {
+            *e = serde_json::from_str(t).unwrap_or(Value::Null);
+        }
+        s.put("road_closures", k, v);
+    }
     s
 }
 

@@ -18,7 +18,7 @@ use outpost_domain::unit::{UnitKind, UnitStatus};
 use outpost_store::Store;
 
 use crate::extract;
-use crate::support::t0;
+use crate::support::{ClosureSpec, closure_spec, t0};
 
 const UNITS: [&str; 3] = ["u-01", "u-02", "u-03"];
 const PRIOS: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
@@ -73,6 +73,7 @@ enum Ev {
         battery: Option<u8>,
         named: bool,
     },
+    Closure(ClosureSpec),
 }
 
 const DEVICES: [&str; 3] = ["phone-1", "ANDROID-2", "ANDROID-3"];
@@ -99,6 +100,7 @@ fn ev() -> impl Strategy<Value = Ev> {
             .prop_map(|(device, t, lat, battery, named)| Ev::DeviceReport {
                 device, t, lat, battery, named
             }),
+        2 => closure_spec().prop_map(Ev::Closure),
     ]
 }
 
@@ -320,6 +322,9 @@ fn build(authors: usize, events: &[(usize, u8, Ev)]) -> Vec<(u64, OpEnvelope)> {
                     battery_pct: battery.map(|b| f64::from(b) * 40.0),
                 },
             }),
+            Ev::Closure(spec) => Some(OpBody::RoadClosureSet {
+                closure: spec.closure(),
+            }),
             Ev::Resolve { which } => {
                 let open: Vec<String> = model
                     .conflicts()
@@ -399,6 +404,8 @@ proptest! {
         let got = extract::state(store.conn());
         let diff = want.diff(&got, 8);
         prop_assert!(diff.is_empty(), "model ≠ store:\n{}", diff.join("\n"));
+        // The store's own canonical digest (digest.rs) agrees with the model's too.
+        prop_assert_eq!(store.state_digest().expect("digest"), want.digest());
         let conflicts = store.conflict_ids().expect("conflict ids");
         prop_assert_eq!(conflicts, model.conflicts());
     }
