@@ -9,6 +9,7 @@
 
 use outpost_domain::LatLon;
 use outpost_geo::RoadNetwork;
+use outpost_geo::routing::car_speed_kmh;
 use petgraph::algo::{astar, kosaraju_scc};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rand::{Rng, RngExt};
@@ -28,24 +29,10 @@ pub enum Mode {
 pub const WALK_MPS: f64 = 1.3;
 
 /// Free-flow speed of an OSM `highway=*` class in km/h for driving, `None` if cars may not
-/// use it. Conservative urban values for a mountain country; a numeric `maxspeed` tag
-/// overrides them.
+/// use it: the dispatch car profile's class table ([`outpost_geo::routing::car_speed_kmh`]
+/// without a `maxspeed`).
 pub fn class_speed_kmh(class: &str) -> Option<f64> {
-    Some(match class {
-        "motorway" => 90.0,
-        "trunk" => 70.0,
-        "primary" => 50.0,
-        "secondary" => 40.0,
-        "tertiary" => 35.0,
-        "motorway_link" | "trunk_link" | "primary_link" | "secondary_link" | "tertiary_link" => {
-            30.0
-        }
-        "unclassified" | "road" => 30.0,
-        "residential" => 25.0,
-        "service" => 15.0,
-        "living_street" => 10.0,
-        _ => return None,
-    })
+    car_speed_kmh(class, None)
 }
 
 /// True for the classes people walk on that cars may not use.
@@ -124,13 +111,11 @@ impl RoadGraph {
                     WALK_MPS
                 }
                 Mode::Drive => {
-                    let Some(class) = class_speed_kmh(&e.class) else {
+                    // Demo units keep below 90 km/h even where a higher limit is tagged.
+                    let Some(kmh) = car_speed_kmh(&e.class, e.maxspeed_kmh.map(|m| m.min(90.0)))
+                    else {
                         continue;
                     };
-                    let kmh = e
-                        .maxspeed_kmh
-                        .filter(|v| v.is_finite() && *v >= 5.0)
-                        .map_or(class, |m| m.min(90.0));
                     kmh / 3.6
                 }
             };
@@ -297,6 +282,7 @@ mod tests {
             name: Some(format!("Carrer {from}-{to}")),
             oneway,
             maxspeed_kmh: None,
+            car_access: true,
         }
     }
 

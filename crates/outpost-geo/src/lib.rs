@@ -37,11 +37,11 @@ pub mod routing;
 mod schema;
 
 pub use error::{BuildError, PackError};
-pub use routing::{RoadGraph, Router, RoutingError};
 pub use pack::{
     LocationDescription, Pack, PackMeta, RoadEdge, RoadNetwork, RoadNode, STREET_RADIUS_M,
     SearchHit, SearchKind, point_segment_distance_m,
 };
+pub use routing::{RoadGraph, Router, RoutingError};
 
 mod build;
 

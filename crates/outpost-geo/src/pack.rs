@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::error::PackError;
+use crate::routing::HierarchyOrder;
 use crate::schema;
 
 /// Radius within which `describe` names a street, metres.
@@ -146,6 +147,9 @@ pub struct RoadEdge {
     pub oneway: bool,
     /// OSM `maxspeed` in km/h, when tagged numerically (`"50"`, `"30 mph"` converted).
     pub maxspeed_kmh: Option<f64>,
+    /// True when OSM access tags let a car use the segment (the most specific of
+    /// `motorcar`, `motor_vehicle`, `vehicle`, `access`; see `build::index::car_access`).
+    pub car_access: bool,
 }
 
 /// The road graph of a pack: every OSM `highway=*` way split into segments at each node.
@@ -402,41 +406,55 @@ impl Pack {
     /// # Errors
     /// [`PackError::Read`] on an SQLite error.
     pub fn road_network(&self) -> Result<RoadNetwork, PackError> {
-        self.with_conn(
-            || "road network".to_string(),
+        self.with_conn(|| "road network".to_string(), read_road_network)
+    }
+
+    /// The contraction order of the car graph stored at build time (table `road_ch`);
+    /// `Ok(None)` when the pack has none (an area without drivable roads).
+    ///
+    /// # Errors
+    /// [`PackError::Read`] on an SQLite error, [`PackError::NotAPack`] when the stored
+    /// order is malformed (length not a multiple of 4, or not matching its node count).
+    pub fn hierarchy_order(&self) -> Result<Option<HierarchyOrder>, PackError> {
+        let rows: Vec<(String, Vec<u8>)> = self.with_conn(
+            || "road hierarchy".to_string(),
             |c| {
-                let nodes = c
-                    .prepare("SELECT osm_id, lat, lon FROM road_nodes ORDER BY idx")?
-                    .query_map([], |r| {
-                        Ok(RoadNode {
-                            id: r.get(0)?,
-                            at: LatLon {
-                                lat: r.get(1)?,
-                                lon: r.get(2)?,
-                            },
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let edges = c
-                    .prepare(
-                        "SELECT from_node, to_node, length_m, highway, name, oneway, maxspeed_kmh
-                         FROM road_edges ORDER BY id",
-                    )?
-                    .query_map([], |r| {
-                        Ok(RoadEdge {
-                            from: r.get::<_, i64>(0)? as usize,
-                            to: r.get::<_, i64>(1)? as usize,
-                            length_m: r.get(2)?,
-                            class: r.get(3)?,
-                            name: r.get(4)?,
-                            oneway: r.get::<_, i64>(5)? != 0,
-                            maxspeed_kmh: r.get(6)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(RoadNetwork { nodes, edges })
+                c.prepare("SELECT key, value FROM road_ch")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
             },
-        )
+        )?;
+        let get = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let Some(blob) = get("order") else {
+            return Ok(None);
+        };
+        let bad = |reason: String| PackError::NotAPack {
+            path: self.path.clone(),
+            reason,
+        };
+        if blob.len() % 4 != 0 {
+            return Err(bad(format!(
+                "road_ch order is {} bytes, not a multiple of 4",
+                blob.len()
+            )));
+        }
+        let order: Vec<u32> = blob
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(n) = get("node_count") {
+            let n = <[u8; 8]>::try_from(n.as_slice())
+                .map(u64::from_le_bytes)
+                .map_err(|_| bad("road_ch node_count is not 8 bytes".into()))?;
+            // The hierarchy has one sentinel node more than the graph (see HierarchyOrder).
+            if order.len() as u64 != n + 1 {
+                return Err(bad(format!(
+                    "road_ch order has {} nodes for a graph of {n}",
+                    order.len()
+                )));
+            }
+        }
+        Ok(Some(HierarchyOrder { order }))
     }
 
     fn with_conn<T>(
@@ -462,6 +480,42 @@ impl Pack {
         }
         result.map_err(|e| read_err(what(), e))
     }
+}
+
+/// Reads `road_nodes` and `road_edges` (shared by the reader and the builder, which
+/// contracts the car graph from exactly what the reader will see).
+pub(crate) fn read_road_network(c: &Connection) -> rusqlite::Result<RoadNetwork> {
+    let nodes = c
+        .prepare("SELECT osm_id, lat, lon FROM road_nodes ORDER BY idx")?
+        .query_map([], |r| {
+            Ok(RoadNode {
+                id: r.get(0)?,
+                at: LatLon {
+                    lat: r.get(1)?,
+                    lon: r.get(2)?,
+                },
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let edges = c
+        .prepare(
+            "SELECT from_node, to_node, length_m, highway, name, oneway, maxspeed_kmh, car_access
+             FROM road_edges ORDER BY id",
+        )?
+        .query_map([], |r| {
+            Ok(RoadEdge {
+                from: r.get::<_, i64>(0)? as usize,
+                to: r.get::<_, i64>(1)? as usize,
+                length_m: r.get(2)?,
+                class: r.get(3)?,
+                name: r.get(4)?,
+                oneway: r.get::<_, i64>(5)? != 0,
+                maxspeed_kmh: r.get(6)?,
+                car_access: r.get::<_, i64>(7)? != 0,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RoadNetwork { nodes, edges })
 }
 
 /// The nearest named road within [`STREET_RADIUS_M`] of `at` (via the `road_edges_rtree`

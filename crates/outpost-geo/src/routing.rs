@@ -23,8 +23,11 @@
 //! Units: metres, seconds, WGS-84 degrees. Nothing here panics on any input; every
 //! failure is a [`RoutingError`] or an [`Unreachable`] reason.
 
-use std::sync::Arc;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
+use fast_paths::{FastGraph, InputGraph, PathCalculator};
 use outpost_domain::LatLon;
 use outpost_domain::road_closure::ClosureShape;
 use serde::{Deserialize, Serialize};
@@ -38,14 +41,54 @@ pub const OFFROAD_MPS: f64 = 15.0 / 3.6;
 pub const MAX_SNAP_M: f64 = 5_000.0;
 /// The 1-3-5 rule's limits (Dongsheng district, Ordos), seconds.
 pub const RULE_1_3_5_S: [f64; 3] = [60.0, 180.0, 300.0];
+/// A line closure closes segments whose midpoint lies within this distance of the line,
+/// metres.
+pub const CLOSURE_LINE_TOLERANCE_M: f64 = 12.0;
+/// ... and whose direction differs from the line's local direction by at most this,
+/// degrees.
+pub const CLOSURE_LINE_MAX_ANGLE_DEG: f64 = 35.0;
+/// Highest speed a numeric `maxspeed` may set, km/h.
+pub const MAX_CAR_KMH: f64 = 130.0;
+
+/// Metres per degree of latitude (and of longitude at the equator), for the local
+/// equirectangular projections used at street scale.
+const M_PER_DEG: f64 = 111_320.0;
+/// Side of a cell of the snapping grid, metres.
+const GRID_CELL_M: f64 = 250.0;
+/// Weight unit: tenths of a second.
+const TICKS_PER_S: f64 = 10.0;
+const INF: u64 = u64::MAX;
 
 /// Free-flow car speed for an OSM `highway=*` class and an optional numeric `maxspeed`
 /// (km/h). `None` when cars may not use the class (footway, path, steps, track,
 /// cycleway, pedestrian, bridleway, construction, proposed...). The numeric `maxspeed`
-/// wins over the class speed, capped at 130 km/h.
+/// wins over the class speed, capped at 130 km/h ([`MAX_CAR_KMH`]); a `maxspeed` below
+/// 5 km/h or not finite is ignored (a tagging error, not a speed).
+///
+/// Class speeds are conservative free-flow values for towns in mountain country
+/// (motorway 90, trunk 70, primary 50, secondary 40, tertiary 35, links 30,
+/// unclassified/road 30, residential 25, service 15, living street 10 km/h).
 pub fn car_speed_kmh(class: &str, maxspeed_kmh: Option<f64>) -> Option<f64> {
-    let _ = (class, maxspeed_kmh);
-    todo!("routing helper")
+    let class_kmh = match class {
+        "motorway" => 90.0,
+        "trunk" => 70.0,
+        "primary" => 50.0,
+        "secondary" => 40.0,
+        "tertiary" => 35.0,
+        "motorway_link" | "trunk_link" | "primary_link" | "secondary_link" | "tertiary_link" => {
+            30.0
+        }
+        "unclassified" | "road" => 30.0,
+        "residential" => 25.0,
+        "service" => 15.0,
+        "living_street" => 10.0,
+        _ => return None,
+    };
+    Some(
+        maxspeed_kmh
+            .filter(|v| v.is_finite() && *v >= 5.0)
+            .map_or(class_kmh, |m| m.min(MAX_CAR_KMH)),
+    )
 }
 
 /// Why routing could not answer.
@@ -69,6 +112,10 @@ pub enum RoutingError {
     /// The stored contraction order does not fit the graph (a damaged pack).
     #[error("the pack's road hierarchy does not match its road graph: {0}")]
     BadOrder(String),
+    /// The point is not a valid WGS-84 position (NaN, latitude beyond ±90, longitude
+    /// beyond ±180); the message says which coordinate.
+    #[error("not a valid position: {0}")]
+    InvalidPoint(String),
 }
 
 /// Why a destination cannot be reached although both ends snapped.
@@ -120,7 +167,64 @@ pub struct Eta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HierarchyOrder {
     /// Node ids of the car graph in contraction order (as `fast_paths::get_node_ordering`).
+    /// The hierarchy has one more node than [`RoadGraph::node_count`]: a sentinel with
+    /// id `node_count` (one edge out, none in) that keeps the node count of the
+    /// hierarchy fixed whatever closures remove.
     pub order: Vec<u32>,
+}
+
+/// One road segment of the car graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphSegment {
+    /// Graph node where the segment starts (index for [`RoadGraph::node_position`]).
+    pub from: usize,
+    /// Graph node where it ends.
+    pub to: usize,
+    /// Position of `from`, WGS-84.
+    pub a: LatLon,
+    /// Position of `to`, WGS-84.
+    pub b: LatLon,
+    /// Length, metres.
+    pub length_m: f64,
+    /// OSM `highway=*` class.
+    pub class: String,
+    /// OSM `name`, if any.
+    pub name: Option<String>,
+    /// True when it may only be driven `from` → `to`.
+    pub oneway: bool,
+    /// Travel time at the car speed, tenths of a second (≥ 1).
+    pub weight: u32,
+    /// Index of the edge in the pack's [`RoadNetwork::edges`].
+    pub network_edge: usize,
+}
+
+impl GraphSegment {
+    /// Travel time over the whole segment, seconds.
+    pub fn travel_s(&self) -> f64 {
+        f64::from(self.weight) / TICKS_PER_S
+    }
+}
+
+/// A grid of segment ids over a local equirectangular projection, for snapping.
+#[derive(Debug, Default)]
+struct Grid {
+    /// Cosine of the reference latitude (x scale).
+    k: f64,
+    cells: HashMap<(i32, i32), Vec<u32>>,
+}
+
+impl Grid {
+    fn xy(&self, p: LatLon) -> (f64, f64) {
+        (p.lon * self.k * M_PER_DEG, p.lat * M_PER_DEG)
+    }
+
+    fn cell(&self, p: LatLon) -> (i32, i32) {
+        let (x, y) = self.xy(p);
+        (
+            (x / GRID_CELL_M).floor().clamp(-1e9, 1e9) as i32,
+            (y / GRID_CELL_M).floor().clamp(-1e9, 1e9) as i32,
+        )
+    }
 }
 
 /// The drivable road graph of a pack: segments of the largest strongly connected
@@ -128,57 +232,583 @@ pub struct HierarchyOrder {
 /// routers through an `Arc`.
 #[derive(Debug)]
 pub struct RoadGraph {
-    _private: (),
+    nodes: Vec<LatLon>,
+    /// Pack network node index of each graph node.
+    network_nodes: Vec<u32>,
+    segments: Vec<GraphSegment>,
+    /// Directed arcs out of each node: (next node, segment).
+    out: Vec<Vec<(u32, u32)>>,
+    /// Directed arcs into each node: (previous node, segment).
+    inc: Vec<Vec<(u32, u32)>>,
+    grid: Grid,
+    total_length_m: f64,
+}
+
+/// Whether a search follows arcs forward, backward, or both ways (one-way rules off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Forward,
+    Backward,
+    Both,
+}
+
+/// Result of a Dijkstra search: distance in ticks, length in metres and the arc each
+/// node was reached by (previous node, segment) — `u32::MAX` for a start.
+struct Search {
+    dist: Vec<u64>,
+    len: Vec<f64>,
+    pred: Vec<(u32, u32)>,
 }
 
 impl RoadGraph {
     /// Builds the car graph from a pack's road network (see the module doc for the rules).
     ///
+    /// Deterministic: the same network gives the same node numbering (graph nodes are the
+    /// component's network nodes in network order), which the stored contraction order
+    /// relies on.
+    ///
     /// # Errors
     /// [`RoutingError::NoRoads`] when no segment is drivable.
     pub fn from_network(net: &RoadNetwork) -> Result<RoadGraph, RoutingError> {
-        let _ = net;
-        todo!("routing helper")
+        let n = net.nodes.len();
+        // Drivable edges: (network edge, weight).
+        let mut drivable: Vec<(usize, u32)> = Vec::new();
+        for (i, e) in net.edges.iter().enumerate() {
+            if e.from >= n || e.to >= n || e.from == e.to || !e.car_access {
+                continue;
+            }
+            let Some(kmh) = car_speed_kmh(&e.class, e.maxspeed_kmh) else {
+                continue;
+            };
+            let len = if e.length_m.is_finite() {
+                e.length_m.max(0.0)
+            } else {
+                0.0
+            };
+            let ticks = (len / (kmh / 3.6) * TICKS_PER_S).round();
+            let w = if ticks.is_finite() {
+                ticks.clamp(1.0, f64::from(u32::MAX / 4)) as u32
+            } else {
+                1
+            };
+            drivable.push((i, w));
+        }
+        if drivable.is_empty() {
+            return Err(RoutingError::NoRoads);
+        }
+        // Largest strongly connected component (iterative Tarjan).
+        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for &(i, _) in &drivable {
+            let e = &net.edges[i];
+            adj[e.from].push(e.to as u32);
+            if !e.oneway {
+                adj[e.to].push(e.from as u32);
+            }
+        }
+        let comp = tarjan_scc(&adj);
+        let mut sizes: HashMap<u32, usize> = HashMap::new();
+        for c in &comp {
+            *sizes.entry(*c).or_default() += 1;
+        }
+        // Largest component; ties to the one holding the lowest node (deterministic).
+        let mut best: Option<(usize, usize, u32)> = None; // (size, -first node, comp)
+        let mut first_of: HashMap<u32, usize> = HashMap::new();
+        for (v, c) in comp.iter().enumerate() {
+            first_of.entry(*c).or_insert(v);
+        }
+        for (c, size) in &sizes {
+            let first = first_of.get(c).copied().unwrap_or(usize::MAX);
+            let better = match best {
+                None => true,
+                Some((s, f, _)) => *size > s || (*size == s && first < f),
+            };
+            if better {
+                best = Some((*size, first, *c));
+            }
+        }
+        let Some((size, _, main)) = best else {
+            return Err(RoutingError::NoRoads);
+        };
+        if size < 2 {
+            return Err(RoutingError::NoRoads);
+        }
+        let mut graph_id = vec![u32::MAX; n];
+        let mut nodes = Vec::with_capacity(size);
+        let mut network_nodes = Vec::with_capacity(size);
+        for v in 0..n {
+            if comp[v] == main {
+                graph_id[v] = nodes.len() as u32;
+                nodes.push(net.nodes[v].at);
+                network_nodes.push(v as u32);
+            }
+        }
+        let mut segments = Vec::new();
+        let mut out = vec![Vec::new(); nodes.len()];
+        let mut inc = vec![Vec::new(); nodes.len()];
+        let mut total_length_m = 0.0;
+        for &(i, w) in &drivable {
+            let e = &net.edges[i];
+            let (a, b) = (graph_id[e.from], graph_id[e.to]);
+            if a == u32::MAX || b == u32::MAX {
+                continue;
+            }
+            let s = segments.len() as u32;
+            out[a as usize].push((b, s));
+            inc[b as usize].push((a, s));
+            if !e.oneway {
+                out[b as usize].push((a, s));
+                inc[a as usize].push((b, s));
+            }
+            let length_m = if e.length_m.is_finite() {
+                e.length_m.max(0.0)
+            } else {
+                0.0
+            };
+            total_length_m += length_m;
+            segments.push(GraphSegment {
+                from: a as usize,
+                to: b as usize,
+                a: nodes[a as usize],
+                b: nodes[b as usize],
+                length_m,
+                class: e.class.clone(),
+                name: e.name.clone(),
+                oneway: e.oneway,
+                weight: w,
+                network_edge: i,
+            });
+        }
+        let mean_lat = nodes.iter().map(|p| p.lat).sum::<f64>() / nodes.len() as f64;
+        let mut grid = Grid {
+            k: mean_lat.to_radians().cos().max(0.01),
+            cells: HashMap::new(),
+        };
+        for (i, s) in segments.iter().enumerate() {
+            let (c0, c1) = (grid.cell(s.a), grid.cell(s.b));
+            for cx in c0.0.min(c1.0)..=c0.0.max(c1.0) {
+                for cy in c0.1.min(c1.1)..=c0.1.max(c1.1) {
+                    grid.cells.entry((cx, cy)).or_default().push(i as u32);
+                }
+            }
+        }
+        Ok(RoadGraph {
+            nodes,
+            network_nodes,
+            segments,
+            out,
+            inc,
+            grid,
+            total_length_m,
+        })
     }
 
     /// Computes a contraction order (the expensive part of the hierarchy, done once when a
     /// pack is built).
     pub fn contraction_order(&self) -> HierarchyOrder {
-        todo!("routing helper")
+        let input = self.input_graph(&[]);
+        let ch = fast_paths::prepare(&input);
+        HierarchyOrder {
+            order: fast_paths::get_node_ordering(&ch)
+                .into_iter()
+                .map(|v| v as u32)
+                .collect(),
+        }
+    }
+
+    /// The graph for `fast_paths`: open segments (both directions unless one-way) plus the
+    /// sentinel edge `node_count → 0` (see [`HierarchyOrder`]).
+    fn input_graph(&self, closed: &[bool]) -> InputGraph {
+        let mut g = InputGraph::new();
+        for (i, s) in self.segments.iter().enumerate() {
+            if closed.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            g.add_edge(s.from, s.to, s.weight as usize);
+            if !s.oneway {
+                g.add_edge(s.to, s.from, s.weight as usize);
+            }
+        }
+        g.add_edge(self.nodes.len(), 0, 1);
+        g.freeze();
+        g
     }
 
     /// Number of graph nodes (junctions and shape points of drivable roads).
     pub fn node_count(&self) -> usize {
-        todo!("routing helper")
+        self.nodes.len()
     }
 
     /// Number of road segments in the graph (a two-way segment counts once).
     pub fn segment_count(&self) -> usize {
-        todo!("routing helper")
+        self.segments.len()
     }
 
     /// Total length of the graph's road segments, metres (two-way counted once).
     pub fn total_length_m(&self) -> f64 {
-        todo!("routing helper")
+        self.total_length_m
+    }
+
+    /// The graph's segments (index = segment id in [`Snap`], [`Reach`] and
+    /// [`Router::closed_segments`]).
+    pub fn segments(&self) -> &[GraphSegment] {
+        &self.segments
+    }
+
+    /// Position of a graph node, WGS-84.
+    pub fn node_position(&self, node: usize) -> Option<LatLon> {
+        self.nodes.get(node).copied()
+    }
+
+    /// Index in the pack's [`RoadNetwork::nodes`] of a graph node.
+    pub fn network_node(&self, node: usize) -> Option<usize> {
+        self.network_nodes.get(node).map(|v| *v as usize)
     }
 
     /// Places a point on the nearest segment of the graph.
     ///
     /// # Errors
+    /// [`RoutingError::InvalidPoint`] for a position that is not WGS-84,
     /// [`RoutingError::TooFarFromRoad`] beyond [`MAX_SNAP_M`].
     pub fn snap(&self, at: LatLon) -> Result<Snap, RoutingError> {
-        let _ = at;
-        todo!("routing helper")
+        LatLon::new(at.lat, at.lon).map_err(|e| RoutingError::InvalidPoint(e.to_string()))?;
+        let center = self.grid.cell(at);
+        let mut best: Option<(f64, usize, f64)> = None;
+        let max_ring = (MAX_SNAP_M / GRID_CELL_M).ceil() as i32 + 1;
+        for r in 0..=max_ring {
+            for cx in center.0 - r..=center.0 + r {
+                for cy in center.1 - r..=center.1 + r {
+                    if (cx - center.0).abs() != r && (cy - center.1).abs() != r {
+                        continue;
+                    }
+                    if let Some(list) = self.grid.cells.get(&(cx, cy)) {
+                        for &s in list {
+                            let seg = &self.segments[s as usize];
+                            let (d, t) = project(at, seg.a, seg.b);
+                            if best
+                                .is_none_or(|(bd, bs, _)| d < bd || (d == bd && (s as usize) < bs))
+                            {
+                                best = Some((d, s as usize, t));
+                            }
+                        }
+                    }
+                }
+            }
+            // Every segment not seen yet lies in a cell at least r cells away.
+            if best.is_some_and(|(d, _, _)| d <= f64::from(r) * GRID_CELL_M) {
+                break;
+            }
+        }
+        let best = match best {
+            Some(b) if b.0 <= MAX_SNAP_M => b,
+            _ => {
+                let nearest_m = self
+                    .segments
+                    .iter()
+                    .map(|s| project(at, s.a, s.b).0)
+                    .fold(f64::INFINITY, f64::min);
+                return Err(RoutingError::TooFarFromRoad {
+                    lat: at.lat,
+                    lon: at.lon,
+                    nearest_m,
+                    max_m: MAX_SNAP_M,
+                });
+            }
+        };
+        let (d, s, t) = best;
+        let seg = &self.segments[s];
+        Ok(Snap {
+            on_road: lerp(seg.a, seg.b, t),
+            offroad_m: d,
+            segment: s,
+            along: t,
+        })
+    }
+
+    /// Virtual start arcs of a snapped point: graph nodes reachable along its segment and
+    /// the cost (ticks) and length (metres) to get there.
+    fn starts(&self, s: &Snap) -> Vec<(usize, u64, f64)> {
+        let seg = &self.segments[s.segment];
+        let w = f64::from(seg.weight);
+        let mut v = vec![(
+            seg.to,
+            ((1.0 - s.along) * w).round() as u64,
+            (1.0 - s.along) * seg.length_m,
+        )];
+        if !seg.oneway {
+            v.push((
+                seg.from,
+                (s.along * w).round() as u64,
+                s.along * seg.length_m,
+            ));
+        }
+        v
+    }
+
+    /// Virtual target arcs: graph nodes from which the point is reached along its segment.
+    fn targets(&self, s: &Snap) -> Vec<(usize, u64, f64)> {
+        let seg = &self.segments[s.segment];
+        let w = f64::from(seg.weight);
+        let mut v = vec![(
+            seg.from,
+            (s.along * w).round() as u64,
+            s.along * seg.length_m,
+        )];
+        if !seg.oneway {
+            v.push((
+                seg.to,
+                ((1.0 - s.along) * w).round() as u64,
+                (1.0 - s.along) * seg.length_m,
+            ));
+        }
+        v
+    }
+
+    /// Cost and length of driving from `a` to `b` on their common segment without
+    /// leaving it (`None` on different segments or against a one-way segment).
+    fn same_segment(&self, a: &Snap, b: &Snap, both_ways: bool) -> Option<(u64, f64)> {
+        if a.segment != b.segment {
+            return None;
+        }
+        let seg = &self.segments[a.segment];
+        let d = b.along - a.along;
+        if d >= 0.0 || !seg.oneway || both_ways {
+            Some((
+                (d.abs() * f64::from(seg.weight)).round() as u64,
+                d.abs() * seg.length_m,
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Plain Dijkstra from `starts` ((node, ticks, metres)), skipping `closed` segments,
+    /// settling nodes up to `bound` ticks; stops early once `done(node, dist)` says so.
+    fn dijkstra(
+        &self,
+        starts: &[(usize, u64, f64)],
+        dir: Dir,
+        closed: &[bool],
+        bound: u64,
+        mut done: impl FnMut(usize, u64) -> bool,
+    ) -> Search {
+        let n = self.nodes.len();
+        let mut s = Search {
+            dist: vec![INF; n],
+            len: vec![0.0; n],
+            pred: vec![(u32::MAX, u32::MAX); n],
+        };
+        let mut settled = vec![false; n];
+        let mut heap = BinaryHeap::new();
+        for &(v, d, l) in starts {
+            if v < n && d < s.dist[v] && d <= bound {
+                s.dist[v] = d;
+                s.len[v] = l;
+                heap.push(Reverse((d, v as u32)));
+            }
+        }
+        while let Some(Reverse((d, v))) = heap.pop() {
+            let v = v as usize;
+            if settled[v] || d > s.dist[v] {
+                continue;
+            }
+            settled[v] = true;
+            if done(v, d) {
+                break;
+            }
+            let lists: [&[(u32, u32)]; 2] = match dir {
+                Dir::Forward => [&self.out[v], &[]],
+                Dir::Backward => [&self.inc[v], &[]],
+                Dir::Both => [&self.out[v], &self.inc[v]],
+            };
+            for list in lists {
+                for &(u, seg) in list {
+                    if closed.get(seg as usize).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    let sg = &self.segments[seg as usize];
+                    let nd = d + u64::from(sg.weight);
+                    let u = u as usize;
+                    if nd < s.dist[u] && nd <= bound {
+                        s.dist[u] = nd;
+                        s.len[u] = s.len[v] + sg.length_m;
+                        s.pred[u] = (v as u32, seg);
+                        heap.push(Reverse((nd, u as u32)));
+                    }
+                }
+            }
+        }
+        s
     }
 
     /// The road line between consecutive `points` (each snapped; shortest drive ignoring
     /// one-way rules and closures), for drawing a road closure that follows the road.
     ///
     /// # Errors
-    /// A point too far from a road.
+    /// A point that is not a valid position or is too far from a road.
     pub fn road_line(&self, points: &[LatLon]) -> Result<Vec<LatLon>, RoutingError> {
-        let _ = points;
-        todo!("routing helper")
+        let snaps = points
+            .iter()
+            .map(|p| self.snap(*p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut line: Vec<LatLon> = Vec::new();
+        let push = |line: &mut Vec<LatLon>, p: LatLon| {
+            if line.last() != Some(&p) {
+                line.push(p);
+            }
+        };
+        if let Some(first) = snaps.first() {
+            push(&mut line, first.on_road);
+        }
+        for pair in snaps.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let both = |s: &Snap| {
+                let seg = &self.segments[s.segment];
+                let w = f64::from(seg.weight);
+                vec![
+                    (seg.from, (s.along * w).round() as u64, 0.0),
+                    (seg.to, ((1.0 - s.along) * w).round() as u64, 0.0),
+                ]
+            };
+            let (starts, targets) = (both(a), both(b));
+            let direct = self.same_segment(a, b, true).map(|(c, _)| c);
+            let (best, end) = self.best_meeting(&starts, &targets, Dir::Both, &[], direct);
+            if let (Some(search), Some(end)) = (best, end) {
+                for v in path_nodes(&search.pred, end) {
+                    push(&mut line, self.nodes[v]);
+                }
+            }
+            push(&mut line, b.on_road);
+        }
+        Ok(line)
+    }
+
+    /// Dijkstra from `starts` until the best `targets` entry is settled; returns the
+    /// search and the target node of the best path, or `(None, None)` when `direct` (a
+    /// same-segment cost) is at least as good or nothing is reachable.
+    fn best_meeting(
+        &self,
+        starts: &[(usize, u64, f64)],
+        targets: &[(usize, u64, f64)],
+        dir: Dir,
+        closed: &[bool],
+        direct: Option<u64>,
+    ) -> (Option<Search>, Option<usize>) {
+        let mut best = direct.unwrap_or(INF);
+        let mut best_node: Option<usize> = None;
+        let search = self.dijkstra(starts, dir, closed, INF, |v, d| {
+            if d >= best {
+                return true;
+            }
+            for &(t, off, _) in targets {
+                if t == v && d.saturating_add(off) < best {
+                    best = d + off;
+                    best_node = Some(v);
+                }
+            }
+            false
+        });
+        match best_node {
+            Some(v) => (Some(search), Some(v)),
+            None => (None, None),
+        }
+    }
+}
+
+/// Nodes of the path ending at `end` in a search's predecessor tree, first to last.
+fn path_nodes(pred: &[(u32, u32)], end: usize) -> Vec<usize> {
+    let mut v = vec![end];
+    let mut cur = end;
+    while let Some(&(p, _)) = pred.get(cur) {
+        if p == u32::MAX || v.len() > pred.len() {
+            break;
+        }
+        cur = p as usize;
+        v.push(cur);
+    }
+    v.reverse();
+    v
+}
+
+/// Iterative Tarjan: the strongly connected component id of every node.
+fn tarjan_scc(adj: &[Vec<u32>]) -> Vec<u32> {
+    let n = adj.len();
+    const UNSEEN: u32 = u32::MAX;
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![UNSEEN; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut call: Vec<(u32, usize)> = Vec::new();
+    let mut next_index = 0u32;
+    let mut next_comp = 0u32;
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        call.push((root as u32, 0));
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root as u32);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut i)) = call.last_mut() {
+            let v = v as usize;
+            if *i < adj[v].len() {
+                let w = adj[v][*i] as usize;
+                *i += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w as u32);
+                    on_stack[w] = true;
+                    call.push((w as u32, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                call.pop();
+                if let Some(&(parent, _)) = call.last() {
+                    let p = parent as usize;
+                    low[p] = low[p].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    while let Some(w) = stack.pop() {
+                        on_stack[w as usize] = false;
+                        comp[w as usize] = next_comp;
+                        if w as usize == v {
+                            break;
+                        }
+                    }
+                    next_comp += 1;
+                }
+            }
+        }
+    }
+    comp
+}
+
+/// Distance from `p` to the segment `a`–`b` (metres) and where the nearest point lies
+/// along it (0..=1), in a local equirectangular projection at `p`.
+fn project(p: LatLon, a: LatLon, b: LatLon) -> (f64, f64) {
+    let k = p.lat.to_radians().cos();
+    let (ax, ay) = ((a.lon - p.lon) * k * M_PER_DEG, (a.lat - p.lat) * M_PER_DEG);
+    let (bx, by) = ((b.lon - p.lon) * k * M_PER_DEG, (b.lat - p.lat) * M_PER_DEG);
+    let (dx, dy) = (bx - ax, by - ay);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (cx, cy) = (ax + t * dx, ay + t * dy);
+    ((cx * cx + cy * cy).sqrt(), t)
+}
+
+fn lerp(a: LatLon, b: LatLon, t: f64) -> LatLon {
+    LatLon {
+        lat: a.lat + (b.lat - a.lat) * t,
+        lon: a.lon + (b.lon - a.lon) * t,
     }
 }
 
@@ -198,7 +828,7 @@ pub struct Reach {
     /// The limit the search stopped at, seconds.
     pub limit_s: f64,
     /// Per segment (index as [`RoadGraph`]'s segments): time the whole segment is reached
-    /// (the later of its two ends), seconds.
+    /// (the later of its two ends), seconds. Closed segments are never reached.
     pub segment_s: Vec<Option<f64>>,
     /// Sources that did not snap (too far from a road), with the reason.
     pub skipped: Vec<(String, String)>,
@@ -219,9 +849,36 @@ pub struct Coverage {
 }
 
 /// Routes, ETAs and reach on a [`RoadGraph`] with a set of active closures. `Send + Sync`.
-#[derive(Debug)]
 pub struct Router {
     graph: Arc<RoadGraph>,
+    /// Contraction order (node count + 1 ids, see [`HierarchyOrder`]).
+    order: Vec<usize>,
+    /// The hierarchy without the closed segments.
+    ch: FastGraph,
+    /// Query scratch space, reused between calls.
+    calculators: Mutex<Vec<PathCalculator>>,
+    /// Per segment: closed by an active closure.
+    closed: Vec<bool>,
+    /// Active closures and the segments each closes.
+    closures: Vec<(String, Vec<usize>)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("nodes", &self.graph.node_count())
+            .field("segments", &self.graph.segment_count())
+            .field("closures", &self.closures.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A path found on the graph: cost in ticks, length in metres, and the graph nodes
+/// (empty when the two points are on one segment and the path stays on it).
+struct Found {
+    ticks: u64,
+    length_m: f64,
+    nodes: Vec<usize>,
 }
 
 impl Router {
@@ -229,11 +886,51 @@ impl Router {
     /// order when `None`.
     ///
     /// # Errors
-    /// [`RoutingError::BadOrder`] when `order` does not fit the graph.
-    pub fn new(graph: Arc<RoadGraph>, order: Option<&HierarchyOrder>) -> Result<Router, RoutingError> {
-        let _ = order;
-        let _ = &graph;
-        todo!("routing helper")
+    /// [`RoutingError::BadOrder`] when `order` does not fit the graph (wrong length, an id
+    /// out of range or repeated).
+    pub fn new(
+        graph: Arc<RoadGraph>,
+        order: Option<&HierarchyOrder>,
+    ) -> Result<Router, RoutingError> {
+        let want = graph.node_count() + 1;
+        let order: Vec<usize> = match order {
+            Some(o) => {
+                if o.order.len() != want {
+                    return Err(RoutingError::BadOrder(format!(
+                        "{} nodes in the order, {want} in the graph",
+                        o.order.len()
+                    )));
+                }
+                let mut seen = vec![false; want];
+                for &v in &o.order {
+                    let v = v as usize;
+                    if v >= want || seen[v] {
+                        return Err(RoutingError::BadOrder(format!(
+                            "node {v} out of range or repeated"
+                        )));
+                    }
+                    seen[v] = true;
+                }
+                o.order.iter().map(|v| *v as usize).collect()
+            }
+            None => graph
+                .contraction_order()
+                .order
+                .into_iter()
+                .map(|v| v as usize)
+                .collect(),
+        };
+        let input = graph.input_graph(&[]);
+        let ch = fast_paths::prepare_with_order(&input, &order).map_err(RoutingError::BadOrder)?;
+        let closed = vec![false; graph.segment_count()];
+        Ok(Router {
+            graph,
+            order,
+            ch,
+            calculators: Mutex::new(Vec::new()),
+            closed,
+            closures: Vec::new(),
+        })
     }
 
     /// The graph.
@@ -242,17 +939,211 @@ impl Router {
     }
 
     /// Replaces the active closures (`(id, shape)`; an empty slice lifts all) and
-    /// re-contracts the hierarchy without the closed segments. Returns how many segments
-    /// are closed.
+    /// re-contracts the hierarchy without the closed segments (with the same order).
+    /// Returns how many segments are closed.
+    ///
+    /// A point snapped onto a closed segment still leaves it (a unit standing in a closed
+    /// street drives out; an incident there is reached up to its point).
     pub fn set_closures(&mut self, closures: &[(String, ClosureShape)]) -> usize {
-        let _ = closures;
-        todo!("routing helper")
+        let mut closed = vec![false; self.graph.segment_count()];
+        let mut list = Vec::with_capacity(closures.len());
+        for (id, shape) in closures {
+            let segs = self.closed_segments(shape);
+            for &s in &segs {
+                closed[s] = true;
+            }
+            list.push((id.clone(), segs));
+        }
+        let input = self.graph.input_graph(&closed);
+        // The sentinel keeps the node count, so the order always fits; a full preparation
+        // is the fallback should it not.
+        self.ch = fast_paths::prepare_with_order(&input, &self.order)
+            .unwrap_or_else(|_| fast_paths::prepare(&input));
+        self.closed = closed;
+        self.closures = list;
+        self.closed.iter().filter(|c| **c).count()
     }
 
-    /// Ids of the segments a closure shape closes (for tests and the map).
+    /// Ids of the segments a closure shape closes (for tests and the map), ascending.
+    ///
+    /// A line closes the segments that run along it: midpoint within
+    /// [`CLOSURE_LINE_TOLERANCE_M`] of the line (or a midpoint of the line's pieces within
+    /// that distance of the segment) and direction within [`CLOSURE_LINE_MAX_ANGLE_DEG`]
+    /// of the line's piece there. An area closes the segments with an end or the midpoint
+    /// inside the ring, or crossing one of its edges. Invalid points close nothing.
     pub fn closed_segments(&self, shape: &ClosureShape) -> Vec<usize> {
-        let _ = shape;
-        todo!("routing helper")
+        let pts = shape.points();
+        let Some(first) = pts.first() else {
+            return Vec::new();
+        };
+        if pts.iter().any(|p| LatLon::new(p.lat, p.lon).is_err()) {
+            return Vec::new();
+        }
+        let k = first.lat.to_radians().cos().max(0.01);
+        let xy = |p: LatLon| {
+            (
+                (p.lon - first.lon) * k * M_PER_DEG,
+                (p.lat - first.lat) * M_PER_DEG,
+            )
+        };
+        let poly: Vec<(f64, f64)> = pts.iter().map(|p| xy(*p)).collect();
+        let (mut minx, mut miny, mut maxx, mut maxy) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for &(x, y) in &poly {
+            (minx, miny, maxx, maxy) = (minx.min(x), miny.min(y), maxx.max(x), maxy.max(y));
+        }
+        let margin = CLOSURE_LINE_TOLERANCE_M + 1.0;
+        let cos_max = CLOSURE_LINE_MAX_ANGLE_DEG.to_radians().cos();
+        let mut out = Vec::new();
+        for (i, s) in self.graph.segments.iter().enumerate() {
+            let (a, b) = (xy(s.a), xy(s.b));
+            if a.0.max(b.0) < minx - margin
+                || a.0.min(b.0) > maxx + margin
+                || a.1.max(b.1) < miny - margin
+                || a.1.min(b.1) > maxy + margin
+            {
+                continue;
+            }
+            let m = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+            let hit = match shape {
+                ClosureShape::Line { .. } => poly.windows(2).any(|piece| {
+                    let (p, q) = (piece[0], piece[1]);
+                    let aligned = {
+                        let (ux, uy) = (b.0 - a.0, b.1 - a.1);
+                        let (vx, vy) = (q.0 - p.0, q.1 - p.1);
+                        let nn = (ux * ux + uy * uy).sqrt() * (vx * vx + vy * vy).sqrt();
+                        nn > 0.0 && (ux * vx + uy * vy).abs() / nn >= cos_max
+                    };
+                    let pm = ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0);
+                    aligned
+                        && (dist_to_piece(m, p, q) <= CLOSURE_LINE_TOLERANCE_M
+                            || dist_to_piece(pm, a, b) <= CLOSURE_LINE_TOLERANCE_M)
+                }),
+                ClosureShape::Area { .. } => {
+                    poly.len() >= 3
+                        && (inside(&poly, a)
+                            || inside(&poly, b)
+                            || inside(&poly, m)
+                            || (0..poly.len())
+                                .any(|j| crosses(a, b, poly[j], poly[(j + 1) % poly.len()])))
+                }
+            };
+            if hit {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    fn calculator(&self) -> PathCalculator {
+        self.calculators
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| fast_paths::create_calculator(&self.ch))
+    }
+
+    fn give_back(&self, calc: PathCalculator) {
+        if let Ok(mut p) = self.calculators.lock()
+            && p.len() < 4
+        {
+            p.push(calc);
+        }
+    }
+
+    /// The open segment `u → v` with the least weight.
+    fn arc(&self, u: usize, v: usize) -> Option<&GraphSegment> {
+        self.graph.out[u]
+            .iter()
+            .filter(|(to, s)| *to as usize == v && !self.closed[*s as usize])
+            .map(|(_, s)| &self.graph.segments[*s as usize])
+            .min_by_key(|s| s.weight)
+    }
+
+    /// Fastest path between two snapped points on the hierarchy.
+    fn ch_path(&self, calc: &mut PathCalculator, a: &Snap, b: &Snap) -> Option<Found> {
+        let g = &self.graph;
+        let starts = g.starts(a);
+        let targets = g.targets(b);
+        let direct = g.same_segment(a, b, false);
+        let n = self.ch.get_num_nodes();
+        let as_fp = |v: &[(usize, u64, f64)]| -> Vec<(usize, usize)> {
+            v.iter()
+                .filter(|(node, _, _)| *node < n)
+                .map(|(node, c, _)| (*node, *c as usize))
+                .collect()
+        };
+        let (s, t) = (as_fp(&starts), as_fp(&targets));
+        let path = if s.is_empty() || t.is_empty() {
+            None
+        } else {
+            calc.calc_path_multiple_sources_and_targets(&self.ch, s, t)
+        };
+        let via_graph = path.map(|p| {
+            let nodes = p.get_nodes().clone();
+            let first = nodes.first().copied().unwrap_or(usize::MAX);
+            let last = nodes.last().copied().unwrap_or(usize::MAX);
+            let mut len = starts.iter().find(|x| x.0 == first).map_or(0.0, |x| x.2)
+                + targets.iter().find(|x| x.0 == last).map_or(0.0, |x| x.2);
+            for w in nodes.windows(2) {
+                len += self.arc(w[0], w[1]).map_or(0.0, |s| s.length_m);
+            }
+            Found {
+                ticks: p.get_weight() as u64,
+                length_m: len,
+                nodes,
+            }
+        });
+        pick(direct, via_graph)
+    }
+
+    /// Fastest path between two snapped points by plain Dijkstra.
+    fn dijkstra_path(&self, a: &Snap, b: &Snap) -> Option<Found> {
+        let g = &self.graph;
+        let targets = g.targets(b);
+        let direct = g.same_segment(a, b, false);
+        let (search, end) = g.best_meeting(
+            &g.starts(a),
+            &targets,
+            Dir::Forward,
+            &self.closed,
+            direct.map(|d| d.0),
+        );
+        let via_graph = match (search, end) {
+            (Some(s), Some(end)) => {
+                let off = targets
+                    .iter()
+                    .find(|x| x.0 == end)
+                    .map_or((0, 0.0), |x| (x.1, x.2));
+                Some(Found {
+                    ticks: s.dist[end] + off.0,
+                    length_m: s.len[end] + off.1,
+                    nodes: path_nodes(&s.pred, end),
+                })
+            }
+            _ => None,
+        };
+        pick(direct, via_graph)
+    }
+
+    fn snap_both(&self, from: LatLon, to: LatLon) -> Result<(Snap, Snap), RoutingError> {
+        Ok((self.graph.snap(from)?, self.graph.snap(to)?))
+    }
+
+    fn to_route(&self, from: LatLon, to: LatLon, a: &Snap, b: &Snap, f: Found) -> Route {
+        let mut line = vec![from, a.on_road];
+        line.extend(
+            f.nodes
+                .iter()
+                .filter_map(|v| self.graph.nodes.get(*v).copied()),
+        );
+        line.push(b.on_road);
+        line.push(to);
+        line.dedup();
+        Route {
+            eta_s: f.ticks as f64 / TICKS_PER_S + (a.offroad_m + b.offroad_m) / OFFROAD_MPS,
+            distance_m: f.length_m + a.offroad_m + b.offroad_m,
+            line,
+        }
     }
 
     /// The fastest route from `from` to `to` (contraction hierarchy).
@@ -260,9 +1151,35 @@ impl Router {
     /// # Errors
     /// `Err(RoutingError)` when a point does not snap; `Ok(Err(Unreachable))` when
     /// closures cut every route.
-    pub fn route(&self, from: LatLon, to: LatLon) -> Result<Result<Route, Unreachable>, RoutingError> {
-        let _ = (from, to);
-        todo!("routing helper")
+    pub fn route(
+        &self,
+        from: LatLon,
+        to: LatLon,
+    ) -> Result<Result<Route, Unreachable>, RoutingError> {
+        let (a, b) = self.snap_both(from, to)?;
+        let mut calc = self.calculator();
+        let found = self.ch_path(&mut calc, &a, &b);
+        self.give_back(calc);
+        Ok(match found {
+            Some(f) => Ok(self.to_route(from, to, &a, &b, f)),
+            None => Err(self.blame(&b).who_cuts(&self.graph, &a)),
+        })
+    }
+
+    /// Plain Dijkstra point to point (the benchmark's reference for [`Router::route`]).
+    ///
+    /// # Errors
+    /// As [`Router::route`].
+    pub fn route_dijkstra(
+        &self,
+        from: LatLon,
+        to: LatLon,
+    ) -> Result<Result<Route, Unreachable>, RoutingError> {
+        let (a, b) = self.snap_both(from, to)?;
+        Ok(match self.dijkstra_path(&a, &b) {
+            Some(f) => Ok(self.to_route(from, to, &a, &b, f)),
+            None => Err(self.blame(&b).who_cuts(&self.graph, &a)),
+        })
     }
 
     /// Travel times from each of `from` to `to` (contraction hierarchy, one query per
@@ -275,8 +1192,28 @@ impl Router {
         from: &[LatLon],
         to: LatLon,
     ) -> Result<Vec<Result<Eta, EtaProblem>>, RoutingError> {
-        let _ = (from, to);
-        todo!("routing helper")
+        let b = self.graph.snap(to)?;
+        let mut calc = self.calculator();
+        let mut blame: Option<Blame> = None;
+        let out = from
+            .iter()
+            .map(|p| {
+                let a = self
+                    .graph
+                    .snap(*p)
+                    .map_err(|e| EtaProblem::NoRoad(e.to_string()))?;
+                match self.ch_path(&mut calc, &a, &b) {
+                    Some(f) => Ok(eta_of(&a, &b, f.ticks, f.length_m)),
+                    None => Err(EtaProblem::Unreachable(
+                        blame
+                            .get_or_insert_with(|| self.blame(&b))
+                            .who_cuts(&self.graph, &a),
+                    )),
+                }
+            })
+            .collect();
+        self.give_back(calc);
+        Ok(out)
     }
 
     /// The same answers as [`Router::etas_to`] by plain Dijkstra (one backward search
@@ -289,31 +1226,287 @@ impl Router {
         from: &[LatLon],
         to: LatLon,
     ) -> Result<Vec<Result<Eta, EtaProblem>>, RoutingError> {
-        let _ = (from, to);
-        todo!("routing helper")
+        let g = &self.graph;
+        let b = g.snap(to)?;
+        let back = g.dijkstra(&g.targets(&b), Dir::Backward, &self.closed, INF, |_, _| {
+            false
+        });
+        let mut blame: Option<Blame> = None;
+        Ok(from
+            .iter()
+            .map(|p| {
+                let a = g.snap(*p).map_err(|e| EtaProblem::NoRoad(e.to_string()))?;
+                let mut best = g.same_segment(&a, &b, false);
+                for (v, c, l) in g.starts(&a) {
+                    if back.dist[v] != INF {
+                        let cand = (c + back.dist[v], l + back.len[v]);
+                        if best.is_none_or(|x| cand.0 < x.0) {
+                            best = Some(cand);
+                        }
+                    }
+                }
+                match best {
+                    Some((t, l)) => Ok(eta_of(&a, &b, t, l)),
+                    None => Err(EtaProblem::Unreachable(
+                        blame.get_or_insert_with(|| self.blame(&b)).who_cuts(g, &a),
+                    )),
+                }
+            })
+            .collect())
     }
 
-    /// Plain Dijkstra point to point (the benchmark's reference for [`Router::route`]).
-    ///
-    /// # Errors
-    /// As [`Router::route`].
-    pub fn route_dijkstra(&self, from: LatLon, to: LatLon) -> Result<Result<Route, Unreachable>, RoutingError> {
-        let _ = (from, to);
-        todo!("routing helper")
+    /// For each active closure that closes something: the nodes that can still reach
+    /// `b` with only that closure active.
+    fn blame(&self, b: &Snap) -> Blame {
+        let g = &self.graph;
+        let targets = g.targets(b);
+        let per_closure = self
+            .closures
+            .iter()
+            .filter(|(_, segs)| !segs.is_empty())
+            .map(|(id, segs)| {
+                let mut closed = vec![false; g.segment_count()];
+                for &s in segs {
+                    closed[s] = true;
+                }
+                let back = g.dijkstra(&targets, Dir::Backward, &closed, INF, |_, _| false);
+                (id.clone(), back.dist.iter().map(|d| *d != INF).collect())
+            })
+            .collect();
+        Blame {
+            target: *b,
+            per_closure,
+        }
     }
 
     /// Earliest travel time from any source to every segment, up to `limit_s` (one
-    /// multi-source Dijkstra, closures avoided).
+    /// multi-source Dijkstra, closures avoided; off-road legs included). A limit that is
+    /// negative or not a number reaches nothing.
     pub fn reach(&self, sources: &[ReachSource], limit_s: f64) -> Reach {
-        let _ = (sources, limit_s);
-        todo!("routing helper")
+        let g = &self.graph;
+        let bound = if limit_s.is_nan() || limit_s < 0.0 {
+            None
+        } else if limit_s * TICKS_PER_S >= 1e18 {
+            Some(INF - 1)
+        } else {
+            Some((limit_s * TICKS_PER_S).floor() as u64)
+        };
+        let mut starts = Vec::new();
+        let mut own: Vec<(Snap, u64)> = Vec::new();
+        let mut skipped = Vec::new();
+        for src in sources {
+            match g.snap(src.at) {
+                Ok(s) => {
+                    let off = (s.offroad_m / OFFROAD_MPS * TICKS_PER_S).round() as u64;
+                    for (v, c, _) in g.starts(&s) {
+                        starts.push((v, off + c, 0.0));
+                    }
+                    own.push((s, off));
+                }
+                Err(e) => skipped.push((src.id.clone(), e.to_string())),
+            }
+        }
+        let Some(bound) = bound else {
+            return Reach {
+                limit_s,
+                segment_s: vec![None; g.segment_count()],
+                skipped,
+            };
+        };
+        let search = g.dijkstra(&starts, Dir::Forward, &self.closed, bound, |_, _| false);
+        let d = &search.dist;
+        let mut whole: Vec<u64> = g
+            .segments
+            .iter()
+            .map(|s| {
+                if d[s.from] == INF || d[s.to] == INF {
+                    INF
+                } else {
+                    d[s.from].max(d[s.to])
+                }
+            })
+            .collect();
+        for (s, off) in &own {
+            let seg = &g.segments[s.segment];
+            let w = f64::from(seg.weight);
+            let ahead = off + ((1.0 - s.along) * w).round() as u64;
+            let behind = if seg.oneway {
+                d[seg.from].saturating_add((s.along * w).round() as u64)
+            } else {
+                off + (s.along * w).round() as u64
+            };
+            let t = ahead.max(behind);
+            whole[s.segment] = whole[s.segment].min(t);
+        }
+        let segment_s = whole
+            .iter()
+            .zip(&self.closed)
+            .map(|(t, closed)| (!*closed && *t <= bound).then(|| *t as f64 / TICKS_PER_S))
+            .collect();
+        Reach {
+            limit_s,
+            segment_s,
+            skipped,
+        }
     }
 
-    /// The 1-3-5 coverage of `sources` ([`RULE_1_3_5_S`]).
+    /// The 1-3-5 coverage of `sources` ([`RULE_1_3_5_S`]). With no source everything is
+    /// a hole and every share is 0. Coordinates are rounded to 6 decimals (≈ 0.1 m).
     pub fn coverage(&self, sources: &[ReachSource]) -> Coverage {
-        let _ = sources;
-        todo!("routing helper")
+        let g = &self.graph;
+        let reach = self.reach(sources, RULE_1_3_5_S[2]);
+        let mut reached_m = [0.0; 3];
+        let mut bands: [Vec<Vec<[f64; 2]>>; 4] = Default::default();
+        // The last segment appended to each band's current line, to join the next one.
+        let mut last: [Option<usize>; 4] = [None; 4];
+        let r6 = |x: f64| (x * 1e6).round() / 1e6;
+        for (i, (seg, t)) in g.segments.iter().zip(&reach.segment_s).enumerate() {
+            let band = match t {
+                Some(t) => RULE_1_3_5_S.iter().position(|l| t <= l).unwrap_or(3),
+                None => 3,
+            };
+            for (k, limit) in RULE_1_3_5_S.iter().enumerate() {
+                if t.is_some_and(|t| t <= *limit) {
+                    reached_m[k] += seg.length_m;
+                }
+            }
+            let joins = last[band].is_some_and(|j| j + 1 == i && g.segments[j].to == seg.from)
+                && bands[band].last().is_some();
+            if joins {
+                if let Some(line) = bands[band].last_mut() {
+                    line.push([r6(seg.b.lon), r6(seg.b.lat)]);
+                }
+            } else {
+                bands[band].push(vec![
+                    [r6(seg.a.lon), r6(seg.a.lat)],
+                    [r6(seg.b.lon), r6(seg.b.lat)],
+                ]);
+            }
+            last[band] = Some(i);
+        }
+        let total_m = g.total_length_m;
+        let share = reached_m.map(|m| {
+            if total_m > 0.0 {
+                (m / total_m).min(1.0)
+            } else {
+                0.0
+            }
+        });
+        Coverage {
+            share,
+            reached_m,
+            total_m,
+            bands,
+        }
     }
+}
+
+/// Which single closures cut a target off (for [`Unreachable::ClosedOff`]).
+struct Blame {
+    target: Snap,
+    /// Per closure that closes something: id and, per node, whether the target is
+    /// reachable from it with only that closure active.
+    per_closure: Vec<(String, Vec<bool>)>,
+}
+
+impl Blame {
+    fn who_cuts(&self, g: &RoadGraph, a: &Snap) -> Unreachable {
+        let same = g.same_segment(a, &self.target, false).is_some();
+        let starts = g.starts(a);
+        let alone: Vec<String> = self
+            .per_closure
+            .iter()
+            .filter(|(_, ok)| {
+                !same
+                    && !starts
+                        .iter()
+                        .any(|(v, _, _)| ok.get(*v).copied().unwrap_or(false))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        Unreachable::ClosedOff {
+            closures: if alone.is_empty() {
+                self.per_closure.iter().map(|(id, _)| id.clone()).collect()
+            } else {
+                alone
+            },
+        }
+    }
+}
+
+fn eta_of(a: &Snap, b: &Snap, ticks: u64, length_m: f64) -> Eta {
+    Eta {
+        eta_s: ticks as f64 / TICKS_PER_S + (a.offroad_m + b.offroad_m) / OFFROAD_MPS,
+        distance_m: length_m + a.offroad_m + b.offroad_m,
+    }
+}
+
+/// The better of a same-segment drive and a path through the graph (the direct one on
+/// a tie).
+fn pick(direct: Option<(u64, f64)>, via: Option<Found>) -> Option<Found> {
+    let direct = direct.map(|(ticks, length_m)| Found {
+        ticks,
+        length_m,
+        nodes: Vec::new(),
+    });
+    match (direct, via) {
+        (Some(d), Some(v)) => Some(if v.ticks < d.ticks { v } else { d }),
+        (d, v) => d.or(v),
+    }
+}
+
+/// Distance from `p` to the piece `a`–`b` in a plane, metres.
+fn dist_to_piece(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (cx, cy) = (a.0 + t * dx - p.0, a.1 + t * dy - p.1);
+    (cx * cx + cy * cy).sqrt()
+}
+
+/// Point in polygon (even-odd ray casting).
+fn inside(poly: &[(f64, f64)], p: (f64, f64)) -> bool {
+    let mut c = false;
+    let n = poly.len();
+    for i in 0..n {
+        let (a, b) = (poly[i], poly[(i + n - 1) % n]);
+        if (a.1 > p.1) != (b.1 > p.1) && p.0 < (b.0 - a.0) * (p.1 - a.1) / (b.1 - a.1) + a.0 {
+            c = !c;
+        }
+    }
+    c
+}
+
+/// Whether the pieces `a`–`b` and `c`–`d` intersect (touching counts).
+fn crosses(a: (f64, f64), b: (f64, f64), c: (f64, f64), d: (f64, f64)) -> bool {
+    let orient = |p: (f64, f64), q: (f64, f64), r: (f64, f64)| {
+        let v = (q.0 - p.0) * (r.1 - p.1) - (q.1 - p.1) * (r.0 - p.0);
+        if v > 0.0 {
+            1
+        } else if v < 0.0 {
+            -1
+        } else {
+            0
+        }
+    };
+    let on = |p: (f64, f64), q: (f64, f64), r: (f64, f64)| {
+        r.0 >= p.0.min(q.0) && r.0 <= p.0.max(q.0) && r.1 >= p.1.min(q.1) && r.1 <= p.1.max(q.1)
+    };
+    let (o1, o2, o3, o4) = (
+        orient(a, b, c),
+        orient(a, b, d),
+        orient(c, d, a),
+        orient(c, d, b),
+    );
+    (o1 != o2 && o3 != o4)
+        || (o1 == 0 && on(a, b, c))
+        || (o2 == 0 && on(a, b, d))
+        || (o3 == 0 && on(c, d, a))
+        || (o4 == 0 && on(c, d, b))
 }
 
 /// Why one unit has no ETA.

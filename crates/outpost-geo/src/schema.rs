@@ -4,12 +4,16 @@
 /// `metadata` key holding the pack format version; its presence marks an Outpost pack.
 pub const FORMAT_KEY: &str = "outpost_pack_format";
 /// Current pack format version.
-pub const FORMAT_VERSION: &str = "1";
+/// Format 2 added `road_edges.car_access` and the `road_ch` table (issue 5).
+pub const FORMAT_VERSION: &str = "2";
 
 /// Our tables. `places` is the search corpus (one row per street name+area, place, POI and
 /// address); `places_fts` (unicode61, prefix search) and `places_tri` (trigram, substring
 /// search that also works for Chinese) index it as external-content FTS5 tables.
 /// `road_nodes.idx` is dense from 0 so road edges can refer to nodes by index.
+/// `road_ch` holds the contraction order of the car graph (`routing::RoadGraph`, built
+/// from the same pack) for `fast_paths::prepare_with_order`; it is empty when the area
+/// has no drivable road.
 pub const CREATE_OWN_TABLES: &str = "
 CREATE TABLE places (
     id INTEGER PRIMARY KEY,
@@ -46,9 +50,14 @@ CREATE TABLE road_edges (
     name_en TEXT,
     oneway INTEGER NOT NULL,     -- 1: only from_node -> to_node
     maxspeed_kmh REAL,
-    way_id INTEGER NOT NULL
+    way_id INTEGER NOT NULL,
+    car_access INTEGER NOT NULL  -- 1: cars may use it (OSM access tags), 0: they may not
 );
 CREATE VIRTUAL TABLE road_edges_rtree USING rtree(id, min_lon, max_lon, min_lat, max_lat);
+CREATE TABLE road_ch (
+    key TEXT PRIMARY KEY,        -- order | node_count | segment_count
+    value BLOB NOT NULL          -- order: little-endian u32 node ids; counts: little-endian u64
+);
 ";
 
 /// Tables `Pack::open` insists on.
@@ -61,4 +70,5 @@ pub const REQUIRED_TABLES: &[&str] = &[
     "road_nodes",
     "road_edges",
     "road_edges_rtree",
+    "road_ch",
 ];

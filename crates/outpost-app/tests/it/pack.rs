@@ -33,10 +33,11 @@ fn tiny_pack(dir: &Path) -> PathBuf {
         CREATE TABLE road_edges (id INTEGER PRIMARY KEY, from_node INTEGER NOT NULL,
             to_node INTEGER NOT NULL, length_m REAL NOT NULL, highway TEXT NOT NULL, name TEXT,
             name_zh TEXT, name_en TEXT, oneway INTEGER NOT NULL, maxspeed_kmh REAL,
-            way_id INTEGER NOT NULL);
+            way_id INTEGER NOT NULL, car_access INTEGER NOT NULL);
         CREATE VIRTUAL TABLE road_edges_rtree USING rtree(id, min_lon, max_lon, min_lat, max_lat);
+        CREATE TABLE road_ch (key TEXT PRIMARY KEY, value BLOB NOT NULL);
         INSERT INTO metadata VALUES
-            ('outpost_pack_format', '1'), ('name', 'Tiny Andorra'),
+            ('outpost_pack_format', '2'), ('name', 'Tiny Andorra'),
             ('bounds', '1.50,42.49,1.55,42.52'), ('center', '1.5218,42.5063,14'),
             ('minzoom', '0'), ('maxzoom', '14'),
             ('attribution', '© OpenStreetMap contributors'),
@@ -50,7 +51,7 @@ fn tiny_pack(dir: &Path) -> PathBuf {
         INSERT INTO places_tri(places_tri) VALUES ('rebuild');
         INSERT INTO road_nodes VALUES (0, 100, 42.5065, 1.5200), (1, 101, 42.5075, 1.5230);
         INSERT INTO road_edges VALUES
-            (1, 0, 1, 280.0, 'primary', 'Avinguda Meritxell', NULL, NULL, 0, 50.0, 9);
+            (1, 0, 1, 280.0, 'primary', 'Avinguda Meritxell', NULL, NULL, 0, 50.0, 9, 1);
         INSERT INTO road_edges_rtree VALUES (1, 1.5200, 1.5230, 42.5065, 42.5075);
         ",
     )

@@ -255,6 +255,7 @@ pub fn grid() -> RoadNetwork {
                         name,
                         oneway: false,
                         maxspeed_kmh: None,
+                        car_access: true,
                     });
                 }
             }

@@ -96,6 +96,39 @@ fn oneway(tags: &Tags) -> (bool, bool) {
     }
 }
 
+/// Whether OSM access tags let a car (a police car on a normal dispatch) use a way.
+///
+/// The most specific tag present decides: `motorcar`, then `motor_vehicle`, then
+/// `vehicle`, then `access` (<https://wiki.openstreetmap.org/wiki/Key:access>, "more
+/// specific keys override"). Refused (conservative: a dispatch ETA must not count on a
+/// gate, a bollard, a private drive or a farm road; police obey `no`/`private` on a normal
+/// dispatch): `no`, `private`, `agricultural`, `forestry`, `delivery` (pedestrian zones
+/// with delivery windows), `permit`, `military`, `use_sidepath`. Allowed: `yes`,
+/// `permissive`, `designated`, `destination` (an incident is a destination), `customers`
+/// (parking lots), `discouraged`, `emergency`, and any other value. A `;` list is
+/// allowed when any of its values is. No tag: allowed (the `highway` class decides).
+pub fn car_access(tags: &Tags) -> bool {
+    const REFUSED: &[&str] = &[
+        "no",
+        "private",
+        "agricultural",
+        "forestry",
+        "delivery",
+        "permit",
+        "military",
+        "use_sidepath",
+    ];
+    let Some(v) = ["motorcar", "motor_vehicle", "vehicle", "access"]
+        .iter()
+        .find_map(|k| tags.get(*k).filter(|v| !v.trim().is_empty()))
+    else {
+        return true;
+    };
+    v.split(';')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .any(|p| !REFUSED.contains(&p.as_str()))
+}
+
 fn is_road(tags: &Tags) -> bool {
     tags.get("highway")
         .is_some_and(|h| ROAD_HIGHWAYS.contains(&h.as_str()))
@@ -120,8 +153,8 @@ pub fn write_roads(
     let mut node_stmt =
         tx.prepare("INSERT INTO road_nodes (idx, osm_id, lat, lon) VALUES (?1, ?2, ?3, ?4)")?;
     let mut edge_stmt = tx.prepare(
-        "INSERT INTO road_edges (id, from_node, to_node, length_m, highway, name, name_zh, name_en, oneway, maxspeed_kmh, way_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO road_edges (id, from_node, to_node, length_m, highway, name, name_zh, name_en, oneway, maxspeed_kmh, way_id, car_access)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut rtree_stmt = tx.prepare(
         "INSERT INTO road_edges_rtree (id, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -138,6 +171,7 @@ pub fn write_roads(
         }
         let highway = way.tags.get("highway").map(String::as_str).unwrap_or("");
         let maxspeed = way.tags.get("maxspeed").and_then(|m| parse_maxspeed(m));
+        let access = car_access(&way.tags) as i64;
         let mut prev: Option<(i64, LatLon, i64)> = None;
         for r in refs {
             let Some((lat, lon)) = osm.node(r) else {
@@ -164,6 +198,7 @@ pub fn write_roads(
                     one as i64,
                     maxspeed,
                     way.id,
+                    access,
                 ])?;
                 rtree_stmt.execute(params![
                     edges,

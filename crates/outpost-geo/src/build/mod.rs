@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::BuildError;
 use crate::pack::Pack;
+use crate::routing::RoadGraph;
 use crate::schema;
 
 pub use index::{SearchCounts, parse_maxspeed};
@@ -308,6 +309,35 @@ pub fn build_pack(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let roads = index::write_roads(&tx, &osm, &pb).map_err(sql_err("roads"))?;
     tx.commit().map_err(sql_err("roads"))?;
     stages.done(&pb, "roads");
+    check_cancel()?;
+
+    // 5b. Contraction order of the car graph, from the network exactly as the reader sees it.
+    let pb = stages.spinner("road hierarchy");
+    let net = crate::pack::read_road_network(&conn).map_err(sql_err("road hierarchy"))?;
+    if let Ok(graph) = RoadGraph::from_network(&net) {
+        let order = graph.contraction_order();
+        let blob: Vec<u8> = order.order.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let tx = conn.transaction().map_err(sql_err("road hierarchy"))?;
+        for (k, v) in [
+            ("order", blob),
+            (
+                "node_count",
+                (graph.node_count() as u64).to_le_bytes().to_vec(),
+            ),
+            (
+                "segment_count",
+                (graph.segment_count() as u64).to_le_bytes().to_vec(),
+            ),
+        ] {
+            tx.execute(
+                "INSERT INTO road_ch (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(sql_err("road hierarchy"))?;
+        }
+        tx.commit().map_err(sql_err("road hierarchy"))?;
+    }
+    stages.done(&pb, "road hierarchy");
     check_cancel()?;
 
     // 6. Search index.
