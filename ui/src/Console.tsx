@@ -138,11 +138,12 @@ export function Console({ init }: { init: ConsoleInit }) {
 
   // Dispatch intelligence: the open incident's closest units (at most 2 rankings a second, on
   // every revision) and, while the layer is on, 1-3-5 coverage (at most every 3 s).
-  const closest = useThrottledQuery(openIncidentId, state?.revision, (id) => closestUnits({ incident_id: id }), CLOSEST_MIN_GAP_MS, (e) =>
+  // Not for a closed incident (nothing to dispatch to).
+  const openClosed = detail?.summary.id === openIncidentId && detail?.summary.status === "closed";
+  const closest = useThrottledQuery(openClosed ? null : openIncidentId, state?.revision, (id) => closestUnits({ incident_id: id }), CLOSEST_MIN_GAP_MS, (e) =>
     setError(errorText(e)),
   );
-  const openClosed = detail?.summary.id === openIncidentId && detail?.summary.status === "closed";
-  const routes = useMemo(() => (openClosed ? [] : closestRouteLines(closest)), [closest, openClosed]);
+  const routes = useMemo(() => closestRouteLines(closest), [closest]);
   const [coverageOn, setCoverageOn] = useState(false);
   const coverageView = useThrottledQuery(coverageOn ? "on" : null, state?.revision, () => readCoverage(), COVERAGE_MIN_GAP_MS, (e) => setError(errorText(e)));
 
