@@ -1,6 +1,7 @@
 //! Integration tests of the console's use-cases (one test binary, as STYLE.md asks).
 
 mod console;
+mod dispatch;
 mod field;
 mod import;
 mod pack;
