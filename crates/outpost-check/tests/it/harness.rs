@@ -25,6 +25,7 @@ use outpost_domain::device::{DeviceReport, DeviceSource};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
 use outpost_domain::op::{Fix, IncidentFields, Lane, OpBody, OpEnvelope};
+use outpost_domain::road_closure::RoadClosure;
 use outpost_domain::unit::{UnitKind, UnitStatus};
 use outpost_domain::wire::{MAX_BATCH_OPS, Outcome, PROTOCOL_VERSION, PushRequest};
 use outpost_server::storage::sqlite::DB_FILE;
@@ -33,6 +34,7 @@ use outpost_store::{Store, StoreError};
 
 use crate::extract;
 use crate::extract::outbox;
+use crate::support::ClosureSpec;
 
 pub use crate::support::t0;
 
@@ -696,6 +698,14 @@ pub enum Action {
         secs: i64,
         battery: Option<u8>,
     },
+    /// A commander draws or changes a road closure (one of a few ids, so consoles set one
+    /// closure concurrently): a `road_closure.set` op written through the node's store.
+    SetClosure(ClosureSpec),
+    /// A commander lifts closure `which` as the node's replica shows it (refused when the
+    /// node has never seen it): the shown value with `lifted: true`.
+    LiftClosure {
+        which: usize,
+    },
 }
 
 /// The fix of a device `secs` after `now` as node `i` relays it (`i` in the milliseconds).
@@ -904,6 +914,40 @@ impl World {
                             },
                         },
                     )
+                });
+                Some(written.is_ok())
+            }
+            Action::SetClosure(spec) => {
+                let body = OpBody::RoadClosureSet {
+                    closure: spec.closure(),
+                };
+                let now = node.clock.now();
+                let handle = c.store_handle();
+                let mut store = lock(&handle);
+                Some(
+                    store
+                        .write::<StoreError, _>(now, &format!("cmdr.{i}"), |_| Ok(body))
+                        .is_ok(),
+                )
+            }
+            Action::LiftClosure { which } => {
+                let id = ClosureSpec::id(*which);
+                let now = node.clock.now();
+                let handle = c.store_handle();
+                let mut store = lock(&handle);
+                let written = store.write::<StoreError, _>(now, &format!("cmdr.{i}"), |conn| {
+                    let shown = outpost_store::closures::road_closure(conn, id)?.ok_or(
+                        StoreError::Missing {
+                            what: "road closure",
+                            id: id.to_string(),
+                        },
+                    )?;
+                    Ok(OpBody::RoadClosureSet {
+                        closure: RoadClosure {
+                            lifted: true,
+                            ..shown.closure
+                        },
+                    })
                 });
                 Some(written.is_ok())
             }

@@ -1,5 +1,6 @@
 //! S1: property-based — 2–6 consoles, random scripts of all op kinds through the console's
-//! rules, random push/pull schedules with lost requests, lost answers, lanes pushed in
+//! rules (road closures through the store: set, changed and lifted by several consoles),
+//! random push/pull schedules with lost requests, lost answers, lanes pushed in
 //! random order and duplicated deliveries; then heal, sync to quiescence, and check I1–I6
 //! and the reference model. Failing cases are kept in `proptest-regressions/`.
 //!
@@ -11,6 +12,7 @@ use proptest::prelude::*;
 use outpost_domain::op::Lane;
 
 use crate::harness::{Action, PullFault, PushFault, World};
+use crate::support::{CLOSURES, ClosureSpec, closure_spec};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -54,6 +56,8 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(device, unit)| Action::Bind { device, unit }),
         3 => (0usize..3, -600i64..240, proptest::option::of(0u8..=100))
             .prop_map(|(device, secs, battery)| Action::DeviceFix { device, secs, battery }),
+        2 => closure_spec().prop_map(Action::SetClosure),
+        1 => (0..CLOSURES).prop_map(|which| Action::LiftClosure { which }),
     ]
 }
 
@@ -192,7 +196,8 @@ proptest! {
             let state = model.state();
             eprintln!(
                 "consoles {n} steps {} snapshots {} restores {} ops {} (device.bind {}, \
-                 device.report {}; bound {}, devices {}) parked {parked} conflicts {:?}",
+                 device.report {}; bound {}, devices {}; road_closure.set {}, closures {}) \
+                 parked {parked} conflicts {:?}",
                 steps.len(),
                 w.snapshots,
                 w.restores,
@@ -204,6 +209,8 @@ proptest! {
                     .filter(|(_, r)| !r["unit_id"].is_null())
                     .count(),
                 state.table("devices").count(),
+                kinds("road_closure.set"),
+                state.table("road_closures").count(),
                 model.conflicts().iter().map(|c| c.split(':').next().unwrap_or("")).collect::<Vec<_>>()
             );
         }
@@ -308,4 +315,78 @@ fn s1_found_gateway_ops_lost_by_a_restore_stay_on_consoles_that_pulled_them() {
     ];
     let mut w = run(2, &[0, 0], &steps, 10, 5);
     w.heal_and_check(1);
+}
+
+/// Two consoles set one road closure without seeing each other's write (both saw the same
+/// server state): after sync every console shows the write with the newer HLC — the later
+/// one with equal clocks, and the one from the clock an hour ahead even though it was
+/// written first — and no conflict is raised (not a critical register). A lift on one
+/// console then reaches every console.
+#[test]
+fn s1_a_closure_set_concurrently_by_two_consoles_shows_the_newest_write_everywhere() {
+    let spec = |reason: u8, points: Vec<(u8, u8)>| ClosureSpec {
+        which: 0,
+        area: false,
+        points,
+        reason,
+        ends: Some(3_600),
+        lifted: false,
+    };
+    let first = spec(0, vec![(0, 0), (5, 5)]);
+    let second = spec(1, vec![(0, 0), (5, 5), (9, 7)]);
+    let id = ClosureSpec::id(0).to_string();
+    for (skews, winner, spec_won) in [
+        // Equal clocks: console 1 writes a second later and wins.
+        ([0, 0], "cmdr.1", &second),
+        // Console 0's clock is an hour ahead: its write has the newer HLC although it was
+        // written first in real time.
+        ([3_600_000, 0], "cmdr.0", &first),
+    ] {
+        let steps = vec![
+            Step::Act(0, Action::SetClosure(first.clone())),
+            Step::Advance(1_000),
+            Step::Act(1, Action::SetClosure(second.clone())),
+        ];
+        let mut w = run(2, &skews, &steps, 10, 5);
+        let model = w.heal_and_check(1);
+        let want = spec_won.closure();
+        for i in 0..2 {
+            let state = w.state(i);
+            let row = state.row("road_closures", &id).expect("closure row");
+            assert_eq!(row["set_by"], winner, "console {i}, skews {skews:?}");
+            assert_eq!(
+                row["value"],
+                serde_json::to_value(&want).expect("json"),
+                "console {i}, skews {skews:?}"
+            );
+            assert!(
+                w.conflicts(i).is_empty(),
+                "console {i}: {:?}",
+                w.conflicts(i)
+            );
+        }
+        assert_eq!(
+            model
+                .ops()
+                .filter(|m| m.op.body.kind() == "road_closure.set")
+                .count(),
+            2
+        );
+        assert!(model.conflicts().is_empty());
+
+        // Console 0 lifts the closure it shows; every console shows it lifted.
+        assert!(w.act(0, &Action::LiftClosure { which: 0 }));
+        let model = w.heal_and_check(2);
+        let lifted = model.state();
+        let row = lifted.row("road_closures", &id).expect("closure row");
+        assert_eq!(row["value"]["lifted"], true);
+        assert_eq!(row["value"]["reason"], want.reason.as_str());
+        assert_eq!(row["set_by"], "cmdr.0");
+        for i in 0..2 {
+            assert_eq!(w.state(i).row("road_closures", &id), Some(row));
+        }
+    }
+    // A console that never saw a closure cannot lift it.
+    let mut w = run(2, &[0, 0], &[], 10, 5);
+    assert!(!w.act(1, &Action::LiftClosure { which: 2 }));
 }
