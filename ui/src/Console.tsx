@@ -41,6 +41,11 @@ import { FacilityCard, UnitCard } from "./panels/UnitCard";
 import { useLiveConsole } from "./live";
 import { ConsoleStore } from "./store";
 import { conflictedIds, SyncStore } from "./sync";
+// Road closures, facility import and the map search (issue 5, helper F).
+import { addPoint, type Drawing, useRoadClosures } from "./closures";
+import { activeClosureCount, ClosuresPanel } from "./panels/ClosuresPanel";
+import { ImportPanel } from "./panels/ImportPanel";
+import { MapSearch } from "./panels/MapSearch";
 // Dispatch intelligence (issue 5): closest units, their routes, 1-3-5 coverage.
 import { closestUnits, coverage as readCoverage } from "./bindings";
 import { CLOSEST_MIN_GAP_MS, COVERAGE_MIN_GAP_MS, useThrottledQuery } from "./dispatch";
@@ -56,7 +61,9 @@ type Panel =
   | { kind: "settings" }
   | { kind: "sync" }
   | { kind: "devices" }
-  | { kind: "track"; unitId: string | null };
+  | { kind: "track"; unitId: string | null }
+  | { kind: "closures" }
+  | { kind: "import" };
 
 const EMPTY_DRAFT: Draft = { location: null, address: "" };
 
@@ -105,6 +112,21 @@ export function Console({ init }: { init: ConsoleInit }) {
   panelRef.current = panel;
 
   useLiveConsole(store, syncStore, lang, theme, setError);
+
+  // Road closures (read again at every revision), the one being drawn while the closures
+  // panel is open, and the map search's marker.
+  const roadClosureList = useRoadClosures(state?.revision);
+  const [drawing, setDrawing] = useState<Drawing | null>(null);
+  const [searchMark, setSearchMark] = useState<LatLon | null>(null);
+  const closuresOpen = panel.kind === "closures";
+  useEffect(() => {
+    if (!closuresOpen) setDrawing(null);
+  }, [closuresOpen]);
+  const closureLayer = useMemo(
+    () => ({ list: roadClosureList.list, drawing: closuresOpen ? drawing : null, onDrawClick: (at: LatLon) => setDrawing((d) => (d ? addPoint(d, at) : d)) }),
+    [roadClosureList.list, drawing, closuresOpen],
+  );
+  const activeClosures = activeClosureCount(roadClosureList.list, now);
 
   // A newly opened card takes the keyboard focus, so its buttons are a few Tabs away
   // (the new-incident form focuses its address field itself).
@@ -395,6 +417,24 @@ export function Console({ init }: { init: ConsoleInit }) {
         onDismiss={() => setPanel({ kind: "none" })}
       />
     );
+  } else if (panel.kind === "closures") {
+    side = (
+      <ClosuresPanel
+        lang={lang}
+        now={now}
+        closures={roadClosureList.list}
+        loadError={roadClosureList.error}
+        drawing={drawing}
+        onDrawing={setDrawing}
+        onChanged={() => {
+          roadClosureList.reload();
+          void store.refresh();
+        }}
+        onDismiss={() => setPanel({ kind: "none" })}
+      />
+    );
+  } else if (panel.kind === "import") {
+    side = <ImportPanel lang={lang} onImported={() => void store.refresh()} onDismiss={() => setPanel({ kind: "none" })} />;
   } else if (panel.kind === "settings") {
     side = (
       <SettingsPanel
@@ -473,6 +513,27 @@ export function Console({ init }: { init: ConsoleInit }) {
         >
           {t(lang, "top.playback")}
         </button>
+        <button
+          type="button"
+          id="open-closures"
+          aria-expanded={panel.kind === "closures"}
+          onClick={() => setPanel(panel.kind === "closures" ? { kind: "none" } : { kind: "closures" })}
+        >
+          {t(lang, "top.closures")}
+          {activeClosures > 0 && (
+            <span id="closures-badge" className="sync-badge badge-closures num" title={t(lang, "top.closuresActive", { n: activeClosures })}>
+              {activeClosures}
+            </span>
+          )}
+        </button>
+        <button
+          type="button"
+          id="open-import"
+          aria-expanded={panel.kind === "import"}
+          onClick={() => setPanel(panel.kind === "import" ? { kind: "none" } : { kind: "import" })}
+        >
+          {t(lang, "top.import")}
+        </button>
         <SyncIndicator
           lang={lang}
           now={now}
@@ -542,11 +603,22 @@ export function Console({ init }: { init: ConsoleInit }) {
           track={panel.kind === "track" ? trackOverlay : null}
           follow={panel.kind === "track" ? follow : null}
           pin={pin}
+          closures={closureLayer}
+          searchMark={searchMark}
           routes={routes}
           coverage={coverageOn ? coverageView : null}
         >
           <CoverageControl lang={lang} on={coverageOn} onToggle={setCoverageOn} coverage={coverageOn ? coverageView : null} />
         </MapView>
+        <MapSearch
+          lang={lang}
+          centre={centre}
+          onClear={() => setSearchMark(null)}
+          onPick={(h) => {
+            setSearchMark(h.position);
+            setFlyTo({ at: h.position, seq: Date.now() });
+          }}
+        />
         {side && (
           <aside className="side" ref={sideRef} tabIndex={-1} aria-label={t(lang, "detail.title")}>
             {side}

@@ -9,6 +9,8 @@ import { formatAge } from "../format";
 import { label } from "../i18n";
 import { facilityFeatures, incidentFeatures, type TrackOverlay, trackHeadFeatures, trackLineFeatures, unitFeatures } from "./features";
 import { headingArrowImage } from "./heading";
+// Road closures (issue 5, helper F): active closures, the closure being drawn, the search marker.
+import { attachClosureLayers, type ClosureLayerInput, type ClosureLayers, drawingTakesClicks } from "./closures";
 // Dispatch intelligence (issue 5): routes of the closest units, 1-3-5 coverage.
 import { addCoverageLayers, setCoverage } from "./coverage";
 import { addRouteLayers, type RouteLine, setRoutes } from "./routes";
@@ -64,6 +66,10 @@ export interface MapViewProps {
   pin?: LatLon | null;
   /** The user started dragging the map (a follow should let go). */
   onUserPan?: () => void;
+  /** Road closures to draw and the closure being drawn (its clicks go to `onDrawClick`). */
+  closures?: ClosureLayerInput;
+  /** A picked search hit, marked until the next search. */
+  searchMark?: LatLon | null;
   /** Routes to draw (the selected incident's closest units, or the field unit's route). */
   routes?: RouteLine[] | null;
   /** The 1-3-5 coverage layer's data, or null when the layer is off. */
@@ -111,6 +117,8 @@ export function MapView(props: MapViewProps) {
     setSource(map, SOURCES.trackHead, trackHeadFeatures(latest.current.track?.head ?? null));
   };
   const pin = useRef<maplibregl.Marker | null>(null);
+  const closureLayers = useRef<ClosureLayers | null>(null);
+  const searchMarker = useRef<maplibregl.Marker | null>(null);
 
   // Create the map once.
   useEffect(() => {
@@ -145,6 +153,7 @@ export function MapView(props: MapViewProps) {
     const addImages = () => {
       if (!map.hasImage(HEADING_IMAGE)) map.addImage(HEADING_IMAGE, headingArrowImage(), { sdf: true, pixelRatio: 1 });
     };
+    closureLayers.current = attachClosureLayers(map, () => latest.current.closures, () => latest.current.lang);
     map.on("styleimagemissing", (e: { id: string }) => {
       if (e.id === HEADING_IMAGE) addImages();
     });
@@ -184,6 +193,7 @@ export function MapView(props: MapViewProps) {
     });
 
     map.on("click", (e) => {
+      if (drawingTakesClicks(latest.current.closures)) return; // the click is a closure point
       const layers = CLICKABLE_LAYERS.filter((l) => map.getLayer(l));
       const hit = map.queryRenderedFeatures(e.point, { layers })[0];
       if (!hit) return;
@@ -284,6 +294,19 @@ export function MapView(props: MapViewProps) {
   }, [props.draft]);
 
   useEffect(pushTrackLine, [props.track?.line]);
+  // Road closures and the drawing (issue 5, helper F).
+  useEffect(() => closureLayers.current?.update(), [props.closures]);
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map) return;
+    if (!props.searchMark) {
+      searchMarker.current?.remove();
+      searchMarker.current = null;
+      return;
+    }
+    if (!searchMarker.current) searchMarker.current = new maplibregl.Marker({ color: "#1f6feb", className: "search-marker" });
+    searchMarker.current.setLngLat([props.searchMark.lon, props.searchMark.lat]).addTo(map);
+  }, [props.searchMark]);
   // Routes and coverage: setData only when their data changes (setRoutes also compares content).
   useEffect(() => {
     const map = mapRef.current;

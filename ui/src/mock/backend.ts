@@ -45,6 +45,7 @@ import type {
 } from "../bindings";
 import { allowedNext, defaultPriority, distanceM, isCommitted, sortQueue } from "../domain";
 import { parseServerUrl } from "../sync";
+import { CLOSURE_COMMANDS, MockClosures } from "./closures";
 import { DISPATCH_COMMANDS, handleDispatch } from "./dispatch";
 
 /**
@@ -150,6 +151,8 @@ export class MockBackend {
   gps: GpsStatus | null = null;
   /** Field mode: when the unit acknowledged its current assignment (by assignment id). */
   private acknowledged = new Map<string, string>();
+  /** Road closures (issue 5; the commands are answered in closures.ts). */
+  closures = new MockClosures();
 
   constructor(private readonly opts: MockOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
@@ -658,6 +661,10 @@ export class MockBackend {
   /** The `mockIPC` callback: command name and `{ args }` payload -> result or thrown ErrorPayload. */
   handle = (cmd: string, payload?: unknown): unknown => {
     const args = (payload as { args?: unknown } | undefined)?.args;
+    // Road closures, road line and facility import (issue 5): closures.ts.
+    if ((CLOSURE_COMMANDS as readonly string[]).includes(cmd)) {
+      return this.closures.handle({ now: this.now, user: this.user, facilities: this.facilities, changed: () => this.changed() }, cmd, args);
+    }
     // Closest units, field route and coverage (issue 5): dispatch.ts.
     if ((DISPATCH_COMMANDS as readonly string[]).includes(cmd)) {
       const host = {
