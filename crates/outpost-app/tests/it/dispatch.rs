@@ -84,7 +84,7 @@ fn andorra_osm() -> PathBuf {
 /// One Andorra pack per build of this test binary (nextest runs each test in its own
 /// process): named after the binary's modification time, reused when it opens, otherwise
 /// built under a temporary name and renamed into place (a concurrent duplicate build is
-/// harmless: the rename is atomic).
+/// harmless: the rename is atomic). Packs of earlier builds are removed.
 fn andorra_pack() -> &'static Path {
     static PACK: OnceLock<PathBuf> = OnceLock::new();
     PACK.get_or_init(|| {
@@ -110,6 +110,14 @@ fn andorra_pack() -> &'static Path {
         opts.progress = false;
         outpost_geo::build_pack(&opts).expect("build the Andorra pack");
         std::fs::rename(&tmp, &path).expect("move the pack into place");
+        // Packs of earlier builds of this binary are no longer used.
+        let stamp = format!("-{built}.");
+        for old in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = old.file_name().to_string_lossy().into_owned();
+            if name.starts_with("outpost-app-andorra-") && !name.contains(&stamp) {
+                let _ = std::fs::remove_file(old.path());
+            }
+        }
         path
     })
 }
@@ -379,6 +387,88 @@ fn ranking_by_road_eta_and_road_closures() {
     assert!(listed.iter().all(|v| !v.active), "{listed:?}");
     // Newest set first among the inactive ones.
     assert_eq!(listed[0].closure.closure_id, timed.closure.closure_id);
+
+    // An area closed all around the incident cuts every unit off, and says why.
+    let d = 0.003;
+    let around = ClosureShape::Area {
+        ring: vec![
+            LatLon {
+                lat: INCIDENT.lat - d,
+                lon: INCIDENT.lon - d,
+            },
+            LatLon {
+                lat: INCIDENT.lat - d,
+                lon: INCIDENT.lon + d,
+            },
+            LatLon {
+                lat: INCIDENT.lat + d,
+                lon: INCIDENT.lon + d,
+            },
+            LatLon {
+                lat: INCIDENT.lat + d,
+                lon: INCIDENT.lon - d,
+            },
+        ],
+    };
+    c.set_road_closure(closure(around, "flood in the old town", None))
+        .expect("area closure");
+    let cut = closest(&c, &inc);
+    assert_eq!(cut.unavailable, None);
+    let order: Vec<&str> = cut.candidates.iter().map(|u| u.callsign.as_str()).collect();
+    // Cut off (by straight line), then off the roads, then without a position.
+    assert_eq!(order, ["P-03", "P-01", "P-02", "P-06", "P-05"], "{cut:#?}");
+    for id in ["u-01", "u-02", "u-03"] {
+        let u = unit(&cut, id);
+        assert_eq!(u.problem, Some(EtaProblemKind::ClosedOff), "{u:?}");
+        assert!(u.eta_s.is_none() && u.route.is_none());
+        let detail = u.problem_detail.as_deref().unwrap_or("");
+        assert!(detail.contains("flood in the old town"), "{detail}");
+    }
+}
+
+#[test]
+fn without_a_pack_routing_is_unavailable_not_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let c = Console::open(
+        ConsoleOptions {
+            pack: None,
+            data_dir: dir.path().to_path_buf(),
+            demo: false,
+            user: "cmdr.li".into(),
+        },
+        clock,
+    )
+    .expect("open console");
+    patrol(&c, "u-01", "P-01", Some(P01_AT));
+    patrol(&c, "u-03", "P-03", Some(P03_AT));
+    patrol(&c, "u-05", "P-05", None);
+    let inc = incident_at(&c, INCIDENT);
+    let r = closest(&c, &inc);
+    let why = r.unavailable.as_deref().expect("unavailable");
+    assert!(why.contains("no area pack"), "{why}");
+    // Listed by straight line, no ETA.
+    let order: Vec<&str> = r.candidates.iter().map(|u| u.callsign.as_str()).collect();
+    assert_eq!(order, ["P-03", "P-01", "P-05"]);
+    assert!(r.candidates.iter().all(|u| u.eta_s.is_none()));
+    let cov = c.coverage().expect("coverage");
+    assert!(cov.unavailable.is_some() && cov.share.is_empty());
+    let (code1, _) = code(c.road_line(RoadLineQuery {
+        points: vec![INCIDENT, P01_AT],
+    }));
+    assert_eq!(code1, ErrorCode::Pack);
+    // Closures can still be drawn (they sync to consoles that have the pack).
+    let set = c
+        .set_road_closure(closure(
+            ClosureShape::Line {
+                points: vec![INCIDENT, P01_AT],
+            },
+            "flood",
+            None,
+        ))
+        .expect("closure without a pack");
+    assert_eq!(set.closed_segments, 0);
+    assert!(set.active);
 }
 
 #[test]
