@@ -672,7 +672,7 @@ export class MockBackend {
         facilities: this.facilities,
         incident: (id: string) => this.get(id),
         fieldUnit: this.opts.fieldUnit ?? null,
-        closuresActive: () => 0,
+        closuresActive: () => this.closures.activeCount(this.now()),
       };
       return handleDispatch(host, cmd, args);
     }
