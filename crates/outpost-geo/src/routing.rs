@@ -529,17 +529,15 @@ impl RoadGraph {
     fn starts(&self, s: &Snap) -> Vec<(usize, u64, f64)> {
         let seg = &self.segments[s.segment];
         let w = f64::from(seg.weight);
+        let back = (s.along * w).round() as u64;
         let mut v = vec![(
             seg.to,
             ((1.0 - s.along) * w).round() as u64,
             (1.0 - s.along) * seg.length_m,
         )];
-        if !seg.oneway {
-            v.push((
-                seg.from,
-                (s.along * w).round() as u64,
-                s.along * seg.length_m,
-            ));
+        // Against a one-way segment only from its very start (the point is the node).
+        if !seg.oneway || back == 0 {
+            v.push((seg.from, back, s.along * seg.length_m));
         }
         v
     }
@@ -548,17 +546,15 @@ impl RoadGraph {
     fn targets(&self, s: &Snap) -> Vec<(usize, u64, f64)> {
         let seg = &self.segments[s.segment];
         let w = f64::from(seg.weight);
+        let ahead = ((1.0 - s.along) * w).round() as u64;
         let mut v = vec![(
             seg.from,
             (s.along * w).round() as u64,
             s.along * seg.length_m,
         )];
-        if !seg.oneway {
-            v.push((
-                seg.to,
-                ((1.0 - s.along) * w).round() as u64,
-                (1.0 - s.along) * seg.length_m,
-            ));
+        // Against a one-way segment only at its very end (the point is the node).
+        if !seg.oneway || ahead == 0 {
+            v.push((seg.to, ahead, (1.0 - s.along) * seg.length_m));
         }
         v
     }
@@ -1516,4 +1512,491 @@ pub enum EtaProblem {
     NoRoad(String),
     /// Closures cut it off from the destination.
     Unreachable(Unreachable),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{RoadEdge, RoadNode};
+
+    fn node(lat: f64, lon: f64) -> RoadNode {
+        RoadNode {
+            id: 0,
+            at: LatLon { lat, lon },
+        }
+    }
+
+    fn edge(net: &RoadNetwork, from: usize, to: usize, class: &str, oneway: bool) -> RoadEdge {
+        RoadEdge {
+            from,
+            to,
+            length_m: net.nodes[from].at.distance_m(&net.nodes[to].at),
+            class: class.into(),
+            name: None,
+            oneway,
+            maxspeed_kmh: None,
+            car_access: true,
+        }
+    }
+
+    const D: f64 = 0.001; // ≈ 111 m of latitude, ≈ 82 m of longitude at 42.5°
+
+    /// A square 0-1-2-3 of two-way residential streets (0 at the south-west corner,
+    /// counter-clockwise), a one-way diagonal 0→2, a one-way spur 3→4 (a dead end one
+    /// cannot leave), a private drive 1-5 and a footway 2-6.
+    fn square() -> RoadNetwork {
+        let mut net = RoadNetwork {
+            nodes: vec![
+                node(42.5, 1.5),
+                node(42.5, 1.5 + D),
+                node(42.5 + D, 1.5 + D),
+                node(42.5 + D, 1.5),
+                node(42.5 + 2.0 * D, 1.5),
+                node(42.5 - D, 1.5 + D),
+                node(42.5 + 2.0 * D, 1.5 + D),
+            ],
+            edges: Vec::new(),
+        };
+        net.edges = vec![
+            edge(&net, 0, 1, "residential", false),
+            edge(&net, 1, 2, "residential", false),
+            edge(&net, 2, 3, "residential", false),
+            edge(&net, 3, 0, "residential", false),
+            edge(&net, 0, 2, "primary", true),
+            edge(&net, 3, 4, "residential", true),
+            RoadEdge {
+                car_access: false,
+                ..edge(&net, 1, 5, "service", false)
+            },
+            edge(&net, 2, 6, "footway", false),
+        ];
+        net
+    }
+
+    fn router(net: &RoadNetwork) -> Router {
+        let g = Arc::new(RoadGraph::from_network(net).expect("graph"));
+        Router::new(g, None).expect("router")
+    }
+
+    #[test]
+    fn car_speeds_by_class_and_maxspeed() {
+        assert_eq!(car_speed_kmh("primary", None), Some(50.0));
+        assert_eq!(car_speed_kmh("residential", None), Some(25.0));
+        assert_eq!(car_speed_kmh("motorway", Some(120.0)), Some(120.0));
+        assert_eq!(car_speed_kmh("motorway", Some(200.0)), Some(130.0));
+        assert_eq!(car_speed_kmh("primary", Some(2.0)), Some(50.0));
+        assert_eq!(car_speed_kmh("primary", Some(f64::NAN)), Some(50.0));
+        assert_eq!(car_speed_kmh("residential", Some(30.0)), Some(30.0));
+        for class in [
+            "footway",
+            "path",
+            "steps",
+            "track",
+            "cycleway",
+            "pedestrian",
+            "construction",
+        ] {
+            assert_eq!(car_speed_kmh(class, Some(50.0)), None, "{class}");
+        }
+    }
+
+    #[test]
+    fn graph_keeps_drivable_accessible_roads_of_the_largest_component() {
+        let net = square();
+        let g = RoadGraph::from_network(&net).expect("graph");
+        // The spur end 4 cannot be left, 5 is behind a private drive, 6 on a footway.
+        assert_eq!(g.node_count(), 4);
+        assert_eq!(
+            (0..4).map(|i| g.network_node(i)).collect::<Vec<_>>(),
+            vec![Some(0), Some(1), Some(2), Some(3)]
+        );
+        assert_eq!(g.segment_count(), 5);
+        let diag = g
+            .segments()
+            .iter()
+            .find(|s| s.class == "primary")
+            .expect("diagonal");
+        assert!(diag.oneway);
+        assert_eq!((diag.from, diag.to), (0, 2));
+        // Weight: length / (50 km/h), tenths of a second.
+        let want = (diag.length_m / (50.0 / 3.6) * 10.0).round() as u32;
+        assert_eq!(diag.weight, want);
+        let sides: f64 = net.edges[..5].iter().map(|e| e.length_m).sum();
+        assert!((g.total_length_m() - sides).abs() < 1e-9);
+        // Nothing drivable at all.
+        let mut walk = square();
+        for e in &mut walk.edges {
+            e.class = "footway".into();
+        }
+        assert!(matches!(
+            RoadGraph::from_network(&walk),
+            Err(RoutingError::NoRoads)
+        ));
+        assert!(matches!(
+            RoadGraph::from_network(&RoadNetwork::default()),
+            Err(RoutingError::NoRoads)
+        ));
+    }
+
+    #[test]
+    fn one_way_rules_and_same_segment_routes() {
+        let net = square();
+        let r = router(&net);
+        let g = r.graph().clone();
+        let w = |a: usize, b: usize| {
+            g.segments()
+                .iter()
+                .find(|s| (s.from, s.to) == (a, b) || (s.from, s.to) == (b, a))
+                .map(|s| f64::from(s.weight) / 10.0)
+                .expect("segment")
+        };
+        let at = |i: usize| net.nodes[i].at;
+        // 0 → 2 takes the one-way diagonal; 2 → 0 goes round the square.
+        let there = r.route(at(0), at(2)).expect("snap").expect("route");
+        assert!((there.eta_s - w(0, 2)).abs() < 0.051, "{there:?}");
+        let back = r.route(at(2), at(0)).expect("snap").expect("route");
+        let round = (w(2, 1) + w(1, 0)).min(w(2, 3) + w(3, 0));
+        assert!((back.eta_s - round).abs() < 0.051, "{back:?} vs {round}");
+        assert_eq!(back.line.first(), Some(&at(2)));
+        assert_eq!(back.line.last(), Some(&at(0)));
+        // Same two-way segment 0-1, both directions: the stretch between the points.
+        let p = |t: f64| LatLon {
+            lat: 42.5,
+            lon: 1.5 + D * t,
+        };
+        for (a, b) in [(0.2, 0.8), (0.8, 0.2)] {
+            let route = r.route(p(a), p(b)).expect("snap").expect("route");
+            assert!(
+                (route.eta_s - 0.6 * w(0, 1)).abs() < 0.051,
+                "{a}->{b}: {route:?}"
+            );
+            assert_eq!(route.line.len(), 2, "{route:?}");
+            let dj = r.route_dijkstra(p(a), p(b)).expect("snap").expect("route");
+            assert_eq!(route.eta_s, dj.eta_s);
+        }
+        // Same one-way segment (the diagonal), backwards: round the square.
+        let q = |t: f64| LatLon {
+            lat: 42.5 + D * t,
+            lon: 1.5 + D * t,
+        };
+        let ahead = r.route(q(0.2), q(0.8)).expect("snap").expect("route");
+        assert!((ahead.eta_s - 0.6 * w(0, 2)).abs() < 0.051, "{ahead:?}");
+        let behind = r.route(q(0.8), q(0.2)).expect("snap").expect("route");
+        let want = 0.2 * w(0, 2) + round + 0.2 * w(0, 2);
+        assert!((behind.eta_s - want).abs() < 0.2, "{behind:?} vs {want}");
+        let dj = r
+            .route_dijkstra(q(0.8), q(0.2))
+            .expect("snap")
+            .expect("route");
+        assert_eq!(behind.eta_s, dj.eta_s);
+        let etas = r.etas_to(&[q(0.8), q(0.2)], q(0.2)).expect("snap");
+        let etas_dj = r.etas_to_dijkstra(&[q(0.8), q(0.2)], q(0.2)).expect("snap");
+        for (ch, dj) in etas.iter().zip(&etas_dj) {
+            let (ch, dj) = (ch.clone().expect("eta"), dj.clone().expect("eta"));
+            assert_eq!(ch.eta_s, dj.eta_s);
+            assert!(
+                (ch.distance_m - dj.distance_m).abs() < 0.01,
+                "{ch:?} {dj:?}"
+            );
+        }
+        assert!((etas[0].clone().expect("eta").eta_s - behind.eta_s).abs() < 1e-9);
+        let here = etas[1].clone().expect("eta");
+        assert!(here.eta_s < 1e-9 && here.distance_m < 1e-6, "{here:?}");
+    }
+
+    #[test]
+    fn snapping_adds_the_off_road_leg_and_refuses_bad_points() {
+        let r = router(&square());
+        let g = r.graph();
+        // 0.0002° south of the 0-1 street: ≈ 22 m off-road.
+        let s = g
+            .snap(LatLon {
+                lat: 42.4998,
+                lon: 1.5005,
+            })
+            .expect("snap");
+        assert!((s.offroad_m - 22.26).abs() < 0.1, "{s:?}");
+        assert!((s.along - 0.5).abs() < 1e-6, "{s:?}");
+        assert!(matches!(
+            g.snap(LatLon {
+                lat: f64::NAN,
+                lon: 1.5
+            }),
+            Err(RoutingError::InvalidPoint(_))
+        ));
+        assert!(matches!(
+            g.snap(LatLon {
+                lat: 91.0,
+                lon: 1.5
+            }),
+            Err(RoutingError::InvalidPoint(_))
+        ));
+        match g.snap(LatLon {
+            lat: 42.6,
+            lon: 1.5,
+        }) {
+            Err(RoutingError::TooFarFromRoad { nearest_m, .. }) => {
+                // 0.099° of latitude north of the square's top side.
+                assert!((nearest_m - 11_020.7).abs() < 1.0, "{nearest_m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_order_is_refused() {
+        let g = Arc::new(RoadGraph::from_network(&square()).expect("graph"));
+        let good = g.contraction_order();
+        assert_eq!(good.order.len(), g.node_count() + 1);
+        assert!(Router::new(g.clone(), Some(&good)).is_ok());
+        for bad in [
+            vec![0, 1, 2],
+            vec![0, 1, 2, 3, 3],
+            vec![0, 1, 2, 3, 9],
+            vec![],
+        ] {
+            let r = Router::new(g.clone(), Some(&HierarchyOrder { order: bad.clone() }));
+            assert!(matches!(r, Err(RoutingError::BadOrder(_))), "{bad:?}");
+        }
+    }
+
+    /// A triangle 0-1-2 (2 nearer 0 than 1) with a tail 2-3-4, all two-way residential
+    /// streets.
+    fn triangle_with_tail() -> RoadNetwork {
+        let mut net = RoadNetwork {
+            nodes: vec![
+                node(42.5, 1.5),
+                node(42.5, 1.5 + D),
+                node(42.5 + D, 1.5 + 0.3 * D),
+                node(42.5 + 2.0 * D, 1.5 + 0.3 * D),
+                node(42.5 + 3.0 * D, 1.5 + 0.3 * D),
+            ],
+            edges: Vec::new(),
+        };
+        net.edges = [(0, 1), (1, 2), (2, 0), (2, 3), (3, 4)]
+            .iter()
+            .map(|(a, b)| edge(&net, *a, *b, "residential", false))
+            .collect();
+        net
+    }
+
+    #[test]
+    fn closures_cut_routes_and_name_the_closures_responsible() {
+        let net = triangle_with_tail();
+        let mut r = router(&net);
+        let at = |i: usize| net.nodes[i].at;
+        let mid = |a: usize, b: usize| lerp(at(a), at(b), 0.5);
+        let line = |a: usize, b: usize| ClosureShape::Line {
+            points: vec![at(a), at(b)],
+        };
+        let (from, to) = (mid(0, 1), mid(3, 4));
+        let open = r.route(from, to).expect("snap").expect("route");
+        // The triangle's two sides at corner 2: neither alone cuts the tail off.
+        assert_eq!(
+            r.set_closures(&[("a".into(), line(1, 2)), ("b".into(), line(2, 0))]),
+            2
+        );
+        assert_eq!(r.closed_segments(&line(1, 2)), vec![1]);
+        assert_eq!(
+            r.route(from, to).expect("snap"),
+            Err(Unreachable::ClosedOff {
+                closures: vec!["a".into(), "b".into()]
+            })
+        );
+        // One of them alone: a detour (the open route takes 0-2), never faster.
+        r.set_closures(&[("b".into(), line(2, 0))]);
+        let detour = r.route(from, to).expect("snap").expect("route");
+        assert!(detour.eta_s > open.eta_s, "{detour:?} vs {open:?}");
+        // The tail's first segment cuts it alone; the triangle closure is not named.
+        r.set_closures(&[("a".into(), line(1, 2)), ("tail".into(), line(2, 3))]);
+        let want = Err(Unreachable::ClosedOff {
+            closures: vec!["tail".into()],
+        });
+        assert_eq!(r.route(from, to).expect("snap"), want);
+        assert_eq!(r.route_dijkstra(from, to).expect("snap"), want);
+        let etas = r.etas_to(&[from, at(3)], to).expect("snap");
+        assert_eq!(
+            etas[0],
+            Err(EtaProblem::Unreachable(Unreachable::ClosedOff {
+                closures: vec!["tail".into()]
+            }))
+        );
+        assert!(etas[1].is_ok());
+        assert_eq!(etas, r.etas_to_dijkstra(&[from, at(3)], to).expect("snap"));
+        // Lifting all restores the route.
+        assert_eq!(r.set_closures(&[]), 0);
+        assert_eq!(r.route(from, to).expect("snap"), Ok(open));
+    }
+
+    #[test]
+    fn closure_shapes_select_segments_along_a_line_or_in_an_area() {
+        let net = square();
+        let r = router(&net);
+        let at = |i: usize| net.nodes[i].at;
+        let seg = |a: usize, b: usize| {
+            r.graph()
+                .segments()
+                .iter()
+                .position(|s| {
+                    (net.edges[s.network_edge].from, net.edges[s.network_edge].to) == (a, b)
+                })
+                .expect("segment")
+        };
+        // A line drawn 5 m beside street 0-1, over its middle part: closes 0-1 only
+        // (not the diagonal, which starts at 0 but runs at 45°).
+        let off = 5.0 / 111_320.0;
+        let beside = ClosureShape::Line {
+            points: vec![
+                LatLon {
+                    lat: 42.5 + off,
+                    lon: 1.5 + 0.3 * D,
+                },
+                LatLon {
+                    lat: 42.5 + off,
+                    lon: 1.5 + 0.7 * D,
+                },
+            ],
+        };
+        assert_eq!(r.closed_segments(&beside), vec![seg(0, 1)]);
+        // Across the street (perpendicular): nothing.
+        let across = ClosureShape::Line {
+            points: vec![
+                LatLon {
+                    lat: 42.5 - 0.0001,
+                    lon: 1.5 + 0.5 * D,
+                },
+                LatLon {
+                    lat: 42.5 + 0.0001,
+                    lon: 1.5 + 0.5 * D,
+                },
+            ],
+        };
+        assert!(r.closed_segments(&across).is_empty());
+        // 20 m away: nothing.
+        let far = 20.0 / 111_320.0;
+        let away = ClosureShape::Line {
+            points: vec![
+                LatLon {
+                    lat: 42.5 - far,
+                    lon: 1.5 + 0.3 * D,
+                },
+                LatLon {
+                    lat: 42.5 - far,
+                    lon: 1.5 + 0.7 * D,
+                },
+            ],
+        };
+        assert!(r.closed_segments(&away).is_empty());
+        // A small area around corner 2: the three segments ending there.
+        let e = 0.0001;
+        let c = at(2);
+        let area = ClosureShape::Area {
+            ring: vec![
+                LatLon {
+                    lat: c.lat - e,
+                    lon: c.lon - e,
+                },
+                LatLon {
+                    lat: c.lat - e,
+                    lon: c.lon + e,
+                },
+                LatLon {
+                    lat: c.lat + e,
+                    lon: c.lon + e,
+                },
+                LatLon {
+                    lat: c.lat + e,
+                    lon: c.lon - e,
+                },
+            ],
+        };
+        let mut want = vec![seg(1, 2), seg(2, 3), seg(0, 2)];
+        want.sort_unstable();
+        assert_eq!(r.closed_segments(&area), want);
+        // An area across the middle of 0-1 with no end inside: closed by crossing.
+        let band = ClosureShape::Area {
+            ring: vec![
+                LatLon {
+                    lat: 42.5 - e / 2.0,
+                    lon: 1.5 + 0.3 * D,
+                },
+                LatLon {
+                    lat: 42.5 - e / 2.0,
+                    lon: 1.5 + 0.4 * D,
+                },
+                LatLon {
+                    lat: 42.5 + e / 2.0,
+                    lon: 1.5 + 0.4 * D,
+                },
+                LatLon {
+                    lat: 42.5 + e / 2.0,
+                    lon: 1.5 + 0.3 * D,
+                },
+            ],
+        };
+        assert_eq!(r.closed_segments(&band), vec![seg(0, 1)]);
+        let nan = ClosureShape::Line {
+            points: vec![
+                LatLon {
+                    lat: f64::NAN,
+                    lon: 1.5,
+                },
+                at(1),
+            ],
+        };
+        assert!(r.closed_segments(&nan).is_empty());
+    }
+
+    #[test]
+    fn reach_times_segments_from_the_sources() {
+        let net = triangle_with_tail();
+        let mut r = router(&net);
+        let g = r.graph().clone();
+        let at = |i: usize| net.nodes[i].at;
+        let src = |p: LatLon| ReachSource {
+            id: "p".into(),
+            at: p,
+        };
+        let w: Vec<f64> = g
+            .segments()
+            .iter()
+            .map(|s| f64::from(s.weight) / 10.0)
+            .collect();
+        let reach = r.reach(&[src(at(2))], 1e6);
+        // From corner 2 (snapped onto 1-2 at its end): 1-2 at once... its far end takes w.
+        let s = &reach.segment_s;
+        assert_eq!(s.len(), 5);
+        assert!((s[3].expect("2-3") - w[3]).abs() < 0.051, "{s:?}");
+        assert!((s[4].expect("3-4") - (w[3] + w[4])).abs() < 0.051, "{s:?}");
+        // A limit between the two: the tail's end is not reached.
+        let short = r.reach(&[src(at(2))], w[3] + 0.5 * w[4]);
+        assert!(short.segment_s[3].is_some() && short.segment_s[4].is_none());
+        // Closed segments are never reached; what lies beyond them is reached later or not.
+        r.set_closures(&[(
+            "tail".into(),
+            ClosureShape::Line {
+                points: vec![at(2), at(3)],
+            },
+        )]);
+        let cut = r.reach(&[src(at(0))], 1e6);
+        assert_eq!(cut.segment_s[3], None);
+        assert_eq!(cut.segment_s[4], None);
+        // A source too far away is reported, not an error.
+        let far = r.reach(
+            &[src(LatLon {
+                lat: 43.5,
+                lon: 1.5,
+            })],
+            60.0,
+        );
+        assert_eq!(far.skipped.len(), 1);
+        assert!(far.segment_s.iter().all(Option::is_none));
+        // No source: nothing reached, all holes.
+        r.set_closures(&[]);
+        let none = r.coverage(&[]);
+        assert_eq!(none.share, [0.0; 3]);
+        let pieces: usize = none.bands[3].iter().map(|l| l.len() - 1).sum();
+        assert_eq!(pieces, 5);
+        assert!(none.bands[..3].iter().all(Vec::is_empty));
+    }
 }

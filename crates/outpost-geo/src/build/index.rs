@@ -541,6 +541,39 @@ pub fn write_search(
 mod tests {
     use super::*;
 
+    fn tags(kv: &[(&str, &str)]) -> Tags {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn car_access_takes_the_most_specific_tag() {
+        assert!(car_access(&tags(&[("highway", "residential")])));
+        assert!(!car_access(&tags(&[("access", "private")])));
+        assert!(!car_access(&tags(&[("access", "no")])));
+        assert!(car_access(&tags(&[("access", "destination")])));
+        assert!(car_access(&tags(&[("access", "customers")])));
+        assert!(!car_access(&tags(&[("access", "delivery")])));
+        assert!(!car_access(&tags(&[("access", "agricultural;forestry")])));
+        assert!(car_access(&tags(&[("access", "agricultural;destination")])));
+        // motorcar > motor_vehicle > vehicle > access.
+        assert!(car_access(&tags(&[
+            ("access", "no"),
+            ("motor_vehicle", "yes")
+        ])));
+        assert!(!car_access(&tags(&[("access", "yes"), ("vehicle", "no")])));
+        assert!(car_access(&tags(&[
+            ("vehicle", "no"),
+            ("motorcar", "permissive")
+        ])));
+        assert!(!car_access(&tags(&[
+            ("motor_vehicle", "yes"),
+            ("motorcar", "private")
+        ])));
+        assert!(!car_access(&tags(&[("motor_vehicle", "No")])));
+    }
+
     #[test]
     fn maxspeed_forms() {
         assert_eq!(parse_maxspeed("50"), Some(50.0));
