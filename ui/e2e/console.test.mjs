@@ -731,3 +731,186 @@ test("the field laptop shows the route to its assignment with ETA and road dista
     await context.close();
   }
 });
+
+// ---- Road closures, facility import and the map search (issue 5, helper F) ----
+
+/** Where a WGS-84 point is on the page now. */
+async function pointOnPage(page, lon, lat) {
+  const box = await page.locator(".map").boundingBox();
+  const p = await page.evaluate(([x, y]) => window.__outpost.map.project([x, y]), [lon, lat]);
+  return { x: box.x + p.x, y: box.y + p.y };
+}
+
+test("a road closure drawn with two clicks and a reason is listed and drawn, and lifting it takes it off the map", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    await page.click("#open-closures");
+    await page.waitForSelector("#closures-panel");
+    await page.click("#closure-draw-line");
+    await page.waitForSelector("#closure-drawing");
+    await page.waitForTimeout(300); // the map resized for the side panel
+    // Two clicks along a street away from the unit and incident markers.
+    const a = await pointOnPage(page, 1.5160, 42.5100);
+    const b = await pointOnPage(page, 1.5200, 42.5130);
+    await page.mouse.click(a.x, a.y);
+    await page.waitForSelector("[data-draw-count='1']");
+    await page.mouse.click(b.x, b.y);
+    await page.waitForSelector("[data-draw-count='2']");
+    // No card opened by those clicks; the snapped line (with its midpoint) is previewed.
+    assert.equal(await page.locator("#unit-card, #facility-card").count(), 0);
+    await page.waitForFunction(async () => {
+      const d = await window.__outpost.map.getSource("closure-drawing").getData();
+      const line = d.features.find((f) => f.geometry.type === "LineString");
+      return line?.geometry.coordinates.length === 3;
+    });
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#closure-form");
+    // Saving without a reason is refused inline; the drawing stays.
+    await page.click("#closure-save");
+    assert.equal(await page.locator("#closure-error").innerText(), "请填写原因");
+    await page.click("[data-preset='closure.preset.flooding']");
+    await page.selectOption("#closure-end", "3");
+    await page.click("#closure-save");
+    const row = page.locator("[data-closure-state='active']");
+    await row.waitFor();
+    assert.match(await row.innerText(), /积水/);
+    assert.match(await row.innerText(), /剩余 (2|3) 小时/);
+    assert.equal(await page.locator("#closures-badge").innerText(), "1");
+    // On the map: one dashed red line, rendered where the clicks were.
+    await page.waitForFunction(() => window.__outpost.map.queryRenderedFeatures({ layers: ["closures-line"] }).length > 0);
+    const drawn = await page.evaluate(() => window.__outpost.map.queryRenderedFeatures({ layers: ["closures-line"] }).map((f) => f.properties.reason));
+    assert.deepEqual([...new Set(drawn)], ["积水"]);
+    const saved = await page.evaluate(() => window.__outpostMock.closures.list.map((v) => v.closure.shape));
+    assert.equal(saved.length, 1);
+    assert.equal(saved[0].type, "line");
+    assert.equal(saved[0].points.length, 3);
+    // The drawing layer is empty again.
+    await page.waitForFunction(async () => (await window.__outpost.map.getSource("closure-drawing").getData()).features.length === 0);
+    await page.screenshot({ path: join(outDir, "closure.png") });
+
+    // Lift, with a confirm.
+    await row.locator("[data-lift]").click();
+    await row.locator("[data-lift-confirm]").click();
+    await page.waitForSelector("[data-closure-state='lifted']");
+    assert.equal(await page.locator("[data-closure-state='active']").count(), 0);
+    await page.waitForFunction(async () => (await window.__outpost.map.getSource("closures").getData()).features.length === 0);
+    assert.equal(await page.locator("#closures-badge").count(), 0);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a closed area is drawn with three clicks; Esc cancels a drawing without closing the panel", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    await page.click("#open-closures");
+    await page.click("#closure-draw-area");
+    await page.waitForTimeout(300);
+    const corners = [
+      [1.514, 42.503],
+      [1.518, 42.503],
+      [1.518, 42.5055],
+    ];
+    for (const [lon, lat] of corners) {
+      const p = await pointOnPage(page, lon, lat);
+      await page.mouse.click(p.x, p.y);
+    }
+    await page.waitForSelector("[data-draw-count='3']");
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#closure-drawing", { state: "detached" });
+    assert.equal(await page.locator("#closures-panel").count(), 1);
+    await page.click("#closure-draw-area");
+    for (const [lon, lat] of corners) {
+      const p = await pointOnPage(page, lon, lat);
+      await page.mouse.click(p.x, p.y);
+    }
+    await page.click("#closure-finish");
+    await page.fill("#closure-reason", "塌方 K3+200");
+    await page.selectOption("#closure-end", "none");
+    await page.click("#closure-save");
+    await page.waitForSelector("[data-closure-state='active']");
+    assert.match(await page.locator("[data-closure-state='active']").innerText(), /直至解除/);
+    await page.waitForFunction(() => window.__outpost.map.queryRenderedFeatures({ layers: ["closures-area-fill"] }).length > 0);
+    await page.screenshot({ path: join(outDir, "closure-area.png") });
+    const ring = await page.evaluate(() => window.__outpostMock.closures.list[0].closure.shape);
+    assert.equal(ring.type, "area");
+    assert.equal(ring.ring.length, 3);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("facility import: a bad row shows its problem and no Import button; a good file imports its facilities", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    await page.click("#open-import");
+    await page.waitForSelector("#import-panel");
+    const header = "id,kind,name_zh,name_en,lat,lon\n";
+    await page.setInputFiles("#import-file", {
+      name: "bad.csv",
+      mimeType: "text/csv",
+      buffer: Buffer.from(`${header}post-new,post,新警务站,New Post,91,1.52\n`),
+    });
+    await page.waitForSelector("#import-file-name");
+    await page.click("#import-preview");
+    await page.waitForSelector("[data-import-problem]");
+    assert.match(await page.locator("[data-import-problem]").innerText(), /^line 2, lat: /);
+    assert.equal(await page.locator("#import-commit").count(), 0);
+
+    await page.setInputFiles("#import-file", {
+      name: "posts.csv",
+      mimeType: "text/csv",
+      buffer: Buffer.from(`${header}post-new,post,新警务站,New Post,42.5092,1.5184\nchk-west,checkpoint,西检查站,West Checkpoint,42.5050,1.5150\n`),
+    });
+    await page.waitForFunction(() => document.querySelector("#import-file-name")?.textContent.includes("posts.csv"));
+    await page.click("#import-preview");
+    await page.waitForSelector("#import-table");
+    assert.equal(await page.locator("[data-import-problem]").count(), 0);
+    assert.equal(await page.locator("[data-import-facility='post-new'] [data-lat]").innerText(), "42.509200");
+    assert.equal(await page.locator("#import-commit").innerText(), "导入 2 个设施");
+    await page.click("#import-commit");
+    await page.waitForSelector("#import-done");
+    assert.equal(await page.locator("#import-done").innerText(), "已导入 2 个设施");
+    assert.equal(await page.evaluate(() => window.__outpostMock.facilities.length), 6);
+    await page.screenshot({ path: join(outDir, "import.png") });
+    // Both are on the map.
+    await page.waitForFunction(() => new Set(window.__outpost.map.queryRenderedFeatures({ layers: ["facilities"] }).map((f) => f.properties.id)).has("chk-west"));
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("the map search ranks near the map centre, and picking a hit moves the map there with a marker", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    const before = await page.evaluate(() => window.__outpost.map.getCenter().toArray());
+    await page.fill("#map-search", "Escaldes");
+    const hits = page.locator("#map-search-box [data-search-hit]");
+    await hits.first().waitFor();
+    // Both Escaldes hits, nearest to the map centre first: the hospital (1.4 km) before the town (1.5 km).
+    assert.equal(await hits.count(), 2);
+    assert.match(await hits.nth(0).innerText(), /Hospital Nostra Senyora de Meritxell[\s\S]*1\.4 km/);
+    assert.match(await hits.nth(1).innerText(), /埃斯卡尔德-恩戈尔达[\s\S]*1\.5 km/);
+    await hits.first().click();
+    await page.waitForFunction(() => {
+      const c = window.__outpost.map.getCenter();
+      return Math.abs(c.lat - 42.5113) < 2e-4 && Math.abs(c.lng - 1.5372) < 2e-4;
+    });
+    const after = await page.evaluate(() => window.__outpost.map.getCenter().toArray());
+    assert.ok(Math.abs(after[0] - before[0]) > 0.01, `the centre moved east: ${before} → ${after}`);
+    assert.equal(await page.locator(".search-marker").count(), 1);
+    assert.equal(await page.locator("#map-search").inputValue(), "");
+    // No new-incident form: the map search only shows the place.
+    assert.equal(await page.locator("#new-incident-form").count(), 0);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});

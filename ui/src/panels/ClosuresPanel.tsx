@@ -214,7 +214,7 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
             value={form.reason}
             maxLength={MAX_REASON_CHARS * 2}
             autoFocus
-            required
+            aria-required="true"
             aria-invalid={reasonChars > MAX_REASON_CHARS}
             onChange={(e) => setForm({ ...form, reason: e.target.value })}
           />
