@@ -64,6 +64,16 @@ fn andorra() -> &'static Built {
                 opts.progress = false;
                 report = Some(outpost_geo::build_pack(&opts).expect("build the Andorra pack"));
                 std::fs::rename(&tmp, &out).expect("move the pack into place");
+                // Packs of earlier builds of this test binary are stale now.
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("outpost-geo-andorra-")
+                        && !name.starts_with(&format!("outpost-geo-andorra-{stamp}."))
+                        && !name.contains(".partial.")
+                    {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
                 Pack::open(&out).expect("open the Andorra pack")
             }
         };
@@ -312,6 +322,46 @@ fn search_finds_a_street_by_prefix_and_places_in_chinese() {
         .expect("police POI");
     assert_eq!(police.name, "Policia Andorrana");
     assert_eq!(police.address, "Carrer Ciutat de Sabadell, les Escaldes");
+    // A short Latin word prefix near Escaldes: every hit has a word starting with it
+    // (no name starts with it, so all rank by distance), the town first.
+    let escaldes = LatLon {
+        lat: 42.5103,
+        lon: 1.5386,
+    };
+    let hits = b.pack.search("Escal", Some(escaldes), 10).expect("search");
+    assert!(hits.len() >= 3, "{hits:?}");
+    assert_eq!(hits[0].name, "les Escaldes");
+    assert!(hits.iter().all(|h| {
+        h.name
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w.starts_with("escal"))
+    }));
+    let d: Vec<f64> = hits.iter().filter_map(|h| h.distance_m).collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    // The same street prefix from two centres ranks different streets first.
+    let far_east = LatLon {
+        lat: 42.5424,
+        lon: 1.7336,
+    };
+    let near_alv = b.pack.search("Carrer", Some(near), 5).expect("search");
+    let near_pas = b.pack.search("Carrer", Some(far_east), 5).expect("search");
+    let first = |h: &[outpost_geo::SearchHit]| h.first().and_then(|h| h.distance_m).expect("hit");
+    assert!(first(&near_alv) < 500.0 && first(&near_pas) < 2_000.0);
+    assert!(near_alv[0].position.distance_m(&near) < near_pas[0].position.distance_m(&near));
+    // Chinese prefix: 安道尔 (the country) and 安道尔城 (the capital) both start with it.
+    let hits = b.pack.search("安道尔", Some(near), 5).expect("search");
+    let names: Vec<&str> = hits.iter().map(|h| h.name.as_str()).collect();
+    assert!(
+        names.contains(&"Andorra") && names.contains(&"Andorra la Vella"),
+        "{names:?}"
+    );
+    // A Latin prefix of the same names.
+    let hits = b.pack.search("Andorra la", Some(near), 5).expect("search");
+    assert_eq!(
+        hits.first().map(|h| h.name.as_str()),
+        Some("Andorra la Vella")
+    );
     assert!(b.pack.search("   ", None, 5).expect("search").is_empty());
     assert!(b.pack.search("Zzqxv", None, 5).expect("search").is_empty());
 }
