@@ -785,6 +785,11 @@ test("a road closure drawn with two clicks and a reason is listed and drawn, and
     assert.equal(saved.length, 1);
     assert.equal(saved[0].type, "line");
     assert.equal(saved[0].points.length, 3);
+    // Hovering the line shows its reason and time left.
+    const mid = await pointOnPage(page, 1.5180, 42.5115);
+    await page.mouse.move(mid.x, mid.y);
+    await page.waitForSelector(".closure-popup");
+    assert.match(await page.locator(".closure-popup").innerText(), /^封路：积水 · 剩余 (2|3) 小时$/);
     // The drawing layer is empty again.
     await page.waitForFunction(async () => (await window.__outpost.map.getSource("closure-drawing").getData()).features.length === 0);
     await page.screenshot({ path: join(outDir, "closure.png") });

@@ -90,10 +90,16 @@ describe("closure list and layer", () => {
     d = addPoint(d, { lat: 42.5, lon: 1.5 });
     expect(canFinish(d)).toBe(false);
     d = addPoint(d, { lat: 42.52, lon: 1.52 });
-    expect(canFinish(d)).toBe(true);
+    // Not before the road line for these two clicks is back.
+    expect(canFinish(d)).toBe(false);
     expect(drawingFeatures(d).features.map((f) => f.geometry.type)).toEqual(["Point", "Point", "LineString"]);
     d = { ...d, line: [{ lat: 42.5, lon: 1.5 }, { lat: 42.51, lon: 1.51 }, { lat: 42.52, lon: 1.52 }] };
+    expect(canFinish(d)).toBe(true);
     expect(drawingFeatures(d).features[2]!.geometry.coordinates).toEqual([[1.5, 42.5], [1.51, 42.51], [1.52, 42.52]]);
+    // A third click drops the old line until the new one is read.
+    const third = addPoint(d, { lat: 42.53, lon: 1.52 });
+    expect(third.line).toBeNull();
+    expect(canFinish(third)).toBe(false);
     // Finished: further clicks are ignored.
     const done = { ...d, phase: "form" as const };
     expect(addPoint(done, { lat: 1, lon: 1 })).toBe(done);

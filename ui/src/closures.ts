@@ -86,15 +86,20 @@ export function checkClosureForm(f: ClosureForm, nowMs: number): FormCheck {
   return { ok: true, reason, endsAt: new Date(nowMs + Number(f.end) * 3600_000).toISOString() };
 }
 
-/** True when the drawing has enough points to finish: 2 for a road, 3 for an area. */
+/**
+ * True when the drawing can be finished: an area with 3 corners; a road with 2 clicks and
+ * the road line for exactly those clicks (a closure is saved on the snapped line, so one the
+ * backend could not snap cannot be saved).
+ */
 export function canFinish(d: Drawing): boolean {
-  return d.points.length >= (d.mode === "line" ? 2 : 3);
+  if (d.mode === "area") return d.points.length >= 3;
+  return d.points.length >= 2 && d.line !== null && d.line.length >= 2;
 }
 
-/** The drawing with one more click (ignored once finished or at the 50-point limit). */
+/** The drawing with one more click (ignored once finished or at the 50-point limit); the road line is read again. */
 export function addPoint(d: Drawing, at: LatLon): Drawing {
   if (d.phase !== "drawing" || d.points.length >= MAX_LINE_POINTS) return d;
-  return { ...d, points: [...d.points, at] };
+  return { ...d, points: [...d.points, at], line: null };
 }
 
 /** The road closures, fetched again at every state revision (closures are ops that sync). */

@@ -119,8 +119,8 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
       setProblem(t(p.lang, check.problem, { max: MAX_REASON_CHARS }));
       return;
     }
-    const shape: NewRoadClosure["shape"] =
-      d.mode === "line" ? { type: "line", points: d.line && d.line.length >= 2 ? d.line : d.points } : { type: "area", ring: d.points };
+    if (!canFinish(d)) return;
+    const shape: NewRoadClosure["shape"] = d.mode === "line" ? { type: "line", points: d.line ?? [] } : { type: "area", ring: d.points };
     setBusy(true);
     try {
       await setRoadClosure({ closure_id: null, shape, reason: check.reason, ends_at: check.endsAt });
@@ -176,6 +176,7 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
           <p>{t(p.lang, d.mode === "line" ? "closure.drawLineHint" : "closure.drawAreaHint")}</p>
           <p className="small muted num" data-draw-count={d.points.length}>
             {t(p.lang, "closure.points", { n: d.points.length })}
+            {d.mode === "line" && d.points.length >= 2 && d.line === null && !problem && <span> · {t(p.lang, "closure.snapping")}</span>}
           </p>
           <div className="closure-actions">
             <button type="button" id="closure-finish" className="primary" disabled={!canFinish(d)} onClick={finish}>

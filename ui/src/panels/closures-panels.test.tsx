@@ -152,6 +152,20 @@ describe("ClosuresPanel", () => {
     expect(Date.parse(saved.closure.ends_at!) - now).toBeGreaterThanOrEqual(3600_000);
   });
 
+  it("shows why a road line could not be read and does not let the drawing finish", async () => {
+    const m = backend();
+    vi.spyOn(m.closures, "handle").mockImplementation(() => {
+      throw { code: "invalid_input", message: "point 2 is 800 m from the nearest road" };
+    });
+    const { container } = render(
+      <Harness list={[]} now={Date.now()} onChanged={() => {}} initial={{ mode: "line", points: [{ lat: 42.5, lon: 1.5 }, { lat: 42.6, lon: 1.6 }], line: null, phase: "drawing" }} />,
+    );
+    await waitFor(() => expect(container.querySelector("#closure-error")?.textContent).toBe("point 2 is 800 m from the nearest road"));
+    expect(container.querySelector<HTMLButtonElement>("#closure-finish")?.disabled).toBe(true);
+    act(() => void window.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" })));
+    expect(container.querySelector("#closure-form")).toBeNull();
+  });
+
   it("lists active closures first with time left and segments, greys the rest, and lifts after a confirm", async () => {
     const now = Date.parse("2026-11-29T10:00:00Z");
     const m = backend(now);
