@@ -7,7 +7,7 @@
 //! derived from it ([`conflict`]), the canonical digest of the replicated state ([`digest`]),
 //! the client sync API on [`Store`] ([`sync`]: pending batches, push answers, pulled pages,
 //! resync, snapshots, pruning), the read queries the console needs ([`query`]; devices,
-//! bindings and unit tracks in [`devices`]), settings,
+//! bindings and unit tracks in [`devices`]; road closures in [`closures`]), settings,
 //! this installation's origin id and the outbox of ops (`design/SYNC.md`).
 //!
 //! Architecture invariant: every user action is one transaction that changes the state
