@@ -64,6 +64,9 @@ impl From<outpost_store::StoreError> for AppError {
             outpost_store::StoreError::Missing { what, id } => {
                 Self::not_found(format!("{what} {id} does not exist"))
             }
+            e @ outpost_store::StoreError::Invalid { .. } => {
+                Self::new(ErrorCode::InvalidInput, e.to_string())
+            }
             other => Self::new(ErrorCode::Storage, other.to_string()),
         }
     }
@@ -72,5 +75,20 @@ impl From<outpost_store::StoreError> for AppError {
 impl From<outpost_geo::PackError> for AppError {
     fn from(e: outpost_geo::PackError) -> Self {
         Self::pack(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_op_is_invalid_input_not_a_storage_failure() {
+        let e = AppError::from(outpost_store::StoreError::Invalid {
+            kind: "road_closure.set",
+            message: "reason is empty".into(),
+        });
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains("reason is empty"), "{}", e.message);
     }
 }

@@ -17,8 +17,8 @@ mod console;
 pub mod dispatch;
 mod error;
 mod export;
-pub mod import;
 pub mod gps;
+pub mod import;
 pub mod ipc;
 pub mod sync;
 
