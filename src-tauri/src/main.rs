@@ -97,6 +97,12 @@ fn run(cli: Cli) -> Result<()> {
     })?;
     console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
     let console = Arc::new(console);
+    {
+        // The router (the pack's roads and their hierarchy) is ready before the first
+        // closest-units ranking is asked for.
+        let console = Arc::clone(&console);
+        std::thread::spawn(move || console.prepare_routing());
+    }
     let sync = start_sync(&cli, &console);
     let gps = start_field_mode(&cli, &console, sync.is_some())?;
 
