@@ -291,8 +291,9 @@ fn to_wgs84(datum: Datum, lat: f64, lon: f64) -> (f64, f64) {
 /// `facilities` holds the rows without problems (for a preview); a row with any problem
 /// is left out. Problems are at `"line N"` / `"line N, column X"` (CSV, the header is
 /// line 1, X as written in the header), `"feature N"` / `"feature N, property X"` or
-/// `"feature N, geometry"` (GeoJSON, from 1), or `"file"` for the whole file (too big,
-/// not a FeatureCollection). Limits: [`MAX_TEXT_BYTES`], [`MAX_ROWS`].
+/// `"feature N, geometry"` (GeoJSON, from 1), `"line L, column C"` for text that is not
+/// JSON (serde_json's position), or `"file"` for the whole file (too big, not a
+/// FeatureCollection). Limits: [`MAX_TEXT_BYTES`], [`MAX_ROWS`].
 pub fn read_facilities(
     text: &str,
     format: ImportFormat,
@@ -325,6 +326,7 @@ fn column(header: &[String], field: Field) -> Option<usize> {
         .find_map(|a| header.iter().position(|h| h.to_lowercase() == *a))
 }
 
+/// Reads CSV rows (the header gives the columns, see the module docs) into `reader`.
 fn read_csv(reader: &mut Reader, text: &str, datum: Datum) {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -449,6 +451,8 @@ fn read_csv(reader: &mut Reader, text: &str, datum: Datum) {
     }
 }
 
+/// Reads the Point features of a GeoJSON FeatureCollection or single Feature into
+/// `reader`; each feature is parsed on its own so one broken feature names only itself.
 fn read_geojson(reader: &mut Reader, text: &str, datum: Datum) {
     let json: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -584,8 +588,10 @@ impl Console {
     ///
     /// Every row is checked before the first write, so a file with a bad row writes
     /// nothing. The store writes one op per transaction, so the ops are written one after
-    /// the other; a storage error midway leaves the facilities before it written (each a
-    /// complete op) and is returned.
+    /// the other, each through [`Console::register_facility`] (so listeners run once per
+    /// op written); a storage error midway leaves the facilities before it written (each
+    /// a complete op) and is returned. Cost: one durable commit per changed facility
+    /// (measured in a debug build: 1,000 new facilities 6.4 s, 10,000 about 300 s).
     ///
     /// # Errors
     /// Storage errors.
