@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Routing benchmarks of issue 5 on the Andorra pack (data/osm/andorra.osm.pbf), one process:
+#
+#   1. load: the pack's road network read, the car graph built, the router contracted with the
+#      pack's stored node order (what a console does at start and on every closure change) and
+#      without it (full CH preparation, done once at pack build);
+#   2. rank UNITS units for one incident (target < 5 ms): Router::etas_to (contraction
+#      hierarchy) over INCIDENTS incidents, against one backward plain Dijkstra
+#      (etas_to_dijkstra) and against UNITS point-to-point Dijkstras (route_dijkstra, for
+#      P2P_INCIDENTS incidents); every answer compared with the CH's (mismatches must be 0);
+#   3. point-to-point route: Router::route vs route_dijkstra over PAIRS pairs;
+#   4. 5-minute isochrone (target < 50 ms): Router::reach from one source, 300 s, over SOURCES
+#      sources, against the same Dijkstra unbounded (the whole graph); the 1-3-5 coverage of
+#      COVERAGE_SOURCES sources at once;
+#   5. the same with closures active: the middle of Avinguda de Tarragona (CG-1, Andorra la
+#      Vella) and a 300 m square in Escaldes-Engordany; set_closures time (re-contraction),
+#      rank and isochrone again, ETAs compared with the open network (none may fall).
+#
+#   bench/routing.sh            # full counts, release build
+#   bench/routing.sh --smoke    # tiny counts, debug build, seconds (the test suite runs this)
+#   UNITS=2000 INCIDENTS=500 bench/routing.sh
+#
+# Units are random nodes of the car graph moved by up to 50 m (fixed seed SEED). The pack is
+# target/bench/andorra.outpost (TARGET_DIR/bench), built there by `routing_bench`
+# (crates/outpost-geo/examples/routing_bench.rs) when missing, unreadable, older than the
+# binary (not checked with --smoke) or when its stored order does not fit the graph. Prints
+# progress to stderr and a markdown table to stdout; exits non-zero when a CH answer differs
+# from Dijkstra, an ETA fell with a closure, or reach times disagree.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ "$SMOKE" = 1 ]; then
+  UNITS="${UNITS:-50}" INCIDENTS="${INCIDENTS:-5}" P2P_INCIDENTS="${P2P_INCIDENTS:-1}"
+  PAIRS="${PAIRS:-5}" SOURCES="${SOURCES:-5}" COVERAGE_SOURCES="${COVERAGE_SOURCES:-5}" REPS="${REPS:-1}"
+else
+  UNITS="${UNITS:-500}" INCIDENTS="${INCIDENTS:-200}" P2P_INCIDENTS="${P2P_INCIDENTS:-5}"
+  PAIRS="${PAIRS:-200}" SOURCES="${SOURCES:-200}" COVERAGE_SOURCES="${COVERAGE_SOURCES:-20}" REPS="${REPS:-5}"
+fi
+SEED="${SEED:-5}"
+OSM="$ROOT/data/osm/andorra.osm.pbf"
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+PROFILE="${BENCH_PROFILE:-$([ "$SMOKE" = 1 ] && echo debug || echo release)}"
+PFLAG=()
+[ "$PROFILE" = release ] && PFLAG=(--release)
+echo "building the $PROFILE benchmark..." >&2
+(cd "$ROOT" && cargo build "${PFLAG[@]}" -q -p outpost-geo --example routing_bench)
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BENCH="$TARGET/$PROFILE/examples/routing_bench"
+PACK="$TARGET/bench/andorra.outpost"
+
+EXTRA=()
+[ "$SMOKE" = 1 ] && EXTRA=(--no-full-prep)
+R="$("$BENCH" --pack "$PACK" --osm "$OSM" --units "$UNITS" --incidents "$INCIDENTS" \
+  --p2p-incidents "$P2P_INCIDENTS" --pairs "$PAIRS" --sources "$SOURCES" \
+  --coverage-sources "$COVERAGE_SOURCES" --reps "$REPS" --seed "$SEED" "${EXTRA[@]}")"
+echo "$R" | jq . >&2
+
+# j EXPR: a jq expression over the result; r1/r2/r3 round to 1/2/3 decimals, pct a share.
+j() {
+  jq -r 'def r1: (. * 10 | round) / 10; def r2: (. * 100 | round) / 100;
+         def r3: (. * 1000 | round) / 1000; def pct: (. * 1000 | round) / 10 | tostring + " %";
+         def ms: "p50 " + (.p50 | r3 | tostring) + " ms, p95 " + (.p95 | r3 | tostring)
+                 + " ms, max " + (.max | r3 | tostring) + " ms";
+         '"$1" <<<"$R"
+}
+grouped() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
+# met VALUE LIMIT: "met" when VALUE < LIMIT.
+met() { if [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "**met**"; else echo "**not met**"; fi; }
+# ratio EXPR: "Dijkstra ÷ CH (p50) **X**" and which is faster, for a jq expression giving X.
+ratio() {
+  local x; x="$(j "$1 | r2")"
+  if [ "$(echo "$x >= 1" | bc -l)" = 1 ]; then echo "**${x}×** (CH faster)"; else echo "**${x}×** (CH slower)"; fi
+}
+
+CMD='`bench/routing.sh`'
+ROWS=()
+full="$(j '.load.full_prep_ms // "null"')"
+[ "$full" = null ] && full_txt="skipped (smoke)" || full_txt="$(j '.load.full_prep_ms | r1') ms"
+ROWS+=("| Load: road network read from the pack; car graph built (\`RoadGraph::from_network\`) | $(j '.load.network_ms | r1') ms; $(j '.load.graph_ms | r1') ms | | $CMD |")
+ROWS+=("| Load: \`Router::new\` with the pack's stored node order (re-contraction) vs without (full CH preparation) | **$(j '.load.recontract_ms.p50 | r1') ms** (p50 of $(j '.load.recontract_ms.n')) vs $full_txt | | $CMD |")
+
+u="$(j .rank.units)"; n="$(j .rank.incidents)"
+ch_p95="$(j .rank.ch_ms.p95)"
+ROWS+=("| Rank $u units for one incident, CH (\`etas_to\`), $n incidents | **$(j '.rank.ch_ms | ms')** | < 5 ms: $(met "$ch_p95" 5) (p95) | $CMD (\`UNITS=$UNITS INCIDENTS=$INCIDENTS\`) |")
+ROWS+=("| Rank $u units, one backward plain Dijkstra over the graph (\`etas_to_dijkstra\`) | $(j '.rank.dijkstra_ms | ms'); time ÷ CH's (p50) $(ratio .rank.ratio_dijkstra) | | $CMD |")
+ROWS+=("| Rank $u units, $u point-to-point plain Dijkstras (\`route_dijkstra\`), incidents: $(j .rank.p2p_incidents) | $(j '.rank.p2p_dijkstra_ms | ms'); time ÷ CH's (p50) $(ratio .rank.ratio_p2p) | | $CMD (\`P2P_INCIDENTS=$P2P_INCIDENTS\`) |")
+ROWS+=("| Answers agree: CH vs backward Dijkstra, CH vs point-to-point Dijkstra ($(grouped "$(( u * n ))") + $(grouped "$(( u * $(j .rank.p2p_incidents) ))") ETAs, tolerance 0.25 s) | mismatches **$(j .rank.mismatches)** and **$(j .rank.p2p_mismatches)** (largest difference $(j '.rank.max_diff_s | r3') s) | 0 | $CMD |")
+ROWS+=("| Point-to-point route (\`route\`, CH, with its line) vs \`route_dijkstra\`, $(j .route.pairs) pairs (p50 $(j '.route.km.p50 | r1') km) | CH $(j '.route.ch_ms | ms'); Dijkstra $(j '.route.dijkstra_ms | ms'); Dijkstra ÷ CH (p50) $(ratio .route.ratio); mismatches $(j .route.mismatches) | | $CMD (\`PAIRS=$PAIRS\`) |")
+
+re_p95="$(j .reach.ms.p95)"
+ROWS+=("| 5-minute isochrone: \`reach\` from one source, 300 s, $(j .reach.sources) sources (p50 $(j '.reach.segments_reached.p50 | round') of $(grouped "$(j .graph.segments)") segments reached) | **$(j '.reach.ms | ms')** | < 50 ms: $(met "$re_p95" 50) (p95) | $CMD (\`SOURCES=$SOURCES\`) |")
+ROWS+=("| The same Dijkstra unbounded (the whole graph) | $(j '.reach.unbounded_ms | ms'); unbounded ÷ 300 s (p50) **$(j '.reach.ratio | r1')×**; segment times disagree: $(j .reach.mismatches) | | $CMD |")
+ROWS+=("| 1-3-5 coverage of $(j .reach.coverage_sources) sources at once (\`coverage\`: one multi-source reach + the three band lines) | $(j '.reach.coverage_ms | ms') (the reach alone p50 $(j '.reach.coverage_reach_ms.p50 | r3') ms); reached 1/3/5 min: $(j '.reach.coverage_share | map(pct) | join(" / ")') of $(j '.graph.km | round') km | | $CMD (\`COVERAGE_SOURCES=$COVERAGE_SOURCES\`) |")
+
+ROWS+=("| Closures: a line on CG-1 (Avinguda de Tarragona, $(j '.closures.line_m | round') m) + a 300 m square in Escaldes-Engordany: \`set_closures\` (re-contraction) | **$(j '.closures.set_ms.p50 | r1') ms** (p50 of $(j .closures.set_ms.n)); $(j .closures.closed_segments) segments closed (line $(j .closures.line_segments), area $(j .closures.area_segments)); CG-1 end to end $(j '.closures.cg1_open_s | r1') s → $(j '.closures.cg1_closed_s // "unreachable" | if type == "number" then r1 else . end') s | | $CMD |")
+cr_p95="$(j .closures.rank_ch_ms.p95)"
+ROWS+=("| Rank $u units with the closures active, CH, $n incidents | **$(j '.closures.rank_ch_ms | ms')**; backward Dijkstra p50 $(j '.closures.rank_dijkstra_ms.p50 | r3') ms; mismatches $(j .closures.rank_mismatches); of $(grouped "$(j .closures.pairs)") unit–incident ETAs $(grouped "$(j .closures.rose)") rose (up to $(j '.closures.max_rise_s | r1') s), $(grouped "$(j .closures.cut_off)") cut off ($(grouped "$(j .closures.cut_off_on_closed)") of them with the unit or the incident on a closed segment: $(j .closures.units_on_closed) units, $(j .closures.incidents_on_closed) incidents), **$(j .closures.fell) fell** | < 5 ms: $(met "$cr_p95" 5) (p95) | $CMD |")
+cre_p95="$(j .closures.reach_ms.p95)"
+ROWS+=("| 5-minute isochrone with the closures active, $(j .reach.sources) sources | **$(j '.closures.reach_ms | ms')**; segments reached earlier than without closures: $(j .closures.reach_earlier); 1-3-5 coverage of the $(j .reach.coverage_sources) sources $(j '.closures.coverage_share | map(pct) | join(" / ")') | < 50 ms: $(met "$cre_p95" 50) (p95) | $CMD |")
+
+echo
+echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $PROFILE build; $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load average at start: $LOAD_BEFORE, at end: $(cut -d' ' -f1-3 /proc/loadavg)$([ "$SMOKE" = 1 ] && echo '; SMOKE counts')"
+echo "Graph: $(grouped "$(j .graph.nodes)") nodes, $(grouped "$(j .graph.segments)") segments, $(j '.graph.km | r1') km of drivable road (largest strongly connected component; the pack's network: $(grouped "$(j .graph.network_nodes)") nodes, $(grouped "$(j .graph.network_edges)") edges)"
+echo
+echo "| what | figure | target | command |"
+echo "|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+if [ "$(j '.problems | length')" != 0 ]; then
+  echo "routing answers disagree:" >&2
+  j '.problems[]' >&2
+  exit 1
+fi
