@@ -864,7 +864,7 @@ test("facility import: a bad row shows its problem and no Import button; a good 
     await page.waitForSelector("#import-file-name");
     await page.click("#import-preview");
     await page.waitForSelector("[data-import-problem]");
-    assert.match(await page.locator("[data-import-problem]").innerText(), /^line 2, lat: /);
+    assert.match(await page.locator("[data-import-problem]").innerText(), /^line 2, column lat: latitude 91 is outside −90\.\.90$/);
     assert.equal(await page.locator("#import-commit").count(), 0);
 
     await page.setInputFiles("#import-file", {

@@ -68,7 +68,7 @@ describe("the fake's road closures, road line and facility import", () => {
     const m = new MockBackend({ now: () => NOW });
     const bad = "id,kind,name_zh,name_en,lat,lon\npost-x,post,新警务站,New Post,91,1.52\nchk-y,checkpoint,南检查站,South Checkpoint,42.49,1.51\n";
     const r = m.handle("import_facilities", { args: { text: bad, format: "csv", datum: "wgs84", commit: true } }) as ImportReport;
-    expect(r.problems).toEqual([{ at: "line 2, lat", message: "lat 91 is not within −90..90 degrees" }]);
+    expect(r.problems).toEqual([{ at: "line 2, column lat", message: "latitude 91 is outside −90..90" }]);
     expect(r.written).toBe(0);
     expect(r.facilities.map((f) => f.id)).toEqual(["chk-y"]);
     expect((m.handle("console_state") as ConsoleState).facilities).toHaveLength(4);
@@ -96,7 +96,7 @@ describe("the fake's road closures, road line and facility import", () => {
     };
     const r = m.handle("import_facilities", { args: { text: JSON.stringify(fc), format: "geojson", datum: "wgs84", commit: false } }) as ImportReport;
     expect(r.facilities.map((f) => [f.id, f.position.lat, f.position.lon])).toEqual([["p1", 42.51, 1.53]]);
-    expect(r.problems).toEqual([{ at: "feature 2, kind", message: 'kind "tower" is not station, post or checkpoint' }]);
+    expect(r.problems).toEqual([{ at: "feature 2, property kind", message: 'kind "tower" is not station, post or checkpoint' }]);
     const notJson = m.handle("import_facilities", { args: { text: "id,kind", format: "geojson", datum: "wgs84", commit: false } }) as ImportReport;
     expect(notJson.problems[0]?.at).toBe("file");
   });

@@ -153,7 +153,10 @@ const FAKE_SHIFT: Record<ImportFacilities["datum"], LatLon> = {
 };
 
 interface RawRow {
+  /** `line 4` or `feature 2`. */
   at: string;
+  /** `line 4, column lat` or `feature 2, property kind` (as crates/outpost-app/src/import.rs says it). */
+  field: (k: string) => string;
   get: (k: string) => string | undefined;
 }
 
@@ -169,7 +172,7 @@ function parseRows(text: string, format: ImportFacilities["format"], problems: I
     lines.forEach((line, i) => {
       if (i === 0 || !line.trim()) return;
       const cells = line.split(",").map((c) => c.trim());
-      rows.push({ at: `line ${i + 1}`, get: (k) => cells[header.indexOf(k)] });
+      rows.push({ at: `line ${i + 1}`, field: (k) => `line ${i + 1}, column ${k}`, get: (k) => cells[header.indexOf(k)] });
     });
     return rows;
   }
@@ -190,6 +193,7 @@ function parseRows(text: string, format: ImportFacilities["format"], problems: I
     const c = feat.geometry?.type === "Point" ? feat.geometry.coordinates : undefined;
     return {
       at: `feature ${i + 1}`,
+      field: (k: string) => `feature ${i + 1}, property ${k}`,
       get: (k: string) => {
         if (k === "lon") return c?.[0] === undefined ? undefined : String(c[0]);
         if (k === "lat") return c?.[1] === undefined ? undefined : String(c[1]);
@@ -211,10 +215,10 @@ export function importFacilities(host: ClosureHost, a: ImportFacilities): Import
     const lat = Number(row.get("lat"));
     const lon = Number(row.get("lon"));
     const before = problems.length;
-    if (!id) problems.push({ at: `${row.at}, id`, message: "id is empty" });
-    if (!KINDS.includes(kind as FacilityKind)) problems.push({ at: `${row.at}, kind`, message: `kind ${JSON.stringify(kind)} is not station, post or checkpoint` });
-    if (!Number.isFinite(lat) || Math.abs(lat) > 90) problems.push({ at: `${row.at}, lat`, message: `lat ${row.get("lat") ?? ""} is not within −90..90 degrees` });
-    if (!Number.isFinite(lon) || Math.abs(lon) > 180) problems.push({ at: `${row.at}, lon`, message: `lon ${row.get("lon") ?? ""} is not within −180..180 degrees` });
+    if (!id) problems.push({ at: row.field("id"), message: "id is empty" });
+    if (!KINDS.includes(kind as FacilityKind)) problems.push({ at: row.field("kind"), message: `kind ${JSON.stringify(kind)} is not station, post or checkpoint` });
+    if (!Number.isFinite(lat) || Math.abs(lat) > 90) problems.push({ at: row.field("lat"), message: `latitude ${row.get("lat") ?? ""} is outside −90..90` });
+    if (!Number.isFinite(lon) || Math.abs(lon) > 180) problems.push({ at: row.field("lon"), message: `longitude ${row.get("lon") ?? ""} is outside −180..180` });
     if (problems.length > before) continue;
     facilities.push({
       id,

@@ -48,7 +48,7 @@ describe("ImportPanel", () => {
     await waitFor(() => expect(q<HTMLButtonElement>("#import-preview")?.disabled).toBe(false));
     fireEvent.click(q("#import-preview")!);
     await waitFor(() => expect(q("#import-problems")).not.toBeNull());
-    expect(q("[data-import-problem]")?.textContent).toBe("line 2, lat: lat 91 is not within −90..90 degrees");
+    expect(q("[data-import-problem]")?.textContent).toBe("line 2, column lat: latitude 91 is outside −90..90");
     expect(q("#import-commit")).toBeNull();
 
     chooseFile(q<HTMLInputElement>("#import-file")!, "posts.geojson", "");
