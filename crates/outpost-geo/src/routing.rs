@@ -47,6 +47,8 @@ pub const CLOSURE_LINE_TOLERANCE_M: f64 = 12.0;
 /// ... and whose direction differs from the line's local direction by at most this,
 /// degrees.
 pub const CLOSURE_LINE_MAX_ANGLE_DEG: f64 = 35.0;
+/// Tolerance of the simplification of coverage lines, metres (invisible on the map).
+pub const COVERAGE_SIMPLIFY_M: f64 = 1.0;
 /// Highest speed a numeric `maxspeed` may set, km/h.
 pub const MAX_CAR_KMH: f64 = 130.0;
 
@@ -818,7 +820,7 @@ pub struct ReachSource {
 }
 
 /// For every segment of the graph, the earliest travel time from any source, seconds
-/// (`None`: not reached within the limit), and which source reached it first.
+/// (`None`: not reached within the limit), and the sources that could not be placed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reach {
     /// The limit the search stopped at, seconds.
@@ -1347,7 +1349,9 @@ impl Router {
     }
 
     /// The 1-3-5 coverage of `sources` ([`RULE_1_3_5_S`]). With no source everything is
-    /// a hole and every share is 0. Coordinates are rounded to 6 decimals (≈ 0.1 m).
+    /// a hole and every share is 0. Coordinates are rounded to 6 decimals (≈ 0.1 m) and
+    /// the lines simplified (Douglas–Peucker, [`COVERAGE_SIMPLIFY_M`]) to keep the payload
+    /// small; the shares are computed on the full geometry.
     pub fn coverage(&self, sources: &[ReachSource]) -> Coverage {
         let g = &self.graph;
         let reach = self.reach(sources, RULE_1_3_5_S[2]);
@@ -1379,6 +1383,11 @@ impl Router {
                 ]);
             }
             last[band] = Some(i);
+        }
+        for lines in &mut bands {
+            for line in lines.iter_mut() {
+                *line = simplify(line, COVERAGE_SIMPLIFY_M);
+            }
         }
         let total_m = g.total_length_m;
         let share = reached_m.map(|m| {
@@ -1449,6 +1458,43 @@ fn pick(direct: Option<(u64, f64)>, via: Option<Found>) -> Option<Found> {
         (Some(d), Some(v)) => Some(if v.ticks < d.ticks { v } else { d }),
         (d, v) => d.or(v),
     }
+}
+
+/// Douglas–Peucker simplification of a `[lon, lat]` line with a tolerance in metres
+/// (iterative; ends always kept).
+fn simplify(line: &[[f64; 2]], tolerance_m: f64) -> Vec<[f64; 2]> {
+    if line.len() <= 2 {
+        return line.to_vec();
+    }
+    let k = line[0][1].to_radians().cos() * M_PER_DEG;
+    let xy = |p: [f64; 2]| (p[0] * k, p[1] * M_PER_DEG);
+    let mut keep = vec![false; line.len()];
+    keep[0] = true;
+    keep[line.len() - 1] = true;
+    let mut stack = vec![(0, line.len() - 1)];
+    while let Some((a, b)) = stack.pop() {
+        if b <= a + 1 {
+            continue;
+        }
+        let (pa, pb) = (xy(line[a]), xy(line[b]));
+        let mut far = (0.0, a);
+        for (i, p) in line.iter().enumerate().take(b).skip(a + 1) {
+            let d = dist_to_piece(xy(*p), pa, pb);
+            if d > far.0 {
+                far = (d, i);
+            }
+        }
+        if far.0 > tolerance_m {
+            keep[far.1] = true;
+            stack.push((a, far.1));
+            stack.push((far.1, b));
+        }
+    }
+    line.iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(p, _)| *p)
+        .collect()
 }
 
 /// Distance from `p` to the piece `a`–`b` in a plane, metres.
@@ -1576,6 +1622,29 @@ mod tests {
     fn router(net: &RoadNetwork) -> Router {
         let g = Arc::new(RoadGraph::from_network(net).expect("graph"));
         Router::new(g, None).expect("router")
+    }
+
+    #[test]
+    fn simplification_drops_points_within_the_tolerance_only() {
+        // 0.00001° of latitude ≈ 1.1 m.
+        let line = [
+            [1.5, 42.5],
+            [1.5001, 42.500005],
+            [1.5002, 42.5],
+            [1.5003, 42.50002],
+            [1.5004, 42.5],
+        ];
+        let out = simplify(&line, 1.0);
+        assert_eq!(
+            out,
+            vec![
+                [1.5, 42.5],
+                [1.5002, 42.5],
+                [1.5003, 42.50002],
+                [1.5004, 42.5]
+            ]
+        );
+        assert_eq!(simplify(&line[..2], 1.0), line[..2].to_vec());
     }
 
     #[test]
@@ -1995,8 +2064,34 @@ mod tests {
         r.set_closures(&[]);
         let none = r.coverage(&[]);
         assert_eq!(none.share, [0.0; 3]);
-        let pieces: usize = none.bands[3].iter().map(|l| l.len() - 1).sum();
-        assert_eq!(pieces, 5);
+        // The holes are the whole network (the straight tail 2-3-4 simplified to one piece).
+        let drawn: f64 = none.bands[3]
+            .iter()
+            .flat_map(|l| l.windows(2))
+            .map(|w| {
+                let (a, b) = (
+                    LatLon {
+                        lat: w[0][1],
+                        lon: w[0][0],
+                    },
+                    LatLon {
+                        lat: w[1][1],
+                        lon: w[1][0],
+                    },
+                );
+                a.distance_m(&b)
+            })
+            .sum();
+        assert!(
+            (drawn - g.total_length_m()).abs() < 0.5,
+            "{drawn} vs {}",
+            g.total_length_m()
+        );
+        // Two lines: the triangle 0-1-2-0 joined, and the tail 2-4.
+        assert_eq!(
+            none.bands[3].iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![4, 2]
+        );
         assert!(none.bands[..3].iter().all(Vec::is_empty));
     }
 }

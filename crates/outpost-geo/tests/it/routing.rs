@@ -402,13 +402,33 @@ fn reach_is_nested_and_coverage_grows_with_the_bands() {
     // Two posts cover more than one.
     let one = r.coverage(&sources);
     assert!(one.share[2] < c.share[2]);
-    // Every segment is drawn in exactly one band, chained into lines.
-    let pieces: usize = c.bands.iter().flatten().map(|l| l.len() - 1).sum();
-    assert_eq!(pieces, g.segment_count());
-    let lines: usize = c.bands.iter().map(Vec::len).sum();
+    // Every segment is drawn in exactly one band, chained into lines and simplified
+    // within a metre: the drawn length is the network's length.
+    let drawn = |bands: &[Vec<Vec<[f64; 2]>>]| -> f64 {
+        bands
+            .iter()
+            .flatten()
+            .flat_map(|l| l.windows(2))
+            .map(|w| ll(w[0][1], w[0][0]).distance_m(&ll(w[1][1], w[1][0])))
+            .sum()
+    };
+    let all = drawn(&c.bands);
     assert!(
-        lines * 3 < g.segment_count(),
-        "{lines} lines for {} segments",
+        (all - c.total_m).abs() < 0.001 * c.total_m,
+        "{all} vs {}",
+        c.total_m
+    );
+    let within_5 = drawn(&c.bands[..3]);
+    assert!(
+        (within_5 - c.reached_m[2]).abs() < 0.001 * c.total_m,
+        "{within_5} vs {:?}",
+        c.reached_m
+    );
+    let lines: usize = c.bands.iter().map(Vec::len).sum();
+    let points: usize = c.bands.iter().flatten().map(Vec::len).sum();
+    assert!(
+        lines * 3 < g.segment_count() && points < g.segment_count(),
+        "{lines} lines, {points} points for {} segments",
         g.segment_count()
     );
     for p in c.bands.iter().flatten().flatten() {
@@ -422,9 +442,10 @@ fn reach_is_nested_and_coverage_grows_with_the_bands() {
     let none = r.coverage(&[]);
     assert_eq!(none.share, [0.0; 3]);
     assert!(none.bands[..3].iter().all(Vec::is_empty));
-    assert_eq!(
-        none.bands[3].iter().map(|l| l.len() - 1).sum::<usize>(),
-        g.segment_count()
+    let holes = drawn(&none.bands[3..]);
+    assert!(
+        (holes - none.total_m).abs() < 0.001 * none.total_m,
+        "{holes}"
     );
 }
 
