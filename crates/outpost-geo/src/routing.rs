@@ -1050,7 +1050,9 @@ impl Router {
 
     /// The open segment `u → v` with the least weight.
     fn arc(&self, u: usize, v: usize) -> Option<&GraphSegment> {
-        self.graph.out[u]
+        self.graph
+            .out
+            .get(u)?
             .iter()
             .filter(|(to, s)| *to as usize == v && !self.closed[*s as usize])
             .map(|(_, s)| &self.graph.segments[*s as usize])
