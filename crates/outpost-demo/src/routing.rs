@@ -112,8 +112,12 @@ impl RoadGraph {
                 }
                 Mode::Drive => {
                     // Demo units keep below 90 km/h even where a higher limit is tagged.
-                    let Some(kmh) = car_speed_kmh(&e.class, e.maxspeed_kmh.map(|m| m.min(90.0)))
-                    else {
+                    let Some(kmh) = car_speed_kmh(
+                        &e.class,
+                        e.maxspeed_kmh
+                            .filter(|m| m.is_finite())
+                            .map(|m| m.min(90.0)),
+                    ) else {
                         continue;
                     };
                     kmh / 3.6
