@@ -853,6 +853,8 @@ test("facility import: a bad row shows its problem and no Import button; a good 
   const { context, page, consoleErrors } = await openConsole();
   try {
     await waitReady(page);
+    // From the settings panel.
+    await page.click("#open-settings");
     await page.click("#open-import");
     await page.waitForSelector("#import-panel");
     const header = "id,kind,name_zh,name_en,lat,lon\n";

@@ -455,6 +455,21 @@ export function Console({ init }: { init: ConsoleInit }) {
       />
     );
   }
+  // Facility import opens from the settings panel (the top bar has no room left at 1280 px).
+  if (panel.kind === "settings") {
+    side = (
+      <>
+        {side}
+        <section className="card settings-data" aria-labelledby="settings-data-title">
+          <h3 id="settings-data-title">{t(lang, "settings.data")}</h3>
+          <button type="button" id="open-import" onClick={() => setPanel({ kind: "import" })}>
+            {t(lang, "top.import")}
+          </button>
+          <p className="small muted">{t(lang, "settings.importHint")}</p>
+        </section>
+      </>
+    );
+  }
 
   return (
     <div className={`console theme-${theme}`} data-theme={theme}>
@@ -525,14 +540,6 @@ export function Console({ init }: { init: ConsoleInit }) {
               {activeClosures}
             </span>
           )}
-        </button>
-        <button
-          type="button"
-          id="open-import"
-          aria-expanded={panel.kind === "import"}
-          onClick={() => setPanel(panel.kind === "import" ? { kind: "none" } : { kind: "import" })}
-        >
-          {t(lang, "top.import")}
         </button>
         <SyncIndicator
           lang={lang}
