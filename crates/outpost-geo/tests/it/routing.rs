@@ -567,6 +567,52 @@ fn bad_input_fragments_and_orders_are_errors_not_panics() {
             Err(RoutingError::BadOrder(_))
         ));
     }
+    // A damaged or missing stored order in a copy of the pack.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("copy.outpost");
+    std::fs::copy(andorra().pack.path(), &copy).expect("copy the pack");
+    let edit = |sql: &str| {
+        rusqlite::Connection::open(&copy)
+            .and_then(|c| c.execute_batch(sql))
+            .expect("edit the copy");
+    };
+    edit("UPDATE road_ch SET value = x'0102030405' WHERE key = 'order'");
+    let err = outpost_geo::Pack::open(&copy)
+        .expect("opens")
+        .hierarchy_order();
+    assert!(
+        matches!(&err, Err(outpost_geo::PackError::NotAPack { reason, .. }) if reason.contains("multiple of 4")),
+        "{err:?}"
+    );
+    edit("UPDATE road_ch SET value = x'00000000' WHERE key = 'order'");
+    let err = outpost_geo::Pack::open(&copy)
+        .expect("opens")
+        .hierarchy_order();
+    assert!(
+        matches!(err, Err(outpost_geo::PackError::NotAPack { .. })),
+        "{err:?}"
+    );
+    edit("DELETE FROM road_ch");
+    assert_eq!(
+        outpost_geo::Pack::open(&copy)
+            .expect("opens")
+            .hierarchy_order()
+            .expect("read"),
+        None
+    );
+    // A pack of format 1 (before road_ch) is refused, saying why.
+    edit("UPDATE metadata SET value = '1' WHERE name = 'outpost_pack_format'");
+    let err = outpost_geo::Pack::open(&copy)
+        .expect_err("format 1")
+        .to_string();
+    assert!(
+        err.contains("pack format 1, this build reads format 2"),
+        "{err}"
+    );
+    edit("UPDATE metadata SET value = '2' WHERE name = 'outpost_pack_format'");
+    edit("DROP TABLE road_ch");
+    assert!(outpost_geo::Pack::open(&copy).is_err());
+
     // The order of a different graph (fewer nodes) does not fit either.
     let mut smaller = net.clone();
     smaller.edges.retain(|e| e.class != "residential");
