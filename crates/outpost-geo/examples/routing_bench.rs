@@ -486,6 +486,15 @@ fn run() -> Res<Value> {
     let pair_ends = random_points(&graph, &candidates, bounds, 2 * args.pairs.max(1), &mut rng)?;
 
     // ---- 2. rank ---------------------------------------------------------------------------
+    // Snapping alone (part of every ranking: etas_to snaps each unit).
+    let mut snap_ms = vec![];
+    for _ in 0..args.reps {
+        let t = Instant::now();
+        for &u in &units {
+            black_box(graph.snap(u).map_err(|e| format!("snap: {e}"))?);
+        }
+        snap_ms.push(ms_since(t));
+    }
     eprintln!(
         "rank: {} units x {} incidents",
         units.len(),
@@ -761,6 +770,7 @@ fn run() -> Res<Value> {
         "rank": {
             "units": units.len(),
             "incidents": incidents.len(),
+            "snap_ms": stats(&snap_ms),
             "ch_ms": stats(&open.ch_ms),
             "dijkstra_ms": stats(&open.dij_ms),
             "p2p_incidents": p2p_rank_ms.len(),
