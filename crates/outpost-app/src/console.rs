@@ -728,6 +728,28 @@ impl Console {
         out
     }
 
+    /// Several actions in one transaction ([`Store::write_many`]): all written or none;
+    /// listeners hear once. Returns how many ops were written.
+    pub(crate) fn act_many(
+        &self,
+        decide: impl FnOnce(&Connection) -> Result<Vec<OpBody>, AppError>,
+    ) -> Result<usize, AppError> {
+        let n = {
+            let mut store = lock(&self.store);
+            let user = ACTING_AS
+                .with(|a| a.borrow().clone())
+                .unwrap_or_else(|| self.user.clone());
+            let envs = store.write_many(self.clock.now(), &user, decide)?;
+            if envs.is_empty() {
+                return Ok(0);
+            }
+            self.revision.fetch_add(1, Ordering::SeqCst);
+            envs.len()
+        };
+        self.notify();
+        Ok(n)
+    }
+
     fn notify(&self) {
         let rev = self.revision();
         let listeners: Vec<Listener> = lock(&self.listeners).clone();

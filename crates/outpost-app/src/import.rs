@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use crate::console::{Console, lock};
+use crate::console::Console;
 use crate::error::AppError;
 use crate::ipc::{Datum, ImportFacilities, ImportFormat, ImportProblem, ImportReport};
 use outpost_domain::merge::{MAX_ID_CHARS, MAX_NAME_CHARS};
@@ -585,12 +585,9 @@ impl Console {
     /// facility with the same id is updated; an unchanged one writes nothing and is not
     /// counted in `written`). A preview (`commit` false) writes nothing.
     ///
-    /// Every row is checked before the first write, so a file with a bad row writes
-    /// nothing. The store writes one op per transaction, so the ops are written one after
-    /// the other (listeners run once per op written); a storage error midway leaves the
-    /// facilities before it written (each a complete op) and is returned. Cost: one
-    /// durable commit per changed facility (measured in a debug build: 1,000 new
-    /// facilities 4.0 s, 10,000 in 19.7 s).
+    /// Every row is checked before anything is written, and the ops are written in ONE
+    /// store transaction ([`outpost_store::Store::write_many`]): a file with a bad row, or
+    /// a storage error midway, writes nothing; listeners hear once.
     ///
     /// # Errors
     /// Storage errors.
@@ -598,22 +595,22 @@ impl Console {
         let (facilities, problems) = read_facilities(&args.text, args.format, args.datum);
         let mut written = 0u32;
         if args.commit && problems.is_empty() {
-            let existing: HashMap<String, Facility> = {
-                let store = self.store_handle();
-                let store = lock(&store);
-                outpost_store::query::facilities(store.conn())?
+            // One transaction: the existing facilities are read and every new or changed
+            // one written together, so an import is all or nothing even on a disk error.
+            let n = self.act_many(|conn| {
+                let existing: HashMap<String, Facility> = outpost_store::query::facilities(conn)?
                     .into_iter()
                     .map(|f| (f.id.clone(), f))
-                    .collect()
-            };
-            for f in &facilities {
-                if existing.get(&f.id) == Some(f) {
-                    continue;
-                }
-                let facility = f.clone();
-                self.act(|_| Ok(OpBody::FacilityRegister { facility }), |_, _| Ok(()))?;
-                written += 1;
-            }
+                    .collect();
+                Ok(facilities
+                    .iter()
+                    .filter(|f| existing.get(&f.id) != Some(*f))
+                    .map(|f| OpBody::FacilityRegister {
+                        facility: f.clone(),
+                    })
+                    .collect())
+            })?;
+            written = u32::try_from(n).unwrap_or(u32::MAX);
         }
         Ok(ImportReport {
             facilities,

@@ -291,6 +291,37 @@ impl Store {
         Ok(env)
     }
 
+    /// Runs several local actions as ONE transaction (an import): `decide` returns the ops
+    /// to perform, each is checked ([`check_body`]), stamped (consecutive `seq`s) and
+    /// applied in order, and all are committed together, or none when any fails.
+    ///
+    /// # Errors
+    /// Whatever `decide` returns, or the first [`StoreError`] (e.g. [`StoreError::Invalid`]
+    /// naming the refused op's field), converted into `E`; nothing is written then.
+    pub fn write_many<E, F>(
+        &mut self,
+        now: DateTime<Utc>,
+        user: &str,
+        decide: F,
+    ) -> Result<Vec<OpEnvelope>, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Connection) -> Result<Vec<OpBody>, E>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let bodies = decide(&tx)?;
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            check_body(&body)?;
+            out.push(append_local(&tx, self.origin, now, user, body)?);
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
     /// A plain transaction for writes that are not ops (settings).
     ///
     /// # Errors

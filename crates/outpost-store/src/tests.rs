@@ -300,6 +300,51 @@ fn a_refused_action_writes_nothing() {
 }
 
 #[test]
+fn write_many_is_all_or_nothing() {
+    let mut s = store();
+    let facility = |id: &str, lat: f64| OpBody::FacilityRegister {
+        facility: Facility {
+            id: id.into(),
+            kind: FacilityKind::Post,
+            name_zh: format!("{id} 警务站"),
+            name_en: id.into(),
+            position: LatLon { lat, lon: 109.98 },
+        },
+    };
+    // The third op refers to a unit that does not exist: none of the three is written.
+    let err = s
+        .write_many::<StoreError, _>(t(1), "cmdr.li", |_| {
+            Ok(vec![
+                facility("post-1", 39.81),
+                facility("post-2", 39.82),
+                OpBody::UnitSetStatus {
+                    unit_id: "u-99".into(),
+                    from: UnitStatus::Available,
+                    to: UnitStatus::Busy,
+                    releases: vec![],
+                },
+            ])
+        })
+        .expect_err("refused");
+    assert!(
+        matches!(err, StoreError::Missing { what: "unit", .. }),
+        "{err:?}"
+    );
+    assert!(query::facilities(s.conn()).expect("q").is_empty());
+    assert!(query::outbox_all(s.conn()).expect("outbox").is_empty());
+    assert_eq!(query::origin(s.conn()).expect("q").expect("o").last_seq, 0);
+    // All good: both written with consecutive seqs.
+    let envs = s
+        .write_many::<StoreError, _>(t(2), "cmdr.li", |_| {
+            Ok(vec![facility("post-1", 39.81), facility("post-2", 39.82)])
+        })
+        .expect("written");
+    assert_eq!(envs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(query::facilities(s.conn()).expect("q").len(), 2);
+    assert_eq!(query::outbox_all(s.conn()).expect("outbox").len(), 2);
+}
+
+#[test]
 fn roster_registration_and_update() {
     let mut s = store();
     register_unit(&mut s, 1, "u-02", "东胜02");
