@@ -6,13 +6,20 @@
 //   2. the map's `units` layer has as many features as demo/andorra-roster.json has units;
 //   3. create an incident through the UI (#new-incident, #incident-*), see it in the queue
 //      and its timeline in the detail panel; save tests/e2e/out/console.png;
-//   4. quit, relaunch on the same data directory: the incident and its timeline are there.
+//   4. on the real backend (issue 5): the incident's card ranks the closest available units by
+//      road ETA (rows = closest_units of the app), one route each on the map; D dispatches the
+//      first (its board status changes); coverage 1-3-5 shows a 3-minute figure in 0..100 %; a
+//      road closure drawn with two clicks on a ranked unit's route is saved, listed, drawn and
+//      avoided (no ETA from an unchanged fix gets lower), then lifted;
+//   5. quit, relaunch on the same data directory: the incident and its timeline are there.
 //
 // Run under a display and a session bus, as scripts/test does:
 //   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24 -noreset' node tests/e2e/run.mjs
 // Environment: OUTPOST_BIN (default target/debug/outpost), E2E_KEEP=1 keeps the temp dir,
 // E2E_TIMEOUT_S (default 180) bounds each wait for the map, E2E_DOCS_SHOT=1 also saves
-// docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay.
+// docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay; E2E_DOCS_SHOT_ZH=1
+// saves the Chinese README screenshots of issue 5 (docs/closest-units-zh.png, coverage-zh.png,
+// closure-zh.png) the same way.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import os from "node:os";
@@ -86,6 +93,391 @@ async function timelineOf(browser, id, min = 1) {
   return kinds;
 }
 
+/** Calls a command of the real backend from the page (Tauri IPC), resolving to its answer. */
+async function backend(browser, command, args) {
+  const r = await browser.execute(
+    (c, a) =>
+      window.__TAURI_INTERNALS__.invoke(c, a).then(
+        (ok) => ({ ok }),
+        (e) => ({ err: typeof e === "string" ? e : JSON.stringify(e) }),
+      ),
+    command,
+    args,
+  );
+  if (r.err !== undefined) fail(`${command} failed: ${r.err}`);
+  return r.ok;
+}
+
+/** The ranked rows of the closest-units list of incident `id`: unit, rank, ETA (s) and its text. */
+function closestRowsOf(browser, id) {
+  return browser.execute((want) => {
+    const list = document.querySelector(`#closest-units[data-closest-incident="${want}"]`);
+    if (!list) return [];
+    return [...list.querySelectorAll("[data-closest-unit]")].map((li) => ({
+      unit: li.getAttribute("data-closest-unit"),
+      rank: Number(li.getAttribute("data-rank")),
+      etaS: Number(li.querySelector(".closest-eta")?.getAttribute("data-eta-s")),
+      eta: li.querySelector(".closest-eta")?.textContent ?? "",
+    }));
+  }, id);
+}
+
+/** Waits for `cond` (an async function returning a truthy value) and returns that value. */
+async function until(browser, cond, timeout, timeoutMsg) {
+  let value;
+  await browser.waitUntil(async () => Boolean((value = await cond())), { timeout, interval: 250, timeoutMsg });
+  return value;
+}
+
+/** The unit board's status of a unit. */
+function boardStatus(browser, unitId) {
+  return browser.execute((u) => document.querySelector(`[data-unit-id="${u}"] [data-unit-status]`)?.getAttribute("data-unit-status") ?? null, unitId);
+}
+
+/** Route length, metres (equirectangular; plenty for picking points along a route). */
+function along(line) {
+  const out = [0];
+  for (let i = 1; i < line.length; i++) {
+    const a = line[i - 1];
+    const b = line[i];
+    const dx = (b.lon - a.lon) * Math.cos(((a.lat + b.lat) / 2) * (Math.PI / 180)) * 111_320;
+    const dy = (b.lat - a.lat) * 110_540;
+    out.push(out[i - 1] + Math.hypot(dx, dy));
+  }
+  return out;
+}
+
+/** A left click at a WGS-84 point of the map, through WebDriver pointer actions. */
+async function clickMapAt(browser, at) {
+  const p = await browser.execute((lon, lat) => {
+    const map = window.__outpost.map;
+    const box = map.getContainer().getBoundingClientRect();
+    const q = map.project([lon, lat]);
+    return { x: Math.round(box.left + q.x), y: Math.round(box.top + q.y), inside: q.x > 0 && q.y > 0 && q.x < box.width && q.y < box.height };
+  }, at.lon, at.lat);
+  if (!p.inside) fail(`the point ${at.lat},${at.lon} is not on the map`);
+  await browser
+    .action("pointer", { parameters: { pointerType: "mouse" } })
+    .move({ x: p.x, y: p.y, origin: "viewport" })
+    .down({ button: 0 })
+    .up({ button: 0 })
+    .perform();
+}
+
+/** Two points ~60 m apart around the middle of a route (on one road in practice), WGS-84. */
+function middleOfRoute(line) {
+  const dist = along(line);
+  const total = dist[dist.length - 1];
+  const at = (share) => {
+    const want = total * share;
+    const i = Math.max(1, dist.findIndex((d) => d >= want));
+    const f = (want - dist[i - 1]) / Math.max(1e-9, dist[i] - dist[i - 1]);
+    return { lat: line[i - 1].lat + (line[i].lat - line[i - 1].lat) * f, lon: line[i - 1].lon + (line[i].lon - line[i - 1].lon) * f };
+  };
+  const gap = Math.min(0.2, 30 / Math.max(total, 1));
+  return [at(0.5 - gap), at(0.5 + gap)];
+}
+
+/**
+ * Opens the closures panel and closes the road between `a` and `b` (two clicks on the map,
+ * the line read from the roads by the backend) for flooding, 3 hours; returns the reason, the
+ * backend's view of the saved closure and the segment count the row shows.
+ */
+async function drawFloodClosure(browser, a, b) {
+  await (await browser.$("#open-closures")).click();
+  await (await browser.$("#closures-panel")).waitForExist({ timeout: 10_000, timeoutMsg: "#open-closures opened no #closures-panel" });
+  await (await browser.$("#closure-draw-line")).click();
+  await (await browser.$("#closure-drawing")).waitForExist({ timeout: 10_000, timeoutMsg: "#closure-draw-line started no drawing" });
+  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 17 });
+  await clickMapAt(browser, a);
+  await (await browser.$("[data-draw-count='1']")).waitForExist({ timeout: 10_000, timeoutMsg: "the first click on the map added no closure point" });
+  await clickMapAt(browser, b);
+  await (await browser.$("[data-draw-count='2']")).waitForExist({ timeout: 10_000, timeoutMsg: "the second click on the map added no closure point" });
+  // The backend's road_line follows the road between the clicks; finishing waits for it.
+  const finish = await browser.$("#closure-finish");
+  await browser.waitUntil(() => finish.isEnabled(), {
+    timeout: 15_000,
+    interval: 250,
+    timeoutMsg: "the closure line was never read from the roads (#closure-finish stays disabled)",
+  });
+  await finish.click();
+  await (await browser.$("#closure-form")).waitForExist({ timeout: 10_000, timeoutMsg: "finishing the drawing opened no #closure-form" });
+  await (await browser.$("[data-preset='closure.preset.flooding']")).click();
+  await (await browser.$("#closure-end")).selectByAttribute("value", "3");
+  const reason = await (await browser.$("#closure-reason")).getValue();
+  if (!reason) fail("the flooding preset left the closure reason empty");
+  await (await browser.$("#closure-save")).click();
+  const row = await browser.$("[data-closure-state='active']");
+  await row.waitForExist({
+    timeout: 15_000,
+    timeoutMsg: `the saved closure is not listed: ${await browser.execute(() => document.querySelector("#closure-error")?.textContent ?? "no error shown")}`,
+  });
+  const rowText = await row.getText();
+  if (!rowText.includes(reason)) fail(`the closure row "${rowText}" lacks its reason "${reason}"`);
+  const segments = Number(await browser.execute(() => document.querySelector("[data-closure-state='active'] [data-closure-segments]")?.textContent?.match(/\d+/)?.[0]));
+  const listed = await backend(browser, "road_closures", {});
+  const saved = listed.find((c) => c.active);
+  if (!saved || saved.closure.shape.type !== "line" || saved.closed_segments < 1) fail(`road_closures after saving: ${JSON.stringify(listed)}`);
+  if (segments !== saved.closed_segments) fail(`the closure row shows ${segments} closed segments, the backend ${saved.closed_segments}`);
+  return { reason, saved, segments };
+}
+
+/** Comparable ETAs (issue 5): units whose fix did not change between two rankings. */
+function sameFixEtas(before, after) {
+  const key = (u) => (u.fix ? `${u.fix.fix_time} ${u.fix.position.lat} ${u.fix.position.lon}` : null);
+  const prev = new Map(before.candidates.map((u) => [u.unit_id, u]));
+  const out = [];
+  for (const u of after.candidates) {
+    const p = prev.get(u.unit_id);
+    if (!p || p.eta_s === null || key(p) === null || key(p) !== key(u)) continue;
+    out.push({ unit: u.unit_id, before: p.eta_s, after: u.eta_s, problem: u.problem });
+  }
+  return out;
+}
+
+/**
+ * Issue 5 on the real backend: the card of incident `id` ranks the closest available units by
+ * road ETA (the router of the app, not the mock); D dispatches the first; coverage 1-3-5 shows
+ * its 3-minute figure; a road closure drawn with two clicks on the first unit's route is saved,
+ * listed and avoided (no comparable ETA gets lower), then lifted.
+ */
+async function dispatchIntelligence(browser, id) {
+  if (await browser.execute(() => "__outpostMock" in window)) fail("the mock backend is installed in the real app");
+
+  // 1. Closest available units with ETAs.
+  const rows = await until(
+    browser,
+    async () => {
+      const r = await closestRowsOf(browser, id);
+      return r.length > 0 && r.every((x) => Number.isFinite(x.etaS) && x.etaS > 0) ? r : null;
+    },
+    60_000,
+    `the card of ${id} showed no ranked unit with an ETA`,
+  );
+  for (const [i, r] of rows.entries()) {
+    if (r.rank !== i + 1) fail(`closest units: row ${i} has rank ${r.rank}`);
+    if (!/\d+:\d\d|\d+\s*(秒|分)/.test(r.eta)) fail(`closest units: ${r.unit} shows ETA text "${r.eta}"`);
+    if (i > 0 && r.etaS < rows[i - 1].etaS) fail(`closest units: not by ETA: ${JSON.stringify(rows)}`);
+  }
+  // The rows are the backend's ranking (retried: units move and the list refreshes on changes).
+  let ranking = null;
+  await until(
+    browser,
+    async () => {
+      ranking = await backend(browser, "closest_units", { args: { incident_id: id } });
+      const ranked = ranking.candidates.filter((u) => u.eta_s !== null).slice(0, 5).map((u) => u.unit_id);
+      const shown = (await closestRowsOf(browser, id)).map((r) => r.unit);
+      return ranked.length > 0 && shown.slice(0, 5).join() === ranked.join();
+    },
+    20_000,
+    `the closest-units rows of ${id} never matched the backend's closest_units ranking`,
+  );
+  const ranked = ranking.candidates.filter((u) => u.eta_s !== null);
+  log(
+    `closest units of ${id} (router ${ranking.took_ms} ms): ` +
+      ranked.slice(0, 5).map((u) => `${u.callsign} ${u.eta_s.toFixed(0)} s ${((u.distance_m ?? 0) / 1000).toFixed(1)} km`).join(", "),
+  );
+  // One route per shown unit on the map (five at most).
+  const routeCount = Math.min(5, ranked.length);
+  await until(
+    browser,
+    async () => browser.execute(async (n) => {
+      const src = window.__outpost.map.getSource("routes");
+      return Boolean(src) && (await src.getData()).features.length === n;
+    }, routeCount),
+    10_000,
+    `the map's routes source does not hold ${routeCount} routes`,
+  );
+
+  // 2. D dispatches the first ranked unit (focus outside any text field).
+  const first = (await closestRowsOf(browser, id))[0].unit;
+  await (await browser.$("#closest-title")).click();
+  await browser.keys("d");
+  const status = await until(
+    browser,
+    async () => {
+      const s = await boardStatus(browser, first);
+      return s && s !== "available" ? s : null;
+    },
+    15_000,
+    `D did not dispatch ${first}: still "${await boardStatus(browser, first)}" on the board`,
+  );
+  if (!["dispatched", "en_route", "on_scene"].includes(status)) fail(`after D, ${first} is "${status}" on the board`);
+  await (await browser.$(`#incident-detail [data-assignment-unit="${first}"]`)).waitForExist({
+    timeout: 10_000,
+    timeoutMsg: `the detail panel of ${id} shows no assignment of ${first}`,
+  });
+  await until(browser, async () => !(await closestRowsOf(browser, id)).some((r) => r.unit === first), 15_000, `${first} stays in the closest-units list after its dispatch`);
+  log(`D dispatched ${first}: "${status}" on the board`);
+
+  // 3. Coverage 1-3-5: the 3-minute figure.
+  await (await browser.$("#coverage-toggle")).click();
+  const cov = await until(
+    browser,
+    async () =>
+      browser.execute(() => {
+        const f = document.querySelector("#coverage-figure");
+        const m = document.querySelector("#coverage-minor");
+        return f && m ? { share3: f.getAttribute("data-share3"), text: f.textContent, share1: m.getAttribute("data-share1"), share5: m.getAttribute("data-share5") } : null;
+      }),
+    60_000,
+    "coverage on: no #coverage-figure",
+  );
+  const pct = [cov.share1, cov.share3, cov.share5].map(Number);
+  if (!pct.every((x) => Number.isFinite(x) && x >= 0 && x <= 100) || /NaN/.test(cov.text)) fail(`coverage figures ${JSON.stringify(cov)}`);
+  if (!(pct[0] <= pct[1] && pct[1] <= pct[2])) fail(`coverage 1-3-5 not increasing: ${pct.join(", ")}`);
+  await until(
+    browser,
+    async () => browser.execute(async () => (await window.__outpost.map.getSource("coverage")?.getData())?.features?.length > 0),
+    10_000,
+    "coverage on: the map's coverage source is empty",
+  );
+  log(`coverage: "${cov.text}" (1/3/5 min ${pct.join("/")} %)`);
+  await (await browser.$("#coverage-toggle")).click();
+  await (await browser.$("#coverage-figure")).waitForExist({ reverse: true, timeout: 10_000, timeoutMsg: "coverage off: the figure stays" });
+
+  // 4. A road closure half-way along the route of a ranked unit, one standing still if any
+  //    (its ETA then must rise: the same fix, its fastest road closed).
+  const before = await backend(browser, "closest_units", { args: { incident_id: id } });
+  const routed = before.candidates.filter((u) => u.eta_s !== null && u.route && u.route.length >= 2);
+  const target = routed.find((u) => (u.fix?.speed_mps ?? 0) < 0.5) ?? routed[0];
+  if (!target) fail(`no ranked unit with a route after the dispatch: ${JSON.stringify(before.candidates.map((u) => u.unit_id))}`);
+  const [a, b] = middleOfRoute(target.route);
+  const { reason, saved, segments } = await drawFloodClosure(browser, a, b);
+  log(`closure "${reason}" saved on ${target.callsign}'s route: ${saved.closure.shape.points.length} points, ${saved.closed_segments} road segments closed (row shows ${segments})`);
+  await until(
+    browser,
+    async () => browser.execute(() => window.__outpost.map.queryRenderedFeatures({ layers: ["closures-line"] }).length > 0),
+    10_000,
+    "the saved closure is not drawn on the map (closures-line)",
+  );
+
+  // The ranking avoids it: it counts the closure and no ETA from an unchanged fix got lower.
+  const after = await backend(browser, "closest_units", { args: { incident_id: id } });
+  if (after.closures_active < 1) fail(`closest_units after the closure counts ${after.closures_active} active closures`);
+  const compared = sameFixEtas(before, after);
+  for (const c of compared) {
+    if (c.after !== null && c.after < c.before - 1e-6) fail(`with the closure, ${c.unit}'s ETA fell from ${c.before} s to ${c.after} s (same fix)`);
+  }
+  const cut = compared.find((c) => c.unit === target.unit_id);
+  if (cut && cut.after !== null && !(cut.after > cut.before)) fail(`the closure on ${target.callsign}'s route left its ETA at ${cut.after} s (was ${cut.before} s, same fix)`);
+  log(
+    `with the closure: ${compared.length} units with unchanged fixes, none faster; ${target.callsign} ` +
+      (cut ? `${cut.before.toFixed(0)} s -> ${cut.after === null ? cut.problem : `${cut.after.toFixed(0)} s`}` : "moved meanwhile"),
+  );
+  // Back on the incident card: the list says closures were avoided.
+  await (await browser.$(`[data-incident-id="${id}"]`)).click();
+  await (await browser.$("#closest-closures")).waitForExist({ timeout: 15_000, timeoutMsg: `the card of ${id} does not say a closure was avoided` });
+
+  // 5. Lift it.
+  await (await browser.$("#open-closures")).click();
+  const active = await browser.$("[data-closure-state='active']");
+  await active.waitForExist({ timeout: 10_000, timeoutMsg: "the active closure is not listed when the panel reopens" });
+  await (await active.$("[data-lift]")).click();
+  await (await active.$("[data-lift-confirm]")).click();
+  await (await browser.$("[data-closure-state='lifted']")).waitForExist({ timeout: 10_000, timeoutMsg: "lifting left no lifted closure in the list" });
+  await until(
+    browser,
+    async () => browser.execute(async () => (await window.__outpost.map.getSource("closures").getData()).features.length === 0),
+    10_000,
+    "the lifted closure stays on the map",
+  );
+  const lifted = await backend(browser, "closest_units", { args: { incident_id: id } });
+  if (lifted.closures_active !== 0) fail(`closest_units after the lift counts ${lifted.closures_active} active closures`);
+  log("closure lifted");
+  await (await browser.$(`[data-incident-id="${id}"]`)).click();
+}
+
+/** Bounds of WGS-84 points as `[[west, south], [east, north]]`. */
+function boundsOf(points) {
+  const lons = points.map((p) => p.lon);
+  const lats = points.map((p) => p.lat);
+  return [
+    [Math.min(...lons), Math.min(...lats)],
+    [Math.max(...lons), Math.max(...lats)],
+  ];
+}
+
+/** Saves a README screenshot docs/NAME (1600x1000, the app window). */
+async function docsShot(browser, name) {
+  mkdirSync(path.join(ROOT, "docs"), { recursive: true });
+  await browser.saveScreenshot(path.join(ROOT, "docs", name));
+  log(`README screenshot: docs/${name}`);
+}
+
+/**
+ * README screenshots of issue 5 in Chinese (E2E_DOCS_SHOT_ZH=1), after E2E_DOCS_SHOT_WAIT_S
+ * (default 60) seconds of replay: docs/closest-units-zh.png (a demo incident, five routes,
+ * the ranked list), docs/coverage-zh.png (coverage on), docs/closure-zh.png (a flood closure on
+ * a road, listed, with its popup).
+ */
+async function docsShotsZh(browser, ownId, roster) {
+  await (await browser.$("#open-settings")).click();
+  await (await browser.$("#settings-language")).selectByAttribute("value", "zh_cn");
+  await (await browser.$("#settings-save")).click();
+  await until(browser, async () => browser.execute(() => document.documentElement.lang?.startsWith("zh") || document.body.textContent.includes("事件")), 10_000, "the console did not switch to Chinese");
+  await browser.keys("Escape");
+  await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
+
+  // An open demo incident whose card ranks five units (routes drawn).
+  const ids = await browser.execute((own) => [...document.querySelectorAll("[data-incident-id]")].map((e) => e.getAttribute("data-incident-id")).filter((i) => i !== own), ownId);
+  let chosen = null;
+  for (const id of [...ids, ownId]) {
+    await (await browser.$(`[data-incident-id="${id}"]`)).click();
+    const ok = await browser
+      .waitUntil(
+        () =>
+          browser.execute(async (want) => {
+            const src = window.__outpost.map.getSource("routes");
+            return document.querySelectorAll(`#closest-units[data-closest-incident="${want}"] [data-closest-unit]`).length >= 5 && Boolean(src) && (await src.getData()).features.length === 5;
+          }, id),
+        { timeout: 8_000, interval: 250 },
+      )
+      .catch(() => false);
+    if (ok) {
+      chosen = id;
+      break;
+    }
+  }
+  if (!chosen) fail("no incident ranks five units for the README screenshot");
+  const ranking = await backend(browser, "closest_units", { args: { incident_id: chosen } });
+  const routePoints = ranking.candidates.flatMap((u) => u.route ?? []);
+  await browser.execute((b) => window.__outpost.map.fitBounds(b, { animate: false, padding: 70 }), boundsOf(routePoints));
+  await jumpAndSettle(browser, {});
+  await docsShot(browser, "closest-units-zh.png");
+
+  // Coverage over the whole demo area.
+  await (await browser.$("#coverage-toggle")).click();
+  await (await browser.$("#coverage-figure")).waitForExist({ timeout: 60_000, timeoutMsg: "coverage on: no #coverage-figure" });
+  await jumpAndSettle(browser, { bounds: roster.bounds });
+  await until(browser, async () => browser.execute(async () => (await window.__outpost.map.getSource("coverage").getData()).features.length > 0), 20_000, "no coverage drawn");
+  await browser.pause(500);
+  await docsShot(browser, "coverage-zh.png");
+  await (await browser.$("#coverage-toggle")).click();
+
+  // A flood closure on the route of the unit ranked first, hovered for its popup.
+  const target = ranking.candidates.find((u) => u.eta_s !== null && u.route && u.route.length >= 2);
+  const [a, b] = middleOfRoute(target.route);
+  const { saved } = await drawFloodClosure(browser, a, b);
+  const pts = saved.closure.shape.points;
+  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 16.5 });
+  const m = pts[Math.floor(pts.length / 2)];
+  const n = pts[Math.max(0, Math.floor(pts.length / 2) - 1)];
+  const hover = await browser.execute(
+    (lon, lat) => {
+      const map = window.__outpost.map;
+      const box = map.getContainer().getBoundingClientRect();
+      const q = map.project([lon, lat]);
+      return { x: Math.round(box.left + q.x), y: Math.round(box.top + q.y) };
+    },
+    (m.lon + n.lon) / 2,
+    (m.lat + n.lat) / 2,
+  );
+  await browser.action("pointer", { parameters: { pointerType: "mouse" } }).move({ x: hover.x, y: hover.y, origin: "viewport" }).perform();
+  await (await browser.$(".closure-popup")).waitForExist({ timeout: 5_000 }).catch(() => log("no closure popup on hover (the screenshot shows the panel only)"));
+  await docsShot(browser, "closure-zh.png");
+}
+
 async function firstRun(browser, roster) {
   const expectedUnits = roster.units;
   await waitReady(browser);
@@ -157,6 +549,10 @@ async function firstRun(browser, roster) {
   mkdirSync(OUT, { recursive: true });
   await browser.saveScreenshot(path.join(OUT, "console.png"));
   log(`screenshot: ${path.relative(ROOT, path.join(OUT, "console.png"))}`);
+
+  await dispatchIntelligence(browser, id);
+  const after = await browser.execute(() => window.__cspViolations);
+  if (after.length) fail(`Content-Security-Policy violations: ${after.join("; ")}`);
   return { id, description, kinds };
 }
 
@@ -197,6 +593,7 @@ async function main() {
     browser = await driver.session(args);
     await secondRun(browser, first);
     await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
+    if (process.env.E2E_DOCS_SHOT_ZH) await docsShotsZh(browser, first.id, roster);
     if (process.env.E2E_DOCS_SHOT) {
       // For the README: let the replay run a while (units moving, incidents dispatched).
       await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
