@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, BindDevice, ClosestUnits, ClosureRef, CoverageView, FieldRoute, ImportFacilities,
-    ImportReport, NewRoadClosure, RoadClosureView, RoadLineQuery, CloseIncident, ConflictView, ConsoleState, DeviceView, ErrorCode,
-    ErrorPayload, ExportTrack, ExportedTrack, FieldView, IncidentDetail, IncidentRef,
-    LocationDescription, NewIncident, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict,
-    SetUnitStatus, Settings, Startup, SyncStatus, Track, TrackQuery, UnitOnIncident, UnitView,
-    UpdateIncident,
+    AddNote, BindDevice, CloseIncident, ClosestUnits, ClosureRef, ConflictView, ConsoleState,
+    CoverageView, DeviceView, ErrorCode, ErrorPayload, ExportTrack, ExportedTrack, FieldRoute,
+    FieldView, ImportFacilities, ImportReport, IncidentDetail, IncidentRef, LocationDescription,
+    NewIncident, NewRoadClosure, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict, RoadClosureView,
+    RoadLineQuery, SetUnitStatus, Settings, Startup, SyncStatus, Track, TrackQuery, UnitOnIncident,
+    UnitView, UpdateIncident,
 };
 use outpost_domain::LatLon;
 use tauri::State;
@@ -251,7 +251,9 @@ async fn closest_units(
 
 /// Field laptop: the route from this unit to its assignment.
 #[tauri::command]
-async fn field_route(console: State<'_, SharedConsole>) -> Result<Option<FieldRoute>, ErrorPayload> {
+async fn field_route(
+    console: State<'_, SharedConsole>,
+) -> Result<Option<FieldRoute>, ErrorPayload> {
     blocking(&console, Console::field_route).await
 }
 

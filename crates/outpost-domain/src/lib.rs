@@ -26,7 +26,7 @@ pub use device::{DeviceReport, DeviceSource};
 pub use facility::{Facility, FacilityKind};
 pub use geo::LatLon;
 pub use incident::{Disposition, IncidentStatus, IncidentType, Priority};
-pub use road_closure::{ClosureShape, RoadClosure};
 pub use op::{Hlc, Lane, OpBody, OpEnvelope, Release, SCHEMA_VERSION};
+pub use road_closure::{ClosureShape, RoadClosure};
 pub use timeline::TimelineEvent;
 pub use unit::{StatusError, UnitKind, UnitStatus};

@@ -126,7 +126,10 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-08-01T03:00:00Z")
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default();
-        let p = LatLon { lat: 42.5, lon: 1.5 };
+        let p = LatLon {
+            lat: 42.5,
+            lon: 1.5,
+        };
         let mut c = line(vec![p, p]);
         assert!(c.is_active(now));
         c.ends_at = Some(now);
@@ -139,11 +142,17 @@ mod tests {
 
     #[test]
     fn check_names_the_bad_point() {
-        let p = LatLon { lat: 42.5, lon: 1.5 };
+        let p = LatLon {
+            lat: 42.5,
+            lon: 1.5,
+        };
         assert_eq!(line(vec![p, p]).check(), Ok(()));
         let err = line(vec![p]).check().err().unwrap_or_default();
         assert!(err.contains("shape.points has 1 points"), "{err}");
-        let bad = LatLon { lat: 91.0, lon: 1.5 };
+        let bad = LatLon {
+            lat: 91.0,
+            lon: 1.5,
+        };
         let err = line(vec![p, bad]).check().err().unwrap_or_default();
         assert!(err.starts_with("shape.points[1]"), "{err}");
         let mut c = line(vec![p, p]);
