@@ -962,25 +962,32 @@ problem_detail: string | null, };
 
 export type CoverageView = { 
 /**
- * Share (0..=1) of the drivable road length reachable within 1, 3 and 5 minutes by a
- * station, post or checkpoint or an available unit with a position.
+ * The live figure: share (0..=1) of the drivable road length reachable within 1, 3 and
+ * 5 minutes by an AVAILABLE UNIT with a position (issue 5: it drops as units get busy;
+ * 0 when none is available).
  */
 share: Array<number>, 
 /**
- * Road length reached within 1, 3, 5 minutes, metres.
+ * Road length reached within 1, 3, 5 minutes by available units, metres.
  */
 reached_m: Array<number>, 
+/**
+ * The same share counting stations and street police posts as well as available units
+ * (what the layer draws).
+ */
+share_with_facilities: Array<number>, 
 /**
  * Total drivable road length of the pack, metres.
  */
 total_m: number, 
 /**
- * Lines per band as [lon, lat] pairs: 0 within 1 min, 1 within 3, 2 within 5,
- * 3 beyond 5 minutes (the holes).
+ * Lines per band as [lon, lat] pairs, reached from stations, posts and available
+ * units: 0 within 1 min, 1 within 3, 2 within 5, 3 beyond 5 minutes (the holes).
  */
 bands: Array<Array<Array<[number, number]>>>, 
 /**
- * Facilities counted as sources.
+ * Stations and posts counted as sources of the layer (checkpoints are not: they
+ * guard entry roads, they do not respond).
  */
 facilities: number, 
 /**

@@ -17,6 +17,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use outpost_domain::facility::FacilityKind;
 use outpost_domain::op::OpBody;
 use outpost_domain::road_closure::{ClosureShape, RoadClosure};
 use outpost_domain::unit::UnitStatus;
@@ -490,8 +491,9 @@ impl Console {
         Ok(Some(out))
     }
 
-    /// The 1-3-5 minute coverage of stations, posts, checkpoints and available units with
-    /// a position. The answer is kept until the state changes (a new revision) or the set
+    /// The 1-3-5 minute coverage: the layer from stations, posts and available units with a
+    /// position; the figure (`share`) from the available units alone, so it drops as units
+    /// are dispatched. The answer is kept until the state changes (a new revision) or the set
     /// of active closures does (one drawn, lifted or reaching its end), so asking again
     /// meanwhile costs a store read.
     ///
@@ -522,34 +524,39 @@ impl Console {
             view.took_ms = elapsed_ms(started);
             return Ok(view);
         }
+        // The layer: stations, posts and available units. Checkpoints guard entry roads and
+        // do not respond, so they are not sources. The figure: available units only.
         let mut sources: Vec<ReachSource> = facilities
             .iter()
+            .filter(|f| f.kind != FacilityKind::Checkpoint)
             .map(|f| ReachSource {
                 id: f.id.clone(),
                 at: f.position,
             })
             .collect();
         let facility_count = sources.len();
-        sources.extend(
-            units
-                .iter()
-                .filter(|u| u.status == UnitStatus::Available)
-                .filter_map(|u| {
-                    u.fix.as_ref().map(|f| ReachSource {
-                        id: u.id.clone(),
-                        at: f.position,
-                    })
-                }),
-        );
-        let unit_count = sources.len() - facility_count;
-        let view = match self.with_router(Some(&active), |router| router.coverage(&sources)) {
-            Ok(cov) => CoverageView {
-                share: cov.share.to_vec(),
-                reached_m: cov.reached_m.to_vec(),
-                total_m: cov.total_m,
-                bands: cov.bands.to_vec(),
+        let unit_sources: Vec<ReachSource> = units
+            .iter()
+            .filter(|u| u.status == UnitStatus::Available)
+            .filter_map(|u| {
+                u.fix.as_ref().map(|f| ReachSource {
+                    id: u.id.clone(),
+                    at: f.position,
+                })
+            })
+            .collect();
+        sources.extend(unit_sources.iter().cloned());
+        let view = match self.with_router(Some(&active), |router| {
+            (router.coverage(&sources), router.coverage(&unit_sources))
+        }) {
+            Ok((all, by_units)) => CoverageView {
+                share: by_units.share.to_vec(),
+                reached_m: by_units.reached_m.to_vec(),
+                share_with_facilities: all.share.to_vec(),
+                total_m: all.total_m,
+                bands: all.bands.to_vec(),
                 facilities: to_u32(facility_count),
-                units: to_u32(unit_count),
+                units: to_u32(unit_sources.len()),
                 closures_active: active.count(),
                 took_ms: elapsed_ms(started),
                 unavailable: None,
@@ -557,6 +564,7 @@ impl Console {
             Err(why) => CoverageView {
                 share: Vec::new(),
                 reached_m: Vec::new(),
+                share_with_facilities: Vec::new(),
                 total_m: 0.0,
                 bands: Vec::new(),
                 facilities: 0,

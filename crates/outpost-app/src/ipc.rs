@@ -688,17 +688,22 @@ pub struct FieldRoute {
 /// The 1-3-5 minute coverage layer and figure (`coverage`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct CoverageView {
-    /// Share (0..=1) of the drivable road length reachable within 1, 3 and 5 minutes by a
-    /// station, post or checkpoint or an available unit with a position.
+    /// The live figure: share (0..=1) of the drivable road length reachable within 1, 3 and
+    /// 5 minutes by an AVAILABLE UNIT with a position (issue 5: it drops as units get busy;
+    /// 0 when none is available).
     pub share: Vec<f64>,
-    /// Road length reached within 1, 3, 5 minutes, metres.
+    /// Road length reached within 1, 3, 5 minutes by available units, metres.
     pub reached_m: Vec<f64>,
+    /// The same share counting stations and street police posts as well as available units
+    /// (what the layer draws).
+    pub share_with_facilities: Vec<f64>,
     /// Total drivable road length of the pack, metres.
     pub total_m: f64,
-    /// Lines per band as [lon, lat] pairs: 0 within 1 min, 1 within 3, 2 within 5,
-    /// 3 beyond 5 minutes (the holes).
+    /// Lines per band as [lon, lat] pairs, reached from stations, posts and available
+    /// units: 0 within 1 min, 1 within 3, 2 within 5, 3 beyond 5 minutes (the holes).
     pub bands: Vec<Vec<Vec<[f64; 2]>>>,
-    /// Facilities counted as sources.
+    /// Stations and posts counted as sources of the layer (checkpoints are not: they
+    /// guard entry roads, they do not respond).
     pub facilities: u32,
     /// Available units with a position counted as sources.
     pub units: u32,

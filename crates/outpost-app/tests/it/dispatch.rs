@@ -497,32 +497,53 @@ fn coverage_and_the_field_route() {
         base.total_m > 100_000.0,
         "Andorra has hundreds of km of roads"
     );
+    // The figure counts available units only: none yet, so nothing is covered; the layer
+    // (share_with_facilities) counts the station.
+    assert_eq!(base.share, vec![0.0, 0.0, 0.0]);
+    assert_eq!(base.reached_m, vec![0.0, 0.0, 0.0]);
+    let sf = &base.share_with_facilities;
+    assert!(0.0 < sf[0] && sf[0] <= sf[1] && sf[1] <= sf[2], "{sf:?}");
     assert!(
-        0.0 < base.share[0] && base.share[0] <= base.share[1] && base.share[1] <= base.share[2],
-        "{:?}",
-        base.share
-    );
-    assert!(
-        base.share[2] < 1.0,
+        sf[2] < 1.0,
         "one station does not cover Andorra in 5 minutes"
     );
     assert!(!base.bands[3].is_empty(), "holes are drawn");
     let cached = c.coverage().expect("coverage again");
-    assert_eq!(cached.share, base.share);
+    assert_eq!(cached.share_with_facilities, base.share_with_facilities);
 
-    // An available unit in La Massana, outside the station's 3-minute area.
+    // A checkpoint guards an entry road: not a source.
+    c.register_facility(Facility {
+        id: "chk-north".into(),
+        kind: FacilityKind::Checkpoint,
+        name_zh: "北检查站".into(),
+        name_en: "North checkpoint".into(),
+        position: LA_MASSANA,
+    })
+    .expect("checkpoint");
+    let with_chk = c.coverage().expect("coverage with a checkpoint");
+    assert_eq!(with_chk.facilities, 1);
+    assert_eq!(with_chk.share_with_facilities, base.share_with_facilities);
+
+    // An available unit in La Massana, outside the station's 3-minute area: the figure
+    // rises from 0, and the layer's share too.
     patrol(&c, "u-07", "P-07", Some(LA_MASSANA));
     let more = c.coverage().expect("coverage with P-07");
     assert_eq!((more.facilities, more.units), (1, 1));
     assert!(
-        more.share[1] > base.share[1],
-        "{:?} -> {:?}",
-        base.share,
+        more.share[0] > 0.0 && more.share[0] <= more.share[1] && more.share[1] <= more.share[2],
+        "{:?}",
         more.share
     );
-    assert!(more.share[0] <= more.share[1] && more.share[1] <= more.share[2]);
+    assert!(
+        more.share_with_facilities[1] > base.share_with_facilities[1],
+        "{:?} -> {:?}",
+        base.share_with_facilities,
+        more.share_with_facilities
+    );
+    // The unit's own share is below the layer's (which adds the station).
+    assert!(more.share[1] < more.share_with_facilities[1]);
 
-    // Dispatched, P-07 no longer covers its area.
+    // Dispatched, P-07 no longer covers its area: the figure falls back to 0.
     let inc = incident_at(&c, INCIDENT);
     c.assign_unit(UnitOnIncident {
         incident_id: inc.summary.id.clone(),
@@ -531,7 +552,8 @@ fn coverage_and_the_field_route() {
     .expect("dispatch P-07");
     let busy = c.coverage().expect("coverage with P-07 busy");
     assert_eq!(busy.units, 0);
-    assert_eq!(busy.share, base.share);
+    assert_eq!(busy.share, vec![0.0, 0.0, 0.0]);
+    assert_eq!(busy.share_with_facilities, base.share_with_facilities);
 
     // The field laptop of P-07 routes to its assignment; P-08 without one gets none.
     assert_eq!(c.field_route().expect("not a field laptop"), None);
