@@ -398,7 +398,9 @@ impl Console {
         let active = Active::at(&closures, now);
         let mut candidates: Vec<UnitEta> = units
             .into_iter()
-            .filter(|u| u.status == UnitStatus::Available)
+            // Available and free: a unit shown available while it still holds an assignment
+            // (a status and an assignment synced concurrently) is refused by assign_unit.
+            .filter(|u| u.status == UnitStatus::Available && u.incident.is_none())
             .map(|u| candidate(u, to))
             .collect();
         let ranked = self.with_router(Some(&active), |router| {
@@ -537,7 +539,7 @@ impl Console {
         let facility_count = sources.len();
         let unit_sources: Vec<ReachSource> = units
             .iter()
-            .filter(|u| u.status == UnitStatus::Available)
+            .filter(|u| u.status == UnitStatus::Available && u.incident.is_none())
             .filter_map(|u| {
                 u.fix.as_ref().map(|f| ReachSource {
                     id: u.id.clone(),
