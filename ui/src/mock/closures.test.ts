@@ -83,6 +83,16 @@ describe("the fake's road closures, road line and facility import", () => {
     // One new, one replaced by id.
     expect(facilities).toHaveLength(5);
     expect(facilities.find((f) => f.id === "stn-centre")?.position).toEqual({ lat: 42.5066, lon: 1.5206 });
+
+    // The same file again: nothing new or changed, nothing written (as import.rs), no revision.
+    const revision = (m.handle("console_state") as ConsoleState).revision;
+    const again = m.handle("import_facilities", { args: { text: good, format: "csv", datum: "wgs84", commit: true } }) as ImportReport;
+    expect(again).toMatchObject({ problems: [], written: 0 });
+    expect(again.facilities).toHaveLength(2);
+    expect((m.handle("console_state") as ConsoleState).revision).toBe(revision);
+    // One name changed: only that facility counts.
+    const renamed = good.replace("New Post", "Renamed Post");
+    expect((m.handle("import_facilities", { args: { text: renamed, format: "csv", datum: "wgs84", commit: true } }) as ImportReport).written).toBe(1);
   });
 
   it("imports GeoJSON points and names the feature of a problem", () => {

@@ -230,13 +230,19 @@ export function importFacilities(host: ClosureHost, a: ImportFacilities): Import
   }
   let written = 0;
   if (a.commit && problems.length === 0 && facilities.length > 0) {
+    // As import.rs: only a new facility or one that differs from the stored one is written
+    // (and counted); re-importing an unchanged file writes nothing.
+    const same = (x: Facility, y: Facility) =>
+      x.kind === y.kind && x.name_zh === y.name_zh && x.name_en === y.name_en && x.position.lat === y.position.lat && x.position.lon === y.position.lon;
     for (const f of facilities) {
       const i = host.facilities.findIndex((x) => x.id === f.id);
+      const old = i >= 0 ? host.facilities[i] : undefined;
+      if (old && same(old, f)) continue;
       if (i >= 0) host.facilities[i] = f;
       else host.facilities.push(f);
+      written += 1;
     }
-    written = facilities.length;
-    host.changed();
+    if (written > 0) host.changed();
   }
   return { facilities, problems, written };
 }

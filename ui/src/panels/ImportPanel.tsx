@@ -64,6 +64,11 @@ export function ImportPanel(p: ImportPanelProps) {
           setDone(t(p.lang, "import.done", { n: r.written }));
           setReport(null);
           p.onImported();
+        } else if (r.problems.length === 0 && r.facilities.length > 0) {
+          // Every facility is already stored exactly so (the backend writes only new or
+          // changed ones): say so rather than staying on the preview.
+          setDone(t(p.lang, "import.unchanged", { n: r.facilities.length }));
+          setReport(null);
         } else setReport(r);
       } else {
         setDone(null);

@@ -73,6 +73,16 @@ describe("ImportPanel", () => {
     await waitFor(() => expect(q("#import-done")?.textContent).toBe("2 facilities imported"));
     expect(m.facilities.map((f) => f.id)).toContain("chk-y");
     expect(onImported).toHaveBeenCalledTimes(1);
+
+    // The same file again: the backend writes nothing (written 0, no problems); the panel says
+    // so instead of staying on the preview, and nothing is read again.
+    fireEvent.click(q("#import-preview")!);
+    await waitFor(() => expect(q("#import-commit")).not.toBeNull());
+    fireEvent.click(q("#import-commit")!);
+    await waitFor(() => expect(q("#import-done")?.textContent).toBe("No change: all 2 facilities are up to date"));
+    expect(q("#import-table")).toBeNull();
+    expect(onImported).toHaveBeenCalledTimes(1);
+    expect(m.facilities).toHaveLength(6);
   });
 
   it("sends the chosen datum and makes an old preview stale when it changes", async () => {
