@@ -688,11 +688,13 @@ test("closest units: five ranked with ETAs and routes, D dispatches the first on
     assert.equal(await page.inputValue("#incident-note"), "dD");
     assert.deepEqual(await dispatched(), ["u-03", "u-04"]);
 
-    // Coverage: four facilities and four available units now; another dispatch lowers it.
+    // Coverage: the figure counts the four available units left (the layer also two stations
+    // and a post); another dispatch lowers it.
     await page.click("#coverage-toggle");
     await page.waitForSelector("#coverage-figure");
-    assert.equal(await page.locator("#coverage-figure").innerText(), "3 分钟覆盖率 36%");
-    assert.equal(await page.locator("#coverage-minor").innerText(), "1 分钟 10% · 5 分钟 56%");
+    assert.equal(await page.locator("#coverage-figure").innerText(), "3 分钟覆盖率 20%");
+    assert.equal(await page.locator("#coverage-minor").innerText(), "1 分钟 6% · 5 分钟 28%");
+    assert.equal(await page.locator("#coverage-layer").innerText(), "含警务站/派出所：3 分钟 32%（图层）");
     assert.equal(await page.locator(".coverage-legend li").count(), 4);
     await page.waitForFunction(async () => {
       const map = window.__outpost.map;
@@ -701,7 +703,7 @@ test("closest units: five ranked with ETAs and routes, D dispatches the first on
       return (await src.getData()).features.length === 4;
     });
     await page.locator("#closest-units [data-closest-unit] button").first().click();
-    await page.waitForFunction(() => document.querySelector("#coverage-figure")?.textContent === "3 分钟覆盖率 31%");
+    await page.waitForFunction(() => document.querySelector("#coverage-figure")?.textContent === "3 分钟覆盖率 15%");
     await page.screenshot({ path: join(outDir, "coverage.png") });
     // Off: the layer empties, the figure goes.
     await page.click("#coverage-toggle");

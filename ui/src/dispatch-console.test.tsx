@@ -42,7 +42,7 @@ describe("dispatch intelligence in the console", () => {
     expect(container.querySelector("#action-error")).toBeNull();
 
     fireEvent.click(container.querySelector("#coverage-toggle")!);
-    await waitFor(() => expect(container.querySelector("#coverage-figure")?.textContent).toBe("3-min coverage 36%"));
+    await waitFor(() => expect(container.querySelector("#coverage-figure")?.textContent).toBe("3-min coverage 20%"));
 
     // Esc closes the card: no ranking, no routes.
     fireEvent.keyDown(window, { key: "Escape" });

@@ -138,6 +138,7 @@ describe("coverage and the field route in words", () => {
   const cov: CoverageView = {
     share: [0.12, 0.405, 0.634],
     reached_m: [1, 2, 3],
+    share_with_facilities: [0.2, 0.5, 0.7],
     total_m: 10,
     bands: [[[[1.5, 42.5], [1.51, 42.5]]], [], [[[1.5, 42.5], [1.52, 42.5]], [[1.5, 42.5]]], [[[1.6, 42.6], [1.61, 42.6]]]],
     facilities: 4,
@@ -149,6 +150,7 @@ describe("coverage and the field route in words", () => {
 
   it("rounds shares to percentages and draws each non-empty band once", () => {
     expect(coveragePercents(cov)).toEqual([12, 41, 63]);
+    expect(coveragePercents(cov, "with_facilities")).toEqual([20, 50, 70]);
     expect(coveragePercents({ ...cov, unavailable: "no pack" })).toBeNull();
     expect(coveragePercents(null)).toBeNull();
     const fc = coverageFeatures(cov);

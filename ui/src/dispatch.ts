@@ -107,11 +107,20 @@ export function isDispatchKey(e: KeyLike): boolean {
   return !isTypingTarget(e.target);
 }
 
-/** Coverage shares (0..=1) as whole percentages for 1, 3 and 5 minutes. */
-export function coveragePercents(c: CoverageView | null | undefined): [number, number, number] | null {
-  if (!c || c.unavailable !== null || c.share.length < 3) return null;
+/**
+ * Coverage shares (0..=1) as whole percentages for 1, 3 and 5 minutes: by default the live
+ * figure (`share`, available units only); `"with_facilities"` the layer's share (stations and
+ * posts too).
+ */
+export function coveragePercents(
+  c: CoverageView | null | undefined,
+  which: "units" | "with_facilities" = "units",
+): [number, number, number] | null {
+  if (!c || c.unavailable !== null) return null;
+  const s = which === "units" ? c.share : c.share_with_facilities;
+  if (!s || s.length < 3) return null;
   const pct = (x: number | undefined) => Math.round(Math.min(1, Math.max(0, x ?? 0)) * 100);
-  return [pct(c.share[0]), pct(c.share[1]), pct(c.share[2])];
+  return [pct(s[0]), pct(s[1]), pct(s[2])];
 }
 
 /** The field laptop's route line in words: ETA and road distance, or why there is none. */

@@ -50,22 +50,29 @@ describe("the fake backend's dispatch intelligence", () => {
     expect(() => m.handle("closest_units", { args: { incident_id: "nope" } })).toThrow();
   });
 
-  it("covers 12 / 41 / 63 % with every unit available, less once units are busy", () => {
+  it("covers 8 / 25 / 35 % by the five available units (37 % at 3 min with stations and posts), less once units are busy, 0 with none", () => {
     const m = new MockBackend({ now: () => NOW });
     const c = m.handle("coverage") as CoverageView;
-    expect(c.share).toEqual([0.12, 0.41, 0.63]);
-    expect(c.facilities).toBe(4);
+    expect(c.share).toEqual([0.08, 0.25, 0.35]);
+    expect(c.share_with_facilities).toEqual([0.11, 0.37, 0.56]);
+    // Two stations and the post; the checkpoint is no source.
+    expect(c.facilities).toBe(3);
     expect(c.units).toBe(5);
     expect(c.total_m).toBe(MOCK_ROAD_TOTAL_M);
-    expect(c.reached_m[1]).toBe(Math.round(0.41 * MOCK_ROAD_TOTAL_M));
+    expect(c.reached_m[1]).toBe(Math.round(0.25 * MOCK_ROAD_TOTAL_M));
     expect(c.bands).toHaveLength(4);
-    // Four spokes per source in each reached band; three hole lines.
-    expect(c.bands.map((b) => b.length)).toEqual([36, 36, 36, 3]);
+    // Four spokes per source (3 facilities + 5 units) in each reached band; three hole lines.
+    expect(c.bands.map((b) => b.length)).toEqual([32, 32, 32, 3]);
     m.handle("set_unit_status", { args: { unit_id: "u-01", to: "busy" } });
     const less = m.handle("coverage") as CoverageView;
     expect(less.units).toBe(4);
-    expect(less.share[1]).toBeCloseTo(0.36, 6);
-    expect(less.share[1]).toBeLessThan(c.share[1]!);
+    expect(less.share[1]).toBeCloseTo(0.2, 6);
+    expect(less.share_with_facilities[1]).toBeCloseTo(0.32, 6);
+    for (const id of ["u-02", "u-04", "u-05", "u-06"]) m.handle("set_unit_status", { args: { unit_id: id, to: "busy" } });
+    const none = m.handle("coverage") as CoverageView;
+    expect(none.units).toBe(0);
+    expect(none.share).toEqual([0, 0, 0]);
+    expect(none.share_with_facilities).toEqual([0.03, 0.12, 0.21]);
   });
 
   it("routes the field unit to its assignment, and nothing for a dispatcher", () => {

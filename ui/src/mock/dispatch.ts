@@ -19,7 +19,7 @@ export const MOCK_SPEED_MPS = 40 / 3.6;
 const ROUTED = 5;
 /** The fake pack's drivable road length, metres. */
 export const MOCK_ROAD_TOTAL_M = 412_000;
-/** Coverage share each facility / available unit with a position adds for 1, 3 and 5 minutes. */
+/** Coverage share each station or post / available unit with a position adds for 1, 3 and 5 minutes. */
 const SHARE_PER_FACILITY = [0.01, 0.04, 0.07];
 const SHARE_PER_UNIT = [0.016, 0.05, 0.07];
 
@@ -94,14 +94,18 @@ function offset(at: LatLon, m: number, bearingDeg: number): [number, number] {
 }
 
 /**
- * `coverage`: around each source four spokes, split into the 1, 3 and 5 minute bands (at
- * 40 km/h over roads 1.4× the straight line), plus three fixed hole lines at the area's edge.
- * Shares: 0.12 / 0.41 / 0.63 with the fake's four facilities and five available units.
+ * `coverage`: around each source (stations, posts and available units with a position; as in
+ * dispatch.rs checkpoints are no source) four spokes, split into the 1, 3 and 5 minute bands
+ * (at 40 km/h over roads 1.4× the straight line), plus three fixed hole lines at the area's
+ * edge. `share` (the live figure) counts the available units only, as the real backend:
+ * 0.08 / 0.25 / 0.35 with the fake's five available units, 0 when none is;
+ * `share_with_facilities` adds the two stations and the post: 0.11 / 0.37 / 0.56.
  */
 export function coverage(host: DispatchHost): CoverageView {
   const t0 = performance.now();
   const units = host.units.filter((u) => u.status === "available" && u.incident_id === null && u.fix);
-  const sources: LatLon[] = [...host.facilities.map((f) => f.position), ...units.map((u) => (u.fix as NonNullable<UnitView["fix"]>).position)];
+  const facilities = host.facilities.filter((f) => f.kind === "station" || f.kind === "post");
+  const sources: LatLon[] = [...facilities.map((f) => f.position), ...units.map((u) => (u.fix as NonNullable<UnitView["fix"]>).position)];
   const reach = [60, 180, 300].map((s) => (s * MOCK_SPEED_MPS) / ROAD_FACTOR);
   const bands: [number, number][][][] = [[], [], [], []];
   sources.forEach((at, k) => {
@@ -120,15 +124,16 @@ export function coverage(host: DispatchHost): CoverageView {
     [offset(c, 2800, 200), offset(c, 3300, 215)],
     [offset(c, 3000, 60), offset(c, 3600, 70)],
   );
-  const share = [0, 1, 2].map((b) =>
-    Math.min(1, Number((host.facilities.length * (SHARE_PER_FACILITY[b] as number) + units.length * (SHARE_PER_UNIT[b] as number)).toFixed(4))),
-  );
+  const shareOf = (nFacilities: number) =>
+    [0, 1, 2].map((b) => Math.min(1, Number((nFacilities * (SHARE_PER_FACILITY[b] as number) + units.length * (SHARE_PER_UNIT[b] as number)).toFixed(4))));
+  const share = shareOf(0);
   return {
     share,
     reached_m: share.map((s) => Math.round(s * MOCK_ROAD_TOTAL_M)),
+    share_with_facilities: shareOf(facilities.length),
     total_m: MOCK_ROAD_TOTAL_M,
     bands,
-    facilities: host.facilities.length,
+    facilities: facilities.length,
     units: units.length,
     closures_active: host.closuresActive(),
     took_ms: Math.round((performance.now() - t0) * 1000) / 1000,

@@ -106,8 +106,18 @@ describe("CoverageControl", () => {
     expect(onToggle).toHaveBeenCalledWith(true);
     expect(container.querySelector("#coverage-figure")).toBeNull();
     rerender(<CoverageControl lang="zh" on onToggle={onToggle} coverage={m.handle("coverage") as never} />);
-    expect(container.querySelector("#coverage-figure")?.textContent).toBe("3 分钟覆盖率 41%");
-    expect(container.querySelector("#coverage-minor")?.textContent).toBe("1 分钟 12% · 5 分钟 63%");
+    // The figure is the available units' share; the layer's share (stations and posts too) smaller.
+    expect(container.querySelector("#coverage-figure")?.textContent).toBe("3 分钟覆盖率 25%");
+    expect(container.querySelector("#coverage-minor")?.textContent).toBe("1 分钟 8% · 5 分钟 35%");
+    expect(container.querySelector("#coverage-by")?.textContent).toBe("按可用单位计");
+    expect(container.querySelector("#coverage-layer")?.textContent).toBe("含警务站/派出所：3 分钟 37%（图层）");
+    expect(container.querySelector("#coverage-legend-title")?.textContent).toBe("图层：派出所、警务站与可用单位的可达范围");
     expect([...container.querySelectorAll(".coverage-legend li")].map((li) => li.textContent)).toEqual(["1 分钟内", "3 分钟内", "5 分钟内", "超过 5 分钟（空白）"]);
+    // No unit available: the figure is 0 while the layer still counts the stations and posts.
+    for (const id of ["u-01", "u-02", "u-04", "u-05", "u-06"]) m.handle("set_unit_status", { args: { unit_id: id, to: "busy" } });
+    rerender(<CoverageControl lang="en" on onToggle={onToggle} coverage={m.handle("coverage") as never} />);
+    expect(container.querySelector("#coverage-figure")?.textContent).toBe("3-min coverage 0%");
+    expect(container.querySelector("#coverage-layer")?.textContent).toBe("with stations and posts: 3 min 12% (the layer)");
+    expect(container.querySelector(".coverage-sources")?.textContent).toBe("3 stations and posts · 0 available units · 0 closures avoided");
   });
 });
