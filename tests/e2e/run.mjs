@@ -222,6 +222,40 @@ async function drawFloodClosure(browser, a, b) {
   return { reason, saved, segments };
 }
 
+/**
+ * Hovers the middle of a saved line closure and returns its popup's text and the contrast ratio
+ * of the popup's text on its background (WCAG 2 relative luminance; 4.5 is the AA minimum).
+ */
+async function hoverClosure(browser, saved) {
+  const pts = saved.closure.shape.points;
+  const i = Math.floor(pts.length / 2);
+  const m = pts[i];
+  const n = pts[Math.max(0, i - 1)];
+  const at = await browser.execute(
+    (lon, lat) => {
+      const map = window.__outpost.map;
+      const box = map.getContainer().getBoundingClientRect();
+      const q = map.project([lon, lat]);
+      return { x: Math.round(box.left + q.x), y: Math.round(box.top + q.y) };
+    },
+    (m.lon + n.lon) / 2,
+    (m.lat + n.lat) / 2,
+  );
+  await browser.action("pointer", { parameters: { pointerType: "mouse" } }).move({ x: at.x, y: at.y, origin: "viewport" }).perform();
+  await (await browser.$(".closure-popup")).waitForExist({ timeout: 5_000, timeoutMsg: "hovering the closure line shows no .closure-popup" });
+  return browser.execute(() => {
+    const el = document.querySelector(".closure-popup .maplibregl-popup-content");
+    const cs = getComputedStyle(el);
+    const rgb = (c) => (c.match(/[\d.]+/g) ?? []).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const [a, b] = [lum(rgb(cs.color)), lum(rgb(cs.backgroundColor))].sort((x, y) => y - x);
+    return { text: el.textContent, contrast: (a + 0.05) / (b + 0.05), color: cs.color, background: cs.backgroundColor };
+  });
+}
+
 /** Comparable ETAs (issue 5): units whose fix did not change between two rankings. */
 function sameFixEtas(before, after) {
   const key = (u) => (u.fix ? `${u.fix.fix_time} ${u.fix.position.lat} ${u.fix.position.lon}` : null);
@@ -289,26 +323,33 @@ async function dispatchIntelligence(browser, id) {
     `the map's routes source does not hold ${routeCount} routes`,
   );
 
-  // 2. D dispatches the first ranked unit (focus outside any text field).
-  const first = (await closestRowsOf(browser, id))[0].unit;
+  // 2. D dispatches the first ranked unit (focus outside any text field). The list refreshes
+  //    as units move, so the unit is read from the assignment D made, and it must have been
+  //    in the list just before.
+  const shownBefore = (await closestRowsOf(browser, id)).map((r) => r.unit);
   await (await browser.$("#closest-title")).click();
   await browser.keys("d");
+  const first = await until(
+    browser,
+    async () => browser.execute(() => document.querySelector("#incident-detail [data-assignment-unit]")?.getAttribute("data-assignment-unit") ?? null),
+    15_000,
+    `D assigned no unit to ${id} (the list showed ${shownBefore.join(", ")})`,
+  );
+  if (!shownBefore.includes(first)) fail(`D dispatched ${first}, not in the closest-units list just before (${shownBefore.join(", ")})`);
+  const assigned = await browser.execute(() => document.querySelectorAll("#incident-detail [data-assignment-unit]").length);
+  if (assigned !== 1) fail(`one D press assigned ${assigned} units to ${id}`);
   const status = await until(
     browser,
     async () => {
-      const s = await boardStatus(browser, first);
-      return s && s !== "available" ? s : null;
+      const st = await boardStatus(browser, first);
+      return st && st !== "available" ? st : null;
     },
     15_000,
-    `D did not dispatch ${first}: still "${await boardStatus(browser, first)}" on the board`,
+    `D dispatched ${first} but the board still shows it "${await boardStatus(browser, first)}"`,
   );
   if (!["dispatched", "en_route", "on_scene"].includes(status)) fail(`after D, ${first} is "${status}" on the board`);
-  await (await browser.$(`#incident-detail [data-assignment-unit="${first}"]`)).waitForExist({
-    timeout: 10_000,
-    timeoutMsg: `the detail panel of ${id} shows no assignment of ${first}`,
-  });
   await until(browser, async () => !(await closestRowsOf(browser, id)).some((r) => r.unit === first), 15_000, `${first} stays in the closest-units list after its dispatch`);
-  log(`D dispatched ${first}: "${status}" on the board`);
+  log(`D dispatched ${first} (rank ${shownBefore.indexOf(first) + 1} when read): "${status}" on the board`);
 
   // 3. Coverage 1-3-5: the 3-minute figure.
   await (await browser.$("#coverage-toggle")).click();
@@ -351,6 +392,10 @@ async function dispatchIntelligence(browser, id) {
     10_000,
     "the saved closure is not drawn on the map (closures-line)",
   );
+  const popup = await hoverClosure(browser, saved);
+  if (!popup.text.includes(reason)) fail(`the closure popup "${popup.text}" lacks its reason "${reason}"`);
+  if (!(popup.contrast >= 4.5)) fail(`the closure popup is hard to read: ${popup.color} on ${popup.background} (contrast ${popup.contrast.toFixed(2)})`);
+  log(`closure popup "${popup.text}" (contrast ${popup.contrast.toFixed(1)})`);
 
   // The ranking avoids it: it counts the closure and no ETA from an unchanged fix got lower.
   const after = await backend(browser, "closest_units", { args: { incident_id: id } });
@@ -442,8 +487,7 @@ async function docsShotsZh(browser, ownId, roster) {
   if (!chosen) fail("no incident ranks five units for the README screenshot");
   const ranking = await backend(browser, "closest_units", { args: { incident_id: chosen } });
   const routePoints = ranking.candidates.flatMap((u) => u.route ?? []);
-  await browser.execute((b) => window.__outpost.map.fitBounds(b, { animate: false, padding: 70 }), boundsOf(routePoints));
-  await jumpAndSettle(browser, {});
+  await jumpAndSettle(browser, { bounds: boundsOf(routePoints).map((c, i) => [c[0] + (i ? 0.002 : -0.002), c[1] + (i ? 0.002 : -0.002)]) });
   await docsShot(browser, "closest-units-zh.png");
 
   // Coverage over the whole demo area.
@@ -459,22 +503,8 @@ async function docsShotsZh(browser, ownId, roster) {
   const target = ranking.candidates.find((u) => u.eta_s !== null && u.route && u.route.length >= 2);
   const [a, b] = middleOfRoute(target.route);
   const { saved } = await drawFloodClosure(browser, a, b);
-  const pts = saved.closure.shape.points;
-  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 16.5 });
-  const m = pts[Math.floor(pts.length / 2)];
-  const n = pts[Math.max(0, Math.floor(pts.length / 2) - 1)];
-  const hover = await browser.execute(
-    (lon, lat) => {
-      const map = window.__outpost.map;
-      const box = map.getContainer().getBoundingClientRect();
-      const q = map.project([lon, lat]);
-      return { x: Math.round(box.left + q.x), y: Math.round(box.top + q.y) };
-    },
-    (m.lon + n.lon) / 2,
-    (m.lat + n.lat) / 2,
-  );
-  await browser.action("pointer", { parameters: { pointerType: "mouse" } }).move({ x: hover.x, y: hover.y, origin: "viewport" }).perform();
-  await (await browser.$(".closure-popup")).waitForExist({ timeout: 5_000 }).catch(() => log("no closure popup on hover (the screenshot shows the panel only)"));
+  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 16 });
+  await hoverClosure(browser, saved);
   await docsShot(browser, "closure-zh.png");
 }
 
