@@ -2,6 +2,11 @@
 //! road ETAs from units to an incident, reach areas (the 1-3-5 minute isochrones),
 //! coverage of the road network, and road closures.
 //!
+//! Three searches, each where it is fastest: the contraction hierarchy for point-to-point
+//! routes ([`Router::route`]); one backward Dijkstra from the incident, stopped once every
+//! unit's road is settled, for many-to-one ranking ([`Router::etas_to`]); one multi-source
+//! Dijkstra bounded by the largest limit for reach and coverage ([`Router::reach`]).
+//!
 //! * **Graph.** [`RoadGraph::from_network`] keeps the segments a car may use
 //!   ([`car_speed_kmh`]: OSM `highway=*` class speeds, a numeric `maxspeed` overrides;
 //!   `access`/`motor_vehicle`/`motorcar`/`vehicle` = `no`/`private`/... excluded; one-way
@@ -13,8 +18,11 @@
 //!   (table `road_ch`, written by `build_pack`); loading re-contracts with that order
 //!   (`fast_paths::prepare_with_order`, ~10 ms for Andorra's 16,000 nodes against ~30 ms
 //!   for a full preparation), and so does a change of closures, so routes stay exact with
-//!   closures active. [`Router::route_dijkstra`] and [`Router::etas_to_dijkstra`] answer
-//!   the same by plain Dijkstra (the reference for tests and the benchmark).
+//!   closures active. The hierarchy answers point-to-point routes; ranking many units
+//!   uses one bounded backward Dijkstra instead (on Andorra, 500 units: one search about
+//!   twice as fast as 500 hierarchy queries, which [`Router::etas_to_ch`] still offers).
+//!   [`Router::route_dijkstra`] and [`Router::etas_to_dijkstra`] answer the same by plain
+//!   Dijkstra (the reference for tests and the benchmark).
 //! * **Snapping.** A point is placed on the nearest segment of the graph (projection),
 //!   never on a fragment outside the largest component: a unit parked on a disconnected
 //!   service road still gets an ETA, with the off-road leg driven at [`OFFROAD_MPS`].
@@ -26,9 +34,13 @@
 //!   closed segment may still leave it or be reached along it (the closure cannot say
 //!   where on the segment it starts). When closures cut a destination off, the answer
 //!   names the closures responsible ([`Unreachable::ClosedOff`]).
-//! * **Reach.** One multi-source Dijkstra bounded by the largest limit gives, for every
-//!   segment, the earliest time a source reaches it; isochrones and coverage are read off
-//!   it (network-based reach: the roads reachable in time, which the map draws wide).
+//! * **Reach.** One multi-source Dijkstra bounded by the largest limit gives the earliest
+//!   time at every node; a segment counts as reached when its *whole* length is: for a
+//!   two-way segment `u`–`v` of drive time `w` the last point reached is at
+//!   `(t_u + t_v + w) / 2` (clamped to `max(t_u, t_v) ..= min(t_u, t_v) + w`), for a
+//!   one-way `u → v` at `t_u + w`, sources snapped onto the segment counted from their
+//!   point. Isochrones and coverage are read off it (network-based reach: the roads
+//!   reachable in time, which the map draws wide).
 //!
 //! Units: metres, seconds, WGS-84 degrees. Nothing here panics on any input; every
 //! failure is a [`RoutingError`] or an [`Unreachable`] reason.
@@ -835,8 +847,12 @@ pub struct ReachSource {
 pub struct Reach {
     /// The limit the search stopped at, seconds.
     pub limit_s: f64,
-    /// Per segment (index as [`RoadGraph`]'s segments): time the whole segment is reached
-    /// (the later of its two ends), seconds. Closed segments are never reached.
+    /// Per segment (index as [`RoadGraph`]'s segments): time the whole segment is reached,
+    /// seconds — the latest over its points of the earliest arrival there (two-way
+    /// `u`–`v` of drive time `w`: `(t_u + t_v + w) / 2`, clamped to
+    /// `max(t_u, t_v) ..= min(t_u, t_v) + w`; one-way `u → v`: `t_u + w`; a source on the
+    /// segment counts from its point). `None` when that is beyond the limit. Closed
+    /// segments are never reached.
     pub segment_s: Vec<Option<f64>>,
     /// Sources that did not snap (too far from a road), with the reason.
     pub skipped: Vec<(String, String)>,
@@ -1192,12 +1208,32 @@ impl Router {
         })
     }
 
-    /// Travel times from each of `from` to `to` (contraction hierarchy, one query per
-    /// source, one calculator reused), in the order given.
+    /// Travel times from each of `from` to `to`, in the order given: the many-to-one
+    /// ranking of units for an incident.
+    ///
+    /// One backward Dijkstra from `to` (closures avoided), stopped as soon as both ends of
+    /// every source's snapped segment are settled, so a ranking costs one bounded search
+    /// whatever the number of units (on Andorra, 500 units: about half the time of one
+    /// hierarchy query per unit, [`Router::etas_to_ch`]). The answers are exactly those of
+    /// [`Router::etas_to_dijkstra`] (the same search run to the end).
     ///
     /// # Errors
     /// `Err` when `to` does not snap; each source's own failure is in its slot.
     pub fn etas_to(
+        &self,
+        from: &[LatLon],
+        to: LatLon,
+    ) -> Result<Vec<Result<Eta, EtaProblem>>, RoutingError> {
+        self.etas_backward(from, to, true)
+    }
+
+    /// The same answers as [`Router::etas_to`] by one contraction-hierarchy query per
+    /// source (one calculator reused): the per-source alternative, kept for the benchmark's
+    /// comparison (faster for a handful of sources, slower for hundreds).
+    ///
+    /// # Errors
+    /// As [`Router::etas_to`].
+    pub fn etas_to_ch(
         &self,
         from: &[LatLon],
         to: LatLon,
@@ -1226,8 +1262,8 @@ impl Router {
         Ok(out)
     }
 
-    /// The same answers as [`Router::etas_to`] by plain Dijkstra (one backward search
-    /// from `to` over the whole graph): the reference for tests and the benchmark.
+    /// The same answers as [`Router::etas_to`] by one backward Dijkstra from `to` run over
+    /// the whole graph (no early stop): the reference for tests and the benchmark.
     ///
     /// # Errors
     /// As [`Router::etas_to`].
@@ -1236,16 +1272,50 @@ impl Router {
         from: &[LatLon],
         to: LatLon,
     ) -> Result<Vec<Result<Eta, EtaProblem>>, RoutingError> {
+        self.etas_backward(from, to, false)
+    }
+
+    /// One backward Dijkstra from `to`; with `early_stop`, it ends once every node a
+    /// snapped source leaves by is settled (settled distances are final, so the answers do
+    /// not change).
+    fn etas_backward(
+        &self,
+        from: &[LatLon],
+        to: LatLon,
+        early_stop: bool,
+    ) -> Result<Vec<Result<Eta, EtaProblem>>, RoutingError> {
         let g = &self.graph;
         let b = g.snap(to)?;
-        let back = g.dijkstra(&g.targets(&b), Dir::Backward, &self.closed, INF, |_, _| {
-            false
+        let snaps: Vec<Result<Snap, EtaProblem>> = from
+            .iter()
+            .map(|p| g.snap(*p).map_err(|e| EtaProblem::NoRoad(e.to_string())))
+            .collect();
+        let mut needed = vec![false; g.node_count()];
+        let mut left = 0usize;
+        for a in snaps.iter().flatten() {
+            for (v, _, _) in g.starts(a) {
+                if let Some(slot) = needed.get_mut(v)
+                    && !*slot
+                {
+                    *slot = true;
+                    left += 1;
+                }
+            }
+        }
+        let back = g.dijkstra(&g.targets(&b), Dir::Backward, &self.closed, INF, |v, _| {
+            if !early_stop {
+                return false;
+            }
+            if needed.get(v).copied().unwrap_or(false) {
+                left = left.saturating_sub(1);
+            }
+            left == 0
         });
         let mut blame: Option<Blame> = None;
-        Ok(from
-            .iter()
-            .map(|p| {
-                let a = g.snap(*p).map_err(|e| EtaProblem::NoRoad(e.to_string()))?;
+        Ok(snaps
+            .into_iter()
+            .map(|a| {
+                let a = a?;
                 let mut best = g.same_segment(&a, &b, false);
                 for (v, c, l) in g.starts(&a) {
                     if back.dist[v] != INF {
@@ -1289,8 +1359,9 @@ impl Router {
         }
     }
 
-    /// Earliest travel time from any source to every segment, up to `limit_s` (one
-    /// multi-source Dijkstra, closures avoided; off-road legs included). A limit that is
+    /// Time each segment is reached as a whole from the nearest sources, up to `limit_s`
+    /// (one multi-source Dijkstra bounded by the limit, closures avoided; off-road legs
+    /// included; see [`Reach::segment_s`]). A limit that is
     /// negative or not a number reaches nothing.
     pub fn reach(&self, sources: &[ReachSource], limit_s: f64) -> Reach {
         let g = &self.graph;
@@ -1325,33 +1396,41 @@ impl Router {
         };
         let search = g.dijkstra(&starts, Dir::Forward, &self.closed, bound, |_, _| false);
         let d = &search.dist;
-        let mut whole: Vec<u64> = g
+        // Sources snapped onto each segment: (position along it, ticks from its start;
+        // time the source is there, ticks).
+        let mut on_segment: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
+        for (s, off) in &own {
+            let w = f64::from(g.segments[s.segment].weight);
+            on_segment
+                .entry(s.segment)
+                .or_default()
+                .push((s.along * w, *off as f64));
+        }
+        let no_source: Vec<(f64, f64)> = Vec::new();
+        let whole: Vec<f64> = g
             .segments
             .iter()
-            .map(|s| {
-                if d[s.from] == INF || d[s.to] == INF {
-                    INF
-                } else {
-                    d[s.from].max(d[s.to])
-                }
+            .enumerate()
+            .map(|(i, seg)| {
+                let at = |v: usize| {
+                    let t = d[v];
+                    (t != INF).then_some(t as f64)
+                };
+                let here = on_segment.get(&i).unwrap_or(&no_source);
+                whole_segment_ticks(
+                    f64::from(seg.weight),
+                    seg.oneway,
+                    at(seg.from),
+                    at(seg.to),
+                    here,
+                )
             })
             .collect();
-        for (s, off) in &own {
-            let seg = &g.segments[s.segment];
-            let w = f64::from(seg.weight);
-            let ahead = off + ((1.0 - s.along) * w).round() as u64;
-            let behind = if seg.oneway {
-                d[seg.from].saturating_add((s.along * w).round() as u64)
-            } else {
-                off + (s.along * w).round() as u64
-            };
-            let t = ahead.max(behind);
-            whole[s.segment] = whole[s.segment].min(t);
-        }
+        let limit_ticks = bound as f64;
         let segment_s = whole
             .iter()
             .zip(&self.closed)
-            .map(|(t, closed)| (!*closed && *t <= bound).then(|| *t as f64 / TICKS_PER_S))
+            .map(|(t, closed)| (!*closed && *t <= limit_ticks).then(|| *t / TICKS_PER_S))
             .collect();
         Reach {
             limit_s,
@@ -1449,6 +1528,80 @@ impl Blame {
             },
         }
     }
+}
+
+/// Time the whole of a segment is reached, ticks (`f64::INFINITY` when some part of it
+/// never is): the latest over its points of the earliest arrival there.
+///
+/// `w` is the segment's drive time (ticks), `t_from`/`t_to` the arrival times at its start
+/// and end nodes (`None`: not reached), `sources` the sources snapped onto it (position
+/// along it in ticks from its start, time the source is there). A two-way segment is
+/// entered from either end and from each source both ways: every arrival is a cone
+/// `c + |x - p|` and the answer is the highest point of their lower envelope (for
+/// `u`–`v` alone, `(t_u + t_v + w) / 2` clamped to `max(t_u, t_v) ..= min(t_u, t_v) + w`).
+/// A one-way segment is driven only forwards: from its start (`t_u + x`) and from each
+/// source onwards; its end's time does not reach its interior.
+fn whole_segment_ticks(
+    w: f64,
+    oneway: bool,
+    t_from: Option<f64>,
+    t_to: Option<f64>,
+    sources: &[(f64, f64)],
+) -> f64 {
+    // Arrivals: (position, time).
+    let mut arr: Vec<(f64, f64)> = Vec::with_capacity(sources.len() + 2);
+    if let Some(t) = t_from {
+        arr.push((0.0, t));
+    }
+    if !oneway && let Some(t) = t_to {
+        arr.push((w, t));
+    }
+    arr.extend(sources.iter().map(|(p, c)| (p.clamp(0.0, w), *c)));
+    if arr.is_empty() {
+        return f64::INFINITY;
+    }
+    if oneway {
+        // Earliest arrival just before x: from the arrivals strictly before it.
+        let before = |x: f64, strict: bool| {
+            arr.iter()
+                .filter(|(p, _)| if strict { *p < x } else { *p <= x })
+                .map(|(p, c)| c + (x - p))
+                .fold(f64::INFINITY, f64::min)
+        };
+        // Between arrivals the envelope rises; its peaks are just before each arrival
+        // point and at the end.
+        let mut worst = before(w, false);
+        for &(p, _) in &arr {
+            if p > 0.0 {
+                worst = worst.max(before(p, true));
+            }
+        }
+        if !arr.iter().any(|(p, _)| *p <= 0.0) {
+            return f64::INFINITY;
+        }
+        return worst;
+    }
+    let env = |x: f64| {
+        arr.iter()
+            .map(|(p, c)| c + (x - p).abs())
+            .fold(f64::INFINITY, f64::min)
+    };
+    // The envelope's peaks are at 0, w, or where a rising side meets a falling one.
+    let mut worst = env(0.0).max(env(w));
+    for (i, &(pi, ci)) in arr.iter().enumerate() {
+        for &(pj, cj) in &arr[i + 1..] {
+            let (l, r) = if pi <= pj {
+                ((pi, ci), (pj, cj))
+            } else {
+                ((pj, cj), (pi, ci))
+            };
+            let x = (r.1 + r.0 - l.1 + l.0) / 2.0;
+            if (0.0..=w).contains(&x) {
+                worst = worst.max(env(x));
+            }
+        }
+    }
+    worst
 }
 
 fn eta_of(a: &Snap, b: &Snap, ticks: u64, length_m: f64) -> Eta {
@@ -1770,8 +1923,9 @@ mod tests {
             .expect("snap")
             .expect("route");
         assert_eq!(behind.eta_s, dj.eta_s);
-        let etas = r.etas_to(&[q(0.8), q(0.2)], q(0.2)).expect("snap");
+        let etas = r.etas_to_ch(&[q(0.8), q(0.2)], q(0.2)).expect("snap");
         let etas_dj = r.etas_to_dijkstra(&[q(0.8), q(0.2)], q(0.2)).expect("snap");
+        assert_eq!(r.etas_to(&[q(0.8), q(0.2)], q(0.2)).expect("snap"), etas_dj);
         for (ch, dj) in etas.iter().zip(&etas_dj) {
             let (ch, dj) = (ch.clone().expect("eta"), dj.clone().expect("eta"));
             assert_eq!(ch.eta_s, dj.eta_s);
@@ -1904,6 +2058,12 @@ mod tests {
         );
         assert!(etas[1].is_ok());
         assert_eq!(etas, r.etas_to_dijkstra(&[from, at(3)], to).expect("snap"));
+        let ch = r.etas_to_ch(&[from, at(3)], to).expect("snap");
+        assert_eq!(ch[0], etas[0]);
+        assert_eq!(
+            ch[1].clone().map(|e| e.eta_s),
+            etas[1].clone().map(|e| e.eta_s)
+        );
         // Lifting all restores the route.
         assert_eq!(r.set_closures(&[]), 0);
         assert_eq!(r.route(from, to).expect("snap"), Ok(open));
@@ -2105,5 +2265,148 @@ mod tests {
             vec![4, 2]
         );
         assert!(none.bands[..3].iter().all(Vec::is_empty));
+    }
+
+    /// A line 0-1-2 of two-way streets (10 s and 30 s) with a one-way loop 1→3→2 (10 s
+    /// each) north of it; every street at 36 km/h (10 m/s), so lengths give exact times.
+    fn loop_with_one_ways() -> RoadNetwork {
+        let mut net = RoadNetwork {
+            nodes: vec![
+                node(42.5, 1.5),
+                node(42.5, 1.5 + D),
+                node(42.5, 1.5 + 2.0 * D),
+                node(42.5 + D, 1.5 + D),
+            ],
+            edges: Vec::new(),
+        };
+        net.edges = [
+            (0, 1, 100.0, false),
+            (1, 2, 300.0, false),
+            (1, 3, 100.0, true),
+            (3, 2, 100.0, true),
+        ]
+        .iter()
+        .map(|&(a, b, len, oneway)| RoadEdge {
+            length_m: len,
+            maxspeed_kmh: Some(36.0),
+            ..edge(&net, a, b, "residential", oneway)
+        })
+        .collect();
+        net
+    }
+
+    #[test]
+    fn a_segment_is_reached_when_its_last_point_is() {
+        let net = loop_with_one_ways();
+        let r = router(&net);
+        let g = r.graph().clone();
+        let seg = |a: usize, b: usize| {
+            g.segments()
+                .iter()
+                .position(|s| {
+                    (net.edges[s.network_edge].from, net.edges[s.network_edge].to) == (a, b)
+                })
+                .expect("segment")
+        };
+        assert_eq!(
+            g.segments().iter().map(|s| s.weight).collect::<Vec<_>>(),
+            vec![100, 300, 100, 100]
+        );
+        let at = |i: usize| net.nodes[i].at;
+        let src = |id: &str, p: LatLon| ReachSource {
+            id: id.into(),
+            at: p,
+        };
+        let times = |sources: &[ReachSource]| {
+            let reach = r.reach(sources, 1e6);
+            [(0, 1), (1, 2), (1, 3), (3, 2)].map(|(a, b)| reach.segment_s[seg(a, b)])
+        };
+        let close = |got: [Option<f64>; 4], want: [f64; 4]| {
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    g.is_some_and(|g| (g - w).abs() < 1e-6),
+                    "{got:?} vs {want:?}"
+                );
+            }
+        };
+        // From corner 0: t1 = 10, t3 = 20, t2 = 30 (round the loop, not 40 along 1-2).
+        // 1-2 is reached from both ends: its last point at (10 + 30 + 30) / 2 = 35 s (the
+        // later end alone would say 30).
+        close(times(&[src("a", at(0))]), [10.0, 35.0, 20.0, 30.0]);
+        // A second source in the middle of 1-2 (15 s from either end): t2 = 15, but the
+        // one-way 3→2 is still reached from 3 only: 20 + 10 = 30 (its end does not help).
+        let mid_12 = lerp(at(1), at(2), 0.5);
+        close(
+            times(&[src("a", at(0)), src("b", mid_12)]),
+            [10.0, 15.0, 20.0, 30.0],
+        );
+        // One source in the middle of the one-way 1→3 alone: ahead of it 3 at 5 s, 2 at
+        // 15 s; 1 at 15 + 30 = 45 s; the stretch of 1→3 behind the source is reached from
+        // 1: 45 + 5 = 50 s. 1-2: (45 + 15 + 30) / 2 = 45; 0-1: 55 (a dead end from 1).
+        let mid_13 = lerp(at(1), at(3), 0.5);
+        close(times(&[src("c", mid_13)]), [55.0, 45.0, 50.0, 15.0]);
+        // Bands: a limit just below 50 s leaves 1→3 out, 0-1 too; the rest is in.
+        let short = r.reach(&[src("c", mid_13)], 49.9);
+        assert_eq!(short.segment_s[seg(1, 3)], None);
+        assert_eq!(short.segment_s[seg(0, 1)], None);
+        assert_eq!(short.segment_s[seg(1, 2)], Some(45.0));
+    }
+
+    #[test]
+    fn whole_segment_times_follow_the_formula() {
+        // Two-way u–v, w = 100 ticks: (t_u + t_v + w) / 2, clamped.
+        assert_eq!(
+            whole_segment_ticks(100.0, false, Some(0.0), Some(40.0), &[]),
+            70.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, false, Some(0.0), Some(100.0), &[]),
+            100.0
+        );
+        // An end time later than t_u + w (not from a Dijkstra, but bounded): min + w.
+        assert_eq!(
+            whole_segment_ticks(100.0, false, Some(0.0), Some(500.0), &[]),
+            100.0
+        );
+        // Only one end reached: from it, the whole length.
+        assert_eq!(
+            whole_segment_ticks(100.0, false, None, Some(20.0), &[]),
+            120.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, false, None, None, &[]),
+            f64::INFINITY
+        );
+        // One-way u→v: t_u + w whatever t_v.
+        assert_eq!(
+            whole_segment_ticks(100.0, true, Some(30.0), Some(0.0), &[]),
+            130.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, true, None, Some(0.0), &[]),
+            f64::INFINITY
+        );
+        // Sources on the segment: (position, time). Two-way: from both sides of each.
+        assert_eq!(
+            whole_segment_ticks(100.0, false, Some(50.0), Some(50.0), &[(50.0, 0.0)]),
+            50.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, false, Some(10.0), Some(90.0), &[(20.0, 0.0)]),
+            80.0
+        );
+        // One-way: a source covers only what lies ahead of it; behind it waits for t_u.
+        assert_eq!(
+            whole_segment_ticks(100.0, true, Some(200.0), Some(60.0), &[(40.0, 0.0)]),
+            240.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, true, Some(0.0), None, &[(40.0, 0.0)]),
+            60.0
+        );
+        assert_eq!(
+            whole_segment_ticks(100.0, true, None, None, &[(40.0, 0.0)]),
+            f64::INFINITY
+        );
     }
 }
