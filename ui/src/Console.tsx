@@ -48,7 +48,7 @@ import { ImportPanel } from "./panels/ImportPanel";
 import { MapSearch } from "./panels/MapSearch";
 // Dispatch intelligence (issue 5): closest units, their routes, 1-3-5 coverage.
 import { closestUnits, coverage as readCoverage } from "./bindings";
-import { CLOSEST_MIN_GAP_MS, COVERAGE_MIN_GAP_MS, useThrottledQuery } from "./dispatch";
+import { CLOSEST_MIN_GAP_MS, COVERAGE_MIN_GAP_MS, useExpiryTick, useThrottledQuery } from "./dispatch";
 import { closestRouteLines } from "./map/routes";
 import { CoverageControl } from "./panels/CoverageControl";
 
@@ -160,14 +160,17 @@ export function Console({ init }: { init: ConsoleInit }) {
 
   // Dispatch intelligence: the open incident's closest units (at most 2 rankings a second, on
   // every revision) and, while the layer is on, 1-3-5 coverage (at most every 3 s).
-  // Not for a closed incident (nothing to dispatch to).
+  // Not for a closed incident (nothing to dispatch to). Both are read again every 30 s and
+  // when the earliest active closure's expected end passes (no revision marks that).
   const openClosed = detail?.summary.id === openIncidentId && detail?.summary.status === "closed";
-  const closest = useThrottledQuery(openClosed ? null : openIncidentId, state?.revision, (id) => closestUnits({ incident_id: id }), CLOSEST_MIN_GAP_MS, (e) =>
+  const expiryTick = useExpiryTick(roadClosureList.list);
+  const dispatchRevision = state === null || state === undefined ? undefined : `${state.revision}.${expiryTick}`;
+  const closest = useThrottledQuery(openClosed ? null : openIncidentId, dispatchRevision, (id) => closestUnits({ incident_id: id }), CLOSEST_MIN_GAP_MS, (e) =>
     setError(errorText(e)),
   );
   const routes = useMemo(() => closestRouteLines(closest), [closest]);
   const [coverageOn, setCoverageOn] = useState(false);
-  const coverageView = useThrottledQuery(coverageOn ? "on" : null, state?.revision, () => readCoverage(), COVERAGE_MIN_GAP_MS, (e) => setError(errorText(e)));
+  const coverageView = useThrottledQuery(coverageOn ? "on" : null, dispatchRevision, () => readCoverage(), COVERAGE_MIN_GAP_MS, (e) => setError(errorText(e)));
 
   /** Runs one backend action: errors are shown, never swallowed; state refreshes after. */
   const act = useCallback(

@@ -39,6 +39,20 @@ export function isActiveNow(v: RoadClosureView, nowMs: number): boolean {
   return end === null || Date.parse(end) > nowMs;
 }
 
+/**
+ * The earliest expected end (ms since the epoch) among the closures active at `nowMs`, or
+ * null when none has one: the moment rankings and coverage change without a state revision.
+ */
+export function nextClosureEnd(list: RoadClosureView[], nowMs: number): number | null {
+  let next: number | null = null;
+  for (const v of list) {
+    if (!isActiveNow(v, nowMs) || v.closure.ends_at === null) continue;
+    const end = Date.parse(v.closure.ends_at);
+    if (Number.isFinite(end) && (next === null || end < next)) next = end;
+  }
+  return next;
+}
+
 /** Active closures first (newest first), then lifted and expired ones (newest first). */
 export function sortClosures(list: RoadClosureView[], nowMs: number): RoadClosureView[] {
   return [...list].sort((a, b) => Number(isActiveNow(b, nowMs)) - Number(isActiveNow(a, nowMs)) || b.set_at.localeCompare(a.set_at));

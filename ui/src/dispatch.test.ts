@@ -9,8 +9,13 @@ import {
   formatEta,
   formatKm,
   isDispatchKey,
+  closureReasons,
+  formatDistance,
+  nearestRoadM,
   problemText,
+  problemTitle,
   Throttle,
+  unavailableText,
 } from "./dispatch";
 import { closestRouteLines, fieldRouteLines, routeLineFeatures } from "./map/routes";
 import { coverageFeatures } from "./map/coverage";
@@ -56,11 +61,24 @@ describe("ETA text", () => {
     expect(formatKm(12_050)).toBe("12.1");
   });
 
-  it("translates problems and keeps the backend's details", () => {
-    expect(problemText("zh", "no_position")).toBe("无位置");
-    expect(problemText("zh", "no_road", "412 m from the nearest road")).toBe("离道路太远 (412 m from the nearest road)");
-    expect(problemText("zh", "closed_off", "closure: 积水 0.8 m")).toBe("道路封闭阻断 (closure: 积水 0.8 m)");
+  it("translates problems and shows only the data in the backend's English details", () => {
+    expect(problemText("zh", "no_position", "the unit has never reported a position")).toBe("无位置");
+    // dispatch.rs / routing.rs details: only the data is shown, translated around it.
+    const noRoad = "no drivable road within 5000 m of 42.700000,1.521100 (nearest 11372 m)";
+    expect(problemText("zh", "no_road", noRoad)).toBe("离道路太远：最近道路 11.4 km");
+    expect(problemText("en", "no_road", "no drivable road within 5000 m of 42.5,1.5 (nearest 412 m)")).toBe("Too far from a road: nearest road 412 m");
+    expect(problemText("en", "no_road", "1,234 m from the nearest drivable road")).toBe("Too far from a road: nearest road 1.2 km");
+    const cut = "road closures cut every route to the incident: 积水 0.8 m; bridge collapsed";
+    expect(closureReasons(cut)).toEqual(["积水 0.8 m", "bridge collapsed"]);
+    expect(problemText("zh", "closed_off", cut)).toBe("道路封闭阻断：积水 0.8 m；bridge collapsed");
+    expect(problemText("en", "closed_off", cut)).toBe("Cut off by road closures: 积水 0.8 m; bridge collapsed");
+    expect(problemText("zh", "closed_off", "road closures cut every route to the incident")).toBe("道路封闭阻断");
     expect(problemText("en", "closed_off", "  ")).toBe("Cut off by road closures");
+    expect(problemTitle("  ")).toBeUndefined();
+    expect(problemTitle(cut)).toBe(cut);
+    expect(nearestRoadM("the area pack has no drivable road network")).toBeNull();
+    expect(formatDistance(850.4)).toBe("850 m");
+    expect(formatDistance(1234)).toBe("1.2 km");
     expect(problemText("en", "no_road")).toBe("Too far from a road");
   });
 });
@@ -76,7 +94,7 @@ describe("the ranking as shown", () => {
       unit("f", 500),
       unit("g", 700),
       unit("h", null, "no_position"),
-      unit("i", null, "closed_off", "closure: 积水"),
+      unit("i", null, "closed_off", "road closures cut every route to the incident: 积水"),
     ]);
     const rows = closestRows(c);
     // Fastest first; the tie (b, e at 120 s) keeps the backend's order.
@@ -89,7 +107,7 @@ describe("the ranking as shown", () => {
     ]);
     expect(rows.more).toBe(2);
     expect(rows.problems.map((u) => u.unit_id)).toEqual(["h", "i"]);
-    expect(closestRows(null)).toEqual({ ranked: [], more: 0, problems: [] });
+    expect(closestRows(null)).toEqual({ by: "road", ranked: [], more: 0, problems: [] });
   });
 
   it("D takes the first ranked unit not dispatched yet", () => {
@@ -98,6 +116,30 @@ describe("the ranking as shown", () => {
     expect(firstDispatchable(c, new Set(["b"]))?.unit_id).toBe("a");
     expect(firstDispatchable(c, new Set(["a", "b"]))).toBeNull();
     expect(firstDispatchable(ranking([unit("h", null, "no_position")]))).toBeNull();
+  });
+
+  it("without routing lists units by straight line and D takes the nearest", () => {
+    const straight = (id: string, m: number | null): UnitEta => ({ ...unit(id, null, m === null ? "no_position" : null), straight_m: m });
+    const why =
+      "the incident is off the road network: no drivable road within 5000 m of 42.700000,1.521100 (nearest 11372 m); units are listed by straight-line distance, not by road";
+    const c: ClosestUnits = { ...ranking([straight("b", 900), straight("a", 2400), straight("c", 400), straight("h", null)]), unavailable: why };
+    const rows = closestRows(c);
+    expect(rows.by).toBe("straight");
+    expect(rows.ranked.map((r) => [r.rank, r.unit.unit_id])).toEqual([
+      [1, "c"],
+      [2, "b"],
+      [3, "a"],
+    ]);
+    expect(rows.problems.map((u) => u.unit_id)).toEqual(["h"]);
+    expect(firstDispatchable(c)?.unit_id).toBe("c");
+    expect(firstDispatchable(c, new Set(["c"]))?.unit_id).toBe("b");
+    expect(closestRows(ranking([unit("a", 300)])).by).toBe("road");
+    expect(unavailableText("zh", why)).toBe("无法按道路排序：事件地点不在道路网上（最近道路 11.4 km）");
+    expect(unavailableText("en", "no area pack is open, so there is no road network to route on; units are listed by straight-line distance, not by road")).toBe(
+      "No road ranking: no area pack is open",
+    );
+    expect(unavailableText("zh", "the area pack has no drivable road network; road ETAs and coverage need one")).toBe("无法按道路排序：区域数据包没有可行驶的道路");
+    expect(unavailableText("en", "cannot read the pack's road network: disk error")).toBe("No road ranking: the road network cannot be read");
   });
 
   it("draws the top five routes, the first on top with its ETA label", () => {
@@ -163,7 +205,7 @@ describe("coverage and the field route in words", () => {
     const ok = { incident_id: "i", route: { eta_s: 200, distance_m: 2449, line: [{ lat: 1, lon: 2 }, { lat: 1.1, lon: 2 }] }, problem: null, problem_detail: null };
     expect(fieldRouteText("en", ok)).toBe("ETA 3:20 · 2.4 km by road");
     expect(fieldRouteText("zh", ok)).toBe("预计 3 分 20 秒 到达 · 道路 2.4 公里");
-    expect(fieldRouteText("zh", { incident_id: "i", route: null, problem: "closed_off", problem_detail: "closure: 塌方" })).toBe("无路线：道路封闭阻断 (closure: 塌方)");
+    expect(fieldRouteText("zh", { incident_id: "i", route: null, problem: "closed_off", problem_detail: "road closures cut every route to the incident: 塌方" })).toBe("无路线：道路封闭阻断：塌方");
     expect(fieldRouteText("en", null)).toBeNull();
     expect(fieldRouteLines(ok, "巡02").map((l) => l.label)).toEqual(["巡02 3:20"]);
     expect(fieldRouteLines({ ...ok, route: null }, "巡02")).toEqual([]);

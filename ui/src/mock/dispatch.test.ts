@@ -50,6 +50,39 @@ describe("the fake backend's dispatch intelligence", () => {
     expect(() => m.handle("closest_units", { args: { incident_id: "nope" } })).toThrow();
   });
 
+  it("cannot rank for an incident off the roads: unavailable says why, units by straight line; a unit off the roads has no_road", () => {
+    const m = new MockBackend({ now: () => NOW });
+    // ~21 km north of Andorra la Vella: 11 km beyond the fake's roads.
+    const far = m.handle("create_incident", {
+      args: { incident_type: "other", priority: null, location: { lat: 42.7, lon: 1.5211 }, address: "Far away", description: "" },
+    }) as { summary: { id: string; location: { lat: number; lon: number } } };
+    const c = m.handle("closest_units", { args: { incident_id: far.summary.id } }) as ClosestUnits;
+    expect(c.unavailable).toBe(
+      "the incident is off the road network: no drivable road within 5000 m of 42.700000,1.521100 (nearest 11372 m); units are listed by straight-line distance, not by road",
+    );
+    expect(c.candidates).toHaveLength(5);
+    for (const x of c.candidates) {
+      expect([x.eta_s, x.distance_m, x.problem, x.route]).toEqual([null, null, null, null]);
+      const u = m.units.find((y) => y.id === x.unit_id)!;
+      expect(x.straight_m).toBe(Math.round(distanceM(u.fix!.position, far.summary.location)));
+    }
+    const straight = c.candidates.map((x) => x.straight_m as number);
+    expect([...straight].sort((a, b) => a - b)).toEqual(straight);
+    // 交01 at the north checkpoint is nearest.
+    expect(c.candidates[0]!.unit_id).toBe("u-06");
+
+    // A unit 25 km away cannot reach the fire by road: no_road with routing's message, after the ranked.
+    const fire = m.consoleState().incidents.find((i) => i.incident_type === "fire")!;
+    m.units.find((u) => u.id === "u-01")!.fix!.position = { lat: 42.73, lon: 1.5211 };
+    m.units.find((u) => u.id === "u-02")!.fix = null;
+    const r = m.handle("closest_units", { args: { incident_id: fire.id } }) as ClosestUnits;
+    expect(r.unavailable).toBeNull();
+    expect(r.candidates.slice(-2).map((x) => [x.unit_id, x.problem, x.problem_detail])).toEqual([
+      ["u-01", "no_road", "no drivable road within 5000 m of 42.730000,1.521100 (nearest 14708 m)"],
+      ["u-02", "no_position", "the unit has never reported a position"],
+    ]);
+  });
+
   it("covers 8 / 25 / 35 % by the five available units (37 % at 3 min with stations and posts), less once units are busy, 0 with none", () => {
     const m = new MockBackend({ now: () => NOW });
     const c = m.handle("coverage") as CoverageView;

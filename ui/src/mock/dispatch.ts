@@ -17,6 +17,12 @@ export const ROAD_FACTOR = 1.4;
 export const MOCK_SPEED_MPS = 40 / 3.6;
 /** Units the fake sends a route for (as the backend: the first five ranked). */
 const ROUTED = 5;
+/** The fake's road network: a disc of this radius, metres, around MOCK_ROAD_CENTRE. */
+export const MOCK_ROAD_RADIUS_M = 10_000;
+/** Centre of the fake's road network (Andorra la Vella). */
+export const MOCK_ROAD_CENTRE: LatLon = { lat: 42.5078, lon: 1.5211 };
+/** As routing.rs MAX_SNAP_M: a point farther than this from every road does not snap, metres. */
+export const MOCK_MAX_SNAP_M = 5_000;
 /** The fake pack's drivable road length, metres. */
 export const MOCK_ROAD_TOTAL_M = 412_000;
 /** Coverage share each station or post / available unit with a position adds for 1, 3 and 5 minutes. */
@@ -35,37 +41,64 @@ export interface DispatchHost {
   closuresActive: () => number;
 }
 
+/**
+ * Routing's snap message for a point too far from the fake's roads (as RoutingError::Snap in
+ * routing.rs), or null when it snaps.
+ */
+function offRoad(p: LatLon): string | null {
+  const nearest = distanceM(p, MOCK_ROAD_CENTRE) - MOCK_ROAD_RADIUS_M;
+  if (nearest <= MOCK_MAX_SNAP_M) return null;
+  return `no drivable road within ${MOCK_MAX_SNAP_M} m of ${p.lat.toFixed(6)},${p.lon.toFixed(6)} (nearest ${Math.round(nearest)} m)`;
+}
+
 function etaOf(from: LatLon, to: LatLon) {
   const straight = distanceM(from, to);
   const road = straight * ROAD_FACTOR;
   return { straight_m: Math.round(straight), distance_m: Math.round(road), eta_s: Math.round(road / MOCK_SPEED_MPS) };
 }
 
-/** `closest_units`: available units ranked by the fake's ETA; those without a position after. */
+/**
+ * `closest_units`: available units ranked by the fake's ETA; then those off the roads
+ * (problem no_road, detail as routing.rs: "no drivable road within 5000 m of … (nearest N m)")
+ * and those without a position ("the unit has never reported a position"). An incident off
+ * the fake's roads (more than 15 km from Andorra la Vella) cannot be ranked: `unavailable`
+ * says why, as dispatch.rs, and the units come without an ETA, by straight-line distance.
+ */
 export function closestUnits(host: DispatchHost, incidentId: string): ClosestUnits {
   const t0 = performance.now();
   const inc = host.incident(incidentId).summary;
   const available = host.units.filter((u) => u.status === "available" && u.incident_id === null);
+  const incidentOff = offRoad(inc.location);
   const ranked: UnitEta[] = [];
+  const noRoad: UnitEta[] = [];
   const problems: UnitEta[] = [];
   for (const u of available) {
     const base = { unit_id: u.id, callsign: u.callsign, kind: u.kind, fix: u.fix ? structuredClone(u.fix) : null, route: null };
     if (!u.fix) {
-      problems.push({ ...base, eta_s: null, distance_m: null, straight_m: null, problem: "no_position", problem_detail: null });
+      problems.push({ ...base, eta_s: null, distance_m: null, straight_m: null, problem: "no_position", problem_detail: "the unit has never reported a position" });
       continue;
     }
-    ranked.push({ ...base, ...etaOf(u.fix.position, inc.location), problem: null, problem_detail: null });
+    const e = etaOf(u.fix.position, inc.location);
+    const off = offRoad(u.fix.position);
+    if (incidentOff) ranked.push({ ...base, eta_s: null, distance_m: null, straight_m: e.straight_m, problem: null, problem_detail: null });
+    else if (off) noRoad.push({ ...base, eta_s: null, distance_m: null, straight_m: e.straight_m, problem: "no_road", problem_detail: off });
+    else ranked.push({ ...base, ...e, problem: null, problem_detail: null });
   }
-  ranked.sort((a, b) => (a.eta_s as number) - (b.eta_s as number) || a.callsign.localeCompare(b.callsign));
-  ranked.forEach((c, i) => {
-    if (i < ROUTED && c.fix) c.route = [{ ...c.fix.position }, { ...inc.location }];
-  });
+  const measure = (u: UnitEta) => u.eta_s ?? u.straight_m ?? Number.POSITIVE_INFINITY;
+  const order = (a: UnitEta, b: UnitEta) => measure(a) - measure(b) || a.callsign.localeCompare(b.callsign);
+  ranked.sort(order);
+  noRoad.sort(order);
+  if (!incidentOff) {
+    ranked.forEach((c, i) => {
+      if (i < ROUTED && c.fix) c.route = [{ ...c.fix.position }, { ...inc.location }];
+    });
+  }
   problems.sort((a, b) => a.callsign.localeCompare(b.callsign));
   return {
     incident_id: inc.id,
-    candidates: [...ranked, ...problems],
+    candidates: [...ranked, ...noRoad, ...problems],
     closures_active: host.closuresActive(),
-    unavailable: null,
+    unavailable: incidentOff && `the incident is off the road network: ${incidentOff}; units are listed by straight-line distance, not by road`,
     took_ms: Math.round((performance.now() - t0) * 1000) / 1000,
   };
 }
@@ -75,7 +108,7 @@ export function fieldRoute(host: DispatchHost): FieldRoute | null {
   const u = host.units.find((x) => x.id === host.fieldUnit);
   if (!u || !u.incident_id) return null;
   const inc = host.incident(u.incident_id).summary;
-  if (!u.fix) return { incident_id: inc.id, route: null, problem: "no_position", problem_detail: null };
+  if (!u.fix) return { incident_id: inc.id, route: null, problem: "no_position", problem_detail: "this unit has no position yet" };
   const e = etaOf(u.fix.position, inc.location);
   return {
     incident_id: inc.id,

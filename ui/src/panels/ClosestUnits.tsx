@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import type { ClosestUnits as ClosestUnitsView } from "../bindings";
-import { closestRows, firstDispatchable, formatEta, formatKm, isDispatchKey, problemText } from "../dispatch";
+import { closestRows, firstDispatchable, formatDistance, formatEta, formatKm, isDispatchKey, problemText, problemTitle, unavailableText } from "../dispatch";
 import { type Lang, label, t } from "../i18n";
 import { FixAge } from "./FixAge";
 
@@ -20,10 +20,16 @@ export interface ClosestUnitsProps {
 
 /**
  * "最近可用单位 / Closest available units": the top five by road ETA with rank, callsign, ETA,
- * road distance, fix age and a dispatch button; then the units without an ETA and why; a note
- * when closures were avoided. D (outside a text field) dispatches the first ranked unit; while
- * a dispatch runs every button and the key wait, and a unit dispatched from here is not offered
- * again before the ranking refreshes.
+ * road distance, fix age and a dispatch button; then the units without an ETA and why (the
+ * translated kind with the closure reasons or the distance to the road; the backend's English
+ * detail as a tooltip); a note when closures were avoided. When routing is unavailable (no
+ * pack, the incident off the roads) the reason is said once and the units are listed by
+ * straight-line distance, still dispatchable.
+ *
+ * D (outside a text field) dispatches the first listed unit not yet dispatched from here;
+ * while a dispatch runs every button and the key wait. A unit dispatched from here is marked
+ * and skipped until the ranking refreshes, so a second D before the refresh dispatches the
+ * NEXT unit (two quick presses send two units: deliberate, a commander often wants two).
  */
 export function ClosestUnits({ lang, now, staleAfterS, closest, busy, onDispatch }: ClosestUnitsProps) {
   const [running, setRunning] = useState(false);
@@ -72,8 +78,14 @@ export function ClosestUnits({ lang, now, staleAfterS, closest, busy, onDispatch
       <h3 id="closest-title">{t(lang, "eta.title")}</h3>
       {closest === null && <p className="muted small">{t(lang, "eta.loading")}</p>}
       {closest?.unavailable != null && (
-        <p className="muted small" id="closest-unavailable">
-          {t(lang, "eta.unavailable", { reason: closest.unavailable })}
+        <p className="muted small" id="closest-unavailable" title={closest.unavailable}>
+          {unavailableText(lang, closest.unavailable)}
+          {closest.candidates.length > 0 && (
+            <>
+              {" "}
+              <span id="closest-by-straight">{t(lang, "eta.byStraight")}</span>
+            </>
+          )}
         </p>
       )}
       {closest && closest.closures_active > 0 && (
@@ -81,7 +93,7 @@ export function ClosestUnits({ lang, now, staleAfterS, closest, busy, onDispatch
           ⚠ {t(lang, "eta.closures", { n: closest.closures_active })}
         </p>
       )}
-      {closest && closest.unavailable === null && rows.ranked.length === 0 && <p className="muted">{t(lang, "eta.none")}</p>}
+      {closest && rows.ranked.length === 0 && (closest.unavailable === null || closest.candidates.length === 0) && <p className="muted">{t(lang, "eta.none")}</p>}
       {rows.ranked.length > 0 && (
         <ol className="closest-list">
           {rows.ranked.map(({ rank, unit }) => {
@@ -92,12 +104,20 @@ export function ClosestUnits({ lang, now, staleAfterS, closest, busy, onDispatch
                 <span className="closest-rank num">{rank}</span>
                 <strong className="closest-callsign">{unit.callsign}</strong>
                 <span className="muted small">{label.unitKind(lang, unit.kind)}</span>
-                <span className="closest-eta num" data-eta-s={unit.eta_s ?? ""} title={t(lang, "eta.eta")}>
-                  {formatEta(unit.eta_s ?? 0, lang)}
-                </span>
-                <span className="closest-km num small" title={t(lang, "eta.road")}>
-                  {t(lang, "detail.distanceKm", { km: formatKm(unit.distance_m ?? 0) })}
-                </span>
+                {rows.by === "road" ? (
+                  <>
+                    <span className="closest-eta num" data-eta-s={unit.eta_s ?? ""} title={t(lang, "eta.eta")}>
+                      {formatEta(unit.eta_s ?? 0, lang)}
+                    </span>
+                    <span className="closest-km num small" title={t(lang, "eta.road")}>
+                      {t(lang, "detail.distanceKm", { km: formatKm(unit.distance_m ?? 0) })}
+                    </span>
+                  </>
+                ) : (
+                  <span className="closest-straight num" data-straight-m={unit.straight_m ?? ""} title={t(lang, "eta.byStraight")}>
+                    {t(lang, "eta.straight", { dist: formatDistance(unit.straight_m ?? 0) })}
+                  </span>
+                )}
                 <FixAge lang={lang} now={now} fix={unit.fix} staleAfterS={staleAfterS} className="small" />
                 <button
                   type="button"
@@ -127,7 +147,12 @@ export function ClosestUnits({ lang, now, staleAfterS, closest, busy, onDispatch
           <ul className="closest-problems">
             {rows.problems.map((u) => (
               <li key={u.unit_id} data-problem-unit={u.unit_id} data-problem={u.problem ?? ""}>
-                <strong>{u.callsign}</strong> {u.problem && <span className="closest-problem">{problemText(lang, u.problem, u.problem_detail)}</span>}{" "}
+                <strong>{u.callsign}</strong>{" "}
+                {u.problem && (
+                  <span className="closest-problem" title={problemTitle(u.problem_detail)}>
+                    {problemText(lang, u.problem, u.problem_detail)}
+                  </span>
+                )}{" "}
                 {u.fix && <FixAge lang={lang} now={now} fix={u.fix} staleAfterS={staleAfterS} className="small" />}
               </li>
             ))}

@@ -15,7 +15,7 @@ function ranking(): ClosestUnitsView {
   const fire = m.consoleState().incidents.find((i) => i.incident_type === "fire")!;
   m.units.find((u) => u.id === "u-06")!.fix = null;
   const c = m.handle("closest_units", { args: { incident_id: fire.id } }) as ClosestUnitsView;
-  c.candidates.push({ ...c.candidates[0]!, unit_id: "u-09", callsign: "巡09", eta_s: null, distance_m: null, route: null, problem: "closed_off", problem_detail: "closure: 积水 0.8 m" });
+  c.candidates.push({ ...c.candidates[0]!, unit_id: "u-09", callsign: "巡09", eta_s: null, distance_m: null, route: null, problem: "closed_off", problem_detail: "road closures cut every route to the incident: 积水 0.8 m; 塌方" });
   c.closures_active = 2;
   return c;
 }
@@ -42,7 +42,10 @@ describe("ClosestUnits", () => {
     expect(rows[0]!.querySelector("button")?.textContent).toBe("派遣 D");
     expect(rows[1]!.querySelector("button")?.textContent).toBe("派遣");
     const problems = [...container.querySelectorAll<HTMLElement>("[data-problem-unit]")];
-    expect(problems.map((p) => p.textContent?.trim())).toEqual(["交01 无位置", "巡09 道路封闭阻断 (closure: 积水 0.8 m) 6 分钟"]);
+    // Translated kinds; of the English details only the closure reasons, the rest as a tooltip.
+    expect(problems.map((p) => p.textContent?.trim())).toEqual(["交01 无位置", "巡09 道路封闭阻断：积水 0.8 m；塌方 6 分钟"]);
+    expect(problems[0]!.querySelector(".closest-problem")?.getAttribute("title")).toBe("the unit has never reported a position");
+    expect(problems[1]!.querySelector(".closest-problem")?.getAttribute("title")).toBe("road closures cut every route to the incident: 积水 0.8 m; 塌方");
     expect(container.querySelector("#closest-closures")?.textContent).toContain("已避开 2 处封闭");
   });
 
@@ -88,12 +91,46 @@ describe("ClosestUnits", () => {
   });
 
   it("shows a muted line when no ranking is possible and waits while loading", () => {
-    const c: ClosestUnitsView = { incident_id: "i", candidates: [], closures_active: 0, unavailable: "the incident is 2.1 km from the nearest road", took_ms: 0 };
+    const c: ClosestUnitsView = { incident_id: "i", candidates: [], closures_active: 0, unavailable: "no area pack is open, so there is no road network to route on; units are listed by straight-line distance, not by road", took_ms: 0 };
     const { container, rerender } = render(<ClosestUnits lang="en" now={NOW} staleAfterS={120} closest={c} busy={false} onDispatch={async () => true} />);
-    expect(container.querySelector("#closest-unavailable")?.textContent).toBe("No road ranking: the incident is 2.1 km from the nearest road");
+    expect(container.querySelector("#closest-unavailable")?.textContent).toBe("No road ranking: no area pack is open");
+    expect(container.querySelector("#closest-unavailable")?.getAttribute("title")).toBe(c.unavailable);
+    expect(container.textContent).toContain("No available unit");
     expect(container.querySelector("[data-closest-unit]")).toBeNull();
     rerender(<ClosestUnits lang="en" now={NOW} staleAfterS={120} closest={null} busy={false} onDispatch={async () => true} />);
     expect(container.textContent).toContain("Ranking available units by road time");
+  });
+
+  it("without routing says why once, lists the units by straight line, and D and the buttons dispatch them", async () => {
+    const m = new MockBackend({ now: () => NOW });
+    const far = m.handle("create_incident", {
+      args: { incident_type: "other", priority: null, location: { lat: 42.7, lon: 1.5211 }, address: "Far away", description: "" },
+    }) as { summary: { id: string } };
+    m.units.find((u) => u.id === "u-02")!.fix = null;
+    const c = m.handle("closest_units", { args: { incident_id: far.summary.id } }) as ClosestUnitsView;
+    const calls: string[] = [];
+    const { container } = render(
+      <ClosestUnits lang="zh" now={NOW} staleAfterS={120} closest={c} busy={false} onDispatch={async (id) => (calls.push(id), true)} />,
+    );
+    expect(container.querySelector("#closest-unavailable")?.textContent).toBe("无法按道路排序：事件地点不在道路网上（最近道路 11.4 km） 按直线距离排列，非道路距离");
+    expect(container.querySelectorAll("#closest-unavailable")).toHaveLength(1);
+    const rows = [...container.querySelectorAll<HTMLElement>("[data-closest-unit]")];
+    expect(rows.map((r) => r.dataset.closestUnit)).toEqual(["u-06", "u-04", "u-05", "u-01"]);
+    const straight = rows.map((r) => Number(r.querySelector<HTMLElement>(".closest-straight")?.dataset.straightM));
+    expect([...straight].sort((a, b) => a - b)).toEqual(straight);
+    expect(rows[0]!.querySelector(".closest-straight")?.textContent).toBe(`直线 ${(straight[0]! / 1000).toFixed(1)} km`);
+    expect(rows[0]!.querySelector(".closest-eta")).toBeNull();
+    // Only the unit without a position is under "无法计算到达时间", with no English inline.
+    expect([...container.querySelectorAll<HTMLElement>("[data-problem-unit]")].map((p) => p.textContent?.trim())).toEqual(["巡02 无位置"]);
+    expect(rows[0]!.querySelector("button")?.textContent).toBe("派遣 D");
+    await act(async () => {
+      fireEvent.keyDown(window, { key: "d" });
+    });
+    expect(calls).toEqual(["u-06"]);
+    await act(async () => {
+      fireEvent.click(rows[2]!.querySelector("button")!);
+    });
+    expect(calls).toEqual(["u-06", "u-05"]);
   });
 });
 
