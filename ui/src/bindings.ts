@@ -1035,7 +1035,9 @@ reason: string,
  */
 ends_at: string | null, 
 /**
- * Lifted explicitly by a commander.
+ * Lifted explicitly by a commander. Final: once any write of the closure id has it,
+ * the closure is shown lifted on every console, whatever later writes say (see the
+ * module doc).
  */
 lifted: boolean, };
 
@@ -1134,6 +1136,12 @@ facilities: Array<Facility>,
  * Problems; when any, nothing is written.
  */
 problems: Array<ImportProblem>, 
+/**
+ * Warnings that do not stop the import: a facility outside the open area pack (often
+ * latitude and longitude swapped, or the wrong datum declared). `at` names the
+ * facility (`"facility ID"`).
+ */
+warnings: Array<ImportProblem>, 
 /**
  * Facilities written (0 for a preview or when there are problems).
  */

@@ -234,11 +234,19 @@ impl Reader {
             } else {
                 ""
             };
-            self.problem(lat_at, format!("{e}{hint}"));
+            self.problem(lat_at.clone(), format!("{e}{hint}"));
             ok = false;
         }
         if let Err(e) = LatLon::new(0.0, lon) {
             self.problem(lon_at, e.to_string());
+            ok = false;
+        }
+        if ok && lat == 0.0 && lon == 0.0 {
+            // 0°, 0° is in the Gulf of Guinea: an empty cell read as zero, not a facility.
+            self.problem(
+                lat_at,
+                "latitude and longitude are both 0 (the Gulf of Guinea): the position is missing",
+            );
             ok = false;
         }
         ok
@@ -310,6 +318,20 @@ pub fn read_facilities(
         return (reader.facilities, reader.problems);
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(line) = text
+        .lines()
+        .position(|l| l.contains('\u{fffd}'))
+        .map(|i| i + 1)
+    {
+        // A file in another encoding (GBK from Excel on Chinese Windows) read as UTF-8:
+        // its names would be stored as U+FFFD replacement characters.
+        reader.problem(
+            format!("line {line}"),
+            "the text has characters that could not be read (\u{fffd}): the file is not UTF-8; \
+             save it as UTF-8 (Excel: \"CSV UTF-8\") or open it in the console, which also reads GBK/GB18030",
+        );
+        return (reader.facilities, reader.problems);
+    }
     match format {
         ImportFormat::Csv => read_csv(&mut reader, text, datum),
         ImportFormat::Geojson => read_geojson(&mut reader, text, datum),
@@ -579,6 +601,32 @@ fn read_geojson(reader: &mut Reader, text: &str, datum: Datum) {
     }
 }
 
+/// How far outside the pack's bounds a facility may lie before it is flagged, degrees
+/// (about 5 km: posts on the district's edge are fine).
+const OUTSIDE_PACK_MARGIN_DEG: f64 = 0.05;
+
+/// Warnings for facilities outside the area pack's `bounds` (`[west, south, east, north]`,
+/// WGS-84 degrees, the MBTiles metadata) widened by [`OUTSIDE_PACK_MARGIN_DEG`].
+fn outside_pack(facilities: &[Facility], bounds: [f64; 4]) -> Vec<ImportProblem> {
+    let [w, s, e, n] = bounds;
+    let m = OUTSIDE_PACK_MARGIN_DEG;
+    facilities
+        .iter()
+        .filter(|f| {
+            let p = f.position;
+            !(s - m..=n + m).contains(&p.lat) || !(w - m..=e + m).contains(&p.lon)
+        })
+        .map(|f| ImportProblem {
+            at: format!("facility {}", f.id),
+            message: format!(
+                "{:.6},{:.6} is outside the area pack ({s:.3}..{n:.3} N, {w:.3}..{e:.3} E): \
+                 check the latitude/longitude order and the declared datum",
+                f.position.lat, f.position.lon
+            ),
+        })
+        .collect()
+}
+
 impl Console {
     /// Imports facilities (see [`read_facilities`]); with `commit`, and only when no row
     /// has a problem, writes one `facility.register` op per facility (an existing
@@ -612,10 +660,48 @@ impl Console {
             })?;
             written = u32::try_from(n).unwrap_or(u32::MAX);
         }
+        let warnings = self
+            .pack()
+            .map(|pack| outside_pack(&facilities, pack.meta().bounds))
+            .unwrap_or_default();
         Ok(ImportReport {
             facilities,
             problems,
+            warnings,
             written,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facilities_outside_the_pack_are_warned_about() {
+        let f = |id: &str, lat: f64, lon: f64| Facility {
+            id: id.into(),
+            kind: FacilityKind::Post,
+            name_zh: "示例".into(),
+            name_en: String::new(),
+            position: LatLon { lat, lon },
+        };
+        // Andorra's bounds; a post on the edge (within the margin) is fine, a swapped pair
+        // and a point in Dongsheng are not.
+        let bounds = [1.41, 42.42, 1.79, 42.66];
+        let w = outside_pack(
+            &[
+                f("inside", 42.5, 1.5),
+                f("edge", 42.68, 1.5),
+                f("swapped", 1.5, 42.5),
+                f("ordos", 39.82, 109.98),
+            ],
+            bounds,
+        );
+        assert_eq!(
+            w.iter().map(|p| p.at.as_str()).collect::<Vec<_>>(),
+            vec!["facility swapped", "facility ordos"]
+        );
+        assert!(w[0].message.contains("latitude/longitude order"), "{w:?}");
     }
 }

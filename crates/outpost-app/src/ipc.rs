@@ -810,6 +810,10 @@ pub struct ImportReport {
     pub facilities: Vec<Facility>,
     /// Problems; when any, nothing is written.
     pub problems: Vec<ImportProblem>,
+    /// Warnings that do not stop the import: a facility outside the open area pack (often
+    /// latitude and longitude swapped, or the wrong datum declared). `at` names the
+    /// facility (`"facility ID"`).
+    pub warnings: Vec<ImportProblem>,
     /// Facilities written (0 for a preview or when there are problems).
     pub written: u32,
 }

@@ -417,3 +417,19 @@ fn console_preview_commit_and_refusal() {
     assert_eq!(report.problems.len(), 11);
     assert_eq!(c.console_state().expect("state").facilities.len(), 11);
 }
+
+#[test]
+fn text_that_was_not_utf8_and_a_zero_position_are_problems() {
+    // GBK bytes read as UTF-8 become U+FFFD: refused on the line where they are, so no
+    // garbled name is ever stored.
+    let (fs, problems) =
+        csv("id,kind,name_zh,lat,lon\npost-1,post,\u{fffd}\u{fffd}\u{fffd},39.82,109.98\n");
+    assert!(fs.is_empty());
+    assert_eq!(ats(&problems), vec!["line 2"]);
+    assert!(problems[0].message.contains("not UTF-8"), "{problems:?}");
+    // 0,0 is an empty cell read as zero.
+    let (fs, problems) = csv("id,kind,name_zh,lat,lon\npost-1,post,示例,0,0\n");
+    assert!(fs.is_empty());
+    assert_eq!(ats(&problems), vec!["line 2, column lat"]);
+    assert!(problems[0].message.contains("both 0"), "{problems:?}");
+}
