@@ -244,5 +244,5 @@ export function importFacilities(host: ClosureHost, a: ImportFacilities): Import
     }
     if (written > 0) host.changed();
   }
-  return { facilities, problems, written };
+  return { facilities, problems, warnings: [], written };
 }
