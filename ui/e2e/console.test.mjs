@@ -712,6 +712,26 @@ test("closest units: five ranked with ETAs and routes, D dispatches the first on
     // Closing the card takes the routes off the map.
     await page.keyboard.press("Escape");
     await page.waitForFunction(async () => (await window.__outpost.map.getSource("routes").getData()).features.length === 0);
+
+    // An incident far off the fake's roads: the reason once, units by straight line, D sends the nearest.
+    const farId = await page.evaluate(
+      () =>
+        window.__outpostMock.handle("create_incident", {
+          args: { incident_type: "other", priority: null, location: { lat: 42.7, lon: 1.5211 }, address: "Far away", description: "" },
+        }).summary.id,
+    );
+    await page.waitForSelector(`[data-incident-id="${farId}"]`);
+    await page.click(`[data-incident-id="${farId}"]`);
+    await page.waitForSelector("#closest-units .closest-straight");
+    assert.equal(await page.locator("#closest-unavailable").innerText(), "无法按道路排序：事件地点不在道路网上（最近道路 11.4 km） 按直线距离排列，非道路距离");
+    const straight = await page.locator("#closest-units [data-closest-unit] .closest-straight").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-straight-m"))));
+    assert.ok(straight.length >= 1);
+    assert.deepEqual([...straight].sort((a, b) => a - b), straight);
+    assert.match(await page.locator("#closest-units [data-closest-unit] .closest-straight").first().innerText(), /^直线 \d+\.\d km$/);
+    const nearest = await page.locator("#closest-units [data-closest-unit]").first().getAttribute("data-closest-unit");
+    await page.locator("#closest-title").click();
+    await page.keyboard.press("d");
+    await page.waitForFunction((id) => window.__outpostMock.units.find((u) => u.id === id).status === "dispatched", nearest);
     assert.deepEqual(consoleErrors, []);
   } finally {
     await context.close();
@@ -889,6 +909,13 @@ test("facility import: a bad row shows its problem and no Import button; a good 
     await page.screenshot({ path: join(outDir, "import.png") });
     // Both are on the map.
     await page.waitForFunction(() => new Set(window.__outpost.map.queryRenderedFeatures({ layers: ["facilities"] }).map((f) => f.properties.id)).has("chk-west"));
+    // The same file again: nothing new or changed, and the panel says so.
+    await page.click("#import-preview");
+    await page.waitForSelector("#import-commit");
+    await page.click("#import-commit");
+    await page.waitForFunction(() => document.querySelector("#import-done")?.textContent === "没有变化：2 个设施已是最新");
+    assert.equal(await page.locator("#import-table").count(), 0);
+    assert.equal(await page.evaluate(() => window.__outpostMock.facilities.length), 6);
     assert.deepEqual(consoleErrors, []);
   } finally {
     await context.close();
