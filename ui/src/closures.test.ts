@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RoadClosureView } from "./bindings";
-import { addPoint, canFinish, checkClosureForm, type Drawing, formatRemaining, isActiveNow, MAX_LINE_POINTS, sortClosures } from "./closures";
+import { addPoint, canFinish, checkClosureForm, type Drawing, distinctPoints, formatRemaining, isActiveNow, lineCollapsed, MAX_LINE_POINTS, sortClosures } from "./closures";
 import { closureFeatures, drawingFeatures } from "./map/closures";
 
 const NOW = Date.parse("2026-11-29T10:00:00Z");
@@ -114,5 +114,23 @@ describe("closure list and layer", () => {
     let many: Drawing = { mode: "line", points: [], line: null, phase: "drawing" };
     for (let i = 0; i < MAX_LINE_POINTS + 5; i++) many = addPoint(many, { lat: 42.5, lon: 1.5 + i * 1e-4 });
     expect(many.points.length).toBe(MAX_LINE_POINTS);
+  });
+
+  it("a road line that snapped to one place (1 point, or the same point repeated) cannot be finished and says so", () => {
+    const P = { lat: 42.5176, lon: 1.5667 };
+    const two: Drawing = { mode: "line", points: [P, P], line: null, phase: "drawing" };
+    // Not collapsed before the answer is back.
+    expect(lineCollapsed(two)).toBe(false);
+    for (const line of [[P], [P, { ...P }, P], []]) {
+      const d = { ...two, line };
+      expect(canFinish(d)).toBe(false);
+      expect(lineCollapsed(d)).toBe(true);
+    }
+    const ok = { ...two, line: [P, { lat: 42.518, lon: 1.5675 }] };
+    expect(distinctPoints(ok.line)).toBe(2);
+    expect(canFinish(ok)).toBe(true);
+    expect(lineCollapsed(ok)).toBe(false);
+    // An area never collapses this way.
+    expect(lineCollapsed({ mode: "area", points: [P, P, P], line: null, phase: "drawing" })).toBe(false);
   });
 });

@@ -102,12 +102,27 @@ export function checkClosureForm(f: ClosureForm, nowMs: number): FormCheck {
 
 /**
  * True when the drawing can be finished: an area with 3 corners; a road with 2 clicks and
- * the road line for exactly those clicks (a closure is saved on the snapped line, so one the
- * backend could not snap cannot be saved).
+ * the road line for exactly those clicks, with at least 2 different points (a closure is
+ * saved on the snapped line, so one the backend could not snap, or snapped to one place,
+ * cannot be saved).
  */
 export function canFinish(d: Drawing): boolean {
   if (d.mode === "area") return d.points.length >= 3;
-  return d.points.length >= 2 && d.line !== null && d.line.length >= 2;
+  return d.points.length >= 2 && d.line !== null && distinctPoints(d.line) >= 2;
+}
+
+/** How many different points a line has (exact equality: the backend's snapped nodes). */
+export function distinctPoints(line: LatLon[]): number {
+  return new Set(line.map((p) => `${p.lat},${p.lon}`)).size;
+}
+
+/**
+ * True when the road line came back but collapsed to one place (identical clicks, or clicks
+ * in a lake that snap to the same road point): the drawing cannot be finished, and the panel
+ * says why (fresh-user finding I6).
+ */
+export function lineCollapsed(d: Drawing): boolean {
+  return d.mode === "line" && d.points.length >= 2 && d.line !== null && distinctPoints(d.line) < 2;
 }
 
 /** The drawing with one more click (ignored once finished or at the 50-point limit); the road line is read again. */

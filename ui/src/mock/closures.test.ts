@@ -62,6 +62,29 @@ describe("the fake's road closures, road line and facility import", () => {
       [42.52, 1.54],
     ]);
     expect(() => m.handle("road_line", { args: { points: [{ lat: 42.5, lon: 1.5 }] } })).toThrow(expect.objectContaining({ code: "invalid_input" }));
+    // Identical clicks snap to one place: refused as dispatch.rs refuses them.
+    const same = { lat: 42.5176, lon: 1.5667 };
+    expect(() => m.handle("road_line", { args: { points: [same, { ...same }, same] } })).toThrow({
+      code: "invalid_input",
+      message: "points: these points snap to the same place on the road; click further apart along it",
+    });
+  });
+
+  it("warns about facilities outside the mock's area pack (bounds + 0.05°) without blocking the import", () => {
+    const m = new MockBackend({ now: () => NOW });
+    // Inside; on the edge within the margin (42.70 < 42.66 + 0.05); latitude and longitude swapped; 0,0.
+    const text = "id,kind,name_zh,name_en,lat,lon\nin,post,甲,A,42.5,1.5\nedge,post,乙,B,42.70,1.5\nswapped,station,丙,C,1.5218,42.5063\nordos,checkpoint,丁,D,39.82,109.98\n";
+    const r = m.handle("import_facilities", { args: { text, format: "csv", datum: "wgs84", commit: true } }) as ImportReport;
+    expect(r.problems).toEqual([]);
+    expect(r.warnings).toEqual([
+      { at: "facility swapped", message: "1.521800,42.506300 is outside the area pack (42.420..42.660 N, 1.400..1.790 E): check the latitude/longitude order and the declared datum" },
+      { at: "facility ordos", message: "39.820000,109.980000 is outside the area pack (42.420..42.660 N, 1.400..1.790 E): check the latitude/longitude order and the declared datum" },
+    ]);
+    expect(r.written).toBe(4);
+    // 0,0 (an empty cell read as zero) is a problem, as in import.rs.
+    const zero = m.handle("import_facilities", { args: { text: "id,kind,name_zh,name_en,lat,lon\nz,post,戊,E,0,0\n", format: "csv", datum: "wgs84", commit: false } }) as ImportReport;
+    expect(zero.problems).toEqual([{ at: "line 2, column lat", message: "latitude and longitude are both 0 (the Gulf of Guinea): the position is missing" }]);
+    expect(zero.warnings).toEqual([]);
   });
 
   it("imports a CSV: a problem at line 2 for lat 91 writes nothing; a good file adds its facilities", () => {

@@ -4,6 +4,7 @@
 // roads, and the import shifts GCJ-02/BD-09 coordinates by a fixed offset instead of the real
 // conversion (the Rust side uses undrift_gps).
 
+import { distanceM } from "../domain";
 import type {
   ClosureRef,
   ClosureShape,
@@ -129,7 +130,11 @@ function checkShape(s: ClosureShape): void {
   if (bad >= 0) fail("invalid_input", `point ${bad + 1} is not a WGS-84 position`);
 }
 
-/** The fake road line: the points with the midpoint of each leg inserted. */
+/**
+ * The fake road line: the points with the midpoint of each leg inserted. Clicks that are all
+ * in one place (no leg longer than 1 m) are refused as crates/outpost-app/src/dispatch.rs
+ * refuses a line that snaps to one place.
+ */
 export function roadLine(q: RoadLineQuery): LatLon[] {
   if (q.points.length < 2 || q.points.length > 50) fail("invalid_input", `road_line takes 2 to 50 points, got ${q.points.length}`);
   const out: LatLon[] = [];
@@ -141,10 +146,33 @@ export function roadLine(q: RoadLineQuery): LatLon[] {
     }
     out.push({ ...p });
   });
+  if (!out.some((p, i) => i > 0 && distanceM(out[i - 1]!, p) > 1)) {
+    fail("invalid_input", "points: these points snap to the same place on the road; click further apart along it");
+  }
   return out;
 }
 
 const KINDS: FacilityKind[] = ["station", "post", "checkpoint"];
+
+/**
+ * The fake's area pack bounds, `[west, south, east, north]` WGS-84 degrees: the `bounds` the
+ * fake's startup (backend.ts) gives its "Andorra (mock)" pack.
+ */
+export const MOCK_PACK_BOUNDS: [number, number, number, number] = [1.4, 42.42, 1.79, 42.66];
+/** `OUTSIDE_PACK_MARGIN_DEG` in crates/outpost-app/src/import.rs (degrees, about 5 km). */
+const OUTSIDE_PACK_MARGIN_DEG = 0.05;
+
+/** Warnings for facilities outside `bounds` widened by the margin, worded as import.rs's `outside_pack`. */
+export function outsidePack(facilities: Facility[], bounds: [number, number, number, number] = MOCK_PACK_BOUNDS): ImportProblem[] {
+  const [w, s, e, n] = bounds;
+  const m = OUTSIDE_PACK_MARGIN_DEG;
+  return facilities
+    .filter((f) => !(f.position.lat >= s - m && f.position.lat <= n + m) || !(f.position.lon >= w - m && f.position.lon <= e + m))
+    .map((f) => ({
+      at: `facility ${f.id}`,
+      message: `${f.position.lat.toFixed(6)},${f.position.lon.toFixed(6)} is outside the area pack (${s.toFixed(3)}..${n.toFixed(3)} N, ${w.toFixed(3)}..${e.toFixed(3)} E): check the latitude/longitude order and the declared datum`,
+    }));
+}
 /** The fake's datum "conversion": a fixed shift (degrees), not the real formula. */
 const FAKE_SHIFT: Record<ImportFacilities["datum"], LatLon> = {
   wgs84: { lat: 0, lon: 0 },
@@ -219,6 +247,9 @@ export function importFacilities(host: ClosureHost, a: ImportFacilities): Import
     if (!KINDS.includes(kind as FacilityKind)) problems.push({ at: row.field("kind"), message: `kind ${JSON.stringify(kind)} is not station, post or checkpoint` });
     if (!Number.isFinite(lat) || Math.abs(lat) > 90) problems.push({ at: row.field("lat"), message: `latitude ${row.get("lat") ?? ""} is outside −90..90` });
     if (!Number.isFinite(lon) || Math.abs(lon) > 180) problems.push({ at: row.field("lon"), message: `longitude ${row.get("lon") ?? ""} is outside −180..180` });
+    if (problems.length === before && lat === 0 && lon === 0) {
+      problems.push({ at: row.field("lat"), message: "latitude and longitude are both 0 (the Gulf of Guinea): the position is missing" });
+    }
     if (problems.length > before) continue;
     facilities.push({
       id,
@@ -244,5 +275,5 @@ export function importFacilities(host: ClosureHost, a: ImportFacilities): Import
     }
     if (written > 0) host.changed();
   }
-  return { facilities, problems, warnings: [], written };
+  return { facilities, problems, warnings: outsidePack(facilities), written };
 }

@@ -8,6 +8,7 @@ import {
   END_CHOICES,
   formatRemaining,
   isActiveNow,
+  lineCollapsed,
   MAX_REASON_CHARS,
   REASON_PRESETS,
   sortClosures,
@@ -192,6 +193,11 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
           {problem && (
             <p className="form-error" role="alert" id="closure-error">
               {problem}
+            </p>
+          )}
+          {!problem && lineCollapsed(d) && (
+            <p className="form-error" role="alert" id="closure-same-spot">
+              {t(p.lang, "closure.sameSpot")}
             </p>
           )}
         </div>

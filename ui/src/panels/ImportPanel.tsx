@@ -2,6 +2,7 @@ import { useState } from "react";
 import { type Datum, type ImportFormat, type ImportReport, importFacilities } from "../bindings";
 import { errorText } from "../errors";
 import { type Lang, label, t } from "../i18n";
+import { decodeImportBytes, type ImportEncoding } from "../importText";
 import { CloseButton } from "./CloseButton";
 
 export interface ImportPanelProps {
@@ -22,13 +23,16 @@ export function formatFromName(name: string): ImportFormat | null {
   return null;
 }
 
-/** Reads a chosen file as UTF-8 text. */
-function readText(file: File): Promise<string> {
+/**
+ * Reads a chosen file's bytes and decodes them: UTF-8, else GB18030/GBK (Excel's "CSV" on
+ * Chinese Windows), see decodeImportBytes.
+ */
+function readText(file: File): Promise<{ text: string; encoding: ImportEncoding }> {
   return new Promise((resolve, reject) => {
     const r = new FileReader();
-    r.onload = () => resolve(typeof r.result === "string" ? r.result : "");
+    r.onload = () => resolve(decodeImportBytes(r.result instanceof ArrayBuffer ? r.result : new ArrayBuffer(0)));
     r.onerror = () => reject(r.error ?? new Error(`could not read ${file.name}`));
-    r.readAsText(file, "utf-8");
+    r.readAsArrayBuffer(file);
   });
 }
 
@@ -38,7 +42,7 @@ function readText(file: File): Promise<string> {
  * problem; the import (commit true) is offered only when there is none.
  */
 export function ImportPanel(p: ImportPanelProps) {
-  const [file, setFile] = useState<{ name: string; text: string } | null>(null);
+  const [file, setFile] = useState<{ name: string; text: string; encoding: ImportEncoding } | null>(null);
   const [format, setFormat] = useState<ImportFormat>("csv");
   const [datum, setDatum] = useState<Datum>("wgs84");
   const [report, setReport] = useState<ImportReport | null>(null);
@@ -105,13 +109,18 @@ export function ImportPanel(p: ImportPanelProps) {
             const guess = formatFromName(f.name);
             if (guess) setFormat(guess);
             readText(f)
-              .then((text) => setFile({ name: f.name, text }))
+              .then((d) => setFile({ name: f.name, ...d }))
               .catch((err) => setError(errorText(err)));
           }}
         />
         {file && (
           <p className="small" id="import-file-name">
             {t(p.lang, "import.fileRead", { name: file.name, n: file.text.length })}
+          </p>
+        )}
+        {file?.encoding === "gb18030" && (
+          <p className="small import-encoding" id="import-encoding">
+            {t(p.lang, "import.gb18030")}
           </p>
         )}
         <p className="small muted">{t(p.lang, "import.columns")}</p>
@@ -169,6 +178,18 @@ export function ImportPanel(p: ImportPanelProps) {
                 {report.problems.map((pr, i) => (
                   <li key={i} data-import-problem={pr.at}>
                     <span className="problem-at">{pr.at}</span>: {pr.message}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+          {report.warnings.length > 0 && (
+            <div className="import-warnings" role="status" id="import-warnings">
+              <strong>{t(p.lang, "import.warnings", { n: report.warnings.length })}</strong>
+              <ul>
+                {report.warnings.map((w, i) => (
+                  <li key={i} data-import-warning={w.at}>
+                    <span className="problem-at">{w.at}</span>: {w.message}
                   </li>
                 ))}
               </ul>

@@ -26,6 +26,13 @@ function chooseFile(input: HTMLInputElement, name: string, text: string) {
   fireEvent.change(input, { target: { files: [file] } });
 }
 
+function chooseBytes(input: HTMLInputElement, name: string, bytes: number[]) {
+  const file = new File([new Uint8Array(bytes)], name, { type: "text/csv" });
+  fireEvent.change(input, { target: { files: [file] } });
+}
+
+const ascii = (s: string) => [...s].map((c) => c.charCodeAt(0));
+
 describe("ImportPanel", () => {
   it("guesses the format from the extension", () => {
     expect(formatFromName("posts.CSV")).toBe("csv");
@@ -83,6 +90,46 @@ describe("ImportPanel", () => {
     expect(q("#import-table")).toBeNull();
     expect(onImported).toHaveBeenCalledTimes(1);
     expect(m.facilities).toHaveLength(6);
+  });
+
+  it("reads a GBK file (Excel on Chinese Windows) as GB18030 and says so; a UTF-8 file has no note", async () => {
+    const m = backend();
+    const { container } = render(<ImportPanel lang="zh" onImported={() => {}} onDismiss={() => {}} />);
+    const q = <T extends Element>(s: string) => container.querySelector<T>(s);
+    // "警务站" in GBK: be af ce f1 d5 be.
+    chooseBytes(q<HTMLInputElement>("#import-file")!, "gbk.csv", [...ascii("id,kind,name_zh,name_en,lat,lon\r\np1,post,"), 0xbe, 0xaf, 0xce, 0xf1, 0xd5, 0xbe, ...ascii(",Post,42.5,1.5\r\n")]);
+    await waitFor(() => expect(q("#import-encoding")?.textContent).toBe("文件不是 UTF-8：已按 GB18030/GBK 编码读取"));
+    fireEvent.click(q("#import-preview")!);
+    await waitFor(() => expect(q("#import-table")).not.toBeNull());
+    expect(q("[data-import-facility='p1']")?.textContent).toContain("警务站 / Post");
+    fireEvent.click(q("#import-commit")!);
+    await waitFor(() => expect(q("#import-done")?.textContent).toBe("已导入 1 个设施"));
+    expect(m.facilities.find((f) => f.id === "p1")?.name_zh).toBe("警务站");
+
+    chooseFile(q<HTMLInputElement>("#import-file")!, "utf8.csv", "id,kind,name_zh,name_en,lat,lon\np2,post,警务站,Post,42.5,1.5\n");
+    await waitFor(() => expect(q("#import-file-name")?.textContent).toContain("utf8.csv"));
+    expect(q("#import-encoding")).toBeNull();
+  });
+
+  it("shows facilities outside the map area as amber warnings that do not block the import", async () => {
+    const m = backend();
+    const { container } = render(<ImportPanel lang="en" onImported={() => {}} onDismiss={() => {}} />);
+    const q = <T extends Element>(s: string) => container.querySelector<T>(s);
+    // s1 has latitude and longitude swapped.
+    chooseFile(q<HTMLInputElement>("#import-file")!, "s.csv", "id,kind,name_zh,name_en,lat,lon\ns1,station,甲,A,1.5218,42.5063\np1,post,乙,B,42.5,1.5\n");
+    await waitFor(() => expect(q<HTMLButtonElement>("#import-preview")?.disabled).toBe(false));
+    fireEvent.click(q("#import-preview")!);
+    await waitFor(() => expect(q("#import-warnings")).not.toBeNull());
+    expect(q("#import-warnings strong")?.textContent).toBe("1 facilities lie outside the map area — check the latitude/longitude order and the datum");
+    expect(q("[data-import-warning='facility s1']")?.textContent).toBe(
+      "facility s1: 1.521800,42.506300 is outside the area pack (42.420..42.660 N, 1.400..1.790 E): check the latitude/longitude order and the declared datum",
+    );
+    expect(q("#import-problems")).toBeNull();
+    const commit = q<HTMLButtonElement>("#import-commit")!;
+    expect(commit.disabled).toBe(false);
+    fireEvent.click(commit);
+    await waitFor(() => expect(q("#import-done")?.textContent).toBe("2 facilities imported"));
+    expect(m.facilities.find((f) => f.id === "s1")?.position).toEqual({ lat: 1.5218, lon: 42.5063 });
   });
 
   it("sends the chosen datum and makes an old preview stale when it changes", async () => {
@@ -174,6 +221,22 @@ describe("ClosuresPanel", () => {
     expect(container.querySelector<HTMLButtonElement>("#closure-finish")?.disabled).toBe(true);
     act(() => void window.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" })));
     expect(container.querySelector("#closure-form")).toBeNull();
+  });
+
+  it("says why a road line that snaps to one place cannot be finished", async () => {
+    const m = backend();
+    const P = { lat: 42.5176, lon: 1.5667 };
+    // The backend refuses identical clicks (dispatch.rs): its message shows.
+    const a = render(<Harness list={[]} now={Date.now()} onChanged={() => {}} initial={{ mode: "line", points: [P, { ...P }], line: null, phase: "drawing" }} />);
+    await waitFor(() => expect(a.container.querySelector("#closure-error")?.textContent).toBe("points: these points snap to the same place on the road; click further apart along it"));
+    expect(a.container.querySelector<HTMLButtonElement>("#closure-finish")?.disabled).toBe(true);
+    a.unmount();
+    // A backend that answers one point (or the same point twice): the panel says why itself.
+    vi.spyOn(m.closures, "handle").mockImplementation(() => [P, { ...P }]);
+    const b = render(<Harness list={[]} now={Date.now()} onChanged={() => {}} initial={{ mode: "line", points: [P, { lat: 42.518, lon: 1.5675 }], line: null, phase: "drawing" }} />);
+    await waitFor(() => expect(b.container.querySelector("#closure-same-spot")?.textContent).toBe("这些点落在道路的同一处，请沿道路点得更远一些"));
+    expect(b.container.querySelector("#closure-error")).toBeNull();
+    expect(b.container.querySelector<HTMLButtonElement>("#closure-finish")?.disabled).toBe(true);
   });
 
   it("lists active closures first with time left and segments, greys the rest, and lifts after a confirm", async () => {
