@@ -9,7 +9,7 @@
 //! short lock and routes after releasing it, so routing never holds up the sync engine or
 //! another command's write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -51,6 +51,11 @@ pub struct RoutingState {
     unavailable: Mutex<Option<String>>,
     /// The last coverage answer and what it was computed from.
     coverage: Mutex<Option<CoverageCache>>,
+    /// Per stored closure: its shape and the road segments it closed the last time this
+    /// console routed with it active (what a lifted or ended closure shows). Keyed by id
+    /// with the shape rather than by set time, as lifting sets the closure again; entries
+    /// of closures no longer stored are dropped at each listing.
+    closure_counts: Mutex<HashMap<Uuid, (ClosureShape, u32)>>,
 }
 
 /// A built router and the ids + versions of the active closures it avoids.
@@ -586,7 +591,9 @@ impl Console {
 
     /// Every road closure, active first (newest set first within each group).
     /// `closed_segments` counts the segments of this console's pack each shape closes (0
-    /// without a pack).
+    /// without a pack); for a lifted or ended closure, the count it had when this console
+    /// last routed with it active, else 0 (it is not mapped again: listing stays cheap
+    /// whatever the number of old closures).
     ///
     /// # Errors
     /// Storage errors.
@@ -603,29 +610,74 @@ impl Console {
         Ok(views)
     }
 
-    /// Views of `closures` (every stored closure: the router is re-contracted for the
-    /// active ones among them) at `now`, with the segments each closes on this pack.
+    /// Views of `closures` (every stored closure) at `now`, with the segments each closes
+    /// on this pack.
+    ///
+    /// The router is re-contracted for the active ones if they changed; it maps a closure
+    /// to segments once (when it becomes active or its shape changes) and the counts of
+    /// the active ones are read off it, so the router lock is held for a lookup only. A
+    /// closure not active now (lifted or ended) is not mapped: it shows the count it had
+    /// when this console last routed with it active, for the same shape
+    /// ([`RoutingState::closure_counts`]), else 0 (e.g. it arrived already lifted).
     fn closure_views(&self, closures: Vec<Stored>, now: DateTime<Utc>) -> Vec<RoadClosureView> {
         let active = Active::at(&closures, now);
-        let counts: Vec<u32> = self
+        let counts: HashMap<String, u32> = self
             .with_router(Some(&active), |router| {
-                closures
+                active
+                    .shapes
                     .iter()
-                    .map(|s| to_u32(router.closed_segments(&s.closure.shape).len()))
+                    .map(|(id, _)| {
+                        let n = router.active_closure_segments(id).map_or(0, <[usize]>::len);
+                        (id.clone(), to_u32(n))
+                    })
                     .collect()
             })
-            .unwrap_or_else(|_| vec![0; closures.len()]);
+            .unwrap_or_default();
+        let mut known = lock(&self.routing.closure_counts);
+        let stored: HashSet<Uuid> = closures.iter().map(|s| s.closure.closure_id).collect();
+        known.retain(|id, _| stored.contains(id));
         closures
             .into_iter()
-            .zip(counts)
-            .map(|(s, closed_segments)| RoadClosureView {
-                active: s.closure.is_active(now),
-                closure: s.closure,
-                set_by: s.set_by,
-                set_at: s.set_at,
-                closed_segments,
+            .map(|s| {
+                let id = s.closure.closure_id;
+                let is_active = s.closure.is_active(now);
+                let closed_segments = if is_active {
+                    match counts.get(&id.to_string()) {
+                        Some(&n) => {
+                            if !known
+                                .get(&id)
+                                .is_some_and(|(shape, m)| *m == n && *shape == s.closure.shape)
+                            {
+                                known.insert(id, (s.closure.shape.clone(), n));
+                            }
+                            n
+                        }
+                        None => 0,
+                    }
+                } else {
+                    known
+                        .get(&id)
+                        .filter(|(shape, _)| *shape == s.closure.shape)
+                        .map_or(0, |(_, n)| *n)
+                };
+                RoadClosureView {
+                    active: is_active,
+                    closure: s.closure,
+                    set_by: s.set_by,
+                    set_at: s.set_at,
+                    closed_segments,
+                }
             })
             .collect()
+    }
+
+    /// How many closure shapes this console's router has mapped to road segments (each
+    /// closure once when it becomes active or its shape changes; 0 before the router is
+    /// built). Diagnostics: listing closures must not add to it.
+    pub fn closure_shapes_mapped(&self) -> u64 {
+        lock(&self.routing.inner)
+            .as_ref()
+            .map_or(0, |cache| cache.router.shapes_mapped())
     }
 
     /// The stored closure `id` as a view (after a write).
@@ -640,13 +692,15 @@ impl Console {
 
     /// Draws a closure (or changes one): one `road_closure.set` op, on disk before this
     /// returns; routing on this console avoids it at once, on others when the op arrives.
-    /// A new closure gets a UUIDv7 id; a changed one keeps its id and is active again
-    /// (`lifted` false) if it had been lifted. The reason is trimmed.
+    /// A new closure gets a UUIDv7 id; a changed one keeps its id. Lifting is final
+    /// (`outpost_domain::road_closure`): a lifted closure is never changed or reactivated;
+    /// to close the road again, draw a new closure. The reason is trimmed.
     ///
     /// # Errors
     /// [`crate::ipc::ErrorCode::InvalidInput`] for a bad shape or reason (the message says
     /// which point or field) or an expected end not after now, NotFound for an unknown
-    /// `closure_id`. Nothing is written then.
+    /// `closure_id`, IllegalTransition for a lifted one ("closure X was lifted by USER at
+    /// TIME; draw a new closure", TIME in RFC 3339 UTC). Nothing is written then.
     pub fn set_road_closure(&self, args: NewRoadClosure) -> Result<RoadClosureView, AppError> {
         let now = self.now();
         let closure_id = match &args.closure_id {
@@ -673,10 +727,19 @@ impl Console {
         let change = args.closure_id.is_some();
         self.act(
             |c| {
-                if change && closures::road_closure(c, closure_id)?.is_none() {
-                    return Err(AppError::not_found(format!(
-                        "road closure {closure_id} does not exist"
-                    )));
+                if change {
+                    let Some(shown) = closures::road_closure(c, closure_id)? else {
+                        return Err(AppError::not_found(format!(
+                            "road closure {closure_id} does not exist"
+                        )));
+                    };
+                    if shown.closure.lifted {
+                        return Err(AppError::illegal(format!(
+                            "closure {closure_id} was lifted by {} at {}; draw a new closure",
+                            shown.set_by,
+                            shown.set_at.to_rfc3339()
+                        )));
+                    }
                 }
                 Ok(OpBody::RoadClosureSet { closure })
             },
@@ -737,7 +800,7 @@ impl Console {
         let line = self
             .with_router(None, |router| router.graph().road_line(&points))
             .map_err(AppError::pack)?;
-        line.map_err(|e| match e {
+        let line = line.map_err(|e| match e {
             RoutingError::TooFarFromRoad {
                 lat,
                 lon,
@@ -754,6 +817,16 @@ impl Console {
                 ))
             }
             other => AppError::pack(other.to_string()),
-        })
+        })?;
+        // Identical clicks, or clicks that snap to one place (a lake beside one road), give
+        // no stretch of road to close.
+        let distinct = line.windows(2).any(|w| w[0].distance_m(&w[1]) > 1.0);
+        if !distinct {
+            return Err(AppError::invalid(
+                "points: these points snap to the same place on the road; click further apart \
+                 along it",
+            ));
+        }
+        Ok(line)
     }
 }

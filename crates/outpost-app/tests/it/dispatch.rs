@@ -606,6 +606,10 @@ fn bad_input_is_refused_and_writes_nothing() {
     );
     let good = line(vec![INCIDENT, P01_AT]).expect("a road line");
     assert!(good.len() >= 2);
+    // Two identical clicks close no stretch of road.
+    let (code1, msg) = code(line(vec![INCIDENT, INCIDENT]));
+    assert_eq!(code1, ErrorCode::InvalidInput);
+    assert!(msg.contains("same place on the road"), "{msg}");
 
     let set = |shape: ClosureShape, reason: &str, ends_at, id: Option<String>| {
         c.set_road_closure(NewRoadClosure {
@@ -691,6 +695,35 @@ fn bad_input_is_refused_and_writes_nothing() {
     let all = c.road_closures().expect("closures");
     assert_eq!(all.len(), 1);
     assert_eq!(all[0], changed);
+
+    // Lifting is final: setting a lifted closure's id again is refused (it does not
+    // reactivate it) and names who lifted it and when; nothing is written.
+    let id = first.closure.closure_id;
+    let lifted = c
+        .lift_road_closure(ClosureRef {
+            closure_id: id.to_string(),
+        })
+        .expect("lift");
+    assert!(lifted.closure.lifted && !lifted.active);
+    let (code1, msg) = code(set(road.clone(), "flood again", None, Some(id.to_string())));
+    assert_eq!(code1, ErrorCode::IllegalTransition, "{msg}");
+    assert_eq!(
+        msg,
+        format!(
+            "closure {id} was lifted by cmdr.li at {}; draw a new closure",
+            t0().to_rfc3339()
+        )
+    );
+    assert_eq!(
+        outbox_len(dir.path()),
+        before + 3,
+        "only the lift was written"
+    );
+    assert_eq!(c.road_closures().expect("closures"), vec![lifted]);
+    // A new closure on the same road is the way to close it again.
+    let fresh = set(road.clone(), "flood again", None, None).expect("new closure");
+    assert_ne!(fresh.closure.closure_id, id);
+    assert!(fresh.active);
 }
 
 #[test]
