@@ -40,9 +40,11 @@
 //!   with its source and battery, the name of the newest fix that has one, first seen = the
 //!   earliest `received_at` of its kept fixes, `reports` = how many fixes are kept.
 //! - **Road closures**: per closure id, the [`merge::winner`] of its `road_closure.set` ops
-//!   (the newest write: a lift or change replaces the closure); `value` = that op's whole
-//!   closure, `set_by`/`set_at` = its user and HLC wall ms. Never a conflict (not a critical
-//!   register).
+//!   (the newest write: a change replaces the closure); `value` = that op's whole closure,
+//!   `set_by`/`set_at` = its user and HLC wall ms. Lifting is final: when any of the
+//!   closure's sets has `lifted: true`, `value` is the winner's closure with `lifted = true`
+//!   and `set_by`/`set_at` are those of the earliest lifting set (least
+//!   [`OpMeta::order_key`]). Never a conflict (not a critical register).
 //! - **Conflicts** ([`Model::conflicts`]): field (a critical register's [`merge::heads`]
 //!   disagree, [`merge::field_conflict`]), double assignment (≥ 2 active assignments of a
 //!   unit), edit-after-close (a `set_fields` / `assignment.add` [`merge::concurrent`] with a
@@ -477,7 +479,10 @@ impl Model {
 
         // Road closures: per closure id, the newest `road_closure.set` by the register
         // order of `merge::winner`; its whole closure is the value (read from the op body,
-        // not from `merge::writes_of`), `set_by`/`set_at` its user and HLC wall ms.
+        // not from `merge::writes_of`), `set_by`/`set_at` its user and HLC wall ms. Lifting
+        // is final: if any set of the closure has `lifted: true`, the value is the winner's
+        // closure with `lifted = true`, and `set_by`/`set_at` come from the lifting set with
+        // the least `(base, HLC, origin)`.
         let mut sets: BTreeMap<Uuid, Vec<(&ModelOp, &RoadClosure)>> = BTreeMap::new();
         for m in self.ops.values() {
             if let OpBody::RoadClosureSet { closure } = &m.op.body {
@@ -494,14 +499,26 @@ impl Model {
             let Some((m, closure)) = writes.iter().find(|(m, _)| m.op.op_id == best.op_id) else {
                 continue;
             };
+            let mut shown = (*closure).clone();
+            let mut by = &m.op;
+            let mut lifts: Vec<&ModelOp> = writes
+                .iter()
+                .filter(|(_, c)| c.lifted)
+                .map(|(l, _)| *l)
+                .collect();
+            lifts.sort_by_key(|l| l.meta().order_key());
+            if let Some(first) = lifts.first() {
+                shown.lifted = true;
+                by = &first.op;
+            }
             s.put(
                 "road_closures",
                 id.to_string(),
                 json!({
                     "closure_id": id.to_string(),
-                    "value": serde_json::to_value(closure).unwrap_or(Value::Null),
-                    "set_by": m.op.user,
-                    "set_at": m.op.hlc.wall_ms,
+                    "value": serde_json::to_value(&shown).unwrap_or(Value::Null),
+                    "set_by": by.user,
+                    "set_at": by.hlc.wall_ms,
                 }),
             );
         }

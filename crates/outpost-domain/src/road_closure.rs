@@ -4,7 +4,15 @@
 //!
 //! A closure is one register per closure id ([`crate::merge::Register::RoadClosure`]): a
 //! `road_closure.set` op writes the whole [`RoadClosure`]; the newest write (by HLC) is
-//! shown, like a facility or a device binding. Lifting is a write with `lifted: true`.
+//! shown, like a facility or a device binding. Lifting is a write with `lifted: true`, and
+//! lifting is final, like an incident close (SYNC.md: never silently overwrite a
+//! colleague's decision): once ANY applied write of a closure has `lifted: true`, the
+//! closure is shown lifted — the register winner's value with `lifted = true`, and
+//! `set_by`/`set_at` of the earliest lift write in merge order (least
+//! [`crate::merge::OpMeta::order_key`]). A later or concurrent edit by a console that had
+//! not seen the lift changes the shown value but never reactivates it; every replica shows
+//! the same result whatever the arrival order. A lifted closure's id is not set again: to
+//! close the road again, draw a new closure.
 //! The geometry is stored in WGS-84 degrees, never as edge ids of one pack: each console
 //! maps it onto its own pack's road graph (`outpost_geo::routing`).
 
@@ -61,7 +69,9 @@ pub struct RoadClosure {
     /// Expected end (UTC); after it the closure no longer applies. `None`: until lifted.
     #[ts(type = "string | null")]
     pub ends_at: Option<DateTime<Utc>>,
-    /// Lifted explicitly by a commander.
+    /// Lifted explicitly by a commander. Final: once any write of the closure id has it,
+    /// the closure is shown lifted on every console, whatever later writes say (see the
+    /// module doc).
     pub lifted: bool,
 }
 

@@ -20,7 +20,8 @@
 //!   principle 9). Device reports likewise: each fix once by (device, fix time), and the
 //!   registry row (`devices`) derived from them; a device's binding is a register
 //!   (`device_bindings` shows its winner); so is a road closure (`road_closures` shows the
-//!   winning `RoadClosure`, lifted or not).
+//!   winning `RoadClosure`, but lifted — by its earliest lift — once any applied write
+//!   lifted it: lifting is final, [`project_road_closure`]).
 //!
 //! `apply` records what an op says; it does not judge whether a person was allowed to do it
 //! (the app checks the domain rules before writing a local op; the server refuses invalid
@@ -962,27 +963,45 @@ fn project_device_binding(conn: &Connection, device_id: &str) -> Result<(), Stor
     Ok(())
 }
 
-/// Shows a road closure's winner: the whole `RoadClosure` value as JSON text, with the
-/// winning op's user and HLC wall time (ms, UTC). No row while the closure has no applied
-/// write (its only write was parked).
+/// Shows a road closure: the register winner's whole `RoadClosure` value as JSON text, with
+/// the winning op's user and HLC wall time (ms, UTC), except that lifting is final: when
+/// ANY applied write of the closure has `lifted: true`, the row shows the winner's value
+/// with `lifted = true`, and `set_by`/`set_at` are those of the earliest lift write in
+/// merge order (the least [`OpMeta::order_key`]). So an edit made without seeing a
+/// concurrent lift never reactivates the closure, and every replica shows the same row
+/// whatever order the writes arrived in (the rule of `outpost_domain::road_closure`; the
+/// reference model in `outpost-check` applies it independently). No row while the closure
+/// has no applied write (its only write was parked).
 pub(crate) fn project_road_closure(conn: &Connection, closure_id: &str) -> Result<(), StoreError> {
-    let Some(w) = register_winner(conn, closure_id, Register::RoadClosure)? else {
+    let writes = register_writes(conn, closure_id, Register::RoadClosure)?;
+    let metas: Vec<OpMeta> = writes.iter().map(|w| w.meta).collect();
+    let Some(w) = merge::winner(&metas).and_then(|best| writes.iter().find(|w| w.meta == best))
+    else {
         conn.execute(
             "DELETE FROM road_closures WHERE closure_id = ?1",
             [closure_id],
         )?;
         return Ok(());
     };
+    let first_lift = writes
+        .iter()
+        .filter(|x| x.value.get("lifted") == Some(&Value::Bool(true)))
+        .min_by_key(|x| x.meta.order_key());
+    let mut value = w.value.clone();
+    let (set_by, set_at) = match first_lift {
+        Some(lift) => {
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("lifted".into(), Value::Bool(true));
+            }
+            (lift.user.as_str(), lift.meta.hlc.wall_ms)
+        }
+        None => (w.user.as_str(), w.meta.hlc.wall_ms),
+    };
     conn.execute(
         "INSERT INTO road_closures(closure_id, value, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(closure_id) DO UPDATE SET value = excluded.value,
             set_by = excluded.set_by, set_at = excluded.set_at",
-        params![
-            closure_id,
-            serde_json::to_string(&w.value)?,
-            w.user,
-            w.meta.hlc.wall_ms
-        ],
+        params![closure_id, serde_json::to_string(&value)?, set_by, set_at],
     )?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Road closures (issue 5, migration 8): read queries over `road_closures`, the table
 //! [`crate::apply`] derives from `road_closure.set` ops (one register per closure id,
-//! `merge::Register::RoadClosure`; the newest write by HLC is shown, lifted or not).
+//! `merge::Register::RoadClosure`; the newest write by HLC is shown, except that a closure
+//! any applied write lifted stays lifted, named after its earliest lift:
+//! `crate::apply::project_road_closure`).
 //!
 //! Each query takes a `&Connection`, so it works on the store, inside a
 //! [`crate::Store::write`] transaction (to change or lift a closure from its current value),
@@ -14,15 +16,19 @@ use outpost_domain::road_closure::RoadClosure;
 use crate::StoreError;
 use crate::sql::time;
 
-/// A road closure as shown: the winning `road_closure.set` write of its closure id.
+/// A road closure as shown: the winning `road_closure.set` write of its closure id, or,
+/// once any applied write lifted it, that winner with `lifted = true` and the earliest lift
+/// (in merge order) as `set_by`/`set_at` (lifting is final).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRoadClosure {
     /// The closure as last set (shape in WGS-84 degrees, reason, expected end, lifted).
     /// Whether routing avoids it now is [`RoadClosure::is_active`].
     pub closure: RoadClosure,
-    /// Login name of the person whose write is shown.
+    /// Login name of the person whose write is shown (of a lifted closure: who lifted it
+    /// first, in merge order).
     pub set_by: String,
-    /// When that write was made (UTC): the op's HLC wall time, the same on every replica.
+    /// When that write was made (UTC): the op's HLC wall time, the same on every replica
+    /// (of a lifted closure: the earliest lift's).
     pub set_at: DateTime<Utc>,
 }
 

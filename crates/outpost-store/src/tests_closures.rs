@@ -244,6 +244,99 @@ fn two_consoles_setting_one_closure_give_the_same_winner_in_either_order() {
 }
 
 #[test]
+fn an_offline_lift_concurrent_with_an_online_extension_stays_lifted_everywhere() {
+    // Console A draws a flood closure and B receives it. A goes offline and lifts it; B,
+    // which has not seen the lift, extends it (newer HLC, so B's write is the register
+    // winner). Lifting is final: every replica shows the extension's value lifted, named
+    // after A's lift, whatever order the ops arrive in.
+    let (mut a, mut b) = (store(), store());
+    let id = 11;
+    let flood = line(id, "积水 0.8 m", Some(3_600));
+    let drawn = set(&mut a, 10, "cmdr.li", &flood);
+    apply_with_gseq(b.conn(), &drawn, None).expect("the drawing on b");
+    let lift = set(
+        &mut a,
+        20,
+        "cmdr.li",
+        &RoadClosure {
+            lifted: true,
+            ..flood.clone()
+        },
+    );
+    let extended = line(id, "积水 1.2 m，封闭延长", Some(10_800));
+    let ext = set(&mut b, 30, "cmdr.wang", &extended);
+    assert!(
+        shown(&b)[0].closure.is_active(t(40)),
+        "b has not seen the lift"
+    );
+    apply_with_gseq(a.conn(), &ext, None).expect("the extension on a");
+    apply_with_gseq(b.conn(), &lift, None).expect("the lift on b");
+    let want = StoredRoadClosure {
+        closure: RoadClosure {
+            lifted: true,
+            ..extended.clone()
+        },
+        set_by: "cmdr.li".into(),
+        set_at: t(20),
+    };
+    assert_eq!(shown(&a), vec![want.clone()]);
+    assert_eq!(shown(&b), vec![want.clone()]);
+    assert!(!shown(&a)[0].closure.is_active(t(40)));
+    assert_eq!(a.state_digest().expect("a"), b.state_digest().expect("b"));
+    // Every arrival order, with server order (gseq) and without, on a third replica.
+    let ops = [&drawn, &lift, &ext];
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        for with_gseq in [false, true] {
+            let c = store();
+            for (g, i) in order.iter().enumerate() {
+                let gseq = with_gseq.then_some(g as u64 + 1);
+                apply_with_gseq(c.conn(), ops[*i], gseq).expect("apply");
+            }
+            assert_eq!(shown(&c), vec![want.clone()], "order {order:?}");
+        }
+    }
+    // Rebuilding from the ledger gives the same row.
+    crate::apply::rebuild(a.conn()).expect("rebuild");
+    assert_eq!(shown(&a), vec![want.clone()]);
+
+    // A second, later lift (C, not having seen A's) does not rename the lifter: the
+    // earliest lift in merge order stays named; a still later edit keeps it lifted.
+    let c_lift = set(
+        &mut b,
+        50,
+        "cmdr.zhao",
+        &RoadClosure {
+            lifted: true,
+            ..extended.clone()
+        },
+    );
+    apply_with_gseq(a.conn(), &c_lift, None).expect("second lift on a");
+    let again = line(id, "积水 2 m", None);
+    let edit = set(&mut a, 60, "cmdr.wang", &again);
+    apply_with_gseq(b.conn(), &edit, None).expect("edit on b");
+    let want = StoredRoadClosure {
+        closure: RoadClosure {
+            lifted: true,
+            ..again
+        },
+        set_by: "cmdr.li".into(),
+        set_at: t(20),
+    };
+    assert_eq!(shown(&a), vec![want.clone()]);
+    assert_eq!(shown(&b), vec![want]);
+    assert_eq!(a.state_digest().expect("a"), b.state_digest().expect("b"));
+    // No conflict record is needed: nothing was overwritten.
+    assert!(a.conflicts().expect("conflicts").is_empty());
+}
+
+#[test]
 fn rebuild_and_snapshot_show_the_closures_of_the_ledger() {
     let mut a = store();
     let flood = line(1, "积水", None);

@@ -390,3 +390,51 @@ fn s1_a_closure_set_concurrently_by_two_consoles_shows_the_newest_write_everywhe
     let mut w = run(2, &[0, 0], &[], 10, 5);
     assert!(!w.act(1, &Action::LiftClosure { which: 2 }));
 }
+
+/// Lifting is final (SYNC.md: never silently overwrite a colleague's decision): console 0,
+/// offline, lifts a closure while console 1, online and not having seen the lift, extends it
+/// a second later (its write wins the register by HLC). After healing, every console and
+/// the model show the extension lifted, named after console 0's lift, with no conflict.
+#[test]
+fn s1_an_offline_lift_concurrent_with_an_online_extension_stays_lifted_everywhere() {
+    let spec = |ends: i64| ClosureSpec {
+        which: 1,
+        area: false,
+        points: vec![(0, 0), (5, 5), (9, 7)],
+        reason: 0,
+        ends: Some(ends),
+        lifted: false,
+    };
+    let id = ClosureSpec::id(1).to_string();
+    let mut w = run(2, &[0, 0], &[], 10, 5);
+    assert!(w.act(0, &Action::SetClosure(spec(3_600))));
+    w.sync_all();
+    // Console 0 is offline from here: it lifts, and does not push.
+    assert!(w.act(0, &Action::LiftClosure { which: 1 }));
+    let lift_at = w.state(0).row("road_closures", &id).expect("row")["set_at"].clone();
+    w.advance(1_000);
+    // Console 1 extends the closure and syncs it at once.
+    let extended = spec(7_200);
+    assert!(w.act(1, &Action::SetClosure(extended.clone())));
+    w.drain(1);
+    let model = w.heal_and_check(3);
+    let state = model.state();
+    let row = state.row("road_closures", &id).expect("closure row");
+    let mut want = serde_json::to_value(extended.closure()).expect("json");
+    want["lifted"] = serde_json::Value::Bool(true);
+    assert_eq!(row["value"], want, "the extension's value, lifted");
+    assert_eq!(row["set_by"], "cmdr.0");
+    assert_eq!(row["set_at"], lift_at);
+    for i in 0..2 {
+        assert_eq!(
+            w.state(i).row("road_closures", &id),
+            Some(row),
+            "console {i}"
+        );
+        assert!(
+            w.conflicts(i).is_empty(),
+            "console {i}: {:?}",
+            w.conflicts(i)
+        );
+    }
+}

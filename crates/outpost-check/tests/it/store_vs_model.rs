@@ -410,3 +410,64 @@ proptest! {
         prop_assert_eq!(conflicts, model.conflicts());
     }
 }
+
+/// The fixed case of "lifting is final": B lifts a closure while A, which has not seen the
+/// lift, extends it later (same base, newer HLC: A's write is the register winner). Store
+/// and model both show the extension lifted, named after B's lift, in every causal order
+/// and for either server order of the two writes.
+#[test]
+fn a_lift_concurrent_with_a_later_extension_stays_lifted_in_store_and_model() {
+    let spec = |lifted: bool, ends: i64| ClosureSpec {
+        which: 0,
+        area: false,
+        points: vec![(0, 0), (1, 1), (2, 1)],
+        reason: 0,
+        ends: Some(ends),
+        lifted,
+    };
+    let t0ms = t0().timestamp_millis();
+    let mut a = Author::new(1, "cmdr.a", t0ms);
+    let mut b = Author::new(2, "cmdr.b", t0ms);
+    let body = |s: ClosureSpec| OpBody::RoadClosureSet {
+        closure: s.closure(),
+    };
+    a.tick(1_000);
+    let drawn = a.op(body(spec(false, 3_600)));
+    a.saw(1);
+    b.saw(1).tick(2_000);
+    let lift = b.op(body(spec(true, 3_600)));
+    a.tick(5_000);
+    let extended = spec(false, 7_200).closure();
+    let ext = a.op(body(spec(false, 7_200)));
+    // The extension is the register winner: without the rule it would undo the lift.
+    let metas = [OpMeta::of(&lift, Some(2)), OpMeta::of(&ext, Some(3))];
+    assert_eq!(
+        merge::winner(&metas).map(|m| m.op_id),
+        Some(ext.op_id),
+        "the extension wins the register"
+    );
+    for log in [
+        vec![(1, drawn.clone()), (2, lift.clone()), (3, ext.clone())],
+        vec![(1, drawn.clone()), (2, ext.clone()), (3, lift.clone())],
+    ] {
+        let model = Model::from_ops(log.iter().map(|(g, op)| (op.clone(), Some(*g))));
+        let want = model.state();
+        let id = ClosureSpec::id(0).to_string();
+        let row = want.row("road_closures", &id).expect("a closure row");
+        let mut shown = serde_json::to_value(&extended).expect("json");
+        shown["lifted"] = serde_json::Value::Bool(true);
+        assert_eq!(row["value"], shown, "the extension's value, lifted");
+        assert_eq!(row["set_by"], "cmdr.b");
+        assert_eq!(row["set_at"], lift.hlc.wall_ms);
+        for seed in 0..6 {
+            let store = Store::open_in_memory(t0()).expect("store");
+            for (g, op) in causal_order(&log, seed) {
+                outpost_store::apply::apply_with_gseq(store.conn(), &op, Some(g)).expect("apply");
+            }
+            let got = extract::state(store.conn());
+            let diff = want.diff(&got, 8);
+            assert!(diff.is_empty(), "model ≠ store:\n{}", diff.join("\n"));
+            assert!(store.conflict_ids().expect("conflicts").is_empty());
+        }
+    }
+}
