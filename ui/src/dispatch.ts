@@ -118,14 +118,18 @@ export function problemTitle(detail?: string | null): string | undefined {
  * road network: …"). The English text is for a tooltip.
  */
 export function unavailableText(lang: Lang, reason: string): string {
-  let why: string;
+  return t(lang, "eta.unavailable", { reason: routingWhy(lang, reason) });
+}
+
+/** The cause in a routing-unavailable message (closest units or coverage), translated. */
+export function routingWhy(lang: Lang, reason: string): string {
   if (reason.includes("off the road network")) {
     const m = nearestRoadM(reason);
-    why = m !== null ? t(lang, "eta.why.offRoadNear", { dist: formatDistance(m) }) : t(lang, "eta.why.offRoad");
-  } else if (reason.includes("no area pack")) why = t(lang, "eta.why.noPack");
-  else if (reason.includes("no drivable road network")) why = t(lang, "eta.why.noRoads");
-  else why = t(lang, "eta.why.other");
-  return t(lang, "eta.unavailable", { reason: why });
+    return m !== null ? t(lang, "eta.why.offRoadNear", { dist: formatDistance(m) }) : t(lang, "eta.why.offRoad");
+  }
+  if (reason.includes("no area pack")) return t(lang, "eta.why.noPack");
+  if (reason.includes("no drivable road network")) return t(lang, "eta.why.noRoads");
+  return t(lang, "eta.why.other");
 }
 
 /** The ranking split for drawing. */

@@ -1,5 +1,5 @@
-// The 1-3-5 minute coverage layer: the road network coloured by how soon a station, post,
-// checkpoint or available unit reaches it (band 0 within 1 min green, 1 within 3 min amber,
+// The 1-3-5 minute coverage layer: the road network coloured by how soon a station, post or
+// available unit reaches it (checkpoints are no source; band 0 within 1 min green, 1 within 3 min amber,
 // 2 within 5 min orange) as wide semi-transparent lines, and the holes (band 3, beyond 5 min)
 // as thinner dashed red lines, all under the facilities, incidents and units. Added on every
 // style load; the data goes in with setData only when a new CoverageView arrives.

@@ -1,5 +1,5 @@
 import type { CoverageView } from "../bindings";
-import { coveragePercents } from "../dispatch";
+import { coveragePercents, routingWhy } from "../dispatch";
 import { type Lang, t } from "../i18n";
 import { BAND_COLOURS } from "../map/coverage";
 
@@ -31,7 +31,11 @@ export function CoverageControl({ lang, on, onToggle, coverage }: CoverageContro
       {on && (
         <div className="coverage-body">
           {coverage === null && <p className="muted small">{t(lang, "cov.loading")}</p>}
-          {coverage?.unavailable != null && <p className="muted small">{t(lang, "cov.unavailable", { reason: coverage.unavailable })}</p>}
+          {coverage?.unavailable != null && (
+            <p className="muted small" id="coverage-unavailable" title={coverage.unavailable}>
+              {t(lang, "cov.unavailable", { reason: routingWhy(lang, coverage.unavailable) })}
+            </p>
+          )}
           {pct && coverage && (
             <>
               <div className="coverage-figure" id="coverage-figure" data-share3={pct[1]} title={t(lang, "cov.figureBy")}>

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { ClosestUnits as ClosestUnitsView } from "../bindings";
+import type { ClosestUnits as ClosestUnitsView, CoverageView as CoverageViewT } from "../bindings";
 import { MockBackend } from "../mock/backend";
 import { ClosestUnits } from "./ClosestUnits";
 import { CoverageControl } from "./CoverageControl";
@@ -156,5 +156,11 @@ describe("CoverageControl", () => {
     expect(container.querySelector("#coverage-figure")?.textContent).toBe("3-min coverage 0%");
     expect(container.querySelector("#coverage-layer")?.textContent).toBe("with stations and posts: 3 min 12% (the layer)");
     expect(container.querySelector(".coverage-sources")?.textContent).toBe("3 stations and posts · 0 available units · 0 closures avoided");
+    // No pack: the cause translated, the backend's English as a tooltip.
+    const none = { ...(m.handle("coverage") as CoverageViewT), unavailable: "no area pack is open, so there is no road network to route on" };
+    rerender(<CoverageControl lang="zh" on onToggle={onToggle} coverage={none} />);
+    expect(container.querySelector("#coverage-unavailable")?.textContent).toBe("无法计算覆盖：未打开区域数据包");
+    expect(container.querySelector("#coverage-unavailable")?.getAttribute("title")).toBe(none.unavailable);
+    expect(container.querySelector("#coverage-figure")).toBeNull();
   });
 });
