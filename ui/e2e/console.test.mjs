@@ -922,6 +922,46 @@ test("facility import: a bad row shows its problem and no Import button; a good 
   }
 });
 
+test("facility import: a GBK file is read as GB18030 with a note; a facility outside the map is an amber warning that does not block the import", async () => {
+  const { context, page, consoleErrors } = await openConsole();
+  try {
+    await waitReady(page);
+    await page.click("#open-settings");
+    await page.click("#open-import");
+    await page.waitForSelector("#import-panel");
+    // Excel's "CSV" on Chinese Windows: GBK. "警务站" is be af ce f1 d5 be, "西检查站" ce f7 bc ec b2 e9 d5 be.
+    const gbk = (hex) => Buffer.from(hex.replace(/ /g, ""), "hex");
+    const buffer = Buffer.concat([
+      Buffer.from("id,kind,name_zh,name_en,lat,lon\r\npost-gbk,post,"),
+      gbk("be af ce f1 d5 be"),
+      Buffer.from(",GBK Post,42.5092,1.5184\r\nchk-swapped,checkpoint,"),
+      gbk("ce f7 bc ec b2 e9 d5 be"),
+      Buffer.from(",Swapped,1.5150,42.5050\r\n"),
+    ]);
+    await page.setInputFiles("#import-file", { name: "gbk.csv", mimeType: "text/csv", buffer });
+    await page.waitForSelector("#import-encoding");
+    assert.equal(await page.locator("#import-encoding").innerText(), "文件不是 UTF-8：已按 GB18030/GBK 编码读取");
+    await page.click("#import-preview");
+    await page.waitForSelector("#import-table");
+    assert.match(await page.locator("[data-import-facility='post-gbk']").innerText(), /警务站 \/ GBK Post/);
+    assert.match(await page.locator("[data-import-facility='chk-swapped']").innerText(), /西检查站 \/ Swapped/);
+    assert.equal(await page.locator("[data-import-problem]").count(), 0);
+    assert.equal(await page.locator("#import-warnings strong").innerText(), "1 个设施位于地图区域之外——请检查经纬度顺序和坐标系");
+    assert.match(await page.locator("[data-import-warning='facility chk-swapped']").innerText(), /^facility chk-swapped: 1\.515000,42\.505000 is outside the area pack/);
+    // Amber, not the problems' red.
+    const border = await page.locator("#import-warnings").evaluate((e) => getComputedStyle(e).borderTopColor);
+    assert.equal(border, "rgb(212, 167, 44)");
+    assert.equal(await page.locator("#import-commit").isEnabled(), true);
+    await page.click("#import-commit");
+    await page.waitForSelector("#import-done");
+    assert.equal(await page.locator("#import-done").innerText(), "已导入 2 个设施");
+    assert.equal(await page.evaluate(() => window.__outpostMock.facilities.find((f) => f.id === "post-gbk")?.name_zh), "警务站");
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
 test("the map search ranks near the map centre, and picking a hit moves the map there with a marker", async () => {
   const { context, page, consoleErrors } = await openConsole();
   try {
