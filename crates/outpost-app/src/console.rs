@@ -1246,6 +1246,16 @@ fn pack_problem(path: &Path, e: &PackError) -> PackProblem {
              build a pack with `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`"
         }
         PackError::NotAFile { .. } => "pick the .outpost file inside that folder with --pack",
+        PackError::OtherFormat { older: true, .. } => {
+            "this pack was built by an older Outpost: rebuild it from its OpenStreetMap extract \
+             with `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`, or pick \
+             another file with --pack"
+        }
+        PackError::OtherFormat { older: false, .. } => {
+            "update Outpost to open this pack, or rebuild it with this version's \
+             `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`, or pick \
+             another file with --pack"
+        }
         PackError::NotAPack { .. } | PackError::CorruptTile { .. } => {
             "copy the pack again if it came from another machine, or rebuild it with \
              `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`, or pick another \

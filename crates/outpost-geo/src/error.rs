@@ -32,6 +32,19 @@ pub enum PackError {
         /// bytes" or "no `places` table".
         reason: String,
     },
+    /// The file is an Outpost area pack of another format version: built by an older
+    /// Outpost (rebuild it from its OpenStreetMap extract) or a newer one (update Outpost).
+    /// The message says which and what to do.
+    #[error("area pack {path}: {}", format_advice(found, *older))]
+    OtherFormat {
+        /// The pack path.
+        path: PathBuf,
+        /// The format version stored in the pack's `metadata` (`outpost_pack_format`).
+        found: String,
+        /// True when the pack is older than this build reads (a numeric format below this
+        /// build's, which is 2).
+        older: bool,
+    },
     /// The pack's data could not be read (I/O error or corruption inside SQLite).
     #[error("area pack {path}: {what}: {cause}")]
     Read {
@@ -56,6 +69,24 @@ pub enum PackError {
         /// The decompression error (in the message, not a `source()`).
         cause: std::io::Error,
     },
+}
+
+/// The problem and the remedy for a pack of another format version.
+fn format_advice(found: &str, older: bool) -> String {
+    let reads = crate::schema::FORMAT_VERSION;
+    if older {
+        format!(
+            "built by an older Outpost (pack format {found}, this build reads format {reads}); \
+             rebuild it from its OpenStreetMap extract with \
+             `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`"
+        )
+    } else {
+        format!(
+            "built by a newer Outpost or another program (pack format {found:?}, this build \
+             reads format {reads}); update Outpost, or rebuild the pack with this version's \
+             `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`"
+        )
+    }
 }
 
 /// Why building an area pack failed. No output file is left behind in any of these cases.

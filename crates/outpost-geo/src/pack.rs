@@ -176,8 +176,10 @@ impl Pack {
     ///
     /// # Errors
     /// [`PackError::Missing`] if the file does not exist, [`PackError::NotAFile`] if the
-    /// path is a directory, [`PackError::NotAPack`] if it is not SQLite, is shorter than its
-    /// SQLite header says (an interrupted copy), or is not a complete Outpost pack.
+    /// path is a directory, [`PackError::OtherFormat`] for an Outpost pack of another format
+    /// version (an older or newer Outpost), [`PackError::NotAPack`] if it is not SQLite, is
+    /// shorter than its SQLite header says (an interrupted copy), or is not a complete
+    /// Outpost pack.
     pub fn open(path: &Path) -> Result<Pack, PackError> {
         let not_a_pack = |reason: String| PackError::NotAPack {
             path: path.to_path_buf(),
@@ -208,18 +210,39 @@ impl Pack {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| not_a_pack(e.to_string()))?;
+        let read_meta = || {
+            conn.prepare("SELECT name, value FROM metadata")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                        .collect::<Result<HashMap<String, String>, _>>()
+                })
+                .map_err(|e| not_a_pack(e.to_string()))
+        };
+        // The format version first: a pack of another version lacks tables or columns of
+        // this one, and "no `road_ch` table" would not say what to do.
+        if tables.iter().any(|t| t == "metadata")
+            && let Some(found) = read_meta()?.get(schema::FORMAT_KEY)
+            && found != schema::FORMAT_VERSION
+        {
+            let older = match (
+                found.trim().parse::<u32>(),
+                schema::FORMAT_VERSION.parse::<u32>(),
+            ) {
+                (Ok(f), Ok(cur)) => f < cur,
+                _ => false,
+            };
+            return Err(PackError::OtherFormat {
+                path: path.to_path_buf(),
+                found: found.clone(),
+                older,
+            });
+        }
         for t in schema::REQUIRED_TABLES {
             if !tables.iter().any(|have| have == t) {
                 return Err(not_a_pack(format!("no `{t}` table")));
             }
         }
-        let kv: HashMap<String, String> = conn
-            .prepare("SELECT name, value FROM metadata")
-            .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .collect::<Result<HashMap<_, _>, _>>()
-            })
-            .map_err(|e| not_a_pack(e.to_string()))?;
+        let kv = read_meta()?;
         let meta = parse_meta(&kv).map_err(not_a_pack)?;
         let places = load_places(&conn).map_err(|e| not_a_pack(e.to_string()))?;
         Ok(Pack {

@@ -543,6 +543,51 @@ fn opening_a_missing_or_foreign_file_names_it() {
         )
     );
 
+    // A pack built by an older Outpost (format 1: no `road_ch` table): the message says so
+    // and how to rebuild it, not "no `road_ch` table".
+    let old = dir.path().join("old.outpost");
+    std::fs::copy(andorra().pack.path(), &old).expect("copy");
+    {
+        let c = rusqlite::Connection::open(&old).expect("open copy");
+        c.execute_batch(
+            "UPDATE metadata SET value = '1' WHERE name = 'outpost_pack_format';
+             DROP TABLE road_ch;",
+        )
+        .expect("make format 1");
+    }
+    let err = Pack::open(&old).expect_err("format 1");
+    assert!(
+        matches!(&err, PackError::OtherFormat { found, older: true, .. } if found == "1"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "area pack {}: built by an older Outpost (pack format 1, this build reads format 2); \
+             rebuild it from its OpenStreetMap extract with \
+             `outpost-server pack build --osm FILE.osm.pbf --out FILE.outpost`",
+            old.display()
+        )
+    );
+    // ... and one from a newer Outpost.
+    {
+        let c = rusqlite::Connection::open(&old).expect("open copy");
+        c.execute_batch("UPDATE metadata SET value = '3' WHERE name = 'outpost_pack_format';")
+            .expect("make format 3");
+    }
+    let err = Pack::open(&old).expect_err("format 3");
+    assert!(
+        matches!(&err, PackError::OtherFormat { older: false, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(
+            "built by a newer Outpost or another program (pack format \"3\", this build reads \
+             format 2); update Outpost"
+        ),
+        "{err}"
+    );
+
     // A truncated copy of a real pack (an interrupted copy to a field laptop): the first
     // 100 KB, and the first half.
     let bytes = std::fs::read(andorra().pack.path()).expect("read pack");
