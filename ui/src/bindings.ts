@@ -1065,7 +1065,7 @@ closed_segments: number, };
 
 export type NewRoadClosure = { 
 /**
- * The closure to change, or null for a new one.
+ * The closure to change (not a lifted one: lifting is final), or null for a new one.
  */
 closure_id: string | null, 
 /**

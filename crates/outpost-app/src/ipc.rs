@@ -733,7 +733,7 @@ pub struct RoadClosureView {
 /// Arguments of `set_road_closure`: a new closure (`closure_id` null) or a change of one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct NewRoadClosure {
-    /// The closure to change, or null for a new one.
+    /// The closure to change (not a lifted one: lifting is final), or null for a new one.
     pub closure_id: Option<String>,
     /// What is closed (a line as returned by `road_line`, or an area).
     pub shape: ClosureShape,

@@ -317,10 +317,12 @@ CREATE INDEX devices_newest ON devices(fix_time);
 /// Migration 8: road closures (issue 5).
 ///
 /// - `road_closures`: the shown value of each closure, derived from its
-///   `Register::RoadClosure` writes (the merge winner): `value` is the winning
+///   `Register::RoadClosure` writes: `value` is the winning
 ///   `outpost_domain::road_closure::RoadClosure` as JSON text (a lifted or ended closure
 ///   stays, with `lifted` / `ends_at` saying so), `set_by` the winning op's user and `set_at`
-///   its HLC wall time (ms since the Unix epoch, UTC).
+///   its HLC wall time (ms since the Unix epoch, UTC). Lifting is final: once any applied
+///   write lifted the closure it is shown lifted, `set_by`/`set_at` from the earliest lift in
+///   merge order (see `apply::project_road_closure`).
 const M8_ROAD_CLOSURES: &str = r#"
 CREATE TABLE road_closures (
     closure_id TEXT PRIMARY KEY,
