@@ -34,6 +34,13 @@ describe("the fake's road closures, road line and facility import", () => {
     ]);
     expect(m.closures.activeCount(now)).toBe(0);
     expect(revs).toEqual([2, 3, 4]);
+    // Lifting is final: the lifted closure's id cannot be set again (as dispatch.rs).
+    expect(() =>
+      m.handle("set_road_closure", {
+        args: { closure_id: a.closure.closure_id, shape: a.closure.shape, reason: "再次封闭", ends_at: null },
+      }),
+    ).toThrow(expect.objectContaining({ code: "illegal_transition" }));
+    expect(revs).toEqual([2, 3, 4]);
   });
 
   it("refuses a closure without a reason, with too few points or unknown, with the IPC error shape", () => {

@@ -81,6 +81,10 @@ export class MockClosures {
     let id = n.closure_id;
     const existing = id ? this.list.find((v) => v.closure.closure_id === id) : undefined;
     if (id && !existing) fail("not_found", `closure ${id} does not exist`);
+    // Lifting is final (as dispatch.rs): a lifted closure is never reactivated.
+    if (existing?.closure.lifted) {
+      fail("illegal_transition", `closure ${id} was lifted by ${existing.set_by} at ${existing.set_at}; draw a new closure`);
+    }
     if (!id) {
       this.seq += 1;
       id = `closure-${String(this.seq).padStart(4, "0")}`;
