@@ -103,8 +103,24 @@ impl RoadClosure {
         for (i, p) in pts.iter().enumerate() {
             LatLon::new(p.lat, p.lon).map_err(|e| format!("{name}[{i}]: {e}"))?;
         }
-        let n = self.reason.trim().chars().count();
-        if n == 0 {
+        if let Some((i, c)) = self
+            .reason
+            .chars()
+            .enumerate()
+            .find(|(_, c)| c.is_control())
+        {
+            return Err(format!(
+                "reason has a control character (U+{:04X}) at character {i}",
+                u32::from(c)
+            ));
+        }
+        // Zero-width characters (U+200B..U+200F, U+2060..U+2064, U+FEFF) are not whitespace
+        // to `trim`, but say nothing either.
+        let invisible = |c: char| {
+            c.is_whitespace()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+        };
+        if self.reason.chars().all(invisible) {
             return Err("reason is empty; say why the road is closed".into());
         }
         if self.reason.chars().count() > MAX_REASON_CHARS {
@@ -168,5 +184,17 @@ mod tests {
         let mut c = line(vec![p, p]);
         c.reason = "  ".into();
         assert!(c.check().is_err());
+        c.reason = "\u{200B}\u{FEFF} ".into();
+        assert_eq!(
+            c.check(),
+            Err("reason is empty; say why the road is closed".into())
+        );
+        c.reason = "积水\u{7}".into();
+        assert_eq!(
+            c.check(),
+            Err("reason has a control character (U+0007) at character 2".into())
+        );
+        c.reason = "积水 0.8 m".into();
+        assert_eq!(c.check(), Ok(()));
     }
 }
