@@ -885,6 +885,11 @@ pub struct Router {
     closed: Vec<bool>,
     /// Active closures and the segments each closes.
     closures: Vec<(String, Vec<usize>)>,
+    /// The active closures' shapes and segments by id, so [`Router::set_closures`] maps
+    /// only new or changed shapes.
+    mapped: HashMap<String, (ClosureShape, Vec<usize>)>,
+    /// How many shapes [`Router::set_closures`] has mapped to segments.
+    shapes_mapped: u64,
 }
 
 impl std::fmt::Debug for Router {
@@ -954,6 +959,8 @@ impl Router {
             calculators: Mutex::new(Vec::new()),
             closed,
             closures: Vec::new(),
+            mapped: HashMap::new(),
+            shapes_mapped: 0,
         })
     }
 
@@ -966,16 +973,29 @@ impl Router {
     /// re-contracts the hierarchy without the closed segments (with the same order).
     /// Returns how many segments are closed.
     ///
+    /// The segments of each closure are kept by id with its shape, so a closure given
+    /// again with the same shape is not mapped again (drawing one more closure maps only
+    /// that one); closures not given are forgotten.
+    ///
     /// A point snapped onto a closed segment still leaves it (a unit standing in a closed
     /// street drives out; an incident there is reached up to its point).
     pub fn set_closures(&mut self, closures: &[(String, ClosureShape)]) -> usize {
         let mut closed = vec![false; self.graph.segment_count()];
+        let mut known = std::mem::take(&mut self.mapped);
         let mut list = Vec::with_capacity(closures.len());
         for (id, shape) in closures {
-            let segs = self.closed_segments(shape);
+            let segs = match known.remove(id) {
+                Some((was, segs)) if was == *shape => segs,
+                _ => {
+                    self.shapes_mapped += 1;
+                    self.closed_segments(shape)
+                }
+            };
             for &s in &segs {
                 closed[s] = true;
             }
+            self.mapped
+                .insert(id.clone(), (shape.clone(), segs.clone()));
             list.push((id.clone(), segs));
         }
         let input = self.graph.input_graph(&closed);
@@ -986,6 +1006,21 @@ impl Router {
         self.closed = closed;
         self.closures = list;
         self.closed.iter().filter(|c| **c).count()
+    }
+
+    /// How many closure shapes [`Router::set_closures`] has mapped to segments since the
+    /// router was made (each new or changed closure once; diagnostics and tests).
+    pub fn shapes_mapped(&self) -> u64 {
+        self.shapes_mapped
+    }
+
+    /// The segments the active closure `id` closes (as given to the last
+    /// [`Router::set_closures`]), ascending; `None` when it is not active here.
+    pub fn active_closure_segments(&self, id: &str) -> Option<&[usize]> {
+        self.closures
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, segs)| segs.as_slice())
     }
 
     /// Ids of the segments a closure shape closes (for tests and the map), ascending.
@@ -1003,6 +1038,10 @@ impl Router {
         if pts.iter().any(|p| LatLon::new(p.lat, p.lon).is_err()) {
             return Vec::new();
         }
+        let area = matches!(shape, ClosureShape::Area { .. });
+        if area && pts.len() < 3 {
+            return Vec::new();
+        }
         let k = first.lat.to_radians().cos().max(0.01);
         let xy = |p: LatLon| {
             (
@@ -1017,20 +1056,62 @@ impl Router {
         }
         let margin = CLOSURE_LINE_TOLERANCE_M + 1.0;
         let cos_max = CLOSURE_LINE_MAX_ANGLE_DEG.to_radians().cos();
+        // Pieces: the line's, or the ring's edges (closing edge included).
+        let pieces: Vec<((f64, f64), (f64, f64))> = if area {
+            (0..poly.len())
+                .map(|j| (poly[j], poly[(j + 1) % poly.len()]))
+                .collect()
+        } else {
+            poly.windows(2).map(|w| (w[0], w[1])).collect()
+        };
+        let grid = PieceGrid::new(&pieces, (minx, miny, maxx, maxy), margin);
+        // Per piece: the last segment it was tested against (+1), so a piece listed in
+        // several cells is tested once.
+        let mut seen = vec![0usize; pieces.len()];
+        // Per cell: whether an arbitrary point of it is inside the ring (cells without a
+        // piece only, computed on first use).
+        let mut parity: Vec<Option<bool>> = vec![None; grid.cells.len()];
+        let mut near: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for (i, s) in self.graph.segments.iter().enumerate() {
             let (a, b) = (xy(s.a), xy(s.b));
-            if a.0.max(b.0) < minx - margin
-                || a.0.min(b.0) > maxx + margin
-                || a.1.max(b.1) < miny - margin
-                || a.1.min(b.1) > maxy + margin
+            let sbox = (a.0.min(b.0), a.1.min(b.1), a.0.max(b.0), a.1.max(b.1));
+            if sbox.2 < minx - margin
+                || sbox.0 > maxx + margin
+                || sbox.3 < miny - margin
+                || sbox.1 > maxy + margin
             {
                 continue;
             }
+            // Every piece crossing the segment or within `margin` of one of its points is
+            // listed in a cell the segment's bounding box covers.
+            near.clear();
+            grid.pieces_near(sbox, |p| {
+                if seen[p as usize] != i + 1 {
+                    seen[p as usize] = i + 1;
+                    near.push(p);
+                }
+            });
             let m = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
-            let hit = match shape {
-                ClosureShape::Line { .. } => poly.windows(2).any(|piece| {
-                    let (p, q) = (piece[0], piece[1]);
+            let hit = if area {
+                near.iter()
+                    .any(|&j| crosses(a, b, pieces[j as usize].0, pieces[j as usize].1))
+                    || if near.is_empty() {
+                        // No edge within `margin` of the segment's bounding box: the box
+                        // and the (edge-free) cell of the midpoint lie on one side of the
+                        // ring, as does any point of that cell.
+                        match grid.cell_of(m) {
+                            Some(c) if grid.cells[c].is_empty() => {
+                                *parity[c].get_or_insert_with(|| inside(&poly, grid.center(c)))
+                            }
+                            _ => inside(&poly, m),
+                        }
+                    } else {
+                        inside(&poly, a) || inside(&poly, b) || inside(&poly, m)
+                    }
+            } else {
+                near.iter().any(|&j| {
+                    let (p, q) = pieces[j as usize];
                     let aligned = {
                         let (ux, uy) = (b.0 - a.0, b.1 - a.1);
                         let (vx, vy) = (q.0 - p.0, q.1 - p.1);
@@ -1041,15 +1122,7 @@ impl Router {
                     aligned
                         && (dist_to_piece(m, p, q) <= CLOSURE_LINE_TOLERANCE_M
                             || dist_to_piece(pm, a, b) <= CLOSURE_LINE_TOLERANCE_M)
-                }),
-                ClosureShape::Area { .. } => {
-                    poly.len() >= 3
-                        && (inside(&poly, a)
-                            || inside(&poly, b)
-                            || inside(&poly, m)
-                            || (0..poly.len())
-                                .any(|j| crosses(a, b, poly[j], poly[(j + 1) % poly.len()])))
-                }
+                })
             };
             if hit {
                 out.push(i);
@@ -1714,6 +1787,114 @@ fn crosses(a: (f64, f64), b: (f64, f64), c: (f64, f64), d: (f64, f64)) -> bool {
         || (o2 == 0 && on(a, b, d))
         || (o3 == 0 && on(c, d, a))
         || (o4 == 0 && on(c, d, b))
+}
+
+/// The pieces of a closure shape (line pieces or ring edges, local metres) bucketed in a
+/// uniform grid over the shape's bounding box grown by a margin: each cell lists the
+/// pieces passing within the margin of it, so [`Router::closed_segments`] tests a road
+/// segment against the nearby pieces only.
+struct PieceGrid {
+    /// Lower-left corner of the grid, metres.
+    x0: f64,
+    y0: f64,
+    /// Side of a cell, metres.
+    side: f64,
+    nx: usize,
+    ny: usize,
+    /// Per cell (row-major): indices of the pieces passing within the margin.
+    cells: Vec<Vec<u32>>,
+}
+
+impl PieceGrid {
+    /// At most this many cells per piece on average, and this many cells in all.
+    const CELLS_PER_PIECE: f64 = 16.0;
+    const MAX_CELLS: f64 = 65_536.0;
+
+    fn new(pieces: &[((f64, f64), (f64, f64))], bbox: (f64, f64, f64, f64), margin: f64) -> Self {
+        let (x0, y0) = (bbox.0 - margin, bbox.1 - margin);
+        let (w, h) = (
+            bbox.2 - bbox.0 + 2.0 * margin,
+            bbox.3 - bbox.1 + 2.0 * margin,
+        );
+        let want = (pieces.len() as f64 * Self::CELLS_PER_PIECE).clamp(1.0, Self::MAX_CELLS);
+        let side = (w * h / want).sqrt().max(margin);
+        let nx = ((w / side).ceil() as usize).clamp(1, 1024);
+        let ny = ((h / side).ceil() as usize).clamp(1, 1024);
+        let side = (w / nx as f64).max(h / ny as f64).max(margin);
+        let mut grid = PieceGrid {
+            x0,
+            y0,
+            side,
+            nx,
+            ny,
+            cells: vec![Vec::new(); nx * ny],
+        };
+        for (j, &(p, q)) in pieces.iter().enumerate() {
+            // Column by column: the piece's y range over the column's x range (grown by the
+            // margin), grown by the margin, gives the rows.
+            let (c0, c1) = (
+                grid.col(p.0.min(q.0) - margin),
+                grid.col(p.0.max(q.0) + margin),
+            );
+            for cx in c0..=c1 {
+                let xa = grid.x0 + cx as f64 * side - margin;
+                let xb = xa + side + 2.0 * margin;
+                let (ya, yb) = if q.0 == p.0 {
+                    (p.1.min(q.1), p.1.max(q.1))
+                } else {
+                    let ta = ((xa - p.0) / (q.0 - p.0)).clamp(0.0, 1.0);
+                    let tb = ((xb - p.0) / (q.0 - p.0)).clamp(0.0, 1.0);
+                    let (ya, yb) = (p.1 + ta * (q.1 - p.1), p.1 + tb * (q.1 - p.1));
+                    (ya.min(yb), ya.max(yb))
+                };
+                for cy in grid.row(ya - margin)..=grid.row(yb + margin) {
+                    grid.cells[cy * nx + cx].push(j as u32);
+                }
+            }
+        }
+        grid
+    }
+
+    /// Column of `x`, clamped to the grid.
+    fn col(&self, x: f64) -> usize {
+        (((x - self.x0) / self.side).floor().max(0.0) as usize).min(self.nx - 1)
+    }
+
+    /// Row of `y`, clamped to the grid.
+    fn row(&self, y: f64) -> usize {
+        (((y - self.y0) / self.side).floor().max(0.0) as usize).min(self.ny - 1)
+    }
+
+    /// Calls `f` with every piece listed in a cell that the box `(min x, min y, max x,
+    /// max y)` overlaps (a piece may come more than once).
+    fn pieces_near(&self, bbox: (f64, f64, f64, f64), mut f: impl FnMut(u32)) {
+        for cy in self.row(bbox.1)..=self.row(bbox.3) {
+            for cx in self.col(bbox.0)..=self.col(bbox.2) {
+                for &j in &self.cells[cy * self.nx + cx] {
+                    f(j);
+                }
+            }
+        }
+    }
+
+    /// The cell holding `p`, `None` outside the grid.
+    fn cell_of(&self, p: (f64, f64)) -> Option<usize> {
+        let (fx, fy) = ((p.0 - self.x0) / self.side, (p.1 - self.y0) / self.side);
+        if !(fx >= 0.0 && fy >= 0.0) {
+            return None;
+        }
+        let (cx, cy) = (fx.floor() as usize, fy.floor() as usize);
+        (cx < self.nx && cy < self.ny).then_some(cy * self.nx + cx)
+    }
+
+    /// Centre of cell `c`.
+    fn center(&self, c: usize) -> (f64, f64) {
+        let (cx, cy) = (c % self.nx, c / self.nx);
+        (
+            self.x0 + (cx as f64 + 0.5) * self.side,
+            self.y0 + (cy as f64 + 0.5) * self.side,
+        )
+    }
 }
 
 /// Why one unit has no ETA.
@@ -2408,5 +2589,210 @@ mod tests {
             whole_segment_ticks(100.0, true, None, None, &[(40.0, 0.0)]),
             f64::INFINITY
         );
+    }
+
+    /// [`Router::closed_segments`] as it was before the piece grid: every segment in the
+    /// shape's bounding box against every piece (the reference the fast one must equal).
+    fn closed_segments_reference(r: &Router, shape: &ClosureShape) -> Vec<usize> {
+        let pts = shape.points();
+        let Some(first) = pts.first() else {
+            return Vec::new();
+        };
+        if pts.iter().any(|p| LatLon::new(p.lat, p.lon).is_err()) {
+            return Vec::new();
+        }
+        let k = first.lat.to_radians().cos().max(0.01);
+        let xy = |p: LatLon| {
+            (
+                (p.lon - first.lon) * k * M_PER_DEG,
+                (p.lat - first.lat) * M_PER_DEG,
+            )
+        };
+        let poly: Vec<(f64, f64)> = pts.iter().map(|p| xy(*p)).collect();
+        let cos_max = CLOSURE_LINE_MAX_ANGLE_DEG.to_radians().cos();
+        let mut out = Vec::new();
+        for (i, s) in r.graph.segments.iter().enumerate() {
+            let (a, b) = (xy(s.a), xy(s.b));
+            let m = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+            let hit = match shape {
+                ClosureShape::Line { .. } => poly.windows(2).any(|piece| {
+                    let (p, q) = (piece[0], piece[1]);
+                    let (ux, uy) = (b.0 - a.0, b.1 - a.1);
+                    let (vx, vy) = (q.0 - p.0, q.1 - p.1);
+                    let nn = (ux * ux + uy * uy).sqrt() * (vx * vx + vy * vy).sqrt();
+                    let aligned = nn > 0.0 && (ux * vx + uy * vy).abs() / nn >= cos_max;
+                    let pm = ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0);
+                    aligned
+                        && (dist_to_piece(m, p, q) <= CLOSURE_LINE_TOLERANCE_M
+                            || dist_to_piece(pm, a, b) <= CLOSURE_LINE_TOLERANCE_M)
+                }),
+                ClosureShape::Area { .. } => {
+                    poly.len() >= 3
+                        && (inside(&poly, a)
+                            || inside(&poly, b)
+                            || inside(&poly, m)
+                            || (0..poly.len())
+                                .any(|j| crosses(a, b, poly[j], poly[(j + 1) % poly.len()])))
+                }
+            };
+            if hit {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// A 30 × 30 town of two-way streets (jittered nodes ~100 m apart, some diagonals).
+    fn town() -> RoadNetwork {
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let n = 30;
+        let mut net = RoadNetwork {
+            nodes: Vec::new(),
+            edges: Vec::new(),
+        };
+        for i in 0..n {
+            for j in 0..n {
+                let lat = 42.5 + i as f64 * D + (rnd() - 0.5) * D * 0.4;
+                let lon = 1.5 + j as f64 * D * 1.35 + (rnd() - 0.5) * D * 0.4;
+                net.nodes.push(node(lat, lon));
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                let v = i * n + j;
+                if j + 1 < n {
+                    net.edges.push(edge(&net, v, v + 1, "residential", false));
+                }
+                if i + 1 < n {
+                    net.edges.push(edge(&net, v, v + n, "residential", false));
+                }
+                if i + 1 < n && j + 1 < n && rnd() < 0.2 {
+                    net.edges.push(edge(&net, v, v + n + 1, "primary", false));
+                }
+            }
+        }
+        net
+    }
+
+    #[test]
+    fn the_piece_grid_closes_exactly_the_segments_of_the_exhaustive_test() {
+        let net = town();
+        let r = router(&net);
+        let mut seed = 11u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let at = |fi: f64, fj: f64| LatLon {
+            lat: 42.5 + fi * 30.0 * D,
+            lon: 1.5 + fj * 30.0 * D * 1.35,
+        };
+        let mut shapes = Vec::new();
+        // Zig-zag rings across the whole town (the slow case of finding I1), stars, small
+        // rings, self-intersecting rings, and rings through road nodes.
+        for teeth in [5usize, 50, 250] {
+            let mut ring = Vec::new();
+            for t in 0..teeth {
+                let fj = -0.1 + 1.2 * t as f64 / teeth as f64;
+                ring.push(at(if t % 2 == 0 { -0.1 } else { 1.1 }, fj));
+            }
+            ring.push(at(1.2, 1.2));
+            ring.push(at(1.2, -0.2));
+            shapes.push(ClosureShape::Area { ring });
+        }
+        for _ in 0..40 {
+            let (ci, cj, rad) = (rnd(), rnd(), 0.02 + rnd() * 0.5);
+            let k = 3 + (rnd() * 60.0) as usize;
+            let ring = (0..k)
+                .map(|t| {
+                    let ang = t as f64 / k as f64 * std::f64::consts::TAU;
+                    let rr = rad * (0.3 + rnd());
+                    at(ci + rr * ang.sin(), cj + rr * ang.cos())
+                })
+                .collect();
+            shapes.push(ClosureShape::Area { ring });
+            let wild = (0..k)
+                .map(|_| at(rnd() * 1.2 - 0.1, rnd() * 1.2 - 0.1))
+                .collect();
+            shapes.push(ClosureShape::Area { ring: wild });
+            let v = (rnd() * net.nodes.len() as f64) as usize % net.nodes.len();
+            let through: Vec<LatLon> = (0..4)
+                .map(|d| net.nodes[(v + d * 31) % net.nodes.len()].at)
+                .collect();
+            shapes.push(ClosureShape::Area {
+                ring: through.clone(),
+            });
+            // Lines: along a row of road nodes (closes streets), and random ones.
+            let row = v / 30;
+            let from = v % 30;
+            let along = (from..(from + 2 + k % 10).min(30))
+                .map(|j| net.nodes[row * 30 + j].at)
+                .collect();
+            shapes.push(ClosureShape::Line { points: along });
+            shapes.push(ClosureShape::Line { points: through });
+            let line = (0..k).map(|_| at(rnd(), rnd())).collect();
+            shapes.push(ClosureShape::Line { points: line });
+        }
+        let mut closed_any = 0;
+        for shape in &shapes {
+            let fast = r.closed_segments(shape);
+            assert_eq!(fast, closed_segments_reference(&r, shape), "{shape:?}");
+            closed_any += usize::from(!fast.is_empty());
+        }
+        // The shapes do close roads (the comparison is not between empty lists).
+        assert!(
+            closed_any > shapes.len() / 2,
+            "{closed_any} of {}",
+            shapes.len()
+        );
+    }
+
+    #[test]
+    fn set_closures_keeps_the_segments_of_unchanged_closures_only() {
+        let net = town();
+        let mut r = router(&net);
+        let ring = |c: f64| ClosureShape::Area {
+            ring: vec![
+                LatLon {
+                    lat: 42.5 + c * D,
+                    lon: 1.5 + c * D,
+                },
+                LatLon {
+                    lat: 42.5 + c * D,
+                    lon: 1.5 + (c + 3.0) * D,
+                },
+                LatLon {
+                    lat: 42.5 + (c + 3.0) * D,
+                    lon: 1.5 + (c + 3.0) * D,
+                },
+            ],
+        };
+        let (a, b) = (
+            r.closed_segments(&ring(2.0)),
+            r.closed_segments(&ring(10.0)),
+        );
+        assert!(!a.is_empty() && !b.is_empty());
+        r.set_closures(&[("a".into(), ring(2.0))]);
+        assert_eq!(r.active_closure_segments("a"), Some(a.as_slice()));
+        assert_eq!(r.mapped.len(), 1);
+        // "a" changes its shape: mapped again, not taken from before.
+        r.set_closures(&[("a".into(), ring(10.0)), ("b".into(), ring(2.0))]);
+        assert_eq!(r.active_closure_segments("a"), Some(b.as_slice()));
+        assert_eq!(r.active_closure_segments("b"), Some(a.as_slice()));
+        // Lifting "a" forgets it; "b" is kept.
+        let closed = r.set_closures(&[("b".into(), ring(2.0))]);
+        assert_eq!(closed, a.len());
+        assert_eq!(r.active_closure_segments("a"), None);
+        assert_eq!(r.mapped.keys().collect::<Vec<_>>(), vec!["b"]);
+        r.set_closures(&[]);
+        assert!(r.mapped.is_empty());
     }
 }

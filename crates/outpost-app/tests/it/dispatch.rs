@@ -803,3 +803,80 @@ fn a_closure_reaches_another_console_through_the_server() {
     assert!(on_a[0].closure.lifted);
     assert_eq!(on_a[0].set_by, "cmdr.b");
 }
+
+/// A square area closure of side `2 × d` degrees around `at`.
+fn square(at: LatLon, d: f64) -> ClosureShape {
+    ClosureShape::Area {
+        ring: vec![
+            LatLon {
+                lat: at.lat - d,
+                lon: at.lon - d,
+            },
+            LatLon {
+                lat: at.lat - d,
+                lon: at.lon + d,
+            },
+            LatLon {
+                lat: at.lat + d,
+                lon: at.lon + d,
+            },
+            LatLon {
+                lat: at.lat + d,
+                lon: at.lon - d,
+            },
+        ],
+    }
+}
+
+#[test]
+fn listing_closures_maps_only_new_or_changed_active_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let c = open(dir.path(), &clock, "cmdr.li");
+    let set = |shape, reason: &str, ends_at| {
+        c.set_road_closure(closure(shape, reason, ends_at))
+            .expect("closure set")
+    };
+    let lifted = set(square(P01_AT, 0.001), "lifted", None);
+    let ended = set(
+        square(P02_AT, 0.0015),
+        "ended",
+        Some(t0() + Duration::minutes(30)),
+    );
+    let kept = set(square(P03_AT, 0.001), "kept", None);
+    for v in [&lifted, &ended, &kept] {
+        assert!(v.active && v.closed_segments >= 1, "{v:?}");
+    }
+    // Each closure was mapped once, when it became active.
+    assert_eq!(c.closure_shapes_mapped(), 3);
+    c.lift_road_closure(ClosureRef {
+        closure_id: lifted.closure.closure_id.to_string(),
+    })
+    .expect("lift");
+    clock.set(t0() + Duration::hours(1));
+    for _ in 0..3 {
+        c.road_closures().expect("list");
+    }
+    let list = c.road_closures().expect("list");
+    assert_eq!(list.len(), 3);
+    for (was, active) in [(&lifted, false), (&ended, false), (&kept, true)] {
+        let now = list
+            .iter()
+            .find(|v| v.closure.closure_id == was.closure.closure_id)
+            .expect("listed");
+        assert_eq!(now.active, active, "{}", was.closure.reason);
+        // Lifted and ended closures show the count they had while active.
+        assert_eq!(now.closed_segments, was.closed_segments, "{now:?}");
+    }
+    // Listing (and lifting, and the end passing) mapped nothing again.
+    assert_eq!(c.closure_shapes_mapped(), 3);
+    // Changing the active closure's shape maps that one only.
+    let bigger = c
+        .set_road_closure(NewRoadClosure {
+            closure_id: Some(kept.closure.closure_id.to_string()),
+            ..closure(square(P03_AT, 0.002), "kept", None)
+        })
+        .expect("change");
+    assert!(bigger.closed_segments > kept.closed_segments, "{bigger:?}");
+    assert_eq!(c.closure_shapes_mapped(), 4);
+}
