@@ -164,8 +164,8 @@ async function clickMapAt(browser, at) {
     .perform();
 }
 
-/** Two points ~60 m apart around the middle of a route (on one road in practice), WGS-84. */
-function middleOfRoute(line) {
+/** Two points 2 × `halfGapM` metres apart around the middle of a route (on one road in practice), WGS-84. */
+function middleOfRoute(line, halfGapM = 30) {
   const dist = along(line);
   const total = dist[dist.length - 1];
   const at = (share) => {
@@ -174,7 +174,7 @@ function middleOfRoute(line) {
     const f = (want - dist[i - 1]) / Math.max(1e-9, dist[i] - dist[i - 1]);
     return { lat: line[i - 1].lat + (line[i].lat - line[i - 1].lat) * f, lon: line[i - 1].lon + (line[i].lon - line[i - 1].lon) * f };
   };
-  const gap = Math.min(0.2, 30 / Math.max(total, 1));
+  const gap = Math.min(0.2, halfGapM / Math.max(total, 1));
   return [at(0.5 - gap), at(0.5 + gap)];
 }
 
@@ -256,9 +256,9 @@ async function hoverClosure(browser, saved) {
   });
 }
 
-/** Comparable ETAs (issue 5): units whose fix did not change between two rankings. */
+/** Comparable ETAs (issue 5): units at the same position in both rankings (a standing unit re-reports its fix). */
 function sameFixEtas(before, after) {
-  const key = (u) => (u.fix ? `${u.fix.fix_time} ${u.fix.position.lat} ${u.fix.position.lon}` : null);
+  const key = (u) => (u.fix ? `${u.fix.position.lat} ${u.fix.position.lon}` : null);
   const prev = new Map(before.candidates.map((u) => [u.unit_id, u]));
   const out = [];
   for (const u of after.candidates) {
@@ -464,36 +464,46 @@ async function docsShotsZh(browser, ownId, roster) {
   await browser.keys("Escape");
   await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
 
-  // An open demo incident whose card ranks five units (routes drawn).
+  // The open demo incident whose five closest units are nearest (the most compact picture).
   const ids = await browser.execute((own) => [...document.querySelectorAll("[data-incident-id]")].map((e) => e.getAttribute("data-incident-id")).filter((i) => i !== own), ownId);
   let chosen = null;
-  for (const id of [...ids, ownId]) {
-    await (await browser.$(`[data-incident-id="${id}"]`)).click();
-    const ok = await browser
-      .waitUntil(
-        () =>
-          browser.execute(async (want) => {
-            const src = window.__outpost.map.getSource("routes");
-            return document.querySelectorAll(`#closest-units[data-closest-incident="${want}"] [data-closest-unit]`).length >= 5 && Boolean(src) && (await src.getData()).features.length === 5;
-          }, id),
-        { timeout: 8_000, interval: 250 },
-      )
-      .catch(() => false);
-    if (ok) {
-      chosen = id;
-      break;
-    }
+  let best = Infinity;
+  for (const id of ids) {
+    const r = await backend(browser, "closest_units", { args: { incident_id: id } });
+    const fifth = r.candidates.filter((u) => u.eta_s !== null && u.route)[4];
+    if (fifth && fifth.eta_s < best) [chosen, best] = [id, fifth.eta_s];
   }
-  if (!chosen) fail("no incident ranks five units for the README screenshot");
+  if (!chosen) fail("no open demo incident ranks five units for the README screenshot");
+  await (await browser.$(`[data-incident-id="${chosen}"]`)).click();
+  await until(
+    browser,
+    async () =>
+      browser.execute(async (want) => {
+        const src = window.__outpost.map.getSource("routes");
+        return document.querySelectorAll(`#closest-units[data-closest-incident="${want}"] [data-closest-unit]`).length >= 5 && Boolean(src) && (await src.getData()).features.length === 5;
+      }, chosen),
+    15_000,
+    `incident ${chosen} shows no five routes`,
+  );
   const ranking = await backend(browser, "closest_units", { args: { incident_id: chosen } });
   const routePoints = ranking.candidates.flatMap((u) => u.route ?? []);
-  await jumpAndSettle(browser, { bounds: boundsOf(routePoints).map((c, i) => [c[0] + (i ? 0.002 : -0.002), c[1] + (i ? 0.002 : -0.002)]) });
+  // Room for the end labels (a callsign and an ETA to the right of each unit).
+  await browser.execute((b) => {
+    window.__outpost.map.fitBounds(b, { animate: false, padding: { top: 90, bottom: 90, left: 110, right: 130 } });
+    return null;
+  }, boundsOf(routePoints));
+  await jumpAndSettle(browser, {});
   await docsShot(browser, "closest-units-zh.png");
 
   // Coverage over the whole demo area.
   await (await browser.$("#coverage-toggle")).click();
   await (await browser.$("#coverage-figure")).waitForExist({ timeout: 60_000, timeoutMsg: "coverage on: no #coverage-figure" });
-  await jumpAndSettle(browser, { bounds: roster.bounds });
+  // The whole area, right of the coverage box (bottom left of the map).
+  await browser.execute((b) => {
+    window.__outpost.map.fitBounds(b, { animate: false, padding: { top: 20, bottom: 20, left: 250, right: 10 } });
+    return null;
+  }, roster.bounds);
+  await jumpAndSettle(browser, {});
   await until(browser, async () => browser.execute(async () => (await window.__outpost.map.getSource("coverage").getData()).features.length > 0), 20_000, "no coverage drawn");
   await browser.pause(500);
   await docsShot(browser, "coverage-zh.png");
@@ -501,9 +511,9 @@ async function docsShotsZh(browser, ownId, roster) {
 
   // A flood closure on the route of the unit ranked first, hovered for its popup.
   const target = ranking.candidates.find((u) => u.eta_s !== null && u.route && u.route.length >= 2);
-  const [a, b] = middleOfRoute(target.route);
+  const [a, b] = middleOfRoute(target.route, 100);
   const { saved } = await drawFloodClosure(browser, a, b);
-  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 16 });
+  await jumpAndSettle(browser, { center: [(a.lon + b.lon) / 2, (a.lat + b.lat) / 2], zoom: 15.5 });
   await hoverClosure(browser, saved);
   await docsShot(browser, "closure-zh.png");
 }
