@@ -10,7 +10,8 @@
 //      road ETA (rows = closest_units of the app), one route each on the map; D dispatches the
 //      first (its board status changes); coverage 1-3-5 shows a 3-minute figure in 0..100 %; a
 //      road closure drawn with two clicks on a ranked unit's route is saved, listed, drawn and
-//      avoided (no ETA from an unchanged fix gets lower), then lifted;
+//      avoided (no ETA from an unchanged fix gets lower), then lifted; the map search lists
+//      the backend's hits for "Escaldes" and picking one moves the map there;
 //   5. quit, relaunch on the same data directory: the incident and its timeline are there.
 //
 // Run under a display and a session bus, as scripts/test does:
@@ -518,6 +519,46 @@ async function docsShotsZh(browser, ownId, roster) {
   await docsShot(browser, "closure-zh.png");
 }
 
+/**
+ * The map search (issue 5) on the real pack: "Escaldes" lists hits (the backend's
+ * search_places near the map centre, same first hit); picking the first moves the map there.
+ */
+async function mapSearch(browser) {
+  const input = await browser.$("#map-search");
+  await input.click();
+  await input.setValue("Escaldes");
+  const hits = await until(
+    browser,
+    async () => {
+      const h = await browser.execute(() => [...document.querySelectorAll("#map-search-box [data-search-hit]")].map((e) => e.textContent));
+      return h.length > 0 ? h : null;
+    },
+    15_000,
+    'the map search for "Escaldes" listed no hit',
+  );
+  const centre = await browser.execute(() => {
+    const c = window.__outpost.map.getCenter();
+    return { lat: c.lat, lon: c.lng };
+  });
+  const answer = await backend(browser, "search_places", { args: { text: "Escaldes", near: centre, limit: 8 } });
+  if (answer.length !== hits.length) fail(`the map search lists ${hits.length} hits, search_places answers ${answer.length}`);
+  const want = answer[0];
+  if (![want.name, want.name_zh, want.name_en].some((n) => n && hits[0].includes(n))) fail(`the first hit "${hits[0]}" is not search_places' first (${want.name})`);
+  // Picked with the mouse (the list picks on mousedown).
+  await (await browser.$("#map-search-box [data-search-hit='0']")).click();
+  await until(
+    browser,
+    async () =>
+      browser.execute((p) => {
+        const c = window.__outpost.map.getCenter();
+        return !window.__outpost.map.isMoving() && Math.abs(c.lat - p.lat) < 2e-4 && Math.abs(c.lng - p.lon) < 2e-4;
+      }, want.position),
+    10_000,
+    `picking "${want.name}" did not move the map to ${want.position.lat}, ${want.position.lon}`,
+  );
+  log(`map search "Escaldes": ${hits.length} hits, picked ${want.name} (${((want.distance_m ?? 0) / 1000).toFixed(1)} km from the centre)`);
+}
+
 async function firstRun(browser, roster) {
   const expectedUnits = roster.units;
   await waitReady(browser);
@@ -591,6 +632,7 @@ async function firstRun(browser, roster) {
   log(`screenshot: ${path.relative(ROOT, path.join(OUT, "console.png"))}`);
 
   await dispatchIntelligence(browser, id);
+  await mapSearch(browser);
   const after = await browser.execute(() => window.__cspViolations);
   if (after.length) fail(`Content-Security-Policy violations: ${after.join("; ")}`);
   return { id, description, kinds };
