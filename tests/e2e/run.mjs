@@ -11,7 +11,8 @@
 //      first (its board status changes); coverage 1-3-5 shows a 3-minute figure in 0..100 %; a
 //      road closure drawn with two clicks on a ranked unit's route is saved, listed, drawn and
 //      avoided (no ETA from an unchanged fix gets lower), then lifted; the map search lists
-//      the backend's hits for "Escaldes" and picking one moves the map there;
+//      the backend's hits for "Escaldes" and picking one moves the map there; a one-post CSV
+//      imported through the import panel is drawn on the map;
 //   5. quit, relaunch on the same data directory: the incident and its timeline are there.
 //
 // Run under a display and a session bus, as scripts/test does:
@@ -22,7 +23,7 @@
 // saves the Chinese README screenshots of issue 5 (docs/closest-units-zh.png, coverage-zh.png,
 // closure-zh.png) the same way.
 
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BIN, DEMO_PACK, Driver, OUT, ROOT, ROSTER, demoPack, fail, log, waitReady } from "./driver.mjs";
@@ -559,7 +560,44 @@ async function mapSearch(browser) {
   log(`map search "Escaldes": ${hits.length} hits, picked ${want.name} (${((want.distance_m ?? 0) / 1000).toFixed(1)} km from the centre)`);
 }
 
-async function firstRun(browser, roster) {
+/**
+ * Facility import (issue 5) on the real backend: a one-row CSV picked in the import panel
+ * (opened from the settings) previews without problems, imports, and the post is on the map.
+ */
+async function facilityImport(browser, dir) {
+  const file = path.join(dir, "e2e-posts.csv");
+  writeFileSync(file, "id,kind,name_zh,name_en,lat,lon\ne2e-post,post,端到端警务站,E2E Post,42.5092,1.5184\n");
+  await (await browser.$("#open-settings")).click();
+  await (await browser.$("#open-import")).click();
+  await (await browser.$("#import-panel")).waitForExist({ timeout: 10_000, timeoutMsg: "#open-import opened no #import-panel" });
+  await (await browser.$("#import-file")).setValue(file);
+  await until(browser, async () => browser.execute(() => document.querySelector("#import-file-name")?.textContent.includes("e2e-posts.csv")), 10_000, "the import panel did not take the CSV file");
+  await (await browser.$("#import-preview")).click();
+  await until(
+    browser,
+    async () => browser.execute(() => Boolean(document.querySelector("#import-table, [data-import-problem], #import-error"))),
+    15_000,
+    "the import preview showed no table, problem or error",
+  );
+  const problems = await browser.execute(() => [...document.querySelectorAll("[data-import-problem], #import-error")].map((e) => e.textContent));
+  if (problems.length) fail(`the import preview of a good CSV shows problems: ${problems.join("; ")}`);
+  await (await browser.$("[data-import-facility='e2e-post']")).waitForExist({ timeout: 5_000, timeoutMsg: "the import preview lacks e2e-post" });
+  await (await browser.$("#import-commit")).click();
+  const done = await browser.$("#import-done");
+  await done.waitForExist({ timeout: 15_000, timeoutMsg: `the import did not finish: ${await browser.execute(() => document.querySelector("#import-error")?.textContent ?? "no error shown")}` });
+  const doneText = await done.getText();
+  await jumpAndSettle(browser, { center: [1.5184, 42.5092], zoom: 16 });
+  await until(
+    browser,
+    async () => browser.execute(() => window.__outpost.map.queryRenderedFeatures({ layers: ["facilities"] }).some((f) => f.properties.id === "e2e-post")),
+    10_000,
+    "the imported post is not drawn on the map (facilities layer)",
+  );
+  log(`facility import: "${doneText}", e2e-post on the map`);
+  await browser.keys("Escape");
+}
+
+async function firstRun(browser, roster, dataDir) {
   const expectedUnits = roster.units;
   await waitReady(browser);
   log("map ready");
@@ -633,6 +671,7 @@ async function firstRun(browser, roster) {
 
   await dispatchIntelligence(browser, id);
   await mapSearch(browser);
+  await facilityImport(browser, dataDir);
   const after = await browser.execute(() => window.__cspViolations);
   if (after.length) fail(`Content-Security-Policy violations: ${after.join("; ")}`);
   return { id, description, kinds };
@@ -667,7 +706,7 @@ async function main() {
   try {
     await driver.start();
     browser = await driver.session(args);
-    const first = await firstRun(browser, roster);
+    const first = await firstRun(browser, roster, dataDir);
     await browser.deleteSession();
     browser = null;
     log("quit; relaunching on the same data directory");
