@@ -1057,7 +1057,7 @@ impl Router {
         let margin = CLOSURE_LINE_TOLERANCE_M + 1.0;
         let cos_max = CLOSURE_LINE_MAX_ANGLE_DEG.to_radians().cos();
         // Pieces: the line's, or the ring's edges (closing edge included).
-        let pieces: Vec<((f64, f64), (f64, f64))> = if area {
+        let pieces: Vec<Piece> = if area {
             (0..poly.len())
                 .map(|j| (poly[j], poly[(j + 1) % poly.len()]))
                 .collect()
@@ -1068,9 +1068,9 @@ impl Router {
         // Per piece: the last segment it was tested against (+1), so a piece listed in
         // several cells is tested once.
         let mut seen = vec![0usize; pieces.len()];
-        // Per cell: whether an arbitrary point of it is inside the ring (cells without a
-        // piece only, computed on first use).
-        let mut parity: Vec<Option<bool>> = vec![None; grid.cells.len()];
+        // Per row of the grid (computed on first use): whether each cell's centre is
+        // inside the ring.
+        let mut rows: Vec<Option<Vec<bool>>> = vec![None; grid.ny];
         let mut near: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for (i, s) in self.graph.segments.iter().enumerate() {
@@ -1099,15 +1099,15 @@ impl Router {
                     || if near.is_empty() {
                         // No edge within `margin` of the segment's bounding box: the box
                         // and the (edge-free) cell of the midpoint lie on one side of the
-                        // ring, as does any point of that cell.
+                        // ring, as does that cell's centre.
                         match grid.cell_of(m) {
-                            Some(c) if grid.cells[c].is_empty() => {
-                                *parity[c].get_or_insert_with(|| inside(&poly, grid.center(c)))
-                            }
-                            _ => inside(&poly, m),
+                            Some(c) => grid.centre_inside(&poly, &mut rows, c),
+                            None => inside(&poly, m),
                         }
                     } else {
-                        inside(&poly, a) || inside(&poly, b) || inside(&poly, m)
+                        grid.inside(&poly, &pieces, &mut rows, a)
+                            || grid.inside(&poly, &pieces, &mut rows, b)
+                            || grid.inside(&poly, &pieces, &mut rows, m)
                     }
             } else {
                 near.iter().any(|&j| {
@@ -1789,6 +1789,9 @@ fn crosses(a: (f64, f64), b: (f64, f64), c: (f64, f64), d: (f64, f64)) -> bool {
         || (o4 == 0 && on(c, d, b))
 }
 
+/// A piece of a closure shape (a line piece or a ring edge): its two ends, local metres.
+type Piece = ((f64, f64), (f64, f64));
+
 /// The pieces of a closure shape (line pieces or ring edges, local metres) bucketed in a
 /// uniform grid over the shape's bounding box grown by a margin: each cell lists the
 /// pieces passing within the margin of it, so [`Router::closed_segments`] tests a road
@@ -1810,7 +1813,7 @@ impl PieceGrid {
     const CELLS_PER_PIECE: f64 = 16.0;
     const MAX_CELLS: f64 = 65_536.0;
 
-    fn new(pieces: &[((f64, f64), (f64, f64))], bbox: (f64, f64, f64, f64), margin: f64) -> Self {
+    fn new(pieces: &[Piece], bbox: (f64, f64, f64, f64), margin: f64) -> Self {
         let (x0, y0) = (bbox.0 - margin, bbox.1 - margin);
         let (w, h) = (
             bbox.2 - bbox.0 + 2.0 * margin,
@@ -1887,13 +1890,73 @@ impl PieceGrid {
         (cx < self.nx && cy < self.ny).then_some(cy * self.nx + cx)
     }
 
-    /// Centre of cell `c`.
-    fn center(&self, c: usize) -> (f64, f64) {
+    /// Whether the centre of cell `c` is inside the ring `poly`: the ray casting of
+    /// [`inside`] done for a whole row at once (the crossings of the row's centre line
+    /// sorted once), kept in `rows`.
+    fn centre_inside(&self, poly: &[(f64, f64)], rows: &mut [Option<Vec<bool>>], c: usize) -> bool {
         let (cx, cy) = (c % self.nx, c / self.nx);
-        (
+        let row = rows[cy].get_or_insert_with(|| {
+            let y = self.y0 + (cy as f64 + 0.5) * self.side;
+            let n = poly.len();
+            let mut xs: Vec<f64> = (0..n)
+                .filter_map(|i| {
+                    let (a, b) = (poly[i], poly[(i + n - 1) % n]);
+                    ((a.1 > y) != (b.1 > y)).then(|| (b.0 - a.0) * (y - a.1) / (b.1 - a.1) + a.0)
+                })
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            (0..self.nx)
+                .map(|cx| {
+                    let x = self.x0 + (cx as f64 + 0.5) * self.side;
+                    // Crossings right of the centre (`x < crossing`, as in `inside`).
+                    (xs.len() - xs.partition_point(|&v| v <= x)) % 2 == 1
+                })
+                .collect()
+        });
+        row[cx]
+    }
+
+    /// Whether `p` is inside the ring `poly` (edges `pieces`): the centre of its cell's
+    /// answer, flipped by each edge of the cell crossing the way from the centre to `p`.
+    /// When that way passes too near an edge or vertex to tell, or `p` is outside the
+    /// grid, [`inside`] itself.
+    fn inside(
+        &self,
+        poly: &[(f64, f64)],
+        pieces: &[Piece],
+        rows: &mut [Option<Vec<bool>>],
+        p: (f64, f64),
+    ) -> bool {
+        let Some(c) = self.cell_of(p) else {
+            return inside(poly, p);
+        };
+        let (cx, cy) = (c % self.nx, c / self.nx);
+        let o = (
             self.x0 + (cx as f64 + 0.5) * self.side,
             self.y0 + (cy as f64 + 0.5) * self.side,
-        )
+        );
+        // Below this (square metres), a cross product's sign is not trusted.
+        const CLEAR: f64 = 1e-3;
+        let cross = |p: (f64, f64), q: (f64, f64), r: (f64, f64)| {
+            (q.0 - p.0) * (r.1 - p.1) - (q.1 - p.1) * (r.0 - p.0)
+        };
+        let mut flip = false;
+        for &j in &self.cells[c] {
+            let (e0, e1) = pieces[j as usize];
+            let v = [
+                cross(o, p, e0),
+                cross(o, p, e1),
+                cross(e0, e1, o),
+                cross(e0, e1, p),
+            ];
+            if v.iter().any(|v| v.abs() < CLEAR) {
+                return inside(poly, p);
+            }
+            if (v[0] > 0.0) != (v[1] > 0.0) && (v[2] > 0.0) != (v[3] > 0.0) {
+                flip = !flip;
+            }
+        }
+        self.centre_inside(poly, rows, c) != flip
     }
 }
 
