@@ -698,7 +698,7 @@ impl Console {
     ///
     /// # Errors
     /// [`crate::ipc::ErrorCode::InvalidInput`] for a bad shape or reason (the message says
-    /// which point or field) or an expected end not after now, NotFound for an unknown
+    /// which point or field), a shape that closes no drivable road of the open pack or an expected end not after now, NotFound for an unknown
     /// `closure_id`, IllegalTransition for a lifted one ("closure X was lifted by USER at
     /// TIME; draw a new closure", TIME in RFC 3339 UTC). Nothing is written then.
     pub fn set_road_closure(&self, args: NewRoadClosure) -> Result<RoadClosureView, AppError> {
@@ -723,6 +723,16 @@ impl Console {
                 end.to_rfc3339(),
                 now.to_rfc3339()
             )));
+        }
+        // A closure that closes no road of this console's pack (a line beside the roads, in
+        // another city) would be listed as active while routing ignores it: refuse it here.
+        // Without a pack there is nothing to check against; closures from other consoles
+        // are applied whatever they close.
+        if let Ok(0) = self.with_router(None, |r| r.closed_segments(&closure.shape).len()) {
+            return Err(AppError::invalid(
+                "shape: this closure closes no drivable road of the area pack; draw the line \
+                 along a road or the area around one",
+            ));
         }
         let change = args.closure_id.is_some();
         self.act(

@@ -622,6 +622,19 @@ fn bad_input_is_refused_and_writes_nothing() {
     let road = ClosureShape::Line {
         points: good.clone(),
     };
+    // A line 100 km from Andorra closes no road of the pack: refused, not listed as active.
+    let nowhere = ClosureShape::Line {
+        points: vec![
+            FAR_AWAY,
+            LatLon {
+                lat: FAR_AWAY.lat + 0.001,
+                lon: FAR_AWAY.lon,
+            },
+        ],
+    };
+    let (code1, msg) = code(set(nowhere, "积水", None, None));
+    assert_eq!(code1, ErrorCode::InvalidInput);
+    assert!(msg.contains("closes no drivable road"), "{msg}");
     let (code1, msg) = code(set(road.clone(), "   ", None, None));
     assert_eq!(code1, ErrorCode::InvalidInput);
     assert!(msg.contains("reason"), "{msg}");
