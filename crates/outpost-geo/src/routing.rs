@@ -52,6 +52,8 @@ use std::sync::{Arc, Mutex};
 use fast_paths::{FastGraph, InputGraph, PathCalculator};
 use outpost_domain::LatLon;
 use outpost_domain::road_closure::ClosureShape;
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
 use crate::pack::RoadNetwork;
@@ -320,47 +322,38 @@ impl RoadGraph {
         if drivable.is_empty() {
             return Err(RoutingError::NoRoads);
         }
-        // Largest strongly connected component (iterative Tarjan).
-        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // Largest strongly connected component (petgraph's Tarjan); ties go to the
+        // component holding the lowest node, so the graph is the same on every build.
+        let mut directed: DiGraph<(), ()> = DiGraph::with_capacity(n, drivable.len() * 2);
+        for _ in 0..n {
+            directed.add_node(());
+        }
         for &(i, _) in &drivable {
             let e = &net.edges[i];
-            adj[e.from].push(e.to as u32);
+            directed.add_edge(NodeIndex::new(e.from), NodeIndex::new(e.to), ());
             if !e.oneway {
-                adj[e.to].push(e.from as u32);
+                directed.add_edge(NodeIndex::new(e.to), NodeIndex::new(e.from), ());
             }
         }
-        let comp = tarjan_scc(&adj);
-        let mut sizes: HashMap<u32, usize> = HashMap::new();
-        for c in &comp {
-            *sizes.entry(*c).or_default() += 1;
-        }
-        // Largest component; ties to the one holding the lowest node (deterministic).
-        let mut best: Option<(usize, usize, u32)> = None; // (size, -first node, comp)
-        let mut first_of: HashMap<u32, usize> = HashMap::new();
-        for (v, c) in comp.iter().enumerate() {
-            first_of.entry(*c).or_insert(v);
-        }
-        for (c, size) in &sizes {
-            let first = first_of.get(c).copied().unwrap_or(usize::MAX);
-            let better = match best {
-                None => true,
-                Some((s, f, _)) => *size > s || (*size == s && first < f),
-            };
-            if better {
-                best = Some((*size, first, *c));
-            }
-        }
-        let Some((size, _, main)) = best else {
+        let Some(main) = tarjan_scc(&directed).into_iter().max_by_key(|c| {
+            let lowest = c.iter().map(|v| v.index()).min().unwrap_or(usize::MAX);
+            (c.len(), Reverse(lowest))
+        }) else {
             return Err(RoutingError::NoRoads);
         };
+        let size = main.len();
         if size < 2 {
             return Err(RoutingError::NoRoads);
+        }
+        let mut in_main = vec![false; n];
+        for v in &main {
+            in_main[v.index()] = true;
         }
         let mut graph_id = vec![u32::MAX; n];
         let mut nodes = Vec::with_capacity(size);
         let mut network_nodes = Vec::with_capacity(size);
         for v in 0..n {
-            if comp[v] == main {
+            if in_main[v] {
                 graph_id[v] = nodes.len() as u32;
                 nodes.push(net.nodes[v].at);
                 network_nodes.push(v as u32);
@@ -747,65 +740,6 @@ fn path_nodes(pred: &[(u32, u32)], end: usize) -> Vec<usize> {
     }
     v.reverse();
     v
-}
-
-/// Iterative Tarjan: the strongly connected component id of every node.
-fn tarjan_scc(adj: &[Vec<u32>]) -> Vec<u32> {
-    let n = adj.len();
-    const UNSEEN: u32 = u32::MAX;
-    let mut index = vec![UNSEEN; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
-    let mut comp = vec![UNSEEN; n];
-    let mut stack: Vec<u32> = Vec::new();
-    let mut call: Vec<(u32, usize)> = Vec::new();
-    let mut next_index = 0u32;
-    let mut next_comp = 0u32;
-    for root in 0..n {
-        if index[root] != UNSEEN {
-            continue;
-        }
-        call.push((root as u32, 0));
-        index[root] = next_index;
-        low[root] = next_index;
-        next_index += 1;
-        stack.push(root as u32);
-        on_stack[root] = true;
-        while let Some(&mut (v, ref mut i)) = call.last_mut() {
-            let v = v as usize;
-            if *i < adj[v].len() {
-                let w = adj[v][*i] as usize;
-                *i += 1;
-                if index[w] == UNSEEN {
-                    index[w] = next_index;
-                    low[w] = next_index;
-                    next_index += 1;
-                    stack.push(w as u32);
-                    on_stack[w] = true;
-                    call.push((w as u32, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-            } else {
-                call.pop();
-                if let Some(&(parent, _)) = call.last() {
-                    let p = parent as usize;
-                    low[p] = low[p].min(low[v]);
-                }
-                if low[v] == index[v] {
-                    while let Some(w) = stack.pop() {
-                        on_stack[w as usize] = false;
-                        comp[w as usize] = next_comp;
-                        if w as usize == v {
-                            break;
-                        }
-                    }
-                    next_comp += 1;
-                }
-            }
-        }
-    }
-    comp
 }
 
 /// Distance from `p` to the segment `a`–`b` (metres) and where the nearest point lies
