@@ -83,8 +83,8 @@ fn andorra_osm() -> PathBuf {
 
 /// One Andorra pack per build of this test binary (nextest runs each test in its own
 /// process): named after the binary's modification time, reused when it opens, otherwise
-/// built under a temporary name and renamed into place (a concurrent duplicate build is
-/// harmless: the rename is atomic). Packs of earlier builds are removed.
+/// built (`build_pack` renames a complete pack into place, so a concurrent duplicate build
+/// is harmless). Packs of earlier builds are removed.
 fn andorra_pack() -> &'static Path {
     static PACK: OnceLock<PathBuf> = OnceLock::new();
     PACK.get_or_init(|| {
@@ -100,16 +100,12 @@ fn andorra_pack() -> &'static Path {
         if Pack::open(&path).is_ok() {
             return path;
         }
-        let tmp = dir.join(format!(
-            "outpost-app-andorra-{built}.{}.building.outpost",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&tmp);
-        let mut opts = outpost_geo::BuildOptions::new(andorra_osm(), &tmp);
+        // build_pack writes a temporary file beside `path` and renames it into place, so a
+        // concurrent duplicate build is harmless.
+        let mut opts = outpost_geo::BuildOptions::new(andorra_osm(), &path);
         opts.name = Some("Andorra".into());
         opts.progress = false;
         outpost_geo::build_pack(&opts).expect("build the Andorra pack");
-        std::fs::rename(&tmp, &path).expect("move the pack into place");
         // Packs of earlier builds of this binary are no longer used.
         let stamp = format!("-{built}.");
         for old in std::fs::read_dir(dir).into_iter().flatten().flatten() {

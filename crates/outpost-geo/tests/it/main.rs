@@ -56,20 +56,15 @@ fn andorra() -> &'static Built {
         let pack = match Pack::open(&out) {
             Ok(p) => p,
             Err(_) => {
-                let tmp = dir.join(format!(
-                    "outpost-geo-andorra-{stamp}.{}.partial.outpost",
-                    std::process::id()
-                ));
-                let mut opts = BuildOptions::new(andorra_pbf(), &tmp);
+                // build_pack renames a complete pack into place (atomic).
+                let mut opts = BuildOptions::new(andorra_pbf(), &out);
                 opts.progress = false;
                 report = Some(outpost_geo::build_pack(&opts).expect("build the Andorra pack"));
-                std::fs::rename(&tmp, &out).expect("move the pack into place");
                 // Packs of earlier builds of this test binary are stale now.
                 for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if name.starts_with("outpost-geo-andorra-")
                         && !name.starts_with(&format!("outpost-geo-andorra-{stamp}."))
-                        && !name.contains(".partial.")
                     {
                         let _ = std::fs::remove_file(entry.path());
                     }
