@@ -713,10 +713,7 @@ impl Console {
     ) -> Result<T, AppError> {
         let out = {
             let mut store = lock(&self.store);
-            let user = ACTING_AS
-                .with(|a| a.borrow().clone())
-                .unwrap_or_else(|| self.user.clone());
-            let env = store.write(self.clock.now(), &user, decide)?;
+            let env = store.write(self.clock.now(), &self.author(), decide)?;
             tracing::debug!(seq = env.seq, kind = env.body.kind(), "op committed");
             // The op is on disk now; a failure to read the answer back is still an error,
             // but listeners must hear about the change either way.
@@ -736,10 +733,7 @@ impl Console {
     ) -> Result<usize, AppError> {
         let n = {
             let mut store = lock(&self.store);
-            let user = ACTING_AS
-                .with(|a| a.borrow().clone())
-                .unwrap_or_else(|| self.user.clone());
-            let envs = store.write_many(self.clock.now(), &user, decide)?;
+            let envs = store.write_many(self.clock.now(), &self.author(), decide)?;
             if envs.is_empty() {
                 return Ok(0);
             }
@@ -748,6 +742,14 @@ impl Console {
         };
         self.notify();
         Ok(n)
+    }
+
+    /// Who writes an op: the user `acting_as` set on this thread (the demo), else the
+    /// console's user.
+    fn author(&self) -> String {
+        ACTING_AS
+            .with(|a| a.borrow().clone())
+            .unwrap_or_else(|| self.user.clone())
     }
 
     fn notify(&self) {
