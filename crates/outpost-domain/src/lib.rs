@@ -8,6 +8,7 @@
 //! Architecture invariant: no IO, no async runtime, no SQLite, no Tauri. Time and ids are
 //! injected through [`clock::Clock`]; nothing here calls `now()` on its own.
 
+pub mod access;
 pub mod canonical;
 pub mod clock;
 pub mod device;

@@ -27,6 +27,7 @@
 //! the new cursor in one transaction. The WebSocket only pokes ("something new up to gseq
 //! N"); the data always flows over pull.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -216,4 +217,137 @@ pub struct ErrorBody {
     /// For `epoch_changed`: the current epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Uuid>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Security: enrollment, login, revocations, audit (issue 6). Every endpoint below is served
+// over TLS only. A console's device certificate (mutual TLS) identifies the device; a bearer
+// token (`Authorization: Bearer TOKEN`) from `POST /v1/login` identifies the person. Errors
+// use [`ErrorBody`] with the codes `unauthenticated` (401: no or unknown token, token expired
+// or signed out, token presented by another device, wrong password or code),
+// `certificate_required` (401: no valid device certificate), `locked_out` (403: too many
+// failures; an administrator must unlock), `device_revoked` (403), `forbidden` (403: the
+// role may not do this).
+
+/// `POST /v1/enroll`: a console asks for a device certificate with a person's credentials
+/// (TLS; no client certificate needed yet). The person's account must be enabled and not
+/// locked; a failure counts towards the lockout like a failed login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// [`PROTOCOL_VERSION`] of the console.
+    pub protocol: u32,
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// The current 6-digit TOTP code (RFC 6238, SHA-1, 30 s).
+    pub totp: String,
+    /// A name people recognise, e.g. `"巡逻车 03 笔记本"`; 1–100 characters.
+    pub device_name: String,
+    /// The console's installation origin (its ops carry it); a device pushes only ops of
+    /// its own origin.
+    pub origin: Uuid,
+    /// PKCS#10 certificate signing request, PEM, for the key the console generated.
+    pub csr_pem: String,
+    /// The console's cache key (64 hex digits), escrowed by the server for this device and
+    /// returned at every login from it, so a person who never signed in on this console
+    /// before can open its encrypted cache after an online login.
+    pub cache_key: String,
+}
+
+/// The answer to [`EnrollRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The device's id (the certificate's common name), e.g. `"dev-0192…"`.
+    pub device_id: String,
+    /// The device certificate, PEM, signed by the agency CA.
+    pub certificate_pem: String,
+    /// The agency CA certificate, PEM (the trust anchor for the server's certificate).
+    pub ca_pem: String,
+    /// When the device certificate expires (UTC).
+    pub not_after: DateTime<Utc>,
+}
+
+/// `POST /v1/login` (mutual TLS with an enrolled device's certificate): password and TOTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// [`PROTOCOL_VERSION`] of the console.
+    pub protocol: u32,
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// The current 6-digit TOTP code.
+    pub totp: String,
+}
+
+/// The answer to [`LoginRequest`]: a session for this person on this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The bearer token (opaque; the server keeps only its hash). Valid only with this
+    /// device's certificate, until `expires_at` or `POST /v1/logout`.
+    pub token: String,
+    /// When the session ends: 12 hours after the login (CJIS 5.9.5 re-authentication).
+    pub expires_at: DateTime<Utc>,
+    /// Login name.
+    pub user: String,
+    /// Display name.
+    pub display_name: String,
+    /// The account's role.
+    pub role: crate::access::Role,
+    /// For a field unit: its unit id.
+    pub unit_id: Option<String>,
+    /// The person's TOTP secret (base32), so the console can check the second factor at an
+    /// offline login; the console keeps it only inside the password-wrapped vault entry.
+    pub totp_secret: String,
+    /// How long after this login the person may sign in offline on this device, seconds;
+    /// ops they write offline are accepted until then.
+    pub offline_grace_s: u64,
+    /// The cache key escrowed at enrollment (64 hex digits).
+    pub cache_key: String,
+}
+
+/// `GET /v1/security/revocations`: what every console must honour, also offline.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Revocations {
+    /// Increases with every change.
+    pub version: u64,
+    /// Revoked device ids (a console whose own id is here locks and forgets its key).
+    pub revoked_devices: Vec<String>,
+    /// Disabled accounts (a console refuses their offline login).
+    pub disabled_users: Vec<String>,
+}
+
+/// One record of the audit trail (`GET /v1/audit`, auditor only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When, to 1/100 s with the UTC offset, e.g. `"2026-11-30T04:55:01.23+00:00"` (CJIS
+    /// 5.9.5 §5.4.1.1).
+    pub at: String,
+    /// Login name (`"-"` when unknown, e.g. a request with no credentials).
+    pub user: String,
+    /// Device id (`"-"` when none).
+    pub device: String,
+    /// What was attempted: `login`, `enroll`, `logout`, `op:incident.create`, `pull`,
+    /// `export`, `admin:user.add`, …
+    pub action: String,
+    /// What it was done to (an op id, a user, a path); may be empty.
+    pub target: String,
+    /// `ok`, `refused`, `failed`.
+    pub outcome: String,
+    /// One line of detail (the refusal's reason); may be empty.
+    pub detail: String,
+    /// Hex SHA-256 of the previous record (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 over `prev_hash` and this record's fields.
+    pub hash: String,
+}
+
+/// The answer to `GET /v1/audit?after=SEQ&limit=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Records after `after`, oldest first.
+    pub records: Vec<AuditRecord>,
 }
