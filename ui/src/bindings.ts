@@ -93,7 +93,163 @@ address: string | null,
  */
 description: string | null, };
 
-export type ErrorCode = "not_found" | "illegal_transition" | "invalid_input" | "incident_closed" | "storage" | "pack";
+export type ErrorCode = "not_found" | "illegal_transition" | "invalid_input" | "incident_closed" | "storage" | "pack" | "signed_out" | "auth_failed" | "forbidden" | "offline";
+
+export type AuthState = "setup" | "enroll" | "signed_out" | "locked" | "signed_in" | "revoked";
+
+export type KnownUser = { 
+/**
+ * Login name.
+ */
+user: string, 
+/**
+ * Display name.
+ */
+display_name: string, 
+/**
+ * Role (`commander`, `dispatcher`, `field_unit`, `viewer`, `administrator`, `auditor`).
+ */
+role: string, 
+/**
+ * Until when an offline sign-in is allowed (UTC); `None`: no limit (a console-only
+ * account of a console without a server).
+ */
+offline_until: string | null, };
+
+export type SignedInUser = { 
+/**
+ * Login name (written into every op).
+ */
+user: string, 
+/**
+ * Display name.
+ */
+display_name: string, 
+/**
+ * Role, as in [`KnownUser::role`].
+ */
+role: string, 
+/**
+ * For a field unit: its unit id.
+ */
+unit_id: string | null, 
+/**
+ * True when the server confirmed this sign-in (the sync runs under it); false for an
+ * offline sign-in (the outbox waits for an online sign-in to push).
+ */
+online: boolean, 
+/**
+ * When the full sign-in (password and code) expires and the console locks: 12 hours
+ * after it (CJIS 5.9.5).
+ */
+reauth_at: string, };
+
+export type AuthStatus = { 
+/**
+ * Where sign-in stands.
+ */
+state: AuthState, 
+/**
+ * The configured server, if any.
+ */
+server_url: string | null, 
+/**
+ * This device's id once enrolled.
+ */
+device_id: string | null, 
+/**
+ * Who may sign in here offline (newest first).
+ */
+known_users: Array<KnownUser>, 
+/**
+ * The signed-in (or, when locked, the locked-out) person.
+ */
+user: SignedInUser | null, 
+/**
+ * Lock after this many seconds without input; `None` in field laptop mode (CJIS allows
+ * vehicles the exemption) or when switched off.
+ */
+idle_lock_s: number | null, 
+/**
+ * A line for the screen, e.g. why the last sign-in failed offline.
+ */
+message: string | null, };
+
+export type SetupAccount = { 
+/**
+ * Login name: 1–64 letters, digits, `.`, `-`, `_`.
+ */
+user: string, 
+/**
+ * Display name, 1–100 characters.
+ */
+display_name: string, 
+/**
+ * At least 12 characters.
+ */
+password: string, };
+
+export type TotpEnrollment = { 
+/**
+ * The secret, base32 (for typing in).
+ */
+secret: string, 
+/**
+ * `otpauth://totp/Outpost:USER?secret=…&issuer=Outpost` (for a QR code).
+ */
+uri: string, };
+
+export type TotpCode = { 
+/**
+ * Six digits.
+ */
+code: string, };
+
+export type EnrollDevice = { 
+/**
+ * The server, `https://HOST:PORT`.
+ */
+server_url: string, 
+/**
+ * Login name.
+ */
+user: string, 
+/**
+ * Password.
+ */
+password: string, 
+/**
+ * Current TOTP code.
+ */
+code: string, 
+/**
+ * A name people recognise for this device.
+ */
+device_name: string, };
+
+export type SignIn = { 
+/**
+ * Login name.
+ */
+user: string, 
+/**
+ * Password.
+ */
+password: string, 
+/**
+ * Current TOTP code.
+ */
+code: string, };
+
+export type Unlock = { 
+/**
+ * Password.
+ */
+password: string, 
+/**
+ * Current TOTP code; required only after 12 hours.
+ */
+code: string | null, };
 
 export type ErrorPayload = { 
 /**
@@ -1237,6 +1393,46 @@ export const UNIT_STATUS_NEXT: Record<UnitStatus, UnitStatus[]> = {"available":[
 
 /** `IncidentType::default_priority`: the priority a new incident gets unless the call-taker says otherwise. */
 export const DEFAULT_PRIORITY: Record<IncidentType, Priority> = {"alarm":"P2","assault":"P1","disturbance":"P3","fire":"P1","flood_rescue":"P1","medical":"P1","missing_person":"P1","other":"P4","public_service":"P4","theft":"P2","traffic_accident":"P2","traffic_hazard":"P3"};
+
+/** Where sign-in stands: setup, enroll, signed out, locked, signed in, revoked. */
+export function authStatus(): Promise<AuthStatus> {
+  return invoke("auth_status");
+}
+
+/** A console without a server: starts its first account; returns the TOTP secret to confirm. */
+export function setupAccount(args: SetupAccount): Promise<TotpEnrollment> {
+  return invoke("setup_account", { args });
+}
+
+/** Confirms the first account with a current code; creates the encrypted cache and signs in. */
+export function confirmSetup(args: TotpCode): Promise<AuthStatus> {
+  return invoke("confirm_setup", { args });
+}
+
+/** Gets this device a certificate from the server with a person's credentials, then signs them in. */
+export function enrollDevice(args: EnrollDevice): Promise<AuthStatus> {
+  return invoke("enroll_device", { args });
+}
+
+/** Signs in with password and code: online when the server answers, else offline from the vault. */
+export function signIn(args: SignIn): Promise<AuthStatus> {
+  return invoke("sign_in", { args });
+}
+
+/** Unlocks a locked console for the same person (password; the code too after 12 hours). */
+export function unlock(args: Unlock): Promise<AuthStatus> {
+  return invoke("unlock", { args });
+}
+
+/** Locks the console (idle timer or the person); sync and field GPS keep running. */
+export function lock(): Promise<AuthStatus> {
+  return invoke("lock");
+}
+
+/** Signs the person out (and ends their server session). */
+export function signOut(): Promise<AuthStatus> {
+  return invoke("sign_out");
+}
 
 /** Opens the pack and the local database; the console or the error screen. */
 export function startup(): Promise<Startup> {

@@ -38,6 +38,15 @@ pub enum ErrorCode {
     Storage,
     /// The area pack is missing, corrupt or lacks what was asked.
     Pack,
+    /// Nobody is signed in, the console is locked, or the session expired: show the sign-in
+    /// or lock screen (see [`auth_status`](crate::auth::Gate::auth_status)).
+    SignedOut,
+    /// Wrong password or code, unknown user, or the account is locked out or disabled.
+    AuthFailed,
+    /// The signed-in person's role may not do this (the message names role and action).
+    Forbidden,
+    /// The server could not be reached (for a step that needs it, e.g. enrollment).
+    Offline,
 }
 
 /// What a failed command rejects with: a code for the UI to branch on and a message for
@@ -48,6 +57,143 @@ pub struct ErrorPayload {
     pub code: ErrorCode,
     /// Human-readable explanation of what was wrong and where.
     pub message: String,
+}
+
+/// Where sign-in stands on this console (issue 6). The login screen branches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthState {
+    /// No account on this console and no server configured: create the first account
+    /// ([`SetupAccount`]; it becomes a commander on this console only).
+    Setup,
+    /// A server is configured and this device has no certificate yet: enroll it
+    /// ([`EnrollDevice`]) with a person's credentials.
+    Enroll,
+    /// Nobody is signed in: [`SignIn`].
+    SignedOut,
+    /// Locked (idle, by the person, or 12 hours since the last full sign-in): the same person
+    /// unlocks ([`Unlock`]) or someone else signs in.
+    Locked,
+    /// Someone is signed in; every other command works.
+    SignedIn,
+    /// This device was revoked by an administrator: its cache key is forgotten, nothing opens.
+    Revoked,
+}
+
+/// A person who signed in on this console before and may sign in here offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct KnownUser {
+    /// Login name.
+    pub user: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role (`commander`, `dispatcher`, `field_unit`, `viewer`, `administrator`, `auditor`).
+    pub role: String,
+    /// Until when an offline sign-in is allowed (UTC); `None`: no limit (a console-only
+    /// account of a console without a server).
+    pub offline_until: Option<DateTime<Utc>>,
+}
+
+/// The signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SignedInUser {
+    /// Login name (written into every op).
+    pub user: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role, as in [`KnownUser::role`].
+    pub role: String,
+    /// For a field unit: its unit id.
+    pub unit_id: Option<String>,
+    /// True when the server confirmed this sign-in (the sync runs under it); false for an
+    /// offline sign-in (the outbox waits for an online sign-in to push).
+    pub online: bool,
+    /// When the full sign-in (password and code) expires and the console locks: 12 hours
+    /// after it (CJIS 5.9.5).
+    pub reauth_at: DateTime<Utc>,
+}
+
+/// The answer of every sign-in command: what the login screen should show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuthStatus {
+    /// Where sign-in stands.
+    pub state: AuthState,
+    /// The configured server, if any.
+    pub server_url: Option<String>,
+    /// This device's id once enrolled.
+    pub device_id: Option<String>,
+    /// Who may sign in here offline (newest first).
+    pub known_users: Vec<KnownUser>,
+    /// The signed-in (or, when locked, the locked-out) person.
+    pub user: Option<SignedInUser>,
+    /// Lock after this many seconds without input; `None` in field laptop mode (CJIS allows
+    /// vehicles the exemption) or when switched off.
+    pub idle_lock_s: Option<u32>,
+    /// A line for the screen, e.g. why the last sign-in failed offline.
+    pub message: Option<String>,
+}
+
+/// `setup_account`: the first account of a console that has no server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SetupAccount {
+    /// Login name: 1–64 letters, digits, `.`, `-`, `_`.
+    pub user: String,
+    /// Display name, 1–100 characters.
+    pub display_name: String,
+    /// At least 12 characters.
+    pub password: String,
+}
+
+/// A TOTP secret to put into an authenticator app (RFC 6238: SHA-1, 6 digits, 30 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct TotpEnrollment {
+    /// The secret, base32 (for typing in).
+    pub secret: String,
+    /// `otpauth://totp/Outpost:USER?secret=…&issuer=Outpost` (for a QR code).
+    pub uri: String,
+}
+
+/// `confirm_setup`: a current code from the authenticator, proving it was set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct TotpCode {
+    /// Six digits.
+    pub code: String,
+}
+
+/// `enroll_device`: get this device a certificate from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct EnrollDevice {
+    /// The server, `https://HOST:PORT`.
+    pub server_url: String,
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Current TOTP code.
+    pub code: String,
+    /// A name people recognise for this device.
+    pub device_name: String,
+}
+
+/// `sign_in`: password and code; online when the server answers, else offline from the
+/// vault for a person who signed in here before within the grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SignIn {
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Current TOTP code.
+    pub code: String,
+}
+
+/// `unlock`: the locked-out person's password (and code, when the 12-hour sign-in expired).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Unlock {
+    /// Password.
+    pub password: String,
+    /// Current TOTP code; required only after 12 hours.
+    pub code: Option<String>,
 }
 
 /// The metadata of the open area pack.
@@ -839,6 +985,62 @@ pub struct CommandSpec {
 /// Every command the UI may invoke. The Tauri shell registers exactly these.
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
+        name: "auth_status",
+        ts_name: "authStatus",
+        args: None,
+        returns: "AuthStatus",
+        doc: "Where sign-in stands: setup, enroll, signed out, locked, signed in, revoked.",
+    },
+    CommandSpec {
+        name: "setup_account",
+        ts_name: "setupAccount",
+        args: Some("SetupAccount"),
+        returns: "TotpEnrollment",
+        doc: "A console without a server: starts its first account; returns the TOTP secret to confirm.",
+    },
+    CommandSpec {
+        name: "confirm_setup",
+        ts_name: "confirmSetup",
+        args: Some("TotpCode"),
+        returns: "AuthStatus",
+        doc: "Confirms the first account with a current code; creates the encrypted cache and signs in.",
+    },
+    CommandSpec {
+        name: "enroll_device",
+        ts_name: "enrollDevice",
+        args: Some("EnrollDevice"),
+        returns: "AuthStatus",
+        doc: "Gets this device a certificate from the server with a person's credentials, then signs them in.",
+    },
+    CommandSpec {
+        name: "sign_in",
+        ts_name: "signIn",
+        args: Some("SignIn"),
+        returns: "AuthStatus",
+        doc: "Signs in with password and code: online when the server answers, else offline from the vault.",
+    },
+    CommandSpec {
+        name: "unlock",
+        ts_name: "unlock",
+        args: Some("Unlock"),
+        returns: "AuthStatus",
+        doc: "Unlocks a locked console for the same person (password; the code too after 12 hours).",
+    },
+    CommandSpec {
+        name: "lock",
+        ts_name: "lock",
+        args: None,
+        returns: "AuthStatus",
+        doc: "Locks the console (idle timer or the person); sync and field GPS keep running.",
+    },
+    CommandSpec {
+        name: "sign_out",
+        ts_name: "signOut",
+        args: None,
+        returns: "AuthStatus",
+        doc: "Signs the person out (and ends their server session).",
+    },
+    CommandSpec {
         name: "startup",
         ts_name: "startup",
         args: None,
@@ -1086,6 +1288,16 @@ fn decls(cfg: &Config) -> Vec<String> {
         Fix::decl(cfg),
         IncidentFields::decl(cfg),
         ErrorCode::decl(cfg),
+        AuthState::decl(cfg),
+        KnownUser::decl(cfg),
+        SignedInUser::decl(cfg),
+        AuthStatus::decl(cfg),
+        SetupAccount::decl(cfg),
+        TotpEnrollment::decl(cfg),
+        TotpCode::decl(cfg),
+        EnrollDevice::decl(cfg),
+        SignIn::decl(cfg),
+        Unlock::decl(cfg),
         ErrorPayload::decl(cfg),
         PackInfo::decl(cfg),
         PackProblem::decl(cfg),

@@ -13,6 +13,7 @@
 //! a plain `cargo test`. State changes only through `outpost_store::Store::write` (one
 //! transaction: rules, state, outbox).
 
+pub mod auth;
 mod console;
 pub mod dispatch;
 mod error;
