@@ -17,6 +17,7 @@
 //! [`apply::apply`] only records what an op says.
 
 pub mod apply;
+pub mod cipher;
 pub mod closures;
 pub mod conflict;
 pub mod devices;
@@ -37,6 +38,7 @@ use uuid::Uuid;
 
 use outpost_domain::op::{Hlc, OpBody, OpEnvelope, SCHEMA_VERSION};
 
+pub use cipher::CacheKey;
 pub use closures::StoredRoadClosure;
 pub use query::{AssignmentRow, IncidentRow, OutboxRow, OutboxStatus, UnitRow};
 pub use timeline::{TimelineEvent, TimelineRow};
@@ -68,6 +70,27 @@ pub enum StoreError {
         path: String,
         /// The SQLite error.
         source: rusqlite::Error,
+    },
+    /// The cache key does not open this encrypted database (another console's cache, or the
+    /// key was lost). Nothing was written to the file.
+    #[error(
+        "{path}: the key does not open this encrypted cache (it belongs to another key or \
+         another console); the file was left untouched"
+    )]
+    WrongKey {
+        /// The database file.
+        path: String,
+    },
+    /// Converting a plaintext cache (an earlier Outpost) into an encrypted one failed; the
+    /// plaintext file is still there, unchanged in content.
+    #[error("{path}: cannot encrypt the existing cache ({step}): {detail}")]
+    Convert {
+        /// The database file.
+        path: String,
+        /// The step that failed, e.g. "export into the encrypted copy".
+        step: String,
+        /// The underlying error.
+        detail: String,
     },
     /// A migration failed (the transaction was rolled back).
     #[error("{path}: cannot upgrade the database schema: {source}")]
@@ -167,11 +190,30 @@ impl Store {
     /// [`StoreError::TooNew`] when the file's schema is newer than this build;
     /// [`StoreError::Open`] / [`StoreError::Migrate`] naming the file otherwise.
     pub fn open(path: &Path, now: DateTime<Utc>) -> Result<Store, StoreError> {
-        let shown = path.display().to_string();
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: shown.clone(),
-            source,
-        })?;
+        Self::open_with_key(path, None, now)
+    }
+
+    /// As [`Store::open`], encrypted with `key` when given (SQLCipher; see [`cipher`]): a
+    /// new file is created encrypted, a plaintext file from an earlier Outpost is converted
+    /// to an encrypted one first, an encrypted file is opened only when the key reads it.
+    /// `None` is a plain SQLite open (tests, tools, the server's files).
+    ///
+    /// # Errors
+    /// [`StoreError::WrongKey`] when `key` does not open the existing file (nothing written);
+    /// [`StoreError::Convert`] when a plaintext cache cannot be converted (it stays as it
+    /// was); otherwise as [`Store::open`].
+    pub fn open_with_key(
+        path: &Path,
+        key: Option<&CacheKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Store, StoreError> {
+        let conn = match key {
+            Some(key) => cipher::open_keyed(path, key)?,
+            None => Connection::open(path).map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?,
+        };
         Self::init(conn, path.to_path_buf(), now)
     }
 
@@ -462,6 +504,8 @@ fn append_local(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cipher;
 #[cfg(test)]
 mod tests_closures;
 #[cfg(test)]
