@@ -65,7 +65,11 @@ pub fn sync_state(state: LinkState) -> SyncState {
     match state {
         LinkState::Online => SyncState::Online,
         LinkState::Connecting | LinkState::Syncing => SyncState::Syncing,
-        LinkState::Offline => SyncState::Offline,
+        // Until `SyncState` has its own states for these, they show as offline; the last
+        // error says "sign-in required: …" / "device revoked: …".
+        LinkState::Offline | LinkState::SignInRequired | LinkState::DeviceRevoked => {
+            SyncState::Offline
+        }
     }
 }
 

@@ -1,16 +1,25 @@
 //! The HTTP side of the protocol of [`outpost_domain::wire`]: one method per endpoint, errors
-//! mapped to [`SyncError`] (409 `epoch_changed`, 410 `snapshot_required`, 413, …).
+//! mapped to [`SyncError`] (409 `epoch_changed`, 410 `snapshot_required`, 413, 401
+//! `unauthenticated`, 403 `device_revoked`, …).
+//!
+//! Over `https://` the client trusts only the agency CA given in [`TlsSettings`] (pinned:
+//! the system's roots are never consulted) and presents the device certificate when one is
+//! given; `http://` is for in-process plain test servers only. Every request carries the
+//! person's token from the [`TokenSource`], read at the time of the request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use outpost_domain::wire::{
-    Capabilities, ErrorBody, Health, PullResponse, PushRequest, PushResponse, Snapshot,
+    Capabilities, EnrollRequest, EnrollResponse, ErrorBody, Health, LoginRequest, LoginResponse,
+    PullResponse, PushRequest, PushResponse, Revocations, Snapshot,
 };
 
 use crate::error::SyncError;
+use crate::token::TokenSource;
 
 /// Timeouts of the HTTP client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +43,88 @@ impl Default for Timeouts {
     }
 }
 
+/// The TLS side of a console's connection: the agency CA it trusts (the only trust anchor)
+/// and, once enrolled, its device certificate and key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The agency CA certificate(s), PEM (`EnrollResponse::ca_pem`, or the server's
+    /// `tls/ca.pem` handed to the console out of band before enrollment).
+    pub ca_pem: String,
+    /// The device's client certificate and key; `None` before enrollment (only
+    /// `POST /v1/enroll`, `GET /v1/health` and `GET /v1/capabilities` answer then).
+    pub identity: Option<ClientIdentity>,
+}
+
+/// A device's client certificate (chain) and private key, both PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The device certificate, PEM (`EnrollResponse::certificate_pem`), optionally followed
+    /// by intermediates.
+    pub cert_pem: String,
+    /// The device's private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert_pem_bytes", &self.cert_pem.len())
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TlsSettings {
+    /// Trust only `ca_pem`, no client certificate (enrollment).
+    pub fn new(ca_pem: impl Into<String>) -> Self {
+        Self {
+            ca_pem: ca_pem.into(),
+            identity: None,
+        }
+    }
+
+    /// The same trust with the device's certificate and key.
+    pub fn with_identity(self, cert_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        Self {
+            identity: Some(ClientIdentity {
+                cert_pem: cert_pem.into(),
+                key_pem: key_pem.into(),
+            }),
+            ..self
+        }
+    }
+
+    /// The rustls configuration (ring provider, only the agency CA trusted).
+    ///
+    /// # Errors
+    /// [`SyncError::Tls`] naming what is wrong with the CA, the certificate or the key.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, SyncError> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|i| (i.cert_pem.as_str(), i.key_pem.as_str()));
+        crate::tls::client_config(&self.ca_pem, identity).map_err(|e| SyncError::Tls(e.to_string()))
+    }
+}
+
 /// A client of one `outpost-server`.
 #[derive(Debug, Clone)]
 pub struct ServerClient {
     base: Url,
     http: reqwest::Client,
     timeouts: Timeouts,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: TokenSource,
 }
 
 /// Parses and normalises a server base URL (`http://host:port`, optionally with a path
@@ -72,23 +157,78 @@ pub fn parse_base_url(url: &str) -> Result<Url, SyncError> {
 }
 
 impl ServerClient {
-    /// A client for the server at `base_url` (see [`parse_base_url`]).
+    /// A client for the plain-HTTP server at `base_url` (see [`parse_base_url`]), without a
+    /// token: in-process test servers.
     ///
     /// # Errors
-    /// [`SyncError::BadUrl`]; [`SyncError::Worker`] when the TLS stack cannot start.
+    /// [`SyncError::BadUrl`] (also for `https://`, which needs [`ServerClient::connect`] with
+    /// the agency CA); [`SyncError::Worker`] when the HTTP client cannot start.
     pub fn new(base_url: &str, timeouts: Timeouts) -> Result<Self, SyncError> {
+        Self::connect(base_url, timeouts, None, TokenSource::new())
+    }
+
+    /// A client for the server at `base_url`: with `tls`, over `https://` trusting only its
+    /// CA and presenting its device identity; every request carries `token`'s current token.
+    ///
+    /// # Errors
+    /// [`SyncError::BadUrl`] for an unusable URL, `http://` with TLS settings or `https://`
+    /// without them; [`SyncError::Tls`] for an unreadable CA, certificate or key;
+    /// [`SyncError::Worker`] when the HTTP client cannot start.
+    pub fn connect(
+        base_url: &str,
+        timeouts: Timeouts,
+        tls: Option<&TlsSettings>,
+        token: TokenSource,
+    ) -> Result<Self, SyncError> {
         let base = parse_base_url(base_url)?;
-        let http = reqwest::Client::builder()
+        let bad = |reason: &str| SyncError::BadUrl {
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
-            .user_agent(concat!("outpost-sync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("outpost-sync/", env!("CARGO_PKG_VERSION")));
+        let tls = match (base.scheme(), tls) {
+            ("https", Some(settings)) => {
+                let config = Arc::new(settings.client_config()?);
+                builder = builder.use_preconfigured_tls((*config).clone());
+                Some(config)
+            }
+            ("https", None) => {
+                return Err(bad(
+                    "https:// needs the agency CA certificate (this console trusts no other); \
+                     enroll the console or give the CA",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(bad(
+                    "the sync server is reached over TLS only: use https://host:port",
+                ));
+            }
+            (_, None) => None,
+        };
+        let http = builder
             .build()
             .map_err(|e| SyncError::Worker(format!("cannot start the HTTP client: {e}")))?;
         Ok(Self {
             base,
             http,
             timeouts,
+            tls,
+            token,
         })
+    }
+
+    /// The token source every request reads.
+    pub fn token(&self) -> &TokenSource {
+        &self.token
+    }
+
+    /// The rustls configuration of `https://` connections (the poke WebSocket uses it too);
+    /// `None` for plain HTTP.
+    pub fn tls_config(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls.as_ref()
     }
 
     /// The normalised base URL (ends with `/`).
@@ -180,7 +320,96 @@ impl ServerClient {
         decode(resp).await
     }
 
+    /// `POST /v1/enroll`: asks for a device certificate with a person's credentials (TLS
+    /// without a client certificate is enough).
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`] (wrong password or code), [`SyncError::Forbidden`]
+    /// (`locked_out`), [`SyncError::Tls`], and as [`ServerClient::health`].
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, SyncError> {
+        let resp = self
+            .send(self.http.post(self.endpoint("v1/enroll")).json(req))
+            .await?;
+        decode(resp).await
+    }
+
+    /// `POST /v1/login` (needs the device certificate): a session token for the person.
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`] (wrong password or code, `certificate_required`),
+    /// [`SyncError::Forbidden`] (`locked_out`, `device_revoked`), and as
+    /// [`ServerClient::health`].
+    pub async fn login(&self, req: &LoginRequest) -> Result<LoginResponse, SyncError> {
+        let resp = self
+            .send(self.http.post(self.endpoint("v1/login")).json(req))
+            .await?;
+        decode(resp).await
+    }
+
+    /// `POST /v1/logout`: ends the session of the current token.
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`] when the session was already gone, and as
+    /// [`ServerClient::health`].
+    pub async fn logout(&self) -> Result<(), SyncError> {
+        self.send(self.http.post(self.endpoint("v1/logout")))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/security/revocations`: revoked devices and disabled accounts.
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`], [`SyncError::Forbidden`], and as
+    /// [`ServerClient::health`].
+    pub async fn revocations(&self) -> Result<Revocations, SyncError> {
+        let resp = self
+            .send(self.http.get(self.endpoint("v1/security/revocations")))
+            .await?;
+        decode(resp).await
+    }
+
+    /// The poke WebSocket's handshake request (URL and `Authorization` header) and its TLS
+    /// connector (`None` for plain `ws://`).
+    pub(crate) fn poke_request(
+        &self,
+    ) -> Result<
+        (
+            tokio_tungstenite::tungstenite::handshake::client::Request,
+            Option<tokio_tungstenite::Connector>,
+        ),
+        SyncError,
+    > {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = self.poke_url();
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| SyncError::BadUrl {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(token) = self.token.get() {
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| SyncError::Unauthenticated {
+                    code: "unauthenticated".into(),
+                    message: "the session token is not a valid header value; sign in again".into(),
+                })?;
+            req.headers_mut()
+                .insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let connector = self
+            .tls
+            .as_ref()
+            .map(|c| tokio_tungstenite::Connector::Rustls(Arc::clone(c)));
+        Ok((req, connector))
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Response, SyncError> {
+        let req = match self.token.get() {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        };
         let resp = req.send().await.map_err(transport)?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -189,8 +418,12 @@ impl ServerClient {
     }
 }
 
-/// A transport failure in one line ("connection refused", "timed out").
+/// A transport failure in one line ("connection refused", "timed out"), or
+/// [`SyncError::Tls`] when the TLS handshake failed.
 fn transport(e: reqwest::Error) -> SyncError {
+    if let Some(tls) = tls_failure(&e) {
+        return SyncError::Tls(tls);
+    }
     let what = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
@@ -206,6 +439,56 @@ fn transport(e: reqwest::Error) -> SyncError {
     SyncError::Unreachable(what)
 }
 
+/// The rustls error somewhere in `e`'s chain, explained; `None` when it is not a TLS failure.
+/// (`io::Error` hides its inner error from `source()`, so each one is opened by hand.)
+pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(explain_tls(r));
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(explain_tls(r));
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// A person-readable line for a TLS handshake failure.
+pub(crate) fn explain_tls(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => format!(
+            "the server's certificate is not signed by the agency CA this console trusts \
+             (wrong CA file, or not the agency's server) ({e})"
+        ),
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => format!(
+            "the server's certificate is not valid for this address; use the host name or IP \
+             the certificate was made for (`outpost-server cert init --name`) ({e})"
+        ),
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            format!("the server's certificate has expired ({e})")
+        }
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            format!("the server's certificate is not valid yet (check this computer's clock) ({e})")
+        }
+        E::InvalidCertificate(_) => format!("the server's certificate is not acceptable ({e})"),
+        E::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateRequired,
+        ) => format!("the server refused this device's certificate ({e})"),
+        other => format!("TLS handshake failed ({other})"),
+    }
+}
+
 async fn error_answer(resp: Response) -> SyncError {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
@@ -219,6 +502,20 @@ async fn error_answer(resp: Response) -> SyncError {
         (StatusCode::PAYLOAD_TOO_LARGE, b) => {
             SyncError::TooLarge(b.map(|b| b.message).unwrap_or_default())
         }
+        (StatusCode::UNAUTHORIZED, b) => {
+            let (code, message) = b.map_or_else(
+                || ("unauthenticated".to_string(), short(&text)),
+                |b| (b.code, b.message),
+            );
+            SyncError::Unauthenticated { code, message }
+        }
+        (StatusCode::FORBIDDEN, b) => {
+            let (code, message) = b.map_or_else(
+                || ("forbidden".to_string(), short(&text)),
+                |b| (b.code, b.message),
+            );
+            SyncError::Forbidden { code, message }
+        }
         (_, Some(b)) => SyncError::Server {
             status: status.as_u16(),
             code: b.code,
@@ -227,9 +524,13 @@ async fn error_answer(resp: Response) -> SyncError {
         (_, None) => SyncError::Server {
             status: status.as_u16(),
             code: "http".into(),
-            message: text.chars().take(200).collect(),
+            message: short(&text),
         },
     }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(200).collect()
 }
 
 async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, SyncError> {
@@ -250,13 +551,62 @@ mod tests {
             "http://127.0.0.1:8080/v1/push"
         );
         assert_eq!(c.poke_url(), "ws://127.0.0.1:8080/v1/poke");
-        let c =
-            ServerClient::new("https://sync.example/outpost", Timeouts::default()).expect("url");
+        let tls = TlsSettings::new(test_ca_pem());
+        let c = ServerClient::connect(
+            "https://sync.example/outpost",
+            Timeouts::default(),
+            Some(&tls),
+            TokenSource::new(),
+        )
+        .expect("url");
+        assert!(c.tls_config().is_some());
         assert_eq!(
             c.endpoint("v1/pull").as_str(),
             "https://sync.example/outpost/v1/pull"
         );
         assert_eq!(c.poke_url(), "wss://sync.example/outpost/v1/poke");
+    }
+
+    fn test_ca_pem() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("ca").pem()
+    }
+
+    /// TLS settings go with https:// only, and https:// only with TLS settings (the console
+    /// trusts no system root).
+    #[test]
+    fn schemes_must_match_the_tls_setting() {
+        let tls = TlsSettings::new(test_ca_pem());
+        let plain_with_tls = ServerClient::connect(
+            "http://127.0.0.1:8080",
+            Timeouts::default(),
+            Some(&tls),
+            TokenSource::new(),
+        );
+        match plain_with_tls {
+            Err(SyncError::BadUrl { reason, .. }) => {
+                assert!(reason.contains("https://"), "{reason}")
+            }
+            other => panic!("expected BadUrl, got {other:?}"),
+        }
+        match ServerClient::new("https://127.0.0.1:8080", Timeouts::default()) {
+            Err(SyncError::BadUrl { reason, .. }) => {
+                assert!(reason.contains("agency CA"), "{reason}");
+            }
+            other => panic!("expected BadUrl, got {other:?}"),
+        }
+        let garbage = TlsSettings::new("not a certificate");
+        assert!(matches!(
+            ServerClient::connect(
+                "https://127.0.0.1:8080",
+                Timeouts::default(),
+                Some(&garbage),
+                TokenSource::new(),
+            ),
+            Err(SyncError::Tls(_))
+        ));
     }
 
     #[test]

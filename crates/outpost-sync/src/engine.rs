@@ -7,6 +7,12 @@
 //! after a failed round it waits for the backoff timer only (SYNC.md principle 12: retries
 //! do not depend on new local writes). Nothing is ever deleted: a failed request leaves the
 //! outbox and the cursor as they were.
+//!
+//! Auth: every request carries the token of [`SyncOptions::token`]. A 401 `unauthenticated`
+//! stops the engine in [`LinkState::SignInRequired`] (a 403 `device_revoked` in
+//! [`LinkState::DeviceRevoked`]) until a new token is set; the outbox is untouched. With
+//! [`SyncOptions::on_revocations`], each round (and at least every 5 minutes) fetches
+//! `GET /v1/security/revocations` and hands a changed list to the app.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,16 +26,17 @@ use outpost_domain::clock::{Clock, SystemClock};
 use outpost_domain::op::{Lane, OpEnvelope};
 use outpost_domain::wire::{
     ACKED_RETENTION_DAYS, Capabilities, MAX_BATCH_OPS, MAX_PULL_LIMIT, MAX_PUSH_BYTES,
-    PROTOCOL_VERSION, PushRequest,
+    PROTOCOL_VERSION, PushRequest, Revocations,
 };
 use outpost_store::StoreError;
 
 use crate::backoff::{Backoff, BackoffPolicy};
-use crate::client::{ServerClient, Timeouts};
+use crate::client::{ServerClient, Timeouts, TlsSettings};
 use crate::error::SyncError;
 use crate::failpoint::Failpoint;
 use crate::status::{EngineStatus, LinkState};
 use crate::store_api::{PullRecord, SyncPosition, SyncStore};
+use crate::token::TokenSource;
 
 /// Lanes in push order (SYNC.md principle 8).
 pub const LANES: [Lane; 3] = [Lane::Critical, Lane::Notes, Lane::Positions];
@@ -37,6 +44,15 @@ pub const LANES: [Lane; 3] = [Lane::Critical, Lane::Notes, Lane::Positions];
 /// Called after the engine changed the state tables (remote ops applied, an op parked and
 /// un-applied, a resync or a snapshot): the console refreshes its views.
 pub type OnApplied = Arc<dyn Fn() + Send + Sync>;
+
+/// Receives the server's revocation list (`GET /v1/security/revocations`) when its version
+/// differs from the last one delivered (or from [`SyncOptions::revocations_version`]); the
+/// app stores it (the vault) and honours it offline. Runs on the engine's thread: keep it
+/// short.
+pub type OnRevocations = Arc<dyn Fn(&Revocations) + Send + Sync>;
+
+/// The longest time between two revocation fetches while the link is up.
+pub const REVOCATIONS_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// How the engine behaves.
 #[derive(Clone)]
@@ -57,6 +73,16 @@ pub struct SyncOptions {
     pub failpoint: Option<Failpoint>,
     /// Source of "now" for the status times.
     pub clock: Arc<dyn Clock>,
+    /// TLS to the server: the agency CA (the only trust anchor) and the device identity.
+    /// Required for `https://`; `None` for plain `http://` test servers.
+    pub tls: Option<TlsSettings>,
+    /// The person's session token, read on every request; the app replaces it at sign-in
+    /// and clears it at sign-out. Empty by default (plain test servers need none).
+    pub token: TokenSource,
+    /// Where the revocation list goes; `None`: it is not fetched.
+    pub on_revocations: Option<OnRevocations>,
+    /// The version of the revocation list the app already has (not delivered again).
+    pub revocations_version: Option<u64>,
 }
 
 impl std::fmt::Debug for SyncOptions {
@@ -69,13 +95,18 @@ impl std::fmt::Debug for SyncOptions {
             .field("timeouts", &self.timeouts)
             .field("poke", &self.poke)
             .field("failpoint", &self.failpoint)
+            .field("tls", &self.tls)
+            .field("token", &self.token)
+            .field("on_revocations", &self.on_revocations.is_some())
+            .field("revocations_version", &self.revocations_version)
             .finish_non_exhaustive()
     }
 }
 
 impl Default for SyncOptions {
     /// Backoff 0.5 s → 60 s, poll every 30 s, push batches of [`MAX_BATCH_OPS`], pull pages
-    /// of 1,000, poke channel on, failpoint from the environment, the system clock.
+    /// of 1,000, poke channel on, failpoint from the environment, the system clock; no TLS,
+    /// no token, revocations not fetched.
     fn default() -> Self {
         Self {
             backoff: BackoffPolicy::default(),
@@ -86,6 +117,10 @@ impl Default for SyncOptions {
             poke: true,
             failpoint: Failpoint::from_env(),
             clock: Arc::new(SystemClock),
+            tls: None,
+            token: TokenSource::new(),
+            on_revocations: None,
+            revocations_version: None,
         }
     }
 }
@@ -139,6 +174,9 @@ impl Shared {
     pub(crate) fn link_lost(&self) {
         self.verify_history.store(true, Ordering::SeqCst);
     }
+    fn set_revocations_version(&self, version: u64) {
+        self.lock().revocations_version = Some(version);
+    }
     fn new(server_url: &str) -> Shared {
         Shared {
             status: Mutex::new(EngineStatus::new(server_url.to_string())),
@@ -163,15 +201,16 @@ impl SyncEngine {
     /// time); `on_applied` runs on the engine's thread after it changed the state tables.
     ///
     /// # Errors
-    /// [`SyncError::BadUrl`] for an unusable URL; [`SyncError::Worker`] when the thread or
-    /// runtime cannot start.
+    /// [`SyncError::BadUrl`] for an unusable URL (or a scheme that does not match
+    /// [`SyncOptions::tls`]); [`SyncError::Tls`] for unreadable TLS settings;
+    /// [`SyncError::Worker`] when the thread or runtime cannot start.
     pub fn start<S: SyncStore>(
         store: Arc<Mutex<S>>,
         server_url: &str,
         on_applied: OnApplied,
         options: SyncOptions,
     ) -> Result<SyncHandle, SyncError> {
-        let client = ServerClient::new(server_url, options.timeouts)?;
+        let client = client_for(server_url, &options)?;
         let shared = Arc::new(Shared::new(server_url));
         let wake = Arc::new(Notify::new());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -180,17 +219,8 @@ impl SyncEngine {
             .thread_name("outpost-sync")
             .build()
             .map_err(|e| SyncError::Worker(format!("cannot start the sync runtime: {e}")))?;
-        let session = Session {
-            client,
-            store,
-            options,
-            on_applied,
-            shared: Arc::clone(&shared),
-            applied_gseq: Arc::new(AtomicU64::new(0)),
-            batch_limit: 0,
-            caps: None,
-            pruned_at: None,
-        };
+        let token = options.token.clone();
+        let session = Session::new(client, store, options, on_applied, Arc::clone(&shared));
         let thread_wake = Arc::clone(&wake);
         let thread = std::thread::Builder::new()
             .name("outpost-sync".into())
@@ -198,6 +228,7 @@ impl SyncEngine {
             .map_err(|e| SyncError::Worker(format!("cannot start the sync thread: {e}")))?;
         Ok(SyncHandle {
             shared,
+            token,
             wake,
             shutdown: shutdown_tx,
             thread: Mutex::new(Some(thread)),
@@ -208,25 +239,17 @@ impl SyncEngine {
     /// at most `max_rounds` (the headless client and tests). Returns the rounds' reports.
     ///
     /// # Errors
-    /// The first failed round's error.
+    /// The first failed round's error ([`SyncError::Unauthenticated`] when the server
+    /// refused the token: nothing was lost, sign in and sync again).
     pub fn sync_until_quiet<S: SyncStore>(
         store: Arc<Mutex<S>>,
         server_url: &str,
         options: SyncOptions,
         max_rounds: usize,
     ) -> Result<Vec<RoundReport>, SyncError> {
-        let client = ServerClient::new(server_url, options.timeouts)?;
-        let mut session = Session {
-            client,
-            store,
-            options,
-            on_applied: Arc::new(|| {}),
-            shared: Arc::new(Shared::new(server_url)),
-            applied_gseq: Arc::new(AtomicU64::new(0)),
-            batch_limit: 0,
-            caps: None,
-            pruned_at: None,
-        };
+        let client = client_for(server_url, &options)?;
+        let shared = Arc::new(Shared::new(server_url));
+        let mut session = Session::new(client, store, options, Arc::new(|| {}), shared);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -246,9 +269,19 @@ impl SyncEngine {
     }
 }
 
+fn client_for(server_url: &str, options: &SyncOptions) -> Result<ServerClient, SyncError> {
+    ServerClient::connect(
+        server_url,
+        options.timeouts,
+        options.tls.as_ref(),
+        options.token.clone(),
+    )
+}
+
 /// The running engine. Dropping it shuts the engine down.
 pub struct SyncHandle {
     shared: Arc<Shared>,
+    token: TokenSource,
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -266,6 +299,23 @@ impl SyncHandle {
     /// The engine's status now.
     pub fn status(&self) -> EngineStatus {
         self.shared.lock().clone()
+    }
+
+    /// The token source the engine reads (the same as [`SyncOptions::token`]).
+    pub fn token(&self) -> &TokenSource {
+        &self.token
+    }
+
+    /// Sets the person's session token (after an online sign-in); an engine stopped on
+    /// "sign-in required" resumes and pushes everything it kept.
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.token.set(token);
+    }
+
+    /// Forgets the session token (sign-out): the next request is refused and the engine
+    /// waits in [`LinkState::SignInRequired`].
+    pub fn clear_token(&self) {
+        self.token.clear();
     }
 
     /// A local write happened: push soon (at once when idle; after the current backoff when
@@ -312,9 +362,36 @@ struct Session<S> {
     caps: Option<Capabilities>,
     /// When acknowledged ops were last pruned.
     pruned_at: Option<DateTime<Utc>>,
+    /// The revocation list version last delivered (or known to the app).
+    revocations_version: Option<u64>,
 }
 
 impl<S: SyncStore> Session<S> {
+    fn new(
+        client: ServerClient,
+        store: Arc<Mutex<S>>,
+        options: SyncOptions,
+        on_applied: OnApplied,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let revocations_version = options.revocations_version;
+        if let Some(v) = revocations_version {
+            shared.set_revocations_version(v);
+        }
+        Self {
+            client,
+            store,
+            options,
+            on_applied,
+            shared,
+            applied_gseq: Arc::new(AtomicU64::new(0)),
+            batch_limit: 0,
+            caps: None,
+            pruned_at: None,
+            revocations_version,
+        }
+    }
+
     async fn run(mut self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         if let Ok(pos) = self.with_store(|s| s.position()).await {
             self.applied_gseq.store(pos.cursor, Ordering::SeqCst);
@@ -324,7 +401,7 @@ impl<S: SyncStore> Session<S> {
         let server_up = Arc::new(Notify::new());
         if self.options.poke {
             tokio::spawn(crate::poke::run(
-                self.client.poke_url(),
+                self.client.clone(),
                 Arc::clone(&self.shared),
                 Arc::clone(&wake),
                 Arc::clone(&server_up),
@@ -335,6 +412,7 @@ impl<S: SyncStore> Session<S> {
         }
         let mut backoff = Backoff::new(self.options.backoff);
         loop {
+            let generation = self.client.token().generation();
             let result = tokio::select! {
                 r = self.round() => r,
                 _ = shutdown.changed() => return,
@@ -343,7 +421,19 @@ impl<S: SyncStore> Session<S> {
                 Ok(report) => {
                     backoff.reset();
                     self.round_succeeded(&report);
-                    self.options.poll_interval
+                    self.idle_interval()
+                }
+                Err(e) if e.needs_sign_in() || e.is_device_revoked() => {
+                    // A person (or an administrator) must act: no retries meanwhile, the
+                    // outbox is kept as it is. A new token resumes at once.
+                    self.auth_refused(&e);
+                    tokio::select! {
+                        _ = self.client.token().token_set_after(generation) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff.reset();
+                    self.resuming();
+                    continue;
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
@@ -381,6 +471,42 @@ impl<S: SyncStore> Session<S> {
         s.rounds += 1;
         s.failures = 0;
         tracing::debug!(?report, "sync round done");
+    }
+
+    /// How long to idle after a successful round: the poll interval, at most
+    /// [`REVOCATIONS_INTERVAL`] when revocations are fetched.
+    fn idle_interval(&self) -> Duration {
+        if self.options.on_revocations.is_some() {
+            self.options.poll_interval.min(REVOCATIONS_INTERVAL)
+        } else {
+            self.options.poll_interval
+        }
+    }
+
+    /// 401 `unauthenticated` or 403 `device_revoked`: the status says who must act.
+    fn auth_refused(&self, e: &SyncError) {
+        let now = self.options.clock.now();
+        self.shared.link_lost();
+        let mut s = self.shared.lock();
+        if s.offline_since.is_none() {
+            s.offline_since = Some(now);
+        }
+        let (state, what) = if e.is_device_revoked() {
+            (LinkState::DeviceRevoked, "device revoked")
+        } else {
+            (LinkState::SignInRequired, "sign-in required")
+        };
+        s.state = state;
+        s.last_error = Some(format!("{what}: {}", e.one_line()));
+        s.error_is_permanent = true;
+        tracing::warn!(error = %e, "sync stopped: {what}; the outbox is kept");
+    }
+
+    /// A new token after a refusal: connecting again.
+    fn resuming(&self) {
+        let mut s = self.shared.lock();
+        s.state = LinkState::Connecting;
+        s.failures = 0;
     }
 
     fn round_failed(&self, e: &SyncError, failures: u32, delay: Duration) {
@@ -441,6 +567,7 @@ impl<S: SyncStore> Session<S> {
     /// over (at most twice per round).
     async fn round(&mut self) -> Result<RoundReport, SyncError> {
         self.check_capabilities().await?;
+        self.check_revocations().await?;
         let mut report = RoundReport::default();
         let mut resyncs_left = 2;
         loop {
@@ -583,6 +710,31 @@ impl<S: SyncStore> Session<S> {
         }
         tracing::info!(server = %caps.server, max_schema = caps.max_schema, "sync server");
         self.caps = Some(caps);
+        Ok(())
+    }
+
+    /// Fetches the revocation list (when the app receives it) and delivers it when its
+    /// version changed. A server without the endpoint (404: a plain test server) has none.
+    async fn check_revocations(&mut self) -> Result<(), SyncError> {
+        let Some(deliver) = self.options.on_revocations.clone() else {
+            return Ok(());
+        };
+        let list = match self.client.revocations().await {
+            Ok(list) => list,
+            Err(SyncError::Server { status: 404, .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if self.revocations_version != Some(list.version) {
+            tracing::info!(
+                version = list.version,
+                revoked_devices = list.revoked_devices.len(),
+                disabled_users = list.disabled_users.len(),
+                "revocation list changed"
+            );
+            deliver(&list);
+            self.revocations_version = Some(list.version);
+            self.shared.set_revocations_version(list.version);
+        }
         Ok(())
     }
 

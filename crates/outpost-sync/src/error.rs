@@ -8,7 +8,7 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The server URL is not usable (permanent until the settings change).
-    #[error("the server address {url:?} is not usable: {reason}; use http://host:port")]
+    #[error("the server address {url:?} is not usable: {reason}")]
     BadUrl {
         /// The URL as given.
         url: String,
@@ -18,6 +18,30 @@ pub enum SyncError {
     /// No answer: connection refused, timed out, reset (transient).
     #[error("cannot reach the server: {0}")]
     Unreachable(String),
+    /// TLS could not be set up or the handshake failed: an unreadable CA or device
+    /// certificate/key, a server certificate not signed by the agency CA or not valid for the
+    /// address, the server refusing this device's certificate (permanent until the settings
+    /// change; never retried against another trust anchor).
+    #[error("secure connection failed: {0}")]
+    Tls(String),
+    /// 401: the server does not accept the credentials — code `unauthenticated` (no, unknown,
+    /// expired or signed-out token; wrong password or code) or `certificate_required` (no
+    /// valid device certificate). The engine stops moving ops until a new token is set.
+    #[error("{message} ({code})")]
+    Unauthenticated {
+        /// [`outpost_domain::wire::ErrorBody::code`].
+        code: String,
+        /// The server's one-line reason.
+        message: String,
+    },
+    /// 403: the server refuses — code `device_revoked`, `locked_out` or `forbidden`.
+    #[error("{message} ({code})")]
+    Forbidden {
+        /// [`outpost_domain::wire::ErrorBody::code`].
+        code: String,
+        /// The server's one-line reason.
+        message: String,
+    },
     /// The server answered with an error status (5xx transient, 4xx permanent).
     #[error("the server refused the request ({status} {code}): {message}")]
     Server {
@@ -67,8 +91,38 @@ impl SyncError {
             | SyncError::NoProgress(_) => true,
             SyncError::Server { status, .. } => *status >= 500 || *status == 429,
             SyncError::Store(e) => e.is_transient(),
-            SyncError::BadUrl { .. } | SyncError::Worker(_) => false,
+            SyncError::BadUrl { .. }
+            | SyncError::Worker(_)
+            | SyncError::Tls(_)
+            | SyncError::Unauthenticated { .. }
+            | SyncError::Forbidden { .. } => false,
         }
+    }
+
+    /// True when the server could not be reached at all (connection refused or reset, name
+    /// not resolved, timed out): the caller may work offline. A TLS failure is not offline.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, SyncError::Unreachable(_))
+    }
+
+    /// True when the server answered and refused the credentials or the device (401, 403);
+    /// the server's message is in the error.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Unauthenticated { .. } | SyncError::Forbidden { .. }
+        )
+    }
+
+    /// True for 401 `unauthenticated`: the person's session is gone (expired, signed out,
+    /// never given); a new sign-in fixes it.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, SyncError::Unauthenticated { code, .. } if code == "unauthenticated")
+    }
+
+    /// True for 403 `device_revoked`: an administrator revoked this console's certificate.
+    pub fn is_device_revoked(&self) -> bool {
+        matches!(self, SyncError::Forbidden { code, .. } if code == "device_revoked")
     }
 
     /// One line for the status indicator (no chains, no URLs twice).

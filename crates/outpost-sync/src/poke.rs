@@ -2,17 +2,23 @@
 //! poke beyond what this console has applied wakes the engine to pull. Data never flows here
 //! (SYNC.md principle 11: pull is the only way in), so a lost poke only delays a pull until
 //! the engine's poll timer.
+//!
+//! Over `https://` the socket is `wss://` with the client's own rustls configuration (only
+//! the agency CA trusted, the device certificate presented); the handshake carries the
+//! session token. Refused for the credentials (401/403), the channel waits until a new
+//! token is set instead of knocking again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use outpost_domain::wire::Poke;
 
 use crate::backoff::{Backoff, BackoffPolicy};
+use crate::client::ServerClient;
 use crate::engine::Shared;
 
 /// The poke channel's reconnect schedule: the engine's, capped at 0.5 s → 10 s. A refused
@@ -33,7 +39,7 @@ pub(crate) fn install_tls_provider() {
 
 /// Keeps a poke socket open until shutdown, reconnecting with backoff.
 pub(crate) async fn run(
-    url: String,
+    client: ServerClient,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
     server_up: Arc<Notify>,
@@ -42,10 +48,24 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     install_tls_provider();
+    let url = client.poke_url();
     let mut backoff = Backoff::new(policy);
     loop {
+        let generation = client.token().generation();
+        let (request, connector) = match client.poke_request() {
+            Ok(r) => r,
+            Err(e) => {
+                // Only an unusable token gets here: wait for another one.
+                tracing::debug!(%url, error = %e, "poke channel not started");
+                tokio::select! {
+                    _ = client.token().token_set_after(generation) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+        };
         let connected = tokio::select! {
-            r = tokio_tungstenite::connect_async(url.as_str()) => r,
+            r = tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector) => r,
             _ = shutdown.changed() => return,
         };
         match connected {
@@ -87,6 +107,16 @@ pub(crate) async fn run(
                 }
                 shared.set_poke_connected(false);
                 shared.link_lost();
+            }
+            Err(tungstenite::Error::Http(resp)) if matches!(resp.status().as_u16(), 401 | 403) => {
+                // Not signed in (or this device refused): knocking again changes nothing and
+                // each refusal is audited. Wait for a new token.
+                tracing::debug!(%url, status = %resp.status(), "poke channel refused; waiting for a new token");
+                tokio::select! {
+                    _ = client.token().token_set_after(generation) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
             }
             Err(e) => tracing::debug!(%url, error = %e, "poke channel not connected"),
         }

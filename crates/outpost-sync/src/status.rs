@@ -14,6 +14,21 @@ pub enum LinkState {
     Syncing,
     /// The last round failed; retrying on a timer.
     Offline,
+    /// The server refused the person's session (401 `unauthenticated`: no token, expired,
+    /// signed out). Nothing moves — every op stays in the outbox — until a new token is set
+    /// ([`crate::TokenSource::set`], after an online sign-in); then syncing resumes.
+    SignInRequired,
+    /// The server refused this device (403 `device_revoked`: an administrator revoked its
+    /// certificate). Nothing moves; the console should lock and forget its keys.
+    DeviceRevoked,
+}
+
+impl LinkState {
+    /// True when the engine waits for a person (sign-in) or an administrator (revoked
+    /// device) rather than for the network.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, LinkState::SignInRequired | LinkState::DeviceRevoked)
+    }
 }
 
 /// A snapshot of the engine's status.
@@ -42,6 +57,9 @@ pub struct EngineStatus {
     pub server_gseq: u64,
     /// True while the WebSocket poke channel is connected.
     pub poke_connected: bool,
+    /// The version of the revocation list last delivered to
+    /// [`crate::SyncOptions::on_revocations`] (`None`: none fetched yet, or no receiver).
+    pub revocations_version: Option<u64>,
 }
 
 impl EngineStatus {
@@ -58,6 +76,7 @@ impl EngineStatus {
             epoch: None,
             server_gseq: 0,
             poke_connected: false,
+            revocations_version: None,
         }
     }
 }

@@ -1,0 +1,97 @@
+//! The requests a console makes for a person, outside the sync engine: enroll this device,
+//! sign in, sign out, read the revocation list (the console's sign-in gate calls them).
+//!
+//! Each is a blocking call with its own short-lived runtime on a helper thread, so it can be
+//! called from any thread — a plain one or one inside an async runtime (a Tauri command).
+//!
+//! Errors tell the caller what to do:
+//! - [`SyncError::is_offline`] ([`SyncError::Unreachable`]): no answer (connection refused,
+//!   name not resolved, timed out): work offline;
+//! - [`SyncError::is_refused`]: the server answered 401 ([`SyncError::Unauthenticated`]:
+//!   wrong password or code, session gone, `certificate_required`) or 403
+//!   ([`SyncError::Forbidden`]: `locked_out`, `device_revoked`, `forbidden`), with its
+//!   message;
+//! - [`SyncError::BadUrl`]: the address is unusable (not `https://`, no host);
+//! - [`SyncError::Tls`]: the CA, certificate or key is unreadable, or the server is not the
+//!   one the agency CA vouches for;
+//! - otherwise [`SyncError::Server`] / [`SyncError::BadAnswer`].
+
+use std::future::Future;
+
+use outpost_domain::wire::{
+    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Revocations,
+};
+
+use crate::client::{ServerClient, Timeouts, TlsSettings};
+use crate::error::SyncError;
+use crate::token::TokenSource;
+
+/// Timeouts of these calls: connect 5 s, whole request 20 s (a person is waiting).
+pub fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: std::time::Duration::from_secs(5),
+        request: std::time::Duration::from_secs(20),
+        snapshot: std::time::Duration::from_secs(20),
+    }
+}
+
+/// `POST /v1/enroll` at `url` (`https://host:port`), trusting only `ca_pem`, without a
+/// client certificate: returns the device certificate (and the CA again) to store.
+///
+/// # Errors
+/// See the module: offline, refused (wrong credentials, locked out), bad URL, TLS.
+pub fn enroll(url: &str, ca_pem: &str, req: &EnrollRequest) -> Result<EnrollResponse, SyncError> {
+    let tls = TlsSettings::new(ca_pem);
+    let client = ServerClient::connect(url, timeouts(), Some(&tls), TokenSource::new())?;
+    block(async move { client.enroll(req).await })
+}
+
+/// `POST /v1/login` at `url` with the device's TLS identity: the session (token, expiry,
+/// role, TOTP secret, offline grace, cache key).
+///
+/// # Errors
+/// See the module. [`SyncError::Unauthenticated`] with code `unauthenticated` for a wrong
+/// password or code, `certificate_required` when `tls` has no (valid) device certificate;
+/// [`SyncError::Forbidden`] `locked_out` / `device_revoked`.
+pub fn login(url: &str, tls: &TlsSettings, req: &LoginRequest) -> Result<LoginResponse, SyncError> {
+    let client = ServerClient::connect(url, timeouts(), Some(tls), TokenSource::new())?;
+    block(async move { client.login(req).await })
+}
+
+/// `POST /v1/logout` at `url`: ends the session of `token` on the server.
+///
+/// # Errors
+/// See the module; [`SyncError::Unauthenticated`] when the session had already ended.
+pub fn logout(url: &str, tls: &TlsSettings, token: &str) -> Result<(), SyncError> {
+    let client = ServerClient::connect(url, timeouts(), Some(tls), TokenSource::with_token(token))?;
+    block(async move { client.logout().await })
+}
+
+/// `GET /v1/security/revocations` at `url` with the session `token`.
+///
+/// # Errors
+/// See the module.
+pub fn revocations(url: &str, tls: &TlsSettings, token: &str) -> Result<Revocations, SyncError> {
+    let client = ServerClient::connect(url, timeouts(), Some(tls), TokenSource::with_token(token))?;
+    block(async move { client.revocations().await })
+}
+
+/// Runs `fut` to completion on a fresh current-thread runtime on a scoped helper thread.
+fn block<T, F>(fut: F) -> Result<T, SyncError>
+where
+    T: Send,
+    F: Future<Output = Result<T, SyncError>> + Send,
+{
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SyncError::Worker(format!("cannot start a runtime: {e}")))?;
+            runtime.block_on(fut)
+        });
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(SyncError::Worker("the request thread panicked".into())))
+    })
+}
