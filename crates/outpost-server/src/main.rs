@@ -76,6 +76,37 @@ enum Cmd {
         #[command(subcommand)]
         command: PackCmd,
     },
+    /// The audit trail (audit.db): check its hash chain, show records.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain: exit 0 when intact, 1 naming the first broken record.
+    Verify {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Print records, oldest first, one per line.
+    Show {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Only records after this number.
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        after: u64,
+        /// At most this many records.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(outpost_server::security::audit::MAX_PAGE)))]
+        limit: u32,
+        /// One JSON object per line (the fields of GET /v1/audit) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Audit { command } => audit(command),
         Cmd::Pack {
             command:
                 PackCmd::Build {
@@ -206,4 +238,49 @@ fn serve(data: PathBuf, listen: SocketAddr, ingest: IngestConfig) -> anyhow::Res
     tracing::info!("signal received; shutting down");
     server.shutdown()?;
     Ok(())
+}
+
+/// `audit verify` and `audit show`. A broken chain prints its line on stdout and exits 1.
+fn audit(command: AuditCmd) -> anyhow::Result<()> {
+    use outpost_server::security::audit;
+    match command {
+        AuditCmd::Verify { data } => {
+            let report = audit::verify(&data)?;
+            println!("{report}");
+            if let audit::VerifyReport::Intact {
+                head_hash,
+                last_seq,
+                ..
+            } = &report
+            {
+                println!("head: #{last_seq} {head_hash}");
+            }
+            if !report.is_intact() {
+                let _ = std::io::stdout().flush();
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        AuditCmd::Show {
+            data,
+            after,
+            limit,
+            json,
+        } => {
+            let page = audit::read_page(&data, after, Some(limit))?;
+            let mut out = std::io::stdout().lock();
+            for r in &page.records {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(r)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "#{} {} {} {} user={} device={} target={} {}",
+                        r.seq, r.at, r.outcome, r.action, r.user, r.device, r.target, r.detail
+                    )?;
+                }
+            }
+            Ok(())
+        }
+    }
 }

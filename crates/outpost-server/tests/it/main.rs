@@ -9,6 +9,7 @@ use std::process::Command;
 #[cfg(unix)]
 mod unix;
 
+mod audit;
 #[cfg(unix)]
 mod cli;
 #[cfg(unix)]
