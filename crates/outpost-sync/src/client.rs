@@ -447,13 +447,11 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return Some(explain_tls(r));
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(r) = inner.downcast_ref::<rustls::Error>()
-        {
-            return Some(explain_tls(r));
-        }
-        next = err.source();
+        // io::Errors nest (hyper-util wraps the TLS stream's one in another).
+        next = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
