@@ -64,9 +64,11 @@ after(async () => {
 });
 
 /** A page with the fake backend installed before the app runs; records every request. */
-async function openConsole(options = {}) {
+async function openConsole(options = {}, { clock = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: "zh-CN" });
   const page = await context.newPage();
+  // Fake timers (the idle lock): installed before the app's code runs.
+  if (clock) await page.clock.install();
   const requests = [];
   const consoleErrors = [];
   page.on("request", (r) => requests.push(r.url()));
@@ -988,5 +990,152 @@ test("the map search ranks near the map centre, and picking a hit moves the map 
     assert.deepEqual(consoleErrors, []);
   } finally {
     await context.close();
+  }
+});
+
+// Sign-in (issue 6). The fake's accounts all have the password below and accept one code
+// (src/mock/auth.ts: MOCK_PASSWORD, MOCK_TOTP_CODE).
+const MOCK_PASSWORD = "correct horse battery";
+const MOCK_CODE = "246810";
+
+test("first run: create the account, the TOTP secret as text and a QR code drawn under the CSP, a wrong code refused, then the console; lock and unlock", async () => {
+  const { context, page, requests, consoleErrors } = await openConsole({ auth: { state: "setup", serverUrl: null } });
+  try {
+    await page.locator("#setup-account").waitFor();
+    // zh-CN first.
+    assert.equal(await page.locator("#setup-account h2").innerText(), "创建第一个账户");
+    await page.fill("#auth-user", "wang.qiang");
+    await page.fill("#auth-display-name", "王强");
+    await page.fill("#auth-password", "too short");
+    await page.fill("#auth-password2", "too short");
+    await page.click("#setup-next");
+    assert.match(await page.locator("#auth-error").innerText(), /至少需要 12 个字符/);
+    await page.fill("#auth-password", "a long pass phrase");
+    await page.fill("#auth-password2", "a long pass phrase");
+    await page.click("#setup-next");
+    const secret = await page.locator("#totp-secret").getAttribute("data-totp-secret");
+    assert.match(secret, /^[A-Z2-7]{16,}$/);
+    // The QR code is an image the page drew itself and the CSP let load.
+    const qr = page.locator("#totp-qr");
+    await qr.waitFor();
+    await page.waitForFunction(() => document.querySelector("#totp-qr")?.complete && document.querySelector("#totp-qr").naturalWidth > 0);
+    assert.match(await qr.getAttribute("src"), /^data:image\/svg\+xml/);
+    await page.screenshot({ path: join(outDir, "setup-totp.png") });
+    await page.fill("#auth-code", "123456");
+    await page.click("#setup-confirm");
+    assert.match(await page.locator("#auth-error [data-error-message]").innerText(), /wrong code/);
+    await page.fill("#auth-code", MOCK_CODE);
+    await page.click("#setup-confirm");
+    await waitReady(page);
+    assert.equal(await page.locator("#auth-bar").getAttribute("data-user"), "wang.qiang");
+    assert.equal(await page.locator("#auth-bar").getAttribute("data-role"), "commander");
+    assert.match(await page.locator("#auth-bar").innerText(), /王强[\s\S]*指挥员[\s\S]*仅本指挥台/);
+    // Lock: the lock screen names the person; the wrong password is refused with its message.
+    await page.click("#lock-console");
+    await page.locator("#unlock").waitFor();
+    assert.equal(await page.locator("[data-incident-id]").count(), 0);
+    assert.equal(await page.locator("#locked-user").getAttribute("data-locked-user"), "wang.qiang");
+    await page.fill("#auth-password", "not my password");
+    await page.click("#unlock-submit");
+    assert.match(await page.locator("#auth-error").innerText(), /wrong password/);
+    await page.fill("#auth-password", "a long pass phrase");
+    await page.click("#unlock-submit");
+    await waitReady(page);
+    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith("data:") && !u.startsWith("blob:"));
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("sign in: the known users with their offline-until, an offline sign-in shown as such; sign out", async () => {
+  const until = new Date(Date.now() + 48 * 3600_000).toISOString();
+  const { context, page, consoleErrors } = await openConsole({
+    settings: { language: "en" },
+    auth: { state: "signed_out", serverReachable: false, knownUsers: [{ user: "li.na", display_name: "调度员 李娜", role: "dispatcher", offline_until: until }] },
+  });
+  try {
+    const row = page.locator('[data-known-user="li.na"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /调度员 李娜 \(li\.na\)[\s\S]*离线登录有效至/);
+    assert.equal(await row.locator("[data-offline-until]").getAttribute("data-offline-until"), until);
+    assert.equal(await page.inputValue("#auth-user"), "li.na");
+    await page.fill("#auth-password", MOCK_PASSWORD);
+    await page.fill("#auth-code", "000000");
+    await page.click("#sign-in-submit");
+    assert.match(await page.locator("#auth-error").innerText(), /wrong user name, password or code/);
+    await page.fill("#auth-code", MOCK_CODE);
+    await page.click("#sign-in-submit");
+    await waitReady(page);
+    assert.equal(await page.locator("#auth-bar").getAttribute("data-sign-in"), "offline");
+    await page.click("#sign-out");
+    await page.locator("#sign-in").waitFor();
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("enroll a device, and a revoked device's message", async () => {
+  const { context, page } = await openConsole({ auth: { state: "enroll", serverUrl: "https://10.20.0.5:7400" } });
+  try {
+    await page.locator("#enroll-device").waitFor();
+    assert.equal(await page.inputValue("#enroll-server"), "https://10.20.0.5:7400");
+    await page.fill("#auth-user", "li.na");
+    await page.fill("#auth-password", MOCK_PASSWORD);
+    await page.fill("#auth-code", MOCK_CODE);
+    await page.click("#enroll-submit");
+    assert.match(await page.locator("#auth-error").innerText(), /give the device a name/);
+    await page.fill("#enroll-device-name", "指挥车 3");
+    await page.click("#enroll-submit");
+    await waitReady(page);
+    assert.equal(await page.locator("#auth-bar").getAttribute("data-sign-in"), "online");
+  } finally {
+    await context.close();
+  }
+  const revoked = await openConsole({ auth: { state: "revoked", message: "device dev-7 revoked: stolen" } });
+  try {
+    await revoked.page.locator("#auth-revoked").waitFor();
+    assert.match(await revoked.page.locator("#auth-revoked").innerText(), /本设备已被吊销[\s\S]*device dev-7 revoked: stolen/);
+    assert.equal(await revoked.page.locator("form").count(), 0);
+  } finally {
+    await revoked.context.close();
+  }
+});
+
+test("the idle lock: no input for idle_lock_s locks the console (fake clock); input restarts the wait", async () => {
+  const { context, page } = await openConsole({ settings: { language: "en" }, auth: { idleLockS: 300 } }, { clock: true });
+  try {
+    await page.locator("#auth-bar").waitFor();
+    await page.clock.fastForward(299_000);
+    assert.equal(await page.evaluate(() => window.__outpostMock.auth.state), "signed_in");
+    await page.mouse.move(400, 300);
+    await page.mouse.move(420, 310);
+    await page.clock.fastForward(299_000);
+    assert.equal(await page.evaluate(() => window.__outpostMock.auth.state), "signed_in");
+    await page.clock.fastForward(2_000);
+    await page.locator("#unlock").waitFor();
+    assert.equal(await page.evaluate(() => window.__outpostMock.auth.state), "locked");
+  } finally {
+    await context.close();
+  }
+});
+
+test("role-aware: a viewer sees no write action; an administrator is read only too", async () => {
+  for (const user of ["viewer", "admin"]) {
+    const { context, page } = await openConsole({ settings: { language: "en" }, auth: { user } });
+    try {
+      await waitReady(page);
+      assert.equal(await page.locator("#new-incident").count(), 0, user);
+      assert.match(await page.locator("#auth-bar").innerText(), /read only/);
+      await page.locator("[data-incident-id]").first().click();
+      await page.locator("#incident-detail").waitFor();
+      for (const sel of ["#incident-acknowledge", "#assign-unit", "#incident-note", "#incident-close", "[data-release]"]) {
+        assert.equal(await page.locator(`#incident-detail ${sel}`).count(), 0, `${user}: ${sel}`);
+      }
+    } finally {
+      await context.close();
+    }
   }
 });

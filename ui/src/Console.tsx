@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import {
   acknowledgeIncident,
   addNote,
@@ -20,6 +20,7 @@ import {
   type UnitStatus,
   updateIncident,
 } from "./bindings";
+import { usePermissions } from "./auth";
 import { unboundCount, useDevices } from "./devices";
 import { errorText } from "./errors";
 import { isNightHour, useNow } from "./hooks";
@@ -78,8 +79,13 @@ function isTyping(target: EventTarget | null): boolean {
   return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
-/** The console: top bar, queue and board, map, and one side panel at a time. */
-export function Console({ init }: { init: ConsoleInit }) {
+/**
+ * The console: top bar, queue and board, map, and one side panel at a time. `authBar` (the
+ * signed-in person, lock and sign-out) goes into the top bar; write actions the person's role
+ * may not do are hidden ([`usePermissions`]).
+ */
+export function Console({ init, authBar }: { init: ConsoleInit; authBar?: ReactNode }) {
+  const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
   // A failed refresh must be seen: a frozen board that looks live is worse than an error.
@@ -205,12 +211,18 @@ export function Console({ init }: { init: ConsoleInit }) {
     const u = stateRef.current?.units.find((x) => x.id === id);
     if (u?.fix) setFlyTo({ at: u.fix.position, seq: Date.now(), minZoom: 13 });
   }, []);
-  const openNew = useCallback((d: Draft = EMPTY_DRAFT) => {
-    setDraft(d);
-    setPanel({ kind: "new" });
-  }, []);
+  const mayCreate = can.incidents;
+  const openNew = useCallback(
+    (d: Draft = EMPTY_DRAFT) => {
+      if (!mayCreate) return;
+      setDraft(d);
+      setPanel({ kind: "new" });
+    },
+    [mayCreate],
+  );
 
   const onContextMenu = useCallback((at: LatLon) => {
+    if (!mayCreate) return;
     setDraft({ location: at, address: "", describing: true });
     setPanel({ kind: "new" });
     describeLocation(at)
@@ -223,13 +235,13 @@ export function Console({ init }: { init: ConsoleInit }) {
         setDraft((cur) => (cur.location === at ? { ...cur, describing: false } : cur));
         setError(errorText(e));
       });
-  }, []);
+  }, [mayCreate]);
 
   const onSelect = useCallback((s: MapSelection) => setPanel({ kind: s.kind, id: s.id }), []);
 
   const acknowledge = useCallback(
-    (id: string) => act(() => acknowledgeIncident({ incident_id: id })).then((d) => d && setDetail(d)),
-    [act],
+    (id: string) => (mayCreate ? act(() => acknowledgeIncident({ incident_id: id })).then((d) => d && setDetail(d)) : Promise.resolve()),
+    [act, mayCreate],
   );
 
   // Keyboard: N new incident, / search, A acknowledge, Esc close.
@@ -378,7 +390,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         parked={sync.parked}
         incidents={state?.incidents ?? []}
         units={units}
-        busy={busy}
+        busy={busy || !can.conflicts}
         onKeep={(conflictId, keepOpId, note) => void act(() => syncStore.resolve(conflictId, keepOpId, note))}
         onOpenIncident={openIncident}
         onOpenUnit={openUnit}
@@ -394,7 +406,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         error={devicesError}
         units={units}
         staleAfterS={settings.stale_after_s}
-        busy={busy}
+        busy={busy || !can.devices}
         onBind={(deviceId, unitId) => void act(() => bindDevice({ device_id: deviceId, unit_id: unitId })).then(() => reloadDevices())}
         onShow={(at) => {
           setPin(at);
@@ -465,7 +477,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         {side}
         <section className="card settings-data" aria-labelledby="settings-data-title">
           <h3 id="settings-data-title">{t(lang, "settings.data")}</h3>
-          <button type="button" id="open-import" onClick={() => setPanel({ kind: "import" })}>
+          <button type="button" id="open-import" disabled={!can.facilities} onClick={() => setPanel({ kind: "import" })}>
             {t(lang, "top.import")}
           </button>
           <p className="small muted">{t(lang, "settings.importHint")}</p>
@@ -502,9 +514,11 @@ export function Console({ init }: { init: ConsoleInit }) {
             }}
           />
         </div>
-        <button type="button" id="new-incident" className="primary" onClick={() => openNew()} aria-keyshortcuts="N">
-          {t(lang, "top.newIncident")} <kbd>N</kbd>
-        </button>
+        {can.incidents && (
+          <button type="button" id="new-incident" className="primary" onClick={() => openNew()} aria-keyshortcuts="N">
+            {t(lang, "top.newIncident")} <kbd>N</kbd>
+          </button>
+        )}
         <button
           type="button"
           id="open-devices"
@@ -555,6 +569,7 @@ export function Console({ init }: { init: ConsoleInit }) {
         <button type="button" id="open-settings" onClick={() => setPanel({ kind: "settings" })}>
           {t(lang, "top.settings")}
         </button>
+        {authBar}
         <span className="clock num" title={init.user}>
           {init.user} · {new Date(now).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hourCycle: "h23" })}
         </span>

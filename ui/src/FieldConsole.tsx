@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { usePermissions } from "./auth";
 import { acknowledgeAssignment, addNote, type ConsoleInit, type FieldView, fieldView, type GpsStatus, MAX_TEXT_CHARS, saveSettings, type Settings, setUnitStatus } from "./bindings";
 import { resolveTheme } from "./Console";
 import { distanceM } from "./domain";
@@ -36,7 +37,8 @@ const ACTION_LABEL: Record<FieldAction, "field.ack" | "field.enRoute" | "field.o
  * buttons as the domain allows them, the receiver's status line and the sync link (positions
  * written offline wait on disk and go out in order).
  */
-export function FieldConsole({ init }: { init: ConsoleInit }) {
+export function FieldConsole({ init, authBar }: { init: ConsoleInit; authBar?: ReactNode }) {
+  const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
   const syncStore = useMemo(() => new SyncStore(), []);
@@ -171,7 +173,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
               className={`field-btn field-${action}${current === action ? " current" : ""}`}
               data-field-action={action}
               aria-pressed={current === action}
-              disabled={busy || !enabled?.[action]}
+              disabled={busy || !enabled?.[action] || !(init.field_unit && can.unitStatus(init.field_unit))}
               onClick={() => press(action)}
             >
               {t(lang, ACTION_LABEL[action])}
@@ -234,7 +236,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
             >
               <label htmlFor="field-note">{t(lang, "detail.note")}</label>
               <textarea id="field-note" rows={2} maxLength={MAX_TEXT_CHARS} value={note} onChange={(e) => setNote(e.target.value)} />
-              <button type="submit" id="field-note-submit" disabled={busy || !note.trim()}>
+              <button type="submit" id="field-note-submit" disabled={busy || !note.trim() || !can.note(init.field_unit ? [init.field_unit] : [])}>
                 {t(lang, "detail.addNote")}
               </button>
             </form>
@@ -273,6 +275,7 @@ export function FieldConsole({ init }: { init: ConsoleInit }) {
         <button type="button" id="open-settings" onClick={() => setSide(side === "settings" ? "assignment" : "settings")}>
           {t(lang, "top.settings")}
         </button>
+        {authBar}
         <span className="clock num" title={init.user}>
           {new Date(now).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hourCycle: "h23" })}
         </span>

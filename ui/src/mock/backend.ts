@@ -45,6 +45,7 @@ import type {
 } from "../bindings";
 import { allowedNext, defaultPriority, distanceM, isCommitted, sortQueue } from "../domain";
 import { parseServerUrl } from "../sync";
+import { AUTH_COMMANDS, MockAuth, type MockAuthOptions } from "./auth";
 import { CLOSURE_COMMANDS, MockClosures } from "./closures";
 import { DISPATCH_COMMANDS, handleDispatch } from "./dispatch";
 
@@ -82,6 +83,8 @@ export interface MockOptions {
   fieldUnit?: string;
   /** Field mode: ms between scripted receiver fixes (install.ts runs the timer); 0: none. Default 1000. */
   gpsTickMs?: number;
+  /** Sign-in (issue 6): where it starts; default signed in as the commander "dispatcher". */
+  auth?: MockAuthOptions;
 }
 
 /** `MAX_TRACK_POINTS` in crates/outpost-app/src/ipc.rs: most fixes one `unit_track` answer carries. */
@@ -153,9 +156,12 @@ export class MockBackend {
   private acknowledged = new Map<string, string>();
   /** Road closures (issue 5; the commands are answered in closures.ts). */
   closures = new MockClosures();
+  /** Sign-in (issue 6; the commands are answered in auth.ts). */
+  auth: MockAuth;
 
   constructor(private readonly opts: MockOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
+    this.auth = new MockAuth(opts.auth ?? {}, this.now, opts.settings?.server_url === undefined ? MOCK_SERVER_URL : opts.settings.server_url);
     this.settings = { language: "auto", theme: "auto", stale_after_s: 120, server_url: MOCK_SERVER_URL, ...opts.settings };
     this.script = { ...DEFAULT_SYNC, ...opts.sync };
     this.scriptStart = this.now();
@@ -661,6 +667,10 @@ export class MockBackend {
   /** The `mockIPC` callback: command name and `{ args }` payload -> result or thrown ErrorPayload. */
   handle = (cmd: string, payload?: unknown): unknown => {
     const args = (payload as { args?: unknown } | undefined)?.args;
+    // Sign-in (issue 6): auth.ts; every other command needs someone signed in, unlocked.
+    if ((AUTH_COMMANDS as readonly string[]).includes(cmd)) return this.auth.handle(cmd, args);
+    if (!this.auth.signedInNow) fail("signed_out", `sign in first (${this.auth.state})`);
+    this.auth.checkWrite(cmd, args);
     // Road closures, road line and facility import (issue 5): closures.ts.
     if ((CLOSURE_COMMANDS as readonly string[]).includes(cmd)) {
       return this.closures.handle({ now: this.now, user: this.user, facilities: this.facilities, changed: () => this.changed() }, cmd, args);

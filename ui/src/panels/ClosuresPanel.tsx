@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "react";
+import { usePermissions } from "../auth";
 import { liftRoadClosure, type NewRoadClosure, type RoadClosureView, roadLine, setRoadClosure } from "../bindings";
 import {
   canFinish,
@@ -44,6 +45,7 @@ function isTyping(target: EventTarget | null): boolean {
  * followed by the reason and expected end.
  */
 export function ClosuresPanel(p: ClosuresPanelProps) {
+  const can = usePermissions();
   const [form, setForm] = useState<ClosureForm>(EMPTY_FORM);
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -161,7 +163,7 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
         <CloseButton label={t(p.lang, "detail.closePanel")} onClick={p.onDismiss} />
       </header>
 
-      {!d && (
+      {!d && can.closures && (
         <div className="closure-actions">
           <button type="button" id="closure-draw-line" className="primary" onClick={() => start("line")}>
             {t(p.lang, "closure.newLine")}
@@ -313,6 +315,7 @@ export function ClosuresPanel(p: ClosuresPanelProps) {
                   </span>
                 </div>
                 {active &&
+                  can.closures &&
                   (confirmLift === c.closure_id ? (
                     <div className="closure-actions">
                       <span>{t(p.lang, "closure.liftConfirm")}</span>

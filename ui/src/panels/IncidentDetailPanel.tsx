@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { usePermissions } from "../auth";
 import { type Disposition, type IncidentDetail, type IncidentType, MAX_TEXT_CHARS, type Priority, type UnitStatus, type UnitView } from "../bindings";
 import { allowedNext, assignableUnits, DISPOSITIONS, distanceM, INCIDENT_TYPES, PRIORITIES } from "../domain";
 import { formatAge, formatDateTime, formatLatLon } from "../format";
@@ -56,6 +57,10 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
   const unitsById = new Map(units.map((u) => [u.id, u]));
   const active = detail.assignments.filter((a) => a.released_at === null);
   const past = detail.assignments.filter((a) => a.released_at !== null);
+  // What the signed-in role may write here (the backend refuses the rest anyway).
+  const can = usePermissions();
+  const mayEdit = can.incidents;
+  const mayNote = can.note(detail.assignments.map((a) => a.unit_id));
 
   return (
     <section id="incident-detail" className={`panel detail prio-${s.priority}`} aria-labelledby="detail-title" data-incident-id-detail={s.id}>
@@ -70,8 +75,9 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
       <div className="detail-status">
         <span className={`istatus istatus-${s.status}`}>{label.incidentStatus(lang, s.status)}</span>
         {!closed &&
-          (s.acknowledged ? (
-            <span className="ack-done">✓ {t(lang, "detail.acknowledged")}</span>
+          (s.acknowledged || !mayEdit ? (
+            s.acknowledged && 
+<span className="ack-done">✓ {t(lang, "detail.acknowledged")}</span>
           ) : (
             <button type="button" className="primary" id="incident-acknowledge" disabled={busy} onClick={actions.acknowledge}>
               {t(lang, "detail.acknowledge")}
@@ -96,7 +102,7 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
           <select
             aria-label={t(lang, "detail.type")}
             value={s.incident_type}
-            disabled={closed || busy}
+            disabled={closed || busy || !mayEdit}
             onChange={(e) => actions.setType(e.target.value as IncidentType)}
           >
             {INCIDENT_TYPES.map((it) => (
@@ -111,7 +117,7 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
           <select
             aria-label={t(lang, "detail.priority")}
             value={s.priority}
-            disabled={closed || busy}
+            disabled={closed || busy || !mayEdit}
             onChange={(e) => actions.setPriority(e.target.value as Priority)}
           >
             {PRIORITIES.map((p) => (
@@ -142,7 +148,7 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
         )}
       </dl>
 
-      {!closed && closest && (
+      {!closed && closest && mayEdit && (
         <ClosestUnits lang={lang} now={now} staleAfterS={staleAfterS} closest={closest.data} busy={busy} onDispatch={closest.dispatch} />
       )}
 
@@ -162,15 +168,17 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
               </span>
               <span className="actions">
                 {allowedNext(status)
-                  .filter((to) => to !== "available")
+                  .filter((to) => to !== "available" && can.unitStatus(a.unit_id))
                   .map((to) => (
                     <button key={to} type="button" disabled={busy} data-status-to={to} onClick={() => actions.setUnitStatus(a.unit_id, to)}>
                       {label.unitStatus(lang, to)}
                     </button>
                   ))}
-                <button type="button" disabled={busy} data-release={a.unit_id} onClick={() => actions.release(a.unit_id)}>
-                  {t(lang, "detail.release")}
-                </button>
+                {(mayEdit || can.unitStatus(a.unit_id)) && (
+                  <button type="button" disabled={busy} data-release={a.unit_id} onClick={() => actions.release(a.unit_id)}>
+                    {t(lang, "detail.release")}
+                  </button>
+                )}
               </span>
             </li>
           );
@@ -181,7 +189,7 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
           </li>
         ))}
       </ul>
-      {!closed && (
+      {!closed && mayEdit && (
         <form
           className="row"
           onSubmit={(e) => {
@@ -209,8 +217,9 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
         </form>
       )}
 
-      {!closed && (
+      {!closed && (mayNote || mayEdit) && (
         <>
+          {mayNote && (
           <form
             className="stack"
             onSubmit={(e) => {
@@ -225,6 +234,8 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
               {t(lang, "detail.addNote")}
             </button>
           </form>
+          )}
+          {mayEdit && (
           <form
             className="stack close-form"
             onSubmit={(e) => {
@@ -247,6 +258,7 @@ export function IncidentDetailPanel({ lang, now, staleAfterS, detail, units, bus
               {t(lang, "detail.close")}
             </button>
           </form>
+          )}
         </>
       )}
 

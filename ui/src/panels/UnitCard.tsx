@@ -1,4 +1,5 @@
 import type { Facility, UnitStatus, UnitView } from "../bindings";
+import { usePermissions } from "../auth";
 import { allowedNext, isCommitted, isStale } from "../domain";
 import { formatClock, formatDateTime, formatLatLon, secondsSince } from "../format";
 import { type Lang, label, t } from "../i18n";
@@ -22,6 +23,7 @@ export interface UnitCardProps {
 
 /** A unit's card: status with the legal next statuses as buttons, and its latest fix. */
 export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, onSetStatus, onOpenIncident, onTrack, onDismiss }: UnitCardProps) {
+  const can = usePermissions();
   const home = facilities.find((f) => f.id === u.home_station);
   const stale = isStale(u, now, staleAfterS);
   return (
@@ -78,6 +80,8 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
           </>
         )}
       </dl>
+      {can.unitStatus(u.id) && (
+        <>
       <h3>{t(lang, "unit.setStatus")}</h3>
       <div className="actions status-actions">
         {allowedNext(u.status).map((to) => (
@@ -86,6 +90,8 @@ export function UnitCard({ lang, now, unit: u, facilities, staleAfterS, busy, on
           </button>
         ))}
       </div>
+        </>
+      )}
       {onTrack && (
         <div className="actions status-actions">
           <button type="button" id="unit-track" onClick={onTrack}>
