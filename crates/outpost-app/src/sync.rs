@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn two_attached_consoles_converge() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let srv = Server::start(ServerConfig::new(
+        let srv = Server::start(ServerConfig::plain_for_tests(
             tmp.path().join("server"),
             "127.0.0.1:0".parse().expect("addr"),
         ))

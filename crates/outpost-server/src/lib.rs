@@ -9,6 +9,7 @@
 //! - [`ingest`]: the device listeners (OsmAnd HTTP, Cursor-on-Target TCP/UDP), the gateway
 //!   origin that writes their reports as ops, and the CoT feed to TAK clients;
 //! - [`server`]: [`Server::start`] on a thread of its own, graceful shutdown;
+//! - [`security`]: the agency PKI (`cert init`, device certificates) and TLS serving;
 //! - [`pack`]: `pack build` (area packs, by `outpost-geo`);
 //! - [`fuzzing`]: the bodies of the fuzz targets (S17), for `fuzz/` and the stable harness.
 //!
@@ -20,6 +21,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod pack;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -60,6 +60,22 @@ enum Cmd {
               default_value_t = outpost_server::ingest::MAX_DEVICE_RATE,
               value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
         max_device_rate: usize,
+        /// Refuse OsmAnd reports without their device's token (`&token=…` in the phone's
+        /// server URL, from `outpost-server device token ID`): answered 401 and counted.
+        #[arg(long)]
+        osmand_require_token: bool,
+        /// Serve the OsmAnd listener over HTTPS with the server certificate (DIR/tls/).
+        #[arg(long)]
+        osmand_tls: bool,
+        /// Serve Cursor-on-Target over TLS only, requiring a device certificate signed by
+        /// the agency CA (TAK's port 8089 style); no UDP.
+        #[arg(long)]
+        cot_tls: bool,
+    },
+    /// Certificates: the agency CA and the server certificate.
+    Cert {
+        #[command(subcommand)]
+        command: CertCmd,
     },
     /// Remove position reports older than a gseq from the op log (their fixes stay as track
     /// history); consoles further behind then load a snapshot.
@@ -110,6 +126,20 @@ enum AuditCmd {
 }
 
 #[derive(Subcommand)]
+enum CertCmd {
+    /// Create the agency CA and the server certificate in DIR/tls/ (never overwrites a CA).
+    Init {
+        /// Data directory of the server (created if missing).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// A DNS name or IP address consoles and devices use to reach the server; repeat
+        /// for each (the first is the certificate's common name).
+        #[arg(long = "name", value_name = "HOST", required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PackCmd {
     /// Build an area pack (tiles, search index, road network) from an OSM extract.
     Build {
@@ -152,6 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_device_connections,
             max_connections_per_address,
             max_device_rate,
+            osmand_require_token,
+            osmand_tls,
+            cot_tls,
         } => serve(
             data,
             listen,
@@ -161,6 +194,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_connections: Some(max_device_connections),
                 max_connections_per_address: Some(max_connections_per_address),
                 max_device_rate: Some(max_device_rate),
+                osmand_require_token,
+                osmand_tls,
+                cot_tls,
                 ..IngestConfig::default()
             },
         ),
@@ -180,6 +216,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Audit { command } => audit(command),
+        Cmd::Cert {
+            command: CertCmd::Init { data, names },
+        } => {
+            let report = outpost_server::security::pki::cert_init(&data, &names)?;
+            for f in &report.files {
+                println!("wrote {}", f.display());
+            }
+            println!("server certificate for {}", report.names.join(", "));
+            println!(
+                "server certificate expires {}",
+                report.server_not_after.date()
+            );
+            println!("CA fingerprint (SHA-256): {}", report.ca_fingerprint);
+            Ok(())
+        }
         Cmd::Pack {
             command:
                 PackCmd::Build {

@@ -738,7 +738,7 @@ fn bad_input_is_refused_and_writes_nothing() {
 #[test]
 fn a_closure_reaches_another_console_through_the_server() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = outpost_server::Server::start(outpost_server::ServerConfig::new(
+    let server = outpost_server::Server::start(outpost_server::ServerConfig::plain_for_tests(
         tmp.path().join("server"),
         "127.0.0.1:0".parse().expect("addr"),
     ))

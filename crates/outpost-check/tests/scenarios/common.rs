@@ -37,7 +37,7 @@ pub type Shared = Arc<Mutex<Store>>;
 
 /// A server on `listen` keeping its data in `dir`.
 pub fn server_at(dir: &Path, listen: SocketAddr) -> RunningServer {
-    Server::start(ServerConfig::new(dir, listen)).expect("server starts")
+    Server::start(ServerConfig::plain_for_tests(dir, listen)).expect("server starts")
 }
 
 /// A free port on 127.0.0.1 (bound, then released), for a server that starts later or

@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -41,8 +41,9 @@ use outpost_domain::merge;
 use outpost_domain::op::OpEnvelope;
 use outpost_store::{IncidentRow, UnitRow};
 
-use super::limits::{CappedListener, Guarded, IdleRule, Limits};
+use super::limits::{CappedListener, IdleRule, Limits};
 use super::{Ingest, IngestStats, Listener, SUBMIT_WAIT, fix_reason};
+use crate::security::tls::DeviceCertCheck;
 use crate::service::{SyncError, SyncService};
 use crate::storage::Picture;
 
@@ -428,12 +429,18 @@ struct Shared {
 
 /// Serves CoT on `tcp` (the caps of `limits`; a connection without a byte from the client for
 /// `limits.idle` is closed) and `udp` until `stop` becomes true.
+///
+/// With `tls` (`--cot-tls`) each TCP connection must complete a TLS handshake with a device
+/// certificate from the agency CA (refused and counted `tls_handshake` otherwise) and pass
+/// the [`DeviceCertCheck`] (a revoked device: counted `device_refused`); `udp` is then
+/// `None`.
 pub(crate) async fn serve(
     tcp: TcpListener,
-    udp: UdpSocket,
+    udp: Option<UdpSocket>,
     ingest: Ingest,
     service: Arc<SyncService>,
     limits: Limits,
+    tls: Option<CotTls>,
     stop: watch::Receiver<bool>,
 ) {
     let idle = limits.idle;
@@ -451,7 +458,8 @@ pub(crate) async fn serve(
         ingest.stats().clone(),
         stop.clone(),
     ));
-    let udp_task = tokio::spawn(serve_udp(udp, ingest.clone(), stop.clone()));
+    let udp_task = udp.map(|udp| tokio::spawn(serve_udp(udp, ingest.clone(), stop.clone())));
+    let tls = tls.map(|t| (tokio_rustls::TlsAcceptor::from(t.config), t.check));
     let mut listener = CappedListener::new(
         tcp,
         limits,
@@ -465,8 +473,37 @@ pub(crate) async fn serve(
             _ = stopped(&mut stop_rx) => break,
             (conn, addr) = listener.accept_capped() => {
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    tracing::debug!(%addr, "CoT client connected");
+                    let Some((acceptor, check)) = tls else {
+                        tracing::debug!(%addr, "CoT client connected");
+                        client(conn, shared, addr).await;
+                        tracing::debug!(%addr, "CoT client gone");
+                        return;
+                    };
+                    let stats = shared.ingest.stats().clone();
+                    let conn = match crate::security::tls::accept(&acceptor, conn).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let n = stats.cot.refuse("tls_handshake");
+                            if n <= 10 || n.is_power_of_two() {
+                                tracing::info!(%addr, error = %e, refused = n, "CoT TLS client refused");
+                            }
+                            return;
+                        }
+                    };
+                    let Some(peer) = crate::security::tls::peer_device(conn.get_ref().1) else {
+                        stats.cot.refuse("tls_handshake");
+                        return;
+                    };
+                    if let Some(check) = &check
+                        && let Err(why) = check.check(&peer)
+                    {
+                        stats.cot.refuse("device_refused");
+                        tracing::info!(%addr, device = %peer.device_id, "CoT TLS client refused: {why}");
+                        return;
+                    }
+                    tracing::debug!(%addr, device = %peer.device_id, "CoT TLS client connected");
                     client(conn, shared, addr).await;
                     tracing::debug!(%addr, "CoT client gone");
                 });
@@ -474,7 +511,18 @@ pub(crate) async fn serve(
         }
     }
     let _ = feed_task.await;
-    let _ = udp_task.await;
+    if let Some(t) = udp_task {
+        let _ = t.await;
+    }
+}
+
+/// The CoT listener's TLS settings (`--cot-tls`).
+#[derive(Debug, Clone)]
+pub(crate) struct CotTls {
+    /// Requires a client certificate from the agency CA.
+    pub config: Arc<rustls::ServerConfig>,
+    /// Refuses a revoked device after the handshake.
+    pub check: Option<Arc<dyn DeviceCertCheck>>,
 }
 
 /// Resolves when `stop` becomes true (or its sender is gone).
@@ -612,7 +660,7 @@ const PROTOBUF_HINT: &str = "TAK protocol 1 (protobuf) received on the CoT port;
     reads CoT XML only: set the TAK client's streaming/mesh protocol to XML (TAK protocol \
     version 0)";
 
-async fn write_or_drop(conn: &mut Guarded, text: &str, shared: &Shared) -> bool {
+async fn write_or_drop<S: AsyncWrite + Unpin>(conn: &mut S, text: &str, shared: &Shared) -> bool {
     match tokio::time::timeout(WRITE_TIMEOUT, conn.write_all(text.as_bytes())).await {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
@@ -643,7 +691,7 @@ async fn whole_picture(service: &Arc<SyncService>) -> Option<(String, u64)> {
     }
 }
 
-async fn send_picture(conn: &mut Guarded, shared: &Shared) -> bool {
+async fn send_picture<S: AsyncWrite + Unpin>(conn: &mut S, shared: &Shared) -> bool {
     let Some((text, n)) = whole_picture(&shared.service).await else {
         return true;
     };
@@ -659,7 +707,11 @@ async fn send_picture(conn: &mut Guarded, shared: &Shared) -> bool {
     ok
 }
 
-async fn client(mut conn: Guarded, shared: Shared, addr: std::net::SocketAddr) {
+async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: S,
+    shared: Shared,
+    addr: std::net::SocketAddr,
+) {
     let stats = shared.ingest.stats().clone();
     stats.feed.clients_open.fetch_add(1, Ordering::Relaxed);
     // Subscribe before reading the picture: nothing between the two is missed.

@@ -554,6 +554,26 @@ pub struct IngestConfig {
     /// `position.report`s written per bound device per second at most; `None`:
     /// [`MAX_DEVICE_RATE`].
     pub max_device_rate: Option<usize>,
+    /// `serve --osmand-require-token`: every OsmAnd report must carry its device's token
+    /// (`token=` in the query or form body, `"token"` in JSON) as issued by `outpost-server
+    /// device token ID`; a missing or wrong one is answered 401 and counted (`token`).
+    pub osmand_require_token: bool,
+    /// `serve --osmand-tls`: the OsmAnd listener speaks HTTPS with the server certificate
+    /// (`DIR/tls/`); no client certificates.
+    pub osmand_tls: bool,
+    /// `serve --cot-tls`: the CoT TCP listener speaks TLS and requires a device certificate
+    /// signed by the agency CA (TAK's port 8089 style); the UDP listener is not started,
+    /// since UDP cannot be authenticated.
+    pub cot_tls: bool,
+}
+
+/// Checks an OsmAnd phone's device token (`serve --osmand-require-token`). Implemented by
+/// the security store (the tokens of `outpost-server device token ID`); tests use a fixed
+/// table.
+pub trait DeviceTokenCheck: Send + Sync + std::fmt::Debug {
+    /// True when `token` is the current token of the device `device_id` (the OsmAnd `id`,
+    /// trimmed). Must compare in constant time.
+    fn check(&self, device_id: &str, token: &str) -> bool;
 }
 
 /// Why the gateway origin file could not be read or written.

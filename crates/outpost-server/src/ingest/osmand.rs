@@ -28,8 +28,15 @@
 //!   unchanged is the client's bug, not a buffered position;
 //! - 413 for a body over [`MAX_BODY_BYTES`], 408 when the body does not arrive within
 //!   [`BODY_TIMEOUT`] (the connection is closed after both);
+//! - 401 when the listener requires device tokens (`serve --osmand-require-token`) and the
+//!   report carries none or a wrong one (counted `token`): a configuration error the phone's
+//!   owner must fix, so the phone is told plainly rather than answered 200;
 //! - 503 when the gateway is overloaded or the server is shutting down: the phone keeps the
 //!   position and sends it again later, which is what is wanted.
+//!
+//! With `serve --osmand-tls` the listener speaks HTTPS with the server certificate (a failed
+//! handshake is counted `tls_handshake`); without it, plain HTTP, and the server logs a
+//! warning at start.
 //!
 //! Connections: at most the listener's caps (total and per address), a request's headers
 //! must arrive whole within [`HEADER_TIMEOUT`] of the connection's first byte or of the
@@ -53,7 +60,7 @@ use tokio::sync::watch;
 use outpost_devices::osmand::{self, MAX_BODY_BYTES, OsmandError};
 
 use super::limits::{CappedListener, IdleRule, Limits};
-use super::{Ingest, Listener, SUBMIT_WAIT, SubmitError, fix_reason};
+use super::{DeviceTokenCheck, Ingest, Listener, SUBMIT_WAIT, SubmitError, fix_reason};
 
 /// A connection with no byte from the client for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,9 +82,25 @@ pub fn reason(e: &OsmandError) -> &'static str {
     }
 }
 
-/// The router: every path and method goes to the report handler.
+/// What the report handler shares.
+#[derive(Debug)]
+struct OsmandState {
+    ingest: Ingest,
+    /// `Some`: every report must carry its device's token.
+    tokens: Option<Arc<dyn DeviceTokenCheck>>,
+}
+
+/// The router: every path and method goes to the report handler; no device token needed.
 pub fn router(ingest: Ingest) -> Router {
-    Router::new().fallback(report).with_state(Arc::new(ingest))
+    router_with_tokens(ingest, None)
+}
+
+/// The router, requiring each report's device token when `tokens` is given (see
+/// [`crate::ingest::IngestConfig::osmand_require_token`]).
+pub fn router_with_tokens(ingest: Ingest, tokens: Option<Arc<dyn DeviceTokenCheck>>) -> Router {
+    Router::new()
+        .fallback(report)
+        .with_state(Arc::new(OsmandState { ingest, tokens }))
 }
 
 /// Serves the OsmAnd listener on `listener` (HTTP/1.1 by hyper with a timer, so the header
@@ -88,6 +111,7 @@ pub(crate) async fn serve(
     ingest: Ingest,
     limits: Limits,
     header_timeout: Duration,
+    security: OsmandSecurity,
     mut stop: watch::Receiver<bool>,
 ) {
     let stats = ingest.stats().clone();
@@ -101,7 +125,8 @@ pub(crate) async fn serve(
     if let Ok(a) = capped.local_addr() {
         tracing::debug!(addr = %a, "OsmAnd listener accepting");
     }
-    let app = router(ingest);
+    let app = router_with_tokens(ingest, security.tokens);
+    let tls = security.tls.map(tokio_rustls::TlsAcceptor::from);
     let conn_stop = stop.clone();
     loop {
         tokio::select! {
@@ -111,19 +136,43 @@ pub(crate) async fn serve(
                 let service = TowerToHyperService::new(app.clone());
                 let stats = stats.clone();
                 let mut stop = conn_stop.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let mut builder = hyper::server::conn::http1::Builder::new();
                     builder
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_timeout)
                         .keep_alive(true);
-                    let conn = builder.serve_connection(TokioIo::new(conn), service);
-                    tokio::pin!(conn);
-                    let result = tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = stopped(&mut stop) => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
+                    let result = match tls {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(conn), service);
+                            tokio::pin!(conn);
+                            tokio::select! {
+                                r = conn.as_mut() => r,
+                                _ = stopped(&mut stop) => {
+                                    conn.as_mut().graceful_shutdown();
+                                    conn.await
+                                }
+                            }
+                        }
+                        Some(acceptor) => {
+                            let conn = match crate::security::tls::accept(&acceptor, conn).await {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    stats.osmand.refuse("tls_handshake");
+                                    tracing::debug!(%addr, error = %e, "OsmAnd TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(conn), service);
+                            tokio::pin!(conn);
+                            tokio::select! {
+                                r = conn.as_mut() => r,
+                                _ = stopped(&mut stop) => {
+                                    conn.as_mut().graceful_shutdown();
+                                    conn.await
+                                }
+                            }
                         }
                     };
                     let Err(e) = result else { return };
@@ -155,6 +204,15 @@ pub(crate) async fn serve(
     }
 }
 
+/// The OsmAnd listener's TLS and token settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OsmandSecurity {
+    /// HTTPS with this configuration (`--osmand-tls`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Device tokens required (`--osmand-require-token`).
+    pub tokens: Option<Arc<dyn DeviceTokenCheck>>,
+}
+
 /// Resolves when `stop` becomes true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -184,15 +242,16 @@ fn refuse(ingest: &Ingest, status: StatusCode, key: &'static str, msg: String) -
 }
 
 async fn report(
-    State(ingest): State<Arc<Ingest>>,
+    State(state): State<Arc<OsmandState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let ingest = &state.ingest;
     if method != Method::GET && method != Method::POST {
         return refuse(
-            &ingest,
+            ingest,
             StatusCode::METHOD_NOT_ALLOWED,
             "bad_request",
             format!("method {method}: OsmAnd reports are GET or POST"),
@@ -204,7 +263,7 @@ async fn report(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return refuse(
-            &ingest,
+            ingest,
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!(
@@ -224,14 +283,14 @@ async fn report(
                 || e.to_string().contains("length limit");
             return if too_large {
                 refuse(
-                    &ingest,
+                    ingest,
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
                     format!("body: more than {MAX_BODY_BYTES} bytes"),
                 )
             } else {
                 refuse(
-                    &ingest,
+                    ingest,
                     StatusCode::BAD_REQUEST,
                     "truncated",
                     format!("body: truncated or unreadable: {e}"),
@@ -240,7 +299,7 @@ async fn report(
         }
         Err(_) => {
             return refuse(
-                &ingest,
+                ingest,
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 format!("body: did not arrive within {} s", BODY_TIMEOUT.as_secs()),
@@ -264,7 +323,7 @@ async fn report(
             Ok(form) => osmand::decode_query(form, now),
             Err(_) => {
                 return refuse(
-                    &ingest,
+                    ingest,
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     "body: a form body must be UTF-8 text".into(),
@@ -273,22 +332,42 @@ async fn report(
         }
     } else {
         return refuse(
-            &ingest,
+            ingest,
             StatusCode::BAD_REQUEST,
             "missing_device_id",
             "no report: give a query string (id=…&lat=…&lon=…) or a JSON body".into(),
         );
     };
+    if let Some(tokens) = &state.tokens {
+        let (id, token) = credentials(json, &bytes, &uri, has_query);
+        let ok = match (&id, &token) {
+            (Some(id), Some(token)) => tokens.check(id, token),
+            _ => false,
+        };
+        if !ok {
+            let what = if token.is_none() {
+                "no device token: add &token=… from `outpost-server device token ID` to the \
+                 phone's server URL"
+            } else {
+                "wrong device token for this device id: issue one with `outpost-server device \
+                 token ID`"
+            };
+            let n = ingest.stats().osmand.refuse("token");
+            if worth_logging(n) {
+                tracing::info!(
+                    device = id.as_deref().unwrap_or("?"),
+                    refused = n,
+                    "OsmAnd report refused: {what}"
+                );
+            }
+            return text(StatusCode::UNAUTHORIZED, what.to_string());
+        }
+    }
     let report = match decoded {
         Ok(r) => r,
         // A query string over the size limit: as a body over it.
         Err(e) if is_oversized_target(&e) => {
-            return refuse(
-                &ingest,
-                StatusCode::URI_TOO_LONG,
-                "too_large",
-                e.to_string(),
-            );
+            return refuse(ingest, StatusCode::URI_TOO_LONG, "too_large", e.to_string());
         }
         // A report refused for its values: 200 (see the module docs: the phone must not
         // resend it forever).
@@ -298,7 +377,7 @@ async fn report(
             return refused_value(key, n, None, &e.to_string());
         }
         Err(e) => {
-            return refuse(&ingest, StatusCode::BAD_REQUEST, reason(&e), e.to_string());
+            return refuse(ingest, StatusCode::BAD_REQUEST, reason(&e), e.to_string());
         }
     };
     let device = report.device_id.clone();
@@ -317,6 +396,38 @@ async fn report(
             refused_value(key, n, Some(&device), &f.to_string())
         }
     }
+}
+
+/// The device id (trimmed) and token of a request, read where the decoder reads the report:
+/// the JSON body (`device_id` or `id`, `token`), else the query string, else a form body.
+fn credentials(
+    json: bool,
+    bytes: &[u8],
+    uri: &Uri,
+    has_query: bool,
+) -> (Option<String>, Option<String>) {
+    if json && !bytes.is_empty() {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            return (None, None);
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let id = s("device_id").or_else(|| s("id"));
+        return (id.map(|i| i.trim().to_string()), s("token"));
+    }
+    let form = if has_query {
+        uri.query().unwrap_or_default().as_bytes()
+    } else {
+        bytes
+    };
+    let (mut id, mut token) = (None, None);
+    for (k, v) in form_urlencoded::parse(form) {
+        match k.as_ref() {
+            "id" | "deviceid" => id = Some(v.trim().to_string()),
+            "token" => token = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    (id, token)
 }
 
 /// True when the decoder refused the whole query string for its size.

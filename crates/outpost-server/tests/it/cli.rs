@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use outpost_domain::op::Lane;
 
-use crate::support::{Author, Client, request};
+use crate::support::{Author, cert_init, request, tls_client};
 
 #[test]
 fn serve_announces_its_address_stops_on_sigterm_and_compact_works_while_it_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let ca = cert_init(&dir.path().join("data"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.path().join("data"))
@@ -27,7 +28,7 @@ fn serve_announces_its_address_stops_on_sigterm_and_compact_works_while_it_runs(
         .trim()
         .strip_prefix("listening on ")
         .expect("listening line");
-    let c = Client::new(format!("http://{addr}"));
+    let c = tls_client(addr, &ca);
 
     let mut a = Author::new(1);
     let unit = a.unit("u-01");
@@ -116,6 +117,7 @@ fn serve_on_a_file_or_a_port_in_use_fails_with_one_error_line() {
         "{err}"
     );
 
+    cert_init(&dir.path().join("data"));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
     let out = Command::new(env!("CARGO_BIN_EXE_outpost-server"))

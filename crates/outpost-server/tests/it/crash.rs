@@ -123,8 +123,11 @@ fn drain_lane(c: &Client, origin: Uuid, lane: Lane, ops: &[OpEnvelope], seen: &M
     }
 }
 
+/// The agency CA of the test's data directory (one test in this file), set by `cert init`.
+static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn client(addr: SocketAddr) -> Client {
-    Client::new(format!("http://{addr}"))
+    crate::support::tls_client(addr, CA.get().expect("cert init ran"))
 }
 
 #[test]
@@ -136,6 +139,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     eprintln!("s3 seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
+    CA.get_or_init(|| crate::support::cert_init(dir.path()));
     let (mut child, addr) = spawn(dir.path(), free_addr());
 
     // The roster and one incident first.

@@ -46,13 +46,13 @@ fn start_rig_idle(dir: &Path, max_connections: Option<usize>, idle: Option<Durat
 
 /// A server with both device listeners on 127.0.0.1 and the limits of `config`.
 fn start_rig_with(dir: &Path, config: IngestConfig) -> Rig {
-    let server = Server::start(
-        ServerConfig::new(dir, any_port()).with_ingest(IngestConfig {
+    let server = Server::start(ServerConfig::plain_for_tests(dir, any_port()).with_ingest(
+        IngestConfig {
             osmand_listen: Some(any_port()),
             cot_listen: Some(any_port()),
             ..config
-        }),
-    )
+        },
+    ))
     .expect("start server");
     let client = Client::new(server.url());
     Rig {
@@ -860,6 +860,7 @@ fn unbound_devices_are_capped_and_a_device_bound_later_moves_its_unit() {
 fn the_binary_serves_the_device_listeners_and_the_counters() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("temp dir");
+    let ca = crate::support::cert_init(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args([
@@ -891,7 +892,7 @@ fn the_binary_serves_the_device_listeners_and_the_counters() {
         addrs["cot listening"].parse::<SocketAddr>().is_ok(),
         "{addrs:?}"
     );
-    let client = Client::new(format!("http://{}", addrs["listening"]));
+    let client = crate::support::tls_client(&addrs["listening"], &ca);
     let (status, body) = get(
         osmand,
         &format!("/?id=cli-1&lat=1&lon=2&timestamp={}", now_s()),

@@ -19,6 +19,7 @@ mod ingest;
 mod pytak;
 mod support;
 mod sync;
+mod tls;
 
 fn pack_build(osm: &Path, out: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost-server"))

@@ -57,12 +57,11 @@ fn pytak_sends_a_position_and_a_second_pytak_client_receives_the_unit() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(
-        ServerConfig::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0))).with_ingest(
-            IngestConfig {
+        ServerConfig::plain_for_tests(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)))
+            .with_ingest(IngestConfig {
                 cot_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
                 ..IngestConfig::default()
-            },
-        ),
+            }),
     )
     .expect("start server");
     let client = Client::new(server.url());

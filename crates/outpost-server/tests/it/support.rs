@@ -127,6 +127,31 @@ pub fn request(origin: Uuid, lane: Lane, ops: &[OpEnvelope]) -> PushRequest {
     }
 }
 
+/// `outpost-server cert init --data DATA --name 127.0.0.1` (the binary); returns the agency
+/// CA's PEM for clients to trust.
+pub fn cert_init(data: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["cert", "init", "--name", "127.0.0.1", "--data"])
+        .arg(data)
+        .output()
+        .expect("run cert init");
+    assert!(
+        out.status.success(),
+        "cert init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(data.join("tls").join("ca.pem")).expect("ca.pem")
+}
+
+/// A client of the TLS server at `addr` trusting the agency CA `ca_pem`, without a device
+/// certificate.
+pub fn tls_client(addr: impl std::fmt::Display, ca_pem: &str) -> Client {
+    Client::with_tls(
+        format!("https://{addr}"),
+        outpost_sync::tls::client_config(ca_pem, None).expect("TLS client config"),
+    )
+}
+
 /// A blocking HTTP client for one server.
 pub struct Client {
     pub base: String,
@@ -141,6 +166,19 @@ impl Client {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
+        }
+    }
+
+    /// A client of a TLS server (`https://` base) with the rustls configuration `tls`
+    /// (e.g. `outpost_sync::tls::client_config` trusting the agency CA).
+    pub fn with_tls(base: impl Into<String>, tls: rustls::ClientConfig) -> Client {
+        Client {
+            base: base.into(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .use_preconfigured_tls(tls)
+                .build()
+                .expect("https client"),
         }
     }
 
@@ -183,6 +221,16 @@ impl Client {
             .ok()?;
         let status = r.status().as_u16();
         Some((status, r.json().ok()?))
+    }
+
+    /// The status of a GET whatever its body; `Err` with the cause when no answer came
+    /// (connection or TLS failure).
+    pub fn try_status(&self, path: &str) -> Result<u16, String> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// A GET that may meet a dead server (see [`Client::try_push`]).

@@ -22,7 +22,8 @@ fn any_port() -> SocketAddr {
 }
 
 fn start(dir: &std::path::Path) -> (RunningServer, Client) {
-    let server = Server::start(ServerConfig::new(dir, any_port())).expect("start server");
+    let server =
+        Server::start(ServerConfig::plain_for_tests(dir, any_port())).expect("start server");
     let client = Client::new(server.url());
     (server, client)
 }

@@ -11,7 +11,7 @@ use outpost_sync::{BackoffPolicy, SyncOptions, script};
 
 /// A server on `listen` keeping its data in `dir`.
 pub fn server_at(dir: &Path, listen: SocketAddr) -> RunningServer {
-    Server::start(ServerConfig::new(dir, listen)).expect("server starts")
+    Server::start(ServerConfig::plain_for_tests(dir, listen)).expect("server starts")
 }
 
 /// A server on a free port.
