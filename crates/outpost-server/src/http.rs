@@ -1,6 +1,15 @@
 //! The HTTP face of [`SyncService`] (axum): the routes of [`outpost_domain::wire`], error
 //! bodies, the push body limit, and the poke WebSocket.
 //!
+//! Security (issue 6): with a [`Security`] state (the binary, always) every endpoint but
+//! `GET /v1/health`, `GET /v1/capabilities`, `POST /v1/enroll` and `POST /v1/login` passes
+//! the auth layer ([`auth_layer`]): a device certificate of an enrolled, unrevoked device
+//! (the TLS layer's [`PeerDevice`]), a bearer token of a live session issued to that device,
+//! and the role's permission (`access::check_endpoint`); each op of a push is then checked by
+//! [`crate::security::PushAuth`]. Every refusal is audited. Without a security state (the
+//! plain-HTTP server of in-process sync tests, [`crate::Server::start_with`]) nothing is
+//! checked and the security endpoints answer 404 — test-only; the binary never serves so.
+//!
 //! Architecture invariant: no sync decisions here; every handler decodes HTTP, runs the
 //! service in `spawn_blocking` (its storage blocks) and encodes the answer.
 
@@ -13,7 +22,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,8 +30,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
-use outpost_domain::wire::{ErrorBody, MAX_PUSH_BYTES, Poke};
+use outpost_domain::access::Endpoint;
+use outpost_domain::wire::{EnrollRequest, ErrorBody, LoginRequest, MAX_PUSH_BYTES, Poke};
 
+use crate::security::tls::PeerDevice;
+use crate::security::{AuthError, Authenticated, NewAccount, Security};
 use crate::service::{SyncError, SyncService};
 
 /// What the handlers share.
@@ -34,6 +46,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The device ingest counters (`GET /v1/ingest/stats`).
     pub ingest: Arc<crate::ingest::IngestStats>,
+    /// Accounts, sessions, devices and the audit trail: `Some` in the binary (always), `None`
+    /// only on the plain-HTTP server of in-process sync tests (no authentication at all).
+    pub security: Option<Arc<Security>>,
 }
 
 /// The router of every endpoint, under `/v1/`.
@@ -46,10 +61,338 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/poke", get(poke))
         .route("/v1/ingest/stats", get(ingest_stats))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/login", post(login))
+        .route("/v1/logout", post(logout))
+        .route("/v1/security/revocations", get(revocations))
+        .route("/v1/audit", get(audit_page))
+        .route("/v1/admin/users", get(admin_users).post(admin_add_user))
+        .route("/v1/admin/users/{name}/unlock", post(admin_unlock))
+        .route("/v1/admin/users/{name}/disable", post(admin_disable))
+        .route("/v1/admin/devices", get(admin_devices))
+        .route("/v1/admin/devices/{id}/revoke", post(admin_revoke))
+        .route("/v1/admin/device-tokens/{id}", post(admin_device_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth_layer,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Paths served without a session (still over TLS in the binary).
+fn is_public(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    matches!(
+        (method, path),
+        (&Method::GET, "/v1/health")
+            | (&Method::GET, "/v1/capabilities")
+            | (&Method::POST, "/v1/enroll")
+            | (&Method::POST, "/v1/login")
+    )
+}
+
+/// The endpoint of a path for `access::check_endpoint` and the audit action; `None` for
+/// logout (any signed-in person) and unknown paths.
+fn endpoint_of(path: &str) -> (Option<Endpoint>, &'static str) {
+    match path {
+        "/v1/push" => (Some(Endpoint::Push), "push"),
+        "/v1/pull" => (Some(Endpoint::Pull), "pull"),
+        "/v1/snapshot" => (Some(Endpoint::Snapshot), "snapshot"),
+        "/v1/poke" => (Some(Endpoint::Poke), "poke"),
+        "/v1/ingest/stats" => (Some(Endpoint::IngestStats), "ingest.stats"),
+        "/v1/security/revocations" => (Some(Endpoint::Revocations), "revocations"),
+        "/v1/audit" => (Some(Endpoint::Audit), "audit.read"),
+        "/v1/logout" => (None, "logout"),
+        p if p.starts_with("/v1/admin/") || p == "/v1/admin" => (Some(Endpoint::Admin), "admin"),
+        _ => (None, "request"),
+    }
+}
+
+/// The auth layer: see the module documentation. Puts [`Authenticated`] into the request's
+/// extensions; answers 401/403 with an [`ErrorBody`] (audited) otherwise.
+async fn auth_layer(
+    State(s): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(security) = s.security.clone() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path().to_owned();
+    if is_public(req.method(), &path) {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<PeerDevice>().cloned();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let (endpoint, action) = endpoint_of(&path);
+    let target = format!("{} {path}", req.method());
+    let r = tokio::task::spawn_blocking(move || {
+        security.authorize(peer.as_ref(), bearer.as_deref(), endpoint, action, &target)
+    })
+    .await;
+    match r {
+        Ok(Ok(session)) => {
+            req.extensions_mut().insert(Authenticated(session));
+            next.run(req).await
+        }
+        Ok(Err(e)) => AuthApiError(e).into_response(),
+        Err(e) => AuthApiError(AuthError::Storage(format!("request aborted: {e}"))).into_response(),
+    }
+}
+
+/// An [`AuthError`] as an HTTP answer with an [`ErrorBody`].
+struct AuthApiError(AuthError);
+
+impl IntoResponse for AuthApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "security request failed");
+        }
+        let mut res = (status, Json(self.0.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"outpost\""),
+            );
+        }
+        res
+    }
+}
+
+/// The security state, or 404 on the plain test server.
+fn security_of(s: &AppState) -> Result<Arc<Security>, AuthApiError> {
+    s.security.clone().ok_or_else(|| {
+        AuthApiError(AuthError::NotFound(
+            "security is not enabled on this server (plain in-process test server)".into(),
+        ))
+    })
+}
+
+/// Runs blocking security work off the async workers.
+async fn sec_blocking<T, F>(security: Arc<Security>, f: F) -> Result<T, AuthApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Security) -> Result<T, AuthError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(&security))
+        .await
+        .map_err(|e| AuthApiError(AuthError::Storage(format!("request aborted: {e}"))))?
+        .map_err(AuthApiError)
+}
+
+/// Decodes a small JSON body; the error names the place.
+async fn json_body<T: for<'de> Deserialize<'de>>(
+    body: Body,
+    what: &str,
+) -> Result<T, AuthApiError> {
+    let bytes = axum::body::to_bytes(body, SECURITY_BODY_LIMIT)
+        .await
+        .map_err(|e| {
+            AuthApiError(AuthError::BadRequest(format!(
+                "{what}: the body is unreadable or larger than {SECURITY_BODY_LIMIT} bytes: {e}"
+            )))
+        })?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        AuthApiError(AuthError::BadRequest(format!(
+            "{what}: {}: {}",
+            e.path(),
+            e.inner()
+        )))
+    })
+}
+
+/// The largest body of an enrollment, login or admin request, bytes.
+const SECURITY_BODY_LIMIT: usize = 64 * 1024;
+
+/// `POST /v1/enroll` (no session; TLS, no client certificate needed).
+async fn enroll(State(s): State<AppState>, body: Body) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let req: EnrollRequest = json_body(body, "enroll").await?;
+    let resp = sec_blocking(security, move |sec| sec.enroll(&req)).await?;
+    Ok(Json(resp).into_response())
+}
+
+/// `POST /v1/login` (the device certificate, no session yet).
+async fn login(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let peer = req.extensions().get::<PeerDevice>().cloned();
+    let body: LoginRequest = json_body(req.into_body(), "login").await?;
+    let resp = sec_blocking(security, move |sec| sec.login(peer.as_ref(), &body)).await?;
+    Ok(Json(resp).into_response())
+}
+
+/// The session the auth layer found (always there when security is on).
+fn session_of(
+    auth: Option<axum::Extension<Authenticated>>,
+) -> Result<crate::security::SessionInfo, AuthApiError> {
+    auth.map(|axum::Extension(Authenticated(s))| s)
+        .ok_or_else(|| AuthApiError(AuthError::Unauthenticated("no session".into())))
+}
+
+/// `POST /v1/logout`.
+async fn logout(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    sec_blocking(security, move |sec| sec.logout(&session)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/security/revocations`.
+async fn revocations(State(s): State<AppState>) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let r = sec_blocking(security, |sec| sec.revocations()).await?;
+    Ok(Json(r).into_response())
+}
+
+/// `GET /v1/audit` (auditor; checked by the auth layer): H3's handler over the trail.
+async fn audit_page(
+    State(s): State<AppState>,
+    q: Result<Query<crate::security::audit::AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let Some(log) = security.audit_log().cloned() else {
+        return Err(AuthApiError(AuthError::NotFound(
+            "this server keeps no audit trail file".into(),
+        )));
+    };
+    Ok(crate::security::audit::get_audit(State(log), q).await)
+}
+
+/// `GET /v1/admin/users`.
+async fn admin_users(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let r = sec_blocking(security, move |sec| {
+        sec.admin(&session, "user.list", "", |a| a.list_users())
+    })
+    .await?;
+    Ok(Json(r).into_response())
+}
+
+/// `POST /v1/admin/users` with a [`NewAccount`]: answers a
+/// [`crate::security::CreatedAccount`] (the TOTP secret, shown once).
+async fn admin_add_user(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    body: Body,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let new: NewAccount = json_body(body, "user").await?;
+    let r = sec_blocking(security, move |sec| {
+        let target = new.name.clone();
+        sec.admin(&session, "user.add", &target, |a| a.add_user(&new))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+/// `POST /v1/admin/users/{name}/unlock`.
+async fn admin_unlock(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    Path(name): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    sec_blocking(security, move |sec| {
+        sec.admin(&session, "user.unlock", &name, |a| a.unlock(&name))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/admin/users/{name}/disable`.
+async fn admin_disable(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    Path(name): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    sec_blocking(security, move |sec| {
+        sec.admin(&session, "user.disable", &name, |a| a.disable(&name))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/admin/devices`.
+async fn admin_devices(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let r = sec_blocking(security, move |sec| {
+        sec.admin(&session, "device.list", "", |a| a.list_devices())
+    })
+    .await?;
+    Ok(Json(r).into_response())
+}
+
+/// The body of `POST /v1/admin/devices/{id}/revoke`.
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    reason: String,
+}
+
+/// `POST /v1/admin/devices/{id}/revoke` with `{"reason": "..."}`.
+async fn admin_revoke(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let b: RevokeBody = json_body(body, "revoke").await?;
+    sec_blocking(security, move |sec| {
+        sec.admin(&session, "device.revoke", &id, |a| {
+            a.revoke_device(&id, &b.reason)
+        })
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/admin/device-tokens/{id}`: a new token for OsmAnd device `id` (`{"token": …}`,
+/// shown once).
+async fn admin_device_token(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    Path(id): Path<String>,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let token = sec_blocking(security, move |sec| {
+        sec.admin(&session, "device.token", &id, |a| a.issue_device_token(&id))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "token": token })).into_response())
 }
 
 /// One debug line per request (method, path, status, milliseconds); `RUST_LOG=debug`.
@@ -118,7 +461,9 @@ async fn method_not_allowed() -> Response {
         StatusCode::METHOD_NOT_ALLOWED,
         Json(outpost_domain::wire::ErrorBody {
             code: "bad_request".into(),
-            message: "wrong method: push is POST, every other endpoint GET".into(),
+            message: "wrong method: push, enroll, login, logout and admin changes are POST, \
+                      reads GET"
+                .into(),
             epoch: None,
         }),
     )
@@ -174,7 +519,12 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, SyncError> 
 /// How much of a too large push body is read and dropped before answering 413, bytes.
 const DRAIN_LIMIT: u64 = 16 * MAX_PUSH_BYTES as u64;
 
-async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn push(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if s.service.is_closing() {
         return ApiError(SyncError::Unavailable(
             "the server is shutting down; retry".into(),
@@ -219,7 +569,28 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
                 .into_response();
         }
     };
-    match blocking(&s.service, move |svc| svc.push(&bytes)).await {
+    let (security, session) = match (s.security.clone(), auth) {
+        (Some(security), Some(axum::Extension(Authenticated(session)))) => (security, session),
+        (Some(_), None) => {
+            return AuthApiError(AuthError::Unauthenticated("no session".into())).into_response();
+        }
+        (None, _) => {
+            // The plain test server: no person, nothing to check.
+            return match blocking(&s.service, move |svc| svc.push(&bytes)).await {
+                Ok(r) => Json(r).into_response(),
+                Err(e) => e.into_response(),
+            };
+        }
+    };
+    match blocking(&s.service, move |svc| {
+        let req = SyncService::decode_push(&bytes)?;
+        let guard = security.push_auth(&session);
+        let resp = svc.push_request_guarded(&req, Some(&guard))?;
+        guard.audit(&resp);
+        Ok(resp)
+    })
+    .await
+    {
         Ok(r) => Json(r).into_response(),
         Err(e) => e.into_response(),
     }

@@ -10,6 +10,8 @@
 //!   origin that writes their reports as ops, and the CoT feed to TAK clients;
 //! - [`server`]: [`Server::start`] on a thread of its own, graceful shutdown;
 //! - [`security`]: the agency PKI (`cert init`, device certificates) and TLS serving;
+//! - [`testing`]: a TLS test server with one account per role, for tests of this and
+//!   other crates;
 //! - [`pack`]: `pack build` (area packs, by `outpost-geo`);
 //! - [`fuzzing`]: the bodies of the fuzz targets (S17), for `fuzz/` and the stable harness.
 //!
@@ -25,6 +27,7 @@ pub mod security;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod testing;
 
 pub use pack::{BuildError, BuildOptions, BuildReport, PackBuildArgs, pack_build, report_lines};
 pub use server::{RunningServer, Server, ServerConfig, ServerError};

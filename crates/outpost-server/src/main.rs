@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use outpost_server::ingest::IngestConfig;
+use outpost_server::security::{NewAccount, Security, SecurityConfig};
 use outpost_server::storage::SqliteStorage;
 use outpost_server::{PackBuildArgs, Server, ServerConfig, SyncStorage, pack_build, report_lines};
 
@@ -62,14 +63,14 @@ enum Cmd {
         max_device_rate: usize,
         /// Refuse OsmAnd reports without their device's token (`&token=…` in the phone's
         /// server URL, from `outpost-server device token ID`): answered 401 and counted.
-        #[arg(long)]
+        #[arg(long, requires = "osmand_listen")]
         osmand_require_token: bool,
         /// Serve the OsmAnd listener over HTTPS with the server certificate (DIR/tls/).
-        #[arg(long)]
+        #[arg(long, requires = "osmand_listen")]
         osmand_tls: bool,
         /// Serve Cursor-on-Target over TLS only, requiring a device certificate signed by
         /// the agency CA (TAK's port 8089 style); no UDP.
-        #[arg(long)]
+        #[arg(long, requires = "cot_listen")]
         cot_tls: bool,
     },
     /// Certificates: the agency CA and the server certificate.
@@ -86,6 +87,16 @@ enum Cmd {
         /// Position reports with a gseq below this are removed (the newest per unit is kept).
         #[arg(long, value_name = "G")]
         before_gseq: u64,
+    },
+    /// Accounts (security.db): add, list, unlock, disable.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    /// Enrolled consoles and OsmAnd device tokens (security.db).
+    Device {
+        #[command(subcommand)]
+        command: DeviceCmd,
     },
     /// Area packs.
     Pack {
@@ -122,6 +133,85 @@ enum AuditCmd {
         /// One JSON object per line (the fields of GET /v1/audit) instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account. The password is read from the terminal without echo (twice), or
+    /// one line from stdin with --password-stdin; at least 12 characters. Prints the TOTP
+    /// secret and the otpauth URI for the person's authenticator app.
+    Add {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Login name.
+        name: String,
+        /// commander, dispatcher, field_unit, viewer, administrator or auditor.
+        #[arg(long, value_name = "ROLE")]
+        role: outpost_domain::access::Role,
+        /// The unit of a field_unit account (required for field units only).
+        #[arg(long, value_name = "UNIT_ID")]
+        unit: Option<String>,
+        /// The name shown to people (default: the login name).
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        /// Read the password as one line from stdin (scripts) instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the accounts.
+    List {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Release an account locked by failed sign-ins.
+    Unlock {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Login name.
+        name: String,
+    },
+    /// Disable an account: no sign-in, its sessions end, consoles refuse it offline.
+    Disable {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Login name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// List enrolled consoles.
+    List {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Revoke a console's certificate: refused from now on; consoles learn it and the
+    /// revoked one forgets its keys.
+    Revoke {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Device id (see `device list`).
+        id: String,
+        /// Why (kept with the device and in the audit trail).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Issue (or replace) the token of an OsmAnd phone: its URL then carries &token=TOKEN
+    /// (with `serve --osmand-require-token`).
+    Token {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The phone's device id (the `id=` of its OsmAnd URL).
+        id: String,
     },
 }
 
@@ -231,6 +321,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("CA fingerprint (SHA-256): {}", report.ca_fingerprint);
             Ok(())
         }
+        Cmd::User { command } => user(command),
+        Cmd::Device { command } => device(command),
         Cmd::Pack {
             command:
                 PackCmd::Build {
@@ -331,6 +423,152 @@ fn audit(command: AuditCmd) -> anyhow::Result<()> {
                     )?;
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+/// Opens the security state of an existing data directory (admin commands).
+fn security_of(data: &std::path::Path) -> anyhow::Result<Security> {
+    anyhow::ensure!(
+        data.is_dir(),
+        "{}: no such data directory; give the --data directory of `outpost-server serve`",
+        data.display()
+    );
+    Ok(Security::open(data, SecurityConfig::default())?)
+}
+
+/// Reads the new password: one line of stdin, or twice from the terminal without echo.
+fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")
+            .context("cannot read the password from the terminal")?;
+        let again = rpassword::prompt_password("Password again: ")
+            .context("cannot read the password from the terminal")?;
+        anyhow::ensure!(
+            first == again,
+            "the two passwords differ; nothing was changed"
+        );
+        first
+    };
+    outpost_server::security::accounts::check_password_rules(&password)?;
+    Ok(password)
+}
+
+fn user(command: UserCmd) -> anyhow::Result<()> {
+    match command {
+        UserCmd::Add {
+            data,
+            name,
+            role,
+            unit,
+            display_name,
+            password_stdin,
+        } => {
+            let security = security_of(&data)?;
+            let password = read_new_password(password_stdin)?;
+            let new = NewAccount {
+                name: name.clone(),
+                role,
+                unit_id: unit,
+                display_name,
+                password,
+            };
+            let created = security.admin_local("user.add", &name, |a| a.add_user(&new))?;
+            println!("account {:?} created ({role})", created.name);
+            println!("TOTP secret (base32): {}", created.totp_secret);
+            println!("otpauth URI: {}", created.otpauth_uri);
+            println!(
+                "Give the secret to the person once, for their authenticator app (RFC 6238, \
+                 SHA-1, 6 digits, 30 s); it is not shown again."
+            );
+            Ok(())
+        }
+        UserCmd::List { data } => {
+            let security = security_of(&data)?;
+            let users = security.admin_local("user.list", "", |a| a.list_users())?;
+            if users.is_empty() {
+                println!("no accounts; create one with `outpost-server user add`");
+            }
+            for u in users {
+                let state = match (u.enabled, u.locked_at) {
+                    (false, _) => "disabled".to_string(),
+                    (true, Some(at)) => format!("locked since {}", at.to_rfc3339()),
+                    (true, None) => "enabled".to_string(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{state}",
+                    u.name,
+                    u.role,
+                    u.unit_id.as_deref().unwrap_or("-"),
+                    u.display_name
+                );
+            }
+            Ok(())
+        }
+        UserCmd::Unlock { data, name } => {
+            let security = security_of(&data)?;
+            security.admin_local("user.unlock", &name, |a| a.unlock(&name))?;
+            println!("account {name:?} unlocked");
+            Ok(())
+        }
+        UserCmd::Disable { data, name } => {
+            let security = security_of(&data)?;
+            security.admin_local("user.disable", &name, |a| a.disable(&name))?;
+            println!("account {name:?} disabled; its sessions ended");
+            Ok(())
+        }
+    }
+}
+
+fn device(command: DeviceCmd) -> anyhow::Result<()> {
+    match command {
+        DeviceCmd::List { data } => {
+            let security = security_of(&data)?;
+            let devices = security.admin_local("device.list", "", |a| a.list_devices())?;
+            if devices.is_empty() {
+                println!("no enrolled devices");
+            }
+            for d in devices {
+                let state = match (&d.revoked_at, &d.revoke_reason) {
+                    (Some(at), reason) => format!(
+                        "revoked {} ({})",
+                        at.to_rfc3339(),
+                        reason.as_deref().unwrap_or("-")
+                    ),
+                    (None, _) => "active".to_string(),
+                };
+                println!(
+                    "{}\t{}\torigin {}\tenrolled by {} at {}\t{state}",
+                    d.device_id,
+                    d.name,
+                    d.origin,
+                    d.enrolled_by,
+                    d.enrolled_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        DeviceCmd::Revoke { data, id, reason } => {
+            let security = security_of(&data)?;
+            security.admin_local("device.revoke", &id, |a| a.revoke_device(&id, &reason))?;
+            println!("device {id} revoked");
+            Ok(())
+        }
+        DeviceCmd::Token { data, id } => {
+            let security = security_of(&data)?;
+            let token = security.admin_local("device.token", &id, |a| a.issue_device_token(&id))?;
+            println!("{token}");
+            eprintln!(
+                "Put &token={token} in the phone's OsmAnd URL; it is not shown again (a new \
+                 `device token` replaces it)."
+            );
             Ok(())
         }
     }

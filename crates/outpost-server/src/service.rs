@@ -56,6 +56,10 @@ pub enum SyncError {
         /// The compaction floor.
         floor: u64,
     },
+    /// 403 `forbidden`: the signed-in person may not make this push at all (its origin is
+    /// not the device's enrolled origin; issue 6). Nothing was stored.
+    #[error("{0}")]
+    Forbidden(String),
     /// 503 `unavailable`: shutting down, or the database is busy. Retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -82,6 +86,7 @@ impl SyncError {
             SyncError::TooLarge(_) => 413,
             SyncError::EpochChanged { .. } => 409,
             SyncError::SnapshotRequired { .. } => 410,
+            SyncError::Forbidden(_) => 403,
             SyncError::Unavailable(_) => 503,
             SyncError::Storage(_) => 500,
         }
@@ -94,6 +99,7 @@ impl SyncError {
             SyncError::TooLarge(_) => "too_large",
             SyncError::EpochChanged { .. } => "epoch_changed",
             SyncError::SnapshotRequired { .. } => "snapshot_required",
+            SyncError::Forbidden(_) => "forbidden",
             SyncError::Unavailable(_) => "unavailable",
             SyncError::Storage(_) => "internal",
         };
@@ -118,6 +124,32 @@ struct Header {
     lane_seq: u64,
     #[serde(default)]
     schema: u32,
+}
+
+/// The authorization of a person's push (issue 6; implemented by
+/// [`crate::security::PushAuth`]). The service calls it inside the push: a refused push
+/// stores nothing, a refused op is parked like any op the server cannot accept, so its
+/// author's console un-applies it. The ingest gateway's pushes have no guard (the gateway is
+/// not a person).
+pub trait PushGuard {
+    /// Before anything is stored. `Err(reason)` refuses the whole push
+    /// ([`SyncError::Forbidden`]).
+    ///
+    /// # Errors
+    /// The reason, one line starting `forbidden: `.
+    fn check_push(&self, req: &PushRequest) -> Result<(), String>;
+
+    /// For each new op that decoded and passed static validation, in order, before its
+    /// references are checked; `unit_on_incident(unit, incident)` answers from the server's
+    /// replica inside the push's transaction. `Err(reason)` parks the op with `reason`.
+    ///
+    /// # Errors
+    /// The reason, one line starting `forbidden: `.
+    fn check_op(
+        &self,
+        env: &OpEnvelope,
+        unit_on_incident: &dyn Fn(&str, Uuid) -> bool,
+    ) -> Result<(), String>;
 }
 
 /// The sync service: one storage, the poke channel and the shutdown flag.
@@ -376,11 +408,40 @@ impl SyncService {
         self.push_request(&req)
     }
 
+    /// Decodes a push body as [`SyncService::push`] does, without pushing it (the HTTP
+    /// layer decodes once, then calls [`SyncService::push_request_guarded`]).
+    ///
+    /// # Errors
+    /// [`SyncError::TooLarge`], [`SyncError::BadRequest`].
+    pub fn decode_push(bytes: &[u8]) -> Result<PushRequest, SyncError> {
+        if bytes.len() > MAX_PUSH_BYTES {
+            return Err(SyncError::TooLarge(format!(
+                "the push has {} bytes; at most {MAX_PUSH_BYTES} are accepted",
+                bytes.len()
+            )));
+        }
+        decode(bytes).map_err(SyncError::BadRequest)
+    }
+
     /// [`SyncService::push`] of an already decoded request.
     ///
     /// # Errors
     /// As [`SyncService::push`].
     pub fn push_request(&self, req: &PushRequest) -> Result<PushResponse, SyncError> {
+        self.push_request_guarded(req, None)
+    }
+
+    /// [`SyncService::push_request`] checked by `guard` (a signed-in person's push): a
+    /// refused push answers [`SyncError::Forbidden`] and stores nothing; a refused op is
+    /// parked with the guard's reason.
+    ///
+    /// # Errors
+    /// As [`SyncService::push`]; [`SyncError::Forbidden`].
+    pub fn push_request_guarded(
+        &self,
+        req: &PushRequest,
+        guard: Option<&dyn PushGuard>,
+    ) -> Result<PushResponse, SyncError> {
         self.check_open()?;
         if req.protocol != PROTOCOL_VERSION {
             return Err(SyncError::BadRequest(format!(
@@ -416,6 +477,9 @@ impl SyncService {
                 )));
             }
             headers.push(h);
+        }
+        if let Some(g) = guard {
+            g.check_push(req).map_err(SyncError::Forbidden)?;
         }
 
         let mut storage = self.storage();
@@ -483,19 +547,27 @@ impl SyncService {
                 Err(reason) => Err(reason),
                 Ok(env) => {
                     flag_skew(&env, now_ms);
-                    match refers_to_unknown(tx.as_mut(), &env)? {
+                    let denied = match guard {
+                        Some(g) => authorize(g, tx.as_mut(), &env)?,
+                        None => None,
+                    };
+                    match denied {
                         Some(reason) => Err(reason),
-                        None if tx.is_logged(env.op_id)? => Err(format!(
-                            "op {} was already accepted under another lane_seq",
-                            env.op_id
-                        )),
-                        None => {
-                            let verdict = tx.accept(&env, &raw_text)?;
-                            if verdict.is_ok() && matches!(env.body, OpBody::DeviceBind { .. }) {
-                                binds += 1;
+                        None => match refers_to_unknown(tx.as_mut(), &env)? {
+                            Some(reason) => Err(reason),
+                            None if tx.is_logged(env.op_id)? => Err(format!(
+                                "op {} was already accepted under another lane_seq",
+                                env.op_id
+                            )),
+                            None => {
+                                let verdict = tx.accept(&env, &raw_text)?;
+                                if verdict.is_ok() && matches!(env.body, OpBody::DeviceBind { .. })
+                                {
+                                    binds += 1;
+                                }
+                                verdict
                             }
-                            verdict
-                        }
+                        },
                     }
                 }
             };
@@ -781,6 +853,30 @@ fn flag_skew(env: &OpEnvelope, now_ms: i64) {
             "op stamped in the future: the author's clock is ahead of the server's"
         );
     }
+}
+
+/// The guard's verdict on `env` (`Some(reason)`: park it), with `unit_on_incident`
+/// answered from the replica inside the push's transaction.
+fn authorize(
+    guard: &dyn PushGuard,
+    tx: &mut dyn crate::storage::PushTx,
+    env: &OpEnvelope,
+) -> Result<Option<String>, StorageError> {
+    let tx = std::cell::RefCell::new(tx);
+    let failed = std::cell::RefCell::new(None);
+    let unit_on_incident =
+        |unit: &str, incident: Uuid| match tx.borrow_mut().unit_on_incident(unit, incident) {
+            Ok(b) => b,
+            Err(e) => {
+                *failed.borrow_mut() = Some(e);
+                false
+            }
+        };
+    let verdict = guard.check_op(env, &unit_on_incident);
+    if let Some(e) = failed.into_inner() {
+        return Err(e);
+    }
+    Ok(verdict.err())
 }
 
 /// A reason when the op refers to an incident or unit the server does not have, or creates

@@ -307,6 +307,13 @@ pub trait PushTx {
     /// Storage errors.
     fn has_unit(&mut self, unit_id: &str) -> Result<bool, StorageError>;
 
+    /// True when the replica has (or had) an assignment of unit `unit_id` to incident
+    /// `incident_id` (a field unit may write notes on its incidents; `access::check_op`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn unit_on_incident(&mut self, unit_id: &str, incident_id: Uuid) -> Result<bool, StorageError>;
+
     /// Accepts `op` as the next op of its lane: gives it the next `gseq`, appends it to the
     /// log with `raw`, applies it to the materialized state, records the outcome and raises
     /// the lane's high-water mark to `op.lane_seq`. `Ok(Err(reason))` when the state refused

@@ -498,6 +498,19 @@ impl PushTx for SqlitePushTx<'_> {
         entity_exists(&self.tx, "unit", unit_id)
     }
 
+    fn unit_on_incident(&mut self, unit_id: &str, incident_id: Uuid) -> Result<bool, StorageError> {
+        // The store's replica (outpost-store's `assignments` table, in this same file).
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT 1 FROM assignments WHERE unit_id = ?1 AND incident_id = ?2 LIMIT 1",
+                params![unit_id, incident_id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     fn accept(&mut self, op: &OpEnvelope, raw: &str) -> Result<Result<u64, String>, StorageError> {
         let gseq = self.head.gseq + 1;
         let now = Utc::now().timestamp_millis();

@@ -9,6 +9,7 @@ use std::process::Command;
 #[cfg(unix)]
 mod unix;
 
+mod accounts;
 mod audit;
 #[cfg(unix)]
 mod cli;

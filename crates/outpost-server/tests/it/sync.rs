@@ -81,7 +81,7 @@ fn health_and_capabilities() {
     assert_eq!(status, 405);
     assert_eq!(
         e["message"],
-        "wrong method: push is POST, every other endpoint GET"
+        "wrong method: push, enroll, login, logout and admin changes are POST, reads GET"
     );
 }
 

@@ -1,0 +1,724 @@
+//! Security of the server (issue 6): accounts and sign-in, the agency PKI and TLS serving,
+//! the audit trail, and the enforcement of who may do what.
+//!
+//! - [`accounts`]: `security.db` (accounts, sessions, devices, grants, device tokens,
+//!   revocations), passwords (argon2id), TOTP, lockout;
+//! - [`audit`]: the tamper-evident audit trail (`audit.db`, a SHA-256 hash chain), `audit verify`;
+//! - [`pki`]: the agency CA and server certificate (`cert init`), signing device CSRs;
+//! - [`tls`]: the rustls server configuration, the TLS serving loop, [`tls::PeerDevice`].
+//!
+//! [`Security`] ties them together for the HTTP layer: enrollment, login, logout, the
+//! authentication of every other request, the authorization of each pushed op
+//! ([`PushAuth`], a [`crate::service::PushGuard`]) and the audit records of all of it.
+//! Rules: `outpost_domain::access` (what each role may do), CJIS 5.9.5 §5.5.3 (lockout),
+//! §5.6.2.2 (multi-factor), §5.4 (audit).
+
+pub mod accounts;
+pub mod audit;
+pub mod pki;
+pub mod tls;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use outpost_domain::access::{self, Actor, Endpoint};
+use outpost_domain::clock::{Clock, SystemClock};
+use outpost_domain::op::{Lane, OpEnvelope};
+use outpost_domain::wire::{
+    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Outcome, PROTOCOL_VERSION,
+    PushRequest, PushResponse, Revocations,
+};
+
+pub use accounts::{
+    AccountInfo, Accounts, AuthError, CreatedAccount, DeviceInfo, NewAccount, PasswordParams,
+    SessionInfo,
+};
+pub use audit::{AuditEvent, AuditOutcome};
+
+/// Where audit events go. [`audit::AuditLog`] is the real one; [`MemoryAudit`] keeps them
+/// in memory (tests). Recording never fails a request: a sink logs its own write errors.
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: AuditEvent);
+    /// Records several events at once (one transaction where the sink has them).
+    fn record_many(&self, events: Vec<AuditEvent>) {
+        for e in events {
+            self.record(e);
+        }
+    }
+}
+
+impl AuditSink for audit::AuditLog {
+    fn record(&self, event: AuditEvent) {
+        if let Err(e) = audit::AuditLog::record(self, event) {
+            tracing::error!(error = %e, "cannot write the audit trail");
+        }
+    }
+
+    fn record_many(&self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = audit::AuditLog::record_many(self, &events) {
+            tracing::error!(error = %e, "cannot write the audit trail");
+        }
+    }
+}
+
+/// An [`AuditSink`] that keeps events in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryAudit(Mutex<Vec<AuditEvent>>);
+
+impl MemoryAudit {
+    /// Every event recorded so far.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl AuditSink for MemoryAudit {
+    fn record(&self, event: AuditEvent) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+}
+
+/// The default offline grace: 72 hours (`serve --offline-grace-h`).
+pub const DEFAULT_OFFLINE_GRACE_H: u64 = 72;
+
+/// How long a device certificate is valid, days.
+pub const DEVICE_CERT_DAYS: u32 = 365;
+
+/// How the security layer is set up.
+#[derive(Clone)]
+pub struct SecurityConfig {
+    /// argon2id costs of new password hashes (OWASP by default).
+    pub password: PasswordParams,
+    /// How long after an online login a person may sign in offline on that device and
+    /// have ops written there accepted, seconds (default 72 h).
+    pub offline_grace_s: u64,
+    /// "Now" for sessions, lockout, TOTP and grants (the system clock by default).
+    pub clock: Arc<dyn Clock>,
+    /// Validity of device certificates, days.
+    pub device_cert_days: u32,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("password", &self.password)
+            .field("offline_grace_s", &self.offline_grace_s)
+            .field("device_cert_days", &self.device_cert_days)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SecurityConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.password == other.password
+            && self.offline_grace_s == other.offline_grace_s
+            && self.device_cert_days == other.device_cert_days
+            && Arc::ptr_eq(&self.clock, &other.clock)
+    }
+}
+
+impl Eq for SecurityConfig {}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            password: PasswordParams::default(),
+            offline_grace_s: DEFAULT_OFFLINE_GRACE_H * 3600,
+            clock: Arc::new(SystemClock),
+            device_cert_days: DEVICE_CERT_DAYS,
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The configuration of tests: cheap argon2 parameters
+    /// ([`PasswordParams::cheap_for_tests`]) and the given clock.
+    pub fn for_tests(clock: Arc<dyn Clock>) -> SecurityConfig {
+        SecurityConfig {
+            password: PasswordParams::cheap_for_tests(),
+            clock,
+            ..SecurityConfig::default()
+        }
+    }
+}
+
+/// The security state of a running server.
+pub struct Security {
+    accounts: Accounts,
+    pki: Option<pki::Pki>,
+    audit: Arc<dyn AuditSink>,
+    audit_log: Option<Arc<audit::AuditLog>>,
+    config: SecurityConfig,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("accounts", &self.accounts)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request that passed the auth layer: who, on which device. Put into the request's
+/// extensions by the auth layer of [`crate::http`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated(pub SessionInfo);
+
+impl Security {
+    /// Opens the security state of `data_dir`: `security.db`, `audit.db` and, when
+    /// `DIR/tls/` exists, the agency PKI (without it enrollment is refused).
+    ///
+    /// # Errors
+    /// [`AuthError::Storage`] naming the file that cannot be opened.
+    pub fn open(data_dir: &Path, config: SecurityConfig) -> Result<Security, AuthError> {
+        let accounts = Accounts::open(data_dir, config.password, config.clock.clone())?;
+        let pki = if pki::exists(data_dir) {
+            Some(pki::Pki::load(data_dir).map_err(|e| AuthError::Storage(e.to_string()))?)
+        } else {
+            None
+        };
+        let log = Arc::new(
+            audit::AuditLog::open_with(data_dir, config.clock.clone(), audit::Zone::Local)
+                .map_err(|e| AuthError::Storage(e.to_string()))?,
+        );
+        Ok(Security {
+            accounts,
+            pki,
+            audit: log.clone(),
+            audit_log: Some(log),
+            config,
+        })
+    }
+
+    /// The same security state with another audit sink (tests).
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Security {
+        self.audit = sink;
+        self.audit_log = None;
+        self
+    }
+
+    /// The accounts database.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The audit trail (`GET /v1/audit`), when it is the real one.
+    pub fn audit_log(&self) -> Option<&Arc<audit::AuditLog>> {
+        self.audit_log.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SecurityConfig {
+        &self.config
+    }
+
+    /// Records an audit event.
+    pub fn audit(&self, event: AuditEvent) {
+        self.audit.record(event);
+    }
+
+    /// `POST /v1/enroll`: checks the person's credentials (a failure counts towards the
+    /// lockout), signs the device's CSR with the agency CA, binds the device to the
+    /// console's origin and escrows its cache key. Audited (`enroll`).
+    ///
+    /// # Errors
+    /// [`AuthError::BadRequest`] (protocol, device name, cache key, origin, CSR),
+    /// [`AuthError::Unauthenticated`], [`AuthError::LockedOut`], [`AuthError::Conflict`]
+    /// (origin enrolled), [`AuthError::Storage`] (also: no PKI in the data directory).
+    pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, AuthError> {
+        let r = self.enroll_inner(req);
+        let event = AuditEvent::new("enroll", outcome_of(&r))
+            .user(req.user.as_str())
+            .target(format!("origin {}", req.origin));
+        self.audit(match &r {
+            Ok(resp) => event
+                .device(resp.device_id.as_str())
+                .detail(format!("device {:?}", req.device_name.trim())),
+            Err(e) => event.detail(e.to_string()),
+        });
+        r
+    }
+
+    fn enroll_inner(&self, req: &EnrollRequest) -> Result<EnrollResponse, AuthError> {
+        check_protocol(req.protocol)?;
+        let name = req.device_name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(AuthError::BadRequest(
+                "device_name: 1-100 characters, no control characters".into(),
+            ));
+        }
+        let key = req.cache_key.trim();
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AuthError::BadRequest(
+                "cache_key: 64 hex digits (a 256-bit key) expected".into(),
+            ));
+        }
+        if req.origin.is_nil() {
+            return Err(AuthError::BadRequest(
+                "origin: the nil UUID is not an installation origin".into(),
+            ));
+        }
+        let Some(pki) = &self.pki else {
+            return Err(AuthError::Storage(
+                "this server has no agency CA; run `outpost-server cert init`".into(),
+            ));
+        };
+        let account = self
+            .accounts
+            .verify_credentials(&req.user, &req.password, &req.totp)?;
+        let device_id = Accounts::new_device_id();
+        let signed = pki
+            .sign_device_csr(&req.csr_pem, &device_id, self.config.device_cert_days)
+            .map_err(|e| AuthError::BadRequest(format!("csr_pem: {e}")))?;
+        self.accounts.add_device(
+            &device_id,
+            name,
+            req.origin,
+            &signed.serial_hex,
+            &account.name,
+            &key.to_ascii_lowercase(),
+        )?;
+        let not_after = DateTime::<Utc>::from_timestamp(signed.not_after.unix_timestamp(), 0)
+            .unwrap_or_default();
+        Ok(EnrollResponse {
+            device_id,
+            certificate_pem: signed.cert_pem,
+            ca_pem: pki.ca_pem().to_string(),
+            not_after,
+        })
+    }
+
+    /// `POST /v1/login` from the device `peer`: password and TOTP (a failure counts towards
+    /// the lockout), then a session bound to the device and a grant for offline use.
+    /// Audited (`login`).
+    ///
+    /// # Errors
+    /// [`AuthError::CertificateRequired`], [`AuthError::DeviceRevoked`],
+    /// [`AuthError::BadRequest`] (protocol), [`AuthError::Unauthenticated`],
+    /// [`AuthError::LockedOut`], [`AuthError::Storage`].
+    pub fn login(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+        req: &LoginRequest,
+    ) -> Result<LoginResponse, AuthError> {
+        let r = self.login_inner(peer, req);
+        let mut event = AuditEvent::new("login", outcome_of(&r))
+            .user(req.user.as_str())
+            .device(peer.map_or("-", |p| p.device_id.as_str()));
+        if let Err(e) = &r {
+            event = event.detail(format!("{}: {e}", e.code()));
+        }
+        self.audit(event);
+        r
+    }
+
+    fn login_inner(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+        req: &LoginRequest,
+    ) -> Result<LoginResponse, AuthError> {
+        let device = self.device_of(peer)?;
+        check_protocol(req.protocol)?;
+        let account = self
+            .accounts
+            .verify_credentials(&req.user, &req.password, &req.totp)?;
+        let session = self.accounts.start_session(
+            &account.name,
+            &device.info.device_id,
+            self.config.offline_grace_s,
+        )?;
+        Ok(LoginResponse {
+            token: session.token,
+            expires_at: session.expires_at,
+            user: account.name,
+            display_name: account.display_name,
+            role: account.role,
+            unit_id: account.unit_id,
+            totp_secret: account.totp_secret,
+            offline_grace_s: self.config.offline_grace_s,
+            cache_key: device.cache_key,
+        })
+    }
+
+    fn device_of(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+    ) -> Result<accounts::DeviceRecord, AuthError> {
+        let Some(peer) = peer else {
+            return Err(AuthError::CertificateRequired(
+                "a device certificate is required (mutual TLS); enroll this console first".into(),
+            ));
+        };
+        self.accounts
+            .check_device(&peer.device_id, &peer.serial_hex)
+    }
+
+    /// The session of a request: the device certificate must belong to an enrolled,
+    /// unrevoked device and `bearer` to a live session issued to that device. Not audited
+    /// here (the caller knows the path).
+    ///
+    /// # Errors
+    /// [`AuthError::CertificateRequired`], [`AuthError::DeviceRevoked`],
+    /// [`AuthError::Unauthenticated`], [`AuthError::Storage`].
+    pub fn authenticate(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+        bearer: Option<&str>,
+    ) -> Result<SessionInfo, AuthError> {
+        let device = self.device_of(peer)?;
+        let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err(AuthError::Unauthenticated(
+                "no session token (Authorization: Bearer TOKEN); sign in (POST /v1/login)".into(),
+            ));
+        };
+        self.accounts.session(&device.info.device_id, token)
+    }
+
+    /// [`Security::authenticate`] and then the role's permission for `endpoint`
+    /// (`access::check_endpoint`). A refusal is audited with `action` and `target`.
+    ///
+    /// # Errors
+    /// As [`Security::authenticate`]; [`AuthError::Forbidden`].
+    pub fn authorize(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+        bearer: Option<&str>,
+        endpoint: Option<Endpoint>,
+        action: &str,
+        target: &str,
+    ) -> Result<SessionInfo, AuthError> {
+        let r = self.authenticate(peer, bearer).and_then(|s| {
+            if let Some(ep) = endpoint {
+                access::check_endpoint(s.role, ep)
+                    .map_err(|f| AuthError::Forbidden(f.to_string()))?;
+            }
+            Ok(s)
+        });
+        if let Err(e) = &r {
+            // The user when the token is known (a forbidden role), else "-".
+            let user = peer
+                .zip(bearer)
+                .and_then(|(p, t)| self.accounts.session(&p.device_id, t.trim()).ok())
+                .map_or_else(|| "-".to_string(), |s| s.user);
+            self.audit(
+                AuditEvent::new(action, AuditOutcome::Refused)
+                    .user(user)
+                    .device(peer.map_or("-", |p| p.device_id.as_str()))
+                    .target(target)
+                    .detail(format!("{}: {e}", e.code())),
+            );
+        }
+        r
+    }
+
+    /// `POST /v1/logout`: ends the session. Audited.
+    ///
+    /// # Errors
+    /// [`AuthError::Storage`].
+    pub fn logout(&self, session: &SessionInfo) -> Result<(), AuthError> {
+        let r = self.accounts.end_session(&session.token_sha256);
+        self.audit(
+            AuditEvent::new("logout", outcome_of(&r))
+                .user(session.user.as_str())
+                .device(session.device_id.as_str()),
+        );
+        r
+    }
+
+    /// `GET /v1/security/revocations`.
+    ///
+    /// # Errors
+    /// [`AuthError::Storage`].
+    pub fn revocations(&self) -> Result<Revocations, AuthError> {
+        self.accounts.revocations()
+    }
+
+    /// An administrator's action (`admin:ACTION` on `target`), audited with its outcome.
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn admin<T>(
+        &self,
+        session: &SessionInfo,
+        action: &str,
+        target: &str,
+        f: impl FnOnce(&Accounts) -> Result<T, AuthError>,
+    ) -> Result<T, AuthError> {
+        let r = f(&self.accounts);
+        let mut event = AuditEvent::new(format!("admin:{action}"), outcome_of(&r))
+            .user(session.user.as_str())
+            .device(session.device_id.as_str())
+            .target(target);
+        if let Err(e) = &r {
+            event = event.detail(e.to_string());
+        }
+        self.audit(event);
+        r
+    }
+
+    /// An administrator's action from the command line on the server (`user add`,
+    /// `device revoke`, …): audited as `admin:ACTION` by the local operator (user
+    /// `"local-admin"`, device `"cli"`).
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn admin_local<T>(
+        &self,
+        action: &str,
+        target: &str,
+        f: impl FnOnce(&Accounts) -> Result<T, AuthError>,
+    ) -> Result<T, AuthError> {
+        let r = f(&self.accounts);
+        let mut event = AuditEvent::new(format!("admin:{action}"), outcome_of(&r))
+            .user("local-admin")
+            .device("cli")
+            .target(target);
+        if let Err(e) = &r {
+            event = event.detail(e.to_string());
+        }
+        self.audit(event);
+        r
+    }
+
+    /// The push check for a request of `session` ([`crate::service::PushGuard`]).
+    pub fn push_auth<'a>(&'a self, session: &'a SessionInfo) -> PushAuth<'a> {
+        PushAuth {
+            security: self,
+            session,
+            authors: RefCell::new(HashMap::new()),
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl tls::DeviceCertCheck for Security {
+    fn check(&self, peer: &tls::PeerDevice) -> Result<(), String> {
+        self.accounts
+            .check_device(&peer.device_id, &peer.serial_hex)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl crate::ingest::DeviceTokenCheck for Security {
+    fn check(&self, device_id: &str, token: &str) -> bool {
+        match self
+            .accounts
+            .check_device_token(device_id.trim(), token.trim())
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check an OsmAnd device token");
+                false
+            }
+        }
+    }
+}
+
+fn check_protocol(protocol: u32) -> Result<(), AuthError> {
+    if protocol == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(AuthError::BadRequest(format!(
+            "protocol: version {protocol} is not served here (this server speaks \
+             {PROTOCOL_VERSION})"
+        )))
+    }
+}
+
+fn outcome_of<T>(r: &Result<T, AuthError>) -> AuditOutcome {
+    match r {
+        Ok(_) => AuditOutcome::Ok,
+        Err(AuthError::Storage(_) | AuthError::BadRequest(_) | AuthError::Conflict(_)) => {
+            AuditOutcome::Failed
+        }
+        Err(AuthError::NotFound(_)) => AuditOutcome::Failed,
+        Err(_) => AuditOutcome::Refused,
+    }
+}
+
+/// The authorization of one push by a signed-in person (issue 6): the push's origin must be
+/// the device's enrolled origin; each new op's author (`op.user`) must be the session's user
+/// or hold a grant on this device whose window covers the op's HLC time, the author's
+/// account must be enabled, and `access::check_op` must pass (with `unit_on_incident`
+/// answered by the server's replica). A refused op is parked with a reason starting
+/// `forbidden: `. Then [`PushAuth::audit`] records the push's ops.
+pub struct PushAuth<'a> {
+    security: &'a Security,
+    session: &'a SessionInfo,
+    authors: RefCell<HashMap<String, Option<accounts::AuthorInfo>>>,
+    /// The ops checked (new ops that decoded): id, kind, author, lane.
+    seen: RefCell<Vec<(Uuid, &'static str, String, Lane)>>,
+}
+
+impl std::fmt::Debug for PushAuth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushAuth")
+            .field("session", &self.session.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushAuth<'_> {
+    fn actor_of(&self, env: &OpEnvelope) -> Result<Actor, String> {
+        let s = self.session;
+        if env.user == s.user {
+            return Ok(Actor {
+                user: s.user.clone(),
+                role: s.role,
+                unit_id: s.unit_id.clone(),
+            });
+        }
+        let mut authors = self.authors.borrow_mut();
+        if !authors.contains_key(&env.user) {
+            let info = self
+                .security
+                .accounts
+                .author(&env.user, &s.device_id)
+                .map_err(|e| format!("forbidden: cannot check the author: {e}"))?;
+            authors.insert(env.user.clone(), info);
+        }
+        let Some(Some(info)) = authors.get(&env.user) else {
+            return Err(format!(
+                "forbidden: the author {:?} has no account on this server",
+                env.user
+            ));
+        };
+        if !info.enabled {
+            return Err(format!("forbidden: the account {:?} is disabled", env.user));
+        }
+        let at = env.hlc.wall_ms;
+        if !info
+            .grants
+            .iter()
+            .any(|&(from, until)| from <= at && at <= until)
+        {
+            return Err(format!(
+                "forbidden: {:?} wrote this op (at {}) on device {} without a sign-in there \
+                 whose offline grace covers that time; {:?} is signed in",
+                env.user,
+                DateTime::<Utc>::from_timestamp_millis(at)
+                    .map_or_else(|| at.to_string(), |t| t.to_rfc3339()),
+                s.device_id,
+                s.user
+            ));
+        }
+        Ok(Actor {
+            user: env.user.clone(),
+            role: info.role,
+            unit_id: info.unit_id.clone(),
+        })
+    }
+
+    /// Records the ops of this push in the audit trail from the service's answer: one
+    /// record per critical or notes op (`op:KIND`, target the op id, outcome ok / refused
+    /// (forbidden) / failed (parked for another reason)), one record for the positions of
+    /// the push (the counts). Ops answered from a stored outcome (resent) are not recorded
+    /// again.
+    pub fn audit(&self, resp: &PushResponse) {
+        let seen = self.seen.borrow();
+        let outcomes: HashMap<Uuid, &Outcome> =
+            resp.results.iter().map(|r| (r.op_id, &r.outcome)).collect();
+        let mut events = Vec::new();
+        let (mut pos_ok, mut pos_refused, mut pos_failed) = (0usize, 0usize, 0usize);
+        let device = self.session.device_id.as_str();
+        for (op_id, kind, user, lane) in seen.iter() {
+            let Some(outcome) = outcomes.get(op_id) else {
+                continue;
+            };
+            let (result, detail) = match outcome {
+                Outcome::Accepted { gseq } => (AuditOutcome::Ok, format!("gseq {gseq}")),
+                Outcome::Parked { reason } if reason.starts_with("forbidden:") => {
+                    (AuditOutcome::Refused, reason.clone())
+                }
+                Outcome::Parked { reason } => (AuditOutcome::Failed, reason.clone()),
+                Outcome::Duplicate { .. } => continue,
+            };
+            if *lane == Lane::Positions {
+                match result {
+                    AuditOutcome::Ok => pos_ok += 1,
+                    AuditOutcome::Refused => pos_refused += 1,
+                    AuditOutcome::Failed => pos_failed += 1,
+                }
+                continue;
+            }
+            events.push(
+                AuditEvent::new(format!("op:{kind}"), result)
+                    .user(user.as_str())
+                    .device(device)
+                    .target(op_id.to_string())
+                    .detail(detail),
+            );
+        }
+        let total = pos_ok + pos_refused + pos_failed;
+        if total > 0 {
+            let outcome = if pos_refused > 0 {
+                AuditOutcome::Refused
+            } else if pos_failed > 0 {
+                AuditOutcome::Failed
+            } else {
+                AuditOutcome::Ok
+            };
+            events.push(
+                AuditEvent::new("op:positions", outcome)
+                    .user(self.session.user.as_str())
+                    .device(device)
+                    .target(format!("{total} ops"))
+                    .detail(format!(
+                        "{pos_ok} accepted, {pos_refused} refused, {pos_failed} parked"
+                    )),
+            );
+        }
+        self.security.audit.record_many(events);
+    }
+
+    /// Audits a push refused whole (its origin is not the device's).
+    pub fn audit_refused(&self, req: &PushRequest, why: &str) {
+        self.security.audit(
+            AuditEvent::new("push", AuditOutcome::Refused)
+                .user(self.session.user.as_str())
+                .device(self.session.device_id.as_str())
+                .target(format!("origin {}", req.origin))
+                .detail(why),
+        );
+    }
+}
+
+impl crate::service::PushGuard for PushAuth<'_> {
+    fn check_push(&self, req: &PushRequest) -> Result<(), String> {
+        if req.origin != self.session.origin {
+            let why = format!(
+                "forbidden: the push is of origin {} but device {} was enrolled with origin {}",
+                req.origin, self.session.device_id, self.session.origin
+            );
+            self.audit_refused(req, &why);
+            return Err(why);
+        }
+        Ok(())
+    }
+
+    fn check_op(
+        &self,
+        env: &OpEnvelope,
+        unit_on_incident: &dyn Fn(&str, Uuid) -> bool,
+    ) -> Result<(), String> {
+        self.seen.borrow_mut().push((
+            env.op_id,
+            access::op_kind(&env.body),
+            env.user.clone(),
+            env.lane,
+        ));
+        let actor = self.actor_of(env)?;
+        access::check_op(&actor, &env.body, unit_on_incident).map_err(|f| f.to_string())
+    }
+}

@@ -1,0 +1,701 @@
+//! Accounts, sign-in and enforcement (issue 6) on the TLS test server of
+//! `outpost_server::testing`: lockout on the 5th failure within 15 minutes (and its
+//! release by an administrator), TOTP replay, session tokens replayed from another device,
+//! after logout or after expiry, the push authorization of each op (author, grants, roles,
+//! a field unit's own unit) and the endpoint permissions of the roles. Time moves on the
+//! security layer's injected clock; nothing sleeps.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use outpost_domain::access::Role;
+use outpost_domain::op::{Lane, OpBody, OpEnvelope, Release};
+use outpost_domain::unit::UnitStatus;
+use outpost_domain::wire::{EnrollRequest, LoginRequest, PROTOCOL_VERSION};
+use outpost_server::security::AuthError;
+use outpost_server::testing::{TEST_FIELD_UNIT, TEST_PASSWORD, TestDevice, TestServer};
+use outpost_sync::tls::client_config;
+
+use crate::support::{Author, outcomes, request};
+
+/// An HTTPS client of the test server with `device`'s certificate (or none).
+struct Https {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Https {
+    fn new(server: &TestServer, device: Option<&TestDevice>) -> Https {
+        let identity = device.map(|d| (d.cert_pem.as_str(), d.key_pem.as_str()));
+        let tls = client_config(server.ca_pem(), identity).expect("client config");
+        Https {
+            base: server.url(),
+            http: reqwest::blocking::Client::builder()
+                .use_preconfigured_tls(tls)
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("https client"),
+        }
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder, token: Option<&str>) -> (u16, Value) {
+        let rb = match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        let r = rb.send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base)), token)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.send(
+            self.http.post(format!("{}{path}", self.base)).json(body),
+            token,
+        )
+    }
+}
+
+fn code(r: &(u16, Value)) -> (u16, &str) {
+    (r.0, r.1["code"].as_str().unwrap_or(""))
+}
+
+fn login_body(server: &TestServer, role: Role, password: &str, totp: String) -> Value {
+    json!(LoginRequest {
+        protocol: PROTOCOL_VERSION,
+        user: server.user(role).name.clone(),
+        password: password.into(),
+        totp,
+    })
+}
+
+fn err_code<T: std::fmt::Debug>(r: Result<T, AuthError>) -> &'static str {
+    r.expect_err("refused").code()
+}
+
+/// An op of `author` written by `user` at `wall_ms`.
+fn by(mut op: OpEnvelope, user: &str, wall_ms: Option<i64>) -> OpEnvelope {
+    op.user = user.into();
+    if let Some(ms) = wall_ms {
+        op.hlc.wall_ms = ms;
+    }
+    op
+}
+
+/// An author with `device`'s origin.
+fn author_of(device: &TestDevice) -> Author {
+    let mut a = Author::new(0);
+    a.origin = device.origin;
+    a
+}
+
+#[test]
+fn the_fifth_failure_within_15_minutes_locks_until_an_administrator_unlocks() {
+    let server = TestServer::start().expect("server");
+    let sec = server.security();
+    let device = server
+        .enroll(Role::Administrator, "lockout")
+        .expect("enroll");
+    let wrong = |i: usize| LoginRequest {
+        protocol: PROTOCOL_VERSION,
+        user: "dispatcher".into(),
+        password: format!("not the password {i}"),
+        totp: server.totp_code(Role::Dispatcher),
+    };
+    // Four failures, then the right password and code: signed in (the count is cleared).
+    for i in 0..4 {
+        assert_eq!(
+            err_code(sec.login(Some(&device.peer()), &wrong(i))),
+            "unauthenticated"
+        );
+    }
+    server
+        .login(&device, Role::Dispatcher)
+        .expect("4 failures do not lock");
+    // Failures more than 15 minutes apart do not add up.
+    for i in 0..4 {
+        assert_eq!(
+            err_code(sec.login(Some(&device.peer()), &wrong(i))),
+            "unauthenticated"
+        );
+    }
+    server.clock().advance_secs(15 * 60 + 1);
+    assert_eq!(
+        err_code(sec.login(Some(&device.peer()), &wrong(9))),
+        "unauthenticated"
+    );
+    server
+        .login(&device, Role::Dispatcher)
+        .expect("old failures expired");
+    // Five failures within 15 minutes (the fifth is answered locked_out)...
+    for i in 0..4 {
+        assert_eq!(
+            err_code(sec.login(Some(&device.peer()), &wrong(i))),
+            "unauthenticated"
+        );
+        server.clock().advance_secs(60);
+    }
+    assert_eq!(
+        err_code(sec.login(Some(&device.peer()), &wrong(4))),
+        "locked_out"
+    );
+    // ...and then even the right password and a fresh code are refused, over HTTP too.
+    let http = Https::new(&server, Some(&device));
+    let right = login_body(
+        &server,
+        Role::Dispatcher,
+        TEST_PASSWORD,
+        server.fresh_code(Role::Dispatcher),
+    );
+    assert_eq!(
+        code(&http.post("/v1/login", None, &right)),
+        (403, "locked_out")
+    );
+    let listed = sec.accounts().list_users().expect("list");
+    let d = listed
+        .iter()
+        .find(|u| u.name == "dispatcher")
+        .expect("dispatcher");
+    assert!(d.locked_at.is_some());
+    // Hours later it is still locked: only an administrator releases it.
+    server.clock().advance_secs(6 * 3600);
+    let right = login_body(
+        &server,
+        Role::Dispatcher,
+        TEST_PASSWORD,
+        server.fresh_code(Role::Dispatcher),
+    );
+    assert_eq!(
+        code(&http.post("/v1/login", None, &right)),
+        (403, "locked_out")
+    );
+    // The administrator unlocks over HTTP; the dispatcher signs in.
+    let admin = server
+        .login(&device, Role::Administrator)
+        .expect("admin login");
+    let (status, _) = http.post(
+        "/v1/admin/users/dispatcher/unlock",
+        Some(&admin.token),
+        &json!({}),
+    );
+    assert_eq!(status, 204);
+    let right = login_body(
+        &server,
+        Role::Dispatcher,
+        TEST_PASSWORD,
+        server.fresh_code(Role::Dispatcher),
+    );
+    let (status, body) = http.post("/v1/login", None, &right);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["role"], "dispatcher");
+    assert_eq!(body["token"].as_str().map(str::len), Some(64));
+    // Each step of it is in the audit trail.
+    let events = audit(&server);
+    let logins: Vec<&str> = events
+        .iter()
+        .filter(|e| e["action"] == "login" && e["user"] == "dispatcher")
+        .map(|e| e["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(logins.iter().filter(|o| **o == "ok").count(), 3);
+    assert_eq!(
+        logins.iter().filter(|o| **o == "refused").count(),
+        4 + 5 + 5 + 2
+    );
+    assert!(events.iter().any(|e| e["action"] == "admin:user.unlock"
+        && e["target"] == "dispatcher"
+        && e["user"] == "administrator"
+        && e["outcome"] == "ok"));
+}
+
+#[test]
+fn enrollment_failures_count_towards_the_lockout() {
+    let server = TestServer::start().expect("server");
+    let sec = server.security();
+    let (_key, csr_pem) = outpost_server::testing::key_and_csr().expect("csr");
+    let enroll = |password: &str, totp: String| EnrollRequest {
+        protocol: PROTOCOL_VERSION,
+        user: "viewer".into(),
+        password: password.into(),
+        totp,
+        device_name: "stolen laptop".into(),
+        origin: Uuid::now_v7(),
+        csr_pem: csr_pem.clone(),
+        cache_key: "ab".repeat(32),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            err_code(sec.enroll(&enroll("guess-guess-guess", server.totp_code(Role::Viewer)))),
+            "unauthenticated"
+        );
+    }
+    let device = server.enroll(Role::Commander, "other").expect("enroll");
+    let wrong = LoginRequest {
+        protocol: PROTOCOL_VERSION,
+        user: "viewer".into(),
+        password: "guess-guess-guess".into(),
+        totp: server.totp_code(Role::Viewer),
+    };
+    assert_eq!(
+        err_code(sec.login(Some(&device.peer()), &wrong)),
+        "unauthenticated"
+    );
+    assert_eq!(
+        err_code(sec.login(Some(&device.peer()), &wrong)),
+        "locked_out"
+    );
+    // Locked: a right enrollment is refused too.
+    assert_eq!(
+        err_code(sec.enroll(&enroll(TEST_PASSWORD, server.fresh_code(Role::Viewer)))),
+        "locked_out"
+    );
+    assert_eq!(sec.accounts().list_devices().expect("devices").len(), 1);
+}
+
+#[test]
+fn a_totp_code_is_accepted_once() {
+    let server = TestServer::start().expect("server");
+    let device = server
+        .enroll(Role::Administrator, "replay")
+        .expect("enroll");
+    let http = Https::new(&server, Some(&device));
+    let totp = server.fresh_code(Role::Commander);
+    let body = login_body(&server, Role::Commander, TEST_PASSWORD, totp.clone());
+    let (status, first) = http.post("/v1/login", None, &body);
+    assert_eq!(status, 200, "{first}");
+    // The same code again, within its 30 s: refused (and counted as a failure).
+    assert_eq!(
+        code(&http.post("/v1/login", None, &body)),
+        (401, "unauthenticated")
+    );
+    // Still refused 30 s later (the step was used; one step of skew is tolerated).
+    server.clock().advance_secs(30);
+    assert_eq!(
+        code(&http.post("/v1/login", None, &body)),
+        (401, "unauthenticated")
+    );
+    // The next step's code works.
+    let next = login_body(
+        &server,
+        Role::Commander,
+        TEST_PASSWORD,
+        server.totp_code(Role::Commander),
+    );
+    assert_ne!(next["totp"], json!(totp));
+    let (status, _) = http.post("/v1/login", None, &next);
+    assert_eq!(status, 200);
+    // A wrong password with a right code does not consume the code's step.
+    server.clock().advance_secs(30);
+    let code_now = server.totp_code(Role::Commander);
+    let bad = login_body(
+        &server,
+        Role::Commander,
+        "wrong password!!",
+        code_now.clone(),
+    );
+    assert_eq!(
+        code(&http.post("/v1/login", None, &bad)),
+        (401, "unauthenticated")
+    );
+    let good = login_body(&server, Role::Commander, TEST_PASSWORD, code_now);
+    assert_eq!(http.post("/v1/login", None, &good).0, 200);
+}
+
+#[test]
+fn a_token_works_only_on_its_device_until_logout_or_expiry() {
+    let server = TestServer::start().expect("server");
+    let a = server.console(Role::Commander).expect("console a");
+    let b = server
+        .enroll(Role::Dispatcher, "console b")
+        .expect("device b");
+    let on_a = Https::new(&server, Some(&a.device));
+    let on_b = Https::new(&server, Some(&b));
+    let none = Https::new(&server, None);
+    let token = a.login.token.as_str();
+    assert_eq!(on_a.get("/v1/pull?after=0", Some(token)).0, 200);
+    // Health and capabilities need nothing.
+    assert_eq!(none.get("/v1/health", None).0, 200);
+    // No certificate, no token, an unknown token, another device's token.
+    assert_eq!(
+        code(&none.get("/v1/pull?after=0", Some(token))),
+        (401, "certificate_required")
+    );
+    assert_eq!(
+        code(&on_a.get("/v1/pull?after=0", None)),
+        (401, "unauthenticated")
+    );
+    assert_eq!(
+        code(&on_a.get("/v1/pull?after=0", Some(&"0".repeat(64)))),
+        (401, "unauthenticated")
+    );
+    assert_eq!(
+        code(&on_b.get("/v1/pull?after=0", Some(token))),
+        (401, "unauthenticated")
+    );
+    // Expired 12 h after the login.
+    server.clock().advance_secs(12 * 3600 - 1);
+    assert_eq!(on_a.get("/v1/pull?after=0", Some(token)).0, 200);
+    server.clock().advance_secs(1);
+    assert_eq!(
+        code(&on_a.get("/v1/pull?after=0", Some(token))),
+        (401, "unauthenticated")
+    );
+    // A new login, then logout: the token is dead.
+    let again = server.login(&a.device, Role::Commander).expect("login");
+    assert_eq!(on_a.get("/v1/snapshot", Some(&again.token)).0, 200);
+    assert_eq!(
+        on_a.post("/v1/logout", Some(&again.token), &json!({})).0,
+        204
+    );
+    assert_eq!(
+        code(&on_a.get("/v1/snapshot", Some(&again.token))),
+        (401, "unauthenticated")
+    );
+    // A disabled account's live session ends.
+    let viewer = server.login(&b, Role::Viewer).expect("viewer");
+    assert_eq!(on_b.get("/v1/pull?after=0", Some(&viewer.token)).0, 200);
+    server
+        .security()
+        .accounts()
+        .disable("viewer")
+        .expect("disable");
+    assert_eq!(
+        code(&on_b.get("/v1/pull?after=0", Some(&viewer.token))),
+        (401, "unauthenticated")
+    );
+    let rev = on_b.get(
+        "/v1/security/revocations",
+        Some(&server.login(&b, Role::Dispatcher).expect("login").token),
+    );
+    assert_eq!(rev.0, 200);
+    assert_eq!(rev.1["disabled_users"], json!(["viewer"]));
+    // A revoked device: 403 device_revoked, whatever the token.
+    let c = server.console(Role::Dispatcher).expect("console c");
+    let on_c = Https::new(&server, Some(&c.device));
+    server
+        .security()
+        .accounts()
+        .revoke_device(&c.device.device_id, "laptop stolen")
+        .expect("revoke");
+    assert_eq!(
+        code(&on_c.get("/v1/pull?after=0", Some(&c.login.token))),
+        (403, "device_revoked")
+    );
+    let login = login_body(
+        &server,
+        Role::Dispatcher,
+        TEST_PASSWORD,
+        server.fresh_code(Role::Dispatcher),
+    );
+    assert_eq!(
+        code(&on_c.post("/v1/login", None, &login)),
+        (403, "device_revoked")
+    );
+    // Every refusal was audited.
+    let refused = audit(&server)
+        .into_iter()
+        .filter(|e| e["action"] == "pull" && e["outcome"] == "refused")
+        .count();
+    assert_eq!(refused, 7);
+}
+
+#[test]
+fn roles_reach_only_their_endpoints() {
+    let server = TestServer::start().expect("server");
+    let auditor = server.console(Role::Auditor).expect("auditor");
+    let http = Https::new(&server, Some(&auditor.device));
+    let t = Some(auditor.login.token.as_str());
+    assert_eq!(code(&http.get("/v1/pull?after=0", t)), (403, "forbidden"));
+    assert_eq!(code(&http.get("/v1/snapshot", t)), (403, "forbidden"));
+    assert_eq!(code(&http.get("/v1/admin/users", t)), (403, "forbidden"));
+    assert_eq!(http.get("/v1/audit?after=0", t).0, 200);
+    assert_eq!(http.get("/v1/security/revocations", t).0, 200);
+    let admin = server.console(Role::Administrator).expect("admin");
+    let http = Https::new(&server, Some(&admin.device));
+    let t = Some(admin.login.token.as_str());
+    assert_eq!(code(&http.get("/v1/audit?after=0", t)), (403, "forbidden"));
+    assert_eq!(code(&http.get("/v1/pull?after=0", t)), (403, "forbidden"));
+    let (status, users) = http.get("/v1/admin/users", t);
+    assert_eq!(status, 200);
+    assert_eq!(users.as_array().map(Vec::len), Some(6));
+    // The administrator adds an account; its TOTP secret comes back once.
+    let (status, created) = http.post(
+        "/v1/admin/users",
+        t,
+        &json!({"name": "p02", "role": "field_unit", "unit_id": "P-02", "password": "long enough pw"}),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["totp_secret"].as_str().map(str::len), Some(32));
+    assert!(
+        created["otpauth_uri"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("otpauth://totp/")
+    );
+    let (status, devices) = http.get("/v1/admin/devices", t);
+    assert_eq!(status, 200);
+    assert_eq!(devices.as_array().map(Vec::len), Some(2));
+    // The auditor's refused pull is in the trail with the auditor's name.
+    assert!(audit(&server).iter().any(|e| e["action"] == "pull"
+        && e["user"] == "auditor"
+        && e["outcome"] == "refused"
+        && e["detail"].as_str().unwrap_or("").contains("forbidden")));
+}
+
+#[test]
+fn pushes_of_roles_that_write_nothing_are_refused_whole() {
+    let server = TestServer::start().expect("server");
+    for role in [Role::Administrator, Role::Viewer, Role::Auditor] {
+        let c = server.console(role).expect("console");
+        let http = Https::new(&server, Some(&c.device));
+        let mut a = author_of(&c.device);
+        let op = by(a.unit("U-1"), &c.login.user, None);
+        let req = request(c.device.origin, Lane::Critical, &[op]);
+        let r = http.post("/v1/push", Some(&c.login.token), &json!(req));
+        assert_eq!(code(&r), (403, "forbidden"), "{role}");
+    }
+    assert_eq!(server.server().service().head().expect("head").gseq, 0);
+}
+
+#[test]
+fn a_push_of_another_origin_is_refused() {
+    let server = TestServer::start().expect("server");
+    let c = server.console(Role::Commander).expect("console");
+    let http = Https::new(&server, Some(&c.device));
+    let mut a = Author::new(77);
+    let op = by(a.unit("U-1"), "commander", None);
+    let req = request(a.origin, Lane::Critical, &[op]);
+    let r = http.post("/v1/push", Some(&c.login.token), &json!(req));
+    assert_eq!(code(&r), (403, "forbidden"));
+    assert!(
+        r.1["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("enrolled with origin")
+    );
+    assert_eq!(server.server().service().head().expect("head").gseq, 0);
+}
+
+#[test]
+fn each_op_is_checked_against_its_author() {
+    let server = TestServer::start().expect("server");
+    let cmd = server.console(Role::Commander).expect("commander");
+    let http = Https::new(&server, Some(&cmd.device));
+    let token = cmd.login.token.clone();
+    // The viewer signed in on this device earlier: their grant covers now, but a viewer
+    // writes nothing, so their op in the commander's push is parked as forbidden.
+    server
+        .login(&cmd.device, Role::Viewer)
+        .expect("viewer login");
+    let now_ms = server.clock_now_ms();
+    let mut a = author_of(&cmd.device);
+    let ops = vec![
+        by(a.unit("P-01"), "commander", Some(now_ms)),
+        by(a.unit("P-02"), "viewer", Some(now_ms)),
+        // A dispatcher never signed in on this device: no grant.
+        by(a.unit("P-03"), "dispatcher", Some(now_ms)),
+        // Nobody of that name.
+        by(a.unit("P-04"), "mallory", Some(now_ms)),
+    ];
+    let req = request(cmd.device.origin, Lane::Critical, &ops);
+    let (status, answer) = http.post("/v1/push", Some(&token), &json!(req));
+    assert_eq!(status, 200, "{answer}");
+    let o = outcomes(&answer);
+    assert_eq!(o[0], "accepted 1");
+    assert!(
+        o[1].starts_with("parked: forbidden: viewer \"viewer\" may not write unit.register"),
+        "{o:?}"
+    );
+    assert!(
+        o[2].starts_with("parked: forbidden: \"dispatcher\" wrote this op"),
+        "{o:?}"
+    );
+    assert!(
+        o[3].starts_with("parked: forbidden: the author \"mallory\" has no account"),
+        "{o:?}"
+    );
+    // A dispatcher who signed in here may have an op written offline (within the grace)
+    // pushed later under the commander's session; one written after the grace ended may not.
+    server
+        .login(&cmd.device, Role::Dispatcher)
+        .expect("dispatcher login");
+    let signed_in = server.clock_now_ms();
+    let (incident, create) = a.incident();
+    let ops = vec![
+        by(create, "dispatcher", Some(signed_in + 3_600_000)),
+        by(
+            a.note(incident, "late"),
+            "dispatcher",
+            Some(signed_in + 73 * 3_600_000),
+        ),
+    ];
+    let req = request(cmd.device.origin, Lane::Critical, &ops[..1]);
+    let (_, answer) = http.post("/v1/push", Some(&token), &json!(req));
+    assert_eq!(outcomes(&answer), ["accepted 2"]);
+    let req = request(cmd.device.origin, Lane::Notes, &ops[1..]);
+    let (_, answer) = http.post("/v1/push", Some(&token), &json!(req));
+    let o = outcomes(&answer);
+    assert!(
+        o[0].starts_with("parked: forbidden: \"dispatcher\" wrote this op"),
+        "{o:?}"
+    );
+    // Parked ops are in the server's parked list with the reason; the audit has one record
+    // per critical/notes op with its outcome.
+    let parked = server.server().service().parked().expect("parked");
+    assert_eq!(parked.len(), 4);
+    let events = audit(&server);
+    let ops: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap_or("").starts_with("op:"))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["user"].as_str().unwrap_or("").to_string(),
+                e["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let s = |a: &str, u: &str, o: &str| (a.to_string(), u.to_string(), o.to_string());
+    assert_eq!(
+        ops,
+        [
+            s("op:unit.register", "commander", "ok"),
+            s("op:unit.register", "viewer", "refused"),
+            s("op:unit.register", "dispatcher", "refused"),
+            s("op:unit.register", "mallory", "refused"),
+            s("op:incident.create", "dispatcher", "ok"),
+            s("op:timeline.append", "dispatcher", "refused"),
+        ]
+    );
+}
+
+#[test]
+fn a_field_unit_sets_its_own_status_only() {
+    let server = TestServer::start().expect("server");
+    let cmd = server.console(Role::Commander).expect("commander");
+    let cmd_http = Https::new(&server, Some(&cmd.device));
+    let mut a = author_of(&cmd.device);
+    let units = [a.unit(TEST_FIELD_UNIT), a.unit("P-02")];
+    let (incident, create) = a.incident();
+    let (other, create_other) = a.incident();
+    let assign = a.op(OpBody::AssignmentAdd {
+        assignment_id: Uuid::now_v7(),
+        incident_id: incident,
+        unit_id: TEST_FIELD_UNIT.into(),
+    });
+    let [u1, u2] = units;
+    let ops: Vec<OpEnvelope> = vec![u1, u2, create, create_other, assign]
+        .into_iter()
+        .map(|o| by(o, "commander", None))
+        .collect();
+    let (status, answer) = cmd_http.post(
+        "/v1/push",
+        Some(&cmd.login.token),
+        &json!(request(cmd.device.origin, Lane::Critical, &ops)),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        outcomes(&answer),
+        [
+            "accepted 1",
+            "accepted 2",
+            "accepted 3",
+            "accepted 4",
+            "accepted 5"
+        ]
+    );
+
+    let field = server.console(Role::FieldUnit).expect("field unit");
+    let http = Https::new(&server, Some(&field.device));
+    let mut f = author_of(&field.device);
+    let status_of = |f: &mut Author, unit: &str| {
+        by(
+            f.op(OpBody::UnitSetStatus {
+                unit_id: unit.into(),
+                from: UnitStatus::Dispatched,
+                to: UnitStatus::EnRoute,
+                releases: Vec::<Release>::new(),
+            }),
+            "field_unit",
+            None,
+        )
+    };
+    let ops = vec![
+        status_of(&mut f, TEST_FIELD_UNIT),
+        status_of(&mut f, "P-02"),
+    ];
+    let (status, answer) = http.post(
+        "/v1/push",
+        Some(&field.login.token),
+        &json!(request(field.device.origin, Lane::Critical, &ops)),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let o = outcomes(&answer);
+    assert!(o[0].starts_with("accepted"), "{o:?}");
+    assert!(
+        o[1].starts_with(
+            "parked: forbidden: field_unit \"field_unit\" may not write unit.set_status"
+        ),
+        "{o:?}"
+    );
+    // Notes: on its own incident yes, on another no.
+    let notes = vec![
+        by(
+            f.note(incident, "on scene, two suspects"),
+            "field_unit",
+            None,
+        ),
+        by(f.note(other, "not mine"), "field_unit", None),
+    ];
+    let (_, answer) = http.post(
+        "/v1/push",
+        Some(&field.login.token),
+        &json!(request(field.device.origin, Lane::Notes, &notes)),
+    );
+    let o = outcomes(&answer);
+    assert!(o[0].starts_with("accepted"), "{o:?}");
+    assert!(o[1].starts_with("parked: forbidden: field_unit"), "{o:?}");
+    // Positions: own unit accepted, another's refused; one audit record for the push.
+    let positions = vec![
+        by(f.position(TEST_FIELD_UNIT, 1), "field_unit", None),
+        by(f.position("P-02", 2), "field_unit", None),
+    ];
+    let (_, answer) = http.post(
+        "/v1/push",
+        Some(&field.login.token),
+        &json!(request(field.device.origin, Lane::Positions, &positions)),
+    );
+    let o = outcomes(&answer);
+    assert!(o[0].starts_with("accepted"), "{o:?}");
+    assert!(o[1].starts_with("parked: forbidden"), "{o:?}");
+    let events = audit(&server);
+    let pos: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "op:positions")
+        .collect();
+    assert_eq!(pos.len(), 1);
+    assert_eq!(pos[0]["target"], "2 ops");
+    assert_eq!(pos[0]["detail"], "1 accepted, 1 refused, 0 parked");
+    assert_eq!(pos[0]["outcome"], "refused");
+}
+
+/// The audit trail as JSON records (oldest first).
+fn audit(server: &TestServer) -> Vec<Value> {
+    let log = server.security().audit_log().expect("audit log");
+    let page = log.page(0, Some(1000)).expect("page");
+    page.records.iter().map(|r| json!(r)).collect()
+}
+
+trait ClockMs {
+    fn clock_now_ms(&self) -> i64;
+}
+
+impl ClockMs for TestServer {
+    fn clock_now_ms(&self) -> i64 {
+        use outpost_domain::clock::Clock;
+        self.clock().now().timestamp_millis()
+    }
+}
