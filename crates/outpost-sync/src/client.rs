@@ -448,7 +448,10 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
             return Some(explain_tls(r));
         }
         // io::Errors nest (hyper-util wraps the TLS stream's one in another).
-        next = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => err.source(),
         };
