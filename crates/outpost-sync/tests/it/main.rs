@@ -9,3 +9,4 @@ mod fake;
 mod herd;
 mod recovery;
 mod roundtrip;
+mod secure;
