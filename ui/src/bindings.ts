@@ -171,6 +171,10 @@ user: SignedInUser | null,
  */
 idle_lock_s: number | null, 
 /**
+ * The login name to pre-fill (`--user`), if given.
+ */
+login_hint: string | null, 
+/**
  * A line for the screen, e.g. why the last sign-in failed offline.
  */
 message: string | null, };

@@ -15,6 +15,7 @@ use chrono::{Duration, Local};
 use rusqlite::Connection;
 use uuid::Uuid;
 
+use outpost_domain::access::{self, Actor, Role};
 use outpost_domain::clock::Clock;
 use outpost_domain::facility::Facility;
 use outpost_domain::geo::LatLon;
@@ -22,8 +23,8 @@ use outpost_domain::incident::{MAX_ADDRESS_CHARS, MAX_TEXT_CHARS};
 use outpost_domain::op::{Fix, IncidentFields, OpBody, OpEnvelope, Release};
 use outpost_domain::unit::{StatusError, UnitKind, UnitStatus};
 use outpost_geo::{Pack, PackError};
-use outpost_store::Store;
 use outpost_store::query::{self, IncidentRow, UnitRow};
+use outpost_store::{CacheKey, Store};
 
 use crate::error::AppError;
 use crate::ipc::{
@@ -67,6 +68,17 @@ pub struct ConsoleOptions {
     pub user: String,
 }
 
+/// Who a [`Console`] opened by sign-in acts for, and the key of its encrypted cache
+/// ([`Console::open_signed_in`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleAccess {
+    /// The signed-in person: every op is written as `actor.user` and refused locally, with
+    /// [`ErrorCode::Forbidden`], when `access::check_op` refuses it for their role.
+    pub actor: Actor,
+    /// The cache key (`None`: a plain SQLite cache, for tests and tools).
+    pub cache_key: Option<CacheKey>,
+}
+
 type Listener = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// The console's use-cases. `Send + Sync`: the shell shares one in an `Arc`.
@@ -77,6 +89,9 @@ pub struct Console {
     pack_problem: Option<PackProblem>,
     clock: Arc<dyn Clock>,
     user: String,
+    /// The signed-in person's role and unit (`None`: opened without sign-in, by tests and
+    /// tools, and every op is allowed as before issue 6).
+    actor: Option<Actor>,
     demo: bool,
     revision: AtomicU64,
     listeners: Mutex<Vec<Listener>>,
@@ -141,8 +156,33 @@ impl Console {
     /// [`ErrorCode::Storage`] when the data directory cannot be created or the database
     /// cannot be opened (including a database newer than this build, named with both versions).
     pub fn open(opts: ConsoleOptions, clock: Arc<dyn Clock>) -> Result<Console, AppError> {
+        Self::open_inner(opts, clock, None, None)
+    }
+
+    /// As [`Console::open`], for a signed-in person ([`crate::auth::Gate`]): the cache is
+    /// opened with `access.cache_key` (a plaintext cache of an earlier version is encrypted
+    /// on the way, see `outpost_store::cipher`), ops are written as `access.actor.user` and
+    /// each is checked against the actor's role before anything is written.
+    ///
+    /// # Errors
+    /// As [`Console::open`]; [`ErrorCode::Storage`] also when the key does not open the cache.
+    pub fn open_signed_in(
+        mut opts: ConsoleOptions,
+        clock: Arc<dyn Clock>,
+        access: ConsoleAccess,
+    ) -> Result<Console, AppError> {
+        opts.user = access.actor.user.clone();
+        Self::open_inner(opts, clock, access.cache_key.as_ref(), Some(access.actor))
+    }
+
+    fn open_inner(
+        opts: ConsoleOptions,
+        clock: Arc<dyn Clock>,
+        key: Option<&CacheKey>,
+        actor: Option<Actor>,
+    ) -> Result<Console, AppError> {
         prepare_data_dir(&opts.data_dir)?;
-        let mut store = Store::open(&opts.data_dir.join(DB_FILE), clock.now())?;
+        let mut store = Store::open_with_key(&opts.data_dir.join(DB_FILE), key, clock.now())?;
         let pack_path = match opts.pack {
             Some(p) => Some(p),
             None => store.setting(LAST_PACK_KEY)?.map(PathBuf::from),
@@ -174,6 +214,7 @@ impl Console {
             pack_problem,
             clock,
             user: opts.user,
+            actor,
             demo: opts.demo,
             revision: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
@@ -713,7 +754,11 @@ impl Console {
     ) -> Result<T, AppError> {
         let out = {
             let mut store = lock(&self.store);
-            let env = store.write(self.clock.now(), &self.author(), decide)?;
+            let env = store.write(self.clock.now(), &self.author(), |c| {
+                let body = decide(c)?;
+                self.permit(c, &body)?;
+                Ok::<_, AppError>(body)
+            })?;
             tracing::debug!(seq = env.seq, kind = env.body.kind(), "op committed");
             // The op is on disk now; a failure to read the answer back is still an error,
             // but listeners must hear about the change either way.
@@ -733,7 +778,13 @@ impl Console {
     ) -> Result<usize, AppError> {
         let n = {
             let mut store = lock(&self.store);
-            let envs = store.write_many(self.clock.now(), &self.author(), decide)?;
+            let envs = store.write_many(self.clock.now(), &self.author(), |c| {
+                let bodies = decide(c)?;
+                for body in &bodies {
+                    self.permit(c, body)?;
+                }
+                Ok::<_, AppError>(bodies)
+            })?;
             if envs.is_empty() {
                 return Ok(0);
             }
@@ -742,6 +793,39 @@ impl Console {
         };
         self.notify();
         Ok(n)
+    }
+
+    /// Whether the signed-in person may write `body` (`access::check_op`, the rule the
+    /// server applies too); checked inside the write's transaction, before anything is
+    /// written. A console opened without sign-in allows everything; the demo replay
+    /// ([`Console::acting_as`]) acts as a commander.
+    fn permit(&self, c: &Connection, body: &OpBody) -> Result<(), AppError> {
+        let actor = match ACTING_AS.with(|a| a.borrow().clone()) {
+            Some(user) => Actor {
+                user,
+                role: Role::Commander,
+                unit_id: None,
+            },
+            None => match &self.actor {
+                Some(actor) => actor.clone(),
+                None => return Ok(()),
+            },
+        };
+        let on_incident = |unit_id: &str, incident_id: Uuid| {
+            c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM assignments WHERE unit_id = ?1 AND incident_id = ?2)",
+                rusqlite::params![unit_id, incident_id.to_string()],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(false)
+        };
+        access::check_op(&actor, body, &on_incident)
+            .map_err(|e| AppError::new(ErrorCode::Forbidden, e.to_string()))
+    }
+
+    /// The signed-in person's role and unit (`None` for a console opened without sign-in).
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
     }
 
     /// Who writes an op: the user `acting_as` set on this thread (the demo), else the

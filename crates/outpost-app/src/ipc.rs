@@ -129,6 +129,8 @@ pub struct AuthStatus {
     /// Lock after this many seconds without input; `None` in field laptop mode (CJIS allows
     /// vehicles the exemption) or when switched off.
     pub idle_lock_s: Option<u32>,
+    /// The login name to pre-fill (`--user`), if given.
+    pub login_hint: Option<String>,
     /// A line for the screen, e.g. why the last sign-in failed offline.
     pub message: Option<String>,
 }

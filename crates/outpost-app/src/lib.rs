@@ -24,8 +24,8 @@ pub mod ipc;
 pub mod sync;
 
 pub use console::{
-    CLOSED_VISIBLE_HOURS, Console, ConsoleOptions, DB_FILE, EXPORTS_DIR, LAST_PACK_KEY,
-    LIVE_BACKLOG_OPS, LIVE_SYNC_AGE_S, MAX_EXPORT_POINTS, SERVER_URL_KEY, default_data_dir,
-    prepare_data_dir, shown_state,
+    CLOSED_VISIBLE_HOURS, Console, ConsoleAccess, ConsoleOptions, DB_FILE, EXPORTS_DIR,
+    LAST_PACK_KEY, LIVE_BACKLOG_OPS, LIVE_SYNC_AGE_S, MAX_EXPORT_POINTS, SERVER_URL_KEY,
+    default_data_dir, prepare_data_dir, shown_state,
 };
 pub use error::AppError;

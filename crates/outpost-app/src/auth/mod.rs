@@ -1,25 +1,65 @@
 //! Sign-in on the console (issue 6): the [`Gate`] in front of [`Console`].
 //!
 //! The console's cache is encrypted (SQLCipher) with a random 256-bit cache key. The key is
-//! never stored in the clear: the vault (`vault.json` in the data directory) keeps, per person
-//! who signed in here, the cache key and their TOTP secret sealed with a key derived from
-//! their password (argon2id). So an offline sign-in needs the password (it opens the entry)
-//! and the code (checked against the secret inside). A console with a server also has the
-//! key escrowed by the server for this device, returned at every online sign-in, so a person
-//! who never signed in here before can open it online.
+//! never stored in the clear: the vault (`vault.json` in the data directory, [`vault`]) keeps,
+//! per person who signed in here, the cache key and their TOTP secret sealed with a key
+//! derived from their password (argon2id). So an offline sign-in needs the password (it opens
+//! the entry) and the code (checked against the secret inside). A console with a server also
+//! has the key escrowed by the server for this device, returned at every online sign-in, so a
+//! person who never signed in here before can open it online.
+//!
+//! Rules (FBI CJIS Security Policy 5.9.5 §5.5.3, §5.6.2.2; issue 6):
+//! - a code is accepted at the current 30-second step ±1, and a step once used for a person
+//!   is refused again for them while this process runs (replay);
+//! - 5 failed offline sign-ins (or unlocks) of one person within 15 minutes refuse their
+//!   offline sign-in for 15 minutes ([`LOCKOUT_FAILURES`], [`LOCKOUT_WINDOW_S`]); the
+//!   failures are kept in the vault, so a restart does not reset them;
+//! - an offline sign-in needs an entry whose `offline_until` has not passed, an account the
+//!   stored revocations do not list, and a device that is not revoked;
+//! - 12 hours after the last full sign-in ([`REAUTH_S`]) the console locks and unlocking
+//!   needs the code as well as the password; a lock before that needs only the password.
 //!
 //! Until someone signs in, no [`Console`] exists and every other command answers
-//! [`ErrorCode::SignedOut`](crate::ipc::ErrorCode::SignedOut).
+//! [`ErrorCode::SignedOut`].
 
+pub mod device;
+pub mod server;
+pub mod totp;
+pub mod vault;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use outpost_domain::Clock;
+use outpost_domain::access::{Actor, Role};
+use outpost_domain::wire::{
+    EnrollRequest, LoginRequest, LoginResponse, PROTOCOL_VERSION, Revocations,
+};
+use outpost_store::CacheKey;
 
 use crate::ipc::{
-    AuthState, AuthStatus, EnrollDevice, SetupAccount, SignIn, TotpCode, TotpEnrollment, Unlock,
+    AuthState, AuthStatus, EnrollDevice, ErrorCode, KnownUser, SetupAccount, SignIn, SignedInUser,
+    TotpCode, TotpEnrollment, Unlock,
 };
-use crate::{AppError, Console};
+use crate::{AppError, Console, ConsoleAccess, ConsoleOptions};
+
+pub use server::{AuthServer, DeviceIdentity, ServerError};
+pub use vault::{KdfParams, VaultError};
+
+use vault::{Entry, EntryKey, Profile, Secrets, Vault};
+
+/// Failed offline sign-ins of one person that lock their offline sign-in.
+pub const LOCKOUT_FAILURES: usize = 5;
+
+/// The window the failures are counted in, and how long the lock lasts, seconds.
+pub const LOCKOUT_WINDOW_S: i64 = 15 * 60;
+
+/// Seconds after a full sign-in (password and code) when the console locks and needs both
+/// again (CJIS 5.9.5 re-authentication).
+pub const REAUTH_S: i64 = 12 * 3600;
 
 /// What the [`Gate`] needs to know at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +79,82 @@ pub struct GateOptions {
     pub ca_file: Option<PathBuf>,
     /// Lock after this many seconds without input (`None`: never; forced `None` in field mode).
     pub idle_lock_s: Option<u32>,
+    /// The login name to pre-fill on the sign-in screen (`--user`), shown as
+    /// [`AuthStatus::login_hint`].
+    pub login_hint: Option<String>,
 }
+
+/// What the [`Gate`] is built with besides its options: the argon2id cost of new vault
+/// entries and the server client.
+#[derive(Clone)]
+pub struct GateConfig {
+    /// argon2id parameters for entries sealed from now on (existing entries keep theirs).
+    pub kdf: KdfParams,
+    /// The server's sign-in calls (`None`: no server client; enrollment and online sign-in
+    /// answer [`ErrorCode::Offline`]).
+    pub server: Option<Arc<dyn AuthServer>>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            kdf: KdfParams::OWASP,
+            server: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for GateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateConfig")
+            .field("kdf", &self.kdf)
+            .field("server", &self.server.is_some())
+            .finish()
+    }
+}
+
+/// What [`Gate::on_signed_in`] calls with each newly opened console.
+pub type OnSignedIn = Box<dyn Fn(&Arc<Console>) + Send + Sync>;
+
+type SignedInListener = Arc<dyn Fn(&Arc<Console>) + Send + Sync>;
 
 /// The sign-in state machine in front of the [`Console`]. `Send + Sync`.
 pub struct Gate {
     options: GateOptions,
     clock: Arc<dyn Clock>,
+    config: GateConfig,
+    inner: Mutex<Inner>,
+    listeners: Mutex<Vec<SignedInListener>>,
+}
+
+struct PendingSetup {
+    user: String,
+    display_name: String,
+    secret: String,
+    key: EntryKey,
+    salt_hex: String,
+}
+
+struct Session {
+    profile: Profile,
+    console: Arc<Console>,
+    locked: bool,
+    /// The last full sign-in (password and code).
+    full_at: DateTime<Utc>,
+    /// The server session's bearer token, for an online sign-in.
+    token: Option<String>,
+}
+
+struct Inner {
+    vault: Vault,
+    device: Option<(DeviceIdentity, String)>,
+    pending: Option<PendingSetup>,
+    session: Option<Session>,
+    /// The newest code step used per person (replay refusal, this process only).
+    used_steps: HashMap<String, u64>,
+    /// Failed sign-ins of names without a vault entry (not persisted).
+    unknown_failures: HashMap<String, Vec<DateTime<Utc>>>,
+    message: Option<String>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -55,92 +165,995 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-fn not_yet() -> AppError {
-    AppError::new(
-        crate::ipc::ErrorCode::SignedOut,
-        "sign-in is not built yet".to_owned(),
-    )
+fn auth_failed(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::AuthFailed, message)
+}
+
+fn storage(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::Storage, message)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Until when `failures` lock sign-in at `now`: [`LOCKOUT_FAILURES`] failures within
+/// [`LOCKOUT_WINDOW_S`] lock it for [`LOCKOUT_WINDOW_S`] after the last of them.
+fn lockout_until(failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let window = Duration::seconds(LOCKOUT_WINDOW_S);
+    let mut sorted = failures.to_vec();
+    sorted.sort();
+    sorted
+        .windows(LOCKOUT_FAILURES)
+        .filter(|w| w[LOCKOUT_FAILURES - 1] - w[0] <= window)
+        .map(|w| w[LOCKOUT_FAILURES - 1] + window)
+        .max()
+        .filter(|until| *until > now)
+}
+
+fn valid_login_name(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 impl Gate {
     /// Reads the vault and the device identity of `options.data_dir`; opens nothing else.
+    /// Production argon2id parameters, no server client ([`Gate::open_with`] for those).
     ///
     /// # Errors
-    /// [`ErrorCode::Storage`](crate::ipc::ErrorCode::Storage) when the vault is unreadable.
+    /// [`ErrorCode::Storage`] when the vault is unreadable.
     pub fn open(options: GateOptions, clock: Arc<dyn Clock>) -> Result<Gate, AppError> {
-        Ok(Gate { options, clock })
+        Self::open_with(options, clock, GateConfig::default())
+    }
+
+    /// As [`Gate::open`], with the argon2id cost and the server client given.
+    ///
+    /// # Errors
+    /// [`ErrorCode::Storage`] naming the file when the vault or the device identity is
+    /// unreadable (never silently reset).
+    pub fn open_with(
+        options: GateOptions,
+        clock: Arc<dyn Clock>,
+        config: GateConfig,
+    ) -> Result<Gate, AppError> {
+        crate::prepare_data_dir(&options.data_dir)?;
+        let vault = Vault::load(&options.data_dir).map_err(|e| storage(e.to_string()))?;
+        let device = device::load(&options.data_dir).map_err(storage)?;
+        Ok(Gate {
+            options,
+            clock,
+            config,
+            inner: Mutex::new(Inner {
+                vault,
+                device,
+                pending: None,
+                session: None,
+                used_steps: HashMap::new(),
+                unknown_failures: HashMap::new(),
+                message: None,
+            }),
+            listeners: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Registers `f`, called (after the Gate's lock is released, on the calling thread) with
+    /// each [`Console`] a sign-in opens — not on an unlock, nor on a sign-in that keeps the
+    /// open console (same person, role and unit).
+    pub fn on_signed_in(&self, f: OnSignedIn) {
+        lock(&self.listeners).push(Arc::from(f));
+    }
+
+    /// Stops what the Gate runs (nothing yet besides the open console, which is dropped).
+    pub fn shutdown(&self) {
+        lock(&self.inner).session = None;
+    }
+
+    /// The signed-in person's server session token, while signed in online and unlocked
+    /// (for the sync engine's bearer header).
+    pub fn session_token(&self) -> Option<String> {
+        let mut inner = lock(&self.inner);
+        self.refresh(&mut inner);
+        inner
+            .session
+            .as_ref()
+            .filter(|s| !s.locked)
+            .and_then(|s| s.token.clone())
+    }
+
+    /// This device's TLS identity once enrolled, with the server URL it was enrolled with.
+    pub fn device_identity(&self) -> Option<(DeviceIdentity, String)> {
+        lock(&self.inner).device.clone()
+    }
+
+    fn server_url(&self, inner: &Inner) -> Option<String> {
+        self.options
+            .server_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| inner.device.as_ref().map(|(_, url)| url.clone()))
+    }
+
+    /// Locks a session whose full sign-in is 12 hours old.
+    fn refresh(&self, inner: &mut Inner) {
+        let now = self.clock.now();
+        if let Some(s) = inner.session.as_mut()
+            && !s.locked
+            && now >= s.full_at + Duration::seconds(REAUTH_S)
+        {
+            s.locked = true;
+            inner.message = Some(
+                "12 hours since your sign-in: unlock with your password and a current code".into(),
+            );
+        }
+    }
+
+    fn status(&self, inner: &Inner) -> AuthStatus {
+        let server_url = self.server_url(inner);
+        let state = if inner.vault.device_revoked {
+            AuthState::Revoked
+        } else if let Some(s) = &inner.session {
+            if s.locked {
+                AuthState::Locked
+            } else {
+                AuthState::SignedIn
+            }
+        } else if server_url.is_some() && inner.device.is_none() {
+            AuthState::Enroll
+        } else if server_url.is_none() && inner.vault.users.is_empty() {
+            AuthState::Setup
+        } else {
+            AuthState::SignedOut
+        };
+        let disabled = &inner.vault.revocations.disabled_users;
+        AuthStatus {
+            state,
+            server_url,
+            device_id: inner.device.as_ref().map(|(d, _)| d.device_id.clone()),
+            known_users: inner
+                .vault
+                .users
+                .iter()
+                .filter(|e| !disabled.contains(&e.user))
+                .map(|e| KnownUser {
+                    user: e.user.clone(),
+                    display_name: e.display_name.clone(),
+                    role: e.role.as_str().to_owned(),
+                    offline_until: e.offline_until,
+                })
+                .collect(),
+            user: inner.session.as_ref().map(|s| SignedInUser {
+                user: s.profile.user.clone(),
+                display_name: s.profile.display_name.clone(),
+                role: s.profile.role.as_str().to_owned(),
+                unit_id: s.profile.unit_id.clone(),
+                online: s.token.is_some(),
+                reauth_at: s.full_at + Duration::seconds(REAUTH_S),
+            }),
+            idle_lock_s: if self.options.field_unit.is_some() {
+                None
+            } else {
+                self.options.idle_lock_s
+            },
+            login_hint: self.options.login_hint.clone(),
+            message: inner.message.clone(),
+        }
     }
 
     /// Where sign-in stands.
     pub fn auth_status(&self) -> AuthStatus {
-        let _ = &self.clock;
-        AuthStatus {
-            state: AuthState::Setup,
-            server_url: self.options.server_url.clone(),
-            device_id: None,
-            known_users: Vec::new(),
-            user: None,
-            idle_lock_s: self.options.idle_lock_s,
-            message: None,
+        let mut inner = lock(&self.inner);
+        self.refresh(&mut inner);
+        self.status(&inner)
+    }
+
+    /// Starts the first account of a console without a server: returns the TOTP secret for
+    /// the authenticator app; [`Gate::confirm_setup`] finishes it.
+    ///
+    /// # Errors
+    /// `InvalidInput` (name: 1–64 letters, digits, `.`, `-`, `_`; display name 1–100
+    /// characters; password at least 12 characters), `IllegalTransition` (an account exists,
+    /// or a server is configured: people come from the server then).
+    pub fn setup_account(&self, args: SetupAccount) -> Result<TotpEnrollment, AppError> {
+        let mut inner = lock(&self.inner);
+        if self.server_url(&inner).is_some() {
+            return Err(AppError::illegal(
+                "this console has a server: enroll the device and sign in with a server account",
+            ));
+        }
+        if !inner.vault.users.is_empty() || inner.vault.device_revoked {
+            return Err(AppError::illegal(
+                "this console already has an account; sign in with it",
+            ));
+        }
+        let user = args.user.trim().to_owned();
+        if !valid_login_name(&user) {
+            return Err(AppError::invalid(format!(
+                "login name {user:?}: use 1–64 letters, digits, '.', '-' or '_'"
+            )));
+        }
+        let display_name = args.display_name.trim().to_owned();
+        let n = display_name.chars().count();
+        if !(1..=100).contains(&n) {
+            return Err(AppError::invalid(format!(
+                "display name: 1–100 characters, this one has {n}"
+            )));
+        }
+        let len = args.password.chars().count();
+        if len < 12 {
+            return Err(AppError::invalid(format!(
+                "password: at least 12 characters, this one has {len}"
+            )));
+        }
+        let secret = totp::new_secret().map_err(storage)?;
+        let uri = totp::uri(&secret, &user).map_err(storage)?;
+        let salt = vault::random::<16>().map_err(|e| storage(e.to_string()))?;
+        let key = vault::derive(&args.password, &salt, self.config.kdf)
+            .map_err(|e| storage(e.to_string()))?;
+        inner.pending = Some(PendingSetup {
+            user,
+            display_name,
+            secret: secret.clone(),
+            key,
+            salt_hex: vault::to_hex(&salt),
+        });
+        inner.message = None;
+        Ok(TotpEnrollment { secret, uri })
+    }
+
+    /// Confirms the first account with a current code; creates the encrypted cache with a
+    /// random key and signs the person in as this console's commander (no offline expiry).
+    ///
+    /// # Errors
+    /// `IllegalTransition` (no [`Gate::setup_account`] before), `AuthFailed` (wrong code;
+    /// the setup stays pending), `Storage`.
+    pub fn confirm_setup(&self, args: TotpCode) -> Result<AuthStatus, AppError> {
+        let now = self.clock.now();
+        let (status, opened) = {
+            let mut inner = lock(&self.inner);
+            let Some(p) = inner.pending.as_ref() else {
+                return Err(AppError::illegal(
+                    "no account is being set up: start with setup_account",
+                ));
+            };
+            let step = totp::matching_step(&p.secret, &args.code, now)
+                .map_err(storage)?
+                .ok_or_else(|| {
+                    auth_failed(
+                        "wrong code: enter the 6-digit code your authenticator app shows now \
+                         for Outpost",
+                    )
+                })?;
+            let profile = Profile {
+                user: p.user.clone(),
+                display_name: p.display_name.clone(),
+                role: Role::Commander,
+                unit_id: None,
+                offline_until: None,
+            };
+            let secrets = Secrets {
+                cache_key: CacheKey::from_bytes(
+                    vault::random::<32>().map_err(|e| storage(e.to_string()))?,
+                ),
+                totp_secret: p.secret.clone(),
+            };
+            let entry = vault::seal_with(
+                &profile,
+                &p.key,
+                self.config.kdf,
+                &p.salt_hex,
+                &secrets,
+                now,
+            )
+            .map_err(|e| storage(e.to_string()))?;
+            // The vault first: a cache encrypted with a key nobody kept would be lost.
+            let mut next = inner.vault.clone();
+            next.upsert(entry);
+            next.save(&self.options.data_dir)
+                .map_err(|e| storage(e.to_string()))?;
+            inner.vault = next;
+            let opened = match self.start_session(&mut inner, profile, secrets.cache_key, None, now)
+            {
+                Ok(opened) => opened,
+                Err(e) => {
+                    // Take the entry back so setup can be retried (e.g. after moving away a
+                    // cache encrypted with a lost key).
+                    inner.vault.users.clear();
+                    let _ = inner.vault.save(&self.options.data_dir);
+                    return Err(e);
+                }
+            };
+            let user = inner.pending.take().map(|p| p.user).unwrap_or_default();
+            inner.used_steps.insert(user, step);
+            inner.message = None;
+            (self.status(&inner), opened)
+        };
+        self.announce(opened);
+        Ok(status)
+    }
+
+    /// Enrolls this device with the server (a new key and CSR; the cache key escrowed), then
+    /// signs the person in online. When that sign-in is refused (e.g. the server does not
+    /// take the same code twice) the device stays enrolled and the status asks for a sign-in
+    /// with the next code.
+    ///
+    /// # Errors
+    /// `Offline` (no answer, or no server client), `AuthFailed` (the server refused),
+    /// `InvalidInput` (no CA file, bad URL), `IllegalTransition` (already enrolled),
+    /// `Storage`.
+    pub fn enroll_device(&self, args: EnrollDevice) -> Result<AuthStatus, AppError> {
+        let now = self.clock.now();
+        let Some(server) = self.config.server.clone() else {
+            return Err(AppError::new(
+                ErrorCode::Offline,
+                "this console has no server client; it works alone",
+            ));
+        };
+        let url = args.server_url.trim().to_owned();
+        if !url.starts_with("https://") {
+            return Err(AppError::invalid(format!(
+                "server {url:?}: give https://HOST:PORT (sync runs over TLS only)"
+            )));
+        }
+        {
+            let inner = lock(&self.inner);
+            if inner.vault.device_revoked {
+                return Err(auth_failed(
+                    "this device was revoked by an administrator; it cannot enroll again with \
+                     this data directory",
+                ));
+            }
+            if let Some((d, _)) = &inner.device {
+                return Err(AppError::illegal(format!(
+                    "this device is already enrolled as {}",
+                    d.device_id
+                )));
+            }
+        }
+        let ca_path = self.options.ca_file.as_ref().ok_or_else(|| {
+            AppError::invalid(
+                "enrolling needs the agency CA certificate to trust the server: start Outpost \
+                 with --ca FILE.pem (from `outpost-server cert init`)",
+            )
+        })?;
+        let ca_pem = std::fs::read_to_string(ca_path).map_err(|e| {
+            AppError::invalid(format!(
+                "cannot read the CA certificate {}: {e}",
+                ca_path.display()
+            ))
+        })?;
+        let name = args.device_name.trim().to_owned();
+        if !(1..=100).contains(&name.chars().count()) {
+            return Err(AppError::invalid("device name: 1–100 characters"));
+        }
+        let cache_key = self.cache_key_for_enrollment(&args.user, &args.password)?;
+        let origin = outpost_store::Store::open_with_key(
+            &self.options.data_dir.join(crate::DB_FILE),
+            Some(&cache_key),
+            now,
+        )?
+        .origin_id();
+        let (key_pem, csr_pem) = device::new_key_and_csr(&name).map_err(storage)?;
+        let req = EnrollRequest {
+            protocol: PROTOCOL_VERSION,
+            user: args.user.trim().to_owned(),
+            password: args.password.clone(),
+            totp: args.code.trim().to_owned(),
+            device_name: name,
+            origin,
+            csr_pem,
+            cache_key: cache_key.to_hex(),
+        };
+        let resp = server.enroll(&url, &ca_pem, &req).map_err(|e| match e {
+            ServerError::Unreachable(m) => AppError::new(
+                ErrorCode::Offline,
+                format!("the server {url} cannot be reached to enroll: {m}"),
+            ),
+            ServerError::Refused { message, .. } => {
+                auth_failed(format!("the server refused the enrollment: {message}"))
+            }
+        })?;
+        let identity = DeviceIdentity {
+            device_id: resp.device_id.clone(),
+            cert_pem: resp.certificate_pem,
+            key_pem,
+            ca_pem: resp.ca_pem,
+        };
+        device::save(&self.options.data_dir, &identity, &url).map_err(storage)?;
+        lock(&self.inner).device = Some((identity, url));
+        match self.sign_in(SignIn {
+            user: args.user,
+            password: args.password,
+            code: args.code,
+        }) {
+            Ok(status) => Ok(status),
+            Err(e) if e.code == ErrorCode::AuthFailed || e.code == ErrorCode::Offline => {
+                let mut inner = lock(&self.inner);
+                inner.message = Some(format!(
+                    "this device is enrolled as {}; sign in with your password and the next \
+                     code ({})",
+                    resp.device_id, e.message
+                ));
+                Ok(self.status(&inner))
+            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Starts the first account of a console without a server.
-    ///
-    /// # Errors
-    /// `InvalidInput` (name, password), `IllegalTransition` (an account exists).
-    pub fn setup_account(&self, _args: SetupAccount) -> Result<TotpEnrollment, AppError> {
-        Err(not_yet())
+    /// The cache key to escrow at enrollment: the one of an existing encrypted cache (from
+    /// the person's vault entry), else a new random key (a new cache, or a plaintext one of
+    /// an earlier version, which opening with the key encrypts).
+    fn cache_key_for_enrollment(&self, user: &str, password: &str) -> Result<CacheKey, AppError> {
+        let db = self.options.data_dir.join(crate::DB_FILE);
+        let exists = db.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        let plaintext = outpost_store::cipher::is_plaintext(&db)?;
+        if !exists || plaintext {
+            return Ok(CacheKey::from_bytes(
+                vault::random::<32>().map_err(|e| storage(e.to_string()))?,
+            ));
+        }
+        let inner = lock(&self.inner);
+        let entry = inner.vault.entry(user.trim()).ok_or_else(|| {
+            storage(format!(
+                "{} is encrypted with a key only this console's own accounts can open, and \
+                 {user:?} has none here; enroll with such an account",
+                db.display()
+            ))
+        })?;
+        let (secrets, _) = entry.open(password).map_err(vault_refusal)?;
+        Ok(secrets.cache_key)
     }
 
-    /// Confirms the first account; creates the encrypted cache; signs in.
+    /// Signs in online when the server answers, else offline from the vault.
     ///
     /// # Errors
-    /// `AuthFailed` (wrong code), `Storage`.
-    pub fn confirm_setup(&self, _args: TotpCode) -> Result<AuthStatus, AppError> {
-        Err(not_yet())
+    /// `AuthFailed` with the reason: wrong password or code, a code already used, the offline
+    /// sign-in period over, the account disabled, the device revoked, too many failures
+    /// (offline sign-in refused for 15 minutes), or the server's refusal.
+    pub fn sign_in(&self, args: SignIn) -> Result<AuthStatus, AppError> {
+        let now = self.clock.now();
+        let user = args.user.trim().to_owned();
+        let (result, opened) = {
+            let mut inner = lock(&self.inner);
+            self.refresh(&mut inner);
+            let r = self.sign_in_locked(&mut inner, &user, &args.password, &args.code, now);
+            match r {
+                Ok(opened) => {
+                    let status = self.status(&inner);
+                    (Ok(status), opened)
+                }
+                Err(e) => (Err(e), None),
+            }
+        };
+        self.announce(opened);
+        result
     }
 
-    /// Enrolls this device with the server, then signs the person in online.
+    fn sign_in_locked(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        password: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Console>>, AppError> {
+        if inner.vault.device_revoked {
+            return Err(revoked_error());
+        }
+        if let (Some(server), Some(url), Some((device, _))) = (
+            self.config.server.clone(),
+            self.server_url(inner),
+            inner.device.clone(),
+        ) {
+            let req = LoginRequest {
+                protocol: PROTOCOL_VERSION,
+                user: user.to_owned(),
+                password: password.to_owned(),
+                totp: code.trim().to_owned(),
+            };
+            match server.login(&url, &device, &req) {
+                Ok(resp) => {
+                    return self.online_signed_in(inner, resp, password, code, &url, &device, now);
+                }
+                Err(ServerError::Unreachable(m)) => {
+                    tracing::info!(error = %m, "server unreachable; trying an offline sign-in");
+                    let opened = self.offline_sign_in(inner, user, password, code, now)?;
+                    inner.message = Some(format!(
+                        "signed in offline (the server cannot be reached: {m}); your changes \
+                         wait in the outbox until you sign in online"
+                    ));
+                    return Ok(opened);
+                }
+                Err(ServerError::Refused { code, message }) => {
+                    if code == "device_revoked" {
+                        self.revoke_device(inner);
+                        return Err(revoked_error());
+                    }
+                    inner.message = Some(message.clone());
+                    return Err(auth_failed(format!(
+                        "the server refused the sign-in: {message}"
+                    )));
+                }
+            }
+        }
+        self.offline_sign_in(inner, user, password, code, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn online_signed_in(
+        &self,
+        inner: &mut Inner,
+        resp: LoginResponse,
+        password: &str,
+        code: &str,
+        url: &str,
+        device: &DeviceIdentity,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Console>>, AppError> {
+        let cache_key = CacheKey::from_hex(&resp.cache_key).map_err(|e| {
+            storage(format!(
+                "the server's cache key for this device is unusable: {e}"
+            ))
+        })?;
+        let grace = i64::try_from(resp.offline_grace_s).unwrap_or(i64::MAX / 2);
+        let profile = Profile {
+            user: resp.user.clone(),
+            display_name: resp.display_name.clone(),
+            role: resp.role,
+            unit_id: resp.unit_id.clone(),
+            offline_until: Some(
+                now.checked_add_signed(Duration::seconds(grace.min(3650 * 86_400)))
+                    .unwrap_or(now),
+            ),
+        };
+        let secrets = Secrets {
+            cache_key: cache_key.clone(),
+            totp_secret: resp.totp_secret.clone(),
+        };
+        let (entry, _) = vault::seal(&profile, password, self.config.kdf, &secrets, now)
+            .map_err(|e| storage(e.to_string()))?;
+        inner.vault.upsert(entry);
+        // The code just used online is used here too.
+        if let Ok(Some(step)) = totp::matching_step(&resp.totp_secret, code, now) {
+            note_step(&mut inner.used_steps, &resp.user, step);
+        }
+        let server = self.config.server.clone();
+        if let Some(server) = server {
+            match server.revocations(url, device, &resp.token) {
+                Ok(revs) => {
+                    self.store_revocations(inner, revs);
+                    if inner.vault.device_revoked {
+                        return Err(revoked_error());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "revocations not fetched at sign-in"),
+            }
+        }
+        inner
+            .vault
+            .save(&self.options.data_dir)
+            .map_err(|e| storage(e.to_string()))?;
+        if inner.vault.revocations.disabled_users.contains(&resp.user) {
+            return Err(disabled_error(&resp.user));
+        }
+        inner.message = None;
+        self.start_session(inner, profile, cache_key, Some(resp.token), now)
+    }
+
+    fn offline_sign_in(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        password: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Console>>, AppError> {
+        if inner
+            .vault
+            .revocations
+            .disabled_users
+            .iter()
+            .any(|u| u == user)
+        {
+            return Err(disabled_error(user));
+        }
+        let failures = match inner.vault.entry(user) {
+            Some(e) => e.failures.clone(),
+            None => inner
+                .unknown_failures
+                .get(user)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        if let Some(until) = lockout_until(&failures, now) {
+            return Err(lockout_error(user, until));
+        }
+        let Some(entry) = inner.vault.entry(user).cloned() else {
+            self.record_failure(inner, user, now);
+            return Err(auth_failed(format!(
+                "{user:?} cannot sign in offline here: nobody of that name signed in on this \
+                 console before (it keeps the last {} people); sign in while the server can be \
+                 reached",
+                vault::MAX_USERS
+            )));
+        };
+        let secrets = match entry.open(password) {
+            Ok((s, _)) => s,
+            Err(VaultError::WrongPassword) => {
+                return Err(self.fail(inner, user, now, format!("wrong password for {user:?}")));
+            }
+            Err(e) => return Err(vault_refusal(e)),
+        };
+        if let Some(until) = entry.offline_until
+            && now >= until
+        {
+            return Err(auth_failed(format!(
+                "the offline sign-in period of {user:?} on this console ended at {} UTC; sign \
+                 in while the server can be reached",
+                utc_text(until)
+            )));
+        }
+        self.check_code(inner, user, &secrets.totp_secret, code, now)?;
+        if let Some(e) = inner.vault.entry_mut(user) {
+            e.failures.clear();
+            e.last_sign_in = now;
+        }
+        let _ = inner.vault.save(&self.options.data_dir);
+        let profile = entry.profile();
+        inner.message = None;
+        self.start_session(inner, profile, secrets.cache_key, None, now)
+    }
+
+    /// Checks a code against a person's secret: current step ±1, not used before.
+    fn check_code(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        secret: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        match totp::matching_step(secret, code, now).map_err(storage)? {
+            None => Err(self.fail(
+                inner,
+                user,
+                now,
+                format!("wrong code for {user:?}: enter the code your authenticator shows now"),
+            )),
+            Some(step) if inner.used_steps.get(user).is_some_and(|used| step <= *used) => Err(self
+                .fail(
+                    inner,
+                    user,
+                    now,
+                    format!(
+                        "this code was already used for {user:?}; wait for the next code of \
+                         your authenticator"
+                    ),
+                )),
+            Some(step) => {
+                note_step(&mut inner.used_steps, user, step);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a failure and returns the error to give (the lockout message when this was
+    /// the 5th).
+    fn fail(&self, inner: &mut Inner, user: &str, now: DateTime<Utc>, why: String) -> AppError {
+        let failures = self.record_failure(inner, user, now);
+        match lockout_until(&failures, now) {
+            Some(until) => lockout_error(user, until),
+            None => {
+                inner.message = Some(why.clone());
+                auth_failed(why)
+            }
+        }
+    }
+
+    fn record_failure(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let window = Duration::seconds(LOCKOUT_WINDOW_S);
+        let list = match inner.vault.entry_mut(user) {
+            Some(e) => &mut e.failures,
+            None => inner.unknown_failures.entry(user.to_owned()).or_default(),
+        };
+        // A failure matters for one window (counting) plus one more (the lock it starts).
+        list.retain(|f| *f > now - window - window);
+        list.push(now);
+        let out = list.clone();
+        if inner.vault.entry(user).is_some()
+            && let Err(e) = inner.vault.save(&self.options.data_dir)
+        {
+            tracing::error!(error = %e, "failed sign-in not recorded in the vault");
+        }
+        out
+    }
+
+    /// Opens (or keeps) the console for `profile` and makes it the session.
+    fn start_session(
+        &self,
+        inner: &mut Inner,
+        profile: Profile,
+        cache_key: CacheKey,
+        token: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Console>>, AppError> {
+        let same = inner.session.as_ref().is_some_and(|s| {
+            s.profile.user == profile.user
+                && s.profile.role == profile.role
+                && s.profile.unit_id == profile.unit_id
+        });
+        if same && let Some(s) = inner.session.as_mut() {
+            s.locked = false;
+            s.full_at = now;
+            s.profile = profile;
+            if token.is_some() {
+                s.token = token;
+            }
+            return Ok(None);
+        }
+        // Another person: their console replaces the open one.
+        inner.session = None;
+        let console = Console::open_signed_in(
+            ConsoleOptions {
+                pack: self.options.pack.clone(),
+                data_dir: self.options.data_dir.clone(),
+                demo: self.options.demo,
+                user: profile.user.clone(),
+            },
+            Arc::clone(&self.clock),
+            ConsoleAccess {
+                actor: Actor {
+                    user: profile.user.clone(),
+                    role: profile.role,
+                    unit_id: profile.unit_id.clone(),
+                },
+                cache_key: Some(cache_key),
+            },
+        )?;
+        let console = Arc::new(console);
+        inner.session = Some(Session {
+            profile,
+            console: Arc::clone(&console),
+            locked: false,
+            full_at: now,
+            token,
+        });
+        Ok(Some(console))
+    }
+
+    fn announce(&self, opened: Option<Arc<Console>>) {
+        if let Some(console) = opened {
+            let listeners: Vec<SignedInListener> = lock(&self.listeners).clone();
+            for f in listeners {
+                f(&console);
+            }
+        }
+    }
+
+    /// Stores what the server revoked and honours it: a disabled account's vault entry is
+    /// deleted (and its open session ended); when this device is revoked, every entry and
+    /// the device key are deleted and nothing opens any more. The sync engine calls this
+    /// with each list it fetches.
     ///
     /// # Errors
-    /// `Offline`, `AuthFailed`, `InvalidInput`.
-    pub fn enroll_device(&self, _args: EnrollDevice) -> Result<AuthStatus, AppError> {
-        Err(not_yet())
+    /// `Storage` when the vault cannot be written.
+    pub fn apply_revocations(&self, revs: Revocations) -> Result<AuthStatus, AppError> {
+        let mut inner = lock(&self.inner);
+        self.store_revocations(&mut inner, revs);
+        inner
+            .vault
+            .save(&self.options.data_dir)
+            .map_err(|e| storage(e.to_string()))?;
+        Ok(self.status(&inner))
     }
 
-    /// Signs in online, or offline from the vault.
+    fn store_revocations(&self, inner: &mut Inner, revs: Revocations) {
+        if revs.version < inner.vault.revocations.version {
+            return;
+        }
+        let disabled = revs.disabled_users.clone();
+        inner.vault.users.retain(|e| !disabled.contains(&e.user));
+        if inner
+            .session
+            .as_ref()
+            .is_some_and(|s| disabled.contains(&s.profile.user))
+        {
+            inner.session = None;
+            inner.message = Some("your account was disabled by an administrator".into());
+        }
+        let own = inner.device.as_ref().map(|(d, _)| d.device_id.clone());
+        let revoked = own.is_some_and(|id| revs.revoked_devices.contains(&id));
+        inner.vault.revocations = vault::Revoked {
+            version: revs.version,
+            revoked_devices: revs.revoked_devices,
+            disabled_users: revs.disabled_users,
+        };
+        if revoked {
+            self.revoke_device(inner);
+        }
+    }
+
+    /// This device was revoked: forget every vault entry and the device key; end the session.
+    fn revoke_device(&self, inner: &mut Inner) {
+        inner.vault.users.clear();
+        inner.vault.device_revoked = true;
+        inner.session = None;
+        inner.pending = None;
+        if let Err(e) = device::forget(&self.options.data_dir) {
+            tracing::error!(error = %e, "the revoked device's key could not be deleted");
+        }
+        inner.device = None;
+        if let Err(e) = inner.vault.save(&self.options.data_dir) {
+            tracing::error!(error = %e, "the revoked device's vault could not be cleared");
+        }
+        inner.message = Some(revoked_error().message);
+    }
+
+    /// Unlocks for the same person: the password, and a current code when the full sign-in
+    /// is 12 hours old (which is then a full sign-in again, online when the server answers).
     ///
     /// # Errors
-    /// `AuthFailed` (with the reason: wrong password or code, grace period over, disabled,
-    /// device revoked).
-    pub fn sign_in(&self, _args: SignIn) -> Result<AuthStatus, AppError> {
-        Err(not_yet())
+    /// `IllegalTransition` (not locked), `AuthFailed` (wrong password or code, code missing
+    /// after 12 hours, locked out, account disabled).
+    pub fn unlock(&self, args: Unlock) -> Result<AuthStatus, AppError> {
+        let now = self.clock.now();
+        let (result, opened) = {
+            let mut inner = lock(&self.inner);
+            self.refresh(&mut inner);
+            let r = self.unlock_locked(&mut inner, &args, now);
+            match r {
+                Ok(opened) => (Ok(self.status(&inner)), opened),
+                Err(e) => (Err(e), None),
+            }
+        };
+        self.announce(opened);
+        result
     }
 
-    /// Unlocks for the same person.
-    ///
-    /// # Errors
-    /// `AuthFailed`.
-    pub fn unlock(&self, _args: Unlock) -> Result<AuthStatus, AppError> {
-        Err(not_yet())
+    fn unlock_locked(
+        &self,
+        inner: &mut Inner,
+        args: &Unlock,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Console>>, AppError> {
+        let Some(s) = inner.session.as_ref() else {
+            return Err(AppError::new(
+                ErrorCode::SignedOut,
+                "nobody is signed in: sign in instead",
+            ));
+        };
+        if !s.locked {
+            return Err(AppError::illegal("the console is not locked"));
+        }
+        let user = s.profile.user.clone();
+        let full_due = now >= s.full_at + Duration::seconds(REAUTH_S);
+        if full_due {
+            let Some(code) = args.code.as_deref().filter(|c| !c.trim().is_empty()) else {
+                return Err(auth_failed(
+                    "12 hours since your sign-in: enter a current code as well as your password",
+                ));
+            };
+            return self.sign_in_locked(inner, &user, &args.password, code, now);
+        }
+        if inner.vault.revocations.disabled_users.contains(&user) {
+            return Err(disabled_error(&user));
+        }
+        let entry: Entry = inner.vault.entry(&user).cloned().ok_or_else(|| {
+            auth_failed(format!(
+                "{user:?} has no sign-in data on this console any more"
+            ))
+        })?;
+        if let Some(until) = lockout_until(&entry.failures, now) {
+            return Err(lockout_error(&user, until));
+        }
+        match entry.open(&args.password) {
+            Ok(_) => {}
+            Err(VaultError::WrongPassword) => {
+                return Err(self.fail(inner, &user, now, format!("wrong password for {user:?}")));
+            }
+            Err(e) => return Err(vault_refusal(e)),
+        }
+        if let Some(e) = inner.vault.entry_mut(&user)
+            && !e.failures.is_empty()
+        {
+            e.failures.clear();
+            let _ = inner.vault.save(&self.options.data_dir);
+        }
+        if let Some(s) = inner.session.as_mut() {
+            s.locked = false;
+        }
+        inner.message = None;
+        Ok(None)
     }
 
-    /// Locks the console.
+    /// Locks the console (idle timer or the person). The console stays open underneath
+    /// (sync and field GPS keep running); [`Gate::console`] answers `SignedOut` until unlocked.
     pub fn lock(&self) -> AuthStatus {
-        self.auth_status()
+        let mut inner = lock(&self.inner);
+        self.refresh(&mut inner);
+        if let Some(s) = inner.session.as_mut() {
+            s.locked = true;
+        }
+        self.status(&inner)
     }
 
-    /// Signs the person out.
+    /// Signs the person out (ending their server session when online, best effort) and
+    /// closes the console.
     pub fn sign_out(&self) -> AuthStatus {
-        self.auth_status()
+        let mut inner = lock(&self.inner);
+        if let Some(s) = inner.session.take()
+            && let (Some(token), Some(server), Some(url), Some((device, _))) = (
+                s.token,
+                self.config.server.clone(),
+                self.server_url(&inner),
+                inner.device.clone(),
+            )
+            && let Err(e) = server.logout(&url, &device, &token)
+        {
+            tracing::warn!(error = %e, "the server session was not ended");
+        }
+        inner.message = None;
+        self.status(&inner)
     }
 
     /// The console, when someone is signed in and it is not locked.
     ///
     /// # Errors
-    /// `SignedOut`.
+    /// `SignedOut` (nobody signed in, locked, or 12 hours since the sign-in).
     pub fn console(&self) -> Result<Arc<Console>, AppError> {
-        Err(not_yet())
+        let mut inner = lock(&self.inner);
+        self.refresh(&mut inner);
+        match &inner.session {
+            Some(s) if !s.locked => Ok(Arc::clone(&s.console)),
+            Some(_) => Err(AppError::new(
+                ErrorCode::SignedOut,
+                "the console is locked: unlock it to continue",
+            )),
+            None => Err(AppError::new(ErrorCode::SignedOut, "nobody is signed in")),
+        }
+    }
+}
+
+fn note_step(used: &mut HashMap<String, u64>, user: &str, step: u64) {
+    let e = used.entry(user.to_owned()).or_insert(step);
+    *e = (*e).max(step);
+}
+
+fn revoked_error() -> AppError {
+    auth_failed(
+        "this device was revoked by an administrator: its sign-in data and device key were \
+         deleted and nothing opens here any more",
+    )
+}
+
+fn disabled_error(user: &str) -> AppError {
+    auth_failed(format!(
+        "the account {user:?} was disabled by an administrator; this console refuses its sign-in"
+    ))
+}
+
+fn lockout_error(user: &str, until: DateTime<Utc>) -> AppError {
+    auth_failed(format!(
+        "too many failed sign-ins for {user:?} on this console ({LOCKOUT_FAILURES} within 15 \
+         minutes): offline sign-in is refused for 15 minutes, until {} UTC",
+        utc_text(until)
+    ))
+}
+
+fn vault_refusal(e: VaultError) -> AppError {
+    match e {
+        VaultError::WrongPassword => auth_failed("wrong password"),
+        VaultError::Altered(_) => auth_failed(e.to_string()),
+        VaultError::File(m) => storage(m),
     }
 }

@@ -1,0 +1,777 @@
+//! Sign-in (issue 6) through the `Gate`: a standalone console's setup, offline sign-in, lock
+//! and unlock, the 12-hour re-authentication, every refusal with its message, the vault's
+//! integrity, the encrypted cache, and a server's sign-in through a fake `AuthServer`.
+//! Time is a `FixedClock`; nothing sleeps.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use outpost_app::auth::{
+    AuthServer, DeviceIdentity, Gate, GateConfig, GateOptions, KdfParams, ServerError, totp,
+};
+use outpost_app::ipc::{
+    AuthState, EnrollDevice, ErrorCode, NewIncident, SetupAccount, SignIn, TotpCode, Unlock,
+};
+use outpost_app::{AppError, Console};
+use outpost_domain::access::Role;
+use outpost_domain::clock::FixedClock;
+use outpost_domain::geo::LatLon;
+use outpost_domain::incident::IncidentType;
+use outpost_domain::wire::{
+    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Revocations,
+};
+use outpost_store::query;
+
+/// Must never appear in the raw cache files.
+const SECRET_TEXT: &str = "KNOWN-INCIDENT-TEXT 被困群众";
+const PASSWORD: &str = "correct horse battery";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+fn options(dir: &Path, server_url: Option<&str>, ca_file: Option<PathBuf>) -> GateOptions {
+    GateOptions {
+        data_dir: dir.to_path_buf(),
+        pack: None,
+        demo: false,
+        field_unit: None,
+        server_url: server_url.map(str::to_owned),
+        ca_file,
+        idle_lock_s: Some(600),
+        login_hint: None,
+    }
+}
+
+fn config(server: Option<Arc<FakeServer>>) -> GateConfig {
+    GateConfig {
+        kdf: KdfParams::TEST_ONLY,
+        server: server.map(|s| s as Arc<dyn AuthServer>),
+    }
+}
+
+fn code(secret: &str, clock: &FixedClock) -> String {
+    use outpost_domain::Clock;
+    totp::code_at(secret, clock.now()).expect("code")
+}
+
+fn incident(description: &str) -> NewIncident {
+    NewIncident {
+        incident_type: IncidentType::MissingPerson,
+        priority: None,
+        location: LatLon {
+            lat: 42.5078,
+            lon: 1.5211,
+        },
+        address: "Avinguda Meritxell".into(),
+        description: description.into(),
+    }
+}
+
+fn err(r: Result<impl std::fmt::Debug, AppError>) -> AppError {
+    r.expect_err("must be refused")
+}
+
+fn assert_refused(r: Result<impl std::fmt::Debug, AppError>, code: ErrorCode, text: &str) {
+    let e = err(r);
+    assert_eq!(e.code, code, "{}", e.message);
+    assert!(e.message.contains(text), "{:?} lacks {text:?}", e.message);
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn raw_cache(dir: &Path) -> Vec<u8> {
+    let db = std::fs::read(dir.join("outpost.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.join("outpost.db-wal")).unwrap_or_default();
+    [db, wal].concat()
+}
+
+fn outbox_len(console: &Console) -> usize {
+    let store = console.store_handle();
+    let store = store.lock().expect("store");
+    query::outbox_all(store.conn()).expect("outbox").len()
+}
+
+/// A standalone console after setup: (dir, clock, gate, TOTP secret); signed in as
+/// "cmdr.li" at t0 + 10 s.
+fn standalone() -> (tempfile::TempDir, Arc<FixedClock>, Gate, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let gate = Gate::open_with(options(dir.path(), None, None), clock.clone(), config(None))
+        .expect("gate");
+    assert_eq!(gate.auth_status().state, AuthState::Setup);
+    let enrollment = gate
+        .setup_account(SetupAccount {
+            user: "cmdr.li".into(),
+            display_name: "李队长".into(),
+            password: PASSWORD.into(),
+        })
+        .expect("setup");
+    assert!(
+        enrollment
+            .uri
+            .starts_with("otpauth://totp/Outpost:cmdr.li?secret="),
+        "{}",
+        enrollment.uri
+    );
+    assert_eq!(enrollment.secret.len(), 32, "20 bytes in base32");
+    clock.advance_secs(10);
+    let status = gate
+        .confirm_setup(TotpCode {
+            code: code(&enrollment.secret, &clock),
+        })
+        .expect("confirm");
+    assert_eq!(status.state, AuthState::SignedIn);
+    (dir, clock, gate, enrollment.secret)
+}
+
+#[test]
+fn setup_then_offline_sign_in_lock_and_unlock() {
+    let (dir, clock, gate, secret) = standalone();
+    let status = gate.auth_status();
+    let me = status.user.expect("signed in");
+    assert_eq!(me.user, "cmdr.li");
+    assert_eq!(me.role, "commander");
+    assert!(!me.online);
+    assert_eq!(me.reauth_at, t0() + Duration::seconds(10 + 12 * 3600));
+    assert_eq!(status.known_users.len(), 1);
+    assert_eq!(status.known_users[0].offline_until, None, "no expiry");
+
+    let console = gate.console().expect("console");
+    let created = console
+        .create_incident(incident(SECRET_TEXT))
+        .expect("create");
+    assert_eq!(created.description, SECRET_TEXT);
+    assert_eq!(created.created_by, "cmdr.li");
+    assert_eq!(outbox_len(&console), 1);
+    let opened = Arc::new(Mutex::new(0));
+    {
+        let opened = opened.clone();
+        gate.on_signed_in(Box::new(move |_| *opened.lock().expect("count") += 1));
+    }
+
+    // Lock: the console is kept but not handed out; the password unlocks.
+    assert_eq!(gate.lock().state, AuthState::Locked);
+    assert_refused(gate.console(), ErrorCode::SignedOut, "locked");
+    assert_refused(
+        gate.unlock(Unlock {
+            password: "not the password".into(),
+            code: None,
+        }),
+        ErrorCode::AuthFailed,
+        "wrong password",
+    );
+    let status = gate
+        .unlock(Unlock {
+            password: PASSWORD.into(),
+            code: None,
+        })
+        .expect("unlock");
+    assert_eq!(status.state, AuthState::SignedIn);
+    assert!(Arc::ptr_eq(&gate.console().expect("console"), &console));
+    assert_eq!(*opened.lock().expect("count"), 0, "an unlock opens nothing");
+
+    // Sign out, then an offline sign-in with the next code.
+    assert_eq!(gate.sign_out().state, AuthState::SignedOut);
+    assert_refused(gate.console(), ErrorCode::SignedOut, "nobody is signed in");
+    drop(console);
+    clock.advance_secs(30);
+    let status = gate
+        .sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: PASSWORD.into(),
+            code: code(&secret, &clock),
+        })
+        .expect("offline sign-in");
+    assert_eq!(status.state, AuthState::SignedIn);
+    assert_eq!(
+        *opened.lock().expect("count"),
+        1,
+        "a sign-in opens a console"
+    );
+    let console = gate.console().expect("console");
+    let detail = console
+        .incident_detail(outpost_app::ipc::IncidentRef {
+            incident_id: created.summary.id.clone(),
+        })
+        .expect("the incident is in the encrypted cache");
+    assert_eq!(detail.description, SECRET_TEXT);
+
+    // 12 hours after the full sign-in: locked; the password alone no longer unlocks.
+    clock.advance_secs(12 * 3600);
+    let status = gate.auth_status();
+    assert_eq!(status.state, AuthState::Locked);
+    assert!(
+        status.message.as_deref().unwrap_or("").contains("12 hours"),
+        "{:?}",
+        status.message
+    );
+    assert_refused(gate.console(), ErrorCode::SignedOut, "locked");
+    assert_refused(
+        gate.unlock(Unlock {
+            password: PASSWORD.into(),
+            code: None,
+        }),
+        ErrorCode::AuthFailed,
+        "12 hours",
+    );
+    let status = gate
+        .unlock(Unlock {
+            password: PASSWORD.into(),
+            code: Some(code(&secret, &clock)),
+        })
+        .expect("unlock with the code");
+    assert_eq!(status.state, AuthState::SignedIn);
+    let me = status.user.expect("user");
+    assert_eq!(
+        me.reauth_at,
+        clock_now(&clock) + Duration::seconds(12 * 3600)
+    );
+
+    // The raw cache never holds the incident text.
+    assert!(!contains(&raw_cache(dir.path()), SECRET_TEXT));
+    drop(console);
+    gate.shutdown();
+    assert!(!contains(&raw_cache(dir.path()), SECRET_TEXT));
+}
+
+fn clock_now(clock: &FixedClock) -> DateTime<Utc> {
+    use outpost_domain::Clock;
+    clock.now()
+}
+
+#[test]
+fn offline_refusals_name_their_reason() {
+    let (_dir, clock, gate, secret) = standalone();
+    gate.sign_out();
+    clock.advance_secs(30);
+    let sign_in = |password: &str, code: String| {
+        gate.sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: password.into(),
+            code,
+        })
+    };
+    assert_refused(
+        sign_in("wrong password!", code(&secret, &clock)),
+        ErrorCode::AuthFailed,
+        "wrong password for \"cmdr.li\"",
+    );
+    assert_refused(
+        sign_in(PASSWORD, "000000".into()),
+        ErrorCode::AuthFailed,
+        "wrong code",
+    );
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "nobody".into(),
+            password: PASSWORD.into(),
+            code: code(&secret, &clock),
+        }),
+        ErrorCode::AuthFailed,
+        "nobody of that name signed in on this console before",
+    );
+    let good = code(&secret, &clock);
+    sign_in(PASSWORD, good.clone()).expect("sign in");
+    gate.sign_out();
+    assert_refused(
+        sign_in(PASSWORD, good),
+        ErrorCode::AuthFailed,
+        "already used",
+    );
+    // The previous step's code (±1 step) is older than the one used: also refused.
+    let previous = totp::code_at(&secret, clock_now(&clock) - Duration::seconds(30)).expect("code");
+    assert_refused(
+        sign_in(PASSWORD, previous),
+        ErrorCode::AuthFailed,
+        "already used",
+    );
+    clock.advance_secs(30);
+    sign_in(PASSWORD, code(&secret, &clock)).expect("the next code works");
+}
+
+#[test]
+fn five_failures_in_15_minutes_refuse_offline_sign_in_for_15_minutes() {
+    let (dir, clock, gate, secret) = standalone();
+    gate.sign_out();
+    for i in 1..=4 {
+        clock.advance_secs(60);
+        assert_refused(
+            gate.sign_in(SignIn {
+                user: "cmdr.li".into(),
+                password: format!("wrong {i}"),
+                code: code(&secret, &clock),
+            }),
+            ErrorCode::AuthFailed,
+            "wrong password",
+        );
+    }
+    clock.advance_secs(60);
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: PASSWORD.into(),
+            code: "123456".into(),
+        }),
+        ErrorCode::AuthFailed,
+        "offline sign-in is refused for 15 minutes",
+    );
+    // The right password and code are refused too, also by a restarted console.
+    drop(gate);
+    let gate = Gate::open_with(options(dir.path(), None, None), clock.clone(), config(None))
+        .expect("gate");
+    clock.advance_secs(14 * 60);
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: PASSWORD.into(),
+            code: code(&secret, &clock),
+        }),
+        ErrorCode::AuthFailed,
+        "too many failed sign-ins for \"cmdr.li\"",
+    );
+    clock.advance_secs(61);
+    gate.sign_in(SignIn {
+        user: "cmdr.li".into(),
+        password: PASSWORD.into(),
+        code: code(&secret, &clock),
+    })
+    .expect("15 minutes later");
+}
+
+#[test]
+fn a_role_changed_in_the_vault_is_refused_and_a_damaged_vault_is_not_reset() {
+    let (dir, clock, gate, secret) = standalone();
+    drop(gate);
+    let path = dir.path().join("vault.json");
+    let text = std::fs::read_to_string(&path).expect("vault");
+    assert!(text.contains("\"role\": \"commander\""), "{text}");
+    assert!(!text.contains(&secret), "the TOTP secret is sealed");
+    std::fs::write(
+        &path,
+        text.replace("\"role\": \"commander\"", "\"role\": \"viewer\""),
+    )
+    .expect("tamper");
+    let gate = Gate::open_with(options(dir.path(), None, None), clock.clone(), config(None))
+        .expect("gate");
+    clock.advance_secs(30);
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: PASSWORD.into(),
+            code: code(&secret, &clock),
+        }),
+        ErrorCode::AuthFailed,
+        "was altered outside Outpost",
+    );
+    drop(gate);
+
+    std::fs::write(&path, b"{ not json").expect("damage");
+    let e = Gate::open_with(options(dir.path(), None, None), clock.clone(), config(None))
+        .expect_err("damaged vault");
+    assert_eq!(e.code, ErrorCode::Storage);
+    assert!(e.message.contains("vault.json"), "{}", e.message);
+    assert!(e.message.contains("damaged"), "{}", e.message);
+    assert_eq!(
+        std::fs::read(&path).expect("still there"),
+        b"{ not json",
+        "never silently reset"
+    );
+}
+
+// ---- with a server ----
+
+struct Account {
+    password: String,
+    secret: String,
+    role: Role,
+    unit_id: Option<String>,
+}
+
+/// A server in memory: accounts, the escrowed cache key, revocations, reachability.
+struct FakeServer {
+    clock: Arc<FixedClock>,
+    online: AtomicBool,
+    accounts: HashMap<String, Account>,
+    escrow: Mutex<Option<String>>,
+    revocations: Mutex<Revocations>,
+    grace_s: u64,
+    logins: Mutex<u32>,
+}
+
+const DEVICE_ID: &str = "dev-test-0001";
+
+impl FakeServer {
+    fn new(clock: Arc<FixedClock>) -> Arc<FakeServer> {
+        let mut accounts = HashMap::new();
+        for (user, role, unit) in [
+            ("cmdr.wang", Role::Commander, None),
+            ("disp.zhao", Role::Dispatcher, None),
+            ("view.chen", Role::Viewer, None),
+            ("field.03", Role::FieldUnit, Some("u-03")),
+        ] {
+            accounts.insert(
+                user.to_owned(),
+                Account {
+                    password: format!("{user} password"),
+                    secret: totp::new_secret().expect("secret"),
+                    role,
+                    unit_id: unit.map(str::to_owned),
+                },
+            );
+        }
+        Arc::new(FakeServer {
+            clock,
+            online: AtomicBool::new(true),
+            accounts,
+            escrow: Mutex::new(None),
+            revocations: Mutex::new(Revocations::default()),
+            grace_s: 3600,
+            logins: Mutex::new(0),
+        })
+    }
+
+    fn secret(&self, user: &str) -> String {
+        self.accounts[user].secret.clone()
+    }
+
+    fn check(&self, user: &str, password: &str, code: &str) -> Result<&Account, ServerError> {
+        let refused = || ServerError::Refused {
+            code: "unauthenticated".into(),
+            message: "wrong user, password or code".into(),
+        };
+        let a = self.accounts.get(user).ok_or_else(refused)?;
+        let ok = a.password == password
+            && totp::matching_step(&a.secret, code, clock_now(&self.clock))
+                .expect("secret")
+                .is_some();
+        if ok { Ok(a) } else { Err(refused()) }
+    }
+
+    fn reachable(&self) -> Result<(), ServerError> {
+        if self.online.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(ServerError::Unreachable("connection refused".into()))
+        }
+    }
+}
+
+impl AuthServer for FakeServer {
+    fn enroll(
+        &self,
+        _url: &str,
+        _ca_pem: &str,
+        req: &EnrollRequest,
+    ) -> Result<EnrollResponse, ServerError> {
+        self.reachable()?;
+        self.check(&req.user, &req.password, &req.totp)?;
+        assert!(
+            req.csr_pem.contains("CERTIFICATE REQUEST"),
+            "{}",
+            req.csr_pem
+        );
+        *self.escrow.lock().expect("escrow") = Some(req.cache_key.clone());
+        Ok(EnrollResponse {
+            device_id: DEVICE_ID.into(),
+            certificate_pem: "-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"
+                .into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
+            not_after: clock_now(&self.clock) + Duration::days(365),
+        })
+    }
+
+    fn login(
+        &self,
+        _url: &str,
+        device: &DeviceIdentity,
+        req: &LoginRequest,
+    ) -> Result<LoginResponse, ServerError> {
+        self.reachable()?;
+        if self
+            .revocations
+            .lock()
+            .expect("revs")
+            .revoked_devices
+            .contains(&device.device_id)
+        {
+            return Err(ServerError::Refused {
+                code: "device_revoked".into(),
+                message: "this device was revoked".into(),
+            });
+        }
+        let a = self.check(&req.user, &req.password, &req.totp)?;
+        *self.logins.lock().expect("logins") += 1;
+        Ok(LoginResponse {
+            token: format!("token-{}", req.user),
+            expires_at: clock_now(&self.clock) + Duration::hours(12),
+            user: req.user.clone(),
+            display_name: format!("{} (server)", req.user),
+            role: a.role,
+            unit_id: a.unit_id.clone(),
+            totp_secret: a.secret.clone(),
+            offline_grace_s: self.grace_s,
+            cache_key: self
+                .escrow
+                .lock()
+                .expect("escrow")
+                .clone()
+                .expect("enrolled"),
+        })
+    }
+
+    fn logout(
+        &self,
+        _url: &str,
+        _device: &DeviceIdentity,
+        _token: &str,
+    ) -> Result<(), ServerError> {
+        self.reachable()
+    }
+
+    fn revocations(
+        &self,
+        _url: &str,
+        _device: &DeviceIdentity,
+        _token: &str,
+    ) -> Result<Revocations, ServerError> {
+        self.reachable()?;
+        Ok(self.revocations.lock().expect("revs").clone())
+    }
+}
+
+const URL: &str = "https://outpost.test:8443";
+
+/// A console enrolled with the fake server by "cmdr.wang" (signed in online at t0 + 10 s).
+fn enrolled() -> (tempfile::TempDir, Arc<FixedClock>, Arc<FakeServer>, Gate) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let server = FakeServer::new(clock.clone());
+    let ca = dir.path().join("agency-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
+    )
+    .expect("ca");
+    let data = dir.path().join("data");
+    let gate = Gate::open_with(
+        options(&data, Some(URL), Some(ca)),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    assert_eq!(gate.auth_status().state, AuthState::Enroll);
+    clock.advance_secs(10);
+    let status = gate
+        .enroll_device(EnrollDevice {
+            server_url: URL.into(),
+            user: "cmdr.wang".into(),
+            password: "cmdr.wang password".into(),
+            code: code(&server.secret("cmdr.wang"), &clock),
+            device_name: "巡逻车 03 笔记本".into(),
+        })
+        .expect("enroll");
+    assert_eq!(status.state, AuthState::SignedIn, "{:?}", status.message);
+    assert_eq!(status.device_id.as_deref(), Some(DEVICE_ID));
+    let me = status.user.expect("user");
+    assert!(me.online);
+    assert_eq!(me.role, "commander");
+    (dir, clock, server, gate)
+}
+
+fn sign_in_as(
+    gate: &Gate,
+    server: &FakeServer,
+    clock: &FixedClock,
+    user: &str,
+) -> Result<outpost_app::ipc::AuthStatus, AppError> {
+    gate.sign_in(SignIn {
+        user: user.into(),
+        password: format!("{user} password"),
+        code: code(&server.secret(user), clock),
+    })
+}
+
+#[test]
+fn enrollment_stores_the_device_identity_privately_and_signs_in_online() {
+    let (dir, _clock, server, gate) = enrolled();
+    let device = dir.path().join("data/device");
+    let key = std::fs::read_to_string(device.join("key.pem")).expect("key");
+    assert!(key.contains("PRIVATE KEY"), "{key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(device.join("key.pem"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(gate.session_token().as_deref(), Some("token-cmdr.wang"));
+    assert_eq!(*server.logins.lock().expect("logins"), 1);
+    // The escrowed key opens the cache; the vault keeps the person for offline use.
+    let status = gate.auth_status();
+    assert_eq!(status.known_users.len(), 1);
+    assert_eq!(
+        status.known_users[0].offline_until,
+        Some(t0() + Duration::seconds(10 + 3600))
+    );
+}
+
+#[test]
+fn without_a_ca_file_enrollment_says_what_to_give() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let server = FakeServer::new(clock.clone());
+    let gate = Gate::open_with(
+        options(dir.path(), Some(URL), None),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    assert_refused(
+        gate.enroll_device(EnrollDevice {
+            server_url: URL.into(),
+            user: "cmdr.wang".into(),
+            password: "cmdr.wang password".into(),
+            code: code(&server.secret("cmdr.wang"), &clock),
+            device_name: "laptop".into(),
+        }),
+        ErrorCode::InvalidInput,
+        "--ca",
+    );
+}
+
+#[test]
+fn offline_grace_ends_offline_sign_in() {
+    let (_dir, clock, server, gate) = enrolled();
+    gate.sign_out();
+    server.online.store(false, Ordering::SeqCst);
+    clock.advance_secs(30);
+    let status = sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("offline within grace");
+    assert!(!status.user.expect("user").online);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("signed in offline"),
+        "{:?}",
+        status.message
+    );
+    gate.sign_out();
+    clock.advance_secs(3600);
+    assert_refused(
+        sign_in_as(&gate, &server, &clock, "cmdr.wang"),
+        ErrorCode::AuthFailed,
+        "offline sign-in period of \"cmdr.wang\" on this console ended",
+    );
+    // Online again, the server's answer renews it.
+    server.online.store(true, Ordering::SeqCst);
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("online");
+}
+
+#[test]
+fn a_disabled_account_is_refused_offline_and_forgotten() {
+    let (_dir, clock, server, gate) = enrolled();
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "disp.zhao").expect("dispatcher online");
+    gate.sign_out();
+    assert_eq!(gate.auth_status().known_users.len(), 2);
+    server.revocations.lock().expect("revs").version = 2;
+    server
+        .revocations
+        .lock()
+        .expect("revs")
+        .disabled_users
+        .push("disp.zhao".into());
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("commander online");
+    gate.sign_out();
+    let known: Vec<String> = gate
+        .auth_status()
+        .known_users
+        .into_iter()
+        .map(|u| u.user)
+        .collect();
+    assert_eq!(known, vec!["cmdr.wang".to_owned()]);
+    server.online.store(false, Ordering::SeqCst);
+    clock.advance_secs(30);
+    assert_refused(
+        sign_in_as(&gate, &server, &clock, "disp.zhao"),
+        ErrorCode::AuthFailed,
+        "was disabled by an administrator",
+    );
+}
+
+#[test]
+fn a_revoked_device_forgets_its_vault_and_key() {
+    let (dir, clock, server, gate) = enrolled();
+    gate.sign_out();
+    {
+        let mut revs = server.revocations.lock().expect("revs");
+        revs.version = 3;
+        revs.revoked_devices.push(DEVICE_ID.into());
+    }
+    clock.advance_secs(30);
+    assert_refused(
+        sign_in_as(&gate, &server, &clock, "cmdr.wang"),
+        ErrorCode::AuthFailed,
+        "this device was revoked",
+    );
+    let status = gate.auth_status();
+    assert_eq!(status.state, AuthState::Revoked);
+    assert!(status.known_users.is_empty());
+    assert!(
+        !dir.path().join("data/device").exists(),
+        "device key deleted"
+    );
+    let vault = std::fs::read_to_string(dir.path().join("data/vault.json")).expect("vault");
+    assert!(!vault.contains("cmdr.wang"), "{vault}");
+    // Offline, after a restart: still revoked.
+    server.online.store(false, Ordering::SeqCst);
+    drop(gate);
+    let gate = Gate::open_with(
+        options(&dir.path().join("data"), Some(URL), None),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    assert_eq!(gate.auth_status().state, AuthState::Revoked);
+    clock.advance_secs(30);
+    assert_refused(
+        sign_in_as(&gate, &server, &clock, "cmdr.wang"),
+        ErrorCode::AuthFailed,
+        "revoked",
+    );
+}
+
+#[test]
+fn a_viewer_console_refuses_writes_locally_and_writes_nothing() {
+    let (_dir, clock, server, gate) = enrolled();
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "view.chen").expect("viewer online");
+    let console = gate.console().expect("console");
+    assert_eq!(console.actor().map(|a| a.role), Some(Role::Viewer));
+    let before = outbox_len(&console);
+    let e = err(console.create_incident(incident("viewer tries")));
+    assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    assert!(e.message.contains("viewer"), "{}", e.message);
+    assert!(e.message.contains("incident.create"), "{}", e.message);
+    assert_eq!(outbox_len(&console), before, "nothing reached the outbox");
+    assert!(console.console_state().expect("state").incidents.is_empty());
+    // The demo replay acts as a commander.
+    console
+        .acting_as("demo", |c| c.create_incident(incident("demo call")))
+        .expect("the demo writes");
+    assert_eq!(outbox_len(&console), before + 1);
+}
