@@ -225,10 +225,8 @@ pub fn cert_init(data_dir: &Path, names: &[String]) -> Result<CertInitReport, Pk
     server.distinguished_name = dn;
     server.subject_alt_names = sans;
     server.is_ca = IsCa::ExplicitNoCa;
-    server.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    // ECDSA keys sign (TLS 1.2 ECDHE and TLS 1.3); they never encipher keys.
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     server.not_before = not_before;
     server.not_after = now + time::Duration::days(SERVER_VALID_DAYS);
