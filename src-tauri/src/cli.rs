@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME] [--server URL]
-/// [--unit CALLSIGN [--gps SOURCE [--gps-speed N]]]`
+/// `outpost [--pack FILE] [--data-dir DIR] [--demo] [--user NAME] [--server URL] [--ca FILE]
+/// [--idle-lock-min N] [--unit CALLSIGN [--gps SOURCE [--gps-speed N]]]`
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(
     name = "outpost",
@@ -32,14 +32,24 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
-    /// Name recorded in timelines and operations [default: the login name].
+    /// The login name pre-filled on the sign-in screen (who writes is whoever signs in).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
-    /// Sync server base URL (`http://host:port`) for this run [default: the one in the
-    /// settings; none: work alone].
+    /// Sync server base URL (`https://host:port`) [default: the one this console enrolled
+    /// with; none: work alone].
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+
+    /// The agency CA certificate (PEM) that signed the server's certificate; needed to enroll
+    /// this device with --server (made by `outpost-server cert init`, `tls/ca.pem`).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Lock the console after N minutes without keyboard, mouse or touch input; 0: never.
+    /// Ignored in field laptop mode (--unit), which never locks when idle.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub idle_lock_min: u32,
 
     /// Field laptop mode: open the console as the unit with this callsign (its assignment,
     /// status buttons, its own position).
@@ -69,6 +79,8 @@ const KNOWN: &[(&str, bool)] = &[
     ("--data-dir", true),
     ("--user", true),
     ("--server", true),
+    ("--ca", true),
+    ("--idle-lock-min", true),
     ("--unit", true),
     ("--gps", true),
     ("--gps-speed", true),
@@ -138,6 +150,27 @@ mod tests {
         assert_eq!(cli.user.as_deref(), Some("li.wei"));
         assert_eq!(cli.server.as_deref(), Some("http://127.0.0.1:7400"));
         assert!(!cli.prepare_demo);
+        assert_eq!(cli.idle_lock_min, 15, "the default idle lock is 15 minutes");
+        assert_eq!(cli.ca, None);
+    }
+
+    #[test]
+    fn sign_in_flags() {
+        let cli = parse(&[
+            "--server",
+            "https://10.0.0.5:7400",
+            "--ca=agency-ca.pem",
+            "--idle-lock-min",
+            "0",
+            "--user",
+            "li.wei",
+        ]);
+        assert_eq!(cli.ca, Some(PathBuf::from("agency-ca.pem")));
+        assert_eq!(cli.idle_lock_min, 0);
+        assert_eq!(parse(&["--idle-lock-min=5"]).idle_lock_min, 5);
+        let raw = ["outpost", "--idle-lock-min", "soon"].map(OsString::from);
+        let e = Cli::try_parse_from(known_args(raw)).expect_err("not a number");
+        assert!(e.to_string().contains("--idle-lock-min"), "{e}");
     }
 
     #[test]

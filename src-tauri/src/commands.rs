@@ -1,5 +1,7 @@
 //! One Tauri command per entry of [`outpost_app::ipc::COMMANDS`], each forwarding to the
-//! same-named [`Console`] method. No logic lives here.
+//! same-named [`Gate`](outpost_app::auth::Gate) method (the sign-in commands) or
+//! [`Console`] method (every other one, on the signed-in console: `signed_out` when nobody is
+//! signed in or the console is locked). No logic lives here.
 //!
 //! Commands are `async` and run the (blocking, SQLite) use-case on Tauri's blocking pool, so
 //! a slow disk never freezes the window's event loop. The single argument is always named
@@ -9,29 +11,43 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, BindDevice, CloseIncident, ClosestUnits, ClosureRef, ConflictView, ConsoleState,
-    CoverageView, DeviceView, ErrorCode, ErrorPayload, ExportTrack, ExportedTrack, FieldRoute,
-    FieldView, ImportFacilities, ImportReport, IncidentDetail, IncidentRef, LocationDescription,
-    NewIncident, NewRoadClosure, ParkedOp, PlaceHit, PlaceQuery, ResolveConflict, RoadClosureView,
-    RoadLineQuery, SetUnitStatus, Settings, Startup, SyncStatus, Track, TrackQuery, UnitOnIncident,
-    UnitView, UpdateIncident,
+    AddNote, AuthStatus, BindDevice, CloseIncident, ClosestUnits, ClosureRef, ConflictView,
+    ConsoleState, CoverageView, DeviceView, EnrollDevice, ErrorCode, ErrorPayload, ExportTrack,
+    ExportedTrack, FieldRoute, FieldView, ImportFacilities, ImportReport, IncidentDetail,
+    IncidentRef, LocationDescription, NewIncident, NewRoadClosure, ParkedOp, PlaceHit, PlaceQuery,
+    ResolveConflict, RoadClosureView, RoadLineQuery, SetUnitStatus, Settings, SetupAccount, SignIn,
+    Startup, SyncStatus, TotpCode, TotpEnrollment, Track, TrackQuery, UnitOnIncident, UnitView,
+    Unlock, UpdateIncident,
 };
 use outpost_domain::LatLon;
 use tauri::State;
 
 use outpost_app::{AppError, Console};
 
-/// The managed state every command receives.
-pub type SharedConsole = Arc<Console>;
+use crate::session::Shell;
 
-/// Runs `f` on the blocking pool and turns its error into the IPC payload.
-async fn blocking<T, F>(console: &State<'_, SharedConsole>, f: F) -> Result<T, ErrorPayload>
+/// The managed state every command receives: the Gate and what runs for its console.
+pub type SharedShell = Arc<Shell>;
+
+/// Runs `f` on the signed-in console on the blocking pool and turns its error into the IPC
+/// payload; `signed_out` when nobody is signed in or the console is locked.
+async fn blocking<T, F>(shell: &State<'_, SharedShell>, f: F) -> Result<T, ErrorPayload>
 where
     T: Send + 'static,
     F: FnOnce(&Console) -> Result<T, AppError> + Send + 'static,
 {
-    let console = Arc::clone(console.inner());
-    match tauri::async_runtime::spawn_blocking(move || f(&console)).await {
+    on_shell(shell, move |s| f(&*s.console()?)).await
+}
+
+/// Runs `f` on the shell (the sign-in commands) on the blocking pool: argon2 and the
+/// server's answer take time.
+async fn on_shell<T, F>(shell: &State<'_, SharedShell>, f: F) -> Result<T, ErrorPayload>
+where
+    T: Send + 'static,
+    F: FnOnce(&Shell) -> Result<T, AppError> + Send + 'static,
+{
+    let shell = Arc::clone(shell.inner());
+    match tauri::async_runtime::spawn_blocking(move || f(&shell)).await {
         Ok(result) => result.map_err(ErrorPayload::from),
         Err(join) => Err(ErrorPayload {
             code: ErrorCode::Storage,
@@ -40,22 +56,88 @@ where
     }
 }
 
+/// Where sign-in stands.
+#[tauri::command]
+async fn auth_status(console: State<'_, SharedShell>) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, |s| Ok(s.gate().auth_status())).await
+}
+
+/// A console without a server: starts its first account; returns the TOTP secret.
+#[tauri::command]
+async fn setup_account(
+    console: State<'_, SharedShell>,
+    args: SetupAccount,
+) -> Result<TotpEnrollment, ErrorPayload> {
+    on_shell(&console, move |s| s.gate().setup_account(args)).await
+}
+
+/// Confirms the first account with a current code; signs in.
+#[tauri::command]
+async fn confirm_setup(
+    console: State<'_, SharedShell>,
+    args: TotpCode,
+) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, move |s| {
+        s.after_sign_in(s.gate().confirm_setup(args)?)
+    })
+    .await
+}
+
+/// Enrolls this device with the server, then signs the person in.
+#[tauri::command]
+async fn enroll_device(
+    console: State<'_, SharedShell>,
+    args: EnrollDevice,
+) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, move |s| {
+        s.after_sign_in(s.gate().enroll_device(args)?)
+    })
+    .await
+}
+
+/// Signs in online, or offline from the vault.
+#[tauri::command]
+async fn sign_in(
+    console: State<'_, SharedShell>,
+    args: SignIn,
+) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, move |s| s.after_sign_in(s.gate().sign_in(args)?)).await
+}
+
+/// Unlocks for the same person.
+#[tauri::command]
+async fn unlock(console: State<'_, SharedShell>, args: Unlock) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, move |s| s.after_sign_in(s.gate().unlock(args)?)).await
+}
+
+/// Locks the console (sync, field GPS and the replay keep running).
+#[tauri::command]
+async fn lock(console: State<'_, SharedShell>) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, |s| Ok(s.gate().lock())).await
+}
+
+/// Signs the person out; what ran for the console stops.
+#[tauri::command]
+async fn sign_out(console: State<'_, SharedShell>) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, |s| Ok(s.after_sign_out(s.gate().sign_out()))).await
+}
+
 /// The open pack, settings and user for the console, or the pack error screen.
 #[tauri::command]
-async fn startup(console: State<'_, SharedConsole>) -> Result<Startup, ErrorPayload> {
+async fn startup(console: State<'_, SharedShell>) -> Result<Startup, ErrorPayload> {
     blocking(&console, |c| Ok(c.startup())).await
 }
 
 /// The live picture: units, incidents, facilities.
 #[tauri::command]
-async fn console_state(console: State<'_, SharedConsole>) -> Result<ConsoleState, ErrorPayload> {
+async fn console_state(console: State<'_, SharedShell>) -> Result<ConsoleState, ErrorPayload> {
     blocking(&console, Console::console_state).await
 }
 
 /// One incident with its assignments and timeline.
 #[tauri::command]
 async fn incident_detail(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: IncidentRef,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.incident_detail(args)).await
@@ -64,7 +146,7 @@ async fn incident_detail(
 /// Creates an incident (on disk before it resolves).
 #[tauri::command]
 async fn create_incident(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: NewIncident,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.create_incident(args)).await
@@ -73,7 +155,7 @@ async fn create_incident(
 /// Changes type, priority, location, address or description.
 #[tauri::command]
 async fn update_incident(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: UpdateIncident,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.update_incident(args)).await
@@ -82,7 +164,7 @@ async fn update_incident(
 /// Marks the incident as seen by a commander.
 #[tauri::command]
 async fn acknowledge_incident(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: IncidentRef,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.acknowledge_incident(args)).await
@@ -91,7 +173,7 @@ async fn acknowledge_incident(
 /// Dispatches an available unit to the incident.
 #[tauri::command]
 async fn assign_unit(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: UnitOnIncident,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.assign_unit(args)).await
@@ -100,7 +182,7 @@ async fn assign_unit(
 /// Releases (clears) a unit from the incident.
 #[tauri::command]
 async fn release_unit(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: UnitOnIncident,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.release_unit(args)).await
@@ -109,7 +191,7 @@ async fn release_unit(
 /// Changes a unit's status; illegal transitions are refused.
 #[tauri::command]
 async fn set_unit_status(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: SetUnitStatus,
 ) -> Result<UnitView, ErrorPayload> {
     blocking(&console, move |c| c.set_unit_status(args)).await
@@ -118,7 +200,7 @@ async fn set_unit_status(
 /// Appends a note to the incident's timeline.
 #[tauri::command]
 async fn add_note(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: AddNote,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.add_note(args)).await
@@ -127,7 +209,7 @@ async fn add_note(
 /// Closes with a disposition, releasing every unit.
 #[tauri::command]
 async fn close_incident(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: CloseIncident,
 ) -> Result<IncidentDetail, ErrorPayload> {
     blocking(&console, move |c| c.close_incident(args)).await
@@ -136,7 +218,7 @@ async fn close_incident(
 /// Offline search of the pack's streets, places, POIs and addresses.
 #[tauri::command]
 async fn search_places(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: PlaceQuery,
 ) -> Result<Vec<PlaceHit>, ErrorPayload> {
     blocking(&console, move |c| c.search_places(args)).await
@@ -145,7 +227,7 @@ async fn search_places(
 /// Street + nearest named place for a point.
 #[tauri::command]
 async fn describe_location(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: LatLon,
 ) -> Result<LocationDescription, ErrorPayload> {
     blocking(&console, move |c| c.describe_location(args)).await
@@ -153,20 +235,20 @@ async fn describe_location(
 
 /// The connection indicator: online/syncing/offline, pending ops per lane, last sync.
 #[tauri::command]
-async fn sync_status(console: State<'_, SharedConsole>) -> Result<SyncStatus, ErrorPayload> {
+async fn sync_status(console: State<'_, SharedShell>) -> Result<SyncStatus, ErrorPayload> {
     blocking(&console, Console::sync_status).await
 }
 
 /// Open conflicts, both sides with who and when.
 #[tauri::command]
-async fn conflicts(console: State<'_, SharedConsole>) -> Result<Vec<ConflictView>, ErrorPayload> {
+async fn conflicts(console: State<'_, SharedShell>) -> Result<Vec<ConflictView>, ErrorPayload> {
     blocking(&console, Console::conflicts).await
 }
 
 /// Resolves one conflict with an explicit decision (an op that syncs); the conflicts left.
 #[tauri::command]
 async fn resolve_conflict(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: ResolveConflict,
 ) -> Result<Vec<ConflictView>, ErrorPayload> {
     blocking(&console, move |c| c.resolve_conflict(args)).await
@@ -174,20 +256,20 @@ async fn resolve_conflict(
 
 /// Ops the server refused, with its reason (needs attention).
 #[tauri::command]
-async fn parked_ops(console: State<'_, SharedConsole>) -> Result<Vec<ParkedOp>, ErrorPayload> {
+async fn parked_ops(console: State<'_, SharedShell>) -> Result<Vec<ParkedOp>, ErrorPayload> {
     blocking(&console, Console::parked_ops).await
 }
 
 /// The stored settings.
 #[tauri::command]
-async fn get_settings(console: State<'_, SharedConsole>) -> Result<Settings, ErrorPayload> {
+async fn get_settings(console: State<'_, SharedShell>) -> Result<Settings, ErrorPayload> {
     blocking(&console, Console::get_settings).await
 }
 
 /// Stores the settings.
 #[tauri::command]
 async fn save_settings(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: Settings,
 ) -> Result<Settings, ErrorPayload> {
     blocking(&console, move |c| c.save_settings(args)).await
@@ -195,14 +277,14 @@ async fn save_settings(
 
 /// The device registry: unbound devices first, then bound ones.
 #[tauri::command]
-async fn list_devices(console: State<'_, SharedConsole>) -> Result<Vec<DeviceView>, ErrorPayload> {
+async fn list_devices(console: State<'_, SharedShell>) -> Result<Vec<DeviceView>, ErrorPayload> {
     blocking(&console, Console::list_devices).await
 }
 
 /// Binds a device to a unit or unbinds it.
 #[tauri::command]
 async fn bind_device(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: BindDevice,
 ) -> Result<DeviceView, ErrorPayload> {
     blocking(&console, move |c| c.bind_device(args)).await
@@ -211,7 +293,7 @@ async fn bind_device(
 /// A unit's position history in a time window.
 #[tauri::command]
 async fn unit_track(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: TrackQuery,
 ) -> Result<Track, ErrorPayload> {
     blocking(&console, move |c| c.unit_track(args)).await
@@ -220,7 +302,7 @@ async fn unit_track(
 /// Writes a unit's track as GPX or KML into the export folder.
 #[tauri::command]
 async fn export_track(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: ExportTrack,
 ) -> Result<ExportedTrack, ErrorPayload> {
     blocking(&console, move |c| c.export_track(args)).await
@@ -228,14 +310,14 @@ async fn export_track(
 
 /// Field laptop mode: this console's unit, its assignment and receiver; null otherwise.
 #[tauri::command]
-async fn field_view(console: State<'_, SharedConsole>) -> Result<Option<FieldView>, ErrorPayload> {
+async fn field_view(console: State<'_, SharedShell>) -> Result<Option<FieldView>, ErrorPayload> {
     blocking(&console, Console::field_view).await
 }
 
 /// Field laptop mode: the unit acknowledges its assignment.
 #[tauri::command]
 async fn acknowledge_assignment(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
 ) -> Result<FieldView, ErrorPayload> {
     blocking(&console, Console::acknowledge_assignment).await
 }
@@ -243,7 +325,7 @@ async fn acknowledge_assignment(
 /// Available units ranked by road ETA to the incident; routes for the first five.
 #[tauri::command]
 async fn closest_units(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: IncidentRef,
 ) -> Result<ClosestUnits, ErrorPayload> {
     blocking(&console, move |c| c.closest_units(args)).await
@@ -251,22 +333,20 @@ async fn closest_units(
 
 /// Field laptop: the route from this unit to its assignment.
 #[tauri::command]
-async fn field_route(
-    console: State<'_, SharedConsole>,
-) -> Result<Option<FieldRoute>, ErrorPayload> {
+async fn field_route(console: State<'_, SharedShell>) -> Result<Option<FieldRoute>, ErrorPayload> {
     blocking(&console, Console::field_route).await
 }
 
 /// 1-3-5 minute reach of facilities and available units, and the share of roads covered.
 #[tauri::command]
-async fn coverage(console: State<'_, SharedConsole>) -> Result<CoverageView, ErrorPayload> {
+async fn coverage(console: State<'_, SharedShell>) -> Result<CoverageView, ErrorPayload> {
     blocking(&console, Console::coverage).await
 }
 
 /// Road closures, active first.
 #[tauri::command]
 async fn road_closures(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
 ) -> Result<Vec<RoadClosureView>, ErrorPayload> {
     blocking(&console, Console::road_closures).await
 }
@@ -274,7 +354,7 @@ async fn road_closures(
 /// Closes a road or an area (or changes a closure).
 #[tauri::command]
 async fn set_road_closure(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: NewRoadClosure,
 ) -> Result<RoadClosureView, ErrorPayload> {
     blocking(&console, move |c| c.set_road_closure(args)).await
@@ -283,7 +363,7 @@ async fn set_road_closure(
 /// Lifts a road closure.
 #[tauri::command]
 async fn lift_road_closure(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: ClosureRef,
 ) -> Result<RoadClosureView, ErrorPayload> {
     blocking(&console, move |c| c.lift_road_closure(args)).await
@@ -292,7 +372,7 @@ async fn lift_road_closure(
 /// The road line through points clicked along a road.
 #[tauri::command]
 async fn road_line(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: RoadLineQuery,
 ) -> Result<Vec<LatLon>, ErrorPayload> {
     blocking(&console, move |c| c.road_line(args)).await
@@ -301,7 +381,7 @@ async fn road_line(
 /// Imports stations, posts and checkpoints from CSV or GeoJSON in a declared datum.
 #[tauri::command]
 async fn import_facilities(
-    console: State<'_, SharedConsole>,
+    console: State<'_, SharedShell>,
     args: ImportFacilities,
 ) -> Result<ImportReport, ErrorPayload> {
     blocking(&console, move |c| c.import_facilities(args)).await
@@ -321,6 +401,14 @@ macro_rules! registered {
 }
 
 registered![
+    auth_status,
+    setup_account,
+    confirm_setup,
+    enroll_device,
+    sign_in,
+    unlock,
+    lock,
+    sign_out,
     startup,
     console_state,
     incident_detail,

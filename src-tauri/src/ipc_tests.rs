@@ -14,7 +14,11 @@ use tauri::test::{
 use tauri::webview::InvokeRequest;
 use tauri::{App, WebviewWindow};
 
+use outpost_app::auth::{Gate, GateConfig, GateOptions, KdfParams};
+use outpost_domain::SystemClock;
+
 use super::*;
+use crate::session::{Shell, StartPlan};
 
 struct Harness {
     app: App<MockRuntime>,
@@ -22,20 +26,35 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn harness() -> Harness {
+/// The password of the harness's first account.
+const PASSWORD: &str = "correct horse battery";
+
+/// The app on a fresh data directory: nobody signed in yet (the Gate's setup state).
+fn harness_signed_out() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    let console = Console::open(
-        ConsoleOptions {
-            pack: None,
-            data_dir: dir.path().to_path_buf(),
-            demo: false,
-            user: "li.wei".into(),
-        },
-        Arc::new(SystemClock),
-    )
-    .expect("console opens on an empty data dir");
-    console.set_map_base_url(tiles::MAP_BASE_URL.to_owned());
-    let app = wire(mock_builder(), Arc::new(console), demo::Replay::default())
+    let options = GateOptions {
+        data_dir: dir.path().to_path_buf(),
+        pack: None,
+        demo: false,
+        field_unit: None,
+        server_url: None,
+        ca_file: None,
+        idle_lock_s: Some(900),
+        login_hint: Some("li.wei".into()),
+    };
+    // Small argon2id parameters: the test is about the IPC, not the KDF's cost.
+    let config = GateConfig {
+        kdf: KdfParams::TEST_ONLY,
+        server: None,
+    };
+    let gate = Gate::open_with(options, Arc::new(SystemClock), config).expect("gate opens");
+    let plan = StartPlan {
+        map_base_url: tiles::MAP_BASE_URL.to_owned(),
+        gps_speed: 1.0,
+        ..StartPlan::default()
+    };
+    let shell = Arc::new(Shell::new(Arc::new(gate), plan));
+    let app = wire(mock_builder(), shell)
         .build(mock_context(noop_assets()))
         .expect("mock app builds");
     emit_changes(app.handle());
@@ -47,6 +66,46 @@ fn harness() -> Harness {
         webview,
         _dir: dir,
     }
+}
+
+/// The current code of a TOTP secret (base32).
+fn code(secret: &str) -> String {
+    outpost_app::auth::totp::code_at(secret, chrono::Utc::now()).expect("valid secret")
+}
+
+/// Creates the first account "li.wei" through the IPC (setup_account, then confirm_setup with
+/// the current code); returns its TOTP secret.
+fn set_up(h: &Harness) -> String {
+    let enrollment = invoke(
+        h,
+        "setup_account",
+        json!({ "args": { "user": "li.wei", "display_name": "李伟", "password": PASSWORD } }),
+    )
+    .expect("setup_account");
+    let secret = enrollment["secret"].as_str().expect("secret").to_owned();
+    assert!(
+        enrollment["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("otpauth://totp/") && u.contains(&secret)),
+        "{enrollment}"
+    );
+    let status = invoke(
+        h,
+        "confirm_setup",
+        json!({ "args": { "code": code(&secret) } }),
+    )
+    .expect("confirm_setup");
+    assert_eq!(status["state"], "signed_in", "{status}");
+    assert_eq!(status["user"]["user"], "li.wei");
+    assert_eq!(status["user"]["role"], "commander");
+    secret
+}
+
+/// The app with "li.wei" signed in (a console without a server).
+fn harness() -> Harness {
+    let h = harness_signed_out();
+    set_up(&h);
+    h
 }
 
 /// Invokes `cmd` as `invoke(cmd, body)` from the page would.
@@ -246,4 +305,106 @@ fn device_track_and_field_commands_answer_as_json() {
     )
     .expect_err("unknown unit");
     assert_eq!(e["code"], "not_found", "{e}");
+}
+
+#[test]
+fn before_sign_in_only_the_sign_in_commands_answer() {
+    let h = harness_signed_out();
+    let status = invoke(&h, "auth_status", json!({})).expect("auth_status");
+    assert_eq!(status["state"], "setup", "{status}");
+    assert_eq!(status["idle_lock_s"], 900);
+    assert_eq!(status["login_hint"], "li.wei");
+    for cmd in ["startup", "console_state", "sync_status", "get_settings"] {
+        let e = invoke(&h, cmd, json!({})).expect_err("signed out");
+        assert_eq!(e["code"], "signed_out", "{cmd}: {e}");
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+    // A wrong code is refused with its message; nothing opens.
+    invoke(
+        &h,
+        "setup_account",
+        json!({ "args": { "user": "li.wei", "display_name": "李伟", "password": PASSWORD } }),
+    )
+    .expect("setup_account");
+    let e = invoke(&h, "confirm_setup", json!({ "args": { "code": "000000" } }))
+        .expect_err("wrong code");
+    assert_eq!(e["code"], "auth_failed", "{e}");
+    let e = invoke(&h, "console_state", json!({})).expect_err("still signed out");
+    assert_eq!(e["code"], "signed_out", "{e}");
+}
+
+#[test]
+fn lock_refuses_the_console_until_unlocked_and_sign_out_ends_it() {
+    let h = harness_signed_out();
+    let secret = set_up(&h);
+    invoke(&h, "console_state", json!({})).expect("signed in");
+
+    let status = invoke(&h, "lock", json!({})).expect("lock");
+    assert_eq!(status["state"], "locked", "{status}");
+    assert_eq!(status["user"]["user"], "li.wei");
+    let e = invoke(&h, "console_state", json!({})).expect_err("locked");
+    assert_eq!(e["code"], "signed_out", "{e}");
+
+    let e = invoke(
+        &h,
+        "unlock",
+        json!({ "args": { "password": "not the password", "code": null } }),
+    )
+    .expect_err("wrong password");
+    assert_eq!(e["code"], "auth_failed", "{e}");
+    let status = invoke(
+        &h,
+        "unlock",
+        json!({ "args": { "password": PASSWORD, "code": null } }),
+    )
+    .expect("unlock");
+    assert_eq!(status["state"], "signed_in", "{status}");
+    invoke(&h, "console_state", json!({})).expect("unlocked");
+
+    let status = invoke(&h, "sign_out", json!({})).expect("sign_out");
+    assert_eq!(status["state"], "signed_out", "{status}");
+    assert_eq!(status["known_users"][0]["user"], "li.wei");
+    let e = invoke(&h, "console_state", json!({})).expect_err("signed out");
+    assert_eq!(e["code"], "signed_out", "{e}");
+
+    // Signing in again opens the console again; its changes are still emitted.
+    // The code of this 30-second step was used by confirm_setup and is refused (replay);
+    // the next step's code is within the ±1 step window and not used yet.
+    let e = invoke(
+        &h,
+        "sign_in",
+        json!({ "args": { "user": "li.wei", "password": PASSWORD, "code": code(&secret) } }),
+    )
+    .expect_err("a used code again");
+    assert_eq!(e["code"], "auth_failed", "{e}");
+    let next = outpost_app::auth::totp::code_at(
+        &secret,
+        chrono::Utc::now() + chrono::Duration::seconds(30),
+    )
+    .expect("valid secret");
+    let status = invoke(
+        &h,
+        "sign_in",
+        json!({ "args": { "user": "li.wei", "password": PASSWORD, "code": next } }),
+    )
+    .expect("sign_in after sign_out");
+    assert_eq!(status["state"], "signed_in", "{status}");
+    let (tx, rx) = mpsc::channel::<String>();
+    h.app.listen_any(STATE_CHANGED_EVENT, move |event| {
+        let _ = tx.send(event.payload().to_owned());
+    });
+    invoke(
+        &h,
+        "create_incident",
+        json!({ "args": {
+            "incident_type": "theft",
+            "priority": null,
+            "location": { "lat": 42.5069, "lon": 1.5212 },
+            "address": "Carrer Major",
+            "description": ""
+        }}),
+    )
+    .expect("incident created after signing in again");
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("state-changed emitted by the new console");
 }

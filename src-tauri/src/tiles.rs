@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tauri::http::{Method, Request, Response, StatusCode, header};
 use tauri::{Manager, Runtime, UriSchemeContext, UriSchemeResponder};
 
-use crate::commands::SharedConsole;
+use crate::commands::SharedShell;
 use outpost_app::Console;
 
 /// The scheme name registered with the webview.
@@ -102,15 +102,20 @@ pub fn handle<R: Runtime>(
     request: Request<Vec<u8>>,
     responder: UriSchemeResponder,
 ) {
-    let Some(console) = ctx.app_handle().try_state::<SharedConsole>() else {
+    // Tiles come from the signed-in console's pack; nothing while signed out or locked.
+    let Some(console) = ctx
+        .app_handle()
+        .try_state::<SharedShell>()
+        .and_then(|s| s.console().ok())
+    else {
         responder.respond(reply(
-            StatusCode::NOT_FOUND,
+            StatusCode::FORBIDDEN,
             "text/plain",
-            b"console not ready".to_vec(),
+            b"sign in first".to_vec(),
         ));
         return;
     };
-    let console: Arc<Console> = Arc::clone(console.inner());
+    let console: Arc<Console> = console;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     tauri::async_runtime::spawn_blocking(move || {
