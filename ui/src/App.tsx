@@ -15,6 +15,7 @@ import { SignInScreen } from "./SignIn";
  * the backend's 12-hour limit) and a revoked device bring the sign-in screens back.
  */
 export function App({ loginHint }: { loginHint?: string } = {}) {
+  // `loginHint` overrides the backend's (`outpost --user NAME`, AuthStatus.login_hint).
   const [auth, setAuth] = useState<AuthStatus | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
   const lang = signInLang();
@@ -40,7 +41,7 @@ export function App({ loginHint }: { loginHint?: string } = {}) {
   if (failure) return <Fatal lang={lang} text={failure} />;
   if (!auth) return <main className="loading">{t(lang, "app.loading")}</main>;
   if (auth.state !== "signed_in" || !auth.user) {
-    return <SignInScreen lang={lang} status={auth} loginHint={loginHint} onStatus={setAuth} />;
+    return <SignInScreen lang={lang} status={auth} loginHint={loginHint ?? auth.login_hint ?? undefined} onStatus={setAuth} />;
   }
   return <SignedIn key={auth.user.user} status={auth} onStatus={setAuth} onSignedOut={refresh} />;
 }

@@ -85,11 +85,12 @@ describe("sign-in screens", () => {
   });
 
   it("enroll: server, user, password, code, device name; errors shown; then the console online", async () => {
-    installMockBackend({ settings: { language: "en" }, auth: { state: "enroll", serverUrl: "https://10.20.0.5:7400" } });
+    installMockBackend({ settings: { language: "en" }, auth: { state: "enroll", serverUrl: "https://10.20.0.5:7400", loginHint: "li.na" } });
     const { container } = render(<App />);
     const form = await found(container, "#enroll-device");
     expect(q<HTMLInputElement>(form, "#enroll-server")?.value).toBe("https://10.20.0.5:7400");
-    type(q(form, "#auth-user"), "li.na");
+    // `outpost --user li.na` pre-fills the login name.
+    expect(q<HTMLInputElement>(form, "#auth-user")?.value).toBe("li.na");
     type(q(form, "#auth-password"), "not it");
     type(q(form, "#auth-code"), MOCK_TOTP_CODE);
     type(q(form, "#enroll-device-name"), "指挥车 3");

@@ -43,6 +43,8 @@ export interface MockAuthOptions {
   knownUsers?: KnownUser[];
   /** The line shown with the status (e.g. why a device was revoked). */
   message?: string | null;
+  /** The login name to pre-fill (`outpost --user NAME`). */
+  loginHint?: string | null;
 }
 
 function fail(code: ErrorPayload["code"], message: string): never {
@@ -89,6 +91,7 @@ export class MockAuth {
   private readonly reachable: boolean;
   private reauthDue: boolean;
   private message: string | null;
+  private readonly loginHint: string | null;
 
   constructor(
     opts: MockAuthOptions,
@@ -103,6 +106,7 @@ export class MockAuth {
     this.reachable = opts.serverReachable ?? true;
     this.reauthDue = opts.reauthDue ?? false;
     this.message = opts.message ?? null;
+    this.loginHint = opts.loginHint ?? null;
     if (this.state === "setup") this.accounts.clear();
     const who = this.accounts.get(opts.user ?? "dispatcher");
     if ((this.state === "signed_in" || this.state === "locked") && who) this.user = this.signedIn(who);
@@ -142,6 +146,7 @@ export class MockAuth {
       user: this.user ? structuredClone(this.user) : null,
       idle_lock_s: this.idleLockS,
       message: this.message,
+      login_hint: this.loginHint,
     };
   }
 
