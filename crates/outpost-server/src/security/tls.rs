@@ -37,6 +37,10 @@ use super::pki::{Pki, device_of_cert};
 
 /// How long a client may take to complete the TLS handshake after connecting.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's headers may take to arrive whole on the sync port, from the end of
+/// the handshake or of the previous answer (hyper's `header_read_timeout`); it also closes
+/// keep-alive connections left idle that long, so idle TLS connections do not pile up.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The device a client proved to be by its certificate, put by the TLS layer into the
 /// extensions of every request of that connection (`req.extensions().get::<PeerDevice>()`).
@@ -212,8 +216,8 @@ where
     }
 }
 
-/// Serves `app` over TLS on `listener` (HTTP/1.1 with upgrades, for the poke WebSocket)
-/// until `stop` becomes true; then stops accepting, lets every connection finish its
+/// Serves `app` over TLS on `listener` (HTTP/1.1 with upgrades, for the poke WebSocket;
+/// [`HANDSHAKE_TIMEOUT`], [`HEADER_TIMEOUT`]) until `stop` becomes true; then stops accepting, lets every connection finish its
 /// request (idle ones close) and returns when all are gone. Each request carries the
 /// connection's [`PeerDevice`] when the client presented a verified certificate.
 ///
@@ -284,6 +288,8 @@ async fn connection(
             async move { tower::Service::call(&mut app, req).await }
         });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true)
         .serve_connection(TokioIo::new(tls), service)
         .with_upgrades();
