@@ -18,6 +18,7 @@ mod crash;
 mod fuzz;
 mod ingest;
 mod pytak;
+mod security;
 mod support;
 mod sync;
 mod tls;
