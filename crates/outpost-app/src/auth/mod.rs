@@ -46,7 +46,7 @@ use crate::ipc::{
 };
 use crate::{AppError, Console, ConsoleAccess, ConsoleOptions};
 
-pub use server::{AuthServer, DeviceIdentity, ServerError};
+pub use server::{AuthServer, DeviceIdentity, ServerError, SyncServer};
 pub use vault::{KdfParams, VaultError};
 
 use vault::{Entry, EntryKey, Profile, Secrets, Vault};
@@ -93,13 +93,20 @@ pub struct GateConfig {
     /// The server's sign-in calls (`None`: no server client; enrollment and online sign-in
     /// answer [`ErrorCode::Offline`]).
     pub server: Option<Arc<dyn AuthServer>>,
+    /// Start the sync engine for each console a sign-in opens on an enrolled device (TLS with
+    /// the device identity, the session token, revocations fed back to the Gate). Tests of
+    /// the sign-in logic with a fake server turn it off.
+    pub start_sync: bool,
 }
 
 impl Default for GateConfig {
+    /// Production: [`KdfParams::OWASP`] and the real server client ([`SyncServer`], called
+    /// only when a server is configured).
     fn default() -> Self {
         GateConfig {
             kdf: KdfParams::OWASP,
-            server: None,
+            server: Some(Arc::new(SyncServer)),
+            start_sync: true,
         }
     }
 }
@@ -109,6 +116,7 @@ impl std::fmt::Debug for GateConfig {
         f.debug_struct("GateConfig")
             .field("kdf", &self.kdf)
             .field("server", &self.server.is_some())
+            .field("start_sync", &self.start_sync)
             .finish()
     }
 }
@@ -125,6 +133,12 @@ pub struct Gate {
     config: GateConfig,
     inner: Mutex<Inner>,
     listeners: Mutex<Vec<SignedInListener>>,
+    /// The session token the sync engine reads on every request: set by an online sign-in,
+    /// cleared by an offline one and by sign-out (the outbox then waits).
+    token: outpost_sync::TokenSource,
+    /// Revocation lists the sync engine fetched, applied at the Gate's next call (the
+    /// engine's thread never takes the Gate's lock).
+    fetched_revocations: Arc<Mutex<Option<Revocations>>>,
 }
 
 struct PendingSetup {
@@ -150,6 +164,8 @@ struct Inner {
     device: Option<(DeviceIdentity, String)>,
     pending: Option<PendingSetup>,
     session: Option<Session>,
+    /// The sync engine attached to the session's console.
+    sync: Option<Arc<crate::sync::SyncAttachment>>,
     /// The newest code step used per person (replay refusal, this process only).
     used_steps: HashMap<String, u64>,
     /// Failed sign-ins of names without a vault entry (not persisted).
@@ -204,7 +220,7 @@ fn valid_login_name(user: &str) -> bool {
 
 impl Gate {
     /// Reads the vault and the device identity of `options.data_dir`; opens nothing else.
-    /// Production argon2id parameters, no server client ([`Gate::open_with`] for those).
+    /// Production settings ([`GateConfig::default`]: OWASP argon2id, the real server client).
     ///
     /// # Errors
     /// [`ErrorCode::Storage`] when the vault is unreadable.
@@ -234,11 +250,14 @@ impl Gate {
                 device,
                 pending: None,
                 session: None,
+                sync: None,
                 used_steps: HashMap::new(),
                 unknown_failures: HashMap::new(),
                 message: None,
             }),
             listeners: Mutex::new(Vec::new()),
+            token: outpost_sync::TokenSource::new(),
+            fetched_revocations: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -249,9 +268,11 @@ impl Gate {
         lock(&self.listeners).push(Arc::from(f));
     }
 
-    /// Stops what the Gate runs (nothing yet besides the open console, which is dropped).
+    /// Stops the sync engine and closes the console (the shell calls it on exit).
     pub fn shutdown(&self) {
-        lock(&self.inner).session = None;
+        let mut inner = lock(&self.inner);
+        stop_sync(&mut inner);
+        inner.session = None;
     }
 
     /// The signed-in person's server session token, while signed in online and unlocked
@@ -279,8 +300,16 @@ impl Gate {
             .or_else(|| inner.device.as_ref().map(|(_, url)| url.clone()))
     }
 
-    /// Locks a session whose full sign-in is 12 hours old.
+    /// Applies revocations the sync engine fetched; locks a session whose full sign-in is
+    /// 12 hours old.
     fn refresh(&self, inner: &mut Inner) {
+        let fetched = lock(&self.fetched_revocations).take();
+        if let Some(revs) = fetched {
+            self.store_revocations(inner, revs);
+            if let Err(e) = inner.vault.save(&self.options.data_dir) {
+                tracing::error!(error = %e, "revocations not stored in the vault");
+            }
+        }
         let now = self.clock.now();
         if let Some(s) = inner.session.as_mut()
             && !s.locked
@@ -896,13 +925,20 @@ impl Gate {
             s.locked = false;
             s.full_at = now;
             s.profile = profile;
-            if token.is_some() {
-                s.token = token;
+            match &token {
+                Some(t) => self.token.set(t.clone()),
+                None => self.token.clear(),
             }
+            s.token = token;
             return Ok(None);
         }
         // Another person: their console replaces the open one.
+        stop_sync(inner);
         inner.session = None;
+        match &token {
+            Some(t) => self.token.set(t.clone()),
+            None => self.token.clear(),
+        }
         let console = Console::open_signed_in(
             ConsoleOptions {
                 pack: self.options.pack.clone(),
@@ -928,7 +964,39 @@ impl Gate {
             full_at: now,
             token,
         });
+        self.start_sync(inner, &console);
         Ok(Some(console))
+    }
+
+    /// Starts the sync engine for `console` on an enrolled device (a failure is logged: the
+    /// console works alone, as without a server).
+    fn start_sync(&self, inner: &mut Inner, console: &Arc<Console>) {
+        if !self.config.start_sync {
+            return;
+        }
+        let (Some(url), Some((device, _))) = (self.server_url(inner), inner.device.clone()) else {
+            return;
+        };
+        let slot = Arc::clone(&self.fetched_revocations);
+        let options = crate::sync::SyncOptions {
+            clock: Arc::clone(&self.clock),
+            tls: Some(
+                outpost_sync::TlsSettings::new(device.ca_pem.clone())
+                    .with_identity(device.cert_pem.clone(), device.key_pem.clone()),
+            ),
+            token: self.token.clone(),
+            on_revocations: Some(Arc::new(move |revs: &Revocations| {
+                *lock(&slot) = Some(revs.clone());
+            })),
+            revocations_version: Some(inner.vault.revocations.version),
+            ..crate::sync::SyncOptions::default()
+        };
+        match crate::sync::start(console, &url, options) {
+            Ok(attachment) => inner.sync = Some(attachment),
+            Err(e) => {
+                tracing::error!(server = %url, error = %e.message, "sync not started; working alone");
+            }
+        }
     }
 
     fn announce(&self, opened: Option<Arc<Console>>) {
@@ -968,6 +1036,8 @@ impl Gate {
             .as_ref()
             .is_some_and(|s| disabled.contains(&s.profile.user))
         {
+            stop_sync(inner);
+            self.token.clear();
             inner.session = None;
             inner.message = Some("your account was disabled by an administrator".into());
         }
@@ -985,6 +1055,8 @@ impl Gate {
 
     /// This device was revoked: forget every vault entry and the device key; end the session.
     fn revoke_device(&self, inner: &mut Inner) {
+        stop_sync(inner);
+        self.token.clear();
         inner.vault.users.clear();
         inner.vault.device_revoked = true;
         inner.session = None;
@@ -1091,6 +1163,8 @@ impl Gate {
     /// closes the console.
     pub fn sign_out(&self) -> AuthStatus {
         let mut inner = lock(&self.inner);
+        stop_sync(&mut inner);
+        self.token.clear();
         if let Some(s) = inner.session.take()
             && let (Some(token), Some(server), Some(url), Some((device, _))) = (
                 s.token,
@@ -1121,6 +1195,13 @@ impl Gate {
             )),
             None => Err(AppError::new(ErrorCode::SignedOut, "nobody is signed in")),
         }
+    }
+}
+
+/// Stops the attached sync engine, if any (waits for its thread).
+fn stop_sync(inner: &mut Inner) {
+    if let Some(sync) = inner.sync.take() {
+        sync.shutdown();
     }
 }
 

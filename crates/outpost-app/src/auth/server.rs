@@ -88,3 +88,70 @@ pub trait AuthServer: Send + Sync {
         token: &str,
     ) -> Result<Revocations, ServerError>;
 }
+
+/// The real server: `outpost_sync::account`'s blocking calls over TLS (the agency CA pinned,
+/// the device certificate presented once enrolled).
+///
+/// Errors map as: no answer, a TLS failure (e.g. a captive portal or an interception the
+/// agency CA does not vouch for), a 5xx or an unreadable answer → [`ServerError::Unreachable`]
+/// (an offline sign-in may follow; it needs the password and code all the same); 401 / 403
+/// and other 4xx → [`ServerError::Refused`] with the server's code and message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncServer;
+
+fn map_sync_error(e: outpost_sync::SyncError) -> ServerError {
+    use outpost_sync::SyncError as E;
+    match e {
+        E::Unauthenticated { code, message } | E::Forbidden { code, message } => {
+            ServerError::Refused { code, message }
+        }
+        E::Server {
+            status,
+            code,
+            message,
+        } if (400..500).contains(&status) => ServerError::Refused { code, message },
+        E::BadUrl { url, reason } => ServerError::Refused {
+            code: "bad_url".into(),
+            message: format!("the server address {url:?} is not usable: {reason}"),
+        },
+        other => ServerError::Unreachable(other.to_string()),
+    }
+}
+
+fn tls_of(device: &DeviceIdentity) -> outpost_sync::TlsSettings {
+    outpost_sync::TlsSettings::new(device.ca_pem.clone())
+        .with_identity(device.cert_pem.clone(), device.key_pem.clone())
+}
+
+impl AuthServer for SyncServer {
+    fn enroll(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        req: &EnrollRequest,
+    ) -> Result<EnrollResponse, ServerError> {
+        outpost_sync::account::enroll(url, ca_pem, req).map_err(map_sync_error)
+    }
+
+    fn login(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        req: &LoginRequest,
+    ) -> Result<LoginResponse, ServerError> {
+        outpost_sync::account::login(url, &tls_of(device), req).map_err(map_sync_error)
+    }
+
+    fn logout(&self, url: &str, device: &DeviceIdentity, token: &str) -> Result<(), ServerError> {
+        outpost_sync::account::logout(url, &tls_of(device), token).map_err(map_sync_error)
+    }
+
+    fn revocations(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        token: &str,
+    ) -> Result<Revocations, ServerError> {
+        outpost_sync::account::revocations(url, &tls_of(device), token).map_err(map_sync_error)
+    }
+}

@@ -53,6 +53,7 @@ fn config(server: Option<Arc<FakeServer>>) -> GateConfig {
     GateConfig {
         kdf: KdfParams::TEST_ONLY,
         server: server.map(|s| s as Arc<dyn AuthServer>),
+        start_sync: false,
     }
 }
 
