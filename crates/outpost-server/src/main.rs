@@ -72,6 +72,12 @@ enum Cmd {
         /// the agency CA (TAK's port 8089 style); no UDP.
         #[arg(long, requires = "cot_listen")]
         cot_tls: bool,
+        /// Hours after an online sign-in during which the person may sign in offline on
+        /// that console, and ops written there are accepted when pushed later.
+        #[arg(long, value_name = "HOURS",
+              default_value_t = outpost_server::security::DEFAULT_OFFLINE_GRACE_H,
+              value_parser = clap::value_parser!(u64).range(0..=24 * 365))]
+        offline_grace_h: u64,
     },
     /// Certificates: the agency CA and the server certificate.
     Cert {
@@ -275,9 +281,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             osmand_require_token,
             osmand_tls,
             cot_tls,
+            offline_grace_h,
         } => serve(
             data,
             listen,
+            SecurityConfig {
+                offline_grace_s: offline_grace_h * 3600,
+                ..SecurityConfig::default()
+            },
             IngestConfig {
                 osmand_listen,
                 cot_listen,
@@ -353,7 +364,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Serves until SIGTERM, SIGINT or SIGHUP, then shuts down gracefully.
-fn serve(data: PathBuf, listen: SocketAddr, ingest: IngestConfig) -> anyhow::Result<()> {
+fn serve(
+    data: PathBuf,
+    listen: SocketAddr,
+    security: SecurityConfig,
+    ingest: IngestConfig,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -367,7 +383,11 @@ fn serve(data: PathBuf, listen: SocketAddr, ingest: IngestConfig) -> anyhow::Res
         let _ = tx.send(());
     })
     .context("cannot install the signal handler")?;
-    let server = Server::start(ServerConfig::new(data, listen).with_ingest(ingest))?;
+    let server = Server::start(
+        ServerConfig::new(data, listen)
+            .with_ingest(ingest)
+            .with_security(security),
+    )?;
     // Lines on stdout that scripts and tests wait for; "listening on" comes last.
     if let Some(a) = server.osmand_addr() {
         println!("osmand listening on {a}");

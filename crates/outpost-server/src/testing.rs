@@ -374,6 +374,77 @@ impl TestServer {
     }
 }
 
+/// A device and a session made straight in the security database of `data_dir` (which
+/// must have had `cert init`), for tests that run the real binary: no password, no TOTP, no
+/// HTTP. The account `user` (role `role`, unit [`TEST_FIELD_UNIT`] for a field unit,
+/// password [`TEST_PASSWORD`]) is created when missing. The binary may be running: it
+/// reads sessions and devices from the database on every request. Uses the system clock.
+///
+/// Returns the device (enrolled with `origin`) and the bearer token.
+///
+/// # Errors
+/// [`TestServerError`] naming the step that failed (no PKI, origin enrolled already, …).
+pub fn direct_session(
+    data_dir: &Path,
+    user: &str,
+    role: Role,
+    origin: Uuid,
+) -> Result<(TestDevice, String), TestServerError> {
+    let clock: Arc<dyn Clock> = Arc::new(outpost_domain::clock::SystemClock);
+    let accounts = crate::security::Accounts::open(
+        data_dir,
+        crate::security::PasswordParams::cheap_for_tests(),
+        clock,
+    )
+    .map_err(|e| err("security.db")(&e))?;
+    let unit_id = (role == Role::FieldUnit).then(|| TEST_FIELD_UNIT.to_string());
+    match accounts.add_user(&NewAccount {
+        name: user.to_string(),
+        role,
+        unit_id,
+        display_name: None,
+        password: TEST_PASSWORD.to_string(),
+    }) {
+        Ok(_) | Err(crate::security::AuthError::Conflict(_)) => {}
+        Err(e) => return Err(err("user add")(&e)),
+    }
+    let pki = crate::security::pki::Pki::load(data_dir).map_err(|e| err("pki")(&e))?;
+    let (key_pem, csr_pem) = key_and_csr()?;
+    let device_id = crate::security::Accounts::new_device_id();
+    let signed = pki
+        .sign_device_csr(&csr_pem, &device_id, 30)
+        .map_err(|e| err("sign")(&e))?;
+    let cache_key = "00".repeat(32);
+    accounts
+        .add_device(
+            &device_id,
+            "test device",
+            origin,
+            &signed.serial_hex,
+            user,
+            &cache_key,
+        )
+        .map_err(|e| err("device")(&e))?;
+    let session = accounts
+        .start_session(
+            user,
+            &device_id,
+            crate::security::DEFAULT_OFFLINE_GRACE_H * 3600,
+        )
+        .map_err(|e| err("session")(&e))?;
+    Ok((
+        TestDevice {
+            device_id,
+            origin,
+            cert_pem: signed.cert_pem,
+            key_pem,
+            serial_hex: signed.serial_hex,
+            cache_key,
+        },
+        session.token,
+    ))
+}
+
 /// The security configuration of tests: cheap argon2, the given clock and grace.
 fn test_config(clock: Arc<FixedClock>, grace_s: Option<u64>) -> SecurityConfig {
     let mut c = SecurityConfig::for_tests(clock);

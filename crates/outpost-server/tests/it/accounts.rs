@@ -524,7 +524,7 @@ fn each_op_is_checked_against_its_author() {
         .expect("dispatcher login");
     let signed_in = server.clock_now_ms();
     let (incident, create) = a.incident();
-    let ops = vec![
+    let ops = [
         by(create, "dispatcher", Some(signed_in + 3_600_000)),
         by(
             a.note(incident, "late"),
@@ -698,4 +698,130 @@ impl ClockMs for TestServer {
         use outpost_domain::clock::Clock;
         self.clock().now().timestamp_millis()
     }
+}
+
+/// Runs `outpost-server ARGS` with `stdin`; (exit code, stdout, stderr).
+fn cli(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn user_and_device_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let add = |name: &str, extra: &[&str], password: &str| {
+        let mut args = vec!["user", "add", "--data", data, name, "--password-stdin"];
+        args.extend_from_slice(extra);
+        cli(&args, &format!("{password}\n"))
+    };
+    // Too short a password: refused, nothing created.
+    let (status, _, err) = add("li.wei", &["--role", "commander"], "short");
+    assert_eq!(status, Some(1));
+    assert_eq!(
+        err,
+        "error: password: at least 12 characters are required\n"
+    );
+    // A field unit needs its unit.
+    let (status, _, err) = add("p03", &["--role", "field_unit"], "long enough password");
+    assert_eq!(status, Some(1));
+    assert!(err.contains("--unit UNIT_ID"), "{err}");
+    let (status, out, err) = add(
+        "li.wei",
+        &["--role", "commander", "--display-name", "李伟"],
+        "long enough password",
+    );
+    assert_eq!(status, Some(0), "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTP secret (base32): "))
+        .expect("secret line");
+    assert_eq!(secret.len(), 32);
+    assert!(
+        out.contains(&format!("otpauth://totp/Outpost:li.wei?secret={secret}")),
+        "{out}"
+    );
+    let (status, _, err) = add("li.wei", &["--role", "viewer"], "long enough password");
+    assert_eq!(status, Some(1));
+    assert!(err.contains("exists already"), "{err}");
+    let (status, out, _) = add(
+        "p03",
+        &["--role", "field_unit", "--unit", "P-03"],
+        "another long one",
+    );
+    assert_eq!(status, Some(0));
+    assert!(
+        out.starts_with("account \"p03\" created (field_unit)"),
+        "{out}"
+    );
+    let (status, out, _) = cli(&["user", "list", "--data", data], "");
+    assert_eq!(status, Some(0));
+    assert_eq!(
+        out,
+        "li.wei\tcommander\t-\t李伟\tenabled\np03\tfield_unit\tP-03\tp03\tenabled\n"
+    );
+    let (status, _, _) = cli(&["user", "disable", "--data", data, "p03"], "");
+    assert_eq!(status, Some(0));
+    let (status, out, _) = cli(&["user", "unlock", "--data", data, "li.wei"], "");
+    assert_eq!(
+        (status, out.as_str()),
+        (Some(0), "account \"li.wei\" unlocked\n")
+    );
+    let (status, _, err) = cli(&["user", "unlock", "--data", data, "nobody"], "");
+    assert_eq!(status, Some(1));
+    assert_eq!(err, "error: user: no account \"nobody\"\n");
+    let (_, out, _) = cli(&["user", "list", "--data", data], "");
+    assert!(
+        out.ends_with("p03\tfield_unit\tP-03\tp03\tdisabled\n"),
+        "{out}"
+    );
+    // Devices: an OsmAnd token, an unknown device to revoke.
+    let (status, out, _) = cli(&["device", "token", "--data", data, "phone-7"], "");
+    assert_eq!(status, Some(0));
+    assert_eq!(out.trim().len(), 32);
+    let (status, _, err) = cli(
+        &[
+            "device", "revoke", "--data", data, "dev-x", "--reason", "lost",
+        ],
+        "",
+    );
+    assert_eq!(status, Some(1));
+    assert!(err.contains("no enrolled device \"dev-x\""), "{err}");
+    let (status, out, _) = cli(&["device", "list", "--data", data], "");
+    assert_eq!((status, out.as_str()), (Some(0), "no enrolled devices\n"));
+    // Every command is in the audit trail, by the local operator.
+    let log = outpost_server::security::audit::AuditLog::open(dir.path()).expect("audit");
+    let page = log.page(0, Some(1000)).expect("page");
+    let actions: Vec<(String, String)> = page
+        .records
+        .iter()
+        .map(|r| (r.action.clone(), r.outcome.clone()))
+        .collect();
+    assert!(actions.contains(&("admin:user.add".into(), "ok".into())));
+    assert!(actions.contains(&("admin:user.add".into(), "failed".into())));
+    assert!(actions.contains(&("admin:device.token".into(), "ok".into())));
+    assert!(
+        page.records
+            .iter()
+            .all(|r| r.user == "local-admin" && r.device == "cli")
+    );
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use outpost_domain::op::Lane;
 
-use crate::support::{Author, cert_init, request, tls_client};
+use crate::support::{Author, cert_init, request, signed_in_client};
 
 #[test]
 fn serve_announces_its_address_stops_on_sigterm_and_compact_works_while_it_runs() {
@@ -28,9 +28,9 @@ fn serve_announces_its_address_stops_on_sigterm_and_compact_works_while_it_runs(
         .trim()
         .strip_prefix("listening on ")
         .expect("listening line");
-    let c = tls_client(addr, &ca);
-
     let mut a = Author::new(1);
+    let c = signed_in_client(addr, &ca, &dir.path().join("data"), "cmdr.li", a.origin);
+
     let unit = a.unit("u-01");
     let (status, _) = c.push(&request(a.origin, Lane::Critical, &[unit]));
     assert_eq!(status, 200);

@@ -123,11 +123,14 @@ fn drain_lane(c: &Client, origin: Uuid, lane: Lane, ops: &[OpEnvelope], seen: &M
     }
 }
 
-/// The agency CA of the test's data directory (one test in this file), set by `cert init`.
-static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The agency CA and the data directory of the test (one test in this file), set by
+/// `cert init`.
+static CA: std::sync::OnceLock<(String, std::path::PathBuf)> = std::sync::OnceLock::new();
 
-fn client(addr: SocketAddr) -> Client {
-    crate::support::tls_client(addr, CA.get().expect("cert init ran"))
+/// A client signed in on a device enrolled with `origin` (a new device per call).
+fn client(addr: SocketAddr, origin: Uuid) -> Client {
+    let (ca, data) = CA.get().expect("cert init ran");
+    crate::support::signed_in_client(addr, ca, data, "cmdr.li", origin)
 }
 
 #[test]
@@ -139,7 +142,12 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     eprintln!("s3 seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    CA.get_or_init(|| crate::support::cert_init(dir.path()));
+    CA.get_or_init(|| {
+        (
+            crate::support::cert_init(dir.path()),
+            dir.path().to_path_buf(),
+        )
+    });
     let (mut child, addr) = spawn(dir.path(), free_addr());
 
     // The roster and one incident first.
@@ -148,7 +156,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     let (incident, create) = seeder.incident();
     let seen = Arc::new(Mutex::new(Seen::default()));
     drain_lane(
-        &client(addr),
+        &client(addr, seeder.origin),
         seeder.origin,
         Lane::Critical,
         &[unit, create],
@@ -180,7 +188,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     for (origin, lanes) in outboxes {
         let seen = seen.clone();
         workers.push(std::thread::spawn(move || {
-            let c = client(addr);
+            let c = client(addr, origin);
             for (lane, ops) in &lanes {
                 drain_lane(&c, origin, *lane, ops, &seen);
             }
@@ -191,7 +199,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
         let seen = seen.clone();
         let done = done.clone();
         std::thread::spawn(move || {
-            let c = client(addr);
+            let c = client(addr, Uuid::now_v7());
             let mut cursor = 0u64;
             while !done.load(Ordering::SeqCst) {
                 let got = c.try_get(&format!("/v1/pull?after={cursor}&limit=50"));
@@ -240,7 +248,7 @@ fn s3_sigkill_during_pushes_and_pulls_loses_and_duplicates_nothing() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let (mut child, _) = spawn(dir.path(), addr);
-    let c = client(addr);
+    let c = client(addr, Uuid::now_v7());
     let (status, body) = c.get("/v1/pull?after=0&limit=5000");
     assert_eq!(status, 200);
     let log: PullResponse = serde_json::from_value(body).expect("page");

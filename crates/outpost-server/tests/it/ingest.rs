@@ -892,7 +892,13 @@ fn the_binary_serves_the_device_listeners_and_the_counters() {
         addrs["cot listening"].parse::<SocketAddr>().is_ok(),
         "{addrs:?}"
     );
-    let client = crate::support::tls_client(&addrs["listening"], &ca);
+    let client = crate::support::signed_in_client(
+        &addrs["listening"],
+        &ca,
+        dir.path(),
+        "cmdr.li",
+        uuid::Uuid::now_v7(),
+    );
     let (status, body) = get(
         osmand,
         &format!("/?id=cli-1&lat=1&lon=2&timestamp={}", now_s()),

@@ -143,13 +143,42 @@ pub fn cert_init(data: &std::path::Path) -> String {
     std::fs::read_to_string(data.join("tls").join("ca.pem")).expect("ca.pem")
 }
 
-/// A client of the TLS server at `addr` trusting the agency CA `ca_pem`, without a device
-/// certificate.
-pub fn tls_client(addr: impl std::fmt::Display, ca_pem: &str) -> Client {
-    Client::with_tls(
-        format!("https://{addr}"),
-        outpost_sync::tls::client_config(ca_pem, None).expect("TLS client config"),
+/// A client of the TLS server at `addr` (data directory `data`, CA `ca_pem`) signed in as
+/// `user` (a commander) on a device enrolled straight in the data directory with `origin`
+/// (`outpost_server::testing::direct_session`; the binary may be running).
+pub fn signed_in_client(
+    addr: impl std::fmt::Display,
+    ca_pem: &str,
+    data: &std::path::Path,
+    user: &str,
+    origin: Uuid,
+) -> Client {
+    let (device, token) = outpost_server::testing::direct_session(
+        data,
+        user,
+        outpost_domain::access::Role::Commander,
+        origin,
     )
+    .expect("device and session");
+    let tls = outpost_sync::tls::client_config(
+        ca_pem,
+        Some((device.cert_pem.as_str(), device.key_pem.as_str())),
+    )
+    .expect("TLS client config");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    Client {
+        base: format!("https://{addr}"),
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .use_preconfigured_tls(tls)
+            .default_headers(headers)
+            .build()
+            .expect("https client"),
+    }
 }
 
 /// A blocking HTTP client for one server.
