@@ -567,6 +567,14 @@ impl<S: SyncStore> Session<S> {
     /// over (at most twice per round).
     async fn round(&mut self) -> Result<RoundReport, SyncError> {
         self.check_capabilities().await?;
+        if self.client.tls_config().is_some() && self.client.token().get().is_none() {
+            // The server answered (capabilities are public), but nobody signed in online:
+            // do not knock with no token (each refusal is audited); wait for one.
+            return Err(SyncError::Unauthenticated {
+                code: "unauthenticated".into(),
+                message: "nobody is signed in online on this console".into(),
+            });
+        }
         self.check_revocations().await?;
         let mut report = RoundReport::default();
         let mut resyncs_left = 2;

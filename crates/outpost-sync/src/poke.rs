@@ -52,6 +52,14 @@ pub(crate) async fn run(
     let mut backoff = Backoff::new(policy);
     loop {
         let generation = client.token().generation();
+        if client.tls_config().is_some() && client.token().get().is_none() {
+            // Nobody signed in online: a knock would only be refused (and audited).
+            tokio::select! {
+                _ = client.token().token_set_after(generation) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
         let (request, connector) = match client.poke_request() {
             Ok(r) => r,
             Err(e) => {

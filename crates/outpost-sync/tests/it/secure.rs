@@ -532,3 +532,28 @@ fn the_gate_requests_enroll_login_revocations_and_logout() {
     assert!(err.needs_sign_in(), "{err:?}");
     assert!(!err.to_string().is_empty());
 }
+
+/// A console signed in offline starts its engine with no token: it does not knock (every
+/// refusal is audited) but waits on "sign-in required"; the online sign-in's token pushes
+/// what was written offline.
+#[test]
+fn an_offline_sign_in_waits_for_an_online_one() {
+    let srv = TestServer::start().expect("server");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, tls, _, token) = enrolled(&srv, Role::Commander, &tmp.path().join("a"));
+    act_as(&a, "commander", &first_script("u-01", "i1"));
+    let options = SyncOptions {
+        token: TokenSource::new(),
+        ..secure_options(&tls, &token)
+    };
+    let h = SyncEngine::start(a.clone(), &srv.url(), Arc::new(|| {}), options).expect("start");
+    assert!(wait_until(20, || h.status().state == LinkState::SignInRequired));
+    let e = h.status().last_error.unwrap_or_default();
+    assert!(e.contains("nobody is signed in online"), "{e}");
+    assert_eq!(counts(&a), (5, 0, 0));
+    assert!(server_log(srv.server()).is_empty());
+    h.set_token(token);
+    assert!(wait_until(20, || counts(&a) == (0, 5, 0)
+        && h.status().state == LinkState::Online));
+    h.shutdown();
+}
