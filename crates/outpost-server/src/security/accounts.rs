@@ -745,12 +745,16 @@ impl Accounts {
         if locked.is_some() {
             return Err(locked_out(user));
         }
-        if !enabled {
-            return Err(AuthError::Unauthenticated(format!(
-                "the account {user:?} is disabled"
-            )));
-        }
         let now = self.now();
+        if !enabled {
+            // Said only to someone who knows the password; otherwise a plain failure.
+            if self.password_matches(&hash, password) {
+                return Err(AuthError::Unauthenticated(format!(
+                    "the account {user:?} is disabled"
+                )));
+            }
+            return Err(self.count_failure(user, now).unwrap_or_else(|e| e));
+        }
         let step = if self.password_matches(&hash, password) {
             match totp_step(&secret, user, code, now)? {
                 Some(step) if last_step.is_none_or(|last| step > last) => Some(step),
@@ -1378,6 +1382,44 @@ mod tests {
         assert!(
             acc.verify_credentials("ana", "correct horse battery", &far)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_disabled_account_is_refused_and_listed() {
+        let c = clock();
+        let (_d, acc) = open(c.clone());
+        let created = acc
+            .add_user(&NewAccount {
+                name: "bo".into(),
+                role: Role::Viewer,
+                unit_id: None,
+                display_name: Some("Bo Chen".into()),
+                password: "correct horse battery".into(),
+            })
+            .expect("add");
+        acc.disable("bo").expect("disable");
+        let code = totp_code(&created.totp_secret, c.now()).expect("code");
+        let right = acc.verify_credentials("bo", "correct horse battery", &code);
+        assert_eq!(
+            right.map(|_| ()),
+            Err(AuthError::Unauthenticated(
+                "the account \"bo\" is disabled".into()
+            ))
+        );
+        let wrong = acc.verify_credentials("bo", "a wrong password", &code);
+        assert_eq!(
+            wrong.map(|_| ()),
+            Err(AuthError::Unauthenticated(
+                "wrong name, password or code".into()
+            ))
+        );
+        let rev = acc.revocations().expect("revocations");
+        assert_eq!(rev.version, 1);
+        assert_eq!(rev.disabled_users, ["bo"]);
+        assert_eq!(
+            acc.disable("nobody").map_err(|e| e.code()),
+            Err("not_found")
         );
     }
 
