@@ -233,6 +233,26 @@ enum CertCmd {
         #[arg(long = "name", value_name = "HOST", required = true)]
         names: Vec<String>,
     },
+    /// Issue a device key and certificate for a TAK client (`serve --cot-tls`) and record the
+    /// device (revocable with `device revoke ID`). Writes OUT/ID.pem, OUT/ID.key (0600) and
+    /// OUT/ca.pem; for ATAK/WinTAK make a PKCS#12 with `openssl pkcs12 -export -in ID.pem
+    /// -inkey ID.key -certfile ca.pem -out ID.p12`.
+    Device {
+        /// Data directory of the server (with DIR/tls from `cert init`).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The device id: the certificate's common name (letters, digits, '-', '_', '.',
+        /// ':'; e.g. the TAK client's callsign or uid).
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// Where to write the files (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, value_name = "N", default_value_t = 365,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -318,6 +338,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Audit { command } => audit(command),
         Cmd::Cert {
+            command:
+                CertCmd::Device {
+                    data,
+                    id,
+                    out,
+                    days,
+                },
+        } => cert_device(&data, &id, &out, days),
+        Cmd::Cert {
             command: CertCmd::Init { data, names },
         } => {
             let report = outpost_server::security::pki::cert_init(&data, &names)?;
@@ -400,6 +429,51 @@ fn serve(
     let _ = rx.recv();
     tracing::info!("signal received; shutting down");
     server.shutdown()?;
+    Ok(())
+}
+
+/// `cert device`: a key and certificate for a TAK client, the device recorded (and audited)
+/// so `device revoke` refuses it on the CoT TLS port.
+fn cert_device(
+    data: &std::path::Path,
+    id: &str,
+    out: &std::path::Path,
+    days: u32,
+) -> anyhow::Result<()> {
+    use outpost_server::security::pki;
+    let ca = pki::Pki::load(data)?;
+    let security = security_of(data)?;
+    let (signed, key) = ca.issue_device(id, days)?;
+    let cert_path = out.join(format!("{id}.pem"));
+    let key_path = out.join(format!("{id}.key"));
+    let ca_path = out.join("ca.pem");
+    for p in [&cert_path, &key_path] {
+        anyhow::ensure!(!p.exists(), "{}: exists; not overwritten", p.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+    security.admin_local("cert.device", id, |a| {
+        a.add_device(
+            id,
+            &format!("TAK client {id}"),
+            uuid::Uuid::now_v7(),
+            &signed.serial_hex,
+            "cert device",
+            "",
+        )
+    })?;
+    pki::write_new_file(&key_path, &key, true)?;
+    pki::write_new_file(&cert_path, &signed.cert_pem, false)?;
+    if !ca_path.exists() {
+        pki::write_new_file(&ca_path, ca.ca_pem(), false)?;
+    }
+    println!("wrote {}", cert_path.display());
+    println!("wrote {}", key_path.display());
+    println!("wrote {}", ca_path.display());
+    println!(
+        "device {id}: certificate serial {} valid until {}",
+        signed.serial_hex,
+        signed.not_after.date()
+    );
     Ok(())
 }
 

@@ -300,6 +300,24 @@ fn server_names(names: &[String]) -> Result<Vec<SanType>, PkiError> {
         .collect()
 }
 
+/// Writes `text` to the new file `path` (an existing one is refused: [`PkiError::CaExists`]
+/// for it is not used here; the error names the file), mode 0600 when `secret` (Unix).
+///
+/// # Errors
+/// [`PkiError::Io`] naming the file (it exists, or cannot be written).
+pub fn write_new_file(path: &Path, text: &str, secret: bool) -> Result<(), PkiError> {
+    if path.exists() {
+        return Err(PkiError::Io {
+            path: path.to_path_buf(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists; not overwritten",
+            ),
+        });
+    }
+    write_new(path, text, secret, false)
+}
+
 /// Writes `text` to a new file `path` (refusing an existing one when `exclusive`), mode 0600
 /// when `secret` (Unix).
 fn write_new(path: &Path, text: &str, secret: bool, exclusive: bool) -> Result<(), PkiError> {
@@ -462,6 +480,30 @@ impl Pki {
             now - time::Duration::minutes(BACKDATE_MINUTES),
             now + time::Duration::days(i64::from(valid_days)),
         )
+    }
+
+    /// A new device key and its certificate for `device_id`, made at the server for a device
+    /// that cannot enroll itself (a TAK client on `serve --cot-tls`): (certificate, key PEM).
+    /// The key leaves the server in the administrator's hands; consoles enroll instead, so
+    /// their keys never leave them.
+    ///
+    /// # Errors
+    /// [`PkiError::BadDeviceId`]; [`PkiError::Generate`].
+    pub fn issue_device(
+        &self,
+        device_id: &str,
+        valid_days: u32,
+    ) -> Result<(SignedDevice, String), PkiError> {
+        if !valid_device_id(device_id) {
+            return Err(PkiError::BadDeviceId(device_id.to_string()));
+        }
+        let key = KeyPair::generate().map_err(gen_err)?;
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .and_then(|c| c.pem())
+            .map_err(gen_err)?;
+        let signed = self.sign_device_csr(&csr, device_id, valid_days)?;
+        Ok((signed, key.serialize_pem()))
     }
 
     /// As [`Pki::sign_device_csr`] with an explicit validity window (tests sign certificates

@@ -613,3 +613,139 @@ fn cot_over_tls_answers_an_agency_device_and_refuses_a_client_without_a_certific
     assert_eq!(stats.cot.refused_count("device_refused"), 1);
     server.shutdown().expect("shutdown");
 }
+
+#[test]
+fn cert_device_issues_a_tak_client_certificate_that_cot_tls_accepts_until_the_device_is_revoked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pki = init(&data);
+    let out = dir.path().join("tak");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("run outpost-server")
+    };
+    let issued = run(&[
+        "cert",
+        "device",
+        "--id",
+        "ANDROID-589520cc",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&issued.stdout);
+    assert!(
+        issued.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    assert!(
+        stdout.contains("device ANDROID-589520cc: certificate serial "),
+        "{stdout}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("ANDROID-589520cc.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let cert = std::fs::read_to_string(out.join("ANDROID-589520cc.pem")).expect("cert");
+    let key = std::fs::read_to_string(out.join("ANDROID-589520cc.key")).expect("key");
+    assert_eq!(
+        std::fs::read_to_string(out.join("ca.pem")).expect("ca"),
+        pki.ca_pem()
+    );
+    // Issuing the same id again does not overwrite the files.
+    let again = run(&[
+        "cert",
+        "device",
+        "--id",
+        "ANDROID-589520cc",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+
+    // The server's own device check (security.db): the issued device is let in...
+    let server = Server::start(
+        ServerConfig::new(&data, any_port()).with_ingest(IngestConfig {
+            cot_listen: Some(any_port()),
+            cot_tls: true,
+            ..IngestConfig::default()
+        }),
+    )
+    .expect("start");
+    let cot = server.cot_addr().expect("cot");
+    let got = cot_ping(cot, pki.ca_pem(), Some((&cert, &key))).expect("issued device");
+    assert!(got.contains("type=\"t-x-c-t-r\""), "{got}");
+    // ...a certificate of the agency CA for a device never recorded is not...
+    let (other_cert, other_key) = device(&pki, "never-recorded");
+    let unknown = cot_ping(cot, pki.ca_pem(), Some((&other_cert, &other_key)));
+    assert!(
+        !unknown.as_ref().is_ok_and(|g| g.contains("t-x-c-t-r")),
+        "{unknown:?}"
+    );
+    // ...and once revoked, neither is the issued one.
+    let revoked = run(&["device", "revoke", "ANDROID-589520cc", "--reason", "lost"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let after = cot_ping(cot, pki.ca_pem(), Some((&cert, &key)));
+    assert!(
+        !after.as_ref().is_ok_and(|g| g.contains("t-x-c-t-r")),
+        "{after:?}"
+    );
+    let stats = server.ingest_stats().clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stats.cot.refused_count("device_refused") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(stats.cot.refused_count("device_refused"), 2);
+    server.shutdown().expect("shutdown");
+}
+
+#[test]
+fn osmand_tokens_issued_by_device_token_are_the_ones_the_listener_accepts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    init(dir.path());
+    let issued = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["device", "token", "phone-9", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("device token");
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let token = String::from_utf8_lossy(&issued.stdout).trim().to_string();
+    assert!(token.len() >= 20, "{token:?}");
+    // No device_tokens given: the server's own store (security.db) answers.
+    let server = Server::start(ServerConfig::new(dir.path(), any_port()).with_ingest(
+        IngestConfig {
+            osmand_listen: Some(any_port()),
+            osmand_require_token: true,
+            ..IngestConfig::default()
+        },
+    ))
+    .expect("start");
+    let c = Client::new(format!("http://{}", server.osmand_addr().expect("osmand")));
+    let q = |t: &str| {
+        format!(
+            "/?id=phone-9&lat=42.5&lon=1.5&timestamp={}&token={t}",
+            now_s()
+        )
+    };
+    assert_eq!(try_get(&c, &q("wrong")), Ok(401));
+    assert_eq!(try_get(&c, &q(&token)), Ok(200));
+    assert_eq!(server.ingest_stats().osmand.refused_count("token"), 1);
+    server.shutdown().expect("shutdown");
+}
