@@ -776,3 +776,124 @@ fn a_viewer_console_refuses_writes_locally_and_writes_nothing() {
         .expect("the demo writes");
     assert_eq!(outbox_len(&console), before + 1);
 }
+
+// ---- against the real TLS server ----
+
+/// Polls `f` until it holds (the sync engine runs on its own thread); fails after 30 s.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
+    use outpost_server::testing::{TEST_PASSWORD, TestServer};
+
+    let server = TestServer::start().expect("test server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("agency-ca.pem");
+    std::fs::write(&ca, server.ca_pem()).expect("ca");
+    let data = dir.path().join("data");
+    let clock: Arc<FixedClock> = server.clock().clone();
+    let gate = Gate::open_with(
+        options(&data, Some(&server.url()), Some(ca)),
+        clock.clone(),
+        GateConfig {
+            kdf: KdfParams::TEST_ONLY,
+            server: Some(Arc::new(outpost_app::auth::SyncServer)),
+            start_sync: true,
+        },
+    )
+    .expect("gate");
+    assert_eq!(gate.auth_status().state, AuthState::Enroll);
+    let commander = server.user(Role::Commander).name.clone();
+    let status = gate
+        .enroll_device(EnrollDevice {
+            server_url: server.url(),
+            user: commander.clone(),
+            password: TEST_PASSWORD.into(),
+            code: server.fresh_code(Role::Commander),
+            device_name: "巡逻车 03 笔记本".into(),
+        })
+        .expect("enroll");
+    let device_id = status.device_id.clone().expect("enrolled");
+    if status.state != AuthState::SignedIn {
+        // The server takes a code once: the enrollment used it, the sign-in needs the next.
+        assert_eq!(status.state, AuthState::SignedOut, "{:?}", status.message);
+        assert!(
+            status.message.as_deref().unwrap_or("").contains("enrolled"),
+            "{:?}",
+            status.message
+        );
+        gate.sign_in(SignIn {
+            user: commander.clone(),
+            password: TEST_PASSWORD.into(),
+            code: server.fresh_code(Role::Commander),
+        })
+        .expect("online sign-in");
+    }
+    let me = gate.auth_status().user.expect("signed in");
+    assert!(me.online, "signed in online");
+    assert!(gate.session_token().is_some());
+
+    // An incident written here reaches the server over TLS under the session.
+    let console = gate.console().expect("console");
+    console
+        .create_incident(incident(SECRET_TEXT))
+        .expect("create");
+    until("the outbox to drain", || {
+        let s = console.sync_status().expect("status");
+        s.pending.critical == 0 && s.parked == 0
+    });
+    assert!(
+        !contains(&raw_cache(&data), SECRET_TEXT),
+        "the cache is encrypted"
+    );
+
+    // A viewer on the same device: refused locally, nothing queued.
+    gate.sign_out();
+    drop(console);
+    let viewer = server.user(Role::Viewer).name.clone();
+    gate.sign_in(SignIn {
+        user: viewer,
+        password: TEST_PASSWORD.into(),
+        code: server.fresh_code(Role::Viewer),
+    })
+    .expect("viewer online");
+    let console = gate.console().expect("viewer console");
+    let before = outbox_len(&console);
+    assert_refused(
+        console.create_incident(incident("viewer tries")),
+        ErrorCode::Forbidden,
+        "incident.create",
+    );
+    assert_eq!(outbox_len(&console), before);
+    drop(console);
+
+    // The administrator revokes the device: the next sign-in forgets everything.
+    gate.sign_out();
+    server
+        .security()
+        .admin_local("device.revoke", &device_id, |a| {
+            a.revoke_device(&device_id, "laptop stolen")
+        })
+        .expect("revoke");
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: commander,
+            password: TEST_PASSWORD.into(),
+            code: server.fresh_code(Role::Commander),
+        }),
+        ErrorCode::AuthFailed,
+        "revoked",
+    );
+    assert_eq!(gate.auth_status().state, AuthState::Revoked);
+    assert!(!data.join("device").exists());
+    gate.shutdown();
+}
