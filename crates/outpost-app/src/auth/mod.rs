@@ -1238,3 +1238,23 @@ fn vault_refusal(e: VaultError) -> AppError {
         VaultError::File(m) => storage(m),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_failures_within_15_minutes_lock_for_15_minutes_after_the_fifth() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap_or_default();
+        let four: Vec<_> = [0, 60, 120, 180].map(t).to_vec();
+        assert_eq!(lockout_until(&four, t(200)), None);
+        let mut five = four.clone();
+        five.push(t(240));
+        assert_eq!(lockout_until(&five, t(241)), Some(t(240 + 900)));
+        assert_eq!(lockout_until(&five, t(240 + 899)), Some(t(240 + 900)));
+        assert_eq!(lockout_until(&five, t(240 + 900)), None);
+        // Spread over more than 15 minutes: no lock.
+        let spread: Vec<_> = [0, 300, 600, 900, 901].map(t).to_vec();
+        assert_eq!(lockout_until(&spread, t(902)), None);
+    }
+}

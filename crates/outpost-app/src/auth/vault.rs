@@ -528,3 +528,106 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&temp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+            .single()
+            .expect("date")
+            + chrono::Duration::seconds(secs)
+    }
+
+    fn profile(user: &str) -> Profile {
+        Profile {
+            user: user.into(),
+            display_name: format!("{user} 名"),
+            role: Role::Dispatcher,
+            unit_id: None,
+            offline_until: Some(t(3600)),
+        }
+    }
+
+    fn secrets() -> Secrets {
+        Secrets {
+            cache_key: CacheKey::from_bytes([7; 32]),
+            totp_secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+        }
+    }
+
+    #[test]
+    fn an_entry_opens_with_its_password_only_and_binds_its_clear_fields() {
+        let (entry, _) = seal(
+            &profile("disp.zhao"),
+            "pass phrase 1",
+            KdfParams::TEST_ONLY,
+            &secrets(),
+            t(0),
+        )
+        .expect("seal");
+        let (opened, _) = entry.open("pass phrase 1").expect("open");
+        assert_eq!(opened, secrets());
+        assert!(matches!(
+            entry.open("pass phrase 2"),
+            Err(VaultError::WrongPassword)
+        ));
+        let mut unit = entry.clone();
+        unit.unit_id = Some("u-09".into());
+        assert!(matches!(
+            unit.open("pass phrase 1"),
+            Err(VaultError::Altered(_))
+        ));
+        let mut longer = entry.clone();
+        longer.offline_until = Some(t(7 * 86_400));
+        assert!(matches!(
+            longer.open("pass phrase 1"),
+            Err(VaultError::Altered(_))
+        ));
+        let mut name = entry.clone();
+        name.display_name = "someone else".into();
+        assert!(matches!(
+            name.open("pass phrase 1"),
+            Err(VaultError::Altered(_))
+        ));
+        // Not bound: the ordering time and the failure record.
+        let mut later = entry;
+        later.last_sign_in = t(99);
+        later.failures.push(t(5));
+        assert!(later.open("pass phrase 1").is_ok());
+    }
+
+    #[test]
+    fn the_vault_keeps_the_newest_eight_and_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut v = Vault::default();
+        for i in 0..10 {
+            let (e, _) = seal(
+                &profile(&format!("u{i}")),
+                "pw",
+                KdfParams::TEST_ONLY,
+                &secrets(),
+                t(i),
+            )
+            .expect("seal");
+            v.upsert(e);
+        }
+        let names: Vec<&str> = v.users.iter().map(|e| e.user.as_str()).collect();
+        assert_eq!(names, ["u9", "u8", "u7", "u6", "u5", "u4", "u3", "u2"]);
+        v.save(dir.path()).expect("save");
+        assert!(!dir.path().join("vault.json.tmp").exists());
+        assert_eq!(Vault::load(dir.path()).expect("load"), v);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(VAULT_FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -897,3 +897,41 @@ fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
     assert!(!data.join("device").exists());
     gate.shutdown();
 }
+
+#[test]
+fn a_field_unit_changes_only_its_own_unit() {
+    use outpost_app::ipc::SetUnitStatus;
+    use outpost_domain::unit::{UnitKind, UnitStatus};
+
+    let (_dir, clock, server, gate) = enrolled();
+    let console = gate.console().expect("commander console");
+    for (id, cs) in [("u-01", "东胜01"), ("u-03", "东胜03")] {
+        console
+            .register_unit(id, cs, UnitKind::PatrolCar, None)
+            .expect("register");
+    }
+    gate.sign_out();
+    drop(console);
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "field.03").expect("field unit online");
+    let console = gate.console().expect("field console");
+    let before = outbox_len(&console);
+    let to_busy = |unit: &str| {
+        console.set_unit_status(SetUnitStatus {
+            unit_id: unit.into(),
+            to: UnitStatus::Busy,
+        })
+    };
+    let e = err(to_busy("u-01"));
+    assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    assert!(e.message.contains("field_unit"), "{}", e.message);
+    assert!(e.message.contains("unit.set_status"), "{}", e.message);
+    assert_eq!(outbox_len(&console), before);
+    assert_eq!(to_busy("u-03").expect("own unit").status, UnitStatus::Busy);
+    assert_refused(
+        console.register_unit("u-09", "东胜09", UnitKind::PatrolCar, None),
+        ErrorCode::Forbidden,
+        "unit.register",
+    );
+    assert_eq!(outbox_len(&console), before + 1);
+}
