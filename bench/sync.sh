@@ -22,6 +22,12 @@
 # read-only connection. Each phase ends with a convergence check (state digests of console
 # and server equal, invariant I3). Writes only to a temp directory (and BENCH_CACHE).
 # Prints progress to stderr and a markdown table to stdout.
+#
+# Since issue 6 the server serves sync over TLS only and every request needs a device
+# certificate and a person's session: before each phase `sync_bench provision` makes the
+# agency CA (`cert init` for 127.0.0.1) and an enrolled device + signed-in commander for the
+# console, straight into the server's security database (set-up, not timed); the console
+# syncs over https:// with them. The figures include TLS and the per-request auth.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -141,9 +147,12 @@ echo "== 1. push throughput: $PUSH_OPS ops ($crit critical, $(( PUSH_OPS - crit 
 "$BENCH" gen --data "$TMP/push-console" --critical "$crit" --positions $(( PUSH_OPS - crit )) \
   --notes 0 >"$TMP/push-gen.json"
 echo "   written: $(cat "$TMP/push-gen.json")" >&2
+"$BENCH" provision --server-data "$TMP/push-server" --console "$TMP/push-console" \
+  --out "$TMP/push-auth" >/dev/null
 port="$(free_port)"
 start_server "$TMP/push-server" "$port"
-"$BENCH" run --data "$TMP/push-console" --server "http://127.0.0.1:$port" >"$TMP/push.json"
+"$BENCH" run --data "$TMP/push-console" --server "https://127.0.0.1:$port" \
+  --auth "$TMP/push-auth" >"$TMP/push.json"
 srv_hwm="$(hwm_kib "$SERVER_PID")"
 srv_cpu="$(cpu_s "$SERVER_PID")"
 stop_server
@@ -153,15 +162,18 @@ pushed="$(jq .pushed <<<"$r")"
 t="$(secs "$(jq .t_start <<<"$r")" "$(jq .t_pushed <<<"$r")")"
 rate="$(echo "$pushed / $t" | bc)"
 conv="$(same_digest "$TMP/push-console" "$TMP/push-server")"
-ROWS+=("| Push throughput: one console, $(grouped "$pushed") ops (20% critical, 80% positions) to \`outpost-server serve\` over HTTP, batches of 1,000 | **$(grouped "$rate") ops/s** ($t s until the outbox is empty; console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s (push and pull back); converged: $conv) | \`bench/sync.sh\` (\`PUSH_OPS=$PUSH_OPS\`) |")
+ROWS+=("| Push throughput: one console, $(grouped "$pushed") ops (20% critical, 80% positions) to \`outpost-server serve\` over HTTPS (device certificate + session token), batches of 1,000 | **$(grouped "$rate") ops/s** ($t s until the outbox is empty; console peak RSS $(mib "$(jq .vm_hwm_kib <<<"$r")") MiB, server $(mib "$srv_hwm") MiB; CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s (push and pull back); converged: $conv) | \`bench/sync.sh\` (\`PUSH_OPS=$PUSH_OPS\`) |")
 
 # ---- 2. S5 backlog ------------------------------------------------------------------------
 echo "== 2. S5 backlog: $S5_POSITIONS positions, $S5_CRITICAL critical, $S5_NOTES notes offline" >&2
 "$BENCH" gen --data "$TMP/s5-console" --positions "$S5_POSITIONS" --critical "$S5_CRITICAL" \
   --notes "$S5_NOTES" --hours 8 >"$TMP/s5-gen.json"
 echo "   written: $(cat "$TMP/s5-gen.json")" >&2
+"$BENCH" provision --server-data "$TMP/s5-server" --console "$TMP/s5-console" \
+  --out "$TMP/s5-auth" >/dev/null
 port="$(free_port)"
-"$BENCH" run --data "$TMP/s5-console" --server "http://127.0.0.1:$port" >"$TMP/s5.json" &
+"$BENCH" run --data "$TMP/s5-console" --server "https://127.0.0.1:$port" \
+  --auth "$TMP/s5-auth" >"$TMP/s5.json" &
 CONSOLE_PID=$!
 sleep "$OFFLINE_S"   # the console's engine runs, fails, backs off: no server yet
 t_launch="$(now_ms)"
@@ -191,10 +203,12 @@ fill_pull_server
 fill="$(cat "$PULL_SERVER/filled.json")"
 echo "   filled: $fill" >&2
 gseq="$(jq .server_gseq <<<"$fill")"
+"$BENCH" provision --server-data "$PULL_SERVER" --console "$TMP/pull-console" \
+  --out "$TMP/pull-auth" >/dev/null
 port="$(free_port)"
 start_server "$PULL_SERVER" "$port"
-"$BENCH" run --data "$TMP/pull-console" --server "http://127.0.0.1:$port" \
-  --min-gseq "$gseq" >"$TMP/pull.json"
+"$BENCH" run --data "$TMP/pull-console" --server "https://127.0.0.1:$port" \
+  --min-gseq "$gseq" --auth "$TMP/pull-auth" >"$TMP/pull.json"
 srv_hwm="$(hwm_kib "$SERVER_PID")"
 srv_cpu="$(cpu_s "$SERVER_PID")"
 stop_server

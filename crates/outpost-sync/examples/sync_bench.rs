@@ -13,6 +13,12 @@
 //!   peak RSS (VmHWM, KiB) to stdout.
 //! - `digest`: the state digest of a console database or of a stopped server's data
 //!   directory (convergence check, invariant I3).
+//! - `provision`: makes a server data directory ready for a console over TLS (issue 6):
+//!   `cert init` when it has no agency CA yet, then an enrolled device for the console's
+//!   origin and a signed-in session of a commander account, written straight into the
+//!   server's security database (`outpost_server::testing::direct_session`: not a
+//!   measurement, no password or TOTP round trips); writes `ca.pem`, `device.pem`,
+//!   `device.key` and `token` into `--out` for `run --auth`.
 //!
 //! Build with `cargo build --release -p outpost-sync --example sync_bench`.
 
@@ -34,7 +40,7 @@ use outpost_domain::wire::{PROTOCOL_VERSION, PushRequest};
 use outpost_server::{SqliteStorage, SyncService, SyncStorage};
 use outpost_store::Store;
 use outpost_sync::script::{self, Action};
-use outpost_sync::{SyncEngine, SyncOptions};
+use outpost_sync::{SyncEngine, SyncOptions, TlsSettings, TokenSource};
 
 #[derive(Parser)]
 #[command(
@@ -107,6 +113,24 @@ enum Cmd {
         /// Progress line every this many seconds.
         #[arg(long, default_value_t = 5)]
         progress_s: u64,
+        /// TLS and session files written by `provision --out DIR` (for an https:// server).
+        #[arg(long, value_name = "DIR")]
+        auth: Option<PathBuf>,
+    },
+    /// Prepare a server data directory for a console over TLS and write its credentials.
+    Provision {
+        /// Server data directory (created; `cert init` for 127.0.0.1 unless it has a CA).
+        #[arg(long)]
+        server_data: PathBuf,
+        /// Console data directory (created: its origin is the device's).
+        #[arg(long)]
+        console: PathBuf,
+        /// The commander account the console's ops are written as (created when missing).
+        #[arg(long, default_value = "bench")]
+        user: String,
+        /// Where `ca.pem`, `device.pem`, `device.key` and `token` go (created, 0700).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the state digest of a console database (`--console DIR`) or a server data
     /// directory (`--server-data DIR`, server stopped).
@@ -137,7 +161,20 @@ fn main() -> Result<()> {
             min_gseq,
             timeout_s,
             progress_s,
-        } => run(&data, &server, min_gseq, timeout_s, progress_s),
+            auth,
+        } => {
+            let options = match auth {
+                Some(dir) => auth_options(&dir)?,
+                None => SyncOptions::default(),
+            };
+            run(&data, &server, min_gseq, timeout_s, progress_s, options)
+        }
+        Cmd::Provision {
+            server_data,
+            console,
+            user,
+            out,
+        } => provision(&server_data, &console, &user, &out),
         Cmd::Digest {
             console,
             server_data,
@@ -531,7 +568,70 @@ fn look(c: &Connection) -> Result<Seen> {
     Ok(s)
 }
 
-fn run(data: &Path, server: &str, min_gseq: u64, timeout_s: u64, progress_s: u64) -> Result<()> {
+/// `provision`: see the module documentation.
+fn provision(server_data: &Path, console: &Path, user: &str, out: &Path) -> Result<()> {
+    use outpost_server::security::pki;
+    if !pki::exists(server_data) {
+        pki::cert_init(server_data, &["127.0.0.1".to_string()])
+            .with_context(|| format!("cert init in {}", server_data.display()))?;
+    }
+    std::fs::create_dir_all(console)
+        .with_context(|| format!("cannot create {}", console.display()))?;
+    let origin = Store::open(&console.join("outpost.db"), Utc::now())?.origin_id();
+    let (device, token) = outpost_server::testing::direct_session(
+        server_data,
+        user,
+        outpost_domain::access::Role::Commander,
+        origin,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ca = pki::Pki::load(server_data)?.ca_pem().to_string();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+    }
+    for (name, text) in [
+        ("ca.pem", ca.as_str()),
+        ("device.pem", device.cert_pem.as_str()),
+        ("device.key", device.key_pem.as_str()),
+        ("token", token.as_str()),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "device_id": device.device_id, "origin": origin, "user": user })
+    );
+    Ok(())
+}
+
+/// Sync options for an https:// server from the files `provision` wrote into `dir`.
+fn auth_options(dir: &Path) -> Result<SyncOptions> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    Ok(SyncOptions {
+        tls: Some(
+            TlsSettings::new(read("ca.pem")?)
+                .with_identity(read("device.pem")?, read("device.key")?),
+        ),
+        token: TokenSource::with_token(read("token")?.trim()),
+        ..SyncOptions::default()
+    })
+}
+
+fn run(
+    data: &Path,
+    server: &str,
+    min_gseq: u64,
+    timeout_s: u64,
+    progress_s: u64,
+    options: SyncOptions,
+) -> Result<()> {
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let db = data.join("outpost.db");
     let store = Store::open(&db, Utc::now())?;
@@ -543,12 +643,7 @@ fn run(data: &Path, server: &str, min_gseq: u64, timeout_s: u64, progress_s: u64
     let store = Arc::new(Mutex::new(store));
     let t_start = epoch_ms();
     let started = Instant::now();
-    let handle = SyncEngine::start(
-        Arc::clone(&store),
-        server,
-        Arc::new(|| {}),
-        SyncOptions::default(),
-    )?;
+    let handle = SyncEngine::start(Arc::clone(&store), server, Arc::new(|| {}), options)?;
     let mut t_first_ack: Option<i64> = None;
     let mut t_critical: Option<i64> = if first.critical == 0 {
         Some(t_start)
@@ -616,6 +711,10 @@ fn run(data: &Path, server: &str, min_gseq: u64, timeout_s: u64, progress_s: u64
             last_progress = Instant::now();
             last_seen = seen;
             last_at = Instant::now();
+        }
+        if status.state.needs_attention() {
+            handle.shutdown();
+            bail!("sync stopped: {:?}", status.last_error);
         }
         if started.elapsed() > Duration::from_secs(timeout_s) {
             handle.shutdown();
