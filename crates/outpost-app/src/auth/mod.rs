@@ -264,6 +264,10 @@ impl Gate {
     /// Registers `f`, called (after the Gate's lock is released, on the calling thread) with
     /// each [`Console`] a sign-in opens — not on an unlock, nor on a sign-in that keeps the
     /// open console (same person, role and unit).
+    ///
+    /// The Gate stops a console's sync engine (and waits for its thread) while holding its
+    /// lock, so a [`Console::on_change`] listener, which the engine's thread runs, must not
+    /// call the Gate; emitting an event for the UI is fine.
     pub fn on_signed_in(&self, f: OnSignedIn) {
         lock(&self.listeners).push(Arc::from(f));
     }
