@@ -2,7 +2,12 @@
 // or debug binary (built with the `custom-protocol` feature, so the UI comes from the bundle)
 // on the demo area with a temporary data directory.
 //
-//   1. launch `outpost --demo --data-dir TMP`; wait for window.__outpost.ready (map drawn);
+//   0. sign-in (issue 6): launch `outpost --demo --data-dir TMP --user e2e`; the first-run screen
+//      creates the account (user pre-filled from --user, display name, password twice), shows
+//      the TOTP secret as text and a QR code; the test reads the secret off the screen,
+//      computes the code in node (HMAC-SHA1, RFC 6238) and confirms; the auth bar then names
+//      the commander;
+//   1. wait for window.__outpost.ready (map drawn);
 //   2. the map's `units` layer has as many features as demo/andorra-roster.json has units;
 //   3. create an incident through the UI (#new-incident, #incident-*), see it in the queue
 //      and its timeline in the detail panel; save tests/e2e/out/console.png;
@@ -13,7 +18,11 @@
 //      avoided (no ETA from an unchanged fix gets lower), then lifted; the map search lists
 //      the backend's hits for "Escaldes" and picking one moves the map there; a one-post CSV
 //      imported through the import panel is drawn on the map;
-//   5. quit, relaunch on the same data directory: the incident and its timeline are there.
+//      then lock (auth bar) → the lock screen names the person, a wrong password is refused
+//      with its message, the right one unlocks and the map is back;
+//   5. quit, relaunch on the same data directory with --idle-lock-min 1: sign in (the account
+//      is listed as known, no offline limit), the incident and its timeline are there; then
+//      no input for a minute locks the console by itself.
 //
 // Run under a display and a session bus, as scripts/test does:
 //   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24 -noreset' node tests/e2e/run.mjs
@@ -24,9 +33,159 @@
 // closure-zh.png) the same way.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
-import { BIN, DEMO_PACK, Driver, OUT, ROOT, ROSTER, demoPack, fail, log, waitReady } from "./driver.mjs";
+import { BIN, DEMO_PACK, Driver, OUT, ROOT, ROSTER, WAIT_MS, demoPack, fail, log, waitReady } from "./driver.mjs";
+
+/** The first account's password (the test's own; the data directory is a temp dir). */
+const PASSWORD = "e2e pass phrase 2026";
+
+/** Decodes RFC 4648 base32 (A–Z, 2–7; spaces and padding ignored). */
+export function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const clean = text.replace(/[\s=]/g, "").toUpperCase();
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of clean) {
+    const v = alphabet.indexOf(ch);
+    if (v < 0) fail(`not base32: ${JSON.stringify(ch)} in the TOTP secret`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The RFC 6238 code (HMAC-SHA1, 6 digits, 30 s steps) of a base32 secret at `ms` (Unix ms). */
+export function totp(secret, ms = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(ms / 1000 / 30)));
+  const mac = createHmac("sha1", base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, "0");
+}
+
+/** Waits for the sign-in screen in `state` (setup, signed_out, locked, …). */
+async function authScreen(browser, state) {
+  await browser.waitUntil(
+    () => browser.execute(() => document.querySelector("#auth-screen")?.getAttribute("data-auth-state") ?? null).then((s) => s === state),
+    { timeout: WAIT_MS, interval: 250, timeoutMsg: `the sign-in screen "${state}" did not show` },
+  );
+}
+
+/** Types into an input found by CSS selector. */
+async function fill(browser, sel, value) {
+  const el = await browser.$(sel);
+  await el.waitForDisplayed({ timeout: 10_000, timeoutMsg: `${sel} is not shown` });
+  await el.setValue(value);
+}
+
+/** The message of the sign-in screen's error line, waiting for it to show. */
+async function authError(browser) {
+  return until(
+    browser,
+    () => browser.execute(() => document.querySelector("#auth-error [data-error-message]")?.textContent ?? null),
+    15_000,
+    "no error message on the sign-in screen",
+  );
+}
+
+/** First run: creates the account, reads the TOTP secret off the screen, confirms with its code. */
+async function firstRunSetup(browser) {
+  await authScreen(browser, "setup");
+  const hint = await (await browser.$("#auth-user")).getValue();
+  if (hint !== "e2e") fail(`--user e2e should pre-fill the login name, got ${JSON.stringify(hint)}`);
+  await fill(browser, "#auth-display-name", "端到端 测试");
+  await fill(browser, "#auth-password", PASSWORD);
+  await fill(browser, "#auth-password2", PASSWORD);
+  await (await browser.$("#setup-next")).click();
+  const secretEl = await browser.$("#totp-secret");
+  await secretEl.waitForDisplayed({ timeout: 60_000, timeoutMsg: "no TOTP secret after creating the account" });
+  const secret = await secretEl.getAttribute("data-totp-secret");
+  const shown = (await secretEl.getText()).replace(/\s/g, "");
+  if (shown !== secret) fail(`the secret shown (${shown}) differs from the one in data-totp-secret (${secret})`);
+  // The QR code is drawn in the page (SVG data URL) and loaded under the CSP.
+  const qr = await until(
+    browser,
+    () => browser.execute(() => {
+      const img = document.querySelector("#totp-qr");
+      return img && img.complete && img.naturalWidth > 0 ? img.getAttribute("src").slice(0, 30) : null;
+    }),
+    15_000,
+    "the QR code of the TOTP secret did not load",
+  );
+  if (!qr.startsWith("data:image/svg+xml")) fail(`the QR code is not a local SVG: ${qr}`);
+  // A wrong code is refused with the backend's message.
+  const wrong = totp(secret) === "000000" ? "111111" : "000000";
+  await fill(browser, "#auth-code", wrong);
+  await (await browser.$("#setup-confirm")).click();
+  const message = await authError(browser);
+  log(`a wrong code is refused: "${message}"`);
+  await fill(browser, "#auth-code", totp(secret));
+  await (await browser.$("#setup-confirm")).click();
+  const bar = await browser.$("#auth-bar");
+  await bar.waitForExist({ timeout: WAIT_MS, timeoutMsg: "no auth bar after confirming the first account" });
+  const who = await browser.execute(() => {
+    const b = document.querySelector("#auth-bar");
+    return { user: b.getAttribute("data-user"), role: b.getAttribute("data-role"), mode: b.getAttribute("data-sign-in") };
+  });
+  if (who.user !== "e2e" || who.role !== "commander" || who.mode !== "local") fail(`auth bar after setup: ${JSON.stringify(who)}`);
+  log(`first account created and signed in: ${JSON.stringify(who)}`);
+  return secret;
+}
+
+/** Locks from the auth bar; a wrong password is refused; the right one unlocks and the map is back. */
+async function lockAndUnlock(browser) {
+  await (await browser.$("#lock-console")).click();
+  await authScreen(browser, "locked");
+  const locked = await browser.execute(() => document.querySelector("#locked-user")?.getAttribute("data-locked-user"));
+  if (locked !== "e2e") fail(`the lock screen names ${locked}, not e2e`);
+  const rows = await browser.execute(() => document.querySelectorAll("[data-incident-id]").length);
+  if (rows !== 0) fail(`the lock screen still shows ${rows} incidents`);
+  await fill(browser, "#auth-password", "not the password at all");
+  await (await browser.$("#unlock-submit")).click();
+  log(`locked; a wrong password is refused: "${await authError(browser)}"`);
+  await fill(browser, "#auth-password", PASSWORD);
+  await (await browser.$("#unlock-submit")).click();
+  await waitReady(browser);
+  log("unlocked; map ready again");
+}
+
+/** A later run: the account is listed as known; password and code sign in. */
+async function signInAgain(browser, secret) {
+  await authScreen(browser, "signed_out");
+  const known = await browser.execute(() =>
+    [...document.querySelectorAll("[data-known-user]")].map((li) => ({
+      user: li.getAttribute("data-known-user"),
+      until: li.querySelector("[data-offline-until]")?.getAttribute("data-offline-until"),
+    })),
+  );
+  if (known.length !== 1 || known[0].user !== "e2e" || known[0].until !== "") fail(`known users: ${JSON.stringify(known)}`);
+  await fill(browser, "#auth-user", "e2e");
+  await fill(browser, "#auth-password", PASSWORD);
+  await fill(browser, "#auth-code", totp(secret));
+  await (await browser.$("#sign-in-submit")).click();
+  await (await browser.$("#auth-bar")).waitForExist({ timeout: WAIT_MS, timeoutMsg: "no auth bar after signing in again" });
+  log("signed in again (known user, password and code)");
+}
+
+/** No input for the idle time (--idle-lock-min 1) locks the console by itself. */
+async function idleLock(browser) {
+  const t0 = Date.now();
+  await browser.waitUntil(
+    () => browser.execute(() => document.querySelector("#auth-screen")?.getAttribute("data-auth-state") === "locked"),
+    { timeout: 120_000, interval: 1000, timeoutMsg: "the console did not lock after a minute without input" },
+  );
+  const s = (Date.now() - t0) / 1000;
+  if (s < 30) fail(`the console locked after ${s.toFixed(0)} s without input; --idle-lock-min 1 means 60 s`);
+  log(`idle lock after ${s.toFixed(0)} s without input`);
+}
 
 /**
  * The roster's unit count, and a box around its facilities wide enough for units on patrol
@@ -599,6 +758,7 @@ async function facilityImport(browser, dir) {
 
 async function firstRun(browser, roster, dataDir) {
   const expectedUnits = roster.units;
+  const secret = await firstRunSetup(browser);
   await waitReady(browser);
   log("map ready");
   // Anything the CSP blocks from here on (tiles of new views, workers, IPC) fails the test.
@@ -674,10 +834,12 @@ async function firstRun(browser, roster, dataDir) {
   await facilityImport(browser, dataDir);
   const after = await browser.execute(() => window.__cspViolations);
   if (after.length) fail(`Content-Security-Policy violations: ${after.join("; ")}`);
-  return { id, description, kinds };
+  await lockAndUnlock(browser);
+  return { id, description, kinds, secret };
 }
 
 async function secondRun(browser, first) {
+  await signInAgain(browser, first.secret);
   await waitReady(browser);
   log("relaunched; map ready");
   const row = await browser.$(`[data-incident-id="${first.id}"]`);
@@ -698,7 +860,8 @@ async function main() {
   const pack = demoPack();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-"));
   copyFileSync(pack, path.join(dataDir, DEMO_PACK));
-  const args = ["--demo", "--data-dir", dataDir, "--user", "e2e"];
+  // The default idle lock (15 min) must not strike during the first run's steps.
+  const args = ["--demo", "--data-dir", dataDir, "--user", "e2e", "--idle-lock-min", "30"];
   log(`app: ${BIN} ${args.join(" ")}`);
 
   const driver = new Driver();
@@ -711,9 +874,12 @@ async function main() {
     browser = null;
     log("quit; relaunching on the same data directory");
 
-    browser = await driver.session(args);
+    const docs = process.env.E2E_DOCS_SHOT_ZH || process.env.E2E_DOCS_SHOT;
+    // Without README shots to take, the relaunch checks the idle lock at one minute.
+    browser = await driver.session(docs ? args : [...args.slice(0, -1), "1"]);
     await secondRun(browser, first);
     await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
+    if (!docs) await idleLock(browser);
     if (process.env.E2E_DOCS_SHOT_ZH) await docsShotsZh(browser, first.id, roster);
     if (process.env.E2E_DOCS_SHOT) {
       // For the README: let the replay run a while (units moving, incidents dispatched).
