@@ -127,7 +127,7 @@ pub struct Revoked {
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vault {
-    /// [`FORMAT`].
+    /// The file format version (1).
     pub format: u32,
     /// People, most recent sign-in first.
     pub users: Vec<Entry>,
