@@ -127,7 +127,7 @@ pub struct ServerClient {
     token: TokenSource,
 }
 
-/// Parses and normalises a server base URL (`http://host:port`, optionally with a path
+/// Parses and normalises a server base URL (`https://host:port`, optionally with a path
 /// prefix); the result ends with `/` so that endpoint paths join under it.
 ///
 /// # Errors
@@ -137,15 +137,16 @@ pub fn parse_base_url(url: &str) -> Result<Url, SyncError> {
         url: url.to_string(),
         reason,
     };
-    let mut parsed = Url::parse(url.trim()).map_err(|e| bad(e.to_string()))?;
+    let mut parsed =
+        Url::parse(url.trim()).map_err(|e| bad(format!("{e}; write it as https://host:port")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(format!(
-            "scheme {:?} is not http or https",
+            "scheme {:?} is not https (or http for a test server)",
             parsed.scheme()
         )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host".into()));
+        return Err(bad("no host; write it as https://host:port".into()));
     }
     if !parsed.path().ends_with('/') {
         let path = format!("{}/", parsed.path());
