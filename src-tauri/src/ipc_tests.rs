@@ -45,7 +45,7 @@ fn harness_signed_out() -> Harness {
     // Small argon2id parameters: the test is about the IPC, not the KDF's cost.
     let config = GateConfig {
         kdf: KdfParams::TEST_ONLY,
-        server: None,
+        ..GateConfig::default()
     };
     let gate = Gate::open_with(options, Arc::new(SystemClock), config).expect("gate opens");
     let plan = StartPlan {
