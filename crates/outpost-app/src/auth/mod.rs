@@ -304,8 +304,8 @@ impl Gate {
             .or_else(|| inner.device.as_ref().map(|(_, url)| url.clone()))
     }
 
-    /// Applies revocations the sync engine fetched; locks a session whose full sign-in is
-    /// 12 hours old.
+    /// Applies revocations the sync engine fetched (and a `device_revoked` answer it got);
+    /// locks a session whose full sign-in is 12 hours old.
     fn refresh(&self, inner: &mut Inner) {
         let fetched = lock(&self.fetched_revocations).take();
         if let Some(revs) = fetched {
@@ -313,6 +313,15 @@ impl Gate {
             if let Err(e) = inner.vault.save(&self.options.data_dir) {
                 tracing::error!(error = %e, "revocations not stored in the vault");
             }
+        }
+        // The server answered 403 device_revoked to the engine (it then cannot fetch the
+        // revocation list either): this device is revoked.
+        if inner
+            .sync
+            .as_ref()
+            .is_some_and(|a| a.handle().status().state == outpost_sync::LinkState::DeviceRevoked)
+        {
+            self.revoke_device(inner);
         }
         let now = self.clock.now();
         if let Some(s) = inner.session.as_mut()

@@ -876,14 +876,32 @@ fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
     assert_eq!(outbox_len(&console), before);
     drop(console);
 
-    // The administrator revokes the device: the next sign-in forgets everything.
+    // The administrator revokes the device while the commander works: the engine's next
+    // request is refused (403 device_revoked) and the Gate forgets vault and key.
     gate.sign_out();
+    gate.sign_in(SignIn {
+        user: commander.clone(),
+        password: TEST_PASSWORD.into(),
+        code: server.fresh_code(Role::Commander),
+    })
+    .expect("commander again");
+    let console = gate.console().expect("console");
     server
         .security()
         .admin_local("device.revoke", &device_id, |a| {
             a.revoke_device(&device_id, "laptop stolen")
         })
         .expect("revoke");
+    console
+        .create_incident(incident("after the revocation"))
+        .expect("written locally");
+    until("the Gate to learn the revocation", || {
+        gate.auth_status().state == AuthState::Revoked
+    });
+    drop(console);
+    assert_refused(gate.console(), ErrorCode::SignedOut, "nobody is signed in");
+    assert!(gate.auth_status().known_users.is_empty());
+    assert!(!data.join("device").exists());
     assert_refused(
         gate.sign_in(SignIn {
             user: commander,
@@ -893,8 +911,6 @@ fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
         ErrorCode::AuthFailed,
         "revoked",
     );
-    assert_eq!(gate.auth_status().state, AuthState::Revoked);
-    assert!(!data.join("device").exists());
     gate.shutdown();
 }
 
