@@ -141,6 +141,17 @@ fn enrolled(
     (store, tls, device, login.token)
 }
 
+/// The audit trail's refused records ("action detail").
+fn refusals(srv: &TestServer) -> Vec<String> {
+    let log = srv.security().audit_log().expect("audit trail");
+    let page = log.page(0, Some(1_000)).expect("audit page");
+    page.records
+        .into_iter()
+        .filter(|r| r.outcome == "refused")
+        .map(|r| format!("{} {}", r.action, r.detail))
+        .collect()
+}
+
 /// Performs JSON-lines actions as `user` (the signed-in person: the server checks authors).
 fn act_as(store: &Arc<Mutex<Store>>, user: &str, lines: &str) {
     let mut s = store.lock().expect("lock");
@@ -302,6 +313,9 @@ fn a_lost_session_stops_sync_keeps_the_outbox_and_a_new_token_resumes() {
     assert!(wait_until(20, || counts(&a) == (0, 7, 0)
         && h.status().state == LinkState::Online));
     assert_eq!(server_log(srv.server()).len(), 7);
+    // While it waited (until the new sign-in), it knocked once: the refused push.
+    let refused = refusals(&srv);
+    assert_eq!(refused.len(), 1, "{refused:?}");
 
     // 2. The session expires 12 hours after the login (server clock).
     srv.clock().advance_secs(12 * 3_600 + 60);
@@ -552,6 +566,7 @@ fn an_offline_sign_in_waits_for_an_online_one() {
     assert!(e.contains("nobody is signed in online"), "{e}");
     assert_eq!(counts(&a), (5, 0, 0));
     assert!(server_log(srv.server()).is_empty());
+    assert_eq!(refusals(&srv), Vec::<String>::new(), "it never knocked");
     h.set_token(token);
     assert!(wait_until(20, || counts(&a) == (0, 5, 0)
         && h.status().state == LinkState::Online));
