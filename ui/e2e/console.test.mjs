@@ -1029,7 +1029,7 @@ test("first run: create the account, the TOTP secret as text and a QR code drawn
     await waitReady(page);
     assert.equal(await page.locator("#auth-bar").getAttribute("data-user"), "wang.qiang");
     assert.equal(await page.locator("#auth-bar").getAttribute("data-role"), "commander");
-    assert.match(await page.locator("#auth-bar").innerText(), /王强[\s\S]*指挥员[\s\S]*仅本指挥台/);
+    assert.match(await page.locator("#auth-bar").innerText(), /王强[\s\S]*指挥员[\s\S]*本机/);
     // Lock: the lock screen names the person; the wrong password is refused with its message.
     await page.click("#lock-console");
     await page.locator("#unlock").waitFor();

@@ -23,6 +23,7 @@ export function AuthBar({
   const key = roleKey(u.role);
   const mode = u.online ? "online" : status.server_url ? "offline" : "local";
   const modeKey = mode === "online" ? "auth.bar.online" : mode === "offline" ? "auth.bar.offline" : "auth.bar.local";
+  const modeLong = mode === "online" ? "auth.bar.onlineLong" : mode === "offline" ? "auth.bar.offlineLong" : "auth.bar.localLong";
   return (
     <span id="auth-bar" className="auth-bar" data-user={u.user} data-role={u.role} data-sign-in={mode}>
       <span className="auth-who" title={u.user}>
@@ -30,7 +31,9 @@ export function AuthBar({
       </span>
       <span className="auth-role">{key ? t(lang, key) : u.role}</span>
       {permissionsOf(u).readOnly && <span className="auth-readonly">{t(lang, "auth.bar.readOnly")}</span>}
-      <span className={`auth-mode auth-mode-${mode}`}>{t(lang, modeKey)}</span>
+      <span className={`auth-mode auth-mode-${mode}`} title={t(lang, modeLong)}>
+        {t(lang, modeKey)}
+      </span>
       <button type="button" id="lock-console" onClick={onLock} disabled={busy}>
         {t(lang, "auth.bar.lock")}
       </button>

@@ -571,7 +571,7 @@ export function Console({ init, authBar }: { init: ConsoleInit; authBar?: ReactN
         </button>
         {authBar}
         <span className="clock num" title={init.user}>
-          {init.user} · {new Date(now).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hourCycle: "h23" })}
+          {new Date(now).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hourCycle: "h23" })}
         </span>
       </header>
       <p className="shortcuts small muted">{t(lang, "top.shortcuts")}</p>

@@ -81,7 +81,8 @@ describe("sign-in screens", () => {
     expect(bar.dataset.signIn).toBe("local");
     expect(bar.textContent).toContain("王强");
     expect(bar.textContent).toContain("Commander");
-    expect(bar.textContent).toContain("this console only");
+    expect(bar.querySelector(".auth-mode")?.textContent).toBe("local");
+    expect(bar.querySelector(".auth-mode")?.getAttribute("title")).toBe("An account of this console only (no server)");
   });
 
   it("enroll: server, user, password, code, device name; errors shown; then the console online", async () => {
@@ -138,7 +139,7 @@ describe("sign-in screens", () => {
     await consoleShown(container);
     // The server did not answer: an offline sign-in, shown as such.
     expect(q(container, "#auth-bar")?.dataset.signIn).toBe("offline");
-    expect(q(container, "#auth-bar")?.textContent).toContain("offline sign-in");
+    expect(q(container, "#auth-bar .auth-mode")?.getAttribute("title")).toContain("Offline sign-in");
   });
 
   it("lock button → lock screen; the same person unlocks with the password; sign out → sign-in screen", async () => {
