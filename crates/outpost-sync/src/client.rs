@@ -4,8 +4,9 @@
 //!
 //! Over `https://` the client trusts only the agency CA given in [`TlsSettings`] (pinned:
 //! the system's roots are never consulted) and presents the device certificate when one is
-//! given; `http://` is for in-process plain test servers only. Every request carries the
-//! person's token from the [`TokenSource`], read at the time of the request.
+//! given; `http://` is for in-process plain test servers only. Every request over TLS
+//! carries the person's token from the [`TokenSource`], read at the time of the request (a
+//! token is never sent in clear text).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +170,8 @@ impl ServerClient {
     }
 
     /// A client for the server at `base_url`: with `tls`, over `https://` trusting only its
-    /// CA and presenting its device identity; every request carries `token`'s current token.
+    /// CA and presenting its device identity; every request carries `token`'s current token
+    /// (over TLS only: without `tls` the token is not sent).
     ///
     /// # Errors
     /// [`SyncError::BadUrl`] for an unusable URL, `http://` with TLS settings or `https://`
@@ -390,7 +392,7 @@ impl ServerClient {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        if let Some(token) = self.token.get() {
+        if let Some(token) = self.bearer() {
             let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| SyncError::Unauthenticated {
                     code: "unauthenticated".into(),
@@ -406,8 +408,14 @@ impl ServerClient {
         Ok((req, connector))
     }
 
+    /// The token to send: only over TLS (a plain test server needs none, and a session
+    /// token never travels in clear text).
+    fn bearer(&self) -> Option<String> {
+        self.tls.as_ref().and_then(|_| self.token.get())
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Response, SyncError> {
-        let req = match self.token.get() {
+        let req = match self.bearer() {
             Some(token) => req.bearer_auth(token),
             None => req,
         };
@@ -609,6 +617,54 @@ mod tests {
             ),
             Err(SyncError::Tls(_))
         ));
+    }
+
+    /// Over plain HTTP (test servers) the token stays home.
+    #[test]
+    fn a_token_is_never_sent_in_clear_text() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let body =
+                r#"{"status":"ok","epoch":"00000000-0000-0000-0000-000000000000","server_gseq":0}"#;
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            head
+        });
+        let client = ServerClient::connect(
+            &format!("http://{addr}"),
+            Timeouts::default(),
+            None,
+            TokenSource::with_token("secret-token"),
+        )
+        .expect("client");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(client.health()).expect("health");
+        let head = server.join().expect("server thread");
+        assert!(head.starts_with("GET /v1/health "), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "{head}"
+        );
+        assert!(!head.contains("secret-token"), "{head}");
     }
 
     #[test]
