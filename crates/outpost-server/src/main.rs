@@ -510,10 +510,18 @@ fn audit(command: AuditCmd) -> anyhow::Result<()> {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(r)?)?;
                 } else {
+                    let p = audit::one_line;
                     writeln!(
                         out,
                         "#{} {} {} {} user={} device={} target={} {}",
-                        r.seq, r.at, r.outcome, r.action, r.user, r.device, r.target, r.detail
+                        r.seq,
+                        p(&r.at),
+                        p(&r.outcome),
+                        p(&r.action),
+                        p(&r.user),
+                        p(&r.device),
+                        p(&r.target),
+                        p(&r.detail)
                     )?;
                 }
             }

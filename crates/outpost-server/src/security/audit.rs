@@ -50,7 +50,7 @@
 //!
 //! | table | rows |
 //! |---|---|
-//! | `audit_log` | one per record: the fields above, `hash`, and `at_utc_ms` (the same instant as ms since the Unix epoch, not hashed, only to find what to prune) |
+//! | `audit_log` | one per record: the fields above, `hash`, and `at_utc_ms` (the same instant as ms since the Unix epoch; not hashed: it finds what may be pruned, and pruning confirms each record by its hashed `at`) |
 //! | `audit_anchor` | at most one: the last pruned record's `seq`, `hash`, `at`, and when it was pruned |
 //!
 //! Reading and checking ([`verify`], [`read_page`]) opens the file without creating or
@@ -370,7 +370,9 @@ impl fmt::Display for VerifyReport {
                 why,
             } => write!(
                 f,
-                "audit trail BROKEN at record #{seq} ({at}, {action}): {why}"
+                "audit trail BROKEN at record #{seq} ({}, {}): {why}",
+                one_line(at),
+                one_line(action)
             ),
         }
     }
@@ -587,6 +589,10 @@ impl AuditLog {
             Some(s) => s - 1,
             None => max,
         };
+        // `at_utc_ms` is not hashed: it only finds the candidates. Each is confirmed by its
+        // hashed `at`, so a changed `at_utc_ms` cannot make pruning remove newer records
+        // (the prefix ends before the first record whose `at` is not before the cutoff).
+        let last_removed = confirmed_prefix(&tx, last_removed, older_than)?;
         let min: i64 = tx.query_row("SELECT MIN(seq) FROM audit_log", [], |r| r.get(0))?;
         if last_removed < min {
             return Ok(PruneReport {
@@ -883,6 +889,19 @@ fn open_existing(data_dir: &Path) -> Result<Connection, AuditError> {
     Ok(conn)
 }
 
+/// `text` safe to print on a terminal as one line: control characters (newlines, escape
+/// sequences a tampered file might carry) become `?`. For `audit show` and [`VerifyReport`].
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// Cleans one field for storage: control characters become spaces; cut to
 /// [`MAX_FIELD_BYTES`] at a character boundary, ending in `…`.
 fn clean(s: &str, empty_as_dash: bool) -> String {
@@ -939,6 +958,30 @@ fn append(
         prev = hash;
     }
     Ok(seq)
+}
+
+/// The last `seq` up to `last` of the unbroken run, from the oldest record, whose `at`
+/// (the hashed time) reads as an instant before `older_than`; `MIN(seq) - 1` when the oldest
+/// is not.
+fn confirmed_prefix(
+    conn: &Connection,
+    last: i64,
+    older_than: DateTime<Utc>,
+) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT seq, at FROM audit_log WHERE seq <= ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([last])?;
+    let mut confirmed: Option<i64> = None;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let at: String = row.get(1)?;
+        let before = DateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M:%S%.f%:z")
+            .is_ok_and(|t| t.with_timezone(&Utc) < older_than);
+        if !before {
+            return Ok(confirmed.unwrap_or(seq - 1));
+        }
+        confirmed = Some(seq);
+    }
+    Ok(confirmed.unwrap_or(last))
 }
 
 fn anchor(conn: &Connection) -> Result<Option<(u64, String)>, rusqlite::Error> {

@@ -752,3 +752,42 @@ fn get_audit_pages_and_refuses_bad_queries() {
     }
     drop(rt);
 }
+
+#[test]
+fn pruning_goes_by_the_hashed_time_not_the_unhashed_index() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, clock) = open(dir.path());
+    fill(&log, &clock, 10); // #1–#10 at t0
+    clock.advance_secs(30 * 86_400);
+    fill(&log, &clock, 10); // #11–#20 thirty days later
+    // Someone makes the newer records look ancient in the unhashed column.
+    sql(dir.path())
+        .execute("UPDATE audit_log SET at_utc_ms = 0 WHERE seq > 10", [])
+        .expect("update");
+    let r = log.prune(t0() + chrono::Duration::days(1)).expect("prune");
+    assert_eq!((r.removed, r.anchor_seq), (10, Some(10)));
+    assert_eq!(log.page(0, Some(1)).expect("page").records[0].seq, 11);
+    assert!(log.verify().expect("verify").is_intact());
+}
+
+#[test]
+fn a_tampered_record_cannot_send_escape_sequences_to_the_auditors_terminal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, clock) = open(dir.path());
+    fill(&log, &clock, 5);
+    drop(log);
+    sql(dir.path())
+        .execute(
+            "UPDATE audit_log SET action = 'x' || char(27) || '[2J', detail = 'a' || char(10) || 'b' \
+             WHERE seq = 3",
+            [],
+        )
+        .expect("update");
+    let line = assert_broken_at(dir.path(), 3, "altered");
+    assert!(line.contains(", x?[2J)"), "{line}");
+    let o = cli(&["show"], dir.path());
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(!out.contains('\u{1b}'), "{out}");
+    assert!(out.contains("x?[2J") && out.contains(" a?b"), "{out}");
+}
