@@ -8,13 +8,16 @@
 //!                     [--sync-once | --until-quiet | --timed] [--max-rounds N]
 //!                     [--ca FILE [--cert FILE --key FILE]
 //!                      [--token TOKEN | --login USER --password-file F --totp-secret S]]
+//!                     [--cache-key-file FILE]
 //! ```
 //!
 //! `http://` servers are plain in-process test servers (no TLS, no auth). `https://` needs
 //! `--ca` (the agency CA, the only certificate trusted) and, for everything but enrollment,
 //! the device's `--cert`/`--key`; the person is `--token` or is logged in with `--login`
 //! (the TOTP code is computed from `--totp-secret`, base32; for tests and benchmarks). Ops
-//! are recorded as the logged-in user unless `--user` says otherwise.
+//! are recorded as the logged-in user unless `--user` says otherwise. A console's encrypted
+//! cache (SQLCipher) opens with `--cache-key-file` (a file holding its 64 hex digits); a
+//! plaintext database given a key is converted to an encrypted one.
 //!
 //! `OUTPOST_FAILPOINT` arms a crash point (S4): see `outpost_sync::failpoint`.
 
@@ -28,7 +31,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use outpost_domain::wire::{LoginRequest, PROTOCOL_VERSION};
-use outpost_store::Store;
+use outpost_store::{CacheKey, Store};
 use outpost_sync::{
     LinkState, SyncEngine, SyncOptions, SyncStore, TlsSettings, TokenSource, account, script,
 };
@@ -71,6 +74,9 @@ struct Cli {
     /// The --login user's TOTP secret (base32); the current code is computed from it.
     #[arg(long, value_name = "BASE32", requires = "login")]
     totp_secret: Option<String>,
+    /// File holding the cache key (64 hex digits) of an encrypted console database.
+    #[arg(long, value_name = "FILE")]
+    cache_key_file: Option<PathBuf>,
     /// JSON-lines actions to perform first (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
@@ -205,7 +211,18 @@ fn run(cli: Cli) -> Result<()> {
     std::fs::create_dir_all(&cli.data)
         .with_context(|| format!("cannot create {}", cli.data.display()))?;
     let now = chrono::Utc::now();
-    let mut store = Store::open(&cli.data.join("outpost.db"), now)?;
+    let key = match &cli.cache_key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the cache key file {}", path.display()))?;
+            Some(
+                CacheKey::from_hex(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut store = Store::open_with_key(&cli.data.join("outpost.db"), key.as_ref(), now)?;
     if let Some(path) = &cli.script {
         let text = if path.as_os_str() == "-" {
             let mut s = String::new();

@@ -572,3 +572,46 @@ fn an_offline_sign_in_waits_for_an_online_one() {
         && h.status().state == LinkState::Online));
     h.shutdown();
 }
+
+/// The headless client opens a console's encrypted cache with its key file; without it the
+/// open fails (nothing is overwritten).
+#[test]
+fn the_headless_client_opens_an_encrypted_cache_with_its_key() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("c");
+    std::fs::create_dir_all(&data).expect("dir");
+    let key = outpost_store::CacheKey::from_bytes([7; 32]);
+    {
+        let mut store =
+            Store::open_with_key(&data.join("outpost.db"), Some(&key), chrono::Utc::now())
+                .expect("encrypted store");
+        for a in script::parse(&first_script("u-01", "i1")).expect("script") {
+            script::perform(&mut store, chrono::Utc::now(), "commander", &a).expect("action");
+        }
+    }
+    let key_file = tmp.path().join("cache.key");
+    std::fs::write(&key_file, format!("{}\n", key.to_hex())).expect("key file");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost-sync-client"))
+            .env_remove(outpost_sync::FAILPOINT_ENV)
+            .args(["--data", &data.to_string_lossy()])
+            .args(extra)
+            .output()
+            .expect("client runs")
+    };
+    let out = run(&["--cache-key-file", &key_file.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("summary JSON");
+    assert_eq!(summary["pending"], 5, "{summary}");
+    let out = run(&[]);
+    assert!(
+        !out.status.success(),
+        "a keyless open of an encrypted cache fails"
+    );
+}
