@@ -831,6 +831,103 @@ fn replayed_tokens_are_refused_after_logout_from_another_device_and_after_expiry
     f.finish("replayed tokens", 45);
 }
 
+#[test]
+fn a_disabled_account_is_refused_everywhere_and_a_locked_one_cannot_sign_in() {
+    let server = TestServer::start().expect("test server");
+    let admin = server.console(Role::Administrator).expect("admin console");
+    let viewer = server.console(Role::Viewer).expect("console");
+    let admin_http = client(&server, Some(&admin.device));
+    match send(
+        &admin_http,
+        &server,
+        &Call::post("/v1/admin/users/viewer/disable", json!({}), "admin"),
+        Some(&admin.login.token),
+    ) {
+        Ok((204, _)) => {}
+        other => panic!("disable: {other:?}"),
+    }
+    let http = client(&server, Some(&viewer.device));
+    let mut f = Findings::default();
+    for (_, call) in all_session_calls(viewer.device.origin) {
+        f.refused(
+            &server,
+            &format!("disabled account: {}", call.label()),
+            || send(&http, &server, &call, Some(&viewer.login.token)),
+            &Refusal {
+                status: 401,
+                code: "unauthenticated",
+                action: call.action,
+                user: "-",
+                device: &viewer.device.device_id,
+            },
+        );
+    }
+    let login = Call::post(
+        "/v1/login",
+        login_body(&server, Role::Viewer, TEST_PASSWORD),
+        "login",
+    );
+    f.refused(
+        &server,
+        "disabled account: POST /v1/login",
+        || send(&http, &server, &login, None),
+        &Refusal {
+            status: 401,
+            code: "unauthenticated",
+            action: "login",
+            user: "viewer",
+            device: &viewer.device.device_id,
+        },
+    );
+
+    // Five wrong passwords within 15 minutes lock the dispatcher (CJIS 5.9.5 §5.5.3): the
+    // fifth is answered locked_out, and then the right password and code too. Each audited.
+    let device = server.enroll(Role::Commander, "shared").expect("device");
+    let http = client(&server, Some(&device));
+    for i in 0..5 {
+        let wrong = Call::post(
+            "/v1/login",
+            login_body(&server, Role::Dispatcher, &format!("wrong password {i}")),
+            "login",
+        );
+        let (status, code) = if i < 4 {
+            (401, "unauthenticated")
+        } else {
+            (403, "locked_out")
+        };
+        f.refused(
+            &server,
+            &format!("wrong password #{}", i + 1),
+            || send(&http, &server, &wrong, None),
+            &Refusal {
+                status,
+                code,
+                action: "login",
+                user: "dispatcher",
+                device: &device.device_id,
+            },
+        );
+    }
+    let right = Call::post(
+        "/v1/login",
+        login_body(&server, Role::Dispatcher, TEST_PASSWORD),
+        "login",
+    );
+    f.refused(
+        &server,
+        "locked account, right password",
+        || send(&http, &server, &right, None),
+        &Refusal {
+            status: 403,
+            code: "locked_out",
+            action: "login",
+            user: "dispatcher",
+            device: &device.device_id,
+        },
+    );
+    f.finish("disabled / locked accounts", 22);
+}
+
 // ---------------------------------------------------------------------------------------
 // Ops
 
