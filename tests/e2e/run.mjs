@@ -22,12 +22,18 @@
 //      with its message, the right one unlocks and the map is back;
 //   5. quit, relaunch on the same data directory with --idle-lock-min 1: sign in (the account
 //      is listed as known, no offline limit), the incident and its timeline are there; then
-//      no input for a minute locks the console by itself.
+//      no input for a minute locks the console by itself;
+//   6. with a real sync server (`outpost-server cert init`, `user add`, `serve` over TLS on a
+//      free port): a new console (`--server https://127.0.0.1:PORT --ca ca.pem`) shows the enroll
+//      screen; enrolling with the account's password and code signs in online as dispatcher; an
+//      incident pushed under the session reaches the server (nothing parked, the outbox empties,
+//      the link is online); sign out, then an online sign-in again. Skipped with E2E_NO_SERVER=1.
 //
 // Run under a display and a session bus, as scripts/test does:
 //   OUTPOST_BIN=target/debug/outpost dbus-run-session -- xvfb-run -a -s '-screen 0 1600x1000x24 -noreset' node tests/e2e/run.mjs
 // Environment: OUTPOST_BIN (default target/debug/outpost), E2E_KEEP=1 keeps the temp dir,
-// E2E_TIMEOUT_S (default 180) bounds each wait for the map, E2E_DOCS_SHOT=1 also saves
+// E2E_TIMEOUT_S (default 180) bounds each wait for the map, E2E_NO_SERVER=1 skips step 6,
+// E2E_ONLY=server runs only step 6, E2E_DOCS_SHOT=1 also saves
 // docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay; E2E_DOCS_SHOT_ZH=1
 // saves the Chinese README screenshots of issue 5 (docs/closest-units-zh.png, coverage-zh.png,
 // closure-zh.png) the same way.
@@ -36,7 +42,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync,
 import { createHmac } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
-import { BIN, DEMO_PACK, Driver, OUT, ROOT, ROSTER, WAIT_MS, demoPack, fail, log, waitReady } from "./driver.mjs";
+import { spawn, spawnSync } from "node:child_process";
+import { BIN, DEMO_PACK, Driver, OUT, ROOT, ROSTER, WAIT_MS, demoPack, fail, freePort, log, waitForPort, waitReady } from "./driver.mjs";
 
 /** The first account's password (the test's own; the data directory is a temp dir). */
 const PASSWORD = "e2e pass phrase 2026";
@@ -185,6 +192,129 @@ async function idleLock(browser) {
   const s = (Date.now() - t0) / 1000;
   if (s < 30) fail(`the console locked after ${s.toFixed(0)} s without input; --idle-lock-min 1 means 60 s`);
   log(`idle lock after ${s.toFixed(0)} s without input`);
+}
+
+/** The sync server binary beside the app's (built by the workspace's tests or `cargo build -p outpost-server`). */
+const SERVER_BIN = path.resolve(ROOT, process.env.OUTPOST_SERVER_BIN ?? path.join(path.dirname(BIN), "outpost-server"));
+
+/** Runs the server's CLI to completion; its stdout, or a failure naming the command. */
+function serverCli(args, input) {
+  const r = spawnSync(SERVER_BIN, args, { input, encoding: "utf8" });
+  if (r.status !== 0) fail(`outpost-server ${args.join(" ")} failed (exit ${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * A TLS sync server in a temp dir with one dispatcher account; resolves to
+ * { url, ca, user, password, secret, stop }.
+ */
+async function startServer(dir) {
+  serverCli(["cert", "init", "--data", dir, "--name", "127.0.0.1"]);
+  const user = "e2e.online";
+  const password = "online pass phrase 2026";
+  const out = serverCli(["user", "add", user, "--role", "dispatcher", "--display-name", "在线 调度", "--data", dir, "--password-stdin"], `${password}\n`);
+  const secret = out.match(/TOTP secret \(base32\): ([A-Z2-7]+)/)?.[1];
+  if (!secret) fail(`outpost-server user add printed no TOTP secret: ${out}`);
+  const port = await freePort();
+  const proc = spawn(SERVER_BIN, ["serve", "--data", dir, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "inherit", "inherit"] });
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  await waitForPort(port, 30_000);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    ca: path.join(dir, "tls", "ca.pem"),
+    user,
+    password,
+    secret,
+    stop: async () => {
+      if (proc.exitCode === null) proc.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/**
+ * A code the server has not accepted yet: the server takes each 30-second step once and
+ * allows ±1 step, so this is the code of the step after the current one, once that is later
+ * than `used` (waiting for the clock when needed). Returns { code, step }.
+ */
+async function freshCode(secret, used) {
+  for (;;) {
+    const step = Math.floor(Date.now() / 30_000) + 1;
+    if (step > used) return { code: totp(secret, step * 30_000), step };
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Signs in on the signed_out screen with `user`, a password and a fresh code; returns the step used. */
+async function signInOnline(browser, server, used) {
+  await authScreen(browser, "signed_out");
+  const fresh = await freshCode(server.secret, used);
+  await fill(browser, "#auth-user", server.user);
+  await fill(browser, "#auth-password", server.password);
+  await fill(browser, "#auth-code", fresh.code);
+  await (await browser.$("#sign-in-submit")).click();
+  await browser.waitUntil(
+    () => browser.execute(() => document.querySelector("#auth-bar")?.getAttribute("data-sign-in") === "online"),
+    { timeout: WAIT_MS, interval: 250, timeoutMsg: "no online sign-in" },
+  );
+  return fresh.step;
+}
+
+/** A new console enrolls with the server, signs in online, pushes an incident, signs out and in. */
+async function serverRun(browser, server) {
+  await authScreen(browser, "enroll");
+  const shown = await (await browser.$("#enroll-server")).getValue();
+  if (shown !== server.url) fail(`the enroll screen shows server ${shown}, expected ${server.url}`);
+  await fill(browser, "#auth-password", server.password);
+  let used = Math.floor(Date.now() / 30_000);
+  await fill(browser, "#auth-code", totp(server.secret, used * 30_000));
+  await fill(browser, "#enroll-device-name", "e2e 指挥车");
+  await (await browser.$("#enroll-submit")).click();
+  // Enrollment spends the code; the Gate then signs in online, or (when the server refuses the
+  // same code twice) asks for the next one on the sign-in screen with a message saying so.
+  const after = await until(
+    browser,
+    () =>
+      browser.execute(() =>
+        document.querySelector("#auth-bar")
+          ? { state: "signed_in" }
+          : document.querySelector("#auth-screen")?.getAttribute("data-auth-state") === "signed_out"
+            ? { state: "signed_out", message: document.querySelector("[data-auth-message]")?.textContent ?? "" }
+            : null,
+      ),
+    WAIT_MS,
+    "neither signed in nor asked to sign in after enrolling",
+  );
+  if (after.state === "signed_out") {
+    log(`enrolled; the sign-in screen says: "${after.message}"`);
+    used = await signInOnline(browser, server, used);
+  }
+  const who = await browser.execute(() => {
+    const b = document.querySelector("#auth-bar");
+    return { user: b.getAttribute("data-user"), role: b.getAttribute("data-role"), mode: b.getAttribute("data-sign-in") };
+  });
+  if (who.user !== server.user || who.role !== "dispatcher" || who.mode !== "online") fail(`auth bar after enrolling: ${JSON.stringify(who)}`);
+  log(`enrolled and signed in: ${JSON.stringify(who)}`);
+  await waitReady(browser);
+  const created = await backend(browser, "create_incident", {
+    args: { incident_type: "theft", priority: null, location: { lat: 42.5069, lon: 1.5212 }, address: "Carrer Major", description: "e2e online" },
+  });
+  // The push is authorized under the session: nothing parked, the outbox empties, online.
+  const synced = await until(
+    browser,
+    async () => {
+      const s = await backend(browser, "sync_status");
+      const parked = await backend(browser, "parked_ops");
+      if (parked.length) fail(`the server parked ${JSON.stringify(parked)}`);
+      return s.state === "online" && s.pending.critical === 0 ? s : null;
+    },
+    60_000,
+    "the incident did not reach the server (sync not online with an empty outbox)",
+  );
+  log(`incident ${created.summary.id} pushed; link ${synced.state}, server ${synced.server_url}`);
+  await (await browser.$("#sign-out")).click();
+  await signInOnline(browser, server, used);
+  log("signed out and in again online");
 }
 
 /**
@@ -844,7 +974,19 @@ async function secondRun(browser, first) {
   log("relaunched; map ready");
   const row = await browser.$(`[data-incident-id="${first.id}"]`);
   await row.waitForExist({ timeout: 20_000, timeoutMsg: `after relaunch, incident ${first.id} is not in the queue` });
-  await row.click();
+  // The replay may insert an incident above the row between finding it and clicking it (the
+  // click then opens the newcomer): click again until the panel shows ours.
+  for (let attempt = 1; ; attempt++) {
+    await (await browser.$(`[data-incident-id="${first.id}"]`)).click();
+    const shown = await browser
+      .waitUntil(() => browser.execute((want) => document.querySelector("#incident-detail")?.getAttribute("data-incident-id-detail") === want, first.id), {
+        timeout: 5_000,
+        interval: 250,
+      })
+      .then(() => true, () => false);
+    if (shown) break;
+    if (attempt === 3) fail(`after relaunch, clicking the row of ${first.id} three times did not open its detail panel`);
+  }
   const kinds = await timelineOf(browser, first.id, first.kinds.length);
   for (const k of first.kinds) {
     if (!kinds.includes(k)) fail(`after relaunch, the timeline of ${first.id} lacks "${k}": ${kinds.join(", ")}`);
@@ -866,36 +1008,57 @@ async function main() {
 
   const driver = new Driver();
   let browser = null;
+  let server = null;
+  const temps = [dataDir];
   try {
     await driver.start();
-    browser = await driver.session(args);
-    const first = await firstRun(browser, roster, dataDir);
-    await browser.deleteSession();
-    browser = null;
-    log("quit; relaunching on the same data directory");
+    // E2E_ONLY=server runs only the sync-server part (step 6).
+    if (process.env.E2E_ONLY !== "server") {
+      browser = await driver.session(args);
+      const first = await firstRun(browser, roster, dataDir);
+      await browser.deleteSession();
+      browser = null;
+      log("quit; relaunching on the same data directory");
 
-    const docs = process.env.E2E_DOCS_SHOT_ZH || process.env.E2E_DOCS_SHOT;
-    // Without README shots to take, the relaunch checks the idle lock at one minute.
-    browser = await driver.session(docs ? args : [...args.slice(0, -1), "1"]);
-    await secondRun(browser, first);
-    await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
-    if (!docs) await idleLock(browser);
-    if (process.env.E2E_DOCS_SHOT_ZH) await docsShotsZh(browser, first.id, roster);
-    if (process.env.E2E_DOCS_SHOT) {
-      // For the README: let the replay run a while (units moving, incidents dispatched).
-      await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
-      // Open the top of the queue (highest priority, usually a dispatched demo incident).
-      const top = await browser.$("[data-incident-id]");
-      if (await top.isExisting()) {
-        await top.click();
-        await browser.pause(1500);
+      const docs = process.env.E2E_DOCS_SHOT_ZH || process.env.E2E_DOCS_SHOT;
+      // Without README shots to take, the relaunch checks the idle lock at one minute.
+      browser = await driver.session(docs ? args : [...args.slice(0, -1), "1"]);
+      await secondRun(browser, first);
+      await browser.saveScreenshot(path.join(OUT, "console-relaunched.png"));
+      if (!docs) await idleLock(browser);
+      if (process.env.E2E_DOCS_SHOT_ZH) await docsShotsZh(browser, first.id, roster);
+      if (process.env.E2E_DOCS_SHOT) {
+        // For the README: let the replay run a while (units moving, incidents dispatched).
+        await browser.pause(Number(process.env.E2E_DOCS_SHOT_WAIT_S ?? 60) * 1000);
+        // Open the top of the queue (highest priority, usually a dispatched demo incident).
+        const top = await browser.$("[data-incident-id]");
+        if (await top.isExisting()) {
+          await top.click();
+          await browser.pause(1500);
+        }
+        mkdirSync(path.join(ROOT, "docs"), { recursive: true });
+        await browser.saveScreenshot(path.join(ROOT, "docs/screenshot.png"));
+        log("README screenshot: docs/screenshot.png");
       }
-      mkdirSync(path.join(ROOT, "docs"), { recursive: true });
-      await browser.saveScreenshot(path.join(ROOT, "docs/screenshot.png"));
-      log("README screenshot: docs/screenshot.png");
+      await browser.deleteSession();
+      browser = null;
+
     }
-    await browser.deleteSession();
-    browser = null;
+
+    if (!process.env.E2E_NO_SERVER) {
+      if (!existsSync(SERVER_BIN)) fail(`no server binary at ${SERVER_BIN}: cargo build -p outpost-server (or E2E_NO_SERVER=1)`);
+      const serverDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-server-"));
+      const consoleDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-online-"));
+      temps.push(serverDir, consoleDir);
+      server = await startServer(serverDir);
+      log(`sync server at ${server.url}`);
+      browser = await driver.session([
+        "--pack", pack, "--data-dir", consoleDir, "--server", server.url, "--ca", server.ca, "--user", server.user, "--idle-lock-min", "0",
+      ]);
+      await serverRun(browser, server);
+      await browser.deleteSession();
+      browser = null;
+    }
   } catch (e) {
     if (browser) {
       mkdirSync(OUT, { recursive: true });
@@ -906,8 +1069,9 @@ async function main() {
     throw e;
   } finally {
     await driver.stop();
-    if (process.env.E2E_KEEP) log(`kept data directory ${dataDir}`);
-    else rmSync(dataDir, { recursive: true, force: true });
+    await server?.stop();
+    if (process.env.E2E_KEEP) log(`kept data directories ${temps.join(", ")}`);
+    else for (const d of temps) rmSync(d, { recursive: true, force: true });
   }
   log("PASS");
 }
