@@ -103,7 +103,10 @@ function SignedIn({ status, onStatus, onSignedOut }: { status: AuthStatus; onSta
   );
   // No keyboard, mouse or touch input for idle_lock_s: lock (never in field laptop mode).
   useIdleLock(status.idle_lock_s, () => authAction(lock));
-  const permissions = useMemo(() => permissionsOf(status.user), [status.user]);
+  // Keyed on role and unit: the status is read again every AUTH_POLL_MS as a new object.
+  const role = status.user?.role ?? null;
+  const unitId = status.user?.unit_id ?? null;
+  const permissions = useMemo(() => permissionsOf(role === null ? null : { role, unit_id: unitId }), [role, unitId]);
   const lang =
     result?.state === "ready" ? resolveLang(result.init.settings.language, navigator.language) : resolveLang("auto", navigator.language);
   useEffect(() => {
