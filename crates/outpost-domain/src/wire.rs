@@ -351,3 +351,127 @@ pub struct AuditPage {
     /// Records after `after`, oldest first.
     pub records: Vec<AuditRecord>,
 }
+
+/// The most events one `POST /v1/audit/events` may carry.
+pub const MAX_AUDIT_EVENTS: usize = 1_000;
+
+/// The largest body of `POST /v1/audit/events`, bytes (1 MiB).
+pub const MAX_AUDIT_EVENTS_BYTES: usize = 1024 * 1024;
+
+/// The longest `target` or `detail` of a [`ConsoleAuditEvent`], bytes.
+pub const MAX_AUDIT_EVENT_TEXT: usize = 1024;
+
+/// What a console records in its audit outbox (issue 6): sign-ins and their failures
+/// (online and offline), unlocks and their failures, locks, sign-outs, track exports, local
+/// permission refusals, and `outbox_overflow` (events the full outbox could not keep).
+pub const CONSOLE_AUDIT_ACTIONS: [&str; 9] = [
+    "sign_in",
+    "sign_in_failed",
+    "unlock",
+    "unlock_failed",
+    "lock",
+    "sign_out",
+    "export",
+    "forbidden",
+    "outbox_overflow",
+];
+
+/// One event a console recorded, often offline, uploaded later with `POST /v1/audit/events`
+/// (the console's audit outbox). Never carries a password or a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleAuditEvent {
+    /// A UUID v7 made by the console when it recorded the event; the server records an
+    /// event id once (a re-sent batch is not recorded twice).
+    pub event_id: Uuid,
+    /// When it happened by the console's clock: RFC 3339 to 1/100 s with the UTC offset,
+    /// e.g. `"2026-11-30T05:01:02.34+01:00"`.
+    pub at: String,
+    /// The login name it concerns (for a failed sign-in: the name typed; `"-"` when that
+    /// was not a valid login name).
+    pub user: String,
+    /// One of [`CONSOLE_AUDIT_ACTIONS`].
+    pub action: String,
+    /// What it was done to (online/offline, an export's file, a refused op's kind); may be
+    /// empty; at most [`MAX_AUDIT_EVENT_TEXT`] bytes.
+    pub target: String,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// One line: the reason of a refusal, an export's format and size; may be empty; at
+    /// most [`MAX_AUDIT_EVENT_TEXT`] bytes.
+    pub detail: String,
+}
+
+impl ConsoleAuditEvent {
+    /// Checks the fields; the error names the field (`at`, `user`, `action`, `outcome`,
+    /// `target`, `detail`) and what is wrong.
+    ///
+    /// # Errors
+    /// A message `FIELD: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if DateTime::parse_from_rfc3339(&self.at).is_err() {
+            return Err(format!(
+                "at: {:?} is not an RFC 3339 time with a UTC offset",
+                self.at
+            ));
+        }
+        let user_ok = self.user == "-"
+            || ((1..=64).contains(&self.user.len())
+                && self
+                    .user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        if !user_ok {
+            return Err(format!(
+                "user: {:?} is not a login name (1–64 letters, digits, '.', '-', '_') nor \"-\"",
+                self.user
+            ));
+        }
+        if !CONSOLE_AUDIT_ACTIONS.contains(&self.action.as_str()) {
+            return Err(format!(
+                "action: {:?} is not one of {}",
+                self.action,
+                CONSOLE_AUDIT_ACTIONS.join(", ")
+            ));
+        }
+        if !matches!(self.outcome.as_str(), "ok" | "refused" | "failed") {
+            return Err(format!(
+                "outcome: {:?} is not one of ok, refused, failed",
+                self.outcome
+            ));
+        }
+        for (name, text) in [("target", &self.target), ("detail", &self.detail)] {
+            if text.len() > MAX_AUDIT_EVENT_TEXT {
+                return Err(format!(
+                    "{name}: {} bytes, at most {MAX_AUDIT_EVENT_TEXT}",
+                    text.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `POST /v1/audit/events` (any signed-in role, for its own device): a batch of the
+/// console's audit outbox, at most [`MAX_AUDIT_EVENTS`] events and
+/// [`MAX_AUDIT_EVENTS_BYTES`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEventsRequest {
+    /// [`PROTOCOL_VERSION`] of the console.
+    pub protocol: u32,
+    /// The events, oldest first.
+    pub events: Vec<ConsoleAuditEvent>,
+}
+
+/// The answer to [`AuditEventsRequest`]: every event of the batch is now in the trail
+/// (recorded now, recorded before, or recorded as refused); the console removes them all.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditEventsResponse {
+    /// Events appended to the trail by this request (refused ones included).
+    pub recorded: u32,
+    /// Events already in the trail (an earlier upload whose answer was lost), not recorded
+    /// again.
+    pub duplicates: u32,
+    /// Events recorded with outcome `refused` because their user is neither the session's
+    /// user nor holds a grant on this device: their ids.
+    pub refused: Vec<Uuid>,
+}

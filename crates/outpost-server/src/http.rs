@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logout", post(logout))
         .route("/v1/security/revocations", get(revocations))
         .route("/v1/audit", get(audit_page))
+        .route("/v1/audit/events", post(audit_events))
         .route("/v1/admin/users", get(admin_users).post(admin_add_user))
         .route("/v1/admin/users/{name}/unlock", post(admin_unlock))
         .route("/v1/admin/users/{name}/disable", post(admin_disable))
@@ -106,6 +107,8 @@ fn endpoint_of(path: &str) -> (Option<Endpoint>, &'static str) {
         "/v1/security/revocations" => (Some(Endpoint::Revocations), "revocations"),
         "/v1/audit" => (Some(Endpoint::Audit), "audit.read"),
         "/v1/logout" => (None, "logout"),
+        // Any signed-in role posts its own device's console events.
+        "/v1/audit/events" => (None, "audit.events"),
         p if p.starts_with("/v1/admin/") || p == "/v1/admin" => (Some(Endpoint::Admin), "admin"),
         _ => (None, "request"),
     }
@@ -276,6 +279,37 @@ async fn audit_page(
         )));
     };
     Ok(crate::security::audit::get_audit(State(log), q).await)
+}
+
+/// `POST /v1/audit/events` (any signed-in role): the console's audit outbox
+/// ([`crate::security::console_audit`]); at most `MAX_AUDIT_EVENTS_BYTES`, a decode error
+/// names the field (`events[3].event_id: …`).
+async fn audit_events(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    body: Body,
+) -> Result<Response, AuthApiError> {
+    use outpost_domain::wire::{AuditEventsRequest, MAX_AUDIT_EVENTS_BYTES};
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let bytes = axum::body::to_bytes(body, MAX_AUDIT_EVENTS_BYTES)
+        .await
+        .map_err(|e| {
+            AuthApiError(AuthError::BadRequest(format!(
+                "audit events: the body is unreadable or larger than {MAX_AUDIT_EVENTS_BYTES} \
+                 bytes (send smaller batches): {e}"
+            )))
+        })?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let req: AuditEventsRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        AuthApiError(AuthError::BadRequest(format!(
+            "audit events: {}: {}",
+            e.path(),
+            e.inner()
+        )))
+    })?;
+    let resp = sec_blocking(security, move |sec| sec.console_events(&session, &req)).await?;
+    Ok(Json(resp).into_response())
 }
 
 /// `GET /v1/admin/users`.

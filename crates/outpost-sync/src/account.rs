@@ -76,6 +76,21 @@ pub fn revocations(url: &str, tls: &TlsSettings, token: &str) -> Result<Revocati
     block(async move { client.revocations().await })
 }
 
+/// `POST /v1/audit/events` at `url` with the session `token`: uploads a batch of the
+/// console's audit outbox.
+///
+/// # Errors
+/// See the module.
+pub fn audit_events(
+    url: &str,
+    tls: &TlsSettings,
+    token: &str,
+    req: &outpost_domain::wire::AuditEventsRequest,
+) -> Result<outpost_domain::wire::AuditEventsResponse, SyncError> {
+    let client = ServerClient::connect(url, timeouts(), Some(tls), TokenSource::with_token(token))?;
+    block(async move { client.audit_events(req).await })
+}
+
 /// Runs `fut` to completion on a fresh current-thread runtime on a scoped helper thread.
 fn block<T, F>(fut: F) -> Result<T, SyncError>
 where

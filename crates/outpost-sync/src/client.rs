@@ -372,6 +372,22 @@ impl ServerClient {
         decode(resp).await
     }
 
+    /// `POST /v1/audit/events`: a batch of the console's audit outbox (any role, for this
+    /// device; the server records each event id once).
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`], [`SyncError::Server`] (400 naming the bad field), and
+    /// as [`ServerClient::health`].
+    pub async fn audit_events(
+        &self,
+        req: &outpost_domain::wire::AuditEventsRequest,
+    ) -> Result<outpost_domain::wire::AuditEventsResponse, SyncError> {
+        let resp = self
+            .send(self.http.post(self.endpoint("v1/audit/events")).json(req))
+            .await?;
+        decode(resp).await
+    }
+
     /// The poke WebSocket's handshake request (URL and `Authorization` header) and its TLS
     /// connector (`None` for plain `ws://`).
     pub(crate) fn poke_request(

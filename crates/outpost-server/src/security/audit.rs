@@ -52,6 +52,7 @@
 //! |---|---|
 //! | `audit_log` | one per record: the fields above, `hash`, and `at_utc_ms` (the same instant as ms since the Unix epoch; not hashed: it finds what may be pruned, and pruning confirms each record by its hashed `at`) |
 //! | `audit_anchor` | at most one: the last pruned record's `seq`, `hash`, `at`, and when it was pruned |
+//! | `audit_ingested` | one per console audit event recorded ([`AuditLog::record_new`]): its `event_id` and the `seq` of its record, so a re-sent event is not recorded twice (kept when records are pruned: an id stays known) |
 //!
 //! Reading and checking ([`verify`], [`read_page`]) opens the file without creating or
 //! migrating it.
@@ -125,14 +126,22 @@ CREATE TABLE audit_anchor (
 ) STRICT;
 "#;
 
+const M2_INGESTED: &str = r#"
+CREATE TABLE audit_ingested (
+    event_id TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL
+) STRICT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(M1_AUDIT).comment("audit chain and retention anchor"),
+        M::up(M2_INGESTED).comment("ids of console audit events already recorded"),
     ])
 }
 
 /// The schema version this build writes (the number of migrations).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How an audited attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -538,6 +547,44 @@ impl AuditLog {
         let last = append(&tx, events, now, self.zone)?;
         tx.commit()?;
         Ok(last)
+    }
+
+    /// Appends the events whose key (a console audit event's id) was never recorded, in one
+    /// transaction with the keys, so a re-sent batch appends nothing twice even across a
+    /// crash; keys repeated inside `events` count once. Returns `(appended, duplicates)`.
+    ///
+    /// # Errors
+    /// [`AuditError::Sqlite`] (nothing appended).
+    pub fn record_new(&self, events: &[(String, AuditEvent)]) -> Result<(u32, u32), AuditError> {
+        let now = self.clock.now();
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut fresh: Vec<AuditEvent> = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
+        let mut duplicates = 0u32;
+        for (key, event) in events {
+            let known: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM audit_ingested WHERE event_id = ?1)",
+                [key],
+                |r| r.get(0),
+            )?;
+            if known || keys.contains(&key.as_str()) {
+                duplicates += 1;
+                continue;
+            }
+            keys.push(key);
+            fresh.push(event.clone());
+        }
+        let last = append(&tx, &fresh, now, self.zone)?;
+        let first = last + 1 - fresh.len() as u64;
+        for (i, key) in keys.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO audit_ingested (event_id, seq) VALUES (?1, ?2)",
+                params![key, (first + i as u64) as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok((u32::try_from(fresh.len()).unwrap_or(u32::MAX), duplicates))
     }
 
     /// Records after `after`, oldest first, at most `limit` ([`DEFAULT_PAGE`] when `None`).

@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod console_audit;
 pub mod pki;
 pub mod tls;
 
