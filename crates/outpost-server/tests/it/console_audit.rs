@@ -95,7 +95,12 @@ fn console_events_are_chained_once_with_the_certificates_device() {
     let failed = event("commander", "sign_in_failed", "refused", "wrong code");
     let stranger = event("dispatcher", "sign_in_failed", "refused", "wrong password");
     let garbage = event("-", "sign_in_failed", "refused", "login name not valid");
-    let batch = vec![mine.clone(), failed.clone(), stranger.clone(), garbage.clone()];
+    let batch = vec![
+        mine.clone(),
+        failed.clone(),
+        stranger.clone(),
+        garbage.clone(),
+    ];
 
     let (status, answer) = post(&http, &server, Some(token), &body(&batch));
     assert_eq!(status, 200, "{answer}");
@@ -147,12 +152,21 @@ fn console_events_are_chained_once_with_the_certificates_device() {
         .login(&console.device, Role::Dispatcher)
         .expect("dispatcher login");
     let theirs = event("dispatcher", "lock", "ok", "");
-    let (status, answer) = post(&http, &server, Some(token), &body(std::slice::from_ref(&theirs)));
+    let (status, answer) = post(
+        &http,
+        &server,
+        Some(token),
+        &body(std::slice::from_ref(&theirs)),
+    );
     assert_eq!(status, 200, "{answer}");
     let records = console_records(&server);
     let last = records.last().expect("record");
     assert_eq!(
-        (last.user.as_str(), last.action.as_str(), last.outcome.as_str()),
+        (
+            last.user.as_str(),
+            last.action.as_str(),
+            last.outcome.as_str()
+        ),
         ("dispatcher", "console:lock", "ok")
     );
     assert_eq!(
@@ -162,7 +176,15 @@ fn console_events_are_chained_once_with_the_certificates_device() {
             theirs.event_id
         )
     );
-    assert!(server.security().audit_log().expect("log").verify().expect("verify").is_intact());
+    assert!(
+        server
+            .security()
+            .audit_log()
+            .expect("log")
+            .verify()
+            .expect("verify")
+            .is_intact()
+    );
 }
 
 #[test]
@@ -223,7 +245,10 @@ fn bad_batches_are_refused_whole_naming_the_field() {
         assert_eq!(status, 400, "{expected}: {answer}");
         assert_eq!(answer["code"], "bad_request", "{answer}");
         let message = answer["message"].as_str().unwrap_or_default();
-        assert!(message.contains(expected), "{expected:?} not in {message:?}");
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
     }
     // More than 1 MiB: refused before decoding.
     let big = ConsoleAuditEvent {
@@ -239,20 +264,32 @@ fn bad_batches_are_refused_whole_naming_the_field() {
             .contains("larger than 1048576 bytes"),
         "{answer}"
     );
-    assert!(console_records(&server).is_empty(), "nothing of a bad batch is recorded");
+    assert!(
+        console_records(&server).is_empty(),
+        "nothing of a bad batch is recorded"
+    );
     // The refusals that reached the check are audited.
     let refusals: Vec<AuditRecord> = trail(&server)
         .into_iter()
         .filter(|r| r.action == "audit.events")
         .collect();
     assert!(refusals.len() >= 6, "{refusals:#?}");
-    assert!(refusals.iter().all(|r| r.outcome == "failed" && r.user == "viewer"));
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r.outcome == "failed" && r.user == "viewer")
+    );
 
     // No session: 401, nothing recorded.
     let (status, answer) = post(&http, &server, None, &body(std::slice::from_ref(&ok)));
     assert_eq!(status, 401, "{answer}");
     // Any role may post its own events (a viewer here).
-    let (status, answer) = post(&http, &server, Some(token), &body(std::slice::from_ref(&ok)));
+    let (status, answer) = post(
+        &http,
+        &server,
+        Some(token),
+        &body(std::slice::from_ref(&ok)),
+    );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(console_records(&server).len(), 1);
 }
