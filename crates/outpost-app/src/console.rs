@@ -103,6 +103,8 @@ pub struct Console {
     gps: Mutex<Option<Arc<Mutex<GpsStatus>>>>,
     /// The router built from the pack on first use (`dispatch.rs`).
     pub(crate) routing: crate::dispatch::RoutingState,
+    /// The audit outbox the Gate attached: exports and local refusals are recorded there.
+    audit: Mutex<Option<Arc<crate::auth::AuditOutbox>>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -223,7 +225,29 @@ impl Console {
             field_unit: Mutex::new(None),
             gps: Mutex::new(None),
             routing: crate::dispatch::RoutingState::default(),
+            audit: Mutex::new(None),
         })
+    }
+
+    /// Records this console's exports and local permission refusals in `outbox` from now on
+    /// (the Gate attaches its audit outbox to each console it opens).
+    pub fn attach_audit(&self, outbox: Arc<crate::auth::AuditOutbox>) {
+        *lock(&self.audit) = Some(outbox);
+    }
+
+    /// Records an event in the attached audit outbox, if any.
+    fn audit(
+        &self,
+        user: &str,
+        action: &str,
+        target: &str,
+        outcome: crate::auth::audit_outbox::Outcome,
+        detail: &str,
+    ) {
+        let outbox = lock(&self.audit).clone();
+        if let Some(o) = outbox {
+            o.record(user, action, target, outcome, detail, &[]);
+        }
     }
 
     /// The store, shared with the sync engine, which holds the lock for one transaction at
@@ -819,8 +843,17 @@ impl Console {
             )
             .unwrap_or(false)
         };
-        access::check_op(&actor, body, &on_incident)
-            .map_err(|e| AppError::new(ErrorCode::Forbidden, e.to_string()))
+        access::check_op(&actor, body, &on_incident).map_err(|e| {
+            let err = AppError::new(ErrorCode::Forbidden, e.to_string());
+            self.audit(
+                &actor.user,
+                "forbidden",
+                access::op_kind(body),
+                crate::auth::audit_outbox::Outcome::Refused,
+                &err.message,
+            );
+            err
+        })
     }
 
     /// The signed-in person's role and unit (`None` for a console opened without sign-in).
@@ -1847,6 +1880,20 @@ impl Console {
             let _ = d.sync_all();
         }
         let full = std::path::absolute(&path).unwrap_or(path);
+        self.audit(
+            &self.author(),
+            "export",
+            &full.display().to_string(),
+            crate::auth::audit_outbox::Outcome::Ok,
+            &format!(
+                "track of {} as {}, {} fixes from {} to {}",
+                t.callsign,
+                ext.to_uppercase(),
+                t.points.len(),
+                stamp(first),
+                stamp(last)
+            ),
+        );
         Ok(ExportedTrack {
             path: full.display().to_string(),
             points: u32::try_from(t.points.len()).unwrap_or(u32::MAX),

@@ -22,6 +22,7 @@
 //! Until someone signs in, no [`Console`] exists and every other command answers
 //! [`ErrorCode::SignedOut`].
 
+pub mod audit_outbox;
 pub mod device;
 pub mod server;
 pub mod totp;
@@ -46,9 +47,11 @@ use crate::ipc::{
 };
 use crate::{AppError, Console, ConsoleAccess, ConsoleOptions};
 
+pub use audit_outbox::AuditOutbox;
 pub use server::{AuthServer, DeviceIdentity, ServerError, SyncServer};
 pub use vault::{KdfParams, VaultError};
 
+use audit_outbox::Outcome;
 use vault::{Entry, EntryKey, Profile, Secrets, Vault};
 
 /// Failed offline sign-ins of one person that lock their offline sign-in.
@@ -139,6 +142,8 @@ pub struct Gate {
     /// Revocation lists the sync engine fetched, applied at the Gate's next call (the
     /// engine's thread never takes the Gate's lock).
     fetched_revocations: Arc<Mutex<Option<Revocations>>>,
+    /// The console audit outbox (sign-ins, locks, exports, refusals; [`audit_outbox`]).
+    audit: Arc<AuditOutbox>,
 }
 
 struct PendingSetup {
@@ -166,6 +171,8 @@ struct Inner {
     session: Option<Session>,
     /// The sync engine attached to the session's console.
     sync: Option<Arc<crate::sync::SyncAttachment>>,
+    /// The thread uploading the audit outbox while a session runs on an enrolled device.
+    uploader: Option<Uploader>,
     /// The newest code step used per person (replay refusal, this process only).
     used_steps: HashMap<String, u64>,
     /// Failed sign-ins of names without a vault entry (not persisted).
@@ -241,6 +248,7 @@ impl Gate {
         crate::prepare_data_dir(&options.data_dir)?;
         let vault = Vault::load(&options.data_dir).map_err(|e| storage(e.to_string()))?;
         let device = device::load(&options.data_dir).map_err(storage)?;
+        let audit = Arc::new(AuditOutbox::open(&options.data_dir, Arc::clone(&clock)));
         Ok(Gate {
             options,
             clock,
@@ -251,6 +259,7 @@ impl Gate {
                 pending: None,
                 session: None,
                 sync: None,
+                uploader: None,
                 used_steps: HashMap::new(),
                 unknown_failures: HashMap::new(),
                 message: None,
@@ -258,6 +267,7 @@ impl Gate {
             listeners: Mutex::new(Vec::new()),
             token: outpost_sync::TokenSource::new(),
             fetched_revocations: Arc::new(Mutex::new(None)),
+            audit,
         })
     }
 
@@ -329,8 +339,17 @@ impl Gate {
             && now >= s.full_at + Duration::seconds(REAUTH_S)
         {
             s.locked = true;
+            let user = s.profile.user.clone();
             inner.message = Some(
                 "12 hours since your sign-in: unlock with your password and a current code".into(),
+            );
+            self.audit.record(
+                &user,
+                "lock",
+                "reauth",
+                Outcome::Ok,
+                "12 hours since the last full sign-in",
+                &[],
             );
         }
     }
@@ -455,6 +474,33 @@ impl Gate {
     /// `IllegalTransition` (no [`Gate::setup_account`] before), `AuthFailed` (wrong code;
     /// the setup stays pending), `Storage`.
     pub fn confirm_setup(&self, args: TotpCode) -> Result<AuthStatus, AppError> {
+        let user = lock(&self.inner).pending.as_ref().map(|p| p.user.clone());
+        let r = self.confirm_setup_inner(&args);
+        if let Some(user) = user {
+            let secrets = [args.code.trim()];
+            match &r {
+                Ok(_) => self.audit.record(
+                    &user,
+                    "sign_in",
+                    "setup",
+                    Outcome::Ok,
+                    "first account of this console",
+                    &secrets,
+                ),
+                Err(e) => self.audit.record(
+                    &user,
+                    "sign_in_failed",
+                    "setup",
+                    outcome_of(e),
+                    &e.message,
+                    &secrets,
+                ),
+            }
+        }
+        r
+    }
+
+    fn confirm_setup_inner(&self, args: &TotpCode) -> Result<AuthStatus, AppError> {
         let now = self.clock.now();
         let (status, opened) = {
             let mut inner = lock(&self.inner);
@@ -660,6 +706,7 @@ impl Gate {
     pub fn sign_in(&self, args: SignIn) -> Result<AuthStatus, AppError> {
         let now = self.clock.now();
         let user = args.user.trim().to_owned();
+        let secrets = [args.password.as_str(), args.code.trim()];
         let (result, opened) = {
             let mut inner = lock(&self.inner);
             self.refresh(&mut inner);
@@ -667,9 +714,36 @@ impl Gate {
             match r {
                 Ok(opened) => {
                     let status = self.status(&inner);
+                    let online = status.user.as_ref().is_some_and(|u| u.online);
+                    let detail = inner.message.clone().unwrap_or_else(|| {
+                        if online {
+                            "online sign-in"
+                        } else {
+                            "offline sign-in"
+                        }
+                        .into()
+                    });
+                    self.audit.record(
+                        &user,
+                        "sign_in",
+                        if online { "online" } else { "offline" },
+                        Outcome::Ok,
+                        &detail,
+                        &secrets,
+                    );
                     (Ok(status), opened)
                 }
-                Err(e) => (Err(e), None),
+                Err(e) => {
+                    self.audit.record(
+                        &user,
+                        "sign_in_failed",
+                        "",
+                        outcome_of(&e),
+                        &e.message,
+                        &secrets,
+                    );
+                    (Err(e), None)
+                }
             }
         };
         self.announce(opened);
@@ -943,6 +1017,7 @@ impl Gate {
                 None => self.token.clear(),
             }
             s.token = token;
+            self.start_uploader(inner);
             return Ok(None);
         }
         // Another person: their console replaces the open one.
@@ -970,6 +1045,7 @@ impl Gate {
             },
         )?;
         let console = Arc::new(console);
+        console.attach_audit(Arc::clone(&self.audit));
         inner.session = Some(Session {
             profile,
             console: Arc::clone(&console),
@@ -978,6 +1054,7 @@ impl Gate {
             token,
         });
         self.start_sync(inner, &console);
+        self.start_uploader(inner);
         Ok(Some(console))
     }
 
@@ -1010,6 +1087,66 @@ impl Gate {
                 tracing::error!(server = %url, error = %e.message, "sync not started; working alone");
             }
         }
+    }
+
+    /// Starts the audit uploader for the session on an enrolled device (once; it uploads
+    /// whenever the session token is set, i.e. after an online sign-in).
+    fn start_uploader(&self, inner: &mut Inner) {
+        if inner.uploader.is_some() || !self.config.start_sync {
+            return;
+        }
+        let (Some(server), Some(url), Some((device, _)), Some(user)) = (
+            self.config.server.clone(),
+            self.server_url(inner),
+            inner.device.clone(),
+            inner.session.as_ref().map(|s| s.profile.user.clone()),
+        ) else {
+            return;
+        };
+        inner.uploader = Uploader::start(
+            Arc::clone(&self.audit),
+            server,
+            url,
+            device,
+            self.token.clone(),
+            user,
+        );
+    }
+
+    /// The console audit outbox of this data directory.
+    pub fn audit_outbox(&self) -> &Arc<AuditOutbox> {
+        &self.audit
+    }
+
+    /// Uploads the audit outbox now (the uploader thread does it by itself after an online
+    /// sign-in and whenever an event is recorded); returns how many events the server took.
+    ///
+    /// # Errors
+    /// `Offline` when there is no online session (or no answer), `AuthFailed` when the
+    /// server refused.
+    pub fn flush_audit(&self) -> Result<usize, AppError> {
+        let (server, url, device, user) = {
+            let inner = lock(&self.inner);
+            (
+                self.config.server.clone(),
+                self.server_url(&inner),
+                inner.device.clone(),
+                inner.session.as_ref().map(|s| s.profile.user.clone()),
+            )
+        };
+        let offline = || AppError::new(ErrorCode::Offline, "no online session to upload with");
+        let (Some(server), Some(url), Some((device, _)), Some(user), Some(token)) =
+            (server, url, device, user, self.token.get())
+        else {
+            return Err(offline());
+        };
+        let send = |req: &outpost_domain::wire::AuditEventsRequest| {
+            server.audit_events(&url, &device, &token, req)
+        };
+        self.audit.upload(&user, &send).map_err(|e| match e {
+            ServerError::Unreachable(m) => AppError::new(ErrorCode::Offline, m),
+            ServerError::Refused { message, .. } => auth_failed(message),
+        })
     }
 
     fn announce(&self, opened: Option<Arc<Console>>) {
@@ -1092,13 +1229,33 @@ impl Gate {
     /// after 12 hours, locked out, account disabled).
     pub fn unlock(&self, args: Unlock) -> Result<AuthStatus, AppError> {
         let now = self.clock.now();
+        let secrets = [
+            args.password.as_str(),
+            args.code.as_deref().unwrap_or("").trim(),
+        ];
         let (result, opened) = {
             let mut inner = lock(&self.inner);
             self.refresh(&mut inner);
+            let user = inner.session.as_ref().map(|s| s.profile.user.clone());
             let r = self.unlock_locked(&mut inner, &args, now);
+            let user = user.unwrap_or_else(|| "-".into());
             match r {
-                Ok(opened) => (Ok(self.status(&inner)), opened),
-                Err(e) => (Err(e), None),
+                Ok(opened) => {
+                    self.audit
+                        .record(&user, "unlock", "", Outcome::Ok, "", &secrets);
+                    (Ok(self.status(&inner)), opened)
+                }
+                Err(e) => {
+                    self.audit.record(
+                        &user,
+                        "unlock_failed",
+                        "",
+                        outcome_of(&e),
+                        &e.message,
+                        &secrets,
+                    );
+                    (Err(e), None)
+                }
             }
         };
         self.announce(opened);
@@ -1166,8 +1323,12 @@ impl Gate {
     pub fn lock(&self) -> AuthStatus {
         let mut inner = lock(&self.inner);
         self.refresh(&mut inner);
-        if let Some(s) = inner.session.as_mut() {
+        if let Some(s) = inner.session.as_mut()
+            && !s.locked
+        {
             s.locked = true;
+            let user = s.profile.user.clone();
+            self.audit.record(&user, "lock", "", Outcome::Ok, "", &[]);
         }
         self.status(&inner)
     }
@@ -1178,7 +1339,17 @@ impl Gate {
         let mut inner = lock(&self.inner);
         stop_sync(&mut inner);
         self.token.clear();
-        if let Some(s) = inner.session.take()
+        let session = inner.session.take();
+        if let Some(s) = &session {
+            let how = if s.token.is_some() {
+                "online"
+            } else {
+                "offline"
+            };
+            self.audit
+                .record(&s.profile.user, "sign_out", how, Outcome::Ok, "", &[]);
+        }
+        if let Some(s) = session
             && let (Some(token), Some(server), Some(url), Some((device, _))) = (
                 s.token,
                 self.config.server.clone(),
@@ -1211,10 +1382,84 @@ impl Gate {
     }
 }
 
-/// Stops the attached sync engine, if any (waits for its thread).
+/// Stops the attached sync engine and the audit uploader, if any (waits for their threads).
 fn stop_sync(inner: &mut Inner) {
     if let Some(sync) = inner.sync.take() {
         sync.shutdown();
+    }
+    if let Some(up) = inner.uploader.take() {
+        up.shutdown();
+    }
+}
+
+/// How a refusal is recorded: `refused` for a rule (wrong credentials, a role that may
+/// not), `failed` otherwise.
+fn outcome_of(e: &AppError) -> Outcome {
+    match e.code {
+        ErrorCode::AuthFailed | ErrorCode::Forbidden | ErrorCode::SignedOut => Outcome::Refused,
+        _ => Outcome::Failed,
+    }
+}
+
+/// How long the uploader waits between attempts when nothing new is recorded.
+const UPLOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The thread uploading the audit outbox whenever the Gate holds a session token.
+struct Uploader {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    outbox: Arc<AuditOutbox>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Uploader {
+    fn start(
+        outbox: Arc<AuditOutbox>,
+        server: Arc<dyn AuthServer>,
+        url: String,
+        device: DeviceIdentity,
+        token: outpost_sync::TokenSource,
+        user: String,
+    ) -> Option<Uploader> {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, outbox2) = (Arc::clone(&stop), Arc::clone(&outbox));
+        let thread = std::thread::Builder::new()
+            .name("audit-upload".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::SeqCst) {
+                    if let Some(tok) = token.get() {
+                        let send = |req: &outpost_domain::wire::AuditEventsRequest| {
+                            server.audit_events(&url, &device, &tok, req)
+                        };
+                        if let Err(e) = outbox2.upload(&user, &send) {
+                            tracing::warn!(error = %e, "audit events not uploaded yet");
+                        }
+                    }
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    outbox2.wait(UPLOAD_RETRY);
+                }
+            });
+        match thread {
+            Ok(t) => Some(Uploader {
+                stop,
+                outbox,
+                thread: Some(t),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit uploader did not start");
+                None
+            }
+        }
+    }
+
+    fn shutdown(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.outbox.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

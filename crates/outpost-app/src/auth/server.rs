@@ -4,7 +4,8 @@
 //! sign-in logic is tested against a fake server; the real one is outpost-sync's client.
 
 use outpost_domain::wire::{
-    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Revocations,
+    AuditEventsRequest, AuditEventsResponse, EnrollRequest, EnrollResponse, LoginRequest,
+    LoginResponse, Revocations,
 };
 
 /// This device's TLS identity once enrolled (PEM texts; the key never leaves the data
@@ -87,6 +88,25 @@ pub trait AuthServer: Send + Sync {
         device: &DeviceIdentity,
         token: &str,
     ) -> Result<Revocations, ServerError>;
+
+    /// `POST /v1/audit/events` under the session `token`: a batch of the console's audit
+    /// outbox ([`super::audit_outbox`]). The default answers [`ServerError::Unreachable`]
+    /// (a client that cannot upload keeps the events waiting).
+    ///
+    /// # Errors
+    /// [`ServerError`].
+    fn audit_events(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        token: &str,
+        req: &AuditEventsRequest,
+    ) -> Result<AuditEventsResponse, ServerError> {
+        let _ = (url, device, token, req);
+        Err(ServerError::Unreachable(
+            "this server client does not upload audit events".into(),
+        ))
+    }
 }
 
 /// The real server: `outpost_sync::account`'s blocking calls over TLS (the agency CA pinned,
@@ -153,5 +173,16 @@ impl AuthServer for SyncServer {
         token: &str,
     ) -> Result<Revocations, ServerError> {
         outpost_sync::account::revocations(url, &tls_of(device), token).map_err(map_sync_error)
+    }
+
+    fn audit_events(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        token: &str,
+        req: &AuditEventsRequest,
+    ) -> Result<AuditEventsResponse, ServerError> {
+        outpost_sync::account::audit_events(url, &tls_of(device), token, req)
+            .map_err(map_sync_error)
     }
 }
