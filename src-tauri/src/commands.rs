@@ -56,10 +56,11 @@ where
     }
 }
 
-/// Where sign-in stands.
+/// Where sign-in stands (the UI asks every few seconds; when the Gate dropped the console on
+/// its own — a revoked device — what ran for it stops here).
 #[tauri::command]
 async fn auth_status(console: State<'_, SharedShell>) -> Result<AuthStatus, ErrorPayload> {
-    on_shell(&console, |s| Ok(s.gate().auth_status())).await
+    on_shell(&console, |s| Ok(s.after_sign_out(s.gate().auth_status()))).await
 }
 
 /// A console without a server: starts its first account; returns the TOTP secret.

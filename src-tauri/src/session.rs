@@ -139,7 +139,8 @@ impl Shell {
         }
     }
 
-    /// After `sign_out`: stops what ran for the console, so its cache can close.
+    /// After `sign_out` (or any status with nobody signed in or locked: a revoked device, a
+    /// sign-out the Gate did itself): stops what ran for the console, so its cache can close.
     pub fn after_sign_out(&self, status: AuthStatus) -> AuthStatus {
         if !matches!(status.state, AuthState::SignedIn | AuthState::Locked) {
             stop(&mut lock(&self.running));
