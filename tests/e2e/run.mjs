@@ -194,8 +194,22 @@ async function idleLock(browser) {
   log(`idle lock after ${s.toFixed(0)} s without input`);
 }
 
-/** The sync server binary beside the app's (built by the workspace's tests or `cargo build -p outpost-server`). */
-const SERVER_BIN = path.resolve(ROOT, process.env.OUTPOST_SERVER_BIN ?? path.join(path.dirname(BIN), "outpost-server"));
+/**
+ * The sync server binary: $OUTPOST_SERVER_BIN, else beside the app's (the workspace's tests
+ * build it), else target/debug/outpost-server, built with `cargo build -p outpost-server` when
+ * none is there.
+ */
+function serverBinary() {
+  if (process.env.OUTPOST_SERVER_BIN) return path.resolve(ROOT, process.env.OUTPOST_SERVER_BIN);
+  const candidates = [path.join(path.dirname(BIN), "outpost-server"), path.join(ROOT, "target/debug/outpost-server")];
+  const found = candidates.find((p) => existsSync(p));
+  if (found) return found;
+  log("no outpost-server binary yet: cargo build -p outpost-server");
+  const r = spawnSync("cargo", ["build", "-p", "outpost-server"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0 || !existsSync(candidates[1])) fail(`cargo build -p outpost-server failed (exit ${r.status})`);
+  return candidates[1];
+}
+let SERVER_BIN = "";
 
 /** Runs the server's CLI to completion; its stdout, or a failure naming the command. */
 function serverCli(args, input) {
@@ -1046,7 +1060,7 @@ async function main() {
     }
 
     if (!process.env.E2E_NO_SERVER) {
-      if (!existsSync(SERVER_BIN)) fail(`no server binary at ${SERVER_BIN}: cargo build -p outpost-server (or E2E_NO_SERVER=1)`);
+      SERVER_BIN = serverBinary();
       const serverDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-server-"));
       const consoleDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-online-"));
       temps.push(serverDir, consoleDir);
