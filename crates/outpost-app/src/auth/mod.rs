@@ -565,10 +565,13 @@ impl Gate {
         Ok(status)
     }
 
-    /// Enrolls this device with the server (a new key and CSR; the cache key escrowed), then
-    /// signs the person in online. When that sign-in is refused (e.g. the server does not
-    /// take the same code twice) the device stays enrolled and the status asks for a sign-in
-    /// with the next code.
+    /// Enrolls this device with the server (a new key and CSR; the cache key escrowed) and
+    /// signs the person in online with the session the enrollment answers with
+    /// ([`EnrollResponse::session`](outpost_domain::wire::EnrollResponse::session): the server
+    /// takes each code once, so a login with the enrollment's code would be refused). A server
+    /// of an earlier version answers without one: then a login follows. When the sign-in is
+    /// refused (an administrator's or auditor's account, or that login) the device stays
+    /// enrolled and the status says why (and, for the login, to sign in with the next code).
     ///
     /// # Errors
     /// `Offline` (no answer, or no server client), `AuthFailed` (the server refused),
@@ -653,13 +656,43 @@ impl Gate {
             ca_pem: resp.ca_pem,
         };
         device::save(&self.options.data_dir, &identity, &url).map_err(storage)?;
-        lock(&self.inner).device = Some((identity, url));
-        match self.sign_in(SignIn {
-            user: args.user,
-            password: args.password,
-            code: args.code,
-        }) {
+        lock(&self.inner).device = Some((identity.clone(), url.clone()));
+        let signed_in = match resp.session {
+            Some(login) => {
+                let user = args.user.trim().to_owned();
+                let secrets = [args.password.as_str(), args.code.trim()];
+                let (result, opened) = {
+                    let mut inner = lock(&self.inner);
+                    let r = self.online_signed_in(
+                        &mut inner,
+                        login,
+                        &args.password,
+                        &args.code,
+                        &url,
+                        &identity,
+                        now,
+                    );
+                    self.sign_in_outcome(&mut inner, &user, r, &secrets)
+                };
+                self.announce(opened);
+                result
+            }
+            None => self.sign_in(SignIn {
+                user: args.user,
+                password: args.password,
+                code: args.code,
+            }),
+        };
+        match signed_in {
             Ok(status) => Ok(status),
+            Err(e) if e.code == ErrorCode::Forbidden => {
+                let mut inner = lock(&self.inner);
+                inner.message = Some(format!(
+                    "this device is enrolled as {}; {}",
+                    resp.device_id, e.message
+                ));
+                Ok(self.status(&inner))
+            }
             Err(e) if e.code == ErrorCode::AuthFailed || e.code == ErrorCode::Offline => {
                 let mut inner = lock(&self.inner);
                 inner.message = Some(format!(
@@ -711,43 +744,55 @@ impl Gate {
             let mut inner = lock(&self.inner);
             self.refresh(&mut inner);
             let r = self.sign_in_locked(&mut inner, &user, &args.password, &args.code, now);
-            match r {
-                Ok(opened) => {
-                    let status = self.status(&inner);
-                    let online = status.user.as_ref().is_some_and(|u| u.online);
-                    let detail = inner.message.clone().unwrap_or_else(|| {
-                        if online {
-                            "online sign-in"
-                        } else {
-                            "offline sign-in"
-                        }
-                        .into()
-                    });
-                    self.audit.record(
-                        &user,
-                        "sign_in",
-                        if online { "online" } else { "offline" },
-                        Outcome::Ok,
-                        &detail,
-                        &secrets,
-                    );
-                    (Ok(status), opened)
-                }
-                Err(e) => {
-                    self.audit.record(
-                        &user,
-                        "sign_in_failed",
-                        "",
-                        outcome_of(&e),
-                        &e.message,
-                        &secrets,
-                    );
-                    (Err(e), None)
-                }
-            }
+            self.sign_in_outcome(&mut inner, &user, r, &secrets)
         };
         self.announce(opened);
         result
+    }
+
+    /// Records a sign-in's outcome in the audit outbox; the status to answer and the console
+    /// it opened.
+    fn sign_in_outcome(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        r: Result<Option<Arc<Console>>, AppError>,
+        secrets: &[&str],
+    ) -> (Result<AuthStatus, AppError>, Option<Arc<Console>>) {
+        match r {
+            Ok(opened) => {
+                let status = self.status(inner);
+                let online = status.user.as_ref().is_some_and(|u| u.online);
+                let detail = inner.message.clone().unwrap_or_else(|| {
+                    if online {
+                        "online sign-in"
+                    } else {
+                        "offline sign-in"
+                    }
+                    .into()
+                });
+                self.audit.record(
+                    user,
+                    "sign_in",
+                    if online { "online" } else { "offline" },
+                    Outcome::Ok,
+                    &detail,
+                    secrets,
+                );
+                (Ok(status), opened)
+            }
+            Err(e) => {
+                self.audit.record(
+                    user,
+                    "sign_in_failed",
+                    "",
+                    outcome_of(&e),
+                    &e.message,
+                    secrets,
+                );
+                (Err(e), None)
+            }
+        }
     }
 
     fn sign_in_locked(
@@ -811,6 +856,16 @@ impl Gate {
         device: &DeviceIdentity,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<Console>>, AppError> {
+        if let Err(e) = console_role(&resp.user, resp.role) {
+            // Nothing kept for offline use; the server session just opened is ended.
+            if let Some(server) = self.config.server.clone()
+                && let Err(end) = server.logout(url, device, &resp.token)
+            {
+                tracing::warn!(error = %end, "the refused person's server session was not ended");
+            }
+            inner.message = Some(e.message.clone());
+            return Err(e);
+        }
         let cache_key = CacheKey::from_hex(&resp.cache_key).map_err(|e| {
             storage(format!(
                 "the server's cache key for this device is unusable: {e}"
@@ -1003,6 +1058,11 @@ impl Gate {
         token: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<Console>>, AppError> {
+        // Every sign-in ends here (online, offline, setup, a 12-hour unlock).
+        if let Err(e) = console_role(&profile.user, profile.role) {
+            inner.message = Some(e.message.clone());
+            return Err(e);
+        }
         let same = inner.session.as_ref().is_some_and(|s| {
             s.profile.user == profile.user
                 && s.profile.role == profile.role
@@ -1454,7 +1514,16 @@ impl Uploader {
         }
     }
 
-    fn shutdown(mut self) {
+    /// Stops the thread and waits for it (an upload in flight ends first: at most the
+    /// client's request timeout).
+    fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Uploader {
+    /// A Gate dropped without [`Gate::shutdown`] stops its uploader too.
+    fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.outbox.wake();
         if let Some(t) = self.thread.take() {
@@ -1466,6 +1535,25 @@ impl Uploader {
 fn note_step(used: &mut HashMap<String, u64>, user: &str, step: u64) {
     let e = used.entry(user.to_owned()).or_insert(step);
     *e = (*e).max(step);
+}
+
+/// The console's picture is for the roles that work with it: the server refuses
+/// administrators and auditors the picture (`access::check_endpoint`), so the console does
+/// not open it for them either (MLPS 2.0 level 3: separate administrator and audit roles).
+///
+/// # Errors
+/// `Forbidden` naming the role and the server's tools they use instead.
+fn console_role(user: &str, role: Role) -> Result<(), AppError> {
+    match role {
+        Role::Administrator | Role::Auditor => Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{role} {user:?} cannot sign in on a console: administrators and auditors use \
+                 the server's tools: `outpost-server user …`, `outpost-server audit …`"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn revoked_error() -> AppError {

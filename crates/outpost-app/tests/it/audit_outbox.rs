@@ -433,3 +433,102 @@ fn offline_sign_ins_exports_and_refusals_reach_the_chain_once() {
     );
     gate.shutdown();
 }
+
+#[test]
+fn a_standalone_console_records_setup_locks_unlocks_and_failures_without_secrets() {
+    use outpost_app::auth::totp;
+    use outpost_app::ipc::{SetupAccount, TotpCode, Unlock};
+    use outpost_domain::Clock;
+    use outpost_domain::clock::FixedClock;
+
+    const PASSWORD: &str = "a long standalone passphrase";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+    ));
+    let gate = Gate::open_with(
+        GateOptions {
+            data_dir: dir.path().to_path_buf(),
+            pack: None,
+            demo: false,
+            field_unit: None,
+            server_url: None,
+            ca_file: None,
+            idle_lock_s: Some(600),
+            login_hint: None,
+        },
+        clock.clone(),
+        GateConfig {
+            kdf: KdfParams::TEST_ONLY,
+            server: None,
+            start_sync: false,
+        },
+    )
+    .expect("gate");
+    let enrollment = gate
+        .setup_account(SetupAccount {
+            user: "cmdr.li".into(),
+            display_name: "李队长".into(),
+            password: PASSWORD.into(),
+        })
+        .expect("setup");
+    let first = totp::code_at(&enrollment.secret, clock.now()).expect("code");
+    let wrong = format!(
+        "{:06}",
+        (first.parse::<u32>().expect("digits") + 7) % 1_000_000
+    );
+    assert!(
+        gate.confirm_setup(TotpCode {
+            code: wrong.clone()
+        })
+        .is_err()
+    );
+    gate.confirm_setup(TotpCode {
+        code: first.clone(),
+    })
+    .expect("confirm");
+    gate.lock();
+    gate.lock(); // already locked: nothing more recorded
+    let bad = "not my passphrase at all";
+    assert_eq!(
+        gate.unlock(Unlock {
+            password: bad.into(),
+            code: None,
+        })
+        .expect_err("wrong password")
+        .code,
+        ErrorCode::AuthFailed
+    );
+    gate.unlock(Unlock {
+        password: PASSWORD.into(),
+        code: None,
+    })
+    .expect("unlock");
+    gate.sign_out();
+
+    let raw = std::fs::read_to_string(dir.path().join(OUTBOX_FILE)).expect("outbox");
+    for secret in [PASSWORD, bad, &first, &wrong, &enrollment.secret] {
+        assert!(!raw.contains(secret), "{secret:?} is in the outbox file");
+    }
+    let got: Vec<(String, String, String, String)> = outbox_events(dir.path())
+        .into_iter()
+        .map(|e| (e.user, e.action, e.target, e.outcome))
+        .collect();
+    let s = |a: &str, t: &str, o: &str| ("cmdr.li".to_string(), a.into(), t.into(), o.into());
+    assert_eq!(
+        got,
+        vec![
+            s("sign_in_failed", "setup", "refused"),
+            s("sign_in", "setup", "ok"),
+            s("lock", "", "ok"),
+            s("unlock_failed", "", "refused"),
+            s("unlock", "", "ok"),
+            s("sign_out", "offline", "ok"),
+        ]
+    );
+    // Nothing to upload without a server.
+    assert_eq!(
+        gate.flush_audit().expect_err("no server").code,
+        ErrorCode::Offline
+    );
+}
