@@ -29,6 +29,12 @@
 //! field that does not validate) is refused whole with 400 naming `events[i].FIELD`, and that
 //! refusal is audited (`audit.events`, failed).
 //!
+//! What these records prove: that the device holding that certificate reported the event,
+//! under a session of the user who uploaded it, at the receipt time. They cannot prove
+//! that the event happened as reported (a tampered console can report anything, or leave
+//! events out); the chain protects them from change once received. The ids of recorded
+//! events (`audit_ingested`) are kept when records are pruned, so they stay known.
+//!
 //! [`AuditLog::record_new`]: super::audit::AuditLog::record_new
 
 use std::collections::HashMap;
