@@ -266,6 +266,14 @@ pub struct EnrollResponse {
     pub ca_pem: String,
     /// When the device certificate expires (UTC).
     pub not_after: DateTime<Utc>,
+    /// A session for the person who enrolled, bound to the newly enrolled device (a grant
+    /// for offline use recorded as at a login), so the console signs in without a second
+    /// code: the server accepts each TOTP step once per account, and the enrollment used
+    /// the current one. `None` from a server of an earlier version (or when the session
+    /// could not be stored): the console then signs in with `POST /v1/login` and the next
+    /// code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<LoginResponse>,
 }
 
 /// `POST /v1/login` (mutual TLS with an enrolled device's certificate): password and TOTP.
@@ -474,4 +482,40 @@ pub struct AuditEventsResponse {
     /// Events recorded with outcome `refused` because their user is neither the session's
     /// user nor holds a grant on this device: their ids.
     pub refused: Vec<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enroll_response_without_a_session_still_reads_and_one_with_it_round_trips() {
+        let old = r#"{"device_id":"dev-1","certificate_pem":"C","ca_pem":"A",
+            "not_after":"2027-01-01T00:00:00Z"}"#;
+        let resp: EnrollResponse = serde_json::from_str(old).expect("earlier server's answer");
+        assert_eq!(resp.session, None);
+        assert!(
+            !serde_json::to_string(&resp)
+                .expect("json")
+                .contains("session")
+        );
+        let session = LoginResponse {
+            token: "t".into(),
+            expires_at: resp.not_after,
+            user: "cmdr.wang".into(),
+            display_name: "王".into(),
+            role: crate::access::Role::Commander,
+            unit_id: None,
+            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+            offline_grace_s: 3600,
+            cache_key: "00".repeat(32),
+        };
+        let with = EnrollResponse {
+            session: Some(session.clone()),
+            ..resp
+        };
+        let back: EnrollResponse =
+            serde_json::from_str(&serde_json::to_string(&with).expect("json")).expect("read");
+        assert_eq!(back.session, Some(session));
+    }
 }

@@ -14,7 +14,8 @@ use outpost_app::auth::{
     AuthServer, DeviceIdentity, Gate, GateConfig, GateOptions, KdfParams, ServerError, totp,
 };
 use outpost_app::ipc::{
-    AuthState, EnrollDevice, ErrorCode, NewIncident, SetupAccount, SignIn, TotpCode, Unlock,
+    AuthState, AuthStatus, EnrollDevice, ErrorCode, NewIncident, SetupAccount, SignIn, TotpCode,
+    Unlock,
 };
 use outpost_app::{AppError, Console};
 use outpost_domain::access::Role;
@@ -397,7 +398,9 @@ struct Account {
     unit_id: Option<String>,
 }
 
-/// A server in memory: accounts, the escrowed cache key, revocations, reachability.
+/// A server in memory: accounts, the escrowed cache key, revocations, reachability. Like
+/// the real one it takes each code step once per account, and its enrollment answers with a
+/// session (unless `session_at_enroll` is off: a server of an earlier version).
 struct FakeServer {
     clock: Arc<FixedClock>,
     online: AtomicBool,
@@ -406,6 +409,8 @@ struct FakeServer {
     revocations: Mutex<Revocations>,
     grace_s: u64,
     logins: Mutex<u32>,
+    used_steps: Mutex<HashMap<String, u64>>,
+    session_at_enroll: AtomicBool,
 }
 
 const DEVICE_ID: &str = "dev-test-0001";
@@ -437,7 +442,29 @@ impl FakeServer {
             revocations: Mutex::new(Revocations::default()),
             grace_s: 3600,
             logins: Mutex::new(0),
+            used_steps: Mutex::new(HashMap::new()),
+            session_at_enroll: AtomicBool::new(true),
         })
+    }
+
+    fn session(&self, user: &str) -> LoginResponse {
+        let a = &self.accounts[user];
+        LoginResponse {
+            token: format!("token-{user}"),
+            expires_at: clock_now(&self.clock) + Duration::hours(12),
+            user: user.to_owned(),
+            display_name: format!("{user} (server)"),
+            role: a.role,
+            unit_id: a.unit_id.clone(),
+            totp_secret: a.secret.clone(),
+            offline_grace_s: self.grace_s,
+            cache_key: self
+                .escrow
+                .lock()
+                .expect("escrow")
+                .clone()
+                .expect("enrolled"),
+        }
     }
 
     fn secret(&self, user: &str) -> String {
@@ -450,11 +477,18 @@ impl FakeServer {
             message: "wrong user, password or code".into(),
         };
         let a = self.accounts.get(user).ok_or_else(refused)?;
-        let ok = a.password == password
-            && totp::matching_step(&a.secret, code, clock_now(&self.clock))
-                .expect("secret")
-                .is_some();
-        if ok { Ok(a) } else { Err(refused()) }
+        if a.password != password {
+            return Err(refused());
+        }
+        let step = totp::matching_step(&a.secret, code, clock_now(&self.clock))
+            .expect("secret")
+            .ok_or_else(refused)?;
+        let mut used = self.used_steps.lock().expect("steps");
+        if used.get(user).is_some_and(|last| step <= *last) {
+            return Err(refused());
+        }
+        used.insert(user.to_owned(), step);
+        Ok(a)
     }
 
     fn reachable(&self) -> Result<(), ServerError> {
@@ -487,6 +521,10 @@ impl AuthServer for FakeServer {
                 .into(),
             ca_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
             not_after: clock_now(&self.clock) + Duration::days(365),
+            session: self
+                .session_at_enroll
+                .load(Ordering::SeqCst)
+                .then(|| self.session(&req.user)),
         })
     }
 
@@ -509,24 +547,9 @@ impl AuthServer for FakeServer {
                 message: "this device was revoked".into(),
             });
         }
-        let a = self.check(&req.user, &req.password, &req.totp)?;
+        self.check(&req.user, &req.password, &req.totp)?;
         *self.logins.lock().expect("logins") += 1;
-        Ok(LoginResponse {
-            token: format!("token-{}", req.user),
-            expires_at: clock_now(&self.clock) + Duration::hours(12),
-            user: req.user.clone(),
-            display_name: format!("{} (server)", req.user),
-            role: a.role,
-            unit_id: a.unit_id.clone(),
-            totp_secret: a.secret.clone(),
-            offline_grace_s: self.grace_s,
-            cache_key: self
-                .escrow
-                .lock()
-                .expect("escrow")
-                .clone()
-                .expect("enrolled"),
-        })
+        Ok(self.session(&req.user))
     }
 
     fn logout(
@@ -617,7 +640,8 @@ fn enrollment_stores_the_device_identity_privately_and_signs_in_online() {
         assert_eq!(mode & 0o777, 0o600);
     }
     assert_eq!(gate.session_token().as_deref(), Some("token-cmdr.wang"));
-    assert_eq!(*server.logins.lock().expect("logins"), 1);
+    // Signed in with the enrollment's session: no login (it would need the next code).
+    assert_eq!(*server.logins.lock().expect("logins"), 0);
     // The escrowed key opens the cache; the vault keeps the person for offline use.
     let status = gate.auth_status();
     assert_eq!(status.known_users.len(), 1);
@@ -625,6 +649,57 @@ fn enrollment_stores_the_device_identity_privately_and_signs_in_online() {
         status.known_users[0].offline_until,
         Some(t0() + Duration::seconds(10 + 3600))
     );
+}
+
+/// A console with the fake server, not enrolled yet (the CA file given).
+fn unenrolled() -> (tempfile::TempDir, Arc<FixedClock>, Arc<FakeServer>, Gate) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(FixedClock::new(t0()));
+    let server = FakeServer::new(clock.clone());
+    let ca = dir.path().join("agency-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
+    )
+    .expect("ca");
+    let gate = Gate::open_with(
+        options(&dir.path().join("data"), Some(URL), Some(ca)),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    (dir, clock, server, gate)
+}
+
+fn enroll_as(gate: &Gate, server: &FakeServer, clock: &FixedClock, user: &str) -> AuthStatus {
+    gate.enroll_device(EnrollDevice {
+        server_url: URL.into(),
+        user: user.into(),
+        password: format!("{user} password"),
+        code: code(&server.secret(user), clock),
+        device_name: "laptop".into(),
+    })
+    .expect("enrolled")
+}
+
+#[test]
+fn a_server_without_a_session_at_enrollment_asks_for_the_next_code() {
+    let (_dir, clock, server, gate) = unenrolled();
+    server.session_at_enroll.store(false, Ordering::SeqCst);
+    let status = enroll_as(&gate, &server, &clock, "cmdr.wang");
+    assert_eq!(status.state, AuthState::SignedOut);
+    assert_eq!(status.device_id.as_deref(), Some(DEVICE_ID));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("enrolled as dev-test-0001; sign in with your password and the next code"),
+        "{message}"
+    );
+    clock.advance_secs(30);
+    let me = sign_in_as(&gate, &server, &clock, "cmdr.wang")
+        .expect("next code")
+        .user
+        .expect("user");
+    assert!(me.online);
 }
 
 #[test]
@@ -823,21 +898,9 @@ fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
         })
         .expect("enroll");
     let device_id = status.device_id.clone().expect("enrolled");
-    if status.state != AuthState::SignedIn {
-        // The server takes a code once: the enrollment used it, the sign-in needs the next.
-        assert_eq!(status.state, AuthState::SignedOut, "{:?}", status.message);
-        assert!(
-            status.message.as_deref().unwrap_or("").contains("enrolled"),
-            "{:?}",
-            status.message
-        );
-        gate.sign_in(SignIn {
-            user: commander.clone(),
-            password: TEST_PASSWORD.into(),
-            code: server.fresh_code(Role::Commander),
-        })
-        .expect("online sign-in");
-    }
+    // Signed in by the enrollment's session (the server takes a code once: a login with
+    // the enrollment's code would be refused).
+    assert_eq!(status.state, AuthState::SignedIn, "{:?}", status.message);
     let me = gate.auth_status().user.expect("signed in");
     assert!(me.online, "signed in online");
     assert!(gate.session_token().is_some());

@@ -230,7 +230,11 @@ impl Security {
 
     /// `POST /v1/enroll`: checks the person's credentials (a failure counts towards the
     /// lockout), signs the device's CSR with the agency CA, binds the device to the
-    /// console's origin and escrows its cache key. Audited (`enroll`).
+    /// console's origin and escrows its cache key. Audited (`enroll`). Then starts the
+    /// person's session on the new device with its offline grant, as a login does
+    /// ([`EnrollResponse::session`]; audited as `login`), because the enrollment used the
+    /// code's step and a login right after would need the next code. A session that cannot
+    /// be stored leaves the enrollment done and `session` `None` (the console then logs in).
     ///
     /// # Errors
     /// [`AuthError::BadRequest`] (protocol, device name, cache key, origin, CSR),
@@ -242,15 +246,63 @@ impl Security {
             .user(req.user.as_str())
             .target(format!("origin {}", req.origin));
         self.audit(match &r {
-            Ok(resp) => event
+            Ok((resp, _)) => event
                 .device(resp.device_id.as_str())
                 .detail(format!("device {:?}", req.device_name.trim())),
             Err(e) => event.detail(e.to_string()),
         });
-        r
+        let (mut resp, account) = r?;
+        resp.session = self.session_at_enrollment(account, &resp.device_id, &req.cache_key);
+        Ok(resp)
     }
 
-    fn enroll_inner(&self, req: &EnrollRequest) -> Result<EnrollResponse, AuthError> {
+    /// The session [`Security::enroll`] answers with: bound to the new device, a grant
+    /// recorded, audited as a `login` (detail "at enrollment").
+    fn session_at_enrollment(
+        &self,
+        account: accounts::VerifiedAccount,
+        device_id: &str,
+        cache_key: &str,
+    ) -> Option<LoginResponse> {
+        let event = AuditEvent::new("login", AuditOutcome::Ok)
+            .user(account.name.as_str())
+            .device(device_id);
+        let grace = self.config.offline_grace_s;
+        let r = self
+            .accounts
+            .start_session(&account.name, device_id, grace)
+            .map(|session| LoginResponse {
+                token: session.token,
+                expires_at: session.expires_at,
+                user: account.name,
+                display_name: account.display_name,
+                role: account.role,
+                unit_id: account.unit_id,
+                totp_secret: account.totp_secret,
+                offline_grace_s: grace,
+                cache_key: cache_key.trim().to_ascii_lowercase(),
+            });
+        let event = AuditEvent {
+            outcome: outcome_of(&r),
+            ..event
+        };
+        match r {
+            Ok(resp) => {
+                self.audit(event.detail("at enrollment"));
+                Some(resp)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no session at enrollment; the console logs in");
+                self.audit(event.detail(format!("at enrollment: {}: {e}", e.code())));
+                None
+            }
+        }
+    }
+
+    fn enroll_inner(
+        &self,
+        req: &EnrollRequest,
+    ) -> Result<(EnrollResponse, accounts::VerifiedAccount), AuthError> {
         check_protocol(req.protocol)?;
         let name = req.device_name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -291,12 +343,14 @@ impl Security {
         )?;
         let not_after = DateTime::<Utc>::from_timestamp(signed.not_after.unix_timestamp(), 0)
             .unwrap_or_default();
-        Ok(EnrollResponse {
+        let resp = EnrollResponse {
             device_id,
             certificate_pem: signed.cert_pem,
             ca_pem: pki.ca_pem().to_string(),
             not_after,
-        })
+            session: None,
+        };
+        Ok((resp, account))
     }
 
     /// `POST /v1/login` from the device `peer`: password and TOTP (a failure counts towards

@@ -825,3 +825,104 @@ fn user_and_device_commands() {
             .all(|r| r.user == "local-admin" && r.device == "cli")
     );
 }
+
+#[test]
+fn enrollment_answers_with_a_session_on_the_new_device() {
+    let server = TestServer::start().expect("server");
+    let (key_pem, csr_pem) = outpost_server::testing::key_and_csr().expect("csr");
+    let origin = Uuid::now_v7();
+    let totp = server.fresh_code(Role::Dispatcher);
+    let req = EnrollRequest {
+        protocol: PROTOCOL_VERSION,
+        user: "dispatcher".into(),
+        password: TEST_PASSWORD.into(),
+        totp: totp.clone(),
+        device_name: "巡逻车 03 笔记本".into(),
+        origin,
+        csr_pem,
+        cache_key: "AB".repeat(32),
+    };
+    let (status, body) = Https::new(&server, None).post("/v1/enroll", None, &json!(req));
+    assert_eq!(status, 200, "{body}");
+    let resp: outpost_domain::wire::EnrollResponse =
+        serde_json::from_value(body).expect("enroll response");
+    let session = resp.session.expect("a session comes with the enrollment");
+    assert_eq!(session.user, "dispatcher");
+    assert_eq!(session.role, Role::Dispatcher);
+    assert_eq!(session.cache_key, "ab".repeat(32));
+    assert_eq!(
+        session.totp_secret,
+        server.user(Role::Dispatcher).totp_secret
+    );
+    // The token works with the new device's certificate, no second code needed.
+    let device = TestDevice {
+        device_id: resp.device_id.clone(),
+        origin,
+        cert_pem: resp.certificate_pem.clone(),
+        key_pem,
+        serial_hex: server
+            .security()
+            .accounts()
+            .device(&resp.device_id)
+            .expect("device")
+            .expect("enrolled")
+            .info
+            .cert_serial,
+        cache_key: "ab".repeat(32),
+    };
+    let on_device = Https::new(&server, Some(&device));
+    assert_eq!(
+        on_device.get("/v1/pull?after=0", Some(&session.token)).0,
+        200
+    );
+    // The enrollment's code stays used: a login with it is refused.
+    assert_eq!(
+        code(&on_device.post(
+            "/v1/login",
+            None,
+            &login_body(&server, Role::Dispatcher, TEST_PASSWORD, totp)
+        )),
+        (401, "unauthenticated")
+    );
+    // The grant covers ops written offline on this device from now on.
+    let author = server
+        .security()
+        .accounts()
+        .author("dispatcher", &resp.device_id)
+        .expect("author")
+        .expect("account");
+    let now = server.clock_now_ms();
+    assert!(
+        author
+            .grants
+            .iter()
+            .any(|&(from, until)| from <= now && now < until),
+        "{:?}",
+        author.grants
+    );
+    // Audited as a login at enrollment, after the enrollment.
+    let trail = audit(&server);
+    let actions: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .filter(|e| e["user"] == "dispatcher")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &actions[..2],
+        &[
+            ("enroll", "ok", "device \"巡逻车 03 笔记本\""),
+            ("login", "ok", "at enrollment")
+        ]
+    );
+    assert!(
+        trail
+            .iter()
+            .any(|e| e["action"] == "login" && e["device"] == resp.device_id.as_str())
+    );
+}
