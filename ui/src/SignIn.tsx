@@ -15,7 +15,7 @@ import {
   unlock,
 } from "./bindings";
 import { MIN_PASSWORD_CHARS, roleKey, unlockNeedsCode, validUserName } from "./auth";
-import { errorText } from "./errors";
+import { errorText, isErrorPayload } from "./errors";
 import { formatDateTime } from "./format";
 import { type Lang, t } from "./i18n";
 
@@ -30,8 +30,12 @@ interface Props {
   onStatus: (s: AuthStatus) => void;
 }
 
-/** Runs a sign-in command: busy while it runs, its error message shown when it fails. */
-function useSubmit(onStatus: (s: AuthStatus) => void) {
+/**
+ * Runs a sign-in command: busy while it runs, its error message shown when it fails. A
+ * `forbidden` refusal (an administrator's or auditor's account: the console is not for them)
+ * is shown in the screen's language.
+ */
+function useSubmit(onStatus: (s: AuthStatus) => void, lang: Lang) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const run = async (f: () => Promise<AuthStatus | void>) => {
@@ -41,7 +45,7 @@ function useSubmit(onStatus: (s: AuthStatus) => void) {
       const s = await f();
       if (s) onStatus(s);
     } catch (e) {
-      setError(errorText(e));
+      setError(isErrorPayload(e) && e.code === "forbidden" ? t(lang, "auth.consoleRoleRefused") : errorText(e));
     } finally {
       setBusy(false);
     }
@@ -139,7 +143,7 @@ function SetupForm({ lang, loginHint, onStatus }: Props) {
   const [password2, setPassword2] = useState("");
   const [enrollment, setEnrollment] = useState<TotpEnrollment | null>(null);
   const [code, setCode] = useState("");
-  const { busy, error, setError, run } = useSubmit(onStatus);
+  const { busy, error, setError, run } = useSubmit(onStatus, lang);
 
   const start = (e: FormEvent) => {
     e.preventDefault();
@@ -232,7 +236,7 @@ function EnrollForm({ lang, status, loginHint, onStatus }: Props) {
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
   const [deviceName, setDeviceName] = useState("");
-  const { busy, error, run } = useSubmit(onStatus);
+  const { busy, error, run } = useSubmit(onStatus, lang);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     void run(() => enrollDevice({ server_url: server.trim(), user: user.trim(), password, code, device_name: deviceName.trim() }));
@@ -298,7 +302,7 @@ function SignInForm({ lang, status, loginHint, now = Date.now, onStatus, onBack 
   const [user, setUser] = useState(loginHint ?? (onBack ? "" : (status.known_users[0]?.user ?? "")));
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
-  const { busy, error, run } = useSubmit(onStatus);
+  const { busy, error, run } = useSubmit(onStatus, lang);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     void run(() => signIn({ user: user.trim(), password, code }));
@@ -333,7 +337,7 @@ function SignInForm({ lang, status, loginHint, now = Date.now, onStatus, onBack 
 function LockForm({ lang, status, now = Date.now, onStatus, onSwitch }: Props & { onSwitch: () => void }) {
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
-  const { busy, error, run } = useSubmit(onStatus);
+  const { busy, error, run } = useSubmit(onStatus, lang);
   const needCode = unlockNeedsCode(status, now());
   const who = status.user;
   const submit = (e: FormEvent) => {

@@ -182,6 +182,26 @@ describe("sign-in screens", () => {
     expect(q(container, "#auth-bar")?.dataset.user).toBe("viewer");
   });
 
+  it("administrators and auditors are refused the console, said in the screen's language", async () => {
+    installMockBackend({ settings: { language: "zh_cn" }, auth: { state: "signed_out" } });
+    window.localStorage.setItem(LANG_KEY, "zh");
+    const { container } = render(<App />);
+    for (const user of ["admin", "auditor"]) {
+      const form = await found(container, "#sign-in");
+      type(q(form, "#auth-user"), user);
+      type(q(form, "#auth-password"), MOCK_PASSWORD);
+      type(q(form, "#auth-code"), MOCK_TOTP_CODE);
+      fireEvent.click(q(form, "#sign-in-submit")!);
+      await waitFor(() =>
+        expect(q(container, "#auth-error [data-error-message]")?.textContent).toBe(
+          "管理员和审计员不在指挥台登录，请使用服务器工具：`outpost-server user …`、`outpost-server audit …`",
+        ),
+      );
+      expect(q(container, "#auth-screen")?.dataset.authState).toBe("signed_out");
+    }
+    window.localStorage.removeItem(LANG_KEY);
+  });
+
   it("revoked: the message, and no form (in the last console's language)", async () => {
     window.localStorage.setItem(LANG_KEY, "zh");
     installMockBackend({ settings: { language: "zh_cn" }, auth: { state: "revoked", message: "device dev-7 revoked: laptop stolen" } });

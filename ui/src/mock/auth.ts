@@ -177,6 +177,10 @@ export class MockAuth {
   }
 
   private enter(a: MockAccount): AuthStatus {
+    // As the Gate: the picture is not for administrators and auditors (the server refuses them it).
+    if (a.role === "administrator" || a.role === "auditor") {
+      fail("forbidden", `${a.role} "${a.user}" cannot sign in on a console: administrators and auditors use the server's tools: \`outpost-server user …\`, \`outpost-server audit …\``);
+    }
     this.user = this.signedIn(a);
     this.state = "signed_in";
     this.message = null;

@@ -411,6 +411,7 @@ struct FakeServer {
     logins: Mutex<u32>,
     used_steps: Mutex<HashMap<String, u64>>,
     session_at_enroll: AtomicBool,
+    logouts: Mutex<Vec<String>>,
 }
 
 const DEVICE_ID: &str = "dev-test-0001";
@@ -423,6 +424,8 @@ impl FakeServer {
             ("disp.zhao", Role::Dispatcher, None),
             ("view.chen", Role::Viewer, None),
             ("field.03", Role::FieldUnit, Some("u-03")),
+            ("admin.li", Role::Administrator, None),
+            ("audit.sun", Role::Auditor, None),
         ] {
             accounts.insert(
                 user.to_owned(),
@@ -444,6 +447,7 @@ impl FakeServer {
             logins: Mutex::new(0),
             used_steps: Mutex::new(HashMap::new()),
             session_at_enroll: AtomicBool::new(true),
+            logouts: Mutex::new(Vec::new()),
         })
     }
 
@@ -552,13 +556,10 @@ impl AuthServer for FakeServer {
         Ok(self.session(&req.user))
     }
 
-    fn logout(
-        &self,
-        _url: &str,
-        _device: &DeviceIdentity,
-        _token: &str,
-    ) -> Result<(), ServerError> {
-        self.reachable()
+    fn logout(&self, _url: &str, _device: &DeviceIdentity, token: &str) -> Result<(), ServerError> {
+        self.reachable()?;
+        self.logouts.lock().expect("logouts").push(token.to_owned());
+        Ok(())
     }
 
     fn revocations(
@@ -700,6 +701,110 @@ fn a_server_without_a_session_at_enrollment_asks_for_the_next_code() {
         .user
         .expect("user");
     assert!(me.online);
+}
+
+const CONSOLE_ROLE_REFUSAL: &str = "administrators and auditors use the server's tools: \
+                                    `outpost-server user …`, `outpost-server audit …`";
+
+#[test]
+fn administrators_and_auditors_are_refused_the_console_online() {
+    let (dir, clock, server, gate) = enrolled();
+    gate.sign_out();
+    for user in ["admin.li", "audit.sun"] {
+        clock.advance_secs(30);
+        let e = err(sign_in_as(&gate, &server, &clock, user));
+        assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+        assert!(e.message.contains(CONSOLE_ROLE_REFUSAL), "{}", e.message);
+        assert!(e.message.contains(user), "{}", e.message);
+        let status = gate.auth_status();
+        assert_eq!(status.state, AuthState::SignedOut);
+        assert!(status.user.is_none());
+        assert_eq!(
+            gate.console().map(|_| ()).err().map(|e| e.code),
+            Some(ErrorCode::SignedOut)
+        );
+        // The server session the login opened is ended; nothing kept for offline use.
+        assert!(
+            server
+                .logouts
+                .lock()
+                .expect("logouts")
+                .contains(&format!("token-{user}")),
+            "{user}'s session ended"
+        );
+        assert!(status.known_users.iter().all(|k| k.user != user));
+        let vault = std::fs::read_to_string(dir.path().join("data/vault.json")).expect("vault");
+        assert!(!vault.contains(user), "{vault}");
+    }
+    // The others still sign in.
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("commander");
+}
+
+#[test]
+fn an_administrator_enrolls_the_device_but_does_not_open_the_console() {
+    let (_dir, clock, server, gate) = unenrolled();
+    let status = enroll_as(&gate, &server, &clock, "admin.li");
+    assert_eq!(status.state, AuthState::SignedOut);
+    assert_eq!(status.device_id.as_deref(), Some(DEVICE_ID));
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("enrolled as dev-test-0001"), "{message}");
+    assert!(message.contains(CONSOLE_ROLE_REFUSAL), "{message}");
+    assert!(status.known_users.is_empty());
+    // A commander signs in on the enrolled device.
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("commander");
+}
+
+#[test]
+fn an_auditor_entry_in_an_older_vault_is_refused_offline() {
+    use outpost_app::auth::vault::{self, Profile, Secrets, Vault};
+    let (dir, clock, server, gate) = enrolled();
+    gate.sign_out();
+    drop(gate);
+    let data = dir.path().join("data");
+    let cache_key = server
+        .escrow
+        .lock()
+        .expect("escrow")
+        .clone()
+        .expect("escrowed");
+    let profile = Profile {
+        user: "audit.sun".into(),
+        display_name: "Sun".into(),
+        role: Role::Auditor,
+        unit_id: None,
+        offline_until: Some(clock_now(&clock) + Duration::days(1)),
+    };
+    let secrets = Secrets {
+        cache_key: outpost_store::CacheKey::from_hex(&cache_key).expect("key"),
+        totp_secret: server.secret("audit.sun"),
+    };
+    let (entry, _) = vault::seal(
+        &profile,
+        "audit.sun password",
+        KdfParams::TEST_ONLY,
+        &secrets,
+        clock_now(&clock),
+    )
+    .expect("seal");
+    let mut v = Vault::load(&data).expect("vault");
+    v.upsert(entry);
+    v.save(&data).expect("save");
+    server.online.store(false, Ordering::SeqCst);
+    let gate = Gate::open_with(
+        options(&data, Some(URL), None),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    clock.advance_secs(30);
+    let e = err(sign_in_as(&gate, &server, &clock, "audit.sun"));
+    assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    assert!(e.message.contains(CONSOLE_ROLE_REFUSAL), "{}", e.message);
+    assert!(gate.auth_status().user.is_none());
+    // The commander still signs in offline.
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("commander offline");
 }
 
 #[test]
