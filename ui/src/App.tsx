@@ -18,6 +18,9 @@ export function App({ loginHint }: { loginHint?: string } = {}) {
   // `loginHint` overrides the backend's (`outpost --user NAME`, AuthStatus.login_hint).
   const [auth, setAuth] = useState<AuthStatus | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
+  // The sync indicator's "sign in" (the server wants an online sign-in): the console locks and
+  // the sign-in form for the same person opens instead of the unlock form.
+  const [signInOnline, setSignInOnline] = useState(false);
   const lang = signInLang();
 
   const refresh = useCallback(() => {
@@ -33,6 +36,9 @@ export function App({ loginHint }: { loginHint?: string } = {}) {
   // While signed in, the backend may lock on its own (12 hours after the full sign-in).
   const signedIn = auth?.state === "signed_in";
   useEffect(() => {
+    if (signedIn) setSignInOnline(false);
+  }, [signedIn]);
+  useEffect(() => {
     if (!signedIn) return;
     const timer = setInterval(refresh, AUTH_POLL_MS);
     return () => clearInterval(timer);
@@ -41,9 +47,18 @@ export function App({ loginHint }: { loginHint?: string } = {}) {
   if (failure) return <Fatal lang={lang} text={failure} />;
   if (!auth) return <main className="loading">{t(lang, "app.loading")}</main>;
   if (auth.state !== "signed_in" || !auth.user) {
-    return <SignInScreen lang={lang} status={auth} loginHint={loginHint ?? auth.login_hint ?? undefined} onStatus={setAuth} />;
+    const signInFirst = signInOnline && auth.state === "locked" && auth.user !== null;
+    return (
+      <SignInScreen
+        lang={lang}
+        status={auth}
+        loginHint={signInFirst ? auth.user?.user : (loginHint ?? auth.login_hint ?? undefined)}
+        signInFirst={signInFirst}
+        onStatus={setAuth}
+      />
+    );
   }
-  return <SignedIn key={auth.user.user} status={auth} onStatus={setAuth} onSignedOut={refresh} />;
+  return <SignedIn key={auth.user.user} status={auth} onStatus={setAuth} onSignedOut={refresh} onSignInOnline={() => setSignInOnline(true)} />;
 }
 
 /** Where the last console's language is remembered, for the sign-in screens before the next. */
@@ -78,7 +93,17 @@ function Fatal({ lang, text }: { lang: Lang; text: string }) {
 }
 
 /** The console of the signed-in person, with their permissions, the idle lock and the auth bar. */
-function SignedIn({ status, onStatus, onSignedOut }: { status: AuthStatus; onStatus: (s: AuthStatus) => void; onSignedOut: () => void }) {
+function SignedIn({
+  status,
+  onStatus,
+  onSignedOut,
+  onSignInOnline,
+}: {
+  status: AuthStatus;
+  onStatus: (s: AuthStatus) => void;
+  onSignedOut: () => void;
+  onSignInOnline: () => void;
+}) {
   const [result, setResult] = useState<Startup | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -113,6 +138,11 @@ function SignedIn({ status, onStatus, onSignedOut }: { status: AuthStatus; onSta
     if (result?.state === "ready") rememberLang(lang);
   }, [result, lang]);
   const bar: ReactNode = <AuthBar lang={lang} status={status} busy={busy} onLock={() => authAction(lock)} onSignOut={() => authAction(signOut)} />;
+  // The sync link wants an online sign-in: lock, and the sign-in form for this person opens.
+  const signIn = () => {
+    onSignInOnline();
+    authAction(lock);
+  };
 
   if (failure) return <Fatal lang={lang} text={failure} />;
   if (!result) return <main className="loading">{t(lang, "app.loading")}</main>;
@@ -127,7 +157,11 @@ function SignedIn({ status, onStatus, onSignedOut }: { status: AuthStatus; onSta
   return (
     <PermissionsContext.Provider value={permissions}>
       {/* Field laptop mode (`outpost --unit CALLSIGN`): the console is that unit. */}
-      {result.init.field_unit ? <FieldConsole init={result.init} authBar={bar} /> : <Console init={result.init} authBar={bar} />}
+      {result.init.field_unit ? (
+        <FieldConsole init={result.init} authBar={bar} onSignIn={signIn} />
+      ) : (
+        <Console init={result.init} authBar={bar} onSignIn={signIn} />
+      )}
     </PermissionsContext.Provider>
   );
 }

@@ -84,7 +84,7 @@ function isTyping(target: EventTarget | null): boolean {
  * signed-in person, lock and sign-out) goes into the top bar; write actions the person's role
  * may not do are hidden ([`usePermissions`]).
  */
-export function Console({ init, authBar }: { init: ConsoleInit; authBar?: ReactNode }) {
+export function Console({ init, authBar, onSignIn }: { init: ConsoleInit; authBar?: ReactNode; onSignIn?: () => void }) {
   const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
@@ -565,6 +565,7 @@ export function Console({ init, authBar }: { init: ConsoleInit; authBar?: ReactN
           failed={sync.error !== null}
           open={panel.kind === "sync"}
           onClick={() => setPanel(panel.kind === "sync" ? { kind: "none" } : { kind: "sync" })}
+          onSignIn={onSignIn}
         />
         <button type="button" id="open-settings" onClick={() => setPanel({ kind: "settings" })}>
           {t(lang, "top.settings")}

@@ -37,7 +37,7 @@ const ACTION_LABEL: Record<FieldAction, "field.ack" | "field.enRoute" | "field.o
  * buttons as the domain allows them, the receiver's status line and the sync link (positions
  * written offline wait on disk and go out in order).
  */
-export function FieldConsole({ init, authBar }: { init: ConsoleInit; authBar?: ReactNode }) {
+export function FieldConsole({ init, authBar, onSignIn }: { init: ConsoleInit; authBar?: ReactNode; onSignIn?: () => void }) {
   const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
@@ -271,6 +271,7 @@ export function FieldConsole({ init, authBar }: { init: ConsoleInit; authBar?: R
           failed={sync.error !== null}
           open={side === "sync"}
           onClick={() => setSide(side === "sync" ? "assignment" : "sync")}
+          onSignIn={onSignIn}
         />
         <button type="button" id="open-settings" onClick={() => setSide(side === "settings" ? "assignment" : "settings")}>
           {t(lang, "top.settings")}

@@ -89,10 +89,14 @@ function CodeInput({ lang, value, onChange, id = "auth-code" }: { lang: Lang; va
   );
 }
 
-/** The whole sign-in screen for `status.state`. */
-export function SignInScreen(props: Props) {
+/**
+ * The whole sign-in screen for `status.state`. `signInFirst`: on the lock screen, open the
+ * sign-in form (password and code: an online sign-in) rather than the unlock form — the sync
+ * indicator's "sign in" when the server wants an online sign-in.
+ */
+export function SignInScreen(props: Props & { signInFirst?: boolean }) {
   const { lang, status } = props;
-  const [switching, setSwitching] = useState(false);
+  const [switching, setSwitching] = useState(props.signInFirst ?? false);
   let body: ReactNode;
   switch (status.state) {
     case "setup":

@@ -768,7 +768,7 @@ export type Register = "incident_type" | "priority" | "location" | "address" | "
 
 export type ConflictKind = "field" | "double_assignment" | "edit_after_close";
 
-export type SyncState = "disabled" | "online" | "syncing" | "offline";
+export type SyncState = "disabled" | "online" | "syncing" | "offline" | "sign_in_required" | "device_revoked";
 
 export type LaneCounts = { 
 /**

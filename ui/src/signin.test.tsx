@@ -182,6 +182,39 @@ describe("sign-in screens", () => {
     expect(q(container, "#auth-bar")?.dataset.user).toBe("viewer");
   });
 
+  it("signed in offline with the server back: the sync indicator asks for an online sign-in, its button opens the sign-in form for the same person", async () => {
+    const backend = installMockBackend({
+      settings: { language: "zh_cn" },
+      sync: { offlineMs: 0, syncingMs: 0, offlineSinceAgoS: 60 },
+      auth: { state: "signed_out", serverReachable: false },
+    });
+    const { container } = render(<App />);
+    const form = await found(container, "#sign-in");
+    type(q(form, "#auth-user"), "li.na");
+    type(q(form, "#auth-password"), MOCK_PASSWORD);
+    type(q(form, "#auth-code"), MOCK_TOTP_CODE);
+    fireEvent.click(q(form, "#sign-in-submit")!);
+    await consoleShown(container);
+    expect(q(container, "#auth-bar")?.dataset.signIn).toBe("offline");
+    backend.auth.reachable = true;
+    await waitFor(() => expect(q(container, "#sync-indicator")?.dataset.syncState).toBe("sign_in_required"));
+    expect(q(container, "#sync-indicator [data-sync-text]")?.textContent).toBe("需要联网登录以同步");
+    fireEvent.click(q(container, "#sync-sign-in")!);
+    const again = await found(container, "#sign-in");
+    expect(q(container, "#auth-screen")?.dataset.authState).toBe("locked");
+    expect(q<HTMLInputElement>(again, "#auth-user")?.value).toBe("li.na");
+    type(q(again, "#auth-password"), MOCK_PASSWORD);
+    type(q(again, "#auth-code"), MOCK_TOTP_CODE);
+    fireEvent.click(q(again, "#sign-in-submit")!);
+    await consoleShown(container);
+    expect(q(container, "#auth-bar")?.dataset.signIn).toBe("online");
+    await waitFor(() => expect(q(container, "#sync-indicator")?.dataset.syncState).toBe("online"));
+    expect(q(container, "#sync-sign-in")).toBeNull();
+    // An ordinary lock still shows the unlock form.
+    fireEvent.click(q(container, "#lock-console")!);
+    await found(container, "#unlock");
+  });
+
   it("administrators and auditors are refused the console, said in the screen's language", async () => {
     installMockBackend({ settings: { language: "zh_cn" }, auth: { state: "signed_out" } });
     window.localStorage.setItem(LANG_KEY, "zh");

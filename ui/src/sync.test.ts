@@ -33,6 +33,15 @@ function status(over: Partial<SyncStatus> = {}): SyncStatus {
 }
 
 describe("the connection indicator", () => {
+  it("says sign in online to sync (amber, the outbox waits) and this device was revoked (red)", () => {
+    const signIn = status({ state: "sign_in_required", pending: { critical: 2, notes: 0, positions: 0 } });
+    expect(indicator("zh", signIn, NOW, TZ)).toMatchObject({ tone: "offline-amber", text: "需要联网登录以同步", lanes: "紧急 2" });
+    expect(indicator("en", signIn, NOW, TZ).text).toBe("Sign in online to sync");
+    const revoked = status({ state: "device_revoked" });
+    expect(indicator("zh", revoked, NOW, TZ)).toMatchObject({ tone: "offline-red", text: "本设备已被吊销" });
+    expect(indicator("en", revoked, NOW, TZ).text).toBe("This device was revoked");
+  });
+
   it("says online with the last sync time", () => {
     expect(indicator("zh", status(), NOW, TZ)).toEqual({ tone: "online", text: "在线", lanes: "", lastSync: "上次同步 14:29" });
     expect(indicator("en", status(), NOW, TZ).lastSync).toBe("Last sync 14:29");

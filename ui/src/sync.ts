@@ -106,6 +106,12 @@ export function indicator(lang: Lang, s: SyncStatus, nowMs: number, timeZone?: s
       const red = !since || secondsSince(since, nowMs) >= OFFLINE_RED_AFTER_S;
       return { tone: red ? "offline-red" : "offline-amber", text, lanes, lastSync };
     }
+    // The server answers but wants an online sign-in (the outbox waits): amber, a person can fix it.
+    case "sign_in_required":
+      return { tone: "offline-amber", text: t(lang, "sync.signInRequired"), lanes, lastSync };
+    // The device was revoked: it syncs no more.
+    case "device_revoked":
+      return { tone: "offline-red", text: t(lang, "sync.deviceRevoked"), lanes, lastSync };
   }
 }
 

@@ -526,6 +526,11 @@ pub enum SyncState {
     Syncing,
     /// The server cannot be reached (since `offline_since`); work goes on locally.
     Offline,
+    /// The server answers but wants a session: nobody signed in online (an offline sign-in,
+    /// or the 12-hour session ended). Ops wait in the outbox until an online sign-in.
+    SignInRequired,
+    /// The server revoked this device: it syncs no more (the Gate forgets its sign-in data).
+    DeviceRevoked,
 }
 
 /// Ops waiting in the outbox, per lane.

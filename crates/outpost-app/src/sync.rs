@@ -65,11 +65,9 @@ pub fn sync_state(state: LinkState) -> SyncState {
     match state {
         LinkState::Online => SyncState::Online,
         LinkState::Connecting | LinkState::Syncing => SyncState::Syncing,
-        // Until `SyncState` has its own states for these, they show as offline; the last
-        // error says "sign-in required: …" / "device revoked: …".
-        LinkState::Offline | LinkState::SignInRequired | LinkState::DeviceRevoked => {
-            SyncState::Offline
-        }
+        LinkState::Offline => SyncState::Offline,
+        LinkState::SignInRequired => SyncState::SignInRequired,
+        LinkState::DeviceRevoked => SyncState::DeviceRevoked,
     }
 }
 
@@ -256,5 +254,13 @@ mod tests {
         assert_eq!(sync_state(LinkState::Syncing), SyncState::Syncing);
         assert_eq!(sync_state(LinkState::Online), SyncState::Online);
         assert_eq!(sync_state(LinkState::Offline), SyncState::Offline);
+        assert_eq!(
+            sync_state(LinkState::SignInRequired),
+            SyncState::SignInRequired
+        );
+        assert_eq!(
+            sync_state(LinkState::DeviceRevoked),
+            SyncState::DeviceRevoked
+        );
     }
 }

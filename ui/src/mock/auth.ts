@@ -88,7 +88,8 @@ export class MockAuth {
   deviceId: string | null;
   private pending: { account: MockAccount } | null = null;
   private readonly idleLockS: number | null;
-  private readonly reachable: boolean;
+  /** The server answers (tests turn it back on after an offline sign-in). */
+  reachable: boolean;
   private reauthDue: boolean;
   private message: string | null;
   private readonly loginHint: string | null;

@@ -514,7 +514,7 @@ export class MockBackend {
   private changed(lane: Lane = "critical"): void {
     // A write while the link is down waits in the outbox; once connected it is sent at once.
     const state = this.syncState();
-    if (state === "offline" || state === "disabled") this.outbox = { ...this.outbox, [lane]: this.outbox[lane] + 1 };
+    if (state === "offline" || state === "disabled" || state === "sign_in_required") this.outbox = { ...this.outbox, [lane]: this.outbox[lane] + 1 };
     this.revision += 1;
     for (const f of this.listeners) f(this.revision);
   }
@@ -851,13 +851,16 @@ export class MockBackend {
     if (this.settings.server_url === null) return "disabled";
     const t = this.now() - this.scriptStart;
     if (t < this.script.offlineMs) return "offline";
+    // Connected, but the person signed in offline: the server wants a session (the outbox waits).
+    const user = this.auth.status().user;
+    if (user && !user.online && this.auth.serverUrl !== null) return "sign_in_required";
     if (t < this.script.offlineMs + this.script.syncingMs) return "syncing";
     return "online";
   }
 
   /** The outbox as the script has drained it: critical first, then notes, then positions. */
   private pendingNow(state: SyncStatus["state"]): LaneCounts {
-    if (state === "offline" || state === "disabled") return { ...this.outbox };
+    if (state === "offline" || state === "disabled" || state === "sign_in_required") return { ...this.outbox };
     if (state === "online") {
       this.outbox = { critical: 0, notes: 0, positions: 0 };
       return { ...this.outbox };

@@ -11,19 +11,23 @@ export interface SyncIndicatorProps {
   failed: boolean;
   open: boolean;
   onClick: () => void;
+  /** Opens the sign-in flow (lock, then sign in online); its button shows while the server wants a sign-in. */
+  onSignIn?: () => void;
 }
 
 /**
  * The connection indicator in the top bar, readable at a glance: a coloured dot and words
  * (在线 / 同步中 / 离线 自 HH:MM / 工作在单机模式), pending ops per lane, the last sync, and red
- * and amber count badges for conflicts and refused ops. A click opens the sync panel.
+ * and amber count badges for conflicts and refused ops. A click opens the sync panel. While the
+ * server wants an online sign-in (需要联网登录以同步) a button beside it opens the sign-in flow.
  */
 export function SyncIndicator(p: SyncIndicatorProps) {
   const s = p.status;
   const ind = s ? indicator(p.lang, s, p.now) : null;
   const tone = p.failed ? "offline-red" : (ind?.tone ?? "alone");
   const text = p.failed ? t(p.lang, "sync.statusUnavailable") : (ind?.text ?? "…");
-  return (
+  const signIn = !p.failed && s?.state === "sign_in_required" && p.onSignIn;
+  const indicatorButton = (
     <button
       type="button"
       id="sync-indicator"
@@ -59,5 +63,14 @@ export function SyncIndicator(p: SyncIndicatorProps) {
         </span>
       )}
     </button>
+  );
+  if (!signIn) return indicatorButton;
+  return (
+    <>
+      {indicatorButton}
+      <button type="button" id="sync-sign-in" className="primary" title={t(p.lang, "sync.signInActionHint")} onClick={signIn}>
+        {t(p.lang, "sync.signInAction")}
+      </button>
+    </>
   );
 }

@@ -36,6 +36,30 @@ describe("SyncIndicator", () => {
     expect(onClick).toHaveBeenCalled();
   });
 
+  it("offers a sign-in button beside it while the server wants an online sign-in, and only then", () => {
+    const onSignIn = vi.fn();
+    const onClick = vi.fn();
+    const st = { ...fake().syncStatus(), state: "sign_in_required" as const };
+    const { container, rerender } = render(
+      <SyncIndicator lang="zh" now={NOW} status={st} failed={false} open={false} onClick={onClick} onSignIn={onSignIn} />,
+    );
+    expect(container.querySelector<HTMLElement>("#sync-indicator")?.dataset.syncState).toBe("sign_in_required");
+    expect(container.querySelector("[data-sync-text]")?.textContent).toBe("需要联网登录以同步");
+    const button = container.querySelector<HTMLButtonElement>("#sync-sign-in")!;
+    expect(button.textContent).toBe("登录");
+    fireEvent.click(button);
+    expect(onSignIn).toHaveBeenCalledTimes(1);
+    expect(onClick).not.toHaveBeenCalled();
+    // Revoked: said so, nothing to sign in to.
+    rerender(<SyncIndicator lang="en" now={NOW} status={{ ...st, state: "device_revoked" }} failed={false} open={false} onClick={onClick} onSignIn={onSignIn} />);
+    expect(container.querySelector("[data-sync-text]")?.textContent).toBe("This device was revoked");
+    expect(container.querySelector<HTMLElement>("#sync-indicator")?.dataset.tone).toBe("offline-red");
+    expect(container.querySelector("#sync-sign-in")).toBeNull();
+    // Plain offline: no sign-in button either.
+    rerender(<SyncIndicator lang="en" now={NOW} status={fake().syncStatus()} failed={false} open={false} onClick={onClick} onSignIn={onSignIn} />);
+    expect(container.querySelector("#sync-sign-in")).toBeNull();
+  });
+
   it("says working alone with no lanes and no badges when nothing is open", () => {
     const st = { ...fake().syncStatus(), state: "disabled" as const, conflicts: 0, parked: 0 };
     const { container } = render(<SyncIndicator lang="en" now={NOW} status={st} failed={false} open={false} onClick={() => {}} />);
