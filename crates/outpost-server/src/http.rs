@@ -270,6 +270,7 @@ async fn revocations(State(s): State<AppState>) -> Result<Response, AuthApiError
 /// `GET /v1/audit` (auditor; checked by the auth layer): H3's handler over the trail.
 async fn audit_page(
     State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
     q: Result<Query<crate::security::audit::AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
@@ -278,7 +279,51 @@ async fn audit_page(
             "this server keeps no audit trail file".into(),
         )));
     };
-    Ok(crate::security::audit::get_audit(State(log), q).await)
+    let target = match &q {
+        Ok(Query(q)) => format!(
+            "after={} limit={}",
+            q.after.unwrap_or(0),
+            q.limit.map_or_else(|| "-".to_string(), |l| l.to_string())
+        ),
+        Err(_) => String::new(),
+    };
+    let res = crate::security::audit::get_audit(State(log), q).await;
+    // Reading the trail is itself recorded (who looked, which page, the answer) — except a
+    // page holding nothing but this reader's own earlier `audit.read` records (or nothing):
+    // recording that read would add a record to read next, and a reader paging to the end
+    // would never get there.
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| AuthApiError(AuthError::Storage(format!("audit page: {e}"))))?;
+    let res = Response::from_parts(parts, Body::from(bytes.clone()));
+    if let Some(axum::Extension(Authenticated(session))) = auth {
+        let ok = res.status().is_success();
+        let news = !ok
+            || serde_json::from_slice::<outpost_domain::wire::AuditPage>(&bytes).map_or(
+                true,
+                |p| {
+                    p.records
+                        .iter()
+                        .any(|r| !(r.action == "audit.read" && r.user == session.user))
+                },
+            );
+        if !news {
+            return Ok(res);
+        }
+        let outcome = if ok {
+            crate::security::AuditOutcome::Ok
+        } else {
+            crate::security::AuditOutcome::Failed
+        };
+        let event = crate::security::AuditEvent::new("audit.read", outcome)
+            .user(session.user.as_str())
+            .device(session.device_id.as_str())
+            .target(target)
+            .detail(format!("HTTP {}", res.status().as_u16()));
+        let _ = tokio::task::spawn_blocking(move || security.audit(event)).await;
+    }
+    Ok(res)
 }
 
 /// `POST /v1/audit/events` (any signed-in role): the console's audit outbox

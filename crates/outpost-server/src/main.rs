@@ -78,6 +78,11 @@ enum Cmd {
               default_value_t = outpost_server::security::DEFAULT_OFFLINE_GRACE_H,
               value_parser = clap::value_parser!(u64).range(0..=24 * 365))]
         offline_grace_h: u64,
+        /// Days audit records are kept (pruned daily; the chain stays verifiable); at
+        /// least 365 (CJIS 5.9.5 §5.4.7).
+        #[arg(long, value_name = "DAYS",
+              default_value_t = outpost_server::security::audit::Retention::DEFAULT_DAYS)]
+        audit_retention_days: u32,
     },
     /// Certificates: the agency CA and the server certificate.
     Cert {
@@ -302,11 +307,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             osmand_tls,
             cot_tls,
             offline_grace_h,
+            audit_retention_days,
         } => serve(
             data,
             listen,
             SecurityConfig {
                 offline_grace_s: offline_grace_h * 3600,
+                audit_retention: outpost_server::security::audit::Retention::from_days(
+                    audit_retention_days,
+                )?,
                 ..SecurityConfig::default()
             },
             IngestConfig {

@@ -423,6 +423,18 @@ impl Server {
             ingest: stats.clone(),
             security: auth.clone(),
         };
+        // Audit retention (H1): prune expired records at start and daily, keeping the
+        // chain verifiable.
+        if let Some(log) = auth.as_ref().and_then(|a| a.audit_log()) {
+            let retention = auth
+                .as_ref()
+                .map_or_else(Default::default, |a| a.config().audit_retention);
+            runtime.spawn(crate::security::audit::retention_task(
+                log.clone(),
+                retention,
+                stop_rx.clone(),
+            ));
+        }
         let sync_tls = security.sync.clone();
         let tls = sync_tls.is_some();
         let thread = std::thread::Builder::new()

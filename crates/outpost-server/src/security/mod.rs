@@ -106,6 +106,8 @@ pub struct SecurityConfig {
     pub clock: Arc<dyn Clock>,
     /// Validity of device certificates, days.
     pub device_cert_days: u32,
+    /// How long audit records are kept (`serve --audit-retention-days`; at least a year).
+    pub audit_retention: audit::Retention,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -114,6 +116,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("password", &self.password)
             .field("offline_grace_s", &self.offline_grace_s)
             .field("device_cert_days", &self.device_cert_days)
+            .field("audit_retention", &self.audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +126,7 @@ impl PartialEq for SecurityConfig {
         self.password == other.password
             && self.offline_grace_s == other.offline_grace_s
             && self.device_cert_days == other.device_cert_days
+            && self.audit_retention == other.audit_retention
             && Arc::ptr_eq(&self.clock, &other.clock)
     }
 }
@@ -136,6 +140,7 @@ impl Default for SecurityConfig {
             offline_grace_s: DEFAULT_OFFLINE_GRACE_H * 3600,
             clock: Arc::new(SystemClock),
             device_cert_days: DEVICE_CERT_DAYS,
+            audit_retention: audit::Retention::default(),
         }
     }
 }
