@@ -263,6 +263,19 @@ impl Console {
         *lock(&self.sync) = Some(link);
     }
 
+    /// True while a sync engine is attached ([`Console::attach_sync`]): this console's ops go
+    /// to the server, which takes ops only from its accounts (so the demo replay acts as the
+    /// signed-in person here, not as `"demo"`).
+    pub fn syncs(&self) -> bool {
+        lock(&self.sync).is_some()
+    }
+
+    /// The user this console's own changes are recorded as (the signed-in person's login
+    /// name; [`Console::acting_as`] overrides it per thread).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// Something changed the state outside a console action (the sync engine applied remote
     /// ops, parked an op, loaded a snapshot): the revision goes up and listeners run. Call it
     /// without holding the store's lock.
@@ -1336,8 +1349,10 @@ thread_local! {
 
 impl Console {
     /// Runs `f` with every change it makes *on this thread* recorded as `user` (ops and
-    /// timelines) instead of the console's user; other threads (the UI's commands) are not
-    /// affected. The demo replay acts as `"demo"` this way.
+    /// timelines) instead of the console's user, allowed as a commander's; other threads (the
+    /// UI's commands) are not affected. The demo replay acts as `"demo"` this way on a console
+    /// that does not sync (on one that does, it acts as the signed-in person: see
+    /// `outpost_demo::ReplayConsole`).
     pub fn acting_as<T>(&self, user: &str, f: impl FnOnce(&Console) -> T) -> T {
         /// Puts the previous override back, also when `f` panics.
         struct Restore(Option<String>);

@@ -7,8 +7,9 @@
 //!
 //! Architecture invariant: pure parts do no IO beyond reading the files they are handed;
 //! the replay changes state only through `outpost_app::Console` methods (so every domain rule
-//! and the op log apply to demo actions as to a person's); nothing here depends on Tauri or
-//! the UI.
+//! and the op log apply to demo actions as to a person's), as user "demo" on a console that
+//! does not sync and as the signed-in person on one that does ([`ReplayConsole`]); nothing
+//! here depends on Tauri or the UI.
 
 pub mod calls;
 mod console;
@@ -16,7 +17,7 @@ pub mod roster;
 pub mod routing;
 pub mod track;
 
-pub use console::start;
+pub use console::{ReplayConsole, start};
 pub use roster::{Roster, RosterError, RosterFacility, RosterUnit};
 pub mod replay;
 

@@ -48,7 +48,8 @@ use crate::track::Polyline;
 /// drive at 0.6. Capped at 70 km/h (80 for motorcycles).
 const EN_ROUTE_FACTOR: f64 = 1.25;
 
-/// The user name demo actions are recorded under.
+/// The user name demo actions are recorded under on a console that does not sync (on one
+/// that does, the signed-in person's: [`DemoConsole::author`]).
 pub const DEMO_USER: &str = "demo";
 
 /// One unit as the console sees it now.
@@ -67,7 +68,8 @@ pub struct UnitSnapshot {
 pub struct IncidentSnapshot {
     /// Where it is (WGS-84).
     pub location: LatLon,
-    /// Who created it (the replay finishes only incidents created by [`DEMO_USER`]).
+    /// Who created it (the replay finishes only incidents created by its
+    /// [`DemoConsole::author`]).
     pub created_by: String,
     /// True once closed.
     pub closed: bool,
@@ -83,13 +85,18 @@ pub struct IncidentSnapshot {
 pub trait DemoConsole: Send + Sync + 'static {
     /// The console's error, shown in logs.
     type Error: Display;
+    /// The user the replay's changes are recorded as ([`DEMO_USER`] unless the console says
+    /// otherwise); the replay finishes only incidents this user created. Asked once, at start.
+    fn author(&self) -> String {
+        DEMO_USER.to_owned()
+    }
     /// Registers (or re-registers, idempotently) a facility.
     fn register_facility(&self, facility: Facility) -> Result<(), Self::Error>;
     /// Registers (or re-registers, idempotently) a unit.
     fn register_unit(&self, unit: &RosterUnit) -> Result<(), Self::Error>;
     /// Records a position report.
     fn report_position(&self, unit_id: &str, fix: Fix) -> Result<(), Self::Error>;
-    /// Creates an incident as [`DEMO_USER`]; returns its id.
+    /// Creates an incident as [`DemoConsole::author`]; returns its id.
     fn create_incident(&self, args: NewIncident) -> Result<String, Self::Error>;
     /// Dispatches a unit to an incident.
     fn assign_unit(&self, incident_id: &str, unit_id: &str) -> Result<(), Self::Error>;
@@ -322,6 +329,8 @@ pub struct Sim<C: DemoConsole> {
     next_sync: f64,
     resumed: bool,
     stats: Arc<Mutex<DemoStats>>,
+    /// [`DemoConsole::author`], asked at start.
+    author: String,
 }
 
 impl<C: DemoConsole> Sim<C> {
@@ -339,8 +348,10 @@ impl<C: DemoConsole> Sim<C> {
         } else {
             rng.random_range(0..opts.calls.len())
         };
+        let author = console.author();
         let mut sim = Sim {
             console,
+            author,
             rng,
             units: Vec::new(),
             anchors: roster
@@ -494,7 +505,7 @@ impl<C: DemoConsole> Sim<C> {
         };
         for id in ids {
             match self.console.incident(&id) {
-                Ok(Some(s)) if s.created_by == DEMO_USER && !s.closed && s.assigned == 0 => {
+                Ok(Some(s)) if s.created_by == self.author && !s.closed && s.assigned == 0 => {
                     self.dispatches.push(PendingDispatch {
                         incident_id: id,
                         location: s.location,
@@ -586,7 +597,7 @@ impl<C: DemoConsole> Sim<C> {
                 return;
             }
         };
-        let ours = snap.created_by == DEMO_USER;
+        let ours = snap.created_by == self.author;
         let stage = match (ours, status) {
             (true, UnitStatus::Dispatched) => Stage::Dispatched { since: t },
             (true, _) => Stage::EnRoute,

@@ -6,8 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use outpost_app::ipc::IncidentRef;
-use outpost_app::{Console, ConsoleOptions};
+use outpost_app::{Console, ConsoleAccess, ConsoleOptions};
 use outpost_demo::{DEMO_USER, DemoOptions, Roster};
+use outpost_domain::access::{Actor, Role};
 use outpost_domain::{FacilityKind, LatLon, SystemClock};
 use outpost_geo::{Pack, point_segment_distance_m};
 
@@ -209,4 +210,110 @@ fn a_second_launch_registers_the_same_roster() {
     assert_eq!(state.units.len(), 22);
     assert_eq!(state.facilities.len(), 13);
     assert_eq!(h.stats().errors, 0, "{:?}", h.stats().recent_errors);
+}
+
+/// A sync link that only says it is there (the replay asks whether the console syncs).
+struct AttachedLink;
+
+impl outpost_app::sync::SyncLink for AttachedLink {
+    fn link_status(&self) -> outpost_app::sync::LinkStatus {
+        outpost_app::sync::LinkStatus {
+            state: outpost_app::ipc::SyncState::Online,
+            server_url: "https://outpost.test:8443".into(),
+            offline_since: None,
+            last_sync: None,
+            last_error: None,
+        }
+    }
+
+    fn poke_local(&self) {}
+}
+
+/// A console signed in as `user` with `role`, a sync link attached (as the Gate does before
+/// the shell starts the replay).
+fn synced_console(data_dir: &Path, user: &str, role: Role) -> Arc<Console> {
+    let console = Console::open_signed_in(
+        ConsoleOptions {
+            pack: Some(pack_path().to_path_buf()),
+            data_dir: data_dir.to_path_buf(),
+            demo: true,
+            user: user.into(),
+        },
+        Arc::new(SystemClock),
+        ConsoleAccess {
+            actor: Actor {
+                user: user.into(),
+                role,
+                unit_id: None,
+            },
+            cache_key: None,
+        },
+    )
+    .expect("console");
+    console.attach_sync(Arc::new(AttachedLink));
+    Arc::new(console)
+}
+
+#[test]
+fn on_a_synced_console_the_replay_acts_as_the_signed_in_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let console = synced_console(dir.path(), "cmdr.wang", Role::Commander);
+    let roster = Roster::andorra().expect("roster");
+    let mut handle = outpost_demo::start(Arc::clone(&console), roster.clone(), fast());
+    assert_eq!(
+        console.console_state().expect("state").units.len(),
+        roster.units.len()
+    );
+    // Until the replay has created, dispatched to and worked on a call (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while handle.stats().dispatches < 1 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", handle.stats());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    handle.stop();
+    let stats = handle.stats();
+    assert_eq!(stats.errors, 0, "{:?}", stats.recent_errors);
+    let state = console.console_state().expect("state");
+    assert!(!state.incidents.is_empty());
+    for inc in &state.incidents {
+        let d = console
+            .incident_detail(IncidentRef {
+                incident_id: inc.id.clone(),
+            })
+            .expect("detail");
+        // The server takes ops only from its accounts: no "demo" anywhere.
+        assert_eq!(d.created_by, "cmdr.wang");
+        assert!(
+            d.timeline.iter().all(|e| e.user == "cmdr.wang"),
+            "{:?}",
+            d.timeline
+        );
+    }
+}
+
+#[test]
+fn on_a_synced_viewer_console_the_replay_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let console = synced_console(dir.path(), "view.chen", Role::Viewer);
+    let mut opts = fast();
+    opts.first_call_after_s = 1e9; // the roster is enough
+    let mut handle = outpost_demo::start(
+        Arc::clone(&console),
+        Roster::andorra().expect("roster"),
+        opts,
+    );
+    handle.stop();
+    let stats = handle.stats();
+    assert_eq!(stats.units_registered, 0, "{stats:?}");
+    assert!(stats.errors > 0, "{stats:?}");
+    assert!(
+        stats
+            .recent_errors
+            .iter()
+            .any(|e| e.contains("viewer") && e.contains("may not write")),
+        "{:?}",
+        stats.recent_errors
+    );
+    let state = console.console_state().expect("state");
+    assert!(state.units.is_empty() && state.facilities.is_empty());
 }
