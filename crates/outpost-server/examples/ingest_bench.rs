@@ -15,13 +15,25 @@
 //!   the delay from a report leaving the device to the console's state showing it. Prints
 //!   JSON with the percentiles (the first 2 s are warm-up and left out).
 //!
+//! - `provision --server-data D --out AUTH [--console DIR]`: (issue 6) an enrolled device and
+//!   a signed-in commander `bench`, written straight into the server's security database
+//!   (`outpost_server::testing::direct_session`; `cert init` must have run): writes `ca.pem`,
+//!   `device.pem`, `device.key`, `token` and `origin` into AUTH (0700). With `--console DIR`
+//!   the device is enrolled with the origin of the console database DIR/outpost.db (created),
+//!   for `delay --console DIR`; without, with a fresh origin (for `setup`'s pushes and the
+//!   stats reads). Set-up, not a measurement.
+//!
+//! Every command that talks to the server's sync port takes `--auth AUTH`: HTTPS with the
+//! agency CA pinned (no other roots), the device certificate and the session's bearer token.
+//! The device listeners (OsmAnd, CoT) stay plain in this benchmark.
+//!
 //! Everything on 127.0.0.1; the server is the real `outpost-server serve` started by the
 //! script.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,11 +62,24 @@ enum Proto {
 
 #[derive(Subcommand)]
 enum Cmd {
+    Provision {
+        /// Server data directory (with `DIR/tls/` from `outpost-server cert init`).
+        #[arg(long)]
+        server_data: PathBuf,
+        /// Where the credentials go (created, 0700).
+        #[arg(long)]
+        out: PathBuf,
+        /// Enroll the device with the origin of this console's database (created).
+        #[arg(long)]
+        console: Option<PathBuf>,
+    },
     Setup {
         #[arg(long)]
         server: String,
         #[arg(long)]
         units: usize,
+        #[arg(long)]
+        auth: PathBuf,
     },
     Blast {
         #[arg(long, value_enum)]
@@ -69,6 +94,8 @@ enum Cmd {
         reports: usize,
         #[arg(long, default_value_t = 32)]
         conns: usize,
+        #[arg(long)]
+        auth: PathBuf,
     },
     Delay {
         #[arg(long, value_enum)]
@@ -85,12 +112,33 @@ enum Cmd {
         console: PathBuf,
         #[arg(long, default_value_t = 20)]
         conns: usize,
+        /// The credentials `provision --console DIR` wrote for this console.
+        #[arg(long)]
+        console_auth: PathBuf,
+        /// Credentials for the stats reads.
+        #[arg(long)]
+        auth: PathBuf,
+    },
+    /// Sends one OsmAnd report without a token; prints the HTTP status (`--osmand-require-token`
+    /// must refuse it).
+    Untokened {
+        #[arg(long)]
+        addr: SocketAddr,
     },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Setup { server, units } => setup(&server, units),
+        Cmd::Provision {
+            server_data,
+            out,
+            console,
+        } => provision(&server_data, &out, console.as_deref()),
+        Cmd::Setup {
+            server,
+            units,
+            auth,
+        } => setup(&server, units, &Auth::load(&auth)?),
         Cmd::Blast {
             proto,
             addr,
@@ -98,7 +146,16 @@ fn main() -> Result<()> {
             devices,
             reports,
             conns,
-        } => blast(proto, addr, &server, devices, reports, conns),
+            auth,
+        } => blast(
+            proto,
+            addr,
+            &server,
+            devices,
+            reports,
+            conns,
+            &Auth::load(&auth)?,
+        ),
         Cmd::Delay {
             proto,
             addr,
@@ -107,19 +164,160 @@ fn main() -> Result<()> {
             seconds,
             console,
             conns,
-        } => delay(proto, addr, &server, units, seconds, &console, conns),
+            console_auth,
+            auth,
+        } => delay(
+            Target {
+                proto,
+                addr,
+                server: &server,
+            },
+            units,
+            seconds,
+            &console,
+            conns,
+            &Auth::load(&console_auth)?,
+            &Auth::load(&auth)?,
+        ),
+        Cmd::Untokened { addr } => untokened(addr),
     }
 }
 
-fn http() -> Result<reqwest::blocking::Client> {
+/// Where `delay` sends and reads.
+struct Target<'a> {
+    proto: Proto,
+    addr: SocketAddr,
+    server: &'a str,
+}
+
+/// The credentials `provision` wrote: a device of the agency CA and a commander's session.
+struct Auth {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+    token: String,
+    origin: Uuid,
+}
+
+impl Auth {
+    fn load(dir: &Path) -> Result<Auth> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))
+        };
+        Ok(Auth {
+            ca_pem: read("ca.pem")?,
+            cert_pem: read("device.pem")?,
+            key_pem: read("device.key")?,
+            token: read("token")?.trim().to_string(),
+            origin: read("origin")?
+                .trim()
+                .parse()
+                .with_context(|| format!("bad origin in {}", dir.display()))?,
+        })
+    }
+
+    /// The engine's options for this device and session (CA pinned).
+    fn sync_options(&self) -> outpost_sync::SyncOptions {
+        outpost_sync::SyncOptions {
+            tls: Some(
+                outpost_sync::TlsSettings::new(self.ca_pem.clone())
+                    .with_identity(self.cert_pem.clone(), self.key_pem.clone()),
+            ),
+            token: outpost_sync::TokenSource::with_token(self.token.clone()),
+            ..outpost_sync::SyncOptions::default()
+        }
+    }
+}
+
+/// An enrolled device and a signed-in commander `bench`, straight in the security database.
+fn provision(server_data: &Path, out: &Path, console: Option<&Path>) -> Result<()> {
+    use outpost_server::security::pki;
+    if !pki::exists(server_data) {
+        bail!(
+            "{} has no agency CA: run `outpost-server cert init` first",
+            server_data.display()
+        );
+    }
+    let origin = match console {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            outpost_store::Store::open(&dir.join("outpost.db"), Utc::now())?.origin_id()
+        }
+        None => Uuid::now_v7(),
+    };
+    let (device, token) = outpost_server::testing::direct_session(
+        server_data,
+        "bench",
+        outpost_domain::access::Role::Commander,
+        origin,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ca = pki::Pki::load(server_data)?.ca_pem().to_string();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let origin_text = origin.to_string();
+    for (name, text) in [
+        ("ca.pem", ca.as_str()),
+        ("device.pem", device.cert_pem.as_str()),
+        ("device.key", device.key_pem.as_str()),
+        ("token", token.as_str()),
+        ("origin", origin_text.as_str()),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "{}",
+        json!({"device_id": device.device_id, "origin": origin})
+    );
+    Ok(())
+}
+
+/// An HTTPS client trusting only the agency CA, with the device certificate and the bearer.
+fn http(auth: &Auth) -> Result<reqwest::blocking::Client> {
+    let tls = outpost_sync::tls::client_config(
+        &auth.ca_pem,
+        Some((auth.cert_pem.as_str(), auth.key_pem.as_str())),
+    )?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", auth.token).parse()?,
+    );
     Ok(reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
+        .use_preconfigured_tls(tls)
+        .default_headers(headers)
         .build()?)
 }
 
+/// One OsmAnd report of `dev-0` without a token; prints `{"status": N}`.
+fn untokened(addr: SocketAddr) -> Result<()> {
+    let mut conn = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let text = report(Proto::Osmand, 0, 0, Utc::now());
+    conn.write_all(text.as_bytes())?;
+    let mut status = String::new();
+    BufReader::new(conn).read_line(&mut status)?;
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no HTTP status in {status:?}"))?;
+    println!("{}", json!({"status": code}));
+    Ok(())
+}
+
 /// Registers the units and binds the devices, 1,000 ops per push.
-fn setup(server: &str, units: usize) -> Result<()> {
-    let origin = Uuid::now_v7();
+fn setup(server: &str, units: usize, auth: &Auth) -> Result<()> {
+    let origin = auth.origin;
     let mut ops = Vec::new();
     let mut seq = 0u64;
     let mut op = |body: OpBody| {
@@ -154,7 +352,7 @@ fn setup(server: &str, units: usize) -> Result<()> {
             unit_id: Some(format!("u-{i}")),
         }));
     }
-    let client = http()?;
+    let client = http(auth)?;
     for chunk in ops.chunks(1_000) {
         let req = PushRequest {
             protocol: PROTOCOL_VERSION,
@@ -316,8 +514,9 @@ fn blast(
     devices: usize,
     reports: usize,
     conns: usize,
+    auth: &Auth,
 ) -> Result<()> {
-    let client = http()?;
+    let client = http(auth)?;
     let before = stats(&client, server)?;
     let base = Utc::now() - chrono::Duration::hours(1);
     let next = Arc::new(AtomicU64::new(0));
@@ -408,14 +607,19 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 fn delay(
-    proto: Proto,
-    addr: SocketAddr,
-    server: &str,
+    target: Target<'_>,
     units: usize,
     seconds: u64,
-    console: &std::path::Path,
+    console: &Path,
     conns: usize,
+    console_auth: &Auth,
+    auth: &Auth,
 ) -> Result<()> {
+    let Target {
+        proto,
+        addr,
+        server,
+    } = target;
     std::fs::create_dir_all(console)?;
     let db = console.join("outpost.db");
     let store = outpost_store::Store::open(&db, Utc::now())?;
@@ -424,7 +628,7 @@ fn delay(
         store.clone(),
         server,
         Arc::new(|| {}),
-        outpost_sync::SyncOptions::default(),
+        console_auth.sync_options(),
     )?;
     // Wait until the console has the units and bindings.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -508,7 +712,7 @@ fn delay(
     }
     handle.shutdown();
     samples.sort_unstable();
-    let client = http()?;
+    let client = http(auth)?;
     let s = stats(&client, server)?;
     println!(
         "{}",
