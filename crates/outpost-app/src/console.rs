@@ -848,15 +848,7 @@ impl Console {
                 None => return Ok(()),
             },
         };
-        let on_incident = |unit_id: &str, incident_id: Uuid| {
-            c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM assignments WHERE unit_id = ?1 AND incident_id = ?2)",
-                rusqlite::params![unit_id, incident_id.to_string()],
-                |r| r.get::<_, bool>(0),
-            )
-            .unwrap_or(false)
-        };
-        access::check_op(&actor, body, &on_incident).map_err(|e| {
+        access::check_op(&actor, body, &LocalAccess(c)).map_err(|e| {
             let err = AppError::new(ErrorCode::Forbidden, e.to_string());
             self.audit(
                 &actor.user,
@@ -2060,3 +2052,31 @@ fn device_view(d: outpost_store::devices::DeviceRow) -> DeviceView {
 /// refused, seconds (one day): up to this the receiver's satellite time is trusted over a
 /// slow laptop clock (SYNC.md principle 10), beyond it the receiver's clock is broken.
 pub const MAX_RECEIVER_AHEAD_S: i64 = 24 * 3600;
+
+/// The console's local cache as `access::check_op` asks it (inside the write's
+/// transaction). A failed query answers "no", so the op is refused rather than allowed.
+struct LocalAccess<'a>(&'a Connection);
+
+impl access::AccessContext for LocalAccess<'_> {
+    fn unit_on_incident(&self, unit_id: &str, incident_id: Uuid) -> bool {
+        self.0
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM assignments WHERE unit_id = ?1 AND incident_id = ?2)",
+                rusqlite::params![unit_id, incident_id.to_string()],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(false)
+    }
+
+    fn assignment(&self, assignment_id: Uuid) -> Option<(String, Uuid)> {
+        let (unit, incident): (String, String) = self
+            .0
+            .query_row(
+                "SELECT unit_id, incident_id FROM assignments WHERE id = ?1",
+                [assignment_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()?;
+        Some((unit, Uuid::parse_str(&incident).ok()?))
+    }
+}

@@ -112,21 +112,34 @@ pub struct Actor {
 #[error("forbidden: {0}")]
 pub struct Forbidden(pub String);
 
+/// What [`check_op`] needs to know of the deciding replica's state (the server's replica
+/// inside the push's transaction, or the console's local cache before a write).
+pub trait AccessContext {
+    /// Whether unit `unit_id` has (or had) an assignment to incident `incident_id`; asked
+    /// only for a field unit's note.
+    fn unit_on_incident(&self, unit_id: &str, incident_id: Uuid) -> bool;
+
+    /// The unit and incident of assignment `assignment_id` (released or not), or `None`
+    /// when the replica has no such assignment; asked only for a field unit's releases.
+    fn assignment(&self, assignment_id: Uuid) -> Option<(String, Uuid)>;
+}
+
 /// Whether `actor` may write `op`.
 ///
-/// `unit_on_incident(unit_id, incident_id)` answers whether the unit has (or had) an
-/// assignment to the incident in the deciding replica's state; it is asked only for a field
-/// unit's note. Ops written by the server's own ingest gateway are not checked here (the
-/// gateway is not a person; its input is checked by `check_fix` and the device listeners'
-/// own authentication).
+/// `ctx` answers from the deciding replica's state ([`AccessContext`]). A field unit writes
+/// only its own unit's status and position, notes on incidents its unit is (or was) assigned
+/// to, and releases of its own unit's assignments: every assignment it releases
+/// (`assignment.release`, each `releases` entry of `unit.set_status`) must be, in the
+/// replica, an assignment of its own unit on the incident the release names — an op naming
+/// its own unit with another unit's assignment id, or an assignment the replica does not
+/// know, is refused (security review S1). Ops written by the server's own ingest gateway
+/// are not checked here (the gateway is not a person; its input is checked by `check_fix`
+/// and the device listeners' own authentication).
 ///
 /// # Errors
-/// [`Forbidden`] naming the role, the op kind and, for a field unit, the unit.
-pub fn check_op(
-    actor: &Actor,
-    op: &OpBody,
-    unit_on_incident: &dyn Fn(&str, Uuid) -> bool,
-) -> Result<(), Forbidden> {
+/// [`Forbidden`] naming the role, the op kind and, for a field unit, the unit (and the
+/// assignment when a release is refused).
+pub fn check_op(actor: &Actor, op: &OpBody, ctx: &dyn AccessContext) -> Result<(), Forbidden> {
     let kind = op_kind(op);
     let deny = |why: &str| {
         Err(Forbidden(format!(
@@ -149,22 +162,59 @@ pub fn check_op(
                 return deny(" (the account is bound to no unit)");
             };
             let own_unit = |unit_id: &str| unit_id == own;
-            let ok = match op {
-                OpBody::UnitSetStatus {
-                    unit_id, releases, ..
-                } => own_unit(unit_id) && releases.iter().all(|r| own_unit(&r.unit_id)),
-                OpBody::AssignmentRelease { unit_id, .. } => own_unit(unit_id),
-                OpBody::PositionReport { unit_id, .. } => own_unit(unit_id),
-                OpBody::TimelineAppend { incident_id, .. } => unit_on_incident(own, *incident_id),
-                _ => false,
-            };
-            if ok {
-                Ok(())
-            } else {
-                deny(&format!(
+            let not_own = || {
+                format!(
                     " (a field unit changes only its own unit {own:?}: its status, position and \
                      notes on its incidents)"
-                ))
+                )
+            };
+            // A release of `assignment_id` naming `unit_id` on `incident_id`: the name must
+            // be its own unit and the replica's assignment must be that unit's on that
+            // incident.
+            let release_refusal = |assignment_id: Uuid, incident_id: Uuid, unit_id: &str| {
+                if !own_unit(unit_id) {
+                    return Some(format!(
+                        " (a field unit releases only its own unit {own:?}'s assignments)"
+                    ));
+                }
+                match ctx.assignment(assignment_id) {
+                    Some((unit, incident)) if unit == own && incident == incident_id => None,
+                    Some(_) => Some(format!(
+                        " (assignment {assignment_id} is not an assignment of its own unit \
+                         {own:?} on incident {incident_id})"
+                    )),
+                    None => Some(format!(" (assignment {assignment_id} is unknown)")),
+                }
+            };
+            let refusal = match op {
+                OpBody::UnitSetStatus {
+                    unit_id, releases, ..
+                } => {
+                    if own_unit(unit_id) {
+                        releases.iter().find_map(|r| {
+                            release_refusal(r.assignment_id, r.incident_id, &r.unit_id)
+                        })
+                    } else {
+                        Some(not_own())
+                    }
+                }
+                OpBody::AssignmentRelease {
+                    assignment_id,
+                    incident_id,
+                    unit_id,
+                    ..
+                } => release_refusal(*assignment_id, *incident_id, unit_id),
+                OpBody::PositionReport { unit_id, .. } if own_unit(unit_id) => None,
+                OpBody::TimelineAppend { incident_id, .. }
+                    if ctx.unit_on_incident(own, *incident_id) =>
+                {
+                    None
+                }
+                _ => Some(not_own()),
+            };
+            match refusal {
+                None => Ok(()),
+                Some(why) => deny(&why),
             }
         }
     }
@@ -266,5 +316,123 @@ pub fn check_endpoint(role: Role, endpoint: Endpoint) -> Result<(), Forbidden> {
             "{role} may not call {}",
             endpoint.as_str()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::op::Release;
+    use crate::unit::UnitStatus;
+
+    /// A replica with assignments by id (unit, incident).
+    struct Replica(HashMap<Uuid, (String, Uuid)>);
+
+    impl AccessContext for Replica {
+        fn unit_on_incident(&self, unit_id: &str, incident_id: Uuid) -> bool {
+            self.0
+                .values()
+                .any(|(u, i)| u == unit_id && *i == incident_id)
+        }
+        fn assignment(&self, assignment_id: Uuid) -> Option<(String, Uuid)> {
+            self.0.get(&assignment_id).cloned()
+        }
+    }
+
+    fn field_unit() -> Actor {
+        Actor {
+            user: "p01".into(),
+            role: Role::FieldUnit,
+            unit_id: Some("P-01".into()),
+        }
+    }
+
+    fn release(assignment_id: Uuid, incident_id: Uuid, unit_id: &str) -> OpBody {
+        OpBody::AssignmentRelease {
+            assignment_id,
+            incident_id,
+            unit_id: unit_id.into(),
+            unit_to: None,
+        }
+    }
+
+    fn set_status_releasing(assignment_id: Uuid, incident_id: Uuid) -> OpBody {
+        OpBody::UnitSetStatus {
+            unit_id: "P-01".into(),
+            from: UnitStatus::OnScene,
+            to: UnitStatus::Available,
+            releases: vec![Release {
+                assignment_id,
+                incident_id,
+                unit_id: "P-01".into(),
+                unit_to: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_field_unit_releases_only_its_own_units_assignments() {
+        let (own, other, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (incident, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
+        let replica = Replica(HashMap::from([
+            (own, ("P-01".to_string(), incident)),
+            (other, ("P-07".to_string(), incident)),
+        ]));
+        let actor = field_unit();
+        // Its own assignment, by either op.
+        assert_eq!(
+            check_op(&actor, &release(own, incident, "P-01"), &replica),
+            Ok(())
+        );
+        assert_eq!(
+            check_op(&actor, &set_status_releasing(own, incident), &replica),
+            Ok(())
+        );
+        // Another unit's assignment named with its own unit (review S1), by either op.
+        let err = check_op(&actor, &release(other, incident, "P-01"), &replica)
+            .expect_err("another unit's assignment");
+        assert_eq!(
+            err.0,
+            format!(
+                "field_unit \"p01\" may not write assignment.release (assignment {other} is not \
+                 an assignment of its own unit \"P-01\" on incident {incident})"
+            )
+        );
+        let err = check_op(&actor, &set_status_releasing(other, incident), &replica)
+            .expect_err("another unit's assignment in releases");
+        assert!(
+            err.0
+                .starts_with("field_unit \"p01\" may not write unit.set_status")
+        );
+        assert!(
+            err.0.contains(&format!("assignment {other} is not")),
+            "{err}"
+        );
+        // Its own assignment named on another incident.
+        assert!(check_op(&actor, &release(own, elsewhere, "P-01"), &replica).is_err());
+        assert!(check_op(&actor, &set_status_releasing(own, elsewhere), &replica).is_err());
+        // An assignment the replica does not know.
+        let err = check_op(&actor, &release(unknown, incident, "P-01"), &replica)
+            .expect_err("unknown assignment");
+        assert!(
+            err.0
+                .ends_with(&format!("(assignment {unknown} is unknown)")),
+            "{err}"
+        );
+        assert!(check_op(&actor, &set_status_releasing(unknown, incident), &replica).is_err());
+        // Another unit's name, as before.
+        assert!(check_op(&actor, &release(other, incident, "P-07"), &replica).is_err());
+        // A dispatcher releases any assignment.
+        let dispatcher = Actor {
+            user: "d".into(),
+            role: Role::Dispatcher,
+            unit_id: None,
+        };
+        assert_eq!(
+            check_op(&dispatcher, &release(other, incident, "P-07"), &replica),
+            Ok(())
+        );
     }
 }

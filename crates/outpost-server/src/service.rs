@@ -140,15 +140,16 @@ pub trait PushGuard {
     fn check_push(&self, req: &PushRequest) -> Result<(), String>;
 
     /// For each new op that decoded and passed static validation, in order, before its
-    /// references are checked; `unit_on_incident(unit, incident)` answers from the server's
-    /// replica inside the push's transaction. `Err(reason)` parks the op with `reason`.
+    /// references are checked; `ctx` (assignments of a unit, an assignment's unit and
+    /// incident) answers from the server's replica inside the push's transaction.
+    /// `Err(reason)` parks the op with `reason`.
     ///
     /// # Errors
     /// The reason, one line starting `forbidden: `.
     fn check_op(
         &self,
         env: &OpEnvelope,
-        unit_on_incident: &dyn Fn(&str, Uuid) -> bool,
+        ctx: &dyn outpost_domain::access::AccessContext,
     ) -> Result<(), String>;
 }
 
@@ -855,25 +856,47 @@ fn flag_skew(env: &OpEnvelope, now_ms: i64) {
     }
 }
 
-/// The guard's verdict on `env` (`Some(reason)`: park it), with `unit_on_incident`
-/// answered from the replica inside the push's transaction.
+/// The replica inside a push's transaction as `access::check_op` asks it; a storage error
+/// answers "no" and is kept for [`authorize`] to return.
+struct TxAccess<'a, 'b> {
+    tx: std::cell::RefCell<&'a mut (dyn crate::storage::PushTx + 'b)>,
+    failed: std::cell::RefCell<Option<StorageError>>,
+}
+
+impl TxAccess<'_, '_> {
+    fn answer<T>(&self, r: Result<T, StorageError>, no: T) -> T {
+        r.unwrap_or_else(|e| {
+            *self.failed.borrow_mut() = Some(e);
+            no
+        })
+    }
+}
+
+impl outpost_domain::access::AccessContext for TxAccess<'_, '_> {
+    fn unit_on_incident(&self, unit_id: &str, incident_id: Uuid) -> bool {
+        let r = self.tx.borrow_mut().unit_on_incident(unit_id, incident_id);
+        self.answer(r, false)
+    }
+
+    fn assignment(&self, assignment_id: Uuid) -> Option<(String, Uuid)> {
+        let r = self.tx.borrow_mut().assignment(assignment_id);
+        self.answer(r, None)
+    }
+}
+
+/// The guard's verdict on `env` (`Some(reason)`: park it), with its questions about the
+/// state answered from the replica inside the push's transaction.
 fn authorize(
     guard: &dyn PushGuard,
     tx: &mut dyn crate::storage::PushTx,
     env: &OpEnvelope,
 ) -> Result<Option<String>, StorageError> {
-    let tx = std::cell::RefCell::new(tx);
-    let failed = std::cell::RefCell::new(None);
-    let unit_on_incident =
-        |unit: &str, incident: Uuid| match tx.borrow_mut().unit_on_incident(unit, incident) {
-            Ok(b) => b,
-            Err(e) => {
-                *failed.borrow_mut() = Some(e);
-                false
-            }
-        };
-    let verdict = guard.check_op(env, &unit_on_incident);
-    if let Some(e) = failed.into_inner() {
+    let ctx = TxAccess {
+        tx: std::cell::RefCell::new(tx),
+        failed: std::cell::RefCell::new(None),
+    };
+    let verdict = guard.check_op(env, &ctx);
+    if let Some(e) = ctx.failed.into_inner() {
         return Err(e);
     }
     Ok(verdict.err())

@@ -1084,15 +1084,30 @@ fn the_gate_enrolls_signs_in_and_syncs_with_a_real_tls_server() {
 
 #[test]
 fn a_field_unit_changes_only_its_own_unit() {
-    use outpost_app::ipc::SetUnitStatus;
+    use outpost_app::ipc::{SetUnitStatus, UnitOnIncident};
     use outpost_domain::unit::{UnitKind, UnitStatus};
 
     let (_dir, clock, server, gate) = enrolled();
     let console = gate.console().expect("commander console");
-    for (id, cs) in [("u-01", "东胜01"), ("u-03", "东胜03")] {
+    for (id, cs) in [("u-01", "东胜01"), ("u-02", "东胜02"), ("u-03", "东胜03")] {
         console
             .register_unit(id, cs, UnitKind::PatrolCar, None)
             .expect("register");
+    }
+    // Two units on one incident, so the field unit has an assignment of its own to release
+    // (the console answers `check_op`'s assignment question from its cache; review S1).
+    let call = console
+        .create_incident(incident("two cars"))
+        .expect("incident")
+        .summary
+        .id;
+    for unit in ["u-02", "u-03"] {
+        console
+            .assign_unit(UnitOnIncident {
+                incident_id: call.clone(),
+                unit_id: unit.into(),
+            })
+            .expect("assign");
     }
     gate.sign_out();
     drop(console);
@@ -1100,6 +1115,20 @@ fn a_field_unit_changes_only_its_own_unit() {
     sign_in_as(&gate, &server, &clock, "field.03").expect("field unit online");
     let console = gate.console().expect("field console");
     let before = outbox_len(&console);
+    // Its own assignment it releases (the unit becomes available); the other car's it may
+    // not.
+    let release = |unit: &str| {
+        console.release_unit(UnitOnIncident {
+            incident_id: call.clone(),
+            unit_id: unit.into(),
+        })
+    };
+    assert_refused(release("u-02"), ErrorCode::Forbidden, "assignment.release");
+    assert_eq!(outbox_len(&console), before);
+    let detail = release("u-03").expect("own assignment");
+    assert_eq!(detail.summary.id, call);
+    let before = before + 1;
+    assert_eq!(outbox_len(&console), before);
     let to_busy = |unit: &str| {
         console.set_unit_status(SetUnitStatus {
             unit_id: unit.into(),

@@ -767,11 +767,7 @@ impl crate::service::PushGuard for PushAuth<'_> {
         Ok(())
     }
 
-    fn check_op(
-        &self,
-        env: &OpEnvelope,
-        unit_on_incident: &dyn Fn(&str, Uuid) -> bool,
-    ) -> Result<(), String> {
+    fn check_op(&self, env: &OpEnvelope, ctx: &dyn access::AccessContext) -> Result<(), String> {
         self.seen.borrow_mut().push((
             env.op_id,
             access::op_kind(&env.body),
@@ -779,6 +775,6 @@ impl crate::service::PushGuard for PushAuth<'_> {
             env.lane,
         ));
         let actor = self.actor_of(env)?;
-        access::check_op(&actor, &env.body, unit_on_incident).map_err(|f| f.to_string())
+        access::check_op(&actor, &env.body, ctx).map_err(|f| f.to_string())
     }
 }

@@ -314,6 +314,14 @@ pub trait PushTx {
     /// Storage errors.
     fn unit_on_incident(&mut self, unit_id: &str, incident_id: Uuid) -> Result<bool, StorageError>;
 
+    /// The unit and incident of assignment `assignment_id` in the replica (released or
+    /// not), `None` when there is none (a field unit releases only its own unit's
+    /// assignments; `access::check_op`, security review S1).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn assignment(&mut self, assignment_id: Uuid) -> Result<Option<(String, Uuid)>, StorageError>;
+
     /// Accepts `op` as the next op of its lane: gives it the next `gseq`, appends it to the
     /// log with `raw`, applies it to the materialized state, records the outcome and raises
     /// the lane's high-water mark to `op.lane_seq`. `Ok(Err(reason))` when the state refused

@@ -511,6 +511,20 @@ impl PushTx for SqlitePushTx<'_> {
             .is_some())
     }
 
+    fn assignment(&mut self, assignment_id: Uuid) -> Result<Option<(String, Uuid)>, StorageError> {
+        let row: Option<(String, String)> = self
+            .tx
+            .query_row(
+                "SELECT unit_id, incident_id FROM assignments WHERE id = ?1",
+                [assignment_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // An incident id the replica cannot read back is no assignment the check can
+        // vouch for: refused like an unknown one.
+        Ok(row.and_then(|(unit, incident)| Some((unit, Uuid::parse_str(&incident).ok()?))))
+    }
+
     fn accept(&mut self, op: &OpEnvelope, raw: &str) -> Result<Result<u64, String>, StorageError> {
         let gseq = self.head.gseq + 1;
         let now = Utc::now().timestamp_millis();

@@ -23,7 +23,9 @@ use outpost_domain::device::{DeviceReport, DeviceSource};
 use outpost_domain::facility::{Facility, FacilityKind};
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::{Disposition, IncidentType, Priority};
-use outpost_domain::op::{Fix, Hlc, IncidentFields, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::op::{
+    Fix, Hlc, IncidentFields, Lane, OpBody, OpEnvelope, Release, SCHEMA_VERSION,
+};
 use outpost_domain::road_closure::{ClosureShape, RoadClosure};
 use outpost_domain::unit::{UnitKind, UnitStatus};
 use outpost_domain::wire::{AuditRecord, PROTOCOL_VERSION, PushRequest};
@@ -585,18 +587,19 @@ fn an_expired_or_foreign_device_certificate_fails_the_handshake() {
     bad_certificates(false);
 }
 
-/// The same refusals must leave an audit record (`tls.handshake`, refused). Ignored until
-/// the TLS layer audits a handshake it refuses for the client certificate (today it only logs
-/// it at debug level, so these refusals leave no trace in the trail).
+/// The same refusals each leave an audit record (`tls.handshake`, refused, device = the
+/// certificate's common name), written by the TLS layer's verifier. The verifier records the
+/// same certificate refused for the same reason at most once a minute (on the security
+/// clock), so the security clock moves a minute before each call.
 #[test]
-#[ignore = "gap: a handshake refused for an expired or foreign client certificate is not audited (tls.rs)"]
 fn a_refused_client_certificate_is_audited() {
     bad_certificates(true);
 }
 
 /// Every endpoint and login with an expired device certificate of the agency CA and with one
 /// of another CA: the handshake fails; with `audited`, each appended a `tls.handshake`
-/// refused record (the server writes it as the handshake fails, so it is awaited a little).
+/// refused record naming the device (the server writes it as the handshake fails, so it is
+/// awaited a little; the clock moves past the once-a-minute limit before each call).
 fn bad_certificates(audited: bool) {
     let server = TestServer::start().expect("test server");
     let console = server.console(Role::Commander).expect("console");
@@ -647,6 +650,9 @@ fn bad_certificates(audited: bool) {
         ));
         for call in calls {
             f.checked += 1;
+            if audited {
+                server.clock().advance_secs(60);
+            }
             let before = head(&server);
             match send(&http, &server, &call, Some(&console.login.token)) {
                 Err(_) => {}
@@ -659,8 +665,13 @@ fn bad_certificates(audited: bool) {
                 continue;
             }
             let found = |new: &[AuditRecord]| {
-                new.iter()
-                    .any(|r| r.outcome == "refused" && r.action == "tls.handshake")
+                new.iter().any(|r| {
+                    r.outcome == "refused"
+                        && r.action == "tls.handshake"
+                        && r.user == "-"
+                        && r.device == device.device_id
+                        && r.detail.contains(&device.serial_hex)
+                })
             };
             let mut new = records_after(&server, before);
             for _ in 0..100 {
@@ -672,7 +683,7 @@ fn bad_certificates(audited: bool) {
             }
             if !found(&new) {
                 f.fail(format!(
-                    "{what} certificate: {}: no audit record (refused, tls.handshake); appended: {}",
+                    "{what} certificate: {}: no audit record (refused, tls.handshake, naming the device and serial); appended: {}",
                     call.label(),
                     describe(&new)
                 ));
@@ -1010,8 +1021,28 @@ struct World {
     /// The incident the field unit is assigned to, and that assignment.
     field_incident: Uuid,
     field_assignment: Uuid,
+    /// The other unit's assignment to the same incident.
+    other_assignment: Uuid,
     /// Another unit than the field unit's.
     other_unit: &'static str,
+}
+
+/// The expectation's view of the server's state: the field unit is on its incident, and the
+/// two assignments of the world are known.
+impl access::AccessContext for World {
+    fn unit_on_incident(&self, unit_id: &str, incident_id: Uuid) -> bool {
+        unit_id == TEST_FIELD_UNIT && incident_id == self.field_incident
+    }
+
+    fn assignment(&self, assignment_id: Uuid) -> Option<(String, Uuid)> {
+        if assignment_id == self.field_assignment {
+            Some((TEST_FIELD_UNIT.to_string(), self.field_incident))
+        } else if assignment_id == self.other_assignment {
+            Some((self.other_unit.to_string(), self.field_incident))
+        } else {
+            None
+        }
+    }
 }
 
 /// One op of every kind as `role` would write it on `world` (its own unit for a field
@@ -1175,6 +1206,40 @@ fn ops_for(role: Role, world: &World, n: usize) -> Vec<(String, OpBody)> {
         ),
     ];
     if role == Role::FieldUnit {
+        // Another unit's assignment released in its own unit's name (review S1), by either
+        // op, and an assignment nobody made.
+        v.push((
+            "assignment.release (another unit's assignment, own unit named)".into(),
+            OpBody::AssignmentRelease {
+                assignment_id: world.other_assignment,
+                incident_id: world.field_incident,
+                unit_id: TEST_FIELD_UNIT.into(),
+                unit_to: None,
+            },
+        ));
+        v.push((
+            "unit.set_status releasing another unit's assignment".into(),
+            OpBody::UnitSetStatus {
+                unit_id: TEST_FIELD_UNIT.into(),
+                from: UnitStatus::Busy,
+                to: UnitStatus::Available,
+                releases: vec![Release {
+                    assignment_id: world.other_assignment,
+                    incident_id: world.field_incident,
+                    unit_id: TEST_FIELD_UNIT.into(),
+                    unit_to: None,
+                }],
+            },
+        ));
+        v.push((
+            "assignment.release (an unknown assignment)".into(),
+            OpBody::AssignmentRelease {
+                assignment_id: Uuid::now_v7(),
+                incident_id: world.field_incident,
+                unit_id: TEST_FIELD_UNIT.into(),
+                unit_to: None,
+            },
+        ));
         // Another unit's status and position, a note on an incident it is not on.
         v.push((
             "unit.set_status (another unit)".into(),
@@ -1264,6 +1329,12 @@ fn every_op_kind_is_checked_against_every_role() {
         incident_id: field_incident,
         unit_id: TEST_FIELD_UNIT.into(),
     }));
+    let other_assignment = Uuid::now_v7();
+    setup.push(cw.op(OpBody::AssignmentAdd {
+        assignment_id: other_assignment,
+        incident_id: field_incident,
+        unit_id: other_unit.into(),
+    }));
     let req = push_request(commander.device.origin, Lane::Critical, &setup);
     match send(
         &http_c,
@@ -1288,6 +1359,7 @@ fn every_op_kind_is_checked_against_every_role() {
         incident,
         field_incident,
         field_assignment,
+        other_assignment,
         other_unit,
     };
 
@@ -1314,10 +1386,7 @@ fn every_op_kind_is_checked_against_every_role() {
         let push_allowed = access::check_endpoint(role, Endpoint::Push).is_ok();
         for (label, body) in ops_for(role, &world, 1) {
             let case = format!("{name} writes {label}");
-            let allowed = access::check_op(&actor, &body, &|unit, inc| {
-                unit == TEST_FIELD_UNIT && inc == world.field_incident
-            })
-            .is_ok();
+            let allowed = access::check_op(&actor, &body, &world).is_ok();
             let op = w.op(body);
             let kind = access::op_kind(&op.body);
             let audit_action = if op.lane == Lane::Positions {
@@ -1421,7 +1490,7 @@ fn every_op_kind_is_checked_against_every_role() {
     {
         f.fail(format!("field unit accepted {field:?}"));
     }
-    f.finish("op kinds × roles", 93);
+    f.finish("op kinds × roles", 96);
 }
 
 #[test]
