@@ -225,7 +225,13 @@ const SECURITY_BODY_LIMIT: usize = 64 * 1024;
 async fn enroll(State(s): State<AppState>, body: Body) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
     let req: EnrollRequest = json_body(body, "enroll").await?;
-    let resp = sec_blocking(security, move |sec| sec.enroll(&req)).await?;
+    let service = s.service.clone();
+    let resp = sec_blocking(security, move |sec| {
+        sec.enroll_checked(&req, &|origin| {
+            service.origin_has_ops(origin).map_err(|e| e.to_string())
+        })
+    })
+    .await?;
     Ok(Json(resp).into_response())
 }
 

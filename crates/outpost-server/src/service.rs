@@ -312,6 +312,24 @@ impl SyncService {
         Ok(self.reader().head()?)
     }
 
+    /// Whether any op of `origin` was ever pushed (accepted or parked: a lane of it has a
+    /// high-water mark); enrollment refuses such an origin to a new installation (security
+    /// review S4).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn origin_has_ops(&self, origin: Uuid) -> Result<bool, SyncError> {
+        let mut storage = self.storage();
+        let mut tx = storage.begin()?;
+        for lane in [Lane::Critical, Lane::Notes, Lane::Positions] {
+            if tx.high_water(origin, lane)? > 0 {
+                return Ok(true);
+            }
+        }
+        // Dropped without commit: nothing was written.
+        Ok(false)
+    }
+
     /// Called when a pulling console of `console_epoch` that knows `known_gseq` may prove a
     /// restore ([`reveals_restore`]): starts a new epoch if it does (re-checked inside the
     /// write transaction) and returns the epoch the console must resync to, or `None` when

@@ -164,6 +164,8 @@ pub struct Security {
     audit: Arc<dyn AuditSink>,
     audit_log: Option<Arc<audit::AuditLog>>,
     config: SecurityConfig,
+    /// The data directory: enrollment reads the ingest gateway's origin file there.
+    data_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Security {
@@ -203,6 +205,7 @@ impl Security {
             audit: log.clone(),
             audit_log: Some(log),
             config,
+            data_dir: data_dir.to_path_buf(),
         })
     }
 
@@ -244,9 +247,28 @@ impl Security {
     /// # Errors
     /// [`AuthError::BadRequest`] (protocol, device name, cache key, origin, CSR),
     /// [`AuthError::Unauthenticated`], [`AuthError::LockedOut`], [`AuthError::Conflict`]
-    /// (origin enrolled), [`AuthError::Storage`] (also: no PKI in the data directory).
+    /// (origin enrolled, or the gateway's), [`AuthError::Storage`] (also: no PKI in the data
+    /// directory).
     pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, AuthError> {
-        let r = self.enroll_inner(req);
+        self.enroll_checked(req, &|_| Ok(false))
+    }
+
+    /// [`Security::enroll`] that also refuses (409, audited) an origin that already has ops
+    /// in the server's log (`origin_has_ops`, asked of the sync service) unless the same
+    /// account enrolled a device of that origin before (the same installation enrolling
+    /// again), and always the ingest gateway's origin: a console enrolled with another
+    /// installation's origin would push into that origin's lanes, and its parked ops would
+    /// move their high-water marks under the real owner (security review S4). `POST
+    /// /v1/enroll` calls this one.
+    ///
+    /// # Errors
+    /// As [`Security::enroll`]; [`AuthError::Storage`] when `origin_has_ops` fails.
+    pub fn enroll_checked(
+        &self,
+        req: &EnrollRequest,
+        origin_has_ops: &dyn Fn(Uuid) -> Result<bool, String>,
+    ) -> Result<EnrollResponse, AuthError> {
+        let r = self.enroll_inner(req, origin_has_ops);
         let event = AuditEvent::new("enroll", outcome_of(&r))
             .user(req.user.as_str())
             .target(format!("origin {}", req.origin));
@@ -259,6 +281,43 @@ impl Security {
         let (mut resp, account) = r?;
         resp.session = self.session_at_enrollment(account, &resp.device_id, &req.cache_key);
         Ok(resp)
+    }
+
+    /// Refuses `origin` for a new device of `user`: the ingest gateway's origin
+    /// (`DIR/gateway-origin`), and an origin with ops in the log unless `user` enrolled a
+    /// device of that origin before ([`Security::enroll_checked`]).
+    fn check_origin_free(
+        &self,
+        origin: Uuid,
+        user: &str,
+        origin_has_ops: &dyn Fn(Uuid) -> Result<bool, String>,
+    ) -> Result<(), AuthError> {
+        let gateway_file = self.data_dir.join(crate::ingest::GATEWAY_ORIGIN_FILE);
+        let gateway = std::fs::read_to_string(&gateway_file)
+            .ok()
+            .and_then(|t| Uuid::parse_str(t.trim()).ok());
+        if gateway == Some(origin) {
+            return Err(AuthError::Conflict(format!(
+                "origin: {origin} is the origin of this server's device ingest gateway; a \
+                 console enrolls with its own installation origin"
+            )));
+        }
+        if !origin_has_ops(origin).map_err(AuthError::Storage)? {
+            return Ok(());
+        }
+        let again = self
+            .accounts
+            .list_devices()?
+            .iter()
+            .any(|d| d.origin == origin && d.enrolled_by == user);
+        if again {
+            return Ok(());
+        }
+        Err(AuthError::Conflict(format!(
+            "origin: {origin} already has ops in the server's log from an installation that \
+             {user:?} never enrolled; a console enrolls only with its own origin (a copied \
+             or restored console data directory needs a new installation origin)"
+        )))
     }
 
     /// The session [`Security::enroll`] answers with: bound to the new device, a grant
@@ -307,6 +366,7 @@ impl Security {
     fn enroll_inner(
         &self,
         req: &EnrollRequest,
+        origin_has_ops: &dyn Fn(Uuid) -> Result<bool, String>,
     ) -> Result<(EnrollResponse, accounts::VerifiedAccount), AuthError> {
         check_protocol(req.protocol)?;
         let name = req.device_name.trim();
@@ -334,6 +394,7 @@ impl Security {
         let account = self
             .accounts
             .verify_credentials(&req.user, &req.password, &req.totp)?;
+        self.check_origin_free(req.origin, &account.name, origin_has_ops)?;
         let device_id = Accounts::new_device_id();
         let signed = pki
             .sign_device_csr(&req.csr_pem, &device_id, self.config.device_cert_days)

@@ -926,3 +926,100 @@ fn enrollment_answers_with_a_session_on_the_new_device() {
             .any(|e| e["action"] == "login" && e["device"] == resp.device_id.as_str())
     );
 }
+
+/// `POST /v1/enroll` of `role` with `origin`, without a client certificate.
+fn enroll_over_https(server: &TestServer, role: Role, origin: Uuid) -> (u16, Value) {
+    let (_key, csr_pem) = outpost_server::testing::key_and_csr().expect("csr");
+    let req = EnrollRequest {
+        protocol: PROTOCOL_VERSION,
+        user: server.user(role).name.clone(),
+        password: TEST_PASSWORD.into(),
+        totp: server.fresh_code(role),
+        device_name: format!("{} laptop", role.as_str()),
+        origin,
+        csr_pem,
+        cache_key: "cd".repeat(32),
+    };
+    Https::new(server, None).post("/v1/enroll", None, &json!(req))
+}
+
+#[test]
+fn enrollment_refuses_the_gateway_origin_and_origins_of_other_installations() {
+    let server = TestServer::start().expect("server");
+    // The commander's console pushes one op: its origin is in the log.
+    let cmd = server.console(Role::Commander).expect("commander");
+    let mut a = author_of(&cmd.device);
+    let op = by(a.unit("P-01"), "commander", None);
+    let (status, answer) = Https::new(&server, Some(&cmd.device)).post(
+        "/v1/push",
+        Some(&cmd.login.token),
+        &json!(request(cmd.device.origin, Lane::Critical, &[op])),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(outcomes(&answer)[0].starts_with("accepted"), "{answer}");
+    // Its device is revoked (a stolen laptop): the origin is free in security.db, but its
+    // ops are still in the log.
+    server
+        .security()
+        .accounts()
+        .revoke_device(&cmd.device.device_id, "stolen")
+        .expect("revoke");
+    // Another person may not take that origin over (review S4)…
+    let (status, body) = enroll_over_https(&server, Role::Dispatcher, cmd.device.origin);
+    assert_eq!(
+        (status, body["code"].as_str().unwrap_or("")),
+        (409, "conflict"),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "origin: {} already has ops in the server's log",
+            cmd.device.origin
+        )),
+        "{message}"
+    );
+    // …nor the ingest gateway's origin, even before the gateway wrote anything.
+    let gateway = Uuid::now_v7();
+    std::fs::write(
+        server.data_dir().join("gateway-origin"),
+        gateway.to_string(),
+    )
+    .expect("gateway origin file");
+    let (status, body) = enroll_over_https(&server, Role::Viewer, gateway);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("device ingest gateway"),
+        "{body}"
+    );
+    // The same account enrolling that installation again may, and a fresh origin is fine.
+    let (status, body) = enroll_over_https(&server, Role::Commander, cmd.device.origin);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = enroll_over_https(&server, Role::Viewer, Uuid::now_v7());
+    assert_eq!(status, 200, "{body}");
+    // Both refusals are in the audit trail, with who and which origin.
+    let events = audit(&server);
+    let refused: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["action"] == "enroll" && e["outcome"] != "ok")
+        .map(|e| {
+            (
+                e["user"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                "dispatcher",
+                format!("origin {}", cmd.device.origin).as_str()
+            ),
+            ("viewer", format!("origin {gateway}").as_str()),
+        ]
+    );
+}
