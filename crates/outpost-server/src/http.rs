@@ -694,6 +694,7 @@ struct PullQuery {
 
 async fn pull(
     State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
     q: Result<Query<PullQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| {
@@ -710,10 +711,18 @@ async fn pull(
         ))));
     }
     let epoch = q.epoch;
+    // Whose cursor it is: a signed-in person may start a new epoch only in a role that
+    // writes, and each start is audited (security review S5).
+    let who = s
+        .security
+        .clone()
+        .zip(auth.map(|axum::Extension(Authenticated(a))| a));
     let page = blocking(&s.service, move |svc| {
         match epoch {
             Some(known) => {
-                if let Some(current) = svc.check_console_epoch(known, after)? {
+                let guard = who.as_ref().map(|(sec, session)| sec.epoch_auth(session));
+                let guard = guard.as_ref().map(|g| g as &dyn crate::service::EpochGuard);
+                if let Some(current) = svc.check_console_epoch_guarded(known, after, guard)? {
                     return Err(SyncError::EpochChanged { epoch: current });
                 }
             }

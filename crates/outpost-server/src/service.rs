@@ -126,12 +126,31 @@ struct Header {
     schema: u32,
 }
 
+/// Who may start a new epoch (security review S5): a request whose cursor is beyond the
+/// newest gseq of the current epoch (or names a later epoch) proves a restore from a backup
+/// (SYNC.md principle 11) and starts a new epoch, which makes every console resync. With
+/// issue 6 the request is a signed-in person's, so the server asks this guard first and
+/// tells it afterwards (implemented by [`crate::security::epoch::EpochAuth`] and
+/// [`crate::security::PushAuth`]; the audit action is `sync.epoch_start`).
+pub trait EpochGuard {
+    /// Before a new epoch is started on `evidence` (a one-line description of the cursor and
+    /// the head). `Err(reason)`: no epoch is started and the request answers 409
+    /// `epoch_changed` with the CURRENT epoch (the console resyncs to the server as it is).
+    ///
+    /// # Errors
+    /// The reason, one line.
+    fn may_start_epoch(&self, evidence: &str) -> Result<(), String>;
+
+    /// After the new epoch `new` replaced `old` (committed).
+    fn epoch_started(&self, old: Uuid, new: Uuid, evidence: &str);
+}
+
 /// The authorization of a person's push (issue 6; implemented by
 /// [`crate::security::PushAuth`]). The service calls it inside the push: a refused push
 /// stores nothing, a refused op is parked like any op the server cannot accept, so its
 /// author's console un-applies it. The ingest gateway's pushes have no guard (the gateway is
-/// not a person).
-pub trait PushGuard {
+/// not a person). A push that proves a restore asks the [`EpochGuard`] first.
+pub trait PushGuard: EpochGuard {
     /// Before anything is stored. `Err(reason)` refuses the whole push
     /// ([`SyncError::Forbidden`]).
     ///
@@ -342,6 +361,21 @@ impl SyncService {
         console_epoch: Uuid,
         known_gseq: u64,
     ) -> Result<Option<Uuid>, SyncError> {
+        self.check_console_epoch_guarded(console_epoch, known_gseq, None)
+    }
+
+    /// [`SyncService::check_console_epoch`] for a signed-in person: `guard` decides whether
+    /// their cursor may start a new epoch (refused: the current epoch is returned, no epoch
+    /// starts) and records the epoch started.
+    ///
+    /// # Errors
+    /// As [`SyncService::check_console_epoch`].
+    pub fn check_console_epoch_guarded(
+        &self,
+        console_epoch: Uuid,
+        known_gseq: u64,
+        guard: Option<&dyn EpochGuard>,
+    ) -> Result<Option<Uuid>, SyncError> {
         self.check_open()?;
         let head = self.reader().head()?;
         if console_epoch == head.epoch && known_gseq <= head.gseq {
@@ -353,9 +387,22 @@ impl SyncService {
         if !reveals_restore(console_epoch, known_gseq, head.epoch, head.gseq) {
             return Ok((console_epoch != head.epoch).then_some(head.epoch));
         }
+        let evidence = format!(
+            "a pull of epoch {console_epoch} after gseq {known_gseq}; the server is at gseq {} \
+             of epoch {}",
+            head.gseq, head.epoch
+        );
+        if let Some(g) = guard
+            && g.may_start_epoch(&evidence).is_err()
+        {
+            return Ok(Some(head.epoch));
+        }
         let new = tx.new_epoch()?;
         tx.commit()?;
         drop(storage);
+        if let Some(g) = guard {
+            g.epoch_started(head.epoch, new.epoch, &evidence);
+        }
         tracing::warn!(
             console_epoch = %console_epoch,
             known_gseq,
@@ -512,9 +559,26 @@ impl SyncService {
             // seen ops this server does not have: the server was restored from a backup. (A
             // console of an older epoch is told the current epoch below and resyncs; it
             // never starts a new epoch.)
+            let evidence = format!(
+                "a push of origin {} with cursor {} in epoch {}; the server is at gseq {} of \
+                 epoch {}",
+                req.origin,
+                req.cursor,
+                req.epoch.unwrap_or_default(),
+                head.gseq,
+                head.epoch
+            );
+            if let Some(g) = guard
+                && g.may_start_epoch(&evidence).is_err()
+            {
+                return Err(SyncError::EpochChanged { epoch: head.epoch });
+            }
             let new = tx.new_epoch()?;
             tx.commit()?;
             drop(storage);
+            if let Some(g) = guard {
+                g.epoch_started(head.epoch, new.epoch, &evidence);
+            }
             tracing::warn!(
                 origin = %req.origin,
                 cursor = req.cursor,

@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod console_audit;
+pub mod epoch;
 pub mod pki;
 pub mod tls;
 

@@ -1023,3 +1023,71 @@ fn enrollment_refuses_the_gateway_origin_and_origins_of_other_installations() {
         ]
     );
 }
+
+#[test]
+fn only_roles_that_write_start_a_new_epoch_and_each_start_is_audited() {
+    let server = TestServer::start().expect("server");
+    let viewer = server.console(Role::Viewer).expect("viewer");
+    let cmd = server.console(Role::Commander).expect("commander");
+    let v_http = Https::new(&server, Some(&viewer.device));
+    let c_http = Https::new(&server, Some(&cmd.device));
+    let epoch_of = |http: &Https, token: &str| -> (String, u64) {
+        let (status, page) = http.get("/v1/pull?after=0", Some(token));
+        assert_eq!(status, 200, "{page}");
+        (
+            page["epoch"].as_str().unwrap_or_default().to_string(),
+            page["server_gseq"].as_u64().unwrap_or_default(),
+        )
+    };
+    let (epoch, gseq) = epoch_of(&v_http, &viewer.login.token);
+    let beyond = format!("/v1/pull?after={}&epoch={epoch}", gseq + 100);
+    // A viewer's cursor beyond the newest gseq: told the current epoch, no new epoch.
+    let (status, body) = v_http.get(&beyond, Some(&viewer.login.token));
+    assert_eq!(
+        (status, body["code"].as_str().unwrap_or("")),
+        (409, "epoch_changed"),
+        "{body}"
+    );
+    assert_eq!(body["epoch"].as_str(), Some(epoch.as_str()));
+    assert_eq!(epoch_of(&v_http, &viewer.login.token).0, epoch);
+    // A commander's: a restore from a backup, a new epoch (SYNC.md principle 11).
+    let (status, body) = c_http.get(&beyond, Some(&cmd.login.token));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("epoch_changed"))
+    );
+    let new = body["epoch"].as_str().unwrap_or_default().to_string();
+    assert_ne!(new, epoch);
+    assert_eq!(epoch_of(&c_http, &cmd.login.token).0, new);
+    // The audit trail: the viewer's attempt refused, the commander's start with who/where.
+    let events = audit(&server);
+    let starts: Vec<(&str, &str, &str, &str)> = events
+        .iter()
+        .filter(|e| e["action"] == "sync.epoch_start")
+        .map(|e| {
+            (
+                e["user"].as_str().unwrap_or(""),
+                e["device"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            (
+                "viewer",
+                viewer.device.device_id.as_str(),
+                "refused",
+                "epoch"
+            ),
+            (
+                "commander",
+                cmd.device.device_id.as_str(),
+                "ok",
+                format!("epoch {new}").as_str()
+            ),
+        ]
+    );
+}
