@@ -307,11 +307,16 @@ pub struct LoginResponse {
     pub unit_id: Option<String>,
     /// The person's TOTP secret (base32), so the console can check the second factor at an
     /// offline login; the console keeps it only inside the password-wrapped vault entry.
+    /// Empty for the roles that may not sign in on a console (administrator, auditor:
+    /// `Role::reads_picture` false), security review S9.
     pub totp_secret: String,
     /// How long after this login the person may sign in offline on this device, seconds;
     /// ops they write offline are accepted until then.
     pub offline_grace_s: u64,
-    /// The cache key escrowed at enrollment (64 hex digits).
+    /// The cache key escrowed at enrollment (64 hex digits), which opens the console's
+    /// encrypted local picture. Empty for the roles that may not read the picture
+    /// (administrator, auditor: `Role::reads_picture` false; the console refuses them),
+    /// security review S9.
     pub cache_key: String,
 }
 

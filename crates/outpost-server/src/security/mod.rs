@@ -343,9 +343,9 @@ impl Security {
                 display_name: account.display_name,
                 role: account.role,
                 unit_id: account.unit_id,
-                totp_secret: account.totp_secret,
+                totp_secret: console_secret(account.role, account.totp_secret),
                 offline_grace_s: grace,
-                cache_key: cache_key.trim().to_ascii_lowercase(),
+                cache_key: console_secret(account.role, cache_key.trim().to_ascii_lowercase()),
             });
         let event = AuditEvent {
             outcome: outcome_of(&r),
@@ -466,9 +466,9 @@ impl Security {
             display_name: account.display_name,
             role: account.role,
             unit_id: account.unit_id,
-            totp_secret: account.totp_secret,
+            totp_secret: console_secret(account.role, account.totp_secret),
             offline_grace_s: self.config.offline_grace_s,
-            cache_key: device.cache_key,
+            cache_key: console_secret(account.role, device.cache_key),
         })
     }
 
@@ -669,11 +669,23 @@ fn outcome_of<T>(r: &Result<T, AuthError>) -> AuditOutcome {
     }
 }
 
+/// `secret` (a TOTP seed or a device's cache key) for a login answer of `role`: only the
+/// roles that may sign in on a console (those that read the picture) get it; an
+/// administrator or auditor gets an empty string, so neither the picture's key nor an
+/// offline second factor leaves the server for them (security review S9).
+fn console_secret(role: access::Role, secret: String) -> String {
+    if role.reads_picture() {
+        secret
+    } else {
+        String::new()
+    }
+}
+
 /// The authorization of one push by a signed-in person (issue 6): the push's origin must be
 /// the device's enrolled origin; each new op's author (`op.user`) must be the session's user
 /// or hold a grant on this device whose window covers the op's HLC time, the author's
-/// account must be enabled, and `access::check_op` must pass (with `unit_on_incident`
-/// answered by the server's replica). A refused op is parked with a reason starting
+/// account must be enabled, and `access::check_op` must pass (its questions about
+/// assignments answered by the server's replica). A refused op is parked with a reason starting
 /// `forbidden: `. Then [`PushAuth::audit`] records the push's ops.
 pub struct PushAuth<'a> {
     security: &'a Security,

@@ -1091,3 +1091,48 @@ fn only_roles_that_write_start_a_new_epoch_and_each_start_is_audited() {
         ]
     );
 }
+
+#[test]
+fn administrators_and_auditors_get_no_cache_key_and_no_totp_secret() {
+    let server = TestServer::start().expect("server");
+    let device = server.enroll(Role::Commander, "shared").expect("enroll");
+    for role in Role::ALL {
+        let login = server.login(&device, role).expect("login");
+        let console = role.reads_picture();
+        let expect = |secret: &str| {
+            if console {
+                secret.to_string()
+            } else {
+                String::new()
+            }
+        };
+        assert_eq!(login.cache_key, expect(&device.cache_key), "{role}");
+        assert_eq!(
+            login.totp_secret,
+            expect(&server.user(role).totp_secret),
+            "{role}"
+        );
+        assert!(!login.token.is_empty(), "{role}: still a session");
+    }
+    // The session an enrollment answers with follows the same rule.
+    for role in [Role::Administrator, Role::Viewer] {
+        let (_key, csr_pem) = outpost_server::testing::key_and_csr().expect("csr");
+        let resp = server
+            .security()
+            .enroll(&EnrollRequest {
+                protocol: PROTOCOL_VERSION,
+                user: server.user(role).name.clone(),
+                password: TEST_PASSWORD.into(),
+                totp: server.fresh_code(role),
+                device_name: format!("{role} laptop"),
+                origin: Uuid::now_v7(),
+                csr_pem,
+                cache_key: "ef".repeat(32),
+            })
+            .expect("enroll");
+        let session = resp.session.expect("session");
+        let console = role == Role::Viewer;
+        assert_eq!(session.cache_key.is_empty(), !console, "{role}");
+        assert_eq!(session.totp_secret.is_empty(), !console, "{role}");
+    }
+}
