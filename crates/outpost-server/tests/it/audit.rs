@@ -754,6 +754,92 @@ fn get_audit_pages_and_refuses_bad_queries() {
 }
 
 #[test]
+fn serve_refuses_a_retention_under_a_year() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-retention-days",
+            "364",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run serve");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: --audit-retention-days 364: audit records must be kept at least one year \
+         (365 days; FBI CJIS Security Policy 5.9.5 §5.4.7)\n"
+    );
+    assert!(!dir.path().join(audit::AUDIT_FILE).exists());
+}
+
+/// `serve` prunes expired records when it starts: records stamped 500 days ago go, the
+/// chain verifies from the anchor, and the prune is itself a record.
+#[cfg(unix)]
+#[test]
+fn serve_prunes_expired_records_at_start() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    crate::support::cert_init(data);
+    {
+        let old = Arc::new(FixedClock::new(Utc::now() - chrono::Duration::days(500)));
+        let log = AuditLog::open_with(data, old.clone(), Zone::Local).expect("open");
+        log.record_many(&(0..10).map(event).collect::<Vec<_>>())
+            .expect("record");
+        old.set(Utc::now() - chrono::Duration::days(10));
+        log.record(event(10)).expect("record");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("listening on ")))
+        .is_some();
+    // The first prune runs as the server starts; wait for its anchor (bounded).
+    let mut anchor = None;
+    for _ in 0..200 {
+        anchor = audit::read_anchor(data).expect("anchor");
+        if anchor.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "serve did not start");
+    assert_eq!(
+        anchor.map(|a| a.0),
+        Some(10),
+        "the first 10 records are pruned"
+    );
+    let report = audit::verify(data).expect("verify");
+    let VerifyReport::Intact { first_seq, .. } = report else {
+        panic!("{report}");
+    };
+    assert_eq!(first_seq, 11);
+    let kept = audit::read_page(data, 0, None).expect("page").records;
+    assert_eq!(kept[0].seq, 11);
+    assert!(
+        kept.iter().any(|r| r.action == "audit.prune"
+            && r.outcome == "ok"
+            && r.detail.starts_with("removed 10 records #1–#10")),
+        "{kept:?}"
+    );
+}
+
+#[test]
 fn pruning_goes_by_the_hashed_time_not_the_unhashed_index() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (log, clock) = open(dir.path());
