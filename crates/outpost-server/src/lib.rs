@@ -12,6 +12,7 @@
 //! - [`security`]: the agency PKI (`cert init`, device certificates) and TLS serving;
 //! - [`testing`]: a TLS test server with one account per role, for tests of this and
 //!   other crates;
+//! - [`private_files`]: the data directory `0700`, its databases `0600`;
 //! - [`pack`]: `pack build` (area packs, by `outpost-geo`);
 //! - [`fuzzing`]: the bodies of the fuzz targets (S17), for `fuzz/` and the stable harness.
 //!
@@ -23,6 +24,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod pack;
+pub mod private_files;
 pub mod security;
 pub mod server;
 pub mod service;

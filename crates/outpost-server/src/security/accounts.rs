@@ -506,7 +506,7 @@ impl Accounts {
         params: PasswordParams,
         clock: Arc<dyn Clock>,
     ) -> Result<Accounts, AuthError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        crate::private_files::private_dir(data_dir).map_err(|e| {
             AuthError::Storage(format!("{}: cannot create: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);

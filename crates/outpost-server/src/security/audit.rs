@@ -482,7 +482,16 @@ impl AuditLog {
             path: shown.clone(),
             source,
         };
+        // Owner-only before and after SQLite opens it (fresh review S11).
+        let private = |p: &Path| {
+            crate::private_files::private_db(p).map_err(|e| AuditError::Open {
+                path: shown.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })
+        };
+        private(&path)?;
         let mut conn = Connection::open(&path).map_err(open_err)?;
+        private(&path)?;
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(open_err)?;
         // The first real read: a file that is not SQLite fails here.

@@ -235,6 +235,11 @@ pub fn cert_init(data_dir: &Path, names: &[String]) -> Result<CertInitReport, Pk
     let server_not_after = server.not_after;
     let server_cert = server.signed_by(&server_key, &issuer).map_err(gen_err)?;
 
+    // The data directory owner-only (fresh review S11), then its tls/.
+    crate::private_files::private_dir(data_dir).map_err(|cause| PkiError::Io {
+        path: data_dir.to_path_buf(),
+        cause,
+    })?;
     std::fs::create_dir_all(&dir).map_err(|cause| PkiError::Io {
         path: dir.clone(),
         cause,

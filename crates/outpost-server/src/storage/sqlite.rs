@@ -99,19 +99,29 @@ pub struct SqliteStorage {
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the storage in `data_dir` (created if missing): the file
-    /// [`DB_FILE`], migrated; a new epoch when the file is new.
+    /// Opens (creating if needed) the storage in `data_dir` (created `0700` if missing): the
+    /// file [`DB_FILE`] (`0600`, as its `-wal`/`-shm`; wider permissions are tightened, see
+    /// [`crate::private_files`]), migrated; a new epoch when the file is new.
     ///
     /// # Errors
     /// [`StorageError::Io`] when the directory cannot be created; the store's open errors
     /// (a file of a newer Outpost, not a database) naming the file; SQLite errors.
     pub fn open(data_dir: &Path) -> Result<SqliteStorage, StorageError> {
-        std::fs::create_dir_all(data_dir).map_err(|cause| StorageError::Io {
+        crate::private_files::private_dir(data_dir).map_err(|cause| StorageError::Io {
             path: data_dir.display().to_string(),
             cause,
         })?;
         let path: PathBuf = data_dir.join(DB_FILE);
+        // Owner-only before and after SQLite opens it (fresh review S11).
+        let private = |path: &Path| {
+            crate::private_files::private_db(path).map_err(|cause| StorageError::Io {
+                path: path.display().to_string(),
+                cause,
+            })
+        };
+        private(&path)?;
         let store = Store::open(&path, Utc::now())?;
+        private(&path)?;
         Self::init(store)
     }
 
