@@ -125,6 +125,40 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, OsmandError> {
     ))
 }
 
+/// What the decoder read from one request: the report (or why it is refused) together with
+/// the device id it is filed under and the request's device token, from the SAME parse, so
+/// a token is always checked against the device the report is written for
+/// (`serve --osmand-require-token`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The device id the report is filed under (`report.device_id` when the report decoded);
+    /// when it did not, the id as read (kept like a report's), `None` when absent or unusable.
+    pub device_id: Option<String>,
+    /// The `token` parameter (query or form: the last one; JSON: the `token` string member),
+    /// as sent.
+    pub token: Option<String>,
+    /// The report, or why it is refused.
+    pub report: Result<DeviceReport, OsmandError>,
+}
+
+impl Decoded {
+    fn new(
+        device_id: Option<String>,
+        token: Option<String>,
+        report: Result<DeviceReport, OsmandError>,
+    ) -> Decoded {
+        let device_id = match &report {
+            Ok(r) => Some(r.device_id.clone()),
+            Err(_) => device_id,
+        };
+        Decoded {
+            device_id,
+            token,
+            report,
+        }
+    }
+}
+
 /// Decodes a query-string report. The device id (`id` or `deviceid`) is kept as
 /// [`outpost_domain::device::device_id`] says: trimmed, refused when empty, too long or with a
 /// control character. Timestamps: Unix seconds, Unix milliseconds, ISO 8601 or
@@ -136,12 +170,20 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, OsmandError> {
 /// # Errors
 /// [`OsmandError`] naming what is missing or wrong.
 pub fn decode_query(target: &str, now: DateTime<Utc>) -> Result<DeviceReport, OsmandError> {
+    decode_query_with_token(target, now).report
+}
+
+/// [`decode_query`] that also returns the device id the report is filed under and the
+/// `token` parameter, read by the same parse ([`Decoded`]). Parameters after a bad one are
+/// still read for the id and the token (the report stays refused).
+pub fn decode_query_with_token(target: &str, now: DateTime<Utc>) -> Decoded {
     if target.len() > MAX_BODY_BYTES {
-        return Err(bad(
+        let e = bad(
             "request",
             target,
             format!("{} bytes is longer than {MAX_BODY_BYTES}", target.len()),
-        ));
+        );
+        return Decoded::new(None, None, Err(e));
     }
     let query = match target.split_once('?') {
         Some((_, q)) => q,
@@ -160,59 +202,76 @@ pub fn decode_query(target: &str, now: DateTime<Utc>) -> Result<DeviceReport, Os
     let mut heading_deg: Option<f64> = None;
     let mut accuracy_m: Option<f64> = None;
     let mut battery_pct: Option<f64> = None;
+    let mut token: Option<String> = None;
+    // The first bad parameter refuses the report; the id and token are still read after it.
+    let mut refused: Option<OsmandError> = None;
 
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let (name, value) = (name.as_ref(), value.as_ref());
-        match name {
-            "id" | "deviceid" => {
-                device_id = Some(kept_device_id(value).map_err(|p| bad(name, value, p))?);
-            }
-            "valid" => {
-                let valid = matches!(value.trim(), "1" | "true" | "TRUE" | "True");
-                if !valid {
-                    return Err(bad(name, value, "the device marks this fix as not valid"));
+        let step = (|| -> Result<(), OsmandError> {
+            match name {
+                "token" => token = Some(value.to_string()),
+                "id" | "deviceid" => {
+                    device_id = None;
+                    device_id = Some(kept_device_id(value).map_err(|p| bad(name, value, p))?);
                 }
+                _ if refused.is_some() => {}
+                "valid" => {
+                    let valid = matches!(value.trim(), "1" | "true" | "TRUE" | "True");
+                    if !valid {
+                        return Err(bad(name, value, "the device marks this fix as not valid"));
+                    }
+                }
+                "timestamp" => fix_time = Some(timestamp(name, value)?),
+                "lat" => lat = Some(number(name, value)?),
+                "lon" => lon = Some(number(name, value)?),
+                "location" => {
+                    let Some((a, b)) = value.split_once(',') else {
+                        return Err(bad(name, value, "expected lat,lon"));
+                    };
+                    lat = Some(number(name, a).map_err(|_| bad(name, value, "expected lat,lon"))?);
+                    lon = Some(number(name, b).map_err(|_| bad(name, value, "expected lat,lon"))?);
+                }
+                "speed" => speed_mps = Some(number(name, value)? * MPS_PER_KNOT),
+                "bearing" | "heading" => heading_deg = Some(number(name, value)?),
+                "accuracy" => accuracy_m = Some(number(name, value)?),
+                "batt" | "battery" => {
+                    let pct = number(name, value)?;
+                    battery_pct = Some(battery(name, value, pct)?);
+                }
+                _ => {}
             }
-            "timestamp" => fix_time = Some(timestamp(name, value)?),
-            "lat" => lat = Some(number(name, value)?),
-            "lon" => lon = Some(number(name, value)?),
-            "location" => {
-                let Some((a, b)) = value.split_once(',') else {
-                    return Err(bad(name, value, "expected lat,lon"));
-                };
-                lat = Some(number(name, a).map_err(|_| bad(name, value, "expected lat,lon"))?);
-                lon = Some(number(name, b).map_err(|_| bad(name, value, "expected lat,lon"))?);
-            }
-            "speed" => speed_mps = Some(number(name, value)? * MPS_PER_KNOT),
-            "bearing" | "heading" => heading_deg = Some(number(name, value)?),
-            "accuracy" => accuracy_m = Some(number(name, value)?),
-            "batt" | "battery" => {
-                let pct = number(name, value)?;
-                battery_pct = Some(battery(name, value, pct)?);
-            }
-            _ => {}
+            Ok(())
+        })();
+        if let Err(e) = step {
+            refused.get_or_insert(e);
         }
     }
-
-    let device_id = device_id.ok_or(OsmandError::MissingDeviceId)?;
-    let (Some(lat), Some(lon)) = (lat, lon) else {
-        return Err(OsmandError::MissingPosition);
-    };
-    let fix = Fix {
-        position: LatLon { lat, lon },
-        fix_time: fix_time.unwrap_or(now),
-        heading_deg,
-        speed_mps,
-        accuracy_m,
-    };
-    check_fix(&fix, now)?;
-    Ok(DeviceReport {
-        device_id,
-        source: DeviceSource::Osmand,
-        name: None,
-        fix,
-        battery_pct,
-    })
+    if let Some(e) = refused {
+        return Decoded::new(device_id, token, Err(e));
+    }
+    let report = (|| {
+        let device_id = device_id.clone().ok_or(OsmandError::MissingDeviceId)?;
+        let (Some(lat), Some(lon)) = (lat, lon) else {
+            return Err(OsmandError::MissingPosition);
+        };
+        let fix = Fix {
+            position: LatLon { lat, lon },
+            fix_time: fix_time.unwrap_or(now),
+            heading_deg,
+            speed_mps,
+            accuracy_m,
+        };
+        check_fix(&fix, now)?;
+        Ok(DeviceReport {
+            device_id,
+            source: DeviceSource::Osmand,
+            name: None,
+            fix,
+            battery_pct,
+        })
+    })();
+    Decoded::new(device_id, token, report)
 }
 
 /// A JSON member as a number; `None` when absent or `null`.
@@ -260,20 +319,40 @@ fn kind(v: &Value) -> &'static str {
 /// # Errors
 /// [`OsmandError`] naming what is missing or wrong.
 pub fn decode_json(body: &[u8], now: DateTime<Utc>) -> Result<DeviceReport, OsmandError> {
+    decode_json_with_token(body, now).report
+}
+
+/// [`decode_json`] that also returns the device id the report is filed under (a numeric
+/// `device_id` as its decimal text, as the report) and the `token` string member, read by the
+/// same parse ([`Decoded`]).
+pub fn decode_json_with_token(body: &[u8], now: DateTime<Utc>) -> Decoded {
     if body.len() > MAX_BODY_BYTES {
-        return Err(OsmandError::BadJson(format!(
+        let e = OsmandError::BadJson(format!(
             "{} bytes is longer than {MAX_BODY_BYTES}",
             body.len()
-        )));
+        ));
+        return Decoded::new(None, None, Err(e));
     }
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| OsmandError::BadJson(e.to_string()))?;
-    let Value::Object(root) = root else {
-        return Err(OsmandError::BadJson(format!(
-            "the body is {}, not an object",
-            kind(&root)
-        )));
+    let root: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Decoded::new(None, None, Err(OsmandError::BadJson(e.to_string()))),
     };
+    let Value::Object(root) = root else {
+        let e = OsmandError::BadJson(format!("the body is {}, not an object", kind(&root)));
+        return Decoded::new(None, None, Err(e));
+    };
+    let token = match root.get("token") {
+        Some(Value::String(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let device_id = json_device_id(&root);
+    let report = json_report(&root, device_id.clone(), now);
+    Decoded::new(device_id.ok(), token, report)
+}
+
+/// The device id of a JSON report (`device_id`, else `id`; a number as its decimal text),
+/// kept as [`decode_query`] keeps it.
+fn json_device_id(root: &serde_json::Map<String, Value>) -> Result<String, OsmandError> {
     let device_id = match root.get("device_id").or_else(|| root.get("id")) {
         None | Some(Value::Null) => return Err(OsmandError::MissingDeviceId),
         Some(Value::String(s)) => s.clone(),
@@ -285,7 +364,16 @@ pub fn decode_json(body: &[u8], now: DateTime<Utc>) -> Result<DeviceReport, Osma
             )));
         }
     };
-    let device_id = kept_device_id(&device_id).map_err(|p| bad("device_id", &device_id, p))?;
+    kept_device_id(&device_id).map_err(|p| bad("device_id", &device_id, p))
+}
+
+/// The report of a JSON body whose device id is `device_id`.
+fn json_report(
+    root: &serde_json::Map<String, Value>,
+    device_id: Result<String, OsmandError>,
+    now: DateTime<Utc>,
+) -> Result<DeviceReport, OsmandError> {
+    let device_id = device_id?;
     let location = match root.get("location") {
         None | Some(Value::Null) => return Err(OsmandError::MissingPosition),
         Some(Value::Object(l)) => l,

@@ -33,6 +33,7 @@ use tokio::sync::{broadcast, watch};
 use outpost_domain::access::Endpoint;
 use outpost_domain::wire::{EnrollRequest, ErrorBody, LoginRequest, MAX_PUSH_BYTES, Poke};
 
+use crate::security::guards::Guards;
 use crate::security::tls::PeerDevice;
 use crate::security::{AuthError, Authenticated, NewAccount, Security};
 use crate::service::{SyncError, SyncService};
@@ -49,6 +50,9 @@ pub struct AppState {
     /// Accounts, sessions, devices and the audit trail: `Some` in the binary (always), `None`
     /// only on the plain-HTTP server of in-process sync tests (no authentication at all).
     pub security: Option<Arc<Security>>,
+    /// Limits on unauthenticated work (sign-in rate, password verifications, bodies) and the
+    /// rate-limited audit of anonymous refusals ([`crate::security::guards`]).
+    pub guards: Arc<Guards>,
 }
 
 /// The router of every endpoint, under `/v1/`.

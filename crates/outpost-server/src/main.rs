@@ -466,7 +466,7 @@ fn cert_device(
             &format!("TAK client {id}"),
             uuid::Uuid::now_v7(),
             &signed.serial_hex,
-            "cert device",
+            outpost_server::security::accounts::TAK_DEVICE_ENROLLER,
             "",
         )
     })?;

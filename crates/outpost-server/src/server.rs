@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub device_certs: Option<Arc<dyn DeviceCertCheck>>,
     /// Accounts, sessions, audit (`security.db`, `audit.db`); used with [`Transport::Tls`].
     pub security: crate::security::SecurityConfig,
+    /// Limits on unauthenticated work: sign-in rate and password verifications, body
+    /// limits, the sync port's connection caps, refusal audit rate
+    /// ([`crate::security::guards`]).
+    pub guards: crate::security::guards::GuardConfig,
 }
 
 impl ServerConfig {
@@ -73,7 +77,14 @@ impl ServerConfig {
             device_tokens: None,
             device_certs: None,
             security: crate::security::SecurityConfig::default(),
+            guards: crate::security::guards::GuardConfig::default(),
         }
+    }
+
+    /// The same with the limits `guards` ([`crate::security::guards::GuardConfig`]).
+    pub fn with_guards(mut self, guards: crate::security::guards::GuardConfig) -> ServerConfig {
+        self.guards = guards;
+        self
     }
 
     /// The same with the security settings `security` (password hashing, offline grace,
@@ -195,6 +206,22 @@ impl Server {
                 crate::security::Security::open(&config.data_dir, config.security.clone())
                     .map_err(|e| ServerError::Security(e.to_string()))?,
             );
+        let mut security = security;
+        let mut guards = crate::security::guards::Guards::new(config.guards);
+        if let Some(sec) = &auth {
+            // Refusals of unauthenticated clients in the audit trail, rate-limited (review
+            // S8, S11): the device listeners' and the sync port's without a certificate.
+            let refusals = Arc::new(crate::security::guards::RefusalAudit::new(
+                Arc::new(crate::security::guards::SecurityAudit(sec.clone())),
+                config.guards.refusal_window,
+            ));
+            security.osmand.audit = Some(refusals.clone());
+            if let Some(cot) = &mut security.cot {
+                cot.audit = Some(refusals.clone());
+            }
+            guards = guards.with_refusals(refusals);
+        }
+        let guards = Arc::new(guards);
             if config.device_tokens.is_none() {
                 config.device_tokens = Some(sec.clone());
             }
@@ -226,6 +253,7 @@ impl Server {
             origin,
             security,
             auth,
+            guards,
         )
     }
 
@@ -269,6 +297,7 @@ impl Server {
 
     /// Serves an existing service (e.g. over an in-memory storage) on `listen`, plain HTTP:
     /// in-process tests of the sync logic only.
+                audit: None,
     ///
     /// # Errors
     /// [`ServerError::Bind`], [`ServerError::Io`].
@@ -313,6 +342,7 @@ impl Server {
         service: Arc<SyncService>,
         listen: SocketAddr,
         ingest: IngestConfig,
+            Arc::default(),
         gateway_origin: uuid::Uuid,
         security: ListenerTls,
         auth: Option<Arc<crate::security::Security>>,
@@ -323,6 +353,7 @@ impl Server {
         let osmand_std = ingest.osmand_listen.map(bind).transpose()?;
         let cot_std = match ingest.cot_listen {
             Some(addr) => {
+        guards: Arc<crate::security::guards::Guards>,
                 let tcp = bind(addr)?;
                 // UDP on the same port as TCP (the port 0 case: the one TCP got); none with
                 // TLS (a datagram cannot be authenticated).
@@ -429,6 +460,7 @@ impl Server {
             let retention = auth
                 .as_ref()
                 .map_or_else(Default::default, |a| a.config().audit_retention);
+            guards: guards.clone(),
             runtime.spawn(crate::security::audit::retention_task(
                 log.clone(),
                 retention,

@@ -126,6 +126,9 @@ pub struct TestServerOptions {
     pub offline_grace_s: Option<u64>,
     /// Device listeners to start as well (ingest tests).
     pub ingest: crate::ingest::IngestConfig,
+    /// The server's guards; `None`: the defaults but 100,000 sign-ins a minute per address
+    /// (every test client is 127.0.0.1; the guard tests set their own).
+    pub guards: Option<crate::security::guards::GuardConfig>,
 }
 
 /// A running TLS server with accounts; everything is removed on drop.
@@ -182,7 +185,15 @@ impl TestServer {
         let server = Server::start(
             ServerConfig::new(dir.path(), listen)
                 .with_ingest(options.ingest)
-                .with_security(config),
+                .with_security(config)
+                .with_guards(
+                    options
+                        .guards
+                        .unwrap_or(crate::security::guards::GuardConfig {
+                            sign_in_per_minute: 100_000,
+                            ..Default::default()
+                        }),
+                ),
         )
         .map_err(|e| err("start")(&e))?;
         Ok(TestServer {

@@ -43,7 +43,9 @@ use outpost_store::{IncidentRow, UnitRow};
 
 use super::limits::{CappedListener, IdleRule, Limits};
 use super::{Ingest, IngestStats, Listener, SUBMIT_WAIT, fix_reason};
+use crate::security::guards::RefusalAudit;
 use crate::security::tls::DeviceCertCheck;
+use crate::security::{AuditEvent, AuditOutcome};
 use crate::service::{SyncError, SyncService};
 use crate::storage::Picture;
 
@@ -459,7 +461,7 @@ pub(crate) async fn serve(
         stop.clone(),
     ));
     let udp_task = udp.map(|udp| tokio::spawn(serve_udp(udp, ingest.clone(), stop.clone())));
-    let tls = tls.map(|t| (tokio_rustls::TlsAcceptor::from(t.config), t.check));
+    let tls = tls.map(|t| (tokio_rustls::TlsAcceptor::from(t.config), t.check, t.audit));
     let mut listener = CappedListener::new(
         tcp,
         limits,
@@ -475,7 +477,7 @@ pub(crate) async fn serve(
                 let shared = shared.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let Some((acceptor, check)) = tls else {
+                    let Some((acceptor, check, audit)) = tls else {
                         tracing::debug!(%addr, "CoT client connected");
                         client(conn, shared, addr).await;
                         tracing::debug!(%addr, "CoT client gone");
@@ -497,14 +499,22 @@ pub(crate) async fn serve(
                         return;
                     };
                     if let Some(check) = &check
-                        && let Err(why) = check.check(&peer)
+                        && let Err(why) = check.check_tak(&peer)
                     {
                         stats.cot.refuse("device_refused");
                         tracing::info!(%addr, device = %peer.device_id, "CoT TLS client refused: {why}");
+                        if let Some(a) = &audit {
+                            a.refused(Some(addr.ip()), device_refusal(&peer.device_id, addr, &why));
+                        }
                         return;
                     }
                     tracing::debug!(%addr, device = %peer.device_id, "CoT TLS client connected");
-                    client(conn, shared, addr).await;
+                    let bound = Bound {
+                        check,
+                        peer,
+                        audit,
+                    };
+                    client_bound(conn, shared, addr, Some(bound)).await;
                     tracing::debug!(%addr, "CoT client gone");
                 });
             }
@@ -521,8 +531,31 @@ pub(crate) async fn serve(
 pub(crate) struct CotTls {
     /// Requires a client certificate from the agency CA.
     pub config: Arc<rustls::ServerConfig>,
-    /// Refuses a revoked device after the handshake.
+    /// Refuses a revoked device, or one not issued for TAK, after the handshake
+    /// ([`DeviceCertCheck::check_tak`]), and again every [`RECHECK_INTERVAL`] while connected.
     pub check: Option<Arc<dyn DeviceCertCheck>>,
+    /// Device refusals and uid mismatches audited here (rate-limited).
+    pub audit: Option<Arc<RefusalAudit>>,
+}
+
+/// The audit record of a CoT TLS device refused (at connect or while connected).
+fn device_refusal(device: &str, addr: std::net::SocketAddr, why: &str) -> AuditEvent {
+    AuditEvent::new("cot.device", AuditOutcome::Refused)
+        .device(device)
+        .target(addr.to_string())
+        .detail(why)
+}
+
+/// How often an open CoT TLS connection's device is checked again (revoked: closed).
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a CoT TLS connection is bound to: its certificate's device (each event's `uid` must
+/// be the certificate's common name; other events are dropped and counted `uid_mismatch`)
+/// and the check that is repeated while it is open.
+struct Bound {
+    check: Option<Arc<dyn DeviceCertCheck>>,
+    peer: crate::security::tls::PeerDevice,
+    audit: Option<Arc<RefusalAudit>>,
 }
 
 /// Resolves when `stop` becomes true (or its sender is gone).
@@ -708,10 +741,33 @@ async fn send_picture<S: AsyncWrite + Unpin>(conn: &mut S, shared: &Shared) -> b
 }
 
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
-    mut conn: S,
+    conn: S,
     shared: Shared,
     addr: std::net::SocketAddr,
 ) {
+    client_bound(conn, shared, addr, None).await;
+}
+
+/// True while the device of `bound` may stay connected (checked off the async threads).
+async fn still_allowed(bound: &Bound) -> Result<(), String> {
+    let Some(check) = bound.check.clone() else {
+        return Ok(());
+    };
+    let peer = bound.peer.clone();
+    tokio::task::spawn_blocking(move || check.check_tak(&peer))
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// One TCP client; with `bound` (CoT TLS) its events must carry the certificate's uid and the
+/// device is checked again every [`RECHECK_INTERVAL`].
+async fn client_bound<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: S,
+    shared: Shared,
+    addr: std::net::SocketAddr,
+    bound: Option<Bound>,
+) {
+    let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK_INTERVAL, RECHECK_INTERVAL);
     let stats = shared.ingest.stats().clone();
     stats.feed.clients_open.fetch_add(1, Ordering::Relaxed);
     // Subscribe before reading the picture: nothing between the two is missed.
@@ -730,6 +786,18 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         let partial_deadline = partial_since.unwrap_or_else(Instant::now) + shared.partial_timeout;
         tokio::select! {
             _ = stopped(&mut stop) => break,
+            _ = recheck.tick(), if bound.is_some() => {
+                if let Some(b) = &bound
+                    && let Err(why) = still_allowed(b).await
+                {
+                    stats.cot.refuse("device_refused");
+                    tracing::info!(%addr, device = %b.peer.device_id, "CoT TLS client closed: {why}");
+                    if let Some(a) = &b.audit {
+                        a.refused(Some(addr.ip()), device_refusal(&b.peer.device_id, addr, &why));
+                    }
+                    break;
+                }
+            }
             _ = tokio::time::sleep_until(partial_deadline), if partial => {
                 stats.cot.refuse("truncated");
                 break;
@@ -763,6 +831,34 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
                             // `submit_wait` counts its own refusals; while the gateway's
                             // queue is full this stream is not read (back-pressure).
                             Taken::Report(r) => {
+                                if let Some(b) = &bound
+                                    && r.device_id != b.peer.device_id
+                                {
+                                    // A TLS client reports only for its own certificate.
+                                    let n = stats.cot.refuse("uid_mismatch");
+                                    if n <= 10 || n.is_power_of_two() {
+                                        tracing::info!(
+                                            %addr,
+                                            device = %b.peer.device_id,
+                                            uid = %r.device_id,
+                                            refused = n,
+                                            "CoT TLS event for another uid dropped"
+                                        );
+                                    }
+                                    if let Some(a) = &b.audit {
+                                        a.refused(
+                                            Some(addr.ip()),
+                                            AuditEvent::new("cot.uid", AuditOutcome::Refused)
+                                                .device(b.peer.device_id.as_str())
+                                                .target(addr.to_string())
+                                                .detail(
+                                                    "event uid is not the certificate's \
+                                                     common name",
+                                                ),
+                                        );
+                                    }
+                                    continue;
+                                }
                                 let _ = shared.ingest.submit_wait(r, SUBMIT_WAIT).await;
                             }
                             Taken::Pong(p) => {

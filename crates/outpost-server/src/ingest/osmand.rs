@@ -29,7 +29,10 @@
 //! - 413 for a body over [`MAX_BODY_BYTES`], 408 when the body does not arrive within
 //!   [`BODY_TIMEOUT`] (the connection is closed after both);
 //! - 401 when the listener requires device tokens (`serve --osmand-require-token`) and the
-//!   report carries none or a wrong one (counted `token`): a configuration error the phone's
+//!   report carries none or a wrong one (counted `token`, audited as `osmand.token` at most
+//!   once per 10 s for the same address and reason). The token is checked for the device id
+//!   the report is filed under, read by the same parse as the report (`token` beside the
+//!   id; for a JSON body the `token` member, else the URL's `token`): a configuration error the phone's
 //!   owner must fix, so the phone is told plainly rather than answered 200;
 //! - 503 when the gateway is overloaded or the server is shutting down: the phone keeps the
 //!   position and sends it again later, which is what is wanted.
@@ -61,6 +64,8 @@ use outpost_devices::osmand::{self, MAX_BODY_BYTES, OsmandError};
 
 use super::limits::{CappedListener, IdleRule, Limits};
 use super::{DeviceTokenCheck, Ingest, Listener, SUBMIT_WAIT, SubmitError, fix_reason};
+use crate::security::guards::RefusalAudit;
+use crate::security::{AuditEvent, AuditOutcome};
 
 /// A connection with no byte from the client for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,20 +93,35 @@ struct OsmandState {
     ingest: Ingest,
     /// `Some`: every report must carry its device's token.
     tokens: Option<Arc<dyn DeviceTokenCheck>>,
+    /// Where token refusals are audited (rate-limited).
+    audit: Option<Arc<RefusalAudit>>,
 }
 
 /// The router: every path and method goes to the report handler; no device token needed.
 pub fn router(ingest: Ingest) -> Router {
-    router_with_tokens(ingest, None)
+    router_with_tokens(ingest, None, None)
 }
 
 /// The router, requiring each report's device token when `tokens` is given (see
-/// [`crate::ingest::IngestConfig::osmand_require_token`]).
-pub fn router_with_tokens(ingest: Ingest, tokens: Option<Arc<dyn DeviceTokenCheck>>) -> Router {
+/// [`crate::ingest::IngestConfig::osmand_require_token`]); token refusals are audited into
+/// `audit` (at most once per window for the same address and reason).
+pub fn router_with_tokens(
+    ingest: Ingest,
+    tokens: Option<Arc<dyn DeviceTokenCheck>>,
+    audit: Option<Arc<RefusalAudit>>,
+) -> Router {
     Router::new()
         .fallback(report)
-        .with_state(Arc::new(OsmandState { ingest, tokens }))
+        .with_state(Arc::new(OsmandState {
+            ingest,
+            tokens,
+            audit,
+        }))
 }
+
+/// The client address of a request, put in its extensions by [`serve`].
+#[derive(Debug, Clone, Copy)]
+struct ClientAddr(std::net::IpAddr);
 
 /// Serves the OsmAnd listener on `listener` (HTTP/1.1 by hyper with a timer, so the header
 /// deadline `header_timeout` holds; the caps and idle time of `limits`) until `stop` becomes
@@ -125,7 +145,7 @@ pub(crate) async fn serve(
     if let Ok(a) = capped.local_addr() {
         tracing::debug!(addr = %a, "OsmAnd listener accepting");
     }
-    let app = router_with_tokens(ingest, security.tokens);
+    let app = router_with_tokens(ingest, security.tokens, security.audit);
     let tls = security.tls.map(tokio_rustls::TlsAcceptor::from);
     let conn_stop = stop.clone();
     loop {
@@ -133,7 +153,9 @@ pub(crate) async fn serve(
             _ = stopped(&mut stop) => break,
             (conn, addr) = capped.accept_capped() => {
                 let flags = conn.flags();
-                let service = TowerToHyperService::new(app.clone());
+                let service = TowerToHyperService::new(
+                    app.clone().layer(axum::Extension(ClientAddr(addr.ip()))),
+                );
                 let stats = stats.clone();
                 let mut stop = conn_stop.clone();
                 let tls = tls.clone();
@@ -211,6 +233,8 @@ pub(crate) struct OsmandSecurity {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Device tokens required (`--osmand-require-token`).
     pub tokens: Option<Arc<dyn DeviceTokenCheck>>,
+    /// Token refusals audited here (the server's audit trail, rate-limited).
+    pub audit: Option<Arc<RefusalAudit>>,
 }
 
 /// Resolves when `stop` becomes true (or its sender is gone).
@@ -243,11 +267,13 @@ fn refuse(ingest: &Ingest, status: StatusCode, key: &'static str, msg: String) -
 
 async fn report(
     State(state): State<Arc<OsmandState>>,
+    client: Option<axum::Extension<ClientAddr>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let peer = client.map(|axum::Extension(ClientAddr(ip))| ip);
     let ingest = &state.ingest;
     if method != Method::GET && method != Method::POST {
         return refuse(
@@ -313,14 +339,16 @@ async fn report(
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     let now = Utc::now();
     let has_query = uri.query().is_some_and(|q| !q.is_empty());
+    // One parse gives the report, the device id it is filed under and the token: the token
+    // is checked for exactly that device (a second parser could disagree, review S6).
     let decoded = if json && !bytes.is_empty() {
-        osmand::decode_json(&bytes, now)
+        osmand::decode_json_with_token(&bytes, now)
     } else if has_query {
         let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        osmand::decode_query(target, now)
+        osmand::decode_query_with_token(target, now)
     } else if !bytes.is_empty() {
         match std::str::from_utf8(&bytes) {
-            Ok(form) => osmand::decode_query(form, now),
+            Ok(form) => osmand::decode_query_with_token(form, now),
             Err(_) => {
                 return refuse(
                     ingest,
@@ -338,14 +366,27 @@ async fn report(
             "no report: give a query string (id=…&lat=…&lon=…) or a JSON body".into(),
         );
     };
+    if let Err(e) = &decoded.report
+        && is_oversized_target(e)
+    {
+        // A query string over the size limit: as a body over it (nothing was read from it).
+        return refuse(ingest, StatusCode::URI_TOO_LONG, "too_large", e.to_string());
+    }
+    let mut decoded = decoded;
+    if json && decoded.token.is_none() && has_query {
+        // Traccar Client posts JSON to the server URL it was given, which may carry the
+        // token (`https://host:5055/?token=…`): the token from the URL, the device id (the
+        // one the report is filed under) from the body.
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        decoded.token = osmand::decode_query_with_token(target, now).token;
+    }
     if let Some(tokens) = &state.tokens {
-        let (id, token) = credentials(json, &bytes, &uri, has_query);
-        let ok = match (&id, &token) {
+        let ok = match (&decoded.device_id, &decoded.token) {
             (Some(id), Some(token)) => tokens.check(id, token),
             _ => false,
         };
         if !ok {
-            let what = if token.is_none() {
+            let what = if decoded.token.is_none() {
                 "no device token: add &token=… from `outpost-server device token ID` to the \
                  phone's server URL"
             } else {
@@ -353,22 +394,30 @@ async fn report(
                  token ID`"
             };
             let n = ingest.stats().osmand.refuse("token");
+            let device = decoded.device_id.as_deref().unwrap_or("?");
             if worth_logging(n) {
-                tracing::info!(
-                    device = id.as_deref().unwrap_or("?"),
-                    refused = n,
-                    "OsmAnd report refused: {what}"
+                tracing::info!(device, refused = n, "OsmAnd report refused: {what}");
+            }
+            if let Some(audit) = &state.audit {
+                let reason = if decoded.token.is_none() {
+                    "no device token"
+                } else {
+                    "wrong device token"
+                };
+                let target = peer.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+                audit.refused(
+                    peer,
+                    AuditEvent::new("osmand.token", AuditOutcome::Refused)
+                        .device(device)
+                        .target(target)
+                        .detail(reason),
                 );
             }
             return text(StatusCode::UNAUTHORIZED, what.to_string());
         }
     }
-    let report = match decoded {
+    let report = match decoded.report {
         Ok(r) => r,
-        // A query string over the size limit: as a body over it.
-        Err(e) if is_oversized_target(&e) => {
-            return refuse(ingest, StatusCode::URI_TOO_LONG, "too_large", e.to_string());
-        }
         // A report refused for its values: 200 (see the module docs: the phone must not
         // resend it forever).
         Err(e @ (OsmandError::Fix(_) | OsmandError::BadParameter { .. })) => {
@@ -396,38 +445,6 @@ async fn report(
             refused_value(key, n, Some(&device), &f.to_string())
         }
     }
-}
-
-/// The device id (trimmed) and token of a request, read where the decoder reads the report:
-/// the JSON body (`device_id` or `id`, `token`), else the query string, else a form body.
-fn credentials(
-    json: bool,
-    bytes: &[u8],
-    uri: &Uri,
-    has_query: bool,
-) -> (Option<String>, Option<String>) {
-    if json && !bytes.is_empty() {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-            return (None, None);
-        };
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        let id = s("device_id").or_else(|| s("id"));
-        return (id.map(|i| i.trim().to_string()), s("token"));
-    }
-    let form = if has_query {
-        uri.query().unwrap_or_default().as_bytes()
-    } else {
-        bytes
-    };
-    let (mut id, mut token) = (None, None);
-    for (k, v) in form_urlencoded::parse(form) {
-        match k.as_ref() {
-            "id" | "deviceid" => id = Some(v.trim().to_string()),
-            "token" => token = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    (id, token)
 }
 
 /// True when the decoder refused the whole query string for its size.

@@ -262,6 +262,20 @@ pub struct DeviceInfo {
     pub revoke_reason: Option<String>,
 }
 
+/// The `enrolled_by` of a TAK client's device, recorded by `outpost-server cert device`. No
+/// account can have this name (login names have no spaces), so it marks the device's kind:
+/// only such devices may use the CoT TLS port (review S7); consoles enroll under their
+/// person's name.
+pub const TAK_DEVICE_ENROLLER: &str = "cert device";
+
+impl DeviceInfo {
+    /// True for a TAK client's device (issued by `outpost-server cert device`), false for a
+    /// console enrolled by a person.
+    pub fn is_tak(&self) -> bool {
+        self.enrolled_by == TAK_DEVICE_ENROLLER
+    }
+}
+
 /// A device as the auth layer needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -705,8 +719,10 @@ impl Accounts {
     /// success clears the count and consumes the code's step.
     ///
     /// # Errors
-    /// [`AuthError::Unauthenticated`] (unknown name, wrong password or code, a code already
-    /// used, a disabled account), [`AuthError::LockedOut`] (locked, or locked by this
+    /// [`AuthError::Unauthenticated`] (unknown name, wrong password or code, a disabled
+    /// account; with the right password, a code whose step was already used (or a newer
+    /// one): [`CODE_ALREADY_USED`], not counted as a failure), [`AuthError::LockedOut`]
+    /// (locked, or locked by this
     /// failure), [`AuthError::Storage`].
     pub fn verify_credentials(
         &self,
@@ -758,7 +774,10 @@ impl Accounts {
         let step = if self.password_matches(&hash, password) {
             match totp_step(&secret, user, code, now)? {
                 Some(step) if last_step.is_none_or(|last| step > last) => Some(step),
-                _ => None,
+                // The right password with a spent code (fresh review S4): said as such and
+                // not counted as a failure; no sign-in either.
+                Some(_) => return Err(code_already_used()),
+                None => None,
             }
         } else {
             None
@@ -775,9 +794,8 @@ impl Accounts {
             params![user, step],
         )?;
         if n == 0 {
-            drop(tx);
-            drop(conn);
-            return Err(self.count_failure(user, now).unwrap_or_else(|e| e));
+            // A concurrent sign-in spent this step first: the same spent code.
+            return Err(code_already_used());
         }
         tx.execute("DELETE FROM login_failures WHERE user = ?1", [user])?;
         tx.commit()?;
@@ -1297,6 +1315,14 @@ fn totp_step(
         }
     }
     Ok(found)
+}
+
+/// The answer to the right password with a TOTP code already used (replay, RFC 6238
+/// §5.2) — typically enrolling and signing in within the same 30 s (fresh review S4).
+pub const CODE_ALREADY_USED: &str = "this code was already used; wait for the next one";
+
+fn code_already_used() -> AuthError {
+    AuthError::Unauthenticated(CODE_ALREADY_USED.to_string())
 }
 
 /// Makes `path` (holding hashes, TOTP secrets and escrowed keys) readable by its owner

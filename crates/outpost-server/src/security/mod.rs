@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod audit;
 pub mod console_audit;
 pub mod epoch;
+pub mod guards;
 pub mod pki;
 pub mod tls;
 
@@ -632,6 +633,22 @@ impl tls::DeviceCertCheck for Security {
     }
 }
 
+
+    fn check_tak(&self, peer: &tls::PeerDevice) -> Result<(), String> {
+        let dev = self
+            .accounts
+            .check_device(&peer.device_id, &peer.serial_hex)
+            .map_err(|e| e.to_string())?;
+        if dev.info.is_tak() {
+            Ok(())
+        } else {
+            Err(format!(
+                "device {} is a console (enrolled by {}), not a TAK client issued by \
+                 `outpost-server cert device`",
+                peer.device_id, dev.info.enrolled_by
+            ))
+        }
+    }
 impl crate::ingest::DeviceTokenCheck for Security {
     fn check(&self, device_id: &str, token: &str) -> bool {
         match self

@@ -113,6 +113,16 @@ pub fn certs_from_pem(pem: &str, file: &str) -> Result<Vec<CertificateDer<'stati
             what: format!("not PEM certificates: {e}"),
         })?;
     if certs.is_empty() {
+
+    /// `Ok(())` when `peer` may use the CoT TLS port: as [`DeviceCertCheck::check`], and
+    /// (the server's own check) a device issued for TAK by `outpost-server cert device`, not
+    /// a console (review S7). The default is `check`.
+    ///
+    /// # Errors
+    /// The reason the device is refused.
+    fn check_tak(&self, peer: &PeerDevice) -> Result<(), String> {
+        self.check(peer)
+    }
         return Err(TlsError::BadIdentity {
             file: file.into(),
             what: "no CERTIFICATE block".into(),

@@ -266,7 +266,7 @@ fn a_totp_code_is_accepted_once() {
     let body = login_body(&server, Role::Commander, TEST_PASSWORD, totp.clone());
     let (status, first) = http.post("/v1/login", None, &body);
     assert_eq!(status, 200, "{first}");
-    // The same code again, within its 30 s: refused (and counted as a failure).
+    // The same code again, within its 30 s: refused ("already used"; not counted).
     assert_eq!(
         code(&http.post("/v1/login", None, &body)),
         (401, "unauthenticated")

@@ -15,6 +15,7 @@ mod audit;
 mod cli;
 #[cfg(unix)]
 mod crash;
+mod fresh_review;
 mod console_audit;
 mod fuzz;
 mod ingest;

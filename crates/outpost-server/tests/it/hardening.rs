@@ -1,0 +1,325 @@
+//! Fixes of the security review (issue 6): S6 (the OsmAnd token is checked for the device the
+//! report is filed under), S7 (CoT TLS takes only TAK devices, binds each event's uid to the
+//! certificate and drops a revoked device's open connection), S11 (device-listener refusals
+//! audited, rate-limited).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use outpost_domain::access::Role;
+use outpost_domain::wire::AuditRecord;
+use outpost_server::ingest::IngestConfig;
+use outpost_server::security::accounts::TAK_DEVICE_ENROLLER;
+use outpost_server::security::pki::Pki;
+use outpost_server::testing::{TestServer, TestServerOptions};
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Every audit record of the server so far.
+fn audit_records(server: &TestServer) -> Vec<AuditRecord> {
+    let log = server.security().audit_log().expect("audit log");
+    log.page(0, Some(1000)).expect("audit page").records
+}
+
+fn refused(server: &TestServer, action: &str) -> Vec<AuditRecord> {
+    audit_records(server)
+        .into_iter()
+        .filter(|r| r.action == action && r.outcome == "refused")
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// S6: OsmAnd tokens
+
+fn osmand_server() -> (TestServer, String) {
+    let server = TestServer::start_with(TestServerOptions {
+        ingest: IngestConfig {
+            osmand_listen: Some(any_port()),
+            osmand_require_token: true,
+            ..IngestConfig::default()
+        },
+        ..TestServerOptions::default()
+    })
+    .expect("server");
+    let token = server
+        .security()
+        .accounts()
+        .issue_device_token("mine")
+        .expect("token");
+    (server, token)
+}
+
+fn post(server: &TestServer, content_type: &str, body: String) -> u16 {
+    let addr = server.server().osmand_addr().expect("osmand");
+    reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+fn received(server: &TestServer) -> u64 {
+    server.server().ingest_stats().view().osmand.received
+}
+
+#[test]
+fn an_osmand_token_is_checked_for_the_device_a_form_body_is_filed_under() {
+    let (server, token) = osmand_server();
+    let form = "application/x-www-form-urlencoded";
+    // The decoder stops at '#': the report is "victim"'s, the token after it is not read.
+    let hash = format!("id=victim&lat=42.5&lon=1.5#&id=mine&token={token}");
+    assert_eq!(post(&server, form, hash), 401);
+    // The decoder reads after the first '?': again "victim"'s report, no token there.
+    let question = format!("id=mine&token={token}&x=?id=victim&lat=42.5&lon=1.5");
+    assert_eq!(post(&server, form, question), 401);
+    assert_eq!(received(&server), 0);
+    assert_eq!(
+        server.server().ingest_stats().osmand.refused_count("token"),
+        2
+    );
+    // The device's own report with its token passes.
+    let own = format!("id=mine&lat=42.5&lon=1.5&token={token}");
+    assert_eq!(post(&server, form, own), 200);
+    assert_eq!(received(&server), 1);
+    // Both refusals are in the audit trail, for the device the report named (S11); the
+    // second from the same address for the same reason within 10 s is counted, not written.
+    let records = refused(&server, "osmand.token");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].device, "victim");
+    assert_eq!(records[0].target, "127.0.0.1");
+    assert_eq!(records[0].detail, "no device token");
+}
+
+#[test]
+fn an_osmand_token_is_checked_for_a_numeric_json_device_id() {
+    let (server, token) = osmand_server();
+    let json = |device_id: serde_json::Value, token: &str| {
+        serde_json::json!({
+            "device_id": device_id,
+            "id": "mine",
+            "token": token,
+            "location": {
+                "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+                "coords": {"latitude": 42.51, "longitude": 1.52}
+            }
+        })
+        .to_string()
+    };
+    // "mine"'s token on a report filed for 123456: refused.
+    assert_eq!(
+        post(&server, "application/json", json(123_456.into(), &token)),
+        401
+    );
+    assert_eq!(received(&server), 0);
+    // 123456's own token with the numeric id (Traccar Client's default ids are numbers).
+    let numeric = server
+        .security()
+        .accounts()
+        .issue_device_token("123456")
+        .expect("token");
+    assert_eq!(
+        post(&server, "application/json", json(123_456.into(), &numeric)),
+        200
+    );
+    assert_eq!(received(&server), 1);
+    let records = refused(&server, "osmand.token");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].device, "123456");
+    assert_eq!(records[0].detail, "wrong device token");
+}
+
+#[test]
+fn a_json_report_may_carry_its_token_in_the_url() {
+    let (server, token) = osmand_server();
+    let addr = server.server().osmand_addr().expect("osmand");
+    let body = serde_json::json!({
+        "device_id": "mine",
+        "location": {"coords": {"latitude": 42.51, "longitude": 1.52}}
+    });
+    let post = |query: &str| {
+        reqwest::blocking::Client::new()
+            .post(format!("http://{addr}/{query}"))
+            .json(&body)
+            .send()
+            .expect("POST")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post("?token=wrong"), 401);
+    assert_eq!(post(&format!("?token={token}")), 200);
+    // The URL's id does not move the report: the body's id is the one checked.
+    let other = serde_json::json!({
+        "device_id": "victim",
+        "location": {"coords": {"latitude": 42.51, "longitude": 1.52}}
+    });
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/?id=mine&token={token}"))
+        .json(&other)
+        .send()
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(received(&server), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// S7: CoT TLS
+
+fn cot_server() -> TestServer {
+    TestServer::start_with(TestServerOptions {
+        ingest: IngestConfig {
+            cot_listen: Some(any_port()),
+            cot_tls: true,
+            ..IngestConfig::default()
+        },
+        ..TestServerOptions::default()
+    })
+    .expect("server")
+}
+
+/// A TAK client's device as `outpost-server cert device` records it: (cert PEM, key PEM).
+fn tak_device(server: &TestServer, id: &str) -> (String, String) {
+    let pki = Pki::load(server.data_dir()).expect("pki");
+    let (signed, key) = pki.issue_device(id, 30).expect("issue");
+    server
+        .security()
+        .accounts()
+        .add_device(
+            id,
+            &format!("TAK client {id}"),
+            uuid::Uuid::now_v7(),
+            &signed.serial_hex,
+            TAK_DEVICE_ENROLLER,
+            "",
+        )
+        .expect("record device");
+    (signed.cert_pem, key)
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn cot_connect(server: &TestServer, cert: &str, key: &str) -> Tls {
+    let addr = server.server().cot_addr().expect("cot");
+    let config =
+        outpost_sync::tls::client_config(server.ca_pem(), Some((cert, key))).expect("config");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ping() -> String {
+    format!(
+        "<event version=\"2.0\" uid=\"ping-1\" type=\"t-x-c-t\" how=\"h-g-i-g-o\" time=\"{t}\" start=\"{t}\" stale=\"{t}\"><point lat=\"0\" lon=\"0\" hae=\"0\" ce=\"9999999\" le=\"9999999\"/><detail/></event>",
+        t = now()
+    )
+}
+
+fn position(uid: &str) -> String {
+    format!(
+        "<event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G\" how=\"m-g\" time=\"{t}\" start=\"{t}\" stale=\"{t}\"><point lat=\"42.5\" lon=\"1.5\" hae=\"0\" ce=\"5\" le=\"0\"/><detail/></event>",
+        t = now()
+    )
+}
+
+/// Sends `text` and reads until `until` is seen (Ok(all read)) or the stream ends (Err(what
+/// was read or the error)).
+fn exchange(tls: &mut Tls, text: &str, until: &str) -> Result<String, String> {
+    tls.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    tls.flush().map_err(|e| e.to_string())?;
+    read_until(tls, until)
+}
+
+fn read_until(tls: &mut Tls, until: &str) -> Result<String, String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !String::from_utf8_lossy(&got).contains(until) {
+        match tls.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&got))),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Waits (bounded) until `f` holds; the counters are updated by the server's tasks.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn cot_tls_refuses_a_console_certificate_and_audits_it() {
+    let server = cot_server();
+    let console = server.enroll(Role::Dispatcher, "laptop").expect("enroll");
+    let mut tls = cot_connect(&server, &console.cert_pem, &console.key_pem);
+    let got = exchange(&mut tls, &ping(), "t-x-c-t-r");
+    assert!(got.is_err(), "a console got the CoT port: {got:?}");
+    let stats = server.server().ingest_stats().clone();
+    eventually("device_refused counted", || {
+        stats.cot.refused_count("device_refused") == 1
+    });
+    let records = refused(&server, "cot.device");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].device, console.device_id);
+    assert!(
+        records[0].detail.contains("is a console"),
+        "{}",
+        records[0].detail
+    );
+}
+
+#[test]
+fn cot_tls_takes_only_the_certificates_uid_and_closes_when_the_device_is_revoked() {
+    let server = cot_server();
+    let (cert, key) = tak_device(&server, "tak-7");
+    let mut tls = cot_connect(&server, &cert, &key);
+    exchange(&mut tls, &ping(), "t-x-c-t-r").expect("a TAK device is answered");
+    let stats = server.server().ingest_stats().clone();
+    // Another uid (e.g. a bound unit's device) on this certificate: dropped and counted.
+    tls.write_all(position("victim-uid").as_bytes())
+        .expect("write");
+    tls.write_all(position("tak-7").as_bytes()).expect("write");
+    exchange(&mut tls, &ping(), "t-x-c-t-r").expect("pong");
+    eventually("events handled", || {
+        stats.cot.refused_count("uid_mismatch") == 1 && stats.view().cot.received == 1
+    });
+    let uid = refused(&server, "cot.uid");
+    assert_eq!(uid.len(), 1, "{uid:?}");
+    assert_eq!(uid[0].device, "tak-7");
+
+    // Revoked while connected: the server closes the connection (rechecked every 5 s).
+    server
+        .security()
+        .accounts()
+        .revoke_device("tak-7", "lost")
+        .expect("revoke");
+    let end = read_until(&mut tls, "never-sent-by-the-server");
+    assert!(end.is_err(), "{end:?}");
+    eventually("device_refused counted", || {
+        stats.cot.refused_count("device_refused") == 1
+    });
+    let records = refused(&server, "cot.device");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].detail.contains("revoked"),
+        "{}",
+        records[0].detail
+    );
+}
