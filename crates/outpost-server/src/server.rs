@@ -206,6 +206,17 @@ impl Server {
                 crate::security::Security::open(&config.data_dir, config.security.clone())
                     .map_err(|e| ServerError::Security(e.to_string()))?,
             );
+            if config.device_tokens.is_none() {
+                config.device_tokens = Some(sec.clone());
+            }
+            if config.device_certs.is_none() {
+                config.device_certs = Some(sec.clone());
+            }
+            Some(sec)
+        } else {
+            None
+        };
+        let security = Self::security(&config, auth.as_ref())?;
         let mut security = security;
         let mut guards = crate::security::guards::Guards::new(config.guards);
         if let Some(sec) = &auth {
@@ -222,17 +233,6 @@ impl Server {
             guards = guards.with_refusals(refusals);
         }
         let guards = Arc::new(guards);
-            if config.device_tokens.is_none() {
-                config.device_tokens = Some(sec.clone());
-            }
-            if config.device_certs.is_none() {
-                config.device_certs = Some(sec.clone());
-            }
-            Some(sec)
-        } else {
-            None
-        };
-        let security = Self::security(&config)?;
         let storage = SqliteStorage::open(&config.data_dir)?;
         let mut readers: Vec<Box<dyn SyncStorage>> = Vec::new();
         for _ in 0..READERS {
@@ -257,8 +257,14 @@ impl Server {
         )
     }
 
-    /// The TLS configurations and token check `config` asks for.
-    fn security(config: &ServerConfig) -> Result<ListenerTls, ServerError> {
+    /// The TLS configurations and token check `config` asks for; with `auth`, the sync and
+    /// CoT TLS ports audit the client certificates they refuse (`tls.handshake`).
+    fn security(
+        config: &ServerConfig,
+        auth: Option<&Arc<crate::security::Security>>,
+    ) -> Result<ListenerTls, ServerError> {
+        use crate::security::tls::{HandshakeAudit, TlsListener, server_config_audited};
+        let audit = |listener| auth.map(|a| Arc::new(HandshakeAudit::for_security(a, listener)));
         let ingest = &config.ingest;
         let tls_sync = config.transport == Transport::Tls;
         let tls_osmand = ingest.osmand_tls && ingest.osmand_listen.is_some();
@@ -277,9 +283,10 @@ impl Server {
         }
         let pki = Pki::load(&config.data_dir)?;
         if tls_sync {
-            security.sync = Some(crate::security::tls::server_config(
+            security.sync = Some(server_config_audited(
                 &pki,
                 ClientAuth::Optional,
+                audit(TlsListener::Sync),
             )?);
         }
         if tls_osmand {
@@ -288,8 +295,9 @@ impl Server {
         }
         if tls_cot {
             security.cot = Some(CotTls {
-                config: crate::security::tls::server_config(&pki, ClientAuth::Required)?,
+                config: server_config_audited(&pki, ClientAuth::Required, audit(TlsListener::Cot))?,
                 check: config.device_certs.clone(),
+                audit: None,
             });
         }
         Ok(security)
@@ -297,7 +305,6 @@ impl Server {
 
     /// Serves an existing service (e.g. over an in-memory storage) on `listen`, plain HTTP:
     /// in-process tests of the sync logic only.
-                audit: None,
     ///
     /// # Errors
     /// [`ServerError::Bind`], [`ServerError::Io`].
@@ -335,6 +342,7 @@ impl Server {
             gateway_origin,
             ListenerTls::default(),
             None,
+            Arc::default(),
         )
     }
 
@@ -342,10 +350,10 @@ impl Server {
         service: Arc<SyncService>,
         listen: SocketAddr,
         ingest: IngestConfig,
-            Arc::default(),
         gateway_origin: uuid::Uuid,
         security: ListenerTls,
         auth: Option<Arc<crate::security::Security>>,
+        guards: Arc<crate::security::guards::Guards>,
     ) -> Result<RunningServer, ServerError> {
         let bind = |addr: SocketAddr| {
             std::net::TcpListener::bind(addr).map_err(|cause| ServerError::Bind { addr, cause })
@@ -353,7 +361,6 @@ impl Server {
         let osmand_std = ingest.osmand_listen.map(bind).transpose()?;
         let cot_std = match ingest.cot_listen {
             Some(addr) => {
-        guards: Arc<crate::security::guards::Guards>,
                 let tcp = bind(addr)?;
                 // UDP on the same port as TCP (the port 0 case: the one TCP got); none with
                 // TLS (a datagram cannot be authenticated).
@@ -453,6 +460,7 @@ impl Server {
             shutdown: stop_rx.clone(),
             ingest: stats.clone(),
             security: auth.clone(),
+            guards: guards.clone(),
         };
         // Audit retention (H1): prune expired records at start and daily, keeping the
         // chain verifiable.
@@ -460,7 +468,6 @@ impl Server {
             let retention = auth
                 .as_ref()
                 .map_or_else(Default::default, |a| a.config().audit_retention);
-            guards: guards.clone(),
             runtime.spawn(crate::security::audit::retention_task(
                 log.clone(),
                 retention,

@@ -484,7 +484,7 @@ pub(crate) async fn serve(
                         return;
                     };
                     let stats = shared.ingest.stats().clone();
-                    let conn = match crate::security::tls::accept(&acceptor, conn).await {
+                    let conn = match crate::security::tls::accept_from(&acceptor, conn, addr).await {
                         Ok(c) => c,
                         Err(e) => {
                             let n = stats.cot.refuse("tls_handshake");

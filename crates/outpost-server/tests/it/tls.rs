@@ -749,3 +749,240 @@ fn osmand_tokens_issued_by_device_token_are_the_ones_the_listener_accepts() {
     assert_eq!(server.ingest_stats().osmand.refused_count("token"), 1);
     server.shutdown().expect("shutdown");
 }
+
+/// A GET of `/v1/health` on the TLS server at `addr` with `identity`: the body, or the error.
+fn health_with(
+    addr: SocketAddr,
+    ca: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<String, String> {
+    let c = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(client_config(ca, identity).expect("config"))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    c.get(format!("https://127.0.0.1:{}/v1/health", addr.port()))
+        .send()
+        .and_then(|r| r.text())
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Waits (at most 20 s) until `sink` holds `n` events; returns them.
+fn events_when(
+    sink: &outpost_server::security::MemoryAudit,
+    n: usize,
+) -> Vec<outpost_server::security::AuditEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.events().len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sink.events()
+}
+
+#[test]
+fn the_sync_port_audits_refused_client_certificates_once_a_minute_and_not_plain_http() {
+    use outpost_domain::clock::FixedClock;
+    use outpost_server::security::{AuditOutcome, MemoryAudit};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = init(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sink = Arc::new(MemoryAudit::default());
+    let clock = Arc::new(FixedClock::new(Utc::now()));
+    let audit = Arc::new(stls::HandshakeAudit::new(
+        sink.clone(),
+        clock.clone(),
+        stls::TlsListener::Sync,
+    ));
+    let config =
+        stls::server_config_audited(&pki, ClientAuth::Optional, Some(audit)).expect("config");
+    let app = axum::Router::new().route("/v1/health", axum::routing::get(|| async { "ok" }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (listener, addr) = runtime.block_on(async {
+        let l = tokio::net::TcpListener::bind(any_port())
+            .await
+            .expect("bind");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    });
+    let served = runtime.spawn(stls::serve_https(listener, config, app, stop_rx));
+
+    // Expired (the agency's), another CA's, and the server's own certificate (server-auth
+    // EKU only, so not for client authentication): each refused and recorded.
+    let (csr, expired_key) = csr();
+    let now = time::OffsetDateTime::now_utc();
+    let expired = pki
+        .sign_device_csr_between(
+            &csr,
+            "dev-expired",
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        )
+        .expect("sign expired");
+    let other = tempfile::tempdir().expect("temp dir");
+    let other_pki = init(other.path());
+    let (foreign_cert, foreign_key) = device(&other_pki, "dev-foreign");
+    let ca = pki.ca_pem();
+    for identity in [
+        (expired.cert_pem.as_str(), expired_key.as_str()),
+        (foreign_cert.as_str(), foreign_key.as_str()),
+        (pki.server_cert_pem(), pki.server_key_pem()),
+    ] {
+        let got = health_with(addr, ca, Some(identity));
+        assert!(got.is_err(), "the handshake succeeded: {got:?}");
+    }
+    let mut events = events_when(&sink, 3);
+    assert_eq!(events.len(), 3, "{events:?}");
+    events.sort_by(|a, b| a.device.cmp(&b.device));
+    for e in &events {
+        assert_eq!(
+            (e.action.as_str(), e.outcome, e.user.as_str()),
+            ("tls.handshake", AuditOutcome::Refused, "-")
+        );
+        assert!(
+            e.target.starts_with("sync port from 127.0.0.1:"),
+            "{}",
+            e.target
+        );
+    }
+    let devices: Vec<&str> = events.iter().map(|e| e.device.as_str()).collect();
+    assert_eq!(devices, ["127.0.0.1", "dev-expired", "dev-foreign"]);
+    assert!(
+        events[0]
+            .detail
+            .starts_with("client certificate refused: certificate not for client authentication"),
+        "{}",
+        events[0].detail
+    );
+    let expired_detail = &events[1].detail;
+    assert!(
+        expired_detail.starts_with("client certificate refused: certificate expired at ")
+            && expired_detail.contains(" (now ")
+            && expired_detail.ends_with(&format!("; serial {}", expired.serial_hex)),
+        "{expired_detail}"
+    );
+    assert!(
+        // Another agency's CA has the same name as ours, so webpki finds it by name and the
+        // signature fails (bad_signature); a CA of another name gives unknown_issuer.
+        events[2]
+            .detail
+            .starts_with("client certificate refused: certificate not signed by the agency CA")
+            && events[2].detail.ends_with("(not verified)"),
+        "{}",
+        events[2].detail
+    );
+
+    // Plain HTTP on the TLS port and a client that leaves at once: counted, not audited.
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    tcp.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("ok"));
+    drop(TcpStream::connect(addr).expect("connect"));
+    // The expired certificate twice more within the minute: no new record.
+    for _ in 0..2 {
+        assert!(health_with(addr, ca, Some((&expired.cert_pem, &expired_key))).is_err());
+    }
+    // A valid certificate passes (and, served after them, shows nothing else was recorded).
+    let (cert, key) = device(&pki, "dev-ok");
+    assert_eq!(
+        health_with(addr, ca, Some((&cert, &key))).as_deref(),
+        Ok("ok")
+    );
+    assert_eq!(sink.events().len(), 3, "{:?}", sink.events());
+
+    // A minute later the expired certificate is recorded again, with the count suppressed.
+    clock.advance_secs(60);
+    assert!(health_with(addr, ca, Some((&expired.cert_pem, &expired_key))).is_err());
+    let events = events_when(&sink, 4);
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[3].device, "dev-expired");
+    assert!(
+        events[3]
+            .detail
+            .contains("; 2 more identical refusals since "),
+        "{}",
+        events[3].detail
+    );
+
+    stop_tx.send(true).expect("stop");
+    runtime
+        .block_on(served)
+        .expect("join")
+        .expect("served cleanly");
+}
+
+#[test]
+fn the_cot_tls_port_audits_a_refused_certificate_but_not_a_client_without_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = init(dir.path());
+    let config = ServerConfig::new(dir.path(), any_port()).with_ingest(IngestConfig {
+        cot_listen: Some(any_port()),
+        cot_tls: true,
+        ..IngestConfig::default()
+    });
+    let server = Server::start(config).expect("start");
+    let cot = server.cot_addr().expect("cot");
+    let log = server
+        .security()
+        .and_then(|s| s.audit_log())
+        .expect("audit log")
+        .clone();
+    let handshakes = || {
+        log.page(0, Some(1000))
+            .expect("page")
+            .records
+            .into_iter()
+            .filter(|r| r.action == "tls.handshake")
+            .collect::<Vec<_>>()
+    };
+
+    let without = cot_ping(cot, pki.ca_pem(), None);
+    assert!(
+        !without.as_ref().is_ok_and(|got| got.contains("t-x-c-t-r")),
+        "{without:?}"
+    );
+    let other = tempfile::tempdir().expect("temp dir");
+    let other_pki = init(other.path());
+    let (cert, key) = device(&other_pki, "tak-foreign");
+    let foreign = cot_ping(cot, pki.ca_pem(), Some((&cert, &key)));
+    assert!(
+        !foreign.as_ref().is_ok_and(|got| got.contains("t-x-c-t-r")),
+        "{foreign:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while handshakes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Both refusals counted; only the certificate is in the trail.
+    let stats = server.ingest_stats().clone();
+    while stats.cot.refused_count("tls_handshake") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(stats.cot.refused_count("tls_handshake"), 2);
+    let records = handshakes();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        (r.user.as_str(), r.device.as_str(), r.outcome.as_str()),
+        ("-", "tak-foreign", "refused")
+    );
+    assert!(
+        r.target.starts_with("CoT TLS port from 127.0.0.1:"),
+        "{}",
+        r.target
+    );
+    assert!(
+        r.detail
+            .starts_with("client certificate refused: certificate not signed by the agency CA"),
+        "{}",
+        r.detail
+    );
+    server.shutdown().expect("shutdown");
+}
