@@ -470,7 +470,8 @@ impl Pki {
     /// extensions are not copied), after its signature is verified (proof of possession).
     ///
     /// # Errors
-    /// [`PkiError::BadCsr`] when the request does not parse or its signature does not
+    /// [`PkiError::BadCsr`] when the key is neither ECDSA P-256 nor Ed25519
+    /// ([`UNSUPPORTED_KEY`]), when the request does not parse or its signature does not
     /// verify; [`PkiError::BadDeviceId`]; [`PkiError::Generate`].
     pub fn sign_device_csr(
         &self,
@@ -526,6 +527,13 @@ impl Pki {
         if !valid_device_id(device_id) {
             return Err(PkiError::BadDeviceId(device_id.to_string()));
         }
+        // The key first: an RSA request would otherwise be refused as "does not verify"
+        // (rcgen checks only ECDSA/Ed25519 signatures) (fresh review S13).
+        if let Some(unsupported) = unsupported_csr_key(csr_pem) {
+            return Err(PkiError::BadCsr(format!(
+                "{UNSUPPORTED_KEY} (this request carries {unsupported})"
+            )));
+        }
         let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| {
             PkiError::BadCsr(match e {
                 rcgen::Error::CouldNotParseCertificationRequest => {
@@ -561,6 +569,39 @@ impl Pki {
             not_after,
         })
     }
+}
+
+/// The refusal of a CSR whose key is neither ECDSA P-256 nor Ed25519 (the keys consoles
+/// make with rcgen and rustls's client authentication accepts).
+pub const UNSUPPORTED_KEY: &str = "only ECDSA P-256 or Ed25519 device keys are accepted";
+
+/// `Some(what)` (e.g. "an RSA key", "an ECDSA key on another curve") when `csr_pem` is a
+/// PKCS#10 request whose public key is neither ECDSA P-256 nor Ed25519; `None` when the key
+/// is one of those or the request does not parse (rcgen then names the parse error).
+fn unsupported_csr_key(csr_pem: &str) -> Option<&'static str> {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+    };
+    use x509_parser::prelude::FromDer;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.trim_start().as_bytes()).ok()?;
+    let (_, csr) = X509CertificationRequest::from_der(&pem.contents).ok()?;
+    let alg = &csr.certification_request_info.subject_pki.algorithm;
+    if alg.algorithm == OID_SIG_ED25519 {
+        return None;
+    }
+    if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = alg.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        return if curve.as_ref() == Some(&OID_EC_P256) {
+            None
+        } else {
+            Some("an ECDSA key on another curve")
+        };
+    }
+    if alg.algorithm == OID_PKCS1_RSAENCRYPTION {
+        return Some("an RSA key");
+    }
+    Some("a key of another algorithm")
 }
 
 /// The device id (common name) and serial (lowercase hex) of a DER certificate.

@@ -45,3 +45,50 @@ fn s4_a_replayed_code_with_the_right_password_is_named_and_not_counted() {
         .expect("next code signs in");
     assert_eq!(next.user, user.name);
 }
+
+/// S13: a CSR with an RSA key (or ECDSA on P-384) is refused for its key, not as "its
+/// signature does not verify"; the console's own P-256 CSR is still signed. Fixtures made
+/// with `openssl req -new -newkey rsa:1024` / `-newkey ec -pkeyopt ec_paramgen_curve:P-384`
+/// (the keys were thrown away).
+#[test]
+fn s13_a_csr_with_an_unsupported_key_names_the_key_types_accepted() {
+    use outpost_server::security::pki::{Pki, PkiError, UNSUPPORTED_KEY};
+    let server = TestServer::start().expect("server");
+    let pki = Pki::load(server.data_dir()).expect("pki");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (file, what) in [
+        ("rsa1024.csr.pem", "an RSA key"),
+        ("p384.csr.pem", "an ECDSA key on another curve"),
+    ] {
+        let csr = std::fs::read_to_string(fixtures.join(file)).expect("fixture");
+        match pki.sign_device_csr(&csr, "dev-test", 30) {
+            Err(PkiError::BadCsr(m)) => {
+                assert_eq!(
+                    m,
+                    format!("{UNSUPPORTED_KEY} (this request carries {what})")
+                );
+                assert!(!m.contains("does not verify"), "{m}");
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+        // Through enrollment, as a console sees it (400 naming csr_pem).
+        let user = server.user(Role::Commander).clone();
+        let err = server
+            .security()
+            .enroll(&outpost_domain::wire::EnrollRequest {
+                protocol: PROTOCOL_VERSION,
+                user: user.name.clone(),
+                password: user.password.clone(),
+                totp: server.fresh_code(Role::Commander),
+                device_name: "rsa laptop".into(),
+                origin: uuid::Uuid::now_v7(),
+                csr_pem: csr,
+                cache_key: "ab".repeat(32),
+            })
+            .expect_err("refused");
+        assert!(err.to_string().contains(UNSUPPORTED_KEY), "{file}: {err}");
+    }
+    let (_, csr) = outpost_server::testing::key_and_csr().expect("csr");
+    pki.sign_device_csr(&csr, "dev-test", 30)
+        .expect("a P-256 request is signed");
+}
