@@ -631,8 +631,6 @@ impl tls::DeviceCertCheck for Security {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
-}
-
 
     fn check_tak(&self, peer: &tls::PeerDevice) -> Result<(), String> {
         let dev = self
@@ -649,6 +647,8 @@ impl tls::DeviceCertCheck for Security {
             ))
         }
     }
+}
+
 impl crate::ingest::DeviceTokenCheck for Security {
     fn check(&self, device_id: &str, token: &str) -> bool {
         match self
