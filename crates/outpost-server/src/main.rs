@@ -124,7 +124,23 @@ enum Cmd {
 #[derive(Subcommand)]
 enum AuditCmd {
     /// Check the hash chain: exit 0 when intact, 1 naming the first broken record.
+    ///
+    /// The chain alone cannot show that its newest records were cut off or that the whole
+    /// file was rewritten by someone who can write it: copy the head (`audit head`, also in
+    /// the server log once a day) off the server every day, and check with --expect-head.
     Verify {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// A head kept elsewhere (`SEQ:HASH`, as `audit head` printed it): exit 1 naming
+        /// that record when it is missing or its hash differs.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<outpost_server::security::audit::ExpectedHead>,
+    },
+    /// Print the newest record's SEQ:HASH. Auditors: copy it off this server daily (another
+    /// machine, paper, a message to yourself) and later run `audit verify --expect-head
+    /// SEQ:HASH`.
+    Head {
         /// Data directory of the server.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
@@ -486,12 +502,19 @@ fn cert_device(
     Ok(())
 }
 
-/// `audit verify` and `audit show`. A broken chain prints its line on stdout and exits 1.
+/// `audit verify`, `audit head` and `audit show`. A broken chain prints its line on stdout and exits 1.
 fn audit(command: AuditCmd) -> anyhow::Result<()> {
     use outpost_server::security::audit;
     match command {
-        AuditCmd::Verify { data } => {
-            let report = audit::verify(&data)?;
+        AuditCmd::Head { data } => {
+            println!("{}", audit::read_head(&data)?);
+            Ok(())
+        }
+        AuditCmd::Verify { data, expect_head } => {
+            let report = match &expect_head {
+                Some(h) => audit::verify_expecting(&data, h)?,
+                None => audit::verify(&data)?,
+            };
             println!("{report}");
             if let audit::VerifyReport::Intact {
                 head_hash,
@@ -500,6 +523,9 @@ fn audit(command: AuditCmd) -> anyhow::Result<()> {
             } = &report
             {
                 println!("head: #{last_seq} {head_hash}");
+                if let Some(h) = &expect_head {
+                    println!("the head kept elsewhere (#{}) is in the trail", h.seq);
+                }
             }
             if !report.is_intact() {
                 let _ = std::io::stdout().flush();

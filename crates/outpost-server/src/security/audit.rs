@@ -41,8 +41,9 @@
 //! inserted *inside* the chain. Someone who can write the file can also cut records off the
 //! newest end, or cut the oldest and forge the anchor, and leave a consistent chain. The
 //! defence is a witness outside the file: [`retention_task`] logs the head (`seq`, `hash`)
-//! once a day to the server log, and `audit verify` prints it, for the auditor to compare
-//! with a copy kept elsewhere.
+//! once a day to the server log, `audit head` and `audit verify` print it, and the auditor
+//! copies it off the server (daily); `audit verify --expect-head SEQ:HASH`
+//! ([`verify_expecting`]) then fails when that record is missing or differs.
 //!
 //! # Files and tables
 //! `audit.db`, WAL, `synchronous = FULL`, its own append-only migrations
@@ -798,6 +799,146 @@ pub fn read_anchor(data_dir: &Path) -> Result<Option<(u64, String)>, AuditError>
     Ok(anchor(&conn)?)
 }
 
+/// The newest record's `seq` and hash of `DIR/audit.db` (`audit head`: the witness an
+/// auditor copies off the server, daily, and later gives to [`verify_expecting`]); the
+/// anchor's, or `(0, GENESIS_HASH)`, when there are no records.
+///
+/// # Errors
+/// As [`verify`].
+pub fn read_head(data_dir: &Path) -> Result<ExpectedHead, AuditError> {
+    let conn = open_existing(data_dir)?;
+    let (seq, hash) = head(&conn)?;
+    Ok(ExpectedHead { seq, hash })
+}
+
+/// A head kept outside the server, `SEQ:HASH` (`17:3fa9…`, 64 lowercase hex digits), as
+/// `audit head` prints it and `audit verify --expect-head` reads it (fresh review S8: a
+/// chain inside its file cannot show that its newest records were cut off or that the
+/// whole file was rewritten; a copy of an earlier head can).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedHead {
+    /// The record's `seq`.
+    pub seq: u64,
+    /// Its hash, lowercase hex.
+    pub hash: String,
+}
+
+impl fmt::Display for ExpectedHead {
+    /// `SEQ:HASH`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+
+    /// Parses `SEQ:HASH` (an optional leading `#` on SEQ; HASH 64 hex digits, any case).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (seq, hash) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected SEQ:HASH (as `audit head` prints it)"))?;
+        let seq: u64 = seq
+            .trim_start_matches('#')
+            .parse()
+            .map_err(|_| format!("{s:?}: SEQ must be a record number"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{s:?}: HASH must be 64 hex digits"));
+        }
+        Ok(ExpectedHead {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// [`verify`], then the record `expected.seq` must exist (or be the retention anchor) with
+/// hash `expected.hash`: otherwise `Ok(VerifyReport::Broken)` naming it — "missing" when the
+/// trail now ends before it (records cut off the newest end), "differs" when its hash is
+/// another (the trail was rewritten up to there), "pruned" when retention removed it (take a
+/// newer head: the check cannot be made).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_expecting(
+    data_dir: &Path,
+    expected: &ExpectedHead,
+) -> Result<VerifyReport, AuditError> {
+    let mut conn = open_existing(data_dir)?;
+    let tx = conn.transaction()?;
+    let a = anchor(&tx)?;
+    let report = check_chain(&tx, a.clone(), None)?;
+    let VerifyReport::Intact { last_seq, .. } = &report else {
+        return Ok(report);
+    };
+    let broken = |at: String, action: String, why: String| VerifyReport::Broken {
+        seq: expected.seq,
+        at,
+        action,
+        why,
+    };
+    if expected.seq > *last_seq {
+        return Ok(broken(
+            "-".into(),
+            "-".into(),
+            format!(
+                "missing: the trail ends at #{last_seq}, but the head kept elsewhere is                  #{} (records were cut off the newest end)",
+                expected.seq
+            ),
+        ));
+    }
+    if let Some((aseq, ahash)) = &a {
+        if expected.seq == *aseq {
+            return Ok(if *ahash == expected.hash {
+                report
+            } else {
+                broken(
+                    "-".into(),
+                    "(retention anchor)".into(),
+                    format!(
+                        "differs: the anchor's hash is {ahash}, the head kept elsewhere says                          {} (the trail was rewritten)",
+                        expected.hash
+                    ),
+                )
+            });
+        }
+        if expected.seq < *aseq {
+            return Ok(broken(
+                "-".into(),
+                "-".into(),
+                format!(
+                    "pruned: retention removed records up to #{aseq}; check against a newer                      head"
+                ),
+            ));
+        }
+    }
+    let row: Option<(String, String, String)> = tx
+        .query_row(
+            "SELECT hash, at, action FROM audit_log WHERE seq = ?1",
+            [i64::try_from(expected.seq).unwrap_or(i64::MAX)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None if expected.seq == 0 && expected.hash == GENESIS_HASH => report,
+        None => broken(
+            "-".into(),
+            "-".into(),
+            "missing: no such record in the trail".into(),
+        ),
+        Some((hash, ..)) if hash == expected.hash => report,
+        Some((hash, at, action)) => broken(
+            at,
+            action,
+            format!(
+                "differs: its hash is {hash}, the head kept elsewhere says {} (the trail                  was rewritten up to here)",
+                expected.hash
+            ),
+        ),
+    })
+}
+
 /// Prunes at start, then every [`PRUNE_INTERVAL`], until `shutdown` becomes true (or its
 /// sender is dropped). Each round logs the chain's head (`seq`, hash) at info level, a
 /// witness outside the file, and a failed prune at error level; it never stops serving.
@@ -829,7 +970,13 @@ pub async fn retention_task(
                     Err(e) => tracing::error!(error = %e, "audit trail: pruning failed"),
                 }
                 match head {
-                    Ok((seq, hash)) => tracing::info!(seq, hash, "audit trail head"),
+                    Ok((seq, hash)) => tracing::info!(
+                        seq,
+                        hash,
+                        head = %format!("{seq}:{hash}"),
+                        "audit trail head (auditors: copy it off this server; \
+                         `audit verify --expect-head SEQ:HASH` checks it later)"
+                    ),
                     Err(e) => tracing::error!(error = %e, "audit trail: cannot read the head"),
                 }
             }

@@ -92,3 +92,77 @@ fn s13_a_csr_with_an_unsupported_key_names_the_key_types_accepted() {
     pki.sign_device_csr(&csr, "dev-test", 30)
         .expect("a P-256 request is signed");
 }
+
+fn audit_cli(args: &[&str]) -> (i32, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .expect("run outpost-server");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn record(log: &outpost_server::security::audit::AuditLog, n: usize, detail: &str) {
+    use outpost_server::security::audit::{AuditEvent, AuditOutcome};
+    for i in 0..n {
+        log.record(AuditEvent::new("login", AuditOutcome::Ok).detail(format!("{detail} {i}")))
+            .expect("record");
+    }
+}
+
+/// S8: `audit head` prints SEQ:HASH; `audit verify --expect-head` passes on the same trail,
+/// fails naming the record when the newest records were cut off (the chain alone still says
+/// intact), and when the trail was rewritten (a new chain with the same numbers).
+#[test]
+fn s8_a_head_kept_elsewhere_catches_a_cut_tail_and_a_rewrite() {
+    use outpost_server::security::audit::AuditLog;
+    let t = tempfile::tempdir().expect("tmp");
+    let dir = t.path();
+    let d = dir.to_str().expect("utf-8 path");
+    let log = AuditLog::open(dir).expect("audit log");
+    record(&log, 5, "first");
+    let (seq, hash) = log.head().expect("head");
+    assert_eq!(seq, 5);
+
+    let (rc, out, err) = audit_cli(&["head", "--data", d]);
+    assert_eq!(rc, 0, "{err}");
+    let kept = out.trim().to_string();
+    assert_eq!(kept, format!("5:{hash}"));
+    let (rc, out, err) = audit_cli(&["verify", "--data", d, "--expect-head", &kept]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(
+        out.contains("the head kept elsewhere (#5) is in the trail"),
+        "{out}"
+    );
+
+    // Cut the tail: the chain alone is still intact, the kept head is not there.
+    let conn = rusqlite::Connection::open(dir.join("audit.db")).expect("sqlite");
+    conn.execute("DELETE FROM audit_log WHERE seq > 3", [])
+        .expect("cut");
+    let (rc, out, _) = audit_cli(&["verify", "--data", d]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("intact: 3 records"), "{out}");
+    let (rc, out, _) = audit_cli(&["verify", "--data", d, "--expect-head", &kept]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("BROKEN at record #5"), "{out}");
+    assert!(out.contains("missing: the trail ends at #3"), "{out}");
+
+    // Rewrite everything: a new consistent chain of 5 records.
+    conn.execute("DELETE FROM audit_log", []).expect("wipe");
+    record(&log, 5, "forged");
+    let (rc, out, _) = audit_cli(&["verify", "--data", d]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out, _) = audit_cli(&["verify", "--data", d, "--expect-head", &kept]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("BROKEN at record #5"), "{out}");
+    assert!(out.contains("differs"), "{out}");
+
+    // A malformed head is a usage error naming the format.
+    let (rc, _, err) = audit_cli(&["verify", "--data", d, "--expect-head", "5-abc"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("SEQ:HASH"), "{err}");
+}
