@@ -225,10 +225,161 @@ async fn json_body<T: for<'de> Deserialize<'de>>(
 /// The largest body of an enrollment, login or admin request, bytes.
 const SECURITY_BODY_LIMIT: usize = 64 * 1024;
 
+/// A refusal of the sign-in guards ([`crate::security::guards`]): status, code, message and
+/// `Retry-After` seconds.
+struct GuardRefusal(StatusCode, &'static str, String, Option<u64>);
+
+impl IntoResponse for GuardRefusal {
+    fn into_response(self) -> Response {
+        let GuardRefusal(status, code, message, retry) = self;
+        let mut res = (
+            status,
+            Json(ErrorBody {
+                code: code.into(),
+                message,
+                epoch: None,
+            }),
+        )
+            .into_response();
+        if let Some(secs) = retry
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is not read: the connection cannot be reused.
+            res.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        res
+    }
+}
+
+/// The guards of `POST /v1/enroll` and `POST /v1/login` (review S3), in order: the
+/// client address's sign-in rate (429 `too_many_requests` + `Retry-After`), the body's size
+/// and arrival time (413 `too_large`, 408 `timeout`), then a password-verification slot
+/// (503 `busy` + `Retry-After` when none frees within the wait). Refusals are audited
+/// (rate-limited per address). Returns the body and the slot, held while the password is
+/// checked.
+async fn sign_in_guard<'a>(
+    s: &'a AppState,
+    action: &'static str,
+    req: axum::extract::Request,
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), Response> {
+    let g = &s.guards;
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let refuse = |r: GuardRefusal| {
+        if let Some(audit) = &g.refusals {
+            audit.refused(
+                ip,
+                crate::security::AuditEvent::new(action, crate::security::AuditOutcome::Refused)
+                    .target(ip.map_or_else(|| "-".into(), |i| i.to_string()))
+                    .detail(format!("{}: {}", r.1, r.2)),
+            );
+        }
+        r.into_response()
+    };
+    if let Some(ip) = ip
+        && let Err(wait) = g.sign_in.check(ip)
+    {
+        return Err(refuse(GuardRefusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "{action}: more than {} sign-in requests a minute from this address; try again \
+                 in {wait} s",
+                g.config.sign_in_per_minute
+            ),
+            Some(wait),
+        )));
+    }
+    let limit = g.config.body_limit;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let too_large = || {
+        GuardRefusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("{action}: the body is larger than {limit} bytes"),
+            None,
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(refuse(too_large()));
+    }
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    let bytes = match tokio::time::timeout(g.config.body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let over = e.to_string().contains("length limit")
+                || std::error::Error::source(&e)
+                    .is_some_and(|c| c.to_string().contains("length limit"));
+            return Err(if over {
+                refuse(too_large())
+            } else {
+                GuardRefusal(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("{action}: the body is unreadable: {e}"),
+                    None,
+                )
+                .into_response()
+            });
+        }
+        Err(_) => {
+            return Err(refuse(GuardRefusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "{action}: the body did not arrive within {} s",
+                    g.config.body_timeout.as_secs()
+                ),
+                None,
+            )));
+        }
+    };
+    match tokio::time::timeout(g.config.password_wait, g.passwords.acquire()).await {
+        Ok(Ok(permit)) => Ok((bytes, permit)),
+        _ => Err(refuse(GuardRefusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{action}: the server is busy checking other sign-ins; try again shortly"),
+            Some(g.config.password_wait.as_secs().max(1)),
+        ))),
+    }
+}
+
+/// Decodes a JSON body already read; the error names the place.
+fn decode_body<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, AuthApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        AuthApiError(AuthError::BadRequest(format!(
+            "{what}: {}: {}",
+            e.path(),
+            e.inner()
+        )))
+    })
+}
+
 /// `POST /v1/enroll` (no session; TLS, no client certificate needed).
-async fn enroll(State(s): State<AppState>, body: Body) -> Result<Response, AuthApiError> {
+async fn enroll(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
-    let req: EnrollRequest = json_body(body, "enroll").await?;
+    let (bytes, _slot) = match sign_in_guard(&s, "enroll", req).await {
+        Ok(g) => g,
+        Err(refused) => return Ok(refused),
+    };
+    let req: EnrollRequest = decode_body(&bytes, "enroll")?;
     let service = s.service.clone();
     let resp = sec_blocking(security, move |sec| {
         sec.enroll_checked(&req, &|origin| {
@@ -246,7 +397,11 @@ async fn login(
 ) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
     let peer = req.extensions().get::<PeerDevice>().cloned();
-    let body: LoginRequest = json_body(req.into_body(), "login").await?;
+    let (bytes, _slot) = match sign_in_guard(&s, "login", req).await {
+        Ok(g) => g,
+        Err(refused) => return Ok(refused),
+    };
+    let body: LoginRequest = decode_body(&bytes, "login")?;
     let resp = sec_blocking(security, move |sec| sec.login(peer.as_ref(), &body)).await?;
     Ok(Json(resp).into_response())
 }

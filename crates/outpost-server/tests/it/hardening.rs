@@ -1,7 +1,8 @@
 //! Fixes of the security review (issue 6): S6 (the OsmAnd token is checked for the device the
 //! report is filed under), S7 (CoT TLS takes only TAK devices, binds each event's uid to the
-//! certificate and drops a revoked device's open connection), S11 (device-listener refusals
-//! audited, rate-limited).
+//! certificate and drops a revoked device's open connection), S3 (sign-in rate, body limit),
+//! S8 (rate-limited refusal audit, sync-port connection cap), S11 (device-listener refusals
+//! audited, the audit trail's health), S10 (the poke socket ends with its session).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,6 +14,7 @@ use outpost_domain::access::Role;
 use outpost_domain::wire::AuditRecord;
 use outpost_server::ingest::IngestConfig;
 use outpost_server::security::accounts::TAK_DEVICE_ENROLLER;
+use outpost_server::security::guards::GuardConfig;
 use outpost_server::security::pki::Pki;
 use outpost_server::testing::{TestServer, TestServerOptions};
 
@@ -322,4 +324,86 @@ fn cot_tls_takes_only_the_certificates_uid_and_closes_when_the_device_is_revoked
         "{}",
         records[0].detail
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// S3: sign-in guards
+
+fn https(server: &TestServer) -> reqwest::blocking::Client {
+    let tls = outpost_sync::tls::client_config(server.ca_pem(), None).expect("TLS config");
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("https client")
+}
+
+#[test]
+fn enroll_and_login_are_limited_per_address_with_429_and_retry_after() {
+    let server = TestServer::start_with(TestServerOptions {
+        guards: Some(GuardConfig {
+            sign_in_per_minute: 3,
+            ..GuardConfig::default()
+        }),
+        ..TestServerOptions::default()
+    })
+    .expect("server");
+    let c = https(&server);
+    let body = serde_json::json!({"user": "nobody", "password": "x", "totp": "000000"});
+    let enroll = |path: &str| {
+        c.post(format!("{}{path}", server.url()))
+            .json(&body)
+            .send()
+            .expect("POST")
+    };
+    // Three answered by the security layer (malformed or refused), whatever they are...
+    for path in ["/v1/enroll", "/v1/login", "/v1/enroll"] {
+        let r = enroll(path);
+        assert_ne!(r.status().as_u16(), 429, "{path}");
+    }
+    // ...the fourth within the minute is not, enroll and login alike.
+    for path in ["/v1/login", "/v1/enroll"] {
+        let r = enroll(path);
+        assert_eq!(r.status().as_u16(), 429, "{path}");
+        let retry: u64 = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=20).contains(&retry), "{retry}");
+        let e: serde_json::Value = r.json().expect("error body");
+        assert_eq!(e["code"], "too_many_requests");
+    }
+    // Audited once per window for the same address and reason.
+    let login = refused(&server, "login");
+    assert!(
+        login
+            .iter()
+            .any(|r| r.detail.starts_with("too_many_requests")),
+        "{login:?}"
+    );
+}
+
+#[test]
+fn an_enroll_body_over_the_limit_is_refused_413_before_any_password_work() {
+    let server = TestServer::start().expect("server");
+    let c = https(&server);
+    let big = format!(
+        "{{\"user\":\"commander\",\"password\":\"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    let r = c
+        .post(format!("{}/v1/enroll", server.url()))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 413);
+    let e: serde_json::Value = r.json().expect("error body");
+    assert_eq!(e["code"], "too_large");
+    // No enroll record from the security layer (nothing was verified); the guard's own.
+    let records = refused(&server, "enroll");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].detail.starts_with("too_large"), "{records:?}");
 }
