@@ -177,6 +177,14 @@ pub struct Health {
     pub epoch: Uuid,
     /// The newest `gseq`.
     pub server_gseq: u64,
+    /// False while the server cannot write its audit trail (it keeps serving; the operator
+    /// must act). True from servers without an audit trail and from older servers.
+    #[serde(default = "audit_ok_default")]
+    pub audit_ok: bool,
+}
+
+fn audit_ok_default() -> bool {
+    true
 }
 
 /// `GET /v1/capabilities`: what this server speaks, so an older console can keep working

@@ -715,7 +715,12 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn health(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let h = blocking(&s.service, |svc| svc.health()).await?;
+    let mut h = blocking(&s.service, |svc| svc.health()).await?;
+    h.audit_ok = s
+        .security
+        .as_ref()
+        .and_then(|sec| sec.audit_log())
+        .is_none_or(|log| log.is_ok());
     Ok(Json(h).into_response())
 }
 

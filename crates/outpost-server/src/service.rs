@@ -432,6 +432,8 @@ impl SyncService {
             .into(),
             epoch: head.epoch,
             server_gseq: head.gseq,
+            // The service has no audit trail; the HTTP layer fills it in.
+            audit_ok: true,
         })
     }
 

@@ -447,6 +447,8 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     zone: Zone,
     path: PathBuf,
+    /// Whether the last write failed (`GET /v1/health` `audit_ok`; review S11).
+    health: crate::security::guards::AuditHealth,
 }
 
 impl fmt::Debug for AuditLog {
@@ -523,7 +525,14 @@ impl AuditLog {
             clock,
             zone,
             path,
+            health: crate::security::guards::AuditHealth::default(),
         })
+    }
+
+    /// False while writes fail (the last write failed): `GET /v1/health` reports it as
+    /// `audit_ok`. Failures are logged at error level at most once a minute.
+    pub fn is_ok(&self) -> bool {
+        self.health.is_ok()
     }
 
     /// The file.
@@ -551,12 +560,16 @@ impl AuditLog {
     /// # Errors
     /// [`AuditError::Sqlite`] (nothing appended).
     pub fn record_many(&self, events: &[AuditEvent]) -> Result<u64, AuditError> {
-        let now = self.clock.now();
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last = append(&tx, events, now, self.zone)?;
-        tx.commit()?;
-        Ok(last)
+        let r = (|| {
+            let now = self.clock.now();
+            let mut conn = self.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let last = append(&tx, events, now, self.zone)?;
+            tx.commit()?;
+            Ok(last)
+        })();
+        self.health.note(&self.path, &r);
+        r
     }
 
     /// Appends the events whose key (a console audit event's id) was never recorded, in one
@@ -566,6 +579,12 @@ impl AuditLog {
     /// # Errors
     /// [`AuditError::Sqlite`] (nothing appended).
     pub fn record_new(&self, events: &[(String, AuditEvent)]) -> Result<(u32, u32), AuditError> {
+        let r = self.record_new_inner(events);
+        self.health.note(&self.path, &r);
+        r
+    }
+
+    fn record_new_inner(&self, events: &[(String, AuditEvent)]) -> Result<(u32, u32), AuditError> {
         let now = self.clock.now();
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

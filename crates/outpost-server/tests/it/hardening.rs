@@ -407,3 +407,42 @@ fn an_enroll_body_over_the_limit_is_refused_413_before_any_password_work() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].detail.starts_with("too_large"), "{records:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// S11: the audit trail's health
+
+fn health(server: &TestServer) -> serde_json::Value {
+    https(server)
+        .get(format!("{}/v1/health", server.url()))
+        .send()
+        .expect("GET /v1/health")
+        .json()
+        .expect("health body")
+}
+
+#[test]
+fn health_says_audit_ok_false_while_the_trail_cannot_be_written_and_the_server_serves_on() {
+    let server = TestServer::start().expect("server");
+    assert_eq!(health(&server)["audit_ok"], true);
+    // Another writer holds audit.db: the server's next record fails (after its busy wait).
+    let db = rusqlite::Connection::open(server.data_dir().join("audit.db")).expect("open");
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let c = https(&server);
+    let refused = c
+        .get(format!("{}/v1/pull?after=0", server.url()))
+        .send()
+        .expect("GET /v1/pull");
+    // The request is answered all the same.
+    assert_eq!(refused.status().as_u16(), 401);
+    let h = health(&server);
+    assert_eq!(h["audit_ok"], false, "{h}");
+    assert_eq!(h["status"], "ok");
+    db.execute_batch("ROLLBACK").expect("unlock");
+    // The next record is written: healthy again.
+    let again = c
+        .get(format!("{}/v1/snapshot", server.url()))
+        .send()
+        .expect("GET /v1/snapshot");
+    assert_eq!(again.status().as_u16(), 401);
+    assert_eq!(health(&server)["audit_ok"], true);
+}
