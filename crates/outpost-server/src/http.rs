@@ -914,7 +914,12 @@ async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], snap).into_response())
 }
 
-async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn poke(
+    State(s): State<AppState>,
+    peer: Option<axum::Extension<PeerDevice>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     // Consoles send nothing on this socket: a few KiB is plenty, and no client can make
     // the server buffer megabytes per socket.
     let ws = ws
@@ -923,7 +928,57 @@ async fn poke(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let rx = s.service.subscribe();
     let service = s.service.clone();
     let shutdown = s.shutdown.clone();
-    ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown))
+    // The socket lives as long as its session (review S10): checked again every
+    // `session_recheck` (logout, expiry, a disabled account, a revoked device close it).
+    let session = s.security.clone().map(|security| PokeSession {
+        security,
+        peer: peer.map(|axum::Extension(p)| p),
+        bearer: bearer_of(&headers),
+        every: s.guards.config.session_recheck,
+    });
+    ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown, session))
+}
+
+/// The bearer token of a request's `Authorization` header.
+fn bearer_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned)
+}
+
+/// What a poke socket checks again while open: its device and session.
+struct PokeSession {
+    security: Arc<Security>,
+    peer: Option<PeerDevice>,
+    bearer: Option<String>,
+    every: Duration,
+}
+
+impl PokeSession {
+    /// `Err(reason)` once the session ended, expired, its account was disabled or its device
+    /// revoked.
+    async fn still_valid(&self) -> Result<(), String> {
+        let (sec, peer, bearer) = (
+            self.security.clone(),
+            self.peer.clone(),
+            self.bearer.clone(),
+        );
+        match tokio::task::spawn_blocking(move || {
+            sec.authenticate(peer.as_ref(), bearer.as_deref())
+        })
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            // The check could not run (shutting down): keep the socket until the next one.
+            Err(_) => Ok(()),
+        }
+    }
 }
 
 /// How long a push body may take to arrive.
@@ -943,7 +998,12 @@ async fn poke_socket(
     service: Arc<SyncService>,
     mut rx: broadcast::Receiver<Poke>,
     mut shutdown: watch::Receiver<bool>,
+    session: Option<PokeSession>,
 ) {
+    let every = session
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |s| s.every);
+    let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
     let first = {
         let svc = service.clone();
         tokio::task::spawn_blocking(move || svc.head()).await
@@ -970,6 +1030,14 @@ async fn poke_socket(
         let due = last_sent + POKE_INTERVAL;
         tokio::select! {
             _ = shutdown.changed() => break,
+            _ = recheck.tick(), if session.is_some() => {
+                if let Some(s) = &session
+                    && let Err(why) = s.still_valid().await
+                {
+                    tracing::debug!(%why, "poke socket closed: its session ended");
+                    break;
+                }
+            }
             _ = tokio::time::sleep_until(due), if pending.is_some() => {
                 if let Some(p) = pending.take() {
                     if send_poke(&mut socket, p).await.is_err() {

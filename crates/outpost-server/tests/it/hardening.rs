@@ -446,3 +446,90 @@ fn health_says_audit_ok_false_while_the_trail_cannot_be_written_and_the_server_s
     assert_eq!(again.status().as_u16(), 401);
     assert_eq!(health(&server)["audit_ok"], true);
 }
+
+// ---------------------------------------------------------------------------------------
+// S10: the poke socket lives as long as its session
+
+/// Opens the poke WebSocket of `console` by hand over TLS (device certificate + bearer) and
+/// reads up to the answer's headers.
+fn open_poke(server: &TestServer, console: &outpost_server::testing::TestConsole) -> Tls {
+    let mut tls = cot_connect_to(
+        server.server().local_addr(),
+        server.ca_pem(),
+        &console.device.cert_pem,
+        &console.device.key_pem,
+    );
+    let request = format!(
+        "GET /v1/poke HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        console.login.token
+    );
+    let head = exchange(&mut tls, &request, "\r\n\r\n").expect("upgrade answer");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls
+}
+
+fn cot_connect_to(addr: SocketAddr, ca: &str, cert: &str, key: &str) -> Tls {
+    let config = outpost_sync::tls::client_config(ca, Some((cert, key))).expect("config");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Reads frames until the server closes the socket (a close frame or the end): true when it
+/// did, false when the read timed out with the socket still open.
+fn closed_by_server(tls: &mut Tls) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return true,
+            // A close frame: FIN + opcode 8.
+            Ok(n) if buf[..n].contains(&0x88) => return true,
+            Ok(_) => {}
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_poke_socket_closes_when_its_session_ends() {
+    let server = TestServer::start_with(TestServerOptions {
+        guards: Some(GuardConfig {
+            sign_in_per_minute: 1_000,
+            session_recheck: Duration::from_secs(1),
+            ..GuardConfig::default()
+        }),
+        ..TestServerOptions::default()
+    })
+    .expect("server");
+    let console = server.console(Role::Dispatcher).expect("console");
+    let mut poke = open_poke(&server, &console);
+    // Logged out elsewhere: the socket closes at the next check.
+    let identity = (
+        console.device.cert_pem.as_str(),
+        console.device.key_pem.as_str(),
+    );
+    let tls = outpost_sync::tls::client_config(server.ca_pem(), Some(identity)).expect("tls");
+    let c = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .expect("client");
+    let out = c
+        .post(format!("{}/v1/logout", server.url()))
+        .bearer_auth(&console.login.token)
+        .send()
+        .expect("logout");
+    assert_eq!(out.status().as_u16(), 204);
+    assert!(
+        closed_by_server(&mut poke),
+        "the poke socket outlived its session"
+    );
+}
