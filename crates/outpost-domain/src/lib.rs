@@ -16,6 +16,7 @@ pub mod facility;
 pub mod geo;
 pub mod incident;
 pub mod merge;
+pub mod names;
 pub mod op;
 pub mod road_closure;
 pub mod timeline;

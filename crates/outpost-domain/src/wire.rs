@@ -435,17 +435,10 @@ impl ConsoleAuditEvent {
                 self.at
             ));
         }
-        let user_ok = self.user == "-"
-            || ((1..=64).contains(&self.user.len())
-                && self
-                    .user
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
-        if !user_ok {
-            return Err(format!(
-                "user: {:?} is not a login name (1–64 letters, digits, '.', '-', '_') nor \"-\"",
-                self.user
-            ));
+        // The accounts' own rule (crate::names; fresh review S6): `王伟` and `ann@pd` pass.
+        if self.user != "-" {
+            crate::names::check_login_name(&self.user)
+                .map_err(|e| format!("user: {e}, nor \"-\""))?;
         }
         if !CONSOLE_AUDIT_ACTIONS.contains(&self.action.as_str()) {
             return Err(format!(

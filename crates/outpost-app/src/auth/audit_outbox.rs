@@ -160,11 +160,9 @@ fn clean(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// The server's login-name rule (`outpost_domain::names`; fresh review S6).
 fn login_name_ok(user: &str) -> bool {
-    (1..=64).contains(&user.len())
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    outpost_domain::names::is_login_name(user)
 }
 
 #[cfg(unix)]
@@ -508,6 +506,19 @@ mod tests {
             recorded: u32::try_from(req.events.len()).unwrap_or(0),
             ..AuditEventsResponse::default()
         }
+    }
+
+    /// Fresh review S6: every name the server's accounts accept keeps its name here
+    /// (Hanzi, '@'); what the accounts refuse is still recorded as "-".
+    #[test]
+    fn login_names_follow_the_accounts_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = outbox(dir.path());
+        for name in ["王伟", "ann@pd", "ann lee", "x\u{202E}y"] {
+            o.record(name, "sign_in", "offline", Outcome::Ok, "", &[]);
+        }
+        let users: Vec<String> = o.pending().into_iter().map(|e| e.user).collect();
+        assert_eq!(users, ["王伟", "ann@pd", "-", "-"]);
     }
 
     #[test]

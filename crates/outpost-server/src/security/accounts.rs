@@ -216,7 +216,9 @@ pub struct AccountInfo {
 /// What `user add` / `POST /v1/admin/users` takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAccount {
-    /// Login name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
+    /// Login name: `outpost_domain::names::check_login_name` (1–64 letters of any script,
+    /// digits, `.`, `_`, `-`, `@`; not starting with `-`); unique ignoring case and
+    /// compatibility forms (`outpost_domain::names::login_name_key`).
     pub name: String,
     /// Role.
     pub role: Role,
@@ -481,21 +483,14 @@ pub fn totp_code(secret_b32: &str, at: DateTime<Utc>) -> Result<String, AuthErro
     Ok(totp(secret_b32, "x")?.generate(u64::try_from(at.timestamp()).unwrap_or(0)))
 }
 
+/// The one login-name rule (`outpost_domain::names::check_login_name`, shared with the
+/// console audit events; fresh review S6/S12).
 fn check_name(name: &str) -> Result<(), AuthError> {
-    let ok = (1..=64).contains(&name.chars().count())
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AuthError::BadRequest(format!(
-            "name: {name:?} is not a login name (1-64 letters, digits, '.', '_', '-', '@')"
-        )))
-    }
+    outpost_domain::names::check_login_name(name)
+        .map_err(|e| AuthError::BadRequest(format!("name: {e}")))
 }
 
-/// Refuses a password shorter than [`MIN_PASSWORD_CHARS`].
+/// Refuses a password shorter than [`MIN_PASSWORD_CHARS`] or made only of whitespace.
 ///
 /// # Errors
 /// [`AuthError::BadRequest`] naming the rule.
@@ -504,6 +499,11 @@ pub fn check_password_rules(password: &str) -> Result<(), AuthError> {
         return Err(AuthError::BadRequest(format!(
             "password: at least {MIN_PASSWORD_CHARS} characters are required"
         )));
+    }
+    if password.chars().all(char::is_whitespace) {
+        return Err(AuthError::BadRequest(
+            "password: only spaces or other whitespace; choose one with other characters".into(),
+        ));
     }
     Ok(())
 }
@@ -573,7 +573,16 @@ impl Accounts {
                     "unit_id: a field unit's account needs its unit (--unit UNIT_ID)".into(),
                 ));
             }
-            (Role::FieldUnit, Some(_)) | (_, None) => {}
+            // Like an op's unit id (1-64 characters), and nothing hidden (fresh review S12).
+            (Role::FieldUnit, Some(u)) => {
+                outpost_domain::names::check_label(
+                    "unit_id",
+                    u,
+                    outpost_domain::merge::MAX_ID_CHARS,
+                )
+                .map_err(AuthError::BadRequest)?;
+            }
+            (_, None) => {}
             (role, Some(_)) => {
                 return Err(AuthError::BadRequest(format!(
                     "unit_id: only field unit accounts are bound to a unit, not {role}"
@@ -597,6 +606,23 @@ impl Accounts {
             .to_string();
         let uri = totp(&secret, &new.name)?.get_url();
         let conn = self.conn();
+        // Unique case-insensitively after NFKC (fresh review S12): `Commander` beside
+        // `commander` would be two people the audit trail cannot tell apart.
+        let key = outpost_domain::names::login_name_key(&new.name);
+        let names = conn
+            .prepare("SELECT name FROM accounts")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(other) = names
+            .iter()
+            .find(|n| **n != new.name && outpost_domain::names::login_name_key(n) == key)
+        {
+            return Err(AuthError::Conflict(format!(
+                "name: {:?} is too like the existing account {other:?} (login names are \
+                 compared ignoring case and compatibility forms); choose another",
+                new.name
+            )));
+        }
         let n = conn.execute(
             "INSERT OR IGNORE INTO accounts(name, display_name, role, unit_id, password_hash,
                  totp_secret, created_at)

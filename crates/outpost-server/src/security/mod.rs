@@ -369,11 +369,9 @@ impl Security {
     ) -> Result<(EnrollResponse, accounts::VerifiedAccount), AuthError> {
         check_protocol(req.protocol)?;
         let name = req.device_name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(AuthError::BadRequest(
-                "device_name: 1-100 characters, no control characters".into(),
-            ));
-        }
+        // No control, invisible, bidi-override or non-characters (fresh review S12).
+        outpost_domain::names::check_label("device_name", name, 100)
+            .map_err(AuthError::BadRequest)?;
         let key = req.cache_key.trim();
         if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AuthError::BadRequest(

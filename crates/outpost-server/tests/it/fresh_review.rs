@@ -166,3 +166,103 @@ fn s8_a_head_kept_elsewhere_catches_a_cut_tail_and_a_rewrite() {
     assert_eq!(rc, 2, "{err}");
     assert!(err.contains("SEQ:HASH"), "{err}");
 }
+
+fn add(
+    server: &TestServer,
+    name: &str,
+    role: Role,
+    unit: Option<&str>,
+    password: &str,
+) -> Result<(), String> {
+    server
+        .security()
+        .accounts()
+        .add_user(&outpost_server::security::accounts::NewAccount {
+            name: name.into(),
+            role,
+            unit_id: unit.map(str::to_string),
+            display_name: None,
+            password: password.into(),
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// S12 + S6: one login-name rule (any script, `@`), names unique ignoring case and
+/// compatibility forms, no whitespace-only password, a field unit's unit id without hidden
+/// characters, and a device name without bidi/control/non-characters; the console audit
+/// events accept every name the accounts accept.
+#[test]
+fn s12_login_names_one_rule_unique_ignoring_case_and_hidden_characters_refused() {
+    let server = TestServer::start().expect("server");
+    let pw = "a good password 123";
+    // Any script and '@' work, and their console audit events keep the name.
+    for name in ["王伟", "ann@pd"] {
+        add(&server, name, Role::Commander, None, pw).expect(name);
+        let ev = outpost_domain::wire::ConsoleAuditEvent {
+            event_id: uuid::Uuid::now_v7(),
+            at: "2026-11-30T05:44:00.12+00:00".into(),
+            user: name.into(),
+            action: "sign_in".into(),
+            target: "offline".into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        };
+        assert_eq!(ev.validate(), Ok(()), "{name}");
+    }
+    // `Commander` beside `commander` (and full-width forms) refused with a clear message.
+    for look_alike in ["Commander", "COMMANDER", "ｃｏｍｍａｎｄｅｒ"] {
+        let e = add(&server, look_alike, Role::Viewer, None, pw).expect_err(look_alike);
+        assert!(
+            e.contains("too like the existing account \"commander\""),
+            "{e}"
+        );
+    }
+    let e = add(&server, "commander", Role::Viewer, None, pw).expect_err("same");
+    assert!(e.contains("exists already"), "{e}");
+    // Look-alike scripts, flags, hidden characters.
+    for (bad, why) in [
+        ("\u{0430}dministrator", "mixed with Greek or Cyrillic"),
+        ("-rf", "starts with '-'"),
+        ("evil\u{202E}gnp", "U+202E"),
+        ("a\u{200B}b", "U+200B"),
+    ] {
+        let e = add(&server, bad, Role::Viewer, None, pw).expect_err(bad);
+        assert!(e.starts_with("name: "), "{e}");
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+    // A password of only spaces.
+    let e = add(&server, "spacey", Role::Viewer, None, &" ".repeat(12)).expect_err("spaces");
+    assert!(e.contains("password: only spaces"), "{e}");
+    // A field unit's unit id: hidden or control characters refused, surrounding space trimmed.
+    let e = add(&server, "r3", Role::FieldUnit, Some("u-01\u{0007}x"), pw).expect_err("bell");
+    assert!(e.starts_with("unit_id: U+0007"), "{e}");
+    let e = add(&server, "r4", Role::FieldUnit, Some(&"u".repeat(65)), pw).expect_err("long");
+    assert!(e.contains("65 characters"), "{e}");
+    add(&server, "r5", Role::FieldUnit, Some("u-02\n"), pw).expect("trimmed");
+    let users = server.security().accounts().list_users().expect("list");
+    let r5 = users.iter().find(|u| u.name == "r5").expect("r5");
+    assert_eq!(r5.unit_id.as_deref(), Some("u-02"));
+
+    // Enrollment: a device name with a right-to-left override, a zero-width space or a
+    // non-character is refused, naming the field.
+    let user = server.user(Role::Commander).clone();
+    for bad in ["laptop \u{202E}gnp.exe", "x\u{200B}y", "laptop \u{FFFF}"] {
+        let (_, csr) = outpost_server::testing::key_and_csr().expect("csr");
+        let e = server
+            .security()
+            .enroll(&outpost_domain::wire::EnrollRequest {
+                protocol: PROTOCOL_VERSION,
+                user: user.name.clone(),
+                password: user.password.clone(),
+                totp: server.fresh_code(Role::Commander),
+                device_name: bad.into(),
+                origin: uuid::Uuid::now_v7(),
+                csr_pem: csr,
+                cache_key: "ab".repeat(32),
+            })
+            .expect_err(bad)
+            .to_string();
+        assert!(e.starts_with("device_name: U+"), "{bad:?}: {e}");
+    }
+}
