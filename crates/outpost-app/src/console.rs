@@ -866,6 +866,13 @@ impl Console {
         self.actor.as_ref()
     }
 
+    /// Sets (or with `None` removes) the signer of the signed-in person's ops: every op this
+    /// console writes for them from now on carries their signature (`OpEnvelope::auth`,
+    /// review S2), online or offline; the Gate sets it at each sign-in.
+    pub fn set_op_signer(&self, signer: Option<outpost_domain::op_auth::OpSigner>) {
+        lock(&self.store).set_signer(signer);
+    }
+
     /// Who writes an op: the user `acting_as` set on this thread (the demo), else the
     /// console's user.
     fn author(&self) -> String {

@@ -75,6 +75,7 @@ impl Author {
             lane,
             lane_seq: *ls,
             body,
+            auth: None,
         }
     }
 }

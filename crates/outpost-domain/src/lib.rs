@@ -18,6 +18,7 @@ pub mod incident;
 pub mod merge;
 pub mod names;
 pub mod op;
+pub mod op_auth;
 pub mod road_closure;
 pub mod timeline;
 pub mod unit;

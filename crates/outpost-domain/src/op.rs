@@ -119,6 +119,14 @@ pub struct OpEnvelope {
     pub lane_seq: u64,
     /// The operation.
     pub body: OpBody,
+    /// The author's signature (issue 6, review S2):
+    /// `KEYID.HEX(HMAC-SHA256(op_key, signed bytes))` with the op key the server issued to
+    /// this person on this device at an online login; the signed bytes are defined in
+    /// [`crate::op_auth::signed_bytes`] (this envelope's JSON without `auth`). Absent on ops
+    /// of the ingest gateway, of consoles before issue 6 and of tests that run without
+    /// accounts; absent from the JSON when `None`, so older envelopes parse unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// A fix: one position of a unit as measured by its receiver.

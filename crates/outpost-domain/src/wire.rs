@@ -326,6 +326,17 @@ pub struct LoginResponse {
     /// (administrator, auditor: `Role::reads_picture` false; the console refuses them),
     /// security review S9.
     pub cache_key: String,
+    /// This person's op key on this device, issued at this login (64 hex digits, 256 bits;
+    /// [`crate::op_auth`]): the console keeps it only in the person's sealed vault entry and
+    /// signs every op it writes for them with it (`OpEnvelope::auth`), also offline. Valid
+    /// for ops whose HLC time lies in this login's grant window (from 15 minutes before the
+    /// login until the offline grace ends, the person logs out on this device, the account
+    /// is disabled or the device revoked). Empty from a server before op signing.
+    #[serde(default)]
+    pub op_key: String,
+    /// The key id of `op_key`, the `KEYID` of the ops' `auth` (no `.`). Empty with `op_key`.
+    #[serde(default)]
+    pub op_key_id: String,
 }
 
 /// `GET /v1/security/revocations`: what every console must honour, also offline.
@@ -515,6 +526,8 @@ mod tests {
             totp_secret: "JBSWY3DPEHPK3PXP".into(),
             offline_grace_s: 3600,
             cache_key: "00".repeat(32),
+            op_key: String::new(),
+            op_key_id: String::new(),
         };
         let with = EnrollResponse {
             session: Some(session.clone()),

@@ -336,6 +336,7 @@ fn setup(server: &str, units: usize, auth: &Auth) -> Result<()> {
             lane: Lane::Critical,
             lane_seq: seq,
             body,
+            auth: None,
         }
     };
     for i in 0..units {

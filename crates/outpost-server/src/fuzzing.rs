@@ -50,6 +50,7 @@ pub fn seed_ops() -> Vec<OpEnvelope> {
         lane: Lane::Critical,
         lane_seq: seq,
         body,
+        auth: None,
     };
     let body = |v: serde_json::Value| serde_json::from_value::<OpBody>(v);
     let unit = body(json!({"kind": "unit.register", "unit_id": SEED_UNIT,

@@ -37,6 +37,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 
 use outpost_domain::op::{Hlc, OpBody, OpEnvelope, SCHEMA_VERSION};
+use outpost_domain::op_auth::OpSigner;
 
 pub use cipher::CacheKey;
 pub use closures::StoredRoadClosure;
@@ -179,6 +180,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     origin: Uuid,
+    signer: Option<OpSigner>,
 }
 
 impl Store {
@@ -280,7 +282,12 @@ impl Store {
             tx.commit()?;
         }
         let origin = ensure_origin(&conn, now)?;
-        let mut store = Store { conn, path, origin };
+        let mut store = Store {
+            conn,
+            path,
+            origin,
+            signer: None,
+        };
         if store.deferred_count()? > 0 {
             // Ops a previous build kept aside may be readable now.
             store.retry_deferred()?;
@@ -296,6 +303,14 @@ impl Store {
     /// This installation's origin id.
     pub fn origin_id(&self) -> Uuid {
         self.origin
+    }
+
+    /// Sets (or with `None` removes) the signer of the ops this store stamps: from then on
+    /// [`Store::write`] and [`Store::write_many`] sign each op whose user is the signer's
+    /// person (`OpEnvelope::auth`, [`outpost_domain::op_auth`]) before it is applied and
+    /// queued; other people's ops stay unsigned. The console sets it at sign-in.
+    pub fn set_signer(&mut self, signer: Option<OpSigner>) {
+        self.signer = signer;
     }
 
     /// The connection, for the read queries of [`query`].
@@ -328,7 +343,7 @@ impl Store {
             .map_err(StoreError::from)?;
         let body = decide(&tx)?;
         check_body(&body)?;
-        let env = append_local(&tx, self.origin, now, user, body)?;
+        let env = append_local(&tx, self.origin, now, user, body, self.signer.as_ref())?;
         tx.commit().map_err(StoreError::from)?;
         Ok(env)
     }
@@ -358,7 +373,14 @@ impl Store {
         let mut out = Vec::with_capacity(bodies.len());
         for body in bodies {
             check_body(&body)?;
-            out.push(append_local(&tx, self.origin, now, user, body)?);
+            out.push(append_local(
+                &tx,
+                self.origin,
+                now,
+                user,
+                body,
+                self.signer.as_ref(),
+            )?);
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
@@ -437,14 +459,15 @@ fn ensure_origin(conn: &Connection, now: DateTime<Utc>) -> Result<Uuid, StoreErr
     Ok(id)
 }
 
-/// Stamps `body` as the next op of this origin, applies it and appends it to the outbox,
-/// inside the caller's transaction.
+/// Stamps `body` as the next op of this origin (signed by `signer` when it is its person's),
+/// applies it and appends it to the outbox, inside the caller's transaction.
 fn append_local(
     tx: &Connection,
     origin: Uuid,
     now: DateTime<Utc>,
     user: &str,
     body: OpBody,
+    signer: Option<&OpSigner>,
 ) -> Result<OpEnvelope, StoreError> {
     let o = query::origin(tx)?.ok_or_else(|| StoreError::Missing {
         what: "origin",
@@ -456,7 +479,7 @@ fn append_local(
     let lane_text = sql::enum_text(&lane)?;
     let lane_seq = query::last_lane_seq(tx, lane)? + 1;
     let base = sync::next_base_in(tx)?;
-    let env = OpEnvelope {
+    let mut env = OpEnvelope {
         op_id: Uuid::now_v7(),
         origin,
         seq,
@@ -467,7 +490,14 @@ fn append_local(
         lane,
         lane_seq,
         body,
+        auth: None,
     };
+    if let Some(signer) = signer {
+        signer.sign(&mut env).map_err(|e| StoreError::Invalid {
+            kind: env.body.kind(),
+            message: format!("cannot sign the op: {e}"),
+        })?;
+    }
     tx.execute(
         "UPDATE origin SET last_seq = ?1, hlc_wall_ms = ?2, hlc_logical = ?3 WHERE singleton = 1",
         params![sql::u64_sql(seq), hlc.wall_ms, hlc.logical],

@@ -914,3 +914,85 @@ fn synchronous_is_full_for_durable_commits() {
         .expect("pragma");
     assert_eq!(timeout, crate::BUSY_TIMEOUT_MS as i64);
 }
+
+#[test]
+fn a_signer_signs_its_persons_ops_when_stamped_and_the_outbox_keeps_the_signature() {
+    use outpost_domain::op_auth::{self, OpSigner};
+    let key = "3a".repeat(32);
+    let mut s = store();
+    let unsigned = write(
+        &mut s,
+        1,
+        OpBody::UnitRegister {
+            unit_id: "u-1".into(),
+            callsign: "C1".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    assert_eq!(unsigned.auth, None);
+    s.set_signer(Some(OpSigner::new("cmdr.li", "k7", &key).expect("signer")));
+    let env = write(
+        &mut s,
+        2,
+        OpBody::UnitRegister {
+            unit_id: "u-2".into(),
+            callsign: "C2".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    let k = op_auth::decode_key(&key).expect("key");
+    assert_eq!(op_auth::verify(&env, &k), Ok(()));
+    assert!(env.auth.as_deref().is_some_and(|a| a.starts_with("k7.")));
+    // Another person's op (the demo acting on its own) stays unsigned; write_many signs each
+    // of the person's ops.
+    let other = s
+        .write::<StoreError, _>(t(3), "demo", |_| {
+            Ok(OpBody::UnitRegister {
+                unit_id: "u-3".into(),
+                callsign: "C3".into(),
+                unit_kind: UnitKind::PatrolCar,
+                home_station: None,
+            })
+        })
+        .expect("write");
+    assert_eq!(other.auth, None);
+    let many = s
+        .write_many::<StoreError, _>(t(4), "cmdr.li", |_| {
+            Ok(vec![
+                OpBody::UnitRegister {
+                    unit_id: "u-4".into(),
+                    callsign: "C4".into(),
+                    unit_kind: UnitKind::PatrolCar,
+                    home_station: None,
+                },
+                OpBody::UnitRegister {
+                    unit_id: "u-5".into(),
+                    callsign: "C5".into(),
+                    unit_kind: UnitKind::PatrolCar,
+                    home_station: None,
+                },
+            ])
+        })
+        .expect("write many");
+    assert!(many.iter().all(|e| op_auth::verify(e, &k).is_ok()));
+    // The outbox holds the envelopes as signed (what the engine pushes).
+    let outbox = query::outbox_all(s.conn()).expect("outbox");
+    assert_eq!(outbox.len(), 5);
+    assert_eq!(outbox[1].envelope, env);
+    assert_eq!(op_auth::verify(&outbox[1].envelope, &k), Ok(()));
+    assert_eq!(outbox[0].envelope.auth, None);
+    s.set_signer(None);
+    let after = write(
+        &mut s,
+        5,
+        OpBody::UnitRegister {
+            unit_id: "u-6".into(),
+            callsign: "C6".into(),
+            unit_kind: UnitKind::PatrolCar,
+            home_station: None,
+        },
+    );
+    assert_eq!(after.auth, None);
+}

@@ -519,6 +519,7 @@ fn device_report_apply_rate() {
         lane: outpost_domain::op::Lane::Positions,
         lane_seq: 0,
         body: device_report("d", fix(0), None, None),
+        auth: None,
     };
     let mut next = |device: String, secs: i64| {
         gw.op_id = Uuid::now_v7();

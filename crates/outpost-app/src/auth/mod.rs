@@ -36,6 +36,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use outpost_domain::Clock;
 use outpost_domain::access::{Actor, Role};
+use outpost_domain::op_auth::OpSigner;
 use outpost_domain::wire::{
     EnrollRequest, LoginRequest, LoginResponse, PROTOCOL_VERSION, Revocations,
 };
@@ -529,6 +530,7 @@ impl Gate {
                     vault::random::<32>().map_err(|e| storage(e.to_string()))?,
                 ),
                 totp_secret: p.secret.clone(),
+                op_key: None,
             };
             let entry = vault::seal_with(
                 &profile,
@@ -545,17 +547,17 @@ impl Gate {
             next.save(&self.options.data_dir)
                 .map_err(|e| storage(e.to_string()))?;
             inner.vault = next;
-            let opened = match self.start_session(&mut inner, profile, secrets.cache_key, None, now)
-            {
-                Ok(opened) => opened,
-                Err(e) => {
-                    // Take the entry back so setup can be retried (e.g. after moving away a
-                    // cache encrypted with a lost key).
-                    inner.vault.users.clear();
-                    let _ = inner.vault.save(&self.options.data_dir);
-                    return Err(e);
-                }
-            };
+            let opened =
+                match self.start_session(&mut inner, profile, secrets.cache_key, None, None, now) {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        // Take the entry back so setup can be retried (e.g. after moving away a
+                        // cache encrypted with a lost key).
+                        inner.vault.users.clear();
+                        let _ = inner.vault.save(&self.options.data_dir);
+                        return Err(e);
+                    }
+                };
             let user = inner.pending.take().map(|p| p.user).unwrap_or_default();
             inner.used_steps.insert(user, step);
             inner.message = None;
@@ -882,9 +884,20 @@ impl Gate {
                     .unwrap_or(now),
             ),
         };
+        // The op key of this sign-in signs the person's ops (review S2); a server from
+        // before op signing sends none.
+        let op_key = if resp.op_key.is_empty() {
+            None
+        } else {
+            Some(
+                OpSigner::new(&resp.user, &resp.op_key_id, &resp.op_key)
+                    .map_err(|e| storage(format!("the server's op key is unusable: {e}")))?,
+            )
+        };
         let secrets = Secrets {
             cache_key: cache_key.clone(),
             totp_secret: resp.totp_secret.clone(),
+            op_key: op_key.clone(),
         };
         let (entry, _) = vault::seal(&profile, password, self.config.kdf, &secrets, now)
             .map_err(|e| storage(e.to_string()))?;
@@ -913,7 +926,7 @@ impl Gate {
             return Err(disabled_error(&resp.user));
         }
         inner.message = None;
-        self.start_session(inner, profile, cache_key, Some(resp.token), now)
+        self.start_session(inner, profile, cache_key, Some(resp.token), op_key, now)
     }
 
     fn offline_sign_in(
@@ -970,6 +983,13 @@ impl Gate {
             )));
         }
         self.check_code(inner, user, &secrets.totp_secret, code, now)?;
+        if entry.offline_until.is_some() && secrets.op_key.is_none() {
+            // Sealed before op signing: the server would refuse every op written now.
+            return Err(auth_failed(format!(
+                "{user:?} must sign in once while the server can be reached before signing in \
+                 offline on this console again (this console's offline entry has no op key yet)"
+            )));
+        }
         if let Some(e) = inner.vault.entry_mut(user) {
             e.failures.clear();
             e.last_sign_in = now;
@@ -977,7 +997,7 @@ impl Gate {
         let _ = inner.vault.save(&self.options.data_dir);
         let profile = entry.profile();
         inner.message = None;
-        self.start_session(inner, profile, secrets.cache_key, None, now)
+        self.start_session(inner, profile, secrets.cache_key, None, secrets.op_key, now)
     }
 
     /// Checks a code against a person's secret: current step ±1, not used before.
@@ -1050,12 +1070,14 @@ impl Gate {
     }
 
     /// Opens (or keeps) the console for `profile` and makes it the session.
+    /// `op_key` signs the person's ops from now on (`None`: unsigned, a standalone console).
     fn start_session(
         &self,
         inner: &mut Inner,
         profile: Profile,
         cache_key: CacheKey,
         token: Option<String>,
+        op_key: Option<OpSigner>,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<Console>>, AppError> {
         // Every sign-in ends here (online, offline, setup, a 12-hour unlock).
@@ -1077,6 +1099,7 @@ impl Gate {
                 None => self.token.clear(),
             }
             s.token = token;
+            s.console.set_op_signer(op_key);
             self.start_uploader(inner);
             return Ok(None);
         }
@@ -1105,6 +1128,7 @@ impl Gate {
             },
         )?;
         let console = Arc::new(console);
+        console.set_op_signer(op_key);
         console.attach_audit(Arc::clone(&self.audit));
         inner.session = Some(Session {
             profile,

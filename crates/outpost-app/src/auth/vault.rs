@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use outpost_domain::access::Role;
+use outpost_domain::op_auth::OpSigner;
 use outpost_store::CacheKey;
 
 /// The vault file inside the data directory.
@@ -73,12 +74,23 @@ pub struct Secrets {
     pub cache_key: CacheKey,
     /// The person's TOTP secret, base32 (RFC 4648, no padding).
     pub totp_secret: String,
+    /// The person's op key on this device from their last online sign-in
+    /// (`LoginResponse::op_key`; review S2): signs their ops. `None` for a standalone
+    /// console's own account and for entries sealed before op signing (then the person
+    /// must sign in online once before signing in offline).
+    pub op_key: Option<OpSigner>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct SealedSecrets {
     cache_key: String,
     totp_secret: String,
+    /// Key id of the op key; absent in entries sealed before op signing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    op_key_id: String,
+    /// The op key, 64 hex digits; absent with `op_key_id`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    op_key: String,
 }
 
 /// One person's vault entry.
@@ -323,6 +335,16 @@ pub fn seal_with(
     let plain = serde_json::to_vec(&SealedSecrets {
         cache_key: secrets.cache_key.to_hex(),
         totp_secret: secrets.totp_secret.clone(),
+        op_key_id: secrets
+            .op_key
+            .as_ref()
+            .map(|k| k.key_id().to_owned())
+            .unwrap_or_default(),
+        op_key: secrets
+            .op_key
+            .as_ref()
+            .map(OpSigner::key_hex)
+            .unwrap_or_default(),
     })
     .map_err(|e| VaultError::File(format!("cannot encode the sealed part: {e}")))?;
     let cipher = Aes256Gcm::new_from_slice(&key.seal)
@@ -396,6 +418,14 @@ impl Entry {
             cache_key: CacheKey::from_hex(&s.cache_key)
                 .map_err(|_| VaultError::Altered(self.user.clone()))?,
             totp_secret: s.totp_secret,
+            op_key: if s.op_key_id.is_empty() {
+                None
+            } else {
+                Some(
+                    OpSigner::new(&self.user, &s.op_key_id, &s.op_key)
+                        .map_err(|_| VaultError::Altered(self.user.clone()))?,
+                )
+            },
         })
     }
 }
@@ -556,7 +586,34 @@ mod tests {
         Secrets {
             cache_key: CacheKey::from_bytes([7; 32]),
             totp_secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+            op_key: None,
         }
+    }
+
+    #[test]
+    fn the_op_key_is_sealed_with_the_entry_and_an_old_entry_has_none() {
+        let mut with_key = secrets();
+        with_key.op_key = Some(OpSigner::new("disp.zhao", "0a1b", &"5c".repeat(32)).expect("key"));
+        let (entry, _) = seal(
+            &profile("disp.zhao"),
+            "pass phrase 1",
+            KdfParams::TEST_ONLY,
+            &with_key,
+            t(0),
+        )
+        .expect("seal");
+        assert!(!entry.sealed.contains(&"5c".repeat(32)));
+        let (opened, _) = entry.open("pass phrase 1").expect("open");
+        assert_eq!(opened, with_key);
+        let (old, _) = seal(
+            &profile("disp.zhao"),
+            "pass phrase 1",
+            KdfParams::TEST_ONLY,
+            &secrets(),
+            t(0),
+        )
+        .expect("seal");
+        assert_eq!(old.open("pass phrase 1").expect("open").0.op_key, None);
     }
 
     #[test]

@@ -468,6 +468,8 @@ impl FakeServer {
                 .expect("escrow")
                 .clone()
                 .expect("enrolled"),
+            op_key: "42".repeat(32),
+            op_key_id: "fakekey".into(),
         }
     }
 
@@ -779,6 +781,10 @@ fn an_auditor_entry_in_an_older_vault_is_refused_offline() {
     let secrets = Secrets {
         cache_key: outpost_store::CacheKey::from_hex(&cache_key).expect("key"),
         totp_secret: server.secret("audit.sun"),
+        op_key: Some(
+            outpost_domain::op_auth::OpSigner::new("audit.sun", "fakekey", &"42".repeat(32))
+                .expect("op key"),
+        ),
     };
     let (entry, _) = vault::seal(
         &profile,
@@ -1147,4 +1153,107 @@ fn a_field_unit_changes_only_its_own_unit() {
         "unit.register",
     );
     assert_eq!(outbox_len(&console), before + 1);
+}
+
+/// The `auth` of the newest op in the console's outbox.
+fn last_op_auth(console: &Console) -> outpost_domain::op::OpEnvelope {
+    let store = console.store_handle();
+    let store = store.lock().expect("store");
+    query::outbox_all(store.conn())
+        .expect("outbox")
+        .into_iter()
+        .max_by_key(|r| r.envelope.seq)
+        .expect("an op")
+        .envelope
+}
+
+/// Op signing (review S2): every op the console writes for the signed-in person carries
+/// their signature by the op key of their online sign-in, offline too (from the vault); an
+/// entry sealed before op signing must sign in online once.
+#[test]
+fn the_console_signs_the_persons_ops_online_and_offline() {
+    use outpost_app::auth::vault::{self, Profile, Secrets, Vault};
+    use outpost_domain::op_auth;
+    let (dir, clock, server, gate) = enrolled();
+    let key = op_auth::decode_key(&"42".repeat(32)).expect("key");
+    let console = gate.console().expect("console");
+    console
+        .create_incident(incident("signed online"))
+        .expect("incident");
+    let online = last_op_auth(&console);
+    assert_eq!(online.user, "cmdr.wang");
+    assert!(
+        online
+            .auth
+            .as_deref()
+            .is_some_and(|a| a.starts_with("fakekey."))
+    );
+    assert_eq!(op_auth::verify(&online, &key), Ok(()));
+    drop(console);
+    gate.sign_out();
+    server.online.store(false, Ordering::SeqCst);
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("offline");
+    let console = gate.console().expect("console");
+    console
+        .create_incident(incident("signed offline"))
+        .expect("incident");
+    let offline = last_op_auth(&console);
+    assert!(offline.seq > online.seq);
+    assert_eq!(op_auth::verify(&offline, &key), Ok(()));
+    drop(console);
+    gate.sign_out();
+    drop(gate);
+    // The same person's entry as an older console sealed it (no op key): offline refused.
+    let data = dir.path().join("data");
+    let mut v = Vault::load(&data).expect("vault");
+    let cache_key = server
+        .escrow
+        .lock()
+        .expect("escrow")
+        .clone()
+        .expect("escrowed");
+    let profile = Profile {
+        user: "cmdr.wang".into(),
+        display_name: "cmdr.wang (server)".into(),
+        role: Role::Commander,
+        unit_id: None,
+        offline_until: Some(clock_now(&clock) + Duration::days(1)),
+    };
+    let secrets = Secrets {
+        cache_key: outpost_store::CacheKey::from_hex(&cache_key).expect("key"),
+        totp_secret: server.secret("cmdr.wang"),
+        op_key: None,
+    };
+    let (entry, _) = vault::seal(
+        &profile,
+        "cmdr.wang password",
+        KdfParams::TEST_ONLY,
+        &secrets,
+        clock_now(&clock),
+    )
+    .expect("seal");
+    v.upsert(entry);
+    v.save(&data).expect("save");
+    let gate = Gate::open_with(
+        options(&data, Some(URL), None),
+        clock.clone(),
+        config(Some(server.clone())),
+    )
+    .expect("gate");
+    clock.advance_secs(30);
+    assert_refused(
+        sign_in_as(&gate, &server, &clock, "cmdr.wang"),
+        ErrorCode::AuthFailed,
+        "must sign in once while the server can be reached",
+    );
+    // Online, the new sign-in's key is sealed again and signs.
+    server.online.store(true, Ordering::SeqCst);
+    clock.advance_secs(30);
+    sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("online");
+    let console = gate.console().expect("console");
+    console
+        .create_incident(incident("signed again"))
+        .expect("incident");
+    assert_eq!(op_auth::verify(&last_op_auth(&console), &key), Ok(()));
 }

@@ -189,6 +189,7 @@ fn s14_pulled_newer_schema_op_is_deferred_counted_and_the_console_keeps_working(
             incident_id: fire_id,
             text: "with a photo".into(),
         },
+        auth: None,
     };
     let mut raw = serde_json::to_value(&env).expect("json");
     raw["body"]["attachments"] = serde_json::json!([{"kind": "photo", "sha256": "ab12"}]);

@@ -346,6 +346,7 @@ impl Gateway {
             lane: Lane::Positions,
             lane_seq: self.lane_seq,
             body,
+            auth: None,
         }
     }
 

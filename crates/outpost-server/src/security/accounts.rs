@@ -7,7 +7,7 @@
 //! | `login_failures` | one per failed login or enrollment (user, time); cleared by a success or an unlock |
 //! | `sessions` | one per login: SHA-256 of the bearer token, user, device, created, expires (12 h), ended |
 //! | `devices` | one per enrolled console: id (certificate CN), name, origin, certificate serial, enrolled by/at, revoked at/reason, escrowed cache key |
-//! | `grants` | one per login: user, device, from, until (offline grace) |
+//! | `grants` | one per login: user, device, from, until (offline grace), ended (logout, disable, revocation), op key + key id, session |
 //! | `device_tokens` | one per OsmAnd phone id: SHA-256 of its token |
 //! | `meta` | the revocation version |
 //!
@@ -328,6 +328,34 @@ pub struct NewSession {
     pub token: String,
     /// When it ends.
     pub expires_at: DateTime<Utc>,
+    /// The op key of this login's grant (64 hex digits; `outpost_domain::op_auth`).
+    pub op_key: String,
+    /// Its key id (16 hex digits).
+    pub op_key_id: String,
+}
+
+/// One grant of an author on a device, as the push check needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GrantWindow {
+    /// Start of the window: the login minus [`GRANT_CLOCK_SLACK_MS`], ms since the epoch.
+    pub from_ms: i64,
+    /// End of the window: the earliest of the offline grace's end, the person's logout on
+    /// the device, the account's disabling and the device's revocation, ms since the epoch.
+    pub until_ms: i64,
+    /// The op key's id (`None` for grants recorded before op signing: they authorize no op).
+    pub key_id: Option<String>,
+    /// The op key.
+    pub key: Option<[u8; outpost_domain::op_auth::OP_KEY_BYTES]>,
+}
+
+impl std::fmt::Debug for GrantWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantWindow")
+            .field("from_ms", &self.from_ms)
+            .field("until_ms", &self.until_ms)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An op's author as the push check needs it.
@@ -339,8 +367,8 @@ pub struct AuthorInfo {
     pub unit_id: Option<String>,
     /// Enabled?
     pub enabled: bool,
-    /// The windows `[from_ms - slack, until_ms]` of the author's grants on the device.
-    pub grants: Vec<(i64, i64)>,
+    /// The author's grants on the device (every one ever recorded, ended ones included).
+    pub grants: Vec<GrantWindow>,
 }
 
 const M1: &str = r#"
@@ -402,9 +430,20 @@ CREATE TABLE meta (
 INSERT INTO meta(singleton, revocation_version) VALUES (1, 0);
 "#;
 
+/// Op signing (review S2): each grant gets the op key issued at its login and ends early at
+/// the person's logout on the device, the account's disabling or the device's revocation.
+const M2: &str = r#"
+ALTER TABLE grants ADD COLUMN key_id TEXT;
+ALTER TABLE grants ADD COLUMN op_key TEXT;
+ALTER TABLE grants ADD COLUMN ended_at INTEGER;
+ALTER TABLE grants ADD COLUMN session_sha256 TEXT;
+CREATE UNIQUE INDEX grants_key_id ON grants(key_id) WHERE key_id IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(M1).comment("accounts, sessions, devices, grants"),
+        M::up(M2).comment("grants: op keys, end at logout/disable/revocation"),
     ])
 }
 
@@ -733,6 +772,10 @@ impl Accounts {
             params![name, now],
         )?;
         tx.execute(
+            "UPDATE grants SET ended_at = ?2 WHERE user = ?1 AND ended_at IS NULL",
+            params![name, now],
+        )?;
+        tx.execute(
             "UPDATE meta SET revocation_version = revocation_version + 1",
             [],
         )?;
@@ -1029,6 +1072,10 @@ impl Accounts {
             params![device_id, now],
         )?;
         tx.execute(
+            "UPDATE grants SET ended_at = ?2 WHERE device_id = ?1 AND ended_at IS NULL",
+            params![device_id, now],
+        )?;
+        tx.execute(
             "UPDATE meta SET revocation_version = revocation_version + 1",
             [],
         )?;
@@ -1037,7 +1084,8 @@ impl Accounts {
     }
 
     /// Opens a session for `user` on `device_id` and records a grant of `grace_s` seconds
-    /// for offline sign-in and offline-written ops on that device.
+    /// for offline sign-in and offline-written ops on that device, with a new random op key
+    /// (256 bits) and key id that the ops written under it must be signed with.
     ///
     /// # Errors
     /// [`AuthError::Storage`].
@@ -1048,6 +1096,8 @@ impl Accounts {
         grace_s: u64,
     ) -> Result<NewSession, AuthError> {
         let token = hex::encode(random_bytes(32)?);
+        let op_key = hex::encode(random_bytes(outpost_domain::op_auth::OP_KEY_BYTES)?);
+        let op_key_id = hex::encode(random_bytes(8)?);
         let now = self.now();
         let expires_at = now + chrono::Duration::hours(SESSION_HOURS);
         let grace_ms = i64::try_from(grace_s.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -1059,11 +1109,26 @@ impl Accounts {
             params![sha256_hex(&token), user, device_id, ms(now), ms(expires_at)],
         )?;
         tx.execute(
-            "INSERT INTO grants(user, device_id, granted_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![user, device_id, ms(now), ms(now).saturating_add(grace_ms)],
+            "INSERT INTO grants(user, device_id, granted_at, expires_at, key_id, op_key,
+                                session_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                user,
+                device_id,
+                ms(now),
+                ms(now).saturating_add(grace_ms),
+                op_key_id,
+                op_key,
+                sha256_hex(&token)
+            ],
         )?;
         tx.commit()?;
-        Ok(NewSession { token, expires_at })
+        Ok(NewSession {
+            token,
+            expires_at,
+            op_key,
+            op_key_id,
+        })
     }
 
     /// The live session of `token` presented by `device_id`.
@@ -1134,15 +1199,27 @@ impl Accounts {
         })
     }
 
-    /// Ends the session whose token hash is `token_sha256` (logout).
+    /// Ends the session whose token hash is `token_sha256` (logout), and with it every
+    /// grant of its person on its device: ops they sign after the logout are refused (ops
+    /// written before it stay covered).
     ///
     /// # Errors
     /// [`AuthError::Storage`].
     pub fn end_session(&self, token_sha256: &str) -> Result<(), AuthError> {
-        self.conn().execute(
+        let now = ms(self.now());
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE sessions SET ended_at = ?2 WHERE token_sha256 = ?1 AND ended_at IS NULL",
-            params![token_sha256, ms(self.now())],
+            params![token_sha256, now],
         )?;
+        tx.execute(
+            "UPDATE grants SET ended_at = ?2
+             WHERE ended_at IS NULL AND (user, device_id) IN
+                   (SELECT user, device_id FROM sessions WHERE token_sha256 = ?1)",
+            params![token_sha256, now],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -1170,14 +1247,21 @@ impl Accounts {
             return Ok(None);
         };
         let mut stmt = conn.prepare(
-            "SELECT granted_at, expires_at FROM grants WHERE user = ?1 AND device_id = ?2",
+            "SELECT granted_at, expires_at, ended_at, key_id, op_key FROM grants
+             WHERE user = ?1 AND device_id = ?2",
         )?;
         let grants = stmt
             .query_map(params![user, device_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? - GRANT_CLOCK_SLACK_MS,
-                    r.get::<_, i64>(1)?,
-                ))
+                let expires = r.get::<_, i64>(1)?;
+                let ended = r.get::<_, Option<i64>>(2)?;
+                Ok(GrantWindow {
+                    from_ms: r.get::<_, i64>(0)?.saturating_sub(GRANT_CLOCK_SLACK_MS),
+                    until_ms: ended.map_or(expires, |e| e.min(expires)),
+                    key_id: r.get::<_, Option<String>>(3)?,
+                    key: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|k| outpost_domain::op_auth::decode_key(&k)),
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(AuthorInfo {

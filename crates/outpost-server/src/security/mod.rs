@@ -32,14 +32,15 @@ use uuid::Uuid;
 use outpost_domain::access::{self, Actor, Endpoint};
 use outpost_domain::clock::{Clock, SystemClock};
 use outpost_domain::op::{Lane, OpEnvelope};
+use outpost_domain::op_auth;
 use outpost_domain::wire::{
     EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Outcome, PROTOCOL_VERSION,
     PushRequest, PushResponse, Revocations,
 };
 
 pub use accounts::{
-    AccountInfo, Accounts, AuthError, CreatedAccount, DeviceInfo, NewAccount, PasswordParams,
-    SessionInfo,
+    AccountInfo, Accounts, AuthError, CreatedAccount, DeviceInfo, GrantWindow, NewAccount,
+    PasswordParams, SessionInfo,
 };
 pub use audit::{AuditEvent, AuditOutcome};
 
@@ -344,6 +345,8 @@ impl Security {
                 totp_secret: console_secret(account.role, account.totp_secret),
                 offline_grace_s: grace,
                 cache_key: console_secret(account.role, cache_key.trim().to_ascii_lowercase()),
+                op_key: session.op_key,
+                op_key_id: session.op_key_id,
             });
         let event = AuditEvent {
             outcome: outcome_of(&r),
@@ -465,6 +468,8 @@ impl Security {
             totp_secret: console_secret(account.role, account.totp_secret),
             offline_grace_s: self.config.offline_grace_s,
             cache_key: console_secret(account.role, device.cache_key),
+            op_key: session.op_key,
+            op_key_id: session.op_key_id,
         })
     }
 
@@ -659,6 +664,18 @@ impl crate::ingest::DeviceTokenCheck for Security {
     }
 }
 
+fn session_actor(s: &SessionInfo) -> Actor {
+    Actor {
+        user: s.user.clone(),
+        role: s.role,
+        unit_id: s.unit_id.clone(),
+    }
+}
+
+fn time_text(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
+}
+
 fn check_protocol(protocol: u32) -> Result<(), AuthError> {
     if protocol == PROTOCOL_VERSION {
         Ok(())
@@ -699,6 +716,18 @@ fn console_secret(role: access::Role, secret: String) -> String {
 /// account must be enabled, and `access::check_op` must pass (its questions about
 /// assignments answered by the server's replica). A refused op is parked with a reason starting
 /// `forbidden: `. Then [`PushAuth::audit`] records the push's ops.
+///
+/// Op signing (review S2; the HLC time is the author's choice, so only a signature ties an
+/// op to a sign-in): an op of another person than the session's must carry a valid
+/// signature (`OpEnvelope::auth`, `outpost_domain::op_auth`) by the op key of one of the
+/// author's grants on this device, and that grant's window (its login minus 15 minutes until
+/// the offline grace runs out or the person logs out there, is disabled or the device
+/// revoked) must cover the op's HLC time. A signature on an op of the session's person must
+/// verify under one of their op keys on this device (any window: the person is signed in
+/// now, and a console clock behind by hours must not get their ops refused, SYNC.md
+/// principle 10); their unsigned ops are still accepted (the headless client, the
+/// benchmarks and consoles from before op signing do not sign yet), so a stolen token with
+/// the device's key can still write as the token's person (follow-up: require it).
 pub struct PushAuth<'a> {
     security: &'a Security,
     session: &'a SessionInfo,
@@ -718,23 +747,11 @@ impl std::fmt::Debug for PushAuth<'_> {
 impl PushAuth<'_> {
     fn actor_of(&self, env: &OpEnvelope) -> Result<Actor, String> {
         let s = self.session;
-        if env.user == s.user {
-            return Ok(Actor {
-                user: s.user.clone(),
-                role: s.role,
-                unit_id: s.unit_id.clone(),
-            });
+        let own = env.user == s.user;
+        if own && env.auth.is_none() {
+            return Ok(session_actor(s));
         }
-        let mut authors = self.authors.borrow_mut();
-        if !authors.contains_key(&env.user) {
-            let info = self
-                .security
-                .accounts
-                .author(&env.user, &s.device_id)
-                .map_err(|e| format!("forbidden: cannot check the author: {e}"))?;
-            authors.insert(env.user.clone(), info);
-        }
-        let Some(Some(info)) = authors.get(&env.user) else {
+        let Some(info) = self.author(&env.user)? else {
             return Err(format!(
                 "forbidden: the author {:?} has no account on this server",
                 env.user
@@ -743,27 +760,84 @@ impl PushAuth<'_> {
         if !info.enabled {
             return Err(format!("forbidden: the account {:?} is disabled", env.user));
         }
-        let at = env.hlc.wall_ms;
-        if !info
+        self.check_signature(env, &info, own)?;
+        Ok(if own {
+            session_actor(s)
+        } else {
+            Actor {
+                user: env.user.clone(),
+                role: info.role,
+                unit_id: info.unit_id.clone(),
+            }
+        })
+    }
+
+    fn author(&self, user: &str) -> Result<Option<accounts::AuthorInfo>, String> {
+        let mut authors = self.authors.borrow_mut();
+        if let Some(info) = authors.get(user) {
+            return Ok(info.clone());
+        }
+        let info = self
+            .security
+            .accounts
+            .author(user, &self.session.device_id)
+            .map_err(|e| format!("forbidden: cannot check the author: {e}"))?;
+        authors.insert(user.to_string(), info.clone());
+        Ok(info)
+    }
+
+    /// The op's signature must verify under the op key of one of the author's grants on
+    /// this device, and (unless `own`: the author is the session's person) that grant's
+    /// window must cover the op's HLC time.
+    fn check_signature(
+        &self,
+        env: &OpEnvelope,
+        info: &accounts::AuthorInfo,
+        own: bool,
+    ) -> Result<(), String> {
+        let s = self.session;
+        let who = &env.user;
+        let Some(auth) = env.auth.as_deref() else {
+            return Err(format!(
+                "forbidden: not signed by {who:?}: an op of another person than the one signed \
+                 in ({:?}) must carry its author's signature from a sign-in on device {} (a \
+                 console from before op signing cannot push it; {who:?} must sign in there \
+                 online)",
+                s.user, s.device_id
+            ));
+        };
+        let Some(key_id) = op_auth::key_id_of(auth) else {
+            return Err(format!(
+                "forbidden: not signed by {who:?}: {}",
+                op_auth::OpAuthError::Malformed
+            ));
+        };
+        let grant = info
             .grants
             .iter()
-            .any(|&(from, until)| from <= at && at <= until)
-        {
+            .find(|g| g.key_id.as_deref() == Some(key_id));
+        let (Some(grant), Some(key)) = (grant, grant.and_then(|g| g.key)) else {
             return Err(format!(
-                "forbidden: {:?} wrote this op (at {}) on device {} without a sign-in there \
-                 whose offline grace covers that time; {:?} is signed in",
-                env.user,
-                DateTime::<Utc>::from_timestamp_millis(at)
-                    .map_or_else(|| at.to_string(), |t| t.to_rfc3339()),
+                "forbidden: not signed by {who:?}: key {key_id:?} is not an op key of {who:?} \
+                 on device {}",
+                s.device_id
+            ));
+        };
+        op_auth::verify(env, &key).map_err(|e| format!("forbidden: not signed by {who:?}: {e}"))?;
+        let at = env.hlc.wall_ms;
+        if !own && (at < grant.from_ms || at > grant.until_ms) {
+            return Err(format!(
+                "forbidden: {who:?} signed this op (at {}) with the key of a sign-in on device \
+                 {} whose window ({} to {}) does not cover it; a sign-in's window ends when its \
+                 offline grace runs out or at the person's logout there, the account's \
+                 disabling or the device's revocation",
+                time_text(at),
                 s.device_id,
-                s.user
+                time_text(grant.from_ms),
+                time_text(grant.until_ms)
             ));
         }
-        Ok(Actor {
-            user: env.user.clone(),
-            role: info.role,
-            unit_id: info.unit_id.clone(),
-        })
+        Ok(())
     }
 
     /// Records the ops of this push in the audit trail from the service's answer: one

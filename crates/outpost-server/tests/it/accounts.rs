@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use outpost_domain::access::Role;
 use outpost_domain::op::{Lane, OpBody, OpEnvelope, Release};
+use outpost_domain::op_auth::OpSigner;
 use outpost_domain::unit::UnitStatus;
-use outpost_domain::wire::{EnrollRequest, LoginRequest, PROTOCOL_VERSION};
+use outpost_domain::wire::{EnrollRequest, LoginRequest, LoginResponse, PROTOCOL_VERSION};
 use outpost_server::security::AuthError;
 use outpost_server::testing::{TEST_FIELD_UNIT, TEST_PASSWORD, TestDevice, TestServer};
 use outpost_sync::tls::client_config;
@@ -84,6 +85,23 @@ fn by(mut op: OpEnvelope, user: &str, wall_ms: Option<i64>) -> OpEnvelope {
         op.hlc.wall_ms = ms;
     }
     op
+}
+
+/// `ops`, each signed with the op key of the login (of those given) of its author, as the
+/// author's console does (op signing, review S2); ops of others stay unsigned.
+fn signed(ops: &[OpEnvelope], logins: &[&LoginResponse]) -> Vec<OpEnvelope> {
+    ops.iter()
+        .cloned()
+        .map(|mut op| {
+            if let Some(l) = logins.iter().find(|l| l.user == op.user) {
+                OpSigner::new(&l.user, &l.op_key_id, &l.op_key)
+                    .expect("op key")
+                    .sign(&mut op)
+                    .expect("sign");
+            }
+            op
+        })
+        .collect()
 }
 
 /// An author with `device`'s origin.
@@ -487,7 +505,7 @@ fn each_op_is_checked_against_its_author() {
     let token = cmd.login.token.clone();
     // The viewer signed in on this device earlier: their grant covers now, but a viewer
     // writes nothing, so their op in the commander's push is parked as forbidden.
-    server
+    let viewer = server
         .login(&cmd.device, Role::Viewer)
         .expect("viewer login");
     let now_ms = server.clock_now_ms();
@@ -500,7 +518,13 @@ fn each_op_is_checked_against_its_author() {
         // Nobody of that name.
         by(a.unit("P-04"), "mallory", Some(now_ms)),
     ];
-    let req = request(cmd.device.origin, Lane::Critical, &ops);
+    // Each op signed by its author's key where they have one here (the dispatcher and
+    // mallory have none: unsigned).
+    let req = request(
+        cmd.device.origin,
+        Lane::Critical,
+        &signed(&ops, &[&cmd.login, &viewer]),
+    );
     let (status, answer) = http.post("/v1/push", Some(&token), &json!(req));
     assert_eq!(status, 200, "{answer}");
     let o = outcomes(&answer);
@@ -510,7 +534,7 @@ fn each_op_is_checked_against_its_author() {
         "{o:?}"
     );
     assert!(
-        o[2].starts_with("parked: forbidden: \"dispatcher\" wrote this op"),
+        o[2].starts_with("parked: forbidden: not signed by \"dispatcher\""),
         "{o:?}"
     );
     assert!(
@@ -519,19 +543,22 @@ fn each_op_is_checked_against_its_author() {
     );
     // A dispatcher who signed in here may have an op written offline (within the grace)
     // pushed later under the commander's session; one written after the grace ended may not.
-    server
+    let disp = server
         .login(&cmd.device, Role::Dispatcher)
         .expect("dispatcher login");
     let signed_in = server.clock_now_ms();
     let (incident, create) = a.incident();
-    let ops = [
-        by(create, "dispatcher", Some(signed_in + 3_600_000)),
-        by(
-            a.note(incident, "late"),
-            "dispatcher",
-            Some(signed_in + 73 * 3_600_000),
-        ),
-    ];
+    let ops = signed(
+        &[
+            by(create, "dispatcher", Some(signed_in + 3_600_000)),
+            by(
+                a.note(incident, "late"),
+                "dispatcher",
+                Some(signed_in + 73 * 3_600_000),
+            ),
+        ],
+        &[&disp],
+    );
     let req = request(cmd.device.origin, Lane::Critical, &ops[..1]);
     let (_, answer) = http.post("/v1/push", Some(&token), &json!(req));
     assert_eq!(outcomes(&answer), ["accepted 2"]);
@@ -539,7 +566,7 @@ fn each_op_is_checked_against_its_author() {
     let (_, answer) = http.post("/v1/push", Some(&token), &json!(req));
     let o = outcomes(&answer);
     assert!(
-        o[0].starts_with("parked: forbidden: \"dispatcher\" wrote this op"),
+        o[0].starts_with("parked: forbidden: \"dispatcher\" signed this op"),
         "{o:?}"
     );
     // Parked ops are in the server's parked list with the reason; the audit has one record
@@ -594,7 +621,11 @@ fn a_field_unit_sets_its_own_status_only() {
     let (status, answer) = cmd_http.post(
         "/v1/push",
         Some(&cmd.login.token),
-        &json!(request(cmd.device.origin, Lane::Critical, &ops)),
+        &json!(request(
+            cmd.device.origin,
+            Lane::Critical,
+            &signed(&ops, &[&cmd.login])
+        )),
     );
     assert_eq!(status, 200);
     assert_eq!(
@@ -630,7 +661,11 @@ fn a_field_unit_sets_its_own_status_only() {
     let (status, answer) = http.post(
         "/v1/push",
         Some(&field.login.token),
-        &json!(request(field.device.origin, Lane::Critical, &ops)),
+        &json!(request(
+            field.device.origin,
+            Lane::Critical,
+            &signed(&ops, &[&field.login])
+        )),
     );
     assert_eq!(status, 200, "{answer}");
     let o = outcomes(&answer);
@@ -653,7 +688,11 @@ fn a_field_unit_sets_its_own_status_only() {
     let (_, answer) = http.post(
         "/v1/push",
         Some(&field.login.token),
-        &json!(request(field.device.origin, Lane::Notes, &notes)),
+        &json!(request(
+            field.device.origin,
+            Lane::Notes,
+            &signed(&notes, &[&field.login])
+        )),
     );
     let o = outcomes(&answer);
     assert!(o[0].starts_with("accepted"), "{o:?}");
@@ -666,7 +705,11 @@ fn a_field_unit_sets_its_own_status_only() {
     let (_, answer) = http.post(
         "/v1/push",
         Some(&field.login.token),
-        &json!(request(field.device.origin, Lane::Positions, &positions)),
+        &json!(request(
+            field.device.origin,
+            Lane::Positions,
+            &signed(&positions, &[&field.login])
+        )),
     );
     let o = outcomes(&answer);
     assert!(o[0].starts_with("accepted"), "{o:?}");
@@ -896,7 +939,7 @@ fn enrollment_answers_with_a_session_on_the_new_device() {
         author
             .grants
             .iter()
-            .any(|&(from, until)| from <= now && now < until),
+            .any(|g| g.from_ms <= now && now < g.until_ms && g.key.is_some()),
         "{:?}",
         author.grants
     );
@@ -953,7 +996,11 @@ fn enrollment_refuses_the_gateway_origin_and_origins_of_other_installations() {
     let (status, answer) = Https::new(&server, Some(&cmd.device)).post(
         "/v1/push",
         Some(&cmd.login.token),
-        &json!(request(cmd.device.origin, Lane::Critical, &[op])),
+        &json!(request(
+            cmd.device.origin,
+            Lane::Critical,
+            &signed(&[op], &[&cmd.login])
+        )),
     );
     assert_eq!(status, 200, "{answer}");
     assert!(outcomes(&answer)[0].starts_with("accepted"), "{answer}");

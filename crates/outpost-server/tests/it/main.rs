@@ -20,6 +20,7 @@ mod console_audit;
 mod fuzz;
 mod ingest;
 mod pytak;
+mod op_signing;
 mod security;
 mod support;
 mod sync;

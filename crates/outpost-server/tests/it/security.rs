@@ -948,6 +948,8 @@ struct Writer {
     user: String,
     seq: u64,
     lanes: BTreeMap<Lane, u64>,
+    /// Signs the ops, as the person's console does (op signing, review S2).
+    key: Option<outpost_domain::op_auth::OpSigner>,
 }
 
 impl Writer {
@@ -957,7 +959,17 @@ impl Writer {
             user: user.to_string(),
             seq: 0,
             lanes: BTreeMap::new(),
+            key: None,
         }
+    }
+
+    /// Signs the ops with the op key of `login` (its person's sign-in on this device).
+    fn signing(mut self, login: &outpost_domain::wire::LoginResponse) -> Writer {
+        self.key = Some(
+            outpost_domain::op_auth::OpSigner::new(&login.user, &login.op_key_id, &login.op_key)
+                .expect("op key"),
+        );
+        self
     }
 
     fn op(&mut self, body: OpBody) -> OpEnvelope {
@@ -965,7 +977,7 @@ impl Writer {
         let lane = body.lane();
         let lane_seq = self.lanes.entry(lane).or_insert(0);
         *lane_seq += 1;
-        OpEnvelope {
+        let mut env = OpEnvelope {
             op_id: Uuid::now_v7(),
             origin: self.origin,
             seq: self.seq,
@@ -979,7 +991,12 @@ impl Writer {
             lane,
             lane_seq: *lane_seq,
             body,
+            auth: None,
+        };
+        if let Some(k) = &self.key {
+            k.sign(&mut env).expect("sign");
         }
+        env
     }
 }
 
@@ -1296,7 +1313,7 @@ fn every_op_kind_is_checked_against_every_role() {
     let server = TestServer::start().expect("test server");
     let commander = server.console(Role::Commander).expect("console");
     let http_c = client(&server, Some(&commander.device));
-    let mut cw = Writer::new(commander.device.origin, "commander");
+    let mut cw = Writer::new(commander.device.origin, "commander").signing(&commander.login);
 
     // The world, by the commander: units, an incident per role, the field unit assigned to
     // one of them.
@@ -1376,7 +1393,7 @@ fn every_op_kind_is_checked_against_every_role() {
         // The commander goes on with the writer of the setup (its seq and lane_seq).
         let mut w = match (role, setup_writer.take()) {
             (Role::Commander, Some(w)) => w,
-            _ => Writer::new(console.device.origin, &name),
+            _ => Writer::new(console.device.origin, &name).signing(&console.login),
         };
         let actor = Actor {
             user: name.clone(),

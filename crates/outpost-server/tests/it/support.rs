@@ -53,6 +53,7 @@ impl Author {
             lane,
             lane_seq: *lane_seq,
             body,
+            auth: None,
         }
     }
 
