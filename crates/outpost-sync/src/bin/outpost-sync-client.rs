@@ -7,11 +7,14 @@
 //! outpost-sync-client --data DIR --server URL [--user NAME] [--script FILE|-]
 //!                     [--sync-once | --until-quiet | --timed] [--max-rounds N]
 //!                     [--ca FILE [--cert FILE --key FILE]
-//!                      [--token TOKEN | --login USER --password-file F --totp-secret S]]
+//!                      [--token TOKEN --user NAME | --login USER --password-file F --totp-secret S]]
+//!                     [--enroll --device-name NAME --ca FILE
+//!                      --login USER --password-file F --totp-secret S]
 //!                     [--cache-key-file FILE]
 //! ```
 //!
-//! `http://` servers are plain in-process test servers (no TLS, no auth). `https://` needs
+//! `http://` servers are only the plain in-process test servers (`ServerConfig::
+//! plain_for_tests`: no TLS, no auth); a real `outpost-server serve` is `https://`, which needs
 //! `--ca` (the agency CA, the only certificate trusted) and, for everything but enrollment,
 //! the device's `--cert`/`--key`; the person is `--token` or is logged in with `--login`
 //! (the TOTP code is computed from `--totp-secret`, base32; for tests and benchmarks). Ops
@@ -19,10 +22,19 @@
 //! cache (SQLCipher) opens with `--cache-key-file` (a file holding its 64 hex digits); a
 //! plaintext database given a key is converted to an encrypted one.
 //!
+//! `--enroll` enrolls this data directory's console (fresh review D2): a new ECDSA P-256
+//! key and CSR (rcgen), the origin of its store, `POST /v1/enroll` with the `--login`
+//! person's password and current code; the device certificate and key are written to
+//! `DATA/device.pem` and `DATA/device.key` (0600; refused if they exist) for later runs'
+//! `--cert`/`--key`, and the run goes on with the session the enrollment answered. The
+//! escrowed cache key is the `--cache-key-file` key, or a random one that this client does
+//! not use (its cache then stays unencrypted). With `--token` the person the token belongs
+//! to must be given with `--user` (ops are recorded as written by them).
+//!
 //! `OUTPOST_FAILPOINT` arms a crash point (S4): see `outpost_sync::failpoint`.
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,11 +42,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use outpost_domain::wire::{LoginRequest, PROTOCOL_VERSION};
+use outpost_domain::wire::{EnrollRequest, LoginRequest, PROTOCOL_VERSION};
 use outpost_store::{CacheKey, Store};
 use outpost_sync::{
     LinkState, SyncEngine, SyncOptions, SyncStore, TlsSettings, TokenSource, account, script,
 };
+
+/// The device certificate `--enroll` writes into the data directory.
+const DEVICE_CERT_FILE: &str = "device.pem";
+/// The device key `--enroll` writes into the data directory (0600).
+const DEVICE_KEY_FILE: &str = "device.key";
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -47,19 +64,21 @@ struct Cli {
     /// Directory of the local database (created if missing).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// The sync server's base URL, e.g. http://127.0.0.1:7400.
+    /// The sync server's base URL, e.g. https://dispatch.example:7400 (a real server is
+    /// https:// only; http:// is only for plain in-process test servers).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Name recorded in the ops (default: the --login user, else "headless").
+    /// Name recorded in the ops (default: the --login user; required with --token: the
+    /// person the token belongs to; "headless" without any sign-in).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// The agency CA certificate, PEM (required for https://; the only one trusted).
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// This device's certificate, PEM (from enrollment).
+    /// This device's certificate, PEM (from enrollment: --enroll writes DATA/device.pem).
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
-    /// This device's private key, PEM.
+    /// This device's private key, PEM (--enroll writes DATA/device.key).
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
     /// A session token from `POST /v1/login`.
@@ -77,6 +96,15 @@ struct Cli {
     /// File holding the cache key (64 hex digits) of an encrypted console database.
     #[arg(long, value_name = "FILE")]
     cache_key_file: Option<PathBuf>,
+    /// Enroll this console first as the --login person (needs --device-name, --ca,
+    /// --server, --password-file, --totp-secret): writes DATA/device.pem and
+    /// DATA/device.key (0600) and uses the session the enrollment answers with.
+    #[arg(long, requires_all = ["device_name", "login", "ca", "server"],
+          conflicts_with_all = ["cert", "token"])]
+    enroll: bool,
+    /// The device name shown in `outpost-server device list` (with --enroll).
+    #[arg(long, value_name = "NAME", requires = "enroll")]
+    device_name: Option<String>,
     /// JSON-lines actions to perform first (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
@@ -156,9 +184,130 @@ fn totp_now(secret_b32: &str) -> Result<String> {
         .context("the system clock is before 1970")
 }
 
+/// The `--password-file` password (without its line end) and the current code of
+/// `--totp-secret`.
+fn credentials(cli: &Cli) -> Result<(String, String)> {
+    let password_file = cli
+        .password_file
+        .as_ref()
+        .context("--login needs --password-file")?;
+    let password = std::fs::read_to_string(password_file)
+        .with_context(|| format!("cannot read the password file {}", password_file.display()))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    let secret = cli
+        .totp_secret
+        .as_deref()
+        .context("--login needs --totp-secret")?;
+    Ok((password, totp_now(secret)?))
+}
+
+/// Writes `text` to `path` readable by its owner only; refuses to overwrite.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `--enroll`: key + CSR, `POST /v1/enroll` with this store's origin, the certificate and
+/// key written into the data directory; returns the TLS settings with the new identity and
+/// the session the enrollment answered with.
+fn enroll(
+    cli: &Cli,
+    tls: Option<TlsSettings>,
+    store: &Store,
+    cache_key: Option<&CacheKey>,
+) -> Result<(TlsSettings, TokenSource)> {
+    let url = cli
+        .server
+        .as_deref()
+        .context("--enroll needs --server URL")?;
+    let tls = tls.context("--enroll needs --ca (the agency CA certificate)")?;
+    let user = cli
+        .login
+        .as_deref()
+        .context("--enroll needs --login USER")?;
+    let device_name = cli
+        .device_name
+        .as_deref()
+        .context("--enroll needs --device-name NAME")?;
+    let cert_path = cli.data.join(DEVICE_CERT_FILE);
+    let key_path = cli.data.join(DEVICE_KEY_FILE);
+    for p in [&cert_path, &key_path] {
+        anyhow::ensure!(
+            !p.exists(),
+            "{} exists: this console is enrolled already (use --cert and --key)",
+            p.display()
+        );
+    }
+    let key = rcgen::KeyPair::generate().context("cannot make a device key")?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .context("cannot make a certificate request")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "outpost console");
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .context("cannot make a certificate request")?;
+    let cache_key = match cache_key {
+        Some(k) => k.to_hex(),
+        None => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+            CacheKey::from_bytes(bytes).to_hex()
+        }
+    };
+    let (password, totp) = credentials(cli)?;
+    let req = EnrollRequest {
+        protocol: PROTOCOL_VERSION,
+        user: user.to_string(),
+        password,
+        totp,
+        device_name: device_name.to_string(),
+        origin: store.origin_id(),
+        csr_pem,
+        cache_key,
+    };
+    let resp = account::enroll(url, &tls.ca_pem, &req)
+        .with_context(|| format!("cannot enroll this console as {user}"))?;
+    let key_pem = key.serialize_pem();
+    write_private(&key_path, &key_pem)?;
+    write_private(&cert_path, &resp.certificate_pem)?;
+    eprintln!(
+        "enrolled as device {} ({}); certificate {}, key {}",
+        resp.device_id,
+        device_name,
+        cert_path.display(),
+        key_path.display()
+    );
+    let session = resp.session.context(
+        "the server enrolled the device but answered with no session: run again with \
+         --cert/--key and --login (after the next 30 s code)",
+    )?;
+    let tls = TlsSettings::new(tls.ca_pem).with_identity(resp.certificate_pem, key_pem);
+    Ok((tls, TokenSource::with_token(session.token)))
+}
+
 /// The session token: `--token`, or a fresh login with `--login`.
 fn session_token(cli: &Cli, tls: Option<&TlsSettings>) -> Result<TokenSource> {
     if let Some(token) = &cli.token {
+        // Ops are recorded as written by `--user`: a default name would be refused by the
+        // server as an author without an account (fresh review D2).
+        anyhow::ensure!(
+            cli.user.is_some(),
+            "give --user: the person the token belongs to"
+        );
         return Ok(TokenSource::with_token(token.trim()));
     }
     let Some(user) = &cli.login else {
@@ -173,22 +322,12 @@ fn session_token(cli: &Cli, tls: Option<&TlsSettings>) -> Result<TokenSource> {
         tls.identity.is_some(),
         "--login needs --cert and --key (an enrolled device)"
     );
-    let password_file = cli
-        .password_file
-        .as_ref()
-        .context("--login needs --password-file")?;
-    let password = std::fs::read_to_string(password_file)
-        .with_context(|| format!("cannot read the password file {}", password_file.display()))?;
-    let password = password.trim_end_matches(['\r', '\n']).to_string();
-    let secret = cli
-        .totp_secret
-        .as_deref()
-        .context("--login needs --totp-secret")?;
+    let (password, totp) = credentials(cli)?;
     let req = LoginRequest {
         protocol: PROTOCOL_VERSION,
         user: user.clone(),
         password,
-        totp: totp_now(secret)?,
+        totp,
     };
     let session =
         account::login(url, tls, &req).with_context(|| format!("cannot log in as {user}"))?;
@@ -197,13 +336,18 @@ fn session_token(cli: &Cli, tls: Option<&TlsSettings>) -> Result<TokenSource> {
 
 fn run(cli: Cli) -> Result<()> {
     let tls = tls_settings(&cli)?;
-    let token = session_token(&cli, tls.as_ref())?;
+    // Enrollment logs in itself (the session comes with the certificate).
+    let token = if cli.enroll {
+        TokenSource::new()
+    } else {
+        session_token(&cli, tls.as_ref())?
+    };
     let user = cli
         .user
         .clone()
         .or_else(|| cli.login.clone())
         .unwrap_or_else(|| "headless".to_string());
-    let base_options = SyncOptions {
+    let mut base_options = SyncOptions {
         tls,
         token,
         ..SyncOptions::default()
@@ -223,6 +367,11 @@ fn run(cli: Cli) -> Result<()> {
         None => None,
     };
     let mut store = Store::open_with_key(&cli.data.join("outpost.db"), key.as_ref(), now)?;
+    if cli.enroll {
+        let (tls, token) = enroll(&cli, base_options.tls.take(), &store, key.as_ref())?;
+        base_options.tls = Some(tls);
+        base_options.token = token;
+    }
     if let Some(path) = &cli.script {
         let text = if path.as_os_str() == "-" {
             let mut s = String::new();

@@ -615,3 +615,142 @@ fn the_headless_client_opens_an_encrypted_cache_with_its_key() {
         "a keyless open of an encrypted cache fails"
     );
 }
+
+/// Fresh review D2: `--enroll` makes the key and CSR, enrolls this data directory's origin
+/// with the person's password and code, writes the certificate and key (0600) and syncs
+/// with the session the enrollment answered; a second `--enroll` is refused (enrolled
+/// already), and the written files work as `--cert`/`--key` for a `--login` run.
+#[test]
+fn the_headless_client_enrolls_itself_and_syncs_with_the_enrollment_session() {
+    let srv = TestServer::start().expect("server");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("h");
+    let origin = console(&data).lock().expect("lock").origin_id();
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).expect("dir");
+    let write = |name: &str, text: &str| {
+        let p = files.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_string_lossy().into_owned()
+    };
+    let ca = write("ca.pem", srv.ca_pem());
+    let password = write("password", &format!("{TEST_PASSWORD}\n"));
+    let script = write(
+        "script.jsonl",
+        r#"{"action":"create_incident","name":"e1","incident_type":"fire","priority":"P2","location":{"lat":42.5,"lon":1.52},"address":"Carrer Major 2"}
+"#,
+    );
+    let secret = srv.user(Role::Dispatcher).totp_secret.clone();
+    // The binary computes the code from the real clock.
+    srv.clock().set(chrono::Utc::now());
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost-sync-client"))
+            .env_remove(outpost_sync::FAILPOINT_ENV)
+            .args(["--data", &data.to_string_lossy(), "--server", &srv.url()])
+            .args(["--ca", &ca])
+            .args(["--login", "dispatcher", "--password-file", &password])
+            .args(["--totp-secret", &secret])
+            .args(extra)
+            .output()
+            .expect("client runs")
+    };
+    let out = run(&[
+        "--enroll",
+        "--device-name",
+        "headless car 7",
+        "--script",
+        &script,
+        "--until-quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("summary JSON");
+    assert_eq!(summary["pending"], 0, "{summary}");
+    assert_eq!(summary["acked"], 1, "{summary}");
+    assert_eq!(summary["parked"], 0, "{summary}");
+    assert_eq!(server_log(srv.server()).len(), 1);
+
+    // The device is enrolled with this console's origin, by the dispatcher.
+    let devices = srv.security().accounts().list_devices().expect("devices");
+    let dev = devices
+        .iter()
+        .find(|d| d.name == "headless car 7")
+        .expect("enrolled device");
+    assert_eq!(dev.origin, origin);
+    assert_eq!(dev.enrolled_by, "dispatcher");
+    let (cert, key) = (data.join("device.pem"), data.join("device.key"));
+    assert!(
+        std::fs::read_to_string(&cert)
+            .expect("cert")
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .expect("key")
+            .contains("PRIVATE KEY")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [&cert, &key] {
+            let mode = std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
+
+    // Enrolled already: refused, nothing overwritten.
+    let before = std::fs::read(&key).expect("key");
+    let out = run(&["--enroll", "--device-name", "again"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enrolled already"), "{err}");
+    assert_eq!(std::fs::read(&key).expect("key"), before);
+
+    // The written identity works as --cert/--key for a later sign-in (the commander,
+    // whose current code is unused).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost-sync-client"))
+        .env_remove(outpost_sync::FAILPOINT_ENV)
+        .args(["--data", &data.to_string_lossy(), "--server", &srv.url()])
+        .args(["--ca", &ca])
+        .args([
+            "--cert",
+            &cert.to_string_lossy(),
+            "--key",
+            &key.to_string_lossy(),
+        ])
+        .args(["--login", "commander", "--password-file", &password])
+        .args(["--totp-secret", &srv.user(Role::Commander).totp_secret])
+        .arg("--sync-once")
+        .output()
+        .expect("client runs");
+    assert!(
+        out.status.success(),
+        "sign-in with the enrolled identity: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fresh review D2: with `--token` the client must be told whose token it is; it refuses
+/// to start rather than writing ops as "headless" (which the server parks as forbidden).
+#[test]
+fn the_headless_client_with_a_token_needs_the_user() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost-sync-client"))
+        .env_remove(outpost_sync::FAILPOINT_ENV)
+        .args(["--data", &tmp.path().join("t").to_string_lossy()])
+        .args(["--server", "https://127.0.0.1:9", "--token", "abc"])
+        .output()
+        .expect("client runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("give --user: the person the token belongs to"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("t").exists(), "nothing created");
+}
