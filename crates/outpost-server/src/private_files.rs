@@ -107,70 +107,71 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        std::fs::metadata(p).expect("test").permissions().mode() & 0o777
     }
 
     #[test]
     fn a_new_dir_and_db_are_owner_only() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().expect("test");
         let dir = t.path().join("a/data");
-        private_dir(&dir).unwrap();
+        private_dir(&dir).expect("test");
         assert_eq!(mode(&dir), 0o700);
         let db = dir.join("x.db");
-        private_db(&db).unwrap();
+        private_db(&db).expect("test");
         assert_eq!(mode(&db), 0o600);
-        assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+        assert_eq!(std::fs::metadata(&db).expect("test").len(), 0);
     }
 
     #[test]
     fn existing_wider_permissions_are_tightened() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().expect("test");
         let dir = t.path().join("data");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(&dir).expect("test");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("test");
         let db = dir.join("x.db");
         for f in ["x.db", "x.db-wal", "x.db-shm"] {
-            std::fs::write(dir.join(f), b"data").unwrap();
-            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::write(dir.join(f), b"data").expect("test");
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))
+                .expect("test");
         }
-        private_dir(&dir).unwrap();
-        private_db(&db).unwrap();
+        private_dir(&dir).expect("test");
+        private_db(&db).expect("test");
         assert_eq!(mode(&dir), 0o700);
         for f in ["x.db", "x.db-wal", "x.db-shm"] {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
         }
         // Content untouched.
-        assert_eq!(std::fs::read(&db).unwrap(), b"data");
+        assert_eq!(std::fs::read(&db).expect("test"), b"data");
     }
 
     /// The real opens: a data dir left 0755 with a 0644 server.db from an older run, then
     /// the storage and the audit log opened (and written: -wal/-shm exist) → all private.
     #[test]
     fn the_storage_and_the_audit_log_open_owner_only() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().expect("test");
         let dir = t.path().join("srv");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        drop(crate::storage::SqliteStorage::open(&dir).unwrap());
+        std::fs::create_dir(&dir).expect("test");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("test");
+        drop(crate::storage::SqliteStorage::open(&dir).expect("test"));
         std::fs::set_permissions(
             dir.join("server.db"),
             std::fs::Permissions::from_mode(0o644),
         )
-        .unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        .expect("test");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("test");
 
-        let storage = crate::storage::SqliteStorage::open(&dir).unwrap();
-        let audit = crate::security::audit::AuditLog::open(&dir).unwrap();
+        let storage = crate::storage::SqliteStorage::open(&dir).expect("test");
+        let audit = crate::security::audit::AuditLog::open(&dir).expect("test");
         audit
             .record(crate::security::audit::AuditEvent::new(
                 "test",
                 crate::security::audit::AuditOutcome::Ok,
             ))
-            .unwrap();
+            .expect("test");
         assert_eq!(mode(&dir), 0o700);
         let mut seen = Vec::new();
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
+        for e in std::fs::read_dir(&dir).expect("test") {
+            let e = e.expect("test");
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".db") || name.ends_with("-wal") || name.ends_with("-shm") {
                 assert_eq!(mode(&e.path()), 0o600, "{name}");
