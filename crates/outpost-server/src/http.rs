@@ -118,6 +118,47 @@ fn endpoint_of(path: &str) -> (Option<Endpoint>, &'static str) {
     }
 }
 
+/// The route of a request for the refusal audit's key: the method and the path with every
+/// segment that is not one of the API's own words replaced by `*` (a name or id); `""` for
+/// an unknown path, so random paths cannot each earn a record.
+fn route_of(method: &axum::http::Method, path: &str, action: &str) -> String {
+    const WORDS: [&str; 19] = [
+        "v1",
+        "admin",
+        "users",
+        "unlock",
+        "disable",
+        "devices",
+        "revoke",
+        "device-tokens",
+        "push",
+        "pull",
+        "snapshot",
+        "poke",
+        "ingest",
+        "stats",
+        "security",
+        "revocations",
+        "audit",
+        "events",
+        "logout",
+    ];
+    if action == "request" {
+        return String::new();
+    }
+    let shape: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if seg.is_empty() || WORDS.contains(&seg) {
+                seg
+            } else {
+                "*"
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
+}
+
 /// The auth layer: see the module documentation. Puts [`Authenticated`] into the request's
 /// extensions; answers 401/403 with an [`ErrorBody`] (audited) otherwise.
 async fn auth_layer(
@@ -144,6 +185,34 @@ async fn auth_layer(
         .map(str::to_owned);
     let (endpoint, action) = endpoint_of(&path);
     let target = format!("{} {path}", req.method());
+    if peer.is_none()
+        && let Some(refusals) = &s.guards.refusals
+    {
+        // No device certificate: refused without a look at the accounts, and audited at most
+        // once per window for the same address, action and reason, so anonymous clients
+        // cannot flood the trail (review S8).
+        let ip = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let e = AuthError::CertificateRequired(
+            "a device certificate is required (mutual TLS); enroll this console first".into(),
+        );
+        let token = if bearer.is_some() {
+            "a session token without its device certificate"
+        } else {
+            "no credentials"
+        };
+        let route = route_of(req.method(), &path, action);
+        refusals.refused_kind(
+            ip,
+            &route,
+            crate::security::AuditEvent::new(action, crate::security::AuditOutcome::Refused)
+                .target(target)
+                .detail(format!("{}: {e} ({token})", e.code())),
+        );
+        return AuthApiError(e).into_response();
+    }
     let r = tokio::task::spawn_blocking(move || {
         security.authorize(peer.as_ref(), bearer.as_deref(), endpoint, action, &target)
     })

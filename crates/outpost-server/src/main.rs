@@ -83,6 +83,25 @@ enum Cmd {
         #[arg(long, value_name = "DAYS",
               default_value_t = outpost_server::security::audit::Retention::DEFAULT_DAYS)]
         audit_retention_days: u32,
+        /// Concurrent connections on the sync port; more are closed at once (before the TLS
+        /// handshake) and logged.
+        #[arg(long, value_name = "N", default_value_t = 512,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_sync_connections: usize,
+        /// Concurrent connections on the sync port from one IP address (an IPv6 /64).
+        #[arg(long, value_name = "N", default_value_t = 64,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_sync_connections_per_address: usize,
+        /// Password verifications (argon2id, ~19 MiB each) running at once for enroll and
+        /// login; more wait up to 10 s, then 503.
+        #[arg(long, value_name = "N", default_value_t = 2,
+              value_parser = clap::value_parser!(u32).range(1..=64).map(|n| n as usize))]
+        password_verifications: usize,
+        /// Enroll + login requests per client address per minute; more are answered 429
+        /// with Retry-After.
+        #[arg(long, value_name = "N", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        sign_in_per_minute: u32,
     },
     /// Certificates: the agency CA and the server certificate.
     Cert {
@@ -324,6 +343,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cot_tls,
             offline_grace_h,
             audit_retention_days,
+            max_sync_connections,
+            max_sync_connections_per_address,
+            password_verifications,
+            sign_in_per_minute,
         } => serve(
             data,
             listen,
@@ -344,6 +367,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 osmand_tls,
                 cot_tls,
                 ..IngestConfig::default()
+            },
+            outpost_server::security::guards::GuardConfig {
+                max_connections: max_sync_connections,
+                max_connections_per_address: max_sync_connections_per_address,
+                password_verifications,
+                sign_in_per_minute,
+                ..Default::default()
             },
         ),
         Cmd::Compact { data, before_gseq } => {
@@ -423,6 +453,7 @@ fn serve(
     listen: SocketAddr,
     security: SecurityConfig,
     ingest: IngestConfig,
+    guards: outpost_server::security::guards::GuardConfig,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -440,7 +471,8 @@ fn serve(
     let server = Server::start(
         ServerConfig::new(data, listen)
             .with_ingest(ingest)
-            .with_security(security),
+            .with_security(security)
+            .with_guards(guards),
     )?;
     // Lines on stdout that scripts and tests wait for; "listening on" comes last.
     if let Some(a) = server.osmand_addr() {

@@ -475,6 +475,7 @@ impl Server {
             ));
         }
         let sync_tls = security.sync.clone();
+        let connections = guards.connections.clone();
         let tls = sync_tls.is_some();
         let thread = std::thread::Builder::new()
             .name("outpost-server".into())
@@ -484,8 +485,14 @@ impl Server {
                     let mut stop = stop_rx;
                     match sync_tls {
                         Some(config) => {
-                            crate::security::tls::serve_https(listener, config, router(state), stop)
-                                .await
+                            crate::security::tls::serve_https_capped(
+                                listener,
+                                config,
+                                router(state),
+                                Some(connections),
+                                stop,
+                            )
+                            .await
                         }
                         None => {
                             axum::serve(listener, router(state))

@@ -342,8 +342,31 @@ impl RefusalAudit {
         self.refused_at(Instant::now(), addr, event)
     }
 
+    /// [`RefusalAudit::refused`] with `kind` added to what makes two refusals the same
+    /// (e.g. the route of a refused request, so each endpoint keeps its own record).
+    pub fn refused_kind(&self, addr: Option<IpAddr>, kind: &str, mut event: AuditEvent) -> bool {
+        let action = std::mem::take(&mut event.action);
+        let keyed = AuditEvent {
+            action: format!("{action}\u{0}{kind}"),
+            ..event
+        };
+        self.refused_inner(Instant::now(), addr, keyed, Some(action.len()))
+    }
+
     /// [`RefusalAudit::refused`] at `now`.
-    pub fn refused_at(&self, now: Instant, addr: Option<IpAddr>, mut event: AuditEvent) -> bool {
+    pub fn refused_at(&self, now: Instant, addr: Option<IpAddr>, event: AuditEvent) -> bool {
+        self.refused_inner(now, addr, event, None)
+    }
+
+    /// The record of `event`; `action_len`: the action is the first that many bytes of
+    /// `event.action` (the rest is the kind, part of the key only).
+    fn refused_inner(
+        &self,
+        now: Instant,
+        addr: Option<IpAddr>,
+        mut event: AuditEvent,
+        action_len: Option<usize>,
+    ) -> bool {
         let key = (
             addr.map(client_key),
             event.action.clone(),
@@ -378,6 +401,9 @@ impl RefusalAudit {
                  one by one; at most one per {} s)",
                 self.window.as_secs()
             ));
+        }
+        if let Some(n) = action_len {
+            event.action.truncate(n);
         }
         self.sink.record(event);
         true

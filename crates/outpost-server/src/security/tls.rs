@@ -848,6 +848,22 @@ pub async fn serve_https(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
     app: Router,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_https_capped(listener, config, app, None, stop).await
+}
+
+/// [`serve_https`] with at most the connections `cap` allows (in total and per client
+/// address, review S8): a connection over a cap is closed at once, before the TLS
+/// handshake, and counted by the cap.
+///
+/// # Errors
+/// As [`serve_https`].
+pub async fn serve_https_capped(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    app: Router,
+    cap: Option<Arc<super::guards::ConnectionCap>>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
@@ -867,15 +883,27 @@ pub async fn serve_https(
                         continue;
                     }
                 };
+                let slot = match &cap {
+                    Some(c) => match c.take(addr.ip()) {
+                        Some(slot) => Some(slot),
+                        // Over a cap: closed now (counted and logged by the cap).
+                        None => continue,
+                    },
+                    None => None,
+                };
                 let _ = tcp.set_nodelay(true);
-                conns.spawn(connection(
+                let conn = connection(
                     acceptor.clone(),
                     tcp,
                     addr,
                     app.clone(),
                     failures.clone(),
                     stop.clone(),
-                ));
+                );
+                conns.spawn(async move {
+                    conn.await;
+                    drop(slot);
+                });
             }
         }
     }

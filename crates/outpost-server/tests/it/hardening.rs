@@ -533,3 +533,69 @@ fn the_poke_socket_closes_when_its_session_ends() {
         "the poke socket outlived its session"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// S8: anonymous clients cannot flood the trail or the sync port
+
+#[test]
+fn repeated_anonymous_refusals_are_audited_once_per_window_per_route() {
+    let server = TestServer::start().expect("server");
+    let c = https(&server);
+    for _ in 0..5 {
+        let r = c
+            .get(format!("{}/v1/pull?after=0", server.url()))
+            .send()
+            .expect("GET /v1/pull");
+        assert_eq!(r.status().as_u16(), 401);
+        let e: serde_json::Value = r.json().expect("error body");
+        assert_eq!(e["code"], "certificate_required");
+    }
+    // Random ids in an admin path are one route.
+    for name in ["a", "b", "c"] {
+        let r = c
+            .post(format!("{}/v1/admin/users/{name}/unlock", server.url()))
+            .send()
+            .expect("POST unlock");
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let pull = refused(&server, "pull");
+    assert_eq!(pull.len(), 1, "{pull:?}");
+    assert_eq!(pull[0].target, "GET /v1/pull");
+    assert!(
+        pull[0].detail.starts_with("certificate_required: ")
+            && pull[0].detail.ends_with("(no credentials)"),
+        "{}",
+        pull[0].detail
+    );
+    let admin = refused(&server, "admin");
+    assert_eq!(admin.len(), 1, "{admin:?}");
+}
+
+#[test]
+fn the_sync_port_caps_connections_per_address() {
+    let server = TestServer::start_with(TestServerOptions {
+        guards: Some(GuardConfig {
+            sign_in_per_minute: 1_000,
+            max_connections_per_address: 2,
+            ..GuardConfig::default()
+        }),
+        ..TestServerOptions::default()
+    })
+    .expect("server");
+    let addr = server.server().local_addr();
+    // Two silent connections (no TLS handshake yet) hold both places of 127.0.0.1.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // A third is closed at once: even a health check does not get through...
+    let c = https(&server);
+    let refused = c.get(format!("{}/v1/health", server.url())).send();
+    assert!(refused.is_err(), "{refused:?}");
+    // ...until one of them is gone.
+    drop(held);
+    eventually("a place frees", || {
+        c.get(format!("{}/v1/health", server.url()))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    });
+}
