@@ -18,6 +18,7 @@ mod crash;
 mod fresh_review;
 mod console_audit;
 mod fuzz;
+mod hardening;
 mod ingest;
 mod pytak;
 mod op_signing;
