@@ -13,15 +13,15 @@ mod accounts;
 mod audit;
 #[cfg(unix)]
 mod cli;
+mod console_audit;
 #[cfg(unix)]
 mod crash;
 mod fresh_review;
-mod console_audit;
 mod fuzz;
 mod hardening;
 mod ingest;
-mod pytak;
 mod op_signing;
+mod pytak;
 mod security;
 mod support;
 mod sync;
