@@ -35,7 +35,12 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
                 .mode(DIR_MODE)
                 .create(dir)?;
         }
-        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        let meta = std::fs::metadata(dir)?;
+        if !meta.is_dir() {
+            // Not a directory: the OS's own error (EEXIST, "File exists"), nothing changed.
+            return std::fs::create_dir(dir);
+        }
+        let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))?;
             tracing::info!(
@@ -120,6 +125,17 @@ mod tests {
         private_db(&db).expect("test");
         assert_eq!(mode(&db), 0o600);
         assert_eq!(std::fs::metadata(&db).expect("test").len(), 0);
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_dir_is_an_error_and_keeps_its_mode() {
+        let t = tempfile::tempdir().expect("test");
+        let file = t.path().join("notes.txt");
+        std::fs::write(&file, b"x").expect("test");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("test");
+        let e = private_dir(&file).expect_err("not a directory");
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(mode(&file), 0o644);
     }
 
     #[test]
