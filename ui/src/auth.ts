@@ -138,7 +138,11 @@ export function useIdleLock(idleS: number | null, onIdle: () => void): void {
   }, [idleS]);
 }
 
-/** A login name as `SetupAccount::user` allows it: 1–64 letters, digits, `.`, `-`, `_`. */
+/**
+ * A login name as the server and `SetupAccount::user` allow it (outpost_domain::names):
+ * 1–64 letters of any script (王伟), digits, `.`, `-`, `_`, `@`; not starting with `-`.
+ * (The console also refuses Latin mixed with Greek/Cyrillic, with its own message.)
+ */
 export function validUserName(user: string): boolean {
-  return /^[A-Za-z0-9._-]{1,64}$/.test(user);
+  return /^(?!-)[\p{Alphabetic}\p{N}._@-]{1,64}$/u.test(user);
 }

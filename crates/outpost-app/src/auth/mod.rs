@@ -219,11 +219,9 @@ fn lockout_until(failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<DateT
         .filter(|until| *until > now)
 }
 
+/// The server's login-name rule (`outpost_domain::names`; fresh review S6).
 fn valid_login_name(user: &str) -> bool {
-    (1..=64).contains(&user.len())
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    outpost_domain::names::is_login_name(user)
 }
 
 impl Gate {
@@ -436,7 +434,8 @@ impl Gate {
         let user = args.user.trim().to_owned();
         if !valid_login_name(&user) {
             return Err(AppError::invalid(format!(
-                "login name {user:?}: use 1–64 letters, digits, '.', '-' or '_'"
+                "login name {user:?}: use {}",
+                outpost_domain::names::LOGIN_NAME_RULE
             )));
         }
         let display_name = args.display_name.trim().to_owned();

@@ -6,5 +6,6 @@ mod console;
 mod dispatch;
 mod field;
 mod import;
+mod login_names;
 mod pack;
 mod sync;
