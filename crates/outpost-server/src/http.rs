@@ -587,6 +587,42 @@ async fn audit_events(
             e.inner()
         )))
     })?;
+    // A daily budget per device (fresh review S14): the trail keeps every record a year.
+    let now_s = chrono::Utc::now().timestamp();
+    let n = req.events.len() as u64;
+    if let Err(over) =
+        s.guards
+            .console_events
+            .take(&session.device_id, n, bytes.len() as u64, now_s)
+    {
+        let message = format!(
+            "audit events: device {} sent its {} events / {} bytes for today (UTC); send the \
+             rest after {} s",
+            session.device_id,
+            s.guards.config.console_events_per_day,
+            s.guards.config.console_event_bytes_per_day,
+            over.retry_after_s
+        );
+        if over.first_today {
+            // Once per device and day, not per refused batch.
+            security.audit(
+                crate::security::AuditEvent::new(
+                    "audit.events",
+                    crate::security::AuditOutcome::Refused,
+                )
+                .user(session.user.as_str())
+                .device(session.device_id.as_str())
+                .detail(format!("too_many_requests: {message}")),
+            );
+        }
+        return Ok(GuardRefusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            message,
+            Some(over.retry_after_s),
+        )
+        .into_response());
+    }
     let resp = sec_blocking(security, move |sec| sec.console_events(&session, &req)).await?;
     Ok(Json(resp).into_response())
 }

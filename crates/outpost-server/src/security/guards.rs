@@ -59,6 +59,11 @@ pub struct GuardConfig {
     /// How often an open poke WebSocket checks that its session is still valid (default
     /// 30 s; review S10).
     pub session_recheck: Duration,
+    /// Console audit events (`POST /v1/audit/events`) one device may send per UTC day
+    /// (default 10,000; fresh review S14).
+    pub console_events_per_day: u64,
+    /// Bytes of such batches one device may send per UTC day (default 4 MiB).
+    pub console_event_bytes_per_day: u64,
 }
 
 impl Default for GuardConfig {
@@ -73,6 +78,8 @@ impl Default for GuardConfig {
             max_connections_per_address: 64,
             refusal_window: Duration::from_secs(10),
             session_recheck: Duration::from_secs(30),
+            console_events_per_day: 10_000,
+            console_event_bytes_per_day: 4 * 1024 * 1024,
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct Guards {
     /// Rate-limited audit of refusals by unauthenticated clients (`None`: no audit trail,
     /// the plain test server).
     pub refusals: Option<Arc<RefusalAudit>>,
+    /// Console audit events per device per UTC day.
+    pub console_events: DailyBudget,
 }
 
 impl std::fmt::Debug for Guards {
@@ -111,6 +120,10 @@ impl Guards {
                 config.max_connections_per_address.max(1),
             )),
             refusals: None,
+            console_events: DailyBudget::new(
+                config.console_events_per_day,
+                config.console_event_bytes_per_day,
+            ),
             config,
         }
     }
@@ -177,6 +190,73 @@ impl RateLimiter {
             let wait = (1.0 - *tokens) * per_token;
             Err((wait.ceil() as u64).max(1))
         }
+    }
+}
+
+/// What one device may send per UTC day (events and bytes), so a signed-in console cannot
+/// grow the audit trail without bound (fresh review S14).
+#[derive(Debug)]
+pub struct DailyBudget {
+    events: u64,
+    bytes: u64,
+    /// Per device: (UTC day number, events, bytes, whether the refusal was audited today).
+    used: Mutex<HashMap<String, (i64, u64, u64, bool)>>,
+}
+
+/// A batch over a device's [`DailyBudget`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverBudget {
+    /// Seconds until the budget renews (the next UTC midnight), at least 1.
+    pub retry_after_s: u64,
+    /// True for the first refusal of the device this day (audit it), false after.
+    pub first_today: bool,
+}
+
+impl DailyBudget {
+    /// At most `events` events and `bytes` bytes per device per UTC day.
+    pub fn new(events: u64, bytes: u64) -> DailyBudget {
+        DailyBudget {
+            events,
+            bytes,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a batch of `events` events and `bytes` bytes of `device` at `now_s` (Unix
+    /// seconds): nothing is taken when it would go over the budget.
+    ///
+    /// # Errors
+    /// [`OverBudget`] when the batch would exceed the day's budget.
+    pub fn take(
+        &self,
+        device: &str,
+        events: u64,
+        bytes: u64,
+        now_s: i64,
+    ) -> Result<(), OverBudget> {
+        let day = now_s.div_euclid(86_400);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if used.len() > 100_000 {
+            used.retain(|_, u| u.0 == day);
+        }
+        let u = used.entry(device.to_string()).or_insert((day, 0, 0, false));
+        if u.0 != day {
+            *u = (day, 0, 0, false);
+        }
+        if u.1 + events > self.events || u.2 + bytes > self.bytes {
+            let first_today = !u.3;
+            u.3 = true;
+            let retry_after_s = u64::try_from((day + 1) * 86_400 - now_s)
+                .unwrap_or(1)
+                .max(1);
+            return Err(OverBudget {
+                retry_after_s,
+                first_today,
+            });
+        }
+        u.1 += events;
+        u.2 += bytes;
+        Ok(())
     }
 }
 
@@ -470,6 +550,27 @@ mod tests {
             "{}",
             events[2].detail
         );
+    }
+
+    #[test]
+    fn the_console_event_budget_renews_each_utc_day() {
+        let b = DailyBudget::new(10, 1_000);
+        let t = 1_796_000_000 - 1_796_000_000 % 86_400 + 3_600; // 01:00 UTC
+        assert_eq!(b.take("dev-1", 6, 100, t), Ok(()));
+        let over = b.take("dev-1", 5, 100, t).expect_err("over the events");
+        assert_eq!(over.retry_after_s, 23 * 3600);
+        assert!(over.first_today);
+        assert!(
+            !b.take("dev-1", 5, 100, t)
+                .expect_err("still over")
+                .first_today
+        );
+        // What fits still passes; another device has its own budget.
+        assert_eq!(b.take("dev-1", 4, 100, t), Ok(()));
+        assert!(b.take("dev-2", 1, 1_001, t).is_err(), "bytes");
+        assert_eq!(b.take("dev-2", 10, 1_000, t), Ok(()));
+        // The next day: a fresh budget.
+        assert_eq!(b.take("dev-1", 10, 100, t + 86_400), Ok(()));
     }
 
     #[test]

@@ -599,3 +599,67 @@ fn the_sync_port_caps_connections_per_address() {
             .is_ok_and(|r| r.status().as_u16() == 200)
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Fresh review S14: console audit events have a daily budget per device
+
+#[test]
+fn a_device_over_its_daily_console_event_budget_is_answered_429_and_recorded_once() {
+    let server = TestServer::start_with(TestServerOptions {
+        guards: Some(GuardConfig {
+            sign_in_per_minute: 1_000,
+            console_events_per_day: 3,
+            ..GuardConfig::default()
+        }),
+        ..TestServerOptions::default()
+    })
+    .expect("server");
+    let console = server.console(Role::Dispatcher).expect("console");
+    let identity = (
+        console.device.cert_pem.as_str(),
+        console.device.key_pem.as_str(),
+    );
+    let tls = outpost_sync::tls::client_config(server.ca_pem(), Some(identity)).expect("tls");
+    let c = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .expect("client");
+    let post = |n: usize| {
+        let events: Vec<serde_json::Value> = (0..n)
+            .map(|_| {
+                serde_json::json!({
+                    "event_id": uuid::Uuid::now_v7(),
+                    "at": "2026-11-30T05:01:02.34+01:00",
+                    "user": "dispatcher",
+                    "action": "lock",
+                    "target": "",
+                    "outcome": "ok",
+                    "detail": ""
+                })
+            })
+            .collect();
+        c.post(format!("{}/v1/audit/events", server.url()))
+            .bearer_auth(&console.login.token)
+            .json(&serde_json::json!({
+                "protocol": outpost_domain::wire::PROTOCOL_VERSION,
+                "events": events
+            }))
+            .send()
+            .expect("POST /v1/audit/events")
+    };
+    assert_eq!(post(2).status().as_u16(), 200);
+    for _ in 0..3 {
+        let r = post(2);
+        assert_eq!(r.status().as_u16(), 429);
+        assert!(r.headers().get("retry-after").is_some());
+    }
+    // What still fits is taken.
+    assert_eq!(post(1).status().as_u16(), 200);
+    let records = refused(&server, "audit.events");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].device, console.device.device_id);
+    assert!(
+        records[0].detail.starts_with("too_many_requests"),
+        "{records:?}"
+    );
+}
