@@ -177,6 +177,12 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("test");
 
         let storage = crate::storage::SqliteStorage::open(&dir).expect("test");
+        let accounts = crate::security::accounts::Accounts::open(
+            &dir,
+            crate::security::accounts::PasswordParams::default(),
+            std::sync::Arc::new(outpost_domain::clock::SystemClock),
+        )
+        .expect("test");
         let audit = crate::security::audit::AuditLog::open(&dir).expect("test");
         audit
             .record(crate::security::audit::AuditEvent::new(
@@ -197,7 +203,8 @@ mod tests {
         seen.sort();
         assert!(seen.contains(&"server.db".to_string()), "{seen:?}");
         assert!(seen.contains(&"audit.db".to_string()), "{seen:?}");
+        assert!(seen.contains(&"security.db".to_string()), "{seen:?}");
         assert!(seen.iter().any(|n| n.ends_with("-wal")), "{seen:?}");
-        drop((storage, audit));
+        drop((storage, audit, accounts));
     }
 }

@@ -565,6 +565,8 @@ impl Accounts {
         let path = data_dir.join(DB_FILE);
         let fail =
             |e: &dyn std::fmt::Display| AuthError::Storage(format!("{}: {e}", path.display()));
+        // Owner-only before SQLite opens it, so its -wal/-shm are too (fresh review S11).
+        crate::private_files::private_db(&path).map_err(|e| fail(&e))?;
         let mut conn = Connection::open(&path).map_err(|e| fail(&e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| fail(&e))?;
@@ -574,6 +576,7 @@ impl Accounts {
             .map_err(|e| fail(&e))?;
         migrations().to_latest(&mut conn).map_err(|e| fail(&e))?;
         restrict_permissions(&path);
+        crate::private_files::private_db(&path).map_err(|e| fail(&e))?;
         Ok(Accounts {
             conn: Mutex::new(conn),
             params,
