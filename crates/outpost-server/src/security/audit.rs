@@ -28,6 +28,14 @@
 //! 1/100 s with the UTC offset (CJIS 5.9.5 §5.4.1.1). [`format_time`] truncates, never rounds
 //! up into the next second.
 //!
+//! Times never go backwards along the chain: the clock is read inside the write transaction
+//! that assigns `seq` (so a writer that waited for the lock cannot append an older time after
+//! a newer one), and when the clock reads earlier than the previous record's `at` (the clock
+//! was stepped back, e.g. by NTP or by hand) the record takes the previous record's time
+//! instead, and a warning is logged when that is more than a second. A clock that was once set
+//! ahead therefore holds later records at that time until it catches up; `seq` remains the
+//! order of events (fresh review S17).
+//!
 //! # Retention
 //! Records are kept at least a year (CJIS 5.9.5 §5.4.7); [`Retention`] refuses less than
 //! 365 days and defaults to 400. [`AuditLog::prune`] removes the oldest records (a prefix of
@@ -554,17 +562,17 @@ impl AuditLog {
         self.record_many(std::slice::from_ref(&event))
     }
 
-    /// Appends records in one transaction, all stamped with the same instant; returns the
-    /// last `seq` (the chain's head; unchanged when `events` is empty).
+    /// Appends records in one transaction, all stamped with the same instant (read inside the
+    /// transaction, never earlier than the previous record's; see the module docs, *Time*);
+    /// returns the last `seq` (the chain's head; unchanged when `events` is empty).
     ///
     /// # Errors
     /// [`AuditError::Sqlite`] (nothing appended).
     pub fn record_many(&self, events: &[AuditEvent]) -> Result<u64, AuditError> {
         let r = (|| {
-            let now = self.clock.now();
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let last = append(&tx, events, now, self.zone)?;
+            let last = append(&tx, events, self.clock.now(), self.zone)?;
             tx.commit()?;
             Ok(last)
         })();
@@ -585,9 +593,9 @@ impl AuditLog {
     }
 
     fn record_new_inner(&self, events: &[(String, AuditEvent)]) -> Result<(u32, u32), AuditError> {
-        let now = self.clock.now();
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = self.clock.now();
         let mut fresh: Vec<AuditEvent> = Vec::new();
         let mut keys: Vec<&str> = Vec::new();
         let mut duplicates = 0u32;
@@ -645,9 +653,9 @@ impl AuditLog {
     /// removed; an `audit.prune` record with outcome `failed` says why);
     /// [`AuditError::Sqlite`].
     pub fn prune(&self, older_than: DateTime<Utc>) -> Result<PruneReport, AuditError> {
-        let now = self.clock.now();
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = self.clock.now();
         let anchor = anchor(&tx)?;
         let first_after: Option<i64> = tx.query_row(
             "SELECT MIN(seq) FROM audit_log WHERE at_utc_ms >= ?1",
@@ -687,7 +695,7 @@ impl AuditLog {
                     format_time(older_than, self.zone)
                 ));
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            append(&tx, &[ev], now, self.zone)?;
+            append(&tx, &[ev], self.clock.now(), self.zone)?;
             tx.commit()?;
             return Err(AuditError::PruneRefused(check));
         }
@@ -1145,7 +1153,8 @@ fn clean(s: &str, empty_as_dash: bool) -> String {
     out
 }
 
-/// Appends `events` after the head inside `tx`; returns the new head's `seq`.
+/// Appends `events` after the head inside `tx`, stamped `now` or, when that is earlier, the
+/// previous record's time ([`not_before_previous`]); returns the new head's `seq`.
 fn append(
     tx: &rusqlite::Transaction<'_>,
     events: &[AuditEvent],
@@ -1156,6 +1165,7 @@ fn append(
     if events.is_empty() {
         return Ok(seq);
     }
+    let now = not_before_previous(tx, now)?;
     let at = format_time(now, zone);
     let at_ms = now.timestamp_millis();
     let mut stmt = tx.prepare_cached(
@@ -1180,6 +1190,55 @@ fn append(
         prev = hash;
     }
     Ok(seq)
+}
+
+/// `now`, or the time of the newest record (the anchor's when every record was pruned) when
+/// the clock reads earlier: record times never go backwards along the chain. The previous
+/// time is its hashed `at` (1/100 s), refined by its `at_utc_ms` when that falls inside the
+/// same 1/100 s (the unhashed column cannot push later records elsewhere).
+fn not_before_previous(
+    conn: &Connection,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, rusqlite::Error> {
+    let last: Option<(String, Option<i64>)> = conn
+        .query_row(
+            "SELECT at, at_utc_ms FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, Some(r.get(1)?))),
+        )
+        .optional()?;
+    let last = match last {
+        Some(l) => Some(l),
+        None => conn
+            .query_row("SELECT at FROM audit_anchor WHERE singleton = 1", [], |r| {
+                Ok((r.get(0)?, None))
+            })
+            .optional()?,
+    };
+    let Some((at, at_ms)) = last else {
+        return Ok(now);
+    };
+    let Ok(shown) = DateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M:%S%.f%:z") else {
+        // An unreadable time is `audit verify`'s business; stamp the clock's.
+        return Ok(now);
+    };
+    let shown = shown.with_timezone(&Utc);
+    let previous = at_ms
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .filter(|p| *p >= shown && *p - shown < chrono::Duration::milliseconds(10))
+        .unwrap_or(shown);
+    if now >= previous {
+        return Ok(now);
+    }
+    if previous - now > chrono::Duration::seconds(1) {
+        tracing::warn!(
+            clock = %now,
+            previous = %previous,
+            "audit trail: the clock reads earlier than the newest record; \
+             stamping the newest record's time (times never go backwards)"
+        );
+    }
+    Ok(previous)
 }
 
 /// The last `seq` up to `last` of the unbroken run, from the oldest record, whose `at`

@@ -877,3 +877,90 @@ fn a_tampered_record_cannot_send_escape_sequences_to_the_auditors_terminal() {
     assert!(!out.contains('\u{1b}'), "{out}");
     assert!(out.contains("x?[2J") && out.contains(" a?b"), "{out}");
 }
+
+/// A clock that, each time it is read, tries to take `audit.db`'s write lock from a second
+/// connection without waiting, and notes whether it was held (by the appending writer).
+struct ProbeClock {
+    db: std::path::PathBuf,
+    at: FixedClock,
+    write_lock_held: std::sync::Mutex<Vec<bool>>,
+}
+
+impl outpost_domain::clock::Clock for ProbeClock {
+    fn now(&self) -> DateTime<Utc> {
+        let c = Connection::open(&self.db).expect("second connection");
+        c.busy_timeout(std::time::Duration::ZERO)
+            .expect("busy timeout");
+        let held = c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_err();
+        self.write_lock_held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(held);
+        clock_now(&self.at)
+    }
+}
+
+#[test]
+fn record_times_are_read_inside_the_transaction_that_assigns_seq() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let probe = Arc::new(ProbeClock {
+        db: dir.path().join(audit::AUDIT_FILE),
+        at: FixedClock::new(t0()),
+        write_lock_held: std::sync::Mutex::new(Vec::new()),
+    });
+    let log = AuditLog::open_with(dir.path(), probe.clone(), plus_one()).expect("open");
+    log.record(event(0)).expect("record");
+    log.record_many(&[event(1), event(2)]).expect("record_many");
+    log.record_new(&[("e-1".into(), event(3))])
+        .expect("record_new");
+    log.prune(t0() - chrono::Duration::days(1)).expect("prune");
+    let held = probe
+        .write_lock_held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert_eq!(
+        held,
+        vec![true, true, true, true],
+        "clock read outside the write lock"
+    );
+}
+
+#[test]
+fn record_times_never_go_backwards_when_the_clock_steps_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, clock) = open(dir.path());
+    // t0 + 0.5 s, then the clock steps back 5 s (NTP, or by hand), then forward again.
+    clock.set(t0() + chrono::Duration::milliseconds(500));
+    log.record(event(0)).expect("record");
+    clock.set(t0() - chrono::Duration::seconds(5));
+    log.record(event(1)).expect("record");
+    log.record_many(&[event(2), event(3)]).expect("record_many");
+    log.record_new(&[("e-4".into(), event(4))])
+        .expect("record_new");
+    clock.set(t0() + chrono::Duration::seconds(2));
+    log.record(event(5)).expect("record");
+    let ats: Vec<String> = log
+        .page(0, None)
+        .expect("page")
+        .records
+        .into_iter()
+        .map(|r| r.at)
+        .collect();
+    let held = "2026-11-30T05:55:01.73+01:00";
+    assert_eq!(
+        ats,
+        vec![held, held, held, held, held, "2026-11-30T05:55:03.23+01:00"]
+    );
+    // The unhashed index follows the same instants.
+    let ms: Vec<i64> = sql(dir.path())
+        .prepare("SELECT at_utc_ms FROM audit_log ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let first = (t0() + chrono::Duration::milliseconds(500)).timestamp_millis();
+    assert_eq!(&ms[..5], &[first; 5]);
+    assert!(log.verify().expect("verify").is_intact());
+}
