@@ -9,7 +9,8 @@
 //!   127.0.0.1) holding one account hashed with the production parameters and one enrolled
 //!   device; then N sign-ins, each a fresh HTTPS connection (agency CA pinned, the device
 //!   certificate) posting `/v1/login` with the password and the TOTP code: the whole round
-//!   trip in milliseconds (p50, p95, max). Between sign-ins the security clock moves one TOTP
+//!   trip in milliseconds (p50, p95, max). The server has the production guards except the
+//!   per-address sign-in rate (raised: all sign-ins come from 127.0.0.1). Between sign-ins the security clock moves one TOTP
 //!   step (a code is accepted once), never the wall clock. Fails unless every sign-in answers
 //!   a session token.
 //! - `audit --dir D --single N --batches M`: appends N records one transaction each into
@@ -193,7 +194,17 @@ fn login_bench(n: usize) -> Result<()> {
         outpost_server::testing::direct_session(data, "enroller", Role::Commander, Uuid::now_v7())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let server = Server::start(ServerConfig::new(data, listen).with_security(config))?;
+    // The production guards except the per-address sign-in rate (10 a minute by default),
+    // which would refuse the 11th sign-in from 127.0.0.1.
+    let guards = outpost_server::security::guards::GuardConfig {
+        sign_in_per_minute: 100_000,
+        ..Default::default()
+    };
+    let server = Server::start(
+        ServerConfig::new(data, listen)
+            .with_security(config)
+            .with_guards(guards),
+    )?;
     let url = format!("https://{}/v1/login", server.local_addr());
     let tls = outpost_sync::tls::client_config(
         &ca_pem,
