@@ -7,7 +7,7 @@
 //! | `login_failures` | one per failed login or enrollment (user, time); cleared by a success or an unlock |
 //! | `sessions` | one per login: SHA-256 of the bearer token, user, device, created, expires (12 h), ended |
 //! | `devices` | one per enrolled console: id (certificate CN), name, origin, certificate serial, enrolled by/at, revoked at/reason, escrowed cache key |
-//! | `grants` | one per login: user, device, from, until (offline grace), ended (logout, disable, revocation), op key + key id, session |
+//! | `grants` | one per login: user, device, from, until (offline grace), ended (disable, revocation; not logout), op key + key id, session |
 //! | `device_tokens` | one per OsmAnd phone id: SHA-256 of its token |
 //! | `meta` | the revocation version |
 //!
@@ -339,8 +339,11 @@ pub struct NewSession {
 pub struct GrantWindow {
     /// Start of the window: the login minus [`GRANT_CLOCK_SLACK_MS`], ms since the epoch.
     pub from_ms: i64,
-    /// End of the window: the earliest of the offline grace's end, the person's logout on
-    /// the device, the account's disabling and the device's revocation, ms since the epoch.
+    /// End of the window: the earliest of the offline grace's end (login + grace), the
+    /// account's disabling and the device's revocation, ms since the epoch. NOT the person's
+    /// logout: the console's vault lets them sign in offline there until the grace ends (a
+    /// commander who signed out after a shift signs in when the network fails), and the ops
+    /// they write then carry their signature.
     pub until_ms: i64,
     /// The op key's id (`None` for grants recorded before op signing: they authorize no op).
     pub key_id: Option<String>,
@@ -431,7 +434,8 @@ INSERT INTO meta(singleton, revocation_version) VALUES (1, 0);
 "#;
 
 /// Op signing (review S2): each grant gets the op key issued at its login and ends early at
-/// the person's logout on the device, the account's disabling or the device's revocation.
+/// the account's disabling or the device's revocation (`ended_at`; a logout leaves it: the
+/// offline grace outlives the session, as the console's vault does).
 const M2: &str = r#"
 ALTER TABLE grants ADD COLUMN key_id TEXT;
 ALTER TABLE grants ADD COLUMN op_key TEXT;
@@ -443,7 +447,7 @@ CREATE UNIQUE INDEX grants_key_id ON grants(key_id) WHERE key_id IS NOT NULL;
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(M1).comment("accounts, sessions, devices, grants"),
-        M::up(M2).comment("grants: op keys, end at logout/disable/revocation"),
+        M::up(M2).comment("grants: op keys, end at disable/revocation"),
     ])
 }
 
@@ -1202,27 +1206,21 @@ impl Accounts {
         })
     }
 
-    /// Ends the session whose token hash is `token_sha256` (logout), and with it every
-    /// grant of its person on its device: ops they sign after the logout are refused (ops
-    /// written before it stay covered).
+    /// Ends the session whose token hash is `token_sha256` (logout): the token is refused
+    /// from now on. The person's grants on the device are NOT ended: the console's vault
+    /// still lets them sign in offline there until their offline grace runs out (a
+    /// commander who signed out at the end of a shift must be able to sign in when the
+    /// network fails), and the ops they write then, signed with their op key, are accepted
+    /// when another person's session pushes them. Grants end at the grace's end, at
+    /// [`Accounts::disable`] and at [`Accounts::revoke_device`].
     ///
     /// # Errors
     /// [`AuthError::Storage`].
     pub fn end_session(&self, token_sha256: &str) -> Result<(), AuthError> {
-        let now = ms(self.now());
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
+        self.conn().execute(
             "UPDATE sessions SET ended_at = ?2 WHERE token_sha256 = ?1 AND ended_at IS NULL",
-            params![token_sha256, now],
+            params![token_sha256, ms(self.now())],
         )?;
-        tx.execute(
-            "UPDATE grants SET ended_at = ?2
-             WHERE ended_at IS NULL AND (user, device_id) IN
-                   (SELECT user, device_id FROM sessions WHERE token_sha256 = ?1)",
-            params![token_sha256, now],
-        )?;
-        tx.commit()?;
         Ok(())
     }
 

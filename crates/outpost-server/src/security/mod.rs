@@ -544,7 +544,8 @@ impl Security {
         r
     }
 
-    /// `POST /v1/logout`: ends the session. Audited.
+    /// `POST /v1/logout`: ends the session (its token). The person's grant on the device
+    /// stays until its offline grace runs out (see [`Accounts::end_session`]). Audited.
     ///
     /// # Errors
     /// [`AuthError::Storage`].
@@ -721,13 +722,17 @@ fn console_secret(role: access::Role, secret: String) -> String {
 /// op to a sign-in): an op of another person than the session's must carry a valid
 /// signature (`OpEnvelope::auth`, `outpost_domain::op_auth`) by the op key of one of the
 /// author's grants on this device, and that grant's window (its login minus 15 minutes until
-/// the offline grace runs out or the person logs out there, is disabled or the device
-/// revoked) must cover the op's HLC time. A signature on an op of the session's person must
-/// verify under one of their op keys on this device (any window: the person is signed in
-/// now, and a console clock behind by hours must not get their ops refused, SYNC.md
-/// principle 10); their unsigned ops are still accepted (the headless client, the
-/// benchmarks and consoles from before op signing do not sign yet), so a stolen token with
-/// the device's key can still write as the token's person (follow-up: require it).
+/// the earliest of login + offline grace, the account's disabling and the device's
+/// revocation) must cover the op's HLC time. The person's logout does NOT end the window
+/// (it ends only their session token): the console's vault lets them sign in offline until
+/// the grace runs out — the commander who signed out after a shift and must sign in when the
+/// network fails — and their ops from then carry their signature. A signature on an op of
+/// the session's person must verify under one of their op keys on this device (any window:
+/// the person is signed in now, and a console clock behind by hours must not get their ops
+/// refused, SYNC.md principle 10); their unsigned ops are still accepted (the headless
+/// client, the benchmarks and consoles from before op signing do not sign yet), so a stolen
+/// token with the device's key can still write as the token's person (follow-up: require
+/// it).
 pub struct PushAuth<'a> {
     security: &'a Security,
     session: &'a SessionInfo,
@@ -829,8 +834,8 @@ impl PushAuth<'_> {
             return Err(format!(
                 "forbidden: {who:?} signed this op (at {}) with the key of a sign-in on device \
                  {} whose window ({} to {}) does not cover it; a sign-in's window ends when its \
-                 offline grace runs out or at the person's logout there, the account's \
-                 disabling or the device's revocation",
+                 offline grace runs out, at the account's disabling or at the device's \
+                 revocation (not at the person's logout)",
                 time_text(at),
                 s.device_id,
                 time_text(grant.from_ms),

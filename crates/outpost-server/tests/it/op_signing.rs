@@ -1,7 +1,9 @@
 //! Op signing (issue 6, security review S2) on the TLS test server of
 //! `outpost_server::testing`: an op of another person than the session's is accepted only
 //! with that person's signature by the op key of a sign-in on this device whose window
-//! covers the op's HLC time; grants end at logout, disabling and revocation; a signature on
+//! covers the op's HLC time; a grant's window ends at the earliest of login + offline grace,
+//! disabling and revocation — NOT at logout, which ends only the session token (the
+//! console's vault still signs the person in offline until the grace ends); a signature on
 //! the session's own op must verify. Time moves on the security layer's injected clock.
 
 use serde_json::{Value, json};
@@ -11,7 +13,7 @@ use outpost_domain::clock::Clock;
 use outpost_domain::op::{Lane, OpEnvelope};
 use outpost_domain::op_auth::OpSigner;
 use outpost_domain::wire::LoginResponse;
-use outpost_server::testing::{TestDevice, TestServer};
+use outpost_server::testing::{TestConsole, TestDevice, TestServer};
 use outpost_sync::tls::client_config;
 
 use crate::support::{Author, outcomes, request};
@@ -188,7 +190,7 @@ fn a_signed_offline_op_of_a_person_who_signed_out_is_accepted_under_anothers_ses
 }
 
 #[test]
-fn an_op_outside_its_sign_ins_window_is_refused_and_grants_end_at_logout() {
+fn an_op_outside_its_sign_ins_window_is_refused_and_a_logout_keeps_the_grant() {
     let server = TestServer::start().expect("server");
     let cmd = server.console(Role::Commander).expect("commander");
     let http = Https::new(&server, &cmd.device);
@@ -213,10 +215,20 @@ fn an_op_outside_its_sign_ins_window_is_refused_and_grants_end_at_logout() {
     );
     assert!(o[0].contains("whose window ("), "{o:?}");
     assert_eq!(o[1], "accepted 1", "{o:?}");
-    // The dispatcher logs out: their key signs nothing written after it.
+    // The dispatcher logs out: the session token is dead...
     server.clock().advance_secs(120);
     let (status, _) = http.post("/v1/logout", &disp.token, &json!({}));
     assert_eq!(status, 204);
+    let (status, answer) = http.post(
+        "/v1/push",
+        &disp.token,
+        &json!(request(cmd.device.origin, Lane::Critical, &[])),
+    );
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["code"], "unauthenticated", "{answer}");
+    // ...but not the grant: the console's vault signs them in offline until the grace ends
+    // (the network failed after their shift), and what they sign then is accepted when the
+    // commander's session pushes it.
     let logout_ms = now_ms(&server);
     let before = signed(a.incident().1, &disp, logout_ms - 1_000);
     let after = signed(a.incident().1, &disp, logout_ms + 1_000);
@@ -226,28 +238,109 @@ fn an_op_outside_its_sign_ins_window_is_refused_and_grants_end_at_logout() {
         Lane::Critical,
         &[before, after],
     );
-    assert_eq!(o[0], "accepted 2", "{o:?}");
+    assert_eq!(o, ["accepted 2", "accepted 3"]);
+    // Up to the end of the 72 h grace counted from the login, not one second more.
+    let grace_end = login_ms + 72 * 3_600_000;
+    server.clock().advance_secs(72 * 3600 - 300);
+    let last = signed(a.incident().1, &disp, grace_end);
+    let over = signed(a.incident().1, &disp, grace_end + 1_000);
+    // The commander's 12-h session has expired meanwhile: they sign in again to push.
+    let cmd2 = server
+        .login(&cmd.device, Role::Commander)
+        .expect("commander");
+    let o = http.push(&cmd.device, &cmd2.token, Lane::Critical, &[last, over]);
+    assert_eq!(o[0], "accepted 4", "{o:?}");
     assert!(
         o[1].starts_with("parked: forbidden: \"dispatcher\" signed this op (at "),
         "{o:?}"
+    );
+    assert!(
+        o[1].contains("not at the person's logout"),
+        "the reason names the rule: {o:?}"
     );
     // Far in the future (beyond the 72 h grace) is refused too, even with a fresh login.
     let disp2 = server
         .login(&cmd.device, Role::Dispatcher)
         .expect("dispatcher");
     let late = signed(a.incident().1, &disp2, now_ms(&server) + 73 * 3_600_000);
-    let o = http.push(&cmd.device, &cmd.login.token, Lane::Critical, &[late]);
+    let o = http.push(&cmd.device, &cmd2.token, Lane::Critical, &[late]);
     assert!(
         o[0].starts_with("parked: forbidden: \"dispatcher\" signed this op (at "),
         "{o:?}"
     );
 }
 
-#[test]
-fn disabling_and_revoking_end_grants() {
+/// A commander's console on which the dispatcher signed in online and then logged out; an
+/// op the dispatcher signed (offline, through the vault) after the logout was pushed under
+/// the commander's session and accepted. Returns the server, the console, its client, the
+/// dispatcher's login and the op author.
+fn dispatcher_signed_out() -> (TestServer, TestConsole, Https, LoginResponse, Author) {
     let server = TestServer::start().expect("server");
     let cmd = server.console(Role::Commander).expect("commander");
+    let http = Https::new(&server, &cmd.device);
+    let disp = server
+        .login(&cmd.device, Role::Dispatcher)
+        .expect("dispatcher");
+    let (status, _) = http.post("/v1/logout", &disp.token, &json!({}));
+    assert_eq!(status, 204);
+    server.clock().advance_secs(600);
+    let mut a = author_of(&cmd.device);
+    let offline = signed(a.incident().1, &disp, now_ms(&server));
+    let o = http.push(&cmd.device, &cmd.login.token, Lane::Critical, &[offline]);
+    assert_eq!(o, ["accepted 1"]);
+    (server, cmd, http, disp, a)
+}
+
+#[test]
+fn after_a_logout_an_op_is_refused_once_the_account_is_disabled() {
+    let (server, cmd, http, disp, mut a) = dispatcher_signed_out();
     server
+        .security()
+        .accounts()
+        .disable("dispatcher")
+        .expect("disable");
+    server.clock().advance_secs(60);
+    let after = signed(a.incident().1, &disp, now_ms(&server));
+    let o = http.push(&cmd.device, &cmd.login.token, Lane::Critical, &[after]);
+    assert_eq!(
+        o,
+        ["parked: forbidden: the account \"dispatcher\" is disabled"]
+    );
+}
+
+#[test]
+fn after_a_logout_an_op_is_refused_once_the_device_is_revoked() {
+    let (server, cmd, http, disp, mut a) = dispatcher_signed_out();
+    let accounts = server.security().accounts();
+    let revoked_ms = now_ms(&server);
+    accounts
+        .revoke_device(&cmd.device.device_id, "stolen")
+        .expect("revoke");
+    // The grant that outlived the logout ends at the revocation...
+    let grants = accounts
+        .author("dispatcher", &cmd.device.device_id)
+        .expect("author")
+        .expect("account")
+        .grants;
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].until_ms, revoked_ms);
+    // ...and nothing more is pushed from the device.
+    server.clock().advance_secs(60);
+    let after = signed(a.incident().1, &disp, now_ms(&server));
+    let (status, answer) = http.post(
+        "/v1/push",
+        &cmd.login.token,
+        &json!(request(cmd.device.origin, Lane::Critical, &[after])),
+    );
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "device_revoked", "{answer}");
+}
+
+#[test]
+fn a_logout_keeps_the_grant_disabling_and_revoking_end_it() {
+    let server = TestServer::start().expect("server");
+    let cmd = server.console(Role::Commander).expect("commander");
+    let disp = server
         .login(&cmd.device, Role::Dispatcher)
         .expect("dispatcher");
     let accounts = server.security().accounts();
@@ -264,7 +357,13 @@ fn disabling_and_revoking_end_grants() {
         before[0].until_ms - before[0].from_ms,
         (72 * 3600 + 15 * 60) * 1000
     );
-    server.clock().advance_secs(60);
+    // The logout ends the session, not the grant (login + 72 h still).
+    server.clock().advance_secs(30);
+    let http = Https::new(&server, &cmd.device);
+    let (status, _) = http.post("/v1/logout", &disp.token, &json!({}));
+    assert_eq!(status, 204);
+    assert_eq!(open("dispatcher"), before);
+    server.clock().advance_secs(30);
     accounts.disable("dispatcher").expect("disable");
     let g = &open("dispatcher")[0];
     assert_eq!(g.until_ms, now_ms(&server));
