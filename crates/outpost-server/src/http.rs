@@ -642,7 +642,9 @@ async fn admin_users(
 }
 
 /// `POST /v1/admin/users` with a [`NewAccount`]: answers a
-/// [`crate::security::CreatedAccount`] (the TOTP secret, shown once).
+/// [`crate::security::CreatedAccount`] (the TOTP secret, shown once). Commander,
+/// dispatcher, field unit and viewer accounts only; administrator and auditor → 403
+/// `forbidden` ([`Security::admin_add_user`]).
 async fn admin_add_user(
     State(s): State<AppState>,
     auth: Option<axum::Extension<Authenticated>>,
@@ -651,11 +653,7 @@ async fn admin_add_user(
     let security = security_of(&s)?;
     let session = session_of(auth)?;
     let new: NewAccount = json_body(body, "user").await?;
-    let r = sec_blocking(security, move |sec| {
-        let target = new.name.clone();
-        sec.admin(&session, "user.add", &target, |a| a.add_user(&new))
-    })
-    .await?;
+    let r = sec_blocking(security, move |sec| sec.admin_add_user(&session, &new)).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
 

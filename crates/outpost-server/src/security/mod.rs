@@ -590,9 +590,31 @@ impl Security {
         r
     }
 
+    /// `POST /v1/admin/users`: an administrator adds an account of a role in
+    /// [`HTTP_CREATABLE_ROLES`] (audited `admin:user.add`). Administrator and auditor
+    /// accounts are refused here ([`check_http_creatable`]): separation of duties (MLPS 2.0
+    /// level 3, GB/T 22239-2019 8.1.4.2: separate system administrator, security and audit
+    /// roles) — one administrator must not be able to make itself an auditor or another
+    /// administrator and learn its credentials; those accounts are made only by
+    /// `outpost-server user add` at the server host.
+    ///
+    /// # Errors
+    /// [`AuthError::Forbidden`] (403 `forbidden`) for those roles, audited as refused; as
+    /// [`Accounts::add_user`].
+    pub fn admin_add_user(
+        &self,
+        session: &SessionInfo,
+        new: &NewAccount,
+    ) -> Result<CreatedAccount, AuthError> {
+        self.admin(session, "user.add", &new.name, |a| {
+            check_http_creatable(new.role)?;
+            a.add_user(new)
+        })
+    }
+
     /// An administrator's action from the command line on the server (`user add`,
-    /// `device revoke`, …): audited as `admin:ACTION` by the local operator (user
-    /// `"local-admin"`, device `"cli"`).
+    /// `device revoke`, …): audited as `admin:ACTION` by the local operator (user: the OS
+    /// account that ran the command, [`local_operator`]; device `"cli"`).
     ///
     /// # Errors
     /// Whatever `f` returns.
@@ -604,7 +626,7 @@ impl Security {
     ) -> Result<T, AuthError> {
         let r = f(&self.accounts);
         let mut event = AuditEvent::new(format!("admin:{action}"), outcome_of(&r))
-            .user("local-admin")
+            .user(local_operator())
             .device("cli")
             .target(target);
         if let Err(e) = &r {
@@ -686,6 +708,61 @@ fn check_protocol(protocol: u32) -> Result<(), AuthError> {
              {PROTOCOL_VERSION})"
         )))
     }
+}
+
+/// The roles an administrator may create over HTTP (`POST /v1/admin/users`). Administrator
+/// and auditor accounts are created only at the server host (`outpost-server user add`):
+/// separation of duties, see [`Security::admin_add_user`].
+pub const HTTP_CREATABLE_ROLES: [access::Role; 4] = [
+    access::Role::Commander,
+    access::Role::Dispatcher,
+    access::Role::FieldUnit,
+    access::Role::Viewer,
+];
+
+/// `Ok` for a role in [`HTTP_CREATABLE_ROLES`].
+///
+/// # Errors
+/// [`AuthError::Forbidden`] for administrator and auditor, saying where they are created.
+pub fn check_http_creatable(role: access::Role) -> Result<(), AuthError> {
+    if HTTP_CREATABLE_ROLES.contains(&role) {
+        return Ok(());
+    }
+    Err(AuthError::Forbidden(format!(
+        "role: {role} accounts are not created over the network (separation of duties: \
+         separate administrator, security and audit roles, MLPS 2.0); create them at the \
+         server host with `outpost-server user add NAME --role {role}`"
+    )))
+}
+
+/// The operating-system account running this process, for the audit records of
+/// command-line administration ([`Security::admin_local`]): `$SUDO_USER` (the person behind
+/// `sudo`), else `$USER`, else `$LOGNAME`, else `uid:N` (N the real user id, Unix), else `"-"`.
+pub fn local_operator() -> String {
+    local_operator_from(|k| std::env::var(k).ok(), current_uid())
+}
+
+/// [`local_operator`] from given variables and uid (testable without the environment).
+pub fn local_operator_from(var: impl Fn(&str) -> Option<String>, uid: Option<u32>) -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| var(k))
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+        .or_else(|| uid.map(|u| format!("uid:{u}")))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of this process's /proc entry is its real user (Linux); no libc needed.
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn current_uid() -> Option<u32> {
+    None
 }
 
 fn outcome_of<T>(r: &Result<T, AuthError>) -> AuditOutcome {

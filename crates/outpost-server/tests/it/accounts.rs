@@ -745,9 +745,25 @@ impl ClockMs for TestServer {
 
 /// Runs `outpost-server ARGS` with `stdin`; (exit code, stdout, stderr).
 fn cli(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    cli_env(args, stdin, &[])
+}
+
+/// [`cli`] with environment variables set (`Some`) or removed (`None`).
+fn cli_env(
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, Option<&str>)],
+) -> (Option<i32>, String, String) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outpost-server"));
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -851,7 +867,7 @@ fn user_and_device_commands() {
     assert!(err.contains("no enrolled device \"dev-x\""), "{err}");
     let (status, out, _) = cli(&["device", "list", "--data", data], "");
     assert_eq!((status, out.as_str()), (Some(0), "no enrolled devices\n"));
-    // Every command is in the audit trail, by the local operator.
+    // Every command is in the audit trail, by the local operator (the OS account).
     let log = outpost_server::security::audit::AuditLog::open(dir.path()).expect("audit");
     let page = log.page(0, Some(1000)).expect("page");
     let actions: Vec<(String, String)> = page
@@ -865,8 +881,128 @@ fn user_and_device_commands() {
     assert!(
         page.records
             .iter()
-            .all(|r| r.user == "local-admin" && r.device == "cli")
+            .all(|r| r.user != "local-admin" && r.user != "-" && r.device == "cli")
     );
+}
+
+#[test]
+fn cli_audit_records_name_the_os_user_who_ran_the_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let add = |name: &str, role: &str, env: &[(&str, Option<&str>)]| {
+        let args = [
+            "user",
+            "add",
+            "--data",
+            data,
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+        ];
+        cli_env(&args, "long enough password\n", env)
+    };
+    // Behind sudo: the person who ran sudo, not root.
+    let (status, _, err) = add(
+        "aud.one",
+        "auditor",
+        &[("SUDO_USER", Some("ops.chen")), ("USER", Some("root"))],
+    );
+    assert_eq!(status, Some(0), "{err}");
+    // Without sudo: $USER, else $LOGNAME.
+    let (status, _, err) = add(
+        "adm.two",
+        "administrator",
+        &[("SUDO_USER", None), ("USER", Some("li.ming"))],
+    );
+    assert_eq!(status, Some(0), "{err}");
+    let (status, _, err) = add(
+        "viewer.three",
+        "viewer",
+        &[
+            ("SUDO_USER", None),
+            ("USER", None),
+            ("LOGNAME", Some("wang.fang")),
+        ],
+    );
+    assert_eq!(status, Some(0), "{err}");
+    let log = outpost_server::security::audit::AuditLog::open(dir.path()).expect("audit");
+    let by: Vec<(String, String, String)> = log
+        .page(0, Some(100))
+        .expect("page")
+        .records
+        .into_iter()
+        .map(|r| (r.user, r.device, r.target))
+        .collect();
+    let expect = |u: &str, t: &str| (u.to_string(), "cli".to_string(), t.to_string());
+    assert_eq!(
+        by,
+        vec![
+            expect("ops.chen", "aud.one"),
+            expect("li.ming", "adm.two"),
+            expect("wang.fang", "viewer.three"),
+        ]
+    );
+    // Nothing set at all: the uid.
+    use outpost_server::security::local_operator_from;
+    assert_eq!(local_operator_from(|_| None, Some(1000)), "uid:1000");
+    assert_eq!(
+        local_operator_from(|k| (k == "USER").then(|| " ".to_string()), None),
+        "-"
+    );
+}
+
+#[test]
+fn an_administrator_cannot_create_administrator_or_auditor_accounts_over_http() {
+    let server = TestServer::start().expect("server");
+    let admin = server.console(Role::Administrator).expect("admin");
+    let http = Https::new(&server, Some(&admin.device));
+    let t = Some(admin.login.token.as_str());
+    for (name, role) in [
+        ("sneaky.auditor", "auditor"),
+        ("sneaky.admin", "administrator"),
+    ] {
+        let r = http.post(
+            "/v1/admin/users",
+            t,
+            &json!({"name": name, "role": role, "password": "pw-sneaky-0123456789"}),
+        );
+        assert_eq!(code(&r), (403, "forbidden"), "{role}: {}", r.1);
+        let message = r.1["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("outpost-server user add") && message.contains("separation of duties"),
+            "{message}"
+        );
+        assert!(r.1.get("totp_secret").is_none(), "{}", r.1);
+        // Refused and audited under the administrator's name.
+        assert!(
+            audit(&server)
+                .iter()
+                .any(|e| e["action"] == "admin:user.add"
+                    && e["user"] == "administrator"
+                    && e["target"] == name
+                    && e["outcome"] == "refused"),
+            "{role}"
+        );
+    }
+    // Nothing was created.
+    let (status, users) = http.get("/v1/admin/users", t);
+    assert_eq!(status, 200);
+    assert_eq!(users.as_array().map(Vec::len), Some(6));
+    // The four operational roles are still created over HTTP.
+    for (name, role, unit) in [
+        ("c2", "commander", None),
+        ("d2", "dispatcher", None),
+        ("p09", "field_unit", Some("P-09")),
+        ("v2", "viewer", None),
+    ] {
+        let r = http.post(
+            "/v1/admin/users",
+            t,
+            &json!({"name": name, "role": role, "unit_id": unit, "password": "long enough pw"}),
+        );
+        assert_eq!(r.0, 201, "{role}: {}", r.1);
+    }
 }
 
 #[test]
