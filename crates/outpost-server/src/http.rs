@@ -269,6 +269,21 @@ where
         .map_err(AuthApiError)
 }
 
+/// Runs security work that verifies a password on the guards' password threads
+/// ([`crate::security::guards::PasswordPool`]).
+async fn sec_password<T, F>(s: &AppState, security: Arc<Security>, f: F) -> Result<T, AuthApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Security) -> Result<T, AuthError> + Send + 'static,
+{
+    s.guards
+        .password_pool
+        .run(move || f(&security))
+        .await
+        .ok_or_else(|| AuthApiError(AuthError::Storage("request aborted".into())))?
+        .map_err(AuthApiError)
+}
+
 /// Decodes a small JSON body; the error names the place.
 async fn json_body<T: for<'de> Deserialize<'de>>(
     body: Body,
@@ -450,7 +465,7 @@ async fn enroll(
     };
     let req: EnrollRequest = decode_body(&bytes, "enroll")?;
     let service = s.service.clone();
-    let resp = sec_blocking(security, move |sec| {
+    let resp = sec_password(&s, security, move |sec| {
         sec.enroll_checked(&req, &|origin| {
             service.origin_has_ops(origin).map_err(|e| e.to_string())
         })
@@ -471,7 +486,7 @@ async fn login(
         Err(refused) => return Ok(refused),
     };
     let body: LoginRequest = decode_body(&bytes, "login")?;
-    let resp = sec_blocking(security, move |sec| sec.login(peer.as_ref(), &body)).await?;
+    let resp = sec_password(&s, security, move |sec| sec.login(peer.as_ref(), &body)).await?;
     Ok(Json(resp).into_response())
 }
 

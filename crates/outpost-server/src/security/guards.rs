@@ -90,6 +90,10 @@ pub struct Guards {
     pub config: GuardConfig,
     /// Password verification slots.
     pub passwords: Semaphore,
+    /// The threads that run password verifications (as many as the slots), so their
+    /// argon2 memory stays in that many allocator arenas (tokio's blocking pool would
+    /// spread it over up to 512 threads, each keeping its ~19 MiB resident).
+    pub password_pool: PasswordPool,
     /// Enroll + login per address.
     pub sign_in: RateLimiter,
     /// Connections on the sync port.
@@ -114,6 +118,7 @@ impl Guards {
     pub fn new(config: GuardConfig) -> Guards {
         Guards {
             passwords: Semaphore::new(config.password_verifications.max(1)),
+            password_pool: PasswordPool::new(config.password_verifications.max(1)),
             sign_in: RateLimiter::new(config.sign_in_per_minute.max(1), Duration::from_secs(60)),
             connections: Arc::new(ConnectionCap::new(
                 config.max_connections.max(1),
@@ -190,6 +195,63 @@ impl RateLimiter {
             let wait = (1.0 - *tokens) * per_token;
             Err((wait.ceil() as u64).max(1))
         }
+    }
+}
+
+/// A few threads that run password verifications (see [`Guards::password_pool`]).
+pub struct PasswordPool {
+    tx: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for PasswordPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordPool").finish_non_exhaustive()
+    }
+}
+
+impl PasswordPool {
+    /// A pool of `threads` threads (they end when the pool is dropped).
+    pub fn new(threads: usize) -> PasswordPool {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("outpost-password-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password verification thread");
+            }
+        }
+        PasswordPool { tx: Mutex::new(tx) }
+    }
+
+    /// Runs `f` on one of the pool's threads; `None` when the pool is gone or `f` panicked.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            // A panic ends this job only (the caller gets `None`), never the thread.
+            if let Ok(v) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                let _ = tx.send(v);
+            }
+        });
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .ok()?;
+        rx.await.ok()
     }
 }
 
