@@ -36,7 +36,10 @@
 // E2E_ONLY=server runs only step 6, E2E_DOCS_SHOT=1 also saves
 // docs/screenshot.png after E2E_DOCS_SHOT_WAIT_S (default 60) seconds of replay; E2E_DOCS_SHOT_ZH=1
 // saves the Chinese README screenshots of issue 5 (docs/closest-units-zh.png, coverage-zh.png,
-// closure-zh.png) the same way.
+// closure-zh.png) the same way. E2E_DOCS_SHOT_SIGNIN=1 first saves the Chinese README screenshots
+// of issue 6 on a throwaway data directory of their own (docs/signin-zh.png: the first-run setup
+// of a fictional commander li.wei / 李伟 with the TOTP secret as text and its QR code;
+// docs/locked-zh.png: that console locked); E2E_ONLY=signin then runs only that part.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { createHmac } from "node:crypto";
@@ -821,6 +824,82 @@ async function docsShotsZh(browser, ownId, roster) {
 }
 
 /**
+ * README screenshots of issue 6 in Chinese (E2E_DOCS_SHOT_SIGNIN=1), on a throwaway data
+ * directory of their own: docs/signin-zh.png (the first-run setup of a fictional commander,
+ * login li.wei, display name 李伟: the TOTP secret as text and its QR code; the secret is random
+ * per run) and docs/locked-zh.png (the console locked for 李伟). `temps` collects the directory.
+ */
+async function docsShotsSignin(driver, pack, temps) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-signin-"));
+  temps.push(dir);
+  copyFileSync(pack, path.join(dir, DEMO_PACK));
+  const browser = await driver.session(["--demo", "--data-dir", dir, "--user", "li.wei", "--idle-lock-min", "30"]);
+  try {
+    await authScreen(browser, "setup");
+    // Before any console the sign-in screens follow the last console's language (App.tsx
+    // LANG_KEY in localStorage), else the system's: remember Chinese and load the page again.
+    await browser.execute(() => {
+      window.localStorage.setItem("outpost.lang", "zh");
+      return null;
+    });
+    await browser.refresh();
+    await authScreen(browser, "setup");
+    const heading = await (await browser.$("#auth-screen h2")).getText();
+    if (!/[\u4e00-\u9fff]/.test(heading)) fail(`the setup screen is not in Chinese: "${heading}"`);
+    await fill(browser, "#auth-display-name", "李伟");
+    await fill(browser, "#auth-password", PASSWORD);
+    await fill(browser, "#auth-password2", PASSWORD);
+    await (await browser.$("#setup-next")).click();
+    const secretEl = await browser.$("#totp-secret");
+    await secretEl.waitForDisplayed({ timeout: 60_000, timeoutMsg: "no TOTP secret after creating the account li.wei" });
+    const secret = await secretEl.getAttribute("data-totp-secret");
+    await until(
+      browser,
+      () => browser.execute(() => {
+        const img = document.querySelector("#totp-qr");
+        return Boolean(img && img.complete && img.naturalWidth > 0);
+      }),
+      15_000,
+      "the QR code of the TOTP secret did not load",
+    );
+    // Loaded is not yet painted: give WebKit a moment before the screenshot.
+    await browser.pause(1500);
+    await docsShot(browser, "signin-zh.png");
+
+    await fill(browser, "#auth-code", totp(secret));
+    await (await browser.$("#setup-confirm")).click();
+    await (await browser.$("#auth-bar")).waitForExist({ timeout: WAIT_MS, timeoutMsg: "no auth bar after confirming li.wei" });
+    await waitReady(browser);
+    // The console in Chinese too (its settings), so the lock screen stays Chinese.
+    await (await browser.$("#open-settings")).click();
+    await (await browser.$("#settings-language")).selectByAttribute("value", "zh_cn");
+    await (await browser.$("#settings-save")).click();
+    await until(browser, async () => browser.execute(() => document.documentElement.lang?.startsWith("zh")), 10_000, "the console did not switch to Chinese");
+    await browser.keys("Escape");
+    // The language remembered for the sign-in screens follows the settings the console opened
+    // with (App.tsx), so it is Chinese only from the next console on: remember it now.
+    await browser.execute(() => {
+      window.localStorage.setItem("outpost.lang", "zh");
+      return null;
+    });
+    await browser.pause(3000);
+    await (await browser.$("#lock-console")).click();
+    await authScreen(browser, "locked");
+    const who = await (await browser.$("#locked-user")).getText();
+    if (!who.includes("李伟")) fail(`the lock screen does not name 李伟: "${who}"`);
+    await (await browser.$("#auth-password")).waitForDisplayed({ timeout: 10_000, timeoutMsg: "no password field on the lock screen" });
+    await docsShot(browser, "locked-zh.png");
+  } catch (e) {
+    mkdirSync(OUT, { recursive: true });
+    await browser.saveScreenshot(path.join(OUT, "failure.png")).catch(() => {});
+    log(`failure screenshot: ${path.relative(ROOT, path.join(OUT, "failure.png"))}; lang ${await browser.execute(() => [window.localStorage.getItem("outpost.lang"), document.documentElement.lang]).catch(() => "?")}`);
+    throw e;
+  } finally {
+    await browser.deleteSession().catch(() => {});
+  }
+}
+
+/**
  * The map search (issue 5) on the real pack: "Escaldes" lists hits (the backend's
  * search_places near the map centre, same first hit); picking the first moves the map there.
  */
@@ -1023,8 +1102,9 @@ async function main() {
   const temps = [dataDir];
   try {
     await driver.start();
-    // E2E_ONLY=server runs only the sync-server part (step 6).
-    if (process.env.E2E_ONLY !== "server") {
+    if (process.env.E2E_DOCS_SHOT_SIGNIN) await docsShotsSignin(driver, pack, temps);
+    // E2E_ONLY=server runs only the sync-server part (step 6); E2E_ONLY=signin only the above.
+    if (process.env.E2E_ONLY !== "server" && process.env.E2E_ONLY !== "signin") {
       browser = await driver.session(args);
       const first = await firstRun(browser, roster, dataDir);
       await browser.deleteSession();
@@ -1056,7 +1136,7 @@ async function main() {
 
     }
 
-    if (!process.env.E2E_NO_SERVER) {
+    if (!process.env.E2E_NO_SERVER && process.env.E2E_ONLY !== "signin") {
       SERVER_BIN = serverBinary();
       const serverDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-server-"));
       const consoleDir = mkdtempSync(path.join(os.tmpdir(), "outpost-e2e-online-"));
