@@ -1,5 +1,5 @@
 import { type ReactNode, useCallback, useEffect, useMemo, useState } from "react";
-import { type AuthStatus, authStatus, lock, signOut, type Startup, startup } from "./bindings";
+import { type AuthStatus, authStatus, lock, type Settings, signOut, type Startup, startup } from "./bindings";
 import { AuthBar } from "./AuthBar";
 import { AUTH_POLL_MS, PermissionsContext, permissionsOf, useIdleLock } from "./auth";
 import { Console } from "./Console";
@@ -132,8 +132,13 @@ function SignedIn({
   const role = status.user?.role ?? null;
   const unitId = status.user?.unit_id ?? null;
   const permissions = useMemo(() => permissionsOf(role === null ? null : { role, unit_id: unitId }), [role, unitId]);
+  // Saved settings replace the ones the console opened with, so the auth bar and the lock
+  // screen follow a language changed in Settings at once.
+  const [saved, setSaved] = useState<Settings | null>(null);
   const lang =
-    result?.state === "ready" ? resolveLang(result.init.settings.language, navigator.language) : resolveLang("auto", navigator.language);
+    result?.state === "ready"
+      ? resolveLang((saved ?? result.init.settings).language, navigator.language)
+      : resolveLang("auto", navigator.language);
   useEffect(() => {
     if (result?.state === "ready") rememberLang(lang);
   }, [result, lang]);
@@ -158,9 +163,9 @@ function SignedIn({
     <PermissionsContext.Provider value={permissions}>
       {/* Field laptop mode (`outpost --unit CALLSIGN`): the console is that unit. */}
       {result.init.field_unit ? (
-        <FieldConsole init={result.init} authBar={bar} onSignIn={signIn} />
+        <FieldConsole init={result.init} authBar={bar} onSignIn={signIn} onSettings={setSaved} />
       ) : (
-        <Console init={result.init} authBar={bar} onSignIn={signIn} />
+        <Console init={result.init} authBar={bar} onSignIn={signIn} onSettings={setSaved} />
       )}
     </PermissionsContext.Provider>
   );

@@ -84,7 +84,18 @@ function isTyping(target: EventTarget | null): boolean {
  * signed-in person, lock and sign-out) goes into the top bar; write actions the person's role
  * may not do are hidden ([`usePermissions`]).
  */
-export function Console({ init, authBar, onSignIn }: { init: ConsoleInit; authBar?: ReactNode; onSignIn?: () => void }) {
+export function Console({
+  init,
+  authBar,
+  onSignIn,
+  onSettings,
+}: {
+  init: ConsoleInit;
+  authBar?: ReactNode;
+  onSignIn?: () => void;
+  /** Called with the settings after they are saved (the auth bar and lock screen follow the language). */
+  onSettings?: (s: Settings) => void;
+}) {
   const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
@@ -461,6 +472,7 @@ export function Console({ init, authBar, onSignIn }: { init: ConsoleInit; authBa
           void act(() => saveSettings(s)).then((saved) => {
             if (saved) {
               setSettings(saved);
+              onSettings?.(saved);
               void syncStore.refresh();
               setPanel({ kind: "none" });
             }

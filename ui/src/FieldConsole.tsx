@@ -37,7 +37,18 @@ const ACTION_LABEL: Record<FieldAction, "field.ack" | "field.enRoute" | "field.o
  * buttons as the domain allows them, the receiver's status line and the sync link (positions
  * written offline wait on disk and go out in order).
  */
-export function FieldConsole({ init, authBar, onSignIn }: { init: ConsoleInit; authBar?: ReactNode; onSignIn?: () => void }) {
+export function FieldConsole({
+  init,
+  authBar,
+  onSignIn,
+  onSettings,
+}: {
+  init: ConsoleInit;
+  authBar?: ReactNode;
+  onSignIn?: () => void;
+  /** Called with the settings after they are saved (the auth bar and lock screen follow the language). */
+  onSettings?: (s: Settings) => void;
+}) {
   const can = usePermissions();
   const store = useMemo(() => new ConsoleStore(), []);
   const state = useSyncExternalStore(store.subscribe, store.get);
@@ -154,6 +165,7 @@ export function FieldConsole({ init, authBar, onSignIn }: { init: ConsoleInit; a
           void act(() => saveSettings(s)).then((saved) => {
             if (saved) {
               setSettings(saved);
+              onSettings?.(saved);
               void syncStore.refresh();
               setSide("assignment");
             }

@@ -163,6 +163,21 @@ describe("sign-in screens", () => {
     expect(q(container, "#auth-screen")?.dataset.authState).toBe("signed_out");
   });
 
+  it("a language saved in Settings reaches the auth bar and the lock screen at once", async () => {
+    installMockBackend({ settings: { language: "en" } });
+    const { container } = render(<App />);
+    await consoleShown(container);
+    expect(q(container, "#lock-console")?.textContent).toBe("Lock");
+    fireEvent.click(q(container, "#open-settings")!);
+    const select = await found<HTMLSelectElement>(container, "#settings-language");
+    fireEvent.change(select, { target: { value: "zh_cn" } });
+    fireEvent.click(q(container, "#settings-save")!);
+    await waitFor(() => expect(q(container, "#lock-console")?.textContent).toBe("锁定"));
+    fireEvent.click(q(container, "#lock-console")!);
+    await found(container, "#unlock");
+    expect(q(container, "#unlock-submit")?.textContent).toBe("解锁");
+  });
+
   it("locked past 12 hours: the code is required too; switch user signs someone else in", async () => {
     installMockBackend({ settings: { language: "zh_cn" }, auth: { state: "locked", reauthDue: true } });
     const { container } = render(<App />);
