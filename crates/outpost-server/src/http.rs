@@ -459,6 +459,7 @@ async fn enroll(
     req: axum::extract::Request,
 ) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
+    let client = client_addr(&req);
     let (bytes, _slot) = match sign_in_guard(&s, "enroll", req).await {
         Ok(g) => g,
         Err(refused) => return Ok(refused),
@@ -466,7 +467,7 @@ async fn enroll(
     let req: EnrollRequest = decode_body(&bytes, "enroll")?;
     let service = s.service.clone();
     let resp = sec_password(&s, security, move |sec| {
-        sec.enroll_checked(&req, &|origin| {
+        sec.enroll_from(&req, client, &|origin| {
             service.origin_has_ops(origin).map_err(|e| e.to_string())
         })
     })
@@ -481,13 +482,25 @@ async fn login(
 ) -> Result<Response, AuthApiError> {
     let security = security_of(&s)?;
     let peer = req.extensions().get::<PeerDevice>().cloned();
+    let client = client_addr(&req);
     let (bytes, _slot) = match sign_in_guard(&s, "login", req).await {
         Ok(g) => g,
         Err(refused) => return Ok(refused),
     };
     let body: LoginRequest = decode_body(&bytes, "login")?;
-    let resp = sec_password(&s, security, move |sec| sec.login(peer.as_ref(), &body)).await?;
+    let resp = sec_password(&s, security, move |sec| {
+        sec.login_from(peer.as_ref(), client, &body)
+    })
+    .await?;
     Ok(Json(resp).into_response())
+}
+
+/// The client's address (IP:port) the TLS serving layer put in the request
+/// (`ConnectInfo`); `None` on the plain test server.
+fn client_addr(req: &axum::extract::Request) -> Option<std::net::SocketAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
 }
 
 /// The session the auth layer found (always there when security is on).

@@ -268,18 +268,36 @@ impl Security {
         req: &EnrollRequest,
         origin_has_ops: &dyn Fn(Uuid) -> Result<bool, String>,
     ) -> Result<EnrollResponse, AuthError> {
+        self.enroll_from(req, None, origin_has_ops)
+    }
+
+    /// [`Security::enroll_checked`] of a request from the network address `client` (the
+    /// TLS connection's peer, IP:port): the `enroll` record, and the `login` record of the
+    /// session at enrollment, end their detail with `from IP:port` (fresh review S3), the
+    /// refused ones too. `None` (in-process callers) adds nothing. `POST /v1/enroll` calls
+    /// this one.
+    ///
+    /// # Errors
+    /// As [`Security::enroll_checked`].
+    pub fn enroll_from(
+        &self,
+        req: &EnrollRequest,
+        client: Option<std::net::SocketAddr>,
+        origin_has_ops: &dyn Fn(Uuid) -> Result<bool, String>,
+    ) -> Result<EnrollResponse, AuthError> {
         let r = self.enroll_inner(req, origin_has_ops);
         let event = AuditEvent::new("enroll", outcome_of(&r))
             .user(req.user.as_str())
             .target(format!("origin {}", req.origin));
         self.audit(match &r {
-            Ok((resp, _)) => event
-                .device(resp.device_id.as_str())
-                .detail(format!("device {:?}", req.device_name.trim())),
-            Err(e) => event.detail(e.to_string()),
+            Ok((resp, _)) => event.device(resp.device_id.as_str()).detail(from_client(
+                format!("device {:?}", req.device_name.trim()),
+                client,
+            )),
+            Err(e) => event.detail(from_client(e.to_string(), client)),
         });
         let (mut resp, account) = r?;
-        resp.session = self.session_at_enrollment(account, &resp.device_id, &req.cache_key);
+        resp.session = self.session_at_enrollment(account, &resp.device_id, &req.cache_key, client);
         Ok(resp)
     }
 
@@ -327,6 +345,7 @@ impl Security {
         account: accounts::VerifiedAccount,
         device_id: &str,
         cache_key: &str,
+        client: Option<std::net::SocketAddr>,
     ) -> Option<LoginResponse> {
         let event = AuditEvent::new("login", AuditOutcome::Ok)
             .user(account.name.as_str())
@@ -354,12 +373,15 @@ impl Security {
         };
         match r {
             Ok(resp) => {
-                self.audit(event.detail("at enrollment"));
+                self.audit(event.detail(from_client("at enrollment".into(), client)));
                 Some(resp)
             }
             Err(e) => {
                 tracing::error!(error = %e, "no session at enrollment; the console logs in");
-                self.audit(event.detail(format!("at enrollment: {}: {e}", e.code())));
+                self.audit(event.detail(from_client(
+                    format!("at enrollment: {}: {e}", e.code()),
+                    client,
+                )));
                 None
             }
         }
@@ -432,13 +454,31 @@ impl Security {
         peer: Option<&tls::PeerDevice>,
         req: &LoginRequest,
     ) -> Result<LoginResponse, AuthError> {
+        self.login_from(peer, None, req)
+    }
+
+    /// [`Security::login`] of a request from the network address `client` (the TLS
+    /// connection's peer, IP:port): the `login` record's detail ends with `from IP:port`
+    /// (fresh review S3), refused or not. `None` (in-process callers) adds nothing. `POST
+    /// /v1/login` calls this one.
+    ///
+    /// # Errors
+    /// As [`Security::login`].
+    pub fn login_from(
+        &self,
+        peer: Option<&tls::PeerDevice>,
+        client: Option<std::net::SocketAddr>,
+        req: &LoginRequest,
+    ) -> Result<LoginResponse, AuthError> {
         let r = self.login_inner(peer, req);
-        let mut event = AuditEvent::new("login", outcome_of(&r))
+        let detail = match &r {
+            Ok(_) => String::new(),
+            Err(e) => format!("{}: {e}", e.code()),
+        };
+        let event = AuditEvent::new("login", outcome_of(&r))
             .user(req.user.as_str())
-            .device(peer.map_or("-", |p| p.device_id.as_str()));
-        if let Err(e) = &r {
-            event = event.detail(format!("{}: {e}", e.code()));
-        }
+            .device(peer.map_or("-", |p| p.device_id.as_str()))
+            .detail(from_client(detail, client));
         self.audit(event);
         r
     }
@@ -763,6 +803,16 @@ fn current_uid() -> Option<u32> {
 #[cfg(not(unix))]
 fn current_uid() -> Option<u32> {
     None
+}
+
+/// `detail` with the client's address appended (`"…; from 127.0.0.1:40123"`, or just
+/// `"from 127.0.0.1:40123"` when `detail` is empty); `detail` unchanged without one.
+fn from_client(detail: String, client: Option<std::net::SocketAddr>) -> String {
+    match client {
+        None => detail,
+        Some(a) if detail.is_empty() => format!("from {a}"),
+        Some(a) => format!("{detail}; from {a}"),
+    }
 }
 
 fn outcome_of<T>(r: &Result<T, AuthError>) -> AuditOutcome {

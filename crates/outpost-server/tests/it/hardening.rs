@@ -663,3 +663,103 @@ fn a_device_over_its_daily_console_event_budget_is_answered_429_and_recorded_onc
         "{records:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Fresh review S3: enroll and login records name the client's address
+
+/// `detail` ends with `from 127.0.0.1:PORT` (the client's side of the TLS connection).
+fn assert_from_client(record: &AuditRecord) {
+    let port = record
+        .detail
+        .rsplit_once("from 127.0.0.1:")
+        .and_then(|(_, port)| port.parse::<u16>().ok());
+    assert!(port.is_some_and(|p| p > 0), "no client address: {record:?}");
+}
+
+#[test]
+fn enroll_and_login_records_carry_the_clients_address_refused_or_not() {
+    let server = TestServer::start().expect("server");
+    let c = https(&server);
+    let user = server.user(Role::Commander).clone();
+    let (key_pem, csr_pem) = outpost_server::testing::key_and_csr().expect("CSR");
+    let mut enroll = serde_json::json!({
+        "protocol": outpost_domain::wire::PROTOCOL_VERSION,
+        "user": user.name,
+        "password": "not-the-password-1",
+        "totp": server.fresh_code(Role::Commander),
+        "device_name": "laptop",
+        "origin": uuid::Uuid::now_v7(),
+        "csr_pem": csr_pem,
+        "cache_key": "ab".repeat(32),
+    });
+    let post = |c: &reqwest::blocking::Client, path: &str, body: &serde_json::Value| {
+        c.post(format!("{}{path}", server.url()))
+            .json(body)
+            .send()
+            .expect("POST")
+    };
+    // A refused enrollment...
+    assert_eq!(post(&c, "/v1/enroll", &enroll).status().as_u16(), 401);
+    // ...and an accepted one (which also signs the person in).
+    enroll["password"] = user.password.clone().into();
+    enroll["totp"] = server.fresh_code(Role::Commander).into();
+    let r = post(&c, "/v1/enroll", &enroll);
+    assert_eq!(r.status().as_u16(), 200);
+    let resp: serde_json::Value = r.json().expect("enroll response");
+    let cert_pem = resp["certificate_pem"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+    // Logins on the new device: refused, then accepted.
+    let tls = outpost_sync::tls::client_config(server.ca_pem(), Some((&cert_pem, &key_pem)))
+        .expect("TLS config");
+    let dev = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("https client");
+    let mut login = serde_json::json!({
+        "protocol": outpost_domain::wire::PROTOCOL_VERSION,
+        "user": user.name,
+        "password": "not-the-password-2",
+        "totp": server.fresh_code(Role::Commander),
+    });
+    assert_eq!(post(&dev, "/v1/login", &login).status().as_u16(), 401);
+    login["password"] = user.password.clone().into();
+    login["totp"] = server.fresh_code(Role::Commander).into();
+    assert_eq!(post(&dev, "/v1/login", &login).status().as_u16(), 200);
+
+    let records: Vec<AuditRecord> = audit_records(&server)
+        .into_iter()
+        .filter(|r| r.action == "enroll" || r.action == "login")
+        .collect();
+    let outcomes: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("enroll", "refused"),
+            ("enroll", "ok"),
+            ("login", "ok"),
+            ("login", "refused"),
+            ("login", "ok"),
+        ]
+    );
+    for r in &records {
+        assert_from_client(r);
+    }
+    assert!(
+        records[0].detail.contains("wrong name, password or code"),
+        "{records:?}"
+    );
+    assert!(
+        records[2].detail.starts_with("at enrollment; from "),
+        "{records:?}"
+    );
+    assert!(
+        records[4].detail.starts_with("from 127.0.0.1:"),
+        "{records:?}"
+    );
+}
