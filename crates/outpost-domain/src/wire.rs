@@ -337,6 +337,29 @@ pub struct LoginResponse {
     /// The key id of `op_key`, the `KEYID` of the ops' `auth` (no `.`). Empty with `op_key`.
     #[serde(default)]
     pub op_key_id: String,
+    /// The account's password was chosen by an administrator (`outpost-server user add` or
+    /// `user passwd`): until the person changes it (`POST /v1/password`), every endpoint
+    /// except `/v1/password` and `/v1/logout` answers 403 `password_change_required`.
+    /// `false` from a server before password changes.
+    #[serde(default)]
+    pub must_change_password: bool,
+}
+
+/// `POST /v1/password` (device certificate + the person's session token): the signed-in
+/// person changes their own password. The old password and a fresh TOTP code are checked
+/// like a login (a failure counts towards the lockout; a spent code is refused). The new
+/// password needs at least 12 characters, not only whitespace, and must differ from the
+/// old one. On success (204) the person's other sessions end; this one stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChangeRequest {
+    /// [`PROTOCOL_VERSION`] of the console.
+    pub protocol: u32,
+    /// The current password.
+    pub old_password: String,
+    /// The new password.
+    pub new_password: String,
+    /// The current 6-digit TOTP code (not one used before).
+    pub totp: String,
 }
 
 /// `GET /v1/security/revocations`: what every console must honour, also offline.
@@ -528,6 +551,7 @@ mod tests {
             cache_key: "00".repeat(32),
             op_key: String::new(),
             op_key_id: String::new(),
+            must_change_password: false,
         };
         let with = EnrollResponse {
             session: Some(session.clone()),

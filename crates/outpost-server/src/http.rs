@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/login", post(login))
         .route("/v1/logout", post(logout))
+        .route("/v1/password", post(change_password))
         .route("/v1/security/revocations", get(revocations))
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/events", post(audit_events))
@@ -111,6 +112,8 @@ fn endpoint_of(path: &str) -> (Option<Endpoint>, &'static str) {
         "/v1/security/revocations" => (Some(Endpoint::Revocations), "revocations"),
         "/v1/audit" => (Some(Endpoint::Audit), "audit.read"),
         "/v1/logout" => (None, "logout"),
+        // Any signed-in person changes their own password.
+        "/v1/password" => (None, "password.change"),
         // Any signed-in role posts its own device's console events.
         "/v1/audit/events" => (None, "audit.events"),
         p if p.starts_with("/v1/admin/") || p == "/v1/admin" => (Some(Endpoint::Admin), "admin"),
@@ -519,6 +522,25 @@ async fn logout(
     let security = security_of(&s)?;
     let session = session_of(auth)?;
     sec_blocking(security, move |sec| sec.logout(&session)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/password`: the signed-in person changes their own password (204).
+async fn change_password(
+    State(s): State<AppState>,
+    auth: Option<axum::Extension<Authenticated>>,
+    req: axum::extract::Request,
+) -> Result<Response, AuthApiError> {
+    let security = security_of(&s)?;
+    let session = session_of(auth)?;
+    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|e| AuthApiError(AuthError::BadRequest(format!("password: body: {e}"))))?;
+    let body: outpost_domain::wire::PasswordChangeRequest = decode_body(&bytes, "password")?;
+    sec_password(&s, security, move |sec| {
+        sec.change_password(&session, &body)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

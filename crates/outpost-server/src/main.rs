@@ -220,6 +220,19 @@ enum UserCmd {
         /// Login name.
         name: String,
     },
+    /// Set an account's password (a reset: the person forgot it). Read like `user add`'s;
+    /// the person must change it at their next sign-in, and their sessions end. The TOTP
+    /// secret is unchanged. Audited `admin:user.passwd` under the OS user.
+    Passwd {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Login name.
+        name: String,
+        /// Read the password as one line from stdin (scripts) instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Disable an account: no sign-in, its sessions end, consoles refuse it offline.
     Disable {
         /// Data directory of the server.
@@ -685,6 +698,20 @@ fn user(command: UserCmd) -> anyhow::Result<()> {
             let security = security_of(&data)?;
             security.admin_local("user.unlock", &name, |a| a.unlock(&name))?;
             println!("account {name:?} unlocked");
+            Ok(())
+        }
+        UserCmd::Passwd {
+            data,
+            name,
+            password_stdin,
+        } => {
+            let security = security_of(&data)?;
+            let password = read_new_password(password_stdin)?;
+            security.admin_local("user.passwd", &name, |a| a.reset_password(&name, &password))?;
+            println!(
+                "password of {name:?} set; they must change it at their next sign-in (their \
+                 sessions ended)"
+            );
             Ok(())
         }
         UserCmd::Disable { data, name } => {

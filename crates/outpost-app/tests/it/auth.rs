@@ -470,6 +470,7 @@ impl FakeServer {
                 .expect("enrolled"),
             op_key: "42".repeat(32),
             op_key_id: "fakekey".into(),
+            must_change_password: false,
         }
     }
 

@@ -107,6 +107,10 @@ pub enum AuthError {
     /// 500 `internal`: the security database failed.
     #[error("security database: {0}")]
     Storage(String),
+    /// 403 `password_change_required`: the account's password was set by an administrator;
+    /// only `POST /v1/password` and `POST /v1/logout` are served until the person changes it.
+    #[error("{0}")]
+    PasswordChangeRequired(String),
 }
 
 impl AuthError {
@@ -114,7 +118,10 @@ impl AuthError {
     pub fn status(&self) -> u16 {
         match self {
             AuthError::Unauthenticated(_) | AuthError::CertificateRequired(_) => 401,
-            AuthError::LockedOut(_) | AuthError::DeviceRevoked(_) | AuthError::Forbidden(_) => 403,
+            AuthError::LockedOut(_)
+            | AuthError::DeviceRevoked(_)
+            | AuthError::Forbidden(_)
+            | AuthError::PasswordChangeRequired(_) => 403,
             AuthError::BadRequest(_) => 400,
             AuthError::NotFound(_) => 404,
             AuthError::Conflict(_) => 409,
@@ -133,6 +140,7 @@ impl AuthError {
             AuthError::BadRequest(_) => "bad_request",
             AuthError::NotFound(_) => "not_found",
             AuthError::Conflict(_) => "conflict",
+            AuthError::PasswordChangeRequired(_) => "password_change_required",
             AuthError::Storage(_) => "internal",
         }
     }
@@ -303,6 +311,8 @@ pub struct VerifiedAccount {
 }
 
 /// A live session, as the auth layer found it for a request.
+    /// The password was set by an administrator and must be changed before anything else.
+    pub must_change_password: bool,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// Login name.
@@ -322,6 +332,9 @@ pub struct SessionInfo {
 }
 
 /// A session just opened.
+    /// The account must change its password first (`POST /v1/password`); every other
+    /// endpoint but logout is refused with 403 `password_change_required`.
+    pub must_change_password: bool,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     /// The bearer token (shown once; only its hash is stored).
@@ -447,10 +460,17 @@ CREATE UNIQUE INDEX grants_key_id ON grants(key_id) WHERE key_id IS NOT NULL;
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(M1).comment("accounts, sessions, devices, grants"),
+/// Password changes: an account whose password an administrator chose (`user add`, `user
+/// passwd`) must change it before anything else.
+const M3: &str = r#"
+ALTER TABLE accounts ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+"#;
+
         M::up(M2).comment("grants: op keys, end at disable/revocation"),
     ])
 }
 
+        M::up(M3).comment("accounts: must_change_password"),
 /// The accounts database.
 pub struct Accounts {
     conn: Mutex<Connection>,
@@ -811,16 +831,18 @@ impl Accounts {
             .conn()
             .query_row(
                 "SELECT display_name, role, unit_id, password_hash, totp_secret, totp_last_step,
-                        enabled, locked_at
+                        enabled, locked_at, must_change_password
                  FROM accounts WHERE name = ?1",
                 [user],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                        ),
                         r.get::<_, Option<i64>>(5)?,
                         r.get::<_, bool>(6)?,
                         r.get::<_, Option<i64>>(7)?,
@@ -828,7 +850,13 @@ impl Accounts {
                 },
             )
             .optional()?;
-        let Some((display_name, role, unit_id, hash, secret, last_step, enabled, locked)) = row
+        let Some((
+            (display_name, role, unit_id, hash, secret),
+            last_step,
+            enabled,
+            locked,
+            must_change_password,
+        )) = row
         else {
             // Same cost as a wrong password.
             let _ = self.password_matches(self.dummy_hash(), password);
@@ -837,6 +865,7 @@ impl Accounts {
         if locked.is_some() {
             return Err(locked_out(user));
         }
+                        r.get::<_, bool>(8)?,
         let now = self.now();
         if !enabled {
             // Said only to someone who knows the password; otherwise a plain failure.
@@ -909,6 +938,7 @@ impl Accounts {
                 failures = recent,
                 "account locked after failed sign-ins"
             );
+            must_change_password,
         }
         tx.commit()?;
         Ok(if locked {
@@ -1149,17 +1179,19 @@ impl Accounts {
             .conn()
             .query_row(
                 "SELECT s.user, s.device_id, s.expires_at, s.ended_at, a.role, a.unit_id,
-                        a.enabled, d.origin
+                        a.enabled, d.origin, a.must_change_password
                  FROM sessions s JOIN accounts a ON a.name = s.user
                       JOIN devices d ON d.device_id = s.device_id
                  WHERE s.token_sha256 = ?1",
                 [&hash],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                        ),
                         r.get::<_, String>(4)?,
                         r.get::<_, Option<String>>(5)?,
                         r.get::<_, bool>(6)?,
@@ -1168,7 +1200,8 @@ impl Accounts {
                 },
             )
             .optional()?;
-        let Some((user, dev, expires, ended, role, unit_id, enabled, origin)) = row else {
+        let Some(((user, dev, expires, ended), role, unit_id, enabled, origin, must_change)) = row
+        else {
             return Err(AuthError::Unauthenticated(
                 "unknown session token; sign in (POST /v1/login)".into(),
             ));
@@ -1192,6 +1225,7 @@ impl Accounts {
             return Err(AuthError::Unauthenticated(format!(
                 "the account {user:?} is disabled"
             )));
+                        r.get::<_, bool>(8)?,
         }
         Ok(SessionInfo {
             role: parse_role(&role)?,
@@ -1231,9 +1265,93 @@ impl Accounts {
     /// [`AuthError::Storage`].
     pub fn author(&self, user: &str, device_id: &str) -> Result<Option<AuthorInfo>, AuthError> {
         let conn = self.conn();
+            must_change_password: must_change,
         let row = conn
             .query_row(
                 "SELECT role, unit_id, enabled FROM accounts WHERE name = ?1",
+    /// The signed-in `user` changes their own password: `old` and `code` are checked as by
+    /// [`Accounts::verify_credentials`] (a failure counts towards the lockout, the code's
+    /// step is consumed), `new` must pass [`check_password_rules`] and differ from `old`.
+    /// Stores the new argon2id hash, clears `must_change_password` and ends the person's
+    /// other sessions (every session but `keep_session_sha256`).
+    ///
+    /// # Errors
+    /// [`AuthError::BadRequest`] (the new password's rules; checked before the old password,
+    /// nothing counted), as [`Accounts::verify_credentials`], [`AuthError::Storage`].
+    pub fn change_password(
+        &self,
+        user: &str,
+        old: &str,
+        new: &str,
+        code: &str,
+        keep_session_sha256: &str,
+    ) -> Result<(), AuthError> {
+        check_password_rules(new).map_err(|e| AuthError::BadRequest(format!("new_{e}")))?;
+        if new == old {
+            return Err(AuthError::BadRequest(
+                "new_password: the same as the current password; choose a new one".into(),
+            ));
+        }
+        self.verify_credentials(user, old, code)?;
+        let hash = self.hash_password(new)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE accounts SET password_hash = ?2, must_change_password = 0 WHERE name = ?1",
+            params![user, hash],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET ended_at = ?3
+             WHERE user = ?1 AND token_sha256 <> ?2 AND ended_at IS NULL",
+            params![user, keep_session_sha256, ms(self.now())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An administrator at the host sets `name`'s password (`outpost-server user passwd`):
+    /// the person must change it at their next sign-in (`must_change_password`), and every
+    /// session of theirs ends. The TOTP secret is unchanged.
+    ///
+    /// # Errors
+    /// [`AuthError::BadRequest`] (password rules), [`AuthError::NotFound`] (no such
+    /// account), [`AuthError::Storage`].
+    pub fn reset_password(&self, name: &str, password: &str) -> Result<(), AuthError> {
+        check_password_rules(password)?;
+        let hash = self.hash_password(password)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE accounts SET password_hash = ?2, must_change_password = 1 WHERE name = ?1",
+            params![name, hash],
+        )?;
+        if n == 0 {
+            return Err(AuthError::NotFound(format!("no account {name:?}")));
+        }
+        tx.execute(
+            "UPDATE sessions SET ended_at = ?2 WHERE user = ?1 AND ended_at IS NULL",
+            params![name, ms(self.now())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets or clears `name`'s `must_change_password` flag (`outpost-server user add` sets
+    /// it: the administrator chose the first password).
+    ///
+    /// # Errors
+    /// [`AuthError::NotFound`], [`AuthError::Storage`].
+    pub fn set_must_change_password(&self, name: &str, must: bool) -> Result<(), AuthError> {
+        let n = self.conn().execute(
+            "UPDATE accounts SET must_change_password = ?2 WHERE name = ?1",
+            params![name, must],
+        )?;
+        if n == 0 {
+            return Err(AuthError::NotFound(format!("no account {name:?}")));
+        }
+        Ok(())
+    }
+
                 [user],
                 |r| {
                     Ok((

@@ -366,6 +366,7 @@ impl Security {
                 cache_key: console_secret(account.role, cache_key.trim().to_ascii_lowercase()),
                 op_key: session.op_key,
                 op_key_id: session.op_key_id,
+                must_change_password: account.must_change_password,
             });
         let event = AuditEvent {
             outcome: outcome_of(&r),
@@ -510,6 +511,7 @@ impl Security {
             cache_key: console_secret(account.role, device.cache_key),
             op_key: session.op_key,
             op_key_id: session.op_key_id,
+            must_change_password: account.must_change_password,
         })
     }
 
@@ -561,6 +563,13 @@ impl Security {
         target: &str,
     ) -> Result<SessionInfo, AuthError> {
         let r = self.authenticate(peer, bearer).and_then(|s| {
+            if s.must_change_password && !PASSWORD_CHANGE_ACTIONS.contains(&action) {
+                return Err(AuthError::PasswordChangeRequired(format!(
+                    "the password of {:?} was set by an administrator; change it first \
+                     (POST /v1/password)",
+                    s.user
+                )));
+            }
             if let Some(ep) = endpoint {
                 access::check_endpoint(s.role, ep)
                     .map_err(|f| AuthError::Forbidden(f.to_string()))?;
@@ -581,6 +590,40 @@ impl Security {
                     .detail(format!("{}: {e}", e.code())),
             );
         }
+        r
+    }
+
+    /// `POST /v1/password`: the signed-in person changes their own password (old password
+    /// and a fresh code, counted like a login; the new one ≥ 12 characters, not blank,
+    /// not the old one). Their other sessions end. Audited `password.change` ok/refused
+    /// (never a password).
+    ///
+    /// # Errors
+    /// [`AuthError::BadRequest`] (protocol, new password rules),
+    /// [`AuthError::Unauthenticated`], [`AuthError::LockedOut`], [`AuthError::Storage`].
+    pub fn change_password(
+        &self,
+        session: &SessionInfo,
+        req: &outpost_domain::wire::PasswordChangeRequest,
+    ) -> Result<(), AuthError> {
+        let r = check_protocol(req.protocol).and_then(|()| {
+            self.accounts.change_password(
+                &session.user,
+                &req.old_password,
+                &req.new_password,
+                &req.totp,
+                &session.token_sha256,
+            )
+        });
+        let mut event = AuditEvent::new("password.change", outcome_of(&r))
+            .user(session.user.as_str())
+            .device(session.device_id.as_str())
+            .target(session.user.as_str());
+        match &r {
+            Err(e) => event = event.detail(format!("{}: {e}", e.code())),
+            Ok(()) => event = event.detail("other sessions ended"),
+        }
+        self.audit(event);
         r
     }
 
@@ -749,6 +792,10 @@ fn check_protocol(protocol: u32) -> Result<(), AuthError> {
         )))
     }
 }
+
+/// The audit actions (see `http::endpoint_of`) still served to a session whose account must
+/// change its password: the change itself and logout.
+pub const PASSWORD_CHANGE_ACTIONS: [&str; 2] = ["password.change", "logout"];
 
 /// The roles an administrator may create over HTTP (`POST /v1/admin/users`). Administrator
 /// and auditor accounts are created only at the server host (`outpost-server user add`):

@@ -21,6 +21,7 @@ mod fuzz;
 mod hardening;
 mod ingest;
 mod op_signing;
+mod password;
 mod pytak;
 mod security;
 mod support;
