@@ -104,13 +104,13 @@ pub enum AuthError {
     /// 409 `conflict`: the name or origin is taken.
     #[error("{0}")]
     Conflict(String),
-    /// 500 `internal`: the security database failed.
-    #[error("security database: {0}")]
-    Storage(String),
     /// 403 `password_change_required`: the account's password was set by an administrator;
     /// only `POST /v1/password` and `POST /v1/logout` are served until the person changes it.
     #[error("{0}")]
     PasswordChangeRequired(String),
+    /// 500 `internal`: the security database failed.
+    #[error("security database: {0}")]
+    Storage(String),
 }
 
 impl AuthError {
@@ -137,10 +137,10 @@ impl AuthError {
             AuthError::LockedOut(_) => "locked_out",
             AuthError::DeviceRevoked(_) => "device_revoked",
             AuthError::Forbidden(_) => "forbidden",
+            AuthError::PasswordChangeRequired(_) => "password_change_required",
             AuthError::BadRequest(_) => "bad_request",
             AuthError::NotFound(_) => "not_found",
             AuthError::Conflict(_) => "conflict",
-            AuthError::PasswordChangeRequired(_) => "password_change_required",
             AuthError::Storage(_) => "internal",
         }
     }
@@ -308,11 +308,11 @@ pub struct VerifiedAccount {
     pub unit_id: Option<String>,
     /// The TOTP secret, base32.
     pub totp_secret: String,
+    /// The password was set by an administrator and must be changed before anything else.
+    pub must_change_password: bool,
 }
 
 /// A live session, as the auth layer found it for a request.
-    /// The password was set by an administrator and must be changed before anything else.
-    pub must_change_password: bool,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// Login name.
@@ -329,12 +329,12 @@ pub struct SessionInfo {
     pub token_sha256: String,
     /// When it ends (UTC).
     pub expires_at: DateTime<Utc>,
-}
-
-/// A session just opened.
     /// The account must change its password first (`POST /v1/password`); every other
     /// endpoint but logout is refused with 403 `password_change_required`.
     pub must_change_password: bool,
+}
+
+/// A session just opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     /// The bearer token (shown once; only its hash is stored).
@@ -457,20 +457,20 @@ ALTER TABLE grants ADD COLUMN session_sha256 TEXT;
 CREATE UNIQUE INDEX grants_key_id ON grants(key_id) WHERE key_id IS NOT NULL;
 "#;
 
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(M1).comment("accounts, sessions, devices, grants"),
 /// Password changes: an account whose password an administrator chose (`user add`, `user
 /// passwd`) must change it before anything else.
 const M3: &str = r#"
 ALTER TABLE accounts ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
 "#;
 
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(M1).comment("accounts, sessions, devices, grants"),
         M::up(M2).comment("grants: op keys, end at disable/revocation"),
+        M::up(M3).comment("accounts: must_change_password"),
     ])
 }
 
-        M::up(M3).comment("accounts: must_change_password"),
 /// The accounts database.
 pub struct Accounts {
     conn: Mutex<Connection>,
@@ -846,6 +846,7 @@ impl Accounts {
                         r.get::<_, Option<i64>>(5)?,
                         r.get::<_, bool>(6)?,
                         r.get::<_, Option<i64>>(7)?,
+                        r.get::<_, bool>(8)?,
                     ))
                 },
             )
@@ -865,7 +866,6 @@ impl Accounts {
         if locked.is_some() {
             return Err(locked_out(user));
         }
-                        r.get::<_, bool>(8)?,
         let now = self.now();
         if !enabled {
             // Said only to someone who knows the password; otherwise a plain failure.
@@ -910,6 +910,7 @@ impl Accounts {
             role: parse_role(&role)?,
             unit_id,
             totp_secret: secret,
+            must_change_password,
         })
     }
 
@@ -938,7 +939,6 @@ impl Accounts {
                 failures = recent,
                 "account locked after failed sign-ins"
             );
-            must_change_password,
         }
         tx.commit()?;
         Ok(if locked {
@@ -1196,6 +1196,7 @@ impl Accounts {
                         r.get::<_, Option<String>>(5)?,
                         r.get::<_, bool>(6)?,
                         r.get::<_, String>(7)?,
+                        r.get::<_, bool>(8)?,
                     ))
                 },
             )
@@ -1225,7 +1226,6 @@ impl Accounts {
             return Err(AuthError::Unauthenticated(format!(
                 "the account {user:?} is disabled"
             )));
-                        r.get::<_, bool>(8)?,
         }
         Ok(SessionInfo {
             role: parse_role(&role)?,
@@ -1237,38 +1237,10 @@ impl Accounts {
                 .map_err(|e| AuthError::Storage(format!("devices.origin: {e}")))?,
             token_sha256: hash,
             expires_at: from_ms(expires),
+            must_change_password: must_change,
         })
     }
 
-    /// Ends the session whose token hash is `token_sha256` (logout): the token is refused
-    /// from now on. The person's grants on the device are NOT ended: the console's vault
-    /// still lets them sign in offline there until their offline grace runs out (a
-    /// commander who signed out at the end of a shift must be able to sign in when the
-    /// network fails), and the ops they write then, signed with their op key, are accepted
-    /// when another person's session pushes them. Grants end at the grace's end, at
-    /// [`Accounts::disable`] and at [`Accounts::revoke_device`].
-    ///
-    /// # Errors
-    /// [`AuthError::Storage`].
-    pub fn end_session(&self, token_sha256: &str) -> Result<(), AuthError> {
-        self.conn().execute(
-            "UPDATE sessions SET ended_at = ?2 WHERE token_sha256 = ?1 AND ended_at IS NULL",
-            params![token_sha256, ms(self.now())],
-        )?;
-        Ok(())
-    }
-
-    /// What the push check needs about `user` as an author on `device_id`; `None` when
-    /// there is no such account.
-    ///
-    /// # Errors
-    /// [`AuthError::Storage`].
-    pub fn author(&self, user: &str, device_id: &str) -> Result<Option<AuthorInfo>, AuthError> {
-        let conn = self.conn();
-            must_change_password: must_change,
-        let row = conn
-            .query_row(
-                "SELECT role, unit_id, enabled FROM accounts WHERE name = ?1",
     /// The signed-in `user` changes their own password: `old` and `code` are checked as by
     /// [`Accounts::verify_credentials`] (a failure counts towards the lockout, the code's
     /// step is consumed), `new` must pass [`check_password_rules`] and differ from `old`.
@@ -1352,6 +1324,34 @@ impl Accounts {
         Ok(())
     }
 
+    /// Ends the session whose token hash is `token_sha256` (logout): the token is refused
+    /// from now on. The person's grants on the device are NOT ended: the console's vault
+    /// still lets them sign in offline there until their offline grace runs out (a
+    /// commander who signed out at the end of a shift must be able to sign in when the
+    /// network fails), and the ops they write then, signed with their op key, are accepted
+    /// when another person's session pushes them. Grants end at the grace's end, at
+    /// [`Accounts::disable`] and at [`Accounts::revoke_device`].
+    ///
+    /// # Errors
+    /// [`AuthError::Storage`].
+    pub fn end_session(&self, token_sha256: &str) -> Result<(), AuthError> {
+        self.conn().execute(
+            "UPDATE sessions SET ended_at = ?2 WHERE token_sha256 = ?1 AND ended_at IS NULL",
+            params![token_sha256, ms(self.now())],
+        )?;
+        Ok(())
+    }
+
+    /// What the push check needs about `user` as an author on `device_id`; `None` when
+    /// there is no such account.
+    ///
+    /// # Errors
+    /// [`AuthError::Storage`].
+    pub fn author(&self, user: &str, device_id: &str) -> Result<Option<AuthorInfo>, AuthError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT role, unit_id, enabled FROM accounts WHERE name = ?1",
                 [user],
                 |r| {
                     Ok((
