@@ -19,7 +19,9 @@
 //!   before the last accepted step (RFC 6238 §5.2: replay);
 //! - lockout: the [`LOCKOUT_FAILURES`]th failure (login or enrollment) within
 //!   [`LOCKOUT_WINDOW_S`] locks the account until an administrator unlocks it (CJIS 5.9.5
-//!   §5.5.3); a successful sign-in clears the count;
+//!   §5.5.3); a successful sign-in clears the count; a login name with no account is
+//!   counted the same way (in memory, bounded) and answers `locked_out` alike, so the
+//!   lockout does not reveal which names exist;
 //! - sessions: a 256-bit random bearer token of which only the SHA-256 is stored, bound to
 //!   the device it was issued to, ending [`SESSION_HOURS`] hours after the login (CJIS 5.9.5
 //!   re-authentication) or at logout; a disabled account's sessions end at once.
@@ -27,6 +29,7 @@
 //! Blocking (one SQLite connection behind a mutex); the HTTP layer calls it from
 //! `spawn_blocking`. Time comes from the injected [`Clock`].
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -479,6 +482,9 @@ pub struct Accounts {
     /// A hash checked for unknown names, so that a wrong name costs as long as a wrong
     /// password (no user enumeration by timing).
     dummy_hash: OnceLock<String>,
+    /// Failures of login names that have no account, counted like an account's so that
+    /// the lockout does not tell which names exist (fresh review S3).
+    unknown_names: Mutex<UnknownNames>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -606,7 +612,14 @@ impl Accounts {
             params,
             clock,
             dummy_hash: OnceLock::new(),
+            unknown_names: Mutex::new(UnknownNames::default()),
         })
+    }
+
+    fn unknown_names(&self) -> MutexGuard<'_, UnknownNames> {
+        self.unknown_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -859,8 +872,23 @@ impl Accounts {
             must_change_password,
         )) = row
         else {
-            // Same cost as a wrong password.
+            // A name with no account answers as an account would (fresh review S3): locked
+            // at once when "locked", else the cost of a wrong password and a failure counted.
+            let now = self.now();
+            let mut names = self.unknown_names();
+            if names.is_locked(user) {
+                return Err(locked_out(user));
+            }
+            drop(names);
             let _ = self.password_matches(self.dummy_hash(), password);
+            names = self.unknown_names();
+            if names.count_failure(user, ms(now)) {
+                tracing::warn!(
+                    failures = LOCKOUT_FAILURES,
+                    "sign-ins locked for a login name that has no account"
+                );
+                return Err(locked_out(user));
+            }
             return Err(wrong());
         };
         if locked.is_some() {
@@ -1511,6 +1539,66 @@ fn no_user(name: &str) -> AuthError {
     AuthError::NotFound(format!("user: no account {name:?}"))
 }
 
+/// How many login names without an account [`UnknownNames`] remembers; past it the
+/// oldest is forgotten.
+pub const UNKNOWN_NAMES_MAX: usize = 10_000;
+
+/// Failed sign-ins of login names that have no account, in memory (a restart forgets
+/// them), keyed by SHA-256 of the name's normalized key
+/// (`outpost_domain::names::login_name_key`) so that the table's size does not depend on
+/// what is typed; at most [`UNKNOWN_NAMES_MAX`] names, the one first seen longest ago
+/// dropped first. Such a name is "locked" by the [`LOCKOUT_FAILURES`]th failure within
+/// [`LOCKOUT_WINDOW_S`] and stays so, as a real account does until an administrator
+/// unlocks it, so 5 tries do not tell an outsider whether a name exists. Nothing else is
+/// created for the name.
+#[derive(Debug, Default)]
+struct UnknownNames {
+    entries: HashMap<[u8; 32], UnknownName>,
+    /// Keys in the order they were first seen (oldest first).
+    order: VecDeque<[u8; 32]>,
+}
+
+#[derive(Debug, Default)]
+struct UnknownName {
+    /// Times of failures (ms since the epoch) within the window, oldest first.
+    failures: VecDeque<i64>,
+    locked: bool,
+}
+
+impl UnknownNames {
+    fn key(user: &str) -> [u8; 32] {
+        Sha256::digest(outpost_domain::names::login_name_key(user).as_bytes()).into()
+    }
+
+    fn is_locked(&self, user: &str) -> bool {
+        self.entries.get(&Self::key(user)).is_some_and(|e| e.locked)
+    }
+
+    /// Counts a failure of `user` at `now_ms`; true when the name is locked by it.
+    fn count_failure(&mut self, user: &str, now_ms: i64) -> bool {
+        let key = Self::key(user);
+        if !self.entries.contains_key(&key) {
+            while self.entries.len() >= UNKNOWN_NAMES_MAX {
+                let Some(oldest) = self.order.pop_front() else {
+                    break;
+                };
+                self.entries.remove(&oldest);
+            }
+            self.order.push_back(key);
+        }
+        let entry = self.entries.entry(key).or_default();
+        let since = now_ms - LOCKOUT_WINDOW_S * 1000;
+        while entry.failures.front().is_some_and(|&t| t <= since) {
+            entry.failures.pop_front();
+        }
+        entry.failures.push_back(now_ms);
+        if entry.failures.len() >= usize::try_from(LOCKOUT_FAILURES).unwrap_or(5) {
+            entry.locked = true;
+        }
+        entry.locked
+    }
+}
+
 fn locked_out(user: &str) -> AuthError {
     AuthError::LockedOut(format!(
         "the account {user:?} is locked after {LOCKOUT_FAILURES} failed sign-ins within \
@@ -1711,5 +1799,25 @@ mod tests {
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].unit_id.as_deref(), Some("P-03"));
         assert_eq!(users[0].role, Role::FieldUnit);
+    }
+
+    #[test]
+    fn unknown_names_keep_at_most_the_newest_10000_and_fold_case() {
+        let mut names = UnknownNames::default();
+        for _ in 0..5 {
+            names.count_failure("ghost", 1_000);
+        }
+        assert!(names.is_locked("GHOST"));
+        for i in 0..UNKNOWN_NAMES_MAX - 1 {
+            names.count_failure(&format!("n{i}"), 1_000);
+        }
+        assert_eq!(names.entries.len(), UNKNOWN_NAMES_MAX);
+        assert!(names.is_locked("ghost"));
+        // One more name: the oldest (ghost) is forgotten, the newest kept.
+        names.count_failure("newest", 1_000);
+        assert_eq!(names.entries.len(), UNKNOWN_NAMES_MAX);
+        assert_eq!(names.order.len(), UNKNOWN_NAMES_MAX);
+        assert!(!names.is_locked("ghost"));
+        assert!(names.entries.contains_key(&UnknownNames::key("newest")));
     }
 }

@@ -112,6 +112,69 @@ fn author_of(device: &TestDevice) -> Author {
 }
 
 #[test]
+fn an_unknown_login_name_is_locked_out_like_a_real_account_no_user_enumeration() {
+    let server = TestServer::start().expect("server");
+    let device = server.enroll(Role::Administrator, "probe").expect("enroll");
+    let http = Https::new(&server, Some(&device));
+    let try_login = |user: &str, i: usize| {
+        let (status, body) = http.post(
+            "/v1/login",
+            None,
+            &json!(LoginRequest {
+                protocol: PROTOCOL_VERSION,
+                user: user.into(),
+                password: format!("not the password {i}"),
+                totp: "000000".into(),
+            }),
+        );
+        let message = body["message"].as_str().unwrap_or("").replace(user, "NAME");
+        (
+            status,
+            body["code"].as_str().unwrap_or("").to_owned(),
+            message,
+        )
+    };
+    // Failures of a real account and of a name with no account, side by side: the same
+    // answers, try by try; the 5th and the 6th are locked_out for both.
+    for i in 0..6 {
+        let real = try_login("dispatcher", i);
+        let unknown = try_login("no.such.person", i);
+        assert_eq!(unknown, real, "try {}", i + 1);
+        let expected = if i < 4 {
+            (401, "unauthenticated")
+        } else {
+            (403, "locked_out")
+        };
+        assert_eq!((real.0, real.1.as_str()), expected, "try {}", i + 1);
+        server.clock().advance_secs(60);
+    }
+    let (_, _, message) = try_login("no.such.person", 9);
+    assert!(
+        message.starts_with("the account \"NAME\" is locked"),
+        "{message}"
+    );
+    // The name is keyed like account names (case and width folded).
+    assert_eq!(try_login("No.Such.Person", 10).1, "locked_out");
+    // Nothing was created for it; another unknown name is not locked.
+    let users = server.security().accounts().list_users().expect("list");
+    assert!(
+        users.iter().all(|u| u.name != "no.such.person"),
+        "{users:?}"
+    );
+    assert_eq!(try_login("someone.else", 11).1, "unauthenticated");
+    // Failures more than 15 minutes apart do not add up, as for an account.
+    for i in 0..8 {
+        assert_eq!(
+            try_login("slow.prober", i).1,
+            "unauthenticated",
+            "try {}",
+            i + 1
+        );
+        server.clock().advance_secs(4 * 60);
+    }
+}
+
+#[test]
 fn the_fifth_failure_within_15_minutes_locks_until_an_administrator_unlocks() {
     let server = TestServer::start().expect("server");
     let sec = server.security();
