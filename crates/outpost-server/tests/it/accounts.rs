@@ -1142,24 +1142,30 @@ fn enrollment_answers_with_a_session_on_the_new_device() {
         "{:?}",
         author.grants
     );
-    // Audited as a login at enrollment, after the enrollment.
+    // Audited as a login at enrollment, after the enrollment, each with the client's
+    // address (fresh review S3).
     let trail = audit(&server);
-    let actions: Vec<(&str, &str, &str)> = trail
+    let actions: Vec<(&str, &str, &str, bool)> = trail
         .iter()
         .filter(|e| e["user"] == "dispatcher")
         .map(|e| {
+            let detail = e["detail"].as_str().unwrap_or("");
+            let (what, from) = detail
+                .split_once("; from 127.0.0.1:")
+                .unwrap_or((detail, ""));
             (
                 e["action"].as_str().unwrap_or(""),
                 e["outcome"].as_str().unwrap_or(""),
-                e["detail"].as_str().unwrap_or(""),
+                what,
+                from.parse::<u16>().is_ok(),
             )
         })
         .collect();
     assert_eq!(
         &actions[..2],
         &[
-            ("enroll", "ok", "device \"巡逻车 03 笔记本\""),
-            ("login", "ok", "at enrollment")
+            ("enroll", "ok", "device \"巡逻车 03 笔记本\"", true),
+            ("login", "ok", "at enrollment", true)
         ]
     );
     assert!(
