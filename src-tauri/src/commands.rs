@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use outpost_app::ipc::{
-    AddNote, AuthStatus, BindDevice, CloseIncident, ClosestUnits, ClosureRef, ConflictView,
-    ConsoleState, CoverageView, DeviceView, EnrollDevice, ErrorCode, ErrorPayload, ExportTrack,
-    ExportedTrack, FieldRoute, FieldView, ImportFacilities, ImportReport, IncidentDetail,
-    IncidentRef, LocationDescription, NewIncident, NewRoadClosure, ParkedOp, PlaceHit, PlaceQuery,
-    ResolveConflict, RoadClosureView, RoadLineQuery, SetUnitStatus, Settings, SetupAccount, SignIn,
-    Startup, SyncStatus, TotpCode, TotpEnrollment, Track, TrackQuery, UnitOnIncident, UnitView,
-    Unlock, UpdateIncident,
+    AddNote, AuthStatus, BindDevice, ChangePassword, CloseIncident, ClosestUnits, ClosureRef,
+    ConflictView, ConsoleState, CoverageView, DeviceView, EnrollDevice, ErrorCode, ErrorPayload,
+    ExportTrack, ExportedTrack, FieldRoute, FieldView, ImportFacilities, ImportReport,
+    IncidentDetail, IncidentRef, LocationDescription, NewIncident, NewRoadClosure, ParkedOp,
+    PlaceHit, PlaceQuery, ResolveConflict, RoadClosureView, RoadLineQuery, SetUnitStatus, Settings,
+    SetupAccount, SignIn, Startup, SyncStatus, TotpCode, TotpEnrollment, Track, TrackQuery,
+    UnitOnIncident, UnitView, Unlock, UpdateIncident,
 };
 use outpost_domain::LatLon;
 use tauri::State;
@@ -103,6 +103,19 @@ async fn sign_in(
     args: SignIn,
 ) -> Result<AuthStatus, ErrorPayload> {
     on_shell(&console, move |s| s.after_sign_in(s.gate().sign_in(args)?)).await
+}
+
+/// The signed-in person changes their password; a required change (`password_change`)
+/// opens the console once done.
+#[tauri::command]
+async fn change_password(
+    console: State<'_, SharedShell>,
+    args: ChangePassword,
+) -> Result<AuthStatus, ErrorPayload> {
+    on_shell(&console, move |s| {
+        s.after_sign_in(s.gate().change_password(args)?)
+    })
+    .await
 }
 
 /// Unlocks for the same person.
@@ -408,6 +421,7 @@ registered![
     enroll_device,
     sign_in,
     unlock,
+    change_password,
     lock,
     sign_out,
     startup,

@@ -95,7 +95,7 @@ description: string | null, };
 
 export type ErrorCode = "not_found" | "illegal_transition" | "invalid_input" | "incident_closed" | "storage" | "pack" | "signed_out" | "auth_failed" | "forbidden" | "offline";
 
-export type AuthState = "setup" | "enroll" | "signed_out" | "locked" | "signed_in" | "revoked";
+export type AuthState = "setup" | "enroll" | "signed_out" | "locked" | "signed_in" | "password_change" | "revoked";
 
 export type KnownUser = { 
 /**
@@ -254,6 +254,20 @@ password: string,
  * Current TOTP code; required only after 12 hours.
  */
 code: string | null, };
+
+export type ChangePassword = { 
+/**
+ * The current password.
+ */
+old_password: string, 
+/**
+ * The new password.
+ */
+new_password: string, 
+/**
+ * Current TOTP code.
+ */
+code: string, };
 
 export type ErrorPayload = { 
 /**
@@ -1426,6 +1440,11 @@ export function signIn(args: SignIn): Promise<AuthStatus> {
 /** Unlocks a locked console for the same person (password; the code too after 12 hours). */
 export function unlock(args: Unlock): Promise<AuthStatus> {
   return invoke("unlock", { args });
+}
+
+/** The signed-in person changes their password (online with a server); re-seals their offline entry. */
+export function changePassword(args: ChangePassword): Promise<AuthStatus> {
+  return invoke("change_password", { args });
 }
 
 /** Locks the console (idle timer or the person); sync and field GPS keep running. */

@@ -76,6 +76,10 @@ pub enum AuthState {
     Locked,
     /// Someone is signed in; every other command works.
     SignedIn,
+    /// Someone signed in with a password an administrator chose (the server's
+    /// `must_change_password`): the console stays closed until they change it
+    /// ([`ChangePassword`]) or sign out.
+    PasswordChange,
     /// This device was revoked by an administrator: its cache key is forgotten, nothing opens.
     Revoked,
 }
@@ -196,6 +200,19 @@ pub struct Unlock {
     pub password: String,
     /// Current TOTP code; required only after 12 hours.
     pub code: Option<String>,
+}
+
+/// `change_password`: the signed-in person changes their password (with a server: online
+/// only, checked by the server; without one: on this console). The new password needs at
+/// least 12 characters, not only spaces, and must differ from the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ChangePassword {
+    /// The current password.
+    pub old_password: String,
+    /// The new password.
+    pub new_password: String,
+    /// Current TOTP code.
+    pub code: String,
 }
 
 /// The metadata of the open area pack.
@@ -1034,6 +1051,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         doc: "Unlocks a locked console for the same person (password; the code too after 12 hours).",
     },
     CommandSpec {
+        name: "change_password",
+        ts_name: "changePassword",
+        args: Some("ChangePassword"),
+        returns: "AuthStatus",
+        doc: "The signed-in person changes their password (online with a server); re-seals their offline entry.",
+    },
+    CommandSpec {
         name: "lock",
         ts_name: "lock",
         args: None,
@@ -1305,6 +1329,7 @@ fn decls(cfg: &Config) -> Vec<String> {
         EnrollDevice::decl(cfg),
         SignIn::decl(cfg),
         Unlock::decl(cfg),
+        ChangePassword::decl(cfg),
         ErrorPayload::decl(cfg),
         PackInfo::decl(cfg),
         PackProblem::decl(cfg),

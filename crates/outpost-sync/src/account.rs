@@ -67,6 +67,24 @@ pub fn logout(url: &str, tls: &TlsSettings, token: &str) -> Result<(), SyncError
     block(async move { client.logout().await })
 }
 
+/// `POST /v1/password` at `url` with the session `token`: the signed-in person changes
+/// their own password (old password and a fresh code; the server ends their other
+/// sessions, this one stays).
+///
+/// # Errors
+/// See the module. [`SyncError::Unauthenticated`] for a wrong old password or code,
+/// [`SyncError::Forbidden`] `locked_out`, [`SyncError::Server`] (400) for a new password the
+/// server refuses (too short, blank, the old one).
+pub fn change_password(
+    url: &str,
+    tls: &TlsSettings,
+    token: &str,
+    req: &outpost_domain::wire::PasswordChangeRequest,
+) -> Result<(), SyncError> {
+    let client = ServerClient::connect(url, timeouts(), Some(tls), TokenSource::with_token(token))?;
+    block(async move { client.change_password(req).await })
+}
+
 /// `GET /v1/security/revocations` at `url` with the session `token`.
 ///
 /// # Errors

@@ -360,6 +360,22 @@ impl ServerClient {
             .map(drop)
     }
 
+    /// `POST /v1/password`: the signed-in person changes their own password (204; their
+    /// other sessions end on the server).
+    ///
+    /// # Errors
+    /// [`SyncError::Unauthenticated`] (wrong old password or code, session gone),
+    /// [`SyncError::Forbidden`] (`locked_out`), [`SyncError::Server`] (400 naming the bad
+    /// field: the new password's rules), and as [`ServerClient::health`].
+    pub async fn change_password(
+        &self,
+        req: &outpost_domain::wire::PasswordChangeRequest,
+    ) -> Result<(), SyncError> {
+        self.send(self.http.post(self.endpoint("v1/password")).json(req))
+            .await
+            .map(drop)
+    }
+
     /// `GET /v1/security/revocations`: revoked devices and disabled accounts.
     ///
     /// # Errors

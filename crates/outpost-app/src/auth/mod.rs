@@ -38,13 +38,14 @@ use outpost_domain::Clock;
 use outpost_domain::access::{Actor, Role};
 use outpost_domain::op_auth::OpSigner;
 use outpost_domain::wire::{
-    EnrollRequest, LoginRequest, LoginResponse, PROTOCOL_VERSION, Revocations,
+    EnrollRequest, LoginRequest, LoginResponse, PROTOCOL_VERSION, PasswordChangeRequest,
+    Revocations,
 };
 use outpost_store::CacheKey;
 
 use crate::ipc::{
-    AuthState, AuthStatus, EnrollDevice, ErrorCode, KnownUser, SetupAccount, SignIn, SignedInUser,
-    TotpCode, TotpEnrollment, Unlock,
+    AuthState, AuthStatus, ChangePassword, EnrollDevice, ErrorCode, KnownUser, SetupAccount,
+    SignIn, SignedInUser, TotpCode, TotpEnrollment, Unlock,
 };
 use crate::{AppError, Console, ConsoleAccess, ConsoleOptions};
 
@@ -54,6 +55,9 @@ pub use vault::{KdfParams, VaultError};
 
 use audit_outbox::Outcome;
 use vault::{Entry, EntryKey, Profile, Secrets, Vault};
+
+/// The shortest password, in characters (the server's rule too).
+const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Failed offline sign-ins of one person that lock their offline sign-in.
 pub const LOCKOUT_FAILURES: usize = 5;
@@ -163,6 +167,9 @@ struct Session {
     full_at: DateTime<Utc>,
     /// The server session's bearer token, for an online sign-in.
     token: Option<String>,
+    /// The server said the password was chosen by an administrator: the console stays
+    /// closed ([`AuthState::PasswordChange`]) until [`Gate::change_password`].
+    must_change_password: bool,
 }
 
 struct Inner {
@@ -360,6 +367,8 @@ impl Gate {
         } else if let Some(s) = &inner.session {
             if s.locked {
                 AuthState::Locked
+            } else if s.must_change_password {
+                AuthState::PasswordChange
             } else {
                 AuthState::SignedIn
             }
@@ -925,7 +934,18 @@ impl Gate {
             return Err(disabled_error(&resp.user));
         }
         inner.message = None;
-        self.start_session(inner, profile, cache_key, Some(resp.token), op_key, now)
+        let opened =
+            self.start_session(inner, profile, cache_key, Some(resp.token), op_key, now)?;
+        if let Some(s) = inner.session.as_mut() {
+            s.must_change_password = resp.must_change_password;
+        }
+        if resp.must_change_password {
+            inner.message = Some(
+                "your password was set by an administrator: choose your own password to continue"
+                    .into(),
+            );
+        }
+        Ok(opened)
     }
 
     fn offline_sign_in(
@@ -1098,6 +1118,7 @@ impl Gate {
                 None => self.token.clear(),
             }
             s.token = token;
+            s.must_change_password = false;
             s.console.set_op_signer(op_key);
             self.start_uploader(inner);
             return Ok(None);
@@ -1135,6 +1156,7 @@ impl Gate {
             locked: false,
             full_at: now,
             token,
+            must_change_password: false,
         });
         self.start_sync(inner, &console);
         self.start_uploader(inner);
@@ -1401,6 +1423,135 @@ impl Gate {
         Ok(None)
     }
 
+    /// The signed-in (unlocked) person changes their password. With a server (an enrolled
+    /// device) it is online only: the server checks the old password and the code (counted
+    /// like a sign-in) and ends the person's other sessions. Without one (the first-run local
+    /// account) the old password and the code are checked here (failures counted like an
+    /// offline sign-in). Either way the person's vault entry is then re-sealed under the new
+    /// password (fresh salt and nonce; the vault file is replaced atomically), so the new
+    /// password signs in offline and the old one no longer does. Clears
+    /// [`AuthState::PasswordChange`].
+    ///
+    /// # Errors
+    /// `SignedOut` (nobody signed in, or locked), `InvalidInput` (the new password: at least
+    /// 12 characters, not only spaces, not the old one), `Offline` (a console with a server
+    /// that cannot reach it, or signed in offline), `AuthFailed` (wrong old password or code,
+    /// the server's refusal with its message), `Storage`.
+    pub fn change_password(&self, args: ChangePassword) -> Result<AuthStatus, AppError> {
+        let now = self.clock.now();
+        let mut inner = lock(&self.inner);
+        self.refresh(&mut inner);
+        let Some(s) = inner.session.as_ref().filter(|s| !s.locked) else {
+            return Err(AppError::new(
+                ErrorCode::SignedOut,
+                "sign in (or unlock) first to change your password",
+            ));
+        };
+        let user = s.profile.user.clone();
+        let token = s.token.clone();
+        let new = args.new_password.as_str();
+        if new.chars().count() < MIN_PASSWORD_CHARS || new.trim().is_empty() {
+            return Err(AppError::invalid(format!(
+                "new password: at least {MIN_PASSWORD_CHARS} characters, not only spaces"
+            )));
+        }
+        if new == args.old_password {
+            return Err(AppError::invalid(
+                "new password: the same as the current one; choose a new one",
+            ));
+        }
+        let code = args.code.trim();
+        let entry: Entry = inner.vault.entry(&user).cloned().ok_or_else(|| {
+            auth_failed(format!(
+                "{user:?} has no sign-in data on this console any more; sign in again"
+            ))
+        })?;
+        let server = match (
+            self.config.server.clone(),
+            self.server_url(&inner),
+            inner.device.clone(),
+        ) {
+            (Some(server), Some(url), Some((device, _))) => Some((server, url, device)),
+            _ => None,
+        };
+        let secrets =
+            if let Some((server, url, device)) = server {
+                let Some(token) = token else {
+                    return Err(AppError::new(
+                        ErrorCode::Offline,
+                        "you signed in offline: a password can be changed only while the server \
+                     can be reached (sign in online, then change it)",
+                    ));
+                };
+                let req = PasswordChangeRequest {
+                    protocol: PROTOCOL_VERSION,
+                    old_password: args.old_password.clone(),
+                    new_password: args.new_password.clone(),
+                    totp: code.to_owned(),
+                };
+                match server.change_password(&url, &device, &token, &req) {
+                    Ok(()) => {}
+                    Err(ServerError::Unreachable(m)) => {
+                        return Err(AppError::new(
+                            ErrorCode::Offline,
+                            format!(
+                                "the server cannot be reached ({m}): your password is unchanged; \
+                             try again when it answers"
+                            ),
+                        ));
+                    }
+                    Err(ServerError::Refused { message, .. }) => {
+                        return Err(auth_failed(format!(
+                            "the server refused the password change: {message}"
+                        )));
+                    }
+                }
+                let secrets = entry.open(&args.old_password).map(|(s, _)| s).map_err(|e| {
+                storage(format!(
+                    "the server changed your password, but this console's offline entry did \
+                     not open with the old one ({e}); sign out and sign in online with the new \
+                     password"
+                ))
+            })?;
+                // The code the server just took is spent here too.
+                if let Ok(Some(step)) = totp::matching_step(&secrets.totp_secret, code, now) {
+                    note_step(&mut inner.used_steps, &user, step);
+                }
+                secrets
+            } else {
+                if let Some(until) = lockout_until(&entry.failures, now) {
+                    return Err(lockout_error(&user, until));
+                }
+                let secrets = match entry.open(&args.old_password) {
+                    Ok((secrets, _)) => secrets,
+                    Err(VaultError::WrongPassword) => {
+                        return Err(self.fail(
+                            &mut inner,
+                            &user,
+                            now,
+                            format!("wrong current password for {user:?}"),
+                        ));
+                    }
+                    Err(e) => return Err(vault_refusal(e)),
+                };
+                self.check_code(&mut inner, &user, &secrets.totp_secret, code, now)?;
+                secrets
+            };
+        let (mut sealed, _) = vault::seal(&entry.profile(), new, self.config.kdf, &secrets, now)
+            .map_err(|e| storage(e.to_string()))?;
+        sealed.last_sign_in = entry.last_sign_in;
+        inner.vault.upsert(sealed);
+        inner
+            .vault
+            .save(&self.options.data_dir)
+            .map_err(|e| storage(e.to_string()))?;
+        if let Some(s) = inner.session.as_mut() {
+            s.must_change_password = false;
+        }
+        inner.message = Some("password changed".into());
+        Ok(self.status(&inner))
+    }
+
     /// Locks the console (idle timer or the person). The console stays open underneath
     /// (sync and field GPS keep running); [`Gate::console`] answers `SignedOut` until unlocked.
     pub fn lock(&self) -> AuthStatus {
@@ -1455,6 +1606,10 @@ impl Gate {
         let mut inner = lock(&self.inner);
         self.refresh(&mut inner);
         match &inner.session {
+            Some(s) if !s.locked && s.must_change_password => Err(AppError::new(
+                ErrorCode::SignedOut,
+                "your password was set by an administrator: change it to open the console",
+            )),
             Some(s) if !s.locked => Ok(Arc::clone(&s.console)),
             Some(_) => Err(AppError::new(
                 ErrorCode::SignedOut,

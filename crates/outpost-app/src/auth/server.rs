@@ -5,7 +5,7 @@
 
 use outpost_domain::wire::{
     AuditEventsRequest, AuditEventsResponse, EnrollRequest, EnrollResponse, LoginRequest,
-    LoginResponse, Revocations,
+    LoginResponse, PasswordChangeRequest, Revocations,
 };
 
 /// This device's TLS identity once enrolled (PEM texts; the key never leaves the data
@@ -88,6 +88,25 @@ pub trait AuthServer: Send + Sync {
         device: &DeviceIdentity,
         token: &str,
     ) -> Result<Revocations, ServerError>;
+
+    /// `POST /v1/password` under the session `token`: the signed-in person changes their
+    /// own password. The default answers [`ServerError::Unreachable`] (a client that cannot
+    /// change passwords: the console says to try again online).
+    ///
+    /// # Errors
+    /// [`ServerError`].
+    fn change_password(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        token: &str,
+        req: &PasswordChangeRequest,
+    ) -> Result<(), ServerError> {
+        let _ = (url, device, token, req);
+        Err(ServerError::Unreachable(
+            "this server client does not change passwords".into(),
+        ))
+    }
 
     /// `POST /v1/audit/events` under the session `token`: a batch of the console's audit
     /// outbox ([`super::audit_outbox`]). The default answers [`ServerError::Unreachable`]
@@ -173,6 +192,17 @@ impl AuthServer for SyncServer {
         token: &str,
     ) -> Result<Revocations, ServerError> {
         outpost_sync::account::revocations(url, &tls_of(device), token).map_err(map_sync_error)
+    }
+
+    fn change_password(
+        &self,
+        url: &str,
+        device: &DeviceIdentity,
+        token: &str,
+        req: &PasswordChangeRequest,
+    ) -> Result<(), ServerError> {
+        outpost_sync::account::change_password(url, &tls_of(device), token, req)
+            .map_err(map_sync_error)
     }
 
     fn audit_events(

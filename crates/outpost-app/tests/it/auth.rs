@@ -14,8 +14,8 @@ use outpost_app::auth::{
     AuthServer, DeviceIdentity, Gate, GateConfig, GateOptions, KdfParams, ServerError, totp,
 };
 use outpost_app::ipc::{
-    AuthState, AuthStatus, EnrollDevice, ErrorCode, NewIncident, SetupAccount, SignIn, TotpCode,
-    Unlock,
+    AuthState, AuthStatus, ChangePassword, EnrollDevice, ErrorCode, NewIncident, SetupAccount,
+    SignIn, TotpCode, Unlock,
 };
 use outpost_app::{AppError, Console};
 use outpost_domain::access::Role;
@@ -23,7 +23,7 @@ use outpost_domain::clock::FixedClock;
 use outpost_domain::geo::LatLon;
 use outpost_domain::incident::IncidentType;
 use outpost_domain::wire::{
-    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, Revocations,
+    EnrollRequest, EnrollResponse, LoginRequest, LoginResponse, PasswordChangeRequest, Revocations,
 };
 use outpost_store::query;
 
@@ -412,6 +412,10 @@ struct FakeServer {
     used_steps: Mutex<HashMap<String, u64>>,
     session_at_enroll: AtomicBool,
     logouts: Mutex<Vec<String>>,
+    /// Passwords changed through `POST /v1/password`.
+    changed: Mutex<HashMap<String, String>>,
+    /// Sign-ins answer `must_change_password` (an administrator's reset).
+    must_change: AtomicBool,
 }
 
 const DEVICE_ID: &str = "dev-test-0001";
@@ -448,6 +452,8 @@ impl FakeServer {
             used_steps: Mutex::new(HashMap::new()),
             session_at_enroll: AtomicBool::new(true),
             logouts: Mutex::new(Vec::new()),
+            changed: Mutex::new(HashMap::new()),
+            must_change: AtomicBool::new(false),
         })
     }
 
@@ -470,7 +476,7 @@ impl FakeServer {
                 .expect("enrolled"),
             op_key: "42".repeat(32),
             op_key_id: "fakekey".into(),
-            must_change_password: false,
+            must_change_password: self.must_change.load(Ordering::SeqCst),
         }
     }
 
@@ -484,7 +490,8 @@ impl FakeServer {
             message: "wrong user, password or code".into(),
         };
         let a = self.accounts.get(user).ok_or_else(refused)?;
-        if a.password != password {
+        let current = self.changed.lock().expect("changed").get(user).cloned();
+        if current.as_deref().unwrap_or(&a.password) != password {
             return Err(refused());
         }
         let step = totp::matching_step(&a.secret, code, clock_now(&self.clock))
@@ -573,6 +580,24 @@ impl AuthServer for FakeServer {
     ) -> Result<Revocations, ServerError> {
         self.reachable()?;
         Ok(self.revocations.lock().expect("revs").clone())
+    }
+
+    fn change_password(
+        &self,
+        _url: &str,
+        _device: &DeviceIdentity,
+        token: &str,
+        req: &PasswordChangeRequest,
+    ) -> Result<(), ServerError> {
+        self.reachable()?;
+        let user = token.strip_prefix("token-").expect("a fake token");
+        self.check(user, &req.old_password, &req.totp)?;
+        self.changed
+            .lock()
+            .expect("changed")
+            .insert(user.to_owned(), req.new_password.clone());
+        self.must_change.store(false, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -1257,4 +1282,152 @@ fn the_console_signs_the_persons_ops_online_and_offline() {
         .create_incident(incident("signed again"))
         .expect("incident");
     assert_eq!(op_auth::verify(&last_op_auth(&console), &key), Ok(()));
+}
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+fn change(old: &str, new: &str, code: String) -> ChangePassword {
+    ChangePassword {
+        old_password: old.into(),
+        new_password: new.into(),
+        code,
+    }
+}
+
+#[test]
+fn a_local_password_change_reseals_the_entry_for_the_new_password_only() {
+    let (_dir, clock, gate, secret) = standalone();
+    clock.advance_secs(30);
+    assert_refused(
+        gate.change_password(change(PASSWORD, "short", code(&secret, &clock))),
+        ErrorCode::InvalidInput,
+        "at least 12 characters",
+    );
+    assert_refused(
+        gate.change_password(change(PASSWORD, PASSWORD, code(&secret, &clock))),
+        ErrorCode::InvalidInput,
+        "the same as the current one",
+    );
+    assert_refused(
+        gate.change_password(change(
+            "not the password",
+            NEW_PASSWORD,
+            code(&secret, &clock),
+        )),
+        ErrorCode::AuthFailed,
+        "wrong current password",
+    );
+    let status = gate
+        .change_password(change(PASSWORD, NEW_PASSWORD, code(&secret, &clock)))
+        .expect("change");
+    assert_eq!(status.state, AuthState::SignedIn);
+    assert_eq!(status.message.as_deref(), Some("password changed"));
+    // The console stays open; locked, the new password unlocks it.
+    gate.console().expect("console");
+    gate.lock();
+    assert_refused(
+        gate.unlock(Unlock {
+            password: PASSWORD.into(),
+            code: None,
+        }),
+        ErrorCode::AuthFailed,
+        "wrong password",
+    );
+    gate.unlock(Unlock {
+        password: NEW_PASSWORD.into(),
+        code: None,
+    })
+    .expect("unlock with the new password");
+
+    gate.sign_out();
+    clock.advance_secs(30);
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: PASSWORD.into(),
+            code: code(&secret, &clock),
+        }),
+        ErrorCode::AuthFailed,
+        "wrong password",
+    );
+    let status = gate
+        .sign_in(SignIn {
+            user: "cmdr.li".into(),
+            password: NEW_PASSWORD.into(),
+            code: code(&secret, &clock),
+        })
+        .expect("offline sign-in with the new password");
+    assert_eq!(status.state, AuthState::SignedIn);
+}
+
+#[test]
+fn a_required_change_keeps_the_console_closed_and_is_online_only() {
+    let (_dir, clock, server, gate) = enrolled();
+    server.must_change.store(true, Ordering::SeqCst);
+    gate.sign_out();
+    clock.advance_secs(30);
+    let status = sign_in_as(&gate, &server, &clock, "cmdr.wang").expect("online sign-in");
+    assert_eq!(status.state, AuthState::PasswordChange);
+    assert_refused(gate.console(), ErrorCode::SignedOut, "change it");
+    let old = "cmdr.wang password";
+    let secret = server.secret("cmdr.wang");
+
+    // Unreachable: refused as offline, nothing changed.
+    server.online.store(false, Ordering::SeqCst);
+    clock.advance_secs(30);
+    assert_refused(
+        gate.change_password(change(old, NEW_PASSWORD, code(&secret, &clock))),
+        ErrorCode::Offline,
+        "cannot be reached",
+    );
+    assert_eq!(gate.auth_status().state, AuthState::PasswordChange);
+    server.online.store(true, Ordering::SeqCst);
+    assert_refused(
+        gate.change_password(change(
+            "not the password",
+            NEW_PASSWORD,
+            code(&secret, &clock),
+        )),
+        ErrorCode::AuthFailed,
+        "the server refused the password change",
+    );
+    clock.advance_secs(30);
+    let status = gate
+        .change_password(change(old, NEW_PASSWORD, code(&secret, &clock)))
+        .expect("change online");
+    assert_eq!(status.state, AuthState::SignedIn);
+    gate.console().expect("the console opens");
+
+    // Offline, the re-sealed entry takes the new password only.
+    gate.sign_out();
+    server.online.store(false, Ordering::SeqCst);
+    clock.advance_secs(30);
+    assert_refused(
+        gate.sign_in(SignIn {
+            user: "cmdr.wang".into(),
+            password: old.into(),
+            code: code(&secret, &clock),
+        }),
+        ErrorCode::AuthFailed,
+        "wrong password",
+    );
+    let status = gate
+        .sign_in(SignIn {
+            user: "cmdr.wang".into(),
+            password: NEW_PASSWORD.into(),
+            code: code(&secret, &clock),
+        })
+        .expect("offline sign-in with the new password");
+    assert_eq!(status.state, AuthState::SignedIn);
+    // Signed in offline: a change needs the server.
+    clock.advance_secs(30);
+    assert_refused(
+        gate.change_password(change(
+            NEW_PASSWORD,
+            "yet another passphrase",
+            code(&secret, &clock),
+        )),
+        ErrorCode::Offline,
+        "signed in offline",
+    );
 }
