@@ -142,7 +142,7 @@ function SignedIn({
   useEffect(() => {
     if (result?.state === "ready") rememberLang(lang);
   }, [result, lang]);
-  const bar: ReactNode = <AuthBar lang={lang} status={status} busy={busy} onLock={() => authAction(lock)} onSignOut={() => authAction(signOut)} />;
+  const bar: ReactNode = <AuthBar lang={lang} status={status} busy={busy} onLock={() => authAction(lock)} onSignOut={() => authAction(signOut)} onStatus={onStatus} />;
   // The sync link wants an online sign-in: lock, and the sign-in form for this person opens.
   const signIn = () => {
     onSignInOnline();

@@ -1,9 +1,11 @@
 // The signed-in person in the top bar (issue 6): who, their role, whether the sign-in was
-// online, and the lock and sign-out buttons.
+// online, and the change-password, lock and sign-out buttons.
 
+import { useState } from "react";
 import type { AuthStatus } from "./bindings";
 import { permissionsOf, roleKey } from "./auth";
 import { type Lang, t } from "./i18n";
+import { ChangePasswordForm } from "./SignIn";
 
 export function AuthBar({
   lang,
@@ -11,13 +13,17 @@ export function AuthBar({
   busy,
   onLock,
   onSignOut,
+  onStatus,
 }: {
   lang: Lang;
   status: AuthStatus;
   busy?: boolean;
   onLock: () => void;
   onSignOut: () => void;
+  /** A password change answered with a new status; without it there is no change button. */
+  onStatus?: (s: AuthStatus) => void;
 }) {
+  const [changing, setChanging] = useState(false);
   const u = status.user;
   if (!u) return null;
   const key = roleKey(u.role);
@@ -34,6 +40,26 @@ export function AuthBar({
       <span className={`auth-mode auth-mode-${mode}`} title={t(lang, modeLong)}>
         {t(lang, modeKey)}
       </span>
+      {onStatus && (
+        <button type="button" id="change-password" onClick={() => setChanging(true)} disabled={busy}>
+          {t(lang, "auth.bar.changePassword")}
+        </button>
+      )}
+      {onStatus && changing && (
+        <div className="auth-screen change-password-overlay" role="dialog" aria-modal="true" aria-label={t(lang, "auth.change.title")}>
+          <div className="auth-card">
+            <ChangePasswordForm
+              lang={lang}
+              status={status}
+              onStatus={(s) => {
+                setChanging(false);
+                onStatus(s);
+              }}
+              onCancel={() => setChanging(false)}
+            />
+          </div>
+        </div>
+      )}
       <button type="button" id="lock-console" onClick={onLock} disabled={busy}>
         {t(lang, "auth.bar.lock")}
       </button>

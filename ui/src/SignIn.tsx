@@ -6,11 +6,13 @@ import QRCode from "qrcode";
 import { type FormEvent, type ReactNode, useEffect, useState } from "react";
 import {
   type AuthStatus,
+  changePassword,
   confirmSetup,
   enrollDevice,
   type KnownUser,
   setupAccount,
   signIn,
+  signOut,
   type TotpEnrollment,
   unlock,
 } from "./bindings";
@@ -111,6 +113,9 @@ export function SignInScreen(props: Props & { signInFirst?: boolean }) {
       ) : (
         <LockForm {...props} onSwitch={() => setSwitching(true)} />
       );
+      break;
+    case "password_change":
+      body = <ChangePasswordForm lang={lang} status={status} onStatus={props.onStatus} forced />;
       break;
     case "revoked":
       body = (
@@ -373,6 +378,89 @@ function LockForm({ lang, status, now = Date.now, onStatus, onSwitch }: Props & 
         <button type="button" id="switch-user" onClick={onSwitch} disabled={busy}>
           {t(lang, "auth.locked.switch")}
         </button>
+      </div>
+    </form>
+  );
+}
+
+/**
+ * Change password (old, new twice, code) for the signed-in person: from the auth bar, or
+ * `forced` when the server said an administrator set the password (state `password_change`:
+ * the console stays closed until it is changed; signing out is the other way out).
+ */
+export function ChangePasswordForm({
+  lang,
+  status,
+  onStatus,
+  forced = false,
+  onCancel,
+}: {
+  lang: Lang;
+  status: AuthStatus;
+  onStatus: (s: AuthStatus) => void;
+  forced?: boolean;
+  onCancel?: () => void;
+}) {
+  const [oldPassword, setOldPassword] = useState("");
+  const [newPassword, setNewPassword] = useState("");
+  const [again, setAgain] = useState("");
+  const [code, setCode] = useState("");
+  const { busy, error, setError, run } = useSubmit(onStatus, lang);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if ([...newPassword].length < MIN_PASSWORD_CHARS || !newPassword.trim()) {
+      setError(t(lang, "auth.setup.tooShort", { min: MIN_PASSWORD_CHARS }));
+      return;
+    }
+    if (newPassword !== again) {
+      setError(t(lang, "auth.setup.mismatch"));
+      return;
+    }
+    if (newPassword === oldPassword) {
+      setError(t(lang, "auth.change.same"));
+      return;
+    }
+    void run(() => changePassword({ old_password: oldPassword, new_password: newPassword, code }));
+  };
+  return (
+    <form id="change-password-form" data-forced={forced ? "true" : "false"} onSubmit={submit}>
+      <h2>{t(lang, "auth.change.title")}</h2>
+      {forced && (
+        <p id="change-password-required" role="alert">
+          {t(lang, "auth.change.required")}
+        </p>
+      )}
+      {status.user && (
+        <p className="muted" data-change-user={status.user.user}>
+          {status.user.display_name} ({status.user.user})
+        </p>
+      )}
+      <Field id="change-old" label={t(lang, "auth.change.old")}>
+        <input id="change-old" type="password" autoComplete="current-password" autoFocus value={oldPassword} onChange={(e) => setOldPassword(e.target.value)} />
+      </Field>
+      <Field id="change-new" label={t(lang, "auth.change.new")} hint={t(lang, "auth.setup.tooShort", { min: MIN_PASSWORD_CHARS })}>
+        <input id="change-new" type="password" autoComplete="new-password" value={newPassword} onChange={(e) => setNewPassword(e.target.value)} />
+      </Field>
+      <Field id="change-again" label={t(lang, "auth.change.again")}>
+        <input id="change-again" type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} />
+      </Field>
+      <CodeInput lang={lang} value={code} onChange={setCode} id="change-code" />
+      <ErrorLine lang={lang} error={error} />
+      <div className="auth-actions">
+        <button type="submit" id="change-password-submit" className="primary" disabled={busy}>
+          {busy ? t(lang, "auth.working") : t(lang, "auth.change.submit")}
+        </button>
+        {forced ? (
+          <button type="button" id="change-password-sign-out" onClick={() => void run(() => signOut())} disabled={busy}>
+            {t(lang, "auth.bar.signOut")}
+          </button>
+        ) : (
+          onCancel && (
+            <button type="button" id="change-password-cancel" onClick={onCancel} disabled={busy}>
+              {t(lang, "auth.change.cancel")}
+            </button>
+          )
+        )}
       </div>
     </form>
   );

@@ -2,10 +2,10 @@
 // `outpost_app::auth::Gate`, with accounts in memory and one fixed TOTP code, so the sign-in
 // screens, the lock and the role-aware UI can be exercised without the Rust backend.
 
-import type { AuthState, AuthStatus, EnrollDevice, ErrorPayload, KnownUser, SetupAccount, SignedInUser, SignIn, TotpCode, Unlock } from "../bindings";
+import type { AuthState, AuthStatus, ChangePassword, EnrollDevice, ErrorPayload, KnownUser, SetupAccount, SignedInUser, SignIn, TotpCode, Unlock } from "../bindings";
 
 /** The sign-in commands of `ipc::COMMANDS`. */
-export const AUTH_COMMANDS = ["auth_status", "setup_account", "confirm_setup", "enroll_device", "sign_in", "unlock", "lock", "sign_out"] as const;
+export const AUTH_COMMANDS = ["auth_status", "setup_account", "confirm_setup", "enroll_device", "sign_in", "unlock", "change_password", "lock", "sign_out"] as const;
 
 /** The only code the fake's "authenticator" accepts (a real console checks RFC 6238). */
 export const MOCK_TOTP_CODE = "246810";
@@ -45,6 +45,8 @@ export interface MockAuthOptions {
   message?: string | null;
   /** The login name to pre-fill (`outpost --user NAME`). */
   loginHint?: string | null;
+  /** Online sign-ins answer that the password must be changed first (an administrator set it). */
+  mustChangePassword?: boolean;
 }
 
 function fail(code: ErrorPayload["code"], message: string): never {
@@ -93,6 +95,8 @@ export class MockAuth {
   private reauthDue: boolean;
   private message: string | null;
   private readonly loginHint: string | null;
+  /** Online sign-ins must change the password first (cleared by a change). */
+  mustChangePassword: boolean;
 
   constructor(
     opts: MockAuthOptions,
@@ -108,9 +112,10 @@ export class MockAuth {
     this.reauthDue = opts.reauthDue ?? false;
     this.message = opts.message ?? null;
     this.loginHint = opts.loginHint ?? null;
+    this.mustChangePassword = opts.mustChangePassword ?? false;
     if (this.state === "setup") this.accounts.clear();
     const who = this.accounts.get(opts.user ?? "dispatcher");
-    if ((this.state === "signed_in" || this.state === "locked") && who) this.user = this.signedIn(who);
+    if ((this.state === "signed_in" || this.state === "locked" || this.state === "password_change") && who) this.user = this.signedIn(who);
     this.knownUsers = opts.knownUsers ?? (who && this.state !== "setup" && this.state !== "enroll" ? [this.known(who)] : []);
   }
 
@@ -183,7 +188,8 @@ export class MockAuth {
       fail("forbidden", `${a.role} "${a.user}" cannot sign in on a console: administrators and auditors use the server's tools: \`outpost-server user …\`, \`outpost-server audit …\``);
     }
     this.user = this.signedIn(a);
-    this.state = "signed_in";
+    // As the Gate: an online sign-in with a password an administrator set keeps the console closed.
+    this.state = this.mustChangePassword && this.user.online ? "password_change" : "signed_in";
     this.message = null;
     this.reauthDue = false;
     this.knownUsers = [this.known(a), ...this.knownUsers.filter((k) => k.user !== a.user)].slice(0, 8);
@@ -236,11 +242,27 @@ export class MockAuth {
         if (this.reauthDue && u.code !== MOCK_TOTP_CODE) fail("auth_failed", "12 hours since the last full sign-in: enter a current code");
         return this.enter(a);
       }
+      case "change_password": {
+        if ((this.state !== "signed_in" && this.state !== "password_change") || !this.user) fail("signed_out", "sign in (or unlock) first to change your password");
+        const c = args as ChangePassword;
+        if ([...c.new_password].length < 12 || !c.new_password.trim()) fail("invalid_input", "new password: at least 12 characters, not only spaces");
+        if (c.new_password === c.old_password) fail("invalid_input", "new password: the same as the current one; choose a new one");
+        if (this.serverUrl !== null && !this.user.online) fail("offline", "you signed in offline: a password can be changed only while the server can be reached");
+        if (this.serverUrl !== null && !this.reachable) fail("offline", "the server cannot be reached: your password is unchanged; try again when it answers");
+        const a = this.accounts.get(this.user.user);
+        if (!a || a.password !== c.old_password || c.code !== MOCK_TOTP_CODE) fail("auth_failed", "wrong current password or code");
+        // A copy: the seeded accounts are shared by every fake.
+        this.accounts.set(a.user, { ...a, password: c.new_password });
+        this.mustChangePassword = false;
+        this.state = "signed_in";
+        this.message = "password changed";
+        return this.status();
+      }
       case "lock":
         if (this.state === "signed_in") this.state = "locked";
         return this.status();
       case "sign_out":
-        if (this.state === "signed_in" || this.state === "locked") {
+        if (this.state === "signed_in" || this.state === "locked" || this.state === "password_change") {
           this.state = "signed_out";
           this.user = null;
         }
