@@ -229,7 +229,7 @@ async function startServer(dir) {
   serverCli(["cert", "init", "--data", dir, "--name", "127.0.0.1"]);
   const user = "e2e.online";
   const password = "online pass phrase 2026";
-  const out = serverCli(["user", "add", user, "--role", "dispatcher", "--display-name", "在线 调度", "--data", dir, "--password-stdin"], `${password}\n`);
+  const out = serverCli(["user", "add", user, "--role", "dispatcher", "--display-name", "在线 调度", "--data", dir, "--password-stdin", "--no-password-change"], `${password}\n`);
   const secret = out.match(/TOTP secret \(base32\): ([A-Z2-7]+)/)?.[1];
   if (!secret) fail(`outpost-server user add printed no TOTP secret: ${out}`);
   const port = await freePort();

@@ -186,7 +186,8 @@ enum AuditCmd {
 enum UserCmd {
     /// Create an account. The password is read from the terminal without echo (twice), or
     /// one line from stdin with --password-stdin; at least 12 characters. Prints the TOTP
-    /// secret and the otpauth URI for the person's authenticator app.
+    /// secret and the otpauth URI for the person's authenticator app. The person must change
+    /// the password at their first sign-in (unless --no-password-change).
     Add {
         /// Data directory of the server.
         #[arg(long, value_name = "DIR")]
@@ -205,6 +206,10 @@ enum UserCmd {
         /// Read the password as one line from stdin (scripts) instead of the terminal.
         #[arg(long)]
         password_stdin: bool,
+        /// Do not require a change at the first sign-in (the person typed the password
+        /// themselves; scripted test servers).
+        #[arg(long)]
+        no_password_change: bool,
     },
     /// List the accounts.
     List {
@@ -652,6 +657,7 @@ fn user(command: UserCmd) -> anyhow::Result<()> {
             unit,
             display_name,
             password_stdin,
+            no_password_change,
         } => {
             let security = security_of(&data)?;
             let password = read_new_password(password_stdin)?;
@@ -662,7 +668,11 @@ fn user(command: UserCmd) -> anyhow::Result<()> {
                 display_name,
                 password,
             };
-            let created = security.admin_local("user.add", &name, |a| a.add_user(&new))?;
+            let created = security.admin_local("user.add", &name, |a| {
+                let created = a.add_user(&new)?;
+                a.set_must_change_password(&created.name, !no_password_change)?;
+                Ok(created)
+            })?;
             println!("account {:?} created ({role})", created.name);
             println!("TOTP secret (base32): {}", created.totp_secret);
             println!("otpauth URI: {}", created.otpauth_uri);
@@ -670,6 +680,9 @@ fn user(command: UserCmd) -> anyhow::Result<()> {
                 "Give the secret to the person once, for their authenticator app (RFC 6238, \
                  SHA-1, 6 digits, 30 s); it is not shown again."
             );
+            if !no_password_change {
+                println!("They must choose their own password at their first sign-in.");
+            }
             Ok(())
         }
         UserCmd::List { data } => {

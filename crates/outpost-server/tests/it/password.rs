@@ -252,3 +252,83 @@ fn a_reset_at_the_host_must_be_changed_before_anything_else() {
                 .is_some_and(|d| d.starts_with("password_change_required"))
     }));
 }
+
+/// Runs the binary with `args`, `stdin` as its input; (success, stdout, stderr).
+fn cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outpost-server"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run outpost-server");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("outpost-server");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_account_made_by_user_add_must_change_its_first_password() {
+    let server = TestServer::start().expect("server");
+    let c = server.console(Role::Commander).expect("console");
+    let data = server.data_dir().to_str().expect("utf-8 path").to_owned();
+    let first = "chosen by the administrator";
+    let mut secrets = Vec::new();
+    for (name, extra) in [
+        ("new.one", None),
+        ("scripted", Some("--no-password-change")),
+    ] {
+        let mut args = vec![
+            "user",
+            "add",
+            name,
+            "--role",
+            "dispatcher",
+            "--password-stdin",
+            "--data",
+            &data,
+        ];
+        args.extend(extra);
+        let (ok, out, err) = cli(&args, &format!("{first}\n"));
+        assert!(ok, "user add: {err}");
+        assert_eq!(
+            out.contains("must choose their own password"),
+            extra.is_none(),
+            "{out}"
+        );
+        let secret = out
+            .lines()
+            .find_map(|l| l.strip_prefix("TOTP secret (base32): "))
+            .expect("secret line")
+            .to_owned();
+        secrets.push((name, secret));
+    }
+    for (name, secret) in secrets {
+        use outpost_domain::clock::Clock;
+        let totp = outpost_server::security::accounts::totp_code(&secret, server.clock().now())
+            .expect("code");
+        let session = server
+            .security()
+            .login(
+                Some(&c.device.peer()),
+                &LoginRequest {
+                    protocol: PROTOCOL_VERSION,
+                    user: name.into(),
+                    password: first.into(),
+                    totp,
+                },
+            )
+            .expect("login");
+        assert_eq!(session.must_change_password, name == "new.one", "{name}");
+    }
+}
