@@ -691,7 +691,11 @@ impl Security {
     ) -> Result<CreatedAccount, AuthError> {
         self.admin(session, "user.add", &new.name, |a| {
             check_http_creatable(new.role)?;
-            a.add_user(new)
+            let created = a.add_user(new)?;
+            // The administrator chose this password: the person replaces it at their first
+            // sign-in, as with `outpost-server user add`.
+            a.set_must_change_password(&new.name, true)?;
+            Ok(created)
         })
     }
 

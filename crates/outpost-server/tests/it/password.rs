@@ -332,3 +332,46 @@ fn an_account_made_by_user_add_must_change_its_first_password() {
         assert_eq!(session.must_change_password, name == "new.one", "{name}");
     }
 }
+
+#[test]
+fn an_account_made_by_an_administrator_over_http_must_change_its_first_password() {
+    let server = TestServer::start().expect("server");
+    let admin = server
+        .console(Role::Administrator)
+        .expect("administrator console");
+    let session = server
+        .security()
+        .authenticate(Some(&admin.device.peer()), Some(&admin.login.token))
+        .expect("administrator session");
+    let created = server
+        .security()
+        .admin_add_user(
+            &session,
+            &outpost_server::security::NewAccount {
+                name: "made.over.http".into(),
+                display_name: Some("Made over HTTP".into()),
+                role: Role::Dispatcher,
+                unit_id: None,
+                password: "chosen by the administrator".into(),
+            },
+        )
+        .expect("add");
+    let c = server.console(Role::Commander).expect("console");
+    use outpost_domain::clock::Clock;
+    let totp =
+        outpost_server::security::accounts::totp_code(&created.totp_secret, server.clock().now())
+            .expect("code");
+    let session = server
+        .security()
+        .login(
+            Some(&c.device.peer()),
+            &LoginRequest {
+                protocol: PROTOCOL_VERSION,
+                user: "made.over.http".into(),
+                password: "chosen by the administrator".into(),
+                totp,
+            },
+        )
+        .expect("login");
+    assert!(session.must_change_password);
+}
