@@ -35,6 +35,27 @@ pub fn timeouts() -> Timeouts {
     }
 }
 
+/// A new device key pair (ECDSA P-256) and a PKCS#10 request for it naming `common_name`:
+/// (key PKCS#8 PEM, CSR PEM), what [`enroll`] sends in `EnrollRequest::csr_pem`. The key never
+/// leaves the console; the server names the certificate after the device id it assigns.
+///
+/// # Errors
+/// A message when rcgen fails (it does not for a P-256 key).
+pub fn new_key_and_csr(common_name: &str) -> Result<(String, String), String> {
+    let key =
+        rcgen::KeyPair::generate().map_err(|e| format!("cannot generate the device key: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| format!("cannot build the certificate request: {e}"))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .map_err(|e| format!("cannot build the certificate request: {e}"))?;
+    Ok((key.serialize_pem(), csr))
+}
+
 /// `POST /v1/enroll` at `url` (`https://host:port`), trusting only `ca_pem`, without a
 /// client certificate: returns the device certificate (and the CA again) to store.
 ///

@@ -1,10 +1,9 @@
-//! This device's identity (`DATA/device/`): its private key (generated here, never sent),
-//! the certificate the server signed at enrollment, the agency CA and the device id. The key
-//! file is 0600 on Unix.
+//! This device's identity (`DATA/device/`): its private key (made by
+//! `outpost_sync::account::new_key_and_csr`, never sent), the certificate the server signed
+//! at enrollment, the agency CA and the device id. The key file is 0600 on Unix.
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use super::server::DeviceIdentity;
@@ -21,24 +20,6 @@ struct DeviceMeta {
 
 fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join(DEVICE_DIR)
-}
-
-/// A new key pair (ECDSA P-256) and a PKCS#10 request naming `device_name`: (key PEM, CSR PEM).
-///
-/// # Errors
-/// A message when rcgen fails.
-pub fn new_key_and_csr(device_name: &str) -> Result<(String, String), String> {
-    let key = KeyPair::generate().map_err(|e| format!("cannot generate the device key: {e}"))?;
-    let mut params = CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| format!("cannot build the certificate request: {e}"))?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, device_name);
-    params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|c| c.pem())
-        .map_err(|e| format!("cannot build the certificate request: {e}"))?;
-    Ok((key.serialize_pem(), csr))
 }
 
 /// Reads the identity (`None` before enrollment).

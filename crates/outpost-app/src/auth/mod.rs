@@ -639,7 +639,7 @@ impl Gate {
             now,
         )?
         .origin_id();
-        let (key_pem, csr_pem) = device::new_key_and_csr(&name).map_err(storage)?;
+        let (key_pem, csr_pem) = outpost_sync::account::new_key_and_csr(&name).map_err(storage)?;
         let req = EnrollRequest {
             protocol: PROTOCOL_VERSION,
             user: args.user.trim().to_owned(),

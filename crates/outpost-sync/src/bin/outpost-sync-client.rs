@@ -249,16 +249,8 @@ fn enroll(
             p.display()
         );
     }
-    let key = rcgen::KeyPair::generate().context("cannot make a device key")?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .context("cannot make a certificate request")?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "outpost console");
-    let csr_pem = params
-        .serialize_request(&key)
-        .and_then(|csr| csr.pem())
-        .context("cannot make a certificate request")?;
+    let (key_pem, csr_pem) =
+        account::new_key_and_csr("outpost console").map_err(anyhow::Error::msg)?;
     let cache_key = match cache_key {
         Some(k) => k.to_hex(),
         None => {
@@ -281,7 +273,6 @@ fn enroll(
     };
     let resp = account::enroll(url, &tls.ca_pem, &req)
         .with_context(|| format!("cannot enroll this console as {user}"))?;
-    let key_pem = key.serialize_pem();
     write_private(&key_path, &key_pem)?;
     write_private(&cert_path, &resp.certificate_pem)?;
     eprintln!(
