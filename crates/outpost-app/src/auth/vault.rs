@@ -482,32 +482,21 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Writes the vault: temp file, fsync, rename, directory fsync.
+    /// Writes the vault through [`write_private`] (temp file, fsync, rename, directory
+    /// fsync).
     ///
     /// # Errors
     /// [`VaultError::File`] naming the file.
     pub fn save(&self, data_dir: &Path) -> Result<(), VaultError> {
         let path = Vault::path(data_dir);
-        let temp = data_dir.join(format!("{VAULT_FILE}.tmp"));
-        let fail = |what: &str, e: std::io::Error| {
-            VaultError::File(format!(
-                "cannot {what} the sign-in vault {}: {e}",
-                path.display()
-            ))
-        };
         let text = serde_json::to_vec_pretty(self)
             .map_err(|e| VaultError::File(format!("cannot encode the vault: {e}")))?;
-        {
-            let mut f = open_private(&temp).map_err(|e| fail("write", e))?;
-            f.write_all(&text).map_err(|e| fail("write", e))?;
-            f.sync_all().map_err(|e| fail("fsync", e))?;
-        }
-        std::fs::rename(&temp, &path).map_err(|e| fail("replace", e))?;
-        if let Ok(d) = std::fs::File::open(data_dir) {
-            // The rename is durable once the directory is; not every platform can fsync one.
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_private(&path, &text).map_err(|e| {
+            VaultError::File(format!(
+                "cannot write the sign-in vault {}: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// The entry of `user`.
@@ -543,7 +532,8 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     o.open(path)
 }
 
-/// Writes a private file (0600 on Unix) durably: temp, fsync, rename.
+/// Writes a private file (0600 on Unix) durably: `NAME.tmp` beside it, fsync, rename, and
+/// an fsync of the directory where the platform can open one (the rename is durable then).
 ///
 /// # Errors
 /// The I/O error.
@@ -556,7 +546,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&temp, path)
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
