@@ -78,13 +78,7 @@ pub fn matching_step(
     let step = step_of(now);
     for s in [step.saturating_sub(1), step, step + 1] {
         let expected = t.generate(s * STEP_S);
-        let same = expected.len() == code.len()
-            && expected
-                .bytes()
-                .zip(code.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if same {
+        if super::vault::constant_time_eq(expected.as_bytes(), code.as_bytes()) {
             return Ok(Some(s));
         }
     }

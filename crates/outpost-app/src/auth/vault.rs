@@ -436,7 +436,9 @@ fn nonce_array(bytes: &[u8]) -> Result<[u8; 12], VaultError> {
         .map_err(|_| VaultError::File("a vault nonce is not 12 bytes".into()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` are equal, comparing every byte whatever differs (no early exit on
+/// the first difference); the length is not secret.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
