@@ -171,16 +171,15 @@ impl TestServer {
         let dir = tempfile::tempdir().map_err(|e| err("temp dir")(&e))?;
         let clock = Arc::new(FixedClock::new(Utc::now()));
         let config = test_config(clock.clone(), options.offline_grace_s);
-        let report = crate::security::pki::cert_init(
+        crate::security::pki::cert_init(
             dir.path(),
             &["127.0.0.1".to_string(), "localhost".to_string()],
         )
         .map_err(|e| err("cert init")(&e))?;
-        let _ = report;
         let users = provision_users(dir.path(), &config)?;
-        let ca_pem =
-            std::fs::read_to_string(crate::security::pki::tls_dir(dir.path()).join("ca.pem"))
-                .map_err(|e| err("ca.pem")(&e))?;
+        let ca_file =
+            crate::security::pki::tls_dir(dir.path()).join(crate::security::pki::CA_CERT_FILE);
+        let ca_pem = std::fs::read_to_string(ca_file).map_err(|e| err("ca.pem")(&e))?;
         let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
         let server = Server::start(
             ServerConfig::new(dir.path(), listen)
