@@ -1025,7 +1025,9 @@ impl PushAuth<'_> {
 
     /// Records the ops of this push in the audit trail from the service's answer: one
     /// record per critical or notes op (`op:KIND`, target the op id, outcome ok / refused
-    /// (forbidden) / failed (parked for another reason)), one record for the positions of
+    /// (forbidden) / failed (parked for another reason); the user is the author of an
+    /// accepted op, else the session's person with the claimed author in the detail — a
+    /// refused op's author is only a claim), one record for the positions of
     /// the push (the counts). Ops answered from a stored outcome (resent) are not recorded
     /// again.
     pub fn audit(&self, resp: &PushResponse) {
@@ -1055,9 +1057,26 @@ impl PushAuth<'_> {
                 }
                 continue;
             }
+            // The record names the person the server can prove: the author of an accepted op
+            // (the session's person, or a colleague whose signature verified), but the
+            // session's person for a refused or parked one, whose author is only a claim.
+            let session_user = self.session.user.as_str();
+            let (who, detail) = if user.as_str() == session_user {
+                (session_user, detail)
+            } else if result == AuditOutcome::Ok {
+                (
+                    user.as_str(),
+                    format!("{detail}; pushed by {session_user:?}"),
+                )
+            } else {
+                (
+                    session_user,
+                    format!("{detail}; claimed author {:?}", user.as_str()),
+                )
+            };
             events.push(
                 AuditEvent::new(format!("op:{kind}"), result)
-                    .user(user.as_str())
+                    .user(who)
                     .device(device)
                     .target(op_id.to_string())
                     .detail(detail),

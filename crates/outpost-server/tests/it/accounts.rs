@@ -652,12 +652,30 @@ fn each_op_is_checked_against_its_author() {
     assert_eq!(
         ops,
         [
+            // A refused op is recorded under the session's person (the one the server can
+            // prove), its claimed author in the detail; an accepted one under its author,
+            // whose signature verified.
             s("op:unit.register", "commander", "ok"),
-            s("op:unit.register", "viewer", "refused"),
-            s("op:unit.register", "dispatcher", "refused"),
-            s("op:unit.register", "mallory", "refused"),
+            s("op:unit.register", "commander", "refused"),
+            s("op:unit.register", "commander", "refused"),
+            s("op:unit.register", "commander", "refused"),
             s("op:incident.create", "dispatcher", "ok"),
-            s("op:timeline.append", "dispatcher", "refused"),
+            s("op:timeline.append", "commander", "refused"),
+        ]
+    );
+    let claimed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("op:")))
+        .filter_map(|e| e["detail"].as_str())
+        .filter_map(|d| d.split("claimed author ").nth(1))
+        .collect();
+    assert_eq!(
+        claimed,
+        [
+            "\"viewer\"",
+            "\"dispatcher\"",
+            "\"mallory\"",
+            "\"dispatcher\""
         ]
     );
 }

@@ -1533,7 +1533,12 @@ fn ops_of_another_person_or_another_origin_are_refused() {
     }
     let new = records_after(&server, before);
     if !new.iter().any(|r| {
-        r.action == "op:incident.create" && r.outcome == "refused" && r.user == "commander"
+        // The record names the session's person, whom the server can prove; the claimed
+        // author is in the detail.
+        r.action == "op:incident.create"
+            && r.outcome == "refused"
+            && r.user == "dispatcher"
+            && r.detail.contains("claimed author \"commander\"")
     }) {
         f.fail(format!(
             "an op in another person's name: not audited; appended: {}",
