@@ -3,6 +3,7 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   bench_init ingest "$@"          # sets SMOKE, PROFILE, PFLAG, TARGET, TMP, LOAD_BEFORE
 #   bench_build -p outpost-server --bin outpost-server --example ingest_bench
+#   bench_built                     # after the last build step: `--build-only` stops here
 #   bench_track_pid "$SERVER_PID"   # killed (with its process group, if it leads one) on exit
 #   ...
 #   bench_row "what" "figure" "target" "command"      # one row of the section's table
@@ -26,13 +27,18 @@ BENCH_PIDS=()
 BENCH_ROWS=()
 BENCH_TARGETS=()
 
-# bench_init NAME [ARGS...]: reads --smoke; makes the temp dir and the cleanup trap; picks the
-# build profile (release, or debug with --smoke; BENCH_PROFILE overrides).
+# bench_init NAME [ARGS...]: reads --smoke and --build-only; makes the temp dir and the
+# cleanup trap; picks the build profile (release, or debug with --smoke; BENCH_PROFILE
+# overrides).
 bench_init() {
   BENCH_NAME="$1"
   shift
   SMOKE=0
-  for a in "$@"; do [ "$a" = "--smoke" ] && SMOKE=1; done
+  BUILD_ONLY=0
+  for a in "$@"; do
+    [ "$a" = "--smoke" ] && SMOKE=1
+    [ "$a" = "--build-only" ] && BUILD_ONLY=1
+  done
   LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
   BENCH_STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
   TMP="$(mktemp -d "${TMPDIR:-/tmp}/outpost-bench-$BENCH_NAME.XXXXXX")"
@@ -59,6 +65,15 @@ bench_cleanup() {
 bench_build() {
   echo "building $PROFILE: $*" >&2
   (cd "$ROOT" && cargo build "${PFLAG[@]}" -q "$@")
+}
+
+# bench_built: call once after the script's last build step (cargo, npm). With --build-only
+# (bench/all.sh builds every benchmark before it measures any) the script ends here.
+bench_built() {
+  if [ "$BUILD_ONLY" = 1 ]; then
+    echo "$BENCH_NAME: built ($PROFILE)" >&2
+    exit 0
+  fi
 }
 
 now_ms() { date +%s%3N; }
