@@ -72,9 +72,8 @@ pub fn apply_with_gseq(
 ) -> Result<bool, StoreError> {
     let op_id = op.op_id.to_string();
     let known: Option<Option<i64>> = conn
-        .query_row("SELECT gseq FROM ops WHERE op_id = ?1", [&op_id], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT gseq FROM ops WHERE op_id = ?1")?
+        .query_row([&op_id], |r| r.get(0))
         .optional()?;
     if let Some(stored) = known {
         if let Some(g) = gseq
@@ -105,14 +104,11 @@ pub fn apply_with_gseq(
 /// SQLite errors.
 pub fn record_gseq(conn: &Connection, op_id: Uuid, gseq: u64) -> Result<bool, StoreError> {
     let id = op_id.to_string();
-    let n = conn.execute(
-        "UPDATE ops SET gseq = ?2 WHERE op_id = ?1",
-        params![id, u64_sql(gseq)],
-    )?;
-    conn.execute(
-        "UPDATE outbox SET gseq = ?2 WHERE op_id = ?1",
-        params![id, u64_sql(gseq)],
-    )?;
+    let n = conn
+        .prepare_cached("UPDATE ops SET gseq = ?2 WHERE op_id = ?1")?
+        .execute(params![id, u64_sql(gseq)])?;
+    conn.prepare_cached("UPDATE outbox SET gseq = ?2 WHERE op_id = ?1")?
+        .execute(params![id, u64_sql(gseq)])?;
     Ok(n == 1)
 }
 
@@ -122,24 +118,24 @@ pub(crate) fn insert_ledger(
     op: &OpEnvelope,
     gseq: Option<u64>,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO ops(op_id, origin, seq, gseq, base, hlc_wall_ms, hlc_logical, user, kind,
                          incident_id, envelope, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'applied')",
-        params![
-            op.op_id.to_string(),
-            op.origin.to_string(),
-            u64_sql(op.seq),
-            gseq.map(u64_sql),
-            u64_sql(op.base_version.unwrap_or(0)),
-            op.hlc.wall_ms,
-            op.hlc.logical,
-            op.user,
-            op.body.kind(),
-            merge::incident_of(&op.body).map(|i| i.to_string()),
-            serde_json::to_string(op)?,
-        ],
-    )?;
+    )?
+    .execute(params![
+        op.op_id.to_string(),
+        op.origin.to_string(),
+        u64_sql(op.seq),
+        gseq.map(u64_sql),
+        u64_sql(op.base_version.unwrap_or(0)),
+        op.hlc.wall_ms,
+        op.hlc.logical,
+        op.user,
+        op.body.kind(),
+        merge::incident_of(&op.body).map(|i| i.to_string()),
+        serde_json::to_string(op)?,
+    ])?;
     Ok(())
 }
 
@@ -189,11 +185,8 @@ fn device_report(
     let fix = &report.fix;
     let fix_ms = fix.fix_time.timestamp_millis();
     let known: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM device_fixes WHERE device_id = ?1 AND fix_time = ?2",
-            params![report.device_id, fix_ms],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT 1 FROM device_fixes WHERE device_id = ?1 AND fix_time = ?2")?
+        .query_row(params![report.device_id, fix_ms], |r| r.get(0))
         .optional()?;
     conn.execute(
         &format!(
@@ -230,8 +223,9 @@ fn device_report(
 /// count, which goes up by one when `added` (a new fix time; fixes are only ever added, and
 /// [`rebuild`] replays every report), so a report costs the same after a day of reports.
 fn project_device(conn: &Connection, device_id: &str, added: bool) -> Result<(), StoreError> {
-    let updated = conn.execute(
-        "UPDATE devices SET (source, name, first_seen, fix_time, lat, lon, heading_deg,
+    let updated = conn
+        .prepare_cached(
+            "UPDATE devices SET (source, name, first_seen, fix_time, lat, lon, heading_deg,
                              speed_mps, accuracy_m, battery_pct, reports) =
             (SELECT f.source,
                     (SELECT n.name FROM device_fixes n WHERE n.device_id = f.device_id
@@ -242,12 +236,12 @@ fn project_device(conn: &Connection, device_id: &str, added: bool) -> Result<(),
                     f.battery_pct, devices.reports + ?2
                FROM device_fixes f WHERE f.device_id = ?1 ORDER BY f.fix_time DESC LIMIT 1)
          WHERE device_id = ?1",
-        params![device_id, i64::from(added)],
-    )?;
+        )?
+        .execute(params![device_id, i64::from(added)])?;
     if updated > 0 {
         return Ok(());
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO devices(device_id, source, name, first_seen, fix_time, lat, lon,
                              heading_deg, speed_mps, accuracy_m, battery_pct, reports)
          SELECT f.device_id, f.source,
@@ -264,8 +258,8 @@ fn project_device(conn: &Connection, device_id: &str, added: bool) -> Result<(),
             heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
             accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct,
             reports = excluded.reports",
-        [device_id],
-    )?;
+    )?
+    .execute([device_id])?;
     Ok(())
 }
 
@@ -303,10 +297,11 @@ pub fn rebuild(conn: &Connection) -> Result<usize, StoreError> {
                 conn.execute_batch("ROLLBACK TO replay_op; RELEASE replay_op")?;
                 // Still in the ledger, without effects: marked, so that it is replayed when
                 // the server's answer or a pull shows it applies (`SKIPPED` in sync.rs).
-                conn.execute(
-                    "UPDATE ops SET reason = ?2 WHERE op_id = ?1",
-                    params![op.op_id.to_string(), format!("{SKIPPED_PREFIX}{e}")],
-                )?;
+                conn.prepare_cached("UPDATE ops SET reason = ?2 WHERE op_id = ?1")?
+                    .execute(params![
+                        op.op_id.to_string(),
+                        format!("{SKIPPED_PREFIX}{e}")
+                    ])?;
                 skipped += 1;
             }
             Err(e) => {
@@ -373,24 +368,24 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             address,
             description,
         } => {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO incidents(id, number, incident_type, priority, lat, lon, address,
                                        description, created_at, created_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(id) DO NOTHING",
-                params![
-                    incident_id.to_string(),
-                    number,
-                    enum_text(incident_type)?,
-                    enum_text(priority)?,
-                    location.lat,
-                    location.lon,
-                    address,
-                    description,
-                    at,
-                    user,
-                ],
-            )?;
+            )?
+            .execute(params![
+                incident_id.to_string(),
+                number,
+                enum_text(incident_type)?,
+                enum_text(priority)?,
+                location.lat,
+                location.lon,
+                address,
+                description,
+                at,
+                user,
+            ])?;
             timeline(
                 conn,
                 &op_id,
@@ -422,10 +417,8 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
         }
         OpBody::IncidentAcknowledge { incident_id } => {
             require_incident(conn, incident_id)?;
-            conn.execute(
-                "UPDATE incidents SET acknowledged = 1 WHERE id = ?1",
-                params![incident_id.to_string()],
-            )?;
+            conn.prepare_cached("UPDATE incidents SET acknowledged = 1 WHERE id = ?1")?
+                .execute(params![incident_id.to_string()])?;
             timeline(
                 conn,
                 &op_id,
@@ -492,18 +485,18 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
         } => {
             let callsign = callsign(conn, unit_id)?;
             require_incident(conn, incident_id)?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO assignments(id, incident_id, unit_id, assigned_at, assigned_by, op_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
-                params![
-                    assignment_id.to_string(),
-                    incident_id.to_string(),
-                    unit_id,
-                    at,
-                    user,
-                    op_id
-                ],
-            )?;
+            )?
+            .execute(params![
+                assignment_id.to_string(),
+                incident_id.to_string(),
+                unit_id,
+                at,
+                user,
+                op_id
+            ])?;
             timeline(
                 conn,
                 &op_id,
@@ -577,7 +570,7 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             )?;
             // SYNC.md principle 9: the latest position is the fix with the newest fix time
             // (a late older fix never moves it back), as kept in the history.
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
                                             accuracy_m)
                  SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
@@ -586,8 +579,8 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
                     fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
                     heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
                     accuracy_m = excluded.accuracy_m",
-                params![unit_id],
-            )?;
+            )?
+            .execute(params![unit_id])?;
         }
         OpBody::ConflictResolve {
             conflict_id, note, ..
@@ -652,25 +645,25 @@ fn record_writes(conn: &Connection, op: &OpEnvelope) -> Result<Touched, StoreErr
         own.insert((w.entity, w.register), w.value);
     }
     for ((entity, register), value) in &own {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO reg_writes(entity, register, op_id, value) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(entity, register, op_id) DO UPDATE SET value = excluded.value",
-            params![
-                entity,
-                register.name(),
-                op_id,
-                serde_json::to_string(value)?
-            ],
-        )?;
+        )?
+        .execute(params![
+            entity,
+            register.name(),
+            op_id,
+            serde_json::to_string(value)?
+        ])?;
     }
     let mut assignments = std::collections::BTreeSet::new();
     for r in merge::releases_of(&op.body) {
         let id = r.assignment_id.to_string();
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO releases(assignment_id, op_id) VALUES (?1, ?2)
              ON CONFLICT DO NOTHING",
-            params![id, op_id],
-        )?;
+        )?
+        .execute(params![id, op_id])?;
         assignments.insert(id);
     }
     Ok(Touched {
@@ -754,7 +747,11 @@ pub fn register_writes(
         .collect()
 }
 
-/// The winning write of a register ([`merge::winner`]), if any.
+/// The winning write of a register ([`merge::winner`]: the greatest
+/// [`OpMeta::order_key`], ties to the greatest op id, as the last of the ledger order), if
+/// any. Only the winning row is read and decoded: SQLite orders by the same key (`base`,
+/// then the HLC, then the origin; ids are lowercase hyphenated UUIDs, whose text order is
+/// their byte order).
 ///
 /// # Errors
 /// SQLite and JSON errors.
@@ -763,9 +760,28 @@ pub fn register_winner(
     entity: &str,
     register: Register,
 ) -> Result<Option<StoredWrite>, StoreError> {
-    let writes = register_writes(conn, entity, register)?;
-    let metas: Vec<OpMeta> = writes.iter().map(|w| w.meta).collect();
-    Ok(merge::winner(&metas).and_then(|best| writes.into_iter().find(|w| w.meta == best)))
+    let sql = format!(
+        "SELECT {META_COLS}, w.value FROM reg_writes w JOIN ops o ON o.op_id = w.op_id
+         WHERE w.entity = ?1 AND w.register = ?2 AND o.state = 'applied'
+         ORDER BY o.base DESC, o.hlc_wall_ms DESC, o.hlc_logical DESC, o.origin DESC,
+                  o.op_id DESC
+         LIMIT 1"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let row = st
+        .query_row(params![entity, register.name()], |r| {
+            Ok((meta_row(r)?, r.get::<_, String>(9)?))
+        })
+        .optional()?;
+    row.map(|((meta, user, kind), value)| {
+        Ok(StoredWrite {
+            meta,
+            user,
+            kind,
+            value: serde_json::from_str(&value)?,
+        })
+    })
+    .transpose()
 }
 
 /// The applied ops releasing an assignment, earliest first in register order.
@@ -790,6 +806,11 @@ fn release_ops(
 
 /// The incident ids of a unit's assignments that `op`'s author saw active: added by an op in
 /// `op`'s causal past and not released by one. Sorted by assignment id.
+///
+/// One query: the releases in `op`'s causal past ([`merge::happened_before`]: same origin
+/// and a lower `seq`, or another origin's op with a `gseq` at or below `op`'s base) are
+/// ruled out in SQL, so a unit's long history of released assignments costs an index probe
+/// each, not a query and a decode each.
 fn active_at_author(
     conn: &Connection,
     unit_id: &str,
@@ -797,26 +818,32 @@ fn active_at_author(
 ) -> Result<Vec<Uuid>, StoreError> {
     let sql = format!(
         "SELECT {META_COLS}, a.id, a.incident_id FROM assignments a JOIN ops o ON o.op_id = a.op_id
-         WHERE a.unit_id = ?1 AND o.state = 'applied' ORDER BY a.id"
+         WHERE a.unit_id = ?1 AND o.state = 'applied'
+           AND NOT EXISTS (
+             SELECT 1 FROM releases r JOIN ops ro ON ro.op_id = r.op_id
+             WHERE r.assignment_id = a.id AND ro.state = 'applied' AND ro.op_id <> ?2
+               AND ((ro.origin = ?3 AND ro.seq < ?4)
+                    OR (ro.origin <> ?3 AND ro.gseq IS NOT NULL AND ro.gseq <= ?5)))
+         ORDER BY a.id"
     );
-    let rows: Vec<(OpMeta, String, String)> = {
+    let rows: Vec<(OpMeta, String)> = {
         let mut st = conn.prepare_cached(&sql)?;
-        st.query_map([unit_id], |r| Ok((meta_row(r)?.0, r.get(9)?, r.get(10)?)))?
-            .collect::<Result<_, _>>()?
+        st.query_map(
+            params![
+                unit_id,
+                op.op_id.to_string(),
+                op.origin.to_string(),
+                crate::sql::u64_sql(op.seq),
+                crate::sql::u64_sql(op.base),
+            ],
+            |r| Ok((meta_row(r)?.0, r.get(10)?)),
+        )?
+        .collect::<Result<_, _>>()?
     };
-    let mut out = Vec::new();
-    for (add, assignment, incident) in rows {
-        if !merge::happened_before(&add, op) {
-            continue;
-        }
-        let released = release_ops(conn, &assignment)?
-            .iter()
-            .any(|(r, _)| merge::happened_before(r, op));
-        if !released {
-            out.push(crate::sql::uuid("assignments.incident_id", &incident)?);
-        }
-    }
-    Ok(out)
+    rows.into_iter()
+        .filter(|(add, _)| merge::happened_before(add, op))
+        .map(|(_, incident)| crate::sql::uuid("assignments.incident_id", &incident))
+        .collect()
 }
 
 fn text_of(value: &Value) -> String {
@@ -829,7 +856,8 @@ fn text_of(value: &Value) -> String {
 /// Shows an incident's register winners in its row (no-op until the incident exists).
 fn project_incident(conn: &Connection, id: &str) -> Result<(), StoreError> {
     let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM incidents WHERE id = ?1", [id], |r| r.get(0))
+        .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     if exists.is_none() {
         return Ok(());
@@ -851,28 +879,32 @@ fn project_incident(conn: &Connection, id: &str) -> Result<(), StoreError> {
         let lat = w.value.get("lat").and_then(Value::as_f64);
         let lon = w.value.get("lon").and_then(Value::as_f64);
         if let (Some(lat), Some(lon)) = (lat, lon) {
-            conn.execute(
-                "UPDATE incidents SET lat = ?2, lon = ?3 WHERE id = ?1",
-                params![id, lat, lon],
-            )?;
+            conn.prepare_cached("UPDATE incidents SET lat = ?2, lon = ?3 WHERE id = ?1")?
+                .execute(params![id, lat, lon])?;
         }
     }
     match register_winner(conn, id, Register::Closure)? {
         Some(w) => {
             let disposition = w.value.get("disposition").map(text_of);
             let summary = w.value.get("summary").map(text_of);
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE incidents SET closed_at = ?2, closed_by = ?3, disposition = ?4,
                         summary = ?5 WHERE id = ?1",
-                params![id, w.meta.hlc.wall_ms, w.user, disposition, summary],
-            )?;
+            )?
+            .execute(params![
+                id,
+                w.meta.hlc.wall_ms,
+                w.user,
+                disposition,
+                summary
+            ])?;
         }
         None => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE incidents SET closed_at = NULL, closed_by = NULL, disposition = NULL,
                         summary = NULL WHERE id = ?1",
-                [id],
-            )?;
+            )?
+            .execute([id])?;
         }
     }
     Ok(())
@@ -887,13 +919,13 @@ fn project_unit_roster(conn: &Connection, unit_id: &str) -> Result<(), StoreErro
     let callsign = w.value.get("callsign").map(text_of).unwrap_or_default();
     let kind = w.value.get("unit_kind").map(text_of).unwrap_or_default();
     let home = w.value.get("home_station").and_then(Value::as_str);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO units(id, callsign, kind, home_station, status, status_since)
          VALUES (?1, ?2, ?3, ?4, 'available', ?5)
          ON CONFLICT(id) DO UPDATE SET callsign = excluded.callsign,
             kind = excluded.kind, home_station = excluded.home_station",
-        params![unit_id, callsign, kind, home, w.meta.hlc.wall_ms],
-    )?;
+    )?
+    .execute(params![unit_id, callsign, kind, home, w.meta.hlc.wall_ms])?;
     project_unit_status(conn, unit_id)
 }
 
@@ -910,11 +942,11 @@ fn project_unit_status(conn: &Connection, unit_id: &str) -> Result<(), StoreErro
             (enum_text(&UnitStatus::Available)?, first.meta.hlc.wall_ms)
         }
     };
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE units SET status = ?2, status_since = ?3, status_version = status_version + 1
          WHERE id = ?1 AND (status IS NOT ?2 OR status_since IS NOT ?3)",
-        params![unit_id, status, since],
-    )?;
+    )?
+    .execute(params![unit_id, status, since])?;
     Ok(())
 }
 
@@ -925,41 +957,44 @@ fn project_facility(conn: &Connection, id: &str) -> Result<(), StoreError> {
     };
     let f = &w.value;
     let num = |p: &str| f.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO facilities(id, kind, name_zh, name_en, lat, lon, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name_zh = excluded.name_zh,
             name_en = excluded.name_en, lat = excluded.lat, lon = excluded.lon,
             updated_at = excluded.updated_at",
-        params![
-            id,
-            f.get("kind").map(text_of).unwrap_or_default(),
-            f.get("name_zh").map(text_of).unwrap_or_default(),
-            f.get("name_en").map(text_of).unwrap_or_default(),
-            num("/position/lat"),
-            num("/position/lon"),
-            w.meta.hlc.wall_ms
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        f.get("kind").map(text_of).unwrap_or_default(),
+        f.get("name_zh").map(text_of).unwrap_or_default(),
+        f.get("name_en").map(text_of).unwrap_or_default(),
+        num("/position/lat"),
+        num("/position/lon"),
+        w.meta.hlc.wall_ms
+    ])?;
     Ok(())
 }
 
 /// Shows a device's binding winner: its unit, or NULL when the winning write unbinds it.
 fn project_device_binding(conn: &Connection, device_id: &str) -> Result<(), StoreError> {
     let Some(w) = register_winner(conn, device_id, Register::DeviceBinding)? else {
-        conn.execute(
-            "DELETE FROM device_bindings WHERE device_id = ?1",
-            [device_id],
-        )?;
+        conn.prepare_cached("DELETE FROM device_bindings WHERE device_id = ?1")?
+            .execute([device_id])?;
         return Ok(());
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO device_bindings(device_id, unit_id, bound_at, bound_by)
          VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(device_id) DO UPDATE SET unit_id = excluded.unit_id,
             bound_at = excluded.bound_at, bound_by = excluded.bound_by",
-        params![device_id, w.value.as_str(), w.meta.hlc.wall_ms, w.user],
-    )?;
+    )?
+    .execute(params![
+        device_id,
+        w.value.as_str(),
+        w.meta.hlc.wall_ms,
+        w.user
+    ])?;
     Ok(())
 }
 
@@ -977,10 +1012,8 @@ pub(crate) fn project_road_closure(conn: &Connection, closure_id: &str) -> Resul
     let metas: Vec<OpMeta> = writes.iter().map(|w| w.meta).collect();
     let Some(w) = merge::winner(&metas).and_then(|best| writes.iter().find(|w| w.meta == best))
     else {
-        conn.execute(
-            "DELETE FROM road_closures WHERE closure_id = ?1",
-            [closure_id],
-        )?;
+        conn.prepare_cached("DELETE FROM road_closures WHERE closure_id = ?1")?
+            .execute([closure_id])?;
         return Ok(());
     };
     let first_lift = writes
@@ -997,12 +1030,17 @@ pub(crate) fn project_road_closure(conn: &Connection, closure_id: &str) -> Resul
         }
         None => (w.user.as_str(), w.meta.hlc.wall_ms),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO road_closures(closure_id, value, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(closure_id) DO UPDATE SET value = excluded.value,
             set_by = excluded.set_by, set_at = excluded.set_at",
-        params![closure_id, serde_json::to_string(&value)?, set_by, set_at],
-    )?;
+    )?
+    .execute(params![
+        closure_id,
+        serde_json::to_string(&value)?,
+        set_by,
+        set_at
+    ])?;
     Ok(())
 }
 
@@ -1025,14 +1063,12 @@ pub(crate) fn project_all_road_closures(conn: &Connection) -> Result<(), StoreEr
 /// Shows whether an assignment is released: by its first releasing op in register order.
 fn project_assignment(conn: &Connection, assignment_id: &str) -> Result<(), StoreError> {
     let first = release_ops(conn, assignment_id)?.into_iter().next();
-    conn.execute(
-        "UPDATE assignments SET released_at = ?2, released_by = ?3 WHERE id = ?1",
-        params![
+    conn.prepare_cached("UPDATE assignments SET released_at = ?2, released_by = ?3 WHERE id = ?1")?
+        .execute(params![
             assignment_id,
             first.as_ref().map(|(m, _)| m.hlc.wall_ms),
             first.map(|(_, u)| u)
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
@@ -1047,11 +1083,8 @@ fn extra_id(op_id: &str, n: usize) -> String {
 
 fn incident_exists(conn: &Connection, id: &Uuid) -> Result<bool, StoreError> {
     let exists: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM incidents WHERE id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
         .optional()?;
     Ok(exists.is_some())
 }
@@ -1068,14 +1101,13 @@ fn require_incident(conn: &Connection, id: &Uuid) -> Result<(), StoreError> {
 }
 
 fn callsign(conn: &Connection, unit_id: &str) -> Result<String, StoreError> {
-    conn.query_row("SELECT callsign FROM units WHERE id = ?1", [unit_id], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| StoreError::Missing {
-        what: "unit",
-        id: unit_id.to_string(),
-    })
+    conn.prepare_cached("SELECT callsign FROM units WHERE id = ?1")?
+        .query_row([unit_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Missing {
+            what: "unit",
+            id: unit_id.to_string(),
+        })
 }
 
 fn timeline(
@@ -1086,16 +1118,16 @@ fn timeline(
     user: &str,
     event: &TimelineEvent,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO timeline(id, incident_id, at, user, event) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(id) DO NOTHING",
-        params![
-            id,
-            incident_id.to_string(),
-            at,
-            user,
-            serde_json::to_string(event)?
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        incident_id.to_string(),
+        at,
+        user,
+        serde_json::to_string(event)?
+    ])?;
     Ok(())
 }

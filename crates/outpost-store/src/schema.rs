@@ -333,6 +333,13 @@ CREATE TABLE road_closures (
 CREATE INDEX road_closures_set_at ON road_closures(set_at);
 "#;
 
+/// Migration 9: a unit's assignments, released ones too (the merge rules read a unit's whole
+/// assignment history when applying a status change; the partial index of migration 1 only
+/// covers active assignments).
+const M9_ASSIGNMENTS_UNIT: &str = r#"
+CREATE INDEX IF NOT EXISTS assignments_unit ON assignments(unit_id);
+"#;
+
 /// Every migration this build knows, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(all())
@@ -349,6 +356,7 @@ pub(crate) fn all() -> Vec<M<'static>> {
         M::up(M6_OPS_KIND).comment("ops by kind"),
         M::up(M7_DEVICES).comment("devices, bindings and device fixes"),
         M::up(M8_ROAD_CLOSURES).comment("road closures"),
+        M::up(M9_ASSIGNMENTS_UNIT).comment("assignments by unit"),
     ]
 }
 
