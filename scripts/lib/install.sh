@@ -138,6 +138,34 @@ ensure_pytak_venv() {
   "$venv/bin/pip" install -q --disable-pip-version-check "pytak==$PYTAK_VERSION"
 }
 
+# The peer TAK servers of bench/peers.sh (PyPI, ../shared/design/PEERS.md): taky and
+# FreeTAKServer, each in its own venv under the target directory (their dependencies
+# conflict; rebuildable: delete peers-venv and run again): peers-venv/taky and
+# peers-venv/fts, the latter with the opentelemetry pins without which FreeTAKServer 2.2.1
+# crashes at start.
+TAKY_PIP=("taky==0.10")
+FTS_PIP=("FreeTAKServer==2.2.1" "opentelemetry-sdk==1.25.0" "opentelemetry-api==1.25.0")
+peers_venv() { echo "${CARGO_TARGET_DIR:-$ROOT/target}/peers-venv"; }
+# peer_venv_ensure DIR MODULE PIP_SPEC...: a venv in DIR in which MODULE imports.
+peer_venv_ensure() {
+  local venv="$1" module="$2"
+  shift 2
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import $module" 2>/dev/null; then
+    return 0
+  fi
+  apt_ensure python3-venv
+  say "Installing $* into ${venv#"$ROOT"/} (python3 -m venv, pip)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+}
+ensure_peers_venv() {
+  local dir
+  dir="$(peers_venv)"
+  peer_venv_ensure "$dir/taky" taky "${TAKY_PIP[@]}"
+  peer_venv_ensure "$dir/fts" FreeTAKServer "${FTS_PIP[@]}"
+}
+
 # npm_ci DIR: `npm ci` unless node_modules already matches the lock file.
 npm_ci() {
   local dir="$1"
