@@ -7,13 +7,15 @@ import { t } from "../i18n";
 import { fixAge } from "../positions";
 import { formatAge } from "../format";
 import { label } from "../i18n";
-import { facilityFeatures, incidentFeatures, type TrackOverlay, trackHeadFeatures, trackLineFeatures, unitFeatures } from "./features";
+import { facilityFeatures, incidentFeatures, type TrackOverlay, trackHeadFeatures, trackLineFeatures } from "./features";
 import { headingArrowImage } from "./heading";
 // Road closures (issue 5, helper F): active closures, the closure being drawn, the search marker.
 import { attachClosureLayers, type ClosureLayerInput, type ClosureLayers, drawingTakesClicks } from "./closures";
 // Dispatch intelligence (issue 5): routes of the closest units, 1-3-5 coverage.
 import { addCoverageLayers, setCoverage } from "./coverage";
 import { addRouteLayers, type RouteLine, setRoutes } from "./routes";
+// The unit layer at scale (issue 7): diff updates, one per frame, clustering with many units.
+import { UNIT_WRITE_INTERVAL_MS, UnitLayer, type UnitLayerMode } from "./units";
 import {
   assetUrls,
   buildStyle,
@@ -76,11 +78,30 @@ export interface MapViewProps {
   coverage?: CoverageView | null;
   /** Controls drawn over the map (absolutely positioned by their own CSS). */
   children?: React.ReactNode;
+  /**
+   * How unit positions reach the map: "diff" (the console) or "naive" (the whole source
+   * replaced on each state change: the benchmark's baseline, bench/map.sh). Read once.
+   */
+  unitUpdateMode?: UnitLayerMode;
+  /** Least ms between two writes of the unit source (default UNIT_WRITE_INTERVAL_MS). Read once. */
+  unitWriteIntervalMs?: number;
 }
 
 function setSource(map: maplibregl.Map, id: string, data: object): void {
   const src = map.getSource(id) as maplibregl.GeoJSONSource | undefined;
   void src?.setData(data as Parameters<maplibregl.GeoJSONSource["setData"]>[0]);
+}
+
+/**
+ * setData only when the data differs from what was last sent to this source of this style
+ * (`sent`, by source id): state arrives many times a second with many units reporting, and each
+ * setData rebuilds the source's tiles and repaints the map.
+ */
+function setSourceIfChanged(map: maplibregl.Map, sent: Map<string, string>, id: string, data: object): void {
+  const json = JSON.stringify(data);
+  if (sent.get(id) === json) return;
+  sent.set(id, json);
+  setSource(map, id, data);
 }
 
 export function MapView(props: MapViewProps) {
@@ -93,16 +114,31 @@ export function MapView(props: MapViewProps) {
   const appliedStyleKey = useRef(styleKey);
   const marker = useRef<maplibregl.Marker | null>(null);
 
-  // Pushes the overlay data into the sources (cheap: a few dozen points).
+  const unitLayer = useRef<UnitLayer | null>(null);
+  // What facilities and incidents last got (cleared with each new style).
+  const sent = useRef(new Map<string, string>());
+  // Pushes the overlay data into the sources: facilities and incidents are a few dozen points;
+  // units go through the unit layer (a diff, at most once per frame).
   const push = () => {
     const map = mapRef.current;
     const p = latest.current;
     if (!map || !styleReady.current || !p.state) return false;
     const now = Date.now();
     const sel = p.selected;
-    setSource(map, SOURCES.facilities, facilityFeatures(p.state.facilities, p.lang));
-    setSource(map, SOURCES.incidents, incidentFeatures(p.state.incidents, p.lang, sel?.kind === "incident" ? sel.id : null, p.showClosed));
-    setSource(map, SOURCES.units, unitFeatures(p.state.units, now, p.staleAfterS, p.lang, sel?.kind === "unit" ? sel.id : null));
+    setSourceIfChanged(map, sent.current, SOURCES.facilities, facilityFeatures(p.state.facilities, p.lang));
+    setSourceIfChanged(
+      map,
+      sent.current,
+      SOURCES.incidents,
+      incidentFeatures(p.state.incidents, p.lang, sel?.kind === "incident" ? sel.id : null, p.showClosed),
+    );
+    unitLayer.current?.update({
+      units: p.state.units,
+      nowMs: now,
+      staleAfterS: p.staleAfterS,
+      lang: p.lang,
+      selectedId: sel?.kind === "unit" ? sel.id : null,
+    });
     return true;
   };
   // The track's line (up to 20 000 fixes) only when it changes; the playhead on every step.
@@ -143,8 +179,12 @@ export function MapView(props: MapViewProps) {
       localIdeographFontFamily: CJK_FONT_FAMILY,
       // Keep the rendered canvas readable for screenshots and the e2e check.
       canvasContextAttributes: { preserveDrawingBuffer: true },
+      // Labels appear at once instead of fading in: a fade repaints the whole map for 300 ms,
+      // and with software rendering and many units reporting that is most of the frames.
+      fadeDuration: 0,
     });
     mapRef.current = map;
+    unitLayer.current = new UnitLayer(map, p.unitUpdateMode ?? "diff", p.unitWriteIntervalMs ?? UNIT_WRITE_INTERVAL_MS);
     const hook: OutpostHook = { map, ready: false };
     window.__outpost = hook;
     map.addControl(new maplibregl.NavigationControl({ showCompass: true }), "top-right");
@@ -160,6 +200,8 @@ export function MapView(props: MapViewProps) {
     map.on("style.load", () => {
       addImages();
       styleReady.current = true;
+      sent.current.clear();
+      unitLayer.current?.styleLoaded();
       push();
       pushTrackLine();
       pushTrackHead();
@@ -177,7 +219,18 @@ export function MapView(props: MapViewProps) {
       // Units outside the view cannot be drawn; count only those inside it.
       const b = map.getBounds();
       const want = p.state.units.filter((u) => u.fix && b.contains([u.fix.position.lon, u.fix.position.lat])).length;
-      const drawn = new Set(map.queryRenderedFeatures({ layers: [LAYERS.units] }).map((f) => f.properties.id)).size;
+      // A cluster draws its units too (its count).
+      let drawn = new Set(map.queryRenderedFeatures({ layers: [LAYERS.units] }).map((f) => f.properties.id)).size;
+      if (map.getLayer(LAYERS.unitsClusters)) {
+        const clusters = map.queryRenderedFeatures({ layers: [LAYERS.unitsClusters] });
+        const counted = new Set<number>();
+        for (const c of clusters) {
+          const { cluster_id: id, point_count: n } = c.properties as { cluster_id?: number; point_count?: number };
+          if (id === undefined || counted.has(id)) continue;
+          counted.add(id);
+          drawn += n ?? 0;
+        }
+      }
       if (drawn >= want) {
         hook.ready = true;
         map.off("render", checkReady);
@@ -194,6 +247,18 @@ export function MapView(props: MapViewProps) {
 
     map.on("click", (e) => {
       if (drawingTakesClicks(latest.current.closures)) return; // the click is a closure point
+      // A cluster of units: zoom in until it splits.
+      const cluster = map.getLayer(LAYERS.unitsClusters) ? map.queryRenderedFeatures(e.point, { layers: [LAYERS.unitsClusters] })[0] : undefined;
+      const clusterId = (cluster?.properties as { cluster_id?: number } | undefined)?.cluster_id;
+      if (cluster && clusterId !== undefined && cluster.geometry.type === "Point") {
+        const at = cluster.geometry.coordinates as [number, number];
+        const src = map.getSource(SOURCES.units) as maplibregl.GeoJSONSource | undefined;
+        void src
+          ?.getClusterExpansionZoom(clusterId)
+          .then((zoom) => map.easeTo({ center: at, zoom: Math.max(zoom, map.getZoom() + 1), duration: 400 }))
+          .catch(() => undefined);
+        return;
+      }
       const layers = CLICKABLE_LAYERS.filter((l) => map.getLayer(l));
       const hit = map.queryRenderedFeatures(e.point, { layers })[0];
       if (!hit) return;
@@ -202,7 +267,7 @@ export function MapView(props: MapViewProps) {
       const kind = hit.layer.id === LAYERS.units ? "unit" : hit.layer.id === LAYERS.incidents ? "incident" : "facility";
       latest.current.onSelect({ kind, id: props.id });
     });
-    for (const layer of CLICKABLE_LAYERS) {
+    for (const layer of [...CLICKABLE_LAYERS, LAYERS.unitsClusters]) {
       map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
       map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
     }
@@ -251,6 +316,7 @@ export function MapView(props: MapViewProps) {
       if (window.__outpost === hook) delete window.__outpost;
       map.remove();
       mapRef.current = null;
+      unitLayer.current = null;
       styleReady.current = false;
     };
   }, []);

@@ -38,6 +38,9 @@ export const LAYERS = {
   units: "units",
   unitsHeading: "units-heading",
   unitsLabel: "units-label",
+  /** Clusters of units (only with many units, at low zoom) and their counts. */
+  unitsClusters: "units-clusters",
+  unitsClusterCount: "units-cluster-count",
   incidents: "incidents",
   incidentsPulse: "incidents-pulse",
   incidentsLabel: "incidents-label",
@@ -54,6 +57,11 @@ export const TRACK_COLOUR = "#00b4d8";
 
 /** Layers that open a card when clicked. */
 export const CLICKABLE_LAYERS = [LAYERS.units, LAYERS.incidents, LAYERS.facilities];
+
+/** A unit feature, not a cluster of them. */
+const UNCLUSTERED: ExpressionSpecification = ["!", ["has", "point_count"]];
+/** The selected unit (feature state `selected`, set by the unit layer). */
+const UNIT_SELECTED: ExpressionSpecification = ["boolean", ["feature-state", "selected"], false];
 
 /** Name of the runtime-generated heading arrow image (added with `map.addImage`, SDF). */
 export const HEADING_IMAGE = "outpost-heading";
@@ -468,10 +476,37 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       paint: { "text-color": p.label, "text-halo-color": p.halo, "text-halo-width": 1.8 },
     },
     {
+      id: LAYERS.unitsClusters,
+      type: "circle",
+      source: SOURCES.units,
+      filter: ["has", "point_count"],
+      paint: {
+        "circle-radius": ["step", ["get", "point_count"], 12, 10, 15, 50, 19, 200, 24],
+        "circle-color": p.label,
+        "circle-opacity": 0.85,
+        "circle-stroke-color": p.halo,
+        "circle-stroke-width": 2,
+      },
+    },
+    {
+      id: LAYERS.unitsClusterCount,
+      type: "symbol",
+      source: SOURCES.units,
+      filter: ["has", "point_count"],
+      layout: {
+        "text-field": ["get", "point_count_abbreviated"],
+        "text-font": font,
+        "text-size": 11,
+        "text-allow-overlap": true,
+        "text-ignore-placement": true,
+      },
+      paint: { "text-color": p.halo },
+    },
+    {
       id: LAYERS.unitsHeading,
       type: "symbol",
       source: SOURCES.units,
-      filter: ["has", "heading"],
+      filter: ["all", UNCLUSTERED, ["has", "heading"]],
       layout: {
         "icon-image": HEADING_IMAGE,
         "icon-rotate": ["get", "heading"],
@@ -490,12 +525,14 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       id: LAYERS.units,
       type: "circle",
       source: SOURCES.units,
+      filter: UNCLUSTERED,
       paint: {
         "circle-radius": 7,
         "circle-color": ["get", "colour"],
         "circle-opacity": ["case", ["get", "stale"], 0.3, 1],
-        "circle-stroke-color": ["case", ["get", "selected"], "#ffffff", ["get", "stale"], "#8b949e", p.halo],
-        "circle-stroke-width": ["case", ["get", "selected"], 3, ["get", "stale"], 2.5, 1.5],
+        // Selection is feature state (set by UnitLayer): selecting sends no data to the worker.
+        "circle-stroke-color": ["case", UNIT_SELECTED, "#ffffff", ["get", "stale"], "#8b949e", p.halo],
+        "circle-stroke-width": ["case", UNIT_SELECTED, 3, ["get", "stale"], 2.5, 1.5],
         "circle-stroke-opacity": 1,
       },
     },
@@ -503,6 +540,7 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       id: LAYERS.unitsLabel,
       type: "symbol",
       source: SOURCES.units,
+      filter: UNCLUSTERED,
       layout: {
         "text-field": ["get", "label"],
         "text-font": font,
@@ -562,7 +600,8 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       },
       [SOURCES.facilities]: { type: "geojson", data: empty },
       [SOURCES.incidents]: { type: "geojson", data: empty, promoteId: "id" },
-      [SOURCES.units]: { type: "geojson", data: empty, promoteId: "id" },
+      // Clustering is switched on by UnitLayer from CLUSTER_FROM units (setClusterOptions).
+      [SOURCES.units]: { type: "geojson", data: empty, promoteId: "id", cluster: false },
       [SOURCES.track]: { type: "geojson", data: empty },
       [SOURCES.trackHead]: { type: "geojson", data: empty },
     },

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import type * as maplibregl from "maplibre-gl";
+import type { UnitView } from "../bindings";
+import { MockBackend } from "../mock/backend";
+import { CLUSTER_FROM, diffUnits, liveUnitFeature, UnitLayer } from "./units";
+import { UNIT_STATUS_COLOURS } from "./style";
+
+const NOW = Date.parse("2026-11-29T10:00:00Z");
+
+/** A map with only what UnitLayer touches: the units source and feature state, recorded. */
+function fakeMap() {
+  const calls: { op: string; arg: unknown }[] = [];
+  const source = {
+    setData: (d: unknown) => (calls.push({ op: "setData", arg: d }), Promise.resolve()),
+    updateData: (d: unknown) => (calls.push({ op: "updateData", arg: d }), Promise.resolve()),
+    setClusterOptions: (o: unknown) => (calls.push({ op: "cluster", arg: o }), Promise.resolve()),
+  };
+  const map = {
+    getSource: (id: string) => (id === "units" ? source : undefined),
+    setFeatureState: (f: { id: string }, s: unknown) => calls.push({ op: "state", arg: [f.id, s] }),
+  };
+  return { map: map as unknown as maplibregl.Map, calls };
+}
+
+/** A scheduler that runs on demand (stands for requestAnimationFrame). */
+function manualFrames() {
+  const queue: (() => void)[] = [];
+  return { schedule: (cb: () => void) => queue.push(cb), frame: () => queue.splice(0).forEach((cb) => cb()) };
+}
+
+function moved(u: UnitView, dLat: number): UnitView {
+  return { ...u, fix: u.fix && { ...u.fix, position: { ...u.fix.position, lat: u.fix.position.lat + dLat } } };
+}
+
+describe("unit layer", () => {
+  const units = new MockBackend({ now: () => NOW }).consoleState().units;
+  const input = (us: UnitView[], selectedId: string | null = null) => ({ units: us, nowMs: NOW, staleAfterS: 120, lang: "en" as const, selectedId });
+
+  it("draws a unit as the console always has: status colour, stale, label with age, heading", () => {
+    const u04 = units.find((u) => u.id === "u-04") as UnitView;
+    expect(liveUnitFeature(u04, NOW, 120, "en")?.properties).toMatchObject({ stale: true, label: "摩01\n6 min", colour: UNIT_STATUS_COLOURS[u04.status] });
+    const u01 = units.find((u) => u.id === "u-01") as UnitView;
+    expect(liveUnitFeature(u01, NOW, 120, "en")).toMatchObject({ id: "u-01", geometry: { coordinates: [1.5228, 42.5071] }, properties: { heading: 45, stale: false } });
+    expect(liveUnitFeature({ ...u01, fix: null }, NOW, 120, "en")).toBeNull();
+  });
+
+  it("diffs against what was sent: adds, moves, removals, nothing for an unchanged unit", () => {
+    const shown = new Map<string, string>();
+    const all = units.map((u) => liveUnitFeature(u, NOW, 120, "en")).filter((f) => f !== null);
+    expect(diffUnits(shown, all).add).toHaveLength(6);
+    const next = units.filter((u) => u.id !== "u-02").map((u) => (u.id === "u-01" ? moved(u, 0.001) : u));
+    const d = diffUnits(shown, next.map((u) => liveUnitFeature(u, NOW, 120, "en")).filter((f) => f !== null));
+    expect(d.add).toEqual([]);
+    expect(d.update.map((f) => f.id)).toEqual(["u-01"]);
+    expect(d.remove).toEqual(["u-02"]);
+    expect(shown.size).toBe(5);
+  });
+
+  it("sends the whole set once, then only diffs, at most once per frame; selection is feature state", () => {
+    const { map, calls } = fakeMap();
+    const frames = manualFrames();
+    const layer = new UnitLayer(map, "diff", 0, frames.schedule);
+    layer.update(input(units));
+    layer.update(input(units));
+    expect(calls).toEqual([]);
+    frames.frame();
+    expect(calls.map((c) => c.op)).toEqual(["setData"]);
+    expect((calls[0]?.arg as { features: unknown[] }).features).toHaveLength(6);
+    calls.length = 0;
+    // Two state changes in one frame: one diff with the newest position only.
+    layer.update(input(units.map((u) => (u.id === "u-03" ? moved(u, 0.001) : u))));
+    const last = units.map((u) => (u.id === "u-03" ? moved(u, 0.002) : u));
+    layer.update(input(last));
+    frames.frame();
+    expect(calls).toHaveLength(1);
+    const diff = calls[0]?.arg as { update: { id: string; newGeometry: { coordinates: number[] } }[]; add: unknown[]; remove: unknown[] };
+    expect(diff.update.map((x) => x.id)).toEqual(["u-03"]);
+    const u03 = units.find((u) => u.id === "u-03") as UnitView;
+    expect(diff.update[0]?.newGeometry.coordinates[1]).toBeCloseTo((u03.fix?.position.lat ?? 0) + 0.002, 9);
+    calls.length = 0;
+    // Selecting: feature state at once, no data sent.
+    layer.update(input(last, "u-05"));
+    expect(calls).toEqual([{ op: "state", arg: ["u-05", { selected: true }] }]);
+    frames.frame();
+    layer.update(input(last, "u-01"));
+    expect(calls.slice(1)).toEqual([
+      { op: "state", arg: ["u-05", { selected: false }] },
+      { op: "state", arg: ["u-01", { selected: true }] },
+    ]);
+  });
+
+  it("clusters from CLUSTER_FROM units with a fix, and stops below it", () => {
+    const { map, calls } = fakeMap();
+    const frames = manualFrames();
+    const layer = new UnitLayer(map, "diff", 0, frames.schedule);
+    const base = units[0] as UnitView;
+    const many = Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4));
+    layer.update(input(many));
+    frames.frame();
+    expect(calls.filter((c) => c.op === "cluster").map((c) => (c.arg as { cluster: boolean }).cluster)).toEqual([true]);
+    expect(layer.isClustered).toBe(true);
+    layer.update(input(many.slice(1)));
+    frames.frame();
+    expect(calls.filter((c) => c.op === "cluster").map((c) => (c.arg as { cluster: boolean }).cluster)).toEqual([true, false]);
+  });
+
+  it("naive mode (the benchmark's baseline) replaces the whole source on every update", () => {
+    const { map, calls } = fakeMap();
+    const layer = new UnitLayer(map, "naive", 0, () => undefined);
+    layer.update(input(units));
+    layer.update(input(units));
+    expect(calls.filter((c) => c.op === "setData")).toHaveLength(2);
+  });
+});
