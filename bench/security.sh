@@ -21,15 +21,11 @@
 #
 # The measuring tool is `security_bench` (crates/outpost-server/examples/security_bench.rs);
 # the console is `sync_bench` (crates/outpost-sync/examples/sync_bench.rs, as in
-# bench/sync.sh). Writes only to a temp directory. Prints progress to stderr and a markdown
-# table to stdout; exits non-zero when a sign-in fails, a chain does not verify, or a push is
+# bench/sync.sh). Writes only to a temp directory. Prints progress to stderr and the section
+# to stdout (and to BENCH_OUT, see bench/lib.sh); exits non-zero when a sign-in fails, a chain does not verify, or a push is
 # not acked (or parked).
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PATH="$HOME/.cargo/bin:$PATH"
-
-SMOKE=0
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init security "$@"
 if [ "$SMOKE" = 1 ]; then
   ARGON2_N="${ARGON2_N:-3}" LOGIN_N="${LOGIN_N:-3}"
   AUDIT_SINGLE="${AUDIT_SINGLE:-200}" AUDIT_BATCHES="${AUDIT_BATCHES:-20}"
@@ -40,38 +36,20 @@ else
   PUSH_OPS="${PUSH_OPS:-20000}" RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-900}"
 fi
 
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-TMP="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-PROFILE="${BENCH_PROFILE:-$([ "$SMOKE" = 1 ] && echo debug || echo release)}"
-PFLAG=()
-[ "$PROFILE" = release ] && PFLAG=(--release)
-echo "building $PROFILE binaries..." >&2
-(cd "$ROOT" && cargo build "${PFLAG[@]}" -q -p outpost-server --bin outpost-server --example security_bench)
-(cd "$ROOT" && cargo build "${PFLAG[@]}" -q -p outpost-sync --example sync_bench)
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+bench_build -p outpost-server --bin outpost-server --example security_bench
+bench_build -p outpost-sync --example sync_bench
+bench_built
 SERVER="$TARGET/$PROFILE/outpost-server"
 BENCH="$TARGET/$PROFILE/examples/security_bench"
 SYNC_BENCH="$TARGET/$PROFILE/examples/sync_bench"
+SERVER_PID=""
 
-now_ms() { date +%s%3N; }
-secs() { printf '%.2f' "$(echo "($2 - $1) / 1000" | bc -l)"; }
-grouped() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
-cpu_s() {
-  sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($12 + $13) / hz}'
-}
 # start_server OUTFILE CMD...: starts a server, sets SERVER_PID and ADDR ("listening on ADDR").
 start_server() {
   local out="$1"; shift
   RUST_LOG=warn "$@" >"$out" 2>"$out.err" &
   SERVER_PID=$!
+  bench_track_pid "$SERVER_PID"
   for _ in $(seq 1 1000); do
     if grep -q '^listening on' "$out" 2>/dev/null; then
       ADDR="$(awk '/^listening on/ {print $3}' "$out")"
@@ -89,29 +67,38 @@ stop_server() {
   SERVER_PID=""
 }
 
-ROWS=()
 FAIL=0
+# row WHAT FIGURE [KNOBS]: a table row whose command is "KNOBS bench/security.sh".
+row() {
+  local cmd="bench/security.sh"
+  [ "$SMOKE" = 1 ] && cmd="bench/security.sh --smoke"
+  bench_row "$1" "$2" "" "${3:+$3 }$cmd"
+}
 
 # ---- 1. argon2id ---------------------------------------------------------------------------
 echo "== 1. argon2id verification, production parameters, $ARGON2_N times" >&2
 r="$("$BENCH" argon2 --n "$ARGON2_N")" || FAIL=1
 echo "   $r" >&2
-ROWS+=("| argon2id password verification, production parameters ($(jq -r .params <<<"$r")), $ARGON2_N verifications | **p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms** (max $(jq .max_ms <<<"$r") ms; hashing once $(jq .hash_ms <<<"$r") ms) | \`bench/security.sh\` (\`ARGON2_N=$ARGON2_N\`) |")
+row "argon2id password verification, production parameters ($(jq -r .params <<<"$r")), $ARGON2_N verifications" \
+  "**p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms** (max $(jq .max_ms <<<"$r") ms; hashing once $(jq .hash_ms <<<"$r") ms)" "ARGON2_N=$ARGON2_N"
 
 # ---- 2. sign-in over TLS -------------------------------------------------------------------
 echo "== 2. sign-in round trip over TLS, $LOGIN_N times" >&2
 r="$("$BENCH" login --n "$LOGIN_N")" || FAIL=1
 echo "   $r" >&2
 [ "$(jq .ok <<<"$r")" = "$LOGIN_N" ] || FAIL=1
-ROWS+=("| Sign-in round trip over TLS: a fresh HTTPS connection (agency CA pinned, device certificate) posting \`/v1/login\` (password + TOTP; argon2id with the production parameters, session + grant written, audited), $LOGIN_N sign-ins | **p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms** (max $(jq .max_ms <<<"$r") ms; every sign-in answered a session) | \`bench/security.sh\` (\`LOGIN_N=$LOGIN_N\`) |")
+row "Sign-in round trip over TLS: a fresh HTTPS connection (agency CA pinned, device certificate) posting \`/v1/login\` (password + TOTP; argon2id with the production parameters, session + grant written, audited), $LOGIN_N sign-ins" \
+  "**p50 $(jq .p50_ms <<<"$r") ms, p95 $(jq .p95_ms <<<"$r") ms** (max $(jq .max_ms <<<"$r") ms; every sign-in answered a session)" "LOGIN_N=$LOGIN_N"
 
 # ---- 3. audit append -----------------------------------------------------------------------
 echo "== 3. audit append: $AUDIT_SINGLE single records, $AUDIT_BATCHES batches of 100" >&2
 r="$("$BENCH" audit --dir "$TMP/audit" --single "$AUDIT_SINGLE" --batches "$AUDIT_BATCHES")" || FAIL=1
 echo "   $r" >&2
 [ "$(jq .intact <<<"$r")" = true ] || FAIL=1
-ROWS+=("| Audit append into a real audit.db (hash chain, one SQLite transaction per append): single records | **$(grouped "$(jq .single_per_s <<<"$r")") records/s** ($(grouped "$AUDIT_SINGLE") records in $(jq -r '.single_s * 100 | floor / 100' <<<"$r") s) | \`bench/security.sh\` (\`AUDIT_SINGLE=$AUDIT_SINGLE\`) |")
-ROWS+=("| Audit append, batches of 100 records (one transaction per batch, as a push's per-op records) | **$(grouped "$(jq .batched_per_s <<<"$r")") records/s** ($(grouped "$(jq .batched <<<"$r")") records in $(jq -r '.batched_s * 100 | floor / 100' <<<"$r") s) | \`bench/security.sh\` (\`AUDIT_BATCHES=$AUDIT_BATCHES\`) |")
+row "Audit append into a real audit.db (hash chain, one SQLite transaction per append): single records" \
+  "**$(grouped "$(jq .single_per_s <<<"$r")") records/s** ($(grouped "$AUDIT_SINGLE") records in $(jq -r '.single_s * 100 | floor / 100' <<<"$r") s)" "AUDIT_SINGLE=$AUDIT_SINGLE"
+row "Audit append, batches of 100 records (one transaction per batch, as a push's per-op records)" \
+  "**$(grouped "$(jq .batched_per_s <<<"$r")") records/s** ($(grouped "$(jq .batched <<<"$r")") records in $(jq -r '.batched_s * 100 | floor / 100' <<<"$r") s)" "AUDIT_BATCHES=$AUDIT_BATCHES"
 
 # ---- 4. audit verify -----------------------------------------------------------------------
 n=$(( AUDIT_BATCHES * 100 ))
@@ -121,7 +108,8 @@ if out="$("$SERVER" audit verify --data "$TMP/audit/batched")"; then rc=0; else 
 t1="$(now_ms)"
 echo "   exit $rc: $(head -1 <<<"$out")" >&2
 grep -q "intact: $n records" <<<"$out" && [ "$rc" = 0 ] || { echo "audit verify: $out" >&2; FAIL=1; }
-ROWS+=("| \`outpost-server audit verify\` of $(grouped "$n") records (the whole process: open, recompute every SHA-256, check the links) | **$(secs "$t0" "$t1") s** (exit $rc: \"$(head -1 <<<"$out")\") | \`bench/security.sh\` (\`AUDIT_BATCHES=$AUDIT_BATCHES\`) |")
+row "\`outpost-server audit verify\` of $(grouped "$n") records (the whole process: open, recompute every SHA-256, check the links)" \
+  "**$(secs "$t0" "$t1") s** (exit $rc: \"$(head -1 <<<"$out")\")" "AUDIT_BATCHES=$AUDIT_BATCHES"
 
 # ---- 5. push over TLS vs plain -------------------------------------------------------------
 crit=$(( PUSH_OPS / 5 ))
@@ -159,16 +147,13 @@ for mode in tls plain; do
   else
     label="the in-process server over plain HTTP, no authentication, no audit (\`ServerConfig::plain_for_tests\`)"
   fi
-  ROWS+=("| Push throughput, one console, $(grouped "$pushed") ops (20% critical, 80% positions; bench/sync.sh's mix), batches of 1,000, to $label | **$(grouped "${RATE[$mode]}") ops/s** ($t s until the outbox is empty; acked $(grouped "$pushed"), parked $(jq .parked <<<"$r"); CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s) | \`bench/security.sh\` (\`PUSH_OPS=$PUSH_OPS\`) |")
+  row "Push throughput, one console, $(grouped "$pushed") ops (20% critical, 80% positions; bench/sync.sh's mix), batches of 1,000, to $label" \
+    "**$(grouped "${RATE[$mode]}") ops/s** ($t s until the outbox is empty; acked $(grouped "$pushed"), parked $(jq .parked <<<"$r"); CPU time console $(jq .cpu_s <<<"$r") s, server $srv_cpu s)" "PUSH_OPS=$PUSH_OPS"
 done
 ratio="$(printf '%.2f' "$(echo "${RATE[tls]} / ${RATE[plain]}" | bc -l)")"
 
-echo
-echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $PROFILE build; $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load average at start: $LOAD_BEFORE, at end: $(cut -d' ' -f1-3 /proc/loadavg)$([ "$SMOKE" = 1 ] && echo '; SMOKE counts')"
-echo
-echo "| what | figure | command |"
-echo "|---|---|---|"
-printf '%s\n' "${ROWS[@]}"
-echo
-echo "Push over TLS with authentication and audit ÷ plain: ${ratio}×."
+row "Push over TLS with authentication and audit ÷ the plain server (ops/s)" "**${ratio}×**" "PUSH_OPS=$PUSH_OPS"
+
+bench_section "Security (issue 6)" \
+  "Password hashing, sign-in over TLS, the audit trail, push over TLS; everything on 127.0.0.1."
 [ "$FAIL" = 0 ] || { echo "a sign-in failed, an audit chain did not verify, or a push was not acked" >&2; exit 1; }
