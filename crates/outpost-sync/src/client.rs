@@ -459,6 +459,9 @@ impl ServerClient {
     }
 }
 
+/// The start of [`SyncError::Unreachable`]'s text when the connection could not be made.
+pub(crate) const CONNECT_FAILED: &str = "connection failed";
+
 /// A transport failure in one line ("connection refused", "timed out"), or
 /// [`SyncError::Tls`] when the TLS handshake failed.
 fn transport(e: reqwest::Error) -> SyncError {
@@ -473,7 +476,7 @@ fn transport(e: reqwest::Error) -> SyncError {
         while let Some(next) = source.source() {
             source = next;
         }
-        format!("connection failed: {source}")
+        format!("{CONNECT_FAILED}: {source}")
     } else {
         e.to_string()
     };

@@ -54,6 +54,20 @@ pub type OnRevocations = Arc<dyn Fn(&Revocations) + Send + Sync>;
 /// The longest time between two revocation fetches while the link is up.
 pub const REVOCATIONS_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// While the server refuses connections (nothing listens: it is restarting, or the link
+/// to it is down), the engine also tries a bare TCP connect to the server's address this
+/// often during its backoff wait, and starts a round as soon as one is accepted. A refused
+/// connect costs the server nothing, so a returning server is noticed within about this
+/// interval instead of at the end of a backoff that may have grown to a minute. A server
+/// that answers but fails (5xx, a timeout: up but overloaded) is never probed: it gets the
+/// whole backoff.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Rounds started by a probe that failed again before the engine stops probing until the
+/// next success (a server that accepts connections and then drops them gets the plain
+/// backoff, not a round every [`PROBE_INTERVAL`]).
+const PROBE_STRIKES: u32 = 2;
+
 /// How the engine behaves.
 #[derive(Clone)]
 pub struct SyncOptions {
@@ -411,6 +425,9 @@ impl<S: SyncStore> Session<S> {
             ));
         }
         let mut backoff = Backoff::new(self.options.backoff);
+        // Rounds started by a probe that failed anyway (see PROBE_STRIKES).
+        let mut probe_strikes = 0u32;
+        let mut probed_in = false;
         loop {
             let generation = self.client.token().generation();
             let result = tokio::select! {
@@ -420,6 +437,8 @@ impl<S: SyncStore> Session<S> {
             let wait = match result {
                 Ok(report) => {
                     backoff.reset();
+                    probe_strikes = 0;
+                    probed_in = false;
                     self.round_succeeded(&report);
                     self.idle_interval()
                 }
@@ -436,6 +455,9 @@ impl<S: SyncStore> Session<S> {
                     continue;
                 }
                 Err(e) => {
+                    if std::mem::take(&mut probed_in) {
+                        probe_strikes += 1;
+                    }
                     let delay = backoff.next_delay();
                     let delay = if e.is_transient() {
                         delay
@@ -443,10 +465,16 @@ impl<S: SyncStore> Session<S> {
                         delay.max(self.options.backoff.max / 2)
                     };
                     self.round_failed(&e, backoff.failures(), delay);
-                    // Offline: the timer, the server coming back, or shutdown ends the wait.
+                    // Offline: the timer, the server coming back (the poke channel, or a
+                    // probe while nothing listened), or shutdown ends the wait.
+                    let probe = e.is_connect_failure() && probe_strikes < PROBE_STRIKES;
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = server_up.notified() => {}
+                        _ = wait_until_listening(self.client.base().clone()), if probe => {
+                            tracing::debug!("the server accepts connections again");
+                            probed_in = true;
+                        }
                         _ = shutdown.changed() => return,
                     }
                     continue;
@@ -945,6 +973,34 @@ impl<S: SyncStore> Session<S> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Returns once a TCP connection to `base`'s host and port is accepted (closed at once),
+/// trying every [`PROBE_INTERVAL`]; never returns when the address does not resolve.
+async fn wait_until_listening(base: reqwest::Url) {
+    let (Some(host), Some(port)) = (
+        base.host_str().map(str::to_owned),
+        base.port_or_known_default(),
+    ) else {
+        return std::future::pending().await;
+    };
+    // An IPv6 literal comes bracketed in URLs; connect wants it bare.
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    loop {
+        let attempt = tokio::time::timeout(
+            PROBE_INTERVAL,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        );
+        let started = tokio::time::Instant::now();
+        if let Ok(Ok(stream)) = attempt.await {
+            drop(stream);
+            return;
+        }
+        tokio::time::sleep_until(started + PROBE_INTERVAL).await;
     }
 }
 

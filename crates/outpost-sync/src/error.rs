@@ -105,6 +105,13 @@ impl SyncError {
         matches!(self, SyncError::Unreachable(_))
     }
 
+    /// True when no connection could be made at all (refused: nothing listens at the
+    /// address, or the network is unreachable), as opposed to a timeout or an answer: the
+    /// engine then probes for the server coming back ([`crate::PROBE_INTERVAL`]).
+    pub fn is_connect_failure(&self) -> bool {
+        matches!(self, SyncError::Unreachable(m) if m.starts_with(crate::client::CONNECT_FAILED))
+    }
+
     /// True when the server answered and refused the credentials or the device (401, 403);
     /// the server's message is in the error.
     pub fn is_refused(&self) -> bool {

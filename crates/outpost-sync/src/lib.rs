@@ -30,8 +30,8 @@ mod token;
 pub use backoff::{Backoff, BackoffPolicy};
 pub use client::{ClientIdentity, ServerClient, Timeouts, TlsSettings};
 pub use engine::{
-    LANES, OnApplied, OnRevocations, REVOCATIONS_INTERVAL, RoundReport, SyncEngine, SyncHandle,
-    SyncOptions,
+    LANES, OnApplied, OnRevocations, PROBE_INTERVAL, REVOCATIONS_INTERVAL, RoundReport, SyncEngine,
+    SyncHandle, SyncOptions,
 };
 pub use error::SyncError;
 pub use failpoint::{FAILPOINT_ENV, Failpoint};

@@ -181,3 +181,49 @@ fn the_poke_channel_ends_a_long_backoff_when_the_server_returns() {
     assert!(wait_until(5, || h.status().state == LinkState::Online));
     h.shutdown();
 }
+
+/// A server that comes back while the engine sits in a long backoff is noticed by the
+/// engine's probe (a bare TCP connect every `PROBE_INTERVAL` while nothing listens), not at
+/// the end of the backoff: here the backoff after the first failure is at least 30 s and the
+/// poke channel is off, so only the probe can end the wait within the 10 s allowed.
+#[test]
+fn a_returning_server_ends_a_long_backoff_through_the_probe() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let a = console(&tmp.path().join("a"));
+    act(&a, &first_script("u-03", "i3"));
+    let options = SyncOptions {
+        backoff: outpost_sync::BackoffPolicy {
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        },
+        poke: false,
+        ..quick()
+    };
+    let h = SyncEngine::start(
+        a.clone(),
+        &format!("http://{addr}"),
+        Arc::new(|| {}),
+        options,
+    )
+    .expect("start");
+    assert!(wait_until(10, || h.status().failures >= 1));
+    assert_eq!(h.status().state, LinkState::Offline);
+    assert!(
+        h.status()
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("connection failed")),
+        "{:?}",
+        h.status()
+    );
+    let srv = server_at(&tmp.path().join("server"), addr);
+    assert!(
+        wait_until(10, || counts(&a) == (0, 5, 0)),
+        "{:?}",
+        h.status()
+    );
+    assert!(wait_until(10, || h.status().state == LinkState::Online));
+    assert_eq!(server_log(&srv).len(), 5);
+    h.shutdown();
+}
