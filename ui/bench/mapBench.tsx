@@ -57,6 +57,8 @@ export interface BenchResult {
   max: number;
   over50: number;
   measuredS: number;
+  /** Frames per second while measured. */
+  fps: number;
   stateUpdates: number;
   reports: number;
   /** Frames in which the map drew (its `render` events). */
@@ -265,6 +267,7 @@ function measure() {
       max: round(sorted[sorted.length - 1] ?? 0),
       over50: intervals.filter((x) => x > 50).length,
       measuredS: round((t - start) / 1000),
+      fps: round(intervals.length / ((t - start) / 1000)),
       stateUpdates: stateUpdates - updatesAtStart.state,
       reports: reports - updatesAtStart.reports,
       renders: renders - updatesAtStart.renders,
@@ -287,7 +290,7 @@ const waitReady = setInterval(() => {
     if (performance.now() < loadedBy) return;
     // Never drawn: publish an invalid run rather than hang.
     clearInterval(waitReady);
-    const result = { n: N, mode: MODE, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, stateUpdates: 0, reports: 0, renders: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
+    const result = { n: N, mode: MODE, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
     window.__mapBench = { done: true, result };
     if (REPORT) void fetch(REPORT, { method: "POST", body: JSON.stringify(result) }).catch(() => undefined);
     return;

@@ -38,6 +38,9 @@ const MODES = arg("modes", "ours,naive").split(",");
 const WARM = Number(arg("warm", "5"));
 const SECS = Number(arg("secs", "20"));
 const TICK = Number(arg("tick", "100"));
+// Also per engine: STATIC_N units with no reports and the map redrawn every frame (what one
+// redraw costs, whatever the units do); 0 = none.
+const STATIC_N = Number(arg("static-n", "0"));
 const TIMEOUT_MS = Number(arg("timeout-s", String(WARM + SECS + 150))) * 1000;
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json", ".png": "image/png", ".pbf": "application/x-protobuf" };
@@ -83,7 +86,8 @@ await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
 const pageUrl = (n, mode, token) =>
-  `${origin}/map-bench.html?n=${n}&mode=${mode}&warm=${WARM}&secs=${SECS}&tick=${TICK}` + (token ? `&report=${encodeURIComponent(`${origin}/report/${token}`)}` : "");
+  `${origin}/map-bench.html?n=${n}&mode=${mode === "static" ? "ours&static=1" : mode}&warm=${WARM}&secs=${SECS}&tick=${TICK}` +
+  (token ? `&report=${encodeURIComponent(`${origin}/report/${token}`)}` : "");
 
 let browser = null;
 async function runChromium(n, mode) {
@@ -139,8 +143,10 @@ async function runWebkit(n, mode) {
 let failed = false;
 try {
   for (const engine of ENGINES) {
-    for (const n of COUNTS) {
-      for (const mode of MODES) {
+    const runs = COUNTS.flatMap((n) => MODES.map((mode) => [n, mode]));
+    if (STATIC_N > 0) runs.push([STATIC_N, "static"]);
+    for (const [n, mode] of runs) {
+      {
         process.stderr.write(`map bench: ${engine} n=${n} ${mode} (warm ${WARM} s, ${SECS} s measured)\n`);
         let result;
         try {
@@ -150,6 +156,7 @@ try {
           failed = true;
         }
         result.engine = engine;
+        result.mode = mode;
         process.stdout.write(`${JSON.stringify(result)}\n`);
       }
     }
