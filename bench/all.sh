@@ -10,7 +10,8 @@
 #
 # Options: --out FILE (instead of BENCHMARKS.md, or the temp file of --smoke), --no-build
 # (skip the build pass), -v (stream each benchmark's output instead of only logging it).
-# Environment: BENCH_TIMEOUT_S (per benchmark; default 5400, 1800 with --smoke); every
+# Environment: BENCH_TIMEOUT_S (per benchmark; default 5400, 1800 with --smoke);
+# BENCH_RESULTS (instead of bench/results, e.g. to try all.sh on a copy); every
 # benchmark's own knobs pass through (see bench/README.md), e.g. RUNS=7 bench/all.sh --only desktop.
 #
 # How it works:
@@ -83,7 +84,7 @@ if [ "$SMOKE" = 1 ]; then
   MODE=(--smoke)
   TIMEOUT_S="${BENCH_TIMEOUT_S:-1800}"
 else
-  RESULTS="$ROOT/bench/results"
+  RESULTS="${BENCH_RESULTS:-$ROOT/bench/results}"
   OUT="${OUT:-$ROOT/BENCHMARKS.md}"
   LOGS="$TARGET/bench/logs"
   MODE=()
@@ -215,6 +216,9 @@ fi
 # ---- 3. BENCHMARKS.md ----------------------------------------------------------------------
 # cell TEXT: a table cell (no pipes or newlines)
 cell() { tr '\n' ' ' <<<"$1" | sed 's/|/\\|/g; s/ *$//'; }
+# tsv FILE: FILE with its tabs turned into \x1f, so `IFS=$'\x1f' read` keeps empty fields
+# (a tab in IFS is whitespace: runs of tabs would collapse into one separator).
+tsv() { tr '\t' '\037' <"$1"; }
 assemble() {
   local name rel f run when took commit cmd full
   echo "# Benchmarks"
@@ -226,7 +230,7 @@ assemble() {
     echo
   fi
   if [ -f "$RESULTS/all.run" ]; then
-    IFS=$'\t' read -r when took _build commit full _nfail <"$RESULTS/all.run"
+    IFS=$'\037' read -r when took _build commit full _nfail < <(tsv "$RESULTS/all.run")
     echo "Last full run: $when, commit $commit, $(dur "$took") in all (builds included); machine: $full."
   else
     echo "No full run of \`bench/all.sh\` yet; each section says when it was measured."
@@ -240,7 +244,7 @@ assemble() {
   for b in "${BENCHES[@]}"; do
     name="${b%%:*}" rel="bench/${b#*:}"
     if [ -f "$RESULTS/$name.run" ]; then
-      IFS=$'\t' read -r when took commit cmd <"$RESULTS/$name.run"
+      IFS=$'\037' read -r when took commit cmd < <(tsv "$RESULTS/$name.run")
       f="ok"
       [ -f "$RESULTS/$name.failed" ] && f="**failed** $(head -1 "$RESULTS/$name.failed"): $(cell "$(sed 1d "$RESULTS/$name.failed")")"
       echo "| [$name](#$name) | \`$cmd\` | $when, $commit | $(dur "$took") | $f |"
@@ -258,11 +262,11 @@ assemble() {
   for b in "${BENCHES[@]}"; do
     name="${b%%:*}"
     [ -s "$RESULTS/$name.targets.tsv" ] || continue
-    while IFS=$'\t' read -r what target figure result why; do
+    while IFS=$'\037' read -r what target figure result why; do
       [ -n "$what" ] || continue
       [ "$result" = gap ] && result="**gap**"
       echo "| $name | $(cell "$what") | $(cell "$target") | $(cell "$figure") | $result | $(cell "${why:-}") |"
-    done <"$RESULTS/$name.targets.tsv"
+    done < <(tsv "$RESULTS/$name.targets.tsv")
   done
   for b in "${BENCHES[@]}"; do
     name="${b%%:*}" rel="bench/${b#*:}"
