@@ -314,6 +314,7 @@ export function MapView(props: MapViewProps) {
       clearInterval(pulse);
       clearInterval(ages);
       if (window.__outpost === hook) delete window.__outpost;
+      unitLayer.current?.dispose();
       map.remove();
       mapRef.current = null;
       unitLayer.current = null;

@@ -104,6 +104,16 @@ describe("unit layer", () => {
     expect(calls.filter((c) => c.op === "cluster").map((c) => (c.arg as { cluster: boolean }).cluster)).toEqual([true, false]);
   });
 
+  it("writes nothing once disposed (the map was removed)", () => {
+    const { map, calls } = fakeMap();
+    const frames = manualFrames();
+    const layer = new UnitLayer(map, "diff", 0, frames.schedule);
+    layer.update(input(units));
+    layer.dispose();
+    frames.frame();
+    expect(calls).toEqual([]);
+  });
+
   it("naive mode (the benchmark's baseline) replaces the whole source on every update", () => {
     const { map, calls } = fakeMap();
     const layer = new UnitLayer(map, "naive", 0, () => undefined);

@@ -146,6 +146,7 @@ export class UnitLayer {
   private lastWrite = -Infinity;
   /** Units with a fix at the last write. */
   private fixes = 0;
+  private disposed = false;
 
   constructor(
     private readonly map: maplibregl.Map,
@@ -194,8 +195,15 @@ export class UnitLayer {
     return this.clustered;
   }
 
+  /** The map is going away: pending writes are dropped. */
+  dispose(): void {
+    this.disposed = true;
+    this.input = null;
+  }
+
   /** Writes the newest input to the source now. */
   flush(): void {
+    if (this.disposed) return;
     const input = this.input;
     const src = this.map.getSource(SOURCES.units) as maplibregl.GeoJSONSource | undefined;
     if (!input || !src) return;
