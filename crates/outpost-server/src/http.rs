@@ -1067,10 +1067,19 @@ async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], snap).into_response())
 }
 
+/// The query of `GET /v1/poke`.
+#[derive(Debug, Deserialize)]
+struct PokeQuery {
+    /// `1`: the live feed (binary frames with the new ops, see [`crate::service::FeedFrame`]).
+    feed: Option<u8>,
+}
+
 async fn poke(
     State(s): State<AppState>,
     peer: Option<axum::Extension<PeerDevice>>,
+    auth: Option<axum::Extension<Authenticated>>,
     headers: HeaderMap,
+    q: Result<Query<PokeQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Consoles send nothing on this socket: a few KiB is plenty, and no client can make
@@ -1079,6 +1088,19 @@ async fn poke(
         .max_message_size(POKE_MAX_MESSAGE)
         .max_frame_size(POKE_MAX_MESSAGE);
     let rx = s.service.subscribe();
+    // The feed carries the ops a pull would return, so it is given only to a session whose
+    // role may pull (the auth layer already checked `Poke`, the same roles; checked again
+    // here against `Pull` so the two can never drift apart). No security state: the plain
+    // test server, which checks nobody.
+    let wants_feed = q.is_ok_and(|Query(q)| q.feed == Some(1));
+    let may_read = match (&s.security, &auth) {
+        (None, _) => true,
+        (Some(_), Some(axum::Extension(Authenticated(session)))) => {
+            outpost_domain::access::check_endpoint(session.role, Endpoint::Pull).is_ok()
+        }
+        (Some(_), None) => false,
+    };
+    let feed = (wants_feed && may_read).then(|| s.service.subscribe_feed());
     let service = s.service.clone();
     let shutdown = s.shutdown.clone();
     // The socket lives as long as its session (review S10): checked again every
@@ -1089,7 +1111,7 @@ async fn poke(
         bearer: bearer_of(&headers),
         every: s.guards.config.session_recheck,
     });
-    ws.on_upgrade(move |socket| poke_socket(socket, service, rx, shutdown, session))
+    ws.on_upgrade(move |socket| poke_socket(socket, service, rx, feed, shutdown, session))
 }
 
 /// The bearer token of a request's `Authorization` header.
@@ -1144,15 +1166,28 @@ const POKE_MAX_MESSAGE: usize = 4 * 1024;
 /// the newest (a poke only says "pull"; 200 consoles must not pull once per commit each).
 const POKE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Most feed frames written to one socket before it is flushed.
+const FEED_BURST: usize = 64;
+
 /// Sends the current head at once, then the newest head at most every [`POKE_INTERVAL`]
 /// while commits happen, until the console goes away or the server shuts down.
+///
+/// With `feed` (the live feed, `?feed=1`): every committed push is also sent at once as a
+/// binary frame (the same bytes to every socket, [`crate::service::FeedFrame`]); a text
+/// poke then goes out only when it says more than the frames did (an epoch change). A socket
+/// that falls [`crate::service::FEED_CAPACITY`] frames behind (a slow console, a full TCP
+/// buffer) gets a text poke of the newest head instead of the frames it missed: it pulls
+/// them. Only this socket's task ever waits for the socket; the server and the other sockets
+/// never do.
 async fn poke_socket(
     mut socket: WebSocket,
     service: Arc<SyncService>,
     mut rx: broadcast::Receiver<Poke>,
+    mut feed: Option<broadcast::Receiver<crate::service::FeedFrame>>,
     mut shutdown: watch::Receiver<bool>,
     session: Option<PokeSession>,
 ) {
+    use futures_util::SinkExt;
     let every = session
         .as_ref()
         .map_or(Duration::from_secs(3600), |s| s.every);
@@ -1176,12 +1211,18 @@ async fn poke_socket(
     }
     let mut last_sent = Instant::now();
     let mut pending: Option<Poke> = None;
+    // What the feed frames already told this socket (epoch, newest gseq).
+    let mut fed: Option<(uuid::Uuid, u64)> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let due = last_sent + POKE_INTERVAL;
         tokio::select! {
+            // In this order: the session check and the console's messages are never
+            // starved by a busy feed; frames go before pokes (a push's frame is sent before
+            // its poke, so a poke is dropped when its frame already went out).
+            biased;
             _ = shutdown.changed() => break,
             _ = recheck.tick(), if session.is_some() => {
                 if let Some(s) = &session
@@ -1189,6 +1230,62 @@ async fn poke_socket(
                 {
                     tracing::debug!(%why, "poke socket closed: its session ended");
                     break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Consoles send nothing but pings (answered by the library) and close.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            frame = async {
+                match feed.as_mut() {
+                    Some(f) => f.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match frame {
+                    Ok(first) => {
+                        // Write what is waiting (up to a burst), then flush once.
+                        let mut frame = Some(first);
+                        let mut n = 0;
+                        while let Some(f) = frame.take() {
+                            fed = Some((f.epoch, f.gseq));
+                            if socket.feed(Message::Binary(f.bytes)).await.is_err() {
+                                return;
+                            }
+                            n += 1;
+                            if n < FEED_BURST
+                                && let Some(rx) = feed.as_mut()
+                                && let Ok(next) = rx.try_recv()
+                            {
+                                frame = Some(next);
+                            }
+                        }
+                        if socket.flush().await.is_err() {
+                            return;
+                        }
+                        if let (Some(p), Some((e, g))) = (pending, fed)
+                            && e == p.epoch
+                            && g >= p.gseq
+                        {
+                            pending = None;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // Too slow for the feed: a poke of the newest head; the console
+                        // pulls what it missed.
+                        tracing::debug!(missed, "feed socket lagged; poking instead");
+                        let svc = service.clone();
+                        if let Ok(Ok(head)) = tokio::task::spawn_blocking(move || svc.head()).await {
+                            fed = None;
+                            let poke = Poke { gseq: head.gseq, epoch: head.epoch };
+                            if send_poke(&mut socket, poke).await.is_err() {
+                                return;
+                            }
+                            last_sent = Instant::now();
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
             _ = tokio::time::sleep_until(due), if pending.is_some() => {
@@ -1200,6 +1297,8 @@ async fn poke_socket(
                 }
             }
             msg = rx.recv() => match msg {
+                // A poke the feed already delivered says nothing new.
+                Ok(p) if fed.is_some_and(|(e, g)| e == p.epoch && g >= p.gseq) => {}
                 Ok(p) => pending = Some(p),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let svc = service.clone();
@@ -1208,11 +1307,6 @@ async fn poke_socket(
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
-            },
-            incoming = socket.recv() => match incoming {
-                // Consoles send nothing but pings (answered by the library) and close.
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
             },
         }
     }

@@ -181,6 +181,9 @@ pub struct SyncService {
     readers: Vec<Mutex<Box<dyn SyncStorage>>>,
     next_reader: std::sync::atomic::AtomicUsize,
     pokes: broadcast::Sender<Poke>,
+    /// The live feed: every committed push that accepted ops, its ops serialised once
+    /// ([`FeedFrame`]); only built while someone subscribes.
+    feed: broadcast::Sender<FeedFrame>,
     closing: AtomicBool,
     /// Bumped after every push that accepted a `device.bind`: the ingest's binding cache
     /// reloads when it changes (bindings change only through accepted ops).
@@ -251,11 +254,13 @@ impl SyncService {
         readers: Vec<Box<dyn SyncStorage>>,
     ) -> SyncService {
         let (pokes, _) = broadcast::channel(256);
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
         SyncService {
             storage: Mutex::new(storage),
             readers: readers.into_iter().map(Mutex::new).collect(),
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             pokes,
+            feed,
             closing: AtomicBool::new(false),
             bindings_generation: std::sync::atomic::AtomicU64::new(0),
             clock: Arc::new(SystemClock),
@@ -301,6 +306,13 @@ impl SyncService {
     /// Subscribes to pokes (one after every push that accepted ops or changed the epoch).
     pub fn subscribe(&self) -> broadcast::Receiver<Poke> {
         self.pokes.subscribe()
+    }
+
+    /// Subscribes to the live feed: one [`FeedFrame`] per committed push that accepted ops,
+    /// in commit order. A receiver more than [`FEED_CAPACITY`] frames behind gets
+    /// `Lagged` (its console must pull); the sender never waits for a receiver.
+    pub fn subscribe_feed(&self) -> broadcast::Receiver<FeedFrame> {
+        self.feed.subscribe()
     }
 
     /// From now on, pushes, pulls and snapshots answer 503 and health says `shutting_down`.
@@ -605,6 +617,9 @@ impl SyncService {
         let mut binds = 0usize;
         let mut hw = tx.high_water(req.origin, req.lane)?;
         let mut results = Vec::with_capacity(req.ops.len());
+        // The accepted ops as stored, for the live feed (only while someone listens).
+        let feeding = self.feed.receiver_count() > 0;
+        let mut fed: Vec<LoggedOp> = Vec::new();
         let mut resend_from = None;
         let mut accepted = 0usize;
         let mut parked = 0usize;
@@ -659,6 +674,12 @@ impl SyncService {
             let outcome = match verdict {
                 Ok(gseq) => {
                     accepted += 1;
+                    if feeding {
+                        fed.push(LoggedOp {
+                            gseq,
+                            raw: raw_text,
+                        });
+                    }
                     Outcome::Accepted { gseq }
                 }
                 Err(reason) => {
@@ -676,6 +697,10 @@ impl SyncService {
             });
         }
         let head = tx.commit()?;
+        if feeding && accepted > 0 {
+            // Sent while the writer is still held, so frames leave in commit order.
+            let _ = self.feed.send(FeedFrame::new(head.epoch, head.gseq, &fed));
+        }
         drop(storage);
         if binds > 0 {
             self.bindings_generation.fetch_add(1, Ordering::SeqCst);
@@ -1019,6 +1044,55 @@ fn refers_to_unknown(
         }
     }
     Ok(None)
+}
+
+/// How many live-feed frames wait for a slow receiver before it is told it lagged.
+pub const FEED_CAPACITY: usize = 256;
+
+/// The largest live-feed frame carrying ops, bytes (JSON). A push whose accepted ops make a
+/// larger frame goes out as a frame without ops (a poke: consoles pull it), so the feed's
+/// memory stays below [`FEED_CAPACITY`] × this.
+pub const FEED_MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// One committed push on the live feed (`GET /v1/poke?feed=1`).
+///
+/// `bytes` is the frame as sent, serialised once for every socket: the JSON object
+/// `{"gseq":G,"epoch":"E","after":A,"ops":[{"gseq":..,"op":RAW},...]}` — a [`Poke`] (newest
+/// `gseq`, epoch) plus the ops with `gseq` in `after+1..=gseq`, contiguous, exactly as a pull
+/// returns them. Without ops (`"after"` and `"ops"` absent) when the ops did not fit
+/// [`FEED_MAX_FRAME_BYTES`] or were not contiguous.
+#[derive(Debug, Clone)]
+pub struct FeedFrame {
+    /// The server's epoch.
+    pub epoch: Uuid,
+    /// The newest `gseq` after this push.
+    pub gseq: u64,
+    /// The frame's JSON text.
+    pub bytes: axum::body::Bytes,
+}
+
+impl FeedFrame {
+    /// The frame of a push that committed `ops` (accepted, in order) and left the log at
+    /// `gseq` in `epoch`.
+    pub fn new(epoch: Uuid, gseq: u64, ops: &[LoggedOp]) -> FeedFrame {
+        let contiguous = !ops.is_empty()
+            && ops.last().map(|o| o.gseq) == Some(gseq)
+            && ops.windows(2).all(|w| w[1].gseq == w[0].gseq + 1);
+        let size: usize = ops.iter().map(|o| o.raw.len() + 24).sum();
+        let mut out = String::with_capacity(96 + if contiguous { size } else { 0 });
+        out.push_str(&format!("{{\"gseq\":{gseq},\"epoch\":\"{epoch}\""));
+        if contiguous && size <= FEED_MAX_FRAME_BYTES {
+            let after = ops[0].gseq - 1;
+            out.push_str(&format!(",\"after\":{after},\"ops\":"));
+            push_ops_json(&mut out, ops);
+        }
+        out.push('}');
+        FeedFrame {
+            epoch,
+            gseq,
+            bytes: axum::body::Bytes::from(out),
+        }
+    }
 }
 
 /// Appends `[{"gseq":G,"op":RAW},...]` to `out`.

@@ -14,6 +14,7 @@ mod audit;
 #[cfg(unix)]
 mod cli;
 mod console_audit;
+mod feed;
 #[cfg(unix)]
 mod crash;
 mod fresh_review;
