@@ -197,6 +197,16 @@ impl Shared {
             verify_history: AtomicBool::new(true),
         }
     }
+    /// False from a lost link until the next round checked the server's history.
+    pub(crate) fn history_verified(&self) -> bool {
+        !self.verify_history.load(Ordering::SeqCst)
+    }
+    /// Counts live-feed frames applied, or one fallback to a pull.
+    pub(crate) fn feed_counted(&self, frames_applied: u64, fell_back: bool) {
+        let mut s = self.lock();
+        s.feed_frames_applied += frames_applied;
+        s.feed_fallbacks += u64::from(fell_back);
+    }
     pub(crate) fn saw_server_gseq(&self, gseq: u64) {
         let mut s = self.lock();
         s.server_gseq = s.server_gseq.max(gseq);
@@ -421,6 +431,12 @@ impl<S: SyncStore> Session<S> {
                 Arc::clone(&server_up),
                 Arc::clone(&self.applied_gseq),
                 crate::poke::policy(self.options.backoff),
+                Some(crate::poke::Feed {
+                    store: Arc::clone(&self.store),
+                    on_applied: Arc::clone(&self.on_applied),
+                    failpoint: self.options.failpoint,
+                    clock: Arc::clone(&self.options.clock),
+                }),
                 shutdown.clone(),
             ));
         }

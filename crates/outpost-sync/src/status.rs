@@ -60,6 +60,11 @@ pub struct EngineStatus {
     /// The version of the revocation list last delivered to
     /// [`crate::SyncOptions::on_revocations`] (`None`: none fetched yet, or no receiver).
     pub revocations_version: Option<u64>,
+    /// Live-feed frames applied straight from the poke socket (no pull needed).
+    pub feed_frames_applied: u64,
+    /// Times the live feed could not be applied (a gap, another epoch, a frame without ops,
+    /// a history not yet verified) and the engine was woken to pull instead.
+    pub feed_fallbacks: u64,
 }
 
 impl EngineStatus {
@@ -77,6 +82,8 @@ impl EngineStatus {
             server_gseq: 0,
             poke_connected: false,
             revocations_version: None,
+            feed_frames_applied: 0,
+            feed_fallbacks: 0,
         }
     }
 }

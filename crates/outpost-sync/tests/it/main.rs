@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod engine;
 mod fake;
+mod feed;
 mod herd;
 mod recovery;
 mod roundtrip;
