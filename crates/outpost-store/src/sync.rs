@@ -181,11 +181,16 @@ fn decode(raw: &Value) -> Result<OpEnvelope, String> {
 /// applied again in the ledger; returns true when so (the caller rebuilds the state, which
 /// replays it now that the server shows it applies).
 fn revive_if_parked(conn: &Connection, op_id: Uuid) -> Result<bool, StoreError> {
-    Ok(conn.execute(
-        "UPDATE ops SET state = 'applied', reason = NULL
-         WHERE op_id = ?1 AND (state = 'parked' OR (state = 'applied' AND reason LIKE ?2))",
-        params![op_id.to_string(), format!("{}%", apply::SKIPPED_PREFIX)],
-    )? == 1)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE ops SET state = 'applied', reason = NULL
+             WHERE op_id = ?1 AND (state = 'parked' OR (state = 'applied' AND reason LIKE ?2))",
+        )?
+        .execute(params![
+            op_id.to_string(),
+            format!("{}%", apply::SKIPPED_PREFIX)
+        ])?
+        == 1)
 }
 
 /// The server lost history (restored from a backup): every acked op goes back to pending
@@ -204,13 +209,20 @@ fn mark_for_resync(conn: &Connection) -> Result<usize, StoreError> {
 }
 
 /// Marks this replica's own op acknowledged at `gseq` (outbox and ledger).
+/// One statement per table ([`apply::record_gseq`]'s two updates folded into these).
 fn ack_own(conn: &Connection, op_id: Uuid, gseq: u64, now_ms: i64) -> Result<bool, StoreError> {
-    conn.execute(
-        "UPDATE outbox SET status = 'acked', acked_at = COALESCE(acked_at, ?3)
-         WHERE op_id = ?1 AND status = 'pending'",
-        params![op_id.to_string(), u64_sql(gseq), now_ms],
-    )?;
-    apply::record_gseq(conn, op_id, gseq)
+    let id = op_id.to_string();
+    conn.prepare_cached(
+        "UPDATE outbox SET gseq = ?2,
+                acked_at = CASE status WHEN 'pending' THEN COALESCE(acked_at, ?3) ELSE acked_at END,
+                status = CASE status WHEN 'pending' THEN 'acked' ELSE status END
+         WHERE op_id = ?1",
+    )?
+    .execute(params![id, u64_sql(gseq), now_ms])?;
+    let n = conn
+        .prepare_cached("UPDATE ops SET gseq = ?2 WHERE op_id = ?1")?
+        .execute(params![id, u64_sql(gseq)])?;
+    Ok(n == 1)
 }
 
 impl Store {
