@@ -3,7 +3,8 @@
 //! Owns: the command line, the window, one Tauri command per entry of the IPC contract
 //! (forwarding to the sign-in [`outpost_app::auth::Gate`] or, once someone is signed in, to
 //! its [`outpost_app::Console`]), the `state-changed` event, the `outpost://` tile protocol,
-//! the first-run build of the demo pack, and — after the first sign-in — the demo replay and
+//! the first-run build of the demo pack, the webview's memory settings ([`webview`]), and —
+//! after the first sign-in — the demo replay and
 //! field laptop mode (`--unit`, `--gps`: starts [`outpost_app::gps::GpsReader`] and stops it on
 //! sign-out and exit).
 //!
@@ -17,6 +18,7 @@ mod commands;
 mod demo;
 mod session;
 mod tiles;
+mod webview;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,10 +123,10 @@ fn run(cli: Cli) -> Result<()> {
         .build(context)
         .context("cannot start the window (is a display available? see DISPLAY)")?;
     emit_changes(app.handle());
-    app.run(move |_app, event| {
-        if let tauri::RunEvent::Exit = event {
-            shell.shutdown();
-        }
+    app.run(move |app, event| match event {
+        tauri::RunEvent::Ready => webview::tune(app),
+        tauri::RunEvent::Exit => shell.shutdown(),
+        _ => {}
     });
     Ok(())
 }
