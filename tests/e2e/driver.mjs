@@ -1,4 +1,4 @@
-// Shared by the end-to-end test (run.mjs) and bench/startup.mjs: tauri-driver on free ports,
+// Shared by the end-to-end test (run.mjs) and bench/desktop.mjs: tauri-driver on free ports,
 // WebDriver sessions that launch the real app, the cached demo pack, waiting for the map.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -89,8 +89,8 @@ export class Driver {
     clearTimeout(timer);
   }
 
-  /** Launches the app and returns the WebDriver session. */
-  session(args) {
+  /** Launches the app (or another Tauri binary, absolute path) and returns the WebDriver session. */
+  session(args, application = BIN) {
     return remote({
       hostname: "127.0.0.1",
       port: this.port,
@@ -98,7 +98,7 @@ export class Driver {
       connectionRetryTimeout: 120_000,
       connectionRetryCount: 0,
       // No browserName: WebKitWebDriver refuses "wry" (TAURI.md).
-      capabilities: { "tauri:options": { application: BIN, args } },
+      capabilities: { "tauri:options": { application, args } },
     });
   }
 }
