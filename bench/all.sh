@@ -112,7 +112,18 @@ run_logged() {
     timeout -k 30 "$TIMEOUT_S" "$@" >>"$log" 2>&1
   fi
 }
-tail_log() { tail -n 15 "$1" | sed 's/^/      /' >&2; }
+# tail_log LOG: the first lines that look like errors, then the last lines (a backtrace can
+# fill the tail).
+tail_log() {
+  local hits
+  hits="$(grep -i -m 5 -E 'panicked|error|fail' "$1" || true)"
+  if [ -n "$hits" ]; then
+    echo "      first error lines:"
+    cut -c1-240 <<<"$hits" | sed 's/^/        /'
+  fi >&2
+  echo "      last lines:" >&2
+  tail -n 10 "$1" | cut -c1-240 | sed 's/^/        /' >&2
+}
 
 FAILED=()
 T_ALL=$SECONDS
