@@ -242,7 +242,7 @@ assemble() {
   fi
   if [ -f "$RESULTS/all.run" ]; then
     IFS=$'\037' read -r when took build commit full nfail < <(tsv "$RESULTS/all.run")
-    echo "Last full run: $when, commit $commit, $(dur "$took") in all (of which the build pass $(dur "$build")); $nfail benchmark(s) failed; machine: $full."
+    echo "$([ "$SMOKE" = 1 ] && echo "This smoke run" || echo "Last full run"): $when, commit $commit, $(dur "$took") in all (of which the build pass $(dur "$build")); $nfail benchmark(s) failed; machine: $full."
   else
     echo "No full run of \`bench/all.sh\` yet; each section says when it was measured."
   fi
