@@ -149,7 +149,7 @@ if [ "$ASSEMBLE" = 0 ]; then
       i=$((i + 1))
       script="$ROOT/bench/$(script_of "$name")"
       [ -f "$script" ] || continue
-      if ! grep -q '^[[:space:]]*bench_built' "$script"; then
+      if ! grep -q 'bench_built' "$script"; then
         say "[build $i/$N] $name … builds as it runs (no bench_built in ${script#"$ROOT"/})"
         continue
       fi
