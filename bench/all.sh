@@ -295,7 +295,9 @@ assemble() {
       echo
       echo "### How it is measured"
       echo
-      cat "$ROOT/bench/notes/$name.md"
+      # Its headings go under this one (outside code blocks).
+      awk '/^```/ { code = !code } !code && /^#+ / { sub(/^#+ /, "#### ") } { print }' \
+        "$ROOT/bench/notes/$name.md"
     fi
   done
 }
