@@ -12,7 +12,8 @@
 # (skip the build pass), -v (stream each benchmark's output instead of only logging it).
 # Environment: BENCH_TIMEOUT_S (per benchmark; default 5400, 1800 with --smoke);
 # BENCH_RESULTS (instead of bench/results, e.g. to try all.sh on a copy); every
-# benchmark's own knobs pass through (see bench/README.md), e.g. RUNS=7 bench/all.sh --only desktop.
+# benchmark's own knobs pass through (see bench/README.md; names repeat across scripts, so
+# use them with --only), e.g. RUNS=7 bench/all.sh --only desktop.
 #
 # How it works:
 #   1. build pass: each selected script runs with --build-only (bench/lib.sh: it exits at
