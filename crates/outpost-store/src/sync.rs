@@ -164,7 +164,8 @@ fn defer(conn: &Connection, raw: &Value, gseq: u64, reason: &str) -> Result<(), 
 
 /// Decodes a pulled op: `Err(reason)` when this build cannot apply it.
 fn decode(raw: &Value) -> Result<OpEnvelope, String> {
-    let op: OpEnvelope = serde_json::from_value(raw.clone())
+    // Deserialized from the borrowed value: no copy of the op's JSON tree per op.
+    let op = <OpEnvelope as serde::Deserialize>::deserialize(raw)
         .map_err(|e| format!("not readable by this build: {e}"))?;
     if op.schema > SCHEMA_VERSION {
         return Err(format!(
