@@ -83,11 +83,12 @@ pub fn apply_with_gseq(
         }
         return Ok(false);
     }
-    conn.execute_batch("SAVEPOINT apply_op")?;
+    // Cached: this runs once per op (a server push of positions applies thousands).
+    conn.prepare_cached("SAVEPOINT apply_op")?.execute([])?;
     let result = insert_ledger(conn, op, gseq).and_then(|()| effects(conn, op));
     match result {
         Ok(()) => {
-            conn.execute_batch("RELEASE apply_op")?;
+            conn.prepare_cached("RELEASE apply_op")?.execute([])?;
             Ok(true)
         }
         Err(e) => {
@@ -549,25 +550,23 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
             let t = fix.fix_time.timestamp_millis();
             // Two different fixes of one unit at the same instant: FIX_TIE_WINS decides,
             // whatever order they arrive in (every replica keeps the same one).
-            conn.execute(
-                &format!(
-                    "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
-                                           accuracy_m, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET}
-                     WHERE {FIX_TIE_WINS}"
-                ),
-                params![
-                    unit_id,
-                    t,
-                    fix.position.lat,
-                    fix.position.lon,
-                    fix.heading_deg,
-                    fix.speed_mps,
-                    fix.accuracy_m,
-                    at
-                ],
-            )?;
+            conn.prepare_cached(&format!(
+                "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                       accuracy_m, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET}
+                 WHERE {FIX_TIE_WINS}"
+            ))?
+            .execute(params![
+                unit_id,
+                t,
+                fix.position.lat,
+                fix.position.lon,
+                fix.heading_deg,
+                fix.speed_mps,
+                fix.accuracy_m,
+                at
+            ])?;
             // SYNC.md principle 9: the latest position is the fix with the newest fix time
             // (a late older fix never moves it back), as kept in the history.
             conn.prepare_cached(
