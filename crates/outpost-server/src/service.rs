@@ -561,7 +561,68 @@ impl SyncService {
         if let Some(g) = guard {
             g.check_push(req).map_err(SyncError::Forbidden)?;
         }
+        let push = Push {
+            origin: req.origin,
+            lane: req.lane,
+            epoch: req.epoch,
+            cursor: req.cursor,
+            ops: req.ops.iter().map(PushOp::Wire).collect(),
+        };
+        self.push_checked(&push, &headers, guard)
+    }
 
+    /// A push of ops built in this process (the ingest gateway): the same transaction, checks
+    /// and outcomes as [`SyncService::push_request`] of their JSON, without the JSON value
+    /// round trip (each op is serialised once, as stored). No epoch (the pusher lives in the
+    /// server and can never prove a restore), no guard, and no [`MAX_BATCH_OPS`] cap (the cap
+    /// bounds what a console may send over HTTP; the caller bounds its own batches).
+    ///
+    /// # Errors
+    /// [`SyncError::BadRequest`] for an op of another origin or lane, or with `lane_seq` 0
+    /// (nothing stored); [`SyncError::Unavailable`]; storage errors.
+    pub fn push_ops(
+        &self,
+        origin: Uuid,
+        lane: Lane,
+        cursor: u64,
+        ops: &[OpEnvelope],
+    ) -> Result<PushResponse, SyncError> {
+        self.check_open()?;
+        let mut headers = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            if op.origin != origin || op.lane != lane || op.lane_seq == 0 {
+                return Err(SyncError::BadRequest(format!(
+                    "ops[{i}]: origin {} lane {:?} lane_seq {} in a push of origin {origin} lane \
+                     {lane:?} (lane sequence numbers start at 1)",
+                    op.origin, op.lane, op.lane_seq
+                )));
+            }
+            headers.push(Header {
+                op_id: op.op_id,
+                origin: op.origin,
+                lane: op.lane,
+                lane_seq: op.lane_seq,
+                schema: op.schema,
+            });
+        }
+        let push = Push {
+            origin,
+            lane,
+            epoch: None,
+            cursor,
+            ops: ops.iter().map(PushOp::Typed).collect(),
+        };
+        self.push_checked(&push, &headers, None)
+    }
+
+    /// The transaction of a push whose request was checked ([`SyncService::push_request_guarded`],
+    /// [`SyncService::push_ops`]); `headers[i]` belongs to `req.ops[i]`.
+    fn push_checked(
+        &self,
+        req: &Push<'_>,
+        headers: &[Header],
+        guard: Option<&dyn PushGuard>,
+    ) -> Result<PushResponse, SyncError> {
         let mut storage = self.storage();
         let mut tx = storage.begin()?;
         let head = tx.head();
@@ -623,7 +684,7 @@ impl SyncService {
         let mut resend_from = None;
         let mut accepted = 0usize;
         let mut parked = 0usize;
-        for (i, (raw, h)) in req.ops.iter().zip(&headers).enumerate() {
+        for (i, (op, h)) in req.ops.iter().zip(headers).enumerate() {
             let key = OpKey {
                 op_id: h.op_id,
                 origin: h.origin,
@@ -642,8 +703,8 @@ impl SyncService {
                 resend_from = Some(hw + 1);
                 break;
             }
-            let raw_text = serde_json::to_string(raw).map_err(StorageError::from)?;
-            let verdict = match judge(raw, h, i, now) {
+            let (raw_text, judged) = op.judge(h, i, now)?;
+            let verdict = match judged {
                 Err(reason) => Err(reason),
                 Ok(env) => {
                     flag_skew(&env, now_ms);
@@ -918,7 +979,13 @@ fn judge(
         ));
     }
     let env: OpEnvelope = decode_value(raw, &format!("ops[{i}]"))?;
-    merge::validate(&env)?;
+    check_env(&env, now)?;
+    Ok(env)
+}
+
+/// The checks of a decoded op (see [`judge`]); `Err(reason)` parks it.
+fn check_env(env: &OpEnvelope, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+    merge::validate(env)?;
     let fix = match &env.body {
         OpBody::PositionReport { fix, .. } => Some(fix),
         OpBody::DeviceReport { report } => Some(&report.fix),
@@ -944,7 +1011,56 @@ fn judge(
             return Err(format!("{name} {n} is out of range (at most {})", i64::MAX));
         }
     }
-    Ok(env)
+    Ok(())
+}
+
+/// A push as [`SyncService::push_checked`] runs it: a console's (decoded from the wire) or
+/// the gateway's (built in-process).
+struct Push<'a> {
+    origin: Uuid,
+    lane: Lane,
+    epoch: Option<Uuid>,
+    cursor: u64,
+    ops: Vec<PushOp<'a>>,
+}
+
+/// One op of a [`Push`].
+enum PushOp<'a> {
+    /// A JSON value of a console's push: decoded and judged here.
+    Wire(&'a Value),
+    /// An op built in this process: already typed.
+    Typed(&'a OpEnvelope),
+}
+
+impl PushOp<'_> {
+    /// The op's JSON text as stored, and the decoded op or why it is parked ([`judge`]).
+    fn judge(
+        &self,
+        h: &Header,
+        i: usize,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, Result<std::borrow::Cow<'_, OpEnvelope>, String>), SyncError> {
+        match self {
+            PushOp::Wire(raw) => Ok((
+                serde_json::to_string(raw).map_err(StorageError::from)?,
+                judge(raw, h, i, now).map(std::borrow::Cow::Owned),
+            )),
+            PushOp::Typed(env) => {
+                let verdict = if h.schema > SCHEMA_VERSION {
+                    Err(format!(
+                        "schema version {} is newer than this server knows ({SCHEMA_VERSION})",
+                        h.schema
+                    ))
+                } else {
+                    check_env(env, now).map(|()| std::borrow::Cow::Borrowed(*env))
+                };
+                Ok((
+                    serde_json::to_string(env).map_err(StorageError::from)?,
+                    verdict,
+                ))
+            }
+        }
+    }
 }
 
 /// How far ahead of the server's clock an op's HLC may be before the log flags the author's
