@@ -958,6 +958,23 @@ struct Touched {
     incidents: BTreeSet<Uuid>,
 }
 
+/// The kind of a logged op and the unit of a `position.report`, read without decoding the op
+/// (other fields are skipped).
+#[derive(serde::Deserialize)]
+struct KindOnly<'a> {
+    #[serde(borrow)]
+    body: BodyKind<'a>,
+}
+
+/// See [`KindOnly`].
+#[derive(serde::Deserialize)]
+struct BodyKind<'a> {
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    unit_id: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Follows the log from `after`; returns the new cursor. `Err` when the log was compacted
 /// past the cursor (the caller re-sends the whole picture).
 fn read_log(
@@ -969,6 +986,17 @@ fn read_log(
         let page = service.pull_raw(after, FEED_PAGE)?;
         for op in &page.ops {
             after = after.max(op.gseq);
+            // Most of the log is positions: their unit is read without decoding the op
+            // (an internally tagged body is buffered whole by serde, a few µs per op).
+            if let Ok(KindOnly { body }) = serde_json::from_str::<KindOnly<'_>>(&op.raw)
+                && body.kind == "position.report"
+                && let Some(unit) = body.unit_id
+            {
+                if !touched.units.contains(unit.as_ref()) {
+                    touched.units.insert(unit.into_owned());
+                }
+                continue;
+            }
             // Ops of a newer schema are not read here; the next whole picture shows them.
             let Ok(env) = serde_json::from_str::<OpEnvelope>(&op.raw) else {
                 continue;

@@ -1,5 +1,6 @@
 //! The gateway: the server's own origin that turns queued device reports into ops and pushes
-//! them in batches through [`SyncService::push_request`], on a thread of its own.
+//! them in batches through [`SyncService::push_ops`] (the push path of a console, typed), on a
+//! thread of its own.
 //!
 //! Its ops travel only in the positions lane, so `seq` equals `lane_seq`; both continue from
 //! the server's high-water mark of (gateway origin, positions) after a restart. Each op's HLC
@@ -17,10 +18,10 @@ use uuid::Uuid;
 
 use outpost_domain::device::DeviceReport;
 use outpost_domain::op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
-use outpost_domain::wire::{Outcome, PROTOCOL_VERSION, PushRequest};
+use outpost_domain::wire::Outcome;
 
 use super::{
-    BATCH_MAX_REPORTS, BATCH_WINDOW, BOUND_FORGET, IngestStats, IngestStatsView, Listener,
+    BATCH_MAX_REPORTS, BOUND_FORGET, IngestStats, IngestStatsView, Listener,
     MAX_TRACKED_BOUND_DEVICES, MAX_UNBOUND_DEVICES, QueueRx, RATE_WINDOW, RECENT_FIXES,
     UNBOUND_FORGET, UNBOUND_INTERVAL,
 };
@@ -170,22 +171,15 @@ impl Gateway {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut batch = Vec::with_capacity(64);
+            // Whatever is queued joins, then the batch is written at once: never waiting for
+            // more (a lone report goes out alone; under load the queue fills while a push
+            // runs, so batches grow with the rate).
+            let mut batch = Vec::with_capacity(256);
             batch.push(first);
-            let deadline = Instant::now() + BATCH_WINDOW;
             while batch.len() < BATCH_MAX_REPORTS {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    // Whatever is already queued still joins (no waiting).
-                    match rx.try_recv() {
-                        Some(r) => batch.push(r),
-                        None => break,
-                    }
-                    continue;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+                match rx.try_recv() {
+                    Some(r) => batch.push(r),
+                    None => break,
                 }
             }
             self.write(batch);
@@ -242,15 +236,21 @@ impl Gateway {
             }
         }
         let rate = self.device_rate;
-        let dev = self
-            .bound
-            .entry(device_id.to_string())
-            .or_insert_with(|| BoundDevice {
-                unit_id: unit_id.to_string(),
-                fixes: VecDeque::new(),
-                written_at: VecDeque::new(),
-                last_seen: now,
-            });
+        if !self.bound.contains_key(device_id) {
+            self.bound.insert(
+                device_id.to_string(),
+                BoundDevice {
+                    unit_id: unit_id.to_string(),
+                    fixes: VecDeque::with_capacity(RECENT_FIXES),
+                    written_at: VecDeque::new(),
+                    last_seen: now,
+                },
+            );
+        }
+        let Some(dev) = self.bound.get_mut(device_id) else {
+            // Unreachable (inserted just above); dropping the report is the safe answer.
+            return Err(BoundDrop::Throttled);
+        };
         if dev.unit_id != unit_id {
             // Bound to another unit since: nothing of that unit was written yet.
             dev.unit_id = unit_id.to_string();
@@ -369,40 +369,22 @@ impl Gateway {
             };
             let position =
                 matches!(body, OpBody::PositionReport { .. }).then_some((device, fix_ms));
-            let env = self.envelope(body, now_ms);
-            match serde_json::to_value(&env) {
-                Ok(v) => {
-                    ops.push(v);
-                    meta.push((listener, position));
-                }
-                Err(e) => {
-                    // Cannot happen for these types; never leave a gap in the lane.
-                    self.lane_seq -= 1;
-                    if let Some((d, f)) = &position {
-                        self.unrecord(d, *f);
-                    }
-                    tracing::error!(error = %e, "cannot encode a gateway op");
-                }
-            }
+            ops.push(self.envelope(body, now_ms));
+            meta.push((listener, position));
         }
         if ops.is_empty() {
             return;
         }
-        let req = PushRequest {
-            protocol: PROTOCOL_VERSION,
-            origin: self.origin,
-            lane: Lane::Positions,
-            // No epoch: the gateway lives inside the server and can never prove a restore.
-            epoch: None,
-            cursor: self.known_gseq,
-            ops,
-        };
         let g = &self.stats.gateway;
         g.batches.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            match self.service.push_request(&req) {
+            // No epoch: the gateway lives inside the server and can never prove a restore.
+            match self
+                .service
+                .push_ops(self.origin, Lane::Positions, self.known_gseq, &ops)
+            {
                 Err(SyncError::Unavailable(_))
                     if attempt < PUSH_ATTEMPTS && !self.service.is_closing() =>
                 {

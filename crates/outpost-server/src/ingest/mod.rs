@@ -6,8 +6,8 @@
 //! clock (`outpost_domain::device::check_fix`: ranges, at most
 //! [`outpost_domain::device::MAX_FIX_AHEAD_S`] ahead) and queues it ([`Ingest::submit`] never
 //! blocks: a full queue refuses with `overloaded`; [`Ingest::submit_wait`] sleeps until there
-//! is room or its deadline passes, woken by the gateway as it takes reports, never polling). The gateway thread ([`gateway`]) takes up
-//! to [`BATCH_MAX_REPORTS`] reports or what arrives within [`BATCH_WINDOW`], resolves each
+//! is room or its deadline passes, woken by the gateway as it takes reports, never polling). The gateway thread ([`gateway`]) takes
+//! what is queued (up to [`BATCH_MAX_REPORTS`] reports; it never waits for more), resolves each
 //! device's binding (the replica's `device_bindings`, cached until a `device.bind` is
 //! accepted), and pushes one batch: a bound device's report becomes `position.report {unit_id,
 //! fix}`, an unbound device's `device.report` (at most one per device per
@@ -24,7 +24,8 @@
 //! headers may take, [`osmand::HEADER_TIMEOUT`]), so one bad client (or a flood from one
 //! address) never stalls the others.
 //!
-//! Architecture invariant: the ingest writes only through [`SyncService::push_request`], so
+//! Architecture invariant: the ingest writes only through [`SyncService::push_ops`] (the same
+//! transaction and per-op checks as [`SyncService::push_request`], minus the JSON decoding), so
 //! every rule a console's push meets (validation, parking, the fix-time check) applies to it
 //! too; it reads the replica only through [`SyncService::with_reader`].
 
@@ -50,12 +51,14 @@ use outpost_domain::device::{DeviceReport, DeviceSource, FixError, check_fix};
 
 use crate::service::SyncService;
 
-/// Most reports in one gateway push.
-pub const BATCH_MAX_REPORTS: usize = 500;
-/// How long the gateway waits for more reports after the first of a batch.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(20);
-/// Reports waiting for the gateway at most (about 2 s of the gateway's rate on the reference
-/// machine). A TCP or HTTP report that finds it full waits up to [`SUBMIT_WAIT`] for room
+/// Most reports in one gateway push (one transaction). The gateway never waits to fill a
+/// batch: it takes what is queued and writes it at once, so a batch holds what arrived while
+/// the previous push ran (one report when the load is light); under full load a push of this
+/// many takes some tens of ms on the reference machine, which bounds the writer lock's hold
+/// and a report's wait in the queue.
+pub const BATCH_MAX_REPORTS: usize = 2_000;
+/// Reports waiting for the gateway at most (a fraction of a second of the gateway's rate on
+/// the reference machine). A TCP or HTTP report that finds it full waits up to [`SUBMIT_WAIT`] for room
 /// (back-pressure: the sender's stream or request slows down), then is refused
 /// (`overloaded`); a UDP report is refused at once.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -470,10 +473,17 @@ impl Ingest {
         wait: Duration,
     ) -> Result<(), SubmitError> {
         self.check(&report)?;
-        let slot = match tokio::time::timeout(wait, self.room.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(_closed)) => Err(SubmitError::Closed),
-            Err(_elapsed) => Err(SubmitError::Overloaded),
+        // Room now (the usual case): no timer.
+        let slot = match self.room.try_acquire() {
+            Ok(p) => Ok(p),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(SubmitError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(wait, self.room.acquire()).await {
+                    Ok(Ok(p)) => Ok(p),
+                    Ok(Err(_closed)) => Err(SubmitError::Closed),
+                    Err(_elapsed) => Err(SubmitError::Overloaded),
+                }
+            }
         };
         self.enqueue(report, slot)
     }
