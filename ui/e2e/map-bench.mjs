@@ -7,11 +7,12 @@
 //
 // chromium: Debian's /usr/bin/chromium, headless, through playwright-core (software GL, as the
 // e2e test runs it); the result is read from window.__mapBench.
-// webkit: WebKitGTK's MiniBrowser (the library of the desktop app's webview, with the app's
-// compositing setting), full screen on the X display in $DISPLAY (bench/map.sh starts Xvfb at
-// 1600x1000); the page POSTs its result.
+// webkit: WebKitGTK's MiniBrowser (the library of the desktop app's webview, with accelerated
+// compositing on, as the app keeps it; MAP_BENCH_WEBKIT_COMPOSITING=off turns it off), full
+// screen on the X display in $DISPLAY (bench/map.sh starts Xvfb at 1600x1000); the page POSTs
+// its result.
 import { spawn } from "node:child_process";
-import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import os from "node:os";
@@ -112,14 +113,13 @@ async function runChromium(n, mode) {
   }
 }
 
-/** Whether the WebKit runs use accelerated compositing (as the app does with a GPU render node). */
+/**
+ * Whether the WebKit runs use accelerated compositing: on, as the desktop app keeps it (WebKit's
+ * default, with or without a GPU; src-tauri/src/webview.rs). MAP_BENCH_WEBKIT_COMPOSITING=off
+ * measures WebKit without it (WEBKIT_DISABLE_COMPOSITING_MODE=1), e.g. to compare.
+ */
 function webkitCompositing() {
-  if (process.env.MAP_BENCH_WEBKIT_COMPOSITING === "on") return true;
-  try {
-    return readdirSync("/dev/dri").some((f) => f.startsWith("renderD"));
-  } catch {
-    return false;
-  }
+  return process.env.MAP_BENCH_WEBKIT_COMPOSITING !== "off";
 }
 
 async function runWebkit(n, mode) {
@@ -128,10 +128,8 @@ async function runWebkit(n, mode) {
   const token = `${n}-${mode}-${Date.now()}`;
   // Its profile and caches in a temp dir, removed after the run.
   const home = mkdtempSync(join(os.tmpdir(), "outpost-map-bench-webkit-"));
-  // As the desktop app does (src-tauri/src/webview.rs): without a GPU render node, no
-  // accelerated compositing (the app sets HardwareAccelerationPolicy::Never; MiniBrowser has no
-  // option for it, WebKitGTK reads this variable).
-  // MAP_BENCH_WEBKIT_COMPOSITING=on keeps WebKit's default (accelerated compositing) anyway.
+  // Accelerated compositing as the desktop app has it (on); MAP_BENCH_WEBKIT_COMPOSITING=off
+  // turns it off through the variable WebKitGTK reads (MiniBrowser has no option for it).
   const gpu = webkitCompositing();
   const env = { ...process.env, ...(gpu ? {} : { WEBKIT_DISABLE_COMPOSITING_MODE: "1" }), NO_AT_BRIDGE: "1", HOME: home, XDG_DATA_HOME: join(home, "data"), XDG_CACHE_HOME: join(home, "cache"), XDG_CONFIG_HOME: join(home, "config") };
   const child = spawn(MINIBROWSER, ["--full-screen", "--private", "--enable-webgl=true", pageUrl(n, mode, token)], { env, stdio: ["ignore", "ignore", "pipe"], detached: true });
