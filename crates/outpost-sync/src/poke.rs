@@ -229,7 +229,9 @@ pub(crate) async fn run<S: SyncStore>(
                                 match serde_json::from_slice::<Frame>(&b) {
                                     Ok(f) => frames.push(f),
                                     Err(e) => {
-                                        tracing::debug!(error = %e, "unreadable feed frame ignored")
+                                        // Its ops are missing now: the engine pulls them.
+                                        tracing::debug!(error = %e, "unreadable feed frame; pulling");
+                                        wake.notify_one();
                                     }
                                 }
                                 if frames.len() >= MAX_MERGED_FRAMES {
