@@ -9,6 +9,10 @@ import "./styles.css";
 // Vite does not emit MapLibre's worker by itself; without this GeoJSON and vector layers
 // silently never render (TAURI.md).
 maplibregl.setWorkerUrl(workerUrl);
+// Start MapLibre's workers (a JS VM each, loading the 0.5 MB worker script) now, while the
+// sign-in screen waits for the person, rather than when the map is created after it: the map
+// is drawn sooner once they have signed in (bench/desktop.sh, phase B).
+maplibregl.prewarm();
 
 async function boot() {
   // `npm run dev` in a plain browser has no Tauri runtime: answer IPC from the in-memory fake.
