@@ -24,6 +24,11 @@
 //! (millisecond resolution), so a sample is the whole path: OsmAnd request → gateway batch →
 //! push → log → feed (or poke + pull) → console transaction.
 //!
+//! With `--receivers R` (the script runs it with `--consoles 0`) it also starts R feed
+//! receivers ([`receiver`]): a console's live-feed socket each (own device and session),
+//! parsing every frame and timing each position op when its frame is read off the socket —
+//! report → every console's socket, the server's part — without applying anything.
+//!
 //! Prints JSON: percentiles over all consoles and fixes (the first 2 s are warm-up and left
 //! out), per-console sample counts, reports sent, positions the gateway wrote, and whether
 //! every console applied every one of them (`complete`). With `--server-pid`, the server's
@@ -47,7 +52,9 @@ use uuid::Uuid;
 
 use outpost_domain::op::{Hlc, Lane, OpBody, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::unit::UnitKind;
-use outpost_domain::wire::{PROTOCOL_VERSION, PullResponse, PushRequest, PushResponse, Snapshot};
+use outpost_domain::wire::{
+    PROTOCOL_VERSION, PullResponse, PulledOp, PushRequest, PushResponse, Snapshot,
+};
 use outpost_store::{Store, StoreError};
 use outpost_sync::{Failpoint, PullRecord, PushRecord, SyncPosition, SyncStore};
 
@@ -87,6 +94,10 @@ enum Cmd {
         units: usize,
         #[arg(long)]
         consoles: usize,
+        /// Feed receivers (live-feed sockets that only read and time the frames) instead of
+        /// or next to the consoles.
+        #[arg(long, default_value_t = 0)]
+        receivers: usize,
         #[arg(long)]
         seconds: u64,
         /// OsmAnd keep-alive connections carrying the reports.
@@ -122,6 +133,7 @@ fn main() -> Result<()> {
             osmand,
             units,
             consoles,
+            receivers,
             seconds,
             conns,
             dir,
@@ -133,6 +145,7 @@ fn main() -> Result<()> {
             osmand,
             units,
             consoles,
+            receivers,
             seconds,
             conns,
             dir,
@@ -320,6 +333,11 @@ struct Seen {
     samples: Vec<(i64, i64)>,
     /// Position ops applied (warm-up included).
     positions: u64,
+    /// Feed receivers only: frames whose ops were taken, pulls after a gap or an op-less
+    /// frame, and whether the socket's first poke (the starting cursor) has arrived.
+    frames: u64,
+    fallbacks: u64,
+    ready: bool,
 }
 
 /// A console store that records when each pulled position op became visible.
@@ -436,6 +454,118 @@ fn send(stream: &mut BufReader<TcpStream>, text: &str) -> Result<bool> {
     Ok(ok)
 }
 
+/// A live-feed frame as the server sends it (`{"gseq":G,"epoch":E,"after":A,"ops":[..]}`),
+/// or a text poke (`{"gseq":G,"epoch":E}`).
+#[derive(serde::Deserialize)]
+struct RxFrame {
+    gseq: u64,
+    epoch: Uuid,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    ops: Vec<PulledOp>,
+}
+
+/// One feed receiver: a console's poke socket with the live feed (`wss://…/v1/poke?feed=1`,
+/// its own device certificate and session, the agency CA pinned) that only parses each
+/// frame and, per `position.report` op beyond its cursor, records receipt time − fix time.
+/// The receipt time is read once per WebSocket message, as soon as it has been read off the
+/// socket (before parsing). A frame that does not continue the cursor (a gap, a frame
+/// without ops, a poke beyond the cursor) is followed by pulls up to the announced `gseq`,
+/// as a console does; those ops are timed at the pull's answer and counted as fallbacks.
+/// Returns when the socket closes (the caller shuts the TCP stream down).
+fn receiver(server: &str, auth: &Auth, seen: &Mutex<Seen>, tcp: TcpStream) -> Result<()> {
+    use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+    let host = server
+        .strip_prefix("https://")
+        .context("the server URL must be https://")?
+        .trim_end_matches('/');
+    let ip = host.rsplit_once(':').map_or(host, |(h, _)| h).to_string();
+    let config = outpost_sync::tls::client_config(
+        &auth.ca_pem,
+        Some((auth.cert_pem.as_str(), auth.key_pem.as_str())),
+    )?;
+    let name = rustls::pki_types::ServerName::try_from(ip)?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
+    tcp.set_nodelay(true)?;
+    let tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("wss://{host}/v1/poke?feed=1").into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {}", auth.token).parse()?);
+    let (mut ws, _) = tungstenite::client::client(req, tls)
+        .map_err(|e| anyhow::anyhow!("poke socket handshake: {e}"))?;
+    let client = http(auth)?;
+    let lock = || {
+        seen.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let mut cursor: Option<(Uuid, u64)> = None;
+    loop {
+        let msg = match ws.read() {
+            Ok(m) => m,
+            Err(_) => return Ok(()),
+        };
+        let received = Utc::now().timestamp_millis();
+        let bytes = match msg {
+            Message::Binary(b) => b.to_vec(),
+            Message::Text(t) => t.as_bytes().to_vec(),
+            Message::Close(_) => return Ok(()),
+            _ => continue,
+        };
+        let f: RxFrame = serde_json::from_slice(&bytes).context("unreadable feed frame")?;
+        let Some((epoch, at)) = cursor else {
+            // The socket's first message: the server's head, where this receiver starts.
+            cursor = Some((f.epoch, f.gseq));
+            lock().ready = true;
+            continue;
+        };
+        if f.epoch != epoch {
+            bail!("the server's epoch changed during the run");
+        }
+        if f.gseq <= at {
+            continue;
+        }
+        if f.after == Some(at) && !f.ops.is_empty() {
+            let mut s = lock();
+            s.frames += 1;
+            for op in &f.ops {
+                if let Some(fix) = fix_time_ms(&op.op) {
+                    s.positions += 1;
+                    s.samples.push((fix, received - fix));
+                }
+            }
+            cursor = Some((epoch, f.gseq));
+            continue;
+        }
+        // A gap or no ops: pull up to the announced gseq, as a console would.
+        let mut at = at;
+        while at < f.gseq {
+            let page: PullResponse = client
+                .get(format!(
+                    "{server}/v1/pull?after={at}&limit=1000&epoch={epoch}"
+                ))
+                .send()?
+                .error_for_status()?
+                .json()?;
+            let got = Utc::now().timestamp_millis();
+            let mut s = lock();
+            s.fallbacks += 1;
+            for op in page.ops.iter().filter(|p| p.gseq > at) {
+                if let Some(fix) = fix_time_ms(&op.op) {
+                    s.positions += 1;
+                    s.samples.push((fix, got - fix));
+                }
+            }
+            let last = page.ops.last().map_or(at, |p| p.gseq.max(at));
+            if last == at {
+                break;
+            }
+            at = last;
+        }
+        cursor = Some((epoch, at));
+    }
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return -1;
@@ -444,9 +574,20 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// user + system CPU seconds of the calling thread (from /proc/thread-self), 0 when
+/// unreadable.
+fn thread_cpu_seconds() -> f64 {
+    stat_cpu_seconds("/proc/thread-self/stat")
+}
+
 /// user + system CPU seconds of `pid` (from /proc), 0 when unreadable.
 fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// user + system CPU seconds of a /proc `stat` file, 0 when unreadable.
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
@@ -486,6 +627,7 @@ struct RunArgs {
     osmand: SocketAddr,
     units: usize,
     consoles: usize,
+    receivers: usize,
     seconds: u64,
     conns: usize,
     dir: PathBuf,
@@ -518,9 +660,28 @@ fn run(a: &RunArgs) -> Result<()> {
         )?;
         consoles.push((store, handle, seen));
     }
+    // The feed receivers: a device and a session each, one thread per socket.
+    let server_addr: SocketAddr = a
+        .server
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()
+        .context("the server URL must be https://IP:PORT")?;
+    let mut receivers = Vec::new();
+    for i in 0..a.receivers {
+        let dir = a.dir.join(format!("receiver-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let auth = provision(&a.server_data, &dir.join("auth"), Uuid::now_v7())?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let tcp = TcpStream::connect(server_addr)?;
+        let stop = tcp.try_clone()?;
+        let (server, seen2) = (a.server.clone(), Arc::clone(&seen));
+        let thread = std::thread::spawn(move || receiver(&server, &auth, &seen2, tcp));
+        receivers.push((thread, stop, seen));
+    }
     eprintln!(
-        "   {} consoles started; waiting until all caught up",
-        a.consoles
+        "   {} consoles and {} feed receivers started; waiting until all caught up",
+        a.consoles, a.receivers
     );
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -537,6 +698,18 @@ fn run(a: &RunArgs) -> Result<()> {
                 behind += 1;
             }
         }
+        for (thread, _, seen) in &receivers {
+            if thread.is_finished() {
+                bail!("a feed receiver ended before the load");
+            }
+            if !seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .ready
+            {
+                behind += 1;
+            }
+        }
         if behind == 0 {
             break;
         }
@@ -545,10 +718,19 @@ fn run(a: &RunArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for (_, _, seen) in &consoles {
-        *seen
+    let sinks: Vec<Arc<Mutex<Seen>>> = consoles
+        .iter()
+        .map(|(_, _, seen)| Arc::clone(seen))
+        .chain(receivers.iter().map(|(_, _, seen)| Arc::clone(seen)))
+        .collect();
+    for seen in &sinks {
+        let mut s = seen
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *s = Seen {
+            ready: s.ready,
+            ..Seen::default()
+        };
     }
     let me = std::process::id();
     let (server_cpu0, my_cpu0) = (a.server_pid.map(cpu_seconds), cpu_seconds(me));
@@ -561,12 +743,15 @@ fn run(a: &RunArgs) -> Result<()> {
     let warmup_ms = 2_000;
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    // The load generator's own CPU time (its threads'), µs.
+    let load_cpu_us = Arc::new(AtomicU64::new(0));
     let per_conn = a.units.div_ceil(a.conns);
     let (units, seconds, osmand) = (a.units, a.seconds, a.osmand);
     let senders: Vec<_> = (0..a.conns)
         .map(|c| {
-            let (sent, failed) = (sent.clone(), failed.clone());
+            let (sent, failed, load_cpu_us) = (sent.clone(), failed.clone(), load_cpu_us.clone());
             std::thread::spawn(move || -> Result<()> {
+                let cpu0 = thread_cpu_seconds();
                 let s = TcpStream::connect(osmand).with_context(|| format!("connect {osmand}"))?;
                 s.set_nodelay(true)?;
                 s.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -587,6 +772,8 @@ fn run(a: &RunArgs) -> Result<()> {
                         }
                     }
                 }
+                let used = (thread_cpu_seconds() - cpu0).max(0.0);
+                load_cpu_us.fetch_add((used * 1e6) as u64, Ordering::Relaxed);
                 Ok(())
             })
         })
@@ -603,9 +790,9 @@ fn run(a: &RunArgs) -> Result<()> {
     let mut deadline = Instant::now() + Duration::from_secs(60);
     let mut applied_before = 0u64;
     let (written, complete) = loop {
-        let applied: u64 = consoles
+        let applied: u64 = sinks
             .iter()
-            .map(|(_, _, seen)| {
+            .map(|seen| {
                 seen.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .positions
@@ -617,22 +804,22 @@ fn run(a: &RunArgs) -> Result<()> {
         }
         let s = stats(&client, &a.server)?;
         let written = s["gateway"]["positions_written"].as_u64().unwrap_or(0) - written_before;
-        let done = consoles
+        let done = sinks
             .iter()
-            .filter(|(_, _, seen)| {
+            .filter(|seen| {
                 seen.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .positions
                     >= written
             })
             .count();
-        if written >= sent_n && done == consoles.len() {
+        if written >= sent_n && done == sinks.len() {
             break (written, true);
         }
         if Instant::now() > deadline {
             eprintln!(
-                "   gave up waiting: {written} of {sent_n} written, {done} of {} consoles complete",
-                consoles.len()
+                "   gave up waiting: {written} of {sent_n} written, {done} of {} consoles/receivers complete",
+                sinks.len()
             );
             break (written, false);
         }
@@ -668,6 +855,29 @@ fn run(a: &RunArgs) -> Result<()> {
     for (_, handle, _) in &consoles {
         handle.shutdown();
     }
+    let mut applied_total = 0u64;
+    for (thread, stop, seen) in receivers {
+        let s = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        frames += s.frames;
+        fallbacks += s.fallbacks;
+        per_console.push(s.positions);
+        all.extend(
+            s.samples
+                .iter()
+                .filter(|(fix, _)| fix - start_ms >= warmup_ms)
+                .map(|(_, d)| *d),
+        );
+        connected += u64::from(!thread.is_finished());
+        drop(s);
+        let _ = stop.shutdown(std::net::Shutdown::Both);
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a feed receiver panicked"))??;
+    }
+    applied_total += per_console.iter().sum::<u64>();
+    let load_cpu = load_cpu_us.load(Ordering::Relaxed) as f64 / 1e6;
     all.sort_unstable();
     let min_c = per_console.iter().copied().min().unwrap_or(0);
     let max_c = per_console.iter().copied().max().unwrap_or(0);
@@ -696,6 +906,16 @@ fn run(a: &RunArgs) -> Result<()> {
             "max_ms": all.last().copied().unwrap_or(-1),
             "server_cpu_s": server_cpu.map(|c| (c * 10.0).round() / 10.0),
             "bench_cpu_s": (my_cpu * 10.0).round() / 10.0,
+            "load_cpu_s": (load_cpu * 100.0).round() / 100.0,
+            // This process's CPU without the load generator's, per position op applied
+            // (summed over consoles/receivers).
+            "us_per_op": if applied_total > 0 {
+                ((my_cpu - load_cpu).max(0.0) * 1e6 / applied_total as f64 * 10.0).round() / 10.0
+            } else {
+                -1.0
+            },
+            "applied_total": applied_total,
+            "receivers": a.receivers,
             "batches": s["gateway"]["batches"],
         })
     );
