@@ -287,7 +287,11 @@ fn unit_from(raw: RawUnit) -> Result<UnitRow, StoreError> {
 /// SQLite errors, unreadable values.
 pub fn unit(conn: &Connection, unit_id: &str) -> Result<Option<UnitRow>, StoreError> {
     let sql = format!("{UNIT_SELECT} WHERE u.id = ?1");
-    let raw = conn.query_row(&sql, [unit_id], raw_unit).optional()?;
+    // Cached: the CoT feed reads every touched unit this way several times a second.
+    let raw = conn
+        .prepare_cached(&sql)?
+        .query_row([unit_id], raw_unit)
+        .optional()?;
     raw.map(unit_from).transpose()
 }
 
@@ -394,7 +398,8 @@ fn incident_from(conn: &Connection, raw: RawIncident) -> Result<IncidentRow, Sto
 pub fn incident(conn: &Connection, id: Uuid) -> Result<Option<IncidentRow>, StoreError> {
     let sql = format!("{INCIDENT_SELECT} WHERE i.id = ?1");
     let raw = conn
-        .query_row(&sql, [id.to_string()], raw_incident)
+        .prepare_cached(&sql)?
+        .query_row([id.to_string()], raw_incident)
         .optional()?;
     raw.map(|r| incident_from(conn, r)).transpose()
 }
