@@ -5,7 +5,9 @@
 // URL parameters: n (units, default 1000), mode ("ours": the console's diff updates; "naive":
 // the whole source replaced with setData on every state change), warm (s, default 5), secs (s
 // measured, default 20), tick (ms between state updates, default 100), report (a URL the
-// result is POSTed to, for browsers driven without a DevTools protocol).
+// result is POSTed to, for browsers driven without a DevTools protocol), zoom (the view's zoom,
+// default 14, a district view; the units' box scales with it so it always fills the view: at
+// an overview zoom such as 11 the console clusters them).
 //
 // Reports: unit i reports at i/n of every second (reports spread evenly over the second, as
 // AVL arrives); every `tick` ms the reports due since the last tick become one new console state
@@ -39,17 +41,22 @@ const REPORT = params.get("report");
 const WRITE_MS = params.has("write") ? Number(params.get("write")) : undefined;
 /** `static=1`: no reports, the map repainted every frame (what drawing alone costs). */
 const STATIC = params.get("static") === "1";
+/** The view's zoom (`zoom=`, default 14). */
+const ZOOM = Math.min(18, num("zoom", 14));
 
-/** The mock pack's centre (Andorra la Vella), zoom 14: the whole box below is in view at 1600×1000. */
+/** The mock pack's centre (Andorra la Vella); at zoom 14 the box below is in view at 1600×1000. */
 const CENTRE = { lat: 42.5068, lon: 1.5226 };
-const HALF_LON = 0.032;
-const HALF_LAT = 0.0145;
+/** Half the units' box (degrees), scaled with the zoom so it fills the same part of the view. */
+const HALF_LON = 0.032 * 2 ** (14 - ZOOM);
+const HALF_LAT = 0.0145 * 2 ** (14 - ZOOM);
 const STATUSES: UnitStatus[] = ["available", "dispatched", "en_route", "on_scene", "busy", "out_of_service"];
 
 /** The result the page publishes (window.__mapBench) and POSTs to `report`. */
 export interface BenchResult {
   n: number;
   mode: string;
+  /** The view's zoom. */
+  zoom: number;
   frames: number;
   p50: number;
   p95: number;
@@ -140,9 +147,9 @@ const init: ConsoleInit = {
   pack: {
     path: "bench.outpost",
     name: "map benchmark",
-    bounds: [1.4, 42.42, 1.79, 42.66],
+    bounds: [CENTRE.lon - 2 * HALF_LON, CENTRE.lat - 2 * HALF_LAT, CENTRE.lon + 2 * HALF_LON, CENTRE.lat + 2 * HALF_LAT],
     center: CENTRE,
-    zoom: 14,
+    zoom: ZOOM,
     min_zoom: 0,
     max_zoom: 14,
     attribution: "© OpenStreetMap contributors",
@@ -260,6 +267,7 @@ function measure() {
     const result: BenchResult = {
       n: N,
       mode: MODE,
+      zoom: ZOOM,
       frames: intervals.length,
       p50: round(quantile(sorted, 0.5)),
       p95: round(quantile(sorted, 0.95)),
@@ -290,12 +298,14 @@ const waitReady = setInterval(() => {
     if (performance.now() < loadedBy) return;
     // Never drawn: publish an invalid run rather than hang.
     clearInterval(waitReady);
-    const result = { n: N, mode: MODE, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
+    const result = { n: N, mode: MODE, zoom: ZOOM, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
     window.__mapBench = { done: true, result };
     if (REPORT) void fetch(REPORT, { method: "POST", body: JSON.stringify(result) }).catch(() => undefined);
     return;
   }
   clearInterval(waitReady);
+  // `hide=layer,layer`: those layers hidden (diagnostics: what each layer costs).
+  for (const id of (params.get("hide") ?? "").split(",").filter(Boolean)) window.__outpost?.map.setLayoutProperty(id, "visibility", "none");
   if (STATIC) {
     const repaint = () => {
       window.__outpost?.map.triggerRepaint();

@@ -2,8 +2,12 @@
 // `vite build --config vite.bench.config.ts`) on 127.0.0.1 and runs it once per engine, unit
 // count and mode, printing one JSON line per run on stdout (progress on stderr).
 //
-//   node e2e/map-bench.mjs --engines chromium,webkit --n 1000,5000,10000 --modes ours,naive \
-//        [--warm 5] [--secs 20] [--tick 100] [--timeout-s 240]
+//   node e2e/map-bench.mjs --engines chromium,webkit --n 1000,5000,10000 --modes ours,naive,clustered \
+//        [--warm 5] [--secs 20] [--tick 100] [--cluster-zoom 11] [--timeout-s 240]
+//
+// Modes: ours (the console at zoom 14, a district view: every unit drawn), naive (the setData
+// baseline, same view), clustered (the console at --cluster-zoom over a box that fills it).
+// MAP_BENCH_EXTRA="&hide=units-label" appends page parameters (diagnostics, not in bench/map.sh).
 //
 // chromium: Debian's /usr/bin/chromium, headless, through playwright-core (software GL, as the
 // e2e test runs it); the result is read from window.__mapBench.
@@ -43,6 +47,8 @@ const TICK = Number(arg("tick", "100"));
 // Also per engine: STATIC_N units with no reports and the map redrawn every frame (what one
 // redraw costs, whatever the units do); 0 = none.
 const STATIC_N = Number(arg("static-n", "0"));
+// The zoom of the "clustered" mode: an overview of the whole area, where the console clusters.
+const CLUSTER_ZOOM = Number(arg("cluster-zoom", "11"));
 const TIMEOUT_MS = Number(arg("timeout-s", String(WARM + SECS + 150))) * 1000;
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json", ".png": "image/png", ".pbf": "application/x-protobuf" };
@@ -87,8 +93,12 @@ const server = createServer(async (req, res) => {
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
+/** Page parameters of a driver mode: ours, naive, static (ours, no reports, a redraw every
+ * frame) or clustered (ours at zoom CLUSTER_ZOOM over a box that fills that view). */
+const MODE_PARAMS = { ours: "mode=ours", naive: "mode=naive", static: "mode=ours&static=1" };
+const modeParams = (mode) => (mode === "clustered" ? `mode=ours&zoom=${CLUSTER_ZOOM}` : MODE_PARAMS[mode] ?? `mode=${mode}`);
 const pageUrl = (n, mode, token) =>
-  `${origin}/map-bench.html?n=${n}&mode=${mode === "static" ? "ours&static=1" : mode}&warm=${WARM}&secs=${SECS}&tick=${TICK}` +
+  `${origin}/map-bench.html?n=${n}&${modeParams(mode)}&warm=${WARM}&secs=${SECS}&tick=${TICK}${process.env.MAP_BENCH_EXTRA ?? ""}` +
   (token ? `&report=${encodeURIComponent(`${origin}/report/${token}`)}` : "");
 
 let browser = null;

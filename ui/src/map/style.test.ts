@@ -46,6 +46,8 @@ describe("style builder", () => {
         const units = style.layers.find((l) => l.id === LAYERS.units);
         expect(units && "source" in units ? units.source : null).toBe("units");
         expect(style.sources.pack).toMatchObject({ type: "vector", tiles: [urls.tilesUrl], attribution: "© OpenStreetMap contributors" });
+        // Unit tiles stop at z12 (overzoomed above), keyed by unit id for diffs and feature state.
+        expect(style.sources.units).toMatchObject({ type: "geojson", promoteId: "id", cluster: false, maxzoom: 12 });
       });
     }
   }

@@ -33,6 +33,16 @@ export const SOURCES = {
   trackHead: "track-head",
 } as const;
 
+/**
+ * The highest zoom the `units` source makes tiles for; above it MapLibre overzooms them (the
+ * worker lays the features out for the zoom shown, so symbols, labels and selection work as
+ * at any zoom). A district view (zoom 13-14, 1600x1000 px) is then a handful of z12 tiles
+ * instead of ~40 z14 ones: each unit-source write rebuilds a few tiles in the worker, which
+ * arrive in fewer batches and so cost fewer redraws. Positions keep ~1 m precision (a z12 tile
+ * is ~7 km wide at 42.5° N over 8,192 tile units).
+ */
+export const UNIT_SOURCE_MAX_ZOOM = 12;
+
 /** Layer ids other code and the e2e tests rely on. */
 export const LAYERS = {
   units: "units",
@@ -601,7 +611,8 @@ export function buildStyle(o: StyleOptions): StyleSpecification {
       [SOURCES.facilities]: { type: "geojson", data: empty },
       [SOURCES.incidents]: { type: "geojson", data: empty, promoteId: "id" },
       // Clustering is switched on by UnitLayer from CLUSTER_FROM units (setClusterOptions).
-      [SOURCES.units]: { type: "geojson", data: empty, promoteId: "id", cluster: false },
+      // Tiles up to UNIT_SOURCE_MAX_ZOOM only, overzoomed above it (see there).
+      [SOURCES.units]: { type: "geojson", data: empty, promoteId: "id", cluster: false, maxzoom: UNIT_SOURCE_MAX_ZOOM },
       [SOURCES.track]: { type: "geojson", data: empty },
       [SOURCES.trackHead]: { type: "geojson", data: empty },
     },

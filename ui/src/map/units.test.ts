@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type * as maplibregl from "maplibre-gl";
 import type { UnitView } from "../bindings";
 import { MockBackend } from "../mock/backend";
-import { CLUSTER_FROM, diffUnits, liveUnitFeature, UnitLayer } from "./units";
-import { UNIT_STATUS_COLOURS } from "./style";
+import { CLUSTER_FROM, CLUSTER_MAX_ZOOM, diffUnits, liveUnitFeature, UnitLayer } from "./units";
+import { UNIT_SOURCE_MAX_ZOOM, UNIT_STATUS_COLOURS } from "./style";
 
 const NOW = Date.parse("2026-11-29T10:00:00Z");
 
@@ -102,6 +102,19 @@ describe("unit layer", () => {
     layer.update(input(many.slice(1)));
     frames.frame();
     expect(calls.filter((c) => c.op === "cluster").map((c) => (c.arg as { cluster: boolean }).cluster)).toEqual([true, false]);
+  });
+
+  it("clusters only at overview zooms, below the source's max zoom: a district view shows every unit", () => {
+    const { map, calls } = fakeMap();
+    const frames = manualFrames();
+    const layer = new UnitLayer(map, "diff", 0, frames.schedule);
+    const base = units[0] as UnitView;
+    layer.update(input(Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4))));
+    frames.frame();
+    expect(calls.filter((c) => c.op === "cluster").map((c) => c.arg)).toEqual([{ cluster: true, clusterMaxZoom: 11, clusterRadius: 40 }]);
+    expect(CLUSTER_MAX_ZOOM).toBe(11);
+    expect(UNIT_SOURCE_MAX_ZOOM).toBe(12);
+    expect(CLUSTER_MAX_ZOOM).toBeLessThan(UNIT_SOURCE_MAX_ZOOM);
   });
 
   it("writes nothing once disposed (the map was removed)", () => {

@@ -7,8 +7,11 @@
 // - One update per animation frame, and with UNIT_WRITE_THROTTLE_FROM units or more at most one
 //   per UNIT_WRITE_INTERVAL_MS: state changes in between collapse into one diff.
 // - Selection is feature state (`selected`), so selecting a unit sends nothing to the worker.
-// - Clustering from CLUSTER_FROM units with a fix (counts drawn on the clusters, up to
-//   CLUSTER_MAX_ZOOM); fewer units are never clustered, so a small fleet looks as it always did.
+// - Clustering from CLUSTER_FROM units with a fix (counts drawn on the clusters), only at
+//   overview zooms (up to CLUSTER_MAX_ZOOM): a commander's district view (zoom 12 and closer)
+//   always shows every unit. Fewer units are never clustered, so a small fleet looks as it
+//   always did.
+// - The source's tiles stop at UNIT_SOURCE_MAX_ZOOM (style.ts) and are overzoomed above it.
 //
 // `mode: "naive"` is the baseline the benchmark compares with (bench/map.sh): the whole
 // FeatureCollection replaced with `setData` on every state change, never clustered.
@@ -23,8 +26,13 @@ import { SOURCES, UNIT_STATUS_COLOURS } from "./style";
 
 /** From this many units with a fix, the unit source clusters at low zoom. */
 export const CLUSTER_FROM = 500;
-/** The highest zoom at which units are clustered (from the next zoom up every unit is drawn). */
-export const CLUSTER_MAX_ZOOM = 14;
+/**
+ * The highest zoom at which units are clustered (from the next zoom up every unit is drawn):
+ * an overview of the whole area. A district view (about zoom 13-14) must show every unit, so
+ * this stays below it; it must also stay below the source's UNIT_SOURCE_MAX_ZOOM (MapLibre
+ * clusters only below the source's max zoom).
+ */
+export const CLUSTER_MAX_ZOOM = 11;
 /** Units closer than this on screen (CSS pixels) join one cluster. */
 export const CLUSTER_RADIUS_PX = 40;
 
