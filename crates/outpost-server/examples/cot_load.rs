@@ -20,7 +20,8 @@
 //!
 //! It stops when the counter has every event (or, with `--stats`, Outpost has written every
 //! event and the counter has every unit's final position), when nothing new has arrived for
-//! `--quiet-s` seconds after the last send, or at `--timeout-s`. Prints JSON:
+//! `--quiet-s` seconds after the last send (once something arrived), or `--timeout-s` seconds
+//! after the first send. Prints JSON:
 //!
 //! - `sent`: events written to the sockets; `send_failed`: events not written because the
 //!   server closed the connection; `t_sent_s`: seconds from the first send until every sender
@@ -443,8 +444,9 @@ fn run(
         if done {
             break;
         }
-        let quiet_since = last_new.map_or(t0 + t_sent, |l| l.max(t0 + t_sent));
-        if quiet_since.elapsed() >= quiet || t0.elapsed() >= timeout {
+        // Quiet only once something arrived: a server may take long to relay its first.
+        let quiet_over = last_new.is_some_and(|l| l.max(t0 + t_sent).elapsed() >= quiet);
+        if quiet_over || t0.elapsed() >= timeout {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
