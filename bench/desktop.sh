@@ -78,13 +78,13 @@ if [ "$TOTAL" -lt 1500 ]; then
   bench_target "Cold start to interactive map (A + B)" "< 1,500 ms" "$(grouped "$TOTAL") ms" met
 else
   bench_target "Cold start to interactive map (A + B)" "< 1,500 ms" "$(grouped "$TOTAL") ms" gap \
-    "launch → sign-in $(grouped "$SIGN_IN") ms, sign-in → map $(grouped "$MAP") ms (see the notes)"
+    "launch → sign-in screen $(grouped "$SIGN_IN") ms; sign-in → map $(grouped "$MAP") ms, of which $(grouped "$CREATED") ms until the map is created (signed in, state loaded) and the rest MapLibre drawing the pack's tiles and every unit under software GL (see the notes)"
 fi
 if awk -v r="$RATIO" 'BEGIN { exit !(r <= 1.3) }'; then
   bench_target "Idle memory ÷ blank Tauri window (PSS)" "≤ 1.3×" "${RATIO}×" met
 else
   bench_target "Idle memory ÷ blank Tauri window (PSS)" "≤ 1.3×" "${RATIO}×" gap \
-    "console $APP_PSS MiB vs blank $BLANK_PSS MiB; the difference is WebKit's web process (the map's WebGL and tiles, the UI's script)"
+    "console $APP_PSS MiB vs blank $BLANK_PSS MiB; the difference is WebKit's web process (the map's WebGL under software GL with the GPU compositor's layers, kept because turning compositing off slows every map redraw; the JS heaps of the UI and MapLibre's workers); see the notes"
 fi
 
 bench_section "Desktop: cold start and idle memory" \
