@@ -50,21 +50,21 @@ else
 fi
 touch "$RESULTS"
 
-# One TSV line per run: engine n mode frames p50 p95 p99 max over50 measuredS renders reports drawn nerrors firsterror viewport fps compositing
+# One TSV line per run: engine n mode frames p50 p95 p99 max over50 measuredS renders reports drawn nerrors firsterror viewport fps compositing writes
 TSV="$TMP/results.tsv"
 node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{"));
 for (const l of lines) {
   const r = JSON.parse(l);
   const e = (r.errors ?? []).map((x) => String(x).replace(/[\t\n]/g, " "));
-  console.log([r.engine, r.n, r.mode, r.frames ?? 0, r.p50 ?? 0, r.p95 ?? 0, r.p99 ?? 0, r.max ?? 0, r.over50 ?? 0, r.measuredS ?? 0, r.renders ?? 0, r.reports ?? 0, r.drawn ?? 0, e.length, e[0] || "-", r.viewport || "-", r.fps ?? 0, r.compositing === undefined ? "-" : r.compositing ? "on" : "off"].join("\t"));
+  console.log([r.engine, r.n, r.mode, r.frames ?? 0, r.p50 ?? 0, r.p95 ?? 0, r.p99 ?? 0, r.max ?? 0, r.over50 ?? 0, r.measuredS ?? 0, r.renders ?? 0, r.reports ?? 0, r.drawn ?? 0, e.length, e[0] || "-", r.viewport || "-", r.fps ?? 0, r.compositing === undefined ? "-" : r.compositing ? "on" : "off", r.writes ?? 0].join("\t"));
 }' "$RESULTS" >"$TSV"
 
 invalid=0
 [ "$status" = 0 ] || { echo "map bench: the driver failed (exit $status)" >&2; invalid=1; }
 engine_name() { [ "$1" = webkit ] && echo "WebKitGTK (MiniBrowser, Xvfb, accelerated compositing $2)" || echo "Chromium (headless)"; }
 declare -A P95 FPS
-while IFS=$'\t' read -r engine n mode frames p50 p95 p99 max over50 secs renders reports drawn nerr err viewport fps compositing; do
+while IFS=$'\t' read -r engine n mode frames p50 p95 p99 max over50 secs renders reports drawn nerr err viewport fps compositing writes; do
   if [ "$frames" = 0 ] || [ "$nerr" != 0 ] || [ "$drawn" -lt $((n * 9 / 10)) ]; then
     echo "map bench: invalid run: $engine n=$n $mode: $frames frames, $drawn of $n units drawn, $nerr errors (first: $err)" >&2
     invalid=1
@@ -79,7 +79,7 @@ while IFS=$'\t' read -r engine n mode frames p50 p95 p99 max over50 secs renders
     static) how="no reports, the map redrawn every frame (the cost of one redraw)" ;;
   esac
   what="$(engine_name "$engine" "$compositing"), $(grouped "$n") units, $how"
-  figure="p50 **$p50** / p95 **$p95** / p99 $p99 ms (max $max); $fps frames/s; $over50 of $frames frames > 50 ms in $secs s; $renders map redraws; $(grouped "$reports") reports; units drawn at the end: $(grouped "$drawn")"
+  figure="p50 **$p50** / p95 **$p95** / p99 $p99 ms (max $max); $fps frames/s; $over50 of $frames frames > 50 ms in $secs s; $renders map redraws for $writes unit-source writes; $(grouped "$reports") reports; units drawn at the end: $(grouped "$drawn")"
   target="-"
   [ "$engine" = chromium ] && [ "$n" = 10000 ] && [ "$mode" = ours ] && target="p95 < 33 ms, ≥ 5× the baseline"
   bench_row "$what" "$figure" "$target" "bench/map.sh"
@@ -105,6 +105,6 @@ if [ -n "$ours" ] && [ -n "$naive" ]; then
   fi
 fi
 
-bench_section "The map at scale (issue 7)" "Units move at 1 Hz, each report about 10 m along its course (one in 50 changes status); unit i reports at i/N of every second (reports spread over the second, as AVL arrives), and every ${TICK_MS} ms the reports since the last become one new console state (a new units array, as the store's coalesced refreshes give the map). Frame time = interval between requestAnimationFrame callbacks over ${SECS} s after ${WARM_S} s of warm-up, map 1600x1000 CSS px with every unit in view, no basemap tiles (no area pack: every tile empty). The page (ui/map-bench.html) runs the console's real MapView, style and unit layer; \"ours\" is the console as shipped (ui/src/map/units.ts: GeoJSONSource.updateData diffs keyed by unit id, at most one write per animation frame and, from 100 units, at most one per second; selection as feature state; clustering with counts from 500 units only at overview zooms up to 11, so at zoom 14 every unit is drawn; the source's tiles stop at z12 and are overzoomed; labels fade off), \"naive\" replaces the whole source with setData on every state change (never clustered); both at zoom 14, drawing the same features. \"clustered\" is the console at zoom ${CLUSTER_ZOOM} with the units spread over an area 2^(14-${CLUSTER_ZOOM}) times wider and taller, filling the view as at zoom 14: an overview, drawn as clusters with counts. Chromium: Debian's chromium, headless, software GL (SwiftShader), through playwright-core. WebKitGTK: MiniBrowser (the WebKitGTK library of the desktop app's webview, a plain page, not the app itself) under Xvfb; its window is 1024x768, the map the same 1600x1000; accelerated compositing on, as the desktop app keeps it with or without a GPU (src-tauri/src/webview.rs leaves WebKit's default hardware-acceleration policy; without a GPU WebKit composites in software); MAP_BENCH_WEBKIT_COMPOSITING=off measures it off (WEBKIT_DISABLE_COMPOSITING_MODE=1), and each WebKit row names the setting. \"map redraws\" counts the map's render events while measured. The static row (${STATIC_N} units, no reports, a redraw forced every frame) is what one redraw costs on this machine whatever the units do."
+bench_section "The map at scale (issue 7)" "Units move at 1 Hz, each report about 10 m along its course (one in 50 changes status); unit i reports at i/N of every second (reports spread over the second, as AVL arrives), and every ${TICK_MS} ms the reports since the last become one new console state (a new units array, as the store's coalesced refreshes give the map). Frame time = interval between requestAnimationFrame callbacks over ${SECS} s after ${WARM_S} s of warm-up, map 1600x1000 CSS px with every unit in view, no basemap tiles (no area pack: every tile empty). The page (ui/map-bench.html) runs the console's real MapView, style and unit layer; \"ours\" is the console as shipped (ui/src/map/units.ts: GeoJSONSource.updateData diffs keyed by unit id, at most one write per animation frame and, from 100 units, at most one per second; selection as feature state; clustering with counts from 500 units only at overview zooms up to 11, so at zoom 14 every unit is drawn; the source's tiles stop at z12 and are overzoomed; labels fade off), \"naive\" replaces the whole source with setData on every state change (never clustered); both at zoom 14, drawing the same features. \"clustered\" is the console at zoom ${CLUSTER_ZOOM} with the units spread over an area 2^(14-${CLUSTER_ZOOM}) times wider and taller, filling the view as at zoom 14: an overview, drawn as clusters with counts. Chromium: Debian's chromium, headless, software GL (SwiftShader), through playwright-core. WebKitGTK: MiniBrowser (the WebKitGTK library of the desktop app's webview, a plain page, not the app itself) under Xvfb; its window is 1024x768, the map the same 1600x1000; accelerated compositing on, as the desktop app keeps it with or without a GPU (src-tauri/src/webview.rs leaves WebKit's default hardware-acceleration policy; without a GPU WebKit composites in software); MAP_BENCH_WEBKIT_COMPOSITING=off measures it off (WEBKIT_DISABLE_COMPOSITING_MODE=1), and each WebKit row names the setting. \"map redraws\" counts the map's render events while measured, \"unit-source writes\" the writes of the unit source the worker applied (its content data events). The static row (${STATIC_N} units, no reports, a redraw forced every frame) is what one redraw costs on this machine whatever the units do."
 
 [ "$invalid" = 0 ] || exit 1

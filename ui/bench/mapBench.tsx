@@ -22,7 +22,7 @@ import { useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import type { ConsoleInit, ConsoleState, UnitStatus, UnitView } from "../src/bindings";
 import { MapView } from "../src/map/MapView";
-import { LAYERS } from "../src/map/style";
+import { LAYERS, SOURCES } from "../src/map/style";
 
 maplibregl.setWorkerUrl(workerUrl);
 
@@ -70,6 +70,8 @@ export interface BenchResult {
   reports: number;
   /** Frames in which the map drew (its `render` events). */
   renders: number;
+  /** Writes of the unit source the worker applied (its `content` data events). */
+  writes: number;
   /** Units drawn at the end: distinct unit features plus the counts of drawn clusters. */
   drawn: number;
   errors: string[];
@@ -246,9 +248,13 @@ function measure() {
   let prev = 0;
   let start = 0;
   const begin = performance.now() + WARM_S * 1000;
-  const updatesAtStart = { state: 0, reports: 0, renders: 0 };
+  const updatesAtStart = { state: 0, reports: 0, renders: 0, writes: 0 };
   let renders = 0;
+  let writes = 0;
   window.__outpost?.map.on("render", () => renders++);
+  window.__outpost?.map.on("sourcedata", (e: maplibregl.MapSourceDataEvent) => {
+    if (e.sourceId === SOURCES.units && e.sourceDataType === "content") writes++;
+  });
   const frame = (t: number) => {
     if (t >= begin) {
       if (start === 0) {
@@ -256,6 +262,7 @@ function measure() {
         updatesAtStart.state = stateUpdates;
         updatesAtStart.reports = reports;
         updatesAtStart.renders = renders;
+        updatesAtStart.writes = writes;
       } else intervals.push(t - prev);
     }
     prev = t;
@@ -279,6 +286,7 @@ function measure() {
       stateUpdates: stateUpdates - updatesAtStart.state,
       reports: reports - updatesAtStart.reports,
       renders: renders - updatesAtStart.renders,
+      writes: writes - updatesAtStart.writes,
       drawn: drawnUnits(),
       errors: errors.slice(0, 20),
       viewport: viewport(),
@@ -298,7 +306,7 @@ const waitReady = setInterval(() => {
     if (performance.now() < loadedBy) return;
     // Never drawn: publish an invalid run rather than hang.
     clearInterval(waitReady);
-    const result = { n: N, mode: MODE, zoom: ZOOM, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
+    const result = { n: N, mode: MODE, zoom: ZOOM, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, writes: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
     window.__mapBench = { done: true, result };
     if (REPORT) void fetch(REPORT, { method: "POST", body: JSON.stringify(result) }).catch(() => undefined);
     return;
