@@ -269,8 +269,12 @@ assemble() {
   echo
   echo "## Targets"
   echo
-  echo "| benchmark | what | target | figure | result | why (when a gap) |"
-  echo "|---|---|---|---|---|---|"
+  if ! cat "$RESULTS"/*.targets.tsv 2>/dev/null | grep -q .; then
+    echo "_No target measured yet._"
+  else
+    echo "| benchmark | what | target | figure | result | why (when a gap) |"
+    echo "|---|---|---|---|---|---|"
+  fi
   for b in "${BENCHES[@]}"; do
     name="${b%%:*}"
     [ -s "$RESULTS/$name.targets.tsv" ] || continue
