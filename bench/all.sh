@@ -269,7 +269,7 @@ assemble() {
   echo
   echo "## Targets"
   echo
-  if ! cat "$RESULTS"/*.targets.tsv 2>/dev/null | grep -q .; then
+  if ! grep -qs . "$RESULTS"/*.targets.tsv; then
     echo "_No target measured yet._"
   else
     echo "| benchmark | what | target | figure | result | why (when a gap) |"
