@@ -83,13 +83,13 @@ if [ "$SMOKE" = 1 ]; then
   OUT="${OUT:-$RESULTS/BENCHMARKS.md}"
   LOGS="$RESULTS/logs"
   MODE=(--smoke)
-  TIMEOUT_S="${BENCH_TIMEOUT_S:-1800}"
+  RUN_LIMIT_S="${BENCH_TIMEOUT_S:-1800}"
 else
   RESULTS="${BENCH_RESULTS:-$ROOT/bench/results}"
   OUT="${OUT:-$ROOT/BENCHMARKS.md}"
   LOGS="$TARGET/bench/logs"
   MODE=()
-  TIMEOUT_S="${BENCH_TIMEOUT_S:-5400}"
+  RUN_LIMIT_S="${BENCH_TIMEOUT_S:-5400}"
 fi
 mkdir -p "$RESULTS" "$LOGS"
 
@@ -108,9 +108,9 @@ run_logged() {
   local log="$1"
   shift
   if [ "$VERBOSE" = 1 ]; then
-    timeout -k 30 "$TIMEOUT_S" "$@" > >(tee -a "$log" >&2) 2>&1
+    timeout -k 30 "$RUN_LIMIT_S" "$@" > >(tee -a "$log" >&2) 2>&1
   else
-    timeout -k 30 "$TIMEOUT_S" "$@" >>"$log" 2>&1
+    timeout -k 30 "$RUN_LIMIT_S" "$@" >>"$log" 2>&1
   fi
 }
 # tail_log LOG: the first lines that look like errors, then the last lines (a backtrace can
@@ -204,7 +204,7 @@ if [ "$ASSEMBLE" = 0 ]; then
     targets=("$out_dir"/*.targets.tsv)
     shopt -u nullglob
     if [ "$rc" != 0 ]; then
-      fail "exit $rc$([ "$rc" = 124 ] && echo " (timed out after $(dur "$TIMEOUT_S"))") after $(dur "$took"); log ${log#"$ROOT"/}"
+      fail "exit $rc$([ "$rc" = 124 ] && echo " (timed out after $(dur "$RUN_LIMIT_S"))") after $(dur "$took"); log ${log#"$ROOT"/}"
       tail_log "$log"
     elif [ "${#sections[@]}" != 1 ]; then
       fail "it wrote ${#sections[@]} sections to BENCH_OUT, not one (does it call bench_section?)"
