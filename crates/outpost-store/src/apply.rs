@@ -32,6 +32,7 @@
 //! this replica had already applied: the console un-applies it).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -57,8 +58,10 @@ pub fn apply(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
 /// Applies one op inside the caller's transaction, with the server's global sequence number
 /// when known (pulled ops, the server's replica). Idempotent: an op already in the ledger
 /// changes nothing, except that a `gseq` it did not have yet is recorded (on the ledger and,
-/// for this replica's own ops, on the outbox). The op's effects are all-or-nothing (a
-/// savepoint): on error nothing of it is left in the transaction.
+/// for this replica's own ops, on the outbox). The op's effects are all-or-nothing: when it
+/// is refused (an error other than [`StoreError::Sqlite`]) nothing of it is left in the
+/// transaction (a savepoint; a position report is checked before its first write instead).
+/// After a database error ([`StoreError::Sqlite`]) the caller must abort the transaction.
 ///
 /// Returns true when the op was new here.
 ///
@@ -82,6 +85,17 @@ pub fn apply_with_gseq(
             record_gseq(conn, op.op_id, g)?;
         }
         return Ok(false);
+    }
+    if let OpBody::PositionReport { unit_id, fix } = &op.body {
+        // The most frequent op (every console applies every unit's every fix), without the
+        // savepoint's two statements: everything that can refuse a fix is checked before its
+        // first write (the unit exists, the envelope serialises), so a refused fix leaves
+        // nothing. Only a database error can come after a write.
+        callsign(conn, unit_id)?;
+        let envelope = serde_json::to_string(op)?;
+        insert_ledger_json(conn, op, gseq, &envelope)?;
+        position_effects(conn, unit_id, fix, op.hlc.wall_ms)?;
+        return Ok(true);
     }
     // Cached: this runs once per op (a server push of positions applies thousands).
     conn.prepare_cached("SAVEPOINT apply_op")?.execute([])?;
@@ -119,6 +133,16 @@ pub(crate) fn insert_ledger(
     op: &OpEnvelope,
     gseq: Option<u64>,
 ) -> Result<(), StoreError> {
+    insert_ledger_json(conn, op, gseq, &serde_json::to_string(op)?)
+}
+
+/// [`insert_ledger`] with the op's envelope JSON already serialised (`envelope`).
+fn insert_ledger_json(
+    conn: &Connection,
+    op: &OpEnvelope,
+    gseq: Option<u64>,
+    envelope: &str,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO ops(op_id, origin, seq, gseq, base, hlc_wall_ms, hlc_logical, user, kind,
                          incident_id, envelope, state)
@@ -135,7 +159,7 @@ pub(crate) fn insert_ledger(
         op.user,
         op.body.kind(),
         merge::incident_of(&op.body).map(|i| i.to_string()),
-        serde_json::to_string(op)?,
+        envelope,
     ])?;
     Ok(())
 }
@@ -155,6 +179,17 @@ pub(crate) const FIX_TIE_WINS: &str = "(excluded.lat, excluded.lon,
         COALESCE(excluded.accuracy_m, -9e999), excluded.received_at)
     > (lat, lon, COALESCE(heading_deg, -9e999), COALESCE(speed_mps, -9e999),
         COALESCE(accuracy_m, -9e999), received_at)";
+
+/// The upsert of one fix into `positions` (built once: every position op runs it).
+static POSITION_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                               accuracy_m, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET}
+         WHERE {FIX_TIE_WINS}"
+    )
+});
 
 /// The `SET` list of the [`FIX_TIE_WINS`] upsert.
 pub(crate) const FIX_TIE_SET: &str = "lat = excluded.lat, lon = excluded.lon,
@@ -343,6 +378,44 @@ pub(crate) fn backfill_indexes(conn: &Connection) -> Result<(), StoreError> {
         };
         record_writes(conn, &op)?;
     }
+    Ok(())
+}
+
+/// A fix's effect: its row in the history (`positions`, [`FIX_TIE_WINS`] on a tie) and the
+/// unit's latest position (`unit_positions`). `at` is the op's HLC wall time (ms), stored as
+/// the row's `received_at`. The unit must exist (checked by the caller).
+fn position_effects(
+    conn: &Connection,
+    unit_id: &str,
+    fix: &outpost_domain::op::Fix,
+    at: i64,
+) -> Result<(), StoreError> {
+    let t = fix.fix_time.timestamp_millis();
+    // Two different fixes of one unit at the same instant: FIX_TIE_WINS decides,
+    // whatever order they arrive in (every replica keeps the same one).
+    conn.prepare_cached(&POSITION_UPSERT)?.execute(params![
+        unit_id,
+        t,
+        fix.position.lat,
+        fix.position.lon,
+        fix.heading_deg,
+        fix.speed_mps,
+        fix.accuracy_m,
+        at
+    ])?;
+    // SYNC.md principle 9: the latest position is the fix with the newest fix time
+    // (a late older fix never moves it back), as kept in the history.
+    conn.prepare_cached(
+        "INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
+                                    accuracy_m)
+         SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
+           FROM positions WHERE unit_id = ?1 ORDER BY fix_time DESC LIMIT 1
+         ON CONFLICT(unit_id) DO UPDATE SET
+            fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
+            heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
+            accuracy_m = excluded.accuracy_m",
+    )?
+    .execute(params![unit_id])?;
     Ok(())
 }
 
@@ -547,39 +620,7 @@ fn effects(conn: &Connection, op: &OpEnvelope) -> Result<(), StoreError> {
         }
         OpBody::PositionReport { unit_id, fix } => {
             callsign(conn, unit_id)?;
-            let t = fix.fix_time.timestamp_millis();
-            // Two different fixes of one unit at the same instant: FIX_TIE_WINS decides,
-            // whatever order they arrive in (every replica keeps the same one).
-            conn.prepare_cached(&format!(
-                "INSERT INTO positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
-                                       accuracy_m, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(unit_id, fix_time) DO UPDATE SET {FIX_TIE_SET}
-                 WHERE {FIX_TIE_WINS}"
-            ))?
-            .execute(params![
-                unit_id,
-                t,
-                fix.position.lat,
-                fix.position.lon,
-                fix.heading_deg,
-                fix.speed_mps,
-                fix.accuracy_m,
-                at
-            ])?;
-            // SYNC.md principle 9: the latest position is the fix with the newest fix time
-            // (a late older fix never moves it back), as kept in the history.
-            conn.prepare_cached(
-                "INSERT INTO unit_positions(unit_id, fix_time, lat, lon, heading_deg, speed_mps,
-                                            accuracy_m)
-                 SELECT unit_id, fix_time, lat, lon, heading_deg, speed_mps, accuracy_m
-                   FROM positions WHERE unit_id = ?1 ORDER BY fix_time DESC LIMIT 1
-                 ON CONFLICT(unit_id) DO UPDATE SET
-                    fix_time = excluded.fix_time, lat = excluded.lat, lon = excluded.lon,
-                    heading_deg = excluded.heading_deg, speed_mps = excluded.speed_mps,
-                    accuracy_m = excluded.accuracy_m",
-            )?
-            .execute(params![unit_id])?;
+            position_effects(conn, unit_id, fix, at)?;
         }
         OpBody::ConflictResolve {
             conflict_id, note, ..

@@ -17,7 +17,7 @@ use outpost_domain::op::{Hlc, Lane, OpEnvelope, SCHEMA_VERSION};
 use outpost_domain::wire::{Outcome, PullResponse, PushResponse, Snapshot};
 
 use crate::sql::{enum_text, sql_u64, time, u64_sql, uuid};
-use crate::{Store, StoreError, apply, query};
+use crate::{Store, StoreError, apply};
 
 /// Where this replica stands with the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,11 +118,10 @@ pub(crate) fn next_base_in(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 fn position_in(conn: &Connection) -> Result<SyncPosition, StoreError> {
-    let (epoch, cursor): (Option<String>, i64) = conn.query_row(
-        "SELECT epoch, cursor FROM sync_state WHERE singleton = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    // Cached: read by every applied page and live-feed frame.
+    let (epoch, cursor): (Option<String>, i64) = conn
+        .prepare_cached("SELECT epoch, cursor FROM sync_state WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(SyncPosition {
         epoch: epoch.map(|e| uuid("sync_state.epoch", &e)).transpose()?,
         cursor: sql_u64(cursor),
@@ -131,7 +130,16 @@ fn position_in(conn: &Connection) -> Result<SyncPosition, StoreError> {
 
 /// Checks a server answer's epoch against the stored one; stores it when none is.
 fn adopt_epoch(conn: &Connection, epoch: Uuid) -> Result<(), StoreError> {
-    match position_in(conn)?.epoch {
+    adopt_epoch_over(conn, position_in(conn)?.epoch, epoch)
+}
+
+/// [`adopt_epoch`] with the stored epoch already read (`stored`).
+fn adopt_epoch_over(
+    conn: &Connection,
+    stored: Option<Uuid>,
+    epoch: Uuid,
+) -> Result<(), StoreError> {
+    match stored {
         Some(stored) if stored != epoch => Err(StoreError::EpochChanged {
             stored,
             server: epoch,
@@ -349,9 +357,12 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        adopt_epoch(&tx, page.epoch)?;
+        // One read of the position for the epoch check and the cursor (a live-feed frame of
+        // a few ops is a transaction of its own: its fixed cost counts).
+        let position = position_in(&tx)?;
+        adopt_epoch_over(&tx, position.epoch, page.epoch)?;
         let mut report = ApplyReport::default();
-        let mut cursor = position_in(&tx)?.cursor;
+        let mut cursor = position.cursor;
         let mut newest: Option<Hlc> = None;
         let mut revived = false;
         for p in &page.ops {
@@ -386,10 +397,8 @@ impl Store {
         if let Some(remote) = newest {
             receive_hlc(&tx, remote, now)?;
         }
-        tx.execute(
-            "UPDATE sync_state SET cursor = ?1 WHERE singleton = 1",
-            params![u64_sql(cursor)],
-        )?;
+        tx.prepare_cached("UPDATE sync_state SET cursor = ?1 WHERE singleton = 1")?
+            .execute(params![u64_sql(cursor)])?;
         tx.commit()?;
         report.cursor = cursor;
         Ok(report)
@@ -719,13 +728,23 @@ fn receive_hlc(conn: &Connection, remote: Hlc, now: DateTime<Utc>) -> Result<(),
     if remote.wall_ms > now.timestamp_millis().saturating_add(MAX_HLC_LEAD_MS) {
         return Ok(());
     }
-    let Some(o) = query::origin(conn)? else {
+    // Cached statements: this runs for every applied page and live-feed frame.
+    let Some(local) = conn
+        .prepare_cached("SELECT hlc_wall_ms, hlc_logical FROM origin WHERE singleton = 1")?
+        .query_row([], |r| {
+            Ok(Hlc {
+                wall_ms: r.get(0)?,
+                logical: r.get(1)?,
+            })
+        })
+        .optional()?
+    else {
         return Ok(());
     };
-    let hlc = Hlc::receive(o.hlc, remote, now.timestamp_millis());
-    conn.execute(
+    let hlc = Hlc::receive(local, remote, now.timestamp_millis());
+    conn.prepare_cached(
         "UPDATE origin SET hlc_wall_ms = ?1, hlc_logical = ?2 WHERE singleton = 1",
-        params![hlc.wall_ms, hlc.logical],
-    )?;
+    )?
+    .execute(params![hlc.wall_ms, hlc.logical])?;
     Ok(())
 }

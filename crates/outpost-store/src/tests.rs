@@ -996,3 +996,58 @@ fn a_signer_signs_its_persons_ops_when_stamped_and_the_outbox_keeps_the_signatur
     );
     assert_eq!(after.auth, None);
 }
+
+#[test]
+fn a_refused_position_in_a_transaction_leaves_nothing_of_it() {
+    // Positions apply without a savepoint: the unit is checked before the first write.
+    let mut src = store();
+    register_unit(&mut src, 1, "u-01", "东胜01");
+    register_unit(&mut src, 1, "u-02", "东胜02");
+    let good = write(
+        &mut src,
+        2,
+        OpBody::PositionReport {
+            unit_id: "u-01".into(),
+            fix: fix(2, 40.5),
+        },
+    );
+    let orphan = write(
+        &mut src,
+        2,
+        OpBody::PositionReport {
+            unit_id: "u-02".into(),
+            fix: fix(2, 41.5),
+        },
+    );
+    let mut s = store();
+    register_unit(&mut s, 1, "u-01", "东胜01");
+    let ledger_before = s.ledger().expect("ledger").len();
+    let tx = s.transaction().expect("tx");
+    let r = crate::apply::apply_with_gseq(&tx, &orphan, Some(7));
+    assert!(
+        matches!(r, Err(StoreError::Missing { what: "unit", .. })),
+        "{r:?}"
+    );
+    assert!(crate::apply::apply_with_gseq(&tx, &good, Some(8)).expect("apply the good fix"));
+    tx.commit().expect("commit");
+    assert_eq!(s.ledger().expect("ledger").len(), ledger_before + 1);
+    let count = |sql: &str| -> i64 { s.conn().query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM ops WHERE op_id = '{}'",
+            orphan.op_id
+        )),
+        0
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM positions"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM unit_positions"), 1);
+    let lat: f64 = s
+        .conn()
+        .query_row(
+            "SELECT lat FROM unit_positions WHERE unit_id = 'u-01'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("u-01's position");
+    assert!((lat - 40.5).abs() < 1e-9, "{lat}");
+}
