@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type * as maplibregl from "maplibre-gl";
 import type { UnitView } from "../bindings";
 import { MockBackend } from "../mock/backend";
-import { CLUSTER_FROM, CLUSTER_MAX_ZOOM, diffUnits, liveUnitFeature, UnitLayer } from "./units";
+import { CLUSTER_FROM, CLUSTER_MAX_ZOOM, diffUnits, LARGE_FLEET_LABEL_MIN_ZOOM, liveUnitFeature, UnitLayer } from "./units";
 import { UNIT_SOURCE_MAX_ZOOM, UNIT_STATUS_COLOURS } from "./style";
 
 const NOW = Date.parse("2026-11-29T10:00:00Z");
@@ -18,6 +18,8 @@ function fakeMap() {
   const map = {
     getSource: (id: string) => (id === "units" ? source : undefined),
     setFeatureState: (f: { id: string }, s: unknown) => calls.push({ op: "state", arg: [f.id, s] }),
+    getLayer: (id: string) => (id === "units-label" || id === "units-heading" ? { id } : undefined),
+    setLayerZoomRange: (id: string, min: number, max: number) => calls.push({ op: "zoomRange", arg: [id, min, max] }),
   };
   return { map: map as unknown as maplibregl.Map, calls };
 }
@@ -117,6 +119,50 @@ describe("unit layer", () => {
     expect(CLUSTER_MAX_ZOOM).toBeLessThan(UNIT_SOURCE_MAX_ZOOM);
   });
 
+  it("a large fleet draws callsign labels and heading arrows only from LARGE_FLEET_LABEL_MIN_ZOOM; a small fleet at every zoom", () => {
+    const { map, calls } = fakeMap();
+    const frames = manualFrames();
+    const layer = new UnitLayer(map, "diff", 0, frames.schedule);
+    const zoomRanges = () => calls.filter((c) => c.op === "zoomRange").map((c) => c.arg);
+    // A small fleet: the label and arrow layers are left as the style has them.
+    layer.update(input(units));
+    frames.frame();
+    expect(zoomRanges()).toEqual([]);
+    expect(layer.isDecluttered).toBe(false);
+    // CLUSTER_FROM units with a fix: labels and arrows from zoom 15, switched once.
+    const base = units[0] as UnitView;
+    const many = Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4));
+    layer.update(input(many));
+    frames.frame();
+    layer.update(input(many.map((u, i) => (i === 0 ? moved(u, 0.001) : u))));
+    frames.frame();
+    expect(LARGE_FLEET_LABEL_MIN_ZOOM).toBe(15);
+    expect(zoomRanges()).toEqual([
+      ["units-label", 15, 24],
+      ["units-heading", 15, 24],
+    ]);
+    expect(layer.isDecluttered).toBe(true);
+    // One unit fewer with a fix: back to labels at every zoom.
+    layer.update(input(many.map((u, i) => (i === 0 ? { ...u, fix: null } : u))));
+    frames.frame();
+    expect(zoomRanges()).toEqual([
+      ["units-label", 15, 24],
+      ["units-heading", 15, 24],
+      ["units-label", 0, 24],
+      ["units-heading", 0, 24],
+    ]);
+    expect(layer.isDecluttered).toBe(false);
+    // A new style (its label layer has every zoom again) with a large fleet: switched again.
+    layer.update(input(many));
+    frames.frame();
+    calls.length = 0;
+    layer.styleLoaded();
+    expect(zoomRanges()).toEqual([
+      ["units-label", 15, 24],
+      ["units-heading", 15, 24],
+    ]);
+  });
+
   it("writes nothing once disposed (the map was removed)", () => {
     const { map, calls } = fakeMap();
     const frames = manualFrames();
@@ -133,5 +179,9 @@ describe("unit layer", () => {
     layer.update(input(units));
     layer.update(input(units));
     expect(calls.filter((c) => c.op === "setData")).toHaveLength(2);
+    // The baseline draws every label at every zoom, whatever the fleet's size.
+    const base = units[0] as UnitView;
+    layer.update(input(Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4))));
+    expect(calls.filter((c) => c.op === "zoomRange")).toEqual([]);
   });
 });

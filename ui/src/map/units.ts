@@ -11,10 +11,16 @@
 //   overview zooms (up to CLUSTER_MAX_ZOOM): a commander's district view (zoom 12 and closer)
 //   always shows every unit. Fewer units are never clustered, so a small fleet looks as it
 //   always did.
+// - A large fleet (CLUSTER_FROM units with a fix or more) is decluttered: callsign labels and
+//   heading arrows are drawn only from LARGE_FLEET_LABEL_MIN_ZOOM (their layers' zoom range is
+//   switched when the fleet crosses the threshold, as clustering is). With thousands of units in
+//   one view those symbols are most of each redraw (labels mostly collide anyway); every unit's
+//   dot, status colour, staleness and selection ring stay.
 // - The source's tiles stop at UNIT_SOURCE_MAX_ZOOM (style.ts) and are overzoomed above it.
 //
 // `mode: "naive"` is the baseline the benchmark compares with (bench/map.sh): the whole
-// FeatureCollection replaced with `setData` on every state change, never clustered.
+// FeatureCollection replaced with `setData` on every state change, never clustered, every
+// label at every zoom.
 
 import type * as maplibregl from "maplibre-gl";
 import type { UnitView } from "../bindings";
@@ -22,7 +28,7 @@ import { fixAgeS } from "../domain";
 import { formatAge } from "../format";
 import type { Lang } from "../i18n";
 import { AGE_LABEL_AFTER_S, type PointFeature, unitFeatures } from "./features";
-import { SOURCES, UNIT_STATUS_COLOURS } from "./style";
+import { LAYERS, SOURCES, UNIT_STATUS_COLOURS } from "./style";
 
 /** From this many units with a fix, the unit source clusters at low zoom. */
 export const CLUSTER_FROM = 500;
@@ -35,6 +41,18 @@ export const CLUSTER_FROM = 500;
 export const CLUSTER_MAX_ZOOM = 11;
 /** Units closer than this on screen (CSS pixels) join one cluster. */
 export const CLUSTER_RADIUS_PX = 40;
+/**
+ * With CLUSTER_FROM units with a fix or more, callsign labels (`units-label`) and heading
+ * arrows (`units-heading`) are drawn only from this zoom up (a street view); below it a large
+ * fleet shows its dots only (status colour, staleness, selection ring). A smaller fleet has
+ * both at every zoom. With 10,000 units in a district view (zoom 14) these symbol layers are
+ * most of each redraw (bench/notes/map.md).
+ */
+export const LARGE_FLEET_LABEL_MIN_ZOOM = 15;
+/** The layers a large fleet draws only from LARGE_FLEET_LABEL_MIN_ZOOM. */
+export const LARGE_FLEET_DETAIL_LAYERS = [LAYERS.unitsLabel, LAYERS.unitsHeading] as const;
+/** Their zoom range for a small fleet: the style's (every zoom). */
+const DETAIL_ZOOM_RANGE_SMALL: [number, number] = [0, 24];
 
 /**
  * The least time between two writes of the unit source (ms). Units report about once a second;
@@ -150,6 +168,8 @@ export class UnitLayer {
   /** id -> drawn key of what the source holds; null until the source got its first data. */
   private shown: Map<string, string> | null = null;
   private clustered = false;
+  /** Whether labels and heading arrows are limited to LARGE_FLEET_LABEL_MIN_ZOOM and up. */
+  private decluttered = false;
   private selected: string | null = null;
   private lastWrite = -Infinity;
   /** Units with a fix at the last write. */
@@ -194,6 +214,7 @@ export class UnitLayer {
   styleLoaded(): void {
     this.shown = null;
     this.clustered = false;
+    this.decluttered = false;
     this.selected = null;
     if (this.input) this.flush();
   }
@@ -201,6 +222,11 @@ export class UnitLayer {
   /** Whether the source currently clusters (CLUSTER_FROM units or more). */
   get isClustered(): boolean {
     return this.clustered;
+  }
+
+  /** Whether labels and heading arrows are limited to LARGE_FLEET_LABEL_MIN_ZOOM and up (a large fleet). */
+  get isDecluttered(): boolean {
+    return this.decluttered;
   }
 
   /** The map is going away: pending writes are dropped. */
@@ -229,6 +255,11 @@ export class UnitLayer {
       if (cluster !== this.clustered) {
         this.clustered = cluster;
         void src.setClusterOptions({ cluster, clusterMaxZoom: CLUSTER_MAX_ZOOM, clusterRadius: CLUSTER_RADIUS_PX });
+      }
+      if (cluster !== this.decluttered) {
+        this.decluttered = cluster;
+        const [min, max] = cluster ? [LARGE_FLEET_LABEL_MIN_ZOOM, DETAIL_ZOOM_RANGE_SMALL[1]] : DETAIL_ZOOM_RANGE_SMALL;
+        for (const id of LARGE_FLEET_DETAIL_LAYERS) if (this.map.getLayer(id)) this.map.setLayerZoomRange(id, min, max);
       }
       if (this.shown === null) {
         this.shown = new Map();
