@@ -398,7 +398,10 @@ fn a_database_at_migration_7_gets_the_table_and_shows_closures_already_in_its_le
     }
     // A plain upgrade: the table exists and is empty.
     let s = Store::open(&path, t(0)).expect("upgrade to 8");
-    assert_eq!(count(&s, "PRAGMA user_version"), crate::schema::latest_version());
+    assert_eq!(
+        count(&s, "PRAGMA user_version"),
+        crate::schema::latest_version()
+    );
     assert!(shown(&s).is_empty());
     drop(s);
 
@@ -415,7 +418,10 @@ fn a_database_at_migration_7_gets_the_table_and_shows_closures_already_in_its_le
             .expect("back to v7");
     }
     let s = Store::open(&path, t(2)).expect("upgrade to 8 again");
-    assert_eq!(count(&s, "PRAGMA user_version"), crate::schema::latest_version());
+    assert_eq!(
+        count(&s, "PRAGMA user_version"),
+        crate::schema::latest_version()
+    );
     assert_eq!(shown(&s), want);
     assert_eq!(want[0].closure, flood);
 }

@@ -14,9 +14,9 @@ mod audit;
 #[cfg(unix)]
 mod cli;
 mod console_audit;
-mod feed;
 #[cfg(unix)]
 mod crash;
+mod feed;
 mod fresh_review;
 mod fuzz;
 mod hardening;
