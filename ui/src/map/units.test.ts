@@ -173,15 +173,35 @@ describe("unit layer", () => {
     expect(calls).toEqual([]);
   });
 
-  it("naive mode (the benchmark's baseline) replaces the whole source on every update", () => {
+  it("naive mode (the benchmark's baseline) replaces the whole source on every update, with the console's declutter switch and no clustering", () => {
     const { map, calls } = fakeMap();
     const layer = new UnitLayer(map, "naive", 0, () => undefined);
+    const zoomRanges = () => calls.filter((c) => c.op === "zoomRange").map((c) => c.arg);
     layer.update(input(units));
     layer.update(input(units));
     expect(calls.filter((c) => c.op === "setData")).toHaveLength(2);
-    // The baseline draws every label at every zoom, whatever the fleet's size.
+    expect(zoomRanges()).toEqual([]);
+    // A large fleet: labels and arrows from zoom 15, as the console; every update a full setData.
     const base = units[0] as UnitView;
-    layer.update(input(Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4))));
-    expect(calls.filter((c) => c.op === "zoomRange")).toEqual([]);
+    const many = Array.from({ length: CLUSTER_FROM }, (_, i) => moved({ ...base, id: `m-${i}` }, i * 1e-4));
+    layer.update(input(many));
+    layer.update(input(many));
+    expect(calls.filter((c) => c.op === "setData")).toHaveLength(4);
+    expect(calls.filter((c) => c.op === "updateData")).toEqual([]);
+    expect(zoomRanges()).toEqual([
+      ["units-label", 15, 24],
+      ["units-heading", 15, 24],
+    ]);
+    expect(layer.isDecluttered).toBe(true);
+    // Never clustered, whatever the fleet's size.
+    expect(calls.filter((c) => c.op === "cluster")).toEqual([]);
+    expect(layer.isClustered).toBe(false);
+    // One unit fewer with a fix: back to every zoom.
+    layer.update(input(many.map((u, i) => (i === 0 ? { ...u, fix: null } : u))));
+    expect(zoomRanges().slice(2)).toEqual([
+      ["units-label", 0, 24],
+      ["units-heading", 0, 24],
+    ]);
+    expect(layer.isDecluttered).toBe(false);
   });
 });

@@ -19,8 +19,10 @@
 // - The source's tiles stop at UNIT_SOURCE_MAX_ZOOM (style.ts) and are overzoomed above it.
 //
 // `mode: "naive"` is the baseline the benchmark compares with (bench/map.sh): the whole
-// FeatureCollection replaced with `setData` on every state change, never clustered, every
-// label at every zoom.
+// FeatureCollection replaced with `setData` on every state change. It draws what the console
+// draws (the same layers and the same large-fleet declutter switch), so the two differ only in
+// how data reaches the source; it is never clustered (clustering is only at overview zooms, up
+// to CLUSTER_MAX_ZOOM, so at the benchmark's district view the console draws every unit too).
 
 import type * as maplibregl from "maplibre-gl";
 import type { UnitView } from "../bindings";
@@ -64,7 +66,10 @@ export const UNIT_WRITE_INTERVAL_MS = 1000;
 /** Fleets smaller than this (units with a fix) are written on the next frame, unthrottled. */
 export const UNIT_WRITE_THROTTLE_FROM = 100;
 
-/** How the layer updates its source: diffs (the console) or full replacement (the baseline). */
+/**
+ * How the layer updates its source: diffs (the console) or full replacement of every unit on
+ * each update (the benchmark's baseline; same layers and zoom ranges, never clustered).
+ */
 export type UnitLayerMode = "diff" | "naive";
 
 /** What the layer draws: the state's units and how to show them. */
@@ -243,6 +248,10 @@ export class UnitLayer {
     if (!input || !src) return;
     this.lastWrite = now();
     if (this.mode === "naive") {
+      let fixes = 0;
+      for (const u of input.units) if (u.fix) fixes++;
+      this.fixes = fixes;
+      this.declutter(fixes >= CLUSTER_FROM);
       void src.setData(unitFeatures(input.units, input.nowMs, input.staleAfterS, input.lang, input.selectedId) as SourceData);
     } else {
       const features: PointFeature<LiveUnitProps>[] = [];
@@ -256,11 +265,7 @@ export class UnitLayer {
         this.clustered = cluster;
         void src.setClusterOptions({ cluster, clusterMaxZoom: CLUSTER_MAX_ZOOM, clusterRadius: CLUSTER_RADIUS_PX });
       }
-      if (cluster !== this.decluttered) {
-        this.decluttered = cluster;
-        const [min, max] = cluster ? [LARGE_FLEET_LABEL_MIN_ZOOM, DETAIL_ZOOM_RANGE_SMALL[1]] : DETAIL_ZOOM_RANGE_SMALL;
-        for (const id of LARGE_FLEET_DETAIL_LAYERS) if (this.map.getLayer(id)) this.map.setLayerZoomRange(id, min, max);
-      }
+      this.declutter(cluster);
       if (this.shown === null) {
         this.shown = new Map();
         diffUnits(this.shown, features);
@@ -283,6 +288,14 @@ export class UnitLayer {
       }
     }
     this.select(input.selectedId);
+  }
+
+  /** Limits labels and heading arrows to LARGE_FLEET_LABEL_MIN_ZOOM and up (a large fleet), or not. */
+  private declutter(large: boolean): void {
+    if (large === this.decluttered) return;
+    this.decluttered = large;
+    const [min, max] = large ? [LARGE_FLEET_LABEL_MIN_ZOOM, DETAIL_ZOOM_RANGE_SMALL[1]] : DETAIL_ZOOM_RANGE_SMALL;
+    for (const id of LARGE_FLEET_DETAIL_LAYERS) if (this.map.getLayer(id)) this.map.setLayerZoomRange(id, min, max);
   }
 
   private select(id: string | null): void {
