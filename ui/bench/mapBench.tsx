@@ -7,7 +7,9 @@
 // measured, default 20), tick (ms between state updates, default 100), report (a URL the
 // result is POSTed to, for browsers driven without a DevTools protocol), zoom (the view's zoom,
 // default 14, a district view; the units' box scales with it so it always fills the view: at
-// an overview zoom such as 11 the console clusters them).
+// an overview zoom such as 11 the console clusters them), details ("all": callsign labels and
+// heading arrows at every zoom whatever the fleet's size, as the console drew them before issue 7;
+// with mode=naive that is the old console; default: the console's large-fleet declutter).
 //
 // Reports: unit i reports at i/n of every second (reports spread evenly over the second, as
 // AVL arrives); every `tick` ms the reports due since the last tick become one new console state
@@ -23,6 +25,7 @@ import { createRoot } from "react-dom/client";
 import type { ConsoleInit, ConsoleState, UnitStatus, UnitView } from "../src/bindings";
 import { MapView } from "../src/map/MapView";
 import { LAYERS, SOURCES } from "../src/map/style";
+import { LARGE_FLEET_DETAIL_LAYERS, UnitLayer } from "../src/map/units";
 
 maplibregl.setWorkerUrl(workerUrl);
 
@@ -41,6 +44,8 @@ const REPORT = params.get("report");
 const WRITE_MS = params.has("write") ? Number(params.get("write")) : undefined;
 /** `static=1`: no reports, the map repainted every frame (what drawing alone costs). */
 const STATIC = params.get("static") === "1";
+/** `details=all`: labels and heading arrows at every zoom (no large-fleet declutter). */
+const DETAILS_ALL = params.get("details") === "all";
 /** The view's zoom (`zoom=`, default 14). */
 const ZOOM = Math.min(18, num("zoom", 14));
 
@@ -72,6 +77,13 @@ export interface BenchResult {
   renders: number;
   /** Writes of the unit source the worker applied (its `content` data events). */
   writes: number;
+  /** Calls of the unit source's setData / updateData by the console while measured. */
+  srcCalls: number;
+  /**
+   * Main-thread ms in the unit layer's writes while measured (`UnitLayer.flush`: building the
+   * features or the diff and handing them to the source; not the worker's rebuild).
+   */
+  srcCallMs: number;
   /** Units drawn at the end: distinct unit features plus the counts of drawn clusters. */
   drawn: number;
   errors: string[];
@@ -84,6 +96,29 @@ declare global {
   interface Window {
     __mapBench?: { done: boolean; result?: BenchResult };
   }
+}
+
+// Count the unit source's setData / updateData calls, and time the unit layer's writes
+// (UnitLayer.flush, main thread: building the features or the diff and the call).
+const srcWrites = { calls: 0, ms: 0 };
+for (const name of ["setData", "updateData"] as const) {
+  const proto = maplibregl.GeoJSONSource.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const orig = proto[name] as (...a: unknown[]) => unknown;
+  proto[name] = function (this: maplibregl.GeoJSONSource, ...a: unknown[]) {
+    if (this.id === SOURCES.units) srcWrites.calls++;
+    return orig.apply(this, a);
+  };
+}
+{
+  const orig = UnitLayer.prototype.flush;
+  UnitLayer.prototype.flush = function (this: UnitLayer) {
+    const t0 = performance.now();
+    try {
+      orig.call(this);
+    } finally {
+      srcWrites.ms += performance.now() - t0;
+    }
+  };
 }
 
 const errors: string[] = [];
@@ -248,7 +283,7 @@ function measure() {
   let prev = 0;
   let start = 0;
   const begin = performance.now() + WARM_S * 1000;
-  const updatesAtStart = { state: 0, reports: 0, renders: 0, writes: 0 };
+  const updatesAtStart = { state: 0, reports: 0, renders: 0, writes: 0, srcCalls: 0, srcCallMs: 0 };
   let renders = 0;
   let writes = 0;
   window.__outpost?.map.on("render", () => renders++);
@@ -263,6 +298,8 @@ function measure() {
         updatesAtStart.reports = reports;
         updatesAtStart.renders = renders;
         updatesAtStart.writes = writes;
+        updatesAtStart.srcCalls = srcWrites.calls;
+        updatesAtStart.srcCallMs = srcWrites.ms;
       } else intervals.push(t - prev);
     }
     prev = t;
@@ -287,6 +324,8 @@ function measure() {
       reports: reports - updatesAtStart.reports,
       renders: renders - updatesAtStart.renders,
       writes: writes - updatesAtStart.writes,
+      srcCalls: srcWrites.calls - updatesAtStart.srcCalls,
+      srcCallMs: round(srcWrites.ms - updatesAtStart.srcCallMs),
       drawn: drawnUnits(),
       errors: errors.slice(0, 20),
       viewport: viewport(),
@@ -306,7 +345,7 @@ const waitReady = setInterval(() => {
     if (performance.now() < loadedBy) return;
     // Never drawn: publish an invalid run rather than hang.
     clearInterval(waitReady);
-    const result = { n: N, mode: MODE, zoom: ZOOM, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, writes: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
+    const result = { n: N, mode: MODE, zoom: ZOOM, frames: 0, p50: 0, p95: 0, p99: 0, max: 0, over50: 0, measuredS: 0, fps: 0, stateUpdates: 0, reports: 0, renders: 0, writes: 0, srcCalls: 0, srcCallMs: 0, drawn: 0, errors: [...errors, "the map was not ready within 90 s"], viewport: viewport(), userAgent: navigator.userAgent };
     window.__mapBench = { done: true, result };
     if (REPORT) void fetch(REPORT, { method: "POST", body: JSON.stringify(result) }).catch(() => undefined);
     return;
@@ -314,6 +353,8 @@ const waitReady = setInterval(() => {
   clearInterval(waitReady);
   // `hide=layer,layer`: those layers hidden (diagnostics: what each layer costs).
   for (const id of (params.get("hide") ?? "").split(",").filter(Boolean)) window.__outpost?.map.setLayoutProperty(id, "visibility", "none");
+  // The unit layer switched the detail layers on its first write (a large fleet); undo that.
+  if (DETAILS_ALL) for (const id of LARGE_FLEET_DETAIL_LAYERS) window.__outpost?.map.setLayerZoomRange(id, 0, 24);
   if (STATIC) {
     const repaint = () => {
       window.__outpost?.map.triggerRepaint();

@@ -3,10 +3,12 @@
 // count and mode, printing one JSON line per run on stdout (progress on stderr).
 //
 //   node e2e/map-bench.mjs --engines chromium,webkit --n 1000,5000,10000 --modes ours,naive,clustered \
-//        [--warm 5] [--secs 20] [--tick 100] [--cluster-zoom 11] [--timeout-s 240]
+//        [--warm 5] [--secs 20] [--tick 100] [--cluster-zoom 11] [--static-n 10] [--before-n 10000] [--timeout-s 240]
 //
 // Modes: ours (the console at zoom 14, a district view: every unit drawn), naive (the setData
-// baseline, same view), clustered (the console at --cluster-zoom over a box that fills it).
+// baseline, same view, same layers and zoom ranges: only the data path differs), clustered (the
+// console at --cluster-zoom over a box that fills it), before (Chromium, --before-n units: naive
+// plus every label and heading arrow at every zoom, the console before issue 7).
 // MAP_BENCH_EXTRA="&hide=units-label" appends page parameters (diagnostics, not in bench/map.sh).
 //
 // chromium: Debian's /usr/bin/chromium, headless, through playwright-core (software GL, as the
@@ -47,6 +49,9 @@ const TICK = Number(arg("tick", "100"));
 // Also per engine: STATIC_N units with no reports and the map redrawn every frame (what one
 // redraw costs, whatever the units do); 0 = none.
 const STATIC_N = Number(arg("static-n", "0"));
+// Chromium only, one run with this many units of the console before issue 7 ("before": naive
+// setData plus every label and heading arrow at every zoom), for context; 0 = none.
+const BEFORE_N = Number(arg("before-n", "0"));
 // The zoom of the "clustered" mode: an overview of the whole area, where the console clusters.
 const CLUSTER_ZOOM = Number(arg("cluster-zoom", "11"));
 const TIMEOUT_MS = Number(arg("timeout-s", String(WARM + SECS + 150))) * 1000;
@@ -94,8 +99,9 @@ await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
 /** Page parameters of a driver mode: ours, naive, static (ours, no reports, a redraw every
- * frame) or clustered (ours at zoom CLUSTER_ZOOM over a box that fills that view). */
-const MODE_PARAMS = { ours: "mode=ours", naive: "mode=naive", static: "mode=ours&static=1" };
+ * frame), before (naive with every label and arrow at every zoom) or clustered (ours at zoom
+ * CLUSTER_ZOOM over a box that fills that view). */
+const MODE_PARAMS = { ours: "mode=ours", naive: "mode=naive", static: "mode=ours&static=1", before: "mode=naive&details=all" };
 const modeParams = (mode) => (mode === "clustered" ? `mode=ours&zoom=${CLUSTER_ZOOM}` : MODE_PARAMS[mode] ?? `mode=${mode}`);
 const pageUrl = (n, mode, token) =>
   `${origin}/map-bench.html?n=${n}&${modeParams(mode)}&warm=${WARM}&secs=${SECS}&tick=${TICK}${process.env.MAP_BENCH_EXTRA ?? ""}` +
@@ -169,6 +175,7 @@ try {
   for (const engine of ENGINES) {
     const runs = COUNTS.flatMap((n) => MODES.map((mode) => [n, mode]));
     if (STATIC_N > 0) runs.push([STATIC_N, "static"]);
+    if (BEFORE_N > 0 && engine === "chromium") runs.push([BEFORE_N, "before"]);
     for (const [n, mode] of runs) {
       {
         process.stderr.write(`map bench: ${engine} n=${n} ${mode} (warm ${WARM} s, ${SECS} s measured)\n`);
