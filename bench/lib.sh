@@ -36,13 +36,28 @@ bench_init() {
   SMOKE=0
   BUILD_ONLY=0
   for a in "$@"; do
-    [ "$a" = "--smoke" ] && SMOKE=1
-    [ "$a" = "--build-only" ] && BUILD_ONLY=1
+    case "$a" in
+      --smoke) SMOKE=1 ;;
+      --build-only) BUILD_ONLY=1 ;;
+      -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+      *)
+        echo "$0: unknown argument \"$a\" (the arguments: --smoke, --build-only, --help; knobs are environment variables)" >&2
+        exit 2
+        ;;
+    esac
   done
   LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
   BENCH_STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
   TMP="$(mktemp -d "${TMPDIR:-/tmp}/outpost-bench-$BENCH_NAME.XXXXXX")"
   trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  # Whatever the script's tools make in the temp folder (node's os.tmpdir(), mktemp) lands
+  # inside $TMP and goes with it, also when the run is interrupted.
+  export TMPDIR="$TMP"
   PROFILE="${BENCH_PROFILE:-$([ "$SMOKE" = 1 ] && echo debug || echo release)}"
   PFLAG=()
   [ "$PROFILE" = release ] && PFLAG=(--release)
@@ -50,6 +65,35 @@ bench_init() {
 }
 
 bench_track_pid() { BENCH_PIDS+=("$1"); }
+
+# bench_int NAME MIN: fails unless the variable NAME holds a whole number >= MIN (a knob).
+bench_int() {
+  local v="${!1:-}"
+  if ! [[ "$v" =~ ^[0-9]+$ ]] || [ "$v" -lt "$2" ]; then
+    echo "$0: $1=\"$v\" is not a whole number >= $2" >&2
+    exit 2
+  fi
+}
+
+# bench_int_list NAME MIN: the same for a space- or comma-separated list of whole numbers.
+bench_int_list() {
+  local v="${!1:-}" x
+  [ -n "$v" ] || { echo "$0: $1 is empty" >&2; exit 2; }
+  for x in ${v//,/ }; do
+    if ! [[ "$x" =~ ^[0-9]+$ ]] || [ "$x" -lt "$2" ]; then
+      echo "$0: $1=\"$v\": \"$x\" is not a whole number >= $2" >&2
+      exit 2
+    fi
+  done
+}
+
+# bench_need_ui: ui/node_modules must be there (map.sh and desktop.sh build or drive the UI).
+bench_need_ui() {
+  if [ ! -d "$ROOT/ui/node_modules" ]; then
+    echo "installing ui/ packages (npm ci) ..." >&2
+    (cd "$ROOT/ui" && npm ci --no-audit --no-fund >&2)
+  fi
+}
 
 bench_cleanup() {
   local pid
