@@ -11,7 +11,7 @@
 # same Tauri version and features) in one cargo invocation, then runs bench/desktop.mjs under
 # Xvfb and a session bus; it drives both binaries through tauri-driver + WebKitWebDriver as the
 # end-to-end test does. What is timed and how memory is summed: see bench/desktop.mjs. Needs
-# the same tools as scripts/test (it installs nothing). OUTPOST_BIN and BLANK_BIN (absolute
+# the same tools as scripts/test (it installs only missing npm packages). OUTPOST_BIN and BLANK_BIN (absolute
 # paths) skip the build and measure those binaries.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init desktop "$@"
@@ -19,6 +19,9 @@ bench_init desktop "$@"
 RUNS="${RUNS:-$([ "$SMOKE" = 1 ] && echo 1 || echo 5)}"
 MEM_RUNS="${MEM_RUNS:-$([ "$SMOKE" = 1 ] && echo 1 || echo 2)}"
 IDLE_S="${IDLE_S:-$([ "$SMOKE" = 1 ] && echo 3 || echo 30)}"
+for k in RUNS MEM_RUNS; do bench_int "$k" 1; done
+bench_int IDLE_S 0
+bench_need_ui
 
 if [ -z "${OUTPOST_BIN:-}" ] || [ -z "${BLANK_BIN:-}" ]; then
   # The smoke run reuses a built UI (scripts/test builds it before); a measurement rebuilds it.

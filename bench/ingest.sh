@@ -53,6 +53,7 @@ COT_TARGET=50000
 # The rate rows' --max-device-rate (each device's reports go out as fast as the connections
 # allow); MAX_DEVICE_RATE=5 bench/ingest.sh --smoke shows that a loss fails the run.
 MAX_DEVICE_RATE="${MAX_DEVICE_RATE:-1000000}"
+for k in REPORTS DEVICES UNITS DELAY_S OSMAND_CONNS COT_CONNS DELAY_CONNS_OSMAND DELAY_CONNS_COT MAX_DEVICE_RATE; do bench_int "$k" 1; done
 
 bench_build -p outpost-server --bin outpost-server --example ingest_bench
 bench_built

@@ -35,6 +35,8 @@ else
 fi
 RECEIVERS="${RECEIVERS:-$CONSOLES}"
 CONNS="${CONNS:-20}"
+for k in UNITS CONSOLES SECONDS_ RECEIVERS CONNS; do bench_int "$k" 1; done
+bench_int FIT_CONSOLES 0
 
 bench_build -p outpost-server --bin outpost-server --example latency_bench
 if declare -F bench_built >/dev/null; then bench_built; fi

@@ -38,6 +38,14 @@ STATIC_N="${STATIC_N:-$([ "$SMOKE" = 1 ] && echo 0 || echo 10)}"
 BEFORE_N="${BEFORE_N:-$([ "$SMOKE" = 1 ] && echo 0 || echo 10000)}"
 TICK_MS="${TICK_MS:-100}"
 CLUSTER_ZOOM="${CLUSTER_ZOOM:-11}"
+bench_int_list COUNTS 1
+bench_int WARM_S 0
+for k in SECS TICK_MS CLUSTER_ZOOM; do bench_int "$k" 1; done
+for k in STATIC_N BEFORE_N; do bench_int "$k" 0; done
+for e in ${ENGINES//,/ }; do
+  case "$e" in chromium | webkit) ;; *) echo "$0: ENGINES=\"$ENGINES\": \"$e\" is neither chromium nor webkit" >&2; exit 2 ;; esac
+done
+bench_need_ui
 UI="$ROOT/ui"
 
 echo "building the map bench page (vite build --config vite.bench.config.ts)" >&2

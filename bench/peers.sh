@@ -40,6 +40,7 @@ fi
 # for 50,000 events with 20 clients).
 QUIET_S="${QUIET_S:-15}"
 TIMEOUT_S="${TIMEOUT_S:-$([ "$SMOKE" = 1 ] && echo 120 || echo 300)}"
+for k in UNITS EVENTS CONNS QUIET_S TIMEOUT_S; do bench_int "$k" 1; done
 # Outpost's per-device rate limit (default 5/s, serve --max-device-rate) is lifted: the load
 # sends a unit's events back to back. The peers have no such limit.
 MAX_DEVICE_RATE=1000000

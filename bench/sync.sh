@@ -54,6 +54,8 @@ else
 fi
 FILL_ORIGINS="${FILL_ORIGINS:-2}"
 OFFLINE_S="${OFFLINE_S:-3}"   # how long the S5 console runs with no server before it starts
+for k in PUSH_OPS PULL_OPS FILL_ORIGINS S5_POSITIONS S5_CRITICAL S5_NOTES; do bench_int "$k" 1; done
+bench_int OFFLINE_S 0
 
 bench_build -p outpost-server --bin outpost-server
 bench_build -p outpost-sync --example sync_bench
