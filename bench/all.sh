@@ -43,7 +43,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --only) ONLY="${2:?--only needs a comma-separated list of benchmarks}"; shift ;;
-    --only=*) ONLY="${1#--only=}" ;;
+    --only=*)
+      ONLY="${1#--only=}"
+      [ -n "$ONLY" ] || { echo "bench/all.sh: --only= needs a comma-separated list of benchmarks" >&2; exit 2; }
+      ;;
     --out) OUT="${2:?--out needs a file}"; shift ;;
     --out=*) OUT="${1#--out=}" ;;
     --assemble) ASSEMBLE=1 ;;
@@ -107,12 +110,32 @@ say() { printf '%s\n' "$*" >&2; }
 run_logged() {
   local log="$1"
   shift
+  # In the background + wait, so an interrupt (Ctrl-C, TERM) reaches this shell at once: the
+  # trap below stops the benchmark (timeout passes TERM on; the script's own trap cleans up)
+  # and all.sh ends without writing results or BENCHMARKS.md.
   if [ "$VERBOSE" = 1 ]; then
-    timeout -k 30 "$RUN_LIMIT_S" "$@" > >(tee -a "$log" >&2) 2>&1
+    timeout -k 30 "$RUN_LIMIT_S" "$@" > >(tee -a "$log" >&2) 2>&1 &
   else
-    timeout -k 30 "$RUN_LIMIT_S" "$@" >>"$log" 2>&1
+    timeout -k 30 "$RUN_LIMIT_S" "$@" >>"$log" 2>&1 &
   fi
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return "$rc"
 }
+CHILD=""
+interrupted() {
+  say ""
+  say "bench/all.sh: interrupted; stopping $([ -n "$CHILD" ] && echo "the running benchmark" || echo "")"
+  if [ -n "$CHILD" ]; then
+    kill -TERM "$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  say "bench/all.sh: nothing written to $(basename "$OUT") or the results (logs: ${LOGS#"$ROOT"/})"
+  exit 130
+}
+trap interrupted INT TERM
 # tail_log LOG: the first lines that look like errors, then the last lines (a backtrace can
 # fill the tail).
 tail_log() {
