@@ -140,13 +140,14 @@ trap interrupted INT TERM
 # fill the tail).
 tail_log() {
   local hits
-  hits="$(grep -i -m 5 -E 'panicked|error|fail' "$1" || true)"
+  # Not the JSON result lines ("failed":0) nor the section's table rows, which also say "fail".
+  hits="$(grep -v -E '^[[:space:]]*[{|]' "$1" | grep -i -m 5 -E 'panicked|error|fail|invalid|lost|refused|no sample|missed' || true)"
   if [ -n "$hits" ]; then
     echo "      first error lines:"
     cut -c1-240 <<<"$hits" | sed 's/^/        /'
   fi >&2
   echo "      last lines:" >&2
-  tail -n 10 "$1" | cut -c1-240 | sed 's/^/        /' >&2
+  { grep -v -E '^[[:space:]]*[{|]' "$1" || true; } | tail -n 10 | cut -c1-240 | sed 's/^/        /' >&2
 }
 
 FAILED=()

@@ -97,6 +97,9 @@ bench_need_ui() {
 
 bench_cleanup() {
   local pid
+  # A second INT/TERM (timeout signals the script and then its whole group) must not cut the
+  # clean-up short before the temp folder is gone.
+  trap '' INT TERM
   for pid in "${BENCH_PIDS[@]}"; do
     # A process group leader (started with setsid) takes its children with it.
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
